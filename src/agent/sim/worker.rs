@@ -13,7 +13,17 @@ use super::paint::{RESET, YELLOW};
 
 /// Runs `bin worker ARGS...` in `cwd`; on failure writes a warning to `err` and returns false.
 pub(super) fn call(bin: &Path, cwd: &Path, args: &[String], err: &mut dyn Write) -> bool {
-    let shown = format!("{} worker {}", bin.display(), args.join(" "));
+    let quoted: Vec<String> = args
+        .iter()
+        .map(|a| {
+            if a.contains(char::is_whitespace) {
+                format!("{a:?}")
+            } else {
+                a.clone()
+            }
+        })
+        .collect();
+    let shown = format!("{} worker {}", bin.display(), quoted.join(" "));
     // Output is captured rather than inherited so it goes through our own writers (which the
     // tests capture), and so a chatty child cannot interleave with a spinner redraw.
     let result = Command::new(bin)
@@ -26,15 +36,20 @@ pub(super) fn call(bin: &Path, cwd: &Path, args: &[String], err: &mut dyn Write)
         Ok(output) if output.status.success() => return true,
         Ok(output) => {
             let stderr = String::from_utf8_lossy(&output.stderr);
-            format!("{} ({})", output.status, stderr.trim())
+            match stderr.trim() {
+                "" => output.status.to_string(),
+                said => format!("{}: {said}", output.status),
+            }
         }
-        Err(e) => format!("could not start it: {e}"),
+        Err(e) => {
+            format!("could not start it ({e}); set ORCH_BIN to the path of the orch-tui binary")
+        }
     };
     // Ignored write error: this is already the error path, and stderr is all we have.
     let _ = writeln!(
         err,
-        "{YELLOW}warning:{RESET} `{shown}` failed: {problem}; continuing without reporting \
-         (set ORCH_BIN to the orch-tui binary if it is not found)"
+        "{YELLOW}warning:{RESET} sim-agent: `{shown}` failed: {problem}; \
+         continuing without this report"
     );
     false
 }
