@@ -308,3 +308,17 @@ fn progress_bell_and_notify_draw_like_a_terminal_agent() {
     assert!(r.out.contains("\x07"));
     assert!(r.out.contains("\x1b]9;build ok\x07"));
 }
+
+#[test]
+fn an_edit_after_done_is_not_played_and_the_default_edit_is_made() {
+    let wt = worktree();
+    let r = run_sim(
+        "Tidy up\n@sim done\n@sim write late.txt: x",
+        wt.path(),
+        "late",
+        1,
+    );
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert!(!wt.path().join("late.txt").exists());
+    assert!(wt.path().join("work/late.md").exists());
+}

@@ -162,17 +162,17 @@ struct Player<'e, 'a> {
     env: &'e mut SimEnv<'a>,
     step_delay: Duration,
     report_done: bool,
+    /// Whether a `write` or `append` was played; if not, the agent makes its default edit.
+    edited: bool,
 }
 
 fn play(env: &mut SimEnv<'_>, lines: &[Line]) -> Result<i32, Failure> {
     paint::banner(env.out, &env.task, env.attempt)?;
-    let edits = lines
-        .iter()
-        .any(|l| l.parsed.as_ref().is_ok_and(Directive::edits_files));
     let mut player = Player {
         env,
         step_delay: paint::DEFAULT_STEP_DELAY,
         report_done: false,
+        edited: false,
     };
     let mut code = 0;
     for line in lines {
@@ -189,7 +189,7 @@ fn play(env: &mut SimEnv<'_>, lines: &[Line]) -> Result<i32, Failure> {
         }
     }
     if code == 0 {
-        if !edits {
+        if !player.edited {
             player.default_edit()?;
         }
         if player.report_done {
@@ -216,6 +216,7 @@ impl Player<'_, '_> {
     }
 
     fn apply(&mut self, d: &Directive) -> Result<Flow, Failure> {
+        self.edited |= d.edits_files();
         match d {
             Directive::Write { path, content } => {
                 files::write(&self.env.worktree, path, content).map_err(|m| Failure::new(2, m))?;
