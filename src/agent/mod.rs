@@ -1,3 +1,2 @@
 //! agent
-
 pub mod sim;
