@@ -20,8 +20,11 @@ fn recorder() -> &'static Path {
     SCRIPT.get_or_init(|| {
         use std::os::unix::fs::PermissionsExt;
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-        let path = dir.join(format!("sim-agent-worker-{}.sh", std::process::id()));
-        let tmp = path.with_extension("tmp");
+        // One fixed name shared by every test process (same content, so any copy will do),
+        // replaced atomically from a per-process temporary file: files don't pile up, and no
+        // process ever executes a file another process has open for writing.
+        let path = dir.join("sim-agent-worker.sh");
+        let tmp = dir.join(format!("sim-agent-worker.{}.tmp", std::process::id()));
         let script = "#!/bin/sh\n\
                       printf '[%s]' \"$@\" >> .worker-calls\n\
                       echo >> .worker-calls\n\
