@@ -1,5 +1,317 @@
-//! cli
+//! The command line (DESIGN.md §7): parse, dispatch to a subcommand, map errors to exit codes.
+
+mod demo;
+mod human;
+mod init;
+pub mod load;
+mod run;
+mod status;
+mod worker;
+
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+
+/// Exit codes (DESIGN.md §7).
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_UNFINISHED: i32 = 1;
+pub const EXIT_BAD_INPUT: i32 = 2;
+pub const EXIT_REFUSED: i32 = 3;
+
+/// A user-facing error: what went wrong and what to do, with its exit code.
+#[derive(Debug)]
+pub struct CliError {
+    pub code: i32,
+    pub message: String,
+}
+
+impl CliError {
+    pub fn bad_input(m: impl Into<String>) -> CliError {
+        CliError {
+            code: EXIT_BAD_INPUT,
+            message: m.into(),
+        }
+    }
+    pub fn refused(m: impl Into<String>) -> CliError {
+        CliError {
+            code: EXIT_REFUSED,
+            message: m.into(),
+        }
+    }
+    pub fn failed(m: impl Into<String>) -> CliError {
+        CliError {
+            code: EXIT_UNFINISHED,
+            message: m.into(),
+        }
+    }
+}
+
+impl From<crate::ledger::LedgerError> for CliError {
+    fn from(e: crate::ledger::LedgerError) -> Self {
+        use crate::ledger::LedgerError as L;
+        match e {
+            L::TooNew { .. } | L::Refused(_) => CliError::refused(e.to_string()),
+            L::BadInput(_) | L::Conflict(_) => CliError::bad_input(e.to_string()),
+            L::Sql(_) => CliError::failed(e.to_string()),
+        }
+    }
+}
+
+impl From<crate::engine::EngineError> for CliError {
+    fn from(e: crate::engine::EngineError) -> Self {
+        match e {
+            crate::engine::EngineError::Refused(m) => CliError::refused(m),
+            crate::engine::EngineError::Failed(m) => CliError::failed(m),
+        }
+    }
+}
+
+pub type CliResult = Result<i32, CliError>;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "orch-tui",
+    version,
+    about = "Supervise several coding agents over a plan of tasks, each in its own PTY and git worktree"
+)]
+pub struct Cli {
+    /// The git repository to work in (default: the current directory's repository).
+    #[arg(long, global = true)]
+    pub repo: Option<PathBuf>,
+    /// The config file (default: .orch/config.toml).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create .orch/ (config, ledger) and exclude it from git.
+    Init,
+    /// Validate or load a plan file.
+    Plan {
+        #[command(subcommand)]
+        action: PlanAction,
+    },
+    /// Supervise until every task is settled.
+    Run {
+        #[arg(long)]
+        headless: bool,
+        /// Load (or reload) this plan first.
+        #[arg(long)]
+        plan: Option<PathBuf>,
+        /// Concurrent agents (overrides the config's `slots`).
+        #[arg(long)]
+        slots: Option<usize>,
+    },
+    /// Tasks, attempts, budgets and the inbox.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The event log.
+    Events {
+        #[arg(long)]
+        follow: bool,
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        task: Option<String>,
+    },
+    /// An attempt's log (the newest attempt unless --attempt).
+    Logs {
+        task: String,
+        #[arg(long)]
+        follow: bool,
+        /// The raw PTY bytes instead of the readable text.
+        #[arg(long)]
+        raw: bool,
+        #[arg(long)]
+        attempt: Option<u32>,
+    },
+    /// Approve a task waiting in review or escalated.
+    Approve(HumanArgs),
+    /// Send a task in review back for another attempt, with a note.
+    Reject(HumanArgs),
+    /// Retry a failed or escalated task (fresh attempts; the note goes to the next attempt).
+    Retry(HumanArgs),
+    /// Cancel a task (its dependents are blocked).
+    Cancel(HumanArgs),
+    /// Hold a task (stops its agent if running).
+    Pause(HumanArgs),
+    /// Release a paused task.
+    Resume(HumanArgs),
+    /// A scratch repository, a plan and simulated agents.
+    Demo {
+        #[arg(long)]
+        headless: bool,
+        /// Where to create the scratch repository (default: a new temporary folder).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[arg(long)]
+        slots: Option<usize>,
+    },
+    /// Reports from inside an agent (reads ORCH_* from the environment).
+    Worker {
+        #[command(subcommand)]
+        call: worker::WorkerCmd,
+        /// A repeated call with the same key returns the first reply and writes nothing.
+        #[arg(long, global = true)]
+        idempotency_key: Option<String>,
+    },
+    /// The built-in simulated agent (see docs/sim-agent.md).
+    SimAgent,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PlanAction {
+    /// Exit 0, or 2 with every error listed.
+    Validate { file: PathBuf },
+    /// Validate and load into the ledger; loading the same plan again changes nothing.
+    Load { file: PathBuf },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct HumanArgs {
+    pub task: String,
+    #[arg(long)]
+    pub note: Option<String>,
+}
 
 pub fn main() -> i32 {
-    0
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    EXIT_OK
+                }
+                _ => EXIT_BAD_INPUT,
+            };
+        }
+    };
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("orch-tui: {}", e.message);
+            e.code
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> CliResult {
+    let repo = cli.repo.clone();
+    let config = cli.config.clone();
+    let ctx = || Context::find(repo.as_deref(), config.as_deref());
+    match cli.command {
+        None => run::run(&ctx()?, false, None, None),
+        Some(Command::Init) => init::init(&ctx()?),
+        Some(Command::Plan { action }) => match action {
+            PlanAction::Validate { file } => init::validate(&file),
+            PlanAction::Load { file } => init::load(&ctx()?, &file),
+        },
+        Some(Command::Run {
+            headless,
+            plan,
+            slots,
+        }) => run::run(&ctx()?, headless, plan.as_deref(), slots),
+        Some(Command::Status { json }) => status::status(&ctx()?, json),
+        Some(Command::Events { follow, json, task }) => {
+            status::events(&ctx()?, follow, json, task.as_deref())
+        }
+        Some(Command::Logs {
+            task,
+            follow,
+            raw,
+            attempt,
+        }) => status::logs(&ctx()?, &task, follow, raw, attempt),
+        Some(Command::Approve(a)) => human::human(&ctx()?, crate::engine::HumanCommand::Approve, a),
+        Some(Command::Reject(a)) => human::human(&ctx()?, crate::engine::HumanCommand::Reject, a),
+        Some(Command::Retry(a)) => human::human(&ctx()?, crate::engine::HumanCommand::Retry, a),
+        Some(Command::Cancel(a)) => human::human(&ctx()?, crate::engine::HumanCommand::Cancel, a),
+        Some(Command::Pause(a)) => human::human(&ctx()?, crate::engine::HumanCommand::Pause, a),
+        Some(Command::Resume(a)) => human::human(&ctx()?, crate::engine::HumanCommand::Resume, a),
+        Some(Command::Demo {
+            headless,
+            dir,
+            slots,
+        }) => demo::demo(headless, dir.as_deref(), slots),
+        Some(Command::Worker {
+            call,
+            idempotency_key,
+        }) => worker::worker(call, idempotency_key.as_deref()),
+        Some(Command::SimAgent) => Ok(crate::agent::sim::run()),
+    }
+}
+
+/// The repository and config a command works on.
+pub struct Context {
+    pub paths: crate::engine::Paths,
+    pub config_file: PathBuf,
+    pub config_given: bool,
+}
+
+impl Context {
+    pub fn find(repo: Option<&Path>, config: Option<&Path>) -> Result<Context, CliError> {
+        let start = match repo {
+            Some(r) => r.to_path_buf(),
+            None => std::env::current_dir()
+                .map_err(|e| CliError::bad_input(format!("cannot read the current directory: {e}")))?,
+        };
+        let git = crate::git::Repo::open(&start).map_err(|e| {
+            CliError::bad_input(format!(
+                "{} is not inside a git repository ({e}); run `git init` there or pass --repo DIR",
+                start.display()
+            ))
+        })?;
+        let paths = crate::engine::Paths::new(git.root());
+        let config_file = config
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| paths.orch.join("config.toml"));
+        Ok(Context {
+            paths,
+            config_file,
+            config_given: config.is_some(),
+        })
+    }
+
+    /// The config: embedded defaults plus the user's file (a missing default file is fine;
+    /// a missing file named with --config is an error).
+    pub fn config(&self) -> Result<crate::core::config::Config, CliError> {
+        if self.config_given && !self.config_file.exists() {
+            return Err(CliError::bad_input(format!(
+                "{}: no such config file",
+                self.config_file.display()
+            )));
+        }
+        load::load_config(Some(&self.config_file)).map_err(diagnostics_error)
+    }
+
+    pub fn ledger_exists(&self) -> bool {
+        self.paths.ledger.exists()
+    }
+
+    /// Open the ledger of an initialised repository (never creates one).
+    pub fn open_ledger(&self) -> Result<crate::ledger::Ledger, CliError> {
+        if !self.ledger_exists() {
+            return Err(CliError::bad_input(format!(
+                "no ledger at {}: run `orch-tui init` first",
+                self.paths.ledger.display()
+            )));
+        }
+        Ok(crate::ledger::Ledger::open(&self.paths.ledger)?)
+    }
+}
+
+/// Every diagnostic, one per block, as exit 2.
+pub fn diagnostics_error(diags: Vec<crate::core::diag::Diagnostic>) -> CliError {
+    let text: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
+    CliError::bad_input(format!(
+        "{} error{}:\n{}",
+        diags.len(),
+        if diags.len() == 1 { "" } else { "s" },
+        text.join("\n")
+    ))
 }

@@ -1,1 +1,471 @@
-//! engine
+//! The supervisor: owns the ledger connection, the agents and the git jobs; applies the decisions
+//! of `core`; takes commands from the CLI, the TUI and agents (all through the ledger plus a poke).
+//!
+//! One thread runs the loop below and is the only writer of supervisor decisions. Slow work
+//! (git, spawning) happens on short-lived threads that report back as messages, so a merge never
+//! delays a dispatch.
+
+mod commands;
+mod dispatch;
+mod lock;
+mod merge;
+mod outcome;
+mod recover;
+pub mod summary;
+
+pub use commands::{HumanCommand, apply_human};
+pub use lock::poke;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::time::{Duration, Instant};
+
+use crate::agent::pty::{AgentProcess, AgentSignal};
+use crate::core::config::Config;
+use crate::core::state::TaskState;
+use crate::git::Repo;
+use crate::ledger::{Ledger, LedgerError};
+
+/// Where things live under the repository.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub repo: PathBuf,
+    pub orch: PathBuf,
+    pub ledger: PathBuf,
+    pub worktrees: PathBuf,
+    pub logs: PathBuf,
+    pub prompts: PathBuf,
+}
+
+impl Paths {
+    pub fn new(repo: &Path) -> Paths {
+        let orch = repo.join(".orch");
+        Paths {
+            repo: repo.to_path_buf(),
+            ledger: orch.join("ledger.db"),
+            worktrees: orch.join("worktrees"),
+            logs: orch.join("logs"),
+            prompts: orch.join("prompts"),
+            orch,
+        }
+    }
+}
+
+pub struct EngineOptions {
+    pub paths: Paths,
+    pub config: Config,
+    /// The orch-tui binary, for `{orch}` in commands and for `ORCH_BIN`.
+    pub orch_bin: PathBuf,
+    /// Print progress lines to stdout (headless).
+    pub print_progress: bool,
+}
+
+/// What happened, for observers (the TUI; tests).
+#[derive(Debug, Clone)]
+pub enum EngineEvent {
+    /// The ledger changed; re-read it.
+    Changed,
+    /// An agent printed something (coalesced by the observer).
+    AgentOutput { task: String },
+    /// Every task is settled; the loop is about to return.
+    Finished,
+}
+
+/// Messages into the supervisor loop.
+pub(crate) enum Msg {
+    Poke,
+    Agent { attempt: i64, signal: AgentSignal },
+    SetupDone { attempt: i64, result: Result<dispatch::Started, String> },
+    CommitDone { attempt: i64, result: Result<Option<String>, String> },
+    MergeDone { task: String, attempt: i64, result: merge::MergeResult },
+    Stop { stop_agents: bool },
+}
+
+/// A live attempt the supervisor is watching.
+pub(crate) struct Live {
+    pub task: String,
+    pub n: u32,
+    pub profile: String,
+    pub process: Option<AgentProcess>,
+    pub worktree: PathBuf,
+    pub base: String,
+    pub deadline: Option<Instant>,
+    /// Why we stopped it, if we did (time budget, cancel, pause).
+    pub stopped_for: Option<String>,
+    pub committing: bool,
+}
+
+/// How the run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunEnd {
+    /// Every task done.
+    AllDone,
+    /// Settled with some failed, blocked, cancelled or escalated tasks.
+    Unfinished,
+    /// Stopped on request, leaving the run to resume later.
+    Stopped,
+}
+
+pub struct Engine {
+    pub(crate) opts: EngineOptions,
+    pub(crate) ledger: Ledger,
+    pub(crate) repo: Repo,
+    pub(crate) epoch: i64,
+    pub(crate) tx: Sender<Msg>,
+    rx: Receiver<Msg>,
+    pub(crate) live: HashMap<i64, Live>,
+    pub(crate) merge_queue: VecDeque<String>,
+    pub(crate) merging: Option<String>,
+    pub(crate) observers: Vec<Sender<EngineEvent>>,
+    pub(crate) rng: u64,
+    last_seq: i64,
+    _lock: lock::SupervisorLock,
+    started: Instant,
+}
+
+#[derive(Debug)]
+pub enum EngineError {
+    /// Refused: another supervisor holds the ledger, or the ledger is too new (exit 3).
+    Refused(String),
+    /// Anything else that stops the supervisor (exit 1).
+    Failed(String),
+}
+
+impl std::fmt::Display for EngineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EngineError::Refused(m) | EngineError::Failed(m) => f.write_str(m),
+        }
+    }
+}
+
+impl From<LedgerError> for EngineError {
+    fn from(e: LedgerError) -> Self {
+        match e {
+            LedgerError::TooNew { .. } | LedgerError::Refused(_) => {
+                EngineError::Refused(e.to_string())
+            }
+            other => EngineError::Failed(other.to_string()),
+        }
+    }
+}
+
+/// The fallback tick: the loop re-reads the ledger this often even without a poke, in case a
+/// poke was lost. Dispatch never waits for it; it is a safety net.
+const FALLBACK_TICK: Duration = Duration::from_millis(1000);
+
+impl Engine {
+    /// Take the supervisor lock, start a new epoch and recover whatever a previous supervisor
+    /// left behind.
+    pub fn start(opts: EngineOptions) -> Result<Engine, EngineError> {
+        let lock = lock::acquire(&opts.paths.orch).map_err(EngineError::Refused)?;
+        let mut ledger = Ledger::open(&opts.paths.ledger)?;
+        let repo = Repo::open(&opts.paths.repo).map_err(|e| EngineError::Failed(e.to_string()))?;
+        repo.ensure_excluded(".orch/")
+            .map_err(|e| EngineError::Failed(e.to_string()))?;
+        repo.ensure_branch(&opts.config.integration_branch)
+            .map_err(|e| EngineError::Failed(e.to_string()))?;
+        for dir in [&opts.paths.worktrees, &opts.paths.logs, &opts.paths.prompts] {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| EngineError::Failed(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let epoch = ledger.begin_epoch(std::process::id())?;
+        let (tx, rx) = channel();
+        let socket = lock::listen(&opts.paths.orch).map_err(EngineError::Failed)?;
+        let poke_tx = tx.clone();
+        std::thread::Builder::new()
+            .name("poke-listener".into())
+            .spawn(move || {
+                let mut buf = [0u8; 16];
+                while socket.recv(&mut buf).is_ok() {
+                    if poke_tx.send(Msg::Poke).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| EngineError::Failed(format!("cannot start a thread: {e}")))?;
+        let last_seq = ledger.last_seq()?;
+        let mut engine = Engine {
+            opts,
+            ledger,
+            repo,
+            epoch,
+            tx,
+            rx,
+            live: HashMap::new(),
+            merge_queue: VecDeque::new(),
+            merging: None,
+            observers: Vec::new(),
+            rng: seed(),
+            last_seq,
+            _lock: lock,
+            started: Instant::now(),
+        };
+        engine.recover()?;
+        Ok(engine)
+    }
+
+    pub fn epoch(&self) -> i64 {
+        self.epoch
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// A handle that asks the loop to stop (from a signal handler thread or the TUI).
+    pub fn stopper(&self) -> Stopper {
+        Stopper(self.tx.clone())
+    }
+
+    pub fn subscribe(&mut self) -> Receiver<EngineEvent> {
+        let (tx, rx) = channel();
+        self.observers.push(tx);
+        rx
+    }
+
+    pub(crate) fn emit(&mut self, e: EngineEvent) {
+        self.observers.retain(|o| o.send(e.clone()).is_ok());
+    }
+
+    pub(crate) fn say(&self, line: &str) {
+        if self.opts.print_progress {
+            let secs = self.started.elapsed().as_secs();
+            println!("[{:02}:{:02}] {line}", secs / 60, secs % 60);
+        }
+    }
+
+    pub(crate) fn next_random(&mut self) -> u64 {
+        // splitmix64: plenty for backoff jitter; seeded from the OS once.
+        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Supervise until every task is settled (or a stop is requested).
+    pub fn run(&mut self) -> Result<RunEnd, EngineError> {
+        loop {
+            self.schedule()?;
+            if self.is_settled()? {
+                self.emit(EngineEvent::Finished);
+                let all_done = self
+                    .ledger
+                    .tasks()?
+                    .iter()
+                    .all(|t| t.state() == TaskState::Done);
+                return Ok(if all_done { RunEnd::AllDone } else { RunEnd::Unfinished });
+            }
+            let timeout = self.next_timeout()?;
+            let msg = match self.rx.recv_timeout(timeout) {
+                Ok(m) => Some(m),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(EngineError::Failed("supervisor channel closed".into()));
+                }
+            };
+            match msg {
+                Some(Msg::Stop { stop_agents }) => {
+                    self.shutdown(stop_agents)?;
+                    return Ok(RunEnd::Stopped);
+                }
+                Some(m) => self.handle(m)?,
+                None => {}
+            }
+            // Drain whatever else is waiting before scheduling again (coalescing).
+            while let Ok(m) = self.rx.try_recv() {
+                if let Msg::Stop { stop_agents } = m {
+                    self.shutdown(stop_agents)?;
+                    return Ok(RunEnd::Stopped);
+                }
+                self.handle(m)?;
+            }
+            self.enforce_deadlines();
+            self.read_new_events()?;
+        }
+    }
+
+    fn handle(&mut self, msg: Msg) -> Result<(), EngineError> {
+        match msg {
+            Msg::Poke => Ok(()),
+            Msg::Agent { attempt, signal } => self.on_agent_signal(attempt, signal),
+            Msg::SetupDone { attempt, result } => self.on_setup_done(attempt, result),
+            Msg::CommitDone { attempt, result } => self.on_commit_done(attempt, result),
+            Msg::MergeDone {
+                task,
+                attempt,
+                result,
+            } => self.on_merge_done(&task, attempt, result),
+            Msg::Stop { .. } => Ok(()),
+        }
+    }
+
+    /// Nothing will move without a human: no live agent, no git job, nothing ready or waiting.
+    fn is_settled(&self) -> Result<bool, EngineError> {
+        if !self.live.is_empty() || self.merging.is_some() || !self.merge_queue.is_empty() {
+            return Ok(false);
+        }
+        let counts = self.ledger.state_counts()?;
+        Ok(counts.iter().all(|(s, _)| {
+            TaskState::parse(s).is_some_and(|s| s.is_settled() || s == TaskState::Paused)
+        }))
+    }
+
+    fn next_timeout(&self) -> Result<Duration, EngineError> {
+        let mut wake = FALLBACK_TICK;
+        let now = Instant::now();
+        for l in self.live.values() {
+            if let Some(d) = l.deadline {
+                wake = wake.min(d.saturating_duration_since(now));
+            }
+        }
+        let now_ms = crate::ledger::now_ms();
+        for t in self.ledger.tasks()? {
+            if t.state() == TaskState::Ready && t.not_before_ms > now_ms {
+                wake = wake.min(Duration::from_millis(t.not_before_ms - now_ms));
+            }
+        }
+        Ok(wake)
+    }
+
+    /// Worker reports and human commands arrive through the ledger; act on the new events.
+    fn read_new_events(&mut self) -> Result<(), EngineError> {
+        let events = self.ledger.events(self.last_seq, None, 10_000)?;
+        let Some(last) = events.last() else {
+            return Ok(());
+        };
+        self.last_seq = last.seq;
+        let mut changed = false;
+        for e in &events {
+            match (e.actor.as_str(), e.kind.as_str()) {
+                ("agent", "agent_done") | ("agent", "agent_fail") => {
+                    // An interactive agent may report and keep running: end it; its exit
+                    // status then follows the report.
+                    if let Some(id) = self.live_id(e.task.as_deref(), e.attempt) {
+                        if let Some(p) = self.live.get(&id).and_then(|l| l.process.as_ref()) {
+                            p.stop(self.grace());
+                        }
+                    }
+                    changed = true;
+                }
+                ("agent", "agent_question") => {
+                    let q = e.data.get("reason").and_then(|v| v.as_str()).unwrap_or("");
+                    self.say(&format!(
+                        "? {} asks: {q}",
+                        e.task.as_deref().unwrap_or("?")
+                    ));
+                    changed = true;
+                }
+                ("agent", _) => changed = true,
+                ("human", _) => changed = true,
+                _ => {}
+            }
+        }
+        if changed {
+            self.reconcile_live()?;
+            self.emit(EngineEvent::Changed);
+        }
+        Ok(())
+    }
+
+    fn live_id(&self, task: Option<&str>, n: Option<i64>) -> Option<i64> {
+        self.live
+            .iter()
+            .find(|(_, l)| Some(l.task.as_str()) == task && Some(i64::from(l.n)) == n)
+            .map(|(id, _)| *id)
+    }
+
+    /// A human moved a task away from `working` (cancel, pause): stop its agent.
+    fn reconcile_live(&mut self) -> Result<(), EngineError> {
+        let ids: Vec<i64> = self.live.keys().copied().collect();
+        for id in ids {
+            let Some(l) = self.live.get(&id) else { continue };
+            if l.committing {
+                continue;
+            }
+            let state = self.ledger.task(&l.task)?.map(|t| t.state());
+            if matches!(state, Some(TaskState::Working | TaskState::Assigned)) {
+                continue;
+            }
+            let why = format!("task is now {}", state.map_or("gone".into(), |s| s.to_string()));
+            if let Some(l) = self.live.get_mut(&id) {
+                l.stopped_for = Some(why);
+                if let Some(p) = &l.process {
+                    p.stop(Duration::from_millis(self.opts.config.stop_grace_ms));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn grace(&self) -> Duration {
+        Duration::from_millis(self.opts.config.stop_grace_ms)
+    }
+
+    fn enforce_deadlines(&mut self) {
+        let now = Instant::now();
+        let grace = self.grace();
+        let mut expired = Vec::new();
+        for (id, l) in self.live.iter_mut() {
+            if l.stopped_for.is_none() && l.deadline.is_some_and(|d| d <= now) {
+                l.stopped_for = Some("time budget exhausted".into());
+                if let Some(p) = &l.process {
+                    p.stop(grace);
+                }
+                expired.push((*id, l.task.clone()));
+            }
+        }
+        for (_, task) in expired {
+            self.say(&format!("⏱ {task}: time budget exhausted, stopping its agent"));
+        }
+    }
+
+    /// Stop: either end every agent cleanly (their attempts are abandoned and retried on the next
+    /// start) or leave them to be reaped by the next supervisor's recovery.
+    fn shutdown(&mut self, stop_agents: bool) -> Result<(), EngineError> {
+        if stop_agents {
+            for l in self.live.values() {
+                if let Some(p) = &l.process {
+                    p.stop(self.grace());
+                }
+            }
+            for l in self.live.values() {
+                if let Some(p) = &l.process {
+                    p.wait_exit(self.grace() + Duration::from_secs(2));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone)]
+pub struct Stopper(Sender<Msg>);
+
+impl Stopper {
+    pub fn stop(&self, stop_agents: bool) {
+        let _ = self.0.send(Msg::Stop { stop_agents });
+    }
+}
+
+fn seed() -> u64 {
+    use std::io::Read;
+    let mut b = [0u8; 8];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .is_ok()
+    {
+        u64::from_le_bytes(b)
+    } else {
+        crate::ledger::now_ms() ^ u64::from(std::process::id())
+    }
+}
+
+/// A random hex token (attempt fencing).
+pub(crate) fn random_token(engine: &mut Engine) -> String {
+    format!("{:016x}{:016x}", engine.next_random(), engine.next_random())
+}
+
+pub(crate) type TaskDeps = BTreeMap<String, Vec<String>>;

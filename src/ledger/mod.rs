@@ -1,1 +1,203 @@
-//! ledger
+//! The SQLite ledger: the single source of truth (DESIGN.md §4).
+//!
+//! Every connection gets the same pragmas; every write is a short `BEGIN IMMEDIATE`
+//! transaction with no I/O besides SQL; state tables change only together with their event.
+
+mod attempts;
+mod events;
+mod schema;
+mod tasks;
+mod worker;
+
+pub use attempts::{
+    AttemptRow, NewAttempt, finish as finish_attempt, insert as insert_attempt,
+    set_commit as set_attempt_commit, set_running as set_attempt_running,
+};
+pub use events::{Actor, EventRow, append as append_event};
+pub use schema::SCHEMA_VERSION;
+pub use tasks::{
+    LoadReport, Patch, TaskDefaults, TaskRow, block_descendants, promote_ready,
+    transition as transition_task, unblock_descendants,
+};
+pub use worker::{WorkerCall, WorkerReply};
+
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+#[derive(Debug)]
+pub enum LedgerError {
+    Sql(rusqlite::Error),
+    /// The file was written by a newer orch-tui.
+    TooNew { found: i64, known: i64 },
+    /// A compare-and-swap lost: the row was not in the expected state/version.
+    Conflict(String),
+    /// A request fenced out by token or epoch.
+    Refused(String),
+    /// A request that names something that does not exist, or is malformed.
+    BadInput(String),
+}
+
+impl fmt::Display for LedgerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LedgerError::Sql(e) => write!(f, "ledger error: {e}"),
+            LedgerError::TooNew { found, known } => write!(
+                f,
+                "the ledger has schema version {found}, newer than this orch-tui knows ({known}); \
+                 upgrade orch-tui (it never downgrades a ledger)"
+            ),
+            LedgerError::Conflict(m) | LedgerError::Refused(m) | LedgerError::BadInput(m) => {
+                f.write_str(m)
+            }
+        }
+    }
+}
+
+impl std::error::Error for LedgerError {}
+
+impl From<rusqlite::Error> for LedgerError {
+    fn from(e: rusqlite::Error) -> Self {
+        LedgerError::Sql(e)
+    }
+}
+
+pub type Result<T> = std::result::Result<T, LedgerError>;
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+pub struct Ledger {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// How long a write keeps retrying SQLITE_BUSY beyond the busy handler, e.g. during WAL recovery
+/// right after a supervisor was killed.
+const BUSY_BUDGET: Duration = Duration::from_secs(10);
+
+impl Ledger {
+    /// Open (creating if needed) and migrate. Refuses a ledger newer than this binary.
+    pub fn open(path: &Path) -> Result<Ledger> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        // journal_mode is persistent in the file; the others are per connection, so always set.
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if mode != "wal" {
+            return Err(LedgerError::BadInput(format!(
+                "{}: could not switch the ledger to WAL mode (got {mode}); keep .orch/ on a local disk",
+                path.display()
+            )));
+        }
+        conn.execute_batch(
+            "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA journal_size_limit = 67108864;",
+        )?;
+        let mut ledger = Ledger {
+            conn,
+            path: path.to_path_buf(),
+        };
+        schema::migrate(&mut ledger.conn)?;
+        Ok(ledger)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Run `f` in a `BEGIN IMMEDIATE` transaction, retrying when the database stays busy past the
+    /// busy timeout (full-jitter backoff, bounded). `f` must do SQL only: it may run more than once.
+    pub fn write<T>(&mut self, mut f: impl FnMut(&Transaction) -> Result<T>) -> Result<T> {
+        let start = Instant::now();
+        let mut pause_ms = 5u64;
+        loop {
+            let attempt = (|| {
+                let tx = self
+                    .conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let out = f(&tx)?;
+                tx.commit()?;
+                Ok(out)
+            })();
+            match attempt {
+                Err(LedgerError::Sql(e)) if is_busy(&e) && start.elapsed() < BUSY_BUDGET => {
+                    let jitter = (now_ms() ^ u64::from(std::process::id())) % pause_ms.max(1);
+                    std::thread::sleep(Duration::from_millis(jitter + 1));
+                    pause_ms = (pause_ms * 2).min(500);
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Integrity check, as run by tests and after recovery. Returns "ok" when healthy.
+    pub fn integrity_check(&self) -> Result<String> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
+    }
+
+    /// Start a new supervisor epoch. Everything from older epochs is fenced out from now on.
+    pub fn begin_epoch(&mut self, pid: u32) -> Result<i64> {
+        self.write(|tx| {
+            let old: i64 = tx
+                .query_row("SELECT epoch FROM supervisor WHERE id = 1", [], |r| r.get(0))
+                .unwrap_or(0);
+            let epoch = old + 1;
+            tx.execute(
+                "INSERT INTO supervisor (id, epoch, pid, started_ms) VALUES (1, ?1, ?2, ?3)
+                 ON CONFLICT (id) DO UPDATE SET epoch = ?1, pid = ?2, started_ms = ?3",
+                rusqlite::params![epoch, pid, now_ms() as i64],
+            )?;
+            events::append(
+                tx,
+                None,
+                None,
+                Actor::Supervisor,
+                "epoch_started",
+                &serde_json::json!({ "epoch": epoch, "pid": pid }),
+            )?;
+            Ok(epoch)
+        })
+    }
+
+    pub fn epoch(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("SELECT epoch FROM supervisor WHERE id = 1", [], |r| r.get(0))
+            .unwrap_or(0))
+    }
+
+    /// The plan's name, if one was loaded.
+    pub fn plan_name(&self) -> Result<Option<String>> {
+        match self
+            .conn
+            .query_row("SELECT name FROM plan WHERE id = 1", [], |r| r.get(0))
+        {
+            Ok(n) => Ok(Some(n)),
+            Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.code == rusqlite::ErrorCode::DatabaseBusy || f.code == rusqlite::ErrorCode::DatabaseLocked
+    )
+}

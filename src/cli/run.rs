@@ -1,0 +1,123 @@
+//! `run [--headless]` (and the default command): supervise until every task is settled.
+
+use std::path::Path;
+
+use super::{CliError, CliResult, Context, EXIT_OK, EXIT_UNFINISHED};
+use crate::engine::{Engine, EngineOptions, RunEnd, summary::summary_table};
+
+pub fn run(ctx: &Context, headless: bool, plan: Option<&Path>, slots: Option<usize>) -> CliResult {
+    let mut config = ctx.config()?;
+    if let Some(n) = slots {
+        if !(1..=64).contains(&n) {
+            return Err(CliError::bad_input(format!(
+                "--slots {n}: choose between 1 and 64 concurrent agents"
+            )));
+        }
+        config.slots = n;
+    }
+    if !ctx.ledger_exists() {
+        if plan.is_none() {
+            return Err(CliError::bad_input(format!(
+                "no ledger at {}: run `orch-tui init` and `orch-tui plan load plan.toml` first, \
+                 or `orch-tui run --plan plan.toml`",
+                ctx.paths.ledger.display()
+            )));
+        }
+        std::fs::create_dir_all(&ctx.paths.orch).map_err(|e| {
+            CliError::failed(format!("cannot create {}: {e}", ctx.paths.orch.display()))
+        })?;
+    }
+    if let Some(p) = plan {
+        // Validate everything before the ledger is created or touched.
+        let parsed = super::load::load_plan(p).map_err(super::diagnostics_error)?;
+        let problems =
+            crate::core::config::check_plan_against_config(&parsed, &p.display().to_string(), &config);
+        if !problems.is_empty() {
+            return Err(super::diagnostics_error(problems));
+        }
+        crate::ledger::Ledger::open(&ctx.paths.ledger)?;
+        let report = super::init::load_into(ctx, p)?;
+        if !report.added.is_empty() || !report.changed.is_empty() {
+            println!(
+                "plan {}: {} added, {} changed",
+                p.display(),
+                report.added.len(),
+                report.changed.len()
+            );
+        }
+    }
+    {
+        let ledger = ctx.open_ledger()?;
+        if ledger.tasks()?.is_empty() {
+            return Err(CliError::bad_input(
+                "the ledger holds no tasks: load a plan with `orch-tui plan load plan.toml` or `orch-tui run --plan plan.toml`",
+            ));
+        }
+    }
+    if !headless {
+        eprintln!("orch-tui: the interactive TUI is not built yet; running headless");
+    }
+    supervise(ctx, config)
+}
+
+/// Start the engine and print the summary table at the end.
+pub fn supervise(ctx: &Context, config: crate::core::config::Config) -> CliResult {
+    let orch_bin = std::env::current_exe()
+        .map_err(|e| CliError::failed(format!("cannot find the orch-tui binary: {e}")))?;
+    // Block before any thread starts, so every thread inherits the mask and only the waiter
+    // sees the signals.
+    let signals = block_stop_signals();
+    let mut engine = Engine::start(EngineOptions {
+        paths: ctx.paths.clone(),
+        config,
+        orch_bin,
+        print_progress: true,
+    })?;
+    stop_on_signals(signals, engine.stopper());
+    println!(
+        "supervising {} (epoch {})",
+        ctx.paths.repo.display(),
+        engine.epoch()
+    );
+    let end = engine.run()?;
+    println!();
+    print!("{}", summary_table(engine.ledger())?);
+    Ok(match end {
+        RunEnd::AllDone => EXIT_OK,
+        RunEnd::Unfinished => {
+            println!("some tasks did not finish: see the outcomes above, `orch-tui status` and `orch-tui logs TASK`");
+            EXIT_UNFINISHED
+        }
+        RunEnd::Stopped => {
+            println!("stopped: `orch-tui run` resumes where this run left off");
+            EXIT_UNFINISHED
+        }
+    })
+}
+
+fn block_stop_signals() -> libc::sigset_t {
+    // SAFETY: plain libc signal-set calls on a local, initialised sigset_t.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+/// SIGINT / SIGTERM end the agents cleanly and leave the run resumable. A dedicated thread waits
+/// for them with `sigwait`, so no work happens inside a signal handler.
+fn stop_on_signals(set: libc::sigset_t, stopper: crate::engine::Stopper) {
+    let _ = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let mut sig: libc::c_int = 0;
+            // SAFETY: sigwait on a signal set that every thread has blocked.
+            if unsafe { libc::sigwait(&set, &mut sig) } == 0 {
+                eprintln!("orch-tui: stopping the agents (signal {sig})");
+                stopper.stop(true);
+            }
+        });
+}

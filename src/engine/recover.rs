@@ -1,0 +1,126 @@
+//! Startup recovery after a crash or `kill -9`: end the previous supervisor's agents, abandon
+//! their attempts, settle half-done merges by looking at git, and re-queue approved work.
+
+use std::time::Duration;
+
+use super::{Engine, EngineError};
+use crate::agent::pty::kill_process_group;
+use crate::core::state::TaskState;
+use crate::ledger::{Actor, Patch};
+
+/// Is `pid` still the agent of this attempt? Its environment carries the attempt's token, which
+/// guards against killing an unrelated process that reused the pid.
+fn is_our_agent(pid: i64, token: &str) -> bool {
+    let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+        return false;
+    };
+    let needle = format!("ORCH_TOKEN={token}");
+    env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes())
+}
+
+impl Engine {
+    pub(crate) fn recover(&mut self) -> Result<(), EngineError> {
+        let grace = Duration::from_millis(self.opts.config.stop_grace_ms);
+        for a in self.ledger.live_attempts()? {
+            if a.epoch >= self.epoch {
+                continue;
+            }
+            if let Some(pid) = a.pid
+                && is_our_agent(pid, &a.token)
+            {
+                kill_process_group(pid as i32, grace);
+            }
+            let state = self.ledger.task(&a.task)?.map(|t| t.state());
+            self.ledger.write(|tx| {
+                crate::ledger::finish_attempt(
+                    tx,
+                    a.id,
+                    "abandoned",
+                    None,
+                    Some("the supervisor stopped while it ran"),
+                    None,
+                )?;
+                if let Some(from @ (TaskState::Assigned | TaskState::Working)) = state {
+                    // Not the agent's fault: no failure is counted, and it runs again at once.
+                    crate::ledger::transition_task(
+                        tx,
+                        &a.task,
+                        from,
+                        TaskState::Ready,
+                        &Patch::default(),
+                        Actor::Supervisor,
+                        Some(i64::from(a.n)),
+                        serde_json::json!({ "why": "recovered after supervisor restart" }),
+                    )?;
+                }
+                Ok(())
+            })?;
+            self.say(&format!("↺ {}: attempt {} abandoned at restart", a.task, a.n));
+        }
+        for t in self.ledger.tasks()? {
+            match t.state() {
+                TaskState::Merging => self.recover_merge(&t.id)?,
+                TaskState::Review => {
+                    self.ledger.write(|tx| {
+                        crate::ledger::transition_task(
+                            tx,
+                            &t.id,
+                            TaskState::Review,
+                            TaskState::Approved,
+                            &Patch::default(),
+                            Actor::Supervisor,
+                            None,
+                            serde_json::json!({ "why": "recovered" }),
+                        )
+                    })?;
+                    self.merge_queue.push_back(t.id.clone());
+                }
+                TaskState::Approved => self.merge_queue.push_back(t.id.clone()),
+                _ => {}
+            }
+        }
+        self.ledger.write(crate::ledger::promote_ready)?;
+        self.start_next_merge()?;
+        Ok(())
+    }
+
+    /// A merge was in flight: if the integration branch already holds this attempt's commit the
+    /// merge happened (mark done, never merge twice); otherwise queue it again.
+    fn recover_merge(&mut self, task: &str) -> Result<(), EngineError> {
+        let Some(a) = self.ledger.latest_attempt(task)? else {
+            return Ok(());
+        };
+        let found = self
+            .repo
+            .find_task_commit(&self.opts.config.integration_branch, task, a.n)
+            .map_err(|e| EngineError::Failed(e.to_string()))?;
+        let to = if found.is_some() {
+            TaskState::Done
+        } else {
+            TaskState::Approved
+        };
+        self.ledger.write(|tx| {
+            crate::ledger::transition_task(
+                tx,
+                task,
+                TaskState::Merging,
+                to,
+                &Patch::default(),
+                Actor::Supervisor,
+                Some(i64::from(a.n)),
+                serde_json::json!({ "why": "recovered an interrupted merge", "commit": found }),
+            )?;
+            crate::ledger::promote_ready(tx)?;
+            Ok(())
+        })?;
+        if to == TaskState::Approved {
+            self.merge_queue.push_back(task.to_string());
+        } else {
+            let _ = self.repo.remove_worktree(
+                std::path::Path::new(a.worktree.as_deref().unwrap_or("")),
+                &format!("refs/orch/backup/{task}/{}", a.n),
+            );
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,185 @@
+//! Attempts: one run of an agent on a task, fenced by epoch and a random token.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde::Serialize;
+
+use super::events::{Actor, append};
+use super::{Ledger, Result, now_ms};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptRow {
+    pub id: i64,
+    pub task: String,
+    pub n: u32,
+    pub token: String,
+    pub epoch: i64,
+    pub profile: String,
+    pub state: String,
+    pub substatus: String,
+    pub reported: Option<String>,
+    pub question: Option<String>,
+    pub pid: Option<i64>,
+    pub worktree: Option<String>,
+    pub branch: Option<String>,
+    pub base: Option<String>,
+    pub commit_oid: Option<String>,
+    pub log_dir: Option<String>,
+    pub started_ms: i64,
+    pub running_ms: Option<i64>,
+    pub ended_ms: Option<i64>,
+    pub exit_code: Option<i64>,
+    pub reason: Option<String>,
+    pub tokens_in: i64,
+    pub tokens_out: i64,
+    pub cost_usd: f64,
+    pub last_beat_ms: Option<i64>,
+}
+
+const COLS: &str = "id, task, n, token, epoch, profile, state, substatus, reported, question, pid, \
+    worktree, branch, base, commit_oid, log_dir, started_ms, running_ms, ended_ms, exit_code, reason, \
+    tokens_in, tokens_out, cost_usd, last_beat_ms";
+
+fn from_row(r: &Row) -> rusqlite::Result<AttemptRow> {
+    Ok(AttemptRow {
+        id: r.get(0)?,
+        task: r.get(1)?,
+        n: r.get(2)?,
+        token: r.get(3)?,
+        epoch: r.get(4)?,
+        profile: r.get(5)?,
+        state: r.get(6)?,
+        substatus: r.get(7)?,
+        reported: r.get(8)?,
+        question: r.get(9)?,
+        pid: r.get(10)?,
+        worktree: r.get(11)?,
+        branch: r.get(12)?,
+        base: r.get(13)?,
+        commit_oid: r.get(14)?,
+        log_dir: r.get(15)?,
+        started_ms: r.get(16)?,
+        running_ms: r.get(17)?,
+        ended_ms: r.get(18)?,
+        exit_code: r.get(19)?,
+        reason: r.get(20)?,
+        tokens_in: r.get(21)?,
+        tokens_out: r.get(22)?,
+        cost_usd: r.get(23)?,
+        last_beat_ms: r.get(24)?,
+    })
+}
+
+pub struct NewAttempt<'a> {
+    pub task: &'a str,
+    pub token: &'a str,
+    pub epoch: i64,
+    pub profile: &'a str,
+    pub worktree: &'a str,
+    pub branch: &'a str,
+    pub log_dir_root: &'a str,
+}
+
+/// Insert the next attempt of a task; returns (attempt id, attempt number).
+pub fn insert(tx: &Connection, a: &NewAttempt) -> Result<(i64, u32)> {
+    let n: u32 = tx.query_row(
+        "SELECT COALESCE(MAX(n), 0) + 1 FROM attempts WHERE task = ?1",
+        [a.task],
+        |r| r.get(0),
+    )?;
+    let worktree = format!("{}-{n}", a.worktree);
+    let log_dir = format!("{}/{}/{n}", a.log_dir_root, a.task);
+    tx.execute(
+        "INSERT INTO attempts (task, n, token, epoch, profile, state, worktree, branch, log_dir, started_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'starting', ?6, ?7, ?8, ?9)",
+        params![a.task, n, a.token, a.epoch, a.profile, worktree, a.branch, log_dir, now_ms() as i64],
+    )?;
+    let id = tx.last_insert_rowid();
+    append(
+        tx,
+        Some(a.task),
+        Some(i64::from(n)),
+        Actor::Supervisor,
+        "attempt_started",
+        &serde_json::json!({ "profile": a.profile, "epoch": a.epoch, "worktree": worktree }),
+    )?;
+    Ok((id, n))
+}
+
+/// The agent process is running.
+pub fn set_running(tx: &Connection, id: i64, pid: u32, base: &str) -> Result<()> {
+    tx.execute(
+        "UPDATE attempts SET state = 'running', substatus = 'busy', pid = ?2, base = ?3, running_ms = ?4
+         WHERE id = ?1 AND state = 'starting'",
+        params![id, pid, base, now_ms() as i64],
+    )?;
+    Ok(())
+}
+
+/// Close an attempt with its outcome (`succeeded`, `failed`, `abandoned`, `killed`).
+pub fn finish(
+    tx: &Connection,
+    id: i64,
+    state: &str,
+    exit_code: Option<i32>,
+    reason: Option<&str>,
+    commit_oid: Option<&str>,
+) -> Result<()> {
+    tx.execute(
+        "UPDATE attempts SET state = ?2, exit_code = ?3, reason = ?4, ended_ms = ?5,
+            commit_oid = COALESCE(?6, commit_oid), substatus = 'ended'
+         WHERE id = ?1 AND state IN ('starting', 'running')",
+        params![id, state, exit_code, reason, now_ms() as i64, commit_oid],
+    )?;
+    Ok(())
+}
+
+pub fn set_commit(tx: &Connection, id: i64, commit_oid: &str) -> Result<()> {
+    tx.execute(
+        "UPDATE attempts SET commit_oid = ?2 WHERE id = ?1",
+        params![id, commit_oid],
+    )?;
+    Ok(())
+}
+
+impl Ledger {
+    pub fn attempts(&self, task: &str) -> Result<Vec<AttemptRow>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("SELECT {COLS} FROM attempts WHERE task = ?1 ORDER BY n"))?;
+        let rows = stmt.query_map([task], from_row)?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    pub fn attempt(&self, id: i64) -> Result<Option<AttemptRow>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("SELECT {COLS} FROM attempts WHERE id = ?1"))?;
+        Ok(stmt.query_row([id], from_row).optional()?)
+    }
+
+    /// Attempts still marked live (starting or running), from any epoch.
+    pub fn live_attempts(&self) -> Result<Vec<AttemptRow>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {COLS} FROM attempts WHERE state IN ('starting', 'running') ORDER BY id"
+        ))?;
+        let rows = stmt.query_map([], from_row)?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// The newest attempt of a task.
+    pub fn latest_attempt(&self, task: &str) -> Result<Option<AttemptRow>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {COLS} FROM attempts WHERE task = ?1 ORDER BY n DESC LIMIT 1"
+        ))?;
+        Ok(stmt.query_row([task], from_row).optional()?)
+    }
+
+    /// Total tokens and cost over every attempt (the run's spend).
+    pub fn spend(&self) -> Result<(i64, f64)> {
+        Ok(self.conn.query_row(
+            "SELECT COALESCE(SUM(tokens_in + tokens_out), 0), COALESCE(SUM(cost_usd), 0) FROM attempts",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?)
+    }
+}

@@ -1,0 +1,93 @@
+//! The append-only event log.
+
+use rusqlite::{Connection, params};
+use serde::Serialize;
+
+use super::{Result, now_ms};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Actor {
+    Supervisor,
+    Agent,
+    Human,
+    Check,
+}
+
+impl Actor {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Actor::Supervisor => "supervisor",
+            Actor::Agent => "agent",
+            Actor::Human => "human",
+            Actor::Check => "check",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EventRow {
+    pub seq: i64,
+    pub ts_ms: i64,
+    pub task: Option<String>,
+    pub attempt: Option<i64>,
+    pub actor: String,
+    pub kind: String,
+    pub data: serde_json::Value,
+}
+
+pub fn append(
+    conn: &Connection,
+    task: Option<&str>,
+    attempt: Option<i64>,
+    actor: Actor,
+    kind: &str,
+    data: &serde_json::Value,
+) -> Result<i64> {
+    conn.execute(
+        "INSERT INTO events (ts_ms, task, attempt, actor, kind, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![now_ms() as i64, task, attempt, actor.as_str(), kind, data.to_string()],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+impl super::Ledger {
+    /// Events after `after_seq`, oldest first, optionally for one task; at most `limit`.
+    pub fn events(&self, after_seq: i64, task: Option<&str>, limit: usize) -> Result<Vec<EventRow>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, ts_ms, task, attempt, actor, kind, data FROM events
+             WHERE seq > ?1 AND (?2 IS NULL OR task = ?2) ORDER BY seq LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![after_seq, task, limit as i64], |r| {
+            let data: String = r.get(6)?;
+            Ok(EventRow {
+                seq: r.get(0)?,
+                ts_ms: r.get(1)?,
+                task: r.get(2)?,
+                attempt: r.get(3)?,
+                actor: r.get(4)?,
+                kind: r.get(5)?,
+                data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
+            })
+        })?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    pub fn last_seq(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?)
+    }
+
+    /// Record an event that changes no state table (e.g. a human note).
+    pub fn record(
+        &mut self,
+        task: Option<&str>,
+        attempt: Option<i64>,
+        actor: Actor,
+        kind: &str,
+        data: serde_json::Value,
+    ) -> Result<i64> {
+        self.write(|tx| append(tx, task, attempt, actor, kind, &data))
+    }
+}

@@ -1,0 +1,153 @@
+//! Schema and ordered migrations, versioned with `PRAGMA user_version`.
+
+use crate::core::state::{TaskState, legal_transitions};
+use rusqlite::Connection;
+
+use super::LedgerError;
+
+/// The newest schema this binary knows.
+pub const SCHEMA_VERSION: i64 = 1;
+
+const V1: &str = r#"
+CREATE TABLE supervisor (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    epoch INTEGER NOT NULL,
+    pid INTEGER NOT NULL,
+    started_ms INTEGER NOT NULL
+);
+CREATE TABLE plan (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    name TEXT NOT NULL,
+    file TEXT NOT NULL,
+    loaded_ms INTEGER NOT NULL
+);
+CREATE TABLE tasks (
+    id TEXT PRIMARY KEY CHECK (length(id) BETWEEN 1 AND 64 AND id NOT GLOB '*[^a-z0-9-]*'),
+    ord INTEGER NOT NULL,
+    title TEXT NOT NULL,
+    prompt TEXT NOT NULL,
+    spec_path TEXT,
+    content_hash TEXT NOT NULL,
+    spec_version INTEGER NOT NULL DEFAULT 1,
+    agent TEXT,
+    capabilities TEXT NOT NULL DEFAULT '[]',
+    priority INTEGER NOT NULL DEFAULT 0,
+    checks TEXT NOT NULL DEFAULT '[]',
+    max_attempts INTEGER NOT NULL CHECK (max_attempts >= 1),
+    budget_time_ms INTEGER CHECK (budget_time_ms IS NULL OR budget_time_ms > 0),
+    budget_tokens INTEGER CHECK (budget_tokens IS NULL OR budget_tokens >= 0),
+    budget_cost_usd REAL CHECK (budget_cost_usd IS NULL OR budget_cost_usd >= 0),
+    risk_high INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL CHECK (state IN (STATES)),
+    paused_from TEXT,
+    version INTEGER NOT NULL DEFAULT 0,
+    failures INTEGER NOT NULL DEFAULT 0,
+    not_before_ms INTEGER NOT NULL DEFAULT 0,
+    ready_since_ms INTEGER NOT NULL DEFAULT 0,
+    note TEXT,
+    reason TEXT,
+    updated_ms INTEGER NOT NULL
+);
+CREATE TABLE deps (
+    task TEXT NOT NULL REFERENCES tasks(id),
+    dep TEXT NOT NULL REFERENCES tasks(id),
+    PRIMARY KEY (task, dep),
+    CHECK (task <> dep)
+);
+CREATE INDEX deps_by_dep ON deps(dep);
+CREATE TABLE attempts (
+    id INTEGER PRIMARY KEY,
+    task TEXT NOT NULL REFERENCES tasks(id),
+    n INTEGER NOT NULL,
+    token TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    profile TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('starting','running','succeeded','failed','abandoned','killed')),
+    substatus TEXT NOT NULL DEFAULT 'starting',
+    reported TEXT,
+    question TEXT,
+    pid INTEGER,
+    worktree TEXT,
+    branch TEXT,
+    base TEXT,
+    commit_oid TEXT,
+    log_dir TEXT,
+    started_ms INTEGER NOT NULL,
+    running_ms INTEGER,
+    ended_ms INTEGER,
+    exit_code INTEGER,
+    reason TEXT,
+    tokens_in INTEGER NOT NULL DEFAULT 0,
+    tokens_out INTEGER NOT NULL DEFAULT 0,
+    cost_usd REAL NOT NULL DEFAULT 0,
+    last_beat_ms INTEGER,
+    UNIQUE (task, n)
+);
+CREATE TABLE events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts_ms INTEGER NOT NULL,
+    task TEXT,
+    attempt INTEGER,
+    actor TEXT NOT NULL CHECK (actor IN ('supervisor','agent','human','check')),
+    kind TEXT NOT NULL,
+    data TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX events_by_task ON events(task, seq);
+CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events
+BEGIN SELECT RAISE(ABORT, 'events are append-only: UPDATE refused'); END;
+CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events
+BEGIN SELECT RAISE(ABORT, 'events are append-only: DELETE refused'); END;
+CREATE TABLE idempotency (
+    key TEXT PRIMARY KEY,
+    request TEXT NOT NULL,
+    reply TEXT NOT NULL,
+    exit_code INTEGER NOT NULL,
+    ts_ms INTEGER NOT NULL
+);
+"#;
+
+fn quoted_states() -> String {
+    TaskState::ALL
+        .iter()
+        .map(|s| format!("'{s}'"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The state machine as a trigger, generated from `core::state` so the two cannot drift.
+/// Raw SQL that tries an illegal move is refused by SQLite itself.
+fn transition_trigger() -> String {
+    let pairs = legal_transitions()
+        .iter()
+        .map(|(f, t)| format!("'{f}>{t}'"))
+        .collect::<Vec<_>>()
+        .join(",");
+    format!(
+        "CREATE TRIGGER tasks_legal_transition BEFORE UPDATE OF state ON tasks \
+         WHEN OLD.state <> NEW.state AND (OLD.state || '>' || NEW.state) NOT IN ({pairs}) \
+         BEGIN SELECT RAISE(ABORT, 'illegal task transition'); END;"
+    )
+}
+
+pub fn migrate(conn: &mut Connection) -> Result<(), LedgerError> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current > SCHEMA_VERSION {
+        return Err(LedgerError::TooNew {
+            found: current,
+            known: SCHEMA_VERSION,
+        });
+    }
+    if current == SCHEMA_VERSION {
+        return Ok(());
+    }
+    // One transaction per step: a crash leaves the old or the new version, never between.
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let again: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if again < 1 {
+        tx.execute_batch(&V1.replace("STATES", &quoted_states()))?;
+        tx.execute_batch(&transition_trigger())?;
+        tx.execute_batch("PRAGMA user_version = 1")?;
+    }
+    tx.commit()?;
+    Ok(())
+}

@@ -1,0 +1,158 @@
+//! Reports from inside an agent (`orch-tui worker ...`), fenced by the attempt's token and the
+//! supervisor's epoch, idempotent by key.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use super::events::{Actor, append};
+use super::{Ledger, LedgerError, Result, now_ms};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "call", rename_all = "lowercase")]
+pub enum WorkerCall {
+    Heartbeat { note: Option<String> },
+    Done { summary: Option<String> },
+    Fail { reason: Option<String> },
+    Escalate { reason: String },
+    Usage { tokens_in: u64, tokens_out: u64, cost_usd: f64 },
+}
+
+impl WorkerCall {
+    fn kind(&self) -> &'static str {
+        match self {
+            WorkerCall::Heartbeat { .. } => "heartbeat",
+            WorkerCall::Done { .. } => "agent_done",
+            WorkerCall::Fail { .. } => "agent_fail",
+            WorkerCall::Escalate { .. } => "agent_question",
+            WorkerCall::Usage { .. } => "usage",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerReply {
+    pub ok: bool,
+    pub message: String,
+    pub seq: i64,
+}
+
+fn apply(tx: &Connection, attempt_id: i64, call: &WorkerCall) -> Result<()> {
+    let now = now_ms() as i64;
+    match call {
+        WorkerCall::Heartbeat { .. } => {
+            tx.execute(
+                "UPDATE attempts SET last_beat_ms = ?2 WHERE id = ?1",
+                params![attempt_id, now],
+            )?;
+        }
+        WorkerCall::Done { .. } => {
+            tx.execute(
+                "UPDATE attempts SET reported = 'done', last_beat_ms = ?2 WHERE id = ?1",
+                params![attempt_id, now],
+            )?;
+        }
+        WorkerCall::Fail { .. } => {
+            tx.execute(
+                "UPDATE attempts SET reported = 'fail', last_beat_ms = ?2 WHERE id = ?1",
+                params![attempt_id, now],
+            )?;
+        }
+        WorkerCall::Escalate { reason } => {
+            tx.execute(
+                "UPDATE attempts SET question = ?2, substatus = 'waiting_input', last_beat_ms = ?3 WHERE id = ?1",
+                params![attempt_id, reason, now],
+            )?;
+        }
+        WorkerCall::Usage {
+            tokens_in,
+            tokens_out,
+            cost_usd,
+        } => {
+            if !cost_usd.is_finite() || *cost_usd < 0.0 {
+                return Err(LedgerError::BadInput(format!(
+                    "--cost-usd must be a non-negative number, got {cost_usd}"
+                )));
+            }
+            tx.execute(
+                "UPDATE attempts SET tokens_in = tokens_in + ?2, tokens_out = tokens_out + ?3,
+                    cost_usd = cost_usd + ?4, last_beat_ms = ?5 WHERE id = ?1",
+                params![attempt_id, *tokens_in as i64, *tokens_out as i64, cost_usd, now],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+impl Ledger {
+    /// Accept a report from attempt `n` of `task` if `token` is that attempt's token, the attempt is
+    /// live and belongs to the current epoch. A repeated idempotency key returns the first reply.
+    pub fn worker_report(
+        &mut self,
+        task: &str,
+        n: u32,
+        token: &str,
+        call: &WorkerCall,
+        idempotency_key: Option<&str>,
+    ) -> Result<WorkerReply> {
+        let request = serde_json::to_string(&(task, n, call)).unwrap_or_default();
+        self.write(|tx| {
+            if let Some(key) = idempotency_key {
+                let prior: Option<(String, String)> = tx
+                    .query_row(
+                        "SELECT request, reply FROM idempotency WHERE key = ?1",
+                        [key],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()?;
+                if let Some((req, reply)) = prior {
+                    if req != request {
+                        return Err(LedgerError::Conflict(format!(
+                            "idempotency key `{key}` was used for a different request; use a new key"
+                        )));
+                    }
+                    return serde_json::from_str(&reply)
+                        .map_err(|e| LedgerError::BadInput(format!("stored reply unreadable: {e}")));
+                }
+            }
+            let row: Option<(i64, String, i64, String)> = tx
+                .query_row(
+                    "SELECT id, token, epoch, state FROM attempts WHERE task = ?1 AND n = ?2",
+                    params![task, n],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )
+                .optional()?;
+            let Some((id, real_token, epoch, state)) = row else {
+                return Err(LedgerError::Refused(format!(
+                    "no attempt {n} of task `{task}` in this ledger: check ORCH_TASK and ORCH_ATTEMPT"
+                )));
+            };
+            if real_token != token {
+                return Err(LedgerError::Refused(format!(
+                    "stale or wrong token for attempt {n} of task `{task}`: this report is refused and changes nothing"
+                )));
+            }
+            let current: i64 =
+                tx.query_row("SELECT COALESCE(MAX(epoch), 0) FROM supervisor", [], |r| r.get(0))?;
+            if epoch != current || !(state == "running" || state == "starting") {
+                return Err(LedgerError::Refused(format!(
+                    "attempt {n} of task `{task}` is no longer live ({state}, epoch {epoch}, supervisor epoch {current}): refused, nothing changed"
+                )));
+            }
+            apply(tx, id, call)?;
+            let data = serde_json::to_value(call).unwrap_or_default();
+            let seq = append(tx, Some(task), Some(i64::from(n)), Actor::Agent, call.kind(), &data)?;
+            let reply = WorkerReply {
+                ok: true,
+                message: format!("{} recorded for {task} attempt {n}", call.kind()),
+                seq,
+            };
+            if let Some(key) = idempotency_key {
+                tx.execute(
+                    "INSERT INTO idempotency (key, request, reply, exit_code, ts_ms) VALUES (?1, ?2, ?3, 0, ?4)",
+                    params![key, request, serde_json::to_string(&reply).unwrap_or_default(), now_ms() as i64],
+                )?;
+            }
+            Ok(reply)
+        })
+    }
+}
