@@ -263,11 +263,12 @@ impl Repo {
     }
 
     /// True when `oid` has commits reachable from none of `also` and none of the backup refs;
-    /// i.e. dropping what points at it would lose work.
+    /// i.e. dropping what points at it would lose work. `oid` and `also` must be object ids or
+    /// rev-list options (no `--end-of-options` here: it would forbid the `--not` after it).
     pub(crate) fn has_unsaved_commits(&self, oid: &str, also: &[&str]) -> Result<bool, GitError> {
         let out = self
             .git()
-            .args(["rev-list", "-n1", "--end-of-options", oid, "--not"])
+            .args(["rev-list", "-n1", oid, "--not"])
             .args(also)
             .arg(format!("--glob={BACKUP_PREFIX}"))
             .run()?;
@@ -281,7 +282,8 @@ impl Repo {
         let Some(tip) = self.rev_parse(&refname)? else {
             return Ok(());
         };
-        if self.has_unsaved_commits(&tip, &[merged_into])? {
+        let into = self.commit_oid(merged_into)?;
+        if self.has_unsaved_commits(&tip, &[&into])? {
             return Err(GitError::ours(
                 &["branch", "-D", branch],
                 format!(
