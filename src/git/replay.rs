@@ -116,7 +116,7 @@ impl Repo {
             .arg("--")
             .run_bytes()?;
         let fields = split_nul(&out);
-        if fields.len() % LOG_FIELDS != 0 {
+        if !fields.len().is_multiple_of(LOG_FIELDS) {
             return Err(GitError::ours(
                 &["log", base, tip],
                 format!("unexpected log output ({} fields)", fields.len()),

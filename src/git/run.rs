@@ -132,16 +132,15 @@ impl Git {
             Ok(c) => c,
             Err(e) => return Err(self.error(None, format!("cannot start git: {e}"))),
         };
-        if let Some(bytes) = self.input.take() {
-            // Written before reading output: our inputs (commit messages) are far below the pipe
-            // buffer, and git reads all of stdin before it writes anything.
-            if let Some(mut w) = child.stdin.take() {
-                if let Err(e) = w.write_all(&bytes) {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(self.error(None, format!("cannot write to git: {e}")));
-                }
-            }
+        // Written (and closed) before reading output: the commands we feed (commit, commit-tree)
+        // read all of stdin before writing anything, so this cannot deadlock on full pipes.
+        if let Some(bytes) = self.input.take()
+            && let Some(mut w) = child.stdin.take()
+            && let Err(e) = w.write_all(&bytes)
+        {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(self.error(None, format!("cannot write to git: {e}")));
         }
         let out = match child.wait_with_output() {
             Ok(o) => o,

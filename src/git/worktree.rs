@@ -113,10 +113,10 @@ impl Repo {
             }
         }
         let refname = format!("refs/heads/{branch}");
-        if let Some(old) = self.rev_parse(&refname)? {
-            if self.has_unsaved_commits(&old, &[&base_oid])? {
-                self.backup_ref(backup_ref, &old)?;
-            }
+        if let Some(old) = self.rev_parse(&refname)?
+            && self.has_unsaved_commits(&old, &[&base_oid])?
+        {
+            self.backup_ref(backup_ref, &old)?;
         }
         let add = |repo: &Repo| {
             repo.git()
