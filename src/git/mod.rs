@@ -1,1 +1,348 @@
-//! git
+//! git: worktrees, branches, commits, rebase without a working tree, the ref compare-and-swap the
+//! merge queue relies on (DESIGN §5; what this does to the user's repo is in docs/git.md).
+//!
+//! Everything goes through the `git` binary with argument vectors (see `run.rs`). Nothing here
+//! checks out, resets or stashes in the user's working tree: new branches are made with
+//! `update-ref`, rebases with `merge-tree` + `commit-tree`, and only worktrees under our control
+//! are ever written to.
+
+mod replay;
+mod run;
+mod worktree;
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use run::Git;
+pub use run::GitError;
+pub use worktree::WorktreeInfo;
+
+/// Where backups of branch tips live; `orch-tui gc` is the only thing that deletes them.
+pub const BACKUP_PREFIX: &str = "refs/orch/backup/";
+
+/// The trailers that mark a commit as the result of one attempt of one task. Recovery after a
+/// crash looks for them (`find_task_commit`) to learn whether a merge already happened.
+pub fn trailers(task: &str, attempt: u32) -> String {
+    format!("Orch-Task: {task}\nOrch-Attempt: {attempt}")
+}
+
+/// The conventional backup ref for an attempt: `refs/orch/backup/<task>/<attempt>`.
+pub fn backup_ref_name(task: &str, attempt: u32) -> String {
+    format!("{BACKUP_PREFIX}{task}/{attempt}")
+}
+
+/// The outcome of replaying a branch onto a new base.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Replay {
+    /// Every commit applied; `tip` is the new tip (the old one when nothing had to move).
+    Clean { tip: String },
+    /// A commit did not apply; these paths conflict. Nothing was written to any ref.
+    Conflict { files: Vec<String> },
+}
+
+/// A git repository (its main working tree), driven through the git binary.
+#[derive(Debug, Clone)]
+pub struct Repo {
+    root: PathBuf,
+}
+
+impl Repo {
+    /// Opens the repository containing `dir`, resolving its top level.
+    pub fn open(dir: &Path) -> Result<Repo, GitError> {
+        let out = Git::new(dir)
+            .args(["rev-parse", "--show-toplevel"])
+            .run()
+            .map_err(|mut e| {
+                e.stderr = format!(
+                    "{}\n{} is not inside a git working tree; run `git init` there (and make a \
+                     first commit) before using orch-tui",
+                    e.stderr.trim_end(),
+                    dir.display()
+                );
+                e
+            })?;
+        if out.is_empty() {
+            return Err(GitError::ours(
+                &["rev-parse", "--show-toplevel"],
+                format!("{} has no working tree (bare repository?)", dir.display()),
+            ));
+        }
+        Ok(Repo {
+            root: PathBuf::from(out),
+        })
+    }
+
+    /// The top level of the working tree this repo was opened on.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn git(&self) -> Git {
+        Git::new(&self.root)
+    }
+
+    /// The directory shared by all worktrees (`.git` of the main one), as an absolute path.
+    pub fn common_dir(&self) -> Result<PathBuf, GitError> {
+        let out = self
+            .git()
+            .args(["rev-parse", "--path-format=absolute", "--git-common-dir"])
+            .run()?;
+        Ok(PathBuf::from(out))
+    }
+
+    /// Appends `pattern` to `info/exclude` unless a line already says exactly that. It lives in
+    /// the common dir, so it applies to every worktree, and it is never committed (unlike
+    /// `.gitignore`, which belongs to the user).
+    pub fn ensure_excluded(&self, pattern: &str) -> Result<(), GitError> {
+        let args = ["info/exclude", pattern];
+        let io_err = |what: &str, e: std::io::Error| GitError::ours(&args, format!("{what}: {e}"));
+        let info = self.common_dir()?.join("info");
+        let file = info.join("exclude");
+        let current = match fs::read_to_string(&file) {
+            Ok(s) => s,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(io_err(&format!("cannot read {}", file.display()), e)),
+        };
+        if current.lines().any(|l| l.trim_end() == pattern) {
+            return Ok(());
+        }
+        fs::create_dir_all(&info)
+            .map_err(|e| io_err(&format!("cannot create {}", info.display()), e))?;
+        let mut text = String::new();
+        if !current.is_empty() && !current.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(pattern);
+        text.push('\n');
+        fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&file)
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .map_err(|e| io_err(&format!("cannot write {}", file.display()), e))
+    }
+
+    /// Resolves `rev` to an object id; `None` when it does not exist.
+    pub fn rev_parse(&self, rev: &str) -> Result<Option<String>, GitError> {
+        let g = self
+            .git()
+            .args(["rev-parse", "--verify", "--quiet", "--end-of-options", rev]);
+        let out = g.output()?;
+        match out.status.code() {
+            Some(0) => Ok(Some(
+                String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            )),
+            // --verify --quiet: exit 1 with nothing said means "no such object".
+            Some(1) if out.stderr.is_empty() => Ok(None),
+            code => Err(GitError {
+                args: vec!["rev-parse".into(), "--verify".into(), rev.into()],
+                code,
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            }),
+        }
+    }
+
+    /// Resolves `rev` to a commit id, or an error naming it when it does not exist.
+    pub(crate) fn commit_oid(&self, rev: &str) -> Result<String, GitError> {
+        let peeled = format!("{rev}^{{commit}}");
+        self.rev_parse(&peeled)?.ok_or_else(|| {
+            GitError::ours(&["rev-parse", &peeled], format!("no such commit: {rev}"))
+        })
+    }
+
+    /// Makes sure `refs/heads/<branch>` exists, creating it at HEAD's commit when missing — with
+    /// `update-ref`, so the user's checked-out branch and files are not touched. Returns its tip.
+    pub fn ensure_branch(&self, branch: &str) -> Result<String, GitError> {
+        let refname = format!("refs/heads/{branch}");
+        if let Some(oid) = self.rev_parse(&refname)? {
+            return Ok(oid);
+        }
+        let head = self.rev_parse("HEAD^{commit}")?.ok_or_else(|| {
+            GitError::ours(
+                &["rev-parse", "HEAD"],
+                format!(
+                    "the repository at {} has no commits yet; make a first commit \
+                     (git commit) so {branch} has something to start from",
+                    self.root.display()
+                ),
+            )
+        })?;
+        if self.cas_update_ref(&refname, &head, "")? {
+            return Ok(head);
+        }
+        // Lost a race with someone creating it at the same moment: theirs stands.
+        self.commit_oid(&refname)
+    }
+
+    /// `git update-ref REF NEW OLD`: moves `refname` to `new` only if it is still at
+    /// `expected_old` (empty = must not exist yet). `Ok(false)` when it had moved.
+    pub fn cas_update_ref(
+        &self,
+        refname: &str,
+        new: &str,
+        expected_old: &str,
+    ) -> Result<bool, GitError> {
+        let out = self
+            .git()
+            .args(["update-ref", "-m", "orch-tui", refname, new, expected_old])
+            .output()?;
+        if out.status.success() {
+            return Ok(true);
+        }
+        // update-ref gives one exit code for every failure; tell "the ref moved" apart from a
+        // real error by looking at the ref again.
+        let now = self.rev_parse(refname)?;
+        let expected = if expected_old.is_empty() || is_hex(expected_old) {
+            expected_old.to_string()
+        } else {
+            self.rev_parse(expected_old)?.unwrap_or_default()
+        };
+        let expected_old = expected.as_str();
+        let moved = match now.as_deref() {
+            None => !expected_old.is_empty(),
+            Some(cur) => expected_old.is_empty() || !oid_eq(cur, expected_old),
+        };
+        if moved {
+            return Ok(false);
+        }
+        Err(GitError {
+            args: vec![
+                "update-ref".into(),
+                refname.into(),
+                new.into(),
+                expected_old.into(),
+            ],
+            code: out.status.code(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+
+    /// Saves `oid` under `refname`. A backup is never overwritten: if `refname` already holds
+    /// another commit, `refname-2`, `-3`, ... is used. Returns the ref actually written.
+    pub fn backup_ref(&self, refname: &str, oid: &str) -> Result<String, GitError> {
+        let oid = self.commit_oid(oid)?;
+        for n in 1..=1000u32 {
+            let name = if n == 1 {
+                refname.to_string()
+            } else {
+                format!("{refname}-{n}")
+            };
+            match self.rev_parse(&name)? {
+                Some(cur) if cur == oid => return Ok(name),
+                Some(_) => continue,
+                None => {
+                    if self.cas_update_ref(&name, &oid, "")? {
+                        tracing::info!(backup = %name, %oid, "git: backed up");
+                        return Ok(name);
+                    }
+                }
+            }
+        }
+        Err(GitError::ours(
+            &["update-ref", refname],
+            "too many backups under this name; run `orch-tui gc`",
+        ))
+    }
+
+    /// Commits reachable from `tip` but not from `base`, oldest first.
+    pub fn commits_between(&self, base: &str, tip: &str) -> Result<Vec<String>, GitError> {
+        let out = self
+            .git()
+            .args(["rev-list", "--reverse", "--end-of-options"])
+            .arg(format!("{base}..{tip}"))
+            .run()?;
+        Ok(out.lines().map(str::to_string).collect())
+    }
+
+    /// Whether commit `a` is an ancestor of (or equal to) `b`.
+    pub fn is_ancestor(&self, a: &str, b: &str) -> Result<bool, GitError> {
+        self.git()
+            .args(["merge-base", "--is-ancestor", a, b])
+            .yes_no()
+    }
+
+    /// True when `oid` has commits reachable from none of `also` and none of the backup refs;
+    /// i.e. dropping what points at it would lose work. `oid` and `also` must be object ids or
+    /// rev-list options (no `--end-of-options` here: it would forbid the `--not` after it).
+    pub(crate) fn has_unsaved_commits(&self, oid: &str, also: &[&str]) -> Result<bool, GitError> {
+        let out = self
+            .git()
+            .args(["rev-list", "-n1", oid, "--not"])
+            .args(also)
+            .arg(format!("--glob={BACKUP_PREFIX}"))
+            .run()?;
+        Ok(!out.is_empty())
+    }
+
+    /// Deletes `refs/heads/<branch>` — only if every commit on it is in `merged_into` or kept by
+    /// a backup ref, and it is not checked out in any worktree.
+    pub fn delete_branch(&self, branch: &str, merged_into: &str) -> Result<(), GitError> {
+        let refname = format!("refs/heads/{branch}");
+        let Some(tip) = self.rev_parse(&refname)? else {
+            return Ok(());
+        };
+        let into = self.commit_oid(merged_into)?;
+        if self.has_unsaved_commits(&tip, &[&into])? {
+            return Err(GitError::ours(
+                &["branch", "-D", branch],
+                format!(
+                    "refusing to delete {branch}: it has commits that are neither in \
+                     {merged_into} nor under a backup ref ({BACKUP_PREFIX}...)"
+                ),
+            ));
+        }
+        if let Some(wt) = self
+            .worktrees()?
+            .into_iter()
+            .find(|w| w.branch.as_deref() == Some(refname.as_str()))
+        {
+            return Err(GitError::ours(
+                &["branch", "-D", branch],
+                format!(
+                    "refusing to delete {branch}: it is checked out in {}",
+                    wt.path.display()
+                ),
+            ));
+        }
+        // With the old value, so a branch that moved since we looked is not deleted.
+        self.git()
+            .args(["update-ref", "-m", "orch-tui", "-d", &refname, &tip])
+            .run()
+            .map(|_| ())
+    }
+
+    /// `git diff --stat base tip`.
+    pub fn diff_stat(&self, base: &str, tip: &str) -> Result<String, GitError> {
+        self.git()
+            .args([
+                "diff",
+                "--stat",
+                "--no-color",
+                "--end-of-options",
+                base,
+                tip,
+            ])
+            .run()
+    }
+
+    /// Paths that differ between `base` and `tip`; a rename shows both its old and new path.
+    pub fn changed_files(&self, base: &str, tip: &str) -> Result<Vec<String>, GitError> {
+        let out = self
+            .git()
+            .args(["diff", "--name-only", "--no-renames", "-z"])
+            .args(["--end-of-options", base, tip])
+            .run_bytes()?;
+        Ok(run::split_nul(&out))
+    }
+}
+
+fn is_hex(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Compares object ids, allowing an abbreviated one on either side.
+fn oid_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.trim(), b.trim());
+    !a.is_empty() && !b.is_empty() && (a.starts_with(b) || b.starts_with(a))
+}

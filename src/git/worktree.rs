@@ -1,0 +1,263 @@
+//! Worktrees: one per attempt, created from the integration tip, committed by the supervisor,
+//! removed after the merge — with a backup ref before anything could drop work.
+
+use std::path::{Path, PathBuf};
+
+use super::run::{Git, split_nul};
+use super::{GitError, Repo};
+
+/// The identity used for snapshot commits of work found uncommitted in a worktree we are about
+/// to remove: set explicitly so it works in repos where the user configured none.
+const SNAPSHOT_NAME: &str = "orch-tui";
+const SNAPSHOT_EMAIL: &str = "orch-tui@localhost";
+
+/// One entry of `git worktree list --porcelain`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorktreeInfo {
+    pub path: PathBuf,
+    /// The commit checked out (None for a worktree whose HEAD is unborn).
+    pub head: Option<String>,
+    /// `refs/heads/...`, None when detached.
+    pub branch: Option<String>,
+    /// Locked (e.g. by a `worktree add` that was interrupted while "initializing").
+    pub locked: bool,
+}
+
+/// Compares paths the way they point on disk: git prints absolute paths that may or may not go
+/// through symlinks (`/tmp` on macOS), so canonicalize whatever still exists.
+fn same_path(a: &Path, b: &Path) -> bool {
+    let ca = a.canonicalize().unwrap_or_else(|_| a.to_path_buf());
+    let cb = b.canonicalize().unwrap_or_else(|_| b.to_path_buf());
+    ca == cb
+}
+
+impl Repo {
+    /// Every worktree git knows of, the main one first.
+    pub fn worktrees(&self) -> Result<Vec<WorktreeInfo>, GitError> {
+        let out = self
+            .git()
+            .args(["worktree", "list", "--porcelain", "-z"])
+            .run_bytes()?;
+        let mut list = Vec::new();
+        let mut cur: Option<WorktreeInfo> = None;
+        // Fields are NUL-terminated; an empty field ends one worktree's record.
+        for field in split_nul(&out) {
+            if field.is_empty() {
+                list.extend(cur.take());
+            } else if let Some(p) = field.strip_prefix("worktree ") {
+                list.extend(cur.take());
+                cur = Some(WorktreeInfo {
+                    path: PathBuf::from(p),
+                    head: None,
+                    branch: None,
+                    locked: false,
+                });
+            } else if let Some(w) = cur.as_mut() {
+                if let Some(h) = field.strip_prefix("HEAD ") {
+                    w.head = Some(h.to_string()).filter(|h| h.bytes().any(|b| b != b'0'));
+                } else if let Some(b) = field.strip_prefix("branch ") {
+                    w.branch = Some(b.to_string());
+                } else if field == "locked" || field.starts_with("locked ") {
+                    w.locked = true;
+                }
+            }
+        }
+        list.extend(cur);
+        Ok(list)
+    }
+
+    fn find_worktree(&self, path: &Path) -> Result<Option<WorktreeInfo>, GitError> {
+        Ok(self
+            .worktrees()?
+            .into_iter()
+            .skip(1) // the main working tree is never ours to remove
+            .find(|w| same_path(&w.path, path)))
+    }
+
+    /// Creates a worktree at `path` on `branch`, starting at `base`.
+    ///
+    /// `branch` may exist from an earlier attempt: its tip is saved under `backup_ref` first
+    /// (when it has commits that `base` and existing backups lack), then it is reset to `base`
+    /// (`worktree add -B`). A worktree left at `path` by a crash is retired first: its
+    /// uncommitted files are snapshotted into a commit, backed up, and it is removed.
+    pub fn create_worktree(
+        &self,
+        path: &Path,
+        branch: &str,
+        base: &str,
+        backup_ref: &str,
+    ) -> Result<(), GitError> {
+        let base_oid = self.commit_oid(base)?;
+        if path.exists() {
+            match self.find_worktree(path)? {
+                Some(stale) => {
+                    tracing::warn!(path = %path.display(), "git: retiring a stale worktree");
+                    self.retire(&stale, backup_ref)?;
+                }
+                None => {
+                    let empty = path
+                        .read_dir()
+                        .map(|mut d| d.next().is_none())
+                        .unwrap_or(false);
+                    if !empty {
+                        return Err(GitError::ours(
+                            &["worktree", "add"],
+                            format!(
+                                "{} exists and is not a worktree of this repository; \
+                                 move it away (it may hold someone's files)",
+                                path.display()
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        let refname = format!("refs/heads/{branch}");
+        if let Some(old) = self.rev_parse(&refname)?
+            && self.has_unsaved_commits(&old, &[&base_oid])?
+        {
+            self.backup_ref(backup_ref, &old)?;
+        }
+        let add = |repo: &Repo| {
+            repo.git()
+                .args(["worktree", "add", "--quiet", "--no-track", "-B", branch])
+                .arg(path)
+                .arg(&base_oid)
+                .run()
+        };
+        match add(self) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                // A worktree whose directory vanished (deleted by hand, or a crash before git
+                // wrote it) still holds the branch or the path until pruned: prune, try once more.
+                tracing::debug!(error = %e, "git: worktree add failed; pruning and retrying");
+                self.git().args(["worktree", "prune"]).run()?;
+                add(self).map(|_| ())
+            }
+        }
+    }
+
+    /// Removes the worktree at `path` (missing = Ok). Uncommitted files are snapshotted into a
+    /// commit first, and its HEAD (or the snapshot) is saved under `backup_ref` unless another
+    /// branch, tag or backup already holds those commits.
+    pub fn remove_worktree(&self, path: &Path, backup_ref: &str) -> Result<(), GitError> {
+        match self.find_worktree(path)? {
+            Some(wt) => self.retire(&wt, backup_ref),
+            None if path.exists() => Err(GitError::ours(
+                &["worktree", "remove"],
+                format!(
+                    "{} is not a worktree of this repository; not removing it",
+                    path.display()
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Backs up whatever a worktree holds that nothing else does, then removes it.
+    fn retire(&self, wt: &WorktreeInfo, backup_ref: &str) -> Result<(), GitError> {
+        let mut keep = wt.head.clone();
+        if wt.path.exists() {
+            match self.snapshot(&wt.path) {
+                Ok(Some(snap)) => keep = Some(snap),
+                Ok(None) => {}
+                // A worktree locked while "initializing" was interrupted by a crash in
+                // `worktree add`: no agent ever ran there, so there is nothing of value.
+                Err(e) if wt.locked => {
+                    tracing::warn!(error = %e, "git: could not snapshot a half-made worktree");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if let Some(tip) = keep {
+            // The worktree's own branch does not count as a safe place: it is about to be reset
+            // or deleted.
+            let exclude = wt
+                .branch
+                .as_deref()
+                .and_then(|b| b.strip_prefix("refs/heads/"))
+                .map(|b| format!("--exclude={b}"));
+            let mut also: Vec<&str> = Vec::new();
+            if let Some(x) = exclude.as_deref() {
+                also.push(x);
+            }
+            also.extend(["--branches", "--tags", "--remotes"]);
+            if self.has_unsaved_commits(&tip, &also)? {
+                self.backup_ref(backup_ref, &tip)?;
+            }
+        }
+        self.git()
+            .args(["worktree", "remove", "--force", "--force"])
+            .arg(&wt.path)
+            .run()
+            .map(|_| ())
+            .or_else(|e| {
+                if wt.path.exists() {
+                    Err(e)
+                } else {
+                    // Its directory is already gone: only the bookkeeping is left.
+                    self.git().args(["worktree", "prune"]).run().map(|_| ())
+                }
+            })
+    }
+
+    /// Records uncommitted files of `worktree` (tracked changes and untracked, not ignored,
+    /// files) as a commit on top of its HEAD, without moving any ref. None when it is clean.
+    fn snapshot(&self, worktree: &Path) -> Result<Option<String>, GitError> {
+        let g = || Git::new(worktree);
+        g().args(["add", "-A"]).run()?;
+        if g()
+            .args(["diff-index", "--cached", "--quiet", "HEAD"])
+            .yes_no()?
+        {
+            return Ok(None);
+        }
+        let tree = g().arg("write-tree").run()?;
+        let commit = g()
+            .args(["commit-tree", &tree, "-p", "HEAD", "-m"])
+            .arg("orch-tui: snapshot of uncommitted work found in a worktree being removed")
+            .env("GIT_AUTHOR_NAME", SNAPSHOT_NAME)
+            .env("GIT_AUTHOR_EMAIL", SNAPSHOT_EMAIL)
+            .env("GIT_COMMITTER_NAME", SNAPSHOT_NAME)
+            .env("GIT_COMMITTER_EMAIL", SNAPSHOT_EMAIL)
+            .run()?;
+        Ok(Some(commit))
+    }
+
+    /// Commits everything the agent left in `worktree` (`add -A`, so `.gitignore`d files stay
+    /// out) with the agent as author and committer. `message` should end with the caller's
+    /// trailers (see `trailers`). None when there was nothing to commit.
+    pub fn commit_all(
+        &self,
+        worktree: &Path,
+        author_name: &str,
+        author_email: &str,
+        message: &str,
+    ) -> Result<Option<String>, GitError> {
+        let g = || Git::new(worktree);
+        g().args(["add", "-A"]).run()?;
+        if g()
+            .args(["diff-index", "--cached", "--quiet", "HEAD"])
+            .yes_no()?
+        {
+            return Ok(None);
+        }
+        // Porcelain commit (not commit-tree) so the user's commit hooks still run; the message
+        // goes through stdin so its size and characters do not matter.
+        g().args([
+            "commit",
+            "--quiet",
+            "--no-edit",
+            "--cleanup=whitespace",
+            "-F",
+            "-",
+        ])
+        .env("GIT_AUTHOR_NAME", author_name)
+        .env("GIT_AUTHOR_EMAIL", author_email)
+        .env("GIT_COMMITTER_NAME", author_name)
+        .env("GIT_COMMITTER_EMAIL", author_email)
+        .stdin(message.as_bytes())
+        .run()?;
+        Ok(Some(g().args(["rev-parse", "HEAD"]).run()?))
+    }
+}
