@@ -1,5 +1,10 @@
 //! The pure domain: task states, plan model and validation, scheduling decisions.
 //! No I/O, no tokio, no terminal; nothing here imports the other parts.
 
+pub mod config;
+pub mod diag;
+pub mod duration;
+pub mod plan;
+pub mod plan_graph;
 pub mod schedule;
 pub mod state;

@@ -1,0 +1,496 @@
+//! `.orch/config.toml` (DESIGN §8): embedded defaults, overridden key by key by the user's file.
+//!
+//! Both files go through the same `apply` walk: the defaults are applied to an empty config,
+//! then the user's file to the result. So a user table only changes the keys it names (tables
+//! merge deeply; arrays and plain values replace), and every error points into the file that
+//! holds the bad value.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+
+use toml::de::DeTable;
+
+use crate::core::diag::{Diagnostic, Sink, entries_in_order};
+use crate::core::plan::{Budget, Plan, parse_budget};
+
+mod agents;
+#[cfg(test)]
+use agents::placeholders_in;
+use agents::{apply_agent, branch_problem};
+
+/// The embedded defaults; also what `orch-tui init` can show.
+pub const DEFAULT_CONFIG_TOML: &str = include_str!("../../assets/default-config.toml");
+const DEFAULTS_FILE: &str = "<built-in defaults>";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Adapter {
+    Claude,
+    Codex,
+    Aider,
+    #[default]
+    Generic,
+    Sim,
+}
+
+impl Adapter {
+    pub const NAMES: &[&str] = &["claude", "codex", "aider", "generic", "sim"];
+
+    pub fn parse(s: &str) -> Option<Adapter> {
+        Some(match s {
+            "claude" => Adapter::Claude,
+            "codex" => Adapter::Codex,
+            "aider" => Adapter::Aider,
+            "generic" => Adapter::Generic,
+            "sim" => Adapter::Sim,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Adapter::Claude => "claude",
+            Adapter::Codex => "codex",
+            Adapter::Aider => "aider",
+            Adapter::Generic => "generic",
+            Adapter::Sim => "sim",
+        }
+    }
+}
+
+/// How much the human is asked (DESIGN §1): approve every merge, get a veto window, or neither.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Autonomy {
+    InTheLoop,
+    #[default]
+    OnTheLoop,
+    OutOfTheLoop,
+}
+
+impl Autonomy {
+    pub const NAMES: &[&str] = &["in-the-loop", "on-the-loop", "out-of-the-loop"];
+
+    pub fn parse(s: &str) -> Option<Autonomy> {
+        Some(match s {
+            "in-the-loop" => Autonomy::InTheLoop,
+            "on-the-loop" => Autonomy::OnTheLoop,
+            "out-of-the-loop" => Autonomy::OutOfTheLoop,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AgentProfile {
+    pub name: String,
+    /// Argument vector; placeholders are replaced inside single arguments, never via a shell.
+    pub command: Vec<String>,
+    pub adapter: Adapter,
+    /// Empty = can take any task.
+    pub capabilities: Vec<String>,
+    pub max_concurrent: usize,
+    pub env: BTreeMap<String, String>,
+    pub author_name: String,
+    pub author_email: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub backoff_base_ms: u64,
+    pub backoff_cap_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Funnel {
+    /// Commands run on every task after its own checks.
+    pub checks: Vec<String>,
+    /// Agent profile that reviews each attempt; `None` = no reviewer stage.
+    pub reviewer: Option<String>,
+    pub autonomy: Autonomy,
+    pub veto_window_ms: u64,
+    pub check_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Ui {
+    pub theme: String,
+    /// Action name -> key; the TUI checks the names and key syntax.
+    pub keymap: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Config {
+    pub slots: usize,
+    /// Profile for tasks whose plan names no agent.
+    pub default_agent: String,
+    pub integration_branch: String,
+    pub stop_grace_ms: u64,
+    pub agents: BTreeMap<String, AgentProfile>,
+    pub task_budget: Budget,
+    pub run_budget: Budget,
+    pub retry: RetryPolicy,
+    pub funnel: Funnel,
+    pub log_rotate_bytes: u64,
+    pub ui: Ui,
+}
+
+pub const PLACEHOLDERS: &[&str] = &["prompt", "prompt_file", "task", "worktree", "orch"];
+pub const THEMES: &[&str] = &["dark", "light"];
+
+const TOP_KEYS: &[&str] = &[
+    "slots",
+    "default_agent",
+    "integration_branch",
+    "stop_grace",
+    "agents",
+    "budgets",
+    "retry",
+    "funnel",
+    "logs",
+    "ui",
+];
+const AGENT_KEYS: &[&str] = &[
+    "command",
+    "adapter",
+    "capabilities",
+    "max_concurrent",
+    "env",
+    "author",
+];
+const AUTHOR_KEYS: &[&str] = &["name", "email"];
+const BUDGETS_KEYS: &[&str] = &["task", "run"];
+const RETRY_KEYS: &[&str] = &["max_attempts", "backoff_base", "backoff_cap"];
+const FUNNEL_KEYS: &[&str] = &[
+    "checks",
+    "reviewer",
+    "autonomy",
+    "veto_window",
+    "check_timeout",
+];
+const LOGS_KEYS: &[&str] = &["rotate_bytes"];
+const UI_KEYS: &[&str] = &["theme", "keymap"];
+
+/// The embedded defaults. They are checked by a unit test, so the empty fallback is never used.
+pub fn default_config() -> Config {
+    let mut cfg = Config::default();
+    let mut sink = Sink::new(DEFAULTS_FILE, DEFAULT_CONFIG_TOML);
+    apply_file(&mut sink, &mut cfg);
+    cfg
+}
+
+/// The defaults overridden by the user's config `text`; every error in it, or the config.
+pub fn parse_config(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {
+    let mut cfg = default_config();
+    let mut sink = Sink::new(file, text);
+    apply_file(&mut sink, &mut cfg);
+    if sink.diags.is_empty() {
+        Ok(cfg)
+    } else {
+        sink.diags.sort_by_key(|d| (d.line, d.col));
+        Err(sink.diags)
+    }
+}
+
+/// Where the user set the keys that are checked against others once everything is merged.
+#[derive(Default)]
+struct CrossRefs {
+    default_agent: Option<Range<usize>>,
+    reviewer: Option<Range<usize>>,
+    backoff: Option<Range<usize>>,
+}
+
+fn apply_file(sink: &mut Sink<'_>, cfg: &mut Config) {
+    let Some(root) = sink.parse() else { return };
+    let root = root.get_ref();
+    sink.check_keys(root, TOP_KEYS, "the config (top level)");
+    let mut refs = CrossRefs::default();
+    if let Some(v) = root.get("slots")
+        && let Some(n) = sink.int_in(v, "slots", 1, 64, "slots = 4")
+    {
+        cfg.slots = n as usize;
+    }
+    if let Some(v) = root.get("default_agent")
+        && let Some(s) = sink.string(v, "default_agent", "default_agent = \"claude\"")
+    {
+        cfg.default_agent = s;
+        refs.default_agent = Some(v.span());
+    }
+    if let Some(v) = root.get("integration_branch")
+        && let Some(s) = sink.string(
+            v,
+            "integration_branch",
+            "integration_branch = \"orch/integration\"",
+        )
+    {
+        match branch_problem(&s) {
+            Some(why) => sink.error(
+                &v.span(),
+                format!("integration_branch `{s}` {why}"),
+                "use a plain branch name such as \"orch/integration\"",
+            ),
+            None => cfg.integration_branch = s,
+        }
+    }
+    if let Some(v) = root.get("stop_grace")
+        && let Some(ms) = sink.duration(v, "stop_grace")
+    {
+        cfg.stop_grace_ms = ms;
+    }
+    if let Some(v) = root.get("agents")
+        && let Some(t) = sink.table(v, "[agents]", "[agents.claude]")
+    {
+        for (name, profile) in entries_in_order(t) {
+            apply_agent(sink, cfg, name, profile);
+        }
+    }
+    if let Some(t) = sub_table(sink, root, "budgets", BUDGETS_KEYS) {
+        if let Some(v) = t.get("task") {
+            cfg.task_budget = parse_budget(sink, v, "[budgets] task")
+                .unwrap_or_default()
+                .or(&cfg.task_budget);
+        }
+        if let Some(v) = t.get("run") {
+            cfg.run_budget = parse_budget(sink, v, "[budgets] run")
+                .unwrap_or_default()
+                .or(&cfg.run_budget);
+        }
+    }
+    if let Some(t) = sub_table(sink, root, "retry", RETRY_KEYS) {
+        apply_retry(sink, &mut cfg.retry, t, &mut refs);
+    }
+    if let Some(t) = sub_table(sink, root, "funnel", FUNNEL_KEYS) {
+        apply_funnel(sink, &mut cfg.funnel, t, &mut refs);
+    }
+    if let Some(t) = sub_table(sink, root, "logs", LOGS_KEYS)
+        && let Some(v) = t.get("rotate_bytes")
+        && let Some(n) = sink.int_in(
+            v,
+            "[logs] rotate_bytes",
+            4096,
+            i64::MAX,
+            "rotate_bytes = 16_777_216",
+        )
+    {
+        cfg.log_rotate_bytes = n as u64;
+    }
+    if let Some(t) = sub_table(sink, root, "ui", UI_KEYS) {
+        apply_ui(sink, &mut cfg.ui, t);
+    }
+    check_cross_refs(sink, cfg, &refs);
+}
+
+fn sub_table<'a, 'i>(
+    sink: &mut Sink<'_>,
+    root: &'a DeTable<'i>,
+    key: &str,
+    allowed: &[&str],
+) -> Option<&'a DeTable<'i>> {
+    let place = format!("[{key}]");
+    let t = sink.table(root.get(key)?, &place, &format!("[{key}]"))?;
+    sink.check_keys(t, allowed, &place);
+    Some(t)
+}
+
+fn apply_retry(sink: &mut Sink<'_>, r: &mut RetryPolicy, t: &DeTable<'_>, refs: &mut CrossRefs) {
+    if let Some(v) = t.get("max_attempts")
+        && let Some(n) = sink.int_in(v, "[retry] max_attempts", 1, 1000, "max_attempts = 3")
+    {
+        r.max_attempts = n as u32;
+    }
+    for (key, field) in [
+        ("backoff_base", &mut r.backoff_base_ms),
+        ("backoff_cap", &mut r.backoff_cap_ms),
+    ] {
+        if let Some(v) = t.get(key)
+            && let Some(ms) = sink.duration(v, &format!("[retry] {key}"))
+        {
+            *field = ms;
+            refs.backoff = Some(v.span());
+        }
+    }
+}
+
+fn apply_funnel(sink: &mut Sink<'_>, f: &mut Funnel, t: &DeTable<'_>, refs: &mut CrossRefs) {
+    if let Some(v) = t.get("checks")
+        && let Some(c) = sink.strings(v, "[funnel] checks", "checks = [\"cargo test -q\"]")
+    {
+        f.checks = c;
+    }
+    if let Some(v) = t.get("reviewer")
+        && let Some(s) = sink.string(v, "[funnel] reviewer", "reviewer = \"claude\"")
+    {
+        f.reviewer = (!s.is_empty()).then_some(s);
+        refs.reviewer = Some(v.span());
+    }
+    if let Some(v) = t.get("autonomy")
+        && let Some(s) = sink.string(v, "[funnel] autonomy", "autonomy = \"on-the-loop\"")
+    {
+        match Autonomy::parse(&s) {
+            Some(a) => f.autonomy = a,
+            None => sink.error(
+                &v.span(),
+                format!("unknown autonomy `{s}`"),
+                format!("autonomy is one of {}", Autonomy::NAMES.join(", ")),
+            ),
+        }
+    }
+    if let Some(v) = t.get("veto_window")
+        && let Some(ms) = sink.duration(v, "[funnel] veto_window")
+    {
+        f.veto_window_ms = ms;
+    }
+    if let Some(v) = t.get("check_timeout") {
+        match sink.duration(v, "[funnel] check_timeout") {
+            Some(0) => sink.error(
+                &v.span(),
+                "[funnel] check_timeout is zero",
+                "give checks time to run, e.g. check_timeout = \"10m\"",
+            ),
+            Some(ms) => f.check_timeout_ms = ms,
+            None => {}
+        }
+    }
+}
+
+fn apply_ui(sink: &mut Sink<'_>, ui: &mut Ui, t: &DeTable<'_>) {
+    if let Some(v) = t.get("theme")
+        && let Some(s) = sink.string(v, "[ui] theme", "theme = \"dark\"")
+    {
+        if THEMES.contains(&s.as_str()) {
+            ui.theme = s;
+        } else {
+            sink.error(
+                &v.span(),
+                format!("unknown theme `{s}`"),
+                format!("theme is one of {}", THEMES.join(", ")),
+            );
+        }
+    }
+    if let Some(v) = t.get("keymap")
+        && let Some(km) = sink.table(v, "[ui] keymap", "keymap = { approve = \"a\" }")
+    {
+        for (k, val) in entries_in_order(km) {
+            match sink.string(
+                val,
+                &format!("[ui] keymap {}", k.get_ref()),
+                "approve = \"a\"",
+            ) {
+                Some(s) if s.is_empty() => sink.error(
+                    &val.span(),
+                    format!("empty key for action `{}`", k.get_ref()),
+                    "write a key such as \"a\", \"ctrl-r\" or \"enter\"",
+                ),
+                Some(s) => {
+                    ui.keymap.insert(k.get_ref().to_string(), s);
+                }
+                None => {}
+            }
+        }
+    }
+}
+
+/// Checks between keys, once this file is merged in. Only keys this file set are blamed: the
+/// defaults are consistent on their own.
+fn check_cross_refs(sink: &mut Sink<'_>, cfg: &Config, refs: &CrossRefs) {
+    let known = || {
+        cfg.agents
+            .keys()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if let Some(span) = &refs.default_agent
+        && !cfg.agents.contains_key(&cfg.default_agent)
+    {
+        sink.error(
+            span,
+            format!(
+                "default_agent `{}` is not an agent profile",
+                cfg.default_agent
+            ),
+            format!(
+                "name one of {} or add [agents.{}]",
+                known(),
+                cfg.default_agent
+            ),
+        );
+    }
+    if let (Some(span), Some(r)) = (&refs.reviewer, &cfg.funnel.reviewer)
+        && !cfg.agents.contains_key(r)
+    {
+        sink.error(
+            span,
+            format!("[funnel] reviewer `{r}` is not an agent profile"),
+            format!("name one of {}, or \"\" for no reviewer", known()),
+        );
+    }
+    if let Some(span) = &refs.backoff
+        && cfg.retry.backoff_cap_ms < cfg.retry.backoff_base_ms
+    {
+        sink.error(
+            span,
+            "[retry] backoff_cap is shorter than backoff_base",
+            "the cap bounds the growing wait between attempts; make it at least backoff_base",
+        );
+    }
+}
+
+/// Checks a loaded plan against the config: every agent it names exists, and that agent has
+/// the capabilities each task lists. Positions point into the plan file.
+pub fn check_plan_against_config(plan: &Plan, cfg: &Config) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let known = cfg
+        .agents
+        .keys()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut reported: BTreeSet<(usize, &str)> = BTreeSet::new();
+    for t in &plan.tasks {
+        let name = t.agent.as_deref().unwrap_or(&cfg.default_agent);
+        let Some(profile) = cfg.agents.get(name) else {
+            // A `[defaults] agent` is shared by many tasks: report its line once.
+            if reported.insert((t.agent_line, name)) {
+                out.push(Diagnostic {
+                    file: plan.file.clone(),
+                    line: t.agent_line,
+                    col: usize::from(t.agent_line > 0),
+                    message: format!(
+                        "agent `{name}` (task `{}`) is not defined in the config",
+                        t.id
+                    ),
+                    hint: format!(
+                        "use one of {known}, or add [agents.{name}] to .orch/config.toml"
+                    ),
+                });
+            }
+            continue;
+        };
+        if profile.capabilities.is_empty() {
+            continue;
+        }
+        let missing: Vec<&str> = t
+            .capabilities
+            .iter()
+            .filter(|c| !profile.capabilities.contains(c))
+            .map(String::as_str)
+            .collect();
+        if !missing.is_empty() {
+            out.push(Diagnostic {
+                file: plan.file.clone(),
+                line: t.line,
+                col: 1,
+                message: format!("task `{}` needs capabilities [{}] that agent `{name}` lacks", t.id, missing.join(", ")),
+                hint: format!("add them to [agents.{name}] capabilities, or give the task an agent that has them"),
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;
