@@ -1,1 +1,3 @@
-//! agent
+//! agent: PTY processes, their emulated screens and their logs (DESIGN §6).
+
+pub mod screen;
