@@ -1,2 +1,7 @@
-//! agent
+//! agent: PTY processes, their emulated screens and their logs (DESIGN §6), and the
+//! built-in simulated agent.
+
+pub mod logs;
+pub mod pty;
+pub mod screen;
 pub mod sim;

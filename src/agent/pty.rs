@@ -1,0 +1,754 @@
+//! One agent process in a pseudo-terminal (DESIGN §6, research/pty.md §1).
+//!
+//! portable-pty's Unix traps and what this module does about each:
+//! - a cwd that is not a directory silently becomes `$HOME` -> checked before spawning;
+//! - a failed exec is reported as a successful spawn -> the program is resolved first;
+//! - keeping the slave open means EOF never comes -> dropped right after spawn;
+//! - dropping the writer types Enter + Ctrl-D -> the writer thread keeps it until EOF;
+//! - `Child::kill()` signals only the direct child -> `killpg` TERM, grace, KILL.
+//!
+//! Threads per agent: a reader (raw log, emulator, query replies), a waiter (reaps the child,
+//! reports exit once the output is complete) and a writer (so a large paste never blocks).
+
+use std::ffi::{CString, OsString};
+use std::io::{Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use portable_pty::{CommandBuilder, MasterPty, PtySize, native_pty_system};
+
+use super::logs::RotatingFile;
+use super::screen::{ScreenEvent, SharedScreen, new_parser, nonzero};
+
+/// Raw PTY bytes, written before parsing: the lossless, replayable record.
+pub const RAW_LOG: &str = "pty.raw";
+/// Rows as they leave the emulated screen, plus the final screen at exit.
+pub const SCREEN_LOG: &str = "screen.log";
+/// How long exit waits for the reader's EOF, so logs are complete without hanging on a
+/// grandchild that still holds the terminal.
+pub const EOF_GRACE: Duration = Duration::from_millis(500);
+const READ_CHUNK: usize = 64 * 1024;
+
+/// portable-pty allocates in `pre_exec` after fork; one spawn at a time keeps that away from
+/// other threads' allocator locks as far as we can (research/pty.md §1.4).
+static SPAWN_LOCK: Mutex<()> = Mutex::new(());
+
+/// How to start one agent.
+#[derive(Debug, Clone)]
+pub struct SpawnSpec {
+    /// Program and arguments, never through a shell.
+    pub argv: Vec<String>,
+    /// Must exist and be a directory.
+    pub cwd: PathBuf,
+    /// Added on top of the cleaned environment (see [`AgentProcess::spawn`]).
+    pub env: Vec<(String, String)>,
+    pub rows: u16,
+    pub cols: u16,
+    /// Created if missing; holds [`RAW_LOG`] and [`SCREEN_LOG`].
+    pub log_dir: PathBuf,
+    /// Each log rotates when it reaches this size (0: never), keeping 3 generations.
+    pub log_rotate_bytes: u64,
+}
+
+/// What an agent reports to the engine, from its own threads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentSignal {
+    /// New bytes were read and applied to the screen (one per read; the engine coalesces).
+    Output,
+    Bell,
+    /// OSC 9 or OSC 777 notification text.
+    Notification(String),
+    /// The agent exited and its logs are complete. Sent once, last.
+    Exited(ExitInfo),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitInfo {
+    /// Exit code, when it exited normally.
+    pub code: Option<i32>,
+    /// Signal number, when a signal killed it.
+    pub signal: Option<i32>,
+}
+
+/// The agent could not be started; nothing is left running. The text says what and what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpawnError(pub String);
+
+impl std::fmt::Display for SpawnError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SpawnError {}
+
+type Notify = Box<dyn Fn(AgentSignal) + Send + Sync>;
+
+enum WriterMsg {
+    Bytes(Vec<u8>),
+    /// Every slave fd is closed: dropping the writer can no longer type into anyone.
+    Close,
+}
+
+#[derive(Default)]
+struct Life {
+    eof: bool,
+    exit: Option<ExitInfo>,
+}
+
+struct Logs {
+    raw: Option<RotatingFile>,
+    screen: Option<RotatingFile>,
+    finalized: bool,
+}
+
+struct Shared {
+    pid: i32,
+    screen: SharedScreen,
+    logs: Mutex<Logs>,
+    life: Mutex<Life>,
+    changed: Condvar,
+    master: Mutex<Box<dyn MasterPty + Send>>,
+    writer_tx: Sender<WriterMsg>,
+    notify: Notify,
+}
+
+/// A running (or finished) agent. Dropping it does not stop the process: call [`Self::stop`].
+pub struct AgentProcess {
+    shared: Arc<Shared>,
+}
+
+/// Locks, recovering from a poisoned mutex: a panicked reader must not take the UI down too.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn err(msg: String) -> SpawnError {
+    SpawnError(msg)
+}
+
+impl AgentProcess {
+    /// Starts `spec.argv` in a new PTY and session.
+    ///
+    /// The environment is this process's, minus `TMUX`, `COLUMNS`, `LINES` (stale size and
+    /// multiplexer hints) and inherited `ORCH_*` (another attempt's token must not leak), plus
+    /// `TERM=xterm-256color`, `COLORTERM=truecolor`, then `spec.env`.
+    ///
+    /// The program is resolved first (PATH search, exists, executable bit, and for `#!` scripts
+    /// that the interpreter exists) so an exec failure is a `SpawnError` rather than a spawn that
+    /// "succeeds" and then aborts (research/pty.md §1.4).
+    pub fn spawn(spec: SpawnSpec, notify: Notify) -> Result<AgentProcess, SpawnError> {
+        let Some(argv0) = spec.argv.first() else {
+            return Err(err(
+                "agent command is empty; give at least a program name".into()
+            ));
+        };
+        if !spec.cwd.is_dir() {
+            return Err(err(format!(
+                "agent working directory {} does not exist or is not a directory; create it (or fix the worktree path) before starting the agent",
+                spec.cwd.display()
+            )));
+        }
+        let path_var = spec
+            .env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| OsString::from(v))
+            .or_else(|| std::env::var_os("PATH"));
+        let program = resolve_program(argv0, &spec.cwd, path_var.as_deref(), true)?;
+
+        std::fs::create_dir_all(&spec.log_dir).map_err(|e| {
+            err(format!(
+                "cannot create agent log directory {}: {e}; check permissions and free space",
+                spec.log_dir.display()
+            ))
+        })?;
+        let open_log = |name: &str| {
+            RotatingFile::open(&spec.log_dir.join(name), spec.log_rotate_bytes)
+                .map_err(|e| err(format!("{e}")))
+        };
+        let logs = Logs {
+            raw: Some(open_log(RAW_LOG)?),
+            screen: Some(open_log(SCREEN_LOG)?),
+            finalized: false,
+        };
+
+        let size = PtySize {
+            rows: spec.rows.max(1),
+            cols: spec.cols.max(1),
+            pixel_width: 0,
+            pixel_height: 0,
+        };
+        let pty_err = |what: &str, e: String| {
+            err(format!(
+                "cannot {what} for agent `{argv0}`: {e}; check the PTY limit (/proc/sys/kernel/pty/max) and open-file limit"
+            ))
+        };
+        let pair = native_pty_system()
+            .openpty(size)
+            .map_err(|e| pty_err("open a pseudo-terminal", e.to_string()))?;
+        // Both before spawning, so a failure here leaves nothing running.
+        let reader = pair
+            .master
+            .try_clone_reader()
+            .map_err(|e| pty_err("clone the PTY reader", e.to_string()))?;
+        let writer = pair
+            .master
+            .take_writer()
+            .map_err(|e| pty_err("take the PTY writer", e.to_string()))?;
+
+        let mut cmd = CommandBuilder::new(program.as_os_str());
+        cmd.args(&spec.argv[1..]);
+        cmd.cwd(spec.cwd.as_os_str());
+        for (key, _) in std::env::vars_os() {
+            if key.as_bytes().starts_with(b"ORCH_") {
+                cmd.env_remove(&key);
+            }
+        }
+        for key in ["TMUX", "TMUX_PANE", "COLUMNS", "LINES"] {
+            cmd.env_remove(key);
+        }
+        cmd.env("TERM", "xterm-256color");
+        cmd.env("COLORTERM", "truecolor");
+        for (k, v) in &spec.env {
+            cmd.env(k, v);
+        }
+
+        let child = {
+            let _one_at_a_time = lock(&SPAWN_LOCK);
+            pair.slave.spawn_command(cmd).map_err(|e| {
+                err(format!(
+                    "cannot start agent `{argv0}` in {}: {e}",
+                    spec.cwd.display()
+                ))
+            })?
+        };
+        // The slave must go now, or the reader never sees EOF (research/pty.md §1.2 row 2).
+        drop(pair.slave);
+        let pid = match child.process_id().and_then(|p| i32::try_from(p).ok()) {
+            Some(p) if p > 1 => p,
+            _ => {
+                return Err(err(format!(
+                    "agent `{argv0}` started but has no process id; report this as a bug"
+                )));
+            }
+        };
+
+        let (writer_tx, writer_rx) = mpsc::channel();
+        let shared = Arc::new(Shared {
+            pid,
+            screen: Arc::new(Mutex::new(new_parser(size.rows, size.cols))),
+            logs: Mutex::new(logs),
+            life: Mutex::new(Life::default()),
+            changed: Condvar::new(),
+            master: Mutex::new(pair.master),
+            writer_tx,
+            notify,
+        });
+        let spawn_thread = |name: String, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new().name(name).spawn(f)
+        };
+        let started = spawn_thread(
+            format!("agent-{pid}-writer"),
+            Box::new(move || writer_loop(writer, writer_rx)),
+        )
+        .and_then(|_| {
+            let s = Arc::clone(&shared);
+            spawn_thread(
+                format!("agent-{pid}-reader"),
+                Box::new(move || reader_loop(&s, reader)),
+            )
+        })
+        .and_then(|_| {
+            let s = Arc::clone(&shared);
+            spawn_thread(
+                format!("agent-{pid}-waiter"),
+                Box::new(move || waiter_loop(&s, child)),
+            )
+        });
+        if let Err(e) = started {
+            // Without its threads nobody would reap or read the agent: take it down now.
+            kill_process_group(pid, Duration::ZERO);
+            return Err(err(format!(
+                "cannot start threads for agent `{argv0}`: {e}; the system is out of threads or memory"
+            )));
+        }
+        Ok(AgentProcess { shared })
+    }
+
+    /// Process id, which is also the process-group and session id (portable-pty calls setsid).
+    pub fn pid(&self) -> u32 {
+        self.shared.pid as u32
+    }
+
+    /// Queues bytes for the agent; never blocks, even if the agent does not read.
+    pub fn write(&self, bytes: Vec<u8>) {
+        if !bytes.is_empty() {
+            let _ = self.shared.writer_tx.send(WriterMsg::Bytes(bytes));
+        }
+    }
+
+    /// Resizes the PTY (the kernel sends SIGWINCH) and the emulated screen under one lock, so
+    /// no output is parsed at a size the agent did not draw for.
+    pub fn resize(&self, rows: u16, cols: u16) -> Result<(), String> {
+        let (rows, cols) = (rows.max(1), cols.max(1));
+        let mut screen = lock(&self.shared.screen);
+        let size = PtySize {
+            rows,
+            cols,
+            pixel_width: 0,
+            pixel_height: 0,
+        };
+        lock(&self.shared.master).resize(size).map_err(|e| {
+            format!("cannot resize the terminal of agent pid {} to {rows}x{cols}: {e}; the agent may have exited", self.shared.pid)
+        })?;
+        screen.set_size(nonzero(rows), nonzero(cols));
+        Ok(())
+    }
+
+    /// The emulator; lock it to read cells, modes and `callbacks().is_render_locked(now)`.
+    pub fn screen(&self) -> SharedScreen {
+        Arc::clone(&self.shared.screen)
+    }
+
+    /// Stops the whole process group: SIGTERM, up to `grace` for it to go, then SIGKILL.
+    /// Returns at once; the work happens on a thread. Watch for `Exited` or use `wait_exit`.
+    pub fn stop(&self, grace: Duration) {
+        let shared = Arc::clone(&self.shared);
+        let spawned = std::thread::Builder::new()
+            .name(format!("agent-{}-stop", shared.pid))
+            .spawn(move || stop_group(&shared, grace));
+        if let Err(e) = spawned {
+            tracing::error!(pid = self.shared.pid, error = %e, "no thread to stop agent; killing it at once");
+            signal_group(self.shared.pid, libc::SIGKILL);
+        }
+    }
+
+    /// How the agent exited, once it has and its logs are complete.
+    pub fn exit_info(&self) -> Option<ExitInfo> {
+        lock(&self.shared.life).exit
+    }
+
+    /// Waits up to `timeout` for [`Self::exit_info`].
+    pub fn wait_exit(&self, timeout: Duration) -> Option<ExitInfo> {
+        wait_for(&self.shared, timeout, |l| l.exit.is_some()).exit
+    }
+}
+
+fn wait_for(
+    shared: &Shared,
+    timeout: Duration,
+    done: impl Fn(&Life) -> bool,
+) -> MutexGuard<'_, Life> {
+    let deadline = Instant::now() + timeout;
+    let mut life = lock(&shared.life);
+    while !done(&life) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        life = shared
+            .changed
+            .wait_timeout(life, left)
+            .map(|(g, _)| g)
+            .unwrap_or_else(|e| e.into_inner().0);
+    }
+    life
+}
+
+fn stop_group(shared: &Shared, grace: Duration) {
+    {
+        let life = lock(&shared.life);
+        // Exited and no tty holder left: the group is gone and its id may be reused.
+        if life.exit.is_some() && life.eof {
+            return;
+        }
+    }
+    signal_group(shared.pid, libc::SIGTERM);
+    drop(wait_for(shared, grace, |l| l.exit.is_some()));
+    if group_alive(shared.pid) {
+        signal_group(shared.pid, libc::SIGKILL);
+    }
+}
+
+fn writer_loop(mut writer: Box<dyn Write + Send>, rx: mpsc::Receiver<WriterMsg>) {
+    let mut failed = false;
+    for msg in rx {
+        match msg {
+            WriterMsg::Bytes(bytes) => {
+                // After the agent is gone writes fail with EIO; drop the input but keep the
+                // writer (dropping it would type Ctrl-D into anything still on the tty).
+                if let Err(e) = writer.write_all(&bytes).and_then(|()| writer.flush())
+                    && !failed
+                {
+                    failed = true;
+                    tracing::debug!(error = %e, "agent input dropped: the terminal is closed");
+                }
+            }
+            WriterMsg::Close => break,
+        }
+    }
+}
+
+fn reader_loop(shared: &Shared, mut reader: Box<dyn Read + Send>) {
+    let mut buf = vec![0u8; READ_CHUNK];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                tracing::warn!(pid = shared.pid, error = %e, "reading the agent's terminal failed; treating as end of output");
+                break;
+            }
+        };
+        let chunk = &buf[..n];
+        let (replies, events) = {
+            let mut logs = lock(&shared.logs);
+            write_log(&mut logs.raw, chunk); // before parsing: the raw log must not depend on vt100
+            let mut screen = lock(&shared.screen);
+            screen.process(chunk);
+            let cb = screen.callbacks_mut();
+            let (text, replies, events) =
+                (cb.take_scrolled_text(), cb.take_replies(), cb.take_events());
+            drop(screen);
+            if !logs.finalized {
+                write_log(&mut logs.screen, text.as_bytes());
+            }
+            (replies, events)
+        };
+        if !replies.is_empty() {
+            let _ = shared.writer_tx.send(WriterMsg::Bytes(replies));
+        }
+        (shared.notify)(AgentSignal::Output);
+        for ev in events {
+            (shared.notify)(match ev {
+                ScreenEvent::Bell => AgentSignal::Bell,
+                ScreenEvent::Notification(text) => AgentSignal::Notification(text),
+            });
+        }
+    }
+    finalize_logs(shared);
+    lock(&shared.life).eof = true;
+    shared.changed.notify_all();
+    let _ = shared.writer_tx.send(WriterMsg::Close);
+}
+
+fn waiter_loop(shared: &Shared, child: Box<dyn portable_pty::Child + Send + Sync>) {
+    // waitpid directly: portable-pty's ExitStatus keeps only the signal's name, not its number.
+    let mut status: libc::c_int = 0;
+    let info = loop {
+        // SAFETY: plain syscall on our own child with a valid out-pointer.
+        let r = unsafe { libc::waitpid(shared.pid, &mut status, 0) };
+        if r == shared.pid {
+            break decode_status(status);
+        }
+        if r < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+            continue;
+        }
+        tracing::error!(
+            pid = shared.pid,
+            "waitpid failed: {}",
+            std::io::Error::last_os_error()
+        );
+        break ExitInfo {
+            code: None,
+            signal: None,
+        };
+    };
+    drop(child);
+    drop(wait_for(shared, EOF_GRACE, |l| l.eof));
+    finalize_logs(shared);
+    lock(&shared.life).exit = Some(info);
+    shared.changed.notify_all();
+    (shared.notify)(AgentSignal::Exited(info));
+}
+
+fn decode_status(status: libc::c_int) -> ExitInfo {
+    if libc::WIFEXITED(status) {
+        ExitInfo {
+            code: Some(libc::WEXITSTATUS(status)),
+            signal: None,
+        }
+    } else if libc::WIFSIGNALED(status) {
+        ExitInfo {
+            code: None,
+            signal: Some(libc::WTERMSIG(status)),
+        }
+    } else {
+        ExitInfo {
+            code: None,
+            signal: None,
+        }
+    }
+}
+
+/// Appends the final screen to `screen.log` and fsyncs both logs, once.
+fn finalize_logs(shared: &Shared) {
+    let mut logs = lock(&shared.logs);
+    if logs.finalized {
+        return;
+    }
+    logs.finalized = true;
+    let text = {
+        let mut screen = lock(&shared.screen);
+        let (scr, cb) = screen.screen_and_callbacks_mut();
+        cb.final_text(scr)
+    };
+    write_log(&mut logs.screen, text.as_bytes());
+    let logs = &mut *logs;
+    for f in [&mut logs.raw, &mut logs.screen].into_iter().flatten() {
+        if let Err(e) = f.sync() {
+            tracing::warn!(error = %e, "agent log may be incomplete after a crash");
+        }
+    }
+}
+
+/// A failing log (disk full) must not stop the agent: warn once and stop writing that log.
+fn write_log(file: &mut Option<RotatingFile>, bytes: &[u8]) {
+    if let Some(f) = file
+        && let Err(e) = f.write_all(bytes)
+    {
+        tracing::error!(error = %e, "agent log disabled; free disk space to keep logs for new agents");
+        *file = None;
+    }
+}
+
+fn signal_group(pgid: i32, sig: libc::c_int) {
+    // pgid <= 1 would signal our own group or every process we may signal.
+    if pgid > 1 {
+        // SAFETY: plain syscall; a gone group gives ESRCH, which is fine.
+        unsafe { libc::killpg(pgid, sig) };
+    }
+}
+
+/// True while some process of the group is alive. Zombies do not count: they are dead, and an
+/// orphaned one may wait for a PID 1 that never reaps (containers).
+fn group_alive(pgid: i32) -> bool {
+    // SAFETY: signal 0 only checks for existence.
+    let r = unsafe { libc::kill(-pgid, 0) };
+    if r != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) {
+        return false;
+    }
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    dir.flatten().any(|e| {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            return false;
+        };
+        // Fields after the last ')' (comm may hold spaces): state ppid pgrp ...
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            return false;
+        };
+        let f: Vec<&str> = rest.split_whitespace().take(3).collect();
+        f.len() == 3 && f[2] == pgid.to_string() && f[0] != "Z" && f[0] != "X"
+    })
+}
+
+/// Kills a process group left by an earlier run (recovery): SIGTERM, wait up to `grace` for the
+/// group to go, then SIGKILL. Returns true when no live process of the group remains. Refuses
+/// (false) pgid <= 1 and our own group.
+pub fn kill_process_group(pgid: i32, grace: Duration) -> bool {
+    // SAFETY: getpgrp cannot fail.
+    if pgid <= 1 || pgid == unsafe { libc::getpgrp() } {
+        return false;
+    }
+    // Not our children, so nothing to wait on: poll, briefly.
+    let gone_within = |limit: Duration| {
+        let deadline = Instant::now() + limit;
+        loop {
+            if !group_alive(pgid) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    if !group_alive(pgid) {
+        return true;
+    }
+    signal_group(pgid, libc::SIGTERM);
+    if gone_within(grace) {
+        return true;
+    }
+    signal_group(pgid, libc::SIGKILL);
+    gone_within(Duration::from_secs(2))
+}
+
+/// Finds the program the way exec will, and checks it can run: a failed exec inside portable-pty
+/// is not reported as an error (wezterm#7742), so every such failure must be caught here.
+fn resolve_program(
+    name: &str,
+    cwd: &Path,
+    path_var: Option<&std::ffi::OsStr>,
+    check_shebang: bool,
+) -> Result<PathBuf, SpawnError> {
+    if name.is_empty() {
+        return Err(err(
+            "agent program name is empty; fix the agent profile's command".into(),
+        ));
+    }
+    let found = if name.contains('/') {
+        let p = cwd.join(name);
+        check_runnable(&p)?;
+        p
+    } else {
+        let mut notes = Vec::new();
+        let hit = std::env::split_paths(path_var.unwrap_or_default()).find_map(|dir| {
+            let p = cwd.join(dir).join(name);
+            match check_runnable(&p) {
+                Ok(()) => Some(p),
+                Err(e) => {
+                    if p.exists() {
+                        notes.push(e.0);
+                    }
+                    None
+                }
+            }
+        });
+        match hit {
+            Some(p) => p,
+            None => {
+                let extra = if notes.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", notes.join("; "))
+                };
+                return Err(err(format!(
+                    "program `{name}` not found in PATH{extra}; install it or put its full path in the agent profile's command"
+                )));
+            }
+        }
+    };
+    if check_shebang {
+        check_interpreter(&found, cwd, path_var)?;
+    }
+    Ok(found)
+}
+
+fn check_runnable(p: &Path) -> Result<(), SpawnError> {
+    let meta = std::fs::metadata(p).map_err(|e| {
+        err(format!(
+            "agent program {} cannot be used: {e}; check the path",
+            p.display()
+        ))
+    })?;
+    if meta.is_dir() {
+        return Err(err(format!(
+            "agent program {} is a directory; point the command at a file",
+            p.display()
+        )));
+    }
+    let c = CString::new(p.as_os_str().as_bytes()).map_err(|_| {
+        err(format!(
+            "agent program path {} contains a NUL byte",
+            p.display()
+        ))
+    })?;
+    // SAFETY: valid NUL-terminated path.
+    if unsafe { libc::access(c.as_ptr(), libc::X_OK) } != 0 {
+        return Err(err(format!(
+            "agent program {} is not executable; run `chmod +x {}` or run it through its interpreter",
+            p.display(),
+            p.display()
+        )));
+    }
+    Ok(())
+}
+
+/// For `#!` scripts, the interpreter must exist too (and for `#!/usr/bin/env prog`, `prog`).
+fn check_interpreter(
+    script: &Path,
+    cwd: &Path,
+    path_var: Option<&std::ffi::OsStr>,
+) -> Result<(), SpawnError> {
+    let mut head = [0u8; 256];
+    let n = std::fs::File::open(script)
+        .and_then(|mut f| f.read(&mut head))
+        .unwrap_or(0);
+    let Some(line) = head[..n].strip_prefix(b"#!") else {
+        return Ok(());
+    };
+    let line = line.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(line);
+    let mut words = line.split_whitespace();
+    let Some(interp) = words.next() else {
+        return Err(err(format!(
+            "script {} has an empty `#!` line; name its interpreter",
+            script.display()
+        )));
+    };
+    let bad = |e: SpawnError| {
+        err(format!(
+            "script {} names interpreter `{interp}` on its `#!` line, which cannot run ({e}); fix the `#!` line or install the interpreter",
+            script.display()
+        ))
+    };
+    check_runnable(Path::new(interp)).map_err(bad)?;
+    if Path::new(interp).file_name().is_some_and(|f| f == "env") {
+        // `env -S prog args` or `env prog`: the first word that is not an option is the program.
+        if let Some(prog) = words.find(|w| !w.starts_with('-')) {
+            resolve_program(prog, cwd, path_var, false).map_err(bad)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_exit_and_signal() {
+        assert_eq!(
+            decode_status(3 << 8),
+            ExitInfo {
+                code: Some(3),
+                signal: None
+            }
+        );
+        assert_eq!(
+            decode_status(libc::SIGKILL),
+            ExitInfo {
+                code: None,
+                signal: Some(libc::SIGKILL)
+            }
+        );
+    }
+
+    #[test]
+    fn resolves_through_path_and_refuses_bad_programs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = std::env::var_os("PATH");
+        let sh = resolve_program("sh", dir.path(), path.as_deref(), true).unwrap();
+        assert!(sh.is_absolute() && sh.ends_with("sh"));
+        assert!(resolve_program("no-such-program-xyz", dir.path(), path.as_deref(), true).is_err());
+        assert!(resolve_program("sh", dir.path(), Some("".as_ref()), true).is_err());
+        let env_script = dir.path().join("s");
+        std::fs::write(&env_script, "#!/usr/bin/env no-such-interp-xyz\n").unwrap();
+        std::process::Command::new("chmod")
+            .arg("+x")
+            .arg(&env_script)
+            .status()
+            .unwrap();
+        let e = resolve_program("./s", dir.path(), path.as_deref(), true).unwrap_err();
+        assert!(e.0.contains("no-such-interp-xyz"), "{e}");
+    }
+
+    #[test]
+    fn refuses_to_kill_init_or_own_group() {
+        assert!(!kill_process_group(1, Duration::ZERO));
+        assert!(!kill_process_group(0, Duration::ZERO));
+        assert!(!kill_process_group(
+            unsafe { libc::getpgrp() },
+            Duration::ZERO
+        ));
+    }
+}
