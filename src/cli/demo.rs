@@ -14,7 +14,10 @@ const PROJECT: &[(&str, &str)] = &[
         "# wordstat\n\nA tiny text-statistics tool, built task by task by simulated agents.\n",
     ),
     (".gitignore", "__pycache__/\n"),
-    ("sample.txt", "the quick brown fox\njumps over the lazy dog\nthe end\n"),
+    (
+        "sample.txt",
+        "the quick brown fox\njumps over the lazy dog\nthe end\n",
+    ),
 ];
 
 fn git(dir: &Path, args: &[&str]) -> Result<(), CliError> {
@@ -84,8 +87,9 @@ pub fn demo(headless: bool, dir: Option<&Path>, slots: Option<usize>) -> CliResu
     )?;
     println!("demo repository: {}", root.display());
     let ctx = Context::find(Some(&root), None)?;
-    std::fs::create_dir_all(&ctx.paths.orch)
-        .map_err(|e| CliError::failed(format!("cannot create {}: {e}", ctx.paths.orch.display())))?;
+    std::fs::create_dir_all(&ctx.paths.orch).map_err(|e| {
+        CliError::failed(format!("cannot create {}: {e}", ctx.paths.orch.display()))
+    })?;
     let repo = crate::git::Repo::open(&root).map_err(|e| CliError::failed(e.to_string()))?;
     repo.ensure_excluded(".orch/")
         .map_err(|e| CliError::failed(e.to_string()))?;

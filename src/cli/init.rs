@@ -6,9 +6,11 @@ use super::{CliError, CliResult, Context, EXIT_OK, diagnostics_error, load};
 use crate::ledger::{Ledger, TaskDefaults};
 
 pub fn init(ctx: &Context) -> CliResult {
-    std::fs::create_dir_all(&ctx.paths.orch)
-        .map_err(|e| CliError::failed(format!("cannot create {}: {e}", ctx.paths.orch.display())))?;
-    let repo = crate::git::Repo::open(&ctx.paths.repo).map_err(|e| CliError::failed(e.to_string()))?;
+    std::fs::create_dir_all(&ctx.paths.orch).map_err(|e| {
+        CliError::failed(format!("cannot create {}: {e}", ctx.paths.orch.display()))
+    })?;
+    let repo =
+        crate::git::Repo::open(&ctx.paths.repo).map_err(|e| CliError::failed(e.to_string()))?;
     repo.ensure_excluded(".orch/")
         .map_err(|e| CliError::failed(e.to_string()))?;
     let cfg_path = ctx.paths.orch.join("config.toml");
@@ -49,7 +51,7 @@ pub fn validate(file: &Path) -> CliResult {
 pub fn load_into(ctx: &Context, file: &Path) -> Result<crate::ledger::LoadReport, CliError> {
     let plan = load::load_plan(file).map_err(diagnostics_error)?;
     let cfg = ctx.config()?;
-    let problems = crate::core::config::check_plan_against_config(&plan, &file.display().to_string(), &cfg);
+    let problems = crate::core::config::check_plan_against_config(&plan, &cfg);
     if !problems.is_empty() {
         return Err(diagnostics_error(problems));
     }

@@ -257,8 +257,9 @@ impl Context {
     pub fn find(repo: Option<&Path>, config: Option<&Path>) -> Result<Context, CliError> {
         let start = match repo {
             Some(r) => r.to_path_buf(),
-            None => std::env::current_dir()
-                .map_err(|e| CliError::bad_input(format!("cannot read the current directory: {e}")))?,
+            None => std::env::current_dir().map_err(|e| {
+                CliError::bad_input(format!("cannot read the current directory: {e}"))
+            })?,
         };
         let git = crate::git::Repo::open(&start).map_err(|e| {
             CliError::bad_input(format!(

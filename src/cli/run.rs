@@ -30,8 +30,7 @@ pub fn run(ctx: &Context, headless: bool, plan: Option<&Path>, slots: Option<usi
     if let Some(p) = plan {
         // Validate everything before the ledger is created or touched.
         let parsed = super::load::load_plan(p).map_err(super::diagnostics_error)?;
-        let problems =
-            crate::core::config::check_plan_against_config(&parsed, &p.display().to_string(), &config);
+        let problems = crate::core::config::check_plan_against_config(&parsed, &config);
         if !problems.is_empty() {
             return Err(super::diagnostics_error(problems));
         }
@@ -85,7 +84,9 @@ pub fn supervise(ctx: &Context, config: crate::core::config::Config) -> CliResul
     Ok(match end {
         RunEnd::AllDone => EXIT_OK,
         RunEnd::Unfinished => {
-            println!("some tasks did not finish: see the outcomes above, `orch-tui status` and `orch-tui logs TASK`");
+            println!(
+                "some tasks did not finish: see the outcomes above, `orch-tui status` and `orch-tui logs TASK`"
+            );
             EXIT_UNFINISHED
         }
         RunEnd::Stopped => {

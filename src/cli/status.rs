@@ -61,7 +61,9 @@ pub fn status(ctx: &Context, json: bool) -> CliResult {
     }
     println!(
         "plan {}  ·  {} tasks  ·  spend {} tokens, ${:.2}",
-        ledger.plan_name()?.unwrap_or_else(|| "(none loaded)".into()),
+        ledger
+            .plan_name()?
+            .unwrap_or_else(|| "(none loaded)".into()),
         tasks.len(),
         tokens,
         cost
@@ -70,11 +72,16 @@ pub fn status(ctx: &Context, json: bool) -> CliResult {
     let parts: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
     println!("{}\n", parts.join(", "));
     let w = tasks.iter().map(|t| t.id.len()).max().unwrap_or(4).max(4);
-    println!("{:<w$}  {:<9}  {:>8}  {:<10}  detail", "task", "state", "attempts", "agent");
+    println!(
+        "{:<w$}  {:<9}  {:>8}  {:<10}  detail",
+        "task", "state", "attempts", "agent"
+    );
     for t in &tasks {
         let attempts = ledger.attempts(&t.id)?;
         let last = attempts.last();
-        let agent = last.map(|a| a.profile.clone()).unwrap_or_else(|| "-".into());
+        let agent = last
+            .map(|a| a.profile.clone())
+            .unwrap_or_else(|| "-".into());
         let detail = match (t.state.as_str(), last) {
             ("working", Some(a)) => format!(
                 "{} for {}, {} tokens",
@@ -146,7 +153,9 @@ pub fn events(ctx: &Context, follow: bool, json: bool, task: Option<&str>) -> Cl
         })
         .map_err(|e| CliError::failed(format!("cannot watch the ledger: {e}")))?;
         w.watch(&ctx.paths.orch, notify::RecursiveMode::NonRecursive)
-            .map_err(|e| CliError::failed(format!("cannot watch {}: {e}", ctx.paths.orch.display())))?;
+            .map_err(|e| {
+                CliError::failed(format!("cannot watch {}: {e}", ctx.paths.orch.display()))
+            })?;
         Some(w)
     } else {
         None

@@ -32,7 +32,8 @@ pub const AGING_MS_PER_POINT: u64 = 30_000;
 
 pub fn effective_priority(t: &ReadyTask, now_ms: u64) -> i64 {
     let waited = now_ms.saturating_sub(t.ready_since_ms) / AGING_MS_PER_POINT;
-    t.priority.saturating_add(i64::try_from(waited).unwrap_or(i64::MAX))
+    t.priority
+        .saturating_add(i64::try_from(waited).unwrap_or(i64::MAX))
 }
 
 fn can_take(p: &ProfileLoad, t: &ReadyTask) -> bool {
@@ -79,7 +80,10 @@ pub fn decide(
             continue;
         }
         if t.not_before_ms > now_ms {
-            out.wake_at_ms = Some(out.wake_at_ms.map_or(t.not_before_ms, |w| w.min(t.not_before_ms)));
+            out.wake_at_ms = Some(
+                out.wake_at_ms
+                    .map_or(t.not_before_ms, |w| w.min(t.not_before_ms)),
+            );
             continue;
         }
         if slots == 0 {
@@ -116,7 +120,10 @@ pub fn descendants(root: &str, deps: &BTreeMap<String, Vec<String>>) -> BTreeSet
     let mut dependents: HashMap<&str, Vec<&str>> = HashMap::new();
     for (task, ds) in deps {
         for d in ds {
-            dependents.entry(d.as_str()).or_default().push(task.as_str());
+            dependents
+                .entry(d.as_str())
+                .or_default()
+                .push(task.as_str());
         }
     }
     let mut seen = BTreeSet::new();
@@ -185,7 +192,10 @@ mod tests {
         // docs waits for its busy profile; rust and any go to coder.
         assert_eq!(
             d.dispatch,
-            vec![("rust".into(), "coder".into()), ("any".into(), "coder".into())]
+            vec![
+                ("rust".into(), "coder".into()),
+                ("any".into(), "coder".into())
+            ]
         );
         assert!(d.unroutable.is_empty());
     }

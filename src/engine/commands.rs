@@ -61,9 +61,14 @@ pub fn apply_human(
             (TaskState::Cancelled, false)
         }
         (HumanCommand::Pause, s) if s.can_move_to(TaskState::Paused) => (TaskState::Paused, false),
-        (HumanCommand::Resume, TaskState::Paused) => {
-            (if deps_done { TaskState::Ready } else { TaskState::Pending }, false)
-        }
+        (HumanCommand::Resume, TaskState::Paused) => (
+            if deps_done {
+                TaskState::Ready
+            } else {
+                TaskState::Pending
+            },
+            false,
+        ),
         (HumanCommand::Approve, TaskState::Review | TaskState::Escalated) => {
             (TaskState::Approved, false)
         }

@@ -152,8 +152,16 @@ impl Engine {
             return Ok(());
         };
         let row = self.ledger.attempt(attempt)?;
-        let worktree = PathBuf::from(row.as_ref().and_then(|r| r.worktree.clone()).unwrap_or_default());
-        let log_dir = PathBuf::from(row.as_ref().and_then(|r| r.log_dir.clone()).unwrap_or_default());
+        let worktree = PathBuf::from(
+            row.as_ref()
+                .and_then(|r| r.worktree.clone())
+                .unwrap_or_default(),
+        );
+        let log_dir = PathBuf::from(
+            row.as_ref()
+                .and_then(|r| r.log_dir.clone())
+                .unwrap_or_default(),
+        );
         let deadline = task
             .budget_time_ms
             .map(|ms| Instant::now() + Duration::from_millis(ms));
@@ -198,7 +206,9 @@ impl Engine {
                 let _ = tx.send(Msg::SetupDone { attempt, result });
             });
         if let Err(e) = spawned {
-            return Err(EngineError::Failed(format!("cannot start a setup thread: {e}")));
+            return Err(EngineError::Failed(format!(
+                "cannot start a setup thread: {e}"
+            )));
         }
         self.emit(EngineEvent::Changed);
         Ok(())
@@ -247,7 +257,12 @@ impl Engine {
             }
             Err(why) => {
                 self.say(&format!("✗ {task}: could not start its agent: {why}"));
-                self.attempt_failed(attempt, None, &format!("setup failed: {why}"), TaskState::Assigned)
+                self.attempt_failed(
+                    attempt,
+                    None,
+                    &format!("setup failed: {why}"),
+                    TaskState::Assigned,
+                )
             }
         }
     }
@@ -319,7 +334,11 @@ fn run_setup(job: SetupJob, tx: std::sync::mpsc::Sender<Msg>) -> Result<Started,
             log_rotate_bytes: job.rotate_bytes,
         },
         Box::new(move |signal| {
-            let _ = tx.send(Msg::Agent { attempt, signal });
+            // Output is read from the screen by whoever draws it; only events that change
+            // what the supervisor does travel to its loop.
+            if signal != crate::agent::pty::AgentSignal::Output {
+                let _ = tx.send(Msg::Agent { attempt, signal });
+            }
         }),
     )
     .map_err(|e| e.to_string())?;

@@ -169,7 +169,9 @@ fn run_merge(job: &MergeJob) -> MergeResult {
     for _ in 0..5 {
         let tip = match job.repo.rev_parse(&job.integration) {
             Ok(Some(t)) => t,
-            Ok(None) => return MergeResult::Error(format!("branch {} is missing", job.integration)),
+            Ok(None) => {
+                return MergeResult::Error(format!("branch {} is missing", job.integration));
+            }
             Err(e) => return MergeResult::Error(e.to_string()),
         };
         let new_tip = match job.repo.replay_onto(&job.base, &job.commit, &tip) {

@@ -16,7 +16,7 @@ pub mod summary;
 pub use commands::{HumanCommand, apply_human};
 pub use lock::poke;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::{Duration, Instant};
@@ -75,11 +75,26 @@ pub enum EngineEvent {
 /// Messages into the supervisor loop.
 pub(crate) enum Msg {
     Poke,
-    Agent { attempt: i64, signal: AgentSignal },
-    SetupDone { attempt: i64, result: Result<dispatch::Started, String> },
-    CommitDone { attempt: i64, result: Result<Option<String>, String> },
-    MergeDone { task: String, attempt: i64, result: merge::MergeResult },
-    Stop { stop_agents: bool },
+    Agent {
+        attempt: i64,
+        signal: AgentSignal,
+    },
+    SetupDone {
+        attempt: i64,
+        result: Result<dispatch::Started, String>,
+    },
+    CommitDone {
+        attempt: i64,
+        result: Result<Option<String>, String>,
+    },
+    MergeDone {
+        task: String,
+        attempt: i64,
+        result: merge::MergeResult,
+    },
+    Stop {
+        stop_agents: bool,
+    },
 }
 
 /// A live attempt the supervisor is watching.
@@ -167,8 +182,9 @@ impl Engine {
         repo.ensure_branch(&opts.config.integration_branch)
             .map_err(|e| EngineError::Failed(e.to_string()))?;
         for dir in [&opts.paths.worktrees, &opts.paths.logs, &opts.paths.prompts] {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| EngineError::Failed(format!("cannot create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|e| {
+                EngineError::Failed(format!("cannot create {}: {e}", dir.display()))
+            })?;
         }
         let epoch = ledger.begin_epoch(std::process::id())?;
         let (tx, rx) = channel();
@@ -256,7 +272,11 @@ impl Engine {
                     .tasks()?
                     .iter()
                     .all(|t| t.state() == TaskState::Done);
-                return Ok(if all_done { RunEnd::AllDone } else { RunEnd::Unfinished });
+                return Ok(if all_done {
+                    RunEnd::AllDone
+                } else {
+                    RunEnd::Unfinished
+                });
             }
             let timeout = self.next_timeout()?;
             let msg = match self.rx.recv_timeout(timeout) {
@@ -302,15 +322,17 @@ impl Engine {
         }
     }
 
-    /// Nothing will move without a human: no live agent, no git job, nothing ready or waiting.
+    /// Nothing will move without a human: no live agent, no git job, and no task that the
+    /// supervisor itself can move on (a `pending` task only moves when an upstream merges,
+    /// which needs one of those).
     fn is_settled(&self) -> Result<bool, EngineError> {
         if !self.live.is_empty() || self.merging.is_some() || !self.merge_queue.is_empty() {
             return Ok(false);
         }
         let counts = self.ledger.state_counts()?;
-        Ok(counts.iter().all(|(s, _)| {
-            TaskState::parse(s).is_some_and(|s| s.is_settled() || s == TaskState::Paused)
-        }))
+        Ok(counts
+            .keys()
+            .all(|s| TaskState::parse(s).is_some_and(|s| !s.is_active() && s != TaskState::Ready)))
     }
 
     fn next_timeout(&self) -> Result<Duration, EngineError> {
@@ -352,10 +374,7 @@ impl Engine {
                 }
                 ("agent", "agent_question") => {
                     let q = e.data.get("reason").and_then(|v| v.as_str()).unwrap_or("");
-                    self.say(&format!(
-                        "? {} asks: {q}",
-                        e.task.as_deref().unwrap_or("?")
-                    ));
+                    self.say(&format!("? {} asks: {q}", e.task.as_deref().unwrap_or("?")));
                     changed = true;
                 }
                 ("agent", _) => changed = true,
@@ -381,7 +400,9 @@ impl Engine {
     fn reconcile_live(&mut self) -> Result<(), EngineError> {
         let ids: Vec<i64> = self.live.keys().copied().collect();
         for id in ids {
-            let Some(l) = self.live.get(&id) else { continue };
+            let Some(l) = self.live.get(&id) else {
+                continue;
+            };
             if l.committing {
                 continue;
             }
@@ -389,7 +410,10 @@ impl Engine {
             if matches!(state, Some(TaskState::Working | TaskState::Assigned)) {
                 continue;
             }
-            let why = format!("task is now {}", state.map_or("gone".into(), |s| s.to_string()));
+            let why = format!(
+                "task is now {}",
+                state.map_or("gone".into(), |s| s.to_string())
+            );
             if let Some(l) = self.live.get_mut(&id) {
                 l.stopped_for = Some(why);
                 if let Some(p) = &l.process {
@@ -418,7 +442,9 @@ impl Engine {
             }
         }
         for (_, task) in expired {
-            self.say(&format!("⏱ {task}: time budget exhausted, stopping its agent"));
+            self.say(&format!(
+                "⏱ {task}: time budget exhausted, stopping its agent"
+            ));
         }
     }
 
@@ -467,5 +493,3 @@ fn seed() -> u64 {
 pub(crate) fn random_token(engine: &mut Engine) -> String {
     format!("{:016x}{:016x}", engine.next_random(), engine.next_random())
 }
-
-pub(crate) type TaskDeps = BTreeMap<String, Vec<String>>;

@@ -33,10 +33,7 @@ impl Engine {
         };
         let task = live.task.clone();
         let stopped_for = live.stopped_for.clone();
-        let reported = self
-            .ledger
-            .attempt(attempt)?
-            .and_then(|a| a.reported);
+        let reported = self.ledger.attempt(attempt)?.and_then(|a| a.reported);
         let state = self.ledger.task(&task)?.map(|t| t.state());
         if state != Some(TaskState::Working) {
             // A human cancelled or paused it: the attempt is abandoned, not failed.
@@ -111,12 +108,24 @@ impl Engine {
         match result {
             Err(why) => {
                 self.live.insert(attempt, live);
-                self.attempt_failed(attempt, None, &format!("commit failed: {why}"), TaskState::Working)
+                self.attempt_failed(
+                    attempt,
+                    None,
+                    &format!("commit failed: {why}"),
+                    TaskState::Working,
+                )
             }
             Ok(None) => {
                 let why = "the agent finished without changing anything".to_string();
                 self.ledger.write(|tx| {
-                    crate::ledger::finish_attempt(tx, attempt, "succeeded", Some(0), Some(&why), None)?;
+                    crate::ledger::finish_attempt(
+                        tx,
+                        attempt,
+                        "succeeded",
+                        Some(0),
+                        Some(&why),
+                        None,
+                    )?;
                     crate::ledger::transition_task(
                         tx,
                         &task,
@@ -139,7 +148,14 @@ impl Engine {
                 // No funnel yet: review passes straight to approved (approved-by-default), in
                 // one transaction so a crash cannot strand it in `review`.
                 self.ledger.write(|tx| {
-                    crate::ledger::finish_attempt(tx, attempt, "succeeded", Some(0), None, Some(&oid))?;
+                    crate::ledger::finish_attempt(
+                        tx,
+                        attempt,
+                        "succeeded",
+                        Some(0),
+                        None,
+                        Some(&oid),
+                    )?;
                     crate::ledger::transition_task(
                         tx,
                         &task,
@@ -161,7 +177,11 @@ impl Engine {
                         serde_json::json!({ "why": "no review stages configured" }),
                     )
                 })?;
-                self.say(&format!("✓ {task} attempt {} committed {}", live.n, short(&oid)));
+                self.say(&format!(
+                    "✓ {task} attempt {} committed {}",
+                    live.n,
+                    short(&oid)
+                ));
                 self.merge_queue.push_back(task);
                 self.start_next_merge()?;
                 self.emit(EngineEvent::Changed);
@@ -188,7 +208,12 @@ impl Engine {
         let failures = task.failures + 1;
         let retry = self.opts.config.retry.clone();
         let exhausted = failures >= task.max_attempts;
-        let delay = backoff_ms(failures, retry.backoff_base_ms, retry.backoff_cap_ms, self.next_random());
+        let delay = backoff_ms(
+            failures,
+            retry.backoff_base_ms,
+            retry.backoff_cap_ms,
+            self.next_random(),
+        );
         let killed = live.stopped_for.is_some();
         self.ledger.write(|tx| {
             crate::ledger::finish_attempt(
@@ -207,7 +232,10 @@ impl Engine {
                     TaskState::Failed,
                     &Patch {
                         failures: Some(failures),
-                        reason: Some(Some(format!("{why} (attempt {failures} of {})", task.max_attempts))),
+                        reason: Some(Some(format!(
+                            "{why} (attempt {failures} of {})",
+                            task.max_attempts
+                        ))),
                         ..Patch::default()
                     },
                     Actor::Supervisor,
@@ -235,7 +263,10 @@ impl Engine {
             Ok(())
         })?;
         if exhausted {
-            self.say(&format!("✗ {}: failed: {why} (attempts exhausted)", task.id));
+            self.say(&format!(
+                "✗ {}: failed: {why} (attempts exhausted)",
+                task.id
+            ));
         } else {
             self.say(&format!("↻ {}: {why}; retry in {} ms", task.id, delay));
         }

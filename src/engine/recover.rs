@@ -55,7 +55,10 @@ impl Engine {
                 }
                 Ok(())
             })?;
-            self.say(&format!("↺ {}: attempt {} abandoned at restart", a.task, a.n));
+            self.say(&format!(
+                "↺ {}: attempt {} abandoned at restart",
+                a.task, a.n
+            ));
         }
         for t in self.ledger.tasks()? {
             match t.state() {
@@ -79,7 +82,7 @@ impl Engine {
                 _ => {}
             }
         }
-        self.ledger.write(crate::ledger::promote_ready)?;
+        self.ledger.write(|tx| crate::ledger::promote_ready(tx))?;
         self.start_next_merge()?;
         Ok(())
     }

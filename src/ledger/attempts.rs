@@ -143,9 +143,9 @@ pub fn set_commit(tx: &Connection, id: i64, commit_oid: &str) -> Result<()> {
 
 impl Ledger {
     pub fn attempts(&self, task: &str) -> Result<Vec<AttemptRow>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(&format!("SELECT {COLS} FROM attempts WHERE task = ?1 ORDER BY n"))?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {COLS} FROM attempts WHERE task = ?1 ORDER BY n"
+        ))?;
         let rows = stmt.query_map([task], from_row)?;
         Ok(rows.collect::<std::result::Result<_, _>>()?)
     }

@@ -53,7 +53,12 @@ pub fn append(
 
 impl super::Ledger {
     /// Events after `after_seq`, oldest first, optionally for one task; at most `limit`.
-    pub fn events(&self, after_seq: i64, task: Option<&str>, limit: usize) -> Result<Vec<EventRow>> {
+    pub fn events(
+        &self,
+        after_seq: i64,
+        task: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<EventRow>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT seq, ts_ms, task, attempt, actor, kind, data FROM events
              WHERE seq > ?1 AND (?2 IS NULL OR task = ?2) ORDER BY seq LIMIT ?3",

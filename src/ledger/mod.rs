@@ -30,7 +30,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub enum LedgerError {
     Sql(rusqlite::Error),
     /// The file was written by a newer orch-tui.
-    TooNew { found: i64, known: i64 },
+    TooNew {
+        found: i64,
+        known: i64,
+    },
     /// A compare-and-swap lost: the row was not in the expected state/version.
     Conflict(String),
     /// A request fenced out by token or epoch.
@@ -154,7 +157,9 @@ impl Ledger {
     pub fn begin_epoch(&mut self, pid: u32) -> Result<i64> {
         self.write(|tx| {
             let old: i64 = tx
-                .query_row("SELECT epoch FROM supervisor WHERE id = 1", [], |r| r.get(0))
+                .query_row("SELECT epoch FROM supervisor WHERE id = 1", [], |r| {
+                    r.get(0)
+                })
                 .unwrap_or(0);
             let epoch = old + 1;
             tx.execute(
@@ -177,7 +182,9 @@ impl Ledger {
     pub fn epoch(&self) -> Result<i64> {
         Ok(self
             .conn
-            .query_row("SELECT epoch FROM supervisor WHERE id = 1", [], |r| r.get(0))
+            .query_row("SELECT epoch FROM supervisor WHERE id = 1", [], |r| {
+                r.get(0)
+            })
             .unwrap_or(0))
     }
 

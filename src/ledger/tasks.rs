@@ -113,7 +113,11 @@ pub fn transition(
         )));
     }
     let now = now_ms() as i64;
-    let ready_since = if to == TaskState::Ready { Some(now) } else { None };
+    let ready_since = if to == TaskState::Ready {
+        Some(now)
+    } else {
+        None
+    };
     let changed = tx.execute(
         "UPDATE tasks SET state = ?3, version = version + 1, updated_ms = ?4,
             ready_since_ms = COALESCE(?5, ready_since_ms),
@@ -141,13 +145,15 @@ pub fn transition(
     )?;
     if changed != 1 {
         let actual: Option<String> = tx
-            .query_row("SELECT state FROM tasks WHERE id = ?1", [task], |r| r.get(0))
+            .query_row("SELECT state FROM tasks WHERE id = ?1", [task], |r| {
+                r.get(0)
+            })
             .optional()?;
         return Err(match actual {
             None => LedgerError::BadInput(format!("no task `{task}` in the ledger")),
-            Some(s) => LedgerError::Conflict(format!(
-                "task `{task}` is {s}, not {from}: nothing changed"
-            )),
+            Some(s) => {
+                LedgerError::Conflict(format!("task `{task}` is {s}, not {from}: nothing changed"))
+            }
         });
     }
     let mut data = data;
@@ -384,7 +390,9 @@ impl Ledger {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT state, COUNT(*) FROM tasks GROUP BY state")?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as usize)))?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as usize))
+        })?;
         Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
 }

@@ -10,11 +10,23 @@ use super::{Ledger, LedgerError, Result, now_ms};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "call", rename_all = "lowercase")]
 pub enum WorkerCall {
-    Heartbeat { note: Option<String> },
-    Done { summary: Option<String> },
-    Fail { reason: Option<String> },
-    Escalate { reason: String },
-    Usage { tokens_in: u64, tokens_out: u64, cost_usd: f64 },
+    Heartbeat {
+        note: Option<String>,
+    },
+    Done {
+        summary: Option<String>,
+    },
+    Fail {
+        reason: Option<String>,
+    },
+    Escalate {
+        reason: String,
+    },
+    Usage {
+        tokens_in: u64,
+        tokens_out: u64,
+        cost_usd: f64,
+    },
 }
 
 impl WorkerCall {
@@ -76,7 +88,13 @@ fn apply(tx: &Connection, attempt_id: i64, call: &WorkerCall) -> Result<()> {
             tx.execute(
                 "UPDATE attempts SET tokens_in = tokens_in + ?2, tokens_out = tokens_out + ?3,
                     cost_usd = cost_usd + ?4, last_beat_ms = ?5 WHERE id = ?1",
-                params![attempt_id, *tokens_in as i64, *tokens_out as i64, cost_usd, now],
+                params![
+                    attempt_id,
+                    *tokens_in as i64,
+                    *tokens_out as i64,
+                    cost_usd,
+                    now
+                ],
             )?;
         }
     }
