@@ -5,13 +5,13 @@
 //! merge deeply; arrays and plain values replace), and every error points into the file that
 //! holds the bad value.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::ops::Range;
 
 use toml::de::DeTable;
 
 use crate::core::diag::{Diagnostic, Sink, entries_in_order};
-use crate::core::plan::{Budget, Plan, parse_budget};
+use crate::core::plan::{Budget, MAX_ATTEMPTS_LIMIT, Plan, parse_budget};
 
 mod agents;
 #[cfg(test)]
@@ -297,7 +297,13 @@ fn sub_table<'a, 'i>(
 
 fn apply_retry(sink: &mut Sink<'_>, r: &mut RetryPolicy, t: &DeTable<'_>, refs: &mut CrossRefs) {
     if let Some(v) = t.get("max_attempts")
-        && let Some(n) = sink.int_in(v, "[retry] max_attempts", 1, 1000, "max_attempts = 3")
+        && let Some(n) = sink.int_in(
+            v,
+            "[retry] max_attempts",
+            1,
+            MAX_ATTEMPTS_LIMIT,
+            "max_attempts = 3",
+        )
     {
         r.max_attempts = n as u32;
     }
@@ -443,31 +449,13 @@ fn check_cross_refs(sink: &mut Sink<'_>, cfg: &Config, refs: &CrossRefs) {
 /// the capabilities each task lists. Positions point into the plan file.
 pub fn check_plan_against_config(plan: &Plan, cfg: &Config) -> Vec<Diagnostic> {
     let mut out = Vec::new();
-    let known = cfg
-        .agents
-        .keys()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .join(", ");
-    let mut reported: BTreeSet<(usize, &str)> = BTreeSet::new();
+    // A `[defaults] agent` is shared by many tasks: one error per place an unknown agent is
+    // written, naming the tasks that use it.
+    let mut unknown: BTreeMap<(usize, &str), Vec<&str>> = BTreeMap::new();
     for t in &plan.tasks {
         let name = t.agent.as_deref().unwrap_or(&cfg.default_agent);
         let Some(profile) = cfg.agents.get(name) else {
-            // A `[defaults] agent` is shared by many tasks: report its line once.
-            if reported.insert((t.agent_line, name)) {
-                out.push(Diagnostic {
-                    file: plan.file.clone(),
-                    line: t.agent_line,
-                    col: usize::from(t.agent_line > 0),
-                    message: format!(
-                        "agent `{name}` (task `{}`) is not defined in the config",
-                        t.id
-                    ),
-                    hint: format!(
-                        "use one of {known}, or add [agents.{name}] to .orch/config.toml"
-                    ),
-                });
-            }
+            unknown.entry((t.agent_line, name)).or_default().push(&t.id);
             continue;
         };
         if profile.capabilities.is_empty() {
@@ -484,11 +472,38 @@ pub fn check_plan_against_config(plan: &Plan, cfg: &Config) -> Vec<Diagnostic> {
                 file: plan.file.clone(),
                 line: t.line,
                 col: 1,
-                message: format!("task `{}` needs capabilities [{}] that agent `{name}` lacks", t.id, missing.join(", ")),
-                hint: format!("add them to [agents.{name}] capabilities, or give the task an agent that has them"),
+                message: format!(
+                    "task `{}` needs capabilities [{}] that agent `{name}` lacks",
+                    t.id,
+                    missing.join(", ")
+                ),
+                hint: format!(
+                    "add them to [agents.{name}] capabilities, or give the task an agent that has them"
+                ),
             });
         }
     }
+    let known = cfg
+        .agents
+        .keys()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    for ((line, name), tasks) in unknown {
+        let used_by: Vec<String> = tasks.iter().map(|t| format!("`{t}`")).collect();
+        out.push(Diagnostic {
+            file: plan.file.clone(),
+            line,
+            col: usize::from(line > 0),
+            message: format!(
+                "agent `{name}` is not defined in the config (used by task{} {})",
+                if tasks.len() == 1 { "" } else { "s" },
+                used_by.join(", ")
+            ),
+            hint: format!("use one of {known}, or add [agents.{name}] to .orch/config.toml"),
+        });
+    }
+    out.sort_by_key(|d| (d.line, d.col));
     out
 }
 

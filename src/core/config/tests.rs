@@ -194,7 +194,10 @@ fn plan_agents_and_capabilities_are_checked_against_the_config() {
     assert_eq!(
         got,
         [
-            (3, "agent `ghost` (task `a`) is not defined in the config"),
+            (
+                3,
+                "agent `ghost` is not defined in the config (used by tasks `a`, `b`)"
+            ),
             (
                 9,
                 "task `c` needs capabilities [rust] that agent `codex` lacks"
