@@ -1,7 +1,7 @@
 //! Unit tests of config merging; the bad-input corpus is in tests/bad_input.rs.
 
 use super::*;
-use crate::core::plan::TaskSpec;
+use crate::core::plan::{Plan, TaskSpec};
 
 #[test]
 fn embedded_defaults_parse_without_errors() {
