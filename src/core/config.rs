@@ -5,18 +5,20 @@
 //! merge deeply; arrays and plain values replace), and every error points into the file that
 //! holds the bad value.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::ops::Range;
 
 use toml::de::DeTable;
 
 use crate::core::diag::{Diagnostic, Sink, entries_in_order};
-use crate::core::plan::{Budget, Plan, parse_budget};
+use crate::core::plan::{Budget, MAX_ATTEMPTS_LIMIT, parse_budget};
 
 mod agents;
+mod plan_check;
 #[cfg(test)]
 use agents::placeholders_in;
 use agents::{apply_agent, branch_problem};
+pub use plan_check::check_plan_against_config;
 
 /// The embedded defaults; also what `orch-tui init` can show.
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("../../assets/default-config.toml");
@@ -297,7 +299,13 @@ fn sub_table<'a, 'i>(
 
 fn apply_retry(sink: &mut Sink<'_>, r: &mut RetryPolicy, t: &DeTable<'_>, refs: &mut CrossRefs) {
     if let Some(v) = t.get("max_attempts")
-        && let Some(n) = sink.int_in(v, "[retry] max_attempts", 1, 1000, "max_attempts = 3")
+        && let Some(n) = sink.int_in(
+            v,
+            "[retry] max_attempts",
+            1,
+            MAX_ATTEMPTS_LIMIT,
+            "max_attempts = 3",
+        )
     {
         r.max_attempts = n as u32;
     }
@@ -437,59 +445,6 @@ fn check_cross_refs(sink: &mut Sink<'_>, cfg: &Config, refs: &CrossRefs) {
             "the cap bounds the growing wait between attempts; make it at least backoff_base",
         );
     }
-}
-
-/// Checks a loaded plan against the config: every agent it names exists, and that agent has
-/// the capabilities each task lists. Positions point into the plan file.
-pub fn check_plan_against_config(plan: &Plan, cfg: &Config) -> Vec<Diagnostic> {
-    let mut out = Vec::new();
-    let known = cfg
-        .agents
-        .keys()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .join(", ");
-    let mut reported: BTreeSet<(usize, &str)> = BTreeSet::new();
-    for t in &plan.tasks {
-        let name = t.agent.as_deref().unwrap_or(&cfg.default_agent);
-        let Some(profile) = cfg.agents.get(name) else {
-            // A `[defaults] agent` is shared by many tasks: report its line once.
-            if reported.insert((t.agent_line, name)) {
-                out.push(Diagnostic {
-                    file: plan.file.clone(),
-                    line: t.agent_line,
-                    col: usize::from(t.agent_line > 0),
-                    message: format!(
-                        "agent `{name}` (task `{}`) is not defined in the config",
-                        t.id
-                    ),
-                    hint: format!(
-                        "use one of {known}, or add [agents.{name}] to .orch/config.toml"
-                    ),
-                });
-            }
-            continue;
-        };
-        if profile.capabilities.is_empty() {
-            continue;
-        }
-        let missing: Vec<&str> = t
-            .capabilities
-            .iter()
-            .filter(|c| !profile.capabilities.contains(c))
-            .map(String::as_str)
-            .collect();
-        if !missing.is_empty() {
-            out.push(Diagnostic {
-                file: plan.file.clone(),
-                line: t.line,
-                col: 1,
-                message: format!("task `{}` needs capabilities [{}] that agent `{name}` lacks", t.id, missing.join(", ")),
-                hint: format!("add them to [agents.{name}] capabilities, or give the task an agent that has them"),
-            });
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -142,12 +142,21 @@ impl<'t> Sink<'t> {
         // rest is noise, so keep the first ones.
         for e in errors.iter().take(MAX_SYNTAX_ERRORS) {
             let span = e.span().unwrap_or(0..0);
-            let hint = if e.message().contains("duplicate key") {
-                "each key may appear only once in a table: remove or rename one of them"
+            if e.message().contains("duplicate key") {
+                // The parser does not say which key; it is the text under the span.
+                let key = self.text.get(span.clone()).unwrap_or("").trim();
+                self.error(
+                    &span,
+                    format!("TOML syntax: duplicate key `{key}`"),
+                    "each key may appear only once in a table: remove or rename one of them",
+                );
             } else {
-                "this is not valid TOML here; see https://toml.io for the syntax"
-            };
-            self.error(&span, format!("TOML syntax: {}", e.message()), hint);
+                self.error(
+                    &span,
+                    format!("TOML syntax: {}", e.message()),
+                    "this is not valid TOML here; see https://toml.io for the syntax",
+                );
+            }
         }
         None
     }

@@ -91,6 +91,8 @@ const TASK_KEYS: &[&str] = &[
     "budget",
     "risk",
 ];
+/// More attempts than this is a typo, not a plan.
+pub const MAX_ATTEMPTS_LIMIT: i64 = 100;
 const BUDGET_KEYS: &[&str] = &["time", "tokens", "cost_usd"];
 
 const MINIMAL_PLAN: &str =
@@ -237,7 +239,7 @@ fn agent_name(sink: &mut Sink<'_>, v: &Spanned<DeValue<'_>>, what: &str) -> Opti
 }
 
 fn max_attempts(sink: &mut Sink<'_>, v: &Spanned<DeValue<'_>>, what: &str) -> Option<u32> {
-    let n = sink.int_in(v, what, 1, i64::from(u32::MAX), "max_attempts = 3")?;
+    let n = sink.int_in(v, what, 1, MAX_ATTEMPTS_LIMIT, "max_attempts = 3")?;
     u32::try_from(n).ok()
 }
 

@@ -1,7 +1,7 @@
 //! Unit tests of config merging; the bad-input corpus is in tests/bad_input.rs.
 
 use super::*;
-use crate::core::plan::TaskSpec;
+use crate::core::plan::{Plan, TaskSpec};
 
 #[test]
 fn embedded_defaults_parse_without_errors() {
@@ -194,7 +194,10 @@ fn plan_agents_and_capabilities_are_checked_against_the_config() {
     assert_eq!(
         got,
         [
-            (3, "agent `ghost` (task `a`) is not defined in the config"),
+            (
+                3,
+                "agent `ghost` is not defined in the config (used by tasks `a`, `b`)"
+            ),
             (
                 9,
                 "task `c` needs capabilities [rust] that agent `codex` lacks"

@@ -109,7 +109,7 @@ fn every_error_is_listed_at_once() {
         [
             "2: bad task id `A`",
             "3: task `A` has an empty title",
-            "5: max_attempts of task `A` is 0, but must be between 1 and 4294967295",
+            "5: max_attempts of task `A` is 0, but must be between 1 and 100",
             "6: unknown key `bogus` in task `A`",
         ]
     );
