@@ -328,6 +328,12 @@ impl AgentProcess {
         }
     }
 
+    /// True once every holder of the terminal has closed it (reader EOF). Exit can be reported
+    /// without it, after [`EOF_GRACE`], when a descendant still holds the terminal.
+    pub fn output_ended(&self) -> bool {
+        lock(&self.shared.life).eof
+    }
+
     /// How the agent exited, once it has and its logs are complete.
     pub fn exit_info(&self) -> Option<ExitInfo> {
         lock(&self.shared.life).exit
