@@ -85,7 +85,8 @@ impl std::fmt::Display for SpawnError {
 
 impl std::error::Error for SpawnError {}
 
-type Notify = Box<dyn Fn(AgentSignal) + Send + Sync>;
+/// Called from the agent's threads; must be cheap and must not block (the engine coalesces).
+pub type Notify = Box<dyn Fn(AgentSignal) + Send + Sync>;
 
 enum WriterMsg {
     Bytes(Vec<u8>),
