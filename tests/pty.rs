@@ -132,6 +132,8 @@ fn t1_eof_and_exit_arrive_with_complete_logs() {
         1
     );
     assert!(screen_text(&a).contains("hi"));
+    // EOF comes too (it never does if the slave is kept open).
+    assert!(wait_until(LONG, || a.output_ended()));
     assert!(fx.raw().contains("hi\r\n"));
     let screen_log = std::fs::read_to_string(fx.log_dir().join("screen.log")).unwrap();
     assert_eq!(screen_log, "hi\n");
@@ -164,6 +166,11 @@ fn t2_stop_kills_the_whole_group_including_a_grandchild_holding_the_tty() {
         wait_until(LONG, || live_group_members(pgid).is_empty()),
         "survivors: {:?}",
         live_group_members(pgid)
+    );
+    assert!(
+        wait_until(LONG, || agent_threads(pgid).is_empty()),
+        "{:?}",
+        agent_threads(pgid)
     );
 }
 
@@ -322,6 +329,24 @@ fn t8_large_paste_to_an_agent_that_never_reads_does_not_block() {
         a.wait_exit(LONG).is_some(),
         "stop must work while the writer is stuck"
     );
+    // The writer blocked on the full terminal is released (EIO) once the agent is gone.
+    let pid = a.pid();
+    assert!(
+        wait_until(LONG, || agent_threads(pid).is_empty()),
+        "{:?}",
+        agent_threads(pid)
+    );
+}
+
+/// Names of this process's threads that belong to agent `pid` (thread names are cut to 15 bytes).
+fn agent_threads(pid: u32) -> Vec<String> {
+    let prefix = format!("agent-{pid}-");
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+        .filter(|c| c.starts_with(&prefix))
+        .collect()
 }
 
 #[test]

@@ -262,9 +262,9 @@ pub fn follow(
         if stop() {
             return Ok(());
         }
-        match rx.recv_timeout(WAKE) {
-            Ok(()) => while rx.try_recv().is_ok() {},
-            Err(_) => {}
+        // Wake on an event (then drain the burst) or after WAKE.
+        if rx.recv_timeout(WAKE).is_ok() {
+            while rx.try_recv().is_ok() {}
         }
     }
 }

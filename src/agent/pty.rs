@@ -85,7 +85,8 @@ impl std::fmt::Display for SpawnError {
 
 impl std::error::Error for SpawnError {}
 
-type Notify = Box<dyn Fn(AgentSignal) + Send + Sync>;
+/// Called from the agent's threads; must be cheap and must not block (the engine coalesces).
+pub type Notify = Box<dyn Fn(AgentSignal) + Send + Sync>;
 
 enum WriterMsg {
     Bytes(Vec<u8>),
@@ -326,6 +327,12 @@ impl AgentProcess {
             tracing::error!(pid = self.shared.pid, error = %e, "no thread to stop agent; killing it at once");
             signal_group(self.shared.pid, libc::SIGKILL);
         }
+    }
+
+    /// True once every holder of the terminal has closed it (reader EOF). Exit can be reported
+    /// without it, after [`EOF_GRACE`], when a descendant still holds the terminal.
+    pub fn output_ended(&self) -> bool {
+        lock(&self.shared.life).eof
     }
 
     /// How the agent exited, once it has and its logs are complete.
