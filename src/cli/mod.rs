@@ -316,4 +316,3 @@ pub fn diagnostics_error(diags: Vec<crate::core::diag::Diagnostic>) -> CliError 
         text.join("\n")
     ))
 }
-pub mod load;
