@@ -365,10 +365,10 @@ impl Engine {
                 ("agent", "agent_done") | ("agent", "agent_fail") => {
                     // An interactive agent may report and keep running: end it; its exit
                     // status then follows the report.
-                    if let Some(id) = self.live_id(e.task.as_deref(), e.attempt) {
-                        if let Some(p) = self.live.get(&id).and_then(|l| l.process.as_ref()) {
-                            p.stop(self.grace());
-                        }
+                    if let Some(id) = self.live_id(e.task.as_deref(), e.attempt)
+                        && let Some(p) = self.live.get(&id).and_then(|l| l.process.as_ref())
+                    {
+                        p.stop(self.grace());
                     }
                     changed = true;
                 }
