@@ -287,12 +287,40 @@ fn prompt_text(job: &SetupJob) -> String {
     p
 }
 
+/// An earlier attempt's worktree still has the task branch checked out (git refuses to check a
+/// branch out twice): remove it, after its tip is kept under that attempt's backup ref.
+fn release_branch(job: &SetupJob) -> Result<(), String> {
+    let full = format!("refs/heads/{}", job.branch);
+    let trees = job.repo.worktrees().map_err(|e| e.to_string())?;
+    for w in trees.iter().skip(1) {
+        if w.branch.as_deref() != Some(full.as_str()) || w.path == job.worktree {
+            continue;
+        }
+        let name = w
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let old = name
+            .rsplit('-')
+            .next()
+            .filter(|s| s.parse::<u32>().is_ok())
+            .unwrap_or("stale");
+        let backup = format!("refs/orch/backup/{}/{old}", job.task.id);
+        job.repo
+            .remove_worktree(&w.path, &backup)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
 fn run_setup(job: SetupJob, tx: std::sync::mpsc::Sender<Msg>) -> Result<Started, String> {
     let base = job
         .repo
         .rev_parse(&job.integration)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("integration branch `{}` is missing", job.integration))?;
+    release_branch(&job)?;
     let backup = format!("refs/orch/backup/{}/{}", job.task.id, job.n);
     job.repo
         .create_worktree(&job.worktree, &job.branch, &base, &backup)
