@@ -71,6 +71,7 @@ pub fn supervise(ctx: &Context, config: crate::core::config::Config) -> CliResul
         config,
         orch_bin,
         print_progress: true,
+        on_output: None,
     })?;
     stop_on_signals(signals, engine.stopper());
     println!(

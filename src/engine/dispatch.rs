@@ -34,6 +34,7 @@ struct SetupJob {
     orch_bin: PathBuf,
     rotate_bytes: u64,
     note: Option<String>,
+    on_output: Option<super::OutputHook>,
 }
 
 impl Engine {
@@ -175,6 +176,7 @@ impl Engine {
                 worktree: worktree.clone(),
                 base: String::new(),
                 deadline,
+                started: Instant::now(),
                 stopped_for: None,
                 committing: false,
             },
@@ -196,6 +198,7 @@ impl Engine {
             ledger_path: self.opts.paths.ledger.clone(),
             orch_bin: self.opts.orch_bin.clone(),
             rotate_bytes: self.opts.config.log_rotate_bytes,
+            on_output: self.opts.on_output.clone(),
         };
         let tx = self.tx.clone();
         let spawned = std::thread::Builder::new()
@@ -351,6 +354,8 @@ fn run_setup(job: SetupJob, tx: std::sync::mpsc::Sender<Msg>) -> Result<Started,
         ("ORCH_BIN".into(), path(&job.orch_bin)),
     ]);
     let attempt = job.attempt;
+    let on_output = job.on_output.clone();
+    let task_id = job.task.id.clone();
     let process = AgentProcess::spawn(
         SpawnSpec {
             argv,
@@ -364,7 +369,11 @@ fn run_setup(job: SetupJob, tx: std::sync::mpsc::Sender<Msg>) -> Result<Started,
         Box::new(move |signal| {
             // Output is read from the screen by whoever draws it; only events that change
             // what the supervisor does travel to its loop.
-            if signal != crate::agent::pty::AgentSignal::Output {
+            if signal == crate::agent::pty::AgentSignal::Output {
+                if let Some(f) = &on_output {
+                    f(&task_id);
+                }
+            } else {
                 let _ = tx.send(Msg::Agent { attempt, signal });
             }
         }),

@@ -16,12 +16,14 @@ pub mod summary;
 pub use commands::{HumanCommand, apply_human};
 pub use lock::poke;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::agent::pty::{AgentProcess, AgentSignal};
+use crate::agent::screen::SharedScreen;
 use crate::core::config::Config;
 use crate::core::state::TaskState;
 use crate::git::Repo;
@@ -59,6 +61,65 @@ pub struct EngineOptions {
     pub orch_bin: PathBuf,
     /// Print progress lines to stdout (headless).
     pub print_progress: bool,
+    /// Called from an agent's reader thread whenever it printed something (with the task id).
+    /// Must be cheap: the TUI sets a flag and wakes its render loop; nothing else runs here.
+    pub on_output: Option<OutputHook>,
+}
+
+/// Called with the task id when its agent printed something.
+pub type OutputHook = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// A live agent as a client (the TUI) sees it: its screen is shared, everything else a copy.
+#[derive(Clone)]
+pub struct AgentView {
+    pub attempt: i64,
+    pub task: String,
+    pub n: u32,
+    pub profile: String,
+    pub started: Instant,
+    pub deadline: Option<Instant>,
+    pub screen: Option<SharedScreen>,
+}
+
+/// What clients use to talk to a running engine: see its agents, type into them, stop it.
+#[derive(Clone)]
+pub struct EngineHandle {
+    tx: Sender<Msg>,
+    agents: Arc<Mutex<BTreeMap<i64, AgentView>>>,
+}
+
+impl EngineHandle {
+    /// The live agents, in dispatch order.
+    pub fn agents(&self) -> Vec<AgentView> {
+        self.agents
+            .lock()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Bytes for an agent's PTY (keys, pastes). Queued; never blocks.
+    pub fn input(&self, attempt: i64, bytes: Vec<u8>) {
+        let _ = self.tx.send(Msg::Input { attempt, bytes });
+    }
+
+    /// Resize an agent's PTY and emulated screen together.
+    pub fn resize(&self, attempt: i64, rows: u16, cols: u16) {
+        let _ = self.tx.send(Msg::Resize {
+            attempt,
+            rows,
+            cols,
+        });
+    }
+
+    /// Stop the run: end the agents cleanly, or leave them for the next start to recover.
+    pub fn stop(&self, stop_agents: bool) {
+        let _ = self.tx.send(Msg::Stop { stop_agents });
+    }
+
+    /// Wake the loop (after a human command was written to the ledger).
+    pub fn poke(&self) {
+        let _ = self.tx.send(Msg::Poke);
+    }
 }
 
 /// What happened, for observers (the TUI; tests).
@@ -92,6 +153,15 @@ pub(crate) enum Msg {
         attempt: i64,
         result: merge::MergeResult,
     },
+    Input {
+        attempt: i64,
+        bytes: Vec<u8>,
+    },
+    Resize {
+        attempt: i64,
+        rows: u16,
+        cols: u16,
+    },
     Stop {
         stop_agents: bool,
     },
@@ -106,6 +176,7 @@ pub(crate) struct Live {
     pub worktree: PathBuf,
     pub base: String,
     pub deadline: Option<Instant>,
+    pub started: Instant,
     /// Why we stopped it, if we did (time budget, cancel, pause).
     pub stopped_for: Option<String>,
     pub committing: bool,
@@ -134,6 +205,7 @@ pub struct Engine {
     pub(crate) merging: Option<String>,
     pub(crate) observers: Vec<Sender<EngineEvent>>,
     pub(crate) rng: u64,
+    pub(crate) views: Arc<Mutex<BTreeMap<i64, AgentView>>>,
     last_seq: i64,
     _lock: lock::SupervisorLock,
     started: Instant,
@@ -214,6 +286,7 @@ impl Engine {
             merging: None,
             observers: Vec::new(),
             rng: seed(),
+            views: Arc::new(Mutex::new(BTreeMap::new())),
             last_seq,
             _lock: lock,
             started: Instant::now(),
@@ -235,6 +308,34 @@ impl Engine {
         Stopper(self.tx.clone())
     }
 
+    pub fn handle(&self) -> EngineHandle {
+        EngineHandle {
+            tx: self.tx.clone(),
+            agents: self.views.clone(),
+        }
+    }
+
+    /// Keep the clients' view of live agents in step with `live`.
+    pub(crate) fn publish_views(&self) {
+        if let Ok(mut v) = self.views.lock() {
+            v.clear();
+            for (id, l) in &self.live {
+                v.insert(
+                    *id,
+                    AgentView {
+                        attempt: *id,
+                        task: l.task.clone(),
+                        n: l.n,
+                        profile: l.profile.clone(),
+                        started: l.started,
+                        deadline: l.deadline,
+                        screen: l.process.as_ref().map(|p| p.screen()),
+                    },
+                );
+            }
+        }
+    }
+
     pub fn subscribe(&mut self) -> Receiver<EngineEvent> {
         let (tx, rx) = channel();
         self.observers.push(tx);
@@ -242,6 +343,9 @@ impl Engine {
     }
 
     pub(crate) fn emit(&mut self, e: EngineEvent) {
+        if matches!(e, EngineEvent::Changed) {
+            self.publish_views();
+        }
         self.observers.retain(|o| o.send(e.clone()).is_ok());
     }
 
@@ -291,7 +395,7 @@ impl Engine {
                     self.shutdown(stop_agents)?;
                     return Ok(RunEnd::Stopped);
                 }
-                Some(m) => self.handle(m)?,
+                Some(m) => self.handle_msg(m)?,
                 None => {}
             }
             // Drain whatever else is waiting before scheduling again (coalescing).
@@ -300,14 +404,14 @@ impl Engine {
                     self.shutdown(stop_agents)?;
                     return Ok(RunEnd::Stopped);
                 }
-                self.handle(m)?;
+                self.handle_msg(m)?;
             }
             self.enforce_deadlines();
             self.read_new_events()?;
         }
     }
 
-    fn handle(&mut self, msg: Msg) -> Result<(), EngineError> {
+    fn handle_msg(&mut self, msg: Msg) -> Result<(), EngineError> {
         match msg {
             Msg::Poke => Ok(()),
             Msg::Agent { attempt, signal } => self.on_agent_signal(attempt, signal),
@@ -318,6 +422,22 @@ impl Engine {
                 attempt,
                 result,
             } => self.on_merge_done(&task, attempt, result),
+            Msg::Input { attempt, bytes } => {
+                if let Some(p) = self.live.get(&attempt).and_then(|l| l.process.as_ref()) {
+                    p.write(bytes);
+                }
+                Ok(())
+            }
+            Msg::Resize {
+                attempt,
+                rows,
+                cols,
+            } => {
+                if let Some(p) = self.live.get(&attempt).and_then(|l| l.process.as_ref()) {
+                    let _ = p.resize(rows, cols);
+                }
+                Ok(())
+            }
             Msg::Stop { .. } => Ok(()),
         }
     }
