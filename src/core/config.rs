@@ -115,6 +115,8 @@ pub struct Funnel {
     pub autonomy: Autonomy,
     pub veto_window_ms: u64,
     pub check_timeout_ms: u64,
+    /// On-the-loop waits for the human anyway when a diff changes more lines than this.
+    pub large_diff_lines: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -172,6 +174,7 @@ const FUNNEL_KEYS: &[&str] = &[
     "autonomy",
     "veto_window",
     "check_timeout",
+    "large_diff_lines",
 ];
 const LOGS_KEYS: &[&str] = &["rotate_bytes"];
 const UI_KEYS: &[&str] = &["theme", "keymap"];
@@ -361,6 +364,11 @@ fn apply_funnel(sink: &mut Sink<'_>, f: &mut Funnel, t: &DeTable<'_>, refs: &mut
             Some(ms) => f.check_timeout_ms = ms,
             None => {}
         }
+    }
+    if let Some(v) = t.get("large_diff_lines")
+        && let Some(n) = sink.int_in(v, "[funnel] large_diff_lines", 1, 10_000_000, "large_diff_lines = 400")
+    {
+        f.large_diff_lines = n as u64;
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod diag;
 pub mod duration;
+pub mod funnel;
 pub mod plan;
 pub mod plan_graph;
 pub mod schedule;
