@@ -263,12 +263,12 @@ impl Repo {
     }
 
     /// True when `oid` has commits reachable from none of `also` and none of the backup refs;
-    /// i.e. dropping what points at it would lose work. `oid` and `also` must be object ids or
-    /// rev-list options (no `--end-of-options` here: it would forbid the `--not` after it).
+    /// i.e. dropping what points at it would lose work. `also` holds revisions checked with
+    /// `safe_rev` or rev-list options (`--end-of-options` would forbid the `--not` after it).
     pub(crate) fn has_unsaved_commits(&self, oid: &str, also: &[&str]) -> Result<bool, GitError> {
         let out = self
             .git()
-            .args(["rev-list", "-n1", oid, "--not"])
+            .args(["rev-list", "-n1", safe_rev(oid)?, "--not"])
             .args(also)
             .arg(format!("--glob={BACKUP_PREFIX}"))
             .run()?;
@@ -282,8 +282,7 @@ impl Repo {
         let Some(tip) = self.rev_parse(&refname)? else {
             return Ok(());
         };
-        let into = self.commit_oid(merged_into)?;
-        if self.has_unsaved_commits(&tip, &[&into])? {
+        if self.has_unsaved_commits(&tip, &[safe_rev(merged_into)?])? {
             return Err(GitError::ours(
                 &["branch", "-D", branch],
                 format!(
@@ -335,6 +334,15 @@ impl Repo {
             .run_bytes()?;
         Ok(run::split_nul(&out))
     }
+}
+
+/// Refuses a revision that git would read as an option, for the few commands where
+/// `--end-of-options` cannot be used (rev-list before `--not`, worktree add).
+pub(crate) fn safe_rev(rev: &str) -> Result<&str, GitError> {
+    if rev.is_empty() || rev.starts_with('-') {
+        return Err(GitError::ours(&[rev], format!("not a revision: {rev:?}")));
+    }
+    Ok(rev)
 }
 
 fn is_hex(s: &str) -> bool {
