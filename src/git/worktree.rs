@@ -77,7 +77,7 @@ impl Repo {
     /// Creates a worktree at `path` on `branch`, starting at `base`.
     ///
     /// `branch` may exist from an earlier attempt: its tip is saved under `backup_ref` first
-    /// (when it has commits that `base` and existing backups lack), then it is reset to `base`
+    /// (when it has commits that `base` lacks), then it is reset to `base`
     /// (`worktree add -B`). A worktree left at `path` by a crash is retired first: its
     /// uncommitted files are snapshotted into a commit, backed up, and it is removed.
     pub fn create_worktree(
@@ -177,7 +177,8 @@ impl Repo {
         }
         if let Some(tip) = keep {
             // The worktree's own branch does not count as a safe place: it is about to be reset
-            // or deleted.
+            // or deleted. Existing backups are not consulted (see `has_unsaved_commits`); at
+            // worst this writes a second backup of the same commits.
             let exclude = wt
                 .branch
                 .as_deref()
