@@ -87,6 +87,8 @@ impl Repo {
         base: &str,
         backup_ref: &str,
     ) -> Result<(), GitError> {
+        // A relative path means relative to the repository, as it does for git run there.
+        let path = &self.root.join(path);
         let base = safe_rev(base)?;
         if path.exists() {
             match self.find_worktree(path)? {
@@ -147,6 +149,7 @@ impl Repo {
     /// commit first, and its HEAD (or the snapshot) is saved under `backup_ref` unless another
     /// branch, tag or backup already holds those commits.
     pub fn remove_worktree(&self, path: &Path, backup_ref: &str) -> Result<(), GitError> {
+        let path = &self.root.join(path);
         match self.find_worktree(path)? {
             Some(wt) => self.retire(&wt, backup_ref),
             None if path.exists() => Err(GitError::ours(
