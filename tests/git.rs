@@ -461,3 +461,23 @@ fn changed_files_and_diff_stat() {
 fn trailers_format() {
     assert_eq!(trailers("x", 3), "Orch-Task: x\nOrch-Attempt: 3");
 }
+
+#[test]
+fn commit_refused_by_a_hook_is_an_error_not_an_empty_change() {
+    let (_t, repo) = fixture();
+    let hooks = repo.root().join(".git/hooks");
+    fs::create_dir_all(&hooks).expect("mkdir");
+    let hook = hooks.join("pre-commit");
+    fs::write(&hook, "#!/bin/sh\necho 'lint says no' >&2\nexit 1\n").expect("write");
+    let mut perm = fs::metadata(&hook).expect("meta").permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+    fs::set_permissions(&hook, perm).expect("chmod");
+    let wt = wt_path(&repo, "h");
+    repo.create_worktree(&wt, "orch/h", "main", &backup_ref_name("h", 1))
+        .expect("create");
+    fs::write(wt.join("h.txt"), "h").expect("write");
+    let err = repo
+        .commit_all(&wt, "A", "a@x", "h\n\nOrch-Task: h\nOrch-Attempt: 1")
+        .expect_err("hook refuses");
+    assert!(err.to_string().contains("lint says no"), "{err}");
+}

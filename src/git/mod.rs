@@ -221,22 +221,24 @@ impl Repo {
     /// Saves `oid` under `refname`. A backup is never overwritten: if `refname` already holds
     /// another commit, `refname-2`, `-3`, ... is used. Returns the ref actually written.
     pub fn backup_ref(&self, refname: &str, oid: &str) -> Result<String, GitError> {
-        let oid = self.commit_oid(oid)?;
+        let oid = if is_hex(oid) {
+            oid.to_string()
+        } else {
+            self.commit_oid(oid)?
+        };
         for n in 1..=1000u32 {
             let name = if n == 1 {
                 refname.to_string()
             } else {
                 format!("{refname}-{n}")
             };
-            match self.rev_parse(&name)? {
-                Some(cur) if cur == oid => return Ok(name),
-                Some(_) => continue,
-                None => {
-                    if self.cas_update_ref(&name, &oid, "")? {
-                        tracing::info!(backup = %name, %oid, "git: backed up");
-                        return Ok(name);
-                    }
-                }
+            // Create-only first (one call in the usual case); look only when the name is taken.
+            if self.cas_update_ref(&name, &oid, "")? {
+                tracing::info!(backup = %name, %oid, "git: backed up");
+                return Ok(name);
+            }
+            if self.rev_parse(&name)?.is_some_and(|cur| oid_eq(&cur, &oid)) {
+                return Ok(name);
             }
         }
         Err(GitError::ours(
@@ -262,17 +264,33 @@ impl Repo {
             .yes_no()
     }
 
-    /// True when `oid` has commits reachable from none of `also` and none of the backup refs;
-    /// i.e. dropping what points at it would lose work. `oid` and `also` must be object ids or
-    /// rev-list options (no `--end-of-options` here: it would forbid the `--not` after it).
+    /// True when `oid` has commits reachable from none of `also`: dropping what points at it
+    /// would lose them. `also` holds revisions checked with `safe_rev` or rev-list options
+    /// (`--end-of-options` would forbid the `--not` after it). Backup refs are not walked here:
+    /// there is one per merged task, and this check sits on the hot path.
     pub(crate) fn has_unsaved_commits(&self, oid: &str, also: &[&str]) -> Result<bool, GitError> {
         let out = self
             .git()
-            .args(["rev-list", "-n1", oid, "--not"])
+            .args(["rev-list", "-n1", safe_rev(oid)?, "--not"])
             .args(also)
-            .arg(format!("--glob={BACKUP_PREFIX}"))
             .run()?;
         Ok(!out.is_empty())
+    }
+
+    /// True when some backup ref holds `oid`: pointing right at it (cheap: refs only, no
+    /// history), or failing that, having it in its history.
+    fn held_by_backup(&self, oid: &str) -> Result<bool, GitError> {
+        let exact = self
+            .git()
+            .args(["for-each-ref", "--count=1", "--format=%(refname)"])
+            .arg(format!("--points-at={}", safe_rev(oid)?))
+            .arg(BACKUP_PREFIX)
+            .run()?;
+        if !exact.is_empty() {
+            return Ok(true);
+        }
+        let glob = format!("--glob={BACKUP_PREFIX}");
+        Ok(!self.has_unsaved_commits(oid, &[&glob])?)
     }
 
     /// Deletes `refs/heads/<branch>` — only if every commit on it is in `merged_into` or kept by
@@ -282,8 +300,9 @@ impl Repo {
         let Some(tip) = self.rev_parse(&refname)? else {
             return Ok(());
         };
-        let into = self.commit_oid(merged_into)?;
-        if self.has_unsaved_commits(&tip, &[&into])? {
+        if self.has_unsaved_commits(&tip, &[safe_rev(merged_into)?])?
+            && !self.held_by_backup(&tip)?
+        {
             return Err(GitError::ours(
                 &["branch", "-D", branch],
                 format!(
@@ -335,6 +354,15 @@ impl Repo {
             .run_bytes()?;
         Ok(run::split_nul(&out))
     }
+}
+
+/// Refuses a revision that git would read as an option, for the few commands where
+/// `--end-of-options` cannot be used (rev-list before `--not`, worktree add).
+pub(crate) fn safe_rev(rev: &str) -> Result<&str, GitError> {
+    if rev.is_empty() || rev.starts_with('-') {
+        return Err(GitError::ours(&[rev], format!("not a revision: {rev:?}")));
+    }
+    Ok(rev)
 }
 
 fn is_hex(s: &str) -> bool {

@@ -6,7 +6,7 @@
 //! `commit-tree`, keeping the original author, committer, dates and message.
 
 use super::run::split_nul;
-use super::{GitError, Replay, Repo};
+use super::{GitError, Replay, Repo, safe_rev};
 
 /// Metadata of one commit to replay, as read by `git log`.
 struct Meta {
@@ -33,11 +33,19 @@ impl Repo {
         branch_tip: &str,
         onto: &str,
     ) -> Result<Replay, GitError> {
-        // One rev-parse for the three (a spawn is most of the cost of a small replay).
+        // One rev-parse for the three (a spawn is most of the cost of a small replay). Without
+        // --verify it takes several revisions but no --end-of-options, hence `safe_rev`.
         let resolved = self
             .git()
-            .args(["rev-parse", "--end-of-options"])
-            .args([base_of_branch, branch_tip, onto].map(|r| format!("{r}^{{commit}}")))
+            .arg("rev-parse")
+            .args(
+                [
+                    safe_rev(base_of_branch)?,
+                    safe_rev(branch_tip)?,
+                    safe_rev(onto)?,
+                ]
+                .map(|r| format!("{r}^{{commit}}")),
+            )
             .run()
             .ok()
             .map(|out| out.lines().map(str::to_string).collect::<Vec<_>>());

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::run::{Git, split_nul};
-use super::{GitError, Repo};
+use super::{GitError, Repo, safe_rev};
 
 /// The identity used for snapshot commits of work found uncommitted in a worktree we are about
 /// to remove: set explicitly so it works in repos where the user configured none.
@@ -77,7 +77,7 @@ impl Repo {
     /// Creates a worktree at `path` on `branch`, starting at `base`.
     ///
     /// `branch` may exist from an earlier attempt: its tip is saved under `backup_ref` first
-    /// (when it has commits that `base` and existing backups lack), then it is reset to `base`
+    /// (when it has commits that `base` lacks), then it is reset to `base`
     /// (`worktree add -B`). A worktree left at `path` by a crash is retired first: its
     /// uncommitted files are snapshotted into a commit, backed up, and it is removed.
     pub fn create_worktree(
@@ -87,7 +87,9 @@ impl Repo {
         base: &str,
         backup_ref: &str,
     ) -> Result<(), GitError> {
-        let base_oid = self.commit_oid(base)?;
+        // A relative path means relative to the repository, as it does for git run there.
+        let path = &self.root.join(path);
+        let base = safe_rev(base)?;
         if path.exists() {
             match self.find_worktree(path)? {
                 Some(stale) => {
@@ -112,27 +114,33 @@ impl Repo {
                 }
             }
         }
+        let add = |flag: &str| {
+            self.git()
+                .args(["worktree", "add", "--quiet", "--no-track", flag, branch])
+                .arg(path)
+                .arg(base)
+                .run()
+        };
+        // The common case, a new task, costs one git call: `-b` refuses an existing branch
+        // before touching anything, and only then do we look at what the branch holds.
+        let first = match add("-b") {
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
         let refname = format!("refs/heads/{branch}");
         if let Some(old) = self.rev_parse(&refname)?
-            && self.has_unsaved_commits(&old, &[&base_oid])?
+            && self.has_unsaved_commits(&old, &[base])?
         {
             self.backup_ref(backup_ref, &old)?;
         }
-        let add = |repo: &Repo| {
-            repo.git()
-                .args(["worktree", "add", "--quiet", "--no-track", "-B", branch])
-                .arg(path)
-                .arg(&base_oid)
-                .run()
-        };
-        match add(self) {
+        match add("-B") {
             Ok(_) => Ok(()),
             Err(e) => {
                 // A worktree whose directory vanished (deleted by hand, or a crash before git
                 // wrote it) still holds the branch or the path until pruned: prune, try once more.
-                tracing::debug!(error = %e, "git: worktree add failed; pruning and retrying");
+                tracing::debug!(first = %first, error = %e, "git: worktree add failed; pruning");
                 self.git().args(["worktree", "prune"]).run()?;
-                add(self).map(|_| ())
+                add("-B").map(|_| ())
             }
         }
     }
@@ -141,6 +149,7 @@ impl Repo {
     /// commit first, and its HEAD (or the snapshot) is saved under `backup_ref` unless another
     /// branch, tag or backup already holds those commits.
     pub fn remove_worktree(&self, path: &Path, backup_ref: &str) -> Result<(), GitError> {
+        let path = &self.root.join(path);
         match self.find_worktree(path)? {
             Some(wt) => self.retire(&wt, backup_ref),
             None if path.exists() => Err(GitError::ours(
@@ -171,7 +180,8 @@ impl Repo {
         }
         if let Some(tip) = keep {
             // The worktree's own branch does not count as a safe place: it is about to be reset
-            // or deleted.
+            // or deleted. Existing backups are not consulted (see `has_unsaved_commits`); at
+            // worst this writes a second backup of the same commits.
             let exclude = wt
                 .branch
                 .as_deref()
@@ -205,13 +215,17 @@ impl Repo {
     /// files) as a commit on top of its HEAD, without moving any ref. None when it is clean.
     fn snapshot(&self, worktree: &Path) -> Result<Option<String>, GitError> {
         let g = || Git::new(worktree);
-        g().args(["add", "-A"]).run()?;
-        if g()
-            .args(["diff-index", "--cached", "--quiet", "HEAD"])
-            .yes_no()?
-        {
+        // One status call answers "anything to keep?" in the usual (clean) case. Untracked
+        // files are asked for explicitly: a user setting that hides them would lose them here.
+        let status = g()
+            .env("GIT_OPTIONAL_LOCKS", "0")
+            .args(["status", "--porcelain", "-z", "--untracked-files=normal"])
+            .arg("--ignore-submodules=none")
+            .run_bytes()?;
+        if status.is_empty() {
             return Ok(None);
         }
+        g().args(["add", "-A"]).run()?;
         let tree = g().arg("write-tree").run()?;
         let commit = g()
             .args(["commit-tree", &tree, "-p", "HEAD", "-m"])
@@ -236,28 +250,34 @@ impl Repo {
     ) -> Result<Option<String>, GitError> {
         let g = || Git::new(worktree);
         g().args(["add", "-A"]).run()?;
-        if g()
-            .args(["diff-index", "--cached", "--quiet", "HEAD"])
-            .yes_no()?
-        {
-            return Ok(None);
-        }
         // Porcelain commit (not commit-tree) so the user's commit hooks still run; the message
         // goes through stdin so its size and characters do not matter.
-        g().args([
-            "commit",
-            "--quiet",
-            "--no-edit",
-            "--cleanup=whitespace",
-            "-F",
-            "-",
-        ])
-        .env("GIT_AUTHOR_NAME", author_name)
-        .env("GIT_AUTHOR_EMAIL", author_email)
-        .env("GIT_COMMITTER_NAME", author_name)
-        .env("GIT_COMMITTER_EMAIL", author_email)
-        .stdin(message.as_bytes())
-        .run()?;
+        let committed = g()
+            .args([
+                "commit",
+                "--quiet",
+                "--no-edit",
+                "--cleanup=whitespace",
+                "-F",
+                "-",
+            ])
+            .env("GIT_AUTHOR_NAME", author_name)
+            .env("GIT_AUTHOR_EMAIL", author_email)
+            .env("GIT_COMMITTER_NAME", author_name)
+            .env("GIT_COMMITTER_EMAIL", author_email)
+            .stdin(message.as_bytes())
+            .run();
+        if let Err(e) = committed {
+            // Asked only after a failure, to keep the usual path one call shorter: an empty
+            // change is "nothing to commit"; anything else (a hook said no) is the error.
+            if g()
+                .args(["diff-index", "--cached", "--quiet", "HEAD"])
+                .yes_no()?
+            {
+                return Ok(None);
+            }
+            return Err(e);
+        }
         Ok(Some(g().args(["rev-parse", "HEAD"]).run()?))
     }
 }
