@@ -273,6 +273,17 @@ impl Player<'_, '_> {
             Directive::Done => return Ok(Flow::Stop(0)),
             Directive::Exit(code) => return Ok(Flow::Stop(*code)),
             Directive::ReportDone => self.report_done = true,
+            Directive::Verdict { approve, notes } => {
+                // A reviewer judges; it must not fall back to the default edit.
+                self.edited = true;
+                let word = if *approve { "approve" } else { "changes" };
+                self.say(&format!("{DIM}verdict:{RESET} {word} {notes}"))?;
+                let mut args = vec!["verdict".to_string(), word.to_string()];
+                if !notes.is_empty() {
+                    args.extend(["--notes".to_string(), notes.clone()]);
+                }
+                self.worker(&args);
+            }
             Directive::Bell => {
                 self.env.out.write_all(b"\x07")?;
                 self.env.out.flush()?;

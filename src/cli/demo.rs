@@ -7,6 +7,7 @@ use std::process::Command;
 use super::{CliError, CliResult, Context};
 
 const DEMO_PLAN: &str = include_str!("../../assets/demo/plan.toml");
+const DEMO_CONFIG: &str = include_str!("../../assets/demo/config.toml");
 
 const PROJECT: &[(&str, &str)] = &[
     (
@@ -90,6 +91,8 @@ pub fn demo(headless: bool, dir: Option<&Path>, slots: Option<usize>) -> CliResu
     std::fs::create_dir_all(&ctx.paths.orch).map_err(|e| {
         CliError::failed(format!("cannot create {}: {e}", ctx.paths.orch.display()))
     })?;
+    std::fs::write(&ctx.config_file, DEMO_CONFIG)
+        .map_err(|e| CliError::failed(format!("cannot write the demo config: {e}")))?;
     let repo = crate::git::Repo::open(&root).map_err(|e| CliError::failed(e.to_string()))?;
     repo.ensure_excluded(".orch/")
         .map_err(|e| CliError::failed(e.to_string()))?;

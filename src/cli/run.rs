@@ -3,7 +3,8 @@
 use std::path::Path;
 
 use super::{CliError, CliResult, Context, EXIT_OK, EXIT_UNFINISHED};
-use crate::engine::{Engine, EngineOptions, RunEnd, summary::summary_table};
+use crate::engine::summary::{integration_summary, summary_table};
+use crate::engine::{Engine, EngineOptions, RunEnd};
 
 pub fn run(ctx: &Context, headless: bool, plan: Option<&Path>, slots: Option<usize>) -> CliResult {
     let mut config = ctx.config()?;
@@ -66,6 +67,7 @@ pub fn supervise(ctx: &Context, config: crate::core::config::Config) -> CliResul
     // Block before any thread starts, so every thread inherits the mask and only the waiter
     // sees the signals.
     let signals = block_stop_signals();
+    let integration = config.integration_branch.clone();
     let mut engine = Engine::start(EngineOptions {
         paths: ctx.paths.clone(),
         config,
@@ -82,6 +84,10 @@ pub fn supervise(ctx: &Context, config: crate::core::config::Config) -> CliResul
     let end = engine.run()?;
     println!();
     print!("{}", summary_table(engine.ledger())?);
+    if let Ok(repo) = crate::git::Repo::open(&ctx.paths.repo) {
+        println!();
+        print!("{}", integration_summary(&repo, &integration));
+    }
     Ok(match end {
         RunEnd::AllDone => EXIT_OK,
         RunEnd::Unfinished => {

@@ -29,6 +29,13 @@ pub enum WorkerCmd {
         #[arg(long)]
         reason: String,
     },
+    /// A reviewer's answer: `approve`, or `changes` with notes for the next attempt.
+    Verdict {
+        #[arg(value_parser = ["approve", "changes"])]
+        verdict: String,
+        #[arg(long)]
+        notes: Option<String>,
+    },
     /// Token and cost figures (added to the attempt's totals).
     Usage {
         #[arg(long, default_value_t = 0)]
@@ -66,6 +73,17 @@ pub fn worker(cmd: WorkerCmd, key: Option<&str>) -> CliResult {
         WorkerCmd::Done { summary } => WorkerCall::Done { summary },
         WorkerCmd::Fail { reason } => WorkerCall::Fail { reason },
         WorkerCmd::Escalate { reason } => WorkerCall::Escalate { reason },
+        WorkerCmd::Verdict { verdict, notes } => {
+            if verdict == "changes" && notes.as_deref().is_none_or(|n| n.trim().is_empty()) {
+                return Err(CliError::bad_input(
+                    "`worker verdict changes` needs --notes saying what to change",
+                ));
+            }
+            WorkerCall::Verdict {
+                approve: verdict == "approve",
+                notes,
+            }
+        }
         WorkerCmd::Usage {
             tokens_in,
             tokens_out,

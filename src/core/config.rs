@@ -366,7 +366,13 @@ fn apply_funnel(sink: &mut Sink<'_>, f: &mut Funnel, t: &DeTable<'_>, refs: &mut
         }
     }
     if let Some(v) = t.get("large_diff_lines")
-        && let Some(n) = sink.int_in(v, "[funnel] large_diff_lines", 1, 10_000_000, "large_diff_lines = 400")
+        && let Some(n) = sink.int_in(
+            v,
+            "[funnel] large_diff_lines",
+            1,
+            10_000_000,
+            "large_diff_lines = 400",
+        )
     {
         f.large_diff_lines = n as u64;
     }

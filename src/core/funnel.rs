@@ -121,7 +121,10 @@ mod tests {
             human_stage(&facts(Autonomy::OnTheLoop), 5),
             Stage::Veto { until_ms: 1_005 }
         );
-        assert_eq!(human_stage(&facts(Autonomy::OutOfTheLoop), 5), Stage::Approve);
+        assert_eq!(
+            human_stage(&facts(Autonomy::OutOfTheLoop), 5),
+            Stage::Approve
+        );
     }
 
     #[test]

@@ -88,6 +88,16 @@ pub fn apply_human(
         reason: Some(None),
     };
     ledger.write(|tx| {
+        if from == TaskState::Review {
+            crate::ledger::set_stage(
+                tx,
+                task,
+                None,
+                None,
+                None,
+                serde_json::json!({ "by": "human" }),
+            )?;
+        }
         crate::ledger::transition_task(
             tx,
             task,

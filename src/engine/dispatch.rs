@@ -18,23 +18,26 @@ pub(crate) struct Started {
     pub base: String,
 }
 
-struct SetupJob {
-    repo: Repo,
-    integration: String,
-    task: TaskRow,
-    n: u32,
-    token: String,
-    attempt: i64,
-    profile: AgentProfile,
-    worktree: PathBuf,
-    branch: String,
-    log_dir: PathBuf,
-    prompt_file: PathBuf,
-    ledger_path: PathBuf,
-    orch_bin: PathBuf,
-    rotate_bytes: u64,
-    note: Option<String>,
-    on_output: Option<super::OutputHook>,
+pub(crate) struct SetupJob {
+    pub repo: Repo,
+    pub integration: String,
+    pub task: TaskRow,
+    pub n: u32,
+    pub token: String,
+    pub attempt: i64,
+    pub profile: AgentProfile,
+    pub worktree: PathBuf,
+    pub branch: String,
+    pub log_dir: PathBuf,
+    pub prompt_file: PathBuf,
+    pub prompt: String,
+    /// Agents get a fresh worktree from the integration tip; a reviewer reads the agent's.
+    pub create_worktree: bool,
+    pub extra_env: Vec<(String, String)>,
+    pub ledger_path: PathBuf,
+    pub orch_bin: PathBuf,
+    pub rotate_bytes: u64,
+    pub on_output: Option<super::OutputHook>,
 }
 
 impl Engine {
@@ -140,6 +143,7 @@ impl Engine {
                     worktree: &worktree_prefix,
                     branch: &branch,
                     log_dir_root: &logs_root,
+                    reviews: None,
                 },
             )
         });
@@ -169,6 +173,7 @@ impl Engine {
         self.live.insert(
             attempt,
             Live {
+                role: super::Role::Agent,
                 task: task_id.to_string(),
                 n,
                 profile: profile_name.to_string(),
@@ -182,10 +187,13 @@ impl Engine {
             },
         );
         self.say(&format!("▶ {task_id} attempt {n} on {profile_name}"));
+        let prompt = prompt_text(&task);
         let job = SetupJob {
             repo: self.repo.clone(),
             integration: self.opts.config.integration_branch.clone(),
-            note: task.note.clone(),
+            prompt,
+            create_worktree: true,
+            extra_env: vec![("ORCH_ROLE".into(), "agent".into())],
             task,
             n,
             token,
@@ -200,6 +208,12 @@ impl Engine {
             rotate_bytes: self.opts.config.log_rotate_bytes,
             on_output: self.opts.on_output.clone(),
         };
+        self.spawn_setup(job)
+    }
+
+    /// Set the attempt up on its own thread; the loop hears back through `SetupDone`.
+    pub(crate) fn spawn_setup(&mut self, job: SetupJob) -> Result<(), EngineError> {
+        let task_id = job.task.id.clone();
         let tx = self.tx.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("setup-{task_id}"))
@@ -233,6 +247,14 @@ impl Engine {
             Ok(started) => {
                 let pid = started.process.pid();
                 live.base = started.base.clone();
+                if live.role == super::Role::Reviewer {
+                    live.process = Some(started.process);
+                    self.ledger.write(|tx| {
+                        crate::ledger::set_attempt_running(tx, attempt, pid, &started.base)
+                    })?;
+                    self.emit(EngineEvent::Changed);
+                    return Ok(());
+                }
                 let moved = self.ledger.write(|tx| {
                     crate::ledger::transition_task(
                         tx,
@@ -258,6 +280,15 @@ impl Engine {
                 self.emit(EngineEvent::Changed);
                 Ok(())
             }
+            Err(why) if live.role == super::Role::Reviewer => {
+                self.live.remove(&attempt);
+                self.ledger.write(|tx| {
+                    crate::ledger::finish_attempt(tx, attempt, "failed", None, Some(&why), None)
+                })?;
+                self.say(&format!("✗ {task}: could not start its reviewer: {why}"));
+                let n = self.ledger.attempt(attempt)?.map_or(0, |a| a.n);
+                self.on_verdict(&task, n, None)
+            }
             Err(why) => {
                 self.say(&format!("✗ {task}: could not start its agent: {why}"));
                 self.attempt_failed(
@@ -280,12 +311,19 @@ fn expand(arg: &str, job: &SetupJob, prompt: &str) -> String {
         .replace("{orch}", &job.orch_bin.to_string_lossy())
 }
 
-fn prompt_text(job: &SetupJob) -> String {
-    let mut p = job.task.prompt.clone();
-    if let Some(note) = &job.note {
+/// The task's prompt, plus what the previous attempt ran into (a failed check's output, a
+/// reviewer's or human's notes, a merge conflict), so the next attempt does not repeat it.
+fn prompt_text(task: &TaskRow) -> String {
+    let mut p = task.prompt.clone();
+    if task.failures > 0
+        && let Some(reason) = &task.reason
+    {
         p.push_str(&format!(
-            "\n\nNote from the previous attempt's review:\n{note}\n"
+            "\n\n## What happened to the previous attempt\n\n{reason}\n"
         ));
+    }
+    if let Some(note) = &task.note {
+        p.push_str(&format!("\n\n## Notes for this attempt\n\n{note}\n"));
     }
     p
 }
@@ -323,12 +361,14 @@ fn run_setup(job: SetupJob, tx: std::sync::mpsc::Sender<Msg>) -> Result<Started,
         .rev_parse(&job.integration)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("integration branch `{}` is missing", job.integration))?;
-    release_branch(&job)?;
-    let backup = format!("refs/orch/backup/{}/{}", job.task.id, job.n);
-    job.repo
-        .create_worktree(&job.worktree, &job.branch, &base, &backup)
-        .map_err(|e| e.to_string())?;
-    let prompt = prompt_text(&job);
+    if job.create_worktree {
+        release_branch(&job)?;
+        let backup = format!("refs/orch/backup/{}/{}", job.task.id, job.n);
+        job.repo
+            .create_worktree(&job.worktree, &job.branch, &base, &backup)
+            .map_err(|e| e.to_string())?;
+    }
+    let prompt = job.prompt.clone();
     std::fs::write(&job.prompt_file, &prompt)
         .map_err(|e| format!("cannot write {}: {e}", job.prompt_file.display()))?;
     let argv: Vec<String> = job
@@ -353,6 +393,7 @@ fn run_setup(job: SetupJob, tx: std::sync::mpsc::Sender<Msg>) -> Result<Started,
         ("ORCH_PROMPT_FILE".into(), path(&job.prompt_file)),
         ("ORCH_BIN".into(), path(&job.orch_bin)),
     ]);
+    env.extend(job.extra_env.iter().cloned());
     let attempt = job.attempt;
     let on_output = job.on_output.clone();
     let task_id = job.task.id.clone();

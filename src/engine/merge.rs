@@ -2,6 +2,9 @@
 //! (no working tree needed), then fast-forward the integration branch by compare-and-swap.
 
 use std::path::PathBuf;
+use std::time::Duration;
+
+use super::checks::{CheckResult, run_checks};
 
 use super::outcome::short;
 use super::{Engine, EngineError, EngineEvent, Msg};
@@ -10,8 +13,17 @@ use crate::git::{Replay, Repo};
 use crate::ledger::{Actor, Patch};
 
 pub(crate) enum MergeResult {
-    Merged { tip: String },
-    Conflict { files: Vec<String> },
+    Merged {
+        tip: String,
+        rechecked: bool,
+    },
+    Conflict {
+        files: Vec<String>,
+    },
+    /// The base moved and the checks fail on the rebased tree.
+    ChecksFailed {
+        results: Vec<CheckResult>,
+    },
     Error(String),
 }
 
@@ -24,6 +36,10 @@ struct MergeJob {
     commit: String,
     branch: String,
     worktree: PathBuf,
+    checks: Vec<String>,
+    check_timeout: Duration,
+    scratch: PathBuf,
+    log: PathBuf,
 }
 
 impl Engine {
@@ -38,6 +54,10 @@ impl Engine {
             };
             let (Some(base), Some(commit)) = (a.base.clone(), a.commit_oid.clone()) else {
                 continue;
+            };
+            let checks = match self.ledger.task(&task)? {
+                Some(row) => self.checks_for(&row),
+                None => continue,
             };
             let moved = self.ledger.write(|tx| {
                 crate::ledger::transition_task(
@@ -65,6 +85,14 @@ impl Engine {
                 commit,
                 branch: a.branch.clone().unwrap_or_else(|| format!("orch/{task}")),
                 worktree: PathBuf::from(a.worktree.clone().unwrap_or_default()),
+                checks,
+                check_timeout: Duration::from_millis(self.opts.config.funnel.check_timeout_ms),
+                scratch: self
+                    .opts
+                    .paths
+                    .worktrees
+                    .join(format!("{task}-{}-merge", a.n)),
+                log: PathBuf::from(a.log_dir.clone().unwrap_or_default()).join("merge-checks.log"),
             };
             self.merging = Some(task.clone());
             let tx = self.tx.clone();
@@ -94,7 +122,47 @@ impl Engine {
         self.merging = None;
         let n = self.ledger.attempt(attempt)?.map(|a| i64::from(a.n));
         match result {
-            MergeResult::Merged { tip } => {
+            MergeResult::ChecksFailed { results } => {
+                let bad = results.iter().find(|r| !r.passed);
+                let cmd = bad.map(|r| r.command.clone()).unwrap_or_default();
+                let tail = bad.map(|r| r.tail.clone()).unwrap_or_default();
+                let why = format!(
+                    "check `{cmd}` fails once rebased onto the integration branch (it passed on the attempt's own base)"
+                );
+                self.ledger.write(|tx| {
+                    for r in &results {
+                        crate::ledger::append_event(
+                            tx,
+                            Some(task),
+                            n,
+                            Actor::Check,
+                            if r.passed { "check_passed" } else { "check_failed" },
+                            &serde_json::json!({ "command": r.command, "passed": r.passed, "tail": r.tail, "on": "rebased" }),
+                        )?;
+                    }
+                    crate::ledger::transition_task(
+                        tx,
+                        task,
+                        TaskState::Merging,
+                        TaskState::Escalated,
+                        &Patch {
+                            reason: Some(Some(why.clone())),
+                            note: Some(Some(format!("{why}:\n{tail}"))),
+                            ..Patch::default()
+                        },
+                        Actor::Supervisor,
+                        n,
+                        serde_json::json!({ "why": "checks failed after rebase", "command": cmd }),
+                    )
+                })?;
+                self.say(&format!("⚑ {task}: escalated: {why}"));
+            }
+            MergeResult::Merged { tip, rechecked } => {
+                if rechecked {
+                    self.say(&format!(
+                        "✓ {task}: checks passed again on the rebased tree"
+                    ));
+                }
                 let promoted = self.ledger.write(|tx| {
                     crate::ledger::transition_task(
                         tx,
@@ -163,6 +231,34 @@ impl Engine {
     }
 }
 
+/// The branch as it is now: normally the attempt's commit on its base; after a conflict resolved
+/// by hand, whatever the human committed (perhaps rebased onto a newer integration tip).
+fn branch_now(job: &MergeJob, integration_tip: &str) -> Result<(String, String), String> {
+    let tip = match job.repo.rev_parse(&format!("refs/heads/{}", job.branch)) {
+        Ok(Some(t)) => t,
+        Ok(None) => return Ok((job.base.clone(), job.commit.clone())),
+        Err(e) => return Err(e.to_string()),
+    };
+    if tip == job.commit {
+        return Ok((job.base.clone(), job.commit.clone()));
+    }
+    let base = job
+        .repo
+        .merge_base(&tip, integration_tip)
+        .map_err(|e| e.to_string())?;
+    Ok((base, tip))
+}
+
+/// Run the checks on exactly the tree that would land, in a scratch worktree.
+fn recheck(job: &MergeJob, rev: &str) -> Result<Vec<CheckResult>, String> {
+    job.repo
+        .add_scratch_worktree(&job.scratch, rev)
+        .map_err(|e| e.to_string())?;
+    let results = run_checks(&job.scratch, &job.checks, job.check_timeout, &job.log, &[]);
+    let _ = job.repo.drop_scratch_worktree(&job.scratch);
+    Ok(results)
+}
+
 fn run_merge(job: &MergeJob) -> MergeResult {
     // The ref only moves here (one merge at a time), so a lost compare-and-swap means someone
     // else moved it: read the new tip and replay again, a bounded number of times.
@@ -174,30 +270,46 @@ fn run_merge(job: &MergeJob) -> MergeResult {
             }
             Err(e) => return MergeResult::Error(e.to_string()),
         };
-        let new_tip = match job.repo.replay_onto(&job.base, &job.commit, &tip) {
+        let (base, commit) = match branch_now(job, &tip) {
+            Ok(v) => v,
+            Err(e) => return MergeResult::Error(e),
+        };
+        let new_tip = match job.repo.replay_onto(&base, &commit, &tip) {
             Ok(Replay::Clean { tip }) => tip,
             Ok(Replay::Conflict { files }) => return MergeResult::Conflict { files },
             Err(e) => return MergeResult::Error(e.to_string()),
         };
+        // The checks passed on the attempt's base; if the base moved they run again on the
+        // rebased tree, so every integration commit passed its checks on exactly that tree.
+        let rechecked = base != tip && !job.checks.is_empty();
+        if rechecked {
+            match recheck(job, &new_tip) {
+                Ok(results) if results.iter().all(|r| r.passed) => {}
+                Ok(results) => return MergeResult::ChecksFailed { results },
+                Err(e) => return MergeResult::Error(e),
+            }
+        }
         let refname = format!("refs/heads/{}", job.integration);
         match job.repo.cas_update_ref(&refname, &new_tip, &tip) {
             Ok(true) => {
                 // Keep the task branch pointing at what merged, then drop the worktree
                 // (the git module backs up anything not merged first).
-                let _ = job.repo.backup_ref(
-                    &format!("refs/orch/backup/{}/{}", job.task, job.n),
-                    &job.commit,
-                );
+                let _ = job
+                    .repo
+                    .backup_ref(&format!("refs/orch/backup/{}/{}", job.task, job.n), &commit);
                 let _ = job.repo.cas_update_ref(
                     &format!("refs/heads/{}", job.branch),
                     &new_tip,
-                    &job.commit,
+                    &commit,
                 );
                 let _ = job.repo.remove_worktree(
                     &job.worktree,
                     &format!("refs/orch/backup/{}/{}", job.task, job.n),
                 );
-                return MergeResult::Merged { tip: new_tip };
+                return MergeResult::Merged {
+                    tip: new_tip,
+                    rechecked,
+                };
             }
             Ok(false) => continue,
             Err(e) => return MergeResult::Error(e.to_string()),

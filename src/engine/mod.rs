@@ -5,12 +5,15 @@
 //! (git, spawning) happens on short-lived threads that report back as messages, so a merge never
 //! delays a dispatch.
 
+mod checks;
 mod commands;
 mod dispatch;
+mod funnel;
 mod lock;
 mod merge;
 mod outcome;
 mod recover;
+mod review;
 pub mod summary;
 
 pub use commands::{HumanCommand, apply_human};
@@ -153,6 +156,11 @@ pub(crate) enum Msg {
         attempt: i64,
         result: merge::MergeResult,
     },
+    ChecksDone {
+        task: String,
+        n: u32,
+        results: Vec<checks::CheckResult>,
+    },
     Input {
         attempt: i64,
         bytes: Vec<u8>,
@@ -168,7 +176,14 @@ pub(crate) enum Msg {
 }
 
 /// A live attempt the supervisor is watching.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    Agent,
+    Reviewer,
+}
+
 pub(crate) struct Live {
+    pub role: Role,
     pub task: String,
     pub n: u32,
     pub profile: String,
@@ -203,6 +218,8 @@ pub struct Engine {
     pub(crate) live: HashMap<i64, Live>,
     pub(crate) merge_queue: VecDeque<String>,
     pub(crate) merging: Option<String>,
+    /// Tasks whose checks are running.
+    pub(crate) checking: std::collections::HashSet<String>,
     pub(crate) observers: Vec<Sender<EngineEvent>>,
     pub(crate) rng: u64,
     pub(crate) views: Arc<Mutex<BTreeMap<i64, AgentView>>>,
@@ -284,6 +301,7 @@ impl Engine {
             live: HashMap::new(),
             merge_queue: VecDeque::new(),
             merging: None,
+            checking: Default::default(),
             observers: Vec::new(),
             rng: seed(),
             views: Arc::new(Mutex::new(BTreeMap::new())),
@@ -408,6 +426,7 @@ impl Engine {
             }
             self.enforce_deadlines();
             self.read_new_events()?;
+            self.expire_vetoes()?;
         }
     }
 
@@ -422,6 +441,7 @@ impl Engine {
                 attempt,
                 result,
             } => self.on_merge_done(&task, attempt, result),
+            Msg::ChecksDone { task, n, results } => self.on_checks_done(&task, n, results),
             Msg::Input { attempt, bytes } => {
                 if let Some(p) = self.live.get(&attempt).and_then(|l| l.process.as_ref()) {
                     p.write(bytes);
@@ -446,7 +466,11 @@ impl Engine {
     /// supervisor itself can move on (a `pending` task only moves when an upstream merges,
     /// which needs one of those).
     fn is_settled(&self) -> Result<bool, EngineError> {
-        if !self.live.is_empty() || self.merging.is_some() || !self.merge_queue.is_empty() {
+        if !self.live.is_empty()
+            || self.merging.is_some()
+            || !self.merge_queue.is_empty()
+            || !self.checking.is_empty()
+        {
             return Ok(false);
         }
         let counts = self.ledger.state_counts()?;
@@ -467,6 +491,11 @@ impl Engine {
         for t in self.ledger.tasks()? {
             if t.state() == TaskState::Ready && t.not_before_ms > now_ms {
                 wake = wake.min(Duration::from_millis(t.not_before_ms - now_ms));
+            }
+            if t.stage.as_deref() == Some("veto")
+                && let Some(u) = t.stage_until_ms
+            {
+                wake = wake.min(Duration::from_millis(u.saturating_sub(now_ms)));
             }
         }
         Ok(wake)
@@ -504,6 +533,7 @@ impl Engine {
         }
         if changed {
             self.reconcile_live()?;
+            self.queue_approved()?;
             self.emit(EngineEvent::Changed);
         }
         Ok(())

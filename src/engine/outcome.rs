@@ -1,7 +1,7 @@
 //! When an agent ends: success goes to commit and review, failure to retry with backoff or to
 //! `failed` (blocking its dependents).
 
-use super::{Engine, EngineError, EngineEvent, Msg};
+use super::{Engine, EngineError, EngineEvent, Msg, Role};
 use crate::agent::pty::{AgentSignal, ExitInfo};
 use crate::core::schedule::backoff_ms;
 use crate::core::state::TaskState;
@@ -32,6 +32,9 @@ impl Engine {
             return Ok(());
         };
         let task = live.task.clone();
+        if live.role == Role::Reviewer {
+            return self.on_reviewer_exit(attempt, info);
+        }
         let stopped_for = live.stopped_for.clone();
         let reported = self.ledger.attempt(attempt)?.and_then(|a| a.reported);
         let state = self.ledger.task(&task)?.map(|t| t.state());
@@ -145,8 +148,6 @@ impl Engine {
                 Ok(())
             }
             Ok(Some(oid)) => {
-                // No funnel yet: review passes straight to approved (approved-by-default), in
-                // one transaction so a crash cannot strand it in `review`.
                 self.ledger.write(|tx| {
                     crate::ledger::finish_attempt(
                         tx,
@@ -165,16 +166,6 @@ impl Engine {
                         Actor::Supervisor,
                         Some(i64::from(live.n)),
                         serde_json::json!({ "commit": oid }),
-                    )?;
-                    crate::ledger::transition_task(
-                        tx,
-                        &task,
-                        TaskState::Review,
-                        TaskState::Approved,
-                        &Patch::default(),
-                        Actor::Supervisor,
-                        Some(i64::from(live.n)),
-                        serde_json::json!({ "why": "no review stages configured" }),
                     )
                 })?;
                 self.say(&format!(
@@ -182,8 +173,7 @@ impl Engine {
                     live.n,
                     short(&oid)
                 ));
-                self.merge_queue.push_back(task);
-                self.start_next_merge()?;
+                self.enter_funnel(&task, live.n)?;
                 self.emit(EngineEvent::Changed);
                 Ok(())
             }
@@ -272,6 +262,31 @@ impl Engine {
         }
         self.emit(EngineEvent::Changed);
         Ok(())
+    }
+}
+
+impl Engine {
+    /// A reviewer ended: its verdict (if it gave one) decides the next stage.
+    fn on_reviewer_exit(&mut self, attempt: i64, info: ExitInfo) -> Result<(), EngineError> {
+        let Some(live) = self.live.remove(&attempt) else {
+            return Ok(());
+        };
+        let row = self.ledger.attempt(attempt)?;
+        let verdict = row.as_ref().and_then(|a| {
+            a.verdict
+                .as_deref()
+                .map(|v| (v == "approve", a.verdict_notes.clone()))
+        });
+        let outcome = if verdict.is_some() {
+            "succeeded"
+        } else {
+            "failed"
+        };
+        let why = live.stopped_for.clone();
+        self.ledger.write(|tx| {
+            crate::ledger::finish_attempt(tx, attempt, outcome, info.code, why.as_deref(), None)
+        })?;
+        self.on_verdict(&live.task, live.n, verdict)
     }
 }
 

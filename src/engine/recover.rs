@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::{Engine, EngineError};
 use crate::agent::pty::kill_process_group;
+use crate::core::funnel::Stage;
 use crate::core::state::TaskState;
 use crate::ledger::{Actor, Patch};
 
@@ -64,19 +65,15 @@ impl Engine {
             match t.state() {
                 TaskState::Merging => self.recover_merge(&t.id)?,
                 TaskState::Review => {
-                    self.ledger.write(|tx| {
-                        crate::ledger::transition_task(
-                            tx,
-                            &t.id,
-                            TaskState::Review,
-                            TaskState::Approved,
-                            &Patch::default(),
-                            Actor::Supervisor,
-                            None,
-                            serde_json::json!({ "why": "recovered" }),
-                        )
-                    })?;
-                    self.merge_queue.push_back(t.id.clone());
+                    // Pick the funnel up where it stopped: a human or veto stage just waits
+                    // (the veto timer is in the ledger); checks and reviews run again.
+                    let n = self.ledger.latest_attempt(&t.id)?.map_or(0, |a| a.n);
+                    match t.stage.as_deref() {
+                        Some("human") | Some("veto") => {}
+                        Some("checks") => self.advance(&t.id, n, Stage::Checks)?,
+                        Some("reviewer") => self.advance(&t.id, n, Stage::Reviewer)?,
+                        _ => self.enter_funnel(&t.id, n)?,
+                    }
                 }
                 TaskState::Approved => self.merge_queue.push_back(t.id.clone()),
                 _ => {}

@@ -1,6 +1,46 @@
-//! The end-of-run summary table: task, attempts, duration, outcome.
+//! The end-of-run summary: one row per task (attempts, duration, outcome, review trail), then
+//! the integration branch's commits, ready for one pull request.
 
-use crate::ledger::{Ledger, Result};
+use crate::git::Repo;
+use crate::ledger::{EventRow, Ledger, Result};
+
+/// How a task went through the funnel, from its events: "checks ✓ · review ✗✓ · veto".
+fn trail(events: &[EventRow]) -> String {
+    let mut checks = String::new();
+    let mut review = String::new();
+    let mut approval = "";
+    for e in events {
+        match (e.actor.as_str(), e.kind.as_str()) {
+            ("check", "check_passed") => checks.push('✓'),
+            ("check", "check_failed") => checks.push('✗'),
+            ("agent", "verdict") => review.push(if e.data["approve"] == true {
+                '✓'
+            } else {
+                '✗'
+            }),
+            (actor, "state") if e.data["to"] == "approved" => {
+                approval = match (actor, e.data["why"].as_str()) {
+                    ("human", _) => "approved by human",
+                    (_, Some(w)) if w.contains("funnel") => "auto",
+                    _ => "approved",
+                };
+            }
+            ("supervisor", "funnel") if e.data["stage"] == "veto" => approval = "veto window",
+            _ => {}
+        }
+    }
+    let mut parts = Vec::new();
+    if !checks.is_empty() {
+        parts.push(format!("checks {checks}"));
+    }
+    if !review.is_empty() {
+        parts.push(format!("review {review}"));
+    }
+    if !approval.is_empty() {
+        parts.push(approval.to_string());
+    }
+    parts.join(" · ")
+}
 
 pub fn summary_table(ledger: &Ledger) -> Result<String> {
     let tasks = ledger.tasks()?;
@@ -9,9 +49,14 @@ pub fn summary_table(ledger: &Ledger) -> Result<String> {
         "attempts".into(),
         "duration".into(),
         "outcome".into(),
+        "review trail".into(),
     ]];
     for t in &tasks {
-        let attempts = ledger.attempts(&t.id)?;
+        let attempts: Vec<_> = ledger
+            .attempts(&t.id)?
+            .into_iter()
+            .filter(|a| a.role == "agent")
+            .collect();
         let first = attempts.iter().map(|a| a.started_ms).min();
         let last = attempts.iter().filter_map(|a| a.ended_ms).max();
         let duration = match (first, last) {
@@ -25,19 +70,29 @@ pub fn summary_table(ledger: &Ledger) -> Result<String> {
             outcome.push_str(": ");
             outcome.push_str(r);
         }
-        rows.push([t.id.clone(), attempts.len().to_string(), duration, outcome]);
+        let events = ledger.events(0, Some(&t.id), 100_000)?;
+        rows.push([
+            t.id.clone(),
+            attempts.len().to_string(),
+            duration,
+            outcome,
+            trail(&events),
+        ]);
     }
-    let widths: Vec<usize> = (0..3)
+    let widths: Vec<usize> = (0..4)
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();
     for r in &rows {
+        let outcome_pad = widths[3].saturating_sub(r[3].chars().count());
         out.push_str(&format!(
-            "{:<w0$}  {:>w1$}  {:>w2$}  {}\n",
+            "{:<w0$}  {:>w1$}  {:>w2$}  {}{}  {}\n",
             r[0],
             r[1],
             r[2],
             r[3],
+            " ".repeat(outcome_pad.min(40)),
+            r[4],
             w0 = widths[0],
             w1 = widths[1],
             w2 = widths[2]
@@ -47,6 +102,31 @@ pub fn summary_table(ledger: &Ledger) -> Result<String> {
     let parts: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
     out.push_str(&format!("\n{} tasks: {}\n", tasks.len(), parts.join(", ")));
     Ok(out)
+}
+
+/// The integration branch's commits since the user's HEAD, oldest first, with their task.
+pub fn integration_summary(repo: &Repo, branch: &str) -> String {
+    let Ok(Some(head)) = repo.rev_parse("HEAD") else {
+        return String::new();
+    };
+    let Ok(Some(tip)) = repo.rev_parse(branch) else {
+        return String::new();
+    };
+    let Ok(commits) = repo.commits_between(&head, &tip) else {
+        return String::new();
+    };
+    if commits.is_empty() {
+        return format!("{branch}: nothing new since HEAD\n");
+    }
+    let mut out = format!(
+        "{branch}: {} commit(s) ahead of HEAD, ready for one pull request\n",
+        commits.len()
+    );
+    for c in commits {
+        let line = repo.one_line(&c).unwrap_or_default();
+        out.push_str(&format!("  {} {line}\n", c.get(..8).unwrap_or(&c)));
+    }
+    out
 }
 
 pub fn format_ms(ms: u64) -> String {

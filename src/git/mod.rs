@@ -345,6 +345,94 @@ impl Repo {
             .run()
     }
 
+    /// Lines added plus removed between `base` and `tip` (binary files count as one line each):
+    /// the size the funnel compares with `large_diff_lines`.
+    pub fn diff_lines(&self, base: &str, tip: &str) -> Result<u64, GitError> {
+        let out = self
+            .git()
+            .args([
+                "diff",
+                "--numstat",
+                "--no-color",
+                "--end-of-options",
+                base,
+                tip,
+            ])
+            .run()?;
+        Ok(out
+            .lines()
+            .map(|l| {
+                let mut f = l.split('\t');
+                let a = f.next().and_then(|v| v.parse::<u64>().ok());
+                let d = f.next().and_then(|v| v.parse::<u64>().ok());
+                match (a, d) {
+                    (Some(a), Some(d)) => a + d,
+                    _ => 1,
+                }
+            })
+            .sum())
+    }
+
+    /// The full diff between `base` and `tip`, for a reviewer or the human.
+    pub fn diff(&self, base: &str, tip: &str) -> Result<String, GitError> {
+        self.git()
+            .args(["diff", "--no-color", "--end-of-options", base, tip])
+            .run()
+    }
+
+    /// "subject [task]" of one commit, from its `Orch-Task` trailer when it has one.
+    pub fn one_line(&self, oid: &str) -> Result<String, GitError> {
+        let out = self
+            .git()
+            .args([
+                "log",
+                "-1",
+                "--format=%s%x00%(trailers:key=Orch-Task,valueonly,separator=)",
+                "--end-of-options",
+                oid,
+            ])
+            .run()?;
+        let (subject, task) = out.split_once('\0').unwrap_or((out.as_str(), ""));
+        Ok(if task.trim().is_empty() {
+            subject.to_string()
+        } else {
+            format!("{subject}  [{}]", task.trim())
+        })
+    }
+
+    /// The best common ancestor of two commits.
+    pub fn merge_base(&self, a: &str, b: &str) -> Result<String, GitError> {
+        self.git()
+            .args(["merge-base", "--end-of-options", a, b])
+            .run()
+    }
+
+    /// A detached scratch worktree at `rev` (to run checks on a rebased tree). Nothing in it is
+    /// kept: `drop_scratch_worktree` removes it without a backup.
+    pub fn add_scratch_worktree(&self, path: &Path, rev: &str) -> Result<(), GitError> {
+        if path.exists() {
+            self.drop_scratch_worktree(path)?;
+        }
+        let p = path.to_string_lossy().to_string();
+        self.git()
+            .args(["worktree", "add", "--quiet", "--detach", &p, rev])
+            .run()
+            .map(|_| ())
+    }
+
+    pub fn drop_scratch_worktree(&self, path: &Path) -> Result<(), GitError> {
+        let p = path.to_string_lossy().to_string();
+        let removed = self
+            .git()
+            .args(["worktree", "remove", "--force", "--force", &p])
+            .run();
+        if removed.is_err() {
+            let _ = std::fs::remove_dir_all(path);
+            self.git().args(["worktree", "prune"]).run()?;
+        }
+        Ok(())
+    }
+
     /// Paths that differ between `base` and `tip`; a rename shows both its old and new path.
     pub fn changed_files(&self, base: &str, tip: &str) -> Result<Vec<String>, GitError> {
         let out = self

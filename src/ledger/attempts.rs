@@ -14,6 +14,8 @@ pub struct AttemptRow {
     pub token: String,
     pub epoch: i64,
     pub profile: String,
+    /// `agent` (does the task) or `reviewer` (judges an agent attempt with the same `n`).
+    pub role: String,
     pub state: String,
     pub substatus: String,
     pub reported: Option<String>,
@@ -33,11 +35,13 @@ pub struct AttemptRow {
     pub tokens_out: i64,
     pub cost_usd: f64,
     pub last_beat_ms: Option<i64>,
+    pub verdict: Option<String>,
+    pub verdict_notes: Option<String>,
 }
 
 const COLS: &str = "id, task, n, token, epoch, profile, state, substatus, reported, question, pid, \
     worktree, branch, base, commit_oid, log_dir, started_ms, running_ms, ended_ms, exit_code, reason, \
-    tokens_in, tokens_out, cost_usd, last_beat_ms";
+    tokens_in, tokens_out, cost_usd, last_beat_ms, role, verdict, verdict_notes";
 
 fn from_row(r: &Row) -> rusqlite::Result<AttemptRow> {
     Ok(AttemptRow {
@@ -66,6 +70,9 @@ fn from_row(r: &Row) -> rusqlite::Result<AttemptRow> {
         tokens_out: r.get(22)?,
         cost_usd: r.get(23)?,
         last_beat_ms: r.get(24)?,
+        role: r.get(25)?,
+        verdict: r.get(26)?,
+        verdict_notes: r.get(27)?,
     })
 }
 
@@ -77,21 +84,29 @@ pub struct NewAttempt<'a> {
     pub worktree: &'a str,
     pub branch: &'a str,
     pub log_dir_root: &'a str,
+    /// `None`: the next agent attempt. `Some(n)`: a reviewer for agent attempt `n`.
+    pub reviews: Option<u32>,
 }
 
 /// Insert the next attempt of a task; returns (attempt id, attempt number).
 pub fn insert(tx: &Connection, a: &NewAttempt) -> Result<(i64, u32)> {
-    let n: u32 = tx.query_row(
-        "SELECT COALESCE(MAX(n), 0) + 1 FROM attempts WHERE task = ?1",
-        [a.task],
-        |r| r.get(0),
-    )?;
+    let (n, role, log_suffix) = match a.reviews {
+        None => {
+            let n: u32 = tx.query_row(
+                "SELECT COALESCE(MAX(n), 0) + 1 FROM attempts WHERE task = ?1 AND role = 'agent'",
+                [a.task],
+                |r| r.get(0),
+            )?;
+            (n, "agent", "")
+        }
+        Some(n) => (n, "reviewer", "-review"),
+    };
     let worktree = format!("{}-{n}", a.worktree);
-    let log_dir = format!("{}/{}/{n}", a.log_dir_root, a.task);
+    let log_dir = format!("{}/{}/{n}{log_suffix}", a.log_dir_root, a.task);
     tx.execute(
-        "INSERT INTO attempts (task, n, token, epoch, profile, state, worktree, branch, log_dir, started_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'starting', ?6, ?7, ?8, ?9)",
-        params![a.task, n, a.token, a.epoch, a.profile, worktree, a.branch, log_dir, now_ms() as i64],
+        "INSERT INTO attempts (task, n, token, epoch, profile, role, state, worktree, branch, log_dir, started_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'starting', ?7, ?8, ?9, ?10)",
+        params![a.task, n, a.token, a.epoch, a.profile, role, worktree, a.branch, log_dir, now_ms() as i64],
     )?;
     let id = tx.last_insert_rowid();
     append(
@@ -99,7 +114,11 @@ pub fn insert(tx: &Connection, a: &NewAttempt) -> Result<(i64, u32)> {
         Some(a.task),
         Some(i64::from(n)),
         Actor::Supervisor,
-        "attempt_started",
+        if role == "agent" {
+            "attempt_started"
+        } else {
+            "review_started"
+        },
         &serde_json::json!({ "profile": a.profile, "epoch": a.epoch, "worktree": worktree }),
     )?;
     Ok((id, n))
@@ -144,7 +163,7 @@ pub fn set_commit(tx: &Connection, id: i64, commit_oid: &str) -> Result<()> {
 impl Ledger {
     pub fn attempts(&self, task: &str) -> Result<Vec<AttemptRow>> {
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {COLS} FROM attempts WHERE task = ?1 ORDER BY n"
+            "SELECT {COLS} FROM attempts WHERE task = ?1 ORDER BY n, role"
         ))?;
         let rows = stmt.query_map([task], from_row)?;
         Ok(rows.collect::<std::result::Result<_, _>>()?)
@@ -169,7 +188,7 @@ impl Ledger {
     /// The newest attempt of a task.
     pub fn latest_attempt(&self, task: &str) -> Result<Option<AttemptRow>> {
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {COLS} FROM attempts WHERE task = ?1 ORDER BY n DESC LIMIT 1"
+            "SELECT {COLS} FROM attempts WHERE task = ?1 AND role = 'agent' ORDER BY n DESC LIMIT 1"
         ))?;
         Ok(stmt.query_row([task], from_row).optional()?)
     }

@@ -16,7 +16,7 @@ pub use attempts::{
 pub use events::{Actor, EventRow, append as append_event};
 pub use schema::SCHEMA_VERSION;
 pub use tasks::{
-    LoadReport, Patch, TaskDefaults, TaskRow, block_descendants, promote_ready,
+    LoadReport, Patch, TaskDefaults, TaskRow, block_descendants, promote_ready, set_stage,
     transition as transition_task, unblock_descendants,
 };
 pub use worker::{WorkerCall, WorkerReply};

@@ -46,6 +46,8 @@ CREATE TABLE tasks (
     ready_since_ms INTEGER NOT NULL DEFAULT 0,
     note TEXT,
     reason TEXT,
+    stage TEXT CHECK (stage IS NULL OR stage IN ('checks','reviewer','human','veto')),
+    stage_until_ms INTEGER,
     updated_ms INTEGER NOT NULL
 );
 CREATE TABLE deps (
@@ -62,6 +64,7 @@ CREATE TABLE attempts (
     token TEXT NOT NULL,
     epoch INTEGER NOT NULL,
     profile TEXT NOT NULL,
+    role TEXT NOT NULL DEFAULT 'agent' CHECK (role IN ('agent','reviewer')),
     state TEXT NOT NULL CHECK (state IN ('starting','running','succeeded','failed','abandoned','killed')),
     substatus TEXT NOT NULL DEFAULT 'starting',
     reported TEXT,
@@ -81,7 +84,9 @@ CREATE TABLE attempts (
     tokens_out INTEGER NOT NULL DEFAULT 0,
     cost_usd REAL NOT NULL DEFAULT 0,
     last_beat_ms INTEGER,
-    UNIQUE (task, n)
+    verdict TEXT CHECK (verdict IS NULL OR verdict IN ('approve','changes')),
+    verdict_notes TEXT,
+    UNIQUE (task, n, role)
 );
 CREATE TABLE events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,

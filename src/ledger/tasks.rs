@@ -35,6 +35,11 @@ pub struct TaskRow {
     pub ready_since_ms: u64,
     pub note: Option<String>,
     pub reason: Option<String>,
+    /// The funnel stage while in `review`: checks, reviewer, human, veto.
+    pub stage: Option<String>,
+    /// For `veto`: when the merge goes ahead.
+    pub stage_until_ms: Option<u64>,
+    pub risk_high: bool,
     pub depends_on: Vec<String>,
 }
 
@@ -46,7 +51,7 @@ impl TaskRow {
 
 const TASK_COLS: &str = "id, ord, title, prompt, spec_path, spec_version, agent, capabilities, priority, \
     checks, max_attempts, budget_time_ms, budget_tokens, budget_cost_usd, state, paused_from, version, \
-    failures, not_before_ms, ready_since_ms, note, reason";
+    failures, not_before_ms, ready_since_ms, note, reason, stage, stage_until_ms, risk_high";
 
 fn task_from_row(r: &Row) -> rusqlite::Result<TaskRow> {
     let caps: String = r.get(7)?;
@@ -74,6 +79,9 @@ fn task_from_row(r: &Row) -> rusqlite::Result<TaskRow> {
         ready_since_ms: r.get::<_, i64>(19)? as u64,
         note: r.get(20)?,
         reason: r.get(21)?,
+        stage: r.get(22)?,
+        stage_until_ms: r.get::<_, Option<i64>>(23)?.map(|v| v as u64),
+        risk_high: r.get(24)?,
         depends_on: Vec::new(),
     })
 }
@@ -165,6 +173,30 @@ pub fn transition(
         obj.insert("to".into(), to.as_str().into());
     }
     append(tx, Some(task), attempt, actor, "state", &data)?;
+    Ok(())
+}
+
+/// Record the funnel stage of a task in `review` (or clear it with `None`), with its event.
+pub fn set_stage(
+    tx: &Connection,
+    task: &str,
+    stage: Option<&str>,
+    until_ms: Option<u64>,
+    attempt: Option<i64>,
+    data: serde_json::Value,
+) -> Result<()> {
+    tx.execute(
+        "UPDATE tasks SET stage = ?2, stage_until_ms = ?3, version = version + 1, updated_ms = ?4 WHERE id = ?1",
+        params![task, stage, until_ms.map(|v| v as i64), now_ms() as i64],
+    )?;
+    let mut data = data;
+    if let Some(obj) = data.as_object_mut() {
+        obj.insert("stage".into(), stage.into());
+        if let Some(u) = until_ms {
+            obj.insert("until_ms".into(), u.into());
+        }
+    }
+    append(tx, Some(task), attempt, Actor::Supervisor, "funnel", &data)?;
     Ok(())
 }
 

@@ -27,6 +27,11 @@ pub enum WorkerCall {
         tokens_out: u64,
         cost_usd: f64,
     },
+    /// A reviewer's answer: approve, or request changes with notes.
+    Verdict {
+        approve: bool,
+        notes: Option<String>,
+    },
 }
 
 impl WorkerCall {
@@ -37,6 +42,7 @@ impl WorkerCall {
             WorkerCall::Fail { .. } => "agent_fail",
             WorkerCall::Escalate { .. } => "agent_question",
             WorkerCall::Usage { .. } => "usage",
+            WorkerCall::Verdict { .. } => "verdict",
         }
     }
 }
@@ -48,9 +54,21 @@ pub struct WorkerReply {
     pub seq: i64,
 }
 
-fn apply(tx: &Connection, attempt_id: i64, call: &WorkerCall) -> Result<()> {
+fn apply(tx: &Connection, attempt_id: i64, role: &str, call: &WorkerCall) -> Result<()> {
     let now = now_ms() as i64;
     match call {
+        WorkerCall::Verdict { approve, notes } => {
+            if role != "reviewer" {
+                return Err(LedgerError::BadInput(
+                    "only a reviewer attempt gives a verdict; this agent should use `worker done`"
+                        .into(),
+                ));
+            }
+            tx.execute(
+                "UPDATE attempts SET verdict = ?2, verdict_notes = ?3, reported = 'done', last_beat_ms = ?4 WHERE id = ?1",
+                params![attempt_id, if *approve { "approve" } else { "changes" }, notes, now],
+            )?;
+        }
         WorkerCall::Heartbeat { .. } => {
             tx.execute(
                 "UPDATE attempts SET last_beat_ms = ?2 WHERE id = ?1",
@@ -132,23 +150,26 @@ impl Ledger {
                         .map_err(|e| LedgerError::BadInput(format!("stored reply unreadable: {e}")));
                 }
             }
-            let row: Option<(i64, String, i64, String)> = tx
-                .query_row(
-                    "SELECT id, token, epoch, state FROM attempts WHERE task = ?1 AND n = ?2",
-                    params![task, n],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-                )
-                .optional()?;
-            let Some((id, real_token, epoch, state)) = row else {
+            // An agent attempt and its reviewer share `n`; the token tells them apart.
+            let rows: Vec<(i64, String, i64, String, String)> = {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT id, token, epoch, state, role FROM attempts WHERE task = ?1 AND n = ?2",
+                )?;
+                stmt.query_map(params![task, n], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })?
+                .collect::<std::result::Result<_, _>>()?
+            };
+            if rows.is_empty() {
                 return Err(LedgerError::Refused(format!(
                     "no attempt {n} of task `{task}` in this ledger: check ORCH_TASK and ORCH_ATTEMPT"
                 )));
-            };
-            if real_token != token {
+            }
+            let Some((id, _, epoch, state, role)) = rows.into_iter().find(|r| r.1 == token) else {
                 return Err(LedgerError::Refused(format!(
                     "stale or wrong token for attempt {n} of task `{task}`: this report is refused and changes nothing"
                 )));
-            }
+            };
             let current: i64 =
                 tx.query_row("SELECT COALESCE(MAX(epoch), 0) FROM supervisor", [], |r| r.get(0))?;
             if epoch != current || !(state == "running" || state == "starting") {
@@ -156,7 +177,7 @@ impl Ledger {
                     "attempt {n} of task `{task}` is no longer live ({state}, epoch {epoch}, supervisor epoch {current}): refused, nothing changed"
                 )));
             }
-            apply(tx, id, call)?;
+            apply(tx, id, &role, call)?;
             let data = serde_json::to_value(call).unwrap_or_default();
             let seq = append(tx, Some(task), Some(i64::from(n)), Actor::Agent, call.kind(), &data)?;
             let reply = WorkerReply {

@@ -43,6 +43,11 @@ pub(super) enum Directive {
     Done,
     Exit(i32),
     ReportDone,
+    /// A reviewer's answer, sent with `worker verdict`.
+    Verdict {
+        approve: bool,
+        notes: String,
+    },
     Bell,
     Notify(String),
     CheckEdit,
@@ -163,6 +168,22 @@ fn parse_directive(text: &str) -> Result<Directive, String> {
         "done" => Directive::Done,
         "exit" => Directive::Exit(parse_exit_code(arg)?),
         "report-done" => Directive::ReportDone,
+        "verdict" => {
+            let (word, notes) = arg.split_once(' ').unwrap_or((arg, ""));
+            match word {
+                "approve" => Directive::Verdict {
+                    approve: true,
+                    notes: notes.trim().to_string(),
+                },
+                "changes" if !notes.trim().is_empty() => Directive::Verdict {
+                    approve: false,
+                    notes: notes.trim().to_string(),
+                },
+                _ => {
+                    return Err("`@sim verdict` needs `approve [NOTES]` or `changes NOTES`".into());
+                }
+            }
+        }
         "bell" => Directive::Bell,
         "notify" => Directive::Notify(arg.to_string()),
         "check-edit" => Directive::CheckEdit,
