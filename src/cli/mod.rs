@@ -204,7 +204,16 @@ pub fn main() -> i32 {
 fn dispatch(cli: Cli) -> CliResult {
     let repo = cli.repo.clone();
     let config = cli.config.clone();
-    let ctx = || Context::find(repo.as_deref(), config.as_deref());
+    // A config named with --config is read (and its errors reported, exit 2) by every command
+    // that works on a repository, even those that need nothing from it: a broken file the user
+    // pointed at must never be ignored silently.
+    let ctx = || {
+        let ctx = Context::find(repo.as_deref(), config.as_deref())?;
+        if ctx.config_given {
+            ctx.config()?;
+        }
+        Ok::<Context, CliError>(ctx)
+    };
     match cli.command {
         None => run::run(&ctx()?, false, None, None),
         Some(Command::Init) => init::init(&ctx()?),
