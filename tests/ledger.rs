@@ -478,6 +478,48 @@ fn a_repeated_worker_call_is_answered_once_and_a_reused_key_is_refused() {
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(tokens_of(&ledger, "a"), (14, 6, 0.0));
     assert_eq!(ledger.last_seq().unwrap(), seq0 + 2);
+
+    // A wrong token never gets the stored reply of a used key: it is fenced (exit 3).
+    let out = r.orch_env(&args, &worker_env(&lstr, "a", &n, "tok-wrong"));
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(out.stderr.contains("stale or wrong token"), "{out:?}");
+
+    // A lost reply retried after the supervisor moved on still gets the first answer (R2).
+    ledger.begin_epoch(std::process::id()).unwrap();
+    let seq1 = ledger.last_seq().unwrap();
+    let retried = r.orch_env(&args, &env);
+    assert_eq!(retried.code, 0, "{retried:?}");
+    assert_eq!(retried.stdout, first.stdout);
+    assert_eq!(ledger.last_seq().unwrap(), seq1);
+    assert_eq!(tokens_of(&ledger, "a"), (14, 6, 0.0));
+}
+
+#[test]
+fn another_attempt_may_reuse_an_idempotency_key() {
+    let r = repo_with_plan(&["a", "b"]);
+    let lstr = r.ledger().to_str().unwrap().to_string();
+    let mut ledger = Ledger::open(&r.ledger()).unwrap();
+    let epoch = ledger.begin_epoch(std::process::id()).unwrap();
+    let ca = claim(&mut ledger, "a", "tok-a", epoch);
+    let cb = claim(&mut ledger, "b", "tok-b", epoch);
+    let args = [
+        "worker",
+        "usage",
+        "--tokens-in",
+        "3",
+        "--idempotency-key",
+        "usage-1",
+    ];
+    for (t, c) in [("a", &ca), ("b", &cb)] {
+        let n = c.n.to_string();
+        let out = r.orch_env(&args, &worker_env(&lstr, t, &n, &c.token));
+        assert_eq!(out.code, 0, "{t}: {out:?}");
+        assert!(
+            out.stdout.contains(&format!("for {t} attempt 1")),
+            "{out:?}"
+        );
+        assert_eq!(tokens_of(&ledger, t).0, 3, "{t}");
+    }
 }
 
 // ------------------------------------------------------------------------------------------
