@@ -35,8 +35,8 @@ const STARTER_CONFIG: &str = "\
 # default_agent = \"sim\"
 ";
 
-pub fn validate(file: &Path) -> CliResult {
-    let plan = load::load_plan(file).map_err(diagnostics_error)?;
+pub fn validate(file: &Path, cfg: &crate::core::config::Config) -> CliResult {
+    let plan = load::load_plan_checked(file, cfg).map_err(diagnostics_error)?;
     println!(
         "{}: ok, plan `{}` with {} task{}",
         file.display(),

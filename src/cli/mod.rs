@@ -204,12 +204,32 @@ pub fn main() -> i32 {
 fn dispatch(cli: Cli) -> CliResult {
     let repo = cli.repo.clone();
     let config = cli.config.clone();
-    let ctx = || Context::find(repo.as_deref(), config.as_deref());
+    // A config named with --config is read (and its errors reported, exit 2) by every command
+    // that works on a repository, even those that need nothing from it: a broken file the user
+    // pointed at must never be ignored silently.
+    let ctx = || {
+        let ctx = Context::find(repo.as_deref(), config.as_deref())?;
+        if ctx.config_given {
+            ctx.config()?;
+        }
+        Ok::<Context, CliError>(ctx)
+    };
     match cli.command {
         None => run::run(&ctx()?, false, None, None),
         Some(Command::Init) => init::init(&ctx()?),
         Some(Command::Plan { action }) => match action {
-            PlanAction::Validate { file } => init::validate(&file),
+            PlanAction::Validate { file } => {
+                // Check the plan against the config it would run with (the named one, else the
+                // repository's, else the defaults), so `validate` never passes what `load` refuses.
+                let cfg = match Context::find(repo.as_deref(), config.as_deref()) {
+                    Ok(c) => c.config()?,
+                    Err(_) => match config.as_deref() {
+                        Some(f) => load::load_config_required(f).map_err(diagnostics_error)?,
+                        None => crate::core::config::default_config(),
+                    },
+                };
+                init::validate(&file, &cfg)
+            }
             PlanAction::Load { file } => init::load(&ctx()?, &file),
         },
         Some(Command::Run {

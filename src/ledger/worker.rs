@@ -131,6 +131,11 @@ impl Ledger {
         idempotency_key: Option<&str>,
     ) -> Result<WorkerReply> {
         let request = serde_json::to_string(&(task, n, call)).unwrap_or_default();
+        // Keys are scoped to the attempt's token: another attempt may reuse a key, and a wrong or
+        // stale token never gets a stored reply (it is fenced below like any other report).
+        let user_key = idempotency_key.unwrap_or_default();
+        let scoped = idempotency_key.map(|k| format!("{token}/{k}"));
+        let idempotency_key = scoped.as_deref();
         self.write(|tx| {
             if let Some(key) = idempotency_key {
                 let prior: Option<(String, String)> = tx
@@ -143,7 +148,7 @@ impl Ledger {
                 if let Some((req, reply)) = prior {
                     if req != request {
                         return Err(LedgerError::Conflict(format!(
-                            "idempotency key `{key}` was used for a different request; use a new key"
+                            "idempotency key `{user_key}` was used for a different request; use a new key"
                         )));
                     }
                     return serde_json::from_str(&reply)
