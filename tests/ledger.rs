@@ -256,6 +256,7 @@ fn claim(ledger: &mut Ledger, task: &str, token: &str, epoch: i64) -> Claimed {
                     worktree: "/nonexistent/wt",
                     branch: "orch/x",
                     log_dir_root: "/nonexistent/logs",
+                    reviews: None,
                 },
             )
         })
