@@ -18,6 +18,19 @@ fn inbox(ledger: &Ledger) -> Result<Vec<serde_json::Value>, CliError> {
                 "text": t.reason.clone().unwrap_or_default(),
             }));
         }
+        if t.state == "review" && matches!(t.stage.as_deref(), Some("human") | Some("veto")) {
+            let text = match (t.stage.as_deref(), t.stage_until_ms) {
+                (Some("veto"), Some(u)) => format!(
+                    "merges in {} unless vetoed: `orch-tui reject {} --note ...`",
+                    format_ms(u.saturating_sub(now_ms())),
+                    t.id
+                ),
+                _ => format!("waiting for approval: `orch-tui approve {}`", t.id),
+            };
+            items.push(serde_json::json!({
+                "task": t.id, "kind": "approval", "stage": t.stage, "text": text,
+            }));
+        }
     }
     for a in ledger.live_attempts()? {
         if let Some(q) = &a.question
@@ -44,6 +57,7 @@ pub fn status(ctx: &Context, json: bool) -> CliResult {
                 "id": t.id, "title": t.title, "state": t.state, "priority": t.priority,
                 "depends_on": t.depends_on, "agent": t.agent, "failures": t.failures,
                 "max_attempts": t.max_attempts, "reason": t.reason, "spec_version": t.spec_version,
+                "stage": t.stage, "stage_until_ms": t.stage_until_ms, "risk_high": t.risk_high,
                 "budget": { "time_ms": t.budget_time_ms, "tokens": t.budget_tokens, "cost_usd": t.budget_cost_usd },
                 "attempts": attempts,
             }));
@@ -89,6 +103,7 @@ pub fn status(ctx: &Context, json: bool) -> CliResult {
                 format_ms(now_ms().saturating_sub(a.started_ms as u64)),
                 a.tokens_in + a.tokens_out
             ),
+            ("review", _) => format!("stage: {}", t.stage.as_deref().unwrap_or("-")),
             (_, _) => t.reason.clone().unwrap_or_default(),
         };
         println!(
