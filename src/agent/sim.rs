@@ -273,6 +273,11 @@ impl Player<'_, '_> {
             Directive::Done => return Ok(Flow::Stop(0)),
             Directive::Exit(code) => return Ok(Flow::Stop(*code)),
             Directive::ReportDone => self.report_done = true,
+            Directive::CopyPrompt(path) => {
+                let text = self.env.prompt.clone();
+                files::write(&self.env.worktree, path, &text).map_err(|m| Failure::new(2, m))?;
+                self.say(&format!("{DIM}✎ copied the prompt to{RESET} {path}"))?;
+            }
             Directive::Verdict { approve, notes } => {
                 // A reviewer judges; it must not fall back to the default edit.
                 self.edited = true;

@@ -43,6 +43,8 @@ pub(super) enum Directive {
     Done,
     Exit(i32),
     ReportDone,
+    /// Write the whole prompt the agent was given to a file (tests check what a retry was told).
+    CopyPrompt(String),
     /// A reviewer's answer, sent with `worker verdict`.
     Verdict {
         approve: bool,
@@ -56,7 +58,10 @@ pub(super) enum Directive {
 impl Directive {
     /// Whether this directive edits files itself (then the agent makes no default edit).
     pub(super) fn edits_files(&self) -> bool {
-        matches!(self, Directive::Write { .. } | Directive::Append { .. })
+        matches!(
+            self,
+            Directive::Write { .. } | Directive::Append { .. } | Directive::CopyPrompt(_)
+        )
     }
 }
 
@@ -168,6 +173,7 @@ fn parse_directive(text: &str) -> Result<Directive, String> {
         "done" => Directive::Done,
         "exit" => Directive::Exit(parse_exit_code(arg)?),
         "report-done" => Directive::ReportDone,
+        "copy-prompt" if !arg.trim().is_empty() => Directive::CopyPrompt(arg.trim().to_string()),
         "verdict" => {
             let (word, notes) = arg.split_once(' ').unwrap_or((arg, ""));
             match word {
