@@ -141,10 +141,6 @@ impl Repo {
 pub struct Running(Option<Child>);
 
 impl Running {
-    pub fn pid(&self) -> u32 {
-        self.0.as_ref().map_or(0, |c| c.id())
-    }
-
     /// Wait for it to exit (bounded) and return its output.
     pub fn finish(mut self, secs: u64) -> Output {
         let mut child = self.0.take().expect("running");
