@@ -510,6 +510,11 @@ impl Engine {
         self.last_seq = last.seq;
         let mut changed = false;
         for e in &events {
+            if e.actor == "agent"
+                && let Some(id) = self.live_id(e.task.as_deref(), e.attempt)
+            {
+                self.attempt_log(id, &e.kind, &e.data);
+            }
             match (e.actor.as_str(), e.kind.as_str()) {
                 ("agent", "agent_done") | ("agent", "agent_fail") => {
                     // An interactive agent may report and keep running: end it; its exit
@@ -572,6 +577,23 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Append one line to the attempt's `events.jsonl` (what the agent reported, how it ended),
+    /// next to its raw and text logs. Best effort: the ledger already holds the event.
+    pub(crate) fn attempt_log(&self, attempt: i64, kind: &str, data: &serde_json::Value) {
+        let Ok(Some(a)) = self.ledger.attempt(attempt) else {
+            return;
+        };
+        let Some(dir) = a.log_dir else { return };
+        let path = PathBuf::from(dir).join("events.jsonl");
+        if let Ok(mut f) =
+            crate::agent::logs::JsonlAppender::open(&path, self.opts.config.log_rotate_bytes)
+        {
+            let _ = f.append(&serde_json::json!({
+                "ts_ms": crate::ledger::now_ms(), "kind": kind, "data": data,
+            }));
+        }
     }
 
     pub(crate) fn grace(&self) -> Duration {

@@ -28,6 +28,12 @@ impl Engine {
     }
 
     fn on_exit(&mut self, attempt: i64, info: ExitInfo) -> Result<(), EngineError> {
+        let stopped = self.live.get(&attempt).and_then(|l| l.stopped_for.clone());
+        self.attempt_log(
+            attempt,
+            "exited",
+            &serde_json::json!({ "code": info.code, "signal": info.signal, "stopped_for": stopped }),
+        );
         let Some(live) = self.live.get(&attempt) else {
             return Ok(());
         };
