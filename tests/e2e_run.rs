@@ -9,7 +9,7 @@ mod e2e_support;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use e2e_support::{FAST_CONFIG, Repo, Rng, seed, state_of, task_of, wait_for};
+use e2e_support::{FAST_CONFIG, Repo, Rng, group_alive, seed, state_of, task_of, wait_for};
 
 const RUN_LIMIT: Duration = Duration::from_secs(40);
 const AGENT_GONE: Duration = Duration::from_secs(3);
@@ -340,8 +340,17 @@ fn time_budget_kills_an_agent_that_ignores_sigterm() {
     let t = repo.task("stuck");
     assert_eq!(t["state"], "failed", "{t:#}");
     assert!(reason(&t).contains("time budget"), "{t:#}");
-    // The run has ended: the agent (and its process group) must already be gone.
+    assert_eq!(t["attempts"][0]["state"], "killed", "{t:#}");
+    // The run has ended: the agent and its whole process group must already be gone.
     repo.assert_no_agents_left(Duration::from_millis(500));
+    let pgid = t["attempts"][0]["pid"].as_i64().expect("the attempt's pid") as i32;
+    assert!(
+        wait_for(Duration::from_millis(500), || (!group_alive(pgid))
+            .then_some(())
+            .ok_or(()))
+        .is_ok(),
+        "process group {pgid} of the stopped agent is still alive"
+    );
 }
 
 /// Case 6: `kill -9` of the supervisor at random moments, several times: the run still ends with
@@ -475,6 +484,20 @@ fn pause_resume_cancel_from_the_cli_while_running() {
     assert_eq!(state_of(&s, "hung"), "cancelled", "{s:#}");
     assert_eq!(state_of(&s, "after"), "blocked", "{s:#}");
     assert_eq!(state_of(&s, "other"), "working", "{s:#}");
+    let hung = task_of(&s, "hung");
+    assert_eq!(
+        attempts(&hung),
+        2,
+        "one attempt before the pause, one after: {hung:#}"
+    );
+    for a in hung["attempts"].as_array().into_iter().flatten() {
+        assert_eq!(a["state"], "abandoned", "{hung:#}");
+        let pgid = a["pid"].as_i64().expect("pid") as i32;
+        assert!(
+            !group_alive(pgid),
+            "agent group {pgid} of `hung` alive: {a:#}"
+        );
+    }
 
     human(&repo, "cancel", "other");
     let out = run.wait(RUN_LIMIT);

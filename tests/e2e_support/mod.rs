@@ -446,6 +446,12 @@ pub fn kill_group(pid: i32, sig: i32) {
     }
 }
 
+/// Is any process left in process group `pgid`? (Agents lead their own group.)
+pub fn group_alive(pgid: i32) -> bool {
+    // SAFETY: signal 0 only checks for existence and permission.
+    pgid > 1 && unsafe { libc::kill(-pgid, 0) } == 0
+}
+
 /// A tiny deterministic generator (splitmix64) for reproducible random choices.
 pub struct Rng(u64);
 
