@@ -246,8 +246,10 @@ fn failing_task_blocks_dependents_only() {
     repo.assert_no_agents_left(AGENT_GONE);
 }
 
-/// Case 4: two tasks writing the same file differently: one merges, the other is escalated naming the
-/// file. A retry puts it back to `ready`.
+/// Case 4: two tasks writing the same file differently: one merges, the other is escalated naming
+/// the file. A retry puts it back to `ready`; today the retried attempt starts from the tip that
+/// holds the winner's file, so its rewrite merges cleanly over it (no second escalation). When the
+/// review funnel lands, this is where a human should be asked instead.
 #[test]
 fn conflicting_tasks_escalate_with_the_file() {
     let repo = Repo::new();
