@@ -126,8 +126,12 @@ pub fn insert(tx: &Connection, a: &NewAttempt) -> Result<(i64, u32)> {
 
 /// The agent process is running.
 pub fn set_running(tx: &Connection, id: i64, pid: u32, base: &str) -> Result<()> {
+    // A fast agent may have reported already (e.g. asked its question through `worker escalate`)
+    // before the supervisor records it as running: keep what it reported.
     tx.execute(
-        "UPDATE attempts SET state = 'running', substatus = 'busy', pid = ?2, base = ?3, running_ms = ?4
+        "UPDATE attempts SET state = 'running',
+            substatus = CASE substatus WHEN 'starting' THEN 'busy' ELSE substatus END,
+            pid = ?2, base = ?3, running_ms = ?4
          WHERE id = ?1 AND state = 'starting'",
         params![id, pid, base, now_ms() as i64],
     )?;
