@@ -444,7 +444,13 @@ impl Engine {
             Msg::ChecksDone { task, n, results } => self.on_checks_done(&task, n, results),
             Msg::Input { attempt, bytes } => {
                 if let Some(p) = self.live.get(&attempt).and_then(|l| l.process.as_ref()) {
-                    p.write(bytes);
+                    p.write(bytes.clone());
+                }
+                // Enter after a question: the human answered, the item leaves the inbox.
+                if bytes.contains(&b'\r') {
+                    self.ledger
+                        .write(|tx| crate::ledger::answered(tx, attempt))?;
+                    self.emit(EngineEvent::Changed);
                 }
                 Ok(())
             }
@@ -562,7 +568,12 @@ impl Engine {
                 continue;
             }
             let state = self.ledger.task(&l.task)?.map(|t| t.state());
-            if matches!(state, Some(TaskState::Working | TaskState::Assigned)) {
+            // An agent belongs to a working task; a reviewer to a task in review.
+            let expected: &[TaskState] = match l.role {
+                Role::Agent => &[TaskState::Working, TaskState::Assigned],
+                Role::Reviewer => &[TaskState::Review],
+            };
+            if state.is_some_and(|s| expected.contains(&s)) {
                 continue;
             }
             let why = format!(

@@ -156,6 +156,29 @@ pub fn finish(
     Ok(())
 }
 
+/// The human typed an answer into a waiting agent: back to busy, with an event.
+pub fn answered(tx: &Connection, id: i64) -> Result<()> {
+    let row: Option<(String, u32)> = tx
+        .query_row(
+            "SELECT task, n FROM attempts WHERE id = ?1 AND substatus = 'waiting_input'",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    if let Some((task, n)) = row {
+        tx.execute("UPDATE attempts SET substatus = 'busy' WHERE id = ?1", [id])?;
+        append(
+            tx,
+            Some(&task),
+            Some(i64::from(n)),
+            Actor::Human,
+            "answered",
+            &serde_json::json!({}),
+        )?;
+    }
+    Ok(())
+}
+
 pub fn set_commit(tx: &Connection, id: i64, commit_oid: &str) -> Result<()> {
     tx.execute(
         "UPDATE attempts SET commit_oid = ?2 WHERE id = ?1",

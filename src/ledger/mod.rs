@@ -10,7 +10,7 @@ mod tasks;
 mod worker;
 
 pub use attempts::{
-    AttemptRow, NewAttempt, finish as finish_attempt, insert as insert_attempt,
+    AttemptRow, NewAttempt, answered, finish as finish_attempt, insert as insert_attempt,
     set_commit as set_attempt_commit, set_running as set_attempt_running,
 };
 pub use events::{Actor, EventRow, append as append_event};

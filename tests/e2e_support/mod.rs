@@ -15,13 +15,17 @@ use tempfile::TempDir;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_orch-tui");
 
-/// Small grace and backoffs, so failures and retries take milliseconds.
+/// Small grace and backoffs, so failures and retries take milliseconds; merges go ahead without
+/// a human (the funnel's own tests cover the human stages).
 pub const FAST_CONFIG: &str = r#"
 stop_grace = "200ms"
 
 [retry]
 backoff_base = "10ms"
 backoff_cap = "50ms"
+
+[funnel]
+autonomy = "out-of-the-loop"
 "#;
 
 /// The result of one finished `orch-tui` command.
