@@ -9,3 +9,4 @@ pub mod core;
 pub mod engine;
 pub mod git;
 pub mod ledger;
+pub mod tui;
