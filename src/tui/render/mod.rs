@@ -38,7 +38,7 @@ pub fn render(s: &ViewState, f: &mut Frame) {
         Constraint::Length(1),
     ])
     .areas(area);
-    f.render_widget(Paragraph::new(header_line(s)), header);
+    f.render_widget(Paragraph::new(header_line(s, area.width)), header);
     if let Some(err) = &s.error {
         let text = vec![
             Line::styled("the supervisor stopped with an error:", theme::bad(s)),
@@ -65,7 +65,7 @@ pub fn render(s: &ViewState, f: &mut Frame) {
     }
 }
 
-fn header_line(s: &ViewState) -> Line<'static> {
+fn header_line(s: &ViewState, width: u16) -> Line<'static> {
     let done = s.count(TaskState::Done);
     let total = s.tasks.len();
     let running = s.agents.len();
@@ -76,8 +76,12 @@ fn header_line(s: &ViewState) -> Line<'static> {
     } else {
         s.plan.clone()
     };
-    let mut spans = vec![
-        Span::styled(" orch-tui ", theme::title(s)),
+    let mut spans = Vec::new();
+    // The product name is the first thing to go on a narrow terminal; the numbers matter more.
+    if width >= 100 {
+        spans.push(Span::styled(" orch-tui ", theme::title(s)));
+    }
+    spans.extend([
         Span::styled(format!(" {plan} "), Style::default().add_modifier(Modifier::BOLD)),
         Span::raw(format!(" done {done}/{total} ")),
         Span::styled(format!(" running {running} "), theme::state_style(s, TaskState::Working)),
@@ -96,7 +100,7 @@ fn header_line(s: &ViewState) -> Line<'static> {
             human_count(s.spend_tokens),
             s.spend_usd
         )),
-    ];
+    ]);
     if let Some(fin) = &s.finished {
         spans.push(Span::styled(format!(" {fin} "), theme::good(s)));
     }
