@@ -44,10 +44,22 @@ fn every_default_binding_maps_to_its_action() {
 #[test]
 fn shifted_letters_and_ctrl_bracket_variants_match() {
     let (km, _) = Keymap::new(&BTreeMap::new());
-    assert_eq!(km.action(&key(KeyCode::Char('G'), KeyModifiers::SHIFT)), Some(Action::Bottom));
-    assert_eq!(km.action(&key(KeyCode::Char(']'), KeyModifiers::CONTROL)), Some(Action::Unfocus));
-    assert_eq!(km.action(&key(KeyCode::Char('5'), KeyModifiers::CONTROL)), Some(Action::Unfocus));
-    assert_eq!(km.action(&key(KeyCode::F(10), KeyModifiers::NONE)), Some(Action::Unfocus));
+    assert_eq!(
+        km.action(&key(KeyCode::Char('G'), KeyModifiers::SHIFT)),
+        Some(Action::Bottom)
+    );
+    assert_eq!(
+        km.action(&key(KeyCode::Char(']'), KeyModifiers::CONTROL)),
+        Some(Action::Unfocus)
+    );
+    assert_eq!(
+        km.action(&key(KeyCode::Char('5'), KeyModifiers::CONTROL)),
+        Some(Action::Unfocus)
+    );
+    assert_eq!(
+        km.action(&key(KeyCode::F(10), KeyModifiers::NONE)),
+        Some(Action::Unfocus)
+    );
     assert_eq!(km.action(&ch('z')), None);
 }
 
@@ -61,7 +73,11 @@ fn config_overrides_replace_keys_and_report_bad_entries() {
     let (km, problems) = Keymap::new(&o);
     assert_eq!(km.action(&ch('x')), Some(Action::Quit));
     assert_eq!(km.action(&ch('q')), Some(Action::Help));
-    assert_eq!(km.action(&ch('?')), None, "an override replaces the defaults");
+    assert_eq!(
+        km.action(&ch('?')),
+        None,
+        "an override replaces the defaults"
+    );
     assert_eq!(problems.len(), 2, "{problems:?}");
     assert!(problems.iter().any(|p| p.contains("'no_such_action'")));
     assert!(problems.iter().any(|p| p.contains("'ctrl-'")));
@@ -75,7 +91,11 @@ fn key_strings_parse() {
         ("esc", KeyCode::Esc, KeyModifiers::NONE),
         ("ctrl-]", KeyCode::Char(']'), KeyModifiers::CONTROL),
         ("C-x", KeyCode::Char('x'), KeyModifiers::CONTROL),
-        ("alt-shift-up", KeyCode::Up, KeyModifiers::ALT.union(KeyModifiers::SHIFT)),
+        (
+            "alt-shift-up",
+            KeyCode::Up,
+            KeyModifiers::ALT.union(KeyModifiers::SHIFT),
+        ),
         ("f10", KeyCode::F(10), KeyModifiers::NONE),
         ("pgdn", KeyCode::PageDown, KeyModifiers::NONE),
         ("space", KeyCode::Char(' '), KeyModifiers::NONE),
@@ -155,7 +175,11 @@ fn agent(attempt: i64, task: &str) -> AgentInfo {
 
 fn app() -> App {
     let mut s = ViewState::new(true);
-    for (id, st) in [("a", TaskState::Done), ("b", TaskState::Working), ("c", TaskState::Failed)] {
+    for (id, st) in [
+        ("a", TaskState::Done),
+        ("b", TaskState::Working),
+        ("c", TaskState::Failed),
+    ] {
         s.tasks.push(TaskInfo {
             id: id.into(),
             title: id.into(),
@@ -184,7 +208,9 @@ fn app() -> App {
 }
 
 fn press(app: &mut App, keys: &[KeyEvent]) -> Vec<Effect> {
-    keys.iter().flat_map(|k| app.on_key(k, Modes::default())).collect()
+    keys.iter()
+        .flat_map(|k| app.on_key(k, Modes::default()))
+        .collect()
 }
 
 #[test]
@@ -199,27 +225,129 @@ fn every_action_does_what_it_says() {
     let down2 = || vec![ch('j'), ch('j')];
     let cases: Vec<Case> = vec![
         ("help", vec![ch('?')], View::Help, vec![]),
-        ("back from help", vec![ch('?'), key(KeyCode::Esc, KeyModifiers::NONE)], View::Dashboard, vec![]),
+        (
+            "back from help",
+            vec![ch('?'), key(KeyCode::Esc, KeyModifiers::NONE)],
+            View::Dashboard,
+            vec![],
+        ),
         ("inbox", vec![ch('i')], View::Inbox, vec![]),
         ("logs", vec![ch('l')], View::Logs, vec![Effect::LoadLogs]),
         ("dag", vec![ch('g')], View::Dag, vec![]),
         ("dashboard", vec![ch('g'), ch('1')], View::Dashboard, vec![]),
-        ("detail", [down2(), vec![ch('d')]].concat(), View::Detail, vec![Effect::LoadDetail { task: "c".into() }]),
-        ("open without agent = detail", [down2(), vec![key(KeyCode::Enter, KeyModifiers::NONE)]].concat(), View::Detail, vec![Effect::LoadDetail { task: "c".into() }]),
-        ("open with agent = focus", vec![ch('j'), key(KeyCode::Enter, KeyModifiers::NONE)], View::Focus, vec![Effect::Resize { attempt: 7, rows: 27, cols: 100 }]),
-        ("focus key", vec![ch('F')], View::Focus, vec![Effect::Resize { attempt: 7, rows: 27, cols: 100 }]),
-        ("cancel", [down2(), vec![ch('c')]].concat(), View::Dashboard, vec![human(HumanCommand::Cancel, "c")]),
-        ("pause", [down2(), vec![ch('p')]].concat(), View::Dashboard, vec![human(HumanCommand::Pause, "c")]),
-        ("resume", [down2(), vec![ch('u')]].concat(), View::Dashboard, vec![human(HumanCommand::Resume, "c")]),
-        ("approve", [down2(), vec![ch('a')]].concat(), View::Dashboard, vec![human(HumanCommand::Approve, "c")]),
-        ("retry with note", [down2(), vec![ch('r'), ch('h'), ch('i'), key(KeyCode::Enter, KeyModifiers::NONE)]].concat(), View::Dashboard,
-            vec![Effect::Human { cmd: HumanCommand::Retry, task: "c".into(), note: Some("hi".into()) }]),
-        ("retry cancelled", [down2(), vec![ch('r'), ch('h'), key(KeyCode::Esc, KeyModifiers::NONE)]].concat(), View::Dashboard, vec![]),
-        ("inbox retry acts on the item", vec![ch('i'), ch('r'), key(KeyCode::Enter, KeyModifiers::NONE)], View::Inbox,
-            vec![Effect::Human { cmd: HumanCommand::Retry, task: "c".into(), note: None }]),
-        ("quit asks, then leaves", vec![ch('q'), ch('l')], View::Dashboard, vec![Effect::Stop { stop_agents: false }]),
-        ("quit asks, then stops", vec![ch('q'), ch('s')], View::Dashboard, vec![Effect::Stop { stop_agents: true }]),
-        ("quit asks, esc keeps going", vec![ch('q'), key(KeyCode::Esc, KeyModifiers::NONE)], View::Dashboard, vec![]),
+        (
+            "detail",
+            [down2(), vec![ch('d')]].concat(),
+            View::Detail,
+            vec![Effect::LoadDetail { task: "c".into() }],
+        ),
+        (
+            "open without agent = detail",
+            [down2(), vec![key(KeyCode::Enter, KeyModifiers::NONE)]].concat(),
+            View::Detail,
+            vec![Effect::LoadDetail { task: "c".into() }],
+        ),
+        (
+            "open with agent = focus",
+            vec![ch('j'), key(KeyCode::Enter, KeyModifiers::NONE)],
+            View::Focus,
+            vec![Effect::Resize {
+                attempt: 7,
+                rows: 27,
+                cols: 100,
+            }],
+        ),
+        (
+            "focus key",
+            vec![ch('F')],
+            View::Focus,
+            vec![Effect::Resize {
+                attempt: 7,
+                rows: 27,
+                cols: 100,
+            }],
+        ),
+        (
+            "cancel",
+            [down2(), vec![ch('c')]].concat(),
+            View::Dashboard,
+            vec![human(HumanCommand::Cancel, "c")],
+        ),
+        (
+            "pause",
+            [down2(), vec![ch('p')]].concat(),
+            View::Dashboard,
+            vec![human(HumanCommand::Pause, "c")],
+        ),
+        (
+            "resume",
+            [down2(), vec![ch('u')]].concat(),
+            View::Dashboard,
+            vec![human(HumanCommand::Resume, "c")],
+        ),
+        (
+            "approve",
+            [down2(), vec![ch('a')]].concat(),
+            View::Dashboard,
+            vec![human(HumanCommand::Approve, "c")],
+        ),
+        (
+            "retry with note",
+            [
+                down2(),
+                vec![
+                    ch('r'),
+                    ch('h'),
+                    ch('i'),
+                    key(KeyCode::Enter, KeyModifiers::NONE),
+                ],
+            ]
+            .concat(),
+            View::Dashboard,
+            vec![Effect::Human {
+                cmd: HumanCommand::Retry,
+                task: "c".into(),
+                note: Some("hi".into()),
+            }],
+        ),
+        (
+            "retry cancelled",
+            [
+                down2(),
+                vec![ch('r'), ch('h'), key(KeyCode::Esc, KeyModifiers::NONE)],
+            ]
+            .concat(),
+            View::Dashboard,
+            vec![],
+        ),
+        (
+            "inbox retry acts on the item",
+            vec![ch('i'), ch('r'), key(KeyCode::Enter, KeyModifiers::NONE)],
+            View::Inbox,
+            vec![Effect::Human {
+                cmd: HumanCommand::Retry,
+                task: "c".into(),
+                note: None,
+            }],
+        ),
+        (
+            "quit asks, then leaves",
+            vec![ch('q'), ch('l')],
+            View::Dashboard,
+            vec![Effect::Stop { stop_agents: false }],
+        ),
+        (
+            "quit asks, then stops",
+            vec![ch('q'), ch('s')],
+            View::Dashboard,
+            vec![Effect::Stop { stop_agents: true }],
+        ),
+        (
+            "quit asks, esc keeps going",
+            vec![ch('q'), key(KeyCode::Esc, KeyModifiers::NONE)],
+            View::Dashboard,
+            vec![],
+        ),
     ];
     for (name, keys, view, effects) in cases {
         let mut a = app();
@@ -236,20 +364,63 @@ fn focus_sends_keys_to_the_agent_and_unfocus_returns() {
     press(&mut a, &[ch('F')]);
     assert_eq!(a.state.view, View::Focus);
     // `q`, `?` and Enter are the agent's now.
-    let fx = press(&mut a, &[ch('q'), ch('?'), key(KeyCode::Enter, KeyModifiers::NONE)]);
+    let fx = press(
+        &mut a,
+        &[ch('q'), ch('?'), key(KeyCode::Enter, KeyModifiers::NONE)],
+    );
     assert_eq!(
         fx,
         vec![
-            Effect::Input { attempt: 7, bytes: b"q".to_vec() },
-            Effect::Input { attempt: 7, bytes: b"?".to_vec() },
-            Effect::Input { attempt: 7, bytes: b"\r".to_vec() },
+            Effect::Input {
+                attempt: 7,
+                bytes: b"q".to_vec()
+            },
+            Effect::Input {
+                attempt: 7,
+                bytes: b"?".to_vec()
+            },
+            Effect::Input {
+                attempt: 7,
+                bytes: b"\r".to_vec()
+            },
         ]
     );
-    let fx = a.on_key(&key(KeyCode::Up, KeyModifiers::NONE), Modes { application_cursor: true, bracketed_paste: false });
-    assert_eq!(fx, vec![Effect::Input { attempt: 7, bytes: b"\x1bOA".to_vec() }]);
-    let fx = a.on_paste("x\ny", Modes { application_cursor: false, bracketed_paste: true });
-    assert_eq!(fx, vec![Effect::Input { attempt: 7, bytes: b"\x1b[200~x\ry\x1b[201~".to_vec() }]);
-    assert_eq!(a.on_resize(120, 40), vec![Effect::Resize { attempt: 7, rows: 37, cols: 120 }]);
+    let fx = a.on_key(
+        &key(KeyCode::Up, KeyModifiers::NONE),
+        Modes {
+            application_cursor: true,
+            bracketed_paste: false,
+        },
+    );
+    assert_eq!(
+        fx,
+        vec![Effect::Input {
+            attempt: 7,
+            bytes: b"\x1bOA".to_vec()
+        }]
+    );
+    let fx = a.on_paste(
+        "x\ny",
+        Modes {
+            application_cursor: false,
+            bracketed_paste: true,
+        },
+    );
+    assert_eq!(
+        fx,
+        vec![Effect::Input {
+            attempt: 7,
+            bytes: b"\x1b[200~x\ry\x1b[201~".to_vec()
+        }]
+    );
+    assert_eq!(
+        a.on_resize(120, 40),
+        vec![Effect::Resize {
+            attempt: 7,
+            rows: 37,
+            cols: 120
+        }]
+    );
     press(&mut a, &[key(KeyCode::Char(']'), KeyModifiers::CONTROL)]);
     assert_eq!(a.state.view, View::Dashboard);
     assert_eq!(a.on_resize(100, 30), vec![], "no PTY resize outside focus");
@@ -270,13 +441,38 @@ fn logs_follow_scroll_search_and_filter() {
     press(&mut a, &[ch('f')]);
     assert!(a.state.logs.follow);
     // Search jumps to the newest match: "line 1" matches line 19 first (newest), scroll 10.
-    press(&mut a, &[ch('/'), ch('1'), ch('9'), key(KeyCode::Enter, KeyModifiers::NONE)]);
+    press(
+        &mut a,
+        &[
+            ch('/'),
+            ch('1'),
+            ch('9'),
+            key(KeyCode::Enter, KeyModifiers::NONE),
+        ],
+    );
     assert_eq!(a.state.logs.search.as_deref(), Some("19"));
     assert!(!a.state.logs.follow);
     assert_eq!(a.state.logs.scroll, 10);
-    press(&mut a, &[ch('/'), key(KeyCode::Backspace, KeyModifiers::NONE), key(KeyCode::Backspace, KeyModifiers::NONE), ch('z'), key(KeyCode::Enter, KeyModifiers::NONE)]);
-    assert!(a.state.message.as_deref().is_some_and(|m| m.contains("no line matches")));
-    press(&mut a, &[ch('t'), ch('b'), key(KeyCode::Enter, KeyModifiers::NONE)]);
+    press(
+        &mut a,
+        &[
+            ch('/'),
+            key(KeyCode::Backspace, KeyModifiers::NONE),
+            key(KeyCode::Backspace, KeyModifiers::NONE),
+            ch('z'),
+            key(KeyCode::Enter, KeyModifiers::NONE),
+        ],
+    );
+    assert!(
+        a.state
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("no line matches"))
+    );
+    press(
+        &mut a,
+        &[ch('t'), ch('b'), key(KeyCode::Enter, KeyModifiers::NONE)],
+    );
     assert_eq!(a.state.logs.filter.as_deref(), Some("b"));
     assert_eq!(a.state.visible_log_lines().len(), 15);
 }

@@ -58,17 +58,51 @@ fn fixture() -> ViewState {
         task("cli-args", TaskState::Working, &["scaffold"], Some("sim")),
         task("usage-docs", TaskState::Working, &["scaffold"], Some("sim")),
         task("tokenizer-tests", TaskState::Pending, &["tokenizer"], None),
-        task("integrate", TaskState::Pending, &["tokenizer", "counter", "cli-args"], None),
+        task(
+            "integrate",
+            TaskState::Pending,
+            &["tokenizer", "counter", "cli-args"],
+            None,
+        ),
         task("changelog", TaskState::Escalated, &["integrate"], None),
-        task("release", TaskState::Failed, &["integrate", "changelog"], None),
+        task(
+            "release",
+            TaskState::Failed,
+            &["integrate", "changelog"],
+            None,
+        ),
     ];
     s.tasks[7].reason = Some("agent changed nothing".into());
     s.tasks[8].reason = Some("3 attempts failed".into());
     s.agents = vec![
-        agent(1, "tokenizer", 1, b"\x1b[1;36m\xe2\x97\x86 sim\x1b[0m tokenizer #1\r\n\x1b[32m[##--]\x1b[0m step 2/4\r\n", 30),
-        agent(2, "counter", 1, b"\x1b[1;35mcounter\x1b[0m at work\r\n\x1b[41;37m warn \x1b[0m slow disk\r\n", 95),
-        agent(3, "cli-args", 2, b"writing wordstat/args.py\r\n\x1b[1mdone soon\x1b[0m", 112),
-        agent(4, "usage-docs", 1, b"\x1b[33mWhich format?\x1b[0m\r\n> ", 10),
+        agent(
+            1,
+            "tokenizer",
+            1,
+            b"\x1b[1;36m\xe2\x97\x86 sim\x1b[0m tokenizer #1\r\n\x1b[32m[##--]\x1b[0m step 2/4\r\n",
+            30,
+        ),
+        agent(
+            2,
+            "counter",
+            1,
+            b"\x1b[1;35mcounter\x1b[0m at work\r\n\x1b[41;37m warn \x1b[0m slow disk\r\n",
+            95,
+        ),
+        agent(
+            3,
+            "cli-args",
+            2,
+            b"writing wordstat/args.py\r\n\x1b[1mdone soon\x1b[0m",
+            112,
+        ),
+        agent(
+            4,
+            "usage-docs",
+            1,
+            b"\x1b[33mWhich format?\x1b[0m\r\n> ",
+            10,
+        ),
     ];
     s.agents[3].substatus = "waiting_input".into();
     s.agents[3].question = Some("question: Which format?".into());
@@ -96,7 +130,10 @@ fn fixture() -> ViewState {
     s.logs.lines = (0..40)
         .map(|i| LogLine {
             task: ["tokenizer#1", "counter#1", "cli-args#2"][i % 3].into(),
-            text: format!("line {i}: {}", if i % 7 == 0 { "error: boom" } else { "working" }),
+            text: format!(
+                "line {i}: {}",
+                if i % 7 == 0 { "error: boom" } else { "working" }
+            ),
         })
         .collect();
     s.detail = Some(DetailInfo {

@@ -137,9 +137,7 @@ pub fn supervise_tui(ctx: &Context, config: crate::core::config::Config) -> CliR
     match end {
         Some(Ok(RunEnd::AllDone)) => Ok(EXIT_OK),
         Some(Ok(RunEnd::Unfinished)) => {
-            println!(
-                "some tasks did not finish: see `orch-tui status` and `orch-tui logs TASK`"
-            );
+            println!("some tasks did not finish: see `orch-tui status` and `orch-tui logs TASK`");
             Ok(EXIT_UNFINISHED)
         }
         Some(Ok(RunEnd::Stopped)) | None => {

@@ -105,10 +105,13 @@ pub fn insert(tx: &Connection, a: &NewAttempt) -> Result<(i64, u32)> {
     Ok((id, n))
 }
 
-/// The agent process is running.
+/// The agent process is running. A question the agent already asked (it can report before the
+/// supervisor records the spawn) keeps its `waiting_input` sub-status.
 pub fn set_running(tx: &Connection, id: i64, pid: u32, base: &str) -> Result<()> {
     tx.execute(
-        "UPDATE attempts SET state = 'running', substatus = 'busy', pid = ?2, base = ?3, running_ms = ?4
+        "UPDATE attempts SET state = 'running',
+            substatus = CASE WHEN substatus = 'waiting_input' THEN substatus ELSE 'busy' END,
+            pid = ?2, base = ?3, running_ms = ?4
          WHERE id = ?1 AND state = 'starting'",
         params![id, pid, base, now_ms() as i64],
     )?;

@@ -114,7 +114,10 @@ impl App {
             return self.on_input_key(ev);
         }
         let action = self.keymap.action(ev);
-        if s.view == View::Focus {
+        // Once the focused agent has ended there is nobody to type to: keys act normally again
+        // (Esc returns), rather than vanishing.
+        let agent_live = s.focus.is_some_and(|id| s.agent(id).is_some());
+        if s.view == View::Focus && agent_live {
             if action == Some(Action::Unfocus) {
                 s.view = s.back;
                 return Vec::new();
@@ -125,6 +128,10 @@ impl App {
             };
         }
         match action {
+            Some(Action::Unfocus) if s.view == View::Focus => {
+                s.view = s.back;
+                Vec::new()
+            }
             Some(a) => self.on_action(a),
             None => Vec::new(),
         }
@@ -351,7 +358,8 @@ impl App {
                 let s = &self.state;
                 let attempt = match s.view {
                     View::Inbox => s.inbox.get(s.selected_inbox).and_then(|i| {
-                        i.attempt.or_else(|| s.agent_for_task(&i.task).map(|a| a.attempt))
+                        i.attempt
+                            .or_else(|| s.agent_for_task(&i.task).map(|a| a.attempt))
                     }),
                     _ => s.agents.get(s.selected_agent).map(|a| a.attempt),
                 };
@@ -422,12 +430,16 @@ impl App {
             View::Inbox => match s.inbox.get(s.selected_inbox) {
                 Some(i) => (
                     Some(i.task.clone()),
-                    i.attempt.or_else(|| s.agent_for_task(&i.task).map(|a| a.attempt)),
+                    i.attempt
+                        .or_else(|| s.agent_for_task(&i.task).map(|a| a.attempt)),
                 ),
                 None => (None, None),
             },
             View::Dashboard => match s.selected_task() {
-                Some(t) => (Some(t.id.clone()), s.agent_for_task(&t.id).map(|a| a.attempt)),
+                Some(t) => (
+                    Some(t.id.clone()),
+                    s.agent_for_task(&t.id).map(|a| a.attempt),
+                ),
                 None => (None, None),
             },
             _ => return Vec::new(),

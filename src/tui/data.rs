@@ -156,10 +156,7 @@ pub fn load_detail(ledger: &Ledger, task: &str) -> Result<Option<DetailInfo>, Le
 
 /// The merged tail: each attempt's `screen.log` (rows that left its screen), then, for a live
 /// agent, what is on its screen now; attempts in start order.
-pub fn load_logs(
-    ledger: &Ledger,
-    views: &[AgentView],
-) -> Result<Vec<LogLine>, LedgerError> {
+pub fn load_logs(ledger: &Ledger, views: &[AgentView]) -> Result<Vec<LogLine>, LedgerError> {
     let mut attempts = Vec::new();
     for t in ledger.tasks()? {
         attempts.extend(ledger.attempts(&t.id)?);

@@ -143,7 +143,10 @@ pub fn parse_key(s: &str) -> Option<Key> {
     let mut rest = s;
     loop {
         let lower = rest.to_ascii_lowercase();
-        if let Some(r) = lower.strip_prefix("ctrl-").or_else(|| lower.strip_prefix("c-")) {
+        if let Some(r) = lower
+            .strip_prefix("ctrl-")
+            .or_else(|| lower.strip_prefix("c-"))
+        {
             mods |= KeyModifiers::CONTROL;
             rest = &rest[rest.len() - r.len()..];
         } else if let Some(r) = lower.strip_prefix("alt-") {

@@ -300,6 +300,11 @@ fn on_event(ctx: &mut TuiContext, app: &mut App, l: &mut Loop, ev: UiEvent) {
         UiEvent::Term(_) => Vec::new(),
         UiEvent::Engine(EngineEvent::AgentOutput { .. }) | UiEvent::Output => {
             ctx.output_flag.store(false, Ordering::Release);
+            // An agent's screen appears after its setup; pick it up without waiting for the
+            // next ledger change (the handle's list is a cheap in-memory copy).
+            if app.state.agents.iter().any(|a| a.screen.is_none()) {
+                l.ledger_dirty = true;
+            }
             l.dirty = true;
             l.logs_dirty = true;
             Vec::new()

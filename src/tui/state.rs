@@ -225,7 +225,10 @@ impl ViewState {
             .filter(|l| {
                 // A filter names a task (every attempt) or one attempt (`task#2`).
                 self.logs.filter.as_ref().is_none_or(|f| {
-                    l.task == *f || l.task.strip_prefix(f.as_str()).is_some_and(|r| r.starts_with('#'))
+                    l.task == *f
+                        || l.task
+                            .strip_prefix(f.as_str())
+                            .is_some_and(|r| r.starts_with('#'))
                 })
             })
             .collect()

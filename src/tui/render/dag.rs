@@ -116,10 +116,7 @@ pub fn render(s: &ViewState, f: &mut Frame, area: Rect) {
         for t in in_layer {
             let on_path = critical.contains(&t.id);
             let mut spans = vec![
-                Span::styled(
-                    if on_path { " * " } else { "   " },
-                    theme::bad(s),
-                ),
+                Span::styled(if on_path { " * " } else { "   " }, theme::bad(s)),
                 Span::styled(
                     format!("{} {}", theme::state_glyph(t.state), t.id),
                     if on_path {

@@ -54,7 +54,10 @@ fn task_list(s: &ViewState, f: &mut Frame, area: Rect) {
         .take(h)
         .map(|(i, t)| {
             let mut spans = vec![
-                Span::styled(format!("{} ", theme::state_glyph(t.state)), theme::state_style(s, t.state)),
+                Span::styled(
+                    format!("{} ", theme::state_glyph(t.state)),
+                    theme::state_style(s, t.state),
+                ),
                 Span::raw(t.id.clone()),
             ];
             if !t.deps.is_empty() {
@@ -77,14 +80,19 @@ fn task_list(s: &ViewState, f: &mut Frame, area: Rect) {
 }
 
 fn agent_panes(s: &ViewState, f: &mut Frame, area: Rect) {
-    let cols: u16 = if area.width >= 100 && s.agents.len() > 1 { 2 } else { 1 };
+    let cols: u16 = if area.width >= 100 && s.agents.len() > 1 {
+        2
+    } else {
+        1
+    };
     let max_rows = (area.height / MIN_PANE_HEIGHT).max(1);
     let max_panes = (max_rows * cols) as usize;
     let shown = s.agents.len().min(max_panes);
     let rows = shown.div_ceil(cols as usize) as u16;
     // Keep the selected pane among those shown.
     let first = s.selected_agent.saturating_sub(shown.saturating_sub(1));
-    let row_areas = Layout::vertical(vec![Constraint::Ratio(1, rows.into()); rows as usize]).split(area);
+    let row_areas =
+        Layout::vertical(vec![Constraint::Ratio(1, rows.into()); rows as usize]).split(area);
     for (k, agent) in s.agents.iter().enumerate().skip(first).take(shown) {
         let slot = k - first;
         let row = row_areas[slot / cols as usize];
@@ -93,14 +101,26 @@ fn agent_panes(s: &ViewState, f: &mut Frame, area: Rect) {
         } else {
             cols as usize
         };
-        let cells = Layout::horizontal(vec![Constraint::Ratio(1, in_row as u32); in_row]).split(row);
-        pane(s, f, cells[slot % cols as usize], agent, k == s.selected_agent);
+        let cells =
+            Layout::horizontal(vec![Constraint::Ratio(1, in_row as u32); in_row]).split(row);
+        pane(
+            s,
+            f,
+            cells[slot % cols as usize],
+            agent,
+            k == s.selected_agent,
+        );
     }
     if shown < s.agents.len() {
         let note = format!(" +{} more (tab) ", s.agents.len() - shown);
         let w = note.chars().count() as u16;
         if area.width > w {
-            let r = Rect { x: area.right() - w - 1, y: area.bottom() - 1, width: w, height: 1 };
+            let r = Rect {
+                x: area.right() - w - 1,
+                y: area.bottom() - 1,
+                width: w,
+                height: 1,
+            };
             f.render_widget(Paragraph::new(note).style(theme::warn(s)), r);
         }
     }
@@ -120,19 +140,17 @@ fn pane_title(a: &AgentInfo) -> String {
 /// time / tokens / cost against the task's budgets, each coloured by how full it is.
 fn gauges(s: &ViewState, a: &AgentInfo, width: u16) -> Line<'static> {
     let mut spans = Vec::new();
-    let mut gauge = |label: &str, used: f64, limit: Option<f64>, text: String| {
-        match limit {
-            Some(l) if l > 0.0 => {
-                let ratio = (used / l).clamp(0.0, 1.0);
-                let cells = 8usize;
-                let filled = (ratio * cells as f64).round() as usize;
-                spans.push(Span::raw(format!("{label} ")));
-                spans.push(Span::styled("█".repeat(filled), theme::fill(s, ratio)));
-                spans.push(Span::styled("░".repeat(cells - filled), theme::dim(s)));
-                spans.push(Span::raw(format!(" {text} ")));
-            }
-            _ => spans.push(Span::raw(format!("{label} {text} "))),
+    let mut gauge = |label: &str, used: f64, limit: Option<f64>, text: String| match limit {
+        Some(l) if l > 0.0 => {
+            let ratio = (used / l).clamp(0.0, 1.0);
+            let cells = 8usize;
+            let filled = (ratio * cells as f64).round() as usize;
+            spans.push(Span::raw(format!("{label} ")));
+            spans.push(Span::styled("█".repeat(filled), theme::fill(s, ratio)));
+            spans.push(Span::styled("░".repeat(cells - filled), theme::dim(s)));
+            spans.push(Span::raw(format!(" {text} ")));
         }
+        _ => spans.push(Span::raw(format!("{label} {text} "))),
     };
     gauge(
         "time",
@@ -150,7 +168,12 @@ fn gauges(s: &ViewState, a: &AgentInfo, width: u16) -> Line<'static> {
             a.budget_tokens.map(|t| t as f64),
             human_count(a.tokens),
         );
-        gauge("$", a.cost_usd, a.budget_cost_usd, format!("{:.2}", a.cost_usd));
+        gauge(
+            "$",
+            a.cost_usd,
+            a.budget_cost_usd,
+            format!("{:.2}", a.cost_usd),
+        );
     }
     Line::from(spans)
 }
@@ -162,16 +185,13 @@ fn pane(s: &ViewState, f: &mut Frame, area: Rect, a: &AgentInfo, selected: bool)
     if inner.height == 0 {
         return;
     }
-    let [g, screen] =
-        Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(inner);
+    let [g, screen] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(inner);
     f.render_widget(Paragraph::new(gauges(s, a, inner.width)), g);
     if let Some(q) = &a.question {
         if screen.height > 0 {
-            let [qa, rest] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(screen);
-            f.render_widget(
-                Paragraph::new(format!("? {q}")).style(theme::warn(s)),
-                qa,
-            );
+            let [qa, rest] =
+                Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(screen);
+            f.render_widget(Paragraph::new(format!("? {q}")).style(theme::warn(s)), qa);
             draw(s, f, rest, a);
         }
     } else {
@@ -199,7 +219,10 @@ pub fn render_focus(s: &ViewState, f: &mut Frame, area: Rect) {
     };
     let [top, screen] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
     let mut line = gauges(s, a, area.width);
-    line.spans.insert(0, Span::styled(format!("{} ", pane_title(a)), theme::title(s)));
+    line.spans.insert(
+        0,
+        Span::styled(format!("{} ", pane_title(a)), theme::title(s)),
+    );
     f.render_widget(Paragraph::new(line), top);
     match &a.screen {
         Some(sc) => {

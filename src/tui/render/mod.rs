@@ -82,12 +82,22 @@ fn header_line(s: &ViewState, width: u16) -> Line<'static> {
         spans.push(Span::styled(" orch-tui ", theme::title(s)));
     }
     spans.extend([
-        Span::styled(format!(" {plan} "), Style::default().add_modifier(Modifier::BOLD)),
+        Span::styled(
+            format!(" {plan} "),
+            Style::default().add_modifier(Modifier::BOLD),
+        ),
         Span::raw(format!(" done {done}/{total} ")),
-        Span::styled(format!(" running {running} "), theme::state_style(s, TaskState::Working)),
+        Span::styled(
+            format!(" running {running} "),
+            theme::state_style(s, TaskState::Working),
+        ),
         Span::styled(
             format!(" inbox {inbox} "),
-            if inbox > 0 { theme::warn(s) } else { Style::default() },
+            if inbox > 0 {
+                theme::warn(s)
+            } else {
+                Style::default()
+            },
         ),
         Span::raw(format!(
             " {:02}:{:02}:{:02} ",
@@ -147,7 +157,10 @@ fn quit_prompt(s: &ViewState, f: &mut Frame, body: Rect) {
         height: h,
     };
     let text = vec![
-        Line::styled("Quit orch-tui?", Style::default().add_modifier(Modifier::BOLD)),
+        Line::styled(
+            "Quit orch-tui?",
+            Style::default().add_modifier(Modifier::BOLD),
+        ),
         Line::raw("  s  stop the agents cleanly, then quit"),
         Line::raw("  l  leave the run: resume it later with `orch-tui`"),
         Line::raw("  esc  keep supervising"),

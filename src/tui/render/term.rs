@@ -39,7 +39,9 @@ pub fn draw_screen(
     let (cur_row, cur_col) = sc.cursor_position();
     // Keep the cursor row in view: skip rows from the top only when they do not fit.
     let first_row = if rows > area.height {
-        (cur_row + 1).saturating_sub(area.height).min(rows - area.height)
+        (cur_row + 1)
+            .saturating_sub(area.height)
+            .min(rows - area.height)
     } else {
         0
     };

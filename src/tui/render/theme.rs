@@ -95,7 +95,8 @@ pub fn block(s: &ViewState, title: &str, active: bool) -> Block<'static> {
         .borders(Borders::ALL)
         .title(format!(" {title} "));
     if active {
-        b.border_type(BorderType::Thick).border_style(fg(s, Color::Cyan))
+        b.border_type(BorderType::Thick)
+            .border_style(fg(s, Color::Cyan))
     } else {
         b.border_style(dim(s))
     }

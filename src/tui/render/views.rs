@@ -18,7 +18,11 @@ pub fn render_logs(s: &ViewState, f: &mut Frame, area: Rect) {
     if let Some(q) = &s.logs.search {
         title.push_str(&format!(" · /{q}"));
     }
-    title.push_str(if s.logs.follow { " · following" } else { " · paused" });
+    title.push_str(if s.logs.follow {
+        " · following"
+    } else {
+        " · paused"
+    });
     let block = theme::block(s, &title, false);
     let inner = block.inner(area);
     f.render_widget(block, area);
@@ -45,7 +49,10 @@ pub fn render_logs(s: &ViewState, f: &mut Frame, area: Rect) {
                     let mut rest = l.text.as_str();
                     while let Some(i) = rest.find(q) {
                         spans.push(Span::raw(rest[..i].to_string()));
-                        spans.push(Span::styled(q.to_string(), theme::warn(s).add_modifier(Modifier::REVERSED)));
+                        spans.push(Span::styled(
+                            q.to_string(),
+                            theme::warn(s).add_modifier(Modifier::REVERSED),
+                        ));
                         rest = &rest[i + q.len()..];
                     }
                     spans.push(Span::raw(rest.to_string()));
@@ -56,7 +63,10 @@ pub fn render_logs(s: &ViewState, f: &mut Frame, area: Rect) {
         })
         .collect();
     if out.is_empty() {
-        f.render_widget(Paragraph::new("no log lines yet").style(theme::dim(s)), inner);
+        f.render_widget(
+            Paragraph::new("no log lines yet").style(theme::dim(s)),
+            inner,
+        );
     } else {
         f.render_widget(Paragraph::new(out), inner);
     }
@@ -93,7 +103,10 @@ pub fn render_inbox(s: &ViewState, f: &mut Frame, area: Rect) {
             };
             let line = Line::from(vec![
                 Span::styled(format!("{label} "), style),
-                Span::styled(format!("{} ", item.task), ratatui::style::Style::default().add_modifier(Modifier::BOLD)),
+                Span::styled(
+                    format!("{} ", item.task),
+                    ratatui::style::Style::default().add_modifier(Modifier::BOLD),
+                ),
                 Span::raw(item.text.clone()),
             ]);
             if i == s.selected_inbox {
@@ -108,7 +121,10 @@ pub fn render_inbox(s: &ViewState, f: &mut Frame, area: Rect) {
 
 pub fn render_detail(s: &ViewState, f: &mut Frame, area: Rect) {
     let Some(d) = &s.detail else {
-        f.render_widget(Paragraph::new("no task selected").style(theme::dim(s)), area);
+        f.render_widget(
+            Paragraph::new("no task selected").style(theme::dim(s)),
+            area,
+        );
         return;
     };
     let block = theme::block(s, &format!("task {}", d.task), false);
@@ -117,12 +133,19 @@ pub fn render_detail(s: &ViewState, f: &mut Frame, area: Rect) {
     let bold = ratatui::style::Style::default().add_modifier(Modifier::BOLD);
     let mut lines = vec![
         Line::from(vec![
-            Span::styled(format!("{} {} ", theme::state_glyph(d.state), d.state), theme::state_style(s, d.state)),
+            Span::styled(
+                format!("{} {} ", theme::state_glyph(d.state), d.state),
+                theme::state_style(s, d.state),
+            ),
             Span::styled(d.title.clone(), bold),
         ]),
         Line::raw(format!(
             "depends on: {}",
-            if d.deps.is_empty() { "nothing".to_string() } else { d.deps.join(", ") }
+            if d.deps.is_empty() {
+                "nothing".to_string()
+            } else {
+                d.deps.join(", ")
+            }
         )),
     ];
     if let Some(r) = &d.reason {
@@ -145,20 +168,40 @@ pub fn render_detail(s: &ViewState, f: &mut Frame, area: Rect) {
         )));
     }
     lines.push(Line::styled(format!("events {}", d.events.len()), bold));
-    lines.extend(d.events.iter().map(|e| Line::styled(format!("  {e}"), theme::dim(s))));
+    lines.extend(
+        d.events
+            .iter()
+            .map(|e| Line::styled(format!("  {e}"), theme::dim(s))),
+    );
     let scroll = d.scroll.min(lines.len().saturating_sub(1)) as u16;
     f.render_widget(
-        Paragraph::new(lines).wrap(Wrap { trim: false }).scroll((scroll, 0)),
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .scroll((scroll, 0)),
         inner,
     );
 }
 
 pub fn render_help(s: &ViewState, f: &mut Frame, area: Rect) {
-    let block = theme::block(s, "help: keys (override with [ui] keymap in .orch/config.toml)", false);
+    let block = theme::block(
+        s,
+        "help: keys (override with [ui] keymap in .orch/config.toml)",
+        false,
+    );
     let inner = block.inner(area);
     f.render_widget(block, area);
-    let kw = s.help.iter().map(|h| h.0.chars().count()).max().unwrap_or(0);
-    let nw = s.help.iter().map(|h| h.1.chars().count()).max().unwrap_or(0);
+    let kw = s
+        .help
+        .iter()
+        .map(|h| h.0.chars().count())
+        .max()
+        .unwrap_or(0);
+    let nw = s
+        .help
+        .iter()
+        .map(|h| h.1.chars().count())
+        .max()
+        .unwrap_or(0);
     let lines: Vec<Line> = s
         .help
         .iter()
