@@ -313,3 +313,19 @@ fn small_but_usable_sizes_never_panic() {
         }
     }
 }
+
+#[test]
+fn synchronized_output_holds_the_pane_until_its_end_or_timeout() {
+    use orch_tui::agent::screen::SYNC_OUTPUT_TIMEOUT;
+    use orch_tui::tui::render::term::is_locked;
+    let mut p = new_parser(5, 20);
+    p.process(b"\x1b[?2026hhalf a fra");
+    let sc = Arc::new(Mutex::new(p));
+    assert!(is_locked(&sc, Instant::now()));
+    assert!(!is_locked(
+        &sc,
+        Instant::now() + SYNC_OUTPUT_TIMEOUT + Duration::from_millis(5)
+    ));
+    sc.lock().expect("lock").process(b"me\x1b[?2026l");
+    assert!(!is_locked(&sc, Instant::now()));
+}

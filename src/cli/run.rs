@@ -107,7 +107,10 @@ pub fn supervise_tui(ctx: &Context, config: crate::core::config::Config) -> CliR
     let engine_thread = std::thread::Builder::new()
         .name("engine".into())
         .spawn(move || {
-            let end = engine.run().map_err(|e| e.to_string());
+            // A panic in the engine must still reach the TUI, as its error state.
+            let end = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| engine.run()))
+                .map_err(|_| "the supervisor panicked (see the message above)".to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()));
             let _ = done.send(crate::tui::UiEvent::EngineEnded(end.clone()));
             end
         })

@@ -126,6 +126,8 @@ struct Loop {
     last_logs: Instant,
     last_tick: Instant,
     engine_end: Option<Result<RunEnd, String>>,
+    /// While an agent holds synchronized output, the next look is not before this.
+    sync_retry_at: Instant,
     stopping: bool,
     exit: bool,
     inbox_seen: usize,
@@ -145,6 +147,7 @@ fn event_loop(
         last_logs: now - LOGS_REFRESH,
         last_tick: now,
         engine_end: None,
+        sync_retry_at: now,
         stopping: false,
         exit: false,
         inbox_seen: 0,
@@ -152,7 +155,7 @@ fn event_loop(
     while !l.exit {
         let now = Instant::now();
         let wake = if l.dirty {
-            l.last_draw + FRAME
+            (l.last_draw + FRAME).max(l.sync_retry_at)
         } else if !app.state.agents.is_empty() || l.logs_dirty {
             (l.last_tick + CLOCK).min(if l.logs_dirty {
                 l.last_logs + LOGS_REFRESH
@@ -182,10 +185,11 @@ fn event_loop(
         if l.logs_dirty && app.state.view == View::Logs && now >= l.last_logs + LOGS_REFRESH {
             load_logs(ctx, app, &mut l, now);
         }
-        if l.dirty && now >= l.last_draw + FRAME {
+        if l.dirty && now >= l.last_draw + FRAME && now >= l.sync_retry_at {
             if render_locked(&app.state, now) {
-                // Wait for the agent's frame to complete (bounded by the lock's own timeout).
-                std::thread::sleep(SYNC_RETRY);
+                // Wait for the agent's frame to complete (bounded by the lock's own timeout),
+                // without blocking: keys are still handled meanwhile.
+                l.sync_retry_at = now + SYNC_RETRY;
                 continue;
             }
             data::tick(&mut app.state, ctx.run_started, now);

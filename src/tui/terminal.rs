@@ -51,9 +51,15 @@ pub fn enter() -> std::io::Result<Guard> {
 }
 
 fn install_panic_hook() {
+    let ui_thread = std::thread::current().id();
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        restore();
+        // A panic on the UI thread ends the TUI: restore first so the message is readable.
+        // Elsewhere (the engine thread) the TUI lives on and shows the error state, so the
+        // terminal must stay in TUI mode.
+        if std::thread::current().id() == ui_thread {
+            restore();
+        }
         previous(info);
     }));
 }
