@@ -483,3 +483,20 @@ fn quit_after_the_run_ended_exits_without_asking() {
     a.state.finished = Some("all done".into());
     assert_eq!(press(&mut a, &[ch('q')]), vec![Effect::Exit]);
 }
+
+#[test]
+fn clicks_select_tasks_and_inbox_items() {
+    let mut a = app();
+    // Row 2 is the first task (header, then the box border); column 5 is inside the list.
+    a.on_click(5, 4);
+    assert_eq!(a.state.selected_task, 2);
+    a.on_click(5, 2);
+    assert_eq!(a.state.selected_task, 0);
+    a.on_click(5, 20);
+    assert_eq!(a.state.selected_task, 0, "below the last task: nothing");
+    a.on_click(90, 3);
+    assert_eq!(a.state.selected_task, 0, "on an agent pane: not the list");
+    press(&mut a, &[ch('i')]);
+    a.on_click(5, 2);
+    assert_eq!(a.state.selected_inbox, 0);
+}

@@ -299,6 +299,11 @@ fn on_event(ctx: &mut TuiContext, app: &mut App, l: &mut Loop, ev: UiEvent) {
                 l.dirty = true;
                 app.on_action(Action::Down)
             }
+            MouseEventKind::Down(crossterm::event::MouseButton::Left) => {
+                l.dirty = true;
+                app.on_click(m.column, m.row);
+                Vec::new()
+            }
             _ => Vec::new(),
         },
         UiEvent::Term(_) => Vec::new(),

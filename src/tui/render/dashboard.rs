@@ -12,15 +12,25 @@ use crate::tui::state::{AgentInfo, ViewState};
 /// Panes smaller than this show only their header; below it we show fewer panes.
 const MIN_PANE_HEIGHT: u16 = 6;
 
-pub fn render(s: &ViewState, f: &mut Frame, area: Rect) {
-    let list_w = if area.width >= 120 {
+/// The task list's width in a body of `width` columns (shared with mouse hit-testing).
+pub fn list_width(width: u16, has_agents: bool) -> u16 {
+    if !has_agents || width < 80 {
+        width
+    } else if width >= 120 {
         44
-    } else if area.width >= 80 {
-        32
     } else {
-        area.width
-    };
-    if list_w >= area.width || s.agents.is_empty() {
+        32
+    }
+}
+
+/// The first task shown in a list `rows` high (the selection stays visible).
+pub fn list_start(selected: usize, rows: usize) -> usize {
+    selected.saturating_sub(rows.saturating_sub(1))
+}
+
+pub fn render(s: &ViewState, f: &mut Frame, area: Rect) {
+    let list_w = list_width(area.width, !s.agents.is_empty());
+    if list_w >= area.width {
         // Narrow, or nobody working: the task list takes it all (with a note about agents).
         task_list(s, f, area);
         return;
@@ -45,7 +55,7 @@ fn task_list(s: &ViewState, f: &mut Frame, area: Rect) {
     }
     let h = inner.height as usize;
     // Scroll so the selection stays visible.
-    let start = s.selected_task.saturating_sub(h.saturating_sub(1));
+    let start = list_start(s.selected_task, h);
     let lines: Vec<Line> = s
         .tasks
         .iter()

@@ -16,6 +16,7 @@ use ratatui::widgets::{Clear, Paragraph, Wrap};
 use super::state::{View, ViewState};
 use crate::core::state::TaskState;
 pub use dag::critical_path;
+pub use dashboard::{list_start, list_width};
 pub use theme::{state_glyph, state_style};
 
 /// Below this the layout cannot say anything useful: one message instead.

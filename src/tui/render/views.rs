@@ -88,7 +88,7 @@ pub fn render_inbox(s: &ViewState, f: &mut Frame, area: Rect) {
         return;
     }
     let h = inner.height as usize;
-    let start = s.selected_inbox.saturating_sub(h.saturating_sub(1));
+    let start = super::list_start(s.selected_inbox, h);
     let lines: Vec<Line> = s
         .inbox
         .iter()
