@@ -1,7 +1,7 @@
 //! orch-tui: a terminal supervisor for several coding agents.
 //!
 //! Arrows point one way (docs/architecture.md): `core` is pure; `ledger`, `git` and `agent`
-//! do the I/O; `engine` drives them; `cli` (and later `tui`) are clients of the engine.
+//! do the I/O; `engine` drives them; `cli` and `tui` are clients of the engine.
 
 pub mod agent;
 pub mod cli;
@@ -9,3 +9,4 @@ pub mod core;
 pub mod engine;
 pub mod git;
 pub mod ledger;
+pub mod tui;

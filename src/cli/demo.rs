@@ -98,14 +98,15 @@ pub fn demo(headless: bool, dir: Option<&Path>, slots: Option<usize>) -> CliResu
         .map_err(|e| CliError::failed(e.to_string()))?;
     crate::ledger::Ledger::open(&ctx.paths.ledger)?;
     super::init::load_into(&ctx, &root.join("plan.toml"))?;
-    if !headless {
-        eprintln!("orch-tui: the interactive TUI is not built yet; running the demo headless");
-    }
     let mut config = ctx.config()?;
     if let Some(n) = slots {
         config.slots = n.clamp(1, 64);
     }
-    let code = super::run::supervise(&ctx, config)?;
+    let code = if headless {
+        super::run::supervise(&ctx, config)?
+    } else {
+        super::run::supervise_tui(&ctx, config)?
+    };
     println!(
         "\nthe integration branch:  git -C {} log --format='%h %an: %s' orch/integration",
         root.display()

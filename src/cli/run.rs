@@ -54,10 +54,102 @@ pub fn run(ctx: &Context, headless: bool, plan: Option<&Path>, slots: Option<usi
             ));
         }
     }
-    if !headless {
-        eprintln!("orch-tui: the interactive TUI is not built yet; running headless");
+    if headless {
+        supervise(ctx, config)
+    } else {
+        supervise_tui(ctx, config)
     }
-    supervise(ctx, config)
+}
+
+/// Whether the TUI can run: stdin and stdout are terminals. Without one (CI, pipes) the run
+/// goes headless, with a note, rather than failing.
+pub fn has_terminal() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdin().is_terminal() && std::io::stdout().is_terminal()
+}
+
+/// The same engine as headless, with the TUI as its client: the engine loop on its own thread,
+/// the TUI on this one. The summary table is printed after the terminal is restored.
+pub fn supervise_tui(ctx: &Context, config: crate::core::config::Config) -> CliResult {
+    if !has_terminal() {
+        eprintln!("orch-tui: no terminal here; running headless (pass --headless to be explicit)");
+        return supervise(ctx, config);
+    }
+    let orch_bin = std::env::current_exe()
+        .map_err(|e| CliError::failed(format!("cannot find the orch-tui binary: {e}")))?;
+    let signals = block_stop_signals();
+    let keymap = config.ui.keymap.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (hook, output_flag) = crate::tui::output_hook(tx.clone());
+    let mut engine = Engine::start(EngineOptions {
+        paths: ctx.paths.clone(),
+        config,
+        orch_bin,
+        // Progress lines would scribble over the TUI; the ledger has them all.
+        print_progress: false,
+        on_output: Some(hook),
+    })?;
+    stop_on_signals(signals, engine.stopper());
+    let events = engine.subscribe();
+    let handle = engine.handle();
+    let ledger = ctx.open_ledger()?;
+    let fwd = tx.clone();
+    std::thread::Builder::new()
+        .name("tui-engine-events".into())
+        .spawn(move || {
+            while let Ok(e) = events.recv() {
+                if fwd.send(crate::tui::UiEvent::Engine(e)).is_err() {
+                    break;
+                }
+            }
+        })
+        .map_err(|e| CliError::failed(format!("cannot start a thread: {e}")))?;
+    let done = tx.clone();
+    let engine_thread = std::thread::Builder::new()
+        .name("engine".into())
+        .spawn(move || {
+            // A panic in the engine must still reach the TUI, as its error state.
+            let end = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| engine.run()))
+                .map_err(|_| "the supervisor panicked (see the message above)".to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()));
+            let _ = done.send(crate::tui::UiEvent::EngineEnded(end.clone()));
+            end
+        })
+        .map_err(|e| CliError::failed(format!("cannot start the engine thread: {e}")))?;
+    let tui = crate::tui::run(crate::tui::TuiContext {
+        ledger,
+        handle: handle.clone(),
+        rx,
+        tx,
+        output_flag,
+        keymap,
+        run_started: std::time::Instant::now(),
+    });
+    let end = match tui {
+        Ok(t) if t.engine.is_some() => t.engine,
+        r => {
+            // The TUI ended without the engine (terminal error): stop it cleanly and wait.
+            if let Err(e) = r {
+                eprintln!("orch-tui: {e}");
+            }
+            handle.stop(true);
+            engine_thread.join().ok()
+        }
+    };
+    let ledger = ctx.open_ledger()?;
+    print!("{}", summary_table(&ledger)?);
+    match end {
+        Some(Ok(RunEnd::AllDone)) => Ok(EXIT_OK),
+        Some(Ok(RunEnd::Unfinished)) => {
+            println!("some tasks did not finish: see `orch-tui status` and `orch-tui logs TASK`");
+            Ok(EXIT_UNFINISHED)
+        }
+        Some(Ok(RunEnd::Stopped)) | None => {
+            println!("stopped: `orch-tui run` resumes where this run left off");
+            Ok(EXIT_UNFINISHED)
+        }
+        Some(Err(e)) => Err(CliError::failed(e)),
+    }
 }
 
 /// Start the engine and print the summary table at the end.

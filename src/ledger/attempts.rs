@@ -124,7 +124,8 @@ pub fn insert(tx: &Connection, a: &NewAttempt) -> Result<(i64, u32)> {
     Ok((id, n))
 }
 
-/// The agent process is running.
+/// The agent process is running. A question the agent already asked (it can report before the
+/// supervisor records the spawn) keeps its `waiting_input` sub-status.
 pub fn set_running(tx: &Connection, id: i64, pid: u32, base: &str) -> Result<()> {
     // A fast agent may have reported already (e.g. asked its question through `worker escalate`)
     // before the supervisor records it as running: keep what it reported.

@@ -1,0 +1,485 @@
+//! The TUI's state machine: keys → state changes plus effects for the run loop to carry out.
+//! No terminal and no ledger here, so every binding is testable without either.
+
+use crossterm::event::{KeyCode, KeyEvent};
+
+use super::input::{Modes, encode_key, encode_paste};
+use super::keymap::{Action, Keymap};
+use super::state::{InputPurpose, InputState, View, ViewState};
+use crate::engine::HumanCommand;
+
+/// Something the run loop must do outside the pure state.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// A human command through `apply_human` (actor human), then a poke.
+    Human {
+        cmd: HumanCommand,
+        task: String,
+        note: Option<String>,
+    },
+    /// Bytes for an agent's PTY.
+    Input { attempt: i64, bytes: Vec<u8> },
+    /// Resize an agent's PTY and emulated screen.
+    Resize { attempt: i64, rows: u16, cols: u16 },
+    /// Read a task's detail from the ledger.
+    LoadDetail { task: String },
+    /// Read the logs again.
+    LoadLogs,
+    /// Stop the engine (agents stopped or left running for the next start) and quit.
+    Stop { stop_agents: bool },
+    /// Leave the TUI (the engine has already ended).
+    Exit,
+}
+
+pub struct App {
+    pub state: ViewState,
+    pub keymap: Keymap,
+    /// The terminal size, for the focused agent's PTY size.
+    pub size: (u16, u16),
+}
+
+/// Rows above and below the focused screen: header, pane title, footer.
+const FOCUS_CHROME_ROWS: u16 = 3;
+
+impl App {
+    pub fn new(state: ViewState, keymap: Keymap) -> App {
+        let mut state = state;
+        state.help = keymap.help();
+        state.unfocus_key = keymap.keys(Action::Unfocus).join(" or ");
+        App {
+            state,
+            keymap,
+            size: (80, 24),
+        }
+    }
+
+    /// The PTY size that fills the focus view.
+    pub fn focus_size(&self) -> (u16, u16) {
+        (
+            self.size.1.saturating_sub(FOCUS_CHROME_ROWS).max(1),
+            self.size.0.max(1),
+        )
+    }
+
+    pub fn on_resize(&mut self, cols: u16, rows: u16) -> Vec<Effect> {
+        self.size = (cols, rows);
+        match (self.state.view, self.state.focus) {
+            (View::Focus, Some(attempt)) => {
+                let (rows, cols) = self.focus_size();
+                vec![Effect::Resize {
+                    attempt,
+                    rows,
+                    cols,
+                }]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    pub fn on_paste(&mut self, text: &str, modes: Modes) -> Vec<Effect> {
+        if let Some(input) = &mut self.state.input {
+            input.text.push_str(&text.replace(['\n', '\r'], " "));
+            return Vec::new();
+        }
+        match (self.state.view, self.state.focus) {
+            (View::Focus, Some(attempt)) => vec![Effect::Input {
+                attempt,
+                bytes: encode_paste(text, modes),
+            }],
+            _ => Vec::new(),
+        }
+    }
+
+    /// A left click at (column, row) of the terminal: selects the task (dashboard) or item
+    /// (inbox) under it. Layout: header row, then the body's bordered box, then the footer.
+    pub fn on_click(&mut self, col: u16, row: u16) {
+        let s = &mut self.state;
+        if s.quit_prompt || s.input.is_some() || row < 2 {
+            return;
+        }
+        // Rows inside the box: terminal height minus header, footer and two borders.
+        let rows = self.size.1.saturating_sub(4) as usize;
+        let line = (row - 2) as usize;
+        if line >= rows {
+            return;
+        }
+        match s.view {
+            View::Dashboard => {
+                let w = super::render::list_width(self.size.0, !s.agents.is_empty());
+                if col < w {
+                    let i = super::render::list_start(s.selected_task, rows) + line;
+                    if i < s.tasks.len() {
+                        s.selected_task = i;
+                    }
+                }
+            }
+            View::Inbox => {
+                let i = super::render::list_start(s.selected_inbox, rows) + line;
+                if i < s.inbox.len() {
+                    s.selected_inbox = i;
+                }
+            }
+            View::Focus | View::Logs | View::Detail | View::Dag | View::Help => {}
+        }
+    }
+
+    /// One key. `modes` are the focused agent's input modes (ignored elsewhere).
+    pub fn on_key(&mut self, ev: &KeyEvent, modes: Modes) -> Vec<Effect> {
+        let s = &mut self.state;
+        if s.quit_prompt {
+            return match ev.code {
+                KeyCode::Char('s') | KeyCode::Char('S') => {
+                    s.quit_prompt = false;
+                    vec![Effect::Stop { stop_agents: true }]
+                }
+                KeyCode::Char('l') | KeyCode::Char('L') => {
+                    s.quit_prompt = false;
+                    vec![Effect::Stop { stop_agents: false }]
+                }
+                KeyCode::Esc | KeyCode::Char('n') => {
+                    s.quit_prompt = false;
+                    Vec::new()
+                }
+                _ => Vec::new(),
+            };
+        }
+        if s.input.is_some() {
+            return self.on_input_key(ev);
+        }
+        let action = self.keymap.action(ev);
+        // Once the focused agent has ended there is nobody to type to: keys act normally again
+        // (Esc returns), rather than vanishing.
+        let agent_live = s.focus.is_some_and(|id| s.agent(id).is_some());
+        if s.view == View::Focus && agent_live {
+            if action == Some(Action::Unfocus) {
+                s.view = s.back;
+                return Vec::new();
+            }
+            return match (s.focus, encode_key(ev, modes)) {
+                (Some(attempt), Some(bytes)) => vec![Effect::Input { attempt, bytes }],
+                _ => Vec::new(),
+            };
+        }
+        match action {
+            Some(Action::Unfocus) if s.view == View::Focus => {
+                s.view = s.back;
+                Vec::new()
+            }
+            Some(a) => self.on_action(a),
+            None => Vec::new(),
+        }
+    }
+
+    fn on_input_key(&mut self, ev: &KeyEvent) -> Vec<Effect> {
+        let s = &mut self.state;
+        let Some(input) = &mut s.input else {
+            return Vec::new();
+        };
+        match ev.code {
+            KeyCode::Char(c) => {
+                input.text.push(c);
+                Vec::new()
+            }
+            KeyCode::Backspace => {
+                input.text.pop();
+                Vec::new()
+            }
+            KeyCode::Esc => {
+                s.input = None;
+                Vec::new()
+            }
+            KeyCode::Enter => {
+                let InputState { purpose, text } = input.clone();
+                s.input = None;
+                let text = text.trim().to_string();
+                match purpose {
+                    InputPurpose::RetryNote { task } => vec![Effect::Human {
+                        cmd: HumanCommand::Retry,
+                        task,
+                        note: (!text.is_empty()).then_some(text),
+                    }],
+                    InputPurpose::Search => {
+                        s.logs.search = (!text.is_empty()).then_some(text);
+                        self.jump_to_match();
+                        Vec::new()
+                    }
+                    InputPurpose::Filter => {
+                        s.logs.filter = (!text.is_empty()).then_some(text);
+                        s.logs.scroll = 0;
+                        Vec::new()
+                    }
+                }
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Scroll the logs so the newest line matching the search (above the current view) is at
+    /// the bottom; stops following.
+    fn jump_to_match(&mut self) {
+        let s = &mut self.state;
+        let Some(q) = s.logs.search.clone() else {
+            return;
+        };
+        let lines = s.visible_log_lines();
+        let from = lines.len().saturating_sub(s.logs.scroll);
+        let hit = lines[..from.saturating_sub(if s.logs.follow { 0 } else { 1 })]
+            .iter()
+            .rposition(|l| l.text.contains(&q));
+        match hit {
+            Some(i) => {
+                let scroll = lines.len() - i - 1;
+                s.logs.follow = false;
+                s.logs.scroll = scroll;
+                s.message = None;
+            }
+            None => s.message = Some(format!("no line matches '{q}'")),
+        }
+    }
+
+    /// The task an action applies to in the current view.
+    fn target_task(&self) -> Option<String> {
+        let s = &self.state;
+        match s.view {
+            View::Inbox => s.inbox.get(s.selected_inbox).map(|i| i.task.clone()),
+            View::Detail => s.detail.as_ref().map(|d| d.task.clone()),
+            View::Dashboard | View::Dag | View::Logs | View::Help | View::Focus => {
+                s.selected_task().map(|t| t.id.clone())
+            }
+        }
+    }
+
+    fn focus(&mut self, attempt: i64) -> Vec<Effect> {
+        let s = &mut self.state;
+        if s.view != View::Focus {
+            s.back = s.view;
+        }
+        s.view = View::Focus;
+        s.focus = Some(attempt);
+        let (rows, cols) = self.focus_size();
+        vec![Effect::Resize {
+            attempt,
+            rows,
+            cols,
+        }]
+    }
+
+    fn open_view(&mut self, v: View) -> Vec<Effect> {
+        let s = &mut self.state;
+        if v == View::Help || v == View::Detail {
+            if s.view != View::Help && s.view != View::Detail {
+                s.back = s.view;
+            }
+        } else {
+            s.back = View::Dashboard;
+        }
+        s.view = v;
+        s.page_scroll = 0;
+        s.message = None;
+        if v == View::Logs {
+            return vec![Effect::LoadLogs];
+        }
+        Vec::new()
+    }
+
+    fn open_detail(&mut self, task: Option<String>) -> Vec<Effect> {
+        match task {
+            Some(task) => {
+                let mut fx = self.open_view(View::Detail);
+                fx.push(Effect::LoadDetail { task });
+                fx
+            }
+            None => Vec::new(),
+        }
+    }
+
+    fn scroll(&mut self, delta: isize) {
+        let s = &mut self.state;
+        let step = |v: usize| v.saturating_add_signed(delta);
+        match s.view {
+            View::Dashboard => s.selected_task = step(s.selected_task),
+            View::Inbox => s.selected_inbox = step(s.selected_inbox),
+            View::Logs => {
+                // Up (negative) scrolls back in time.
+                let max = s.visible_log_lines().len().saturating_sub(1);
+                s.logs.follow = false;
+                s.logs.scroll = s.logs.scroll.saturating_add_signed(-delta).min(max);
+            }
+            View::Detail => {
+                if let Some(d) = &mut s.detail {
+                    d.scroll = step(d.scroll);
+                }
+            }
+            View::Dag | View::Help => s.page_scroll = step(s.page_scroll),
+            View::Focus => {}
+        }
+        s.clamp();
+    }
+
+    fn page(&self) -> isize {
+        (self.size.1 as isize - 4).max(1)
+    }
+
+    pub fn on_action(&mut self, a: Action) -> Vec<Effect> {
+        match a {
+            Action::Quit => {
+                if self.state.finished.is_some() || self.state.error.is_some() {
+                    return vec![Effect::Exit];
+                }
+                self.state.quit_prompt = true;
+                Vec::new()
+            }
+            Action::Help => self.open_view(View::Help),
+            Action::Back => {
+                let s = &mut self.state;
+                s.message = None;
+                s.view = match s.view {
+                    View::Help | View::Detail | View::Focus => s.back,
+                    _ => View::Dashboard,
+                };
+                if s.view == View::Focus {
+                    s.view = View::Dashboard;
+                }
+                Vec::new()
+            }
+            Action::Dashboard => self.open_view(View::Dashboard),
+            Action::Inbox => self.open_view(View::Inbox),
+            Action::Logs => self.open_view(View::Logs),
+            Action::Dag => self.open_view(View::Dag),
+            Action::Up => {
+                self.scroll(-1);
+                Vec::new()
+            }
+            Action::Down => {
+                self.scroll(1);
+                Vec::new()
+            }
+            Action::PageUp => {
+                self.scroll(-self.page());
+                Vec::new()
+            }
+            Action::PageDown => {
+                self.scroll(self.page());
+                Vec::new()
+            }
+            Action::Top => {
+                self.scroll(-(isize::MAX / 2));
+                Vec::new()
+            }
+            Action::Bottom => {
+                if self.state.view == View::Logs {
+                    self.state.logs.follow = true;
+                    self.state.logs.scroll = 0;
+                } else {
+                    self.scroll(isize::MAX / 2);
+                }
+                Vec::new()
+            }
+            Action::NextPane => {
+                let s = &mut self.state;
+                if !s.agents.is_empty() {
+                    s.selected_agent = (s.selected_agent + 1) % s.agents.len();
+                }
+                Vec::new()
+            }
+            Action::Open => self.open(),
+            Action::Detail => {
+                let t = self.target_task();
+                self.open_detail(t)
+            }
+            Action::Focus => {
+                let s = &self.state;
+                let attempt = match s.view {
+                    View::Inbox => s.inbox.get(s.selected_inbox).and_then(|i| {
+                        i.attempt
+                            .or_else(|| s.agent_for_task(&i.task).map(|a| a.attempt))
+                    }),
+                    _ => s.agents.get(s.selected_agent).map(|a| a.attempt),
+                };
+                match attempt {
+                    Some(id) => self.focus(id),
+                    None => {
+                        self.state.message = Some("no live agent to focus".into());
+                        Vec::new()
+                    }
+                }
+            }
+            Action::Unfocus => Vec::new(),
+            Action::Retry => {
+                if let Some(task) = self.target_task() {
+                    self.state.input = Some(InputState {
+                        purpose: InputPurpose::RetryNote { task },
+                        text: String::new(),
+                    });
+                }
+                Vec::new()
+            }
+            Action::Cancel => self.human(HumanCommand::Cancel),
+            Action::Pause => self.human(HumanCommand::Pause),
+            Action::Resume => self.human(HumanCommand::Resume),
+            Action::Approve => self.human(HumanCommand::Approve),
+            Action::Follow => {
+                let l = &mut self.state.logs;
+                l.follow = !l.follow;
+                l.scroll = 0;
+                Vec::new()
+            }
+            Action::Search => {
+                if self.state.view == View::Logs {
+                    self.state.input = Some(InputState {
+                        purpose: InputPurpose::Search,
+                        text: self.state.logs.search.clone().unwrap_or_default(),
+                    });
+                }
+                Vec::new()
+            }
+            Action::Filter => {
+                if self.state.view == View::Logs {
+                    self.state.input = Some(InputState {
+                        purpose: InputPurpose::Filter,
+                        text: self.state.logs.filter.clone().unwrap_or_default(),
+                    });
+                }
+                Vec::new()
+            }
+        }
+    }
+
+    fn human(&mut self, cmd: HumanCommand) -> Vec<Effect> {
+        match self.target_task() {
+            Some(task) => vec![Effect::Human {
+                cmd,
+                task,
+                note: None,
+            }],
+            None => Vec::new(),
+        }
+    }
+
+    /// Enter: focus the live agent of the selection, else open its detail.
+    fn open(&mut self) -> Vec<Effect> {
+        let s = &self.state;
+        let (task, attempt) = match s.view {
+            View::Inbox => match s.inbox.get(s.selected_inbox) {
+                Some(i) => (
+                    Some(i.task.clone()),
+                    i.attempt
+                        .or_else(|| s.agent_for_task(&i.task).map(|a| a.attempt)),
+                ),
+                None => (None, None),
+            },
+            View::Dashboard => match s.selected_task() {
+                Some(t) => (
+                    Some(t.id.clone()),
+                    s.agent_for_task(&t.id).map(|a| a.attempt),
+                ),
+                None => (None, None),
+            },
+            _ => return Vec::new(),
+        };
+        match attempt {
+            Some(id) => self.focus(id),
+            None => self.open_detail(task),
+        }
+    }
+}

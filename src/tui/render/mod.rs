@@ -1,0 +1,195 @@
+//! `render(&ViewState, &mut Frame)`: a pure function of the view state (no I/O, no clock),
+//! so every screen is an insta snapshot on a TestBackend.
+
+mod dag;
+mod dashboard;
+pub mod term;
+mod theme;
+mod views;
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Clear, Paragraph, Wrap};
+
+use super::state::{View, ViewState};
+use crate::core::state::TaskState;
+pub use dag::critical_path;
+pub use dashboard::{list_start, list_width};
+pub use theme::{state_glyph, state_style};
+
+/// Below this the layout cannot say anything useful: one message instead.
+pub const MIN_WIDTH: u16 = 40;
+pub const MIN_HEIGHT: u16 = 10;
+
+pub fn render(s: &ViewState, f: &mut Frame) {
+    let area = f.area();
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        let msg = format!(
+            "terminal too small ({}x{}): orch-tui needs at least {MIN_WIDTH}x{MIN_HEIGHT}",
+            area.width, area.height
+        );
+        f.render_widget(Paragraph::new(msg).wrap(Wrap { trim: true }), area);
+        return;
+    }
+    let [header, body, footer] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(1),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    f.render_widget(Paragraph::new(header_line(s, area.width)), header);
+    if let Some(err) = &s.error {
+        let text = vec![
+            Line::styled("the supervisor stopped with an error:", theme::bad(s)),
+            Line::raw(""),
+            Line::raw(err.clone()),
+            Line::raw(""),
+            Line::raw("the ledger is intact: fix the cause and run `orch-tui run` to resume."),
+        ];
+        f.render_widget(Paragraph::new(text).wrap(Wrap { trim: false }), body);
+    } else {
+        match s.view {
+            View::Dashboard => dashboard::render(s, f, body),
+            View::Focus => dashboard::render_focus(s, f, body),
+            View::Logs => views::render_logs(s, f, body),
+            View::Inbox => views::render_inbox(s, f, body),
+            View::Detail => views::render_detail(s, f, body),
+            View::Dag => dag::render(s, f, body),
+            View::Help => views::render_help(s, f, body),
+        }
+    }
+    f.render_widget(Paragraph::new(footer_line(s)), footer);
+    if s.quit_prompt {
+        quit_prompt(s, f, body);
+    }
+}
+
+fn header_line(s: &ViewState, width: u16) -> Line<'static> {
+    let done = s.count(TaskState::Done);
+    let total = s.tasks.len();
+    let running = s.agents.len();
+    let inbox = s.inbox.len();
+    let secs = s.elapsed.as_secs();
+    let plan = if s.plan.is_empty() {
+        "(no plan)".to_string()
+    } else {
+        s.plan.clone()
+    };
+    let mut spans = Vec::new();
+    // The product name is the first thing to go on a narrow terminal; the numbers matter more.
+    if width >= 100 {
+        spans.push(Span::styled(" orch-tui ", theme::title(s)));
+    }
+    spans.extend([
+        Span::styled(
+            format!(" {plan} "),
+            Style::default().add_modifier(Modifier::BOLD),
+        ),
+        Span::raw(format!(" done {done}/{total} ")),
+        Span::styled(
+            format!(" running {running} "),
+            theme::state_style(s, TaskState::Working),
+        ),
+        Span::styled(
+            format!(" inbox {inbox} "),
+            if inbox > 0 {
+                theme::warn(s)
+            } else {
+                Style::default()
+            },
+        ),
+        Span::raw(format!(
+            " {:02}:{:02}:{:02} ",
+            secs / 3600,
+            secs / 60 % 60,
+            secs % 60
+        )),
+        Span::raw(format!(
+            " {} tok ${:.2} ",
+            human_count(s.spend_tokens),
+            s.spend_usd
+        )),
+    ]);
+    if let Some(fin) = &s.finished {
+        spans.push(Span::styled(format!(" {fin} "), theme::good(s)));
+    }
+    Line::from(spans)
+}
+
+fn footer_line(s: &ViewState) -> Line<'static> {
+    if let Some(input) = &s.input {
+        let label = match &input.purpose {
+            super::state::InputPurpose::RetryNote { task } => format!("retry {task}, note: "),
+            super::state::InputPurpose::Search => "search: ".to_string(),
+            super::state::InputPurpose::Filter => "task filter (empty: all): ".to_string(),
+        };
+        return Line::from(vec![
+            Span::styled(label, theme::warn(s)),
+            Span::raw(input.text.clone()),
+            Span::styled("█", Style::default().add_modifier(Modifier::SLOW_BLINK)),
+            Span::raw("   enter: ok  esc: cancel"),
+        ]);
+    }
+    if let Some(m) = &s.message {
+        return Line::styled(format!(" {m}"), theme::warn(s));
+    }
+    let hint = match s.view {
+        View::Focus => format!(
+            " keys go to the agent · {}: back to the dashboard",
+            s.unfocus_key
+        ),
+        View::Logs => " f follow · / search · t filter by task · ↑↓ pgup pgdn scroll · esc back".into(),
+        View::Inbox => " enter focus · r retry (note) · c cancel · p pause · u resume · a approve · d detail".into(),
+        View::Detail | View::Dag | View::Help => " ↑↓ scroll · esc back · ? help".into(),
+        View::Dashboard => " ↑↓ task · enter open · tab pane · i inbox · l logs · g dag · d detail · ? help · q quit".into(),
+    };
+    Line::styled(hint, theme::dim(s))
+}
+
+fn quit_prompt(s: &ViewState, f: &mut Frame, body: Rect) {
+    let w = 56.min(body.width);
+    let h = 6.min(body.height);
+    let area = Rect {
+        x: body.x + (body.width - w) / 2,
+        y: body.y + (body.height - h) / 2,
+        width: w,
+        height: h,
+    };
+    let text = vec![
+        Line::styled(
+            "Quit orch-tui?",
+            Style::default().add_modifier(Modifier::BOLD),
+        ),
+        Line::raw("  s  stop the agents cleanly, then quit"),
+        Line::raw("  l  leave the run: resume it later with `orch-tui`"),
+        Line::raw("  esc  keep supervising"),
+    ];
+    f.render_widget(Clear, area);
+    f.render_widget(
+        Paragraph::new(text).block(theme::block(s, "quit", true)),
+        area,
+    );
+}
+
+/// 1234 → "1.2k", 1234567 → "1.2M".
+pub fn human_count(n: i64) -> String {
+    match n {
+        n if n >= 1_000_000 => format!("{:.1}M", n as f64 / 1e6),
+        n if n >= 1_000 => format!("{:.1}k", n as f64 / 1e3),
+        n => n.to_string(),
+    }
+}
+
+/// 75s → "1m15s".
+pub fn human_duration(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, s / 60 % 60)
+    } else if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{s}s")
+    }
+}

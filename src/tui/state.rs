@@ -1,0 +1,236 @@
+//! The view state: everything `render` draws, as plain data (television's render-from-snapshot).
+//! It is refreshed from the ledger only when something changed, and the clock fields are updated
+//! just before a draw, so `render` itself never does I/O or reads the time.
+
+use std::time::Duration;
+
+use crate::agent::screen::SharedScreen;
+use crate::core::state::TaskState;
+
+/// Which screen is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    Dashboard,
+    Focus,
+    Logs,
+    Inbox,
+    Detail,
+    Dag,
+    Help,
+}
+
+/// One task row as the dashboard shows it.
+#[derive(Debug, Clone)]
+pub struct TaskInfo {
+    pub id: String,
+    pub title: String,
+    pub state: TaskState,
+    pub deps: Vec<String>,
+    /// The profile of the agent holding it, when one is live.
+    pub agent: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// One live agent pane.
+#[derive(Clone)]
+pub struct AgentInfo {
+    pub attempt: i64,
+    pub task: String,
+    pub n: u32,
+    pub profile: String,
+    pub substatus: String,
+    pub question: Option<String>,
+    pub elapsed: Duration,
+    pub time_budget: Option<Duration>,
+    /// For the clock tick (render reads `elapsed` only).
+    pub started: std::time::Instant,
+    pub tokens: i64,
+    pub cost_usd: f64,
+    pub budget_tokens: Option<u64>,
+    pub budget_cost_usd: Option<f64>,
+    pub screen: Option<SharedScreen>,
+}
+
+/// Why a task is in the inbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InboxKind {
+    Escalated,
+    Question,
+    Failed,
+}
+
+#[derive(Debug, Clone)]
+pub struct InboxItem {
+    pub task: String,
+    pub kind: InboxKind,
+    pub text: String,
+    /// The live attempt to focus, for questions.
+    pub attempt: Option<i64>,
+}
+
+/// One line of the merged log.
+#[derive(Debug, Clone)]
+pub struct LogLine {
+    pub task: String,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct LogsState {
+    pub lines: Vec<LogLine>,
+    pub follow: bool,
+    /// Lines scrolled up from the bottom (when not following).
+    pub scroll: usize,
+    pub search: Option<String>,
+    pub filter: Option<String>,
+}
+
+/// One attempt in the task detail.
+#[derive(Debug, Clone)]
+pub struct AttemptInfo {
+    pub n: u32,
+    pub profile: String,
+    pub state: String,
+    pub outcome: String,
+    pub duration: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DetailInfo {
+    pub task: String,
+    pub title: String,
+    pub state: TaskState,
+    pub prompt: String,
+    pub deps: Vec<String>,
+    pub note: Option<String>,
+    pub reason: Option<String>,
+    pub attempts: Vec<AttemptInfo>,
+    /// `kind actor text` per event, oldest first.
+    pub events: Vec<String>,
+    pub scroll: usize,
+}
+
+/// What a text prompt is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputPurpose {
+    RetryNote { task: String },
+    Search,
+    Filter,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputState {
+    pub purpose: InputPurpose,
+    pub text: String,
+}
+
+/// The whole view: plain data plus the shared agent screens.
+#[derive(Clone)]
+pub struct ViewState {
+    pub plan: String,
+    pub tasks: Vec<TaskInfo>,
+    pub agents: Vec<AgentInfo>,
+    pub inbox: Vec<InboxItem>,
+    pub spend_tokens: i64,
+    pub spend_usd: f64,
+    pub elapsed: Duration,
+    pub view: View,
+    /// Where Esc returns to from Help, Detail and Focus.
+    pub back: View,
+    pub selected_task: usize,
+    pub selected_agent: usize,
+    pub selected_inbox: usize,
+    /// The attempt shown full size in Focus.
+    pub focus: Option<i64>,
+    pub logs: LogsState,
+    pub detail: Option<DetailInfo>,
+    pub input: Option<InputState>,
+    pub quit_prompt: bool,
+    /// A one-line status message (last action's result or error).
+    pub message: Option<String>,
+    /// The engine failed: shown instead of the dashboard body.
+    pub error: Option<String>,
+    /// The run ended (all done, unfinished, stopped).
+    pub finished: Option<String>,
+    /// (keys, action, description), generated from the keymap.
+    pub help: Vec<(String, String, String)>,
+    pub page_scroll: usize,
+    /// False under NO_COLOR: render draws no colours (attributes stay).
+    pub color: bool,
+    /// The key that leaves Focus, for the hint line.
+    pub unfocus_key: String,
+}
+
+impl ViewState {
+    pub fn new(color: bool) -> ViewState {
+        ViewState {
+            plan: String::new(),
+            tasks: Vec::new(),
+            agents: Vec::new(),
+            inbox: Vec::new(),
+            spend_tokens: 0,
+            spend_usd: 0.0,
+            elapsed: Duration::ZERO,
+            view: View::Dashboard,
+            back: View::Dashboard,
+            selected_task: 0,
+            selected_agent: 0,
+            selected_inbox: 0,
+            focus: None,
+            logs: LogsState {
+                follow: true,
+                ..LogsState::default()
+            },
+            detail: None,
+            input: None,
+            quit_prompt: false,
+            message: None,
+            error: None,
+            finished: None,
+            help: Vec::new(),
+            page_scroll: 0,
+            color,
+            unfocus_key: "ctrl-]".into(),
+        }
+    }
+
+    pub fn count(&self, s: TaskState) -> usize {
+        self.tasks.iter().filter(|t| t.state == s).count()
+    }
+
+    pub fn selected_task(&self) -> Option<&TaskInfo> {
+        self.tasks.get(self.selected_task)
+    }
+
+    pub fn agent(&self, attempt: i64) -> Option<&AgentInfo> {
+        self.agents.iter().find(|a| a.attempt == attempt)
+    }
+
+    pub fn agent_for_task(&self, task: &str) -> Option<&AgentInfo> {
+        self.agents.iter().find(|a| a.task == task)
+    }
+
+    /// Clamp every selection to its list (lists shrink when the ledger changes).
+    pub fn clamp(&mut self) {
+        self.selected_task = self.selected_task.min(self.tasks.len().saturating_sub(1));
+        self.selected_agent = self.selected_agent.min(self.agents.len().saturating_sub(1));
+        self.selected_inbox = self.selected_inbox.min(self.inbox.len().saturating_sub(1));
+    }
+
+    /// The log lines that pass the task filter.
+    pub fn visible_log_lines(&self) -> Vec<&LogLine> {
+        self.logs
+            .lines
+            .iter()
+            .filter(|l| {
+                // A filter names a task (every attempt) or one attempt (`task#2`).
+                self.logs.filter.as_ref().is_none_or(|f| {
+                    l.task == *f
+                        || l.task
+                            .strip_prefix(f.as_str())
+                            .is_some_and(|r| r.starts_with('#'))
+                })
+            })
+            .collect()
+    }
+}

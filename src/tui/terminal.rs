@@ -1,0 +1,78 @@
+//! Entering and leaving the terminal's TUI modes. Restoring happens on every exit path: the
+//! guard's Drop, and a panic hook that restores before the default hook prints the message (so
+//! the message lands on the normal screen, readable).
+
+use std::io::{Write, stdout};
+
+use crossterm::event::{
+    DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
+};
+use crossterm::execute;
+use crossterm::terminal::{
+    EnterAlternateScreen, LeaveAlternateScreen, SetTitle, disable_raw_mode, enable_raw_mode,
+};
+
+/// Leaves raw mode, the alternate screen, mouse capture and bracketed paste; shows the cursor.
+/// Safe to call more than once.
+pub fn restore() {
+    let _ = disable_raw_mode();
+    let mut out = stdout();
+    let _ = execute!(
+        out,
+        DisableBracketedPaste,
+        DisableMouseCapture,
+        LeaveAlternateScreen,
+        crossterm::cursor::Show,
+        SetTitle("")
+    );
+    let _ = out.flush();
+}
+
+/// Restores the terminal when dropped.
+pub struct Guard;
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        restore();
+    }
+}
+
+pub fn enter() -> std::io::Result<Guard> {
+    install_panic_hook();
+    enable_raw_mode()?;
+    let guard = Guard;
+    execute!(
+        stdout(),
+        EnterAlternateScreen,
+        EnableMouseCapture,
+        EnableBracketedPaste
+    )?;
+    Ok(guard)
+}
+
+fn install_panic_hook() {
+    let ui_thread = std::thread::current().id();
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        // A panic on the UI thread ends the TUI: restore first so the message is readable.
+        // Elsewhere (the engine thread) the TUI lives on and shows the error state, so the
+        // terminal must stay in TUI mode.
+        if std::thread::current().id() == ui_thread {
+            restore();
+        }
+        previous(info);
+    }));
+}
+
+/// Attention: a bell and an OSC 9 notification (terminals that know it show a desktop
+/// notification; others ignore it).
+pub fn notify(text: &str) {
+    let clean: String = text.chars().filter(|c| !c.is_control()).collect();
+    let mut out = stdout();
+    let _ = write!(out, "\x07\x1b]9;{clean}\x07");
+    let _ = out.flush();
+}
+
+pub fn set_title(title: &str) {
+    let _ = execute!(stdout(), SetTitle(title));
+}

@@ -1,0 +1,298 @@
+//! End to end: the real binary in tmux. Each test runs its own tmux server (a private socket
+//! named after the process and test), killed by a Drop guard, so nothing leaks between tests or
+//! into the user's tmux. Synchronisation is by polling the screen against a deadline.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_orch-tui");
+
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    /// None when tmux is not installed (the test is then skipped with a note).
+    fn start(name: &str, cmd: &str) -> Option<Tmux> {
+        if Command::new("tmux").arg("-V").output().is_err() {
+            eprintln!("tmux is not installed: skipping");
+            return None;
+        }
+        let t = Tmux {
+            socket: format!("orch-e2e-{}-{name}", std::process::id()),
+        };
+        t.new_session(cmd);
+        Some(t)
+    }
+
+    fn new_session(&self, cmd: &str) {
+        // The shell prints the exit status and lingers so the test can read it.
+        let full = format!("{cmd}; echo ORCH-EXITED $?; sleep 600");
+        let st = Command::new("tmux")
+            .args([
+                "-L",
+                &self.socket,
+                "-f",
+                "/dev/null",
+                "new-session",
+                "-d",
+                "-x",
+                "160",
+                "-y",
+                "48",
+                "-s",
+                "main",
+            ])
+            .arg(full)
+            .env_remove("TMUX")
+            .status()
+            .expect("tmux new-session");
+        assert!(st.success());
+    }
+
+    fn kill_session(&self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-session", "-t", "main"])
+            .status();
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket, "capture-pane", "-p", "-t", "main"])
+            .output()
+            .expect("capture-pane");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let st = Command::new("tmux")
+            .args(["-L", &self.socket, "send-keys", "-t", "main"])
+            .args(keys)
+            .status()
+            .expect("send-keys");
+        assert!(st.success());
+    }
+
+    fn text(&self, text: &str) {
+        let st = Command::new("tmux")
+            .args(["-L", &self.socket, "send-keys", "-t", "main", "-l", text])
+            .status()
+            .expect("send-keys");
+        assert!(st.success());
+    }
+
+    /// Poll the screen until `pred` holds; panic with the last screen at the deadline.
+    fn wait(&self, what: &str, secs: u64, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let s = self.screen();
+            if pred(&s) {
+                return s;
+            }
+            if Instant::now() > deadline {
+                panic!("timed out waiting for {what}; screen:\n{s}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .status();
+    }
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let st = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .status()
+        .expect("git");
+    assert!(st.success(), "git {args:?}");
+}
+
+/// A repository with a plan of slow simulated tasks, so there is time to see and quit.
+fn repo_with_plan(dir: &Path, plan: &str) {
+    std::fs::write(dir.join("README.md"), "e2e\n").expect("write");
+    std::fs::write(dir.join("plan.toml"), plan).expect("write");
+    git(dir, &["init", "-q", "-b", "main"]);
+    git(dir, &["add", "-A"]);
+    git(
+        dir,
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t.invalid",
+            "commit",
+            "-q",
+            "-m",
+            "start",
+        ],
+    );
+}
+
+const SLOW_PLAN: &str = r#"
+[plan]
+name = "e2e-resume"
+
+[defaults]
+agent = "sim"
+budget = { time = "2m" }
+
+[[task]]
+id = "alpha"
+title = "Alpha"
+prompt = '''
+Alpha work.
+@sim say alpha is working
+@sim sleep 3s
+'''
+
+[[task]]
+id = "beta"
+title = "Beta"
+prompt = '''
+Beta work.
+@sim say beta is working
+@sim sleep 3s
+'''
+
+[[task]]
+id = "gamma"
+title = "Gamma"
+depends_on = ["alpha", "beta"]
+prompt = '''
+Gamma work.
+@sim say gamma is working
+'''
+"#;
+
+#[test]
+fn demo_runs_to_the_end_in_the_tui() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path().join("demo");
+    let Some(t) = Tmux::start("demo", &format!("{BIN} demo --dir {}", d.display())) else {
+        return;
+    };
+    t.wait("the header", 30, |s| {
+        s.contains("wordstat-demo") && s.contains("inbox")
+    });
+    let s = t.wait("the end of the run", 60, |s| s.contains("all done"));
+    assert!(s.contains("done 10/10"), "{s}");
+    t.keys(&["q"]);
+    let s = t.wait("the exit", 30, |s| s.contains("ORCH-EXITED"));
+    assert!(s.contains("ORCH-EXITED 0"), "{s}");
+    // The summary table is printed on the normal screen after the TUI left.
+    assert!(s.contains("scaffold"), "{s}");
+}
+
+#[test]
+fn quit_leaving_the_run_then_resume_to_the_end() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    repo_with_plan(d, SLOW_PLAN);
+    let cmd = format!(
+        "{BIN} --repo {} run --plan {}",
+        d.display(),
+        d.join("plan.toml").display()
+    );
+    let Some(t) = Tmux::start("resume", &cmd) else {
+        return;
+    };
+    let s = t.wait("agents at work", 30, |s| {
+        s.contains("e2e-resume")
+            && s.contains("alpha #1")
+            && s.contains("beta #1")
+            && s.contains("alpha is working")
+    });
+    assert!(s.contains("running 2"), "{s}");
+    t.keys(&["q"]);
+    t.wait("the quit question", 10, |s| s.contains("Quit orch-tui?"));
+    t.keys(&["l"]);
+    let s = t.wait("the exit", 30, |s| s.contains("ORCH-EXITED"));
+    assert!(
+        s.contains("ORCH-EXITED 1"),
+        "a left run is unfinished:\n{s}"
+    );
+    t.kill_session();
+
+    t.new_session(&format!("{BIN} --repo {}", d.display()));
+    let s = t.wait("the resumed run's end", 60, |s| s.contains("all done"));
+    assert!(s.contains("done 3/3"), "{s}");
+    t.keys(&["q"]);
+    let s = t.wait("the exit", 30, |s| s.contains("ORCH-EXITED"));
+    assert!(s.contains("ORCH-EXITED 0"), "{s}");
+}
+
+const ASK_PLAN: &str = r#"
+[plan]
+name = "e2e-ask"
+
+[defaults]
+agent = "sim"
+budget = { time = "2m" }
+
+[[task]]
+id = "asker"
+title = "Ask the human"
+prompt = '''
+Needs an answer.
+@sim ask Which port should it use?
+'''
+"#;
+
+#[test]
+fn answer_an_agent_question_through_focus() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    repo_with_plan(d, ASK_PLAN);
+    let cmd = format!(
+        "{BIN} --repo {} run --plan {}",
+        d.display(),
+        d.join("plan.toml").display()
+    );
+    let Some(t) = Tmux::start("ask", &cmd) else {
+        return;
+    };
+    t.wait("the question in the inbox", 30, |s| {
+        s.contains("inbox 1") && s.contains("Which port should it use?")
+    });
+    t.keys(&["i"]);
+    t.wait("the inbox view", 10, |s| {
+        s.contains("question") && s.contains("asker")
+    });
+    t.keys(&["Enter"]);
+    t.wait("the focused agent", 10, |s| {
+        s.contains("keys go to the agent")
+    });
+    t.text("8080");
+    t.keys(&["Enter"]);
+    t.wait("the agent got the answer", 30, |s| {
+        s.contains("got answer: 8080") || s.contains("all done")
+    });
+    let s = t.wait("the end of the run", 60, |s| s.contains("all done"));
+    assert!(s.contains("done 1/1"), "{s}");
+    let answers = Command::new("git")
+        .args([
+            "-C",
+            &d.display().to_string(),
+            "show",
+            "orch/integration:answers/asker.txt",
+        ])
+        .output()
+        .expect("git show");
+    assert_eq!(String::from_utf8_lossy(&answers.stdout).trim(), "8080");
+    // The agent has ended, so Esc leaves the focus view; then quit (the run is over: no question).
+    t.keys(&["Escape"]);
+    t.wait("the view focus came from", 10, |s| {
+        !s.contains("this agent has ended")
+    });
+    t.keys(&["q"]);
+    let s = t.wait("the exit", 30, |s| s.contains("ORCH-EXITED"));
+    assert!(s.contains("ORCH-EXITED 0"), "{s}");
+}

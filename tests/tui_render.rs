@@ -1,0 +1,331 @@
+//! Snapshot tests of every TUI screen, rendered from a ViewState fixture on a TestBackend at
+//! 80×24 and 160×48 (and a too-small terminal).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use orch_tui::agent::screen::new_parser;
+use orch_tui::core::state::TaskState;
+use orch_tui::tui::keymap::Keymap;
+use orch_tui::tui::render::render;
+use orch_tui::tui::state::*;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+fn task(id: &str, state: TaskState, deps: &[&str], agent: Option<&str>) -> TaskInfo {
+    TaskInfo {
+        id: id.into(),
+        title: format!("Title of {id}"),
+        state,
+        deps: deps.iter().map(|d| d.to_string()).collect(),
+        agent: agent.map(String::from),
+        reason: None,
+    }
+}
+
+fn agent(attempt: i64, task: &str, n: u32, bytes: &[u8], elapsed: u64) -> AgentInfo {
+    let mut p = new_parser(20, 70);
+    p.process(bytes);
+    AgentInfo {
+        attempt,
+        task: task.into(),
+        n,
+        profile: "sim".into(),
+        substatus: "busy".into(),
+        question: None,
+        elapsed: Duration::from_secs(elapsed),
+        time_budget: Some(Duration::from_secs(120)),
+        started: Instant::now(),
+        tokens: 1000 * attempt,
+        cost_usd: 0.01 * attempt as f64,
+        budget_tokens: Some(5000),
+        budget_cost_usd: Some(0.05),
+        screen: Some(Arc::new(Mutex::new(p))),
+    }
+}
+
+fn fixture() -> ViewState {
+    let mut s = ViewState::new(true);
+    s.help = Keymap::new(&Default::default()).0.help();
+    s.plan = "wordstat-demo".into();
+    s.elapsed = Duration::from_secs(83);
+    s.spend_tokens = 12_600;
+    s.spend_usd = 0.1;
+    s.tasks = vec![
+        task("scaffold", TaskState::Done, &[], None),
+        task("tokenizer", TaskState::Working, &["scaffold"], Some("sim")),
+        task("counter", TaskState::Working, &["scaffold"], Some("sim")),
+        task("cli-args", TaskState::Working, &["scaffold"], Some("sim")),
+        task("usage-docs", TaskState::Working, &["scaffold"], Some("sim")),
+        task("tokenizer-tests", TaskState::Pending, &["tokenizer"], None),
+        task(
+            "integrate",
+            TaskState::Pending,
+            &["tokenizer", "counter", "cli-args"],
+            None,
+        ),
+        task("changelog", TaskState::Escalated, &["integrate"], None),
+        task(
+            "release",
+            TaskState::Failed,
+            &["integrate", "changelog"],
+            None,
+        ),
+    ];
+    s.tasks[7].reason = Some("agent changed nothing".into());
+    s.tasks[8].reason = Some("3 attempts failed".into());
+    s.agents = vec![
+        agent(
+            1,
+            "tokenizer",
+            1,
+            b"\x1b[1;36m\xe2\x97\x86 sim\x1b[0m tokenizer #1\r\n\x1b[32m[##--]\x1b[0m step 2/4\r\n",
+            30,
+        ),
+        agent(
+            2,
+            "counter",
+            1,
+            b"\x1b[1;35mcounter\x1b[0m at work\r\n\x1b[41;37m warn \x1b[0m slow disk\r\n",
+            95,
+        ),
+        agent(
+            3,
+            "cli-args",
+            2,
+            b"writing wordstat/args.py\r\n\x1b[1mdone soon\x1b[0m",
+            112,
+        ),
+        agent(
+            4,
+            "usage-docs",
+            1,
+            b"\x1b[33mWhich format?\x1b[0m\r\n> ",
+            10,
+        ),
+    ];
+    s.agents[3].substatus = "waiting_input".into();
+    s.agents[3].question = Some("question: Which format?".into());
+    s.inbox = vec![
+        InboxItem {
+            task: "usage-docs".into(),
+            kind: InboxKind::Question,
+            text: "question: Which format?".into(),
+            attempt: Some(4),
+        },
+        InboxItem {
+            task: "changelog".into(),
+            kind: InboxKind::Escalated,
+            text: "agent changed nothing".into(),
+            attempt: None,
+        },
+        InboxItem {
+            task: "release".into(),
+            kind: InboxKind::Failed,
+            text: "3 attempts failed".into(),
+            attempt: None,
+        },
+    ];
+    s.selected_task = 1;
+    s.logs.lines = (0..40)
+        .map(|i| LogLine {
+            task: ["tokenizer#1", "counter#1", "cli-args#2"][i % 3].into(),
+            text: format!(
+                "line {i}: {}",
+                if i % 7 == 0 { "error: boom" } else { "working" }
+            ),
+        })
+        .collect();
+    s.detail = Some(DetailInfo {
+        task: "release".into(),
+        title: "Cut the release".into(),
+        state: TaskState::Failed,
+        prompt: "Tag v0.1.0 and write the notes.\n@sim fail".into(),
+        deps: vec!["integrate".into(), "changelog".into()],
+        note: Some("try a smaller change".into()),
+        reason: Some("3 attempts failed".into()),
+        attempts: vec![AttemptInfo {
+            n: 1,
+            profile: "sim".into(),
+            state: "failed".into(),
+            outcome: "exit 1".into(),
+            duration: Some(Duration::from_secs(4)),
+        }],
+        events: vec!["#12 supervisor task_state {\"from\":\"ready\",\"to\":\"assigned\"}".into()],
+        scroll: 0,
+    });
+    s
+}
+
+fn draw(s: &ViewState, w: u16, h: u16) -> Terminal<TestBackend> {
+    let mut t = Terminal::new(TestBackend::new(w, h)).expect("backend");
+    t.draw(|f| render(s, f)).expect("draw");
+    t
+}
+
+fn snap(name: &str, s: &ViewState) {
+    for (w, h) in [(80u16, 24u16), (160, 48)] {
+        let t = draw(s, w, h);
+        insta::assert_snapshot!(format!("{name}_{w}x{h}"), t.backend());
+    }
+}
+
+fn with_view(v: View) -> ViewState {
+    let mut s = fixture();
+    s.view = v;
+    s
+}
+
+#[test]
+fn dashboard_with_four_agents() {
+    snap("dashboard", &fixture());
+}
+
+#[test]
+fn dashboard_colours_reach_the_buffer() {
+    let t = draw(&fixture(), 160, 48);
+    let buf = t.backend().buffer();
+    // Done task glyph is green, the agent's bold cyan banner keeps its colour.
+    let styles: Vec<String> = (0..48)
+        .flat_map(|y| (0..160).map(move |x| (x, y)))
+        .filter_map(|(x, y)| buf.cell((x, y)))
+        .filter(|c| c.symbol() == "◆" || c.symbol() == "✓")
+        .map(|c| format!("{} {:?}", c.symbol(), c.fg))
+        .collect();
+    assert!(styles.contains(&"✓ Green".to_string()), "{styles:?}");
+    assert!(styles.contains(&"◆ Indexed(6)".to_string()), "{styles:?}");
+}
+
+#[test]
+fn no_color_draws_no_colours() {
+    let mut s = fixture();
+    s.color = false;
+    let t = draw(&s, 160, 48);
+    let buf = t.backend().buffer();
+    for c in buf.content() {
+        assert_eq!(c.fg, ratatui::style::Color::Reset, "{c:?}");
+        assert_eq!(c.bg, ratatui::style::Color::Reset, "{c:?}");
+    }
+}
+
+#[test]
+fn focus() {
+    let mut s = with_view(View::Focus);
+    s.focus = Some(2);
+    snap("focus", &s);
+}
+
+#[test]
+fn logs() {
+    let mut s = with_view(View::Logs);
+    snap("logs_follow", &s);
+    s.logs.follow = false;
+    s.logs.scroll = 10;
+    s.logs.search = Some("error".into());
+    s.logs.filter = Some("counter".into());
+    snap("logs_filtered_search", &s);
+}
+
+#[test]
+fn inbox() {
+    let mut s = with_view(View::Inbox);
+    s.selected_inbox = 1;
+    snap("inbox", &s);
+}
+
+#[test]
+fn retry_note_input() {
+    let mut s = with_view(View::Inbox);
+    s.input = Some(InputState {
+        purpose: InputPurpose::RetryNote {
+            task: "release".into(),
+        },
+        text: "use semver".into(),
+    });
+    snap("retry_input", &s);
+}
+
+#[test]
+fn task_detail() {
+    snap("detail", &with_view(View::Detail));
+}
+
+#[test]
+fn dag() {
+    snap("dag", &with_view(View::Dag));
+}
+
+#[test]
+fn help() {
+    snap("help", &with_view(View::Help));
+}
+
+#[test]
+fn quit_prompt() {
+    let mut s = fixture();
+    s.quit_prompt = true;
+    snap("quit_prompt", &s);
+}
+
+#[test]
+fn empty_plan() {
+    let mut s = ViewState::new(true);
+    s.help = Keymap::new(&Default::default()).0.help();
+    snap("empty_plan", &s);
+}
+
+#[test]
+fn error_state() {
+    let mut s = fixture();
+    s.agents.clear();
+    s.error = Some("cannot open the ledger: disk I/O error".into());
+    s.finished = Some("supervisor failed · q quits".into());
+    snap("error", &s);
+}
+
+#[test]
+fn terminal_too_small() {
+    for (w, h) in [(39u16, 24u16), (80, 9), (10, 3), (1, 1)] {
+        let t = draw(&fixture(), w, h);
+        insta::assert_snapshot!(format!("too_small_{w}x{h}"), t.backend());
+    }
+}
+
+#[test]
+fn small_but_usable_sizes_never_panic() {
+    let views = [
+        View::Dashboard,
+        View::Focus,
+        View::Logs,
+        View::Inbox,
+        View::Detail,
+        View::Dag,
+        View::Help,
+    ];
+    for v in views {
+        let mut s = with_view(v);
+        s.focus = Some(1);
+        s.quit_prompt = true;
+        for w in 40..=60 {
+            for h in 10..=14 {
+                draw(&s, w, h);
+            }
+        }
+    }
+}
+
+#[test]
+fn synchronized_output_holds_the_pane_until_its_end_or_timeout() {
+    use orch_tui::agent::screen::SYNC_OUTPUT_TIMEOUT;
+    use orch_tui::tui::render::term::is_locked;
+    let mut p = new_parser(5, 20);
+    p.process(b"\x1b[?2026hhalf a fra");
+    let sc = Arc::new(Mutex::new(p));
+    assert!(is_locked(&sc, Instant::now()));
+    assert!(!is_locked(
+        &sc,
+        Instant::now() + SYNC_OUTPUT_TIMEOUT + Duration::from_millis(5)
+    ));
+    sc.lock().expect("lock").process(b"me\x1b[?2026l");
+    assert!(!is_locked(&sc, Instant::now()));
+}
