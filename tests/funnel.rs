@@ -231,12 +231,21 @@ prompt = "@sim write c.txt: c"
     let repo = Repo::new(&[("README.md", "hi\n")], OUT_OF_LOOP, &plan);
     let out = repo.start().finish(60);
     assert_eq!(code(&out), 1, "{}", text(&out));
-    let b = repo.task("b");
-    assert_eq!(b["state"], "escalated", "{b:#}");
-    assert!(b["reason"].as_str().unwrap().contains("rebased"), "{b:#}");
+    // a and b run side by side: whichever merges second meets the other on the rebased tree.
+    let (a, b) = (repo.task("a"), repo.task("b"));
+    let states = [a["state"].as_str().unwrap(), b["state"].as_str().unwrap()];
+    assert!(
+        states.contains(&"done") && states.contains(&"escalated"),
+        "{a:#}\n{b:#}"
+    );
+    let loser = if states[0] == "escalated" { &a } else { &b };
+    assert!(
+        loser["reason"].as_str().unwrap().contains("rebased"),
+        "{loser:#}"
+    );
     // Re-run the check on every integration commit's own tree.
     let commits = git(&repo.root, &["rev-list", "main..orch/integration"]);
-    assert!(commits.lines().count() >= 2);
+    assert!(!commits.trim().is_empty());
     for c in commits.lines() {
         let wt = repo.root.join(format!(".orch/verify-{c}"));
         git(
@@ -272,7 +281,10 @@ prompt = "@sim write first.txt: 1"
 id = "second"
 title = "Second"
 checks = ["if test -f first.txt; then sleep 3; fi"]
-prompt = "@sim write second.txt: 2"
+prompt = """
+@sim sleep 700ms
+@sim write second.txt: 2
+"""
 "#;
     let repo = Repo::new(&[("README.md", "hi\n")], OUT_OF_LOOP, plan);
     let run = repo.start();

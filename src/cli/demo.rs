@@ -69,7 +69,14 @@ pub fn demo(headless: bool, dir: Option<&Path>, slots: Option<usize>) -> CliResu
         std::fs::write(root.join(name), text)
             .map_err(|e| CliError::failed(format!("cannot write the demo project: {e}")))?;
     }
-    std::fs::write(root.join("plan.toml"), DEMO_PLAN)
+    // In the TUI the agents draw their progress slowly enough to watch; headless runs (CI,
+    // scripts) keep the fast default.
+    let plan = if headless {
+        DEMO_PLAN.to_string()
+    } else {
+        DEMO_PLAN.replace("@sim progress", "@sim speed 400ms\n@sim progress")
+    };
+    std::fs::write(root.join("plan.toml"), plan)
         .map_err(|e| CliError::failed(format!("cannot write the demo plan: {e}")))?;
     git(&root, &["init", "-q", "-b", "main"])?;
     git(&root, &["add", "-A"])?;
