@@ -1,0 +1,690 @@
+//! `cargo bench --bench throughput`: end-to-end and ledger figures for orch-tui.
+//!
+//! Prints figures only (no pass/fail). See docs/benchmarks.md for what each one means.
+//! Knobs (environment): `BENCH_TASKS` (default 200), `BENCH_LEDGER_TASKS` (default 2000),
+//! `BENCH_HEARTBEATS` (default 300), `BENCH_ONLY` (comma list of 1..5 to run a subset),
+//! `BENCH_KEEP=1` keeps the end-to-end repo and prints its path.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use orch_tui::core::state::TaskState;
+use orch_tui::ledger::{self, Actor, Ledger, NewAttempt, Patch, TaskDefaults};
+use rusqlite::{Connection, OpenFlags};
+
+const BIN: &str = env!("CARGO_BIN_EXE_orch-tui");
+
+fn main() {
+    let only: Option<Vec<u32>> = std::env::var("BENCH_ONLY")
+        .ok()
+        .map(|s| s.split(',').filter_map(|p| p.trim().parse().ok()).collect());
+    let want = |n: u32| only.as_ref().is_none_or(|o| o.contains(&n));
+    println!("orch-tui throughput bench");
+    println!(
+        "  binary: {BIN}\n  cores: {}\n  date (unix s): {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        ledger::now_ms() / 1000
+    );
+    if want(1) || want(2) || want(5) {
+        let n = env_usize("BENCH_TASKS", 200);
+        end_to_end(n, want(1), want(2), want(5));
+    }
+    if want(3) {
+        ledger_transitions(env_usize("BENCH_LEDGER_TASKS", 2000));
+    }
+    if want(4) {
+        let calls = env_usize("BENCH_HEARTBEATS", 300);
+        heartbeat_latency(calls, Some(Duration::from_millis(2)));
+        heartbeat_latency(calls.min(60), None);
+    }
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers
+
+/// splitmix64: a deterministic plan on every machine.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// Nearest-rank percentile of an unsorted sample (sorts a copy).
+fn pct(sample: &[f64], p: f64) -> f64 {
+    if sample.is_empty() {
+        return f64::NAN;
+    }
+    let mut s = sample.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    let rank = ((p / 100.0) * s.len() as f64).ceil().max(1.0) as usize;
+    s[rank.min(s.len()) - 1]
+}
+
+fn line(label: &str, sample: &[f64], unit: &str) {
+    if sample.is_empty() {
+        println!("  {label:<44} (no samples)");
+        return;
+    }
+    let mean = sample.iter().sum::<f64>() / sample.len() as f64;
+    println!(
+        "  {label:<44} n={:<5} p50={:>8.1}{unit} p99={:>8.1}{unit} max={:>8.1}{unit} mean={:>8.1}{unit}",
+        sample.len(),
+        pct(sample, 50.0),
+        pct(sample, 99.0),
+        pct(sample, 100.0),
+        mean
+    );
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn fresh_repo(dir: &Path) {
+    git(dir, &["init", "-q", "-b", "main"]);
+    git(dir, &["config", "user.name", "bench"]);
+    git(dir, &["config", "user.email", "bench@orch.invalid"]);
+    std::fs::write(dir.join("README.md"), "bench\n").unwrap();
+    git(dir, &["add", "README.md"]);
+    git(dir, &["commit", "-q", "-m", "init"]);
+    std::fs::create_dir_all(dir.join(".orch")).unwrap();
+    std::fs::write(
+        dir.join(".orch/config.toml"),
+        "slots = 4\n\n[agents.sim]\nmax_concurrent = 4\n",
+    )
+    .unwrap();
+}
+
+/// A layered DAG: layers of varying width (narrow waists = fan-in, wide layers = fan-out);
+/// each task depends on 0-3 tasks of earlier layers, mostly the previous one.
+fn plan_toml(n: usize, seed: u64) -> (String, usize, usize) {
+    let widths = [1usize, 6, 14, 3, 10, 24, 2, 16, 8, 1, 20, 12];
+    let mut rng = Rng(seed);
+    let mut layers: Vec<Vec<usize>> = Vec::new();
+    let mut id = 0;
+    let mut w = 0;
+    while id < n {
+        let width = widths[w % widths.len()].min(n - id);
+        layers.push((id..id + width).collect());
+        id += width;
+        w += 1;
+    }
+    let mut out = String::from("[plan]\nname = \"bench\"\n\n[defaults]\nagent = \"sim\"\n\n");
+    let mut edges = 0;
+    for (li, layer) in layers.iter().enumerate() {
+        for &t in layer {
+            let mut deps: Vec<usize> = Vec::new();
+            if li > 0 {
+                // a narrow layer gathers (fan-in: 3 deps); others take 0-3
+                let k = if layer.len() <= 3 { 3 } else { rng.below(4) };
+                for _ in 0..k {
+                    let from = if li >= 2 && rng.below(4) == 0 {
+                        &layers[rng.below(li - 1)]
+                    } else {
+                        &layers[li - 1]
+                    };
+                    let d = from[rng.below(from.len())];
+                    if !deps.contains(&d) {
+                        deps.push(d);
+                    }
+                }
+            }
+            edges += deps.len();
+            let deps: Vec<String> = deps.iter().map(|d| format!("\"t{d:04}\"")).collect();
+            out.push_str(&format!(
+                "[[task]]\nid = \"t{t:04}\"\ntitle = \"bench task {t}\"\nprompt = \"\"\"\n@sim speed fast\n@sim write f/t{t:04}.txt: x\n\"\"\"\ndepends_on = [{}]\n\n",
+                deps.join(", ")
+            ));
+        }
+    }
+    (out, layers.len(), edges)
+}
+
+fn open_ro(path: &Path) -> Connection {
+    let c = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .expect("open the ledger read-only");
+    c.busy_timeout(Duration::from_secs(5)).unwrap();
+    c
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1, 2, 5: a real headless run over a 200-task DAG
+
+struct Ev {
+    seq: i64,
+    ts: i64,
+    task: Option<String>,
+    attempt: Option<i64>,
+    kind: String,
+    from: String,
+    to: String,
+}
+
+fn end_to_end(n: usize, show1: bool, show2: bool, show5: bool) {
+    let tmp = tempfile::Builder::new()
+        .prefix("orch-bench-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path().to_path_buf();
+    fresh_repo(&dir);
+    let (plan, layers, edges) = plan_toml(n, 0x0bc4_2026);
+    std::fs::write(dir.join("plan.toml"), plan).unwrap();
+
+    let t0 = Instant::now();
+    let out = Command::new(BIN)
+        .args(["run", "--headless", "--plan", "plan.toml"])
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run orch-tui");
+    let wall = t0.elapsed();
+    std::fs::write(dir.join("run.out"), &out.stdout).unwrap();
+    if !out.status.success() {
+        eprintln!(
+            "orch-tui run exited {:?}; stderr:\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    let db = open_ro(&dir.join(".orch/ledger.db"));
+    let done: i64 = db
+        .query_row("SELECT COUNT(*) FROM tasks WHERE state = 'done'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let attempts_n: i64 = db
+        .query_row("SELECT COUNT(*) FROM attempts", [], |r| r.get(0))
+        .unwrap();
+    let events: Vec<Ev> = {
+        let mut st = db
+            .prepare("SELECT seq, ts_ms, task, attempt, kind, data FROM events ORDER BY seq")
+            .unwrap();
+        st.query_map([], |r| {
+            let data: String = r.get(5)?;
+            let v: serde_json::Value = serde_json::from_str(&data).unwrap_or_default();
+            let s = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
+            Ok(Ev {
+                seq: r.get(0)?,
+                ts: r.get(1)?,
+                task: r.get(2)?,
+                attempt: r.get(3)?,
+                kind: r.get(4)?,
+                from: s("from"),
+                to: s("to"),
+            })
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+    };
+    let epoch_ts = events
+        .iter()
+        .find(|e| e.kind == "epoch_started")
+        .map_or(0, |e| e.ts);
+    let last_ts = events.last().map_or(0, |e| e.ts);
+
+    if show1 {
+        let secs = wall.as_secs_f64();
+        println!(
+            "\n[1] end-to-end: {n} tasks, {layers} layers, {edges} dependency edges, slots=4, sim max_concurrent=4"
+        );
+        println!(
+            "  exit code {:?}; {done}/{n} done; {attempts_n} attempts",
+            out.status.code()
+        );
+        println!(
+            "  wall {:.2}s (process start to exit)  => {:.0} tasks/min  (target >= 600)",
+            secs,
+            done as f64 / secs * 60.0
+        );
+        println!(
+            "  of which: start to epoch_started {:.2}s (plan load, ledger, lock); epoch_started to last event {:.2}s",
+            (epoch_ts - events.first().map_or(epoch_ts, |e| e.ts)) as f64 / 1000.0,
+            (last_ts - epoch_ts) as f64 / 1000.0
+        );
+    }
+
+    // Per-task state timeline.
+    let mut by_task: HashMap<&str, Vec<&Ev>> = HashMap::new();
+    for e in &events {
+        if let Some(t) = &e.task {
+            by_task.entry(t).or_default().push(e);
+        }
+    }
+    // Slot-freeing moments: an attempt leaves the engine's live set (working -> anything,
+    // assigned -> ready/failed after a setup failure).
+    let slot_free: Vec<(i64, i64)> = events
+        .iter()
+        .filter(|e| {
+            e.kind == "state" && (e.from == "working" || e.from == "assigned") && e.to != "working"
+        })
+        .map(|e| (e.seq, e.ts))
+        .collect();
+
+    if show2 {
+        let mut ready_to_running = Vec::new();
+        let mut ready_to_assigned = Vec::new();
+        let mut trig_to_assigned = Vec::new();
+        let mut trig_to_running = Vec::new();
+        let mut assigned_to_working = Vec::new();
+        let mut assigned_to_running = Vec::new();
+        let mut running_to_working = Vec::new();
+        let mut st = db
+            .prepare(
+                "SELECT task, n, started_ms, running_ms FROM attempts WHERE running_ms IS NOT NULL",
+            )
+            .unwrap();
+        let rows: Vec<(String, i64, i64, i64)> = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        for (task, n, started, running) in rows {
+            let evs = &by_task[task.as_str()];
+            let Some(start_ev) = evs
+                .iter()
+                .find(|e| e.kind == "attempt_started" && e.attempt == Some(n))
+            else {
+                continue;
+            };
+            let before = |to: &str| {
+                evs.iter()
+                    .rfind(|e| e.kind == "state" && e.to == to && e.seq < start_ev.seq)
+            };
+            let (Some(ready), Some(assigned)) = (before("ready"), before("assigned")) else {
+                continue;
+            };
+            let working = evs
+                .iter()
+                .find(|e| e.kind == "state" && e.to == "working" && e.seq > start_ev.seq);
+            // What made the dispatch possible: the task becoming ready, the supervisor
+            // starting, or a slot freeing, whichever came last.
+            let freed = slot_free
+                .iter()
+                .filter(|(s, _)| *s < assigned.seq)
+                .map(|(_, t)| *t)
+                .next_back()
+                .unwrap_or(0);
+            let trigger = ready.ts.max(epoch_ts).max(freed);
+            ready_to_running.push((running - ready.ts) as f64);
+            ready_to_assigned.push((assigned.ts - ready.ts) as f64);
+            trig_to_assigned.push((assigned.ts - trigger) as f64);
+            trig_to_running.push((running - trigger) as f64);
+            assigned_to_running.push((running - started) as f64);
+            if let Some(w) = working {
+                assigned_to_working.push((w.ts - assigned.ts) as f64);
+                running_to_working.push((w.ts - running) as f64);
+            }
+        }
+        println!("\n[2] dispatch latency (ms, from the ledger; aim p50 < 50 ms)");
+        line(
+            "ready -> agent running (raw, incl. slot wait)",
+            &ready_to_running,
+            "ms",
+        );
+        line(
+            "ready -> assigned (raw, incl. slot wait)",
+            &ready_to_assigned,
+            "ms",
+        );
+        line("trigger -> agent running", &trig_to_running, "ms");
+        line("  trigger -> assigned (scheduler)", &trig_to_assigned, "ms");
+        line(
+            "  assigned -> running (worktree+spawn)",
+            &assigned_to_running,
+            "ms",
+        );
+        line("  assigned -> working event", &assigned_to_working, "ms");
+        line("  running_ms -> working event", &running_to_working, "ms");
+        println!(
+            "  (trigger = the later of: task became ready, supervisor epoch start, a slot freed)"
+        );
+    }
+
+    if show5 {
+        let mut queue = Vec::new();
+        let mut merge = Vec::new();
+        let mut run_to_review = Vec::new();
+        let mut review_to_approved = Vec::new();
+        let mut started_to_done = Vec::new();
+        for evs in by_task.values() {
+            let at = |to: &str| {
+                evs.iter()
+                    .rfind(|e| e.kind == "state" && e.to == to)
+                    .map(|e| e.ts)
+            };
+            if let (Some(a), Some(m), Some(d)) = (at("approved"), at("merging"), at("done")) {
+                queue.push((m - a) as f64);
+                merge.push((d - m) as f64);
+            }
+            if let (Some(r), Some(a)) = (at("review"), at("approved")) {
+                review_to_approved.push((a - r) as f64);
+            }
+            if let (Some(w), Some(r)) = (at("working"), at("review")) {
+                run_to_review.push((r - w) as f64);
+            }
+            if let (Some(s), Some(d)) = (at("assigned"), at("done")) {
+                started_to_done.push((d - s) as f64);
+            }
+        }
+        let merge_sum: f64 = merge.iter().sum();
+        let active = (last_ts - epoch_ts).max(1) as f64;
+        println!("\n[5] git's share (ms, from the ledger)");
+        line(
+            "working -> review (agent run + commit)",
+            &run_to_review,
+            "ms",
+        );
+        line("review -> approved (funnel)", &review_to_approved, "ms");
+        line("approved -> merging (merge queue wait)", &queue, "ms");
+        line("merging -> done (merge: replay, ff, cleanup)", &merge, "ms");
+        line("assigned -> done (task total)", &started_to_done, "ms");
+        println!(
+            "  merge queue busy {:.1}s of {:.1}s supervised ({:.0}%): merges are serialized, so {:.0} tasks/min is the merge-bound ceiling",
+            merge_sum / 1000.0,
+            active / 1000.0,
+            merge_sum / active * 100.0,
+            if merge.is_empty() {
+                0.0
+            } else {
+                60_000.0 / (merge_sum / merge.len() as f64)
+            }
+        );
+    }
+    if std::env::var("BENCH_KEEP").is_ok() {
+        let kept = tmp.keep();
+        println!("  kept the end-to-end repo at {}", kept.display());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3: ledger transitions per second
+
+fn load_plan_lib(ledger: &mut Ledger, text: &str) {
+    let plan = orch_tui::core::plan::parse_plan("plan.toml", text, &|_| Err("no specs".into()))
+        .unwrap_or_else(|d| panic!("bench plan invalid: {d:?}"));
+    ledger
+        .load_plan(
+            &plan,
+            "plan.toml",
+            &TaskDefaults {
+                max_attempts: 3,
+                budget_time_ms: None,
+                budget_tokens: None,
+                budget_cost_usd: None,
+            },
+        )
+        .unwrap();
+}
+
+/// `n` tasks all depending on one root, so they load as `pending`.
+fn flat_plan(n: usize, prefix: &str) -> String {
+    let mut s = String::from(
+        "[plan]\nname = \"ledger-bench\"\n\n[[task]]\nid = \"root\"\ntitle = \"root\"\nprompt = \"r\"\n\n",
+    );
+    for i in 0..n {
+        s.push_str(&format!(
+            "[[task]]\nid = \"{prefix}{i:05}\"\ntitle = \"t\"\nprompt = \"p\"\ndepends_on = [\"root\"]\n\n"
+        ));
+    }
+    s
+}
+
+fn step(ledger: &mut Ledger, task: &str, from: TaskState, to: TaskState) {
+    ledger
+        .write(|tx| {
+            ledger::transition_task(
+                tx,
+                task,
+                from,
+                to,
+                &Patch::default(),
+                Actor::Supervisor,
+                None,
+                serde_json::json!({}),
+            )
+        })
+        .unwrap_or_else(|e| panic!("{task}: {from} -> {to}: {e}"));
+}
+
+fn ledger_transitions(n: usize) {
+    use TaskState::*;
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("ledger.db");
+    let mut ledger = Ledger::open(&path).unwrap();
+    load_plan_lib(&mut ledger, &flat_plan(n, "t"));
+    let sync: i64 = ledger
+        .conn()
+        .query_row("PRAGMA synchronous", [], |r| r.get(0))
+        .unwrap();
+    let cycle = [
+        Pending, Ready, Assigned, Working, Review, Approved, Merging, Done,
+    ];
+    let mut per_tx = Vec::with_capacity(n * 7);
+    let t0 = Instant::now();
+    for i in 0..n {
+        let id = format!("t{i:05}");
+        for w in cycle.windows(2) {
+            let s = Instant::now();
+            step(&mut ledger, &id, w[0], w[1]);
+            per_tx.push(s.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    let el = t0.elapsed().as_secs_f64();
+    let count = per_tx.len();
+    println!(
+        "\n[3] ledger: {n} tasks x 7 transitions (pending..done), one BEGIN IMMEDIATE each, WAL, synchronous={} ({})",
+        sync,
+        if sync == 2 { "FULL" } else { "not FULL!" }
+    );
+    println!(
+        "  {count} transitions (+{count} events) in {el:.2}s => {:.0} transitions/s",
+        count as f64 / el
+    );
+    line("per transaction", &per_tx, "ms");
+    // The same work with the fsync taken out, to show how much of it is the disk.
+    let tmp2 = tempfile::tempdir().unwrap();
+    let mut l2 = Ledger::open(&tmp2.path().join("ledger.db")).unwrap();
+    let m = n.min(500);
+    load_plan_lib(&mut l2, &flat_plan(m, "t"));
+    l2.conn().execute_batch("PRAGMA synchronous = OFF").unwrap();
+    let t0 = Instant::now();
+    for i in 0..m {
+        let id = format!("t{i:05}");
+        for w in cycle.windows(2) {
+            step(&mut l2, &id, w[0], w[1]);
+        }
+    }
+    let el2 = t0.elapsed().as_secs_f64();
+    println!(
+        "  for comparison, synchronous=OFF on {m} tasks: {:.0} transitions/s (the rest is fsync)",
+        (m * 7) as f64 / el2
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4: `orch-tui worker heartbeat` latency under a busy supervisor
+
+/// `pace`: the busy writer's pause between transactions (`None`: back to back, saturating).
+fn heartbeat_latency(calls: usize, pace: Option<Duration>) {
+    use TaskState::*;
+    let tmp = tempfile::tempdir().unwrap();
+    let orch = tmp.path().join(".orch");
+    std::fs::create_dir_all(&orch).unwrap();
+    let path = orch.join("ledger.db");
+    let busy_n = 200;
+    let mut ledger = Ledger::open(&path).unwrap();
+    let mut plan = flat_plan(busy_n, "b");
+    plan.push_str("[[task]]\nid = \"hb\"\ntitle = \"hb\"\nprompt = \"p\"\n");
+    load_plan_lib(&mut ledger, &plan);
+    let epoch = ledger.begin_epoch(std::process::id()).unwrap();
+    // Claim `hb` the way the engine's dispatch does.
+    let token = "bench-token-0123456789abcdef";
+    let (attempt, n) = ledger
+        .write(|tx| {
+            ledger::transition_task(
+                tx,
+                "hb",
+                Ready,
+                Assigned,
+                &Patch::default(),
+                Actor::Supervisor,
+                None,
+                serde_json::json!({ "profile": "sim" }),
+            )?;
+            ledger::insert_attempt(
+                tx,
+                &NewAttempt {
+                    task: "hb",
+                    token,
+                    epoch,
+                    profile: "sim",
+                    worktree: "/nonexistent/wt/hb",
+                    branch: "orch/hb",
+                    log_dir_root: "/nonexistent/logs",
+                },
+            )
+        })
+        .unwrap();
+    ledger
+        .write(|tx| {
+            ledger::transition_task(
+                tx,
+                "hb",
+                Assigned,
+                Working,
+                &Patch::default(),
+                Actor::Supervisor,
+                None,
+                serde_json::json!({ "pid": 1 }),
+            )?;
+            ledger::set_attempt_running(tx, attempt, std::process::id(), "0000")
+        })
+        .unwrap();
+    // Make the busy tasks ready.
+    for i in 0..busy_n {
+        step(&mut ledger, &format!("b{i:05}"), Pending, Ready);
+    }
+    drop(ledger);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let busy_count = Arc::new(AtomicU64::new(0));
+    let busy = {
+        let stop = stop.clone();
+        let busy_count = busy_count.clone();
+        let path = path.clone();
+        std::thread::spawn(move || {
+            let mut l = Ledger::open(&path).unwrap();
+            let mut i = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                let id = format!("b{:05}", i % busy_n);
+                for (f, t) in [(Ready, Assigned), (Assigned, Working), (Working, Ready)] {
+                    step(&mut l, &id, f, t);
+                    busy_count.fetch_add(1, Ordering::Relaxed);
+                    if let Some(p) = pace {
+                        std::thread::sleep(p);
+                    }
+                }
+                i += 1;
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let mut lat = Vec::with_capacity(calls);
+    let mut failures = 0;
+    let t0 = Instant::now();
+    let b0 = busy_count.load(Ordering::Relaxed);
+    for _ in 0..calls {
+        let s = Instant::now();
+        let out = Command::new(BIN)
+            .args(["worker", "heartbeat"])
+            .env("ORCH_LEDGER", &path)
+            .env("ORCH_TASK", "hb")
+            .env("ORCH_ATTEMPT", n.to_string())
+            .env("ORCH_TOKEN", token)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run orch-tui worker");
+        lat.push(s.elapsed().as_secs_f64() * 1000.0);
+        if !out.status.success() {
+            failures += 1;
+            if failures == 1 {
+                eprintln!("heartbeat failed: {}", String::from_utf8_lossy(&out.stderr));
+            }
+        }
+    }
+    let el = t0.elapsed().as_secs_f64();
+    let busy_done = busy_count.load(Ordering::Relaxed) - b0;
+    stop.store(true, Ordering::Relaxed);
+    busy.join().unwrap();
+
+    // Baseline: the same call with the ledger idle (process start + open + migrate + write).
+    let mut idle = Vec::new();
+    for _ in 0..if pace.is_some() { 50 } else { 0 } {
+        let s = Instant::now();
+        let _ = Command::new(BIN)
+            .args(["worker", "heartbeat"])
+            .env("ORCH_LEDGER", &path)
+            .env("ORCH_TASK", "hb")
+            .env("ORCH_ATTEMPT", n.to_string())
+            .env("ORCH_TOKEN", token)
+            .stdin(Stdio::null())
+            .output();
+        idle.push(s.elapsed().as_secs_f64() * 1000.0);
+    }
+    let beats: i64 = open_ro(&path)
+        .query_row(
+            "SELECT COUNT(*) FROM events WHERE kind = 'heartbeat'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    println!(
+        "\n[4] `orch-tui worker heartbeat` as a subprocess, {calls} calls, while a busy supervisor thread writes transitions {}",
+        match pace {
+            Some(p) => format!("with a {}ms pause between transactions", p.as_millis()),
+            None => "back to back (saturating the write lock)".into(),
+        }
+    );
+    println!(
+        "  busy writer: {busy_done} transitions in {el:.1}s ({:.0}/s) during the calls; {failures} failed calls; {beats} heartbeat events recorded",
+        busy_done as f64 / el
+    );
+    line("heartbeat wall time, busy ledger", &lat, "ms");
+    if !idle.is_empty() {
+        line("heartbeat wall time, idle ledger", &idle, "ms");
+    }
+}
