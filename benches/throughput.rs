@@ -119,7 +119,9 @@ fn fresh_repo(dir: &Path) {
     std::fs::create_dir_all(dir.join(".orch")).unwrap();
     std::fs::write(
         dir.join(".orch/config.toml"),
-        "slots = 4\n\n[agents.sim]\nmax_concurrent = 4\n",
+        // Out of the loop with one instant check: the funnel runs every stage a merge needs
+        // without waiting for a human, so the figures are the machine's.
+        "slots = 4\n\n[agents.sim]\nmax_concurrent = 4\n\n[funnel]\nautonomy = \"out-of-the-loop\"\nchecks = [\"true\"]\n",
     )
     .unwrap();
 }
@@ -575,6 +577,7 @@ fn heartbeat_latency(calls: usize, pace: Option<Duration>) {
                     worktree: "/nonexistent/wt/hb",
                     branch: "orch/hb",
                     log_dir_root: "/nonexistent/logs",
+                    reviews: None,
                 },
             )
         })

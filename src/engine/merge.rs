@@ -16,6 +16,8 @@ pub(crate) enum MergeResult {
     Merged {
         tip: String,
         rechecked: bool,
+        /// The task branch's commit before the replay (kept under a backup ref).
+        replayed_from: String,
     },
     Conflict {
         files: Vec<String>,
@@ -102,11 +104,23 @@ impl Engine {
                 .spawn(move || {
                     let task = job.task.clone();
                     let result = run_merge(&job);
+                    // Tidying up happens after the queue moves on: the next merge needs only
+                    // the integration ref, not this worktree.
+                    let tidy = match &result {
+                        MergeResult::Merged {
+                            tip, replayed_from, ..
+                        } => Some((tip.clone(), replayed_from.clone())),
+                        _ => None,
+                    };
                     let _ = tx.send(Msg::MergeDone {
                         task,
                         attempt,
                         result,
                     });
+                    if let Some((tip, from)) = tidy {
+                        retire_merged(&job, &tip, &from);
+                        let _ = tx.send(Msg::CleanupDone);
+                    }
                 })
                 .map_err(|e| EngineError::Failed(format!("cannot start a merge thread: {e}")))?;
         }
@@ -157,7 +171,8 @@ impl Engine {
                 })?;
                 self.say(&format!("⚑ {task}: escalated: {why}"));
             }
-            MergeResult::Merged { tip, rechecked } => {
+            MergeResult::Merged { tip, rechecked, .. } => {
+                self.cleanups += 1;
                 if rechecked {
                     self.say(&format!(
                         "✓ {task}: checks passed again on the rebased tree"
@@ -231,6 +246,17 @@ impl Engine {
     }
 }
 
+/// After a merge: keep the agent's original commit under a backup ref (the integration branch
+/// holds its replayed copy), drop the worktree, and point the task branch at what merged.
+fn retire_merged(job: &MergeJob, tip: &str, from: &str) {
+    let backup = format!("refs/orch/backup/{}/{}", job.task, job.n);
+    let _ = job.repo.backup_ref(&backup, from);
+    let _ = job.repo.remove_worktree(&job.worktree, &backup);
+    let _ = job
+        .repo
+        .cas_update_ref(&format!("refs/heads/{}", job.branch), tip, from);
+}
+
 /// The branch as it is now: normally the attempt's commit on its base; after a conflict resolved
 /// by hand, whatever the human committed (perhaps rebased onto a newer integration tip).
 fn branch_now(job: &MergeJob, integration_tip: &str) -> Result<(String, String), String> {
@@ -292,23 +318,10 @@ fn run_merge(job: &MergeJob) -> MergeResult {
         let refname = format!("refs/heads/{}", job.integration);
         match job.repo.cas_update_ref(&refname, &new_tip, &tip) {
             Ok(true) => {
-                // Keep the task branch pointing at what merged, then drop the worktree
-                // (the git module backs up anything not merged first).
-                let _ = job
-                    .repo
-                    .backup_ref(&format!("refs/orch/backup/{}/{}", job.task, job.n), &commit);
-                let _ = job.repo.cas_update_ref(
-                    &format!("refs/heads/{}", job.branch),
-                    &new_tip,
-                    &commit,
-                );
-                let _ = job.repo.remove_worktree(
-                    &job.worktree,
-                    &format!("refs/orch/backup/{}/{}", job.task, job.n),
-                );
                 return MergeResult::Merged {
                     tip: new_tip,
                     rechecked,
+                    replayed_from: commit,
                 };
             }
             Ok(false) => continue,

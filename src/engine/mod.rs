@@ -170,6 +170,8 @@ pub(crate) enum Msg {
         rows: u16,
         cols: u16,
     },
+    /// A merged task's worktree was removed.
+    CleanupDone,
     Stop {
         stop_agents: bool,
     },
@@ -220,6 +222,8 @@ pub struct Engine {
     pub(crate) merging: Option<String>,
     /// Tasks whose checks are running.
     pub(crate) checking: std::collections::HashSet<String>,
+    /// Merged worktrees still being tidied away.
+    pub(crate) cleanups: usize,
     pub(crate) observers: Vec<Sender<EngineEvent>>,
     pub(crate) rng: u64,
     pub(crate) views: Arc<Mutex<BTreeMap<i64, AgentView>>>,
@@ -302,6 +306,7 @@ impl Engine {
             merge_queue: VecDeque::new(),
             merging: None,
             checking: Default::default(),
+            cleanups: 0,
             observers: Vec::new(),
             rng: seed(),
             views: Arc::new(Mutex::new(BTreeMap::new())),
@@ -442,6 +447,10 @@ impl Engine {
                 result,
             } => self.on_merge_done(&task, attempt, result),
             Msg::ChecksDone { task, n, results } => self.on_checks_done(&task, n, results),
+            Msg::CleanupDone => {
+                self.cleanups = self.cleanups.saturating_sub(1);
+                Ok(())
+            }
             Msg::Input { attempt, bytes } => {
                 if let Some(p) = self.live.get(&attempt).and_then(|l| l.process.as_ref()) {
                     p.write(bytes.clone());
@@ -476,6 +485,7 @@ impl Engine {
             || self.merging.is_some()
             || !self.merge_queue.is_empty()
             || !self.checking.is_empty()
+            || self.cleanups > 0
         {
             return Ok(false);
         }
