@@ -128,6 +128,12 @@ impl Git {
             self.cmd.stdin(Stdio::piped());
         }
         tracing::trace!(args = ?self.shown, "git");
+        // `git worktree add/remove/list/prune` are not safe against each other: one reads
+        // `.git/worktrees/*/commondir` while another is half-way through writing or deleting
+        // it ("failed to read .../commondir", seen under load). Serialize them in-process; the
+        // supervisor lock already makes this the only process managing these worktrees.
+        let _admin = (self.shown.first().map(String::as_str) == Some("worktree"))
+            .then(|| WORKTREE_ADMIN.lock().unwrap_or_else(|e| e.into_inner()));
         let mut child = match self.cmd.spawn() {
             Ok(c) => c,
             Err(e) => return Err(self.error(None, format!("cannot start git: {e}"))),
@@ -195,6 +201,8 @@ impl Git {
 }
 
 /// Splits NUL-separated output (`-z`), dropping the empty piece after the last terminator.
+static WORKTREE_ADMIN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 pub(crate) fn split_nul(bytes: &[u8]) -> Vec<String> {
     let body = bytes.strip_suffix(b"\0").unwrap_or(bytes);
     if body.is_empty() {

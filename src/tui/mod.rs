@@ -154,10 +154,13 @@ fn event_loop(
     };
     while !l.exit {
         let now = Instant::now();
+        // Stale logs only matter while the logs view is on screen; waking for them anywhere
+        // else would spin (nothing clears the flag outside that view).
+        let logs_due = l.logs_dirty && app.state.view == View::Logs;
         let wake = if l.dirty {
             (l.last_draw + FRAME).max(l.sync_retry_at)
-        } else if !app.state.agents.is_empty() || l.logs_dirty {
-            (l.last_tick + CLOCK).min(if l.logs_dirty {
+        } else if !app.state.agents.is_empty() || logs_due {
+            (l.last_tick + CLOCK).min(if logs_due {
                 l.last_logs + LOGS_REFRESH
             } else {
                 l.last_tick + CLOCK
