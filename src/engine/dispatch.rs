@@ -43,10 +43,9 @@ pub(crate) struct SetupJob {
 impl Engine {
     /// Fill free slots from the ready set, at once (called after every change).
     pub(crate) fn schedule(&mut self) -> Result<(), EngineError> {
-        let tasks = self.ledger.tasks()?;
+        let tasks = self.ledger.tasks_in(TaskState::Ready)?;
         let ready: Vec<ReadyTask> = tasks
             .iter()
-            .filter(|t| t.state() == TaskState::Ready)
             .map(|t| ReadyTask {
                 id: t.id.clone(),
                 priority: t.priority,
@@ -356,18 +355,26 @@ fn release_branch(job: &SetupJob) -> Result<(), String> {
 }
 
 fn run_setup(job: SetupJob, tx: std::sync::mpsc::Sender<Msg>) -> Result<Started, String> {
+    let t0 = Instant::now();
     let base = job
         .repo
         .rev_parse(&job.integration)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("integration branch `{}` is missing", job.integration))?;
+    let t_rev = t0.elapsed();
+    let mut t_rel = t_rev;
     if job.create_worktree {
-        release_branch(&job)?;
+        // Only an earlier attempt's worktree can hold the task branch.
+        if job.n > 1 {
+            release_branch(&job)?;
+        }
+        t_rel = t0.elapsed();
         let backup = format!("refs/orch/backup/{}/{}", job.task.id, job.n);
         job.repo
             .create_worktree(&job.worktree, &job.branch, &base, &backup)
             .map_err(|e| e.to_string())?;
     }
+    let t_git = t0.elapsed();
     let prompt = job.prompt.clone();
     std::fs::write(&job.prompt_file, &prompt)
         .map_err(|e| format!("cannot write {}: {e}", job.prompt_file.display()))?;
@@ -420,5 +427,13 @@ fn run_setup(job: SetupJob, tx: std::sync::mpsc::Sender<Msg>) -> Result<Started,
         }),
     )
     .map_err(|e| e.to_string())?;
+    tracing::debug!(
+        task = %job.task.id,
+        rev_parse_ms = t_rev.as_millis() as u64,
+        release_ms = (t_rel - t_rev).as_millis() as u64,
+        worktree_ms = (t_git - t_rel).as_millis() as u64,
+        total_ms = t0.elapsed().as_millis() as u64,
+        "attempt set up"
+    );
     Ok(Started { process, base })
 }

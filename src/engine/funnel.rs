@@ -347,12 +347,10 @@ impl Engine {
         let now = now_ms();
         let due: Vec<TaskRow> = self
             .ledger
-            .tasks()?
+            .tasks_in(TaskState::Review)?
             .into_iter()
             .filter(|t| {
-                t.state() == TaskState::Review
-                    && t.stage.as_deref() == Some("veto")
-                    && t.stage_until_ms.is_some_and(|u| u <= now)
+                t.stage.as_deref() == Some("veto") && t.stage_until_ms.is_some_and(|u| u <= now)
             })
             .collect();
         for t in due {
@@ -365,11 +363,8 @@ impl Engine {
 
     /// Tasks a human approved (from the CLI or the TUI) join the merge queue.
     pub(crate) fn queue_approved(&mut self) -> Result<(), EngineError> {
-        for t in self.ledger.tasks()? {
-            if t.state() == TaskState::Approved
-                && self.merging.as_deref() != Some(t.id.as_str())
-                && !self.merge_queue.contains(&t.id)
-            {
+        for t in self.ledger.tasks_in(TaskState::Approved)? {
+            if self.merging.as_deref() != Some(t.id.as_str()) && !self.merge_queue.contains(&t.id) {
                 self.merge_queue.push_back(t.id.clone());
             }
         }

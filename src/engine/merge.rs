@@ -89,11 +89,9 @@ impl Engine {
                 worktree: PathBuf::from(a.worktree.clone().unwrap_or_default()),
                 checks,
                 check_timeout: Duration::from_millis(self.opts.config.funnel.check_timeout_ms),
-                scratch: self
-                    .opts
-                    .paths
-                    .worktrees
-                    .join(format!("{task}-{}-merge", a.n)),
+                // One reusable worktree for every re-check (merges are one at a time); task
+                // ids cannot start with `_`, so it never meets a task's worktree.
+                scratch: self.opts.paths.worktrees.join("_recheck"),
                 log: PathBuf::from(a.log_dir.clone().unwrap_or_default()).join("merge-checks.log"),
             };
             self.merging = Some(task.clone());
@@ -278,11 +276,15 @@ fn branch_now(job: &MergeJob, integration_tip: &str) -> Result<(String, String),
 /// Run the checks on exactly the tree that would land, in a scratch worktree.
 fn recheck(job: &MergeJob, rev: &str) -> Result<Vec<CheckResult>, String> {
     job.repo
-        .add_scratch_worktree(&job.scratch, rev)
+        .checkout_scratch(&job.scratch, rev)
         .map_err(|e| e.to_string())?;
-    let results = run_checks(&job.scratch, &job.checks, job.check_timeout, &job.log, &[]);
-    let _ = job.repo.drop_scratch_worktree(&job.scratch);
-    Ok(results)
+    Ok(run_checks(
+        &job.scratch,
+        &job.checks,
+        job.check_timeout,
+        &job.log,
+        &[],
+    ))
 }
 
 fn run_merge(job: &MergeJob) -> MergeResult {

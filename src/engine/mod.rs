@@ -503,16 +503,9 @@ impl Engine {
                 wake = wake.min(d.saturating_duration_since(now));
             }
         }
-        let now_ms = crate::ledger::now_ms();
-        for t in self.ledger.tasks()? {
-            if t.state() == TaskState::Ready && t.not_before_ms > now_ms {
-                wake = wake.min(Duration::from_millis(t.not_before_ms - now_ms));
-            }
-            if t.stage.as_deref() == Some("veto")
-                && let Some(u) = t.stage_until_ms
-            {
-                wake = wake.min(Duration::from_millis(u.saturating_sub(now_ms)));
-            }
+        if let Some(due) = self.ledger.next_due_ms()? {
+            let now_ms = crate::ledger::now_ms();
+            wake = wake.min(Duration::from_millis(due.saturating_sub(now_ms)));
         }
         Ok(wake)
     }

@@ -407,8 +407,24 @@ impl Repo {
             .run()
     }
 
-    /// A detached scratch worktree at `rev` (to run checks on a rebased tree). Nothing in it is
-    /// kept: `drop_scratch_worktree` removes it without a backup.
+    /// Point the reusable scratch worktree at `rev` (to run checks on a rebased tree): switch it
+    /// if it exists (only changed files are rewritten; untracked files are removed, ignored build
+    /// outputs kept so checks build incrementally), else create it. Nothing in it is ever kept.
+    pub fn checkout_scratch(&self, path: &Path, rev: &str) -> Result<(), GitError> {
+        if path.join(".git").exists() {
+            let switched = Git::new(path)
+                .args(["checkout", "--quiet", "--detach", "--force", rev])
+                .run()
+                .and_then(|_| Git::new(path).args(["clean", "--quiet", "-ffd"]).run());
+            if switched.is_ok() {
+                return Ok(());
+            }
+        }
+        self.add_scratch_worktree(path, rev)
+    }
+
+    /// A detached scratch worktree at `rev`. Nothing in it is kept: `drop_scratch_worktree`
+    /// removes it without a backup.
     pub fn add_scratch_worktree(&self, path: &Path, rev: &str) -> Result<(), GitError> {
         if path.exists() {
             self.drop_scratch_worktree(path)?;

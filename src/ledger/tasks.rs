@@ -420,6 +420,29 @@ impl Ledger {
         }))
     }
 
+    /// Tasks in one state, in plan order (without their dependency lists).
+    pub fn tasks_in(&self, state: TaskState) -> Result<Vec<TaskRow>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {TASK_COLS} FROM tasks WHERE state = ?1 ORDER BY ord"
+        ))?;
+        let rows = stmt.query_map([state.as_str()], task_from_row)?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// The earliest moment something is due without any event: a retry's backoff ending, or a
+    /// veto window closing.
+    pub fn next_due_ms(&self) -> Result<Option<u64>> {
+        let due: Option<i64> = self.conn.query_row(
+            "SELECT MIN(t) FROM (
+                SELECT not_before_ms AS t FROM tasks WHERE state = 'ready' AND not_before_ms > 0
+                UNION ALL
+                SELECT stage_until_ms FROM tasks WHERE state = 'review' AND stage = 'veto')",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(due.map(|v| v.max(0) as u64))
+    }
+
     /// Counts of tasks per state.
     pub fn state_counts(&self) -> Result<BTreeMap<String, usize>> {
         let mut stmt = self
