@@ -115,7 +115,9 @@ fn git(dir: &Path, args: &[&str]) {
     assert!(st.success(), "git {args:?}");
 }
 
-/// A repository with a plan of slow simulated tasks, so there is time to see and quit.
+/// A repository with a plan of slow simulated tasks, so there is time to see and quit. Merges
+/// need no human (the default veto window would outlast the waits): `.orch/config.toml` says
+/// `out-of-the-loop`; a test about the funnel writes its own.
 fn repo_with_plan(dir: &Path, plan: &str) {
     std::fs::write(dir.join("README.md"), "e2e\n").expect("write");
     std::fs::write(dir.join("plan.toml"), plan).expect("write");
@@ -134,6 +136,12 @@ fn repo_with_plan(dir: &Path, plan: &str) {
             "start",
         ],
     );
+    std::fs::create_dir_all(dir.join(".orch")).expect("mkdir");
+    std::fs::write(
+        dir.join(".orch/config.toml"),
+        "[funnel]\nautonomy = \"out-of-the-loop\"\n",
+    )
+    .expect("write config");
 }
 
 const SLOW_PLAN: &str = r#"
@@ -318,7 +326,6 @@ fn approve_a_task_from_the_inbox_and_the_run_finishes() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let d = tmp.path();
     repo_with_plan(d, APPROVAL_PLAN);
-    std::fs::create_dir_all(d.join(".orch")).expect("mkdir");
     std::fs::write(
         d.join(".orch/config.toml"),
         "[funnel]\nautonomy = \"in-the-loop\"\nchecks = [\"test -f feature.txt\"]\n",

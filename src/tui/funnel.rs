@@ -103,6 +103,8 @@ pub fn history(events: &[EventRow]) -> Vec<String> {
         .filter_map(|e| {
             let n = e.attempt.map_or(String::new(), |n| format!("#{n} "));
             let line = match (e.actor.as_str(), e.kind.as_str()) {
+                // A human decision clears the stage; its own event says what it was.
+                ("supervisor", "funnel") if e.data["by"] == "human" => return None,
                 ("supervisor", "funnel") => match e.data["stage"].as_str() {
                     Some(stage) => format!("stage {stage}"),
                     None => match e.data["outcome"].as_str() {
