@@ -115,7 +115,9 @@ fn git(dir: &Path, args: &[&str]) {
     assert!(st.success(), "git {args:?}");
 }
 
-/// A repository with a plan of slow simulated tasks, so there is time to see and quit.
+/// A repository with a plan of slow simulated tasks, so there is time to see and quit. Merges
+/// need no human (the default veto window would outlast the waits): `.orch/config.toml` says
+/// `out-of-the-loop`; a test about the funnel writes its own.
 fn repo_with_plan(dir: &Path, plan: &str) {
     std::fs::write(dir.join("README.md"), "e2e\n").expect("write");
     std::fs::write(dir.join("plan.toml"), plan).expect("write");
@@ -134,6 +136,12 @@ fn repo_with_plan(dir: &Path, plan: &str) {
             "start",
         ],
     );
+    std::fs::create_dir_all(dir.join(".orch")).expect("mkdir");
+    std::fs::write(
+        dir.join(".orch/config.toml"),
+        "[funnel]\nautonomy = \"out-of-the-loop\"\n",
+    )
+    .expect("write config");
 }
 
 const SLOW_PLAN: &str = r#"
@@ -292,6 +300,69 @@ fn answer_an_agent_question_through_focus() {
     t.wait("the view focus came from", 10, |s| {
         !s.contains("this agent has ended")
     });
+    t.keys(&["q"]);
+    let s = t.wait("the exit", 30, |s| s.contains("ORCH-EXITED"));
+    assert!(s.contains("ORCH-EXITED 0"), "{s}");
+}
+
+const APPROVAL_PLAN: &str = r#"
+[plan]
+name = "e2e-approve"
+
+[defaults]
+agent = "sim"
+budget = { time = "2m" }
+
+[[task]]
+id = "feature"
+title = "A feature to approve"
+prompt = '''
+@sim write feature.txt: the feature
+'''
+"#;
+
+#[test]
+fn approve_a_task_from_the_inbox_and_the_run_finishes() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    repo_with_plan(d, APPROVAL_PLAN);
+    std::fs::write(
+        d.join(".orch/config.toml"),
+        "[funnel]\nautonomy = \"in-the-loop\"\nchecks = [\"test -f feature.txt\"]\n",
+    )
+    .expect("write config");
+    let cmd = format!(
+        "{BIN} --repo {} run --plan {}",
+        d.display(),
+        d.join("plan.toml").display()
+    );
+    let Some(t) = Tmux::start("approve", &cmd) else {
+        return;
+    };
+    let s = t.wait("the approval in the inbox", 60, |s| {
+        s.contains("e2e-approve") && s.contains("inbox 1") && s.contains("review·human")
+    });
+    assert!(
+        s.contains("done 0/1"),
+        "nothing merges before approval:\n{s}"
+    );
+    t.keys(&["i"]);
+    t.wait("the approval with its context", 10, |s| {
+        s.contains("approval") && s.contains("feature.txt") && s.contains("✓ test -f feature.txt")
+    });
+    t.keys(&["a"]);
+    let s = t.wait("the end of the run", 60, |s| s.contains("all done"));
+    assert!(s.contains("done 1/1"), "{s}");
+    let out = Command::new(BIN)
+        .args(["--repo", &d.display().to_string(), "status", "--json"])
+        .output()
+        .expect("status");
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status json");
+    let state = status["tasks"]
+        .as_array()
+        .and_then(|ts| ts.iter().find(|t| t["id"] == "feature"))
+        .map(|t| t["state"].clone());
+    assert_eq!(state, Some(serde_json::json!("done")), "{status:#}");
     t.keys(&["q"]);
     let s = t.wait("the exit", 30, |s| s.contains("ORCH-EXITED"));
     assert!(s.contains("ORCH-EXITED 0"), "{s}");

@@ -12,6 +12,10 @@ use orch_tui::tui::input::{Modes, encode_key, encode_paste};
 use orch_tui::tui::keymap::{Action, DEFAULTS, Keymap, parse_key};
 use orch_tui::tui::state::*;
 
+/// The funnel's keys: approve, reject, approve all, the diff view.
+#[path = "tui_keys/funnel.rs"]
+mod funnel_keys;
+
 fn key(code: KeyCode, mods: KeyModifiers) -> KeyEvent {
     KeyEvent::new(code, mods)
 }
@@ -187,6 +191,8 @@ fn app() -> App {
             deps: vec![],
             agent: None,
             reason: None,
+            stage: None,
+            stage_until_ms: None,
         });
     }
     s.agents = vec![agent(7, "b")];
@@ -237,7 +243,7 @@ fn every_action_does_what_it_says() {
         ("dashboard", vec![ch('g'), ch('1')], View::Dashboard, vec![]),
         (
             "detail",
-            [down2(), vec![ch('d')]].concat(),
+            [down2(), vec![ch('t')]].concat(),
             View::Detail,
             vec![Effect::LoadDetail { task: "c".into() }],
         ),
@@ -471,7 +477,7 @@ fn logs_follow_scroll_search_and_filter() {
     );
     press(
         &mut a,
-        &[ch('t'), ch('b'), key(KeyCode::Enter, KeyModifiers::NONE)],
+        &[ch('s'), ch('b'), key(KeyCode::Enter, KeyModifiers::NONE)],
     );
     assert_eq!(a.state.logs.filter.as_deref(), Some("b"));
     assert_eq!(a.state.visible_log_lines().len(), 15);

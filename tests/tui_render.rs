@@ -20,6 +20,8 @@ fn task(id: &str, state: TaskState, deps: &[&str], agent: Option<&str>) -> TaskI
         deps: deps.iter().map(|d| d.to_string()).collect(),
         agent: agent.map(String::from),
         reason: None,
+        stage: None,
+        stage_until_ms: None,
     }
 }
 
@@ -152,6 +154,12 @@ fn fixture() -> ViewState {
             duration: Some(Duration::from_secs(4)),
         }],
         events: vec!["#12 supervisor task_state {\"from\":\"ready\",\"to\":\"assigned\"}".into()],
+        funnel: vec![
+            "#1 stage checks".into(),
+            "#1 ✓ check `cargo test`".into(),
+            "#1 stage reviewer".into(),
+            "#1 reviewer: changes — handle the empty tag".into(),
+        ],
         scroll: 0,
     });
     s
@@ -233,6 +241,135 @@ fn inbox() {
     snap("inbox", &s);
 }
 
+/// The fixture plus two tasks in review waiting for the human (one in a veto window, 1m12s
+/// left), their approval items first in the inbox, and a diff.
+fn funnel_fixture() -> ViewState {
+    let mut s = fixture();
+    s.wall_ms = 1_000_000;
+    let mut a = task("parser", TaskState::Review, &["scaffold"], None);
+    a.stage = Some("human".into());
+    let mut b = task("lexer", TaskState::Review, &[], None);
+    b.stage = Some("veto".into());
+    b.stage_until_ms = Some(1_072_000);
+    let mut c = task("stats", TaskState::Review, &[], Some("reviewer"));
+    c.stage = Some("reviewer".into());
+    s.tasks.splice(1..1, [a, b, c]);
+    let approval = |stage: &str, until: Option<u64>, verdict: Option<&str>| {
+        InboxKind::Approval(Box::new(ApprovalInfo {
+            stage: stage.into(),
+            until_ms: until,
+            n: 2,
+            diff_stat: " src/parser.rs       | 40 ++++++++++++++++++++++++++++------\n \
+                        tests/parser_test.rs | 12 ++++++++++++\n \
+                        2 files changed, 46 insertions(+), 6 deletions(-)"
+                .into(),
+            checks: vec![
+                ("cargo build".into(), true),
+                ("cargo test --all".into(), true),
+            ],
+            verdict: verdict.map(String::from),
+            verdict_notes: verdict.map(|_| "clean, handles the empty input".into()),
+        }))
+    };
+    s.inbox.splice(
+        0..0,
+        [
+            InboxItem {
+                task: "parser".into(),
+                kind: approval("human", None, Some("approve")),
+                text: String::new(),
+                attempt: None,
+            },
+            InboxItem {
+                task: "lexer".into(),
+                kind: approval("veto", Some(1_072_000), None),
+                text: String::new(),
+                attempt: None,
+            },
+        ],
+    );
+    s.diff = Some(DiffState {
+        task: "parser".into(),
+        range: "#2 1a2b3c4d..5e6f7a8b".into(),
+        lines: [
+            "diff --git a/src/parser.rs b/src/parser.rs",
+            "index 1a2b3c4..5e6f7a8 100644",
+            "--- a/src/parser.rs",
+            "+++ b/src/parser.rs",
+            "@@ -1,5 +1,7 @@ fn parse(input: &str)",
+            " use std::str::Chars;",
+            "-fn parse(input: &str) -> Vec<Token> {",
+            "+pub fn parse(input: &str) -> Result<Vec<Token>, Error> {",
+            "+    if input.is_empty() {",
+            "+        return Ok(Vec::new());",
+            "+    }",
+            "     let mut out = Vec::new();",
+        ]
+        .iter()
+        .map(|l| l.to_string())
+        .collect(),
+        scroll: 0,
+    });
+    s
+}
+
+#[test]
+fn inbox_with_approvals() {
+    let mut s = funnel_fixture();
+    s.view = View::Inbox;
+    snap("inbox_approval", &s);
+    s.selected_inbox = 1;
+    snap("inbox_veto", &s);
+}
+
+#[test]
+fn dashboard_shows_funnel_stages() {
+    snap("dashboard_funnel", &funnel_fixture());
+}
+
+#[test]
+fn diff_view() {
+    let mut s = funnel_fixture();
+    s.view = View::Diff;
+    snap("diff", &s);
+    s.diff.as_mut().expect("diff").scroll = 4;
+    snap("diff_scrolled", &s);
+}
+
+#[test]
+fn diff_colours() {
+    let mut s = funnel_fixture();
+    s.view = View::Diff;
+    let t = draw(&s, 80, 24);
+    let buf = t.backend().buffer();
+    let row = |y: u16| -> (String, ratatui::style::Color, ratatui::style::Modifier) {
+        let c = buf.cell((1, y)).expect("cell");
+        (c.symbol().to_string(), c.fg, c.modifier)
+    };
+    // Body starts at row 2 (header, border); the lines are in fixture order.
+    assert!(
+        row(2).2.contains(ratatui::style::Modifier::BOLD),
+        "file header"
+    );
+    assert_eq!(row(6).1, ratatui::style::Color::Cyan, "hunk header");
+    assert_eq!(row(8).1, ratatui::style::Color::Red, "removed");
+    assert_eq!(row(9).1, ratatui::style::Color::Green, "added");
+    assert_eq!(row(7).1, ratatui::style::Color::Reset, "context");
+}
+
+#[test]
+fn reject_note_input() {
+    let mut s = funnel_fixture();
+    s.view = View::Inbox;
+    s.input = Some(InputState {
+        purpose: InputPurpose::RejectNote {
+            task: "parser".into(),
+        },
+        text: "split the lexer out".into(),
+    });
+    snap("reject_input", &s);
+}
+
 #[test]
 fn retry_note_input() {
     let mut s = with_view(View::Inbox);
@@ -301,9 +438,11 @@ fn small_but_usable_sizes_never_panic() {
         View::Detail,
         View::Dag,
         View::Help,
+        View::Diff,
     ];
     for v in views {
-        let mut s = with_view(v);
+        let mut s = funnel_fixture();
+        s.view = v;
         s.focus = Some(1);
         s.quit_prompt = true;
         for w in 40..=60 {

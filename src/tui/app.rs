@@ -23,6 +23,10 @@ pub enum Effect {
     Resize { attempt: i64, rows: u16, cols: u16 },
     /// Read a task's detail from the ledger.
     LoadDetail { task: String },
+    /// Read a task's diff (latest agent attempt: base..commit).
+    LoadDiff { task: String },
+    /// Approve each of these tasks (every inbox approval); the status line says how many.
+    ApproveAll { tasks: Vec<String> },
     /// Read the logs again.
     LoadLogs,
     /// Stop the engine (agents stopped or left running for the next start) and quit.
@@ -114,12 +118,17 @@ impl App {
                 }
             }
             View::Inbox => {
+                let body = self.size.1.saturating_sub(2);
+                let rows = super::render::inbox_list_rows(s, body) as usize;
+                if line >= rows {
+                    return;
+                }
                 let i = super::render::list_start(s.selected_inbox, rows) + line;
                 if i < s.inbox.len() {
                     s.selected_inbox = i;
                 }
             }
-            View::Focus | View::Logs | View::Detail | View::Dag | View::Help => {}
+            View::Focus | View::Logs | View::Detail | View::Dag | View::Help | View::Diff => {}
         }
     }
 
@@ -170,79 +179,13 @@ impl App {
         }
     }
 
-    fn on_input_key(&mut self, ev: &KeyEvent) -> Vec<Effect> {
-        let s = &mut self.state;
-        let Some(input) = &mut s.input else {
-            return Vec::new();
-        };
-        match ev.code {
-            KeyCode::Char(c) => {
-                input.text.push(c);
-                Vec::new()
-            }
-            KeyCode::Backspace => {
-                input.text.pop();
-                Vec::new()
-            }
-            KeyCode::Esc => {
-                s.input = None;
-                Vec::new()
-            }
-            KeyCode::Enter => {
-                let InputState { purpose, text } = input.clone();
-                s.input = None;
-                let text = text.trim().to_string();
-                match purpose {
-                    InputPurpose::RetryNote { task } => vec![Effect::Human {
-                        cmd: HumanCommand::Retry,
-                        task,
-                        note: (!text.is_empty()).then_some(text),
-                    }],
-                    InputPurpose::Search => {
-                        s.logs.search = (!text.is_empty()).then_some(text);
-                        self.jump_to_match();
-                        Vec::new()
-                    }
-                    InputPurpose::Filter => {
-                        s.logs.filter = (!text.is_empty()).then_some(text);
-                        s.logs.scroll = 0;
-                        Vec::new()
-                    }
-                }
-            }
-            _ => Vec::new(),
-        }
-    }
-
-    /// Scroll the logs so the newest line matching the search (above the current view) is at
-    /// the bottom; stops following.
-    fn jump_to_match(&mut self) {
-        let s = &mut self.state;
-        let Some(q) = s.logs.search.clone() else {
-            return;
-        };
-        let lines = s.visible_log_lines();
-        let from = lines.len().saturating_sub(s.logs.scroll);
-        let hit = lines[..from.saturating_sub(if s.logs.follow { 0 } else { 1 })]
-            .iter()
-            .rposition(|l| l.text.contains(&q));
-        match hit {
-            Some(i) => {
-                let scroll = lines.len() - i - 1;
-                s.logs.follow = false;
-                s.logs.scroll = scroll;
-                s.message = None;
-            }
-            None => s.message = Some(format!("no line matches '{q}'")),
-        }
-    }
-
     /// The task an action applies to in the current view.
     fn target_task(&self) -> Option<String> {
         let s = &self.state;
         match s.view {
             View::Inbox => s.inbox.get(s.selected_inbox).map(|i| i.task.clone()),
             View::Detail => s.detail.as_ref().map(|d| d.task.clone()),
+            View::Diff => s.diff.as_ref().map(|d| d.task.clone()),
             View::Dashboard | View::Dag | View::Logs | View::Help | View::Focus => {
                 s.selected_task().map(|t| t.id.clone())
             }
@@ -266,8 +209,9 @@ impl App {
 
     fn open_view(&mut self, v: View) -> Vec<Effect> {
         let s = &mut self.state;
-        if v == View::Help || v == View::Detail {
-            if s.view != View::Help && s.view != View::Detail {
+        let page = |v: View| matches!(v, View::Help | View::Detail | View::Diff);
+        if page(v) {
+            if !page(s.view) {
                 s.back = s.view;
             }
         } else {
@@ -310,6 +254,11 @@ impl App {
                     d.scroll = step(d.scroll);
                 }
             }
+            View::Diff => {
+                if let Some(d) = &mut s.diff {
+                    d.scroll = step(d.scroll).min(d.lines.len().saturating_sub(1));
+                }
+            }
             View::Dag | View::Help => s.page_scroll = step(s.page_scroll),
             View::Focus => {}
         }
@@ -334,7 +283,7 @@ impl App {
                 let s = &mut self.state;
                 s.message = None;
                 s.view = match s.view {
-                    View::Help | View::Detail | View::Focus => s.back,
+                    View::Help | View::Detail | View::Diff | View::Focus => s.back,
                     _ => View::Dashboard,
                 };
                 if s.view == View::Focus {
@@ -418,6 +367,31 @@ impl App {
             Action::Pause => self.human(HumanCommand::Pause),
             Action::Resume => self.human(HumanCommand::Resume),
             Action::Approve => self.human(HumanCommand::Approve),
+            Action::Reject => {
+                if let Some(task) = self.target_task() {
+                    self.state.input = Some(InputState {
+                        purpose: InputPurpose::RejectNote { task },
+                        text: String::new(),
+                    });
+                }
+                Vec::new()
+            }
+            Action::ApproveAll => {
+                let tasks = self.state.approvals();
+                if tasks.is_empty() {
+                    self.state.message = Some("no approval waits in the inbox".into());
+                    return Vec::new();
+                }
+                vec![Effect::ApproveAll { tasks }]
+            }
+            Action::Diff => match self.target_task() {
+                Some(task) => {
+                    let mut fx = self.open_view(View::Diff);
+                    fx.push(Effect::LoadDiff { task });
+                    fx
+                }
+                None => Vec::new(),
+            },
             Action::Follow => {
                 let l = &mut self.state.logs;
                 l.follow = !l.follow;

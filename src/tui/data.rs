@@ -39,6 +39,12 @@ pub fn refresh(
             deps: t.depends_on.clone(),
             agent: by_task.get(t.id.as_str()).map(|v| v.profile.clone()),
             reason: t.reason.clone(),
+            stage: (t.state() == TaskState::Review)
+                .then(|| t.stage.clone())
+                .flatten(),
+            stage_until_ms: (t.state() == TaskState::Review)
+                .then_some(t.stage_until_ms)
+                .flatten(),
         })
         .collect();
     let task_rows: HashMap<&str, &crate::ledger::TaskRow> =
@@ -79,6 +85,11 @@ pub fn refresh(
             });
         }
     }
+    inbox.extend(super::funnel::approval_items(
+        ledger,
+        &rows,
+        &mut s.stat_cache,
+    )?);
     for t in &rows {
         let kind = match t.state() {
             TaskState::Escalated => InboxKind::Escalated,
@@ -103,6 +114,7 @@ pub fn refresh(
 /// Update the elapsed times (run and agents) without touching the ledger.
 pub fn tick(s: &mut ViewState, run_started: Instant, now: Instant) {
     s.elapsed = now.saturating_duration_since(run_started);
+    s.wall_ms = crate::ledger::now_ms();
     for a in &mut s.agents {
         a.elapsed = now.saturating_duration_since(a.started);
     }
@@ -129,9 +141,11 @@ pub fn load_detail(ledger: &Ledger, task: &str) -> Result<Option<DetailInfo>, Le
                 .map(|e| Duration::from_millis(e.saturating_sub(a.started_ms).max(0) as u64)),
         })
         .collect();
-    let events = ledger
-        .events(0, Some(task), 200)?
-        .into_iter()
+    let all = ledger.events(0, Some(task), 2000)?;
+    let funnel = super::funnel::history(&all);
+    let events = all
+        .iter()
+        .take(200)
         .map(|e| {
             let data = match &e.data {
                 serde_json::Value::Null => String::new(),
@@ -150,6 +164,7 @@ pub fn load_detail(ledger: &Ledger, task: &str) -> Result<Option<DetailInfo>, Le
         reason: t.reason.clone(),
         attempts,
         events,
+        funnel,
         scroll: 0,
     }))
 }

@@ -31,13 +31,16 @@ pub enum Action {
     Pause,
     Resume,
     Approve,
+    Reject,
+    ApproveAll,
+    Diff,
     Follow,
     Search,
     Filter,
 }
 
 impl Action {
-    pub const ALL: [Action; 26] = [
+    pub const ALL: [Action; 29] = [
         Action::Quit,
         Action::Help,
         Action::Back,
@@ -61,6 +64,9 @@ impl Action {
         Action::Pause,
         Action::Resume,
         Action::Approve,
+        Action::Reject,
+        Action::ApproveAll,
+        Action::Diff,
         Action::Follow,
         Action::Search,
         Action::Filter,
@@ -91,6 +97,9 @@ impl Action {
             Action::Pause => "pause",
             Action::Resume => "resume",
             Action::Approve => "approve",
+            Action::Reject => "reject",
+            Action::ApproveAll => "approve_all",
+            Action::Diff => "diff",
             Action::Follow => "follow",
             Action::Search => "search",
             Action::Filter => "filter",
@@ -122,6 +131,11 @@ impl Action {
             Action::Pause => "pause the task (stops its agent)",
             Action::Resume => "resume a paused task",
             Action::Approve => "approve a task in review or escalated",
+            Action::Reject => "reject a task in review, with a note (in a veto window: veto it)",
+            Action::ApproveAll => {
+                "approve every approval in the inbox (all passed checks and reviewer)"
+            }
+            Action::Diff => "the task's diff (latest attempt against its base)",
             Action::Follow => "logs: follow the newest lines on/off",
             Action::Search => "logs: search (n/N: next match by scrolling)",
             Action::Filter => "logs: show one task only (empty: all)",
@@ -238,7 +252,7 @@ pub const DEFAULTS: &[(Action, &[&str])] = &[
     (Action::Bottom, &["end", "G"]),
     (Action::NextPane, &["tab"]),
     (Action::Open, &["enter"]),
-    (Action::Detail, &["d"]),
+    (Action::Detail, &["t"]),
     (Action::Focus, &["F"]),
     (Action::Unfocus, &["ctrl-]", "f10"]),
     (Action::Retry, &["r"]),
@@ -246,9 +260,12 @@ pub const DEFAULTS: &[(Action, &[&str])] = &[
     (Action::Pause, &["p"]),
     (Action::Resume, &["u"]),
     (Action::Approve, &["a"]),
+    (Action::Reject, &["x"]),
+    (Action::ApproveAll, &["A"]),
+    (Action::Diff, &["d"]),
     (Action::Follow, &["f"]),
     (Action::Search, &["/"]),
-    (Action::Filter, &["t"]),
+    (Action::Filter, &["s"]),
 ];
 
 #[derive(Debug, Clone)]

@@ -7,8 +7,10 @@
 
 pub mod app;
 pub mod data;
+pub mod funnel;
 pub mod input;
 pub mod keymap;
+mod prompt;
 pub mod render;
 pub mod state;
 mod terminal;
@@ -22,7 +24,7 @@ use crossterm::event::{Event, KeyEventKind, MouseEventKind};
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 
-use crate::engine::{EngineEvent, EngineHandle, RunEnd, apply_human};
+use crate::engine::{EngineEvent, EngineHandle, HumanCommand, RunEnd, apply_human};
 use crate::ledger::Ledger;
 use app::{App, Effect};
 use input::Modes;
@@ -159,7 +161,7 @@ fn event_loop(
         let logs_due = l.logs_dirty && app.state.view == View::Logs;
         let wake = if l.dirty {
             (l.last_draw + FRAME).max(l.sync_retry_at)
-        } else if !app.state.agents.is_empty() || logs_due {
+        } else if ticking(&app.state) || logs_due {
             (l.last_tick + CLOCK).min(if logs_due {
                 l.last_logs + LOGS_REFRESH
             } else {
@@ -177,7 +179,7 @@ fn event_loop(
             on_event(ctx, app, &mut l, ev);
         }
         let now = Instant::now();
-        if !app.state.agents.is_empty() && now >= l.last_tick + CLOCK {
+        if ticking(&app.state) && now >= l.last_tick + CLOCK {
             l.last_tick = now;
             l.dirty = true;
         }
@@ -205,6 +207,11 @@ fn event_loop(
     Ok(TuiEnd {
         engine: l.engine_end,
     })
+}
+
+/// The clocks tick while an agent is live or a veto window counts down.
+fn ticking(s: &ViewState) -> bool {
+    !s.agents.is_empty() || s.has_countdown()
 }
 
 /// True while a visible agent pane holds synchronized output.
@@ -370,6 +377,30 @@ fn apply(ctx: &mut TuiContext, app: &mut App, l: &mut Loop, fx: Effect) {
         Effect::LoadDetail { task } => {
             app.state.detail = None;
             load_detail(ctx, app, &task);
+        }
+        Effect::LoadDiff { task } => match funnel::load_diff(&ctx.ledger, &task) {
+            Ok(d) => app.state.diff = Some(d),
+            Err(e) => {
+                app.state.diff = None;
+                app.state.message = Some(e);
+            }
+        },
+        Effect::ApproveAll { tasks } => {
+            let mut approved = 0;
+            let mut errors = Vec::new();
+            for task in &tasks {
+                match apply_human(&mut ctx.ledger, HumanCommand::Approve, task, None) {
+                    Ok(_) => approved += 1,
+                    Err(e) => errors.push(e.to_string()),
+                }
+            }
+            let mut m = format!("approved {approved} of {}", tasks.len());
+            if !errors.is_empty() {
+                m.push_str(&format!(" · {}", errors.join("; ")));
+            }
+            app.state.message = Some(m);
+            ctx.handle.poke();
+            l.ledger_dirty = true;
         }
         Effect::LoadLogs => load_logs(ctx, app, l, Instant::now()),
         Effect::Stop { stop_agents } => {

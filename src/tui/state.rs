@@ -17,6 +17,8 @@ pub enum View {
     Detail,
     Dag,
     Help,
+    /// A task's diff (the latest agent attempt's commit against its base).
+    Diff,
 }
 
 /// One task row as the dashboard shows it.
@@ -29,6 +31,10 @@ pub struct TaskInfo {
     /// The profile of the agent holding it, when one is live.
     pub agent: Option<String>,
     pub reason: Option<String>,
+    /// The funnel stage while in review: checks, reviewer, human, veto.
+    pub stage: Option<String>,
+    /// When the veto window closes (wall clock, ms).
+    pub stage_until_ms: Option<u64>,
 }
 
 /// One live agent pane.
@@ -57,6 +63,27 @@ pub enum InboxKind {
     Escalated,
     Question,
     Failed,
+    /// A task in review waiting for the human: stage `human`, or `veto` (merges at its deadline
+    /// unless rejected).
+    Approval(Box<ApprovalInfo>),
+}
+
+/// What the human needs to decide on an approval.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ApprovalInfo {
+    /// `human` or `veto`.
+    pub stage: String,
+    /// The veto deadline (wall clock, ms).
+    pub until_ms: Option<u64>,
+    /// The agent attempt under review.
+    pub n: u32,
+    /// `git diff --stat` of the attempt's commit against its base.
+    pub diff_stat: String,
+    /// (command, passed) of the attempt's checks, in order.
+    pub checks: Vec<(String, bool)>,
+    /// The reviewer's verdict (`approve` / `changes`) and notes.
+    pub verdict: Option<String>,
+    pub verdict_notes: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -107,6 +134,18 @@ pub struct DetailInfo {
     pub attempts: Vec<AttemptInfo>,
     /// `kind actor text` per event, oldest first.
     pub events: Vec<String>,
+    /// The funnel history, oldest first: stages, check results, verdicts, human decisions.
+    pub funnel: Vec<String>,
+    pub scroll: usize,
+}
+
+/// The diff view.
+#[derive(Debug, Clone, Default)]
+pub struct DiffState {
+    pub task: String,
+    /// `base..commit` of the attempt shown, for the title.
+    pub range: String,
+    pub lines: Vec<String>,
     pub scroll: usize,
 }
 
@@ -114,6 +153,7 @@ pub struct DetailInfo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InputPurpose {
     RetryNote { task: String },
+    RejectNote { task: String },
     Search,
     Filter,
 }
@@ -144,6 +184,7 @@ pub struct ViewState {
     pub focus: Option<i64>,
     pub logs: LogsState,
     pub detail: Option<DetailInfo>,
+    pub diff: Option<DiffState>,
     pub input: Option<InputState>,
     pub quit_prompt: bool,
     /// A one-line status message (last action's result or error).
@@ -159,6 +200,10 @@ pub struct ViewState {
     pub color: bool,
     /// The key that leaves Focus, for the hint line.
     pub unfocus_key: String,
+    /// The wall clock (ms), for veto countdowns; set with the other clock fields.
+    pub wall_ms: u64,
+    /// `git diff --stat` by `base..commit`, so a refresh does not run git again.
+    pub stat_cache: std::collections::HashMap<String, String>,
 }
 
 impl ViewState {
@@ -182,6 +227,7 @@ impl ViewState {
                 ..LogsState::default()
             },
             detail: None,
+            diff: None,
             input: None,
             quit_prompt: false,
             message: None,
@@ -191,6 +237,8 @@ impl ViewState {
             page_scroll: 0,
             color,
             unfocus_key: "ctrl-]".into(),
+            wall_ms: 0,
+            stat_cache: std::collections::HashMap::new(),
         }
     }
 
@@ -215,6 +263,20 @@ impl ViewState {
         self.selected_task = self.selected_task.min(self.tasks.len().saturating_sub(1));
         self.selected_agent = self.selected_agent.min(self.agents.len().saturating_sub(1));
         self.selected_inbox = self.selected_inbox.min(self.inbox.len().saturating_sub(1));
+    }
+
+    /// Every inbox item waiting for approval (stage human or veto).
+    pub fn approvals(&self) -> Vec<String> {
+        self.inbox
+            .iter()
+            .filter(|i| matches!(i.kind, InboxKind::Approval(_)))
+            .map(|i| i.task.clone())
+            .collect()
+    }
+
+    /// True while a veto window is open: its countdown needs the clock to tick.
+    pub fn has_countdown(&self) -> bool {
+        self.tasks.iter().any(|t| t.stage_until_ms.is_some())
     }
 
     /// The log lines that pass the task filter.

@@ -73,9 +73,10 @@ fn task_list(s: &ViewState, f: &mut Frame, area: Rect) {
             if !t.deps.is_empty() {
                 spans.push(Span::styled(format!(" ←{}", t.deps.len()), theme::dim(s)));
             }
-            let tail = match &t.agent {
-                Some(a) => format!(" {a}"),
-                None => format!(" {}", t.state),
+            let tail = match (&t.stage, &t.agent) {
+                (Some(stage), _) => format!(" {}", super::stage_label(s, stage, t.stage_until_ms)),
+                (None, Some(a)) => format!(" {a}"),
+                (None, None) => format!(" {}", t.state),
             };
             spans.push(Span::styled(tail, theme::state_style(s, t.state)));
             let line = Line::from(spans);

@@ -3,6 +3,7 @@
 
 mod dag;
 mod dashboard;
+mod funnel;
 pub mod term;
 mod theme;
 mod views;
@@ -17,7 +18,9 @@ use super::state::{View, ViewState};
 use crate::core::state::TaskState;
 pub use dag::critical_path;
 pub use dashboard::{list_start, list_width};
+pub use funnel::stage_label;
 pub use theme::{state_glyph, state_style};
+pub use views::inbox_list_rows;
 
 /// Below this the layout cannot say anything useful: one message instead.
 pub const MIN_WIDTH: u16 = 40;
@@ -58,6 +61,7 @@ pub fn render(s: &ViewState, f: &mut Frame) {
             View::Detail => views::render_detail(s, f, body),
             View::Dag => dag::render(s, f, body),
             View::Help => views::render_help(s, f, body),
+            View::Diff => funnel::render_diff(s, f, body),
         }
     }
     f.render_widget(Paragraph::new(footer_line(s)), footer);
@@ -122,6 +126,7 @@ fn footer_line(s: &ViewState) -> Line<'static> {
     if let Some(input) = &s.input {
         let label = match &input.purpose {
             super::state::InputPurpose::RetryNote { task } => format!("retry {task}, note: "),
+            super::state::InputPurpose::RejectNote { task } => format!("reject {task}, note: "),
             super::state::InputPurpose::Search => "search: ".to_string(),
             super::state::InputPurpose::Filter => "task filter (empty: all): ".to_string(),
         };
@@ -140,10 +145,11 @@ fn footer_line(s: &ViewState) -> Line<'static> {
             " keys go to the agent · {}: back to the dashboard",
             s.unfocus_key
         ),
-        View::Logs => " f follow · / search · t filter by task · ↑↓ pgup pgdn scroll · esc back".into(),
-        View::Inbox => " enter focus · r retry (note) · c cancel · p pause · u resume · a approve · d detail".into(),
+        View::Logs => " f follow · / search · s filter by task · ↑↓ pgup pgdn scroll · esc back".into(),
+        View::Inbox => " a approve · x reject (note) · A approve all · d diff · t detail · enter focus · r retry · c cancel · p pause · u resume".into(),
+        View::Diff => " ↑↓ pgup pgdn scroll · a approve · x reject · esc back".into(),
         View::Detail | View::Dag | View::Help => " ↑↓ scroll · esc back · ? help".into(),
-        View::Dashboard => " ↑↓ task · enter open · tab pane · i inbox · l logs · g dag · d detail · ? help · q quit".into(),
+        View::Dashboard => " ↑↓ task · enter open · tab pane · i inbox · l logs · t detail · d diff · ? help · q quit".into(),
     };
     Line::styled(hint, theme::dim(s))
 }

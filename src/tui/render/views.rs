@@ -1,7 +1,7 @@
 //! The list views: logs, inbox, task detail, help.
 
 use ratatui::Frame;
-use ratatui::layout::Rect;
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
@@ -76,8 +76,30 @@ fn truncate(s: &str, n: usize) -> String {
     s.chars().take(n).collect()
 }
 
+/// Rows inside the inbox list's box in a body `height` rows high: all of it, unless the
+/// selected item is an approval, whose context takes the space below the list.
+pub fn inbox_list_rows(s: &ViewState, height: u16) -> u16 {
+    let inner = height.saturating_sub(2);
+    match s.inbox.get(s.selected_inbox).map(|i| &i.kind) {
+        Some(InboxKind::Approval(_)) => (s.inbox.len() as u16).clamp(1, (inner / 3).max(1)),
+        _ => inner,
+    }
+}
+
 pub fn render_inbox(s: &ViewState, f: &mut Frame, area: Rect) {
-    let block = theme::block(s, &format!("inbox {}", s.inbox.len()), false);
+    let list_h = inbox_list_rows(s, area.height) + 2;
+    let (area, context) = if list_h < area.height {
+        let [a, b] = Layout::vertical([Constraint::Length(list_h), Constraint::Min(1)]).areas(area);
+        (a, Some(b))
+    } else {
+        (area, None)
+    };
+    let approvals = s.approvals().len();
+    let mut title = format!("inbox {}", s.inbox.len());
+    if approvals > 0 {
+        title.push_str(&format!(" · {approvals} approval(s): A approves all"));
+    }
+    let block = theme::block(s, &title, false);
     let inner = block.inner(area);
     f.render_widget(block, area);
     if s.inbox.is_empty() {
@@ -96,10 +118,15 @@ pub fn render_inbox(s: &ViewState, f: &mut Frame, area: Rect) {
         .skip(start)
         .take(h)
         .map(|(i, item)| {
-            let (label, style) = match item.kind {
+            let (label, style) = match &item.kind {
                 InboxKind::Question => ("question ", theme::warn(s)),
+                InboxKind::Approval(_) => ("approval ", theme::good(s)),
                 InboxKind::Escalated => ("escalated", theme::warn(s)),
                 InboxKind::Failed => ("failed   ", theme::bad(s)),
+            };
+            let text = match &item.kind {
+                InboxKind::Approval(a) => super::funnel::summary(s, a),
+                _ => item.text.clone(),
             };
             let line = Line::from(vec![
                 Span::styled(format!("{label} "), style),
@@ -107,7 +134,7 @@ pub fn render_inbox(s: &ViewState, f: &mut Frame, area: Rect) {
                     format!("{} ", item.task),
                     ratatui::style::Style::default().add_modifier(Modifier::BOLD),
                 ),
-                Span::raw(item.text.clone()),
+                Span::raw(text),
             ]);
             if i == s.selected_inbox {
                 line.style(theme::selected())
@@ -117,6 +144,11 @@ pub fn render_inbox(s: &ViewState, f: &mut Frame, area: Rect) {
         })
         .collect();
     f.render_widget(Paragraph::new(lines), inner);
+    if let (Some(ctx), Some(item)) = (context, s.inbox.get(s.selected_inbox))
+        && let InboxKind::Approval(a) = &item.kind
+    {
+        super::funnel::render_context(s, &item.task, a, f, ctx);
+    }
 }
 
 pub fn render_detail(s: &ViewState, f: &mut Frame, area: Rect) {
@@ -166,6 +198,19 @@ pub fn render_detail(s: &ViewState, f: &mut Frame, area: Rect) {
             a.duration.map(human_duration).unwrap_or_else(|| "-".into()),
             a.outcome
         )));
+    }
+    if !d.funnel.is_empty() {
+        lines.push(Line::styled(format!("funnel {}", d.funnel.len()), bold));
+        lines.extend(d.funnel.iter().map(|l| {
+            let style = if l.contains('✗') || l.contains("changes") || l.contains("reject") {
+                theme::bad(s)
+            } else if l.contains('✓') || l.contains("approve") {
+                theme::good(s)
+            } else {
+                ratatui::style::Style::default()
+            };
+            Line::styled(format!("  {l}"), style)
+        }));
     }
     lines.push(Line::styled(format!("events {}", d.events.len()), bold));
     lines.extend(

@@ -1,0 +1,147 @@
+//! Approve, reject (with a note; the veto in a veto window), approve all, and the diff view.
+
+use super::*;
+
+/// The app with two approvals first in the inbox: `r1` (stage human), `r2` (veto window).
+fn funnel_app() -> App {
+    let mut a = app();
+    let approval = |stage: &str| {
+        InboxKind::Approval(Box::new(ApprovalInfo {
+            stage: stage.into(),
+            ..ApprovalInfo::default()
+        }))
+    };
+    a.state.inbox.splice(
+        0..0,
+        [
+            InboxItem {
+                task: "r1".into(),
+                kind: approval("human"),
+                text: String::new(),
+                attempt: None,
+            },
+            InboxItem {
+                task: "r2".into(),
+                kind: approval("veto"),
+                text: String::new(),
+                attempt: None,
+            },
+        ],
+    );
+    a
+}
+
+#[test]
+fn funnel_keys_do_what_they_say() {
+    let enter = || key(KeyCode::Enter, KeyModifiers::NONE);
+    let esc = || key(KeyCode::Esc, KeyModifiers::NONE);
+    let human = |cmd, task: &str, note: Option<&str>| Effect::Human {
+        cmd,
+        task: task.into(),
+        note: note.map(String::from),
+    };
+    type Case = (&'static str, Vec<KeyEvent>, View, Vec<Effect>);
+    let cases: Vec<Case> = vec![
+        (
+            "approve the item",
+            vec![ch('i'), ch('a')],
+            View::Inbox,
+            vec![human(HumanCommand::Approve, "r1", None)],
+        ),
+        (
+            "reject with a note",
+            vec![ch('i'), ch('x'), ch('n'), ch('o'), enter()],
+            View::Inbox,
+            vec![human(HumanCommand::Reject, "r1", Some("no"))],
+        ),
+        (
+            "veto the item in its window, no note",
+            vec![ch('i'), ch('j'), ch('x'), enter()],
+            View::Inbox,
+            vec![human(HumanCommand::Reject, "r2", None)],
+        ),
+        (
+            "reject cancelled",
+            vec![ch('i'), ch('x'), ch('n'), esc()],
+            View::Inbox,
+            vec![],
+        ),
+        (
+            "approve all, from anywhere",
+            vec![ch('A')],
+            View::Dashboard,
+            vec![Effect::ApproveAll {
+                tasks: vec!["r1".into(), "r2".into()],
+            }],
+        ),
+        (
+            "diff of the inbox item",
+            vec![ch('i'), ch('d')],
+            View::Diff,
+            vec![Effect::LoadDiff { task: "r1".into() }],
+        ),
+        (
+            "diff of the selected task",
+            vec![ch('j'), ch('j'), ch('d')],
+            View::Diff,
+            vec![Effect::LoadDiff { task: "c".into() }],
+        ),
+        (
+            "esc leaves the diff to where it came from",
+            vec![ch('i'), ch('d'), esc()],
+            View::Inbox,
+            vec![Effect::LoadDiff { task: "r1".into() }],
+        ),
+        (
+            "detail moved to t",
+            vec![ch('i'), ch('t')],
+            View::Detail,
+            vec![Effect::LoadDetail { task: "r1".into() }],
+        ),
+    ];
+    for (name, keys, view, effects) in cases {
+        let mut a = funnel_app();
+        let got = press(&mut a, &keys);
+        assert_eq!(got, effects, "{name}: effects");
+        assert_eq!(a.state.view, view, "{name}: view");
+        assert!(a.state.input.is_none(), "{name}: prompt left open");
+    }
+}
+
+#[test]
+fn approve_all_without_approvals_says_so() {
+    let mut a = app();
+    assert_eq!(press(&mut a, &[ch('A')]), vec![]);
+    assert!(
+        a.state
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("no approval"))
+    );
+}
+
+#[test]
+fn diff_view_scrolls_within_its_lines() {
+    let mut a = funnel_app();
+    press(&mut a, &[ch('i'), ch('d')]);
+    a.state.diff = Some(DiffState {
+        task: "r1".into(),
+        range: String::new(),
+        lines: (0..50).map(|i| format!("+line {i}")).collect(),
+        scroll: 0,
+    });
+    press(&mut a, &[ch('j'), ch('j')]);
+    assert_eq!(a.state.diff.as_ref().map(|d| d.scroll), Some(2));
+    press(&mut a, &[key(KeyCode::PageDown, KeyModifiers::NONE)]);
+    assert_eq!(a.state.diff.as_ref().map(|d| d.scroll), Some(28));
+    press(&mut a, &[ch('G')]);
+    assert_eq!(a.state.diff.as_ref().map(|d| d.scroll), Some(49));
+    press(&mut a, &[key(KeyCode::Home, KeyModifiers::NONE)]);
+    assert_eq!(a.state.diff.as_ref().map(|d| d.scroll), Some(0));
+    // The prompt label for a reject names the task.
+    press(&mut a, &[ch('x')]);
+    assert_eq!(
+        a.state.input.as_ref().map(|i| i.purpose.clone()),
+        Some(InputPurpose::RejectNote { task: "r1".into() })
+    );
+}
