@@ -54,11 +54,35 @@ pub fn run(ctx: &Context, headless: bool, plan: Option<&Path>, slots: Option<usi
             ));
         }
     }
+    let _log = init_tracing(&ctx.paths.logs);
     if headless {
         supervise(ctx, config)
     } else {
         supervise_tui(ctx, config)
     }
+}
+
+/// The supervisor's own log, `.orch/logs/orch-tui.log` (level from `ORCH_LOG`: error, warn,
+/// info (default), debug, trace). Never the terminal: the TUI owns it. Keep the guard alive
+/// for the run; dropping it flushes the file.
+pub fn init_tracing(logs: &Path) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    std::fs::create_dir_all(logs).ok()?;
+    let level = match std::env::var("ORCH_LOG").as_deref() {
+        Ok("error") => tracing::Level::ERROR,
+        Ok("warn") => tracing::Level::WARN,
+        Ok("debug") => tracing::Level::DEBUG,
+        Ok("trace") => tracing::Level::TRACE,
+        _ => tracing::Level::INFO,
+    };
+    let appender = tracing_appender::rolling::never(logs, "orch-tui.log");
+    let (writer, guard) = tracing_appender::non_blocking(appender);
+    tracing_subscriber::fmt()
+        .with_writer(writer)
+        .with_ansi(false)
+        .with_max_level(level)
+        .try_init()
+        .ok()?;
+    Some(guard)
 }
 
 /// Whether the TUI can run: stdin and stdout are terminals. Without one (CI, pipes) the run

@@ -373,6 +373,7 @@ impl Engine {
     }
 
     pub(crate) fn say(&self, line: &str) {
+        tracing::info!("{line}");
         if self.opts.print_progress {
             let secs = self.started.elapsed().as_secs();
             println!("[{:02}:{:02}] {line}", secs / 60, secs % 60);
