@@ -382,6 +382,7 @@ fn end_to_end(n: usize, show1: bool, show2: bool, show5: bool) {
         let mut run_to_review = Vec::new();
         let mut review_to_approved = Vec::new();
         let mut started_to_done = Vec::new();
+        let mut agent_done_to_merged = Vec::new();
         for evs in by_task.values() {
             let at = |to: &str| {
                 evs.iter()
@@ -401,6 +402,9 @@ fn end_to_end(n: usize, show1: bool, show2: bool, show5: bool) {
             if let (Some(s), Some(d)) = (at("assigned"), at("done")) {
                 started_to_done.push((d - s) as f64);
             }
+            if let (Some(r), Some(d)) = (at("review"), at("done")) {
+                agent_done_to_merged.push((d - r) as f64);
+            }
         }
         let merge_sum: f64 = merge.iter().sum();
         let active = (last_ts - epoch_ts).max(1) as f64;
@@ -414,6 +418,17 @@ fn end_to_end(n: usize, show1: bool, show2: bool, show5: bool) {
         line("approved -> merging (merge queue wait)", &queue, "ms");
         line("merging -> done (merge: replay, ff, cleanup)", &merge, "ms");
         line("assigned -> done (task total)", &started_to_done, "ms");
+        line(
+            "review -> done (agent done to merged, out of the loop)",
+            &agent_done_to_merged,
+            "ms",
+        );
+        println!(
+            "  merges through the queue: {} in {:.1}s supervised = {:.0} merges/min",
+            merge.len(),
+            active / 1000.0,
+            merge.len() as f64 / (active / 60_000.0)
+        );
         println!(
             "  merge queue busy {:.1}s of {:.1}s supervised ({:.0}%): merges are serialized, so {:.0} tasks/min is the merge-bound ceiling",
             merge_sum / 1000.0,

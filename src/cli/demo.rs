@@ -105,6 +105,7 @@ pub fn demo(headless: bool, dir: Option<&Path>, slots: Option<usize>) -> CliResu
         .map_err(|e| CliError::failed(e.to_string()))?;
     crate::ledger::Ledger::open(&ctx.paths.ledger)?;
     super::init::load_into(&ctx, &root.join("plan.toml"))?;
+    super::run::block_stop_signals();
     let _log = super::run::init_tracing(&ctx.paths.logs);
     let mut config = ctx.config()?;
     if let Some(n) = slots {

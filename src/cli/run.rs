@@ -54,6 +54,9 @@ pub fn run(ctx: &Context, headless: bool, plan: Option<&Path>, slots: Option<usi
             ));
         }
     }
+    // Block the stop signals before the log writer's thread starts: every thread inherits the
+    // mask, and only the supervisor's waiter thread may take SIGINT/SIGTERM.
+    block_stop_signals();
     let _log = init_tracing(&ctx.paths.logs);
     if headless {
         supervise(ctx, config)
@@ -219,7 +222,7 @@ pub fn supervise(ctx: &Context, config: crate::core::config::Config) -> CliResul
     })
 }
 
-fn block_stop_signals() -> libc::sigset_t {
+pub(crate) fn block_stop_signals() -> libc::sigset_t {
     // SAFETY: plain libc signal-set calls on a local, initialised sigset_t.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
