@@ -54,81 +54,43 @@ impl Engine {
 
     pub(crate) fn advance(&mut self, task: &str, n: u32, stage: Stage) -> Result<(), EngineError> {
         let attempt = Some(i64::from(n));
+        let until = match stage {
+            Stage::Veto { until_ms } => Some(until_ms),
+            _ => None,
+        };
+        let recorded = (stage != Stage::Approve).then(|| stage.name());
+        self.ledger.write(|tx| {
+            crate::ledger::set_stage(tx, task, recorded, until, attempt, serde_json::json!({}))?;
+            if stage == Stage::Approve {
+                crate::ledger::transition_task(
+                    tx,
+                    task,
+                    TaskState::Review,
+                    TaskState::Approved,
+                    &Patch::default(),
+                    Actor::Supervisor,
+                    attempt,
+                    serde_json::json!({ "why": "the funnel passed" }),
+                )?;
+            }
+            Ok(())
+        })?;
         match stage {
             Stage::Approve => {
-                self.ledger.write(|tx| {
-                    crate::ledger::set_stage(tx, task, None, None, attempt, serde_json::json!({}))?;
-                    crate::ledger::transition_task(
-                        tx,
-                        task,
-                        TaskState::Review,
-                        TaskState::Approved,
-                        &Patch::default(),
-                        Actor::Supervisor,
-                        attempt,
-                        serde_json::json!({ "why": "the funnel passed" }),
-                    )
-                })?;
                 self.merge_queue.push_back(task.to_string());
                 self.start_next_merge()?;
             }
-            Stage::Checks => {
-                self.ledger.write(|tx| {
-                    crate::ledger::set_stage(
-                        tx,
-                        task,
-                        Some("checks"),
-                        None,
-                        attempt,
-                        serde_json::json!({}),
-                    )
-                })?;
-                self.start_checks(task, n)?;
-            }
-            Stage::Reviewer => {
-                self.ledger.write(|tx| {
-                    crate::ledger::set_stage(
-                        tx,
-                        task,
-                        Some("reviewer"),
-                        None,
-                        attempt,
-                        serde_json::json!({}),
-                    )
-                })?;
-                self.dispatch_reviewer(task, n)?;
-            }
+            Stage::Checks => self.start_checks(task, n)?,
+            Stage::Reviewer => self.dispatch_reviewer(task, n)?,
             Stage::Human => {
-                self.ledger.write(|tx| {
-                    crate::ledger::set_stage(
-                        tx,
-                        task,
-                        Some("human"),
-                        None,
-                        attempt,
-                        serde_json::json!({}),
-                    )
-                })?;
                 self.say(&format!(
                     "✋ {task}: waiting for approval (`orch-tui approve {task}`)"
                 ));
             }
-            Stage::Veto { until_ms } => {
-                self.ledger.write(|tx| {
-                    crate::ledger::set_stage(
-                        tx,
-                        task,
-                        Some("veto"),
-                        Some(until_ms),
-                        attempt,
-                        serde_json::json!({}),
-                    )
-                })?;
-                self.say(&format!(
-                    "⏳ {task}: merges in {} s unless vetoed (`orch-tui reject {task} --note ...`)",
-                    until_ms.saturating_sub(now_ms()).div_ceil(1000)
-                ));
-            }
+            Stage::Veto { until_ms } => self.say(&format!(
+                "⏳ {task}: merges in {} s unless vetoed (`orch-tui reject {task} --note ...`)",
+                until_ms.saturating_sub(now_ms()).div_ceil(1000)
+            )),
         }
         self.emit(EngineEvent::Changed);
         Ok(())
@@ -241,35 +203,14 @@ impl Engine {
                     &format!("The reviewer asked for changes:\n{notes}"),
                 )
             }
-            None => {
-                let why = "the reviewer ended without a verdict".to_string();
-                self.ledger.write(|tx| {
-                    crate::ledger::set_stage(
-                        tx,
-                        task,
-                        None,
-                        None,
-                        Some(i64::from(n)),
-                        serde_json::json!({}),
-                    )?;
-                    crate::ledger::transition_task(
-                        tx,
-                        task,
-                        TaskState::Review,
-                        TaskState::Escalated,
-                        &Patch {
-                            reason: Some(Some(why.clone())),
-                            ..Patch::default()
-                        },
-                        Actor::Supervisor,
-                        Some(i64::from(n)),
-                        serde_json::json!({ "why": why }),
-                    )
-                })?;
-                self.say(&format!("⚑ {task}: escalated: {why}"));
-                self.emit(EngineEvent::Changed);
-                Ok(())
-            }
+            None => self.escalate(
+                task,
+                TaskState::Review,
+                Some(i64::from(n)),
+                "the reviewer ended without a verdict",
+                None,
+                serde_json::json!({ "why": "no verdict" }),
+            ),
         }
     }
 

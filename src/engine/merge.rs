@@ -12,6 +12,9 @@ use crate::core::state::TaskState;
 use crate::git::{Replay, Repo};
 use crate::ledger::{Actor, Patch};
 
+/// The reusable worktree re-checks run in (task ids cannot start with `_`).
+pub(crate) const RECHECK_WORKTREE: &str = "_recheck";
+
 pub(crate) enum MergeResult {
     Merged {
         tip: String,
@@ -91,7 +94,7 @@ impl Engine {
                 check_timeout: Duration::from_millis(self.opts.config.funnel.check_timeout_ms),
                 // One reusable worktree for every re-check (merges are one at a time); task
                 // ids cannot start with `_`, so it never meets a task's worktree.
-                scratch: self.opts.paths.worktrees.join("_recheck"),
+                scratch: self.opts.paths.worktrees.join(RECHECK_WORKTREE),
                 log: PathBuf::from(a.log_dir.clone().unwrap_or_default()).join("merge-checks.log"),
             };
             self.merging = Some(task.clone());
@@ -152,22 +155,16 @@ impl Engine {
                             &serde_json::json!({ "command": r.command, "passed": r.passed, "tail": r.tail, "on": "rebased" }),
                         )?;
                     }
-                    crate::ledger::transition_task(
-                        tx,
-                        task,
-                        TaskState::Merging,
-                        TaskState::Escalated,
-                        &Patch {
-                            reason: Some(Some(why.clone())),
-                            note: Some(Some(format!("{why}:\n{tail}"))),
-                            ..Patch::default()
-                        },
-                        Actor::Supervisor,
-                        n,
-                        serde_json::json!({ "why": "checks failed after rebase", "command": cmd }),
-                    )
+                    Ok(())
                 })?;
-                self.say(&format!("⚑ {task}: escalated: {why}"));
+                self.escalate(
+                    task,
+                    TaskState::Merging,
+                    n,
+                    &why,
+                    Some(format!("{why}:\n{tail}")),
+                    serde_json::json!({ "why": "checks failed after rebase", "command": cmd }),
+                )?;
             }
             MergeResult::Merged { tip, rechecked, .. } => {
                 self.cleanups += 1;
@@ -198,44 +195,38 @@ impl Engine {
                 }
             }
             MergeResult::Conflict { files } => {
+                let worktree = match n {
+                    Some(_) => self
+                        .ledger
+                        .attempt(attempt)?
+                        .and_then(|a| a.worktree)
+                        .unwrap_or_default(),
+                    None => String::new(),
+                };
                 let why = format!(
-                    "merge conflict with the integration branch in: {}",
+                    "merge conflict with the integration branch in: {}. Either `orch-tui retry {task}` \
+                     (a new attempt on the new base, told about the conflict), or resolve it by hand \
+                     in {worktree} (rebase onto the integration branch, commit) and `orch-tui approve {task}`",
                     files.join(", ")
                 );
-                self.ledger.write(|tx| {
-                    crate::ledger::transition_task(
-                        tx,
-                        task,
-                        TaskState::Merging,
-                        TaskState::Escalated,
-                        &Patch {
-                            reason: Some(Some(why.clone())),
-                            ..Patch::default()
-                        },
-                        Actor::Supervisor,
-                        n,
-                        serde_json::json!({ "why": "conflict", "files": files }),
-                    )
-                })?;
-                self.say(&format!("⚑ {task}: escalated: {why}"));
+                self.escalate(
+                    task,
+                    TaskState::Merging,
+                    n,
+                    &why,
+                    None,
+                    serde_json::json!({ "why": "conflict", "files": files }),
+                )?;
             }
             MergeResult::Error(why) => {
-                self.ledger.write(|tx| {
-                    crate::ledger::transition_task(
-                        tx,
-                        task,
-                        TaskState::Merging,
-                        TaskState::Escalated,
-                        &Patch {
-                            reason: Some(Some(format!("merge failed: {why}"))),
-                            ..Patch::default()
-                        },
-                        Actor::Supervisor,
-                        n,
-                        serde_json::json!({ "why": "merge error", "error": why }),
-                    )
-                })?;
-                self.say(&format!("⚑ {task}: merge failed: {why}"));
+                self.escalate(
+                    task,
+                    TaskState::Merging,
+                    n,
+                    &format!("merge failed: {why}"),
+                    None,
+                    serde_json::json!({ "why": "merge error", "error": why }),
+                )?;
             }
         }
         self.start_next_merge()?;

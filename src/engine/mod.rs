@@ -394,6 +394,7 @@ impl Engine {
         loop {
             self.schedule()?;
             if self.is_settled()? {
+                self.drop_recheck_worktree();
                 self.emit(EngineEvent::Finished);
                 let all_done = self
                     .ledger
@@ -611,6 +612,41 @@ impl Engine {
         }
     }
 
+    /// Hand a task to the human with the reason (and, if any, a note for a retry), leaving the
+    /// funnel stage it was in.
+    pub(crate) fn escalate(
+        &mut self,
+        task: &str,
+        from: TaskState,
+        attempt: Option<i64>,
+        why: &str,
+        note: Option<String>,
+        data: serde_json::Value,
+    ) -> Result<(), EngineError> {
+        self.ledger.write(|tx| {
+            if from == TaskState::Review {
+                crate::ledger::set_stage(tx, task, None, None, attempt, serde_json::json!({}))?;
+            }
+            crate::ledger::transition_task(
+                tx,
+                task,
+                from,
+                TaskState::Escalated,
+                &crate::ledger::Patch {
+                    reason: Some(Some(why.to_string())),
+                    note: note.clone().map(Some),
+                    ..Default::default()
+                },
+                crate::ledger::Actor::Supervisor,
+                attempt,
+                data.clone(),
+            )
+        })?;
+        self.say(&format!("⚑ {task}: escalated: {why}"));
+        self.emit(EngineEvent::Changed);
+        Ok(())
+    }
+
     pub(crate) fn grace(&self) -> Duration {
         Duration::from_millis(self.opts.config.stop_grace_ms)
     }
@@ -637,7 +673,17 @@ impl Engine {
 
     /// Stop: either end every agent cleanly (their attempts are abandoned and retried on the next
     /// start) or leave them to be reaped by the next supervisor's recovery.
+    /// The merge queue's re-check worktree is reused while the run lasts; nothing in it is
+    /// work (it only ever holds integration commits), so it goes without a backup.
+    fn drop_recheck_worktree(&self) {
+        let path = self.opts.paths.worktrees.join(merge::RECHECK_WORKTREE);
+        if path.exists() {
+            let _ = self.repo.drop_scratch_worktree(&path);
+        }
+    }
+
     fn shutdown(&mut self, stop_agents: bool) -> Result<(), EngineError> {
+        self.drop_recheck_worktree();
         if stop_agents {
             for l in self.live.values() {
                 if let Some(p) = &l.process {
