@@ -367,3 +367,66 @@ fn approve_a_task_from_the_inbox_and_the_run_finishes() {
     let s = t.wait("the exit", 30, |s| s.contains("ORCH-EXITED"));
     assert!(s.contains("ORCH-EXITED 0"), "{s}");
 }
+
+const RETRY_PLAN: &str = r#"
+[plan]
+name = "e2e-retry"
+
+[defaults]
+agent = "sim"
+max_attempts = 1
+
+[[task]]
+id = "flaky"
+title = "Fails once, then works"
+prompt = '''
+@sim fail-attempts 1 3
+@sim copy-prompt prompt.txt
+'''
+"#;
+
+/// The run settles with a failed task; the TUI keeps supervising, the human retries it from the
+/// inbox with a note, and the next attempt (told the note) finishes the run.
+#[test]
+fn retry_a_failed_task_from_the_inbox_with_a_note() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    repo_with_plan(d, RETRY_PLAN);
+    let cmd = format!(
+        "{BIN} --repo {} run --plan {}",
+        d.display(),
+        d.join("plan.toml").display()
+    );
+    let Some(t) = Tmux::start("retry", &cmd) else {
+        return;
+    };
+    t.wait("the failure in the inbox", 30, |s| {
+        s.contains("inbox 1") && s.contains("not done")
+    });
+    t.keys(&["i"]);
+    t.wait("the failed item", 10, |s| {
+        s.contains("failed") && s.contains("flaky")
+    });
+    t.keys(&["r"]);
+    t.text("try the other port");
+    t.keys(&["Enter"]);
+    let s = t.wait("the end of the run", 60, |s| s.contains("all done"));
+    assert!(s.contains("done 1/1"), "{s}");
+    let prompt = Command::new("git")
+        .args([
+            "-C",
+            &d.display().to_string(),
+            "show",
+            "orch/integration:prompt.txt",
+        ])
+        .output()
+        .expect("git show");
+    let prompt = String::from_utf8_lossy(&prompt.stdout);
+    assert!(
+        prompt.contains("try the other port"),
+        "the note reached the next attempt:\n{prompt}"
+    );
+    t.keys(&["q"]);
+    let s = t.wait("the exit", 30, |s| s.contains("ORCH-EXITED"));
+    assert!(s.contains("ORCH-EXITED 0"), "{s}");
+}

@@ -115,6 +115,7 @@ pub fn supervise_tui(ctx: &Context, config: crate::core::config::Config) -> CliR
         // Progress lines would scribble over the TUI; the ledger has them all.
         print_progress: false,
         on_output: Some(hook),
+        stay_open: true,
     })?;
     stop_on_signals(signals, engine.stopper());
     let events = engine.subscribe();
@@ -193,6 +194,7 @@ pub fn supervise(ctx: &Context, config: crate::core::config::Config) -> CliResul
         orch_bin,
         print_progress: true,
         on_output: None,
+        stay_open: false,
     })?;
     stop_on_signals(signals, engine.stopper());
     println!(

@@ -67,6 +67,9 @@ pub struct EngineOptions {
     /// Called from an agent's reader thread whenever it printed something (with the task id).
     /// Must be cheap: the TUI sets a flag and wakes its render loop; nothing else runs here.
     pub on_output: Option<OutputHook>,
+    /// Keep supervising once everything is settled (the TUI: the human may still retry or
+    /// approve from the inbox); headless runs end there.
+    pub stay_open: bool,
 }
 
 /// Called with the task id when its agent printed something.
@@ -391,21 +394,20 @@ impl Engine {
 
     /// Supervise until every task is settled (or a stop is requested).
     pub fn run(&mut self) -> Result<RunEnd, EngineError> {
+        let mut announced = false;
         loop {
             self.schedule()?;
             if self.is_settled()? {
-                self.drop_recheck_worktree();
-                self.emit(EngineEvent::Finished);
-                let all_done = self
-                    .ledger
-                    .tasks()?
-                    .iter()
-                    .all(|t| t.state() == TaskState::Done);
-                return Ok(if all_done {
-                    RunEnd::AllDone
-                } else {
-                    RunEnd::Unfinished
-                });
+                if !announced {
+                    self.drop_recheck_worktree();
+                    self.emit(EngineEvent::Finished);
+                    announced = true;
+                }
+                if !self.opts.stay_open {
+                    return self.settled_end();
+                }
+            } else {
+                announced = false;
             }
             let timeout = self.next_timeout()?;
             let msg = match self.rx.recv_timeout(timeout) {
@@ -417,8 +419,13 @@ impl Engine {
             };
             match msg {
                 Some(Msg::Stop { stop_agents }) => {
+                    let settled = self.is_settled()?;
                     self.shutdown(stop_agents)?;
-                    return Ok(RunEnd::Stopped);
+                    return if settled {
+                        self.settled_end()
+                    } else {
+                        Ok(RunEnd::Stopped)
+                    };
                 }
                 Some(m) => self.handle_msg(m)?,
                 None => {}
@@ -426,8 +433,13 @@ impl Engine {
             // Drain whatever else is waiting before scheduling again (coalescing).
             while let Ok(m) = self.rx.try_recv() {
                 if let Msg::Stop { stop_agents } = m {
+                    let settled = self.is_settled()?;
                     self.shutdown(stop_agents)?;
-                    return Ok(RunEnd::Stopped);
+                    return if settled {
+                        self.settled_end()
+                    } else {
+                        Ok(RunEnd::Stopped)
+                    };
                 }
                 self.handle_msg(m)?;
             }
@@ -435,6 +447,16 @@ impl Engine {
             self.read_new_events()?;
             self.expire_vetoes()?;
         }
+    }
+
+    /// How a settled run ended: every task done, or some waiting on the human.
+    fn settled_end(&self) -> Result<RunEnd, EngineError> {
+        let counts = self.ledger.state_counts()?;
+        Ok(if counts.keys().all(|s| s == "done") {
+            RunEnd::AllDone
+        } else {
+            RunEnd::Unfinished
+        })
     }
 
     fn handle_msg(&mut self, msg: Msg) -> Result<(), EngineError> {

@@ -328,8 +328,30 @@ fn on_event(ctx: &mut TuiContext, app: &mut App, l: &mut Loop, ev: UiEvent) {
             l.logs_dirty = true;
             Vec::new()
         }
-        UiEvent::Engine(EngineEvent::Changed) | UiEvent::Engine(EngineEvent::Finished) => {
+        UiEvent::Engine(EngineEvent::Changed) => {
+            // Something moves again (e.g. a retry from the inbox after the run had settled).
+            if l.engine_end.is_none() {
+                app.state.finished = None;
+            }
             l.ledger_dirty = true;
+            Vec::new()
+        }
+        UiEvent::Engine(EngineEvent::Finished) => {
+            // The engine keeps supervising (the human may still act on the inbox); say where
+            // the run stands and let `q` quit without the stop-or-leave question.
+            let counts = ctx.ledger.state_counts().unwrap_or_default();
+            let total: usize = counts.values().sum();
+            let done = counts.get("done").copied().unwrap_or(0);
+            app.state.finished = Some(if done == total {
+                "all done · q quits".to_string()
+            } else {
+                format!(
+                    "{} of {total} not done: see the inbox · q quits",
+                    total - done
+                )
+            });
+            l.ledger_dirty = true;
+            l.dirty = true;
             Vec::new()
         }
         UiEvent::EngineEnded(end) => {
@@ -406,6 +428,10 @@ fn apply(ctx: &mut TuiContext, app: &mut App, l: &mut Loop, fx: Effect) {
         Effect::Stop { stop_agents } => {
             if l.engine_end.is_some() {
                 l.exit = true;
+            } else if app.state.finished.is_some() {
+                // Settled: no agent runs; end the engine and leave when it says it ended.
+                l.stopping = true;
+                ctx.handle.stop(true);
             } else {
                 l.stopping = true;
                 app.state.message = Some(if stop_agents {
