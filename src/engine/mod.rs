@@ -418,34 +418,31 @@ impl Engine {
                 }
             };
             match msg {
-                Some(Msg::Stop { stop_agents }) => {
-                    let settled = self.is_settled()?;
-                    self.shutdown(stop_agents)?;
-                    return if settled {
-                        self.settled_end()
-                    } else {
-                        Ok(RunEnd::Stopped)
-                    };
-                }
+                Some(Msg::Stop { stop_agents }) => return self.stop(stop_agents),
                 Some(m) => self.handle_msg(m)?,
                 None => {}
             }
             // Drain whatever else is waiting before scheduling again (coalescing).
             while let Ok(m) = self.rx.try_recv() {
                 if let Msg::Stop { stop_agents } = m {
-                    let settled = self.is_settled()?;
-                    self.shutdown(stop_agents)?;
-                    return if settled {
-                        self.settled_end()
-                    } else {
-                        Ok(RunEnd::Stopped)
-                    };
+                    return self.stop(stop_agents);
                 }
                 self.handle_msg(m)?;
             }
             self.enforce_deadlines();
             self.read_new_events()?;
             self.expire_vetoes()?;
+        }
+    }
+
+    /// A stop request: a settled run ends as it stands; otherwise it is left to resume.
+    fn stop(&mut self, stop_agents: bool) -> Result<RunEnd, EngineError> {
+        let settled = self.is_settled()?;
+        self.shutdown(stop_agents)?;
+        if settled {
+            self.settled_end()
+        } else {
+            Ok(RunEnd::Stopped)
         }
     }
 
