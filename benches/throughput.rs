@@ -5,6 +5,8 @@
 //! `BENCH_HEARTBEATS` (default 300), `BENCH_ONLY` (comma list of 1..5 to run a subset),
 //! `BENCH_KEEP=1` keeps the end-to-end repo and prints its path.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -68,31 +70,8 @@ impl Rng {
     }
 }
 
-/// Nearest-rank percentile of an unsorted sample (sorts a copy).
-fn pct(sample: &[f64], p: f64) -> f64 {
-    if sample.is_empty() {
-        return f64::NAN;
-    }
-    let mut s = sample.to_vec();
-    s.sort_by(|a, b| a.total_cmp(b));
-    let rank = ((p / 100.0) * s.len() as f64).ceil().max(1.0) as usize;
-    s[rank.min(s.len()) - 1]
-}
-
 fn line(label: &str, sample: &[f64], unit: &str) {
-    if sample.is_empty() {
-        println!("  {label:<44} (no samples)");
-        return;
-    }
-    let mean = sample.iter().sum::<f64>() / sample.len() as f64;
-    println!(
-        "  {label:<44} n={:<5} p50={:>8.1}{unit} p99={:>8.1}{unit} max={:>8.1}{unit} mean={:>8.1}{unit}",
-        sample.len(),
-        pct(sample, 50.0),
-        pct(sample, 99.0),
-        pct(sample, 100.0),
-        mean
-    );
+    common::line_with(label, sample, unit, 1);
 }
 
 fn git(dir: &Path, args: &[&str]) {

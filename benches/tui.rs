@@ -6,6 +6,8 @@
 //! of [1], default 60), `BENCH_FRAMES` (frames of [2], default 300), `BENCH_KEYS` (samples of
 //! [3], default 200), `BENCH_FLOOD` (bytes per agent in [4], default `200MiB`).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -69,31 +71,8 @@ fn loadavg() -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
-/// Nearest-rank percentile of an unsorted sample (sorts a copy).
-fn pct(sample: &[f64], p: f64) -> f64 {
-    if sample.is_empty() {
-        return f64::NAN;
-    }
-    let mut s = sample.to_vec();
-    s.sort_by(|a, b| a.total_cmp(b));
-    let rank = ((p / 100.0) * s.len() as f64).ceil().max(1.0) as usize;
-    s[rank.min(s.len()) - 1]
-}
-
 fn line(label: &str, sample: &[f64], unit: &str) {
-    if sample.is_empty() {
-        println!("  {label:<44} (no samples)");
-        return;
-    }
-    let mean = sample.iter().sum::<f64>() / sample.len() as f64;
-    println!(
-        "  {label:<44} n={:<5} p50={:>8.3}{unit} p99={:>8.3}{unit} max={:>8.3}{unit} mean={:>8.3}{unit}",
-        sample.len(),
-        pct(sample, 50.0),
-        pct(sample, 99.0),
-        pct(sample, 100.0),
-        mean
-    );
+    common::line_with(label, sample, unit, 3);
 }
 
 fn ms(d: Duration) -> f64 {
