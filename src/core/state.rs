@@ -67,7 +67,7 @@ impl TaskState {
         match self {
             Pending => &[Ready, Blocked, Cancelled, Paused],
             Ready => &[Assigned, Paused, Cancelled, Blocked],
-            Assigned => &[Working, Failed, Ready, Cancelled],
+            Assigned => &[Working, Failed, Ready, Cancelled, Paused],
             Working => &[Review, Ready, Failed, Escalated, Paused, Cancelled],
             Review => &[Approved, Ready, Escalated, Cancelled],
             Approved => &[Merging, Cancelled],
