@@ -7,6 +7,8 @@
 
 mod common;
 
+use common::Rng;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -54,21 +56,6 @@ fn env_usize(name: &str, default: usize) -> usize {
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers
-
-/// splitmix64: a deterministic plan on every machine.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 fn line(label: &str, sample: &[f64], unit: &str) {
     common::line_with(label, sample, unit, 1);

@@ -8,6 +8,8 @@
 
 mod common;
 
+use common::Rng;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -217,21 +219,6 @@ fn view_state(screens: &[Arc<Mutex<Parser>>]) -> ViewState {
 // ---------------------------------------------------------------------------------------------
 // Realistic agent output: what coding agents print (coloured log lines, 256-colour and
 // truecolor, diffs with backgrounds, spinners redrawn in place, Unicode, cursor moves).
-
-/// splitmix64, so the output is the same on every machine.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 fn agent_output(seed: u64, size: usize) -> Vec<u8> {
     const WORDS: [&str; 16] = [

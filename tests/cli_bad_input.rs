@@ -2,6 +2,7 @@
 //! exits 2 (or 3 when refused), says where the problem is (file:line), and leaves the ledger
 //! exactly as it was — same bytes, same `status --json`, same row counts.
 
+mod common;
 mod ledger_support;
 
 use std::collections::BTreeSet;

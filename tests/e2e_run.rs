@@ -4,6 +4,7 @@
 //!
 //! Nothing waits by sleeping: every wait is a condition polled against a deadline.
 
+mod common;
 mod e2e_support;
 
 use std::collections::{BTreeMap, HashMap};

@@ -1,5 +1,6 @@
 //! The review funnel and merge queue, end to end: real git, real PTYs, the simulated agent.
 
+mod common;
 mod funnel_support;
 
 use funnel_support::{Repo, events, git};

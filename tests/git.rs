@@ -1,29 +1,13 @@
 //! Integration tests for `orch_tui::git` on real repositories in temporary folders.
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
+mod common;
+
+use common::git;
 use orch_tui::git::{Replay, Repo, backup_ref_name, trailers};
 use tempfile::TempDir;
-
-/// Runs git in `dir` for test setup; panics with git's stderr on failure.
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_WORK_TREE")
-        .output()
-        .expect("run git");
-    assert!(
-        out.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim_end().to_string()
-}
 
 /// A fresh repo on `main` with one commit holding `f.txt` (three lines) and a `.gitignore`.
 fn fixture() -> (TempDir, Repo) {

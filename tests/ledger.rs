@@ -1,6 +1,7 @@
 //! The ledger's promises (DESIGN.md §3, §4; research/reliability.md R2, R3, R4, R8, R14, R20),
 //! checked on real SQLite files and through the real `orch-tui` binary.
 
+mod common;
 mod ledger_support;
 
 use std::time::{Duration, Instant};

@@ -1,4 +1,4 @@
-//! What both benchmarks print with: percentiles and one summary line per sample.
+//! What both benchmarks share: a deterministic random source, percentiles, summary lines.
 
 /// Nearest-rank percentile of an unsorted sample (sorts a copy).
 pub fn pct(sample: &[f64], p: f64) -> f64 {
@@ -27,4 +27,21 @@ pub fn line_with(label: &str, sample: &[f64], unit: &str, decimals: usize) {
         pct(sample, 100.0),
         mean
     );
+}
+
+/// splitmix64: the same plan and the same agent output on every machine.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
 }

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tempfile::TempDir;
 
+use crate::common::git as git_in;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_orch-tui");
 
 /// Small grace and backoffs, so failures and retries take milliseconds; merges go ahead without
@@ -345,24 +347,6 @@ fn base_command(dir: &Path) -> Command {
         }
     }
     c
-}
-
-pub fn git_in(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_WORK_TREE")
-        .output()
-        .expect("run git");
-    assert!(
-        out.status.success(),
-        "git {args:?} in {} failed: {}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim_end().to_string()
 }
 
 /// Polls `check` until it gives `Ok` or `limit` passes (then the last `Err`).

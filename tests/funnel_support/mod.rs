@@ -1,28 +1,16 @@
 //! A scratch repository with a plan and config, and the real binary run against it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+pub use crate::common::git;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_orch-tui");
 
 pub struct Repo {
     _dir: tempfile::TempDir,
     pub root: PathBuf,
-}
-
-pub fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 impl Repo {

@@ -17,25 +17,9 @@ pub fn bin() -> &'static str {
 
 /// The environment variables `orch-tui worker` reads; removed from every child unless a test
 /// sets them, so the caller's environment never leaks in.
-pub const ORCH_VARS: [&str; 4] = ["ORCH_LEDGER", "ORCH_TASK", "ORCH_ATTEMPT", "ORCH_TOKEN"];
+use crate::common::git;
 
-/// Runs git in `dir`; panics with its stderr on failure.
-pub fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_WORK_TREE")
-        .output()
-        .expect("run git");
-    assert!(
-        out.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim_end().to_string()
-}
+pub const ORCH_VARS: [&str; 4] = ["ORCH_LEDGER", "ORCH_TASK", "ORCH_ATTEMPT", "ORCH_TOKEN"];
 
 /// A temporary folder holding `repo/`: a git repository on `main` with one commit.
 pub struct Repo {
