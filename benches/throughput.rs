@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::Rng;
+use common::{Rng, git};
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -59,20 +59,6 @@ fn env_usize(name: &str, default: usize) -> usize {
 
 fn line(label: &str, sample: &[f64], unit: &str) {
     common::line_with(label, sample, unit, 1);
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn fresh_repo(dir: &Path) {

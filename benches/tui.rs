@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::Rng;
+use common::{Rng, git};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -344,20 +344,6 @@ impl Drop for TmuxRun {
         }
         eprintln!("warning: agents of {} still alive", self.ledger_env);
     }
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn working_count(repo: &Path) -> usize {

@@ -1,4 +1,23 @@
-//! What both benchmarks share: a deterministic random source, percentiles, summary lines.
+//! What both benchmarks share: git for scratch repositories, a deterministic random source,
+//! percentiles, summary lines.
+
+use std::path::Path;
+use std::process::Command;
+
+/// Runs git in `dir`; panics with its stderr on failure.
+pub fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
 
 /// Nearest-rank percentile of an unsorted sample (sorts a copy).
 pub fn pct(sample: &[f64], p: f64) -> f64 {
