@@ -129,7 +129,12 @@ pub fn load_detail(ledger: &Ledger, task: &str) -> Result<Option<DetailInfo>, Le
         .into_iter()
         .map(|a| AttemptInfo {
             n: a.n,
-            profile: a.profile,
+            // An agent attempt and its reviewer share `n`; say which is which.
+            profile: if a.role == "reviewer" {
+                format!("{} (review)", a.profile)
+            } else {
+                a.profile
+            },
             outcome: match (a.exit_code, a.reason) {
                 (_, Some(r)) => r,
                 (Some(c), None) => format!("exit {c}"),
