@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use orch_tui::agent::pty::{AgentProcess, AgentSignal, SpawnSpec};
 use orch_tui::agent::screen::{Parser, SCROLLBACK_ROWS, new_parser};
+use orch_tui::core::domain::{AttemptId, AttemptNo, Substatus};
 use orch_tui::core::state::TaskState;
 use orch_tui::tui::render::render;
 use orch_tui::tui::state::{AgentInfo, TaskInfo, View, ViewState};
@@ -167,11 +168,11 @@ fn task(id: &str, state: TaskState, deps: &[&str], agent: Option<&str>) -> TaskI
 
 fn agent_info(attempt: i64, task: &str, screen: Arc<Mutex<Parser>>) -> AgentInfo {
     AgentInfo {
-        attempt,
+        attempt: AttemptId(attempt),
         task: task.into(),
-        n: 1,
+        n: AttemptNo(1),
         profile: "sim".into(),
-        substatus: "busy".into(),
+        substatus: Substatus::Busy,
         question: None,
         elapsed: Duration::from_secs(40 + attempt as u64),
         time_budget: Some(Duration::from_secs(600)),
@@ -680,7 +681,7 @@ fn keystroke_latency(samples: usize) {
     let mut state = view_state(std::slice::from_ref(&screen));
     state.view = View::Focus;
     state.back = View::Dashboard;
-    state.focus = Some(1);
+    state.focus = Some(AttemptId(1));
     let mut term = Terminal::new(TestBackend::new(160, 48)).unwrap();
 
     let mut echo = Vec::with_capacity(samples);

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use ledger_support::{Repo, file_bytes, hash};
 use orch_tui::core::state::TaskState;
 use orch_tui::ledger::{
-    Actor, Ledger, LedgerError, NewAttempt, Patch, SCHEMA_VERSION, insert_attempt,
-    set_attempt_running, transition_task,
+    Actor, AttemptNo, EventKind, Ledger, LedgerError, NewAttempt, Patch, SCHEMA_VERSION,
+    insert_attempt, set_attempt_running, transition_task,
 };
 use rusqlite::{Connection, params};
 
@@ -119,7 +119,7 @@ fn events_refuse_update_and_delete_and_states_must_be_known() {
             None,
             None,
             Actor::Human,
-            "note",
+            EventKind::Note,
             serde_json::json!({"x": 1}),
         )
         .unwrap();
@@ -169,6 +169,18 @@ fn events_refuse_update_and_delete_and_states_must_be_known() {
         )
         .unwrap();
     assert_eq!(n, 1);
+
+    // A name the code does not know, where no CHECK guards it, is a read error that names it,
+    // never read as something else.
+    conn.execute(
+        "INSERT INTO events (ts_ms, actor, kind, data) VALUES (1, 'human', 'teleported', '{}')",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let ledger = Ledger::open(&path).unwrap();
+    let err = ledger.events(0, None, 10).unwrap_err().to_string();
+    assert!(err.contains("unknown EventKind `teleported`"), "{err}");
 }
 
 // ------------------------------------------------------------------------------------------
@@ -227,7 +239,7 @@ fn a_newer_ledger_is_refused_and_left_byte_identical() {
 // 3. Worker fencing and idempotency through the real binary (R2, R3, R4).
 
 struct Claimed {
-    n: u32,
+    n: AttemptNo,
     token: String,
     epoch: i64,
 }
@@ -272,7 +284,7 @@ fn claim(ledger: &mut Ledger, task: &str, token: &str, epoch: i64) -> Claimed {
                 TaskState::Working,
                 &Patch::default(),
                 Actor::Supervisor,
-                Some(i64::from(n)),
+                Some(n),
                 serde_json::json!({}),
             )
         })
@@ -311,7 +323,7 @@ fn worker_reports_are_fenced_by_token_and_epoch() {
     let mut ledger = Ledger::open(&lpath).unwrap();
     let epoch = ledger.begin_epoch(std::process::id()).unwrap();
     let c = claim(&mut ledger, "a", "tok-right-0001", epoch);
-    assert_eq!((c.n, c.epoch), (1, 1));
+    assert_eq!((c.n, c.epoch), (AttemptNo(1), 1));
     let n = c.n.to_string();
 
     // The right token: accepted, and the totals move.
@@ -339,8 +351,8 @@ fn worker_reports_are_fenced_by_token_and_epoch() {
     assert_eq!(ledger.last_seq().unwrap(), seq0 + 1);
     let ev = ledger.events(seq0, None, 10).unwrap();
     assert_eq!(
-        (ev[0].kind.as_str(), ev[0].actor.as_str(), ev[0].attempt),
-        ("usage", "agent", Some(1))
+        (ev[0].kind, ev[0].actor, ev[0].attempt),
+        (EventKind::Usage, Actor::Agent, Some(AttemptNo(1)))
     );
 
     // A wrong token: refused, exit 3, nothing written.
@@ -618,7 +630,7 @@ fn four_worker_processes_and_a_supervisor_write_concurrently_without_loss() {
                 Some("sup"),
                 None,
                 Actor::Supervisor,
-                "tick",
+                EventKind::Note,
                 serde_json::json!({ "n": sup_writes }),
             )
             .unwrap();
@@ -648,7 +660,7 @@ fn four_worker_processes_and_a_supervisor_write_concurrently_without_loss() {
         events.len() as i64,
         "no gap in seq"
     );
-    let agent_events = events.iter().filter(|e| e.actor == "agent").count();
+    let agent_events = events.iter().filter(|e| e.actor == Actor::Agent).count();
     assert_eq!(agent_events, calls);
     let usages = CALLS / 2;
     let tin: i64 = (1..=CALLS as i64).filter(|i| i % 2 == 0).sum();

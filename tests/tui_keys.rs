@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use orch_tui::core::domain::*;
 use orch_tui::core::state::TaskState;
 use orch_tui::engine::HumanCommand;
 use orch_tui::tui::app::{App, Effect};
@@ -160,11 +161,11 @@ fn paste_is_bracketed_when_asked() {
 
 fn agent(attempt: i64, task: &str) -> AgentInfo {
     AgentInfo {
-        attempt,
+        attempt: AttemptId(attempt),
         task: task.into(),
-        n: 1,
+        n: AttemptNo(1),
         profile: "sim".into(),
-        substatus: "busy".into(),
+        substatus: Substatus::Busy,
         question: None,
         elapsed: Duration::ZERO,
         time_budget: None,
@@ -258,7 +259,7 @@ fn every_action_does_what_it_says() {
             vec![ch('j'), key(KeyCode::Enter, KeyModifiers::NONE)],
             View::Focus,
             vec![Effect::Resize {
-                attempt: 7,
+                attempt: AttemptId(7),
                 rows: 27,
                 cols: 100,
             }],
@@ -268,7 +269,7 @@ fn every_action_does_what_it_says() {
             vec![ch('F')],
             View::Focus,
             vec![Effect::Resize {
-                attempt: 7,
+                attempt: AttemptId(7),
                 rows: 27,
                 cols: 100,
             }],
@@ -378,15 +379,15 @@ fn focus_sends_keys_to_the_agent_and_unfocus_returns() {
         fx,
         vec![
             Effect::Input {
-                attempt: 7,
+                attempt: AttemptId(7),
                 bytes: b"q".to_vec()
             },
             Effect::Input {
-                attempt: 7,
+                attempt: AttemptId(7),
                 bytes: b"?".to_vec()
             },
             Effect::Input {
-                attempt: 7,
+                attempt: AttemptId(7),
                 bytes: b"\r".to_vec()
             },
         ]
@@ -401,7 +402,7 @@ fn focus_sends_keys_to_the_agent_and_unfocus_returns() {
     assert_eq!(
         fx,
         vec![Effect::Input {
-            attempt: 7,
+            attempt: AttemptId(7),
             bytes: b"\x1bOA".to_vec()
         }]
     );
@@ -415,14 +416,14 @@ fn focus_sends_keys_to_the_agent_and_unfocus_returns() {
     assert_eq!(
         fx,
         vec![Effect::Input {
-            attempt: 7,
+            attempt: AttemptId(7),
             bytes: b"\x1b[200~x\ry\x1b[201~".to_vec()
         }]
     );
     assert_eq!(
         a.on_resize(120, 40),
         vec![Effect::Resize {
-            attempt: 7,
+            attempt: AttemptId(7),
             rows: 37,
             cols: 120
         }]

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use orch_tui::agent::screen::new_parser;
+use orch_tui::core::domain::*;
 use orch_tui::core::state::TaskState;
 use orch_tui::tui::keymap::Keymap;
 use orch_tui::tui::render::render;
@@ -29,11 +30,11 @@ fn agent(attempt: i64, task: &str, n: u32, bytes: &[u8], elapsed: u64) -> AgentI
     let mut p = new_parser(20, 70);
     p.process(bytes);
     AgentInfo {
-        attempt,
+        attempt: AttemptId(attempt),
         task: task.into(),
-        n,
+        n: AttemptNo(n),
         profile: "sim".into(),
-        substatus: "busy".into(),
+        substatus: Substatus::Busy,
         question: None,
         elapsed: Duration::from_secs(elapsed),
         time_budget: Some(Duration::from_secs(120)),
@@ -106,14 +107,14 @@ fn fixture() -> ViewState {
             10,
         ),
     ];
-    s.agents[3].substatus = "waiting_input".into();
+    s.agents[3].substatus = Substatus::WaitingInput;
     s.agents[3].question = Some("question: Which format?".into());
     s.inbox = vec![
         InboxItem {
             task: "usage-docs".into(),
             kind: InboxKind::Question,
             text: "question: Which format?".into(),
-            attempt: Some(4),
+            attempt: Some(AttemptId(4)),
         },
         InboxItem {
             task: "changelog".into(),
@@ -147,9 +148,9 @@ fn fixture() -> ViewState {
         note: Some("try a smaller change".into()),
         reason: Some("3 attempts failed".into()),
         attempts: vec![AttemptInfo {
-            n: 1,
+            n: AttemptNo(1),
             profile: "sim".into(),
-            state: "failed".into(),
+            state: AttemptState::Failed,
             outcome: "exit 1".into(),
             duration: Some(Duration::from_secs(4)),
         }],
@@ -219,7 +220,7 @@ fn no_color_draws_no_colours() {
 #[test]
 fn focus() {
     let mut s = with_view(View::Focus);
-    s.focus = Some(2);
+    s.focus = Some(AttemptId(2));
     snap("focus", &s);
 }
 
@@ -247,18 +248,18 @@ fn funnel_fixture() -> ViewState {
     let mut s = fixture();
     s.wall_ms = 1_000_000;
     let mut a = task("parser", TaskState::Review, &["scaffold"], None);
-    a.stage = Some("human".into());
+    a.stage = Some(FunnelStage::Human);
     let mut b = task("lexer", TaskState::Review, &[], None);
-    b.stage = Some("veto".into());
+    b.stage = Some(FunnelStage::Veto);
     b.stage_until_ms = Some(1_072_000);
     let mut c = task("stats", TaskState::Review, &[], Some("reviewer"));
-    c.stage = Some("reviewer".into());
+    c.stage = Some(FunnelStage::Reviewer);
     s.tasks.splice(1..1, [a, b, c]);
     let approval = |stage: &str, until: Option<u64>, verdict: Option<&str>| {
         InboxKind::Approval(Box::new(ApprovalInfo {
-            stage: stage.into(),
+            stage: FunnelStage::parse(stage).unwrap(),
             until_ms: until,
-            n: 2,
+            n: AttemptNo(2),
             diff_stat: " src/parser.rs       | 40 ++++++++++++++++++++++++++++------\n \
                         tests/parser_test.rs | 12 ++++++++++++\n \
                         2 files changed, 46 insertions(+), 6 deletions(-)"
@@ -267,7 +268,7 @@ fn funnel_fixture() -> ViewState {
                 ("cargo build".into(), true),
                 ("cargo test --all".into(), true),
             ],
-            verdict: verdict.map(String::from),
+            verdict: verdict.and_then(Verdict::parse),
             verdict_notes: verdict.map(|_| "clean, handles the empty input".into()),
         }))
     };
@@ -443,7 +444,7 @@ fn small_but_usable_sizes_never_panic() {
     for v in views {
         let mut s = funnel_fixture();
         s.view = v;
-        s.focus = Some(1);
+        s.focus = Some(AttemptId(1));
         s.quit_prompt = true;
         for w in 40..=60 {
             for h in 10..=14 {

@@ -5,6 +5,8 @@ use std::sync::mpsc::channel;
 use std::time::Duration;
 
 use super::{CliError, CliResult, Context, EXIT_OK};
+use crate::core::domain::{AttemptNo, EventKind, FunnelStage, Substatus};
+use crate::core::state::TaskState;
 use crate::engine::summary::format_ms;
 use crate::ledger::{EventRow, Ledger, now_ms};
 
@@ -12,15 +14,17 @@ use crate::ledger::{EventRow, Ledger, now_ms};
 fn inbox(ledger: &Ledger) -> Result<Vec<serde_json::Value>, CliError> {
     let mut items = Vec::new();
     for t in ledger.tasks()? {
-        if t.state == "escalated" {
+        if t.state == TaskState::Escalated {
             items.push(serde_json::json!({
                 "task": t.id, "kind": "escalation",
                 "text": t.reason.clone().unwrap_or_default(),
             }));
         }
-        if t.state == "review" && matches!(t.stage.as_deref(), Some("human") | Some("veto")) {
-            let text = match (t.stage.as_deref(), t.stage_until_ms) {
-                (Some("veto"), Some(u)) => format!(
+        if t.state == TaskState::Review
+            && matches!(t.stage, Some(FunnelStage::Human | FunnelStage::Veto))
+        {
+            let text = match (t.stage, t.stage_until_ms) {
+                (Some(FunnelStage::Veto), Some(u)) => format!(
                     "merges in {} unless vetoed: `orch-tui reject {} --note ...`",
                     format_ms(u.saturating_sub(now_ms())),
                     t.id
@@ -34,7 +38,7 @@ fn inbox(ledger: &Ledger) -> Result<Vec<serde_json::Value>, CliError> {
     }
     for a in ledger.live_attempts()? {
         if let Some(q) = &a.question
-            && a.substatus == "waiting_input"
+            && a.substatus == Substatus::WaitingInput
         {
             items.push(serde_json::json!({
                 "task": a.task, "attempt": a.n, "kind": "question", "text": q,
@@ -96,14 +100,16 @@ pub fn status(ctx: &Context, json: bool) -> CliResult {
         let agent = last
             .map(|a| a.profile.clone())
             .unwrap_or_else(|| "-".into());
-        let detail = match (t.state.as_str(), last) {
-            ("working", Some(a)) => format!(
+        let detail = match (t.state, last) {
+            (TaskState::Working, Some(a)) => format!(
                 "{} for {}, {} tokens",
                 a.substatus,
                 format_ms(now_ms().saturating_sub(a.started_ms as u64)),
                 a.tokens_in + a.tokens_out
             ),
-            ("review", _) => format!("stage: {}", t.stage.as_deref().unwrap_or("-")),
+            (TaskState::Review, _) => {
+                format!("stage: {}", t.stage.map_or("-", FunnelStage::as_str))
+            }
             (_, _) => t.reason.clone().unwrap_or_default(),
         };
         println!(
@@ -141,7 +147,7 @@ fn print_event(e: &EventRow, json: bool) {
         (Some(t), None) => t.clone(),
         _ => "-".into(),
     };
-    let detail = if e.kind == "state" {
+    let detail = if e.kind == EventKind::State {
         format!(
             "{} -> {}",
             e.data["from"].as_str().unwrap_or("?"),
@@ -202,7 +208,7 @@ pub fn logs(ctx: &Context, task: &str, follow: bool, raw: bool, attempt: Option<
     }
     let attempts = ledger.attempts(task)?;
     let chosen = match attempt {
-        Some(n) => attempts.iter().find(|a| a.n == n),
+        Some(n) => attempts.iter().find(|a| a.n == AttemptNo(n)),
         None => attempts.last(),
     };
     let Some(a) = chosen else {

@@ -95,7 +95,13 @@ pub fn worker(cmd: WorkerCmd, key: Option<&str>) -> CliResult {
         },
     };
     let mut ledger = Ledger::open(&ledger_path)?;
-    let reply = ledger.worker_report(&task, attempt, &token, &call, key)?;
+    let reply = ledger.worker_report(
+        &task,
+        crate::core::domain::AttemptNo(attempt),
+        &token,
+        &call,
+        key,
+    )?;
     println!("{}", reply.message);
     if let Some(orch) = ledger_path.parent() {
         crate::engine::poke(orch);

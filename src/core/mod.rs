@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod diag;
+pub mod domain;
 pub mod duration;
 pub mod funnel;
 pub mod plan;

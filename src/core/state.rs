@@ -77,12 +77,27 @@ impl TaskState {
             Blocked => &[Pending, Cancelled],
             Escalated => &[Ready, Approved, Failed, Cancelled, Paused],
             Paused => &[Ready, Pending, Cancelled],
-            Cancelled => &[],
+            // A cancel can be undone (`retry`): back to ready, or pending behind its dependencies.
+            Cancelled => &[Ready, Pending],
         }
     }
 
     pub fn can_move_to(self, to: TaskState) -> bool {
         self.successors().contains(&to)
+    }
+}
+
+impl serde::Serialize for TaskState {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TaskState {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        TaskState::parse(&s)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown task state `{s}`")))
     }
 }
 
@@ -113,9 +128,13 @@ mod tests {
     }
 
     #[test]
-    fn terminal_states_have_no_exit() {
+    fn done_is_final_and_a_cancel_can_be_undone() {
         assert!(Done.successors().is_empty());
-        assert!(Cancelled.successors().is_empty());
+        assert!(Cancelled.can_move_to(Ready) && Cancelled.can_move_to(Pending));
+        assert!(
+            !Cancelled.can_move_to(Working),
+            "an undone cancel goes through the queue"
+        );
     }
 
     #[test]
@@ -129,7 +148,7 @@ mod tests {
     #[test]
     fn every_non_terminal_state_can_be_left() {
         for s in TaskState::ALL {
-            if s != Done && s != Cancelled {
+            if s != Done {
                 assert!(!s.successors().is_empty(), "{s} is a dead end");
             }
         }

@@ -41,13 +41,13 @@ pub fn apply_human(
             "no task `{task}` in the ledger: `orch-tui status` lists the tasks"
         ))
     })?;
-    let from = row.state();
+    let from = row.state;
     let deps_done = row.depends_on.iter().all(|d| {
         ledger
             .task(d)
             .ok()
             .flatten()
-            .is_some_and(|t| t.state() == TaskState::Done)
+            .is_some_and(|t| t.state == TaskState::Done)
     });
     let (to, fresh_attempts) = match (cmd, from) {
         (HumanCommand::Retry, TaskState::Failed | TaskState::Escalated) => (TaskState::Ready, true),

@@ -1,6 +1,7 @@
 //! From a ready task to a running agent: the scheduler's decision, the ledger claim, and the
 //! setup thread (worktree, prompt file, PTY spawn).
 
+use crate::core::domain::{AttemptId, AttemptNo, AttemptState};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -22,9 +23,9 @@ pub(crate) struct SetupJob {
     pub repo: Repo,
     pub integration: String,
     pub task: TaskRow,
-    pub n: u32,
+    pub n: AttemptNo,
     pub token: String,
-    pub attempt: i64,
+    pub attempt: AttemptId,
     pub profile: AgentProfile,
     pub worktree: PathBuf,
     pub branch: String,
@@ -232,7 +233,7 @@ impl Engine {
 
     pub(crate) fn on_setup_done(
         &mut self,
-        attempt: i64,
+        attempt: AttemptId,
         result: Result<Started, String>,
     ) -> Result<(), EngineError> {
         let Some(live) = self.live.get_mut(&attempt) else {
@@ -282,10 +283,17 @@ impl Engine {
             Err(why) if live.role == super::Role::Reviewer => {
                 self.live.remove(&attempt);
                 self.ledger.write(|tx| {
-                    crate::ledger::finish_attempt(tx, attempt, "failed", None, Some(&why), None)
+                    crate::ledger::finish_attempt(
+                        tx,
+                        attempt,
+                        AttemptState::Failed,
+                        None,
+                        Some(&why),
+                        None,
+                    )
                 })?;
                 self.say(&format!("✗ {task}: could not start its reviewer: {why}"));
-                let n = self.ledger.attempt(attempt)?.map_or(0, |a| a.n);
+                let n = self.ledger.attempt(attempt)?.map_or(AttemptNo(0), |a| a.n);
                 self.on_verdict(&task, n, None)
             }
             Err(why) => {
@@ -365,7 +373,7 @@ fn run_setup(job: SetupJob, tx: std::sync::mpsc::Sender<Msg>) -> Result<Started,
     let mut t_rel = t_rev;
     if job.create_worktree {
         // Only an earlier attempt's worktree can hold the task branch.
-        if job.n > 1 {
+        if job.n.0 > 1 {
             release_branch(&job)?;
         }
         t_rel = t0.elapsed();

@@ -1,6 +1,7 @@
 //! The review funnel between "the agent's work is committed" and "approved": checks, the
 //! reviewer agent, the human (approve, or a veto window), each stage an event.
 
+use crate::core::domain::{AttemptNo, EventKind, FunnelStage};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -33,7 +34,7 @@ impl Engine {
     }
 
     /// The agent's work is committed and the task is in `review`: run the first stage.
-    pub(crate) fn enter_funnel(&mut self, task: &str, n: u32) -> Result<(), EngineError> {
+    pub(crate) fn enter_funnel(&mut self, task: &str, n: AttemptNo) -> Result<(), EngineError> {
         let Some(row) = self.ledger.task(task)? else {
             return Ok(());
         };
@@ -52,13 +53,24 @@ impl Engine {
         }
     }
 
-    pub(crate) fn advance(&mut self, task: &str, n: u32, stage: Stage) -> Result<(), EngineError> {
-        let attempt = Some(i64::from(n));
+    pub(crate) fn advance(
+        &mut self,
+        task: &str,
+        n: AttemptNo,
+        stage: Stage,
+    ) -> Result<(), EngineError> {
+        let attempt = Some(n);
         let until = match stage {
             Stage::Veto { until_ms } => Some(until_ms),
             _ => None,
         };
-        let recorded = (stage != Stage::Approve).then(|| stage.name());
+        let recorded = match stage {
+            Stage::Checks => Some(FunnelStage::Checks),
+            Stage::Reviewer => Some(FunnelStage::Reviewer),
+            Stage::Human => Some(FunnelStage::Human),
+            Stage::Veto { .. } => Some(FunnelStage::Veto),
+            Stage::Approve => None,
+        };
         self.ledger.write(|tx| {
             crate::ledger::set_stage(tx, task, recorded, until, attempt, serde_json::json!({}))?;
             if stage == Stage::Approve {
@@ -96,7 +108,7 @@ impl Engine {
         Ok(())
     }
 
-    fn start_checks(&mut self, task: &str, n: u32) -> Result<(), EngineError> {
+    fn start_checks(&mut self, task: &str, n: AttemptNo) -> Result<(), EngineError> {
         let Some(row) = self.ledger.task(task)? else {
             return Ok(());
         };
@@ -127,11 +139,11 @@ impl Engine {
     pub(crate) fn on_checks_done(
         &mut self,
         task: &str,
-        n: u32,
+        n: AttemptNo,
         results: Vec<CheckResult>,
     ) -> Result<(), EngineError> {
         self.checking.remove(task);
-        let attempt = Some(i64::from(n));
+        let attempt = Some(n);
         self.ledger.write(|tx| {
             for r in &results {
                 crate::ledger::append_event(
@@ -140,9 +152,9 @@ impl Engine {
                     attempt,
                     Actor::Check,
                     if r.passed {
-                        "check_passed"
+                        EventKind::CheckPassed
                     } else {
-                        "check_failed"
+                        EventKind::CheckFailed
                     },
                     &serde_json::to_value(r).unwrap_or_default(),
                 )?;
@@ -152,7 +164,7 @@ impl Engine {
         let Some(row) = self.ledger.task(task)? else {
             return Ok(());
         };
-        if row.state() != TaskState::Review {
+        if row.state != TaskState::Review {
             return Ok(());
         }
         match results.iter().find(|r| !r.passed) {
@@ -178,13 +190,13 @@ impl Engine {
     pub(crate) fn on_verdict(
         &mut self,
         task: &str,
-        n: u32,
+        n: AttemptNo,
         verdict: Option<(bool, Option<String>)>,
     ) -> Result<(), EngineError> {
         let Some(row) = self.ledger.task(task)? else {
             return Ok(());
         };
-        if row.state() != TaskState::Review {
+        if row.state != TaskState::Review {
             return Ok(());
         }
         match verdict {
@@ -206,7 +218,7 @@ impl Engine {
             None => self.escalate(
                 task,
                 TaskState::Review,
-                Some(i64::from(n)),
+                Some(n),
                 "the reviewer ended without a verdict",
                 None,
                 serde_json::json!({ "why": "no verdict" }),
@@ -215,7 +227,13 @@ impl Engine {
     }
 
     /// A stage said no: a new attempt carrying `note`, or escalate when attempts are spent.
-    fn send_back(&mut self, task: &str, n: u32, why: &str, note: &str) -> Result<(), EngineError> {
+    fn send_back(
+        &mut self,
+        task: &str,
+        n: AttemptNo,
+        why: &str,
+        note: &str,
+    ) -> Result<(), EngineError> {
         let Some(row) = self.ledger.task(task)? else {
             return Ok(());
         };
@@ -228,7 +246,7 @@ impl Engine {
             retry.backoff_cap_ms,
             self.next_random(),
         );
-        let attempt = Some(i64::from(n));
+        let attempt = Some(n);
         self.ledger.write(|tx| {
             crate::ledger::set_stage(
                 tx,
@@ -291,11 +309,14 @@ impl Engine {
             .tasks_in(TaskState::Review)?
             .into_iter()
             .filter(|t| {
-                t.stage.as_deref() == Some("veto") && t.stage_until_ms.is_some_and(|u| u <= now)
+                t.stage == Some(FunnelStage::Veto) && t.stage_until_ms.is_some_and(|u| u <= now)
             })
             .collect();
         for t in due {
-            let n = self.ledger.latest_attempt(&t.id)?.map_or(0, |a| a.n);
+            let n = self
+                .ledger
+                .latest_attempt(&t.id)?
+                .map_or(AttemptNo(0), |a| a.n);
             self.say(&format!("⇢ {}: no veto within the window", t.id));
             self.advance(&t.id, n, Stage::Approve)?;
         }

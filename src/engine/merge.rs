@@ -1,6 +1,7 @@
 //! The merge queue: one merge at a time. Replay the task's commits onto the integration tip
 //! (no working tree needed), then fast-forward the integration branch by compare-and-swap.
 
+use crate::core::domain::{AttemptId, AttemptNo, EventKind};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -36,7 +37,7 @@ struct MergeJob {
     repo: Repo,
     integration: String,
     task: String,
-    n: u32,
+    n: AttemptNo,
     base: String,
     commit: String,
     branch: String,
@@ -72,7 +73,7 @@ impl Engine {
                     TaskState::Merging,
                     &Patch::default(),
                     Actor::Supervisor,
-                    Some(i64::from(a.n)),
+                    Some(a.n),
                     serde_json::json!({}),
                 )
             });
@@ -131,11 +132,11 @@ impl Engine {
     pub(crate) fn on_merge_done(
         &mut self,
         task: &str,
-        attempt: i64,
+        attempt: AttemptId,
         result: MergeResult,
     ) -> Result<(), EngineError> {
         self.merging = None;
-        let n = self.ledger.attempt(attempt)?.map(|a| i64::from(a.n));
+        let n = self.ledger.attempt(attempt)?.map(|a| a.n);
         match result {
             MergeResult::ChecksFailed { results } => {
                 let bad = results.iter().find(|r| !r.passed);
@@ -151,7 +152,7 @@ impl Engine {
                             Some(task),
                             n,
                             Actor::Check,
-                            if r.passed { "check_passed" } else { "check_failed" },
+                            if r.passed { EventKind::CheckPassed } else { EventKind::CheckFailed },
                             &serde_json::json!({ "command": r.command, "passed": r.passed, "tail": r.tail, "on": "rebased" }),
                         )?;
                     }

@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use crate::agent::pty::{AgentProcess, AgentSignal};
 use crate::agent::screen::SharedScreen;
 use crate::core::config::Config;
+use crate::core::domain::{Actor, AttemptId, AttemptNo, EventKind, Role};
 use crate::core::state::TaskState;
 use crate::git::Repo;
 use crate::ledger::{Ledger, LedgerError};
@@ -78,9 +79,9 @@ pub type OutputHook = Arc<dyn Fn(&str) + Send + Sync>;
 /// A live agent as a client (the TUI) sees it: its screen is shared, everything else a copy.
 #[derive(Clone)]
 pub struct AgentView {
-    pub attempt: i64,
+    pub attempt: AttemptId,
     pub task: String,
-    pub n: u32,
+    pub n: AttemptNo,
     pub profile: String,
     pub started: Instant,
     pub deadline: Option<Instant>,
@@ -91,7 +92,7 @@ pub struct AgentView {
 #[derive(Clone)]
 pub struct EngineHandle {
     tx: Sender<Msg>,
-    agents: Arc<Mutex<BTreeMap<i64, AgentView>>>,
+    agents: Arc<Mutex<BTreeMap<AttemptId, AgentView>>>,
 }
 
 impl EngineHandle {
@@ -104,12 +105,12 @@ impl EngineHandle {
     }
 
     /// Bytes for an agent's PTY (keys, pastes). Queued; never blocks.
-    pub fn input(&self, attempt: i64, bytes: Vec<u8>) {
+    pub fn input(&self, attempt: AttemptId, bytes: Vec<u8>) {
         let _ = self.tx.send(Msg::Input { attempt, bytes });
     }
 
     /// Resize an agent's PTY and emulated screen together.
-    pub fn resize(&self, attempt: i64, rows: u16, cols: u16) {
+    pub fn resize(&self, attempt: AttemptId, rows: u16, cols: u16) {
         let _ = self.tx.send(Msg::Resize {
             attempt,
             rows,
@@ -143,33 +144,33 @@ pub enum EngineEvent {
 pub(crate) enum Msg {
     Poke,
     Agent {
-        attempt: i64,
+        attempt: AttemptId,
         signal: AgentSignal,
     },
     SetupDone {
-        attempt: i64,
+        attempt: AttemptId,
         result: Result<dispatch::Started, String>,
     },
     CommitDone {
-        attempt: i64,
+        attempt: AttemptId,
         result: Result<Option<String>, String>,
     },
     MergeDone {
         task: String,
-        attempt: i64,
+        attempt: AttemptId,
         result: merge::MergeResult,
     },
     ChecksDone {
         task: String,
-        n: u32,
+        n: AttemptNo,
         results: Vec<checks::CheckResult>,
     },
     Input {
-        attempt: i64,
+        attempt: AttemptId,
         bytes: Vec<u8>,
     },
     Resize {
-        attempt: i64,
+        attempt: AttemptId,
         rows: u16,
         cols: u16,
     },
@@ -180,17 +181,10 @@ pub(crate) enum Msg {
     },
 }
 
-/// A live attempt the supervisor is watching.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Role {
-    Agent,
-    Reviewer,
-}
-
 pub(crate) struct Live {
     pub role: Role,
     pub task: String,
-    pub n: u32,
+    pub n: AttemptNo,
     pub profile: String,
     pub process: Option<AgentProcess>,
     pub worktree: PathBuf,
@@ -220,7 +214,7 @@ pub struct Engine {
     pub(crate) epoch: i64,
     pub(crate) tx: Sender<Msg>,
     rx: Receiver<Msg>,
-    pub(crate) live: HashMap<i64, Live>,
+    pub(crate) live: HashMap<AttemptId, Live>,
     pub(crate) merge_queue: VecDeque<String>,
     pub(crate) merging: Option<String>,
     /// Tasks whose checks are running.
@@ -229,7 +223,7 @@ pub struct Engine {
     pub(crate) cleanups: usize,
     pub(crate) observers: Vec<Sender<EngineEvent>>,
     pub(crate) rng: u64,
-    pub(crate) views: Arc<Mutex<BTreeMap<i64, AgentView>>>,
+    pub(crate) views: Arc<Mutex<BTreeMap<AttemptId, AgentView>>>,
     last_seq: i64,
     _lock: lock::SupervisorLock,
     started: Instant,
@@ -540,13 +534,13 @@ impl Engine {
         self.last_seq = last.seq;
         let mut changed = false;
         for e in &events {
-            if e.actor == "agent"
+            if e.actor == Actor::Agent
                 && let Some(id) = self.live_id(e.task.as_deref(), e.attempt)
             {
-                self.attempt_log(id, &e.kind, &e.data);
+                self.attempt_log(id, e.kind.as_str(), &e.data);
             }
-            match (e.actor.as_str(), e.kind.as_str()) {
-                ("agent", "agent_done") | ("agent", "agent_fail") => {
+            match (e.actor, e.kind) {
+                (Actor::Agent, EventKind::AgentDone | EventKind::AgentFail) => {
                     // An interactive agent may report and keep running: end it; its exit
                     // status then follows the report.
                     if let Some(id) = self.live_id(e.task.as_deref(), e.attempt)
@@ -556,13 +550,12 @@ impl Engine {
                     }
                     changed = true;
                 }
-                ("agent", "agent_question") => {
+                (Actor::Agent, EventKind::AgentQuestion) => {
                     let q = e.data.get("reason").and_then(|v| v.as_str()).unwrap_or("");
                     self.say(&format!("? {} asks: {q}", e.task.as_deref().unwrap_or("?")));
                     changed = true;
                 }
-                ("agent", _) => changed = true,
-                ("human", _) => changed = true,
+                (Actor::Agent | Actor::Human, _) => changed = true,
                 _ => {}
             }
         }
@@ -574,16 +567,16 @@ impl Engine {
         Ok(())
     }
 
-    fn live_id(&self, task: Option<&str>, n: Option<i64>) -> Option<i64> {
+    fn live_id(&self, task: Option<&str>, n: Option<AttemptNo>) -> Option<AttemptId> {
         self.live
             .iter()
-            .find(|(_, l)| Some(l.task.as_str()) == task && Some(i64::from(l.n)) == n)
+            .find(|(_, l)| Some(l.task.as_str()) == task && Some(l.n) == n)
             .map(|(id, _)| *id)
     }
 
     /// A human moved a task away from `working` (cancel, pause): stop its agent.
     fn reconcile_live(&mut self) -> Result<(), EngineError> {
-        let ids: Vec<i64> = self.live.keys().copied().collect();
+        let ids: Vec<AttemptId> = self.live.keys().copied().collect();
         for id in ids {
             let Some(l) = self.live.get(&id) else {
                 continue;
@@ -591,7 +584,7 @@ impl Engine {
             if l.committing {
                 continue;
             }
-            let state = self.ledger.task(&l.task)?.map(|t| t.state());
+            let state = self.ledger.task(&l.task)?.map(|t| t.state);
             // An agent belongs to a working task; a reviewer to a task in review.
             let expected: &[TaskState] = match l.role {
                 Role::Agent => &[TaskState::Working, TaskState::Assigned],
@@ -616,7 +609,7 @@ impl Engine {
 
     /// Append one line to the attempt's `events.jsonl` (what the agent reported, how it ended),
     /// next to its raw and text logs. Best effort: the ledger already holds the event.
-    pub(crate) fn attempt_log(&self, attempt: i64, kind: &str, data: &serde_json::Value) {
+    pub(crate) fn attempt_log(&self, attempt: AttemptId, kind: &str, data: &serde_json::Value) {
         let Ok(Some(a)) = self.ledger.attempt(attempt) else {
             return;
         };
@@ -637,7 +630,7 @@ impl Engine {
         &mut self,
         task: &str,
         from: TaskState,
-        attempt: Option<i64>,
+        attempt: Option<AttemptNo>,
         why: &str,
         note: Option<String>,
         data: serde_json::Value,

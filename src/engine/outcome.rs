@@ -1,8 +1,9 @@
 //! When an agent ends: success goes to commit and review, failure to retry with backoff or to
 //! `failed` (blocking its dependents).
 
-use super::{Engine, EngineError, EngineEvent, Msg, Role};
+use super::{Engine, EngineError, EngineEvent, Msg};
 use crate::agent::pty::{AgentSignal, ExitInfo};
+use crate::core::domain::{AttemptId, AttemptState, Reported, Role, Verdict};
 use crate::core::schedule::backoff_ms;
 use crate::core::state::TaskState;
 use crate::git::trailers;
@@ -11,7 +12,7 @@ use crate::ledger::{Actor, Patch, now_ms};
 impl Engine {
     pub(crate) fn on_agent_signal(
         &mut self,
-        attempt: i64,
+        attempt: AttemptId,
         signal: AgentSignal,
     ) -> Result<(), EngineError> {
         match signal {
@@ -27,7 +28,7 @@ impl Engine {
         }
     }
 
-    fn on_exit(&mut self, attempt: i64, info: ExitInfo) -> Result<(), EngineError> {
+    fn on_exit(&mut self, attempt: AttemptId, info: ExitInfo) -> Result<(), EngineError> {
         let stopped = self.live.get(&attempt).and_then(|l| l.stopped_for.clone());
         self.attempt_log(
             attempt,
@@ -43,29 +44,36 @@ impl Engine {
         }
         let stopped_for = live.stopped_for.clone();
         let reported = self.ledger.attempt(attempt)?.and_then(|a| a.reported);
-        let state = self.ledger.task(&task)?.map(|t| t.state());
+        let state = self.ledger.task(&task)?.map(|t| t.state);
         if state != Some(TaskState::Working) {
             // A human cancelled or paused it: the attempt is abandoned, not failed.
             let why = stopped_for.unwrap_or_else(|| "task left `working`".into());
             self.ledger.write(|tx| {
-                crate::ledger::finish_attempt(tx, attempt, "abandoned", info.code, Some(&why), None)
+                crate::ledger::finish_attempt(
+                    tx,
+                    attempt,
+                    AttemptState::Abandoned,
+                    info.code,
+                    Some(&why),
+                    None,
+                )
             })?;
             self.live.remove(&attempt);
             self.emit(EngineEvent::Changed);
             return Ok(());
         }
-        let success = match (reported.as_deref(), &stopped_for) {
-            (Some("fail"), _) => false,
-            (Some("done"), _) => true,
+        let success = match (reported, &stopped_for) {
+            (Some(Reported::Fail), _) => false,
+            (Some(Reported::Done), _) => true,
             (_, Some(_)) => false,
             _ => info.code == Some(0),
         };
         if success {
             self.commit(attempt)
         } else {
-            let why = match (&stopped_for, reported.as_deref()) {
+            let why = match (&stopped_for, reported) {
                 (Some(w), _) => w.clone(),
-                (None, Some("fail")) => "the agent reported failure".into(),
+                (None, Some(Reported::Fail)) => "the agent reported failure".into(),
                 _ => match (info.code, info.signal) {
                     (Some(c), _) => format!("agent exited with code {c}"),
                     (None, Some(s)) => format!("agent killed by signal {s}"),
@@ -77,7 +85,7 @@ impl Engine {
     }
 
     /// The supervisor commits what the agent left, as the agent's profile, with trailers.
-    fn commit(&mut self, attempt: i64) -> Result<(), EngineError> {
+    fn commit(&mut self, attempt: AttemptId) -> Result<(), EngineError> {
         let Some(live) = self.live.get_mut(&attempt) else {
             return Ok(());
         };
@@ -89,7 +97,7 @@ impl Engine {
         let (name, email) = profile
             .map(|p| (p.author_name, p.author_email))
             .unwrap_or_else(|| ("orch-tui agent".into(), "agent@orch.invalid".into()));
-        let message = format!("{}\n\n{}\n", task.title, trailers(&task.id, live.n));
+        let message = format!("{}\n\n{}\n", task.title, trailers(&task.id, live.n.0));
         let repo = self.repo.clone();
         let worktree = live.worktree.clone();
         let tx = self.tx.clone();
@@ -107,7 +115,7 @@ impl Engine {
 
     pub(crate) fn on_commit_done(
         &mut self,
-        attempt: i64,
+        attempt: AttemptId,
         result: Result<Option<String>, String>,
     ) -> Result<(), EngineError> {
         let Some(live) = self.live.remove(&attempt) else {
@@ -130,7 +138,7 @@ impl Engine {
                     crate::ledger::finish_attempt(
                         tx,
                         attempt,
-                        "succeeded",
+                        AttemptState::Succeeded,
                         Some(0),
                         Some(&why),
                         None,
@@ -145,7 +153,7 @@ impl Engine {
                             ..Patch::default()
                         },
                         Actor::Supervisor,
-                        Some(i64::from(live.n)),
+                        Some(live.n),
                         serde_json::json!({ "why": "empty change" }),
                     )
                 })?;
@@ -158,7 +166,7 @@ impl Engine {
                     crate::ledger::finish_attempt(
                         tx,
                         attempt,
-                        "succeeded",
+                        AttemptState::Succeeded,
                         Some(0),
                         None,
                         Some(&oid),
@@ -170,7 +178,7 @@ impl Engine {
                         TaskState::Review,
                         &Patch::default(),
                         Actor::Supervisor,
-                        Some(i64::from(live.n)),
+                        Some(live.n),
                         serde_json::json!({ "commit": oid }),
                     )
                 })?;
@@ -190,7 +198,7 @@ impl Engine {
     /// block everything that depends on it.
     pub(crate) fn attempt_failed(
         &mut self,
-        attempt: i64,
+        attempt: AttemptId,
         code: Option<i32>,
         why: &str,
         from: TaskState,
@@ -215,7 +223,11 @@ impl Engine {
             crate::ledger::finish_attempt(
                 tx,
                 attempt,
-                if killed { "killed" } else { "failed" },
+                if killed {
+                    AttemptState::Killed
+                } else {
+                    AttemptState::Failed
+                },
                 code,
                 Some(why),
                 None,
@@ -235,7 +247,7 @@ impl Engine {
                         ..Patch::default()
                     },
                     Actor::Supervisor,
-                    Some(i64::from(live.n)),
+                    Some(live.n),
                     serde_json::json!({ "why": why }),
                 )?;
                 crate::ledger::block_descendants(tx, &task.id)?;
@@ -252,7 +264,7 @@ impl Engine {
                         ..Patch::default()
                     },
                     Actor::Supervisor,
-                    Some(i64::from(live.n)),
+                    Some(live.n),
                     serde_json::json!({ "why": why, "retry_in_ms": delay }),
                 )?;
             }
@@ -273,20 +285,19 @@ impl Engine {
 
 impl Engine {
     /// A reviewer ended: its verdict (if it gave one) decides the next stage.
-    fn on_reviewer_exit(&mut self, attempt: i64, info: ExitInfo) -> Result<(), EngineError> {
+    fn on_reviewer_exit(&mut self, attempt: AttemptId, info: ExitInfo) -> Result<(), EngineError> {
         let Some(live) = self.live.remove(&attempt) else {
             return Ok(());
         };
         let row = self.ledger.attempt(attempt)?;
         let verdict = row.as_ref().and_then(|a| {
             a.verdict
-                .as_deref()
-                .map(|v| (v == "approve", a.verdict_notes.clone()))
+                .map(|v| (v == Verdict::Approve, a.verdict_notes.clone()))
         });
         let outcome = if verdict.is_some() {
-            "succeeded"
+            AttemptState::Succeeded
         } else {
-            "failed"
+            AttemptState::Failed
         };
         let why = live.stopped_for.clone();
         self.ledger.write(|tx| {

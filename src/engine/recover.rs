@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::{Engine, EngineError};
 use crate::agent::pty::kill_process_group;
+use crate::core::domain::{AttemptNo, AttemptState, FunnelStage};
 use crate::core::funnel::Stage;
 use crate::core::state::TaskState;
 use crate::ledger::{Actor, Patch};
@@ -31,12 +32,12 @@ impl Engine {
             {
                 kill_process_group(pid as i32, grace);
             }
-            let state = self.ledger.task(&a.task)?.map(|t| t.state());
+            let state = self.ledger.task(&a.task)?.map(|t| t.state);
             self.ledger.write(|tx| {
                 crate::ledger::finish_attempt(
                     tx,
                     a.id,
-                    "abandoned",
+                    AttemptState::Abandoned,
                     None,
                     Some("the supervisor stopped while it ran"),
                     None,
@@ -50,7 +51,7 @@ impl Engine {
                         TaskState::Ready,
                         &Patch::default(),
                         Actor::Supervisor,
-                        Some(i64::from(a.n)),
+                        Some(a.n),
                         serde_json::json!({ "why": "recovered after supervisor restart" }),
                     )?;
                 }
@@ -62,16 +63,19 @@ impl Engine {
             ));
         }
         for t in self.ledger.tasks()? {
-            match t.state() {
+            match t.state {
                 TaskState::Merging => self.recover_merge(&t.id)?,
                 TaskState::Review => {
                     // Pick the funnel up where it stopped: a human or veto stage just waits
                     // (the veto timer is in the ledger); checks and reviews run again.
-                    let n = self.ledger.latest_attempt(&t.id)?.map_or(0, |a| a.n);
-                    match t.stage.as_deref() {
-                        Some("human") | Some("veto") => {}
-                        Some("checks") => self.advance(&t.id, n, Stage::Checks)?,
-                        Some("reviewer") => self.advance(&t.id, n, Stage::Reviewer)?,
+                    let n = self
+                        .ledger
+                        .latest_attempt(&t.id)?
+                        .map_or(AttemptNo(0), |a| a.n);
+                    match t.stage {
+                        Some(FunnelStage::Human | FunnelStage::Veto) => {}
+                        Some(FunnelStage::Checks) => self.advance(&t.id, n, Stage::Checks)?,
+                        Some(FunnelStage::Reviewer) => self.advance(&t.id, n, Stage::Reviewer)?,
                         _ => self.enter_funnel(&t.id, n)?,
                     }
                 }
@@ -92,7 +96,7 @@ impl Engine {
         };
         let found = self
             .repo
-            .find_task_commit(&self.opts.config.integration_branch, task, a.n)
+            .find_task_commit(&self.opts.config.integration_branch, task, a.n.0)
             .map_err(|e| EngineError::Failed(e.to_string()))?;
         let to = if found.is_some() {
             TaskState::Done
@@ -107,7 +111,7 @@ impl Engine {
                 to,
                 &Patch::default(),
                 Actor::Supervisor,
-                Some(i64::from(a.n)),
+                Some(a.n),
                 serde_json::json!({ "why": "recovered an interrupted merge", "commit": found }),
             )?;
             crate::ledger::promote_ready(tx)?;

@@ -1,6 +1,7 @@
 //! The reviewer stage: an agent profile reads the task, the diff and the check results in the
 //! attempt's worktree and answers with `orch-tui worker verdict approve|changes --notes TEXT`.
 
+use crate::core::domain::{AttemptNo, EventKind};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -9,7 +10,11 @@ use super::{Engine, EngineError, Live, Role, random_token};
 use crate::ledger::{Actor, NewAttempt, TaskRow};
 
 impl Engine {
-    pub(crate) fn dispatch_reviewer(&mut self, task_id: &str, n: u32) -> Result<(), EngineError> {
+    pub(crate) fn dispatch_reviewer(
+        &mut self,
+        task_id: &str,
+        n: AttemptNo,
+    ) -> Result<(), EngineError> {
         let reviewer = self.opts.config.funnel.reviewer.clone().unwrap_or_default();
         let Some(profile) = self.opts.config.agents.get(&reviewer).cloned() else {
             self.say(&format!(
@@ -104,14 +109,14 @@ impl Engine {
     }
 
     /// "passed: cargo test -q" lines from this attempt's check events.
-    fn check_summary(&self, task: &str, n: u32) -> Result<String, EngineError> {
+    fn check_summary(&self, task: &str, n: AttemptNo) -> Result<String, EngineError> {
         let mut out = String::new();
         for e in self.ledger.events(0, Some(task), 100_000)? {
-            if e.attempt != Some(i64::from(n)) || e.actor != Actor::Check.as_str() {
+            if e.attempt != Some(n) || e.actor != Actor::Check {
                 continue;
             }
             let cmd = e.data["command"].as_str().unwrap_or("?");
-            let verdict = if e.kind == "check_passed" {
+            let verdict = if e.kind == EventKind::CheckPassed {
                 "passed"
             } else {
                 "FAILED"
@@ -127,7 +132,7 @@ impl Engine {
 
 /// The reviewer's prompt. Directives meant for the task's agent are defused (a simulated
 /// reviewer must not replay them); `@review ...` lines become the reviewer's own directives.
-fn review_prompt(task: &TaskRow, n: u32, diff: &str, checks: &str) -> String {
+fn review_prompt(task: &TaskRow, n: AttemptNo, diff: &str, checks: &str) -> String {
     let mut directives = Vec::new();
     let mut quoted = String::new();
     for line in task.prompt.lines() {
@@ -162,11 +167,11 @@ fn review_prompt(task: &TaskRow, n: u32, diff: &str, checks: &str) -> String {
 
 /// `approve`, `changes NOTES`, or `changes-attempts K NOTES` (ask for changes on attempts up to
 /// K, then approve): the simulated reviewer's script, for tests and the demo.
-fn review_directive(rest: &str, n: u32) -> String {
+fn review_directive(rest: &str, n: AttemptNo) -> String {
     if let Some(more) = rest.strip_prefix("changes-attempts ") {
         let (k, notes) = more.split_once(' ').unwrap_or((more, "please revise"));
         let k: u32 = k.parse().unwrap_or(0);
-        return if n <= k {
+        return if n.0 <= k {
             format!("@sim verdict changes {notes}")
         } else {
             "@sim verdict approve".to_string()
@@ -181,13 +186,16 @@ mod tests {
 
     #[test]
     fn reviewer_script_follows_the_attempt_number() {
-        assert_eq!(review_directive("approve", 1), "@sim verdict approve");
         assert_eq!(
-            review_directive("changes-attempts 1 name it better", 1),
+            review_directive("approve", AttemptNo(1)),
+            "@sim verdict approve"
+        );
+        assert_eq!(
+            review_directive("changes-attempts 1 name it better", AttemptNo(1)),
             "@sim verdict changes name it better"
         );
         assert_eq!(
-            review_directive("changes-attempts 1 x", 2),
+            review_directive("changes-attempts 1 x", AttemptNo(2)),
             "@sim verdict approve"
         );
     }

@@ -1,6 +1,8 @@
 //! The end-of-run summary: one row per task (attempts, duration, outcome, review trail), then
 //! the integration branch's commits, ready for one pull request.
 
+use crate::core::domain::Role;
+use crate::core::state::TaskState;
 use crate::git::Repo;
 use crate::ledger::{EventRow, Ledger, Result};
 
@@ -55,7 +57,7 @@ pub fn summary_table(ledger: &Ledger) -> Result<String> {
         let attempts: Vec<_> = ledger
             .attempts(&t.id)?
             .into_iter()
-            .filter(|a| a.role == "agent")
+            .filter(|a| a.role == Role::Agent)
             .collect();
         let first = attempts.iter().map(|a| a.started_ms).min();
         let last = attempts.iter().filter_map(|a| a.ended_ms).max();
@@ -63,9 +65,9 @@ pub fn summary_table(ledger: &Ledger) -> Result<String> {
             (Some(f), Some(l)) if l >= f => format_ms((l - f) as u64),
             _ => "-".into(),
         };
-        let mut outcome = t.state.clone();
+        let mut outcome = t.state.to_string();
         if let Some(r) = &t.reason
-            && !t.state.eq("done")
+            && t.state != TaskState::Done
         {
             outcome.push_str(": ");
             outcome.push_str(r);

@@ -3,22 +3,27 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 
-use super::events::{Actor, append};
+use super::events::append;
 use super::{Ledger, Result, now_ms};
+use crate::core::domain::{
+    Actor, AttemptId, AttemptNo, AttemptState, EventKind, Reported, Role, Substatus, Verdict,
+};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct AttemptRow {
-    pub id: i64,
+    pub id: AttemptId,
     pub task: String,
-    pub n: u32,
+    pub n: AttemptNo,
+    /// The fencing secret: never printed, never in `status --json`.
+    #[serde(skip_serializing)]
     pub token: String,
     pub epoch: i64,
     pub profile: String,
     /// `agent` (does the task) or `reviewer` (judges an agent attempt with the same `n`).
-    pub role: String,
-    pub state: String,
-    pub substatus: String,
-    pub reported: Option<String>,
+    pub role: Role,
+    pub state: AttemptState,
+    pub substatus: Substatus,
+    pub reported: Option<Reported>,
     pub question: Option<String>,
     pub pid: Option<i64>,
     pub worktree: Option<String>,
@@ -35,13 +40,17 @@ pub struct AttemptRow {
     pub tokens_out: i64,
     pub cost_usd: f64,
     pub last_beat_ms: Option<i64>,
-    pub verdict: Option<String>,
+    pub verdict: Option<Verdict>,
     pub verdict_notes: Option<String>,
+    /// The integration tip this attempt's merge writes, recorded before the ref moves.
+    pub merge_tip: Option<String>,
+    /// The integration tip that merge replaces.
+    pub merge_onto: Option<String>,
 }
 
 const COLS: &str = "id, task, n, token, epoch, profile, state, substatus, reported, question, pid, \
     worktree, branch, base, commit_oid, log_dir, started_ms, running_ms, ended_ms, exit_code, reason, \
-    tokens_in, tokens_out, cost_usd, last_beat_ms, role, verdict, verdict_notes";
+    tokens_in, tokens_out, cost_usd, last_beat_ms, role, verdict, verdict_notes, merge_tip, merge_onto";
 
 fn from_row(r: &Row) -> rusqlite::Result<AttemptRow> {
     Ok(AttemptRow {
@@ -73,6 +82,8 @@ fn from_row(r: &Row) -> rusqlite::Result<AttemptRow> {
         role: r.get(25)?,
         verdict: r.get(26)?,
         verdict_notes: r.get(27)?,
+        merge_tip: r.get(28)?,
+        merge_onto: r.get(29)?,
     })
 }
 
@@ -85,21 +96,21 @@ pub struct NewAttempt<'a> {
     pub branch: &'a str,
     pub log_dir_root: &'a str,
     /// `None`: the next agent attempt. `Some(n)`: a reviewer for agent attempt `n`.
-    pub reviews: Option<u32>,
+    pub reviews: Option<AttemptNo>,
 }
 
 /// Insert the next attempt of a task; returns (attempt id, attempt number).
-pub fn insert(tx: &Connection, a: &NewAttempt) -> Result<(i64, u32)> {
+pub fn insert(tx: &Connection, a: &NewAttempt) -> Result<(AttemptId, AttemptNo)> {
     let (n, role, log_suffix) = match a.reviews {
         None => {
-            let n: u32 = tx.query_row(
+            let n: AttemptNo = tx.query_row(
                 "SELECT COALESCE(MAX(n), 0) + 1 FROM attempts WHERE task = ?1 AND role = 'agent'",
                 [a.task],
                 |r| r.get(0),
             )?;
-            (n, "agent", "")
+            (n, Role::Agent, "")
         }
-        Some(n) => (n, "reviewer", "-review"),
+        Some(n) => (n, Role::Reviewer, "-review"),
     };
     let worktree = format!("{}-{n}", a.worktree);
     let log_dir = format!("{}/{}/{n}{log_suffix}", a.log_dir_root, a.task);
@@ -108,16 +119,15 @@ pub fn insert(tx: &Connection, a: &NewAttempt) -> Result<(i64, u32)> {
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'starting', ?7, ?8, ?9, ?10)",
         params![a.task, n, a.token, a.epoch, a.profile, role, worktree, a.branch, log_dir, now_ms() as i64],
     )?;
-    let id = tx.last_insert_rowid();
+    let id = AttemptId(tx.last_insert_rowid());
     append(
         tx,
         Some(a.task),
-        Some(i64::from(n)),
+        Some(n),
         Actor::Supervisor,
-        if role == "agent" {
-            "attempt_started"
-        } else {
-            "review_started"
+        match role {
+            Role::Agent => EventKind::AttemptStarted,
+            Role::Reviewer => EventKind::ReviewStarted,
         },
         &serde_json::json!({ "profile": a.profile, "epoch": a.epoch, "worktree": worktree }),
     )?;
@@ -126,7 +136,7 @@ pub fn insert(tx: &Connection, a: &NewAttempt) -> Result<(i64, u32)> {
 
 /// The agent process is running. A question the agent already asked (it can report before the
 /// supervisor records the spawn) keeps its `waiting_input` sub-status.
-pub fn set_running(tx: &Connection, id: i64, pid: u32, base: &str) -> Result<()> {
+pub fn set_running(tx: &Connection, id: AttemptId, pid: u32, base: &str) -> Result<()> {
     // A fast agent may have reported already (e.g. asked its question through `worker escalate`)
     // before the supervisor records it as running: keep what it reported.
     tx.execute(
@@ -142,8 +152,8 @@ pub fn set_running(tx: &Connection, id: i64, pid: u32, base: &str) -> Result<()>
 /// Close an attempt with its outcome (`succeeded`, `failed`, `abandoned`, `killed`).
 pub fn finish(
     tx: &Connection,
-    id: i64,
-    state: &str,
+    id: AttemptId,
+    state: AttemptState,
     exit_code: Option<i32>,
     reason: Option<&str>,
     commit_oid: Option<&str>,
@@ -158,8 +168,8 @@ pub fn finish(
 }
 
 /// The human typed an answer into a waiting agent: back to busy, with an event.
-pub fn answered(tx: &Connection, id: i64) -> Result<()> {
-    let row: Option<(String, u32)> = tx
+pub fn answered(tx: &Connection, id: AttemptId) -> Result<()> {
+    let row: Option<(String, AttemptNo)> = tx
         .query_row(
             "SELECT task, n FROM attempts WHERE id = ?1 AND substatus = 'waiting_input'",
             [id],
@@ -171,16 +181,16 @@ pub fn answered(tx: &Connection, id: i64) -> Result<()> {
         append(
             tx,
             Some(&task),
-            Some(i64::from(n)),
+            Some(n),
             Actor::Human,
-            "answered",
+            EventKind::Answered,
             &serde_json::json!({}),
         )?;
     }
     Ok(())
 }
 
-pub fn set_commit(tx: &Connection, id: i64, commit_oid: &str) -> Result<()> {
+pub fn set_commit(tx: &Connection, id: AttemptId, commit_oid: &str) -> Result<()> {
     tx.execute(
         "UPDATE attempts SET commit_oid = ?2 WHERE id = ?1",
         params![id, commit_oid],
@@ -197,7 +207,7 @@ impl Ledger {
         Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
 
-    pub fn attempt(&self, id: i64) -> Result<Option<AttemptRow>> {
+    pub fn attempt(&self, id: AttemptId) -> Result<Option<AttemptRow>> {
         let mut stmt = self
             .conn
             .prepare_cached(&format!("SELECT {COLS} FROM attempts WHERE id = ?1"))?;

@@ -4,49 +4,31 @@ use rusqlite::{Connection, params};
 use serde::Serialize;
 
 use super::{Result, now_ms};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Actor {
-    Supervisor,
-    Agent,
-    Human,
-    Check,
-}
-
-impl Actor {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Actor::Supervisor => "supervisor",
-            Actor::Agent => "agent",
-            Actor::Human => "human",
-            Actor::Check => "check",
-        }
-    }
-}
+pub use crate::core::domain::{Actor, AttemptNo, EventKind};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct EventRow {
     pub seq: i64,
     pub ts_ms: i64,
     pub task: Option<String>,
-    pub attempt: Option<i64>,
-    pub actor: String,
-    pub kind: String,
+    /// The attempt's number within its task (not its row id).
+    pub attempt: Option<AttemptNo>,
+    pub actor: Actor,
+    pub kind: EventKind,
     pub data: serde_json::Value,
 }
 
 pub fn append(
     conn: &Connection,
     task: Option<&str>,
-    attempt: Option<i64>,
+    attempt: Option<AttemptNo>,
     actor: Actor,
-    kind: &str,
+    kind: EventKind,
     data: &serde_json::Value,
 ) -> Result<i64> {
     conn.execute(
         "INSERT INTO events (ts_ms, task, attempt, actor, kind, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![now_ms() as i64, task, attempt, actor.as_str(), kind, data.to_string()],
+        params![now_ms() as i64, task, attempt, actor, kind, data.to_string()],
     )?;
     Ok(conn.last_insert_rowid())
 }
@@ -88,9 +70,9 @@ impl super::Ledger {
     pub fn record(
         &mut self,
         task: Option<&str>,
-        attempt: Option<i64>,
+        attempt: Option<AttemptNo>,
         actor: Actor,
-        kind: &str,
+        kind: EventKind,
         data: serde_json::Value,
     ) -> Result<i64> {
         self.write(|tx| append(tx, task, attempt, actor, kind, &data))

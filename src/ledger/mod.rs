@@ -6,14 +6,16 @@
 mod attempts;
 mod events;
 mod schema;
+mod sqltypes;
 mod tasks;
 mod worker;
 
+pub use crate::core::domain::{Actor, AttemptId, AttemptNo, AttemptState, EventKind};
 pub use attempts::{
     AttemptRow, NewAttempt, answered, finish as finish_attempt, insert as insert_attempt,
     set_commit as set_attempt_commit, set_running as set_attempt_running,
 };
-pub use events::{Actor, EventRow, append as append_event};
+pub use events::{EventRow, append as append_event};
 pub use schema::SCHEMA_VERSION;
 pub use tasks::{
     LoadReport, Patch, TaskDefaults, TaskRow, block_descendants, promote_ready, set_stage,
@@ -172,7 +174,7 @@ impl Ledger {
                 None,
                 None,
                 Actor::Supervisor,
-                "epoch_started",
+                EventKind::EpochStarted,
                 &serde_json::json!({ "epoch": epoch, "pid": pid }),
             )?;
             Ok(epoch)

@@ -6,7 +6,7 @@ use rusqlite::Connection;
 use super::LedgerError;
 
 /// The newest schema this binary knows.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const V1: &str = r#"
 CREATE TABLE supervisor (
@@ -119,6 +119,18 @@ fn quoted_states() -> String {
         .join(",")
 }
 
+/// v2: a cancelled task can be retried (the transition trigger is rebuilt from `core::state`);
+/// a merge's new integration tip is recorded before the ref moves, so recovery trusts only what
+/// the supervisor wrote; the supervisor row keeps the integration tip it last wrote and a hold on
+/// the whole run (the integration branch moved under it).
+const V2: &str = r#"
+ALTER TABLE attempts ADD COLUMN merge_tip TEXT;
+ALTER TABLE attempts ADD COLUMN merge_onto TEXT;
+ALTER TABLE supervisor ADD COLUMN integration_tip TEXT;
+ALTER TABLE supervisor ADD COLUMN hold TEXT;
+DROP TRIGGER IF EXISTS tasks_legal_transition;
+"#;
+
 /// The state machine as a trigger, generated from `core::state` so the two cannot drift.
 /// Raw SQL that tries an illegal move is refused by SQLite itself.
 fn transition_trigger() -> String {
@@ -150,8 +162,12 @@ pub fn migrate(conn: &mut Connection) -> Result<(), LedgerError> {
     let again: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if again < 1 {
         tx.execute_batch(&V1.replace("STATES", &quoted_states()))?;
-        tx.execute_batch(&transition_trigger())?;
         tx.execute_batch("PRAGMA user_version = 1")?;
+    }
+    if again < 2 {
+        tx.execute_batch(V2)?;
+        tx.execute_batch(&transition_trigger())?;
+        tx.execute_batch("PRAGMA user_version = 2")?;
     }
     tx.commit()?;
     Ok(())

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 
-use super::events::{Actor, append};
+use super::events::append;
 use super::{Ledger, LedgerError, Result, now_ms};
+use crate::core::domain::{Actor, AttemptNo, EventKind, FunnelStage};
 use crate::core::plan::Plan;
 use crate::core::schedule::descendants;
 use crate::core::state::TaskState;
@@ -27,26 +28,20 @@ pub struct TaskRow {
     pub budget_time_ms: Option<u64>,
     pub budget_tokens: Option<u64>,
     pub budget_cost_usd: Option<f64>,
-    pub state: String,
-    pub paused_from: Option<String>,
+    pub state: TaskState,
+    pub paused_from: Option<TaskState>,
     pub version: i64,
     pub failures: u32,
     pub not_before_ms: u64,
     pub ready_since_ms: u64,
     pub note: Option<String>,
     pub reason: Option<String>,
-    /// The funnel stage while in `review`: checks, reviewer, human, veto.
-    pub stage: Option<String>,
+    /// The funnel stage while in `review`.
+    pub stage: Option<FunnelStage>,
     /// For `veto`: when the merge goes ahead.
     pub stage_until_ms: Option<u64>,
     pub risk_high: bool,
     pub depends_on: Vec<String>,
-}
-
-impl TaskRow {
-    pub fn state(&self) -> TaskState {
-        TaskState::parse(&self.state).unwrap_or(TaskState::Pending)
-    }
 }
 
 const TASK_COLS: &str = "id, ord, title, prompt, spec_path, spec_version, agent, capabilities, priority, \
@@ -115,7 +110,7 @@ pub fn transition(
     to: TaskState,
     patch: &Patch,
     actor: Actor,
-    attempt: Option<i64>,
+    attempt: Option<AttemptNo>,
     data: serde_json::Value,
 ) -> Result<()> {
     if !from.can_move_to(to) {
@@ -172,7 +167,7 @@ pub fn transition(
         obj.insert("from".into(), from.as_str().into());
         obj.insert("to".into(), to.as_str().into());
     }
-    append(tx, Some(task), attempt, actor, "state", &data)?;
+    append(tx, Some(task), attempt, actor, EventKind::State, &data)?;
     Ok(())
 }
 
@@ -180,9 +175,9 @@ pub fn transition(
 pub fn set_stage(
     tx: &Connection,
     task: &str,
-    stage: Option<&str>,
+    stage: Option<FunnelStage>,
     until_ms: Option<u64>,
-    attempt: Option<i64>,
+    attempt: Option<AttemptNo>,
     data: serde_json::Value,
 ) -> Result<()> {
     tx.execute(
@@ -191,20 +186,26 @@ pub fn set_stage(
     )?;
     let mut data = data;
     if let Some(obj) = data.as_object_mut() {
-        obj.insert("stage".into(), stage.into());
+        obj.insert("stage".into(), stage.map(FunnelStage::as_str).into());
         if let Some(u) = until_ms {
             obj.insert("until_ms".into(), u.into());
         }
     }
-    append(tx, Some(task), attempt, Actor::Supervisor, "funnel", &data)?;
+    append(
+        tx,
+        Some(task),
+        attempt,
+        Actor::Supervisor,
+        EventKind::Funnel,
+        &data,
+    )?;
     Ok(())
 }
 
 fn state_of(tx: &Connection, id: &str) -> Result<Option<TaskState>> {
-    let s: Option<String> = tx
+    Ok(tx
         .query_row("SELECT state FROM tasks WHERE id = ?1", [id], |r| r.get(0))
-        .optional()?;
-    Ok(s.and_then(|s| TaskState::parse(&s)))
+        .optional()?)
 }
 
 /// Move every pending task whose dependencies are all `done` to `ready`. Returns them.
@@ -348,7 +349,7 @@ impl Ledger {
                                 budget_tokens, budget_cost, t.risk_high, now
                             ],
                         )?;
-                        append(tx, Some(&t.id), None, Actor::Human, "task_added",
+                        append(tx, Some(&t.id), None, Actor::Human, EventKind::TaskAdded,
                             &serde_json::json!({ "title": t.title, "content_hash": t.content_hash }))?;
                         report.added.push(t.id.clone());
                     }
@@ -358,7 +359,7 @@ impl Ledger {
                                 spec_version = ?6, updated_ms = ?7 WHERE id = ?1",
                             params![t.id, t.title, t.prompt, t.spec_path, t.content_hash, version + 1, now],
                         )?;
-                        append(tx, Some(&t.id), None, Actor::Human, "spec_changed",
+                        append(tx, Some(&t.id), None, Actor::Human, EventKind::SpecChanged,
                             &serde_json::json!({ "spec_version": version + 1, "content_hash": t.content_hash }))?;
                         report.changed.push(t.id.clone());
                     }

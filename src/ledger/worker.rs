@@ -4,8 +4,9 @@
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
-use super::events::{Actor, append};
+use super::events::append;
 use super::{Ledger, LedgerError, Result, now_ms};
+use crate::core::domain::{Actor, AttemptId, AttemptNo, AttemptState, EventKind, Role};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "call", rename_all = "lowercase")]
@@ -35,14 +36,14 @@ pub enum WorkerCall {
 }
 
 impl WorkerCall {
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> EventKind {
         match self {
-            WorkerCall::Heartbeat { .. } => "heartbeat",
-            WorkerCall::Done { .. } => "agent_done",
-            WorkerCall::Fail { .. } => "agent_fail",
-            WorkerCall::Escalate { .. } => "agent_question",
-            WorkerCall::Usage { .. } => "usage",
-            WorkerCall::Verdict { .. } => "verdict",
+            WorkerCall::Heartbeat { .. } => EventKind::Heartbeat,
+            WorkerCall::Done { .. } => EventKind::AgentDone,
+            WorkerCall::Fail { .. } => EventKind::AgentFail,
+            WorkerCall::Escalate { .. } => EventKind::AgentQuestion,
+            WorkerCall::Usage { .. } => EventKind::Usage,
+            WorkerCall::Verdict { .. } => EventKind::Verdict,
         }
     }
 }
@@ -54,11 +55,11 @@ pub struct WorkerReply {
     pub seq: i64,
 }
 
-fn apply(tx: &Connection, attempt_id: i64, role: &str, call: &WorkerCall) -> Result<()> {
+fn apply(tx: &Connection, attempt_id: AttemptId, role: Role, call: &WorkerCall) -> Result<()> {
     let now = now_ms() as i64;
     match call {
         WorkerCall::Verdict { approve, notes } => {
-            if role != "reviewer" {
+            if role != Role::Reviewer {
                 return Err(LedgerError::BadInput(
                     "only a reviewer attempt gives a verdict; this agent should use `worker done`"
                         .into(),
@@ -125,7 +126,7 @@ impl Ledger {
     pub fn worker_report(
         &mut self,
         task: &str,
-        n: u32,
+        n: AttemptNo,
         token: &str,
         call: &WorkerCall,
         idempotency_key: Option<&str>,
@@ -156,7 +157,7 @@ impl Ledger {
                 }
             }
             // An agent attempt and its reviewer share `n`; the token tells them apart.
-            let rows: Vec<(i64, String, i64, String, String)> = {
+            let rows: Vec<(AttemptId, String, i64, AttemptState, Role)> = {
                 let mut stmt = tx.prepare_cached(
                     "SELECT id, token, epoch, state, role FROM attempts WHERE task = ?1 AND n = ?2",
                 )?;
@@ -177,14 +178,14 @@ impl Ledger {
             };
             let current: i64 =
                 tx.query_row("SELECT COALESCE(MAX(epoch), 0) FROM supervisor", [], |r| r.get(0))?;
-            if epoch != current || !(state == "running" || state == "starting") {
+            if epoch != current || !state.is_live() {
                 return Err(LedgerError::Refused(format!(
                     "attempt {n} of task `{task}` is no longer live ({state}, epoch {epoch}, supervisor epoch {current}): refused, nothing changed"
                 )));
             }
-            apply(tx, id, &role, call)?;
+            apply(tx, id, role, call)?;
             let data = serde_json::to_value(call).unwrap_or_default();
-            let seq = append(tx, Some(task), Some(i64::from(n)), Actor::Agent, call.kind(), &data)?;
+            let seq = append(tx, Some(task), Some(n), Actor::Agent, call.kind(), &data)?;
             let reply = WorkerReply {
                 ok: true,
                 message: format!("{} recorded for {task} attempt {n}", call.kind()),

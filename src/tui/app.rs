@@ -6,6 +6,7 @@ use crossterm::event::{KeyCode, KeyEvent};
 use super::input::{Modes, encode_key, encode_paste};
 use super::keymap::{Action, Keymap};
 use super::state::{InputPurpose, InputState, View, ViewState};
+use crate::core::domain::AttemptId;
 use crate::engine::HumanCommand;
 
 /// Something the run loop must do outside the pure state.
@@ -18,9 +19,13 @@ pub enum Effect {
         note: Option<String>,
     },
     /// Bytes for an agent's PTY.
-    Input { attempt: i64, bytes: Vec<u8> },
+    Input { attempt: AttemptId, bytes: Vec<u8> },
     /// Resize an agent's PTY and emulated screen.
-    Resize { attempt: i64, rows: u16, cols: u16 },
+    Resize {
+        attempt: AttemptId,
+        rows: u16,
+        cols: u16,
+    },
     /// Read a task's detail from the ledger.
     LoadDetail { task: String },
     /// Read a task's diff (latest agent attempt: base..commit).
@@ -192,7 +197,7 @@ impl App {
         }
     }
 
-    fn focus(&mut self, attempt: i64) -> Vec<Effect> {
+    fn focus(&mut self, attempt: AttemptId) -> Vec<Effect> {
         let s = &mut self.state;
         if s.view != View::Focus {
             s.back = s.view;

@@ -9,6 +9,7 @@ use super::render::term;
 use super::state::{
     AgentInfo, AttemptInfo, DetailInfo, InboxItem, InboxKind, LogLine, TaskInfo, ViewState,
 };
+use crate::core::domain::{AttemptId, Role, Substatus};
 use crate::core::state::TaskState;
 use crate::engine::AgentView;
 use crate::ledger::{Ledger, LedgerError};
@@ -23,7 +24,7 @@ pub fn refresh(
     now: Instant,
 ) -> Result<(), LedgerError> {
     s.plan = ledger.plan_name()?.unwrap_or_default();
-    let live: HashMap<i64, crate::ledger::AttemptRow> = ledger
+    let live: HashMap<AttemptId, crate::ledger::AttemptRow> = ledger
         .live_attempts()?
         .into_iter()
         .map(|a| (a.id, a))
@@ -35,14 +36,12 @@ pub fn refresh(
         .map(|t| TaskInfo {
             id: t.id.clone(),
             title: t.title.clone(),
-            state: t.state(),
+            state: t.state,
             deps: t.depends_on.clone(),
             agent: by_task.get(t.id.as_str()).map(|v| v.profile.clone()),
             reason: t.reason.clone(),
-            stage: (t.state() == TaskState::Review)
-                .then(|| t.stage.clone())
-                .flatten(),
-            stage_until_ms: (t.state() == TaskState::Review)
+            stage: (t.state == TaskState::Review).then_some(t.stage).flatten(),
+            stage_until_ms: (t.state == TaskState::Review)
                 .then_some(t.stage_until_ms)
                 .flatten(),
         })
@@ -59,9 +58,9 @@ pub fn refresh(
                 task: v.task.clone(),
                 n: v.n,
                 profile: v.profile.clone(),
-                substatus: row.map_or("starting".into(), |r| r.substatus.clone()),
+                substatus: row.map_or(Substatus::Starting, |r| r.substatus),
                 question: row
-                    .filter(|r| r.substatus == "waiting_input")
+                    .filter(|r| r.substatus == Substatus::WaitingInput)
                     .and_then(|r| r.question.clone()),
                 elapsed: now.saturating_duration_since(v.started),
                 time_budget: v.deadline.map(|d| d.saturating_duration_since(v.started)),
@@ -91,7 +90,7 @@ pub fn refresh(
         &mut s.stat_cache,
     )?);
     for t in &rows {
-        let kind = match t.state() {
+        let kind = match t.state {
             TaskState::Escalated => InboxKind::Escalated,
             TaskState::Failed => InboxKind::Failed,
             _ => continue,
@@ -130,7 +129,7 @@ pub fn load_detail(ledger: &Ledger, task: &str) -> Result<Option<DetailInfo>, Le
         .map(|a| AttemptInfo {
             n: a.n,
             // An agent attempt and its reviewer share `n`; say which is which.
-            profile: if a.role == "reviewer" {
+            profile: if a.role == Role::Reviewer {
                 format!("{} (review)", a.profile)
             } else {
                 a.profile
@@ -138,7 +137,7 @@ pub fn load_detail(ledger: &Ledger, task: &str) -> Result<Option<DetailInfo>, Le
             outcome: match (a.exit_code, a.reason) {
                 (_, Some(r)) => r,
                 (Some(c), None) => format!("exit {c}"),
-                (None, None) => a.substatus,
+                (None, None) => a.substatus.to_string(),
             },
             state: a.state,
             duration: a
@@ -162,7 +161,7 @@ pub fn load_detail(ledger: &Ledger, task: &str) -> Result<Option<DetailInfo>, Le
     Ok(Some(DetailInfo {
         task: t.id.clone(),
         title: t.title.clone(),
-        state: t.state(),
+        state: t.state,
         prompt: t.prompt.clone(),
         deps: t.depends_on.clone(),
         note: t.note.clone(),

@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 
 use super::state::{ApprovalInfo, DiffState, InboxItem, InboxKind};
+use crate::core::domain::{Actor, AttemptNo, EventKind, FunnelStage, Role};
+use crate::core::state::TaskState;
 use crate::ledger::{AttemptRow, EventRow, Ledger, LedgerError, TaskRow};
 
 /// Events read per task for the inbox and the detail.
@@ -23,13 +25,13 @@ fn repo_of(ledger: &Ledger) -> Result<crate::git::Repo, String> {
 fn latest_agent_attempt(attempts: &[AttemptRow]) -> Option<&AttemptRow> {
     attempts
         .iter()
-        .filter(|a| a.role == "agent")
+        .filter(|a| a.role == Role::Agent)
         .max_by_key(|a| (a.n, a.id))
 }
 
 /// Whether a task in this state and stage waits for the human.
 pub fn is_approval(t: &TaskRow) -> bool {
-    t.state == "review" && matches!(t.stage.as_deref(), Some("human") | Some("veto"))
+    t.state == TaskState::Review && matches!(t.stage, Some(FunnelStage::Human | FunnelStage::Veto))
 }
 
 /// One inbox item per task waiting for approval. `stats` caches `git diff --stat` by range.
@@ -42,7 +44,7 @@ pub fn approval_items(
     for t in rows.iter().filter(|t| is_approval(t)) {
         let attempts = ledger.attempts(&t.id)?;
         let agent = latest_agent_attempt(&attempts);
-        let n = agent.map_or(0, |a| a.n);
+        let n = agent.map_or(AttemptNo(0), |a| a.n);
         let diff_stat = match agent.and_then(|a| Some((a.base.clone()?, a.commit_oid.clone()?))) {
             Some((base, tip)) => {
                 let key = format!("{base}..{tip}");
@@ -62,7 +64,7 @@ pub fn approval_items(
         let checks = ledger
             .events(0, Some(&t.id), EVENT_LIMIT)?
             .into_iter()
-            .filter(|e| e.actor == "check" && e.attempt == Some(i64::from(n)))
+            .filter(|e| e.actor == Actor::Check && e.attempt == Some(n))
             .map(|e| {
                 let cmd = e.data["command"].as_str().unwrap_or("?").to_string();
                 (cmd, e.data["passed"].as_bool().unwrap_or(false))
@@ -70,11 +72,13 @@ pub fn approval_items(
             .collect();
         let reviewer = attempts
             .iter()
-            .filter(|a| a.role == "reviewer" && a.n == n)
+            .filter(|a| a.role == Role::Reviewer && a.n == n)
             .max_by_key(|a| a.id);
-        let stage = t.stage.clone().unwrap_or_default();
-        let text = match (stage.as_str(), t.stage_until_ms) {
-            ("veto", Some(_)) => "merges when the veto window closes unless rejected (x)".into(),
+        let stage = t.stage.unwrap_or(FunnelStage::Human);
+        let text = match (stage, t.stage_until_ms) {
+            (FunnelStage::Veto, Some(_)) => {
+                "merges when the veto window closes unless rejected (x)".into()
+            }
             _ => "waiting for approval (a approve · x reject)".into(),
         };
         out.push(InboxItem {
@@ -85,7 +89,7 @@ pub fn approval_items(
                 n,
                 diff_stat: diff_stat.trim_end().to_string(),
                 checks,
-                verdict: reviewer.and_then(|r| r.verdict.clone()),
+                verdict: reviewer.and_then(|r| r.verdict),
                 verdict_notes: reviewer.and_then(|r| r.verdict_notes.clone()),
             })),
             text,
@@ -102,22 +106,26 @@ pub fn history(events: &[EventRow]) -> Vec<String> {
         .iter()
         .filter_map(|e| {
             let n = e.attempt.map_or(String::new(), |n| format!("#{n} "));
-            let line = match (e.actor.as_str(), e.kind.as_str()) {
+            let line = match (e.actor, e.kind) {
                 // A human decision clears the stage; its own event says what it was.
-                ("supervisor", "funnel") if e.data["by"] == "human" => return None,
-                ("supervisor", "funnel") => match e.data["stage"].as_str() {
+                (Actor::Supervisor, EventKind::Funnel) if e.data["by"] == "human" => return None,
+                (Actor::Supervisor, EventKind::Funnel) => match e.data["stage"].as_str() {
                     Some(stage) => format!("stage {stage}"),
                     None => match e.data["outcome"].as_str() {
                         Some(o) => format!("funnel ended: {o}"),
                         None => "funnel ended".to_string(),
                     },
                 },
-                ("check", kind) => format!(
+                (Actor::Check, kind) => format!(
                     "{} check `{}`",
-                    if kind == "check_passed" { "✓" } else { "✗" },
+                    if kind == EventKind::CheckPassed {
+                        "✓"
+                    } else {
+                        "✗"
+                    },
                     e.data["command"].as_str().unwrap_or("?")
                 ),
-                ("agent", "verdict") => {
+                (Actor::Agent, EventKind::Verdict) => {
                     let approve = e.data["approve"].as_bool().unwrap_or(false);
                     let notes = e.data["notes"].as_str().unwrap_or("");
                     format!(
@@ -127,14 +135,14 @@ pub fn history(events: &[EventRow]) -> Vec<String> {
                         notes
                     )
                 }
-                ("human", "state") => {
+                (Actor::Human, EventKind::State) => {
                     let cmd = e.data["command"].as_str().unwrap_or("?");
                     match e.data["note"].as_str() {
                         Some(note) => format!("human {cmd}: {note}"),
                         None => format!("human {cmd}"),
                     }
                 }
-                ("supervisor", "state")
+                (Actor::Supervisor, EventKind::State)
                     if matches!(
                         e.data["to"].as_str(),
                         Some("approved" | "done" | "escalated")

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::agent::screen::SharedScreen;
+use crate::core::domain::{AttemptId, AttemptNo, AttemptState, FunnelStage, Substatus, Verdict};
 use crate::core::state::TaskState;
 
 /// Which screen is shown.
@@ -31,8 +32,8 @@ pub struct TaskInfo {
     /// The profile of the agent holding it, when one is live.
     pub agent: Option<String>,
     pub reason: Option<String>,
-    /// The funnel stage while in review: checks, reviewer, human, veto.
-    pub stage: Option<String>,
+    /// The funnel stage while in review.
+    pub stage: Option<FunnelStage>,
     /// When the veto window closes (wall clock, ms).
     pub stage_until_ms: Option<u64>,
 }
@@ -40,11 +41,11 @@ pub struct TaskInfo {
 /// One live agent pane.
 #[derive(Clone)]
 pub struct AgentInfo {
-    pub attempt: i64,
+    pub attempt: AttemptId,
     pub task: String,
-    pub n: u32,
+    pub n: AttemptNo,
     pub profile: String,
-    pub substatus: String,
+    pub substatus: Substatus,
     pub question: Option<String>,
     pub elapsed: Duration,
     pub time_budget: Option<Duration>,
@@ -69,21 +70,35 @@ pub enum InboxKind {
 }
 
 /// What the human needs to decide on an approval.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApprovalInfo {
-    /// `human` or `veto`.
-    pub stage: String,
+    /// `Human` or `Veto`.
+    pub stage: FunnelStage,
     /// The veto deadline (wall clock, ms).
     pub until_ms: Option<u64>,
     /// The agent attempt under review.
-    pub n: u32,
+    pub n: AttemptNo,
     /// `git diff --stat` of the attempt's commit against its base.
     pub diff_stat: String,
     /// (command, passed) of the attempt's checks, in order.
     pub checks: Vec<(String, bool)>,
-    /// The reviewer's verdict (`approve` / `changes`) and notes.
-    pub verdict: Option<String>,
+    /// The reviewer's verdict and notes.
+    pub verdict: Option<Verdict>,
     pub verdict_notes: Option<String>,
+}
+
+impl Default for ApprovalInfo {
+    fn default() -> Self {
+        ApprovalInfo {
+            stage: FunnelStage::Human,
+            until_ms: None,
+            n: AttemptNo(0),
+            diff_stat: String::new(),
+            checks: Vec::new(),
+            verdict: None,
+            verdict_notes: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -92,7 +107,7 @@ pub struct InboxItem {
     pub kind: InboxKind,
     pub text: String,
     /// The live attempt to focus, for questions.
-    pub attempt: Option<i64>,
+    pub attempt: Option<AttemptId>,
 }
 
 /// One line of the merged log.
@@ -115,9 +130,9 @@ pub struct LogsState {
 /// One attempt in the task detail.
 #[derive(Debug, Clone)]
 pub struct AttemptInfo {
-    pub n: u32,
+    pub n: AttemptNo,
     pub profile: String,
-    pub state: String,
+    pub state: AttemptState,
     pub outcome: String,
     pub duration: Option<Duration>,
 }
@@ -181,7 +196,7 @@ pub struct ViewState {
     pub selected_agent: usize,
     pub selected_inbox: usize,
     /// The attempt shown full size in Focus.
-    pub focus: Option<i64>,
+    pub focus: Option<AttemptId>,
     pub logs: LogsState,
     pub detail: Option<DetailInfo>,
     pub diff: Option<DiffState>,
@@ -250,7 +265,7 @@ impl ViewState {
         self.tasks.get(self.selected_task)
     }
 
-    pub fn agent(&self, attempt: i64) -> Option<&AgentInfo> {
+    pub fn agent(&self, attempt: AttemptId) -> Option<&AgentInfo> {
         self.agents.iter().find(|a| a.attempt == attempt)
     }
 

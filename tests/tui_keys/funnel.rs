@@ -7,7 +7,7 @@ fn funnel_app() -> App {
     let mut a = app();
     let approval = |stage: &str| {
         InboxKind::Approval(Box::new(ApprovalInfo {
-            stage: stage.into(),
+            stage: FunnelStage::parse(stage).unwrap(),
             ..ApprovalInfo::default()
         }))
     };

@@ -74,7 +74,7 @@ fn task_list(s: &ViewState, f: &mut Frame, area: Rect) {
                 spans.push(Span::styled(format!(" ←{}", t.deps.len()), theme::dim(s)));
             }
             let tail = match (&t.stage, &t.agent) {
-                (Some(stage), _) => format!(" {}", super::stage_label(s, stage, t.stage_until_ms)),
+                (Some(stage), _) => format!(" {}", super::stage_label(s, *stage, t.stage_until_ms)),
                 (None, Some(a)) => format!(" {a}"),
                 (None, None) => format!(" {}", t.state),
             };

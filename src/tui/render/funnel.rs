@@ -10,6 +10,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
 use super::{human_duration, theme};
+use crate::core::domain::{FunnelStage, Verdict};
 use crate::tui::state::{ApprovalInfo, ViewState};
 
 /// Time left until `until_ms`, rounded up to the second.
@@ -20,9 +21,9 @@ pub fn remaining(s: &ViewState, until_ms: u64) -> String {
 }
 
 /// `review·checks`, `review·human`, `review·veto 1m12s`.
-pub fn stage_label(s: &ViewState, stage: &str, until_ms: Option<u64>) -> String {
+pub fn stage_label(s: &ViewState, stage: FunnelStage, until_ms: Option<u64>) -> String {
     match until_ms {
-        Some(u) if stage == "veto" => format!("review·veto {}", remaining(s, u)),
+        Some(u) if stage == FunnelStage::Veto => format!("review·veto {}", remaining(s, u)),
         _ => format!("review·{stage}"),
     }
 }
@@ -54,7 +55,9 @@ fn compact_stat(stat: &str) -> String {
 /// One line summing an approval up for the inbox list.
 pub fn summary(s: &ViewState, a: &ApprovalInfo) -> String {
     let what = match a.until_ms {
-        Some(u) if a.stage == "veto" => format!("merges in {} unless vetoed", remaining(s, u)),
+        Some(u) if a.stage == FunnelStage::Veto => {
+            format!("merges in {} unless vetoed", remaining(s, u))
+        }
         _ => "waits for you".to_string(),
     };
     let files = compact_stat(&a.diff_stat);
@@ -79,7 +82,7 @@ pub fn render_context(s: &ViewState, task: &str, a: &ApprovalInfo, f: &mut Frame
     f.render_widget(block, area);
     let bold = Style::default().add_modifier(Modifier::BOLD);
     let mut lines = vec![match a.until_ms {
-        Some(u) if a.stage == "veto" => Line::styled(
+        Some(u) if a.stage == FunnelStage::Veto => Line::styled(
             format!(
                 "veto window: merges in {} · x vetoes (note) · a merges now · d diff",
                 remaining(s, u)
@@ -111,7 +114,7 @@ pub fn render_context(s: &ViewState, task: &str, a: &ApprovalInfo, f: &mut Frame
     lines.push(Line::styled("reviewer", bold));
     match &a.verdict {
         Some(v) => {
-            let style = if v == "approve" {
+            let style = if *v == Verdict::Approve {
                 theme::good(s)
             } else {
                 theme::bad(s)
