@@ -16,8 +16,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use orch_tui::core::domain::{AttemptId, AttemptNo, Role};
+use orch_tui::core::ops::NewAttempt;
 use orch_tui::core::state::TaskState;
-use orch_tui::ledger::{self, Actor, Ledger, NewAttempt, Patch, TaskDefaults};
+use orch_tui::ledger::{self, Actor, EventData, Ledger, Op, Patch, TaskDefaults};
 use rusqlite::{Connection, OpenFlags};
 
 const BIN: &str = env!("CARGO_BIN_EXE_orch-tui");
@@ -435,7 +437,7 @@ fn flat_plan(n: usize, prefix: &str) -> String {
 fn step(ledger: &mut Ledger, task: &str, from: TaskState, to: TaskState) {
     ledger
         .write(|tx| {
-            ledger::transition_task(
+            ledger::transition(
                 tx,
                 task,
                 from,
@@ -443,7 +445,7 @@ fn step(ledger: &mut Ledger, task: &str, from: TaskState, to: TaskState) {
                 &Patch::default(),
                 Actor::Supervisor,
                 None,
-                serde_json::json!({}),
+                &EventData::default(),
             )
         })
         .unwrap_or_else(|e| panic!("{task}: {from} -> {to}: {e}"));
@@ -522,47 +524,38 @@ fn heartbeat_latency(calls: usize, pace: Option<Duration>) {
     let epoch = ledger.begin_epoch(std::process::id()).unwrap();
     // Claim `hb` the way the engine's dispatch does.
     let token = "bench-token-0123456789abcdef";
-    let (attempt, n) = ledger
-        .write(|tx| {
-            ledger::transition_task(
-                tx,
-                "hb",
-                Ready,
-                Assigned,
-                &Patch::default(),
-                Actor::Supervisor,
-                None,
-                serde_json::json!({ "profile": "sim" }),
-            )?;
-            ledger::insert_attempt(
-                tx,
-                &NewAttempt {
-                    task: "hb",
-                    token,
-                    epoch,
-                    profile: "sim",
-                    worktree: "/nonexistent/wt/hb",
-                    branch: "orch/hb",
-                    log_dir_root: "/nonexistent/logs",
-                    reviews: None,
-                },
-            )
-        })
-        .unwrap();
+    let (attempt, n) = (AttemptId(1), AttemptNo(1));
+    let move_to = |from, to| Op::Transition {
+        task: "hb".into(),
+        from,
+        to,
+        patch: Patch::default(),
+        actor: Actor::Supervisor,
+        attempt: Some(n),
+        data: EventData::default(),
+    };
+    let ops = vec![
+        move_to(Ready, Assigned),
+        Op::InsertAttempt(NewAttempt {
+            id: attempt,
+            task: "hb".into(),
+            n,
+            role: Role::Agent,
+            profile: "sim".into(),
+            epoch,
+            worktree: "/nonexistent/wt/hb".into(),
+            branch: "orch/hb".into(),
+            log_dir: "/nonexistent/logs/hb/1".into(),
+        }),
+        Op::AttemptRunning {
+            id: attempt,
+            pid: std::process::id(),
+            base: "0000".into(),
+        },
+        move_to(Assigned, Working),
+    ];
     ledger
-        .write(|tx| {
-            ledger::transition_task(
-                tx,
-                "hb",
-                Assigned,
-                Working,
-                &Patch::default(),
-                Actor::Supervisor,
-                None,
-                serde_json::json!({ "pid": 1 }),
-            )?;
-            ledger::set_attempt_running(tx, attempt, std::process::id(), "0000")
-        })
+        .write(|tx| ledger::apply_ops(tx, &ops, &mut || token.to_string()))
         .unwrap();
     // Make the busy tasks ready.
     for i in 0..busy_n {

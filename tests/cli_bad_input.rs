@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use ledger_support::{Repo, Snapshot, process_gone, wait_for};
 use orch_tui::core::state::TaskState;
-use orch_tui::ledger::{Actor, Ledger, Patch, transition_task};
+use orch_tui::ledger::{Actor, EventData, Ledger, Patch, transition};
 
 /// (corpus file, a line it must report). The messages themselves are checked in-process by
 /// tests/bad_input.rs; here the binary must point the user at each of these lines.
@@ -228,7 +228,7 @@ fn bad_commands_exit_2_and_change_nothing() {
         for w in path.windows(2) {
             ledger
                 .write(|tx| {
-                    transition_task(
+                    transition(
                         tx,
                         "x",
                         w[0],
@@ -236,7 +236,7 @@ fn bad_commands_exit_2_and_change_nothing() {
                         &Patch::default(),
                         Actor::Supervisor,
                         None,
-                        serde_json::json!({}),
+                        &EventData::default(),
                     )
                 })
                 .unwrap();

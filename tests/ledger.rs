@@ -7,10 +7,12 @@ mod ledger_support;
 use std::time::{Duration, Instant};
 
 use ledger_support::{Repo, file_bytes, hash};
+use orch_tui::core::domain::{AttemptId, Role};
+use orch_tui::core::ops::NewAttempt;
 use orch_tui::core::state::TaskState;
 use orch_tui::ledger::{
-    Actor, AttemptNo, EventKind, Ledger, LedgerError, NewAttempt, Patch, SCHEMA_VERSION,
-    insert_attempt, set_attempt_running, transition_task,
+    Actor, AttemptNo, EventData, EventKind, Ledger, LedgerError, Op, Patch, SCHEMA_VERSION,
+    apply_ops, transition,
 };
 use rusqlite::{Connection, params};
 
@@ -244,50 +246,47 @@ struct Claimed {
     epoch: i64,
 }
 
-/// What engine/dispatch.rs does when it starts an agent: claim the ready task, insert the
-/// attempt, mark it running.
+/// What the supervisor does when it starts an agent: claim the ready task, insert the attempt,
+/// mark it running — the same ops, through the same `apply_ops`.
 fn claim(ledger: &mut Ledger, task: &str, token: &str, epoch: i64) -> Claimed {
-    let (id, n) = ledger
-        .write(|tx| {
-            transition_task(
-                tx,
-                task,
-                TaskState::Ready,
-                TaskState::Assigned,
-                &Patch::default(),
-                Actor::Supervisor,
-                None,
-                serde_json::json!({ "profile": "sim" }),
-            )?;
-            insert_attempt(
-                tx,
-                &NewAttempt {
-                    task,
-                    token,
-                    epoch,
-                    profile: "sim",
-                    worktree: "/nonexistent/wt",
-                    branch: "orch/x",
-                    log_dir_root: "/nonexistent/logs",
-                    reviews: None,
-                },
-            )
+    let id: i64 = ledger
+        .conn()
+        .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM attempts", [], |r| {
+            r.get(0)
         })
         .unwrap();
+    let (id, n) = (AttemptId(id), AttemptNo(1));
+    let move_to = |from, to| Op::Transition {
+        task: task.to_string(),
+        from,
+        to,
+        patch: Patch::default(),
+        actor: Actor::Supervisor,
+        attempt: Some(n),
+        data: EventData::default(),
+    };
+    let ops = vec![
+        move_to(TaskState::Ready, TaskState::Assigned),
+        Op::InsertAttempt(NewAttempt {
+            id,
+            task: task.to_string(),
+            n,
+            role: Role::Agent,
+            profile: "sim".into(),
+            epoch,
+            worktree: "/nonexistent/wt".into(),
+            branch: "orch/x".into(),
+            log_dir: "/nonexistent/logs".into(),
+        }),
+        Op::AttemptRunning {
+            id,
+            pid: 4242,
+            base: "0000".into(),
+        },
+        move_to(TaskState::Assigned, TaskState::Working),
+    ];
     ledger
-        .write(|tx| {
-            set_attempt_running(tx, id, 4242, "0000")?;
-            transition_task(
-                tx,
-                task,
-                TaskState::Assigned,
-                TaskState::Working,
-                &Patch::default(),
-                Actor::Supervisor,
-                Some(n),
-                serde_json::json!({}),
-            )
-        })
+        .write(|tx| apply_ops(tx, &ops, &mut || token.to_string()))
         .unwrap();
     Claimed {
         n,
@@ -612,7 +611,7 @@ fn four_worker_processes_and_a_supervisor_write_concurrently_without_loss() {
         };
         ledger
             .write(|tx| {
-                transition_task(
+                transition(
                     tx,
                     "sup",
                     state,
@@ -620,7 +619,7 @@ fn four_worker_processes_and_a_supervisor_write_concurrently_without_loss() {
                     &Patch::default(),
                     Actor::Supervisor,
                     None,
-                    serde_json::json!({}),
+                    &EventData::default(),
                 )
             })
             .unwrap();

@@ -204,7 +204,8 @@ pub fn supervise(ctx: &Context, config: crate::core::config::Config) -> CliResul
     );
     let end = engine.run()?;
     println!();
-    print!("{}", summary_table(engine.ledger())?);
+    let ledger = crate::ledger::Ledger::open(engine.ledger_path())?;
+    print!("{}", summary_table(&ledger)?);
     if let Ok(repo) = crate::git::Repo::open(&ctx.paths.repo) {
         println!();
         print!("{}", integration_summary(&repo, &integration));

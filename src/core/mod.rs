@@ -2,11 +2,15 @@
 //! No I/O, no tokio, no terminal; nothing here imports the other parts.
 
 pub mod config;
+pub mod dag;
 pub mod diag;
 pub mod domain;
 pub mod duration;
 pub mod funnel;
+pub mod human;
+pub mod ops;
 pub mod plan;
 pub mod plan_graph;
 pub mod schedule;
 pub mod state;
+pub mod supervisor;

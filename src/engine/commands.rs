@@ -1,32 +1,11 @@
-//! Human commands (retry, cancel, pause, resume, approve, reject). They write the ledger with
-//! actor `human`, in one transaction each, from the CLI or the TUI alike; a running supervisor
-//! picks the change up from the event log and acts on it (stops an agent, dispatches).
+//! Human commands (retry, cancel, pause, resume, approve, reject): decided by
+//! `core::human::plan` on the task as it stands inside the transaction, written with actor
+//! `human`, from the CLI or the TUI alike. A running supervisor sees the change and acts on it.
 
+pub use crate::core::human::HumanCommand;
+use crate::core::human::{Target, plan};
 use crate::core::state::TaskState;
-use crate::ledger::{Actor, Ledger, LedgerError, Patch};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HumanCommand {
-    Retry,
-    Cancel,
-    Pause,
-    Resume,
-    Approve,
-    Reject,
-}
-
-impl HumanCommand {
-    pub fn name(self) -> &'static str {
-        match self {
-            HumanCommand::Retry => "retry",
-            HumanCommand::Cancel => "cancel",
-            HumanCommand::Pause => "pause",
-            HumanCommand::Resume => "resume",
-            HumanCommand::Approve => "approve",
-            HumanCommand::Reject => "reject",
-        }
-    }
-}
+use crate::ledger::{Ledger, LedgerError, apply_ops, settle_dag};
 
 /// Apply a command to a task. Returns a one-line description of what changed.
 /// An inapplicable command (e.g. retry of a task that is running) is an error and changes nothing.
@@ -36,89 +15,34 @@ pub fn apply_human(
     task: &str,
     note: Option<&str>,
 ) -> Result<String, LedgerError> {
-    let row = ledger.task(task)?.ok_or_else(|| {
-        LedgerError::BadInput(format!(
-            "no task `{task}` in the ledger: `orch-tui status` lists the tasks"
-        ))
-    })?;
-    let from = row.state;
-    let deps_done = row.depends_on.iter().all(|d| {
-        ledger
-            .task(d)
-            .ok()
-            .flatten()
-            .is_some_and(|t| t.state == TaskState::Done)
-    });
-    let (to, fresh_attempts) = match (cmd, from) {
-        (HumanCommand::Retry, TaskState::Failed | TaskState::Escalated) => (TaskState::Ready, true),
-        (HumanCommand::Retry, TaskState::Blocked) => {
-            return Err(LedgerError::BadInput(format!(
-                "task `{task}` is blocked by an upstream task ({}); retry that one instead",
-                row.reason.as_deref().unwrap_or("see `orch-tui status`")
-            )));
-        }
-        (HumanCommand::Cancel, s) if s.can_move_to(TaskState::Cancelled) => {
-            (TaskState::Cancelled, false)
-        }
-        (HumanCommand::Pause, s) if s.can_move_to(TaskState::Paused) => (TaskState::Paused, false),
-        (HumanCommand::Resume, TaskState::Paused) => (
-            if deps_done {
-                TaskState::Ready
-            } else {
-                TaskState::Pending
-            },
-            false,
-        ),
-        (HumanCommand::Approve, TaskState::Review | TaskState::Escalated) => {
-            (TaskState::Approved, false)
-        }
-        (HumanCommand::Reject, TaskState::Review) => (TaskState::Ready, false),
-        (c, s) => {
-            return Err(LedgerError::BadInput(format!(
-                "cannot {} task `{task}`: it is {s}",
-                c.name()
-            )));
-        }
-    };
-    let patch = Patch {
-        failures: fresh_attempts.then_some(0),
-        not_before_ms: Some(0),
-        note: note.map(|n| Some(n.to_string())),
-        paused_from: (to == TaskState::Paused).then(|| Some(from.to_string())),
-        reason: Some(None),
-    };
     ledger.write(|tx| {
-        if from == TaskState::Review {
-            crate::ledger::set_stage(
-                tx,
-                task,
-                None,
-                None,
-                None,
-                serde_json::json!({ "by": "human" }),
-            )?;
-        }
-        crate::ledger::transition_task(
-            tx,
-            task,
-            from,
-            to,
-            &patch,
-            Actor::Human,
-            None,
-            serde_json::json!({ "command": cmd.name(), "note": note }),
-        )?;
-        match to {
-            TaskState::Cancelled => {
-                crate::ledger::block_descendants(tx, task)?;
-            }
-            TaskState::Ready | TaskState::Pending => {
-                crate::ledger::unblock_descendants(tx, task)?;
-                crate::ledger::promote_ready(tx)?;
-            }
-            _ => {}
-        }
-        Ok(())
-    })?;
-    Ok(format!("{task}: {from} -> {to}"))
+        let row = crate::ledger::task_in(tx, task)?.ok_or_else(|| {
+            LedgerError::BadInput(format!(
+                "no task `{task}` in the ledger: `orch-tui status` lists the tasks"
+            ))
+        })?;
+        let deps_done = row.depends_on.iter().all(|d| {
+            crate::ledger::task_in(tx, d)
+                .ok()
+                .flatten()
+                .is_some_and(|t| t.state == TaskState::Done)
+        });
+        let target = Target {
+            id: task,
+            state: row.state,
+            has_stage: row.stage.is_some(),
+            deps_done,
+            reason: row.reason.as_deref(),
+        };
+        let ops = plan(cmd, &target, note).map_err(LedgerError::BadInput)?;
+        let to = match ops.last() {
+            Some(crate::core::ops::Op::Transition { to, .. }) => *to,
+            _ => row.state,
+        };
+        apply_ops(tx, &ops, &mut || String::new())?;
+        // Dependents follow at once: a cancel blocks them, a retry unblocks them (unless another
+        // dependency still blocks them).
+        settle_dag(tx)?;
+        Ok(format!("{task}: {} -> {to}", row.state))
+    })
 }

@@ -6,6 +6,7 @@
 //! `update-ref`, rebases with `merge-tree` + `commit-tree`, and only worktrees under our control
 //! are ever written to.
 
+mod attempt;
 mod replay;
 mod run;
 mod worktree;

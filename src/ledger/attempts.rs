@@ -1,13 +1,10 @@
 //! Attempts: one run of an agent on a task, fenced by epoch and a random token.
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{OptionalExtension, Row};
 use serde::Serialize;
 
-use super::events::append;
-use super::{Ledger, Result, now_ms};
-use crate::core::domain::{
-    Actor, AttemptId, AttemptNo, AttemptState, EventKind, Reported, Role, Substatus, Verdict,
-};
+use super::{Ledger, Result};
+use crate::core::domain::{AttemptId, AttemptNo, AttemptState, Reported, Role, Substatus, Verdict};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct AttemptRow {
@@ -46,11 +43,13 @@ pub struct AttemptRow {
     pub merge_tip: Option<String>,
     /// The integration tip that merge replaces.
     pub merge_onto: Option<String>,
+    /// Lines added plus removed by the attempt's change.
+    pub diff_lines: Option<i64>,
 }
 
 const COLS: &str = "id, task, n, token, epoch, profile, state, substatus, reported, question, pid, \
     worktree, branch, base, commit_oid, log_dir, started_ms, running_ms, ended_ms, exit_code, reason, \
-    tokens_in, tokens_out, cost_usd, last_beat_ms, role, verdict, verdict_notes, merge_tip, merge_onto";
+    tokens_in, tokens_out, cost_usd, last_beat_ms, role, verdict, verdict_notes, merge_tip, merge_onto, diff_lines";
 
 fn from_row(r: &Row) -> rusqlite::Result<AttemptRow> {
     Ok(AttemptRow {
@@ -84,118 +83,8 @@ fn from_row(r: &Row) -> rusqlite::Result<AttemptRow> {
         verdict_notes: r.get(27)?,
         merge_tip: r.get(28)?,
         merge_onto: r.get(29)?,
+        diff_lines: r.get(30)?,
     })
-}
-
-pub struct NewAttempt<'a> {
-    pub task: &'a str,
-    pub token: &'a str,
-    pub epoch: i64,
-    pub profile: &'a str,
-    pub worktree: &'a str,
-    pub branch: &'a str,
-    pub log_dir_root: &'a str,
-    /// `None`: the next agent attempt. `Some(n)`: a reviewer for agent attempt `n`.
-    pub reviews: Option<AttemptNo>,
-}
-
-/// Insert the next attempt of a task; returns (attempt id, attempt number).
-pub fn insert(tx: &Connection, a: &NewAttempt) -> Result<(AttemptId, AttemptNo)> {
-    let (n, role, log_suffix) = match a.reviews {
-        None => {
-            let n: AttemptNo = tx.query_row(
-                "SELECT COALESCE(MAX(n), 0) + 1 FROM attempts WHERE task = ?1 AND role = 'agent'",
-                [a.task],
-                |r| r.get(0),
-            )?;
-            (n, Role::Agent, "")
-        }
-        Some(n) => (n, Role::Reviewer, "-review"),
-    };
-    let worktree = format!("{}-{n}", a.worktree);
-    let log_dir = format!("{}/{}/{n}{log_suffix}", a.log_dir_root, a.task);
-    tx.execute(
-        "INSERT INTO attempts (task, n, token, epoch, profile, role, state, worktree, branch, log_dir, started_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'starting', ?7, ?8, ?9, ?10)",
-        params![a.task, n, a.token, a.epoch, a.profile, role, worktree, a.branch, log_dir, now_ms() as i64],
-    )?;
-    let id = AttemptId(tx.last_insert_rowid());
-    append(
-        tx,
-        Some(a.task),
-        Some(n),
-        Actor::Supervisor,
-        match role {
-            Role::Agent => EventKind::AttemptStarted,
-            Role::Reviewer => EventKind::ReviewStarted,
-        },
-        &serde_json::json!({ "profile": a.profile, "epoch": a.epoch, "worktree": worktree }),
-    )?;
-    Ok((id, n))
-}
-
-/// The agent process is running. A question the agent already asked (it can report before the
-/// supervisor records the spawn) keeps its `waiting_input` sub-status.
-pub fn set_running(tx: &Connection, id: AttemptId, pid: u32, base: &str) -> Result<()> {
-    // A fast agent may have reported already (e.g. asked its question through `worker escalate`)
-    // before the supervisor records it as running: keep what it reported.
-    tx.execute(
-        "UPDATE attempts SET state = 'running',
-            substatus = CASE substatus WHEN 'starting' THEN 'busy' ELSE substatus END,
-            pid = ?2, base = ?3, running_ms = ?4
-         WHERE id = ?1 AND state = 'starting'",
-        params![id, pid, base, now_ms() as i64],
-    )?;
-    Ok(())
-}
-
-/// Close an attempt with its outcome (`succeeded`, `failed`, `abandoned`, `killed`).
-pub fn finish(
-    tx: &Connection,
-    id: AttemptId,
-    state: AttemptState,
-    exit_code: Option<i32>,
-    reason: Option<&str>,
-    commit_oid: Option<&str>,
-) -> Result<()> {
-    tx.execute(
-        "UPDATE attempts SET state = ?2, exit_code = ?3, reason = ?4, ended_ms = ?5,
-            commit_oid = COALESCE(?6, commit_oid), substatus = 'ended'
-         WHERE id = ?1 AND state IN ('starting', 'running')",
-        params![id, state, exit_code, reason, now_ms() as i64, commit_oid],
-    )?;
-    Ok(())
-}
-
-/// The human typed an answer into a waiting agent: back to busy, with an event.
-pub fn answered(tx: &Connection, id: AttemptId) -> Result<()> {
-    let row: Option<(String, AttemptNo)> = tx
-        .query_row(
-            "SELECT task, n FROM attempts WHERE id = ?1 AND substatus = 'waiting_input'",
-            [id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
-    if let Some((task, n)) = row {
-        tx.execute("UPDATE attempts SET substatus = 'busy' WHERE id = ?1", [id])?;
-        append(
-            tx,
-            Some(&task),
-            Some(n),
-            Actor::Human,
-            EventKind::Answered,
-            &serde_json::json!({}),
-        )?;
-    }
-    Ok(())
-}
-
-pub fn set_commit(tx: &Connection, id: AttemptId, commit_oid: &str) -> Result<()> {
-    tx.execute(
-        "UPDATE attempts SET commit_oid = ?2 WHERE id = ?1",
-        params![id, commit_oid],
-    )?;
-    Ok(())
 }
 
 impl Ledger {

@@ -3,6 +3,7 @@
 //! Every connection gets the same pragmas; every write is a short `BEGIN IMMEDIATE`
 //! transaction with no I/O besides SQL; state tables change only together with their event.
 
+mod apply;
 mod attempts;
 mod events;
 mod schema;
@@ -11,16 +12,12 @@ mod tasks;
 mod worker;
 
 pub use crate::core::domain::{Actor, AttemptId, AttemptNo, AttemptState, EventKind};
-pub use attempts::{
-    AttemptRow, NewAttempt, answered, finish as finish_attempt, insert as insert_attempt,
-    set_commit as set_attempt_commit, set_running as set_attempt_running,
-};
+pub use crate::core::ops::{EventData, Op, Patch};
+pub use apply::{apply_ops, finish_attempt, insert_attempt, set_stage, settle_dag, transition};
+pub use attempts::AttemptRow;
 pub use events::{EventRow, append as append_event};
 pub use schema::SCHEMA_VERSION;
-pub use tasks::{
-    LoadReport, Patch, TaskDefaults, TaskRow, block_descendants, promote_ready, set_stage,
-    transition as transition_task, unblock_descendants,
-};
+pub use tasks::{LoadReport, TaskDefaults, TaskRow, task_in};
 pub use worker::{WorkerCall, WorkerReply};
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
@@ -199,6 +196,24 @@ impl Ledger {
             Ok(n) => Ok(Some(n)),
             Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
             Err(e) => Err(e.into()),
+        }
+    }
+}
+
+impl LedgerError {
+    /// The ledger could not be written for now (busy, locked, disk full, an I/O error): waiting
+    /// and trying again may succeed; nothing was written.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            LedgerError::Sql(rusqlite::Error::SqliteFailure(f, _)) => matches!(
+                f.code,
+                rusqlite::ErrorCode::DatabaseBusy
+                    | rusqlite::ErrorCode::DatabaseLocked
+                    | rusqlite::ErrorCode::DiskFull
+                    | rusqlite::ErrorCode::SystemIoFailure
+                    | rusqlite::ErrorCode::CannotOpen
+            ),
+            _ => false,
         }
     }
 }

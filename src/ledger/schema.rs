@@ -122,10 +122,53 @@ fn quoted_states() -> String {
 /// v2: a cancelled task can be retried (the transition trigger is rebuilt from `core::state`);
 /// a merge's new integration tip is recorded before the ref moves, so recovery trusts only what
 /// the supervisor wrote; the supervisor row keeps the integration tip it last wrote and a hold on
-/// the whole run (the integration branch moved under it).
+/// the whole run (the integration branch moved under it); an agent attempt's number is unique per
+/// task, but an attempt may be reviewed more than once (a review cut short by a restart).
 const V2: &str = r#"
 ALTER TABLE attempts ADD COLUMN merge_tip TEXT;
 ALTER TABLE attempts ADD COLUMN merge_onto TEXT;
+ALTER TABLE attempts ADD COLUMN diff_lines INTEGER;
+CREATE TABLE attempts_v2 (
+    id INTEGER PRIMARY KEY,
+    task TEXT NOT NULL REFERENCES tasks(id),
+    n INTEGER NOT NULL,
+    token TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    profile TEXT NOT NULL,
+    role TEXT NOT NULL DEFAULT 'agent' CHECK (role IN ('agent','reviewer')),
+    state TEXT NOT NULL CHECK (state IN ('starting','running','succeeded','failed','abandoned','killed')),
+    substatus TEXT NOT NULL DEFAULT 'starting',
+    reported TEXT,
+    question TEXT,
+    pid INTEGER,
+    worktree TEXT,
+    branch TEXT,
+    base TEXT,
+    commit_oid TEXT,
+    log_dir TEXT,
+    started_ms INTEGER NOT NULL,
+    running_ms INTEGER,
+    ended_ms INTEGER,
+    exit_code INTEGER,
+    reason TEXT,
+    tokens_in INTEGER NOT NULL DEFAULT 0,
+    tokens_out INTEGER NOT NULL DEFAULT 0,
+    cost_usd REAL NOT NULL DEFAULT 0,
+    last_beat_ms INTEGER,
+    verdict TEXT CHECK (verdict IS NULL OR verdict IN ('approve','changes')),
+    verdict_notes TEXT,
+    merge_tip TEXT,
+    merge_onto TEXT,
+    diff_lines INTEGER
+);
+INSERT INTO attempts_v2 SELECT id, task, n, token, epoch, profile, role, state, substatus,
+    reported, question, pid, worktree, branch, base, commit_oid, log_dir, started_ms, running_ms,
+    ended_ms, exit_code, reason, tokens_in, tokens_out, cost_usd, last_beat_ms, verdict,
+    verdict_notes, merge_tip, merge_onto, diff_lines FROM attempts;
+DROP TABLE attempts;
+ALTER TABLE attempts_v2 RENAME TO attempts;
+CREATE UNIQUE INDEX attempts_agent_n ON attempts(task, n) WHERE role = 'agent';
+CREATE INDEX attempts_by_task ON attempts(task, n);
 ALTER TABLE supervisor ADD COLUMN integration_tip TEXT;
 ALTER TABLE supervisor ADD COLUMN hold TEXT;
 DROP TRIGGER IF EXISTS tasks_legal_transition;

@@ -6,10 +6,9 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 
 use super::events::append;
-use super::{Ledger, LedgerError, Result, now_ms};
-use crate::core::domain::{Actor, AttemptNo, EventKind, FunnelStage};
+use super::{Ledger, Result, now_ms};
+use crate::core::domain::{Actor, EventKind, FunnelStage};
 use crate::core::plan::Plan;
-use crate::core::schedule::descendants;
 use crate::core::state::TaskState;
 
 #[derive(Debug, Clone, Serialize)]
@@ -81,218 +80,11 @@ fn task_from_row(r: &Row) -> rusqlite::Result<TaskRow> {
     })
 }
 
-/// Optional columns a transition sets in the same statement as the state.
-#[derive(Debug, Default, Clone)]
-pub struct Patch {
-    pub failures: Option<u32>,
-    pub not_before_ms: Option<u64>,
-    pub note: Option<Option<String>>,
-    pub reason: Option<Option<String>>,
-    pub paused_from: Option<Option<String>>,
-}
-
 #[derive(Debug, Default, Serialize, PartialEq, Eq)]
 pub struct LoadReport {
     pub added: Vec<String>,
     pub changed: Vec<String>,
     pub unchanged: usize,
-}
-
-/// Compare-and-swap a task's state, with its event, in the caller's transaction.
-/// Exactly one row must change, or nothing does.
-// The arguments are the state change plus the columns of its event row; a struct would only
-// rename them at every call site.
-#[allow(clippy::too_many_arguments)]
-pub fn transition(
-    tx: &Connection,
-    task: &str,
-    from: TaskState,
-    to: TaskState,
-    patch: &Patch,
-    actor: Actor,
-    attempt: Option<AttemptNo>,
-    data: serde_json::Value,
-) -> Result<()> {
-    if !from.can_move_to(to) {
-        return Err(LedgerError::Conflict(format!(
-            "task `{task}`: {from} -> {to} is not a legal transition"
-        )));
-    }
-    let now = now_ms() as i64;
-    let ready_since = if to == TaskState::Ready {
-        Some(now)
-    } else {
-        None
-    };
-    let changed = tx.execute(
-        "UPDATE tasks SET state = ?3, version = version + 1, updated_ms = ?4,
-            ready_since_ms = COALESCE(?5, ready_since_ms),
-            failures = COALESCE(?6, failures),
-            not_before_ms = COALESCE(?7, not_before_ms),
-            note = CASE WHEN ?8 THEN ?9 ELSE note END,
-            reason = CASE WHEN ?10 THEN ?11 ELSE reason END,
-            paused_from = CASE WHEN ?12 THEN ?13 ELSE paused_from END
-         WHERE id = ?1 AND state = ?2",
-        params![
-            task,
-            from.as_str(),
-            to.as_str(),
-            now,
-            ready_since,
-            patch.failures,
-            patch.not_before_ms.map(|v| v as i64),
-            patch.note.is_some(),
-            patch.note.clone().flatten(),
-            patch.reason.is_some(),
-            patch.reason.clone().flatten(),
-            patch.paused_from.is_some(),
-            patch.paused_from.clone().flatten(),
-        ],
-    )?;
-    if changed != 1 {
-        let actual: Option<String> = tx
-            .query_row("SELECT state FROM tasks WHERE id = ?1", [task], |r| {
-                r.get(0)
-            })
-            .optional()?;
-        return Err(match actual {
-            None => LedgerError::BadInput(format!("no task `{task}` in the ledger")),
-            Some(s) => {
-                LedgerError::Conflict(format!("task `{task}` is {s}, not {from}: nothing changed"))
-            }
-        });
-    }
-    let mut data = data;
-    if let Some(obj) = data.as_object_mut() {
-        obj.insert("from".into(), from.as_str().into());
-        obj.insert("to".into(), to.as_str().into());
-    }
-    append(tx, Some(task), attempt, actor, EventKind::State, &data)?;
-    Ok(())
-}
-
-/// Record the funnel stage of a task in `review` (or clear it with `None`), with its event.
-pub fn set_stage(
-    tx: &Connection,
-    task: &str,
-    stage: Option<FunnelStage>,
-    until_ms: Option<u64>,
-    attempt: Option<AttemptNo>,
-    data: serde_json::Value,
-) -> Result<()> {
-    tx.execute(
-        "UPDATE tasks SET stage = ?2, stage_until_ms = ?3, version = version + 1, updated_ms = ?4 WHERE id = ?1",
-        params![task, stage, until_ms.map(|v| v as i64), now_ms() as i64],
-    )?;
-    let mut data = data;
-    if let Some(obj) = data.as_object_mut() {
-        obj.insert("stage".into(), stage.map(FunnelStage::as_str).into());
-        if let Some(u) = until_ms {
-            obj.insert("until_ms".into(), u.into());
-        }
-    }
-    append(
-        tx,
-        Some(task),
-        attempt,
-        Actor::Supervisor,
-        EventKind::Funnel,
-        &data,
-    )?;
-    Ok(())
-}
-
-fn state_of(tx: &Connection, id: &str) -> Result<Option<TaskState>> {
-    Ok(tx
-        .query_row("SELECT state FROM tasks WHERE id = ?1", [id], |r| r.get(0))
-        .optional()?)
-}
-
-/// Move every pending task whose dependencies are all `done` to `ready`. Returns them.
-pub fn promote_ready(tx: &Connection) -> Result<Vec<String>> {
-    let ids: Vec<String> = {
-        let mut stmt = tx.prepare_cached(
-            "SELECT id FROM tasks t WHERE state = 'pending' AND NOT EXISTS (
-                SELECT 1 FROM deps d JOIN tasks u ON u.id = d.dep
-                WHERE d.task = t.id AND u.state <> 'done') ORDER BY ord",
-        )?;
-        stmt.query_map([], |r| r.get(0))?
-            .collect::<std::result::Result<_, _>>()?
-    };
-    for id in &ids {
-        transition(
-            tx,
-            id,
-            TaskState::Pending,
-            TaskState::Ready,
-            &Patch::default(),
-            Actor::Supervisor,
-            None,
-            serde_json::json!({ "why": "dependencies done" }),
-        )?;
-    }
-    Ok(ids)
-}
-
-fn deps_map(tx: &Connection) -> Result<BTreeMap<String, Vec<String>>> {
-    let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut stmt = tx.prepare_cached("SELECT task, dep FROM deps ORDER BY task, dep")?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
-    for row in rows {
-        let (t, d) = row?;
-        map.entry(t).or_default().push(d);
-    }
-    Ok(map)
-}
-
-/// A failed or cancelled task blocks every pending or ready descendant, in the same transaction.
-pub fn block_descendants(tx: &Connection, root: &str) -> Result<Vec<String>> {
-    let mut blocked = Vec::new();
-    for id in descendants(root, &deps_map(tx)?) {
-        let from = match state_of(tx, &id)? {
-            Some(s @ (TaskState::Pending | TaskState::Ready)) => s,
-            _ => continue,
-        };
-        transition(
-            tx,
-            &id,
-            from,
-            TaskState::Blocked,
-            &Patch {
-                reason: Some(Some(format!("upstream task `{root}` did not finish"))),
-                ..Patch::default()
-            },
-            Actor::Supervisor,
-            None,
-            serde_json::json!({ "upstream": root }),
-        )?;
-        blocked.push(id);
-    }
-    Ok(blocked)
-}
-
-/// A retried upstream unblocks its descendants (they wait as `pending` again).
-pub fn unblock_descendants(tx: &Connection, root: &str) -> Result<Vec<String>> {
-    let mut unblocked = Vec::new();
-    for id in descendants(root, &deps_map(tx)?) {
-        if state_of(tx, &id)? == Some(TaskState::Blocked) {
-            transition(
-                tx,
-                &id,
-                TaskState::Blocked,
-                TaskState::Pending,
-                &Patch {
-                    reason: Some(None),
-                    ..Patch::default()
-                },
-                Actor::Supervisor,
-                None,
-                serde_json::json!({ "upstream": root }),
-            )?;
-            unblocked.push(id);
-        }
-    }
-    Ok(unblocked)
 }
 
 /// Defaults a plan task falls back to when it names none.
@@ -301,6 +93,29 @@ pub struct TaskDefaults {
     pub budget_time_ms: Option<u64>,
     pub budget_tokens: Option<u64>,
     pub budget_cost_usd: Option<f64>,
+}
+
+/// A task as it stands inside the caller's transaction (with its dependencies).
+pub fn task_in(tx: &Connection, id: &str) -> Result<Option<TaskRow>> {
+    let mut stmt = tx.prepare_cached(&format!("SELECT {TASK_COLS} FROM tasks WHERE id = ?1"))?;
+    let row = stmt.query_row([id], task_from_row).optional()?;
+    Ok(match row {
+        Some(mut r) => {
+            let mut deps =
+                tx.prepare_cached("SELECT dep FROM deps WHERE task = ?1 ORDER BY dep")?;
+            r.depends_on = deps
+                .query_map([id], |r| r.get(0))?
+                .collect::<std::result::Result<_, _>>()?;
+            Some(r)
+        }
+        None => None,
+    })
+}
+
+fn state_of(tx: &Connection, id: &str) -> Result<Option<TaskState>> {
+    Ok(tx
+        .query_row("SELECT state FROM tasks WHERE id = ?1", [id], |r| r.get(0))
+        .optional()?)
 }
 
 impl Ledger {
@@ -388,7 +203,7 @@ impl Ledger {
                     }
                 }
             }
-            promote_ready(tx)?;
+            super::apply::settle_dag(tx)?;
             Ok(report)
         })
     }
@@ -400,7 +215,7 @@ impl Ledger {
         let mut rows: Vec<TaskRow> = stmt
             .query_map([], task_from_row)?
             .collect::<std::result::Result<_, _>>()?;
-        let deps = deps_map(&self.conn)?;
+        let deps = super::apply::deps_map(&self.conn)?;
         for r in &mut rows {
             r.depends_on = deps.get(&r.id).cloned().unwrap_or_default();
         }
@@ -413,7 +228,7 @@ impl Ledger {
             .prepare_cached(&format!("SELECT {TASK_COLS} FROM tasks WHERE id = ?1"))?;
         let row = stmt.query_row([id], task_from_row).optional()?;
         Ok(row.map(|mut r| {
-            r.depends_on = deps_map(&self.conn)
+            r.depends_on = super::apply::deps_map(&self.conn)
                 .ok()
                 .and_then(|m| m.get(id).cloned())
                 .unwrap_or_default();

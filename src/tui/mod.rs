@@ -328,6 +328,12 @@ fn on_event(ctx: &mut TuiContext, app: &mut App, l: &mut Loop, ev: UiEvent) {
             l.logs_dirty = true;
             Vec::new()
         }
+        UiEvent::Engine(EngineEvent::Waiting(why)) => {
+            // The supervisor waits for the ledger (busy, disk full): say so where it shows.
+            app.state.message = Some(why);
+            l.dirty = true;
+            Vec::new()
+        }
         UiEvent::Engine(EngineEvent::Changed) => {
             // Something moves again (e.g. a retry from the inbox after the run had settled).
             if l.engine_end.is_none() {

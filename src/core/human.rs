@@ -1,0 +1,193 @@
+//! Human commands (retry, cancel, pause, resume, approve, reject) as pure decisions: the task as it
+//! stands in, the ledger ops out — or a refusal that says why and what to do instead. The CLI and
+//! the TUI run the ops in one transaction; a running supervisor sees them and acts.
+
+use crate::core::domain::Actor;
+use crate::core::ops::{EventData, Op, Patch};
+use crate::core::state::TaskState;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HumanCommand {
+    Retry,
+    Cancel,
+    Pause,
+    Resume,
+    Approve,
+    Reject,
+}
+
+impl HumanCommand {
+    pub fn name(self) -> &'static str {
+        match self {
+            HumanCommand::Retry => "retry",
+            HumanCommand::Cancel => "cancel",
+            HumanCommand::Pause => "pause",
+            HumanCommand::Resume => "resume",
+            HumanCommand::Approve => "approve",
+            HumanCommand::Reject => "reject",
+        }
+    }
+}
+
+/// What a command needs to know of its task.
+#[derive(Debug, Clone)]
+pub struct Target<'a> {
+    pub id: &'a str,
+    pub state: TaskState,
+    /// The task is in review with a funnel stage recorded.
+    pub has_stage: bool,
+    /// Every dependency is done.
+    pub deps_done: bool,
+    /// Why it is blocked, when it is.
+    pub reason: Option<&'a str>,
+}
+
+/// The ops for `cmd` on `t`, or why it cannot be done (nothing is written then).
+pub fn plan(cmd: HumanCommand, t: &Target, note: Option<&str>) -> Result<Vec<Op>, String> {
+    let id = t.id;
+    let waiting = if t.deps_done {
+        TaskState::Ready
+    } else {
+        TaskState::Pending
+    };
+    let to = match (cmd, t.state) {
+        (HumanCommand::Retry, TaskState::Failed | TaskState::Escalated | TaskState::Cancelled) => {
+            waiting
+        }
+        (HumanCommand::Retry, TaskState::Blocked) => {
+            return Err(format!(
+                "task `{id}` is blocked by an upstream task ({}); retry that one instead",
+                t.reason.unwrap_or("see `orch-tui status`")
+            ));
+        }
+        (HumanCommand::Cancel, s) if s.can_move_to(TaskState::Cancelled) => TaskState::Cancelled,
+        (HumanCommand::Pause, s) if s.can_move_to(TaskState::Paused) => TaskState::Paused,
+        (HumanCommand::Resume, TaskState::Paused) => waiting,
+        (HumanCommand::Approve, TaskState::Review | TaskState::Escalated) => TaskState::Approved,
+        (HumanCommand::Reject, TaskState::Review) => {
+            if note.is_none_or(|n| n.trim().is_empty()) {
+                return Err(format!(
+                    "rejecting `{id}` needs a note saying what to change (`--note \"...\"`): \
+                     it is what the next attempt is told"
+                ));
+            }
+            TaskState::Ready
+        }
+        (c, s) => {
+            let hint = match (c, s) {
+                (HumanCommand::Retry, TaskState::Done) => ": it is done (merged)",
+                (HumanCommand::Approve, TaskState::Done) => ": it is done (merged)",
+                _ => "",
+            };
+            return Err(format!("cannot {} task `{id}`: it is {s}{hint}", c.name()));
+        }
+    };
+    let fresh = cmd == HumanCommand::Retry;
+    let patch = Patch {
+        failures: fresh.then_some(0),
+        not_before_ms: Some(0),
+        note: note.map(|n| Some(n.to_string())),
+        paused_from: (to == TaskState::Paused).then_some(Some(t.state)),
+        reason: Some(None),
+    };
+    let mut ops = Vec::new();
+    if t.state == TaskState::Review && t.has_stage {
+        ops.push(Op::SetStage {
+            task: id.to_string(),
+            stage: None,
+            until_ms: None,
+            attempt: None,
+            data: EventData {
+                by: Some("human".into()),
+                ..EventData::default()
+            },
+        });
+    }
+    ops.push(Op::Transition {
+        task: id.to_string(),
+        from: t.state,
+        to,
+        patch,
+        actor: Actor::Human,
+        attempt: None,
+        data: EventData {
+            command: Some(cmd.name().to_string()),
+            note: note.map(String::from),
+            ..EventData::default()
+        },
+    });
+    Ok(ops)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(state: TaskState, deps_done: bool) -> Target<'static> {
+        Target {
+            id: "t",
+            state,
+            has_stage: false,
+            deps_done,
+            reason: None,
+        }
+    }
+
+    fn to(ops: &[Op]) -> TaskState {
+        match ops.last() {
+            Some(Op::Transition { to, .. }) => *to,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_cancel_can_be_undone_by_retry() {
+        let ops = plan(
+            HumanCommand::Retry,
+            &target(TaskState::Cancelled, true),
+            None,
+        )
+        .unwrap();
+        assert_eq!(to(&ops), TaskState::Ready);
+        let ops = plan(
+            HumanCommand::Retry,
+            &target(TaskState::Cancelled, false),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            to(&ops),
+            TaskState::Pending,
+            "waits for its dependencies again"
+        );
+    }
+
+    #[test]
+    fn reject_needs_a_note_for_the_next_attempt() {
+        let err = plan(HumanCommand::Reject, &target(TaskState::Review, true), None).unwrap_err();
+        assert!(err.contains("needs a note"), "{err}");
+        let ops = plan(
+            HumanCommand::Reject,
+            &target(TaskState::Review, true),
+            Some("use the builder"),
+        )
+        .unwrap();
+        assert_eq!(to(&ops), TaskState::Ready);
+    }
+
+    #[test]
+    fn refusals_say_why() {
+        let err = plan(HumanCommand::Retry, &target(TaskState::Done, true), None).unwrap_err();
+        assert!(err.contains("it is done"), "{err}");
+        let err = plan(
+            HumanCommand::Approve,
+            &target(TaskState::Working, true),
+            None,
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("cannot approve task `t`: it is working"),
+            "{err}"
+        );
+    }
+}

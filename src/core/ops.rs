@@ -1,0 +1,241 @@
+//! Ledger writes as data. The supervisor's decisions and the human commands both produce a list of
+//! `Op`s; the ledger performs one list in one transaction, each op a compare-and-swap, so a list
+//! either lands whole or not at all (and a lost race is reported, never half-applied).
+
+use serde::{Deserialize, Serialize};
+
+use crate::core::domain::{
+    Actor, AttemptId, AttemptNo, AttemptState, EventKind, FunnelStage, Role,
+};
+use crate::core::state::TaskState;
+
+/// Columns a transition sets together with the state. `None` leaves a column alone;
+/// `Some(None)` clears it.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Patch {
+    pub failures: Option<u32>,
+    pub not_before_ms: Option<u64>,
+    pub note: Option<Option<String>>,
+    pub reason: Option<Option<String>>,
+    pub paused_from: Option<Option<TaskState>>,
+}
+
+/// What an event says besides its kind, as fixed keys (older ledgers' extra keys are ignored).
+/// `from`/`to` of a state event are filled in by the ledger from the transition itself.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EventData {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<TaskState>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<TaskState>,
+    /// Why it happened, in words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+    /// A command: the human's (`retry`, `cancel`, ...) or a check's command line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_in_ms: Option<u64>,
+    /// The funnel stage an event moved a task to (`None` with `funnel` = the funnel ended).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage: Option<FunnelStage>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until_ms: Option<u64>,
+    /// Who ended a funnel stage early (`human`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    /// Files (a conflict's).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<String>,
+    /// The integration tip a merge wrote, or that was found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub integration_tip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_tip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup_ref: Option<String>,
+    /// A branch an agent left behind.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    /// A check's command line and result.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub passed: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timed_out: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tail: Option<String>,
+    /// Where a check ran: `rebased` when on the tree the merge would write.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worktree: Option<String>,
+    /// Worker reports (`worker ...`): what the agent said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approve: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens_in: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens_out: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_hash: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spec_version: Option<i64>,
+}
+
+impl EventData {
+    pub fn why(why: impl Into<String>) -> EventData {
+        EventData {
+            why: Some(why.into()),
+            ..EventData::default()
+        }
+    }
+}
+
+/// A new attempt row. The ledger fills in the token (from the OS random source), the start time
+/// and the event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAttempt {
+    pub id: AttemptId,
+    pub task: String,
+    pub n: AttemptNo,
+    pub role: Role,
+    pub profile: String,
+    pub epoch: i64,
+    pub worktree: String,
+    pub branch: String,
+    pub log_dir: String,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finish {
+    pub id: AttemptId,
+    pub outcome: AttemptState,
+    pub exit_code: Option<i32>,
+    pub reason: Option<String>,
+    /// The change the attempt produced (its tip commit), when it succeeded.
+    pub commit: Option<String>,
+    pub diff_lines: Option<u64>,
+}
+
+/// One ledger write. Every op names what it expects to find, so a write made on an outdated view
+/// of the ledger changes nothing and comes back as lost.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    /// Move a task from `from` to `to` (with its `state` event).
+    Transition {
+        task: String,
+        from: TaskState,
+        to: TaskState,
+        patch: Patch,
+        actor: Actor,
+        attempt: Option<AttemptNo>,
+        data: EventData,
+    },
+    /// Set (or clear) the funnel stage of a task that is in `review` (with its `funnel` event).
+    SetStage {
+        task: String,
+        stage: Option<FunnelStage>,
+        until_ms: Option<u64>,
+        attempt: Option<AttemptNo>,
+        data: EventData,
+    },
+    InsertAttempt(NewAttempt),
+    /// The attempt's process runs (expects the attempt `starting`).
+    AttemptRunning {
+        id: AttemptId,
+        pid: u32,
+        base: String,
+    },
+    /// Close a live attempt (expects it `starting` or `running`).
+    FinishAttempt(Finish),
+    /// A merge is about to move the integration branch from `onto` to `tip`: recorded first, so
+    /// recovery after a crash trusts only what the supervisor wrote.
+    RecordMerge {
+        id: AttemptId,
+        tip: String,
+        onto: String,
+    },
+    /// The integration tip the supervisor last wrote (or adopted); expects the current value.
+    SetIntegrationTip {
+        expected: Option<String>,
+        tip: String,
+    },
+    /// Hold (or release, with `None`) the whole run: no dispatch and no merges while held.
+    SetHold {
+        hold: Option<String>,
+    },
+    /// The human answered a waiting agent.
+    Answered {
+        id: AttemptId,
+    },
+    /// An event that changes no state table.
+    Event {
+        task: Option<String>,
+        attempt: Option<AttemptNo>,
+        actor: Actor,
+        kind: EventKind,
+        data: EventData,
+    },
+}
+
+impl Op {
+    /// The task this op touches, if any (to re-read it when the write lost).
+    pub fn task(&self) -> Option<&str> {
+        match self {
+            Op::Transition { task, .. } | Op::SetStage { task, .. } => Some(task),
+            Op::InsertAttempt(a) => Some(&a.task),
+            Op::Event { task, .. } => task.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_data_writes_only_what_it_has_and_reads_old_keys_back() {
+        let d = EventData {
+            why: Some("dependencies done".into()),
+            retry_in_ms: Some(40),
+            ..EventData::default()
+        };
+        let json = serde_json::to_string(&d).unwrap();
+        assert_eq!(json, r#"{"why":"dependencies done","retry_in_ms":40}"#);
+        // A ledger written before these types existed, with a key no longer used.
+        let old: EventData =
+            serde_json::from_str(r#"{"from":"ready","to":"assigned","stale":1}"#).unwrap();
+        assert_eq!(old.to, Some(TaskState::Assigned));
+    }
+}

@@ -1,0 +1,294 @@
+//! What goes into the decision function (events) and what comes out (effects), with the jobs the
+//! effects ask for and the results those jobs report.
+
+use super::WriteId;
+use super::model::{AttemptRec, TaskRec};
+use crate::core::domain::{AttemptId, AttemptNo, Role};
+use crate::core::ops::Op;
+
+/// Something happened.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// The executor read the ledger and looked at the world at start.
+    Boot(Boot),
+    /// Rows re-read from the ledger after another process wrote it (an agent's report, a human
+    /// command, a plan load).
+    Observed(Observed),
+    /// A write committed.
+    Written(WriteId),
+    /// A write lost its compare-and-swap (the world moved): nothing of it landed; here are the
+    /// rows it was about, as they are now.
+    Lost {
+        write: WriteId,
+        observed: Observed,
+    },
+    /// Time passed (a timer the supervisor asked for, or the fallback tick).
+    Tick,
+    SetupDone {
+        attempt: AttemptId,
+        result: Result<Started, String>,
+    },
+    /// The agent's process ended and its output is complete.
+    Exited {
+        attempt: AttemptId,
+        exit: Exit,
+    },
+    /// The attempt's work was collected into a commit (or it failed to be).
+    Collected {
+        attempt: AttemptId,
+        result: Result<Change, JobFailure>,
+    },
+    ChecksDone {
+        task: String,
+        n: AttemptNo,
+        results: Vec<CheckOutcome>,
+    },
+    MergePrepared {
+        task: String,
+        result: MergeOutcome,
+    },
+    IntegrationMoved {
+        task: String,
+        result: MoveOutcome,
+    },
+    /// A finished task's worktree and branch were tidied away.
+    Tidied {
+        task: String,
+    },
+    /// The human typed Enter into an agent that waited for an answer.
+    Answered {
+        attempt: AttemptId,
+    },
+    /// Stop the run: end the agents (or leave them to the next start).
+    Stop {
+        stop_agents: bool,
+    },
+}
+
+/// What the executor found at start.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Boot {
+    pub tasks: Vec<TaskRec>,
+    pub attempts: Vec<AttemptRec>,
+    /// The integration tip the ledger says the supervisor last wrote.
+    pub recorded_tip: Option<String>,
+    /// The integration branch's tip now (`None`: the branch is gone).
+    pub actual_tip: Option<String>,
+    pub hold: Option<String>,
+    /// For each attempt with a recorded merge tip: is that tip in the integration branch now?
+    pub merged: Vec<(AttemptId, bool)>,
+    /// Worktrees under `.orch/worktrees/`.
+    pub worktrees: Vec<WorktreeFact>,
+}
+
+/// A worktree found on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorktreeFact {
+    pub path: String,
+    pub task: String,
+    pub n: Option<AttemptNo>,
+}
+
+/// Rows as they are in the ledger now.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Observed {
+    pub tasks: Vec<TaskRec>,
+    pub attempts: Vec<AttemptRec>,
+    /// `Some(hold)` when the run's hold was read (it may have been released).
+    pub hold: Option<Option<String>>,
+    pub integration_tip: Option<String>,
+}
+
+/// The agent runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Started {
+    pub pid: u32,
+    /// The commit its worktree started from.
+    pub base: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exit {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+}
+
+/// A job that could not do its work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobFailure {
+    pub message: String,
+    /// It hit its timeout (a hung git hook, say): the human should look.
+    pub timed_out: bool,
+}
+
+/// What an attempt changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The change's tip commit; `None` when the agent changed nothing at all.
+    pub tip: Option<String>,
+    pub diff_lines: u64,
+    /// The agent made commits itself.
+    pub agent_committed: bool,
+    /// Branches the agent left behind, kept under backup refs.
+    pub strays: Vec<Stray>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stray {
+    pub branch: String,
+    pub tip: String,
+    pub backup_ref: String,
+    /// Its commits were taken as the change.
+    pub adopted: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckOutcome {
+    pub command: String,
+    pub passed: bool,
+    pub exit_code: Option<i32>,
+    pub timed_out: bool,
+    pub duration_ms: u64,
+    pub tail: String,
+}
+
+/// What replaying a task onto the integration tip gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MergeOutcome {
+    /// The tree to write, checked (again, when the base had moved).
+    Ready {
+        tip: String,
+        rechecked: bool,
+    },
+    /// The change is already on the integration tip (or empty): nothing to write.
+    NothingToMerge,
+    Conflict {
+        files: Vec<String>,
+    },
+    /// The base moved and a check fails on the rebased tree.
+    ChecksFailed {
+        results: Vec<CheckOutcome>,
+    },
+    Failed(JobFailure),
+}
+
+/// What moving the integration branch gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MoveOutcome {
+    Moved,
+    /// The branch was not where the supervisor left it: someone else moved (or deleted) it.
+    NotWhereLeft {
+        found: Option<String>,
+    },
+    Failed(JobFailure),
+}
+
+/// Something to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Write these ops in one transaction; answer with `Written` or `Lost`.
+    Write { id: WriteId, ops: Vec<Op> },
+    /// Make the attempt's worktree (agents) and start its process; answer with `SetupDone`.
+    Setup(Setup),
+    /// Stop an agent: TERM, grace, KILL, with every descendant; `Exited` follows.
+    Stop { attempt: AttemptId, why: String },
+    /// Commit what the agent left and find its change; answer with `Collected`.
+    Collect(Collect),
+    /// Run checks in the worktree; answer with `ChecksDone`.
+    RunChecks {
+        task: String,
+        n: AttemptNo,
+        worktree: String,
+        log: String,
+        commands: Vec<String>,
+    },
+    /// Replay onto the integration tip (and re-check); answer with `MergePrepared`.
+    PrepareMerge(MergePrep),
+    /// Move the integration branch from `onto` to `tip` (compare-and-swap); answer with
+    /// `IntegrationMoved`.
+    MoveIntegration {
+        task: String,
+        tip: String,
+        onto: String,
+    },
+    /// Remove a finished attempt's worktree and branch, backing up what would be lost; answer
+    /// with `Tidied`.
+    Tidy(Tidy),
+    /// Keep `oid` under the ref `name`.
+    Backup { name: String, oid: String },
+    /// Stop every process a previous supervisor left (its agents, by pid and by token).
+    ReapStale {
+        attempts: Vec<(AttemptId, Option<u32>)>,
+    },
+    /// A line of progress for whoever watches.
+    Say(String),
+}
+
+/// How to start one attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Setup {
+    pub attempt: AttemptId,
+    pub task: String,
+    pub n: AttemptNo,
+    pub role: Role,
+    pub profile: String,
+    pub worktree: String,
+    pub branch: String,
+    pub log_dir: String,
+    /// Agents: the integration tip the worktree starts from.
+    pub base: String,
+    /// Agents get a fresh worktree; a reviewer reads the agent's.
+    pub create_worktree: bool,
+    pub prompt: PromptSpec,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum PromptSpec {
+    /// The task's prompt, with what the previous attempt ran into.
+    Task(String),
+    /// A review of agent attempt `of` (its diff and checks are read by the executor).
+    Review {
+        of: AttemptNo,
+        base: String,
+        commit: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Collect {
+    pub attempt: AttemptId,
+    pub task: String,
+    pub n: AttemptNo,
+    pub worktree: String,
+    pub branch: String,
+    pub base: String,
+    pub author_name: String,
+    pub author_email: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MergePrep {
+    pub task: String,
+    pub attempt: AttemptId,
+    pub n: AttemptNo,
+    pub base: String,
+    pub commit: String,
+    pub branch: String,
+    pub worktree: String,
+    /// The integration tip the supervisor last wrote: the merge goes onto exactly this.
+    pub onto: String,
+    pub checks: Vec<String>,
+    pub log: String,
+}
+
+/// A finished attempt's leftovers. `merged`: the commit that landed and the agent's own commit
+/// (equal for a fast-forward), so only what would become unreachable is backed up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tidy {
+    pub task: String,
+    pub n: Option<AttemptNo>,
+    pub worktree: String,
+    pub branch: String,
+    pub merged: Option<(String, String)>,
+}

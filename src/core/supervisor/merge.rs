@@ -1,0 +1,347 @@
+//! The merge queue: one merge at a time, onto exactly the integration tip the supervisor last
+//! wrote. The new tip is recorded in the ledger before the branch moves (recovery trusts only
+//! that record), and a branch that is not where the supervisor left it holds the whole run.
+
+use super::funnel::check_event;
+use super::{Effect, MergeOutcome, MergePrep, MergeRun, MoveOutcome, Supervisor, Then, Tidy};
+use crate::core::domain::{Actor, EventKind};
+use crate::core::ops::{EventData, Op, Patch};
+use crate::core::state::TaskState;
+
+fn short(oid: &str) -> &str {
+    oid.get(..8).unwrap_or(oid)
+}
+
+impl Supervisor {
+    pub(super) fn merge_rules(&mut self) {
+        // Keep the queue in approval order: new approvals at the back, gone ones dropped.
+        let approved: Vec<String> = self
+            .model
+            .in_state(TaskState::Approved)
+            .map(|t| t.id.clone())
+            .collect();
+        self.queue.retain(|t| approved.contains(t));
+        for t in approved {
+            if !self.queue.contains(&t) {
+                self.queue.push_back(t);
+            }
+        }
+        if self.merge.is_some() || self.stopping {
+            return;
+        }
+        // A task we moved to `merging` whose answer came back: prepare its merge.
+        let merging: Option<String> = self
+            .model
+            .in_state(TaskState::Merging)
+            .map(|t| t.id.clone())
+            .find(|id| !self.is_busy(id));
+        if let Some(task) = merging {
+            self.prepare_merge(&task);
+            return;
+        }
+        if self.model.hold.is_some() {
+            return;
+        }
+        let next = self.queue.iter().find(|t| !self.busy.contains(*t)).cloned();
+        if let Some(task) = next {
+            let n = self.model.latest_agent(&task).map(|a| a.n);
+            let op = Op::Transition {
+                task: task.clone(),
+                from: TaskState::Approved,
+                to: TaskState::Merging,
+                patch: Patch::default(),
+                actor: Actor::Supervisor,
+                attempt: n,
+                data: EventData::default(),
+            };
+            self.write(vec![op], Then::Nothing);
+        }
+    }
+
+    fn prepare_merge(&mut self, task: &str) {
+        let Some(a) = self.model.latest_agent(task).cloned() else {
+            return self.close_merge(task, TaskState::Done, "nothing to merge (no attempt)");
+        };
+        let (Some(base), Some(commit)) = (a.base.clone(), a.commit.clone()) else {
+            // Approved by the human with nothing to merge (an empty change): done, and say so.
+            return self.close_merge(task, TaskState::Done, "approved with nothing to merge");
+        };
+        let Some(onto) = self.model.integration_tip.clone() else {
+            return self.close_merge(task, TaskState::Escalated, "no integration tip is recorded");
+        };
+        self.merge = Some(MergeRun::Preparing {
+            task: task.to_string(),
+            attempt: a.id,
+        });
+        self.out.push(Effect::PrepareMerge(MergePrep {
+            task: task.to_string(),
+            attempt: a.id,
+            n: a.n,
+            base,
+            commit,
+            branch: a.branch.clone(),
+            worktree: a.worktree.clone(),
+            onto,
+            checks: self.checks_for(task),
+            log: format!("{}/merge-checks.log", a.log_dir),
+        }));
+    }
+
+    /// End a merge without moving the branch.
+    fn close_merge(&mut self, task: &str, to: TaskState, why: &str) {
+        let n = self.model.latest_agent(task).map(|a| a.n);
+        let ops = vec![Op::Transition {
+            task: task.to_string(),
+            from: TaskState::Merging,
+            to,
+            patch: Patch {
+                reason: Some((to != TaskState::Done).then(|| why.to_string())),
+                ..Patch::default()
+            },
+            actor: Actor::Supervisor,
+            attempt: n,
+            data: EventData::why(why),
+        }];
+        let line = match to {
+            TaskState::Done => format!("⇢ {task}: {why}"),
+            _ => format!("⚑ {task}: escalated: {why}"),
+        };
+        self.merge = Some(MergeRun::Closing {
+            task: task.to_string(),
+        });
+        self.write(ops, Then::MergeClosed(Some(line)));
+    }
+
+    fn escalate_merge(&mut self, task: &str, why: &str, note: Option<String>, mut ops: Vec<Op>) {
+        let n = self.model.latest_agent(task).map(|a| a.n);
+        ops.extend(self.escalate_ops(task, TaskState::Merging, n, why, note));
+        self.merge = Some(MergeRun::Closing {
+            task: task.to_string(),
+        });
+        self.write(
+            ops,
+            Then::MergeClosed(Some(format!("⚑ {task}: escalated: {why}"))),
+        );
+    }
+
+    pub(super) fn on_merge_prepared(&mut self, task: &str, result: MergeOutcome) {
+        let Some(MergeRun::Preparing { attempt, .. }) = self.merge.clone() else {
+            return;
+        };
+        let n = self.model.attempts.get(&attempt).map(|a| a.n);
+        match result {
+            MergeOutcome::Ready { tip, rechecked } => {
+                let onto = self.model.integration_tip.clone().unwrap_or_default();
+                if rechecked {
+                    self.say(format!("✓ {task}: checks passed again on the rebased tree"));
+                }
+                let ops = vec![
+                    Op::RecordMerge {
+                        id: attempt,
+                        tip: tip.clone(),
+                        onto: onto.clone(),
+                    },
+                    Op::Event {
+                        task: Some(task.to_string()),
+                        attempt: n,
+                        actor: Actor::Supervisor,
+                        kind: EventKind::MergeRecorded,
+                        data: EventData {
+                            integration_tip: Some(tip.clone()),
+                            expected_tip: Some(onto.clone()),
+                            ..EventData::default()
+                        },
+                    },
+                ];
+                self.merge = Some(MergeRun::Recording {
+                    task: task.to_string(),
+                    attempt,
+                    tip,
+                    onto,
+                });
+                self.write(ops, Then::MoveIntegration);
+            }
+            MergeOutcome::NothingToMerge => self.close_merge(
+                task,
+                TaskState::Done,
+                "nothing to merge: the change is already on the integration branch",
+            ),
+            MergeOutcome::Conflict { files } => {
+                let worktree = self
+                    .model
+                    .attempts
+                    .get(&attempt)
+                    .map(|a| a.worktree.clone())
+                    .unwrap_or_default();
+                let why = format!(
+                    "merge conflict with the integration branch in: {}. Either `orch-tui retry {task}` \
+                     (a new attempt on the new base, told about the conflict), or resolve it by hand \
+                     in {worktree} (rebase onto the integration branch, commit) and `orch-tui approve {task}`",
+                    files.join(", ")
+                );
+                self.escalate_merge(task, &why, None, Vec::new());
+            }
+            MergeOutcome::ChecksFailed { results } => {
+                let bad = results.iter().find(|r| !r.passed);
+                let cmd = bad.map(|r| r.command.clone()).unwrap_or_default();
+                let tail = bad.map(|r| r.tail.clone()).unwrap_or_default();
+                let why = format!(
+                    "check `{cmd}` fails once rebased onto the integration branch (it passed on the attempt's own base)"
+                );
+                let events = match n {
+                    Some(n) => results
+                        .iter()
+                        .map(|r| check_event(task, n, r, Some("rebased")))
+                        .collect(),
+                    None => Vec::new(),
+                };
+                self.escalate_merge(task, &why, Some(format!("{why}:\n{tail}")), events);
+            }
+            MergeOutcome::Failed(f) => {
+                let why = if f.timed_out {
+                    format!("the merge timed out: {}", f.message)
+                } else {
+                    format!("merge failed: {}", f.message)
+                };
+                self.escalate_merge(task, &why, None, Vec::new());
+            }
+        }
+    }
+
+    /// The new tip is in the ledger: move the branch.
+    pub(super) fn move_integration(&mut self) {
+        let Some(MergeRun::Recording {
+            task,
+            attempt,
+            tip,
+            onto,
+        }) = self.merge.clone()
+        else {
+            return;
+        };
+        self.merge = Some(MergeRun::Moving {
+            task: task.clone(),
+            attempt,
+            tip: tip.clone(),
+            onto: onto.clone(),
+        });
+        self.out.push(Effect::MoveIntegration { task, tip, onto });
+    }
+
+    pub(super) fn on_integration_moved(&mut self, task: &str, result: MoveOutcome) {
+        let Some(MergeRun::Moving {
+            attempt, tip, onto, ..
+        }) = self.merge.clone()
+        else {
+            return;
+        };
+        let a = self.model.attempts.get(&attempt).cloned();
+        let n = a.as_ref().map(|a| a.n);
+        match result {
+            MoveOutcome::Moved => {
+                let ops = vec![
+                    Op::Transition {
+                        task: task.to_string(),
+                        from: TaskState::Merging,
+                        to: TaskState::Done,
+                        patch: Patch {
+                            reason: Some(None),
+                            ..Patch::default()
+                        },
+                        actor: Actor::Supervisor,
+                        attempt: n,
+                        data: EventData {
+                            integration_tip: Some(tip.clone()),
+                            ..EventData::default()
+                        },
+                    },
+                    Op::SetIntegrationTip {
+                        expected: Some(onto),
+                        tip: tip.clone(),
+                    },
+                ];
+                let tidy = Tidy {
+                    task: task.to_string(),
+                    n,
+                    worktree: a.as_ref().map(|a| a.worktree.clone()).unwrap_or_default(),
+                    branch: a.as_ref().map(|a| a.branch.clone()).unwrap_or_default(),
+                    merged: a
+                        .as_ref()
+                        .and_then(|a| a.commit.clone())
+                        .map(|c| (tip.clone(), c)),
+                };
+                self.merge = Some(MergeRun::Closing {
+                    task: task.to_string(),
+                });
+                self.write(
+                    ops,
+                    Then::TidyMerged(tidy, format!("⇢ {task} merged ({})", short(&tip))),
+                );
+            }
+            MoveOutcome::NotWhereLeft { found } => self.integration_moved(task, &onto, found),
+            MoveOutcome::Failed(f) => {
+                let why = format!("moving the integration branch failed: {}", f.message);
+                self.escalate_merge(task, &why, None, Vec::new());
+            }
+        }
+    }
+
+    /// Someone else moved (or deleted) the integration branch: hold the run, keep what the
+    /// supervisor had written under a backup ref, put the task back in the queue, and say what
+    /// moved and how to go on.
+    pub(super) fn integration_moved(&mut self, task: &str, expected: &str, found: Option<String>) {
+        let backup = format!(
+            "refs/orch/backup/integration/{}-{}",
+            self.epoch,
+            short(expected)
+        );
+        let branch = self.cfg.integration_branch.clone();
+        let what = match &found {
+            Some(f) => format!("{branch} moved to {} (not by orch-tui)", short(f)),
+            None => format!("{branch} was deleted (not by orch-tui)"),
+        };
+        let hold = format!(
+            "{what}; orch-tui left it at {} — kept as {backup}. Put it back with \
+             `orch-tui integration restore`, or take the branch as it is now with \
+             `orch-tui integration accept` (only if it still holds {})",
+            short(expected),
+            short(expected)
+        );
+        self.out.push(Effect::Backup {
+            name: backup.clone(),
+            oid: expected.to_string(),
+        });
+        let n = self.model.latest_agent(task).map(|a| a.n);
+        let ops = vec![
+            Op::SetHold {
+                hold: Some(hold.clone()),
+            },
+            Op::Event {
+                task: None,
+                attempt: None,
+                actor: Actor::Supervisor,
+                kind: EventKind::IntegrationMoved,
+                data: EventData {
+                    expected_tip: Some(expected.to_string()),
+                    integration_tip: found,
+                    backup_ref: Some(backup),
+                    why: Some(hold.clone()),
+                    ..EventData::default()
+                },
+            },
+            Op::Transition {
+                task: task.to_string(),
+                from: TaskState::Merging,
+                to: TaskState::Approved,
+                patch: Patch::default(),
+                actor: Actor::Supervisor,
+                attempt: n,
+                data: EventData::why("the integration branch moved; the merge waits"),
+            },
+        ];
+        self.merge = Some(MergeRun::Closing {
+            task: task.to_string(),
+        });
+        self.write(ops, Then::MergeClosed(Some(format!("⏸ run held: {hold}"))));
+    }
+}

@@ -1,0 +1,451 @@
+//! The supervisor's decisions as one pure function: `step(now, event) -> effects`.
+//!
+//! The engine (an executor) performs the effects — ledger writes, git jobs, agent processes — and
+//! feeds their results back as events. Decisions are level-triggered: after every event the rules
+//! look at the whole state (the ledger's rows plus what is running) and emit what is missing, so
+//! a lost race, a restart or a human command in between is never a special case: the rows are
+//! re-read and the same rules decide again.
+//!
+//! A write is only a request: the model changes when the executor says it committed
+//! (`Event::Written`), and effects that depend on a write are emitted by the rules once its rows
+//! say so. A task with a write in flight is left alone until the answer comes.
+
+mod boot;
+mod dag;
+mod events;
+mod funnel;
+mod live;
+mod merge;
+pub mod model;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+pub use events::{
+    Boot, Change, CheckOutcome, Collect, Effect, Event, Exit, JobFailure, MergeOutcome, MergePrep,
+    MoveOutcome, Observed, PromptSpec, Setup, Started, Stray, Tidy, WorktreeFact,
+};
+pub use live::{prompt_text, trailers};
+pub use model::{AttemptRec, Model, TaskRec};
+
+use crate::core::config::Config;
+use crate::core::domain::{AttemptId, AttemptNo, Role};
+use crate::core::ops::Op;
+use crate::core::state::TaskState;
+
+/// Identifies one write request, so its answer finds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WriteId(pub u64);
+
+/// Where attempts' worktrees and logs go (absolute paths, as text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Roots {
+    pub worktrees: String,
+    pub logs: String,
+}
+
+/// Where a live attempt's process stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Worktree and process being made.
+    SettingUp,
+    Running {
+        pid: u32,
+    },
+    /// Exited well; its work is being committed.
+    Collecting,
+    /// Its end is decided and being written.
+    Closing,
+}
+
+/// A live attempt: what runs, not what the ledger says (that is `model.attempts`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Live {
+    pub task: String,
+    pub n: AttemptNo,
+    pub role: Role,
+    pub profile: String,
+    pub phase: Phase,
+    /// Why we asked it to stop, once we did.
+    pub stop: Option<String>,
+    pub deadline_ms: Option<u64>,
+    pub exit: Option<Exit>,
+    pub started_ms: u64,
+}
+
+/// Where the merge queue's one merge stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MergeRun {
+    /// Replaying (and re-checking) onto the integration tip.
+    Preparing { task: String, attempt: AttemptId },
+    /// The new tip is being recorded in the ledger.
+    Recording {
+        task: String,
+        attempt: AttemptId,
+        tip: String,
+        onto: String,
+    },
+    /// The integration branch is being moved.
+    Moving {
+        task: String,
+        attempt: AttemptId,
+        tip: String,
+        onto: String,
+    },
+    /// The outcome is being written.
+    Closing { task: String },
+}
+
+impl MergeRun {
+    pub fn task(&self) -> &str {
+        match self {
+            MergeRun::Preparing { task, .. }
+            | MergeRun::Recording { task, .. }
+            | MergeRun::Moving { task, .. }
+            | MergeRun::Closing { task } => task,
+        }
+    }
+}
+
+/// A write waiting for its answer, and what to do once it committed.
+#[derive(Debug, Clone, PartialEq)]
+struct Pending {
+    ops: Vec<Op>,
+    tasks: Vec<String>,
+    then: Then,
+}
+
+/// Follow-ups of a write that are not visible in the rows it writes.
+#[derive(Debug, Clone, PartialEq)]
+enum Then {
+    Nothing,
+    /// Say this once the write landed.
+    Say(String),
+    /// The merge's new tip is recorded: move the branch.
+    MoveIntegration,
+    /// The merge is written: tidy the merged attempt's worktree and branch.
+    TidyMerged(Tidy, String),
+    /// The merge's outcome is written: the queue is free again.
+    MergeClosed(Option<String>),
+    /// A boot write: nothing more, but the boot is only done when every one answered.
+    Boot,
+}
+
+pub struct Supervisor {
+    cfg: Config,
+    roots: Roots,
+    epoch: i64,
+    pub model: Model,
+    live: BTreeMap<AttemptId, Live>,
+    /// Tasks whose checks run.
+    checking: BTreeSet<String>,
+    merge: Option<MergeRun>,
+    /// Approved tasks in the order they were approved.
+    queue: VecDeque<String>,
+    tidying: BTreeSet<String>,
+    /// Worktrees found at start that belong to no live attempt.
+    leftovers: Vec<WorktreeFact>,
+    busy: BTreeSet<String>,
+    pending: BTreeMap<WriteId, Pending>,
+    next_write: u64,
+    next_attempt: AttemptId,
+    rng: u64,
+    booted: bool,
+    stopping: bool,
+    /// Stopping, and leaving the agents running for the next start to recover.
+    leave_agents: bool,
+    now: u64,
+    out: Vec<Effect>,
+}
+
+impl Supervisor {
+    /// A supervisor for epoch `epoch`; nothing happens until `Event::Boot`.
+    pub fn new(cfg: Config, roots: Roots, epoch: i64, seed: u64) -> Supervisor {
+        Supervisor {
+            cfg,
+            roots,
+            epoch,
+            model: Model::default(),
+            live: BTreeMap::new(),
+            checking: BTreeSet::new(),
+            merge: None,
+            queue: VecDeque::new(),
+            tidying: BTreeSet::new(),
+            leftovers: Vec::new(),
+            busy: BTreeSet::new(),
+            pending: BTreeMap::new(),
+            next_write: 1,
+            next_attempt: AttemptId(1),
+            rng: seed,
+            booted: false,
+            stopping: false,
+            leave_agents: false,
+            now: 0,
+            out: Vec::new(),
+        }
+    }
+
+    pub fn epoch(&self) -> i64 {
+        self.epoch
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// What runs now (for the clients' view of live agents).
+    pub fn live(&self) -> &BTreeMap<AttemptId, Live> {
+        &self.live
+    }
+
+    /// One event in, the effects it calls for out.
+    pub fn step(&mut self, now_ms: u64, event: Event) -> Vec<Effect> {
+        self.now = now_ms;
+        self.on_event(event);
+        if self.booted {
+            self.reconcile();
+        }
+        std::mem::take(&mut self.out)
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Boot(b) => self.on_boot(b),
+            Event::Observed(o) => self.on_observed(o),
+            Event::Written(id) => self.on_written(id),
+            Event::Lost { write, observed } => {
+                if let Some(p) = self.pending.remove(&write) {
+                    for t in p.tasks {
+                        self.busy.remove(&t);
+                    }
+                    self.on_lost(p.then);
+                }
+                self.on_observed(observed);
+            }
+            Event::Tick => {}
+            Event::SetupDone { attempt, result } => self.on_setup_done(attempt, result),
+            Event::Exited { attempt, exit } => self.on_exit(attempt, exit),
+            Event::Collected { attempt, result } => self.on_collected(attempt, result),
+            Event::ChecksDone { task, n, results } => self.on_checks_done(&task, n, results),
+            Event::MergePrepared { task, result } => self.on_merge_prepared(&task, result),
+            Event::IntegrationMoved { task, result } => self.on_integration_moved(&task, result),
+            Event::Tidied { task } => {
+                self.tidying.remove(&task);
+            }
+            Event::Answered { attempt } => self.on_answered(attempt),
+            Event::Stop { stop_agents } => self.on_stop(stop_agents),
+        }
+    }
+
+    fn on_observed(&mut self, o: Observed) {
+        for a in &o.attempts {
+            let asked = a.substatus == crate::core::domain::Substatus::WaitingInput;
+            let was = self
+                .model
+                .attempts
+                .get(&a.id)
+                .is_some_and(|old| old.substatus == a.substatus);
+            if asked && !was {
+                self.say(format!("? {} attempt {} waits for an answer", a.task, a.n));
+            }
+        }
+        self.model.refresh(o.tasks, o.attempts);
+        if let Some(hold) = o.hold {
+            self.model.hold = hold;
+        }
+        if let Some(tip) = o.integration_tip {
+            self.model.integration_tip = Some(tip);
+        }
+    }
+
+    fn on_written(&mut self, id: WriteId) {
+        let Some(p) = self.pending.remove(&id) else {
+            return;
+        };
+        for op in &p.ops {
+            self.model.apply(op, self.now);
+        }
+        for t in &p.tasks {
+            self.busy.remove(t);
+        }
+        match p.then {
+            Then::Nothing | Then::Boot => {}
+            Then::Say(line) => self.say(line),
+            Then::MoveIntegration => self.move_integration(),
+            Then::TidyMerged(tidy, line) => {
+                self.say(line);
+                self.merge = None;
+                self.tidying.insert(tidy.task.clone());
+                self.out.push(Effect::Tidy(tidy));
+            }
+            Then::MergeClosed(line) => {
+                self.merge = None;
+                if let Some(l) = line {
+                    self.say(l);
+                }
+            }
+        }
+    }
+
+    /// A write lost: what it was to start is not started; the rules decide again on fresh rows.
+    fn on_lost(&mut self, then: Then) {
+        match then {
+            Then::MoveIntegration | Then::TidyMerged(..) | Then::MergeClosed(_) => {
+                self.merge = None;
+            }
+            Then::Nothing | Then::Say(_) | Then::Boot => {}
+        }
+    }
+
+    /// Ask the executor to write `ops` as one transaction; the tasks named are left alone until
+    /// the answer comes.
+    fn write(&mut self, ops: Vec<Op>, then: Then) {
+        if ops.is_empty() {
+            return;
+        }
+        let mut tasks: Vec<String> = ops
+            .iter()
+            .filter_map(|o| o.task().map(String::from))
+            .collect();
+        tasks.sort();
+        tasks.dedup();
+        for t in &tasks {
+            self.busy.insert(t.clone());
+        }
+        let id = WriteId(self.next_write);
+        self.next_write += 1;
+        self.pending.insert(
+            id,
+            Pending {
+                ops: ops.clone(),
+                tasks,
+                then,
+            },
+        );
+        self.out.push(Effect::Write { id, ops });
+    }
+
+    fn say(&mut self, line: impl Into<String>) {
+        self.out.push(Effect::Say(line.into()));
+    }
+
+    fn is_busy(&self, task: &str) -> bool {
+        self.busy.contains(task)
+    }
+
+    /// splitmix64: backoff jitter; seeded by the executor (the OS in a run, the seed in a test).
+    fn random(&mut self) -> u64 {
+        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Every rule, in an order where each sees what the ones before decided.
+    fn reconcile(&mut self) {
+        self.dag_rules();
+        self.live_rules();
+        self.funnel_rules();
+        self.merge_rules();
+        self.dispatch_rules();
+        self.setup_rules();
+        self.tidy_rules();
+    }
+
+    /// The earliest moment something is due without any event (a time budget, a retry's
+    /// backoff, a veto window), so the executor can set one timer.
+    pub fn next_wake_ms(&self) -> Option<u64> {
+        let deadlines = self
+            .live
+            .values()
+            .filter(|l| l.stop.is_none())
+            .filter_map(|l| l.deadline_ms);
+        let backoffs = self
+            .model
+            .in_state(TaskState::Ready)
+            .map(|t| t.not_before_ms)
+            .filter(|&nb| nb > self.now);
+        let vetoes = self
+            .model
+            .in_state(TaskState::Review)
+            .filter(|t| t.stage == Some(crate::core::domain::FunnelStage::Veto))
+            .filter_map(|t| t.stage_until_ms);
+        deadlines.chain(backoffs).chain(vetoes).min()
+    }
+
+    /// Nothing will move without a human: nothing runs, nothing is being written, and no task is
+    /// where the supervisor itself moves it on.
+    pub fn is_settled(&self) -> bool {
+        if !self.booted
+            || !self.live.is_empty()
+            || !self.checking.is_empty()
+            || self.merge.is_some()
+            || !self.pending.is_empty()
+            || !self.tidying.is_empty()
+        {
+            return false;
+        }
+        let moving = [
+            TaskState::Assigned,
+            TaskState::Working,
+            TaskState::Review,
+            TaskState::Merging,
+        ];
+        if moving.iter().any(|s| self.model.count(*s) > 0) {
+            return false;
+        }
+        // A held run waits for the human; otherwise ready and approved work still moves.
+        self.model.hold.is_some()
+            || (self.model.count(TaskState::Ready) == 0
+                && self.model.count(TaskState::Approved) == 0)
+    }
+
+    /// A stop was asked for and nothing is left to wait for.
+    pub fn is_stopped(&self) -> bool {
+        self.stopping && (self.leave_agents || self.live.values().all(|l| l.exit.is_some()))
+    }
+
+    /// What still moves, in words (for logs and for tests that wait for a settled run).
+    pub fn activity(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.live.is_empty() {
+            parts.push(format!("{} live attempt(s)", self.live.len()));
+        }
+        if !self.checking.is_empty() {
+            parts.push(format!("checks of {:?}", self.checking));
+        }
+        if let Some(m) = &self.merge {
+            parts.push(format!("merge {m:?}"));
+        }
+        if !self.pending.is_empty() {
+            parts.push(format!("{} write(s) in flight", self.pending.len()));
+        }
+        if !self.tidying.is_empty() {
+            parts.push(format!("tidying {:?}", self.tidying));
+        }
+        for s in [
+            TaskState::Ready,
+            TaskState::Assigned,
+            TaskState::Working,
+            TaskState::Review,
+            TaskState::Approved,
+            TaskState::Merging,
+        ] {
+            let n = self.model.count(s);
+            if n > 0 {
+                parts.push(format!("{n} {s}"));
+            }
+        }
+        parts.join(", ")
+    }
+
+    /// Every task done.
+    pub fn all_done(&self) -> bool {
+        self.model
+            .tasks
+            .values()
+            .all(|t| t.state == TaskState::Done)
+    }
+}

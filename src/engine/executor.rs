@@ -1,0 +1,476 @@
+//! The executor: feeds events to the supervisor's decision function and performs the effects it
+//! returns — ledger writes here and now, slow work as jobs — until the run settles or stops.
+//! It decides nothing itself: a write that lost its race goes back as an event with fresh rows.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::jobs::{self, JobCtx, SetupPlan};
+use super::world::{AgentProc, Incoming, Runtime, Store, WriteError};
+use super::{AgentView, EngineError, EngineEvent, RunEnd};
+use crate::core::config::Config;
+use crate::core::domain::{AttemptId, Role};
+use crate::core::supervisor::{Effect, Event, PromptSpec, Setup, Started, Supervisor};
+
+/// The fallback tick: the loop looks at the ledger this often even without a poke, in case one
+/// was lost. Nothing waits for it in the normal path.
+pub const FALLBACK_TICK_MS: u64 = 1000;
+
+/// A busy ledger or a full disk: how often to try again, and how often to say so.
+const RETRY_MS: u64 = 250;
+const REPORT_EVERY: u32 = 8;
+
+/// What the executor needs to turn a setup into a process.
+#[derive(Clone)]
+pub struct SetupEnv {
+    pub ledger_path: String,
+    pub prompts_dir: String,
+    pub worktrees_dir: String,
+    pub orch_bin: String,
+    pub rotate_bytes: u64,
+}
+
+/// A live agent process and what clients show of it.
+struct Running {
+    process: Box<dyn AgentProc>,
+    branches: Vec<String>,
+    started_wall: std::time::Instant,
+}
+
+pub struct Executor {
+    pub(crate) core: Supervisor,
+    store: Box<dyn Store>,
+    rt: Box<dyn Runtime>,
+    ctx: JobCtx,
+    env: SetupEnv,
+    procs: BTreeMap<AttemptId, Running>,
+    queue: VecDeque<Event>,
+    pub(crate) views: Arc<Mutex<BTreeMap<AttemptId, AgentView>>>,
+    pub(crate) observers: Vec<std::sync::mpsc::Sender<EngineEvent>>,
+    progress: Box<dyn FnMut(&str) + Send>,
+    stay_open: bool,
+}
+
+impl Executor {
+    pub fn new(
+        core: Supervisor,
+        store: Box<dyn Store>,
+        rt: Box<dyn Runtime>,
+        ctx: JobCtx,
+        env: SetupEnv,
+        progress: Box<dyn FnMut(&str) + Send>,
+        stay_open: bool,
+    ) -> Executor {
+        Executor {
+            core,
+            store,
+            rt,
+            ctx,
+            env,
+            procs: BTreeMap::new(),
+            queue: VecDeque::new(),
+            views: Arc::new(Mutex::new(BTreeMap::new())),
+            observers: Vec::new(),
+            progress,
+            stay_open,
+        }
+    }
+
+    pub fn supervisor(&self) -> &Supervisor {
+        &self.core
+    }
+
+    fn config(&self) -> &Config {
+        self.core.config()
+    }
+
+    /// Read the ledger and the world, and let the supervisor settle what a previous one left.
+    pub fn boot(&mut self) -> Result<(), EngineError> {
+        let mut boot = self.store.boot().map_err(EngineError::Failed)?;
+        let branch = format!("refs/heads/{}", self.config().integration_branch);
+        let git = self.ctx.git.clone();
+        boot.actual_tip = git
+            .rev_parse(&branch)
+            .map_err(|e| EngineError::Failed(e.to_string()))?;
+        if let Some(actual) = &boot.actual_tip {
+            for a in &boot.attempts {
+                if let Some(tip) = &a.merge_tip {
+                    let yes = git.is_ancestor(tip, actual).unwrap_or(false);
+                    boot.merged.push((a.id, yes));
+                }
+            }
+        }
+        boot.worktrees = git.orch_worktrees().unwrap_or_default();
+        self.queue.push_back(Event::Boot(boot));
+        self.drain()
+    }
+
+    /// Supervise until everything settled (or a stop).
+    pub fn run(&mut self) -> Result<RunEnd, EngineError> {
+        let mut announced = false;
+        loop {
+            self.drain()?;
+            if self.core.is_stopped() {
+                self.finish_stop();
+                // A stop after everything settled ends the run as it stands.
+                return Ok(if self.core.is_settled() {
+                    self.settled_end()
+                } else {
+                    RunEnd::Stopped
+                });
+            }
+            if self.core.is_settled() {
+                if !announced {
+                    let scratch = format!("{}/{}", self.env.worktrees_dir, RECHECK_WORKTREE);
+                    let _ = self.ctx.git.drop_scratch(&scratch);
+                    self.emit(EngineEvent::Finished);
+                    announced = true;
+                }
+                if !self.stay_open {
+                    return Ok(self.settled_end());
+                }
+            } else {
+                announced = false;
+                tracing::debug!(activity = %self.core.activity(), "not settled");
+            }
+            let now = self.rt.now_ms();
+            let wake = self
+                .core
+                .next_wake_ms()
+                .map_or(now + FALLBACK_TICK_MS, |w| w.min(now + FALLBACK_TICK_MS));
+            let first = self.rt.next(wake.max(now));
+            self.take(first)?;
+            // Whatever else already waits joins this round (coalescing).
+            loop {
+                let now = self.rt.now_ms();
+                match self.rt.next(now) {
+                    Incoming::Timeout => break,
+                    other => self.take(other)?,
+                }
+            }
+            self.look_at_ledger()?;
+            self.queue.push_back(Event::Tick);
+        }
+    }
+
+    fn settled_end(&self) -> RunEnd {
+        if self.core.all_done() {
+            RunEnd::AllDone
+        } else {
+            RunEnd::Unfinished
+        }
+    }
+
+    /// Wait for the agents the stop asked to end (each is stopped with its tree), bounded.
+    fn finish_stop(&mut self) {
+        let scratch = format!("{}/{}", self.env.worktrees_dir, RECHECK_WORKTREE);
+        let _ = self.ctx.git.drop_scratch(&scratch);
+        self.publish_views();
+    }
+
+    fn take(&mut self, incoming: Incoming) -> Result<(), EngineError> {
+        match incoming {
+            Incoming::Event(e) => {
+                if let Event::Exited { attempt, .. } = &e {
+                    self.procs.remove(attempt);
+                    // What the agent reported before it exited (`worker done`, a verdict) is in
+                    // the ledger by now: let the supervisor see it before the exit.
+                    self.look_at_ledger()?;
+                }
+                self.queue.push_back(e);
+            }
+            Incoming::Spawned { attempt, result } => {
+                let result = match result {
+                    Ok(s) => {
+                        let pid = s.process.pid();
+                        let base = s.base.clone();
+                        self.procs.insert(
+                            attempt,
+                            Running {
+                                process: s.process,
+                                branches: s.branches,
+                                started_wall: std::time::Instant::now(),
+                            },
+                        );
+                        Ok(Started { pid, base })
+                    }
+                    Err(e) => Err(e),
+                };
+                self.queue.push_back(Event::SetupDone { attempt, result });
+            }
+            Incoming::Poke => self.look_at_ledger()?,
+            Incoming::Input { attempt, bytes } => {
+                if let Some(r) = self.procs.get(&attempt) {
+                    r.process.write(bytes.clone());
+                }
+                // Enter after a question: the human answered.
+                if bytes.contains(&b'\r') {
+                    self.queue.push_back(Event::Answered { attempt });
+                }
+            }
+            Incoming::Resize {
+                attempt,
+                rows,
+                cols,
+            } => {
+                if let Some(r) = self.procs.get(&attempt) {
+                    r.process.resize(rows, cols);
+                }
+            }
+            Incoming::Stop { stop_agents } => self.queue.push_back(Event::Stop { stop_agents }),
+            Incoming::Timeout => {}
+        }
+        Ok(())
+    }
+
+    /// Other processes wrote the ledger: hand the supervisor the rows they touched.
+    fn look_at_ledger(&mut self) -> Result<(), EngineError> {
+        let (tasks, hold) = self.store.foreign_changes().map_err(EngineError::Failed)?;
+        if tasks.is_empty() && !hold {
+            return Ok(());
+        }
+        let observed = self.store.rows(&tasks).map_err(EngineError::Failed)?;
+        self.queue.push_back(Event::Observed(observed));
+        Ok(())
+    }
+
+    /// Step the supervisor through every queued event, performing what it asks for.
+    fn drain(&mut self) -> Result<(), EngineError> {
+        let mut changed = false;
+        while let Some(event) = self.queue.pop_front() {
+            // What clients show changes with everything but the clock's tick.
+            changed |= !matches!(event, Event::Tick);
+            let now = self.rt.now_ms();
+            let effects = self.core.step(now, event);
+            for e in effects {
+                self.perform(e)?;
+            }
+        }
+        if changed {
+            self.emit(EngineEvent::Changed);
+        }
+        Ok(())
+    }
+
+    fn perform(&mut self, effect: Effect) -> Result<(), EngineError> {
+        match effect {
+            Effect::Write { id, ops } => {
+                let event = self.write(&ops, id)?;
+                self.queue.push_front(event);
+            }
+            Effect::Setup(s) => self.start_setup(s),
+            Effect::Stop { attempt, why } => {
+                tracing::info!(%attempt, %why, "stopping an agent");
+                let grace = Duration::from_millis(self.config().stop_grace_ms);
+                if let Some(r) = self.procs.get(&attempt) {
+                    r.process.stop(grace);
+                }
+            }
+            Effect::Collect(c) => {
+                let before = self
+                    .procs
+                    .get(&c.attempt)
+                    .map(|r| r.branches.clone())
+                    .unwrap_or_default();
+                let job = jobs::collect_job(&self.ctx, c, before);
+                self.rt.spawn(job);
+            }
+            Effect::RunChecks {
+                task,
+                n,
+                worktree,
+                log,
+                commands,
+            } => {
+                let job = jobs::checks_job(&self.ctx, task, n, worktree, log, commands);
+                self.rt.spawn(job);
+            }
+            Effect::PrepareMerge(m) => {
+                let scratch = format!("{}/{}", self.env.worktrees_dir, RECHECK_WORKTREE);
+                let job = jobs::merge_job(&self.ctx, m, scratch);
+                self.rt.spawn(job);
+            }
+            Effect::MoveIntegration { task, tip, onto } => {
+                let refname = format!("refs/heads/{}", self.config().integration_branch);
+                let job = jobs::move_job(&self.ctx, task, refname, tip, onto);
+                self.rt.spawn(job);
+            }
+            Effect::Tidy(t) => {
+                let job = jobs::tidy_job(&self.ctx, t);
+                self.rt.spawn(job);
+            }
+            Effect::Backup { name, oid } => {
+                if let Err(e) = self.ctx.git.backup_ref(&name, &oid) {
+                    tracing::error!(%name, %oid, error = %e, "could not write a backup ref");
+                }
+            }
+            Effect::ReapStale { attempts } => {
+                let job = jobs::reap_job(&self.ctx, attempts);
+                self.rt.spawn(job);
+            }
+            Effect::Say(line) => {
+                tracing::info!("{line}");
+                (self.progress)(&line);
+            }
+        }
+        Ok(())
+    }
+
+    /// One write, waited out while the ledger is busy or the disk full (saying so), answered
+    /// as `Written` or `Lost`.
+    fn write(
+        &mut self,
+        ops: &[crate::core::ops::Op],
+        id: crate::core::supervisor::WriteId,
+    ) -> Result<Event, EngineError> {
+        let mut tries = 0u32;
+        loop {
+            match self.store.write(ops) {
+                Ok(()) => {
+                    if tries > 0 {
+                        (self.progress)("the ledger is writable again; going on");
+                    }
+                    return Ok(Event::Written(id));
+                }
+                Err(WriteError::Conflict(why)) => {
+                    tracing::info!(%why, "a write lost its race; deciding again");
+                    let mut tasks: Vec<String> = ops
+                        .iter()
+                        .filter_map(|o| o.task().map(String::from))
+                        .collect();
+                    tasks.sort();
+                    tasks.dedup();
+                    let mut observed = self.store.rows(&tasks).map_err(EngineError::Failed)?;
+                    // The hold and the recorded tip may be what moved: read them too.
+                    if observed.hold.is_none() {
+                        observed = merge_supervisor_row(observed, self.store.rows(&[]).ok());
+                    }
+                    return Ok(Event::Lost {
+                        write: id,
+                        observed,
+                    });
+                }
+                Err(WriteError::Transient(why)) => {
+                    if tries.is_multiple_of(REPORT_EVERY) {
+                        let line = format!("waiting for the ledger: {why}");
+                        tracing::warn!("{line}");
+                        (self.progress)(&line);
+                        self.emit(EngineEvent::Waiting(line));
+                    }
+                    tries += 1;
+                    self.rt.pause(RETRY_MS);
+                }
+                Err(WriteError::Fatal(why)) => return Err(EngineError::Failed(why)),
+            }
+        }
+    }
+
+    fn start_setup(&mut self, s: Setup) {
+        let Some(profile) = self.config().agents.get(&s.profile).cloned() else {
+            let why = format!("agent profile `{}` is not configured", s.profile);
+            self.queue.push_back(Event::SetupDone {
+                attempt: s.attempt,
+                result: Err(why),
+            });
+            return;
+        };
+        let token = self.store.token(s.attempt).unwrap_or_default();
+        let prompt = match &s.prompt {
+            PromptSpec::Task(text) => text.clone(),
+            PromptSpec::Review { of, base, commit } => {
+                let diff = self.ctx.git.diff(base, commit).unwrap_or_default();
+                let checks = self.store.check_summary(&s.task, of.0);
+                let task = self.core.model.task(&s.task);
+                let (title, text) = task.map_or((String::new(), String::new()), |t| {
+                    (t.title.clone(), t.prompt.clone())
+                });
+                super::review::review_prompt(&s.task, &title, &text, *of, &diff, &checks, &profile)
+            }
+        };
+        let role = if s.role == Role::Reviewer {
+            "reviewer"
+        } else {
+            "agent"
+        };
+        let suffix = if s.role == Role::Reviewer {
+            "-review"
+        } else {
+            ""
+        };
+        let prompt_file = format!("{}/{}-{}{suffix}.md", self.env.prompts_dir, s.task, s.n);
+        let mut env: Vec<(String, String)> = profile
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        env.extend([
+            ("ORCH_LEDGER".into(), self.env.ledger_path.clone()),
+            ("ORCH_TASK".into(), s.task.clone()),
+            ("ORCH_ATTEMPT".into(), s.n.to_string()),
+            ("ORCH_TOKEN".into(), token),
+            ("ORCH_WORKTREE".into(), s.worktree.clone()),
+            ("ORCH_PROMPT_FILE".into(), prompt_file.clone()),
+            ("ORCH_BIN".into(), self.env.orch_bin.clone()),
+            ("ORCH_ROLE".into(), role.into()),
+        ]);
+        let plan = SetupPlan {
+            setup: s,
+            profile,
+            prompt,
+            prompt_file,
+            env,
+            orch_bin: self.env.orch_bin.clone(),
+            rotate_bytes: self.env.rotate_bytes,
+        };
+        let job = jobs::setup_job(&self.ctx, plan);
+        self.rt.spawn(job);
+        self.publish_views();
+    }
+
+    pub(crate) fn emit(&mut self, e: EngineEvent) {
+        if matches!(e, EngineEvent::Changed) {
+            self.publish_views();
+        }
+        self.observers.retain(|o| o.send(e.clone()).is_ok());
+    }
+
+    /// Keep the clients' view of live agents in step.
+    fn publish_views(&self) {
+        let Ok(mut v) = self.views.lock() else { return };
+        v.clear();
+        for (id, l) in self.core.live() {
+            let running = self.procs.get(id);
+            let budget = l
+                .deadline_ms
+                .map(|d| Duration::from_millis(d.saturating_sub(l.started_ms)));
+            let started = running.map_or_else(std::time::Instant::now, |r| r.started_wall);
+            v.insert(
+                *id,
+                AgentView {
+                    attempt: *id,
+                    task: l.task.clone(),
+                    n: l.n,
+                    profile: l.profile.clone(),
+                    started,
+                    deadline: budget.map(|b| started + b),
+                    screen: running.and_then(|r| r.process.screen()),
+                },
+            );
+        }
+    }
+}
+
+/// The reusable worktree re-checks run in (task ids cannot start with `_`).
+pub const RECHECK_WORKTREE: &str = "_recheck";
+
+fn merge_supervisor_row(
+    mut o: crate::core::supervisor::Observed,
+    sup: Option<crate::core::supervisor::Observed>,
+) -> crate::core::supervisor::Observed {
+    if let Some(s) = sup {
+        o.hold = s.hold;
+        o.integration_tip = s.integration_tip;
+    }
+    o
+}

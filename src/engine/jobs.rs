@@ -1,0 +1,247 @@
+//! The slow work behind the supervisor's effects — worktrees, spawning, commits, checks, merges,
+//! tidying — as jobs that run off the loop and answer with an event. Each one is written against
+//! the world's traits, so the same code runs with real git and agents and in the simulator.
+
+use std::sync::Arc;
+
+use super::world::{Agents, Checks, GitOps, Incoming, Job, Launch, Sink, Spawned};
+use crate::core::config::AgentProfile;
+use crate::core::domain::AttemptId;
+use crate::core::supervisor::{
+    Collect, Event, JobFailure, MergeOutcome, MergePrep, MoveOutcome, Setup, Tidy,
+};
+use crate::git::{GitError, Replay};
+
+/// What every job may use.
+#[derive(Clone)]
+pub struct JobCtx {
+    pub git: Arc<dyn GitOps>,
+    pub agents: Arc<dyn Agents>,
+    pub checks: Arc<dyn Checks>,
+    pub sink: Sink,
+}
+
+fn failure(e: GitError) -> JobFailure {
+    JobFailure {
+        timed_out: e.stderr.contains("timed out"),
+        message: e.to_string(),
+    }
+}
+
+/// Everything a setup needs besides the supervisor's `Setup`.
+pub struct SetupPlan {
+    pub setup: Setup,
+    pub profile: AgentProfile,
+    pub prompt: String,
+    pub prompt_file: String,
+    pub env: Vec<(String, String)>,
+    pub orch_bin: String,
+    pub rotate_bytes: u64,
+}
+
+/// Replace placeholders inside one argument each, in one pass: a `{task}` written inside the
+/// prompt text stays as written. Never through a shell.
+pub fn expand(arg: &str, vars: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(arg.len());
+    let mut rest = arg;
+    'scan: while let Some(i) = rest.find('{') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        for (name, value) in vars {
+            let key = format!("{{{name}}}");
+            if tail.starts_with(&key) {
+                out.push_str(value);
+                rest = &tail[key.len()..];
+                continue 'scan;
+            }
+        }
+        out.push('{');
+        rest = &tail[1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+pub fn setup_job(ctx: &JobCtx, plan: SetupPlan) -> Job {
+    let ctx = ctx.clone();
+    Box::new(move || {
+        let attempt = plan.setup.attempt;
+        let result = run_setup(&ctx, plan);
+        Incoming::Spawned { attempt, result }
+    })
+}
+
+fn run_setup(ctx: &JobCtx, p: SetupPlan) -> Result<Spawned, String> {
+    let s = &p.setup;
+    if s.create_worktree {
+        if s.base.is_empty() {
+            return Err("no integration tip is recorded to start from".into());
+        }
+        let prefix = format!("refs/orch/backup/{}", s.task);
+        ctx.git
+            .prepare_worktree(&s.worktree, &s.branch, &s.base, &prefix)
+            .map_err(|e| e.to_string())?;
+    }
+    if let Some(dir) = std::path::Path::new(&p.prompt_file).parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    std::fs::write(&p.prompt_file, &p.prompt)
+        .map_err(|e| format!("cannot write {}: {e}", p.prompt_file))?;
+    let vars = [
+        ("prompt_file", p.prompt_file.as_str()),
+        ("prompt", p.prompt.as_str()),
+        ("task", s.task.as_str()),
+        ("worktree", s.worktree.as_str()),
+        ("orch", p.orch_bin.as_str()),
+    ];
+    let argv = p.profile.command.iter().map(|a| expand(a, &vars)).collect();
+    let launch = Launch {
+        attempt: s.attempt,
+        task: s.task.clone(),
+        argv,
+        cwd: s.worktree.clone(),
+        env: p.env.clone(),
+        log_dir: s.log_dir.clone(),
+        rotate_bytes: p.rotate_bytes,
+    };
+    let branches = ctx.git.branch_names().map_err(|e| e.to_string())?;
+    let process = ctx.agents.spawn(launch, ctx.sink.clone())?;
+    Ok(Spawned {
+        process,
+        base: s.base.clone(),
+        branches,
+    })
+}
+
+pub fn collect_job(ctx: &JobCtx, c: Collect, branches_before: Vec<String>) -> Job {
+    let ctx = ctx.clone();
+    Box::new(move || {
+        let result = ctx.git.collect(&c, &branches_before).map_err(failure);
+        Incoming::Event(Event::Collected {
+            attempt: c.attempt,
+            result,
+        })
+    })
+}
+
+pub fn checks_job(
+    ctx: &JobCtx,
+    task: String,
+    n: crate::core::domain::AttemptNo,
+    dir: String,
+    log: String,
+    commands: Vec<String>,
+) -> Job {
+    let ctx = ctx.clone();
+    Box::new(move || {
+        let results = ctx.checks.run(&dir, &commands, &log);
+        Incoming::Event(Event::ChecksDone { task, n, results })
+    })
+}
+
+pub fn merge_job(ctx: &JobCtx, m: MergePrep, scratch: String) -> Job {
+    let ctx = ctx.clone();
+    Box::new(move || {
+        let result = prepare_merge(&ctx, &m, &scratch);
+        Incoming::Event(Event::MergePrepared {
+            task: m.task.clone(),
+            result,
+        })
+    })
+}
+
+/// The branch as it is now: normally the attempt's commit on its base; after a conflict resolved
+/// by hand, whatever the human committed there (perhaps rebased onto a newer tip).
+fn branch_now(git: &dyn GitOps, m: &MergePrep) -> Result<(String, String), GitError> {
+    let tip = match git.rev_parse(&format!("refs/heads/{}", m.branch))? {
+        Some(t) => t,
+        None => return Ok((m.base.clone(), m.commit.clone())),
+    };
+    if tip == m.commit {
+        return Ok((m.base.clone(), m.commit.clone()));
+    }
+    let base = git.merge_base(&tip, &m.onto)?;
+    Ok((base, tip))
+}
+
+fn prepare_merge(ctx: &JobCtx, m: &MergePrep, scratch: &str) -> MergeOutcome {
+    let (base, commit) = match branch_now(ctx.git.as_ref(), m) {
+        Ok(v) => v,
+        Err(e) => return MergeOutcome::Failed(failure(e)),
+    };
+    // Nothing past the base, or already in the integration branch: nothing to write.
+    if base == commit {
+        return MergeOutcome::NothingToMerge;
+    }
+    match ctx.git.is_ancestor(&commit, &m.onto) {
+        Ok(true) => return MergeOutcome::NothingToMerge,
+        Ok(false) => {}
+        Err(e) => return MergeOutcome::Failed(failure(e)),
+    }
+    let tip = match ctx.git.replay_onto(&base, &commit, &m.onto) {
+        Ok(Replay::Clean { tip }) => tip,
+        Ok(Replay::Conflict { files }) => return MergeOutcome::Conflict { files },
+        Err(e) => return MergeOutcome::Failed(failure(e)),
+    };
+    // The checks passed on the attempt's base; if the base moved they run again on exactly the
+    // tree that would land, so every integration commit passed its checks on that tree.
+    let rechecked = base != m.onto && !m.checks.is_empty();
+    if rechecked {
+        if let Err(e) = ctx.git.checkout_scratch(scratch, &tip) {
+            return MergeOutcome::Failed(failure(e));
+        }
+        let results = ctx.checks.run(scratch, &m.checks, &m.log);
+        if results.iter().any(|r| !r.passed) {
+            return MergeOutcome::ChecksFailed { results };
+        }
+    }
+    MergeOutcome::Ready { tip, rechecked }
+}
+
+pub fn move_job(ctx: &JobCtx, task: String, refname: String, tip: String, onto: String) -> Job {
+    let ctx = ctx.clone();
+    Box::new(move || {
+        let result = match ctx.git.cas_update_ref(&refname, &tip, &onto) {
+            Ok(true) => MoveOutcome::Moved,
+            Ok(false) => match ctx.git.rev_parse(&refname) {
+                Ok(found) => MoveOutcome::NotWhereLeft { found },
+                Err(e) => MoveOutcome::Failed(failure(e)),
+            },
+            Err(e) => MoveOutcome::Failed(failure(e)),
+        };
+        Incoming::Event(Event::IntegrationMoved { task, result })
+    })
+}
+
+pub fn tidy_job(ctx: &JobCtx, t: Tidy) -> Job {
+    let ctx = ctx.clone();
+    Box::new(move || {
+        if let Err(e) = ctx.git.tidy(&t) {
+            tracing::warn!(task = %t.task, error = %e, "could not tidy a finished attempt");
+        }
+        Incoming::Event(Event::Tidied { task: t.task })
+    })
+}
+
+/// Stop a previous supervisor's agents; nothing comes back.
+pub fn reap_job(ctx: &JobCtx, stale: Vec<(AttemptId, Option<u32>)>) -> Job {
+    let ctx = ctx.clone();
+    Box::new(move || {
+        let pids: Vec<u32> = stale.iter().filter_map(|(_, p)| *p).collect();
+        ctx.agents.reap_stale(&pids);
+        Incoming::Poke
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expand;
+
+    #[test]
+    fn placeholders_are_replaced_in_one_pass() {
+        let vars = [("prompt", "fix {task} please"), ("task", "t1")];
+        assert_eq!(expand("{prompt}", &vars), "fix {task} please");
+        assert_eq!(expand("--id={task}", &vars), "--id=t1");
+        assert_eq!(expand("{unknown} {", &vars), "{unknown} {");
+    }
+}

@@ -1,0 +1,149 @@
+//! `GitOps` on a real repository (`crate::git::Repo`).
+
+use std::path::Path;
+
+use super::world::GitOps;
+use crate::core::domain::AttemptNo;
+use crate::core::supervisor::{Change, Collect, Tidy, WorktreeFact};
+use crate::git::{GitError, Replay, Repo};
+
+pub struct RealGit {
+    pub repo: Repo,
+    /// `.orch/worktrees`, where every attempt's worktree lives.
+    pub worktrees_dir: String,
+}
+
+/// `TASK-N` → (task, N); `_recheck` and other names are not attempts.
+fn parse_worktree_name(name: &str) -> Option<(String, Option<AttemptNo>)> {
+    if name.starts_with('_') {
+        return None;
+    }
+    match name.rsplit_once('-') {
+        Some((task, n)) if n.parse::<u32>().is_ok() => {
+            Some((task.to_string(), n.parse().ok().map(AttemptNo)))
+        }
+        _ => Some((name.to_string(), None)),
+    }
+}
+
+impl RealGit {
+    /// An earlier attempt's worktree still has the task branch checked out (git refuses to
+    /// check a branch out twice): remove it, after its tip is kept under that attempt's backup.
+    fn release_branch(&self, path: &str, branch: &str, prefix: &str) -> Result<(), GitError> {
+        let full = format!("refs/heads/{branch}");
+        for w in self.repo.worktrees()?.iter().skip(1) {
+            if w.branch.as_deref() != Some(full.as_str()) || w.path == Path::new(path) {
+                continue;
+            }
+            let name = w
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            let old = parse_worktree_name(&name)
+                .and_then(|(_, n)| n)
+                .map_or("stale".to_string(), |n| n.to_string());
+            self.repo
+                .remove_worktree(&w.path, &format!("{prefix}/{old}"))?;
+        }
+        Ok(())
+    }
+}
+
+impl GitOps for RealGit {
+    fn rev_parse(&self, rev: &str) -> Result<Option<String>, GitError> {
+        self.repo.rev_parse(rev)
+    }
+
+    fn is_ancestor(&self, a: &str, b: &str) -> Result<bool, GitError> {
+        self.repo.is_ancestor(a, b)
+    }
+
+    fn branch_names(&self) -> Result<Vec<String>, GitError> {
+        self.repo.branch_names()
+    }
+
+    fn prepare_worktree(
+        &self,
+        path: &str,
+        branch: &str,
+        base: &str,
+        backup_prefix: &str,
+    ) -> Result<(), GitError> {
+        self.release_branch(path, branch, backup_prefix)?;
+        let n = Path::new(path)
+            .file_name()
+            .and_then(|f| parse_worktree_name(&f.to_string_lossy()))
+            .and_then(|(_, n)| n)
+            .map_or("stale".to_string(), |n| n.to_string());
+        self.repo.create_worktree(
+            Path::new(path),
+            branch,
+            base,
+            &format!("{backup_prefix}/{n}"),
+        )
+    }
+
+    fn collect(&self, c: &Collect, branches_before: &[String]) -> Result<Change, GitError> {
+        self.repo.collect_attempt(c, branches_before)
+    }
+
+    fn replay_onto(&self, base: &str, commit: &str, onto: &str) -> Result<Replay, GitError> {
+        self.repo.replay_onto(base, commit, onto)
+    }
+
+    fn merge_base(&self, a: &str, b: &str) -> Result<String, GitError> {
+        self.repo.merge_base(a, b)
+    }
+
+    fn checkout_scratch(&self, path: &str, rev: &str) -> Result<(), GitError> {
+        self.repo.checkout_scratch(Path::new(path), rev)
+    }
+
+    fn drop_scratch(&self, path: &str) -> Result<(), GitError> {
+        if Path::new(path).exists() {
+            self.repo.drop_scratch_worktree(Path::new(path))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn cas_update_ref(&self, refname: &str, new: &str, old: &str) -> Result<bool, GitError> {
+        self.repo.cas_update_ref(refname, new, old)
+    }
+
+    fn backup_ref(&self, name: &str, oid: &str) -> Result<String, GitError> {
+        self.repo.backup_ref(name, oid)
+    }
+
+    fn tidy(&self, t: &Tidy) -> Result<(), GitError> {
+        self.repo.tidy_attempt(t)
+    }
+
+    fn diff(&self, base: &str, tip: &str) -> Result<String, GitError> {
+        self.repo.diff(base, tip)
+    }
+
+    fn orch_worktrees(&self) -> Result<Vec<WorktreeFact>, GitError> {
+        let root = Path::new(&self.worktrees_dir);
+        let mut out = Vec::new();
+        for w in self.repo.worktrees()?.into_iter().skip(1) {
+            if w.path.parent() != Some(root) {
+                continue;
+            }
+            let name = w
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            if let Some((task, n)) = parse_worktree_name(&name) {
+                out.push(WorktreeFact {
+                    path: w.path.to_string_lossy().to_string(),
+                    task,
+                    n,
+                });
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,199 @@
+//! `Store` on the SQLite ledger: op lists in one transaction each, rows for the supervisor, and
+//! the events other processes wrote since it last looked.
+
+use rusqlite::OptionalExtension;
+
+use super::world::{Store, WriteError};
+use crate::core::domain::{Actor, AttemptId, EventKind};
+use crate::core::ops::Op;
+use crate::core::supervisor::{AttemptRec, Boot, Observed, TaskRec};
+use crate::ledger::{AttemptRow, Ledger, LedgerError, TaskRow, apply_ops};
+
+pub struct SqliteStore {
+    pub ledger: Ledger,
+    /// The last event this supervisor has looked at.
+    last_seq: i64,
+    token: Box<dyn FnMut() -> String + Send>,
+}
+
+impl SqliteStore {
+    pub fn new(ledger: Ledger, token: Box<dyn FnMut() -> String + Send>) -> Result<Self, String> {
+        let last_seq = ledger.last_seq().map_err(|e| e.to_string())?;
+        Ok(SqliteStore {
+            ledger,
+            last_seq,
+            token,
+        })
+    }
+
+    fn supervisor_row(&self) -> Result<(Option<String>, Option<String>), LedgerError> {
+        let row = self
+            .ledger
+            .conn()
+            .query_row(
+                "SELECT integration_tip, hold FROM supervisor WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        Ok(row.unwrap_or((None, None)))
+    }
+}
+
+pub fn task_rec(t: TaskRow) -> TaskRec {
+    TaskRec {
+        id: t.id,
+        ord: t.ord,
+        title: t.title,
+        prompt: t.prompt,
+        state: t.state,
+        deps: t.depends_on,
+        priority: t.priority,
+        ready_since_ms: t.ready_since_ms,
+        not_before_ms: t.not_before_ms,
+        capabilities: t.capabilities,
+        agent: t.agent,
+        failures: t.failures,
+        max_attempts: t.max_attempts,
+        budget_time_ms: t.budget_time_ms,
+        checks: t.checks,
+        risk_high: t.risk_high,
+        stage: t.stage,
+        stage_until_ms: t.stage_until_ms,
+        note: t.note,
+        reason: t.reason,
+        paused_from: t.paused_from,
+    }
+}
+
+pub fn attempt_rec(a: AttemptRow) -> AttemptRec {
+    AttemptRec {
+        id: a.id,
+        task: a.task,
+        n: a.n,
+        role: a.role,
+        profile: a.profile,
+        epoch: a.epoch,
+        state: a.state,
+        substatus: a.substatus,
+        pid: a.pid.and_then(|p| u32::try_from(p).ok()),
+        reported: a.reported,
+        verdict: a.verdict,
+        verdict_notes: a.verdict_notes,
+        worktree: a.worktree.unwrap_or_default(),
+        branch: a.branch.unwrap_or_default(),
+        log_dir: a.log_dir.unwrap_or_default(),
+        base: a.base,
+        commit: a.commit_oid,
+        diff_lines: a.diff_lines.and_then(|d| u64::try_from(d).ok()),
+        merge_tip: a.merge_tip,
+        merge_onto: a.merge_onto,
+        started_ms: u64::try_from(a.started_ms).unwrap_or(0),
+    }
+}
+
+fn text(e: LedgerError) -> String {
+    e.to_string()
+}
+
+impl Store for SqliteStore {
+    fn write(&mut self, ops: &[Op]) -> Result<(), WriteError> {
+        let token = &mut self.token;
+        match self.ledger.write(|tx| apply_ops(tx, ops, &mut **token)) {
+            Ok(()) => Ok(()),
+            Err(LedgerError::Conflict(m)) => Err(WriteError::Conflict(m)),
+            Err(e) if e.is_transient() => Err(WriteError::Transient(e.to_string())),
+            Err(e) => Err(WriteError::Fatal(e.to_string())),
+        }
+    }
+
+    fn boot(&mut self) -> Result<Boot, String> {
+        let tasks = self.ledger.tasks().map_err(text)?;
+        let mut attempts = Vec::new();
+        for t in &tasks {
+            attempts.extend(self.ledger.attempts(&t.id).map_err(text)?);
+        }
+        let (tip, hold) = self.supervisor_row().map_err(text)?;
+        self.last_seq = self.ledger.last_seq().map_err(text)?;
+        Ok(Boot {
+            tasks: tasks.into_iter().map(task_rec).collect(),
+            attempts: attempts.into_iter().map(attempt_rec).collect(),
+            recorded_tip: tip,
+            hold,
+            ..Boot::default()
+        })
+    }
+
+    fn rows(&mut self, tasks: &[String]) -> Result<Observed, String> {
+        let mut out = Observed::default();
+        for id in tasks {
+            if let Some(t) = self.ledger.task(id).map_err(text)? {
+                out.tasks.push(task_rec(t));
+            }
+            for a in self.ledger.attempts(id).map_err(text)? {
+                out.attempts.push(attempt_rec(a));
+            }
+        }
+        let (tip, hold) = self.supervisor_row().map_err(text)?;
+        out.hold = Some(hold);
+        out.integration_tip = tip;
+        Ok(out)
+    }
+
+    fn foreign_changes(&mut self) -> Result<(Vec<String>, bool), String> {
+        let events = self
+            .ledger
+            .events(self.last_seq, None, 10_000)
+            .map_err(text)?;
+        let Some(last) = events.last() else {
+            return Ok((Vec::new(), false));
+        };
+        self.last_seq = last.seq;
+        let mut tasks = Vec::new();
+        let mut hold = false;
+        for e in events {
+            // Our own writes are already in the supervisor's model; agents' and humans' are not.
+            if !matches!(e.actor, Actor::Agent | Actor::Human) {
+                continue;
+            }
+            match e.task {
+                Some(t) => tasks.push(t),
+                None => hold |= e.kind == EventKind::Note || e.kind == EventKind::IntegrationMoved,
+            }
+        }
+        tasks.sort();
+        tasks.dedup();
+        Ok((tasks, hold))
+    }
+
+    fn token(&mut self, attempt: AttemptId) -> Option<String> {
+        self.ledger
+            .conn()
+            .query_row("SELECT token FROM attempts WHERE id = ?1", [attempt], |r| {
+                r.get(0)
+            })
+            .optional()
+            .ok()
+            .flatten()
+    }
+
+    fn check_summary(&mut self, task: &str, n: u32) -> String {
+        let Ok(events) = self.ledger.events(0, Some(task), 100_000) else {
+            return String::new();
+        };
+        let mut out = String::new();
+        for e in events {
+            if e.attempt.map(|a| a.0) != Some(n) || e.actor != Actor::Check {
+                continue;
+            }
+            let cmd = e.data["command"].as_str().unwrap_or("?");
+            let verdict = if e.kind == EventKind::CheckPassed {
+                "passed"
+            } else {
+                "FAILED"
+            };
+            out.push_str(&format!("- {verdict}: `{cmd}`\n"));
+        }
+        out
+    }
+}

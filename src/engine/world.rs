@@ -1,0 +1,163 @@
+//! What the executor needs from the world, as traits: the ledger (`Store`), git (`GitOps`), agent
+//! processes (`Agents`), check commands (`Checks`) and where events come from and when
+//! (`Runtime`). A run plugs in the real ones (`real.rs`); the simulator plugs in fakes — the
+//! executor itself has one code path for both.
+
+use std::time::Duration;
+
+use crate::agent::screen::SharedScreen;
+use crate::core::domain::AttemptId;
+use crate::core::ops::Op;
+use crate::core::supervisor::{Boot, CheckOutcome, Event, Observed, WorktreeFact};
+use crate::git::{GitError, Replay};
+
+/// A ledger write that did not land, by what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteError {
+    /// A row was not as the write expected: the world moved. Nothing changed.
+    Conflict(String),
+    /// The database is busy or the disk is full: wait and try again.
+    Transient(String),
+    /// Anything else: the supervisor cannot go on.
+    Fatal(String),
+}
+
+/// The ledger as the executor uses it.
+pub trait Store: Send {
+    fn write(&mut self, ops: &[Op]) -> Result<(), WriteError>;
+    /// Tasks, attempts, hold and recorded tip, as the supervisor needs them at start.
+    fn boot(&mut self) -> Result<Boot, String>;
+    /// Rows of these tasks (and their attempts) as they are now.
+    fn rows(&mut self, tasks: &[String]) -> Result<Observed, String>;
+    /// Tasks that other processes (agents' reports, human commands, plan loads) wrote since
+    /// the last call; `true` in the second place when the run's hold may have changed.
+    fn foreign_changes(&mut self) -> Result<(Vec<String>, bool), String>;
+    /// The fencing secret of an attempt (for its environment).
+    fn token(&mut self, attempt: AttemptId) -> Option<String>;
+    /// "passed: `cmd`" lines of an attempt's checks, for its reviewer.
+    fn check_summary(&mut self, task: &str, n: u32) -> String;
+}
+
+/// git, as the jobs use it.
+pub trait GitOps: Send + Sync {
+    fn rev_parse(&self, rev: &str) -> Result<Option<String>, GitError>;
+    fn is_ancestor(&self, a: &str, b: &str) -> Result<bool, GitError>;
+    fn branch_names(&self) -> Result<Vec<String>, GitError>;
+    /// A fresh worktree at `path` on `branch` from `base`, after retiring whatever an earlier
+    /// attempt left holding the branch or the path (backed up under `backup_prefix`).
+    fn prepare_worktree(
+        &self,
+        path: &str,
+        branch: &str,
+        base: &str,
+        backup_prefix: &str,
+    ) -> Result<(), GitError>;
+    /// Commit what the agent left; the change past `base` (see `core::supervisor::Change`).
+    fn collect(
+        &self,
+        job: &crate::core::supervisor::Collect,
+        branches_before: &[String],
+    ) -> Result<crate::core::supervisor::Change, GitError>;
+    fn replay_onto(&self, base: &str, commit: &str, onto: &str) -> Result<Replay, GitError>;
+    fn merge_base(&self, a: &str, b: &str) -> Result<String, GitError>;
+    /// Point the reusable re-check worktree at `rev`.
+    fn checkout_scratch(&self, path: &str, rev: &str) -> Result<(), GitError>;
+    fn drop_scratch(&self, path: &str) -> Result<(), GitError>;
+    /// Move `refname` from `old` to `new`; `Ok(false)` when it was not at `old`.
+    fn cas_update_ref(&self, refname: &str, new: &str, old: &str) -> Result<bool, GitError>;
+    fn backup_ref(&self, name: &str, oid: &str) -> Result<String, GitError>;
+    /// Remove a finished attempt's worktree and branch; back up what would be lost.
+    fn tidy(&self, t: &crate::core::supervisor::Tidy) -> Result<(), GitError>;
+    fn diff(&self, base: &str, tip: &str) -> Result<String, GitError>;
+    /// Worktrees under `.orch/worktrees/` (task and attempt number from their names).
+    fn orch_worktrees(&self) -> Result<Vec<WorktreeFact>, GitError>;
+}
+
+/// A running agent.
+pub trait AgentProc: Send {
+    fn pid(&self) -> u32;
+    fn write(&self, bytes: Vec<u8>);
+    fn resize(&self, rows: u16, cols: u16);
+    /// TERM its whole tree, `grace`, then KILL; its exit is reported as usual.
+    fn stop(&self, grace: Duration);
+    fn screen(&self) -> Option<SharedScreen>;
+}
+
+/// How to start one agent process.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    pub attempt: AttemptId,
+    pub task: String,
+    pub argv: Vec<String>,
+    pub cwd: String,
+    pub env: Vec<(String, String)>,
+    pub log_dir: String,
+    pub rotate_bytes: u64,
+}
+
+/// Where a job or an agent reports back to the loop.
+pub type Sink = std::sync::Arc<dyn Fn(Incoming) + Send + Sync>;
+
+pub trait Agents: Send + Sync {
+    /// Start it; its exit comes back later through `sink` as `Event::Exited`.
+    fn spawn(&self, launch: Launch, sink: Sink) -> Result<Box<dyn AgentProc>, String>;
+    /// Stop every process a previous supervisor left (by pid when it is still ours, and by
+    /// the ledger's tokens in the environment of any process).
+    fn reap_stale(&self, pids: &[u32]);
+}
+
+pub trait Checks: Send + Sync {
+    fn run(&self, dir: &str, commands: &[String], log: &str) -> Vec<CheckOutcome>;
+}
+
+/// Something for the executor's loop.
+pub enum Incoming {
+    /// A job finished; its result as the supervisor's event.
+    Event(Event),
+    /// A setup job finished: the process, or why not.
+    Spawned {
+        attempt: AttemptId,
+        result: Result<Spawned, String>,
+    },
+    /// Another process wrote the ledger.
+    Poke,
+    Input {
+        attempt: AttemptId,
+        bytes: Vec<u8>,
+    },
+    Resize {
+        attempt: AttemptId,
+        rows: u16,
+        cols: u16,
+    },
+    Stop {
+        stop_agents: bool,
+    },
+    /// Nothing came before the deadline.
+    Timeout,
+}
+
+/// An agent that a setup job started.
+pub struct Spawned {
+    pub process: Box<dyn AgentProc>,
+    /// The commit its worktree started from.
+    pub base: String,
+    /// The branches that existed before it ran (to find the ones it leaves behind).
+    pub branches: Vec<String>,
+}
+
+/// A job to run off the loop.
+pub type Job = Box<dyn FnOnce() -> Incoming + Send>;
+
+/// Where the loop's events come from, and the clock.
+pub trait Runtime: Send {
+    fn now_ms(&self) -> u64;
+    /// Where jobs and agents report back.
+    fn sink(&self) -> Sink;
+    /// Run `job` (on a thread in a real run); its result comes back through `next`.
+    fn spawn(&mut self, job: Job);
+    /// The next incoming thing, or `Timeout` at `deadline_ms`.
+    fn next(&mut self, deadline_ms: u64) -> Incoming;
+    /// Wait `ms` without taking anything in (the ledger is busy; try again after).
+    fn pause(&mut self, ms: u64);
+}
