@@ -50,6 +50,8 @@ pub struct Executor {
     pub(crate) observers: Vec<std::sync::mpsc::Sender<EngineEvent>>,
     progress: Box<dyn FnMut(&str) + Send>,
     stay_open: bool,
+    /// `Finished` was sent for the current settled state.
+    announced: bool,
 }
 
 impl Executor {
@@ -74,6 +76,7 @@ impl Executor {
             observers: Vec::new(),
             progress,
             stay_open,
+            announced: false,
         }
     }
 
@@ -108,50 +111,58 @@ impl Executor {
 
     /// Supervise until everything settled (or a stop).
     pub fn run(&mut self) -> Result<RunEnd, EngineError> {
-        let mut announced = false;
         loop {
-            self.drain()?;
-            if self.core.is_stopped() {
-                self.finish_stop();
-                // A stop after everything settled ends the run as it stands.
-                return Ok(if self.core.is_settled() {
-                    self.settled_end()
-                } else {
-                    RunEnd::Stopped
-                });
+            if let Some(end) = self.step_once()? {
+                return Ok(end);
             }
-            if self.core.is_settled() {
-                if !announced {
-                    let scratch = format!("{}/{}", self.env.worktrees_dir, RECHECK_WORKTREE);
-                    let _ = self.ctx.git.drop_scratch(&scratch);
-                    self.emit(EngineEvent::Finished);
-                    announced = true;
-                }
-                if !self.stay_open {
-                    return Ok(self.settled_end());
-                }
-            } else {
-                announced = false;
-                tracing::debug!(activity = %self.core.activity(), "not settled");
-            }
-            let now = self.rt.now_ms();
-            let wake = self
-                .core
-                .next_wake_ms()
-                .map_or(now + FALLBACK_TICK_MS, |w| w.min(now + FALLBACK_TICK_MS));
-            let first = self.rt.next(wake.max(now));
-            self.take(first)?;
-            // Whatever else already waits joins this round (coalescing).
-            loop {
-                let now = self.rt.now_ms();
-                match self.rt.next(now) {
-                    Incoming::Timeout => break,
-                    other => self.take(other)?,
-                }
-            }
-            self.look_at_ledger()?;
-            self.queue.push_back(Event::Tick);
         }
+    }
+
+    /// One round: act on everything queued, end the run if it is over, else wait for the next
+    /// thing (or the next timer) and take in whatever else already waits.
+    pub fn step_once(&mut self) -> Result<Option<RunEnd>, EngineError> {
+        self.drain()?;
+        if self.core.is_stopped() {
+            self.finish_stop();
+            // A stop after everything settled ends the run as it stands.
+            return Ok(Some(if self.core.is_settled() {
+                self.settled_end()
+            } else {
+                RunEnd::Stopped
+            }));
+        }
+        if self.core.is_settled() {
+            if !self.announced {
+                let scratch = format!("{}/{}", self.env.worktrees_dir, RECHECK_WORKTREE);
+                let _ = self.ctx.git.drop_scratch(&scratch);
+                self.emit(EngineEvent::Finished);
+                self.announced = true;
+            }
+            if !self.stay_open {
+                return Ok(Some(self.settled_end()));
+            }
+        } else {
+            self.announced = false;
+            tracing::debug!(activity = %self.core.activity(), "not settled");
+        }
+        let now = self.rt.now_ms();
+        let wake = self
+            .core
+            .next_wake_ms()
+            .map_or(now + FALLBACK_TICK_MS, |w| w.min(now + FALLBACK_TICK_MS));
+        let first = self.rt.next(wake.max(now));
+        self.take(first)?;
+        // Whatever else already waits joins this round (coalescing).
+        loop {
+            let now = self.rt.now_ms();
+            match self.rt.next(now) {
+                Incoming::Timeout => break,
+                other => self.take(other)?,
+            }
+        }
+        self.look_at_ledger()?;
+        self.queue.push_back(Event::Tick);
+        Ok(None)
     }
 
     fn settled_end(&self) -> RunEnd {

@@ -67,11 +67,29 @@ impl From<rusqlite::Error> for LedgerError {
 
 pub type Result<T> = std::result::Result<T, LedgerError>;
 
+/// The time the ledger stamps on what it writes: the wall clock, unless the writer runs on a
+/// clock of its own (`with_clock`: the supervisor in a simulated world, whose decisions and
+/// records must agree on the time).
 pub fn now_ms() -> u64 {
+    if let Some(t) = CLOCK.with(std::cell::Cell::get) {
+        return t;
+    }
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+thread_local! {
+    static CLOCK: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
+}
+
+/// Run `f` with the ledger's clock reading `at_ms` on this thread.
+pub fn with_clock<T>(at_ms: u64, f: impl FnOnce() -> T) -> T {
+    let before = CLOCK.with(|c| c.replace(Some(at_ms)));
+    let out = f();
+    CLOCK.with(|c| c.set(before));
+    out
 }
 
 pub struct Ledger {

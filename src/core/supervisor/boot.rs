@@ -81,8 +81,10 @@ impl Supervisor {
         let mut adopted = None;
         for task in merging {
             let a = self.model.latest_agent(&task).cloned();
+            let trust = self.faults.trust_recorded_merge;
             let landed = a.as_ref().is_some_and(|a| {
-                a.merge_tip.is_some() && merged.iter().any(|(id, yes)| *id == a.id && *yes)
+                a.merge_tip.is_some()
+                    && (trust || merged.iter().any(|(id, yes)| *id == a.id && *yes))
             });
             let to = if landed {
                 TaskState::Done
@@ -203,7 +205,7 @@ impl Supervisor {
     /// Worktrees of finished tasks (done, cancelled) that a crash left behind go, after a backup
     /// of anything in them that nothing else holds.
     pub(super) fn tidy_rules(&mut self) {
-        if self.leftovers.is_empty() || self.stopping {
+        if self.leftovers.is_empty() || self.stopping || self.faults.keep_leftovers {
             return;
         }
         let leftovers = std::mem::take(&mut self.leftovers);

@@ -34,9 +34,17 @@ impl Supervisor {
             return;
         };
         let from = t.state;
-        let Some((to, upstream)) =
-            next_move(from, &t.deps, |d| self.model.task(d).map(|u| u.state))
-        else {
+        let state_of = |d: &str| self.model.task(d).map(|u| u.state);
+        let early = self.faults.unblock_on_any
+            && from == TaskState::Blocked
+            && t.deps
+                .iter()
+                .any(|d| state_of(d).is_some_and(|s| !crate::core::dag::blocks(s)));
+        let Some((to, upstream)) = (if early {
+            Some((TaskState::Pending, None))
+        } else {
+            next_move(from, &t.deps, state_of)
+        }) else {
             return;
         };
         let (patch, data, line) = match to {

@@ -63,6 +63,9 @@ impl Supervisor {
             return self.close_merge(task, TaskState::Done, "nothing to merge (no attempt)");
         };
         let (Some(base), Some(commit)) = (a.base.clone(), a.commit.clone()) else {
+            if self.faults.approve_empty_waits {
+                return;
+            }
             // Approved by the human with nothing to merge (an empty change): done, and say so.
             return self.close_merge(task, TaskState::Done, "approved with nothing to merge");
         };
@@ -277,6 +280,9 @@ impl Supervisor {
                     ops,
                     Then::TidyMerged(tidy, format!("⇢ {task} merged ({})", short(&tip))),
                 );
+            }
+            MoveOutcome::NotWhereLeft { .. } if self.faults.ignore_moved_integration => {
+                self.on_integration_moved(task, MoveOutcome::Moved)
             }
             MoveOutcome::NotWhereLeft { found } => self.integration_moved(task, &onto, found),
             MoveOutcome::Failed(f) => {

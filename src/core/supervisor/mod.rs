@@ -34,6 +34,24 @@ use crate::core::domain::{AttemptId, AttemptNo, Role};
 use crate::core::ops::Op;
 use crate::core::state::TaskState;
 
+/// Old bugs, switchable back on, so a test can show the simulator finds each of them. Every
+/// switch is off in a run; nothing but the simulator's own tests turns one on.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Faults {
+    /// A task approved with nothing to merge is skipped by the merge queue (it then waits
+    /// forever).
+    pub approve_empty_waits: bool,
+    /// A blocked task is unblocked as soon as any one dependency stops blocking it.
+    pub unblock_on_any: bool,
+    /// Recovery takes a recorded merge as landed without looking at the branch.
+    pub trust_recorded_merge: bool,
+    /// A merge whose branch moved under it is taken as merged.
+    pub ignore_moved_integration: bool,
+    /// Worktrees of finished tasks left by a crash stay.
+    pub keep_leftovers: bool,
+}
+
 /// Identifies one write request, so its answer finds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct WriteId(pub u64);
@@ -157,6 +175,7 @@ pub struct Supervisor {
     leave_agents: bool,
     now: u64,
     out: Vec<Effect>,
+    faults: Faults,
 }
 
 impl Supervisor {
@@ -183,7 +202,13 @@ impl Supervisor {
             leave_agents: false,
             now: 0,
             out: Vec::new(),
+            faults: Faults::default(),
         }
+    }
+
+    #[doc(hidden)]
+    pub fn set_faults(&mut self, faults: Faults) {
+        self.faults = faults;
     }
 
     pub fn epoch(&self) -> i64 {
