@@ -1,6 +1,7 @@
 //! The pure domain: task states, plan model and validation, scheduling decisions.
 //! No I/O, no tokio, no terminal; nothing here imports the other parts.
 
+pub mod agent_event;
 pub mod config;
 pub mod diag;
 pub mod duration;
@@ -8,4 +9,5 @@ pub mod funnel;
 pub mod plan;
 pub mod plan_graph;
 pub mod schedule;
+pub mod screen_rules;
 pub mod state;
