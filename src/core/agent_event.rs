@@ -218,13 +218,21 @@ pub struct TurnEnd {
 #[derive(Debug, Clone, PartialEq)]
 pub enum AgentEvent {
     /// The agent's conversation id (Claude `session_id`, Codex `thread_id`): a retry resumes it.
-    Session { id: String },
+    Session {
+        id: String,
+    },
     /// One API call's tokens as it completes, with its cost when known (aider prints it;
     /// Codex and Claude's live figures are priced from the profile's `price`).
-    Usage { tokens: Tokens, cost_usd: Option<f64> },
+    Usage {
+        tokens: Tokens,
+        cost_usd: Option<f64>,
+    },
     /// The agent's own totals for this process so far (Claude's `result`, aider's "session"
     /// cost): the truth, which replaces the sum of the live `Usage` events.
-    Total { tokens: Option<Tokens>, cost_usd: f64 },
+    Total {
+        tokens: Option<Tokens>,
+        cost_usd: f64,
+    },
     Pane(PaneLine),
     TurnEnd(TurnEnd),
     Failure(Failure),
@@ -285,9 +293,15 @@ mod tests {
             kind,
             detail: String::new(),
         };
-        assert_eq!(f(FailureKind::Api { status: 429 }).words(), "API 429 rate limit");
+        assert_eq!(
+            f(FailureKind::Api { status: 429 }).words(),
+            "API 429 rate limit"
+        );
         assert_eq!(f(FailureKind::Api { status: 500 }).words(), "API 500");
-        assert_eq!(f(FailureKind::Auth { status: Some(401) }).words(), "auth 401");
+        assert_eq!(
+            f(FailureKind::Auth { status: Some(401) }).words(),
+            "auth 401"
+        );
         assert_eq!(f(FailureKind::MaxTurns).words(), "max turns");
         assert_eq!(f(FailureKind::CommandNotFound).words(), "command not found");
         assert!(f(FailureKind::Api { status: 500 }).is_infrastructure());

@@ -18,7 +18,7 @@ mod plan_check;
 #[cfg(test)]
 use agents::placeholders_in;
 use agents::{apply_agent, branch_problem};
-pub use plan_check::check_plan_against_config;
+pub use plan_check::{check_plan_against_config, tasks_on_simulator};
 
 /// The embedded defaults; also what `orch-tui init` can show.
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("../../assets/default-config.toml");
@@ -471,6 +471,7 @@ fn check_cross_refs(sink: &mut Sink<'_>, cfg: &Config, refs: &CrossRefs) {
             .join(", ")
     };
     if let Some(span) = &refs.default_agent
+        && !cfg.default_agent.is_empty()
         && !cfg.agents.contains_key(&cfg.default_agent)
     {
         sink.error(

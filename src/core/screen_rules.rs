@@ -192,7 +192,11 @@ pub fn parse_rules(
     items
         .iter()
         .filter_map(|item| {
-            let t = sink.table(item, place, "{ name = \"...\", state = \"idle\", any = [\"❯\"] }")?;
+            let t = sink.table(
+                item,
+                place,
+                "{ name = \"...\", state = \"idle\", any = [\"❯\"] }",
+            )?;
             parse_rule(sink, item, t, place)
         })
         .collect()
@@ -208,7 +212,11 @@ fn parse_rule(
     let name = match t.get("name") {
         Some(n) => sink.string(n, &format!("{place} name"), "name = \"my-rule\"")?,
         None => {
-            sink.error(&item.span(), format!("a rule in {place} has no `name`"), "add name = \"...\" (it is shown when the rule fires)");
+            sink.error(
+                &item.span(),
+                format!("a rule in {place} has no `name`"),
+                "add name = \"...\" (it is shown when the rule fires)",
+            );
             return None;
         }
     };
@@ -223,14 +231,22 @@ fn parse_rule(
             match parse_state(&text) {
                 Some(st) => st,
                 None => {
-                    sink.error(&s.span(), format!("unknown state `{text}` in {here}"), format!("state is one of {}", STATES.join(", ")));
+                    sink.error(
+                        &s.span(),
+                        format!("unknown state `{text}` in {here}"),
+                        format!("state is one of {}", STATES.join(", ")),
+                    );
                     return None;
                 }
             }
         }
         None if disabled => ScreenState::Working,
         None => {
-            sink.error(&item.span(), format!("{here} has no `state`"), format!("add state = one of {}", STATES.join(", ")));
+            sink.error(
+                &item.span(),
+                format!("{here} has no `state`"),
+                format!("add state = one of {}", STATES.join(", ")),
+            );
             return None;
         }
     };
@@ -239,7 +255,11 @@ fn parse_rule(
             Some(v) => {
                 let l = sink.strings(v, &format!("{here} {key}"), "[\"text on screen\"]")?;
                 if l.iter().any(String::is_empty) {
-                    sink.error(&v.span(), format!("{here} {key} has an empty string, which is on every screen"), "remove it");
+                    sink.error(
+                        &v.span(),
+                        format!("{here} {key} has an empty string, which is on every screen"),
+                        "remove it",
+                    );
                     return None;
                 }
                 Some(l)
@@ -249,23 +269,43 @@ fn parse_rule(
     };
     let (any, all, none) = (list("any")?, list("all")?, list("none")?);
     if any.is_empty() && all.is_empty() && !disabled {
-        sink.error(&item.span(), format!("{here} matches every screen: it has no `any` or `all`"), "add any = [\"text that appears on the screen\"]");
+        sink.error(
+            &item.span(),
+            format!("{here} matches every screen: it has no `any` or `all`"),
+            "add any = [\"text that appears on the screen\"]",
+        );
         return None;
     }
     let bottom = match t.get("bottom") {
         Some(b) => sink.int_in(b, &format!("{here} bottom"), 0, 1000, "bottom = 8")? as usize,
         None => 0,
     };
-    Some(ScreenRule { name, state, any, all, none, bottom, disabled })
+    Some(ScreenRule {
+        name,
+        state,
+        any,
+        all,
+        none,
+        bottom,
+        disabled,
+    })
 }
 
 /// The user's `[screen_rules]` table: adapter name -> rules. Unknown adapters are errors.
-pub fn parse_user_rules(sink: &mut Sink<'_>, t: &DeTable<'_>, adapters: &[&str]) -> BTreeMap<String, Vec<ScreenRule>> {
+pub fn parse_user_rules(
+    sink: &mut Sink<'_>,
+    t: &DeTable<'_>,
+    adapters: &[&str],
+) -> BTreeMap<String, Vec<ScreenRule>> {
     let mut out = BTreeMap::new();
     for (k, v) in entries_in_order(t) {
         let name = k.get_ref().to_string();
         if !adapters.contains(&name.as_str()) {
-            sink.error(&k.span(), format!("unknown adapter `{name}` in [screen_rules]"), format!("screen rules are per adapter: {}", adapters.join(", ")));
+            sink.error(
+                &k.span(),
+                format!("unknown adapter `{name}` in [screen_rules]"),
+                format!("screen rules are per adapter: {}", adapters.join(", ")),
+            );
             continue;
         }
         let rules = parse_rules(sink, v, &format!("[[screen_rules.{name}]]"));
@@ -285,7 +325,10 @@ pub struct Debounce {
 
 impl Debounce {
     pub fn new(hold_ms: u64) -> Self {
-        Debounce { hold_ms, ..Default::default() }
+        Debounce {
+            hold_ms,
+            ..Default::default()
+        }
     }
 
     /// The stable state so far.
@@ -322,11 +365,18 @@ pub fn parse_rules_file(file: &str, text: &str) -> Result<Vec<ScreenRule>, Vec<D
     let rules = match sink.parse() {
         Some(root) => {
             sink.check_keys(root.get_ref(), &["rule"], "a screen-rules file");
-            root.get_ref().get("rule").map(|v| parse_rules(&mut sink, v, "[[rule]]")).unwrap_or_default()
+            root.get_ref()
+                .get("rule")
+                .map(|v| parse_rules(&mut sink, v, "[[rule]]"))
+                .unwrap_or_default()
         }
         None => Vec::new(),
     };
-    if sink.diags.is_empty() { Ok(rules) } else { Err(sink.diags) }
+    if sink.diags.is_empty() {
+        Ok(rules)
+    } else {
+        Err(sink.diags)
+    }
 }
 
 #[cfg(test)]

@@ -31,6 +31,13 @@ impl AgentKind for Aider {
         })
     }
 
+    fn flag_checks(&self) -> &'static [super::FlagCheck] {
+        &[super::FlagCheck {
+            args: &["--help"],
+            flags: &["--message-file", "--yes-always", "--no-auto-commits"],
+        }]
+    }
+
     fn screen_rules(&self) -> &'static str {
         include_str!("../../../assets/screen-rules/aider.toml")
     }
@@ -46,7 +53,10 @@ struct AiderParser {
 impl EventParser for AiderParser {
     fn feed(&mut self, bytes: &[u8]) -> Vec<AgentEvent> {
         let lines = self.lines.push(bytes);
-        lines.iter().flat_map(|l| self.line(&strip_ansi(l))).collect()
+        lines
+            .iter()
+            .flat_map(|l| self.line(&strip_ansi(l)))
+            .collect()
     }
 
     fn finish(&mut self) -> Vec<AgentEvent> {
@@ -185,15 +195,23 @@ mod tests {
 
     #[test]
     fn a_usage_line_with_cost() {
-        let ev = parse("Tokens: 2.5k sent, 120 received. Cost: $0.0081 message, $0.0123 session.\r\n");
+        let ev =
+            parse("Tokens: 2.5k sent, 120 received. Cost: $0.0081 message, $0.0123 session.\r\n");
         assert_eq!(
             ev,
             vec![
                 AgentEvent::Usage {
-                    tokens: Tokens { input: 2500, output: 120, ..Tokens::default() },
+                    tokens: Tokens {
+                        input: 2500,
+                        output: 120,
+                        ..Tokens::default()
+                    },
                     cost_usd: Some(0.0081)
                 },
-                AgentEvent::Total { tokens: None, cost_usd: 0.0123 },
+                AgentEvent::Total {
+                    tokens: None,
+                    cost_usd: 0.0123
+                },
             ]
         );
     }
@@ -206,11 +224,22 @@ mod tests {
         assert_eq!(
             ev[0],
             AgentEvent::Usage {
-                tokens: Tokens { input: 10_000, cache_write: 2000, cache_read: 8200, output: 1100 },
+                tokens: Tokens {
+                    input: 10_000,
+                    cache_write: 2000,
+                    cache_read: 8200,
+                    output: 1100
+                },
                 cost_usd: Some(0.05)
             }
         );
-        assert_eq!(ev[1], AgentEvent::Total { tokens: None, cost_usd: 0.07 });
+        assert_eq!(
+            ev[1],
+            AgentEvent::Total {
+                tokens: None,
+                cost_usd: 0.07
+            }
+        );
     }
 
     #[test]
@@ -219,13 +248,20 @@ mod tests {
         assert_eq!(
             ev,
             vec![AgentEvent::Usage {
-                tokens: Tokens { input: 116, output: 30, ..Tokens::default() },
+                tokens: Tokens {
+                    input: 116,
+                    output: 30,
+                    ..Tokens::default()
+                },
                 cost_usd: None
             }]
         );
         let ev = parse("Add file to the chat? (Y)es/(N)o/(D)on't ask again [Yes]: \n");
-        assert!(matches!(&ev[0], AgentEvent::Permission(p) if p.subject == "Add file to the chat?"));
-        let ev = parse("The API provider has rate limited you. Try again later or check your quotas.\n");
+        assert!(
+            matches!(&ev[0], AgentEvent::Permission(p) if p.subject == "Add file to the chat?")
+        );
+        let ev =
+            parse("The API provider has rate limited you. Try again later or check your quotas.\n");
         assert!(matches!(&ev[0], AgentEvent::Limit(l) if l.kind == LimitKind::Rate));
     }
 }

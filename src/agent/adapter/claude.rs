@@ -45,14 +45,23 @@ impl AgentKind for Claude {
         Ok(pointer_prompt(ctx))
     }
 
-    fn prepare(&self, ctx: &LaunchContext<'_>, _mode: AgentMode, launch: &mut Launch) -> Result<(), String> {
+    fn prepare(
+        &self,
+        ctx: &LaunchContext<'_>,
+        _mode: AgentMode,
+        launch: &mut Launch,
+    ) -> Result<(), String> {
         let path = ctx.attempt_dir.join(SETTINGS_FILE);
         std::fs::create_dir_all(ctx.attempt_dir)
             .and_then(|()| std::fs::write(&path, settings_json(ctx).to_string()))
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-        launch
-            .argv
-            .splice(1..1, ["--settings".to_string(), path.to_string_lossy().into_owned()]);
+        launch.argv.splice(
+            1..1,
+            [
+                "--settings".to_string(),
+                path.to_string_lossy().into_owned(),
+            ],
+        );
         launch.files.push(path);
         Ok(())
     }
@@ -70,6 +79,20 @@ impl AgentKind for Claude {
             // The TUI prints no JSON: hooks and screen rules tell its state.
             AgentMode::Interactive => Box::new(Silent),
         }
+    }
+
+    fn flag_checks(&self) -> &'static [super::FlagCheck] {
+        &[super::FlagCheck {
+            args: &["--help"],
+            flags: &[
+                "--settings",
+                "--output-format",
+                "--include-partial-messages",
+                "--permission-mode",
+                "--resume",
+                "--max-budget-usd",
+            ],
+        }]
     }
 
     fn screen_rules(&self) -> &'static str {
@@ -149,7 +172,11 @@ fn pane(kind: PaneKind, text: impl Into<String>) -> AgentEvent {
 
 /// The first line of `text`, at most `max` characters.
 pub(super) fn short(text: &str, max: usize) -> String {
-    let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    let line = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
     if line.chars().count() > max {
         let cut: String = line.chars().take(max).collect();
         format!("{cut}…")
@@ -160,7 +187,14 @@ pub(super) fn short(text: &str, max: usize) -> String {
 
 /// What a tool call is about: its file, command or pattern.
 fn subject_of(input: &Value) -> String {
-    for key in ["file_path", "command", "path", "pattern", "url", "description"] {
+    for key in [
+        "file_path",
+        "command",
+        "path",
+        "pattern",
+        "url",
+        "description",
+    ] {
         if let Some(v) = s(input, key) {
             return short(v, 200);
         }
@@ -284,7 +318,11 @@ impl StreamState {
                     t = Tokens {
                         input: pick(d.input, t.input, "input_tokens"),
                         cache_read: pick(d.cache_read, t.cache_read, "cache_read_input_tokens"),
-                        cache_write: pick(d.cache_write, t.cache_write, "cache_creation_input_tokens"),
+                        cache_write: pick(
+                            d.cache_write,
+                            t.cache_write,
+                            "cache_creation_input_tokens",
+                        ),
                         output: pick(d.output, t.output, "output_tokens"),
                     };
                 }
@@ -299,11 +337,20 @@ impl StreamState {
         let msg = v.get("message").cloned().unwrap_or_default();
         let mut out = Vec::new();
         let is_error = v.get("error").is_some();
-        for block in msg.get("content").and_then(Value::as_array).into_iter().flatten() {
+        for block in msg
+            .get("content")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             match s(block, "type").unwrap_or("") {
                 "text" => {
                     let text = s(block, "text").unwrap_or("").to_string();
-                    let kind = if is_error { PaneKind::Error } else { PaneKind::Assistant };
+                    let kind = if is_error {
+                        PaneKind::Error
+                    } else {
+                        PaneKind::Assistant
+                    };
                     for l in text.lines().filter(|l| !l.trim().is_empty()) {
                         out.push(pane(kind, l));
                     }
@@ -339,7 +386,9 @@ impl StreamState {
 
     fn result(&mut self, v: &Value) -> Vec<AgentEvent> {
         let mut out = Vec::new();
-        let session = s(v, "session_id").map(str::to_string).or(self.session.clone());
+        let session = s(v, "session_id")
+            .map(str::to_string)
+            .or(self.session.clone());
         if let Some(cost) = v.get("total_cost_usd").and_then(Value::as_f64) {
             out.push(AgentEvent::Total {
                 tokens: v.get("usage").map(tokens_of),
@@ -349,7 +398,10 @@ impl StreamState {
         let is_error = v.get("is_error").and_then(Value::as_bool).unwrap_or(false);
         let text = s(v, "result").map(str::to_string);
         let failure = is_error.then(|| failure_of(v, text.as_deref().unwrap_or("")));
-        if let Some(limit) = is_error.then(|| limit_of(v, text.as_deref().unwrap_or(""))).flatten() {
+        if let Some(limit) = is_error
+            .then(|| limit_of(v, text.as_deref().unwrap_or("")))
+            .flatten()
+        {
             out.push(AgentEvent::Limit(limit));
         }
         let denials = v
@@ -367,17 +419,28 @@ impl StreamState {
         let summary = match &failure {
             Some(f) => format!("✗ {} — {}", f.words(), short(&f.detail, 200)),
             None if !denials.is_empty() => {
-                format!("■ done, but {} tool call(s) were refused (no permission)", denials.len())
+                format!(
+                    "■ done, but {} tool call(s) were refused (no permission)",
+                    denials.len()
+                )
             }
             None => "■ done".to_string(),
         };
         out.push(pane(
-            if failure.is_some() { PaneKind::Error } else { PaneKind::Info },
+            if failure.is_some() {
+                PaneKind::Error
+            } else {
+                PaneKind::Info
+            },
             summary,
         ));
         out.push(AgentEvent::TurnEnd(TurnEnd {
             ok: !is_error,
-            last_message: if is_error { self.last_text.clone() } else { text },
+            last_message: if is_error {
+                self.last_text.clone()
+            } else {
+                text
+            },
             session_id: session,
             transcript_path: None,
             failure,
@@ -403,9 +466,16 @@ fn user(v: &Value) -> Vec<AgentEvent> {
                 .join("\n"),
             _ => String::new(),
         };
-        let err = block.get("is_error").and_then(Value::as_bool).unwrap_or(false);
+        let err = block
+            .get("is_error")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         out.push(pane(
-            if err { PaneKind::Error } else { PaneKind::ToolResult },
+            if err {
+                PaneKind::Error
+            } else {
+                PaneKind::ToolResult
+            },
             format!("← {}", short(&text, 200)),
         ));
     }
@@ -414,7 +484,10 @@ fn user(v: &Value) -> Vec<AgentEvent> {
 
 /// The failure a `result` with `is_error` describes.
 fn failure_of(v: &Value, text: &str) -> Failure {
-    let status = v.get("api_error_status").and_then(Value::as_u64).map(|n| n as u16);
+    let status = v
+        .get("api_error_status")
+        .and_then(Value::as_u64)
+        .map(|n| n as u16);
     let kind = match (s(v, "subtype").unwrap_or(""), status) {
         ("error_max_turns", _) => FailureKind::MaxTurns,
         ("error_max_budget_usd", _) => FailureKind::MaxBudget,
@@ -426,11 +499,20 @@ fn failure_of(v: &Value, text: &str) -> Failure {
     let errors = v
         .get("errors")
         .and_then(Value::as_array)
-        .map(|e| e.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("; "))
+        .map(|e| {
+            e.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
         .unwrap_or_default();
     Failure {
         kind,
-        detail: if text.is_empty() { errors } else { text.to_string() },
+        detail: if text.is_empty() {
+            errors
+        } else {
+            text.to_string()
+        },
     }
 }
 
@@ -444,7 +526,11 @@ fn limit_of(v: &Value, text: &str) -> Option<Limit> {
         || text.contains("usage limit")
         || text.contains("limit reached");
     Some(Limit {
-        kind: if usage { LimitKind::Usage } else { LimitKind::Rate },
+        kind: if usage {
+            LimitKind::Usage
+        } else {
+            LimitKind::Rate
+        },
         resets: reset_in_text(text),
         text: text.to_string(),
     })
@@ -454,7 +540,9 @@ fn limit_of(v: &Value, text: &str) -> Option<Limit> {
 fn reset_in_text(text: &str) -> Option<Reset> {
     let (_, tail) = text.rsplit_once('|')?;
     let n: i64 = tail.trim().parse().ok()?;
-    Some(Reset::At { epoch_s: epoch_seconds(n) })
+    Some(Reset::At {
+        epoch_s: epoch_seconds(n),
+    })
 }
 
 /// `resetsAt` is seconds in real captures and milliseconds in some docs: accept both.
@@ -474,11 +562,17 @@ fn rate_limit(v: &Value) -> Vec<AgentEvent> {
     let resets = info
         .get("resetsAt")
         .and_then(Value::as_i64)
-        .map(|n| Reset::At { epoch_s: epoch_seconds(n) });
+        .map(|n| Reset::At {
+            epoch_s: epoch_seconds(n),
+        });
     let text = format!(
         "{} limit {}",
         s(info, "rateLimitType").unwrap_or("usage"),
-        if kind == LimitKind::Usage { "reached" } else { "nearly reached" }
+        if kind == LimitKind::Usage {
+            "reached"
+        } else {
+            "nearly reached"
+        }
     );
     vec![AgentEvent::Limit(Limit { kind, resets, text })]
 }
@@ -495,7 +589,9 @@ pub fn transcript_tokens(transcript: &str) -> Tokens {
         if s(&v, "type") != Some("assistant") {
             continue;
         }
-        let Some(msg) = v.get("message") else { continue };
+        let Some(msg) = v.get("message") else {
+            continue;
+        };
         let (Some(id), Some(usage)) = (s(msg, "id"), msg.get("usage")) else {
             continue;
         };
@@ -508,5 +604,7 @@ pub fn transcript_tokens(transcript: &str) -> Tokens {
             output: e.output.max(t.output),
         };
     }
-    per_message.values().fold(Tokens::default(), |a, t| a.add(t))
+    per_message
+        .values()
+        .fold(Tokens::default(), |a, t| a.add(t))
 }

@@ -52,7 +52,10 @@ impl AgentKind for Codex {
                 i += 1;
             }
         }
-        argv.splice(exec + 1..exec + 1, ["resume".to_string(), session.to_string()]);
+        argv.splice(
+            exec + 1..exec + 1,
+            ["resume".to_string(), session.to_string()],
+        );
     }
 
     fn parser(&self, opts: ParserOptions) -> Box<dyn EventParser> {
@@ -63,6 +66,19 @@ impl AgentKind for Codex {
             }
             AgentMode::Interactive => Box::new(Silent),
         }
+    }
+
+    fn flag_checks(&self) -> &'static [super::FlagCheck] {
+        &[
+            super::FlagCheck {
+                args: &["exec", "--help"],
+                flags: &["--json", "--sandbox", "--config"],
+            },
+            super::FlagCheck {
+                args: &["exec", "resume", "--help"],
+                flags: &["--json", "--last"],
+            },
+        ]
     }
 
     fn screen_rules(&self) -> &'static str {
@@ -204,7 +220,11 @@ impl ExecState {
             "command_execution" => {
                 let code = item.get("exit_code").and_then(Value::as_i64);
                 let out = s(item, "aggregated_output").unwrap_or("");
-                let kind = if code == Some(0) { PaneKind::ToolResult } else { PaneKind::Error };
+                let kind = if code == Some(0) {
+                    PaneKind::ToolResult
+                } else {
+                    PaneKind::Error
+                };
                 let code = code.map_or("?".to_string(), |c| c.to_string());
                 vec![pane(kind, format!("← exit {code} {}", short(out, 160)))]
             }
@@ -216,11 +236,18 @@ impl ExecState {
                 .map(|c| {
                     pane(
                         PaneKind::ToolResult,
-                        format!("← {} {}", s(c, "kind").unwrap_or("edit"), s(c, "path").unwrap_or("?")),
+                        format!(
+                            "← {} {}",
+                            s(c, "kind").unwrap_or("edit"),
+                            s(c, "path").unwrap_or("?")
+                        ),
                     )
                 })
                 .collect(),
-            "error" => vec![pane(PaneKind::Error, format!("✗ {}", s(item, "message").unwrap_or("")))],
+            "error" => vec![pane(
+                PaneKind::Error,
+                format!("✗ {}", s(item, "message").unwrap_or("")),
+            )],
             _ => Vec::new(),
         }
     }
@@ -248,7 +275,12 @@ fn stderr_line(line: &str) -> Vec<AgentEvent> {
     if t.contains("blocked by read-only sandbox") || t.contains("rejected by user approval") {
         out.push(AgentEvent::Permission(Permission {
             kind: PermissionKind::Denied,
-            tool: if t.contains("patch") { "apply_patch" } else { "exec_command" }.to_string(),
+            tool: if t.contains("patch") {
+                "apply_patch"
+            } else {
+                "exec_command"
+            }
+            .to_string(),
             subject: t.rsplit("error=").next().unwrap_or(t).to_string(),
             reason: Some("the sandbox refused it (run with --sandbox workspace-write)".into()),
         }));

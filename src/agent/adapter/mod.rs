@@ -90,7 +90,12 @@ pub trait AgentKind: Sync {
     }
 
     /// Changes to the expanded argv and files to write for this attempt (Claude's hooks).
-    fn prepare(&self, ctx: &LaunchContext<'_>, mode: AgentMode, launch: &mut Launch) -> Result<(), String> {
+    fn prepare(
+        &self,
+        ctx: &LaunchContext<'_>,
+        mode: AgentMode,
+        launch: &mut Launch,
+    ) -> Result<(), String> {
         let _ = (ctx, mode, launch);
         Ok(())
     }
@@ -102,8 +107,21 @@ pub trait AgentKind: Sync {
 
     fn parser(&self, opts: ParserOptions) -> Box<dyn EventParser>;
 
+    /// An offline self-test for `orch-tui doctor`: run the program with these arguments and
+    /// expect each listed flag in what it prints (the flags orch-tui passes it).
+    fn flag_checks(&self) -> &'static [FlagCheck] {
+        &[]
+    }
+
     /// This adapter's built-in screen rules (TOML, see `core::screen_rules`).
     fn screen_rules(&self) -> &'static str;
+}
+
+/// `args` run against the profile's program must print every one of `flags`.
+#[derive(Debug, Clone, Copy)]
+pub struct FlagCheck {
+    pub args: &'static [&'static str],
+    pub flags: &'static [&'static str],
 }
 
 /// The adapter module for a profile's `adapter`.
@@ -138,7 +156,11 @@ pub fn launch(profile: &AgentProfile, ctx: &LaunchContext<'_>) -> Result<Launch,
             "agent profile `{}` has no {} command; add `{}` to [agents.{}]",
             profile.name,
             mode.as_str(),
-            if mode == AgentMode::Headless { "command" } else { "interactive" },
+            if mode == AgentMode::Headless {
+                "command"
+            } else {
+                "interactive"
+            },
             profile.name
         ));
     }

@@ -23,7 +23,10 @@ fn placeholders_are_filled_in_one_pass() {
         expand("{prompt} in {worktree} for {task} {json} {", &c, c.prompt),
         "fix {task} and {worktree} in /w for t1 {json} {"
     );
-    assert_eq!(expand("{orch}:{prompt_file}", &c, ""), "/bin/orch-tui:/p/prompt.md");
+    assert_eq!(
+        expand("{orch}:{prompt_file}", &c, ""),
+        "/bin/orch-tui:/p/prompt.md"
+    );
 }
 
 #[test]
@@ -34,7 +37,11 @@ fn a_large_prompt_never_becomes_an_argument() {
     for name in ["claude", "codex"] {
         let l = launch(&cfg.agents[name], &ctx(&big, dir.path())).unwrap();
         assert!(l.prompt_by_file, "{name}");
-        assert!(l.argv.iter().all(|a| a.len() < 1024), "{name}: {:?}", l.argv.iter().map(String::len).collect::<Vec<_>>());
+        assert!(
+            l.argv.iter().all(|a| a.len() < 1024),
+            "{name}: {:?}",
+            l.argv.iter().map(String::len).collect::<Vec<_>>()
+        );
         assert!(l.argv.iter().any(|a| a.contains("/p/prompt.md")), "{name}");
     }
     // aider: `--message {prompt}` becomes `--message-file FILE`.
@@ -64,9 +71,16 @@ fn claude_gets_its_own_settings_file_with_hooks() {
     assert_eq!(l.argv[1], "--settings");
     assert_eq!(l.argv[2], settings.to_string_lossy());
     assert_eq!(l.files, vec![settings.clone()]);
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&settings).unwrap()).unwrap();
-    let cmd = v.pointer("/hooks/Stop/0/hooks/0/command").and_then(|c| c.as_str()).unwrap();
-    assert!(cmd.starts_with("'/bin/orch-tui' hook claude --log '"), "{cmd}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&settings).unwrap()).unwrap();
+    let cmd = v
+        .pointer("/hooks/Stop/0/hooks/0/command")
+        .and_then(|c| c.as_str())
+        .unwrap();
+    assert!(
+        cmd.starts_with("'/bin/orch-tui' hook claude --log '"),
+        "{cmd}"
+    );
     assert!(cmd.ends_with("hooks.jsonl'"), "{cmd}");
     for ev in claude::HOOK_EVENTS {
         assert!(v["hooks"].get(*ev).is_some(), "{ev}");
@@ -82,12 +96,26 @@ fn resume_continues_the_conversation() {
     let mut c = ctx("again", dir.path());
     c.resume = Some("abc");
     let l = launch(&cfg.agents["claude"], &c).unwrap();
-    assert_eq!(&l.argv[..5], ["claude", "--settings", l.argv[2].as_str(), "--resume", "abc"]);
+    assert_eq!(
+        &l.argv[..5],
+        [
+            "claude",
+            "--settings",
+            l.argv[2].as_str(),
+            "--resume",
+            "abc"
+        ]
+    );
     let l = launch(&cfg.agents["codex"], &c).unwrap();
     let i = l.argv.iter().position(|a| a == "exec").unwrap();
     assert_eq!(&l.argv[i + 1..i + 3], ["resume", "abc"]);
     assert!(!l.argv.contains(&"--sandbox".to_string()), "{:?}", l.argv);
-    assert!(l.argv.contains(&"sandbox_mode=\"workspace-write\"".to_string()), "{:?}", l.argv);
+    assert!(
+        l.argv
+            .contains(&"sandbox_mode=\"workspace-write\"".to_string()),
+        "{:?}",
+        l.argv
+    );
     assert_eq!(l.argv.last().unwrap(), "again");
 }
 
@@ -101,7 +129,11 @@ fn interactive_without_a_prompt_argument_pastes_it() {
     assert_eq!(l.argv, ["aider"]);
     assert_eq!(l.paste.as_deref(), Some("hello"));
     p.interactive.clear();
-    assert!(launch(&p, &ctx("hello", dir.path())).unwrap_err().contains("interactive"));
+    assert!(
+        launch(&p, &ctx("hello", dir.path()))
+            .unwrap_err()
+            .contains("interactive")
+    );
 }
 
 #[test]
@@ -115,15 +147,24 @@ fn lines_are_split_across_chunks_and_lose_their_cr() {
 
 #[test]
 fn ansi_is_stripped() {
-    assert_eq!(strip_ansi("\x1b[1;32mok\x1b[0m \x1b]0;title\x07done\x1b(B"), "ok done");
+    assert_eq!(
+        strip_ansi("\x1b[1;32mok\x1b[0m \x1b]0;title\x07done\x1b(B"),
+        "ok done"
+    );
     assert_eq!(shell_quote("it's"), r"'it'\''s'");
 }
 
 #[test]
 fn codex_clock_times() {
-    assert_eq!(codex::clock_time_in("try again at 3:28 PM."), Some((15, 28)));
+    assert_eq!(
+        codex::clock_time_in("try again at 3:28 PM."),
+        Some((15, 28))
+    );
     assert_eq!(codex::clock_time_in("Try again at 12:05 AM"), Some((0, 5)));
-    assert_eq!(codex::clock_time_in("try again at 12:43 PM."), Some((12, 43)));
+    assert_eq!(
+        codex::clock_time_in("try again at 12:43 PM."),
+        Some((12, 43))
+    );
     assert_eq!(codex::clock_time_in("try again at 15:28"), Some((15, 28)));
     assert_eq!(codex::clock_time_in("try again later"), None);
 }

@@ -150,13 +150,18 @@ pub(super) fn apply_agent(
                 if name.is_empty() || name.contains(['=', '\0']) {
                     sink.error(
                         &k.span(),
-                        format!("{place} env has an impossible variable name `{}`", name.escape_debug()),
+                        format!(
+                            "{place} env has an impossible variable name `{}`",
+                            name.escape_debug()
+                        ),
                         "an environment variable name is not empty and holds no `=` or NUL",
                     );
                 } else if s.contains('\0') {
                     sink.error(
                         &val.span(),
-                        format!("{place} env {name} holds a NUL byte, which no environment can carry"),
+                        format!(
+                            "{place} env {name} holds a NUL byte, which no environment can carry"
+                        ),
                         "remove the \\u0000 from the value",
                     );
                 } else {
@@ -220,14 +225,21 @@ fn parse_price(sink: &mut Sink<'_>, v: &Spanned<DeValue<'_>>, place: &str) -> Op
 }
 
 /// After the whole table is read: a profile set to run interactively must have that argv.
-pub(super) fn check_mode(sink: &mut Sink<'_>, p: &AgentProfile, span: Option<std::ops::Range<usize>>) {
+pub(super) fn check_mode(
+    sink: &mut Sink<'_>,
+    p: &AgentProfile,
+    span: Option<std::ops::Range<usize>>,
+) {
     if let Some(span) = span
         && p.mode == AgentMode::Interactive
         && p.interactive.is_empty()
     {
         sink.error(
             &span,
-            format!("[agents.{}] mode is \"interactive\" but the profile has no `interactive` command", p.name),
+            format!(
+                "[agents.{}] mode is \"interactive\" but the profile has no `interactive` command",
+                p.name
+            ),
             "add interactive = [\"program\", \"{prompt}\"], or set mode = \"headless\"",
         );
     }

@@ -25,7 +25,11 @@ fn builtin_rules_parse() {
 #[test]
 fn first_matching_rule_wins_and_is_named() {
     let rules = vec![
-        rule("dialog", ScreenState::Waiting(WaitingFor::FirstRun), &["trust this folder"]),
+        rule(
+            "dialog",
+            ScreenState::Waiting(WaitingFor::FirstRun),
+            &["trust this folder"],
+        ),
         rule("prompt", ScreenState::Idle, &["❯"]),
     ];
     let m = classify(&rules, "Do you trust this folder?\n❯ 1. Yes\n\n\n").unwrap();
@@ -63,7 +67,11 @@ disabled = true
     let cfg = crate::core::config::parse_config("c.toml", text).unwrap();
     let rules = merged("claude", &cfg.screen_rules);
     assert_eq!(rules[0].name, "mine");
-    assert!(rules.iter().any(|r| r.name == "claude-idle-prompt" && r.disabled));
+    assert!(
+        rules
+            .iter()
+            .any(|r| r.name == "claude-idle-prompt" && r.disabled)
+    );
     assert_eq!(rules.len(), builtin("claude").len() + 1);
 }
 
@@ -71,26 +79,53 @@ disabled = true
 fn bad_user_rules_are_reported_with_positions() {
     let text = "[[screen_rules.claud]]\nname = \"x\"\n\n[[screen_rules.codex]]\nname = \"y\"\nstate = \"sleepy\"\nany = [\"z\"]\n\n[[screen_rules.codex]]\nname = \"e\"\nstate = \"idle\"\nany = [\"\"]\n";
     let errs = crate::core::config::parse_config("c.toml", text).unwrap_err();
-    let msgs: Vec<String> = errs.iter().map(|d| format!("{}:{} {}", d.line, d.col, d.message)).collect();
-    assert!(msgs.iter().any(|m| m.contains("unknown adapter `claud`")), "{msgs:?}");
-    assert!(msgs.iter().any(|m| m.starts_with("6:") && m.contains("unknown state `sleepy`")), "{msgs:?}");
+    let msgs: Vec<String> = errs
+        .iter()
+        .map(|d| format!("{}:{} {}", d.line, d.col, d.message))
+        .collect();
+    assert!(
+        msgs.iter().any(|m| m.contains("unknown adapter `claud`")),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.iter()
+            .any(|m| m.starts_with("6:") && m.contains("unknown state `sleepy`")),
+        "{msgs:?}"
+    );
     assert!(msgs.iter().any(|m| m.contains("empty string")), "{msgs:?}");
 }
 
 #[test]
 fn debounce_reports_a_state_once_it_held() {
-    let w = ScreenMatch { state: ScreenState::Waiting(WaitingFor::Permission), rule: "perm".into(), excerpt: String::new() };
-    let b = ScreenMatch { state: ScreenState::Working, rule: "busy".into(), excerpt: String::new() };
+    let w = ScreenMatch {
+        state: ScreenState::Waiting(WaitingFor::Permission),
+        rule: "perm".into(),
+        excerpt: String::new(),
+    };
+    let b = ScreenMatch {
+        state: ScreenState::Working,
+        rule: "busy".into(),
+        excerpt: String::new(),
+    };
     let mut d = Debounce::new(300);
     assert_eq!(d.observe(Some(&b), 0), None);
-    assert_eq!(d.observe(Some(&b), 300).map(|m| m.rule), Some("busy".into()));
+    assert_eq!(
+        d.observe(Some(&b), 300).map(|m| m.rule),
+        Some("busy".into())
+    );
     assert_eq!(d.observe(Some(&w), 400), None);
     // A flicker back resets the candidate.
     assert_eq!(d.observe(Some(&b), 500), None);
     assert_eq!(d.observe(Some(&w), 600), None);
     assert_eq!(d.observe(None, 700), None);
     assert_eq!(d.observe(Some(&w), 800), None);
-    assert_eq!(d.observe(Some(&w), 1100).map(|m| m.rule), Some("perm".into()));
-    assert_eq!(d.state(), Some(ScreenState::Waiting(WaitingFor::Permission)));
+    assert_eq!(
+        d.observe(Some(&w), 1100).map(|m| m.rule),
+        Some("perm".into())
+    );
+    assert_eq!(
+        d.state(),
+        Some(ScreenState::Waiting(WaitingFor::Permission))
+    );
     assert_eq!(d.observe(Some(&w), 2000), None);
 }
