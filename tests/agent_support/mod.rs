@@ -48,13 +48,17 @@ pub fn cache_dir() -> PathBuf {
     }
     let base = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache"));
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache")
+        });
     base.join("orch-tui/agent-clis")
 }
 
 /// The folder holding the pinned CLI's executable, if installed.
 pub fn bin_dir(cli: Cli) -> Option<PathBuf> {
-    let dir = cache_dir().join(cli.pin().replace('/', "+")).join("node_modules/.bin");
+    let dir = cache_dir()
+        .join(cli.pin().replace('/', "+"))
+        .join("node_modules/.bin");
     dir.join(cli.program()).exists().then_some(dir)
 }
 
@@ -84,7 +88,7 @@ pub fn require(test: &str, cli: Cli) -> Option<PathBuf> {
     let mut missing = Vec::new();
     let bin = bin_dir(cli);
     if bin.is_none() {
-        missing.push(format!("{} (run .ci/install-agent-clis)", cli.pin()));
+        missing.push(cli.pin().to_string());
     }
     if shared_tool(mock).is_none() {
         missing.push(format!("shared/tools/{mock}"));
@@ -135,7 +139,10 @@ impl MockServer {
             if let Ok(Some(st)) = server.child.try_wait() {
                 panic!("{script} exited at start ({st}); port {port} taken?");
             }
-            assert!(Instant::now() < deadline, "{script} not listening on {port} after 20 s");
+            assert!(
+                Instant::now() < deadline,
+                "{script} not listening on {port} after 20 s"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         server
@@ -185,7 +192,10 @@ impl AgentHome {
         std::fs::create_dir_all(&codex).expect("codex home");
         let mut trust = String::new();
         for p in trusted {
-            trust.push_str(&format!("[projects.\"{}\"]\ntrust_level = \"trusted\"\n", p.display()));
+            trust.push_str(&format!(
+                "[projects.\"{}\"]\ntrust_level = \"trusted\"\n",
+                p.display()
+            ));
         }
         std::fs::write(codex.join("config.toml"), trust).expect("codex config");
         AgentHome { dir }
@@ -250,7 +260,17 @@ pub fn scratch_repo() -> tempfile::TempDir {
         assert!(ok, "git {args:?}");
     };
     run(&["init", "-q", "-b", "main"]);
-    run(&["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "init"]);
+    run(&[
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@t",
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "init",
+    ]);
     dir
 }
 
@@ -263,7 +283,13 @@ pub struct Run {
 }
 
 /// Runs `argv` in a PTY in `cwd` until it exits (at most `timeout`), logs under `log_dir`.
-pub fn run_in_pty(argv: Vec<String>, cwd: &Path, env: Vec<(String, String)>, log_dir: &Path, timeout: Duration) -> Run {
+pub fn run_in_pty(
+    argv: Vec<String>,
+    cwd: &Path,
+    env: Vec<(String, String)>,
+    log_dir: &Path,
+    timeout: Duration,
+) -> Run {
     let p = AgentProcess::spawn(
         SpawnSpec {
             argv: argv.clone(),
@@ -294,7 +320,9 @@ pub fn run_in_pty(argv: Vec<String>, cwd: &Path, env: Vec<(String, String)>, log
 /// (the live tests record what the fixture tests replay).
 pub fn record_fixture(name: &str, bytes: &[u8]) {
     if std::env::var("ORCH_RECORD_FIXTURES").is_ok_and(|v| v == "1") {
-        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/agents").join(name);
+        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/agents")
+            .join(name);
         std::fs::create_dir_all(p.parent().expect("parent")).expect("fixture dir");
         std::fs::write(&p, bytes).expect("write fixture");
         eprintln!("recorded {}", p.display());
