@@ -54,9 +54,9 @@ pub struct ScreenRule {
     pub any: Vec<String>,
     /// Each of these must be on screen.
     pub all: Vec<String>,
-    /// None of these may be on screen.
+    /// None of these may be on screen (anywhere, whatever `bottom` says).
     pub none: Vec<String>,
-    /// Only the last N non-blank rows count (0: the whole screen).
+    /// Only the last N non-blank rows count for `any` and `all` (0: the whole screen).
     pub bottom: usize,
     /// A user rule with `disabled = true` switches off the built-in rule of that name.
     pub disabled: bool,
@@ -72,16 +72,22 @@ pub struct ScreenMatch {
 }
 
 impl ScreenRule {
-    fn matches(&self, rows: &[&str]) -> Option<String> {
-        let rows = if self.bottom > 0 && rows.len() > self.bottom {
-            &rows[rows.len() - self.bottom..]
-        } else {
-            rows
-        };
-        let on = |needle: &str| rows.iter().find(|r| r.contains(needle));
-        if self.none.iter().any(|n| on(n).is_some()) {
+    fn matches(&self, all_rows: &[&str]) -> Option<String> {
+        // `none` vetoes on the whole screen (a banner at the top can say "not yet"); `any` and
+        // `all` look at the bottom rows when `bottom` is set.
+        if self
+            .none
+            .iter()
+            .any(|n| all_rows.iter().any(|r| r.contains(n.as_str())))
+        {
             return None;
         }
+        let rows = if self.bottom > 0 && all_rows.len() > self.bottom {
+            &all_rows[all_rows.len() - self.bottom..]
+        } else {
+            all_rows
+        };
+        let on = |needle: &str| rows.iter().find(|r| r.contains(needle));
         let mut excerpt = None;
         for needle in &self.all {
             excerpt = Some(on(needle)?);

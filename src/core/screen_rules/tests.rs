@@ -48,6 +48,8 @@ fn none_all_and_bottom_narrow_a_rule() {
     let rules = vec![r];
     assert!(classify(&rules, "❯ old\nx\ny\n? for shortcuts\n❯\n").is_some());
     assert!(classify(&rules, "❯\n? for shortcuts\nesc to interrupt\n").is_none());
+    // `none` vetoes from anywhere on the screen.
+    assert!(classify(&rules, "esc to interrupt\na\nb\n? for shortcuts\n❯\n").is_none());
     // The prompt scrolled above the bottom rows does not count.
     assert!(classify(&rules, "❯\na\nb\n? for shortcuts\n").is_none());
 }
