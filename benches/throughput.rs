@@ -75,7 +75,7 @@ fn fresh_repo(dir: &Path) {
         dir.join(".orch/config.toml"),
         // Out of the loop with one instant check: the funnel runs every stage a merge needs
         // without waiting for a human, so the figures are the machine's.
-        "slots = 4\n\n[agents.sim]\nmax_concurrent = 4\n\n[funnel]\nautonomy = \"out-of-the-loop\"\nchecks = [\"true\"]\n",
+        "slots = 4\ndefault_agent = \"sim\"\n\n[agents.sim]\nmax_concurrent = 4\n\n[funnel]\nautonomy = \"out-of-the-loop\"\nchecks = [\"true\"]\n",
     )
     .unwrap();
 }

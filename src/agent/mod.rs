@@ -1,6 +1,7 @@
 //! agent: PTY processes, their emulated screens and their logs (DESIGN §6), and the
 //! built-in simulated agent.
 
+pub mod adapter;
 pub mod logs;
 pub mod pty;
 pub mod screen;

@@ -591,6 +591,12 @@ pub fn kill_process_group(pgid: i32, grace: Duration) -> bool {
 
 /// Finds the program the way exec will, and checks it can run: a failed exec inside portable-pty
 /// is not reported as an error (wezterm#7742), so every such failure must be caught here.
+/// Where `name` would be found when an agent is started in `cwd` (PATH search, executable,
+/// a `#!` interpreter that exists), or why it would not: for `plan validate` and `doctor`.
+pub fn find_program(name: &str, cwd: &Path) -> Result<PathBuf, SpawnError> {
+    resolve_program(name, cwd, std::env::var_os("PATH").as_deref(), true)
+}
+
 fn resolve_program(
     name: &str,
     cwd: &Path,

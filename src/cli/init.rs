@@ -15,9 +15,20 @@ pub fn init(ctx: &Context) -> CliResult {
         .map_err(|e| CliError::failed(e.to_string()))?;
     let cfg_path = ctx.paths.orch.join("config.toml");
     if !cfg_path.exists() {
-        std::fs::write(&cfg_path, STARTER_CONFIG)
+        let found = agent_clis_on_path(&ctx.paths.repo);
+        std::fs::write(&cfg_path, starter_config(&found))
             .map_err(|e| CliError::failed(format!("cannot write {}: {e}", cfg_path.display())))?;
         println!("wrote {}", cfg_path.display());
+        match found.first() {
+            Some(first) => println!(
+                "agent CLIs found on PATH: {} (default_agent = \"{first}\")",
+                found.join(", ")
+            ),
+            None => println!(
+                "no agent CLI (claude, codex, aider) found on PATH: install one, then set default_agent in {}",
+                cfg_path.display()
+            ),
+        }
     }
     // Validate it now, so a broken file is reported where it was written.
     ctx.config()?;
@@ -27,16 +38,72 @@ pub fn init(ctx: &Context) -> CliResult {
     Ok(EXIT_OK)
 }
 
-const STARTER_CONFIG: &str = "\
-# orch-tui configuration. Every option, with its default, is in config.example.toml at the
-# orch-tui repository root; this file only needs what you change.
-#
-# slots = 4
-# default_agent = \"sim\"
-";
+/// The built-in profiles whose program is on PATH, in order of preference.
+fn agent_clis_on_path(cwd: &Path) -> Vec<String> {
+    let cfg = crate::core::config::default_config();
+    ["claude", "codex", "aider"]
+        .iter()
+        .filter(|name| {
+            cfg.agents
+                .get(**name)
+                .and_then(|p| p.command.first())
+                .is_some_and(|prog| crate::agent::pty::find_program(prog, cwd).is_ok())
+        })
+        .map(|n| n.to_string())
+        .collect()
+}
+
+fn toml_list(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|i| format!("{i:?}")).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+/// The config `init` writes: a profile for each agent CLI found (the built-in one, written out
+/// so it can be edited), the first of them as default_agent.
+fn starter_config(found: &[String]) -> String {
+    let mut out = String::from(
+        "# orch-tui configuration. Every option, with its default, is in config.example.toml at the\n\
+         # orch-tui repository root; docs/agents.md explains the agent profiles.\n#\n# slots = 4\n",
+    );
+    let defaults = crate::core::config::default_config();
+    match found.first() {
+        Some(first) => out.push_str(&format!(
+            "\n# Agent CLIs found on PATH by `orch-tui init`: {}.\ndefault_agent = \"{first}\"\n",
+            found.join(", ")
+        )),
+        None => out.push_str(
+            "\n# No agent CLI (claude, codex, aider) was on PATH when `orch-tui init` ran: install\n\
+             # one and name it here, or give each task `agent = \"...\"` in the plan.\n\
+             # default_agent = \"claude\"\n",
+        ),
+    }
+    for name in found {
+        let Some(p) = defaults.agents.get(name) else {
+            continue;
+        };
+        out.push_str(&format!(
+            "\n[agents.{name}]\ncommand = {}\ninteractive = {}\nmode = \"{}\"\nmax_concurrent = {}\n",
+            toml_list(&p.command),
+            toml_list(&p.interactive),
+            p.mode.as_str(),
+            p.max_concurrent
+        ));
+    }
+    out
+}
 
 pub fn validate(file: &Path, cfg: &crate::core::config::Config) -> CliResult {
     let plan = load::load_plan_checked(file, cfg).map_err(diagnostics_error)?;
+    // Fake work merged as if real is the worst surprise a plan can hold: say so, loudly.
+    for (profile, tasks) in crate::core::config::tasks_on_simulator(&plan, cfg) {
+        let list: Vec<String> = tasks.iter().map(|t| format!("`{t}`")).collect();
+        eprintln!(
+            "WARNING: {} task{} will run on `{profile}`, the built-in SIMULATED agent, which does fake work: {}\n  hint: give them a real agent (agent = \"claude\" in the plan, or default_agent in .orch/config.toml); `orch-tui demo` is the place for the simulator",
+            tasks.len(),
+            if tasks.len() == 1 { "" } else { "s" },
+            list.join(", ")
+        );
+    }
     println!(
         "{}: ok, plan `{}` with {} task{}",
         file.display(),
@@ -51,7 +118,10 @@ pub fn validate(file: &Path, cfg: &crate::core::config::Config) -> CliResult {
 pub fn load_into(ctx: &Context, file: &Path) -> Result<crate::ledger::LoadReport, CliError> {
     let plan = load::load_plan(file).map_err(diagnostics_error)?;
     let cfg = ctx.config()?;
-    let problems = crate::core::config::check_plan_against_config(&plan, &cfg);
+    let mut problems = crate::core::config::check_plan_against_config(&plan, &cfg);
+    if problems.is_empty() {
+        problems = load::check_programs(&plan, &cfg, &ctx.paths.repo);
+    }
     if !problems.is_empty() {
         return Err(diagnostics_error(problems));
     }

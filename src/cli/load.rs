@@ -27,10 +27,14 @@ pub fn load_plan(path: &Path) -> Result<Plan, Vec<Diagnostic>> {
     parse_plan(&file, &text, &specs)
 }
 
-/// `load_plan`, then the checks that need the config (agents exist, capabilities match).
+/// `load_plan`, then the checks that need the config (agents exist, capabilities match, each
+/// agent's program can be started).
 pub fn load_plan_checked(path: &Path, cfg: &Config) -> Result<Plan, Vec<Diagnostic>> {
     let plan = load_plan(path)?;
-    let diags = check_plan_against_config(&plan, cfg);
+    let mut diags = check_plan_against_config(&plan, cfg);
+    if diags.is_empty() {
+        diags = check_programs(&plan, cfg, &plan_dir(path));
+    }
     if diags.is_empty() {
         Ok(plan)
     } else {
@@ -63,6 +67,60 @@ pub fn load_config_required(path: &Path) -> Result<Config, Vec<Diagnostic>> {
         )]
     })?;
     parse_config(&file, &text)
+}
+
+/// Every agent profile the plan uses must have a program that can be started: found on PATH
+/// (or at its path), executable, its `#!` interpreter present. Otherwise each attempt would
+/// fail at spawn. One error per profile, at the first task that uses it.
+pub fn check_programs(plan: &Plan, cfg: &Config, cwd: &Path) -> Vec<Diagnostic> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    for t in &plan.tasks {
+        let name = t.agent.as_deref().unwrap_or(&cfg.default_agent);
+        let Some(profile) = cfg.agents.get(name) else {
+            continue;
+        };
+        if !seen.insert(name.to_string()) {
+            continue;
+        }
+        let argv = match profile.mode {
+            crate::core::config::AgentMode::Headless => &profile.command,
+            crate::core::config::AgentMode::Interactive => &profile.interactive,
+        };
+        let Some(program) = argv.first() else {
+            continue;
+        };
+        // `{orch}` is this binary, which is running.
+        if program.contains("{orch}") {
+            continue;
+        }
+        if let Err(e) = crate::agent::pty::find_program(program, cwd) {
+            let users: Vec<String> = plan
+                .tasks
+                .iter()
+                .filter(|u| u.agent.as_deref().unwrap_or(&cfg.default_agent) == name)
+                .map(|u| format!("`{}`", u.id))
+                .collect();
+            let (line, col) = if t.agent_line > 0 {
+                (t.agent_line, 1)
+            } else {
+                (t.line, 1)
+            };
+            out.push(Diagnostic {
+                file: plan.file.clone(),
+                line,
+                col,
+                message: format!(
+                    "agent `{name}` cannot be started: {e} (used by {})",
+                    users.join(", ")
+                ),
+                hint: format!(
+                    "install `{program}`, put its full path in [agents.{name}] command, or give these tasks another agent (`orch-tui doctor` checks every profile)"
+                ),
+            });
+        }
+    }
+    out
 }
 
 /// The folder relative paths in the plan are resolved against ("plan.toml" -> ".").

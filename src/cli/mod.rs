@@ -1,6 +1,8 @@
 //! The command line (DESIGN.md §7): parse, dispatch to a subcommand, map errors to exit codes.
 
 mod demo;
+mod doctor;
+mod hook;
 mod human;
 mod init;
 pub mod load;
@@ -162,6 +164,19 @@ pub enum Command {
     },
     /// The built-in simulated agent (see docs/sim-agent.md).
     SimAgent,
+    /// Called by an agent's hooks: appends the event to the attempt's hook log (always exit 0).
+    Hook {
+        /// The agent kind: claude, codex, aider.
+        agent: String,
+        /// The attempt's hook log (orch-tui writes this path into the agent's hook settings).
+        #[arg(long)]
+        log: PathBuf,
+        /// The event as an argument (Codex `notify`); without it, read from stdin (Claude).
+        payload: Option<String>,
+    },
+    /// Check the setup: git, each agent profile's program and flags, the terminal (exit 1 on
+    /// any problem).
+    Doctor,
 }
 
 #[derive(Subcommand, Debug)]
@@ -263,6 +278,12 @@ fn dispatch(cli: Cli) -> CliResult {
             idempotency_key,
         }) => worker::worker(call, idempotency_key.as_deref()),
         Some(Command::SimAgent) => Ok(crate::agent::sim::run()),
+        Some(Command::Hook {
+            agent,
+            log,
+            payload,
+        }) => hook::hook(&agent, &log, payload.as_deref()),
+        Some(Command::Doctor) => doctor::doctor(repo.as_deref(), config.as_deref()),
     }
 }
 

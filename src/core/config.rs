@@ -18,7 +18,7 @@ mod plan_check;
 #[cfg(test)]
 use agents::placeholders_in;
 use agents::{apply_agent, branch_problem};
-pub use plan_check::check_plan_against_config;
+pub use plan_check::{check_plan_against_config, tasks_on_simulator};
 
 /// The embedded defaults; also what `orch-tui init` can show.
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("../../assets/default-config.toml");
@@ -85,11 +85,42 @@ impl Autonomy {
     }
 }
 
+/// How a profile's agent runs: to the end of its task on its own (`command`), or as a live
+/// session in its PTY (`interactive`), read through hooks and screen rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AgentMode {
+    #[default]
+    Headless,
+    Interactive,
+}
+
+impl AgentMode {
+    pub const NAMES: &[&str] = &["headless", "interactive"];
+
+    pub fn parse(s: &str) -> Option<AgentMode> {
+        Some(match s {
+            "headless" => AgentMode::Headless,
+            "interactive" => AgentMode::Interactive,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct AgentProfile {
     pub name: String,
     /// Argument vector; placeholders are replaced inside single arguments, never via a shell.
     pub command: Vec<String>,
+    /// The argument vector for `mode = "interactive"` (empty: the profile has none).
+    pub interactive: Vec<String>,
+    pub mode: AgentMode,
+    /// Prices per million tokens, for agents that print no cost (Codex) and for live cost
+    /// before an agent's own total arrives.
+    pub price: Option<crate::core::agent_event::Price>,
     pub adapter: Adapter,
     /// Empty = can take any task.
     pub capabilities: Vec<String>,
@@ -140,6 +171,9 @@ pub struct Config {
     pub funnel: Funnel,
     pub log_rotate_bytes: u64,
     pub ui: Ui,
+    /// The user's screen rules per adapter, merged over the built-in ones by
+    /// `core::screen_rules::merged`.
+    pub screen_rules: BTreeMap<String, Vec<crate::core::screen_rules::ScreenRule>>,
 }
 
 pub const PLACEHOLDERS: &[&str] = &["prompt", "prompt_file", "task", "worktree", "orch"];
@@ -156,9 +190,13 @@ const TOP_KEYS: &[&str] = &[
     "funnel",
     "logs",
     "ui",
+    "screen_rules",
 ];
 const AGENT_KEYS: &[&str] = &[
     "command",
+    "interactive",
+    "mode",
+    "price",
     "adapter",
     "capabilities",
     "max_concurrent",
@@ -166,6 +204,7 @@ const AGENT_KEYS: &[&str] = &[
     "author",
 ];
 const AUTHOR_KEYS: &[&str] = &["name", "email"];
+const PRICE_KEYS: &[&str] = &["input", "output", "cache_read", "cache_write"];
 const BUDGETS_KEYS: &[&str] = &["task", "run"];
 const RETRY_KEYS: &[&str] = &["max_attempts", "backoff_base", "backoff_cap"];
 const FUNNEL_KEYS: &[&str] = &[
@@ -284,6 +323,12 @@ fn apply_file(sink: &mut Sink<'_>, cfg: &mut Config) {
     }
     if let Some(t) = sub_table(sink, root, "ui", UI_KEYS) {
         apply_ui(sink, &mut cfg.ui, t);
+    }
+    if let Some(v) = root.get("screen_rules")
+        && let Some(t) = sink.table(v, "[screen_rules]", "[[screen_rules.claude]]")
+    {
+        let rules = crate::core::screen_rules::parse_user_rules(sink, t, Adapter::NAMES);
+        cfg.screen_rules.extend(rules);
     }
     check_cross_refs(sink, cfg, &refs);
 }
@@ -426,6 +471,7 @@ fn check_cross_refs(sink: &mut Sink<'_>, cfg: &Config, refs: &CrossRefs) {
             .join(", ")
     };
     if let Some(span) = &refs.default_agent
+        && !cfg.default_agent.is_empty()
         && !cfg.agents.contains_key(&cfg.default_agent)
     {
         sink.error(

@@ -1,6 +1,7 @@
 //! The pure domain: task states, plan model and validation, scheduling decisions.
 //! No I/O, no tokio, no terminal; nothing here imports the other parts.
 
+pub mod agent_event;
 pub mod config;
 pub mod dag;
 pub mod diag;
@@ -12,5 +13,6 @@ pub mod ops;
 pub mod plan;
 pub mod plan_graph;
 pub mod schedule;
+pub mod screen_rules;
 pub mod state;
 pub mod supervisor;

@@ -21,6 +21,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_orch-tui");
 /// a human (the funnel's own tests cover the human stages).
 pub const FAST_CONFIG: &str = r#"
 stop_grace = "200ms"
+default_agent = "sim"
 
 [retry]
 backoff_base = "10ms"

@@ -42,7 +42,7 @@ impl Repo {
         let base = "[retry]\nbackoff_base = \"10ms\"\nbackoff_cap = \"50ms\"\n";
         std::fs::write(
             root.join(".orch/config.toml"),
-            format!("stop_grace = \"300ms\"\n{base}{config}"),
+            format!("stop_grace = \"300ms\"\ndefault_agent = \"sim\"\n{base}{config}"),
         )
         .unwrap();
         Repo { _dir: dir, root }

@@ -60,6 +60,19 @@ impl Repo {
         let out = r.orch(&["init"]);
         assert_eq!(out.code, 0, "orch-tui init failed: {}", out.stderr);
         assert!(r.ledger().exists(), "init made no ledger");
+        // Plans in these tests name no agent: run them on the simulator, as a project would
+        // name its real agent.
+        let cfg = r.dir.join(".orch").join("config.toml");
+        let text = std::fs::read_to_string(&cfg).expect("read config");
+        let rest: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with("default_agent"))
+            .collect();
+        std::fs::write(
+            &cfg,
+            format!("default_agent = \"sim\"\n{}\n", rest.join("\n")),
+        )
+        .expect("write config");
         r
     }
 

@@ -3,7 +3,10 @@
 use toml::Spanned;
 use toml::de::DeValue;
 
-use super::{AGENT_KEYS, AUTHOR_KEYS, Adapter, AgentProfile, Config, PLACEHOLDERS};
+use super::{
+    AGENT_KEYS, AUTHOR_KEYS, Adapter, AgentMode, AgentProfile, Config, PLACEHOLDERS, PRICE_KEYS,
+};
+use crate::core::agent_event::Price;
 use crate::core::diag::{Sink, entries_in_order};
 
 pub(super) fn apply_agent(
@@ -51,6 +54,7 @@ pub(super) fn apply_agent(
             }
         }
     }
+    let mut mode_span = None;
     let p = cfg
         .agents
         .entry(key.clone())
@@ -70,6 +74,36 @@ pub(super) fn apply_agent(
     {
         check_command(sink, c, &cmd, &place);
         p.command = cmd;
+    }
+    if let Some(c) = t.get("interactive")
+        && let Some(cmd) = sink.strings(
+            c,
+            &format!("{place} interactive"),
+            "interactive = [\"claude\", \"{prompt}\"]",
+        )
+    {
+        check_command(sink, c, &cmd, &format!("{place} interactive"));
+        p.interactive = cmd;
+    }
+    if let Some(m) = t.get("mode")
+        && let Some(s) = sink.string(m, &format!("{place} mode"), "mode = \"headless\"")
+    {
+        match AgentMode::parse(&s) {
+            Some(mode) => {
+                p.mode = mode;
+                mode_span = Some(m.span());
+            }
+            None => sink.error(
+                &m.span(),
+                format!("unknown mode `{s}` in {place}"),
+                format!("mode is one of {}", AgentMode::NAMES.join(", ")),
+            ),
+        }
+    }
+    if let Some(pr) = t.get("price")
+        && let Some(price) = parse_price(sink, pr, &format!("{place} price"))
+    {
+        p.price = Some(price);
     }
     if let Some(a) = t.get("adapter")
         && let Some(s) = sink.string(a, &format!("{place} adapter"), "adapter = \"generic\"")
@@ -112,7 +146,27 @@ pub(super) fn apply_agent(
                 &format!("{place} env {}", k.get_ref()),
                 "NAME = \"value\"",
             ) {
-                p.env.insert(k.get_ref().to_string(), s);
+                let name = k.get_ref();
+                if name.is_empty() || name.contains(['=', '\0']) {
+                    sink.error(
+                        &k.span(),
+                        format!(
+                            "{place} env has an impossible variable name `{}`",
+                            name.escape_debug()
+                        ),
+                        "an environment variable name is not empty and holds no `=` or NUL",
+                    );
+                } else if s.contains('\0') {
+                    sink.error(
+                        &val.span(),
+                        format!(
+                            "{place} env {name} holds a NUL byte, which no environment can carry"
+                        ),
+                        "remove the \\u0000 from the value",
+                    );
+                } else {
+                    p.env.insert(name.to_string(), s);
+                }
             }
         }
     }
@@ -137,16 +191,87 @@ pub(super) fn apply_agent(
             p.author_email = m;
         }
     }
+    let p = p.clone();
+    check_mode(sink, &p, mode_span);
+}
+
+/// The prices of `price = { input = 3.0, output = 15.0, ... }`, in dollars per million tokens.
+fn parse_price(sink: &mut Sink<'_>, v: &Spanned<DeValue<'_>>, place: &str) -> Option<Price> {
+    let t = sink.table(v, place, "price = { input = 1.25, output = 10.0 }")?;
+    sink.check_keys(t, PRICE_KEYS, place);
+    let mut price = Price::default();
+    let mut ok = true;
+    for (key, field) in [
+        ("input", &mut price.input),
+        ("output", &mut price.output),
+        ("cache_read", &mut price.cache_read),
+        ("cache_write", &mut price.cache_write),
+    ] {
+        let Some(x) = t.get(key) else { continue };
+        match sink.number(x, &format!("{place} {key}"), "input = 1.25") {
+            Some(n) if n >= 0.0 => *field = n,
+            Some(_) => {
+                sink.error(
+                    &x.span(),
+                    format!("{place} {key} is negative"),
+                    "prices are dollars per million tokens, 0 or more",
+                );
+                ok = false;
+            }
+            None => ok = false,
+        }
+    }
+    ok.then_some(price)
+}
+
+/// After the whole table is read: a profile set to run interactively must have that argv.
+pub(super) fn check_mode(
+    sink: &mut Sink<'_>,
+    p: &AgentProfile,
+    span: Option<std::ops::Range<usize>>,
+) {
+    if let Some(span) = span
+        && p.mode == AgentMode::Interactive
+        && p.interactive.is_empty()
+    {
+        sink.error(
+            &span,
+            format!(
+                "[agents.{}] mode is \"interactive\" but the profile has no `interactive` command",
+                p.name
+            ),
+            "add interactive = [\"program\", \"{prompt}\"], or set mode = \"headless\"",
+        );
+    }
 }
 
 /// A command must have a program, and its placeholders must be ones orch-tui fills in: a typo
-/// such as `{promt}` would otherwise reach the agent literally.
+/// such as `{promt}` would otherwise reach the agent literally. Nothing may hold a NUL byte
+/// (exec cannot pass one), and the program itself is never a placeholder's text.
 fn check_command(sink: &mut Sink<'_>, v: &Spanned<DeValue<'_>>, cmd: &[String], place: &str) {
     if cmd.first().is_none_or(|p| p.trim().is_empty()) {
         sink.error(
             &v.span(),
             format!("{place} command is empty"),
             "give the program and its arguments, e.g. command = [\"claude\", \"-p\", \"{prompt}\"]",
+        );
+    }
+    if let Some(program) = cmd.first()
+        && ["{prompt}", "{prompt_file}", "{task}", "{worktree}"]
+            .iter()
+            .any(|p| program.contains(p))
+    {
+        sink.error(
+            &v.span(),
+            format!("{place}: the program `{program}` is a placeholder"),
+            "the first entry names the program to run; placeholders go in its arguments ({orch} is allowed)",
+        );
+    }
+    if cmd.iter().any(|a| a.contains('\0')) {
+        sink.error(
+            &v.span(),
+            format!("{place} has an argument with a NUL byte, which no program can receive"),
+            "remove the \\u0000 from the argument",
         );
     }
     for arg in cmd {

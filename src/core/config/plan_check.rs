@@ -13,7 +13,12 @@ pub fn check_plan_against_config(plan: &Plan, cfg: &Config) -> Vec<Diagnostic> {
     // A `[defaults] agent` is shared by many tasks: one error per place an unknown agent is
     // written, naming the tasks that use it.
     let mut unknown: BTreeMap<(usize, &str), Vec<&str>> = BTreeMap::new();
+    let mut agentless = Vec::new();
     for t in &plan.tasks {
+        if t.agent.is_none() && cfg.default_agent.is_empty() {
+            agentless.push(t);
+            continue;
+        }
         let name = t.agent.as_deref().unwrap_or(&cfg.default_agent);
         let Some(profile) = cfg.agents.get(name) else {
             unknown.entry((t.agent_line, name)).or_default().push(&t.id);
@@ -64,6 +69,37 @@ pub fn check_plan_against_config(plan: &Plan, cfg: &Config) -> Vec<Diagnostic> {
             hint: format!("use one of {known}, or add [agents.{name}] to .orch/config.toml"),
         });
     }
+    for t in agentless {
+        out.push(Diagnostic {
+            file: plan.file.clone(),
+            line: t.line,
+            col: 1,
+            message: format!(
+                "task `{}` names no agent, and the config has no default_agent",
+                t.id
+            ),
+            hint: format!(
+                "add agent = \"...\" to the task or to [defaults] (one of {known}), or set default_agent in .orch/config.toml (`orch-tui init` sets it to an agent CLI it finds)"
+            ),
+        });
+    }
     out.sort_by_key(|d| (d.line, d.col));
     out
+}
+
+/// Tasks that would run on the built-in simulator (fake work): `plan validate` says so loudly
+/// outside `orch-tui demo`. Returns (profile, task ids) per simulator profile in use.
+pub fn tasks_on_simulator<'p>(plan: &'p Plan, cfg: &Config) -> Vec<(String, Vec<&'p str>)> {
+    let mut by_profile: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    for t in &plan.tasks {
+        let name = t.agent.as_deref().unwrap_or(&cfg.default_agent);
+        if cfg
+            .agents
+            .get(name)
+            .is_some_and(|p| p.adapter == super::Adapter::Sim)
+        {
+            by_profile.entry(name.to_string()).or_default().push(&t.id);
+        }
+    }
+    by_profile.into_iter().collect()
 }

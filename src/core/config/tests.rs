@@ -16,7 +16,7 @@ fn embedded_defaults_parse_without_errors() {
     );
     assert_eq!(cfg, default_config());
     assert_eq!(cfg.slots, 4);
-    assert_eq!(cfg.default_agent, "sim");
+    assert_eq!(cfg.default_agent, "");
     assert_eq!(cfg.integration_branch, "orch/integration");
     assert_eq!(cfg.stop_grace_ms, 3_000);
     let sim = &cfg.agents["sim"];
@@ -202,6 +202,14 @@ fn plan_agents_and_capabilities_are_checked_against_the_config() {
                 9,
                 "task `c` needs capabilities [rust] that agent `codex` lacks"
             ),
+            (
+                12,
+                "task `d` names no agent, and the config has no default_agent"
+            ),
         ]
     );
+    // With a default agent, `d` runs on it; on the simulator, validate is told so.
+    cfg.default_agent = "sim".into();
+    let on_sim = crate::core::config::tasks_on_simulator(&plan, &cfg);
+    assert_eq!(on_sim, vec![("sim".to_string(), vec!["d"])]);
 }

@@ -85,6 +85,12 @@ pub(super) fn parse_task(
                         format!("{place} has an empty title"),
                         "write a one-line title saying what the task does",
                     );
+                } else if let Some(why) = impossible_text(&s) {
+                    sink.error(
+                        &v.span(),
+                        format!("the title of {place} {why}"),
+                        "a title is one line of text: remove the control characters",
+                    );
                 }
                 task.title = s;
             }
@@ -140,6 +146,12 @@ pub(super) fn parse_task(
                 &v.span(),
                 format!("{place} has an empty check"),
                 "each check is a command line, e.g. \"cargo test -q\"; remove the empty one",
+            );
+        } else if checks.iter().any(|c| c.contains('\0')) {
+            sink.error(
+                &v.span(),
+                format!("a check of {place} holds a NUL byte, which no shell can run"),
+                "remove the \\u0000 from the command",
             );
         }
         task.checks = checks;
@@ -216,6 +228,14 @@ fn read_prompt(
                         format!("{place} has an empty prompt"),
                         "write the instructions for the agent, or use spec = \"...\"",
                     );
+                } else if text.contains('\0') {
+                    sink.error(
+                        &p.span(),
+                        format!(
+                            "the prompt of {place} holds a NUL byte, which no agent can be given"
+                        ),
+                        "remove the \\u0000 from the prompt",
+                    );
                 }
                 task.content_hash = content_hash(&text);
                 task.prompt = text;
@@ -233,6 +253,11 @@ fn read_prompt(
                     format!("spec file `{path}` of {place} is empty"),
                     "write the task's instructions in it, or use prompt = \"...\"",
                 ),
+                Ok(text) if text.contains('\0') => sink.error(
+                    &s.span(),
+                    format!("spec file `{path}` of {place} holds a NUL byte (is it a binary file?)"),
+                    "a spec is text for the agent: point `spec` at a text file",
+                ),
                 Ok(text) => {
                     task.content_hash = content_hash(&text);
                     task.prompt = text;
@@ -245,5 +270,17 @@ fn read_prompt(
             }
             task.spec_path = Some(path);
         }
+    }
+}
+
+/// Why text cannot stand in a one-line field (a NUL no process can receive, a line break or
+/// other control character that breaks the commit subject), or None.
+fn impossible_text(s: &str) -> Option<&'static str> {
+    if s.contains('\0') {
+        Some("holds a NUL byte")
+    } else if s.chars().any(|c| c.is_control() && c != '\t') {
+        Some("holds a line break or another control character")
+    } else {
+        None
     }
 }
