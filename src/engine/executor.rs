@@ -34,7 +34,6 @@ pub struct SetupEnv {
 /// A live agent process and what clients show of it.
 struct Running {
     process: Box<dyn AgentProc>,
-    branches: Vec<String>,
     started_wall: std::time::Instant,
 }
 
@@ -45,6 +44,9 @@ pub struct Executor {
     ctx: JobCtx,
     env: SetupEnv,
     procs: BTreeMap<AttemptId, Running>,
+    /// The branches that existed when each attempt started (its process may be gone by the
+    /// time its work is collected).
+    branches_before: BTreeMap<AttemptId, Vec<String>>,
     queue: VecDeque<Event>,
     pub(crate) views: Arc<Mutex<BTreeMap<AttemptId, AgentView>>>,
     pub(crate) observers: Vec<std::sync::mpsc::Sender<EngineEvent>>,
@@ -71,6 +73,7 @@ impl Executor {
             ctx,
             env,
             procs: BTreeMap::new(),
+            branches_before: BTreeMap::new(),
             queue: VecDeque::new(),
             views: Arc::new(Mutex::new(BTreeMap::new())),
             observers: Vec::new(),
@@ -122,6 +125,10 @@ impl Executor {
     /// thing (or the next timer) and take in whatever else already waits.
     pub fn step_once(&mut self) -> Result<Option<RunEnd>, EngineError> {
         self.drain()?;
+        if self.core.is_settled() || self.core.is_stopped() {
+            // Before ending, take in what already waits (a human command that just landed).
+            self.absorb_waiting()?;
+        }
         if self.core.is_stopped() {
             self.finish_stop();
             // A stop after everything settled ends the run as it stands.
@@ -153,6 +160,13 @@ impl Executor {
         let first = self.rt.next(wake.max(now));
         self.take(first)?;
         // Whatever else already waits joins this round (coalescing).
+        self.absorb_waiting()?;
+        self.queue.push_back(Event::Tick);
+        Ok(None)
+    }
+
+    /// Take in everything that waits right now, and what other processes wrote, and act on it.
+    fn absorb_waiting(&mut self) -> Result<(), EngineError> {
         loop {
             let now = self.rt.now_ms();
             match self.rt.next(now) {
@@ -161,8 +175,7 @@ impl Executor {
             }
         }
         self.look_at_ledger()?;
-        self.queue.push_back(Event::Tick);
-        Ok(None)
+        self.drain()
     }
 
     fn settled_end(&self) -> RunEnd {
@@ -196,11 +209,11 @@ impl Executor {
                     Ok(s) => {
                         let pid = s.process.pid();
                         let base = s.base.clone();
+                        self.branches_before.insert(attempt, s.branches);
                         self.procs.insert(
                             attempt,
                             Running {
                                 process: s.process,
-                                branches: s.branches,
                                 started_wall: std::time::Instant::now(),
                             },
                         );
@@ -279,11 +292,8 @@ impl Executor {
                 }
             }
             Effect::Collect(c) => {
-                let before = self
-                    .procs
-                    .get(&c.attempt)
-                    .map(|r| r.branches.clone())
-                    .unwrap_or_default();
+                // Unknown (empty) after a restart: then no branch is taken for the agent's.
+                let before = self.branches_before.remove(&c.attempt).unwrap_or_default();
                 let job = jobs::collect_job(&self.ctx, c, before);
                 self.rt.spawn(job);
             }

@@ -216,10 +216,8 @@ pub fn move_job(ctx: &JobCtx, task: String, refname: String, tip: String, onto: 
 pub fn tidy_job(ctx: &JobCtx, t: Tidy) -> Job {
     let ctx = ctx.clone();
     Box::new(move || {
-        if let Err(e) = ctx.git.tidy(&t) {
-            tracing::warn!(task = %t.task, error = %e, "could not tidy a finished attempt");
-        }
-        Incoming::Event(Event::Tidied { task: t.task })
+        let result = ctx.git.tidy(&t).map_err(|e| e.to_string());
+        Incoming::Event(Event::Tidied { tidy: t, result })
     })
 }
 

@@ -342,12 +342,13 @@ impl GitOps for FakeGit {
         }
         // Branches the agent made: kept under backup refs and deleted; one with the work is
         // adopted when nothing else is there.
+        let known = !before.is_empty();
         let new: Vec<(String, String)> = r
             .refs
             .iter()
             .filter_map(|(name, tip)| {
                 let short = name.strip_prefix("refs/heads/")?;
-                (!before.iter().any(|b| b == short) && !short.starts_with("orch/"))
+                (known && !before.iter().any(|b| b == short) && !short.starts_with("orch/"))
                     .then(|| (short.to_string(), tip.clone()))
             })
             .collect();

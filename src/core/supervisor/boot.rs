@@ -202,6 +202,22 @@ impl Supervisor {
         );
     }
 
+    pub(super) fn on_tidied(&mut self, t: Tidy, result: Result<(), String>) {
+        self.tidying.remove(&t.task);
+        let Err(why) = result else { return };
+        let tries = self.tidy_failures.entry(t.task.clone()).or_insert(0);
+        *tries += 1;
+        let retry = *tries <= 3;
+        self.say(format!("⚠ {}: could not tidy {} away: {why}", t.task, t.worktree));
+        if retry {
+            self.leftovers.push(super::WorktreeFact {
+                path: t.worktree,
+                task: t.task,
+                n: t.n,
+            });
+        }
+    }
+
     /// Worktrees of finished tasks (done, cancelled) that a crash left behind go, after a backup
     /// of anything in them that nothing else holds.
     pub(super) fn tidy_rules(&mut self) {

@@ -51,9 +51,10 @@ pub enum Event {
         task: String,
         result: MoveOutcome,
     },
-    /// A finished task's worktree and branch were tidied away.
+    /// A finished task's worktree and branch were tidied away (or why not).
     Tidied {
-        task: String,
+        tidy: Tidy,
+        result: Result<(), String>,
     },
     /// The human typed Enter into an agent that waited for an answer.
     Answered {

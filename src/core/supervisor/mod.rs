@@ -162,8 +162,10 @@ pub struct Supervisor {
     /// Approved tasks in the order they were approved.
     queue: VecDeque<String>,
     tidying: BTreeSet<String>,
-    /// Worktrees found at start that belong to no live attempt.
+    /// Worktrees found at start that belong to no live attempt (and ones a tidy-up failed on).
     leftovers: Vec<WorktreeFact>,
+    /// Failed tidy-ups per task: tried again a few times, then left for the next start.
+    tidy_failures: BTreeMap<String, u32>,
     busy: BTreeSet<String>,
     pending: BTreeMap<WriteId, Pending>,
     next_write: u64,
@@ -192,6 +194,7 @@ impl Supervisor {
             queue: VecDeque::new(),
             tidying: BTreeSet::new(),
             leftovers: Vec::new(),
+            tidy_failures: BTreeMap::new(),
             busy: BTreeSet::new(),
             pending: BTreeMap::new(),
             next_write: 1,
@@ -255,9 +258,7 @@ impl Supervisor {
             Event::ChecksDone { task, n, results } => self.on_checks_done(&task, n, results),
             Event::MergePrepared { task, result } => self.on_merge_prepared(&task, result),
             Event::IntegrationMoved { task, result } => self.on_integration_moved(&task, result),
-            Event::Tidied { task } => {
-                self.tidying.remove(&task);
-            }
+            Event::Tidied { tidy, result } => self.on_tidied(tidy, result),
             Event::Answered { attempt } => self.on_answered(attempt),
             Event::Stop { stop_agents } => self.on_stop(stop_agents),
         }

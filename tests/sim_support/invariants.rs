@@ -1,0 +1,211 @@
+//! What must hold after every step of a simulated run, and at its end.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use orch_tui::core::domain::{Actor, AttemptState, EventKind, Role};
+use orch_tui::core::state::TaskState;
+use orch_tui::engine::executor::Executor;
+use orch_tui::ledger::Ledger;
+
+use super::world::{Shared, lock};
+
+const INTEGRATION: &str = "refs/heads/orch/integration";
+
+fn ledger(path: &Path) -> Result<Ledger, String> {
+    Ledger::open(path).map_err(|e| format!("the ledger cannot be opened: {e}"))
+}
+
+pub fn every_step(world: &Shared, exec: &Executor, path: &Path) -> Result<(), String> {
+    if let Some(v) = lock(world).violations.first() {
+        return Err(v.clone());
+    }
+    let l = ledger(path)?;
+    let tasks = l.tasks().map_err(|e| format!("the ledger cannot be read: {e}"))?;
+    let state: BTreeMap<&str, TaskState> = tasks.iter().map(|t| (t.id.as_str(), t.state)).collect();
+    // A dependent stays blocked while any dependency is failed or cancelled; a task is ready,
+    // or beyond, only when every dependency is done.
+    for t in &tasks {
+        let deps: Vec<TaskState> = t.depends_on.iter().filter_map(|d| state.get(d.as_str()).copied()).collect();
+        let blocking = deps.iter().any(|s| matches!(s, TaskState::Failed | TaskState::Cancelled | TaskState::Blocked));
+        match t.state {
+            TaskState::Pending if blocking => {
+                return Err(format!("{} is pending though a dependency is failed, cancelled or blocked", t.id));
+            }
+            TaskState::Ready | TaskState::Assigned | TaskState::Working | TaskState::Review
+            | TaskState::Approved | TaskState::Merging | TaskState::Done
+                if deps.iter().any(|s| *s != TaskState::Done) =>
+            {
+                return Err(format!("{} is {} though a dependency is not done", t.id, t.state));
+            }
+            _ => {}
+        }
+    }
+    // At most one supervisor decides: every live attempt belongs to the current epoch, once the
+    // current one has booted (its boot closes the older ones in its first round).
+    let epoch = l.epoch().unwrap_or(0);
+    let live_old: Vec<String> = tasks
+        .iter()
+        .flat_map(|t| l.attempts(&t.id).unwrap_or_default())
+        .filter(|a| a.state.is_live() && a.epoch != epoch)
+        .map(|a| format!("{}#{}", a.task, a.n))
+        .collect();
+    if !live_old.is_empty() && exec.supervisor().is_settled() {
+        return Err(format!("attempts of an older epoch are still live: {live_old:?}"));
+    }
+    merged_once_and_through_the_funnel(world, &l, &tasks)?;
+    Ok(())
+}
+
+/// Every commit on the integration branch carries one attempt's work that passed the funnel,
+/// and no task's work landed twice.
+fn merged_once_and_through_the_funnel(
+    world: &Shared,
+    l: &Ledger,
+    tasks: &[orch_tui::ledger::TaskRow],
+) -> Result<(), String> {
+    let w = lock(world);
+    let repo = w.git.lock();
+    let Some(tip) = repo.refs.get(INTEGRATION).cloned() else {
+        return Ok(()); // someone deleted it: the run is held; checked when it is back
+    };
+    let mut landed: BTreeMap<String, BTreeSet<u32>> = BTreeMap::new();
+    let mut cur = Some(tip);
+    while let Some(c) = cur {
+        let Some(commit) = repo.commits.get(&c) else { break };
+        if let Some((task, n)) = &commit.origin {
+            landed.entry(task.clone()).or_default().insert(*n);
+        }
+        cur = commit.parents.first().cloned();
+    }
+    drop(repo);
+    drop(w);
+    for (task, ns) in &landed {
+        if ns.len() > 1 {
+            return Err(format!("{task} landed more than once (attempts {ns:?})"));
+        }
+        let n = ns.iter().next().copied().unwrap_or(0);
+        let events = l.events(0, Some(task), 100_000).map_err(|e| e.to_string())?;
+        let approved = events.iter().any(|e| {
+            e.kind == EventKind::State && e.data["to"] == "approved"
+        });
+        if !approved {
+            return Err(format!("{task}#{n} is on the integration branch without having been approved"));
+        }
+        let failed_check = events.iter().filter(|e| e.actor == Actor::Check && e.attempt.map(|a| a.0) == Some(n));
+        let last = failed_check.last();
+        if last.is_some_and(|e| e.kind == EventKind::CheckFailed) {
+            return Err(format!("{task}#{n} landed though its last check failed"));
+        }
+    }
+    // A done task's work is on the branch, unless it had nothing to merge — or someone else
+    // moved the branch away from what the supervisor wrote (it holds the run when it sees that).
+    let recorded: Option<String> = l
+        .conn()
+        .query_row("SELECT integration_tip FROM supervisor WHERE id = 1", [], |r| r.get(0))
+        .unwrap_or(None);
+    let w = lock(world);
+    let intact = {
+        let repo = w.git.lock();
+        match (&recorded, repo.refs.get(INTEGRATION)) {
+            (Some(r), Some(now)) => repo.is_ancestor(r, now),
+            _ => false,
+        }
+    };
+    drop(w);
+    for t in tasks.iter().filter(|t| t.state == TaskState::Done && intact) {
+        if landed.contains_key(&t.id) {
+            continue;
+        }
+        let events = l.events(0, Some(&t.id), 100_000).map_err(|e| e.to_string())?;
+        let empty = events.iter().any(|e| {
+            e.data["why"].as_str().is_some_and(|w| w.contains("nothing to merge"))
+        });
+        if !empty {
+            return Err(format!("{} is done but its work is not on the integration branch", t.id));
+        }
+    }
+    Ok(())
+}
+
+/// No agent's work is ever lost: every token an agent wrote is in a commit some ref holds, or
+/// in a worktree.
+fn no_work_lost(world: &Shared) -> Result<(), String> {
+    let w = lock(world);
+    let repo = w.git.lock();
+    let mut kept: BTreeSet<&str> = BTreeSet::new();
+    let mut reachable = BTreeSet::new();
+    for tip in repo.refs.values() {
+        reachable.extend(repo.ancestors(tip));
+    }
+    for c in &reachable {
+        if let Some(commit) = repo.commits.get(c) {
+            kept.extend(commit.files.values().map(String::as_str));
+        }
+    }
+    for wt in repo.worktrees.values() {
+        kept.extend(wt.files.values().map(String::as_str));
+    }
+    for (token, task, n) in &w.work {
+        if !kept.contains(token.as_str()) {
+            return Err(format!("the work of {task}#{n} ({token}) is lost: no ref or worktree holds it"));
+        }
+    }
+    Ok(())
+}
+
+pub fn at_end(world: &Shared, exec: &Executor, path: &Path) -> Result<(), String> {
+    every_step(world, exec, path)?;
+    no_work_lost(world)?;
+    let l = ledger(path)?;
+    let tasks = l.tasks().map_err(|e| e.to_string())?;
+    let hold: Option<String> = l
+        .conn()
+        .query_row("SELECT hold FROM supervisor WHERE id = 1", [], |r| r.get(0))
+        .unwrap_or(None);
+    // Nothing waits silently: every task is finished, or waits for the human with a reason, or
+    // waits for a dependency that does.
+    for t in &tasks {
+        let ok = match t.state {
+            TaskState::Done | TaskState::Cancelled => true,
+            TaskState::Failed | TaskState::Escalated | TaskState::Blocked | TaskState::Paused => {
+                t.reason.as_deref().is_some_and(|r| !r.is_empty()) || t.state == TaskState::Paused
+            }
+            TaskState::Pending => t.depends_on.iter().any(|d| {
+                tasks.iter().any(|u| &u.id == d && u.state != TaskState::Done)
+            }),
+            TaskState::Ready | TaskState::Approved => hold.is_some(),
+            TaskState::Review => t.stage == Some(orch_tui::core::domain::FunnelStage::Human),
+            _ => false,
+        };
+        if !ok {
+            return Err(format!(
+                "{} ends {} with no reason a human can act on (reason: {:?}, stage: {:?})",
+                t.id, t.state, t.reason, t.stage
+            ));
+        }
+        // An attempt still marked live after the run settled waits for nothing.
+        for a in l.attempts(&t.id).unwrap_or_default() {
+            if a.state.is_live() {
+                return Err(format!("{}#{} ({}) is still {} after the run settled", a.task, a.n, a.role, a.state));
+            }
+            let _ = (AttemptState::Starting, Role::Agent);
+        }
+    }
+    // A worktree of a finished task does not outlive the run.
+    let w = lock(world);
+    let repo = w.git.lock();
+    for (path, _) in &repo.worktrees {
+        let Some(name) = path.rsplit('/').next() else { continue };
+        let Some((task, _)) = name.rsplit_once('-') else { continue };
+        if tasks.iter().any(|t| t.id == task && t.state == TaskState::Done) {
+            return Err(format!("the worktree {path} of done task {task} was left behind"));
+        }
+    }
+    // No agent of an older supervisor still runs.
+    let epoch = w.epoch;
+    if let Some(p) = w.procs.values().find(|p| p.alive && p.epoch < epoch) {
+        return Err(format!("{}#{}, started by an earlier supervisor, still runs", p.task, p.n));
+    }
+    Ok(())
+}

@@ -1,0 +1,581 @@
+//! The simulated world: a virtual clock, jobs that finish at random moments, fake agents that
+//! work, commit, report, hang, lie and die, checks that pass or fail, and a ledger that is
+//! sometimes busy. Everything is driven by one seeded random source, so a seed replays exactly.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use orch_tui::core::domain::{AttemptId, AttemptNo};
+use orch_tui::core::ops::Op;
+use orch_tui::core::supervisor::{Boot, CheckOutcome, Event, Exit, Observed};
+use orch_tui::engine::real_store::SqliteStore;
+use orch_tui::engine::world::{
+    AgentProc, Agents, Checks, Incoming, Job, Launch, Runtime, Sink, Store, WriteError,
+};
+use orch_tui::ledger::{Ledger, WorkerCall, with_clock};
+
+use super::fake_git::FakeGit;
+
+/// splitmix64: small, fast, and the same everywhere.
+#[derive(Clone)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        if n == 0 { 0 } else { self.next() % n }
+    }
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> Option<&'a T> {
+        if items.is_empty() {
+            None
+        } else {
+            items.get(self.below(items.len() as u64) as usize)
+        }
+    }
+}
+
+/// What a fake agent does with its attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plan {
+    /// Writes its work and exits 0 (`commit`: commits it itself; `branch`: on a new branch,
+    /// `stay`: and leaves the worktree there; `report`: says `worker done` and waits to be
+    /// ended; `shared`: writes the file every such task writes, so merges conflict).
+    Work {
+        commit: bool,
+        branch: bool,
+        stay: bool,
+        report: bool,
+        shared: bool,
+    },
+    /// Changes nothing and exits 0.
+    Nothing,
+    /// Exits 1 (after `worker fail` when `report`).
+    Fail { report: bool },
+    /// Never ends by itself; `stubborn`: ignores TERM.
+    Hang { stubborn: bool },
+    /// A reviewer: approve, ask for changes, or end without a verdict.
+    Review { verdict: Option<bool> },
+}
+
+pub struct FakeProc {
+    pub attempt: AttemptId,
+    pub task: String,
+    pub n: u32,
+    pub token: String,
+    pub worktree: String,
+    pub epoch: u64,
+    pub plan: Plan,
+    pub step: u32,
+    pub next_at: u64,
+    /// TERM asked at, and the grace after which KILL comes.
+    pub stop: Option<(u64, u64)>,
+    pub alive: bool,
+    generation: u64,
+}
+
+pub struct World {
+    pub now: u64,
+    pub rng: Rng,
+    jobs: Vec<(u64, u64, Job)>,
+    pub inbox: VecDeque<Incoming>,
+    pub procs: BTreeMap<u32, FakeProc>,
+    next_pid: u32,
+    /// Bumped at every crash: what a dead supervisor's jobs and agents report goes nowhere.
+    pub generation: u64,
+    pub epoch: u64,
+    pub git: FakeGit,
+    pub ledger: Ledger,
+    /// Every work token an agent wrote, with its attempt (for "no work is ever lost").
+    pub work: Vec<(String, String, u32)>,
+    pub violations: Vec<String>,
+    /// The next writes the ledger refuses as busy.
+    pub busy_writes: u32,
+    /// Reviewers and agents: chosen per attempt from these weights.
+    pub hang_percent: u64,
+    pub check_fail_percent: u64,
+    /// The old reap: only by pid, so a pid never recorded escapes.
+    pub fault_reap_by_pid_only: bool,
+    pub trace: VecDeque<String>,
+}
+
+pub type Shared = Arc<Mutex<World>>;
+
+pub fn lock(w: &Shared) -> MutexGuard<'_, World> {
+    w.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl World {
+    pub fn note(&mut self, line: String) {
+        if self.trace.len() >= 60 {
+            self.trace.pop_front();
+        }
+        self.trace.push_back(format!("[{:>7}] {line}", self.now));
+    }
+
+    fn next_due(&self) -> Option<u64> {
+        let jobs = self.jobs.iter().map(|(t, _, _)| *t);
+        let procs = self.procs.values().filter(|p| p.alive).map(FakeProc::due_at);
+        jobs.chain(procs).min()
+    }
+}
+
+impl FakeProc {
+    /// When it acts next: its script's next step, or — once asked to stop — its death (at once
+    /// on TERM, or at KILL after the grace when it ignores TERM).
+    fn due_at(&self) -> u64 {
+        match self.stop {
+            Some((at, grace)) if matches!(self.plan, Plan::Hang { stubborn: true }) => at + grace,
+            Some((at, _)) => at + 5,
+            None => self.next_at,
+        }
+    }
+}
+
+/// The runtime: a virtual clock; jobs finish, agents act, in an order the seed chooses.
+pub struct SimRuntime {
+    pub world: Shared,
+}
+
+impl Runtime for SimRuntime {
+    fn now_ms(&self) -> u64 {
+        lock(&self.world).now
+    }
+
+    fn sink(&self) -> Sink {
+        let world = self.world.clone();
+        let generation = lock(&world).generation;
+        Arc::new(move |i| {
+            let mut w = lock(&world);
+            if w.generation == generation {
+                w.inbox.push_back(i);
+            }
+        })
+    }
+
+    fn spawn(&mut self, job: Job) {
+        let mut w = lock(&self.world);
+        let at = w.now + w.rng.below(400);
+        let generation = w.generation;
+        w.jobs.push((at, generation, job));
+    }
+
+    fn next(&mut self, deadline_ms: u64) -> Incoming {
+        loop {
+            let mut w = lock(&self.world);
+            if let Some(i) = w.inbox.pop_front() {
+                return i;
+            }
+            let now = w.now;
+            let due: Vec<usize> = (0..w.jobs.len()).filter(|&i| w.jobs[i].0 <= now).collect();
+            if !due.is_empty() {
+                let pick = due[w.rng.below(due.len() as u64) as usize];
+                let (_, generation, job) = w.jobs.swap_remove(pick);
+                let current = w.generation;
+                drop(w);
+                let out = job();
+                if generation == current {
+                    return out;
+                }
+                continue;
+            }
+            let acting: Vec<u32> = w
+                .procs
+                .iter()
+                .filter(|(_, p)| p.alive && p.due_at() <= now)
+                .map(|(pid, _)| *pid)
+                .collect();
+            if let Some(&pid) = w.rng.pick(&acting) {
+                act(&mut w, pid);
+                continue;
+            }
+            match w.next_due() {
+                Some(t) if t <= deadline_ms => w.now = t.max(now),
+                _ => {
+                    w.now = deadline_ms.max(now);
+                    return Incoming::Timeout;
+                }
+            }
+        }
+    }
+
+    fn pause(&mut self, ms: u64) {
+        lock(&self.world).now += ms;
+    }
+}
+
+/// One step of a fake agent's life.
+fn act(w: &mut World, pid: u32) {
+    let now = w.now;
+    let Some(p) = w.procs.get(&pid) else { return };
+    // Asked to stop: it is due now, so it dies (KILL for one that ignored TERM).
+    if p.stop.is_some() {
+        let stubborn = matches!(p.plan, Plan::Hang { stubborn: true });
+        return exit(w, pid, None, Some(if stubborn { 9 } else { 15 }));
+    }
+    let (plan, step) = (p.plan, p.step);
+    match (plan, step) {
+        (Plan::Work { .. }, 0) => do_work(w, pid),
+        (Plan::Work { report: true, .. }, 1) => report(w, pid, WorkerCall::Done { summary: None }),
+        (Plan::Work { report: true, .. }, _) => idle(w, pid),
+        (Plan::Work { .. }, _) | (Plan::Nothing, _) => exit(w, pid, Some(0), None),
+        (Plan::Fail { report: true }, 0) => report(w, pid, WorkerCall::Fail { reason: None }),
+        (Plan::Fail { .. }, _) => exit(w, pid, Some(1), None),
+        (Plan::Hang { .. }, _) => idle(w, pid),
+        (Plan::Review { verdict: Some(approve) }, 0) => {
+            let notes = (!approve).then(|| "rename it".to_string());
+            report(w, pid, WorkerCall::Verdict { approve, notes })
+        }
+        (Plan::Review { .. }, _) => exit(w, pid, Some(0), None),
+    }
+    // A stale or forged report must be refused and change nothing.
+    if w.rng.chance(3) {
+        forge(w, pid);
+    }
+}
+
+fn advance(w: &mut World, pid: u32, by: u64) {
+    let at = w.now + by;
+    if let Some(p) = w.procs.get_mut(&pid) {
+        p.step += 1;
+        p.next_at = at;
+    }
+}
+
+fn idle(w: &mut World, pid: u32) {
+    let at = w.now + 10_000;
+    if let Some(p) = w.procs.get_mut(&pid) {
+        p.next_at = at;
+    }
+}
+
+fn do_work(w: &mut World, pid: u32) {
+    let Some(p) = w.procs.get(&pid) else { return };
+    let Plan::Work {
+        commit,
+        branch,
+        stay,
+        shared,
+        ..
+    } = p.plan
+    else {
+        return;
+    };
+    let (task, n, wt) = (p.task.clone(), p.n, p.worktree.clone());
+    let token = format!("work:{task}:{n}:{}", w.rng.next() % 1_000_000);
+    let path = if shared {
+        "shared.txt".to_string()
+    } else {
+        format!("work/{task}.txt")
+    };
+    let mut repo = w.git.lock();
+    if let Some(mut tree) = repo.worktrees.get(&wt).cloned() {
+        if branch {
+            let name = format!("refs/heads/agent-{task}-{n}");
+            repo.refs.insert(name.clone(), tree.head.clone());
+            tree.branch = Some(name);
+        }
+        tree.files.insert(path, token.clone());
+        if commit || branch {
+            let parent = tree.head.clone();
+            let c = repo.commit(vec![parent], tree.files.clone(), Some((task.clone(), n)), "agent's own commit");
+            tree.head = c.clone();
+            if let Some(b) = &tree.branch {
+                repo.refs.insert(b.clone(), c);
+            }
+        }
+        if branch && !stay {
+            tree.branch = Some(format!("refs/heads/orch/{task}"));
+            let head = repo.refs.get(&format!("refs/heads/orch/{task}")).cloned().unwrap_or_default();
+            tree.files = repo.commits.get(&head).map(|c| c.files.clone()).unwrap_or_default();
+            tree.head = head;
+        }
+        repo.worktrees.insert(wt, tree);
+        drop(repo);
+        w.work.push((token, task, n));
+    } else {
+        drop(repo);
+    }
+    let by = w.rng.below(300);
+    advance(w, pid, by);
+}
+
+fn report(w: &mut World, pid: u32, call: WorkerCall) {
+    let Some(p) = w.procs.get(&pid) else { return };
+    let (task, n, token) = (p.task.clone(), p.n, p.token.clone());
+    let now = w.now;
+    let r = with_clock(now, || w.ledger.worker_report(&task, AttemptNo(n), &token, &call, None));
+    w.note(format!("{task}#{n} reports {call:?}: {}", r.as_ref().map_or_else(|e| e.to_string(), |_| "ok".into())));
+    w.inbox.push_back(Incoming::Poke);
+    let by = w.rng.below(200);
+    advance(w, pid, by);
+}
+
+/// A report with a made-up token, or from an attempt that is over: refused, nothing written.
+fn forge(w: &mut World, pid: u32) {
+    let Some(p) = w.procs.get(&pid) else { return };
+    let (task, n) = (p.task.clone(), p.n);
+    let token = format!("forged-{}", w.rng.next());
+    let now = w.now;
+    let call = WorkerCall::Done { summary: None };
+    let r = with_clock(now, || w.ledger.worker_report(&task, AttemptNo(n), &token, &call, None));
+    if r.is_ok() {
+        w.violations.push(format!("a forged report for {task}#{n} was accepted"));
+    }
+}
+
+fn exit(w: &mut World, pid: u32, code: Option<i32>, signal: Option<i32>) {
+    let Some(p) = w.procs.get_mut(&pid) else { return };
+    p.alive = false;
+    let (attempt, generation) = (p.attempt, p.generation);
+    let line = format!("{}#{} exits {code:?}/{signal:?}", p.task, p.n);
+    w.note(line);
+    if generation == w.generation {
+        w.inbox.push_back(Incoming::Event(Event::Exited {
+            attempt,
+            exit: Exit { code, signal },
+        }));
+    }
+}
+
+pub struct SimProc {
+    world: Shared,
+    pid: u32,
+}
+
+impl AgentProc for SimProc {
+    fn pid(&self) -> u32 {
+        self.pid
+    }
+    fn write(&self, _bytes: Vec<u8>) {}
+    fn resize(&self, _rows: u16, _cols: u16) {}
+    fn stop(&self, grace: Duration) {
+        let mut w = lock(&self.world);
+        let now = w.now;
+        if let Some(p) = w.procs.get_mut(&self.pid)
+            && p.stop.is_none()
+        {
+            p.stop = Some((now, grace.as_millis() as u64));
+        }
+    }
+    fn screen(&self) -> Option<orch_tui::agent::screen::SharedScreen> {
+        None
+    }
+}
+
+pub struct SimAgents {
+    pub world: Shared,
+}
+
+impl Agents for SimAgents {
+    fn spawn(&self, l: Launch, _sink: Sink) -> Result<Box<dyn AgentProc>, String> {
+        let mut w = lock(&self.world);
+        let env = |k: &str| l.env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
+        let reviewer = env("ORCH_ROLE") == "reviewer";
+        let r = w.rng.below(100);
+        let plan = if reviewer {
+            match r {
+                0..=69 => Plan::Review { verdict: Some(true) },
+                70..=89 => Plan::Review { verdict: Some(false) },
+                _ => Plan::Review { verdict: None },
+            }
+        } else {
+            let hang = w.hang_percent;
+            match r {
+                _ if r < hang => Plan::Hang { stubborn: w.rng.chance(50) },
+                _ if r < hang + 8 => Plan::Fail { report: w.rng.chance(50) },
+                _ if r < hang + 12 => Plan::Nothing,
+                _ => Plan::Work {
+                    commit: w.rng.chance(25),
+                    branch: w.rng.chance(12),
+                    stay: w.rng.chance(50),
+                    report: w.rng.chance(20),
+                    shared: w.rng.chance(15),
+                },
+            }
+        };
+        if !reviewer {
+            base_holds_dependencies(&mut w, &env("ORCH_TASK"), &l.cwd);
+        }
+        w.next_pid += 1;
+        let pid = w.next_pid;
+        let (generation, epoch) = (w.generation, w.epoch);
+        let next_at = w.now + 20 + w.rng.below(500);
+        let task = env("ORCH_TASK");
+        let n: u32 = env("ORCH_ATTEMPT").parse().unwrap_or(0);
+        w.note(format!("spawn {task}#{n} {plan:?}"));
+        w.procs.insert(
+            pid,
+            FakeProc {
+                attempt: l.attempt,
+                task,
+                n,
+                token: env("ORCH_TOKEN"),
+                worktree: l.cwd.clone(),
+                epoch,
+                plan,
+                step: 0,
+                next_at,
+                stop: None,
+                alive: true,
+                generation,
+            },
+        );
+        Ok(Box::new(SimProc {
+            world: self.world.clone(),
+            pid,
+        }))
+    }
+
+    fn reap_stale(&self, pids: &[u32]) {
+        let mut w = lock(&self.world);
+        let epoch = w.epoch;
+        let by_pid_only = w.fault_reap_by_pid_only;
+        let stale: Vec<u32> = w
+            .procs
+            .iter()
+            .filter(|(pid, p)| p.alive && p.epoch < epoch && (!by_pid_only || pids.contains(pid)))
+            .map(|(pid, _)| *pid)
+            .collect();
+        for pid in stale {
+            if let Some(p) = w.procs.get_mut(&pid) {
+                p.alive = false;
+            }
+        }
+    }
+}
+
+/// A task starts only on a base that holds the work of all its dependencies.
+fn base_holds_dependencies(w: &mut World, task: &str, worktree: &str) {
+    let Ok(Some(t)) = w.ledger.task(task) else { return };
+    let repo = w.git.lock();
+    let Some(head) = repo.worktrees.get(worktree).map(|wt| wt.head.clone()) else {
+        return;
+    };
+    let history = repo.ancestors(&head);
+    let landed: std::collections::BTreeSet<String> = history
+        .iter()
+        .filter_map(|c| repo.commits.get(c).and_then(|c| c.origin.clone()))
+        .map(|(t, _)| t)
+        .collect();
+    drop(repo);
+    for d in &t.depends_on {
+        let had_work = w
+            .ledger
+            .attempts(d)
+            .unwrap_or_default()
+            .iter()
+            .any(|a| a.merge_tip.is_some());
+        if had_work && !landed.contains(d) {
+            let v = format!("{task} started on a base without the work of its dependency {d}");
+            w.violations.push(v);
+        }
+    }
+}
+
+pub struct SimChecks {
+    pub world: Shared,
+}
+
+impl Checks for SimChecks {
+    fn run(&self, _dir: &str, commands: &[String], _log: &str) -> Vec<CheckOutcome> {
+        let mut w = lock(&self.world);
+        let fail = w.check_fail_percent;
+        let mut out = Vec::new();
+        for c in commands {
+            let passed = !w.rng.chance(fail);
+            out.push(CheckOutcome {
+                command: c.clone(),
+                passed,
+                exit_code: Some(if passed { 0 } else { 1 }),
+                timed_out: false,
+                duration_ms: 5,
+                tail: if passed { String::new() } else { "boom".into() },
+            });
+            if !passed {
+                break;
+            }
+        }
+        out
+    }
+}
+
+/// The real ledger store, stamped with the simulated clock, sometimes busy.
+pub struct SimStore {
+    pub inner: SqliteStore,
+    pub world: Shared,
+}
+
+impl Store for SimStore {
+    fn write(&mut self, ops: &[Op]) -> Result<(), WriteError> {
+        let now = {
+            let mut w = lock(&self.world);
+            if w.busy_writes > 0 {
+                w.busy_writes -= 1;
+                return Err(WriteError::Transient("database is locked (simulated)".into()));
+            }
+            w.now
+        };
+        with_clock(now, || self.inner.write(ops))
+    }
+    fn boot(&mut self) -> Result<Boot, String> {
+        self.inner.boot()
+    }
+    fn rows(&mut self, tasks: &[String]) -> Result<Observed, String> {
+        self.inner.rows(tasks)
+    }
+    fn foreign_changes(&mut self) -> Result<(Vec<String>, bool), String> {
+        self.inner.foreign_changes()
+    }
+    fn token(&mut self, attempt: AttemptId) -> Option<String> {
+        self.inner.token(attempt)
+    }
+    fn check_summary(&mut self, task: &str, n: u32) -> String {
+        self.inner.check_summary(task, n)
+    }
+}
+
+impl World {
+    pub fn new(seed: u64, git: FakeGit, ledger: Ledger) -> World {
+        World {
+            now: 1_000_000,
+            rng: Rng(seed),
+            jobs: Vec::new(),
+            inbox: VecDeque::new(),
+            procs: BTreeMap::new(),
+            next_pid: 1000,
+            generation: 0,
+            epoch: 0,
+            git,
+            ledger,
+            work: Vec::new(),
+            violations: Vec::new(),
+            busy_writes: 0,
+            hang_percent: 6,
+            check_fail_percent: 10,
+            fault_reap_by_pid_only: false,
+            trace: VecDeque::new(),
+        }
+    }
+
+    /// The supervisor died: what its jobs and agents report from now on goes nowhere; agents keep
+    /// running. Returns the jobs that were under way: the caller runs some of them (they got as
+    /// far as their git work before the process died).
+    pub fn crash(&mut self) -> Vec<Job> {
+        self.generation += 1;
+        self.inbox.clear();
+        std::mem::take(&mut self.jobs)
+            .into_iter()
+            .map(|(_, _, job)| job)
+            .collect()
+    }
+}
