@@ -6,6 +6,7 @@
 //! `update-ref`, rebases with `merge-tree` + `commit-tree`, and only worktrees under our control
 //! are ever written to.
 
+mod process;
 mod replay;
 mod run;
 mod worktree;
@@ -13,6 +14,7 @@ mod worktree;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use run::Git;
 pub use run::GitError;
@@ -41,16 +43,23 @@ pub enum Replay {
     Conflict { files: Vec<String> },
 }
 
+/// How long one git call may run before it is stopped, unless the config says otherwise
+/// (`[git] timeout`). Generous: commits run the user's hooks, which may run a test suite.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
 /// A git repository (its main working tree), driven through the git binary.
 #[derive(Debug, Clone)]
 pub struct Repo {
     root: PathBuf,
+    /// The deadline of every git call made through this handle.
+    timeout: Duration,
 }
 
 impl Repo {
-    /// Opens the repository containing `dir`, resolving its top level.
+    /// Opens the repository containing `dir`, resolving its top level. Calls get
+    /// `DEFAULT_TIMEOUT`; see `with_timeout`.
     pub fn open(dir: &Path) -> Result<Repo, GitError> {
-        let out = Git::new(dir)
+        let out = Git::new(dir, DEFAULT_TIMEOUT)
             .args(["rev-parse", "--show-toplevel"])
             .run()
             .map_err(|mut e| {
@@ -70,7 +79,22 @@ impl Repo {
         }
         Ok(Repo {
             root: PathBuf::from(out),
+            timeout: DEFAULT_TIMEOUT,
         })
+    }
+
+    /// The same repository, with `timeout` as the deadline of each git call: set once from
+    /// `[git] timeout`, or per call (`repo.with_timeout(t).commit_all(...)`).
+    pub fn with_timeout(&self, timeout: Duration) -> Repo {
+        Repo {
+            root: self.root.clone(),
+            timeout,
+        }
+    }
+
+    /// The deadline of each git call made through this handle.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// The top level of the working tree this repo was opened on.
@@ -79,7 +103,12 @@ impl Repo {
     }
 
     fn git(&self) -> Git {
-        Git::new(&self.root)
+        Git::new(&self.root, self.timeout)
+    }
+
+    /// git run inside another working tree of this repository (an attempt's worktree).
+    fn git_in(&self, worktree: &Path) -> Git {
+        Git::new(worktree, self.timeout)
     }
 
     /// The directory shared by all worktrees (`.git` of the main one), as an absolute path.
@@ -135,11 +164,11 @@ impl Repo {
             )),
             // --verify --quiet: exit 1 with nothing said means "no such object".
             Some(1) if out.stderr.is_empty() => Ok(None),
-            code => Err(GitError {
-                args: vec!["rev-parse".into(), "--verify".into(), rev.into()],
+            code => Err(GitError::exit(
+                vec!["rev-parse".into(), "--verify".into(), rev.into()],
                 code,
-                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            }),
+                String::from_utf8_lossy(&out.stderr),
+            )),
         }
     }
 
@@ -206,16 +235,16 @@ impl Repo {
         if moved {
             return Ok(false);
         }
-        Err(GitError {
-            args: vec![
+        Err(GitError::exit(
+            vec![
                 "update-ref".into(),
                 refname.into(),
                 new.into(),
                 expected_old.into(),
             ],
-            code: out.status.code(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        })
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr),
+        ))
     }
 
     /// Saves `oid` under `refname`. A backup is never overwritten: if `refname` already holds
@@ -412,10 +441,11 @@ impl Repo {
     /// outputs kept so checks build incrementally), else create it. Nothing in it is ever kept.
     pub fn checkout_scratch(&self, path: &Path, rev: &str) -> Result<(), GitError> {
         if path.join(".git").exists() {
-            let switched = Git::new(path)
+            let switched = self
+                .git_in(path)
                 .args(["checkout", "--quiet", "--detach", "--force", rev])
                 .run()
-                .and_then(|_| Git::new(path).args(["clean", "--quiet", "-ffd"]).run());
+                .and_then(|_| self.git_in(path).args(["clean", "--quiet", "-ffd"]).run());
             if switched.is_ok() {
                 return Ok(());
             }

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::run::{Git, split_nul};
+use super::run::split_nul;
 use super::{GitError, Repo, safe_rev};
 
 /// The identity used for snapshot commits of work found uncommitted in a worktree we are about
@@ -214,7 +214,7 @@ impl Repo {
     /// Records uncommitted files of `worktree` (tracked changes and untracked, not ignored,
     /// files) as a commit on top of its HEAD, without moving any ref. None when it is clean.
     fn snapshot(&self, worktree: &Path) -> Result<Option<String>, GitError> {
-        let g = || Git::new(worktree);
+        let g = || self.git_in(worktree);
         // One status call answers "anything to keep?" in the usual (clean) case. Untracked
         // files are asked for explicitly: a user setting that hides them would lose them here.
         let status = g()
@@ -248,7 +248,7 @@ impl Repo {
         author_email: &str,
         message: &str,
     ) -> Result<Option<String>, GitError> {
-        let g = || Git::new(worktree);
+        let g = || self.git_in(worktree);
         g().args(["add", "-A"]).run()?;
         // Porcelain commit (not commit-tree) so the user's commit hooks still run; the message
         // goes through stdin so its size and characters do not matter.
