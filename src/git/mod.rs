@@ -6,8 +6,10 @@
 //! `update-ref`, rebases with `merge-tree` + `commit-tree`, and only worktrees under our control
 //! are ever written to.
 
+mod backup;
 mod process;
 mod replay;
+mod retire;
 mod run;
 mod worktree;
 
@@ -16,6 +18,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use backup::BackupRef;
+pub use retire::{OrchWorktree, Retired};
 use run::Git;
 pub use run::GitError;
 pub use worktree::WorktreeInfo;
@@ -247,35 +251,6 @@ impl Repo {
         ))
     }
 
-    /// Saves `oid` under `refname`. A backup is never overwritten: if `refname` already holds
-    /// another commit, `refname-2`, `-3`, ... is used. Returns the ref actually written.
-    pub fn backup_ref(&self, refname: &str, oid: &str) -> Result<String, GitError> {
-        let oid = if is_hex(oid) {
-            oid.to_string()
-        } else {
-            self.commit_oid(oid)?
-        };
-        for n in 1..=1000u32 {
-            let name = if n == 1 {
-                refname.to_string()
-            } else {
-                format!("{refname}-{n}")
-            };
-            // Create-only first (one call in the usual case); look only when the name is taken.
-            if self.cas_update_ref(&name, &oid, "")? {
-                tracing::info!(backup = %name, %oid, "git: backed up");
-                return Ok(name);
-            }
-            if self.rev_parse(&name)?.is_some_and(|cur| oid_eq(&cur, &oid)) {
-                return Ok(name);
-            }
-        }
-        Err(GitError::ours(
-            &["update-ref", refname],
-            "too many backups under this name; run `orch-tui gc`",
-        ))
-    }
-
     /// Commits reachable from `tip` but not from `base`, oldest first.
     pub fn commits_between(&self, base: &str, tip: &str) -> Result<Vec<String>, GitError> {
         let out = self
@@ -304,22 +279,6 @@ impl Repo {
             .args(also)
             .run()?;
         Ok(!out.is_empty())
-    }
-
-    /// True when some backup ref holds `oid`: pointing right at it (cheap: refs only, no
-    /// history), or failing that, having it in its history.
-    fn held_by_backup(&self, oid: &str) -> Result<bool, GitError> {
-        let exact = self
-            .git()
-            .args(["for-each-ref", "--count=1", "--format=%(refname)"])
-            .arg(format!("--points-at={}", safe_rev(oid)?))
-            .arg(BACKUP_PREFIX)
-            .run()?;
-        if !exact.is_empty() {
-            return Ok(true);
-        }
-        let glob = format!("--glob={BACKUP_PREFIX}");
-        Ok(!self.has_unsaved_commits(oid, &[&glob])?)
     }
 
     /// Deletes `refs/heads/<branch>` — only if every commit on it is in `merged_into` or kept by
