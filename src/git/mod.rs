@@ -7,6 +7,7 @@
 //! are ever written to.
 
 mod backup;
+mod collect;
 mod process;
 mod replay;
 mod retire;
@@ -19,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use backup::BackupRef;
+pub use collect::{AttemptChange, ChangeSource, Collect, Stray};
 pub use retire::{OrchWorktree, Retired};
 use run::Git;
 pub use run::GitError;
