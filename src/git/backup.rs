@@ -46,7 +46,7 @@ impl Repo {
         }
         Err(GitError::ours(
             &["update-ref", refname],
-            "too many backups under this name; run `orch-tui gc`",
+            "too many backups under this name; drop old ones with `orch-tui gc --older-than AGE`",
         ))
     }
 

@@ -125,7 +125,7 @@ impl Repo {
     /// the branches the agent created. Every commit that stops being reachable from a branch is
     /// kept under `refs/orch/backup/<task>/<attempt>...` first.
     pub fn collect_attempt(&self, c: &Collect<'_>) -> Result<AttemptChange, GitError> {
-        let base = self.commit_oid(c.base)?;
+        let base = self.full_oid(c.base)?;
         let task_ref = format!("refs/heads/{}", c.task_branch);
         let mut head = self.worktree_head(c.worktree)?;
         let on_task = head.branch.as_deref() == Some(task_ref.as_str());
@@ -143,14 +143,16 @@ impl Repo {
         let visited = self.visited(c.worktree)?;
         let task_tip = self.rev_parse(&task_ref)?;
         let strays = self.stray_branches(c, &head, &visited, &base)?;
+        // A commit we just made on the task branch is past base without asking git.
+        let fresh = committed.is_some() && on_task;
         let (source, tip) =
-            self.pick_change(&base, &head, on_task, task_tip.as_deref(), &strays)?;
+            self.pick_change(&base, &head, on_task, fresh, task_tip.as_deref(), &strays)?;
         let target = tip.clone().unwrap_or_else(|| base.clone());
         let in_place = on_task && head.oid == target;
         let task_branch_backup =
             self.move_task_branch(c, task_tip.as_deref(), &target, in_place)?;
         let mut kept = self.remove_strays(c, strays, &base, &target)?;
-        kept.extend(self.keep_orphans(c, &visited, &base)?);
+        kept.extend(self.keep_orphans(c, &visited, &[&base, &target])?);
         let agent_commits = match &tip {
             None => 0,
             Some(t) => {
@@ -176,6 +178,7 @@ impl Repo {
         base: &str,
         head: &Head,
         on_task: bool,
+        fresh: bool,
         task_tip: Option<&str>,
         strays: &[(String, String)],
     ) -> Result<(ChangeSource, Option<String>), GitError> {
@@ -191,7 +194,7 @@ impl Repo {
             return Ok((source, Some(head.oid.clone())));
         }
         if let Some(t) = task_tip
-            && self.past(t, base)?
+            && (fresh || self.past(t, base)?)
         {
             return Ok((ChangeSource::TaskBranch, Some(t.to_string())));
         }
@@ -199,6 +202,15 @@ impl Repo {
             Some((name, tip)) => (ChangeSource::Adopted(name), Some(tip)),
             None => (ChangeSource::Nothing, None),
         })
+    }
+
+    /// `rev` as a full object id: as it is when it already is one (the engine passes the base it
+    /// recorded), else resolved.
+    fn full_oid(&self, rev: &str) -> Result<String, GitError> {
+        if matches!(rev.len(), 40 | 64) && rev.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(rev.to_ascii_lowercase());
+        }
+        self.commit_oid(rev)
     }
 
     /// True when `oid` has commits that `base` lacks.
@@ -384,13 +396,15 @@ impl Repo {
         &self,
         c: &Collect<'_>,
         visited: &Visited,
-        base: &str,
+        known: &[&str],
     ) -> Result<Vec<Stray>, GitError> {
+        // The base and the change's tip are on branches: skip them, and in the usual case (no
+        // other commit visited) git is not asked at all.
         let oids: Vec<&str> = visited
             .oids
             .iter()
             .map(String::as_str)
-            .filter(|o| *o != base && safe_rev(o).is_ok())
+            .filter(|o| !known.contains(o) && safe_rev(o).is_ok())
             .collect();
         if oids.is_empty() {
             return Ok(Vec::new());

@@ -98,11 +98,6 @@ impl Repo {
         }
     }
 
-    /// The deadline of each git call made through this handle.
-    pub fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     /// The top level of the working tree this repo was opened on.
     pub fn root(&self) -> &Path {
         &self.root

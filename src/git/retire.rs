@@ -112,15 +112,62 @@ impl Repo {
         agent_commit: &str,
         backup_ref: &str,
     ) -> Result<Retired, GitError> {
-        let merged = self.commit_oid(merged_commit)?;
-        let mut done = self.retire_worktree(worktree, backup_ref)?;
-        self.keep_unless_reachable(agent_commit, Some(task_branch), backup_ref, &mut done)?;
-        if let Some(tip) = self.rev_parse(&format!("refs/heads/{task_branch}"))? {
-            self.keep_unless_reachable(&tip, Some(task_branch), backup_ref, &mut done)?;
-            self.delete_branch(task_branch, &merged)?;
+        // Checked first, so a wrong id changes nothing.
+        self.commit_oid(merged_commit)?;
+        let wt = self.find_worktree(&self.root.join(worktree))?;
+        let mut done = match &wt {
+            Some(w) => self.retire(w, backup_ref)?,
+            None => Retired::default(),
+        };
+        let task_ref = format!("refs/heads/{task_branch}");
+        let task_tip = self.rev_parse(&task_ref)?;
+        // The worktree's HEAD was checked by `retire`; usually all three are one commit.
+        let mut checked: Vec<&str> = wt.iter().filter_map(|w| w.head.as_deref()).collect();
+        for oid in [Some(agent_commit), task_tip.as_deref()]
+            .into_iter()
+            .flatten()
+        {
+            if !checked.contains(&oid) {
+                self.keep_unless_reachable(oid, Some(task_branch), backup_ref, &mut done)?;
+                checked.push(oid);
+            }
+        }
+        if let Some(tip) = task_tip {
+            // Everything on it is reachable elsewhere or backed up now; the old value makes
+            // sure a branch that moved meanwhile is not deleted.
+            self.git()
+                .args([
+                    "update-ref",
+                    "-m",
+                    "orch-tui: merged",
+                    "-d",
+                    &task_ref,
+                    &tip,
+                ])
+                .run()?;
             done.branch_deleted = true;
         }
         Ok(done)
+    }
+
+    /// `git worktree prune`: forgets worktrees whose directory is gone. Returns what git said it
+    /// removed (or would, with `dry_run`), one line each.
+    pub fn prune_worktrees(&self, dry_run: bool) -> Result<Vec<String>, GitError> {
+        let mut g = self.git().args(["worktree", "prune", "--verbose"]);
+        if dry_run {
+            g = g.arg("--dry-run");
+        }
+        let shown = ["worktree", "prune"];
+        let out = g.output()?;
+        let said = String::from_utf8_lossy(&out.stderr).into_owned();
+        if !out.status.success() {
+            return Err(GitError::exit(
+                shown.iter().map(|s| s.to_string()).collect(),
+                out.status.code(),
+                said,
+            ));
+        }
+        Ok(said.lines().map(str::to_string).collect())
     }
 
     /// Backs `oid` up under `backup_ref` when no branch (but `own_branch`, about to go), tag,
