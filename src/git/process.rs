@@ -114,32 +114,57 @@ fn signal_group(pid: u32, sig: i32) {
     }
 }
 
-/// Collects git's output until it exits or `timeout` passes (then stops its whole group).
+/// Collects git's output until it exits or `timeout` passes (then stops its whole group). On an
+/// error while waiting, git's group is killed and git reaped all the same.
 pub(crate) fn wait_with_deadline(child: &mut Child, timeout: Duration) -> std::io::Result<Waited> {
-    let deadline = Instant::now() + timeout;
     let mut pipes = Pipes {
         out: child.stdout.take(),
         err: child.stderr.take(),
         stdout: Vec::new(),
         stderr: Vec::new(),
     };
+    match pump_until(child, &mut pipes, Instant::now() + timeout) {
+        Ok(Some(status)) => Ok(exited(status, pipes)),
+        Ok(None) => {
+            stop_group(child, &mut pipes)?;
+            Ok(Waited::TimedOut {
+                stderr: pipes.stderr,
+            })
+        }
+        Err(e) => {
+            signal_group(child.id(), libc::SIGKILL);
+            let _ = child.wait();
+            Err(e)
+        }
+    }
+}
+
+/// Reads output until git exits (its status) or the deadline passes (None).
+fn pump_until(
+    child: &mut Child,
+    pipes: &mut Pipes,
+    deadline: Instant,
+) -> std::io::Result<Option<ExitStatus>> {
     loop {
         if pipes.closed() {
-            let status = child.wait()?;
-            return Ok(exited(status, pipes));
+            return child.wait().map(Some);
         }
         let now = Instant::now();
         if now >= deadline {
-            break;
+            return Ok(None);
         }
         if !pipes.pump((deadline - now).min(EXIT_CHECK))?
             && let Some(status) = child.try_wait()?
         {
             // git is done; what still holds the pipes is not git's result.
             pipes.pump(Duration::ZERO)?;
-            return Ok(exited(status, pipes));
+            return Ok(Some(status));
         }
     }
+}
+
+/// SIGTERM to git's group, a short grace to exit, SIGKILL to whatever is left, reap git.
+fn stop_group(child: &mut Child, pipes: &mut Pipes) -> std::io::Result<()> {
     signal_group(child.id(), libc::SIGTERM);
     let grace_end = Instant::now() + KILL_GRACE;
     while !pipes.closed() {
@@ -147,14 +172,12 @@ pub(crate) fn wait_with_deadline(child: &mut Child, timeout: Duration) -> std::i
         if now >= grace_end {
             break;
         }
-        pipes.pump(grace_end - now)?;
+        if pipes.pump(grace_end - now).is_err() {
+            break;
+        }
     }
-    // Whatever ignored SIGTERM (or was still starting) goes now.
     signal_group(child.id(), libc::SIGKILL);
-    child.wait()?;
-    Ok(Waited::TimedOut {
-        stderr: pipes.stderr,
-    })
+    child.wait().map(|_| ())
 }
 
 fn exited(status: ExitStatus, pipes: Pipes) -> Waited {
