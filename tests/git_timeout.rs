@@ -71,10 +71,20 @@ fn a_hung_pre_commit_hook_times_out_and_leaves_no_process() {
     let wt = dirty_worktree(&repo, "hang");
     let limit = Duration::from_secs(1);
     let started = Instant::now();
-    let err = repo
-        .with_timeout(limit)
-        .commit_all(&wt, "A", "a@x", "hang\n\nOrch-Task: hang\nOrch-Attempt: 1")
-        .expect_err("the hook never ends");
+    // On its own thread, so a deadline that does not work fails this test instead of hanging it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (r, w) = (repo.with_timeout(limit), wt.clone());
+    std::thread::spawn(move || {
+        let _ = tx.send(r.commit_all(&w, "A", "a@x", "hang\n\nOrch-Task: hang\nOrch-Attempt: 1"));
+    });
+    let Ok(result) = rx.recv_timeout(limit + Duration::from_secs(10)) else {
+        for pid in pids_in(&pid_file) {
+            // SAFETY: kill(2) on the pids this test's hook recorded, so nothing outlives the test.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+        panic!("commit_all was not stopped at its deadline");
+    };
+    let err = result.expect_err("the hook never ends");
     let took = started.elapsed();
     assert!(err.is_timeout(), "{err}");
     assert_eq!(err.timed_out, Some(limit));
