@@ -181,6 +181,7 @@ const CONFIGS: &[(&str, usize, &str)] = &[
         3,
         "unknown key `concurrency` in [agents.claude]",
     ),
+    ("zero_git_timeout.toml", 3, "[git] timeout is zero"),
 ];
 
 fn corpus_files(dir: &str) -> BTreeSet<String> {

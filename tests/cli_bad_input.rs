@@ -65,6 +65,7 @@ const CONFIG_LINES: &[(&str, usize)] = &[
     ("unknown_default_agent.toml", 1),
     ("unknown_key.toml", 2),
     ("unknown_key_agent.toml", 3),
+    ("zero_git_timeout.toml", 3),
 ];
 
 fn corpus(dir: &str, table: &[(&str, usize)]) -> Vec<(PathBuf, Vec<usize>)> {

@@ -1,55 +1,12 @@
 //! Integration tests for `orch_tui::git` on real repositories in temporary folders.
 
 use std::fs;
-use std::path::PathBuf;
 
 mod common;
 
 use common::git;
+use common::scratch::{fixture, oid, task_commit, write_hook, wt_path};
 use orch_tui::git::{Replay, Repo, backup_ref_name, trailers};
-use tempfile::TempDir;
-
-/// A fresh repo on `main` with one commit holding `f.txt` (three lines) and a `.gitignore`.
-fn fixture() -> (TempDir, Repo) {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let dir = tmp.path().join("repo");
-    fs::create_dir(&dir).expect("mkdir");
-    git(&dir, &["init", "-q", "-b", "main"]);
-    git(&dir, &["config", "user.name", "Test User"]);
-    git(&dir, &["config", "user.email", "user@example.com"]);
-    git(&dir, &["config", "commit.gpgsign", "false"]);
-    fs::write(dir.join("f.txt"), "one\ntwo\nthree\n").expect("write");
-    fs::write(dir.join(".gitignore"), "*.log\n").expect("write");
-    git(&dir, &["add", "-A"]);
-    git(&dir, &["commit", "-q", "-m", "initial"]);
-    let repo = Repo::open(&dir).expect("open");
-    (tmp, repo)
-}
-
-fn wt_path(repo: &Repo, name: &str) -> PathBuf {
-    repo.root().join(".orch").join("worktrees").join(name)
-}
-
-fn oid(repo: &Repo, rev: &str) -> String {
-    repo.rev_parse(rev).expect("rev-parse").expect("exists")
-}
-
-/// Creates a worktree for `task` from `base` and commits `files` there as agent `Agent A`.
-fn task_commit(repo: &Repo, task: &str, base: &str, files: &[(&str, &str)]) -> (PathBuf, String) {
-    let wt = wt_path(repo, task);
-    let branch = format!("orch/{task}");
-    repo.create_worktree(&wt, &branch, base, &backup_ref_name(task, 1))
-        .expect("create worktree");
-    for (name, body) in files {
-        fs::write(wt.join(name), body).expect("write");
-    }
-    let msg = format!("Do {task}\n\n{}", trailers(task, 1));
-    let c = repo
-        .commit_all(&wt, "Agent A", "agent-a@example.com", &msg)
-        .expect("commit")
-        .expect("something to commit");
-    (wt, c)
-}
 
 #[test]
 fn open_outside_a_repo_says_git_init() {
@@ -449,13 +406,11 @@ fn trailers_format() {
 #[test]
 fn commit_refused_by_a_hook_is_an_error_not_an_empty_change() {
     let (_t, repo) = fixture();
-    let hooks = repo.root().join(".git/hooks");
-    fs::create_dir_all(&hooks).expect("mkdir");
-    let hook = hooks.join("pre-commit");
-    fs::write(&hook, "#!/bin/sh\necho 'lint says no' >&2\nexit 1\n").expect("write");
-    let mut perm = fs::metadata(&hook).expect("meta").permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
-    fs::set_permissions(&hook, perm).expect("chmod");
+    write_hook(
+        &repo,
+        "pre-commit",
+        "#!/bin/sh\necho 'lint says no' >&2\nexit 1\n",
+    );
     let wt = wt_path(&repo, "h");
     repo.create_worktree(&wt, "orch/h", "main", &backup_ref_name("h", 1))
         .expect("create");

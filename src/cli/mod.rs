@@ -2,6 +2,7 @@
 
 mod demo;
 mod doctor;
+mod gc;
 mod hook;
 mod human;
 mod init;
@@ -144,6 +145,16 @@ pub enum Command {
     Pause(HumanArgs),
     /// Release a paused task.
     Resume(HumanArgs),
+    /// Drop backup refs older than AGE and the leftovers of finished tasks (worktrees, prompt
+    /// files, merged task branches); says what it removed. Refused while a supervisor runs.
+    Gc {
+        /// Only say what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+        /// Drop backup refs at least this old (default 30d; "0s" drops them all).
+        #[arg(long, value_name = "AGE")]
+        older_than: Option<String>,
+    },
     /// A scratch repository, a plan and simulated agents.
     Demo {
         #[arg(long)]
@@ -268,6 +279,10 @@ fn dispatch(cli: Cli) -> CliResult {
         Some(Command::Cancel(a)) => human::human(&ctx()?, crate::engine::HumanCommand::Cancel, a),
         Some(Command::Pause(a)) => human::human(&ctx()?, crate::engine::HumanCommand::Pause, a),
         Some(Command::Resume(a)) => human::human(&ctx()?, crate::engine::HumanCommand::Resume, a),
+        Some(Command::Gc {
+            dry_run,
+            older_than,
+        }) => gc::gc(&ctx()?, dry_run, older_than.as_deref()),
         Some(Command::Demo {
             headless,
             dir,

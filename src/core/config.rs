@@ -14,6 +14,7 @@ use crate::core::diag::{Diagnostic, Sink, entries_in_order};
 use crate::core::plan::{Budget, MAX_ATTEMPTS_LIMIT, parse_budget};
 
 mod agents;
+mod git;
 mod plan_check;
 #[cfg(test)]
 use agents::placeholders_in;
@@ -150,6 +151,13 @@ pub struct Funnel {
     pub large_diff_lines: u64,
 }
 
+/// How orch-tui runs git (`[git]`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct GitSettings {
+    /// Deadline of one git call; a call running longer is stopped with everything it started.
+    pub timeout_ms: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Ui {
     pub theme: String,
@@ -170,6 +178,7 @@ pub struct Config {
     pub retry: RetryPolicy,
     pub funnel: Funnel,
     pub log_rotate_bytes: u64,
+    pub git: GitSettings,
     pub ui: Ui,
     /// The user's screen rules per adapter, merged over the built-in ones by
     /// `core::screen_rules::merged`.
@@ -189,6 +198,7 @@ const TOP_KEYS: &[&str] = &[
     "retry",
     "funnel",
     "logs",
+    "git",
     "ui",
     "screen_rules",
 ];
@@ -320,6 +330,9 @@ fn apply_file(sink: &mut Sink<'_>, cfg: &mut Config) {
         )
     {
         cfg.log_rotate_bytes = n as u64;
+    }
+    if let Some(t) = sub_table(sink, root, "git", git::GIT_KEYS) {
+        git::apply_git(sink, &mut cfg.git, t);
     }
     if let Some(t) = sub_table(sink, root, "ui", UI_KEYS) {
         apply_ui(sink, &mut cfg.ui, t);

@@ -2,7 +2,7 @@
 //! stands in, the ledger ops out — or a refusal that says why and what to do instead. The CLI and
 //! the TUI run the ops in one transaction; a running supervisor sees them and acts.
 
-use crate::core::domain::Actor;
+use crate::core::domain::{Actor, FunnelStage};
 use crate::core::ops::{EventData, Op, Patch};
 use crate::core::state::TaskState;
 
@@ -34,8 +34,8 @@ impl HumanCommand {
 pub struct Target<'a> {
     pub id: &'a str,
     pub state: TaskState,
-    /// The task is in review with a funnel stage recorded.
-    pub has_stage: bool,
+    /// The task's funnel stage while in review.
+    pub stage: Option<FunnelStage>,
     /// Every dependency is done.
     pub deps_done: bool,
     /// Why it is blocked, when it is.
@@ -63,6 +63,15 @@ pub fn plan(cmd: HumanCommand, t: &Target, note: Option<&str>) -> Result<Vec<Op>
         (HumanCommand::Cancel, s) if s.can_move_to(TaskState::Cancelled) => TaskState::Cancelled,
         (HumanCommand::Pause, s) if s.can_move_to(TaskState::Paused) => TaskState::Paused,
         (HumanCommand::Resume, TaskState::Paused) => waiting,
+        (HumanCommand::Approve, TaskState::Review)
+            if matches!(t.stage, Some(FunnelStage::Checks | FunnelStage::Reviewer)) =>
+        {
+            let stage = t.stage.map_or("funnel", FunnelStage::as_str);
+            return Err(format!(
+                "task `{id}` is still in its {stage} stage: it can be approved once that is over \
+                 (it then waits for you in the inbox), or rejected now with a note"
+            ));
+        }
         (HumanCommand::Approve, TaskState::Review | TaskState::Escalated) => TaskState::Approved,
         (HumanCommand::Reject, TaskState::Review) => {
             if note.is_none_or(|n| n.trim().is_empty()) {
@@ -91,7 +100,7 @@ pub fn plan(cmd: HumanCommand, t: &Target, note: Option<&str>) -> Result<Vec<Op>
         reason: Some(None),
     };
     let mut ops = Vec::new();
-    if t.state == TaskState::Review && t.has_stage {
+    if t.state == TaskState::Review && t.stage.is_some() {
         ops.push(Op::SetStage {
             task: id.to_string(),
             stage: None,
@@ -127,7 +136,7 @@ mod tests {
         Target {
             id: "t",
             state,
-            has_stage: false,
+            stage: None,
             deps_done,
             reason: None,
         }

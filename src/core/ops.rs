@@ -209,7 +209,19 @@ pub enum Op {
 }
 
 impl Op {
-    /// The task this op touches, if any (to re-read it when the write lost).
+    /// The attempt this op touches by id, if any.
+    pub fn attempt_id(&self) -> Option<AttemptId> {
+        match self {
+            Op::InsertAttempt(a) => Some(a.id),
+            Op::AttemptRunning { id, .. }
+            | Op::FinishAttempt(Finish { id, .. })
+            | Op::RecordMerge { id, .. }
+            | Op::Answered { id } => Some(*id),
+            _ => None,
+        }
+    }
+
+    /// The task this op names, if any.
     pub fn task(&self) -> Option<&str> {
         match self {
             Op::Transition { task, .. } | Op::SetStage { task, .. } => Some(task),

@@ -30,7 +30,7 @@ pub fn apply_human(
         let target = Target {
             id: task,
             state: row.state,
-            has_stage: row.stage.is_some(),
+            stage: row.stage,
             deps_done,
             reason: row.reason.as_deref(),
         };

@@ -48,6 +48,8 @@ pub struct Executor {
     /// time its work is collected).
     branches_before: BTreeMap<AttemptId, Vec<String>>,
     queue: VecDeque<Event>,
+    /// Answers to this step's writes, in the order they were written.
+    answers: Vec<Event>,
     pub(crate) views: Arc<Mutex<BTreeMap<AttemptId, AgentView>>>,
     pub(crate) observers: Vec<std::sync::mpsc::Sender<EngineEvent>>,
     progress: Box<dyn FnMut(&str) + Send>,
@@ -75,6 +77,7 @@ impl Executor {
             procs: BTreeMap::new(),
             branches_before: BTreeMap::new(),
             queue: VecDeque::new(),
+            answers: Vec::new(),
             views: Arc::new(Mutex::new(BTreeMap::new())),
             observers: Vec::new(),
             progress,
@@ -270,6 +273,11 @@ impl Executor {
             for e in effects {
                 self.perform(e)?;
             }
+            // The writes' answers come next, in the order the writes landed, before anything
+            // else: the supervisor's rows follow the ledger's order.
+            for answer in self.answers.drain(..).rev() {
+                self.queue.push_front(answer);
+            }
         }
         if changed {
             self.emit(EngineEvent::Changed);
@@ -279,9 +287,9 @@ impl Executor {
 
     fn perform(&mut self, effect: Effect) -> Result<(), EngineError> {
         match effect {
-            Effect::Write { id, ops } => {
-                let event = self.write(&ops, id)?;
-                self.queue.push_front(event);
+            Effect::Write { id, ops, tasks } => {
+                let event = self.write(&ops, &tasks, id)?;
+                self.answers.push(event);
             }
             Effect::Setup(s) => self.start_setup(s),
             Effect::Stop { attempt, why } => {
@@ -343,6 +351,7 @@ impl Executor {
     fn write(
         &mut self,
         ops: &[crate::core::ops::Op],
+        tasks: &[String],
         id: crate::core::supervisor::WriteId,
     ) -> Result<Event, EngineError> {
         let mut tries = 0u32;
@@ -356,17 +365,8 @@ impl Executor {
                 }
                 Err(WriteError::Conflict(why)) => {
                     tracing::info!(%why, "a write lost its race; deciding again");
-                    let mut tasks: Vec<String> = ops
-                        .iter()
-                        .filter_map(|o| o.task().map(String::from))
-                        .collect();
-                    tasks.sort();
-                    tasks.dedup();
-                    let mut observed = self.store.rows(&tasks).map_err(EngineError::Failed)?;
-                    // The hold and the recorded tip may be what moved: read them too.
-                    if observed.hold.is_none() {
-                        observed = merge_supervisor_row(observed, self.store.rows(&[]).ok());
-                    }
+                    // Fresh rows of what the write was about (with the run's hold and tip).
+                    let observed = self.store.rows(tasks).map_err(EngineError::Failed)?;
                     return Ok(Event::Lost {
                         write: id,
                         observed,
@@ -484,14 +484,3 @@ impl Executor {
 
 /// The reusable worktree re-checks run in (task ids cannot start with `_`).
 pub const RECHECK_WORKTREE: &str = "_recheck";
-
-fn merge_supervisor_row(
-    mut o: crate::core::supervisor::Observed,
-    sup: Option<crate::core::supervisor::Observed>,
-) -> crate::core::supervisor::Observed {
-    if let Some(s) = sup {
-        o.hold = s.hold;
-        o.integration_tip = s.integration_tip;
-    }
-    o
-}

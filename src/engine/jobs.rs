@@ -23,7 +23,7 @@ pub struct JobCtx {
 
 fn failure(e: GitError) -> JobFailure {
     JobFailure {
-        timed_out: e.stderr.contains("timed out"),
+        timed_out: e.is_timeout(),
         message: e.to_string(),
     }
 }
@@ -165,6 +165,25 @@ fn branch_now(git: &dyn GitOps, m: &MergePrep) -> Result<(String, String), GitEr
 }
 
 fn prepare_merge(ctx: &JobCtx, m: &MergePrep, scratch: &str) -> MergeOutcome {
+    // Work never collected (its collection failed; the human approved anyway): collect it now.
+    let collected;
+    let m = match &m.collect {
+        None => m,
+        Some(c) => match ctx.git.collect(c, &[]) {
+            Ok(change) => match change.tip {
+                None => return MergeOutcome::NothingToMerge,
+                Some(tip) => {
+                    collected = MergePrep {
+                        commit: tip,
+                        collect: None,
+                        ..m.clone()
+                    };
+                    &collected
+                }
+            },
+            Err(e) => return MergeOutcome::Failed(failure(e)),
+        },
+    };
     let (base, commit) = match branch_now(ctx.git.as_ref(), m) {
         Ok(v) => v,
         Err(e) => return MergeOutcome::Failed(failure(e)),
@@ -186,16 +205,23 @@ fn prepare_merge(ctx: &JobCtx, m: &MergePrep, scratch: &str) -> MergeOutcome {
     // The checks passed on the attempt's base; if the base moved they run again on exactly the
     // tree that would land, so every integration commit passed its checks on that tree.
     let rechecked = base != m.onto && !m.checks.is_empty();
+    let mut results = Vec::new();
     if rechecked {
         if let Err(e) = ctx.git.checkout_scratch(scratch, &tip) {
             return MergeOutcome::Failed(failure(e));
         }
-        let results = ctx.checks.run(scratch, &m.checks, &m.log);
+        results = ctx.checks.run(scratch, &m.checks, &m.log);
         if results.iter().any(|r| !r.passed) {
             return MergeOutcome::ChecksFailed { results };
         }
     }
-    MergeOutcome::Ready { tip, rechecked }
+    MergeOutcome::Ready {
+        tip,
+        rechecked,
+        from: commit,
+        results,
+        onto: m.onto.clone(),
+    }
 }
 
 pub fn move_job(ctx: &JobCtx, task: String, refname: String, tip: String, onto: String) -> Job {

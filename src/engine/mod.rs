@@ -197,7 +197,9 @@ impl Engine {
     pub fn start(opts: EngineOptions) -> Result<Engine, EngineError> {
         let lock = lock::acquire(&opts.paths.orch).map_err(EngineError::Refused)?;
         let mut ledger = Ledger::open(&opts.paths.ledger)?;
-        let repo = Repo::open(&opts.paths.repo).map_err(failed)?;
+        let repo = Repo::open(&opts.paths.repo)
+            .map_err(failed)?
+            .with_timeout(std::time::Duration::from_millis(opts.config.git.timeout_ms));
         repo.ensure_excluded(".orch/").map_err(failed)?;
         repo.ensure_branch(&opts.config.integration_branch)
             .map_err(failed)?;

@@ -1,11 +1,12 @@
 //! `GitOps` on a real repository (`crate::git::Repo`).
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use super::world::GitOps;
 use crate::core::domain::AttemptNo;
-use crate::core::supervisor::{Change, Collect, Tidy, WorktreeFact};
-use crate::git::{GitError, Replay, Repo};
+use crate::core::supervisor::{Change, Collect, Stray, Tidy, WorktreeFact};
+use crate::git::{GitError, Replay, Repo, backup_ref_name};
 
 pub struct RealGit {
     pub repo: Repo,
@@ -60,7 +61,7 @@ impl GitOps for RealGit {
     }
 
     fn branch_names(&self) -> Result<Vec<String>, GitError> {
-        self.repo.branch_names()
+        Ok(self.repo.branch_names()?.into_iter().collect())
     }
 
     fn prepare_worktree(
@@ -85,7 +86,37 @@ impl GitOps for RealGit {
     }
 
     fn collect(&self, c: &Collect, branches_before: &[String]) -> Result<Change, GitError> {
-        self.repo.collect_attempt(c, branches_before)
+        let before: BTreeSet<String> = branches_before.iter().cloned().collect();
+        let found = self.repo.collect_attempt(&crate::git::Collect {
+            worktree: Path::new(&c.worktree),
+            task: &c.task,
+            attempt: c.n.0,
+            task_branch: &c.branch,
+            base: &c.base,
+            branches_before: &before,
+            author_name: &c.author_name,
+            author_email: &c.author_email,
+            message: &c.message,
+        })?;
+        let diff_lines = match &found.tip {
+            Some(tip) => self.repo.diff_lines(&c.base, tip)?,
+            None => 0,
+        };
+        Ok(Change {
+            tip: found.tip,
+            diff_lines,
+            agent_committed: found.agent_commits > 0,
+            strays: found
+                .strays
+                .into_iter()
+                .map(|s| Stray {
+                    branch: s.branch.unwrap_or_else(|| "(detached HEAD)".into()),
+                    tip: s.tip,
+                    backup_ref: s.backup_ref,
+                    adopted: s.adopted,
+                })
+                .collect(),
+        })
     }
 
     fn replay_onto(&self, base: &str, commit: &str, onto: &str) -> Result<Replay, GitError> {
@@ -117,7 +148,17 @@ impl GitOps for RealGit {
     }
 
     fn tidy(&self, t: &Tidy) -> Result<(), GitError> {
-        self.repo.tidy_attempt(t)
+        let backup = backup_ref_name(&t.task, t.n.map_or(0, |n| n.0));
+        match &t.merged {
+            Some((merged, agent)) => self
+                .repo
+                .retire_merged(Path::new(&t.worktree), &t.branch, merged, agent, &backup)
+                .map(|_| ()),
+            None => self
+                .repo
+                .retire_worktree(Path::new(&t.worktree), &backup)
+                .map(|_| ()),
+        }
     }
 
     fn diff(&self, base: &str, tip: &str) -> Result<String, GitError> {
@@ -125,25 +166,17 @@ impl GitOps for RealGit {
     }
 
     fn orch_worktrees(&self) -> Result<Vec<WorktreeFact>, GitError> {
-        let root = Path::new(&self.worktrees_dir);
-        let mut out = Vec::new();
-        for w in self.repo.worktrees()?.into_iter().skip(1) {
-            if w.path.parent() != Some(root) {
-                continue;
-            }
-            let name = w
-                .path
-                .file_name()
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap_or_default();
-            if let Some((task, n)) = parse_worktree_name(&name) {
-                out.push(WorktreeFact {
+        let found = self.repo.orch_worktrees(Path::new(&self.worktrees_dir))?;
+        Ok(found
+            .iter()
+            .filter_map(|w| {
+                let (task, n) = w.task_attempt()?;
+                Some(WorktreeFact {
                     path: w.path.to_string_lossy().to_string(),
-                    task,
-                    n,
-                });
-            }
-        }
-        Ok(out)
+                    task: task.to_string(),
+                    n: Some(AttemptNo(n)),
+                })
+            })
+            .collect())
     }
 }

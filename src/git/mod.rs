@@ -6,15 +6,22 @@
 //! `update-ref`, rebases with `merge-tree` + `commit-tree`, and only worktrees under our control
 //! are ever written to.
 
-mod attempt;
+mod backup;
+mod collect;
+mod process;
 mod replay;
+mod retire;
 mod run;
 mod worktree;
 
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+pub use backup::BackupRef;
+pub use collect::{AttemptChange, ChangeSource, Collect, Stray};
+pub use retire::{OrchWorktree, Retired};
 use run::Git;
 pub use run::GitError;
 pub use worktree::WorktreeInfo;
@@ -42,16 +49,23 @@ pub enum Replay {
     Conflict { files: Vec<String> },
 }
 
+/// How long one git call may run before it is stopped, unless the config says otherwise
+/// (`[git] timeout`). Generous: commits run the user's hooks, which may run a test suite.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
 /// A git repository (its main working tree), driven through the git binary.
 #[derive(Debug, Clone)]
 pub struct Repo {
     root: PathBuf,
+    /// The deadline of every git call made through this handle.
+    timeout: Duration,
 }
 
 impl Repo {
-    /// Opens the repository containing `dir`, resolving its top level.
+    /// Opens the repository containing `dir`, resolving its top level. Calls get
+    /// `DEFAULT_TIMEOUT`; see `with_timeout`.
     pub fn open(dir: &Path) -> Result<Repo, GitError> {
-        let out = Git::new(dir)
+        let out = Git::new(dir, DEFAULT_TIMEOUT)
             .args(["rev-parse", "--show-toplevel"])
             .run()
             .map_err(|mut e| {
@@ -71,7 +85,17 @@ impl Repo {
         }
         Ok(Repo {
             root: PathBuf::from(out),
+            timeout: DEFAULT_TIMEOUT,
         })
+    }
+
+    /// The same repository, with `timeout` as the deadline of each git call: set once from
+    /// `[git] timeout`, or per call (`repo.with_timeout(t).commit_all(...)`).
+    pub fn with_timeout(&self, timeout: Duration) -> Repo {
+        Repo {
+            root: self.root.clone(),
+            timeout,
+        }
     }
 
     /// The top level of the working tree this repo was opened on.
@@ -80,7 +104,12 @@ impl Repo {
     }
 
     fn git(&self) -> Git {
-        Git::new(&self.root)
+        Git::new(&self.root, self.timeout)
+    }
+
+    /// git run inside another working tree of this repository (an attempt's worktree).
+    fn git_in(&self, worktree: &Path) -> Git {
+        Git::new(worktree, self.timeout)
     }
 
     /// The directory shared by all worktrees (`.git` of the main one), as an absolute path.
@@ -136,11 +165,11 @@ impl Repo {
             )),
             // --verify --quiet: exit 1 with nothing said means "no such object".
             Some(1) if out.stderr.is_empty() => Ok(None),
-            code => Err(GitError {
-                args: vec!["rev-parse".into(), "--verify".into(), rev.into()],
+            code => Err(GitError::exit(
+                vec!["rev-parse".into(), "--verify".into(), rev.into()],
                 code,
-                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            }),
+                String::from_utf8_lossy(&out.stderr),
+            )),
         }
     }
 
@@ -207,44 +236,15 @@ impl Repo {
         if moved {
             return Ok(false);
         }
-        Err(GitError {
-            args: vec![
+        Err(GitError::exit(
+            vec![
                 "update-ref".into(),
                 refname.into(),
                 new.into(),
                 expected_old.into(),
             ],
-            code: out.status.code(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        })
-    }
-
-    /// Saves `oid` under `refname`. A backup is never overwritten: if `refname` already holds
-    /// another commit, `refname-2`, `-3`, ... is used. Returns the ref actually written.
-    pub fn backup_ref(&self, refname: &str, oid: &str) -> Result<String, GitError> {
-        let oid = if is_hex(oid) {
-            oid.to_string()
-        } else {
-            self.commit_oid(oid)?
-        };
-        for n in 1..=1000u32 {
-            let name = if n == 1 {
-                refname.to_string()
-            } else {
-                format!("{refname}-{n}")
-            };
-            // Create-only first (one call in the usual case); look only when the name is taken.
-            if self.cas_update_ref(&name, &oid, "")? {
-                tracing::info!(backup = %name, %oid, "git: backed up");
-                return Ok(name);
-            }
-            if self.rev_parse(&name)?.is_some_and(|cur| oid_eq(&cur, &oid)) {
-                return Ok(name);
-            }
-        }
-        Err(GitError::ours(
-            &["update-ref", refname],
-            "too many backups under this name; run `orch-tui gc`",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr),
         ))
     }
 
@@ -276,22 +276,6 @@ impl Repo {
             .args(also)
             .run()?;
         Ok(!out.is_empty())
-    }
-
-    /// True when some backup ref holds `oid`: pointing right at it (cheap: refs only, no
-    /// history), or failing that, having it in its history.
-    fn held_by_backup(&self, oid: &str) -> Result<bool, GitError> {
-        let exact = self
-            .git()
-            .args(["for-each-ref", "--count=1", "--format=%(refname)"])
-            .arg(format!("--points-at={}", safe_rev(oid)?))
-            .arg(BACKUP_PREFIX)
-            .run()?;
-        if !exact.is_empty() {
-            return Ok(true);
-        }
-        let glob = format!("--glob={BACKUP_PREFIX}");
-        Ok(!self.has_unsaved_commits(oid, &[&glob])?)
     }
 
     /// Deletes `refs/heads/<branch>` — only if every commit on it is in `merged_into` or kept by
@@ -413,10 +397,11 @@ impl Repo {
     /// outputs kept so checks build incrementally), else create it. Nothing in it is ever kept.
     pub fn checkout_scratch(&self, path: &Path, rev: &str) -> Result<(), GitError> {
         if path.join(".git").exists() {
-            let switched = Git::new(path)
+            let switched = self
+                .git_in(path)
                 .args(["checkout", "--quiet", "--detach", "--force", rev])
                 .run()
-                .and_then(|_| Git::new(path).args(["clean", "--quiet", "-ffd"]).run());
+                .and_then(|_| self.git_in(path).args(["clean", "--quiet", "-ffd"]).run());
             if switched.is_ok() {
                 return Ok(());
             }

@@ -90,11 +90,11 @@ impl Repo {
                     return Ok(Replay::Conflict { files });
                 }
                 code => {
-                    return Err(GitError {
-                        args: vec!["merge-tree".into(), cur, m.oid],
+                    return Err(GitError::exit(
+                        vec!["merge-tree".into(), cur, m.oid],
                         code,
-                        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-                    });
+                        String::from_utf8_lossy(&out.stderr),
+                    ));
                 }
             }
             let tree = fields.first().cloned().unwrap_or_default();

@@ -1,11 +1,23 @@
 //! Running git as a subprocess (DESIGN §5): argument vectors, never a shell; no prompts; C locale
-//! so messages are stable; stderr kept for the error.
+//! so messages are stable; stderr kept for the error; a deadline on every call (`process.rs`).
 
 use std::ffi::OsStr;
 use std::fmt;
 use std::io::Write;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use super::process::{Waited, wait_with_deadline};
+use crate::core::duration::format_duration;
+
+/// What a finished git call produced (its exit code may still say it failed).
+pub(crate) struct Output {
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
 
 /// A git command that failed (or could not be started).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,22 +28,57 @@ pub struct GitError {
     pub code: Option<i32>,
     /// What git wrote on stderr (or our own explanation when the failure is ours).
     pub stderr: String,
+    /// Set when git ran past its deadline and was stopped (with every process it started): the
+    /// deadline it had. A hook that hangs is the usual cause; the engine escalates these.
+    pub timed_out: Option<Duration>,
 }
 
 impl GitError {
     /// An error raised by this module itself (bad output, refused operation), not by git's exit
     /// code; it still names the command it was about so the message says where it happened.
     pub(crate) fn ours(args: &[&str], msg: impl Into<String>) -> GitError {
+        GitError::exit(args.iter().map(|s| s.to_string()).collect(), None, msg)
+    }
+
+    /// git ran and failed with `code` (None: no code, e.g. killed by a signal).
+    pub(crate) fn exit(
+        args: Vec<String>,
+        code: Option<i32>,
+        stderr: impl Into<String>,
+    ) -> GitError {
         GitError {
-            args: args.iter().map(|s| s.to_string()).collect(),
-            code: None,
-            stderr: msg.into(),
+            args,
+            code,
+            stderr: stderr.into(),
+            timed_out: None,
         }
+    }
+
+    /// True when git was stopped because it ran past its deadline.
+    pub fn is_timeout(&self) -> bool {
+        self.timed_out.is_some()
     }
 }
 
 impl fmt::Display for GitError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(limit) = self.timed_out {
+            let said = self.stderr.trim_end();
+            return write!(
+                f,
+                "git {} timed out after {} and was stopped, with every process it started; \
+                 a hook (pre-commit, commit-msg, post-checkout, ...) may hang: check the \
+                 repository's hooks, or raise `[git] timeout` in .orch/config.toml if this \
+                 command needs longer{}",
+                self.args.join(" "),
+                format_duration(limit.as_millis() as u64),
+                if said.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (it said: {said})")
+                }
+            );
+        }
         let code = match self.code {
             Some(c) => format!("exit {c}"),
             None => "no exit code".to_string(),
@@ -65,17 +112,21 @@ pub(crate) struct Git {
     cmd: Command,
     shown: Vec<String>,
     input: Option<Vec<u8>>,
+    timeout: Duration,
 }
 
 impl Git {
-    pub(crate) fn new(cwd: &Path) -> Git {
+    /// git in `cwd`, stopped (with its hooks) if it runs longer than `timeout`.
+    pub(crate) fn new(cwd: &Path, timeout: Duration) -> Git {
         let mut cmd = Command::new("git");
         cmd.current_dir(cwd)
             .env("GIT_TERMINAL_PROMPT", "0")
             .env("LC_ALL", "C")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .stderr(Stdio::piped())
+            // Its own process group, so a hung hook can be stopped together with git.
+            .process_group(0);
         for k in SCRUBBED_ENV {
             cmd.env_remove(k);
         }
@@ -83,6 +134,7 @@ impl Git {
             cmd,
             shown: Vec::new(),
             input: None,
+            timeout,
         }
     }
 
@@ -114,15 +166,12 @@ impl Git {
     }
 
     fn error(&self, code: Option<i32>, stderr: String) -> GitError {
-        GitError {
-            args: self.shown.clone(),
-            code,
-            stderr,
-        }
+        GitError::exit(self.shown.clone(), code, stderr)
     }
 
     /// Runs to completion and returns the raw output whatever the exit code; only a failure to
-    /// start (or a signal) is an error. Callers that give exit codes a meaning use this.
+    /// start, a signal or the deadline is an error. Callers that give exit codes a meaning use
+    /// this.
     pub(crate) fn output(mut self) -> Result<Output, GitError> {
         if self.input.is_some() {
             self.cmd.stdin(Stdio::piped());
@@ -138,19 +187,43 @@ impl Git {
             Ok(c) => c,
             Err(e) => return Err(self.error(None, format!("cannot start git: {e}"))),
         };
-        // Written (and closed) before reading output: the commands we feed (commit, commit-tree)
-        // read all of stdin before writing anything, so this cannot deadlock on full pipes.
+        // Written from a thread of its own: a command blocked before reading stdin (a commit
+        // whose pre-commit hook hangs) must not block us past the deadline. The write ends by
+        // itself when git exits or is stopped (the pipe closes).
         if let Some(bytes) = self.input.take()
             && let Some(mut w) = child.stdin.take()
-            && let Err(e) = w.write_all(&bytes)
         {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(self.error(None, format!("cannot write to git: {e}")));
+            let spawned = std::thread::Builder::new()
+                .name("git-stdin".into())
+                .spawn(move || {
+                    let _ = w.write_all(&bytes);
+                });
+            if let Err(e) = spawned {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(self.error(None, format!("cannot write to git: {e}")));
+            }
         }
-        let out = match child.wait_with_output() {
-            Ok(o) => o,
+        let waited = match wait_with_deadline(&mut child, self.timeout) {
+            Ok(w) => w,
             Err(e) => return Err(self.error(None, format!("cannot wait for git: {e}"))),
+        };
+        let out = match waited {
+            Waited::Exited {
+                status,
+                stdout,
+                stderr,
+            } => Output {
+                status,
+                stdout,
+                stderr,
+            },
+            Waited::TimedOut { stderr } => {
+                tracing::warn!(args = ?self.shown, timeout = ?self.timeout, "git: timed out");
+                let mut e = self.error(None, String::from_utf8_lossy(&stderr).into_owned());
+                e.timed_out = Some(self.timeout);
+                return Err(e);
+            }
         };
         if out.status.code().is_none() {
             let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -166,11 +239,8 @@ impl Git {
         if out.status.success() {
             Ok(out.stdout)
         } else {
-            Err(GitError {
-                args: shown,
-                code: out.status.code(),
-                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            })
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            Err(GitError::exit(shown, out.status.code(), stderr))
         }
     }
 
@@ -191,18 +261,18 @@ impl Git {
         match out.status.code() {
             Some(0) => Ok(true),
             Some(1) => Ok(false),
-            code => Err(GitError {
-                args: shown,
+            code => Err(GitError::exit(
+                shown,
                 code,
-                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            }),
+                String::from_utf8_lossy(&out.stderr),
+            )),
         }
     }
 }
 
-/// Splits NUL-separated output (`-z`), dropping the empty piece after the last terminator.
 static WORKTREE_ADMIN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// Splits NUL-separated output (`-z`), dropping the empty piece after the last terminator.
 pub(crate) fn split_nul(bytes: &[u8]) -> Vec<String> {
     let body = bytes.strip_suffix(b"\0").unwrap_or(bytes);
     if body.is_empty() {

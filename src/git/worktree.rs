@@ -3,13 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::run::{Git, split_nul};
+use super::run::split_nul;
 use super::{GitError, Repo, safe_rev};
-
-/// The identity used for snapshot commits of work found uncommitted in a worktree we are about
-/// to remove: set explicitly so it works in repos where the user configured none.
-const SNAPSHOT_NAME: &str = "orch-tui";
-const SNAPSHOT_EMAIL: &str = "orch-tui@localhost";
 
 /// One entry of `git worktree list --porcelain`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,7 +20,7 @@ pub struct WorktreeInfo {
 
 /// Compares paths the way they point on disk: git prints absolute paths that may or may not go
 /// through symlinks (`/tmp` on macOS), so canonicalize whatever still exists.
-fn same_path(a: &Path, b: &Path) -> bool {
+pub(super) fn same_path(a: &Path, b: &Path) -> bool {
     let ca = a.canonicalize().unwrap_or_else(|_| a.to_path_buf());
     let cb = b.canonicalize().unwrap_or_else(|_| b.to_path_buf());
     ca == cb
@@ -66,7 +61,7 @@ impl Repo {
         Ok(list)
     }
 
-    fn find_worktree(&self, path: &Path) -> Result<Option<WorktreeInfo>, GitError> {
+    pub(super) fn find_worktree(&self, path: &Path) -> Result<Option<WorktreeInfo>, GitError> {
         Ok(self
             .worktrees()?
             .into_iter()
@@ -151,7 +146,7 @@ impl Repo {
     pub fn remove_worktree(&self, path: &Path, backup_ref: &str) -> Result<(), GitError> {
         let path = &self.root.join(path);
         match self.find_worktree(path)? {
-            Some(wt) => self.retire(&wt, backup_ref),
+            Some(wt) => self.retire(&wt, backup_ref).map(|_| ()),
             None if path.exists() => Err(GitError::ours(
                 &["worktree", "remove"],
                 format!(
@@ -161,81 +156,6 @@ impl Repo {
             )),
             None => Ok(()),
         }
-    }
-
-    /// Backs up whatever a worktree holds that nothing else does, then removes it.
-    fn retire(&self, wt: &WorktreeInfo, backup_ref: &str) -> Result<(), GitError> {
-        let mut keep = wt.head.clone();
-        if wt.path.exists() {
-            match self.snapshot(&wt.path) {
-                Ok(Some(snap)) => keep = Some(snap),
-                Ok(None) => {}
-                // A worktree locked while "initializing" was interrupted by a crash in
-                // `worktree add`: no agent ever ran there, so there is nothing of value.
-                Err(e) if wt.locked => {
-                    tracing::warn!(error = %e, "git: could not snapshot a half-made worktree");
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        if let Some(tip) = keep {
-            // The worktree's own branch does not count as a safe place: it is about to be reset
-            // or deleted. Existing backups are not consulted (see `has_unsaved_commits`); at
-            // worst this writes a second backup of the same commits.
-            let exclude = wt
-                .branch
-                .as_deref()
-                .and_then(|b| b.strip_prefix("refs/heads/"))
-                .map(|b| format!("--exclude={b}"));
-            let mut also: Vec<&str> = Vec::new();
-            if let Some(x) = exclude.as_deref() {
-                also.push(x);
-            }
-            also.extend(["--branches", "--tags", "--remotes"]);
-            if self.has_unsaved_commits(&tip, &also)? {
-                self.backup_ref(backup_ref, &tip)?;
-            }
-        }
-        self.git()
-            .args(["worktree", "remove", "--force", "--force"])
-            .arg(&wt.path)
-            .run()
-            .map(|_| ())
-            .or_else(|e| {
-                if wt.path.exists() {
-                    Err(e)
-                } else {
-                    // Its directory is already gone: only the bookkeeping is left.
-                    self.git().args(["worktree", "prune"]).run().map(|_| ())
-                }
-            })
-    }
-
-    /// Records uncommitted files of `worktree` (tracked changes and untracked, not ignored,
-    /// files) as a commit on top of its HEAD, without moving any ref. None when it is clean.
-    fn snapshot(&self, worktree: &Path) -> Result<Option<String>, GitError> {
-        let g = || Git::new(worktree);
-        // One status call answers "anything to keep?" in the usual (clean) case. Untracked
-        // files are asked for explicitly: a user setting that hides them would lose them here.
-        let status = g()
-            .env("GIT_OPTIONAL_LOCKS", "0")
-            .args(["status", "--porcelain", "-z", "--untracked-files=normal"])
-            .arg("--ignore-submodules=none")
-            .run_bytes()?;
-        if status.is_empty() {
-            return Ok(None);
-        }
-        g().args(["add", "-A"]).run()?;
-        let tree = g().arg("write-tree").run()?;
-        let commit = g()
-            .args(["commit-tree", &tree, "-p", "HEAD", "-m"])
-            .arg("orch-tui: snapshot of uncommitted work found in a worktree being removed")
-            .env("GIT_AUTHOR_NAME", SNAPSHOT_NAME)
-            .env("GIT_AUTHOR_EMAIL", SNAPSHOT_EMAIL)
-            .env("GIT_COMMITTER_NAME", SNAPSHOT_NAME)
-            .env("GIT_COMMITTER_EMAIL", SNAPSHOT_EMAIL)
-            .run()?;
-        Ok(Some(commit))
     }
 
     /// Commits everything the agent left in `worktree` (`add -A`, so `.gitignore`d files stay
@@ -248,7 +168,7 @@ impl Repo {
         author_email: &str,
         message: &str,
     ) -> Result<Option<String>, GitError> {
-        let g = || Git::new(worktree);
+        let g = || self.git_in(worktree);
         g().args(["add", "-A"]).run()?;
         // Porcelain commit (not commit-tree) so the user's commit hooks still run; the message
         // goes through stdin so its size and characters do not matter.

@@ -104,6 +104,7 @@ const BUSY_BUDGET: Duration = Duration::from_secs(10);
 impl Ledger {
     /// Open (creating if needed) and migrate. Refuses a ledger newer than this binary.
     pub fn open(path: &Path) -> Result<Ledger> {
+        no_memory_statistics();
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -234,6 +235,20 @@ impl LedgerError {
             _ => false,
         }
     }
+}
+
+/// SQLite counts every allocation under one process-wide mutex unless told not to; the ledger
+/// never reads those counts, and the TUI's and the supervisor's threads would queue on it.
+/// Must happen before SQLite initializes; later it is refused, harmlessly.
+fn no_memory_statistics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: sqlite3_config is called before any connection exists in the process (or it
+        // returns SQLITE_MISUSE and changes nothing); the argument is the documented int.
+        unsafe {
+            rusqlite::ffi::sqlite3_config(rusqlite::ffi::SQLITE_CONFIG_MEMSTATUS, 0);
+        }
+    });
 }
 
 fn is_busy(e: &rusqlite::Error) -> bool {

@@ -27,6 +27,8 @@ pub struct Worktree {
     pub branch: Option<String>,
     pub head: String,
     pub files: Files,
+    /// Branches this worktree had checked out (its HEAD reflog): only those can be its agent's.
+    pub visited: BTreeSet<String>,
 }
 
 #[derive(Debug, Default)]
@@ -46,6 +48,7 @@ fn err(op: &str, msg: &str) -> GitError {
         args: vec![op.to_string()],
         code: Some(128),
         stderr: msg.to_string(),
+        timed_out: None,
     }
 }
 
@@ -81,11 +84,11 @@ impl Repo {
     fn injected(&mut self, op: &'static str) -> Result<(), GitError> {
         if let Some(pos) = self.fail_next.iter().position(|(o, _)| *o == op) {
             let (_, timeout) = self.fail_next.remove(pos).unwrap_or((op, false));
-            return Err(if timeout {
-                err(op, "timed out after 2m (a hook may hang)")
-            } else {
-                err(op, "simulated failure")
-            });
+            let mut e = err(op, "simulated failure");
+            if timeout {
+                e.timed_out = Some(std::time::Duration::from_secs(120));
+            }
+            return Err(e);
         }
         Ok(())
     }
@@ -179,7 +182,11 @@ impl Repo {
     /// Three-way merge of whole files: a side's change wins over an unchanged side; two different
     /// changes to one file conflict.
     fn merge3(base: &Files, ours: &Files, theirs: &Files) -> Result<Files, Vec<String>> {
-        let keys: BTreeSet<&String> = base.keys().chain(ours.keys()).chain(theirs.keys()).collect();
+        let keys: BTreeSet<&String> = base
+            .keys()
+            .chain(ours.keys())
+            .chain(theirs.keys())
+            .collect();
         let (mut out, mut conflicts) = (Files::new(), Vec::new());
         for k in keys {
             let (b, o, t) = (base.get(k), ours.get(k), theirs.get(k));
@@ -207,7 +214,9 @@ impl Repo {
         let mut out = Vec::new();
         let mut cur = tip.to_string();
         while cur != base {
-            let Some(c) = self.commits.get(&cur) else { break };
+            let Some(c) = self.commits.get(&cur) else {
+                break;
+            };
             out.push(cur.clone());
             match c.parents.first() {
                 Some(p) => cur = p.clone(),
@@ -305,9 +314,10 @@ impl GitOps for FakeGit {
         r.worktrees.insert(
             path.to_string(),
             Worktree {
-                branch: Some(full),
+                branch: Some(full.clone()),
                 head: base.to_string(),
                 files,
+                visited: BTreeSet::from([full]),
             },
         );
         Ok(())
@@ -348,8 +358,11 @@ impl GitOps for FakeGit {
             .iter()
             .filter_map(|(name, tip)| {
                 let short = name.strip_prefix("refs/heads/")?;
-                (known && !before.iter().any(|b| b == short) && !short.starts_with("orch/"))
-                    .then(|| (short.to_string(), tip.clone()))
+                (known
+                    && !before.iter().any(|b| b == short)
+                    && !short.starts_with("orch/")
+                    && wt.visited.contains(name))
+                .then(|| (short.to_string(), tip.clone()))
             })
             .collect();
         let mut strays = Vec::new();
@@ -359,7 +372,10 @@ impl GitOps for FakeGit {
             .count();
         for (name, tip) in new {
             let adopt = wt.head == c.base && unadopted == 1 && r.is_ancestor(&c.base, &tip);
-            let backup = r.backup(&format!("refs/orch/backup/{}/{}-stray-{name}", c.task, c.n), &tip);
+            let backup = r.backup(
+                &format!("refs/orch/backup/{}/{}-stray-{name}", c.task, c.n),
+                &tip,
+            );
             r.refs.remove(&format!("refs/heads/{name}"));
             if adopt {
                 wt.head = tip.clone();
@@ -369,7 +385,7 @@ impl GitOps for FakeGit {
             strays.push(Stray {
                 branch: name,
                 tip,
-                backup_ref: backup,
+                backup_ref: Some(backup),
                 adopted: adopt,
             });
         }
@@ -390,7 +406,11 @@ impl GitOps for FakeGit {
     fn replay_onto(&self, base: &str, commit: &str, onto: &str) -> Result<Replay, GitError> {
         let mut r = self.lock();
         r.injected("replay_onto")?;
-        Ok(r.replay(base, commit, onto))
+        let out = r.replay(base, commit, onto);
+        if std::env::var("SIM_DEBUG").is_ok() {
+            eprintln!("replay {base}..{commit} onto {onto}: {out:?}");
+        }
+        Ok(out)
     }
 
     fn merge_base(&self, a: &str, b: &str) -> Result<String, GitError> {
@@ -436,6 +456,9 @@ impl GitOps for FakeGit {
         if matches {
             r.refs.insert(refname.to_string(), new.to_string());
         }
+        if std::env::var("SIM_DEBUG").is_ok() {
+            eprintln!("cas {refname} {old} -> {new}: {matches}");
+        }
         Ok(matches)
     }
 
@@ -455,11 +478,15 @@ impl GitOps for FakeGit {
             r.backup(&backup, agent);
         }
         r.retire(&t.worktree, &backup);
-        if let Some((merged, agent)) = &t.merged {
+        if t.merged.is_some() {
+            // Merged: the task branch goes, after anything only it held is backed up.
             let full = format!("refs/heads/{}", t.branch);
-            if r.refs.get(&full) == Some(agent) {
-                r.refs.insert(full, merged.clone());
+            if let Some(tip) = r.refs.get(&full).cloned()
+                && !r.kept_elsewhere(&tip, Some(&full))
+            {
+                r.backup(&backup, &tip);
             }
+            r.refs.remove(&full);
         }
         Ok(())
     }
@@ -475,8 +502,7 @@ impl GitOps for FakeGit {
     fn orch_worktrees(&self) -> Result<Vec<WorktreeFact>, GitError> {
         let r = self.lock();
         let prefix = format!("{}/", self.worktrees_dir);
-        Ok(r
-            .worktrees
+        Ok(r.worktrees
             .keys()
             .filter_map(|p| {
                 let name = p.strip_prefix(&prefix)?;

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use orch_tui::core::domain::{Actor, AttemptState, EventKind, Role};
+use orch_tui::core::domain::{Actor, AttemptId, AttemptState, EventKind, Role};
 use orch_tui::core::state::TaskState;
 use orch_tui::engine::executor::Executor;
 use orch_tui::ledger::Ledger;
@@ -16,44 +16,112 @@ fn ledger(path: &Path) -> Result<Ledger, String> {
     Ledger::open(path).map_err(|e| format!("the ledger cannot be opened: {e}"))
 }
 
-pub fn every_step(world: &Shared, exec: &Executor, path: &Path) -> Result<(), String> {
+pub fn every_step(world: &Shared, exec: &Executor, l: &Ledger) -> Result<(), String> {
     if let Some(v) = lock(world).violations.first() {
         return Err(v.clone());
     }
-    let l = ledger(path)?;
-    let tasks = l.tasks().map_err(|e| format!("the ledger cannot be read: {e}"))?;
+    let tasks = l
+        .tasks()
+        .map_err(|e| format!("the ledger cannot be read: {e}"))?;
     let state: BTreeMap<&str, TaskState> = tasks.iter().map(|t| (t.id.as_str(), t.state)).collect();
     // A dependent stays blocked while any dependency is failed or cancelled; a task is ready,
     // or beyond, only when every dependency is done.
     for t in &tasks {
-        let deps: Vec<TaskState> = t.depends_on.iter().filter_map(|d| state.get(d.as_str()).copied()).collect();
-        let blocking = deps.iter().any(|s| matches!(s, TaskState::Failed | TaskState::Cancelled | TaskState::Blocked));
+        let deps: Vec<TaskState> = t
+            .depends_on
+            .iter()
+            .filter_map(|d| state.get(d.as_str()).copied())
+            .collect();
+        let blocking = deps.iter().any(|s| {
+            matches!(
+                s,
+                TaskState::Failed | TaskState::Cancelled | TaskState::Blocked
+            )
+        });
         match t.state {
             TaskState::Pending if blocking => {
-                return Err(format!("{} is pending though a dependency is failed, cancelled or blocked", t.id));
+                return Err(format!(
+                    "{} is pending though a dependency is failed, cancelled or blocked",
+                    t.id
+                ));
             }
-            TaskState::Ready | TaskState::Assigned | TaskState::Working | TaskState::Review
-            | TaskState::Approved | TaskState::Merging | TaskState::Done
+            TaskState::Ready
+            | TaskState::Assigned
+            | TaskState::Working
+            | TaskState::Review
+            | TaskState::Approved
+            | TaskState::Merging
+            | TaskState::Done
                 if deps.iter().any(|s| *s != TaskState::Done) =>
             {
-                return Err(format!("{} is {} though a dependency is not done", t.id, t.state));
+                return Err(format!(
+                    "{} is {} though a dependency is not done",
+                    t.id, t.state
+                ));
             }
             _ => {}
         }
     }
     // At most one supervisor decides: every live attempt belongs to the current epoch, once the
-    // current one has booted (its boot closes the older ones in its first round).
+    // current one has booted and settled (its boot closes the older ones in its first round).
+    // And the supervisor's model of what only it writes (how attempts stand) is the ledger's.
     let epoch = l.epoch().unwrap_or(0);
-    let live_old: Vec<String> = tasks
-        .iter()
-        .flat_map(|t| l.attempts(&t.id).unwrap_or_default())
-        .filter(|a| a.state.is_live() && a.epoch != epoch)
-        .map(|a| format!("{}#{}", a.task, a.n))
-        .collect();
-    if !live_old.is_empty() && exec.supervisor().is_settled() {
-        return Err(format!("attempts of an older epoch are still live: {live_old:?}"));
+    let mut stmt = l
+        .conn()
+        .prepare_cached("SELECT id, task, n, state, epoch FROM attempts")
+        .map_err(|e| e.to_string())?;
+    let rows: Vec<(AttemptId, String, u32, AttemptState, i64)> = stmt
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(|e| e.to_string())?;
+    let settled = exec.supervisor().is_settled();
+    for (id, task, n, st, e) in &rows {
+        if st.is_live() && *e != epoch && settled {
+            return Err(format!(
+                "{task}#{n} of epoch {e} is still live under epoch {epoch}"
+            ));
+        }
+        let model = exec.supervisor().model.attempts.get(id).map(|m| m.state);
+        if model.is_some_and(|m| m != *st) {
+            return Err(format!(
+                "the supervisor believes {task}#{n} (attempt {id}) is {model:?}; the ledger says {st}"
+            ));
+        }
     }
-    merged_once_and_through_the_funnel(world, &l, &tasks)?;
+    // An attempt said to have changed nothing changed nothing: the agent wrote no work.
+    {
+        let w = lock(world);
+        for (id, task, n, st, _) in &rows {
+            if *st != AttemptState::Succeeded {
+                continue;
+            }
+            let reason: Option<String> = l
+                .conn()
+                .query_row("SELECT reason FROM attempts WHERE id = ?1", [id], |r| r.get(0))
+                .unwrap_or(None);
+            let nothing = reason.is_some_and(|r| r.contains("without changing anything"));
+            if nothing && w.work.iter().any(|(_, t, k)| t == task && k == n) {
+                return Err(format!(
+                    "{task}#{n} was escalated as having changed nothing, but its agent did work"
+                ));
+            }
+        }
+    }
+    // The integration branch is checked again only when it or the set of done tasks changed.
+    let key = {
+        let w = lock(world);
+        let tip = w.git.lock().refs.get(INTEGRATION).cloned();
+        (
+            tip,
+            tasks.iter().filter(|t| t.state == TaskState::Done).count(),
+        )
+    };
+    if lock(world).last_checked.as_ref() != Some(&key) {
+        merged_once_and_through_the_funnel(world, l, &tasks)?;
+        lock(world).last_checked = Some(key);
+    }
     Ok(())
 }
 
@@ -72,7 +140,9 @@ fn merged_once_and_through_the_funnel(
     let mut landed: BTreeMap<String, BTreeSet<u32>> = BTreeMap::new();
     let mut cur = Some(tip);
     while let Some(c) = cur {
-        let Some(commit) = repo.commits.get(&c) else { break };
+        let Some(commit) = repo.commits.get(&c) else {
+            break;
+        };
         if let Some((task, n)) = &commit.origin {
             landed.entry(task.clone()).or_default().insert(*n);
         }
@@ -85,24 +155,41 @@ fn merged_once_and_through_the_funnel(
             return Err(format!("{task} landed more than once (attempts {ns:?})"));
         }
         let n = ns.iter().next().copied().unwrap_or(0);
-        let events = l.events(0, Some(task), 100_000).map_err(|e| e.to_string())?;
-        let approved = events.iter().any(|e| {
-            e.kind == EventKind::State && e.data["to"] == "approved"
-        });
+        let events = l
+            .events(0, Some(task), 100_000)
+            .map_err(|e| e.to_string())?;
+        let approved = events
+            .iter()
+            .any(|e| e.kind == EventKind::State && e.data["to"] == "approved");
         if !approved {
-            return Err(format!("{task}#{n} is on the integration branch without having been approved"));
+            return Err(format!(
+                "{task}#{n} is on the integration branch without having been approved"
+            ));
         }
-        let failed_check = events.iter().filter(|e| e.actor == Actor::Check && e.attempt.map(|a| a.0) == Some(n));
-        let last = failed_check.last();
-        if last.is_some_and(|e| e.kind == EventKind::CheckFailed) {
-            return Err(format!("{task}#{n} landed though its last check failed"));
+        // Its last check passed, or the human approved it after that check failed.
+        let last_check = events
+            .iter()
+            .rposition(|e| e.actor == Actor::Check && e.attempt.map(|a| a.0) == Some(n));
+        if let Some(i) = last_check
+            && events[i].kind == EventKind::CheckFailed
+        {
+            let overridden = events[i..].iter().any(|e| {
+                e.actor == Actor::Human && e.kind == EventKind::State && e.data["to"] == "approved"
+            });
+            if !overridden {
+                return Err(format!("{task}#{n} landed though its last check failed"));
+            }
         }
     }
     // A done task's work is on the branch, unless it had nothing to merge — or someone else
     // moved the branch away from what the supervisor wrote (it holds the run when it sees that).
     let recorded: Option<String> = l
         .conn()
-        .query_row("SELECT integration_tip FROM supervisor WHERE id = 1", [], |r| r.get(0))
+        .query_row(
+            "SELECT integration_tip FROM supervisor WHERE id = 1",
+            [],
+            |r| r.get(0),
+        )
         .unwrap_or(None);
     let w = lock(world);
     let intact = {
@@ -113,16 +200,32 @@ fn merged_once_and_through_the_funnel(
         }
     };
     drop(w);
-    for t in tasks.iter().filter(|t| t.state == TaskState::Done && intact) {
+    for t in tasks
+        .iter()
+        .filter(|t| t.state == TaskState::Done && intact)
+    {
         if landed.contains_key(&t.id) {
             continue;
         }
-        let events = l.events(0, Some(&t.id), 100_000).map_err(|e| e.to_string())?;
+        let events = l
+            .events(0, Some(&t.id), 100_000)
+            .map_err(|e| e.to_string())?;
         let empty = events.iter().any(|e| {
-            e.data["why"].as_str().is_some_and(|w| w.contains("nothing to merge"))
+            e.data["why"]
+                .as_str()
+                .is_some_and(|w| w.contains("nothing to merge"))
         });
         if !empty {
-            return Err(format!("{} is done but its work is not on the integration branch", t.id));
+            let story: Vec<String> = events
+                .iter()
+                .map(|e| format!("{} {} {}", e.actor, e.kind, e.data))
+                .collect();
+            return Err(format!(
+                "{} is done but its work is not on the integration branch (landed: {:?}); its events:\n{}",
+                t.id,
+                landed,
+                story.join("\n")
+            ));
         }
     }
     Ok(())
@@ -148,16 +251,18 @@ fn no_work_lost(world: &Shared) -> Result<(), String> {
     }
     for (token, task, n) in &w.work {
         if !kept.contains(token.as_str()) {
-            return Err(format!("the work of {task}#{n} ({token}) is lost: no ref or worktree holds it"));
+            return Err(format!(
+                "the work of {task}#{n} ({token}) is lost: no ref or worktree holds it"
+            ));
         }
     }
     Ok(())
 }
 
 pub fn at_end(world: &Shared, exec: &Executor, path: &Path) -> Result<(), String> {
-    every_step(world, exec, path)?;
-    no_work_lost(world)?;
     let l = ledger(path)?;
+    every_step(world, exec, &l)?;
+    no_work_lost(world)?;
     let tasks = l.tasks().map_err(|e| e.to_string())?;
     let hold: Option<String> = l
         .conn()
@@ -172,7 +277,9 @@ pub fn at_end(world: &Shared, exec: &Executor, path: &Path) -> Result<(), String
                 t.reason.as_deref().is_some_and(|r| !r.is_empty()) || t.state == TaskState::Paused
             }
             TaskState::Pending => t.depends_on.iter().any(|d| {
-                tasks.iter().any(|u| &u.id == d && u.state != TaskState::Done)
+                tasks
+                    .iter()
+                    .any(|u| &u.id == d && u.state != TaskState::Done)
             }),
             TaskState::Ready | TaskState::Approved => hold.is_some(),
             TaskState::Review => t.stage == Some(orch_tui::core::domain::FunnelStage::Human),
@@ -187,7 +294,10 @@ pub fn at_end(world: &Shared, exec: &Executor, path: &Path) -> Result<(), String
         // An attempt still marked live after the run settled waits for nothing.
         for a in l.attempts(&t.id).unwrap_or_default() {
             if a.state.is_live() {
-                return Err(format!("{}#{} ({}) is still {} after the run settled", a.task, a.n, a.role, a.state));
+                return Err(format!(
+                    "{}#{} ({}) is still {} after the run settled",
+                    a.task, a.n, a.role, a.state
+                ));
             }
             let _ = (AttemptState::Starting, Role::Agent);
         }
@@ -195,17 +305,29 @@ pub fn at_end(world: &Shared, exec: &Executor, path: &Path) -> Result<(), String
     // A worktree of a finished task does not outlive the run.
     let w = lock(world);
     let repo = w.git.lock();
-    for (path, _) in &repo.worktrees {
-        let Some(name) = path.rsplit('/').next() else { continue };
-        let Some((task, _)) = name.rsplit_once('-') else { continue };
-        if tasks.iter().any(|t| t.id == task && t.state == TaskState::Done) {
-            return Err(format!("the worktree {path} of done task {task} was left behind"));
+    for path in repo.worktrees.keys() {
+        let Some(name) = path.rsplit('/').next() else {
+            continue;
+        };
+        let Some((task, _)) = name.rsplit_once('-') else {
+            continue;
+        };
+        if tasks
+            .iter()
+            .any(|t| t.id == task && t.state == TaskState::Done)
+        {
+            return Err(format!(
+                "the worktree {path} of done task {task} was left behind"
+            ));
         }
     }
     // No agent of an older supervisor still runs.
     let epoch = w.epoch;
     if let Some(p) = w.procs.values().find(|p| p.alive && p.epoch < epoch) {
-        return Err(format!("{}#{}, started by an earlier supervisor, still runs", p.task, p.n));
+        return Err(format!(
+            "{}#{}, started by an earlier supervisor, still runs",
+            p.task, p.n
+        ));
     }
     Ok(())
 }

@@ -103,7 +103,10 @@ fn plan_text(rng: &mut Rng) -> String {
             2 + rng.below(2)
         ));
         if rng.chance(40) {
-            s.push_str(&format!("budget = {{ time = \"{}ms\" }}\n", 1500 + rng.below(3000)));
+            s.push_str(&format!(
+                "budget = {{ time = \"{}ms\" }}\n",
+                1500 + rng.below(3000)
+            ));
         }
         if rng.chance(10) {
             s.push_str("risk = \"high\"\n");
@@ -117,7 +120,11 @@ fn config_text(rng: &mut Rng) -> String {
     let autonomy = *rng
         .pick(&["out-of-the-loop", "on-the-loop", "in-the-loop"])
         .unwrap_or(&"out-of-the-loop");
-    let checks = if rng.chance(60) { "[\"make check\"]" } else { "[]" };
+    let checks = if rng.chance(60) {
+        "[\"make check\"]"
+    } else {
+        "[]"
+    };
     let reviewer = if rng.chance(40) { "sim" } else { "" };
     format!(
         "slots = {}\ndefault_agent = \"sim\"\nstop_grace = \"300ms\"\n\n[retry]\nbackoff_base = \"20ms\"\nbackoff_cap = \"200ms\"\n\n\
@@ -127,7 +134,13 @@ fn config_text(rng: &mut Rng) -> String {
 }
 
 /// One supervisor's life in the simulated world.
-fn boot(world: &Shared, cfg: &orch_tui::core::config::Config, path: &std::path::Path, seed: u64, faults: Faults) -> Executor {
+fn boot(
+    world: &Shared,
+    cfg: &orch_tui::core::config::Config,
+    path: &std::path::Path,
+    seed: u64,
+    faults: Faults,
+) -> Executor {
     let mut ledger = Ledger::open(path).expect("ledger");
     let epoch = {
         let now = lock(world).now;
@@ -165,22 +178,40 @@ fn boot(world: &Shared, cfg: &orch_tui::core::config::Config, path: &std::path::
     core.set_faults(faults);
     let env = SetupEnv {
         ledger_path: path.to_string_lossy().to_string(),
-        prompts_dir: path.parent().map(|p| p.join("prompts")).unwrap_or_default().to_string_lossy().to_string(),
+        prompts_dir: path
+            .parent()
+            .map(|p| p.join("prompts"))
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string(),
         worktrees_dir: WORKTREES.into(),
         orch_bin: "orch-tui".into(),
         rotate_bytes: 0,
     };
     let w = world.clone();
     let progress = Box::new(move |line: &str| lock(&w).note(line.to_string()));
-    let mut exec = Executor::new(core, Box::new(store), Box::new(rt), ctx, env, progress, false);
+    let mut exec = Executor::new(
+        core,
+        Box::new(store),
+        Box::new(rt),
+        ctx,
+        env,
+        progress,
+        false,
+    );
     exec.boot().expect("boot");
     exec
 }
 
 /// The human, at a random moment: a command on a random task (most are refused, as they would be).
 fn human(world: &Shared, ledger: &mut Ledger, rng: &mut Rng) {
-    let tasks: Vec<String> = ledger.tasks().map(|t| t.into_iter().map(|t| t.id).collect()).unwrap_or_default();
-    let Some(task) = rng.pick(&tasks).cloned() else { return };
+    let tasks: Vec<String> = ledger
+        .tasks()
+        .map(|t| t.into_iter().map(|t| t.id).collect())
+        .unwrap_or_default();
+    let Some(task) = rng.pick(&tasks).cloned() else {
+        return;
+    };
     let cmd = *rng
         .pick(&[
             HumanCommand::Retry,
@@ -197,7 +228,11 @@ fn human(world: &Shared, ledger: &mut Ledger, rng: &mut Rng) {
     let note = (cmd == HumanCommand::Reject).then_some("try again");
     let r = with_clock(now, || apply_human(ledger, cmd, &task, note));
     let mut w = lock(world);
-    w.note(format!("human {} {task}: {}", cmd.name(), r.as_ref().map_or_else(|e| e.to_string(), |s| s.clone())));
+    w.note(format!(
+        "human {} {task}: {}",
+        cmd.name(),
+        r.as_ref().map_or_else(|e| e.to_string(), |s| s.clone())
+    ));
     w.inbox.push_back(orch_tui::engine::world::Incoming::Poke);
 }
 
@@ -209,7 +244,9 @@ fn meddle(world: &Shared, ledger: &mut Ledger, rng: &mut Rng, moved: &mut Option
     match moved.take() {
         None => {
             let mut r = git.lock();
-            let Some(tip) = r.refs.get(&key).cloned() else { return };
+            let Some(tip) = r.refs.get(&key).cloned() else {
+                return;
+            };
             let parent = r.commits.get(&tip).and_then(|c| c.parents.first().cloned());
             let Some(parent) = parent else { return };
             if rng.chance(50) {
@@ -234,7 +271,9 @@ fn meddle(world: &Shared, ledger: &mut Ledger, rng: &mut Rng, moved: &mut Option
                     data: orch_tui::core::ops::EventData::why("integration restored"),
                 },
             ];
-            let _ = with_clock(now, || ledger.write(|tx| orch_tui::ledger::apply_ops(tx, &ops, &mut String::new)));
+            let _ = with_clock(now, || {
+                ledger.write(|tx| orch_tui::ledger::apply_ops(tx, &ops, &mut String::new))
+            });
             let mut w = lock(world);
             w.note("the integration branch was put back; hold released".into());
             w.inbox.push_back(orch_tui::engine::world::Incoming::Poke);
@@ -247,16 +286,31 @@ pub fn run_seed(seed: u64, chaos: Chaos) -> Result<Stats, Failure> {
     let mut rng = Rng(seed);
     let dir = tempfile::Builder::new()
         .prefix("orch-sim-")
-        .tempdir_in(if std::path::Path::new("/dev/shm").is_dir() { "/dev/shm" } else { "/tmp" })
+        .tempdir_in(if std::path::Path::new("/dev/shm").is_dir() {
+            "/dev/shm"
+        } else {
+            "/tmp"
+        })
         .expect("tempdir");
     let path = dir.path().join("ledger.db");
     let cfg = parse_config("sim.toml", &config_text(&mut rng)).expect("sim config");
-    let plan = orch_tui::core::plan::parse_plan("plan.toml", &plan_text(&mut rng), &|_| Err("no specs".into()))
-        .expect("sim plan");
+    let plan = orch_tui::core::plan::parse_plan("plan.toml", &plan_text(&mut rng), &|_| {
+        Err("no specs".into())
+    })
+    .expect("sim plan");
     {
         let mut l = Ledger::open(&path).expect("ledger");
-        l.load_plan(&plan, "plan.toml", &TaskDefaults { max_attempts: 3, budget_time_ms: None, budget_tokens: None, budget_cost_usd: None })
-            .expect("load");
+        l.load_plan(
+            &plan,
+            "plan.toml",
+            &TaskDefaults {
+                max_attempts: 3,
+                budget_time_ms: Some(6_000),
+                budget_tokens: None,
+                budget_cost_usd: None,
+            },
+        )
+        .expect("load");
     }
     let mut files = BTreeMap::new();
     files.insert("README.md".to_string(), "scratch".to_string());
@@ -269,15 +323,27 @@ pub fn run_seed(seed: u64, chaos: Chaos) -> Result<Stats, Failure> {
         repo: Arc::new(Mutex::new(repo)),
         worktrees_dir: WORKTREES.into(),
     };
-    let world: Shared = Arc::new(Mutex::new(World::new(seed ^ 0x5eed, git, Ledger::open(&path).expect("ledger"))));
+    let world: Shared = Arc::new(Mutex::new(World::new(
+        seed ^ 0x5eed,
+        git,
+        Ledger::open(&path).expect("ledger"),
+    )));
     lock(&world).fault_reap_by_pid_only = chaos.reap_by_pid_only;
     let mut human_ledger = Ledger::open(&path).expect("ledger");
     let mut exec = boot(&world, &cfg, &path, seed, chaos.faults);
-    let mut stats = Stats { tasks: plan.tasks.len(), ..Stats::default() };
+    let mut stats = Stats {
+        tasks: plan.tasks.len(),
+        ..Stats::default()
+    };
     let mut moved: Option<String> = None;
     let fail = |step: usize, what: String, world: &Shared| {
         let w = lock(world);
-        Failure { seed, step, what, trace: w.trace.iter().cloned().collect::<Vec<_>>().join("\n") }
+        Failure {
+            seed,
+            step,
+            what,
+            trace: w.trace.iter().cloned().collect::<Vec<_>>().join("\n"),
+        }
     };
     let mut step = 0usize;
     let limit = chaos.steps + 4000;
@@ -292,7 +358,15 @@ pub fn run_seed(seed: u64, chaos: Chaos) -> Result<Stats, Failure> {
                 meddle(&world, &mut human_ledger, &mut rng, &mut moved);
             }
             if rng.chance(chaos.git_fail_percent) {
-                let op = *rng.pick(&["prepare_worktree", "collect", "replay_onto", "cas_update_ref", "tidy"]).unwrap_or(&"collect");
+                let op = *rng
+                    .pick(&[
+                        "prepare_worktree",
+                        "collect",
+                        "replay_onto",
+                        "cas_update_ref",
+                        "tidy",
+                    ])
+                    .unwrap_or(&"collect");
                 let timeout = rng.chance(30);
                 lock(&world).git.lock().fail_next.push_back((op, timeout));
             }
@@ -309,10 +383,20 @@ pub fn run_seed(seed: u64, chaos: Chaos) -> Result<Stats, Failure> {
                 }
                 lock(&world).note("— supervisor crashed —".into());
                 drop(exec);
-                exec = boot(&world, &cfg, &path, seed.wrapping_add(step as u64), chaos.faults);
+                exec = boot(
+                    &world,
+                    &cfg,
+                    &path,
+                    seed.wrapping_add(step as u64),
+                    chaos.faults,
+                );
             }
         } else {
-            // The settling phase: no more chaos; the human answers what waits for them.
+            // The settling phase: no more chaos (faults still queued are dropped); the human
+            // answers what waits for them.
+            if step == chaos.steps + 1 {
+                lock(&world).git.lock().fail_next.clear();
+            }
             if let Some(tip) = moved.clone() {
                 let _ = tip;
                 meddle(&world, &mut human_ledger, &mut rng, &mut moved);
@@ -323,22 +407,33 @@ pub fn run_seed(seed: u64, chaos: Chaos) -> Result<Stats, Failure> {
         stats.steps = step;
         match end {
             Ok(Some(RunEnd::Stopped)) | Err(_) => {
-                return Err(fail(step, format!("the run ended unexpectedly: {end:?}"), &world));
+                return Err(fail(
+                    step,
+                    format!("the run ended unexpectedly: {end:?}"),
+                    &world,
+                ));
             }
             Ok(Some(_)) if !chaotic => {
                 if let Err(what) = invariants::at_end(&world, &exec, &path) {
                     return Err(fail(step, what, &world));
                 }
-                stats.done = human_ledger.tasks().map(|t| t.iter().filter(|t| t.state == TaskState::Done).count()).unwrap_or(0);
+                stats.done = human_ledger
+                    .tasks()
+                    .map(|t| t.iter().filter(|t| t.state == TaskState::Done).count())
+                    .unwrap_or(0);
                 return Ok(stats);
             }
             Ok(_) => {}
         }
-        if let Err(what) = invariants::every_step(&world, &exec, &path) {
+        if let Err(what) = invariants::every_step(&world, &exec, &human_ledger) {
             return Err(fail(step, what, &world));
         }
         if step > limit {
-            return Err(fail(step, format!("the run did not settle: {}", exec.supervisor().activity()), &world));
+            return Err(fail(
+                step,
+                format!("the run did not settle: {}", exec.supervisor().activity()),
+                &world,
+            ));
         }
     }
 }
@@ -349,7 +444,10 @@ fn settle_human(world: &Shared, ledger: &mut Ledger) {
         .tasks()
         .map(|ts| {
             ts.into_iter()
-                .filter(|t| t.state == TaskState::Review && t.stage == Some(orch_tui::core::domain::FunnelStage::Human))
+                .filter(|t| {
+                    t.state == TaskState::Review
+                        && t.stage == Some(orch_tui::core::domain::FunnelStage::Human)
+                })
                 .map(|t| t.id)
                 .collect()
         })
@@ -361,5 +459,7 @@ fn settle_human(world: &Shared, ledger: &mut Ledger) {
     for t in waiting {
         let _ = with_clock(now, || apply_human(ledger, HumanCommand::Approve, &t, None));
     }
-    lock(world).inbox.push_back(orch_tui::engine::world::Incoming::Poke);
+    lock(world)
+        .inbox
+        .push_back(orch_tui::engine::world::Incoming::Poke);
 }

@@ -106,6 +106,8 @@ pub struct World {
     /// The old reap: only by pid, so a pid never recorded escapes.
     pub fault_reap_by_pid_only: bool,
     pub trace: VecDeque<String>,
+    /// The integration tip and number of done tasks the funnel invariant last looked at.
+    pub last_checked: Option<(Option<String>, usize)>,
 }
 
 pub type Shared = Arc<Mutex<World>>;
@@ -124,7 +126,11 @@ impl World {
 
     fn next_due(&self) -> Option<u64> {
         let jobs = self.jobs.iter().map(|(t, _, _)| *t);
-        let procs = self.procs.values().filter(|p| p.alive).map(FakeProc::due_at);
+        let procs = self
+            .procs
+            .values()
+            .filter(|p| p.alive)
+            .map(FakeProc::due_at);
         jobs.chain(procs).min()
     }
 }
@@ -215,7 +221,6 @@ impl Runtime for SimRuntime {
 
 /// One step of a fake agent's life.
 fn act(w: &mut World, pid: u32) {
-    let now = w.now;
     let Some(p) = w.procs.get(&pid) else { return };
     // Asked to stop: it is due now, so it dies (KILL for one that ignored TERM).
     if p.stop.is_some() {
@@ -231,7 +236,12 @@ fn act(w: &mut World, pid: u32) {
         (Plan::Fail { report: true }, 0) => report(w, pid, WorkerCall::Fail { reason: None }),
         (Plan::Fail { .. }, _) => exit(w, pid, Some(1), None),
         (Plan::Hang { .. }, _) => idle(w, pid),
-        (Plan::Review { verdict: Some(approve) }, 0) => {
+        (
+            Plan::Review {
+                verdict: Some(approve),
+            },
+            0,
+        ) => {
             let notes = (!approve).then(|| "rename it".to_string());
             report(w, pid, WorkerCall::Verdict { approve, notes })
         }
@@ -282,12 +292,18 @@ fn do_work(w: &mut World, pid: u32) {
         if branch {
             let name = format!("refs/heads/agent-{task}-{n}");
             repo.refs.insert(name.clone(), tree.head.clone());
+            tree.visited.insert(name.clone());
             tree.branch = Some(name);
         }
         tree.files.insert(path, token.clone());
         if commit || branch {
             let parent = tree.head.clone();
-            let c = repo.commit(vec![parent], tree.files.clone(), Some((task.clone(), n)), "agent's own commit");
+            let c = repo.commit(
+                vec![parent],
+                tree.files.clone(),
+                Some((task.clone(), n)),
+                "agent's own commit",
+            );
             tree.head = c.clone();
             if let Some(b) = &tree.branch {
                 repo.refs.insert(b.clone(), c);
@@ -295,8 +311,16 @@ fn do_work(w: &mut World, pid: u32) {
         }
         if branch && !stay {
             tree.branch = Some(format!("refs/heads/orch/{task}"));
-            let head = repo.refs.get(&format!("refs/heads/orch/{task}")).cloned().unwrap_or_default();
-            tree.files = repo.commits.get(&head).map(|c| c.files.clone()).unwrap_or_default();
+            let head = repo
+                .refs
+                .get(&format!("refs/heads/orch/{task}"))
+                .cloned()
+                .unwrap_or_default();
+            tree.files = repo
+                .commits
+                .get(&head)
+                .map(|c| c.files.clone())
+                .unwrap_or_default();
             tree.head = head;
         }
         repo.worktrees.insert(wt, tree);
@@ -313,8 +337,14 @@ fn report(w: &mut World, pid: u32, call: WorkerCall) {
     let Some(p) = w.procs.get(&pid) else { return };
     let (task, n, token) = (p.task.clone(), p.n, p.token.clone());
     let now = w.now;
-    let r = with_clock(now, || w.ledger.worker_report(&task, AttemptNo(n), &token, &call, None));
-    w.note(format!("{task}#{n} reports {call:?}: {}", r.as_ref().map_or_else(|e| e.to_string(), |_| "ok".into())));
+    let r = with_clock(now, || {
+        w.ledger
+            .worker_report(&task, AttemptNo(n), &token, &call, None)
+    });
+    w.note(format!(
+        "{task}#{n} reports {call:?}: {}",
+        r.as_ref().map_or_else(|e| e.to_string(), |_| "ok".into())
+    ));
     w.inbox.push_back(Incoming::Poke);
     let by = w.rng.below(200);
     advance(w, pid, by);
@@ -327,14 +357,20 @@ fn forge(w: &mut World, pid: u32) {
     let token = format!("forged-{}", w.rng.next());
     let now = w.now;
     let call = WorkerCall::Done { summary: None };
-    let r = with_clock(now, || w.ledger.worker_report(&task, AttemptNo(n), &token, &call, None));
+    let r = with_clock(now, || {
+        w.ledger
+            .worker_report(&task, AttemptNo(n), &token, &call, None)
+    });
     if r.is_ok() {
-        w.violations.push(format!("a forged report for {task}#{n} was accepted"));
+        w.violations
+            .push(format!("a forged report for {task}#{n} was accepted"));
     }
 }
 
 fn exit(w: &mut World, pid: u32, code: Option<i32>, signal: Option<i32>) {
-    let Some(p) = w.procs.get_mut(&pid) else { return };
+    let Some(p) = w.procs.get_mut(&pid) else {
+        return;
+    };
     p.alive = false;
     let (attempt, generation) = (p.attempt, p.generation);
     let line = format!("{}#{} exits {code:?}/{signal:?}", p.task, p.n);
@@ -379,20 +415,34 @@ pub struct SimAgents {
 impl Agents for SimAgents {
     fn spawn(&self, l: Launch, _sink: Sink) -> Result<Box<dyn AgentProc>, String> {
         let mut w = lock(&self.world);
-        let env = |k: &str| l.env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
+        let env = |k: &str| {
+            l.env
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
         let reviewer = env("ORCH_ROLE") == "reviewer";
         let r = w.rng.below(100);
         let plan = if reviewer {
             match r {
-                0..=69 => Plan::Review { verdict: Some(true) },
-                70..=89 => Plan::Review { verdict: Some(false) },
+                0..=69 => Plan::Review {
+                    verdict: Some(true),
+                },
+                70..=89 => Plan::Review {
+                    verdict: Some(false),
+                },
                 _ => Plan::Review { verdict: None },
             }
         } else {
             let hang = w.hang_percent;
             match r {
-                _ if r < hang => Plan::Hang { stubborn: w.rng.chance(50) },
-                _ if r < hang + 8 => Plan::Fail { report: w.rng.chance(50) },
+                _ if r < hang => Plan::Hang {
+                    stubborn: w.rng.chance(50),
+                },
+                _ if r < hang + 8 => Plan::Fail {
+                    report: w.rng.chance(50),
+                },
                 _ if r < hang + 12 => Plan::Nothing,
                 _ => Plan::Work {
                     commit: w.rng.chance(25),
@@ -456,7 +506,9 @@ impl Agents for SimAgents {
 
 /// A task starts only on a base that holds the work of all its dependencies.
 fn base_holds_dependencies(w: &mut World, task: &str, worktree: &str) {
-    let Ok(Some(t)) = w.ledger.task(task) else { return };
+    let Ok(Some(t)) = w.ledger.task(task) else {
+        return;
+    };
     let repo = w.git.lock();
     let Some(head) = repo.worktrees.get(worktree).map(|wt| wt.head.clone()) else {
         return;
@@ -521,7 +573,9 @@ impl Store for SimStore {
             let mut w = lock(&self.world);
             if w.busy_writes > 0 {
                 w.busy_writes -= 1;
-                return Err(WriteError::Transient("database is locked (simulated)".into()));
+                return Err(WriteError::Transient(
+                    "database is locked (simulated)".into(),
+                ));
             }
             w.now
         };
@@ -564,6 +618,7 @@ impl World {
             check_fail_percent: 10,
             fault_reap_by_pid_only: false,
             trace: VecDeque::new(),
+            last_checked: None,
         }
     }
 

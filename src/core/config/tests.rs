@@ -43,6 +43,7 @@ fn embedded_defaults_parse_without_errors() {
     assert_eq!(cfg.funnel.veto_window_ms, 120_000);
     assert_eq!(cfg.funnel.check_timeout_ms, 600_000);
     assert_eq!(cfg.log_rotate_bytes, 16_777_216);
+    assert_eq!(cfg.git.timeout_ms, 600_000);
     assert_eq!(cfg.ui.theme, "dark");
 }
 
@@ -93,6 +94,8 @@ run = { cost_usd = 50 }
 [funnel]
 reviewer = "claude"
 autonomy = "in-the-loop"
+[git]
+timeout = "90s"
 "#;
     let cfg = parse_config("config.toml", text).unwrap();
     let d = default_config();
@@ -116,6 +119,7 @@ autonomy = "in-the-loop"
     assert_eq!(cfg.run_budget.cost_usd, Some(50.0));
     assert_eq!(cfg.funnel.reviewer.as_deref(), Some("claude"));
     assert_eq!(cfg.funnel.autonomy, Autonomy::InTheLoop);
+    assert_eq!(cfg.git.timeout_ms, 90_000);
     assert_eq!(cfg.retry, d.retry);
 }
 

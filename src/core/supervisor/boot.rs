@@ -31,9 +31,8 @@ impl Supervisor {
             .filter(|a| a.state.is_live() && a.epoch < self.epoch)
             .cloned()
             .collect();
-        if stale.is_empty() {
-            return;
-        }
+        // Every start reaps: a process of an earlier supervisor may carry a token whose attempt
+        // is closed already (its pid never recorded, its reaping cut short by another crash).
         self.out.push(Effect::ReapStale {
             attempts: stale.iter().map(|a| (a.id, a.pid)).collect(),
         });
@@ -116,14 +115,13 @@ impl Supervisor {
                 adopted = Some(tip);
             }
             if landed && let Some(a) = &a {
-                self.tidying.insert(task.clone());
-                self.out.push(Effect::Tidy(Tidy {
+                self.tidy_finished(Tidy {
                     task: task.clone(),
                     n: Some(a.n),
                     worktree: a.worktree.clone(),
                     branch: a.branch.clone(),
                     merged: tip.zip(a.commit.clone()),
-                }));
+                });
             }
             self.write(ops, Then::Boot);
         }
@@ -202,13 +200,40 @@ impl Supervisor {
         );
     }
 
+    /// A task is finished: its attempt's worktree and branch go (`t`), and so does every other
+    /// worktree an earlier attempt of it left (one that switched branches is not replaced by
+    /// the next attempt's).
+    pub(super) fn tidy_finished(&mut self, t: Tidy) {
+        let others: Vec<Tidy> = self
+            .model
+            .attempts
+            .values()
+            .filter(|a| a.task == t.task && a.role == Role::Agent && a.worktree != t.worktree)
+            .map(|a| Tidy {
+                task: a.task.clone(),
+                n: Some(a.n),
+                worktree: a.worktree.clone(),
+                branch: a.branch.clone(),
+                merged: None,
+            })
+            .collect();
+        for tidy in std::iter::once(t).chain(others) {
+            if self.tidying.insert(tidy.worktree.clone()) {
+                self.out.push(Effect::Tidy(tidy));
+            }
+        }
+    }
+
     pub(super) fn on_tidied(&mut self, t: Tidy, result: Result<(), String>) {
-        self.tidying.remove(&t.task);
+        self.tidying.remove(&t.worktree);
         let Err(why) = result else { return };
-        let tries = self.tidy_failures.entry(t.task.clone()).or_insert(0);
+        let tries = self.tidy_failures.entry(t.worktree.clone()).or_insert(0);
         *tries += 1;
         let retry = *tries <= 3;
-        self.say(format!("⚠ {}: could not tidy {} away: {why}", t.task, t.worktree));
+        self.say(format!(
+            "⚠ {}: could not tidy {} away: {why}",
+            t.task, t.worktree
+        ));
         if retry {
             self.leftovers.push(super::WorktreeFact {
                 path: t.worktree,
@@ -236,10 +261,10 @@ impl Supervisor {
                     .attempts
                     .values()
                     .any(|a| a.task == w.task && a.worktree == w.path && a.state.is_live());
-            if !finished || live || self.tidying.contains(&w.task) || self.is_busy(&w.task) {
+            if !finished || live || self.tidying.contains(&w.path) || self.is_busy(&w.task) {
                 continue;
             }
-            self.tidying.insert(w.task.clone());
+            self.tidying.insert(w.path.clone());
             self.out.push(Effect::Tidy(Tidy {
                 task: w.task.clone(),
                 n: w.n,

@@ -138,7 +138,8 @@ pub struct Change {
 pub struct Stray {
     pub branch: String,
     pub tip: String,
-    pub backup_ref: String,
+    /// Where its commits are kept; `None` when the change or the base holds them all.
+    pub backup_ref: Option<String>,
     /// Its commits were taken as the change.
     pub adopted: bool,
 }
@@ -157,9 +158,15 @@ pub struct CheckOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MergeOutcome {
     /// The tree to write, checked (again, when the base had moved).
+    /// `from`: the attempt's own commit the tree was made from.
+    /// `onto`: the integration tip it was made on.
     Ready {
         tip: String,
         rechecked: bool,
+        from: String,
+        onto: String,
+        /// The re-checks on the rebased tree, when they ran (all passed).
+        results: Vec<CheckOutcome>,
     },
     /// The change is already on the integration tip (or empty): nothing to write.
     NothingToMerge,
@@ -187,8 +194,13 @@ pub enum MoveOutcome {
 /// Something to do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
-    /// Write these ops in one transaction; answer with `Written` or `Lost`.
-    Write { id: WriteId, ops: Vec<Op> },
+    /// Write these ops in one transaction; answer with `Written` or `Lost` (with fresh rows of
+    /// `tasks`: every task the ops touch, directly or through an attempt).
+    Write {
+        id: WriteId,
+        ops: Vec<Op>,
+        tasks: Vec<String>,
+    },
     /// Make the attempt's worktree (agents) and start its process; answer with `SetupDone`.
     Setup(Setup),
     /// Stop an agent: TERM, grace, KILL, with every descendant; `Exited` follows.
@@ -281,6 +293,9 @@ pub struct MergePrep {
     pub onto: String,
     pub checks: Vec<String>,
     pub log: String,
+    /// The attempt's work was never collected (approved after its collection failed): collect
+    /// it first.
+    pub collect: Option<Collect>,
 }
 
 /// A finished attempt's leftovers. `merged`: the commit that landed and the agent's own commit

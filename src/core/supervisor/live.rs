@@ -473,31 +473,36 @@ impl Supervisor {
             return;
         };
         l.phase = Phase::Collecting;
-        let (task, n, profile) = (l.task.clone(), l.n, l.profile.clone());
-        let Some(a) = self.model.attempts.get(&id) else {
+        let Some(a) = self.model.attempts.get(&id).cloned() else {
             return;
         };
+        let spec = self.collect_spec(&a);
+        self.out.push(Effect::Collect(spec));
+    }
+
+    /// How to collect an attempt's work: its worktree, base, and the commit made for it.
+    pub(super) fn collect_spec(&self, a: &super::AttemptRec) -> Collect {
         let title = self
             .model
-            .task(&task)
-            .map_or(task.clone(), |t| t.title.clone());
+            .task(&a.task)
+            .map_or(a.task.clone(), |t| t.title.clone());
         let (name, email) = self
             .cfg
             .agents
-            .get(&profile)
+            .get(&a.profile)
             .map(|p| (p.author_name.clone(), p.author_email.clone()))
             .unwrap_or_else(|| ("orch-tui agent".into(), "agent@orch.invalid".into()));
-        self.out.push(Effect::Collect(Collect {
-            attempt: id,
-            task: task.clone(),
-            n,
+        Collect {
+            attempt: a.id,
+            task: a.task.clone(),
+            n: a.n,
             worktree: a.worktree.clone(),
             branch: a.branch.clone(),
             base: a.base.clone().unwrap_or_default(),
             author_name: name,
             author_email: email,
-            message: format!("{title}\n\n{}\n", trailers(&task, n)),
-        }));
+            message: format!("{title}\n\n{}\n", trailers(&a.task, a.n)),
+        }
     }
 
     pub(super) fn on_collected(&mut self, id: AttemptId, result: Result<Change, JobFailure>) {
@@ -533,7 +538,7 @@ impl Supervisor {
                 data: EventData {
                     branch: Some(s.branch.clone()),
                     commit: Some(s.tip.clone()),
-                    backup_ref: Some(s.backup_ref.clone()),
+                    backup_ref: s.backup_ref.clone(),
                     why: Some(if s.adopted {
                         "the agent committed its work on this branch; taken as the change".into()
                     } else {
@@ -544,9 +549,15 @@ impl Supervisor {
             })
             .collect();
         for s in &change.strays {
+            let kept = s
+                .backup_ref
+                .as_deref()
+                .map_or("its commits are in the change".to_string(), |b| {
+                    format!("kept as {b}")
+                });
             self.say(format!(
-                "⚠ {task}: the agent left branch `{}`; kept as {}",
-                s.branch, s.backup_ref
+                "⚠ {task}: the agent left branch `{}`; {kept}",
+                s.branch
             ));
         }
         if state != Some(TaskState::Working) {

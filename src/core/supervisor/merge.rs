@@ -62,13 +62,18 @@ impl Supervisor {
         let Some(a) = self.model.latest_agent(task).cloned() else {
             return self.close_merge(task, TaskState::Done, "nothing to merge (no attempt)");
         };
-        let (Some(base), Some(commit)) = (a.base.clone(), a.commit.clone()) else {
-            if self.faults.approve_empty_waits {
-                return;
-            }
-            // Approved by the human with nothing to merge (an empty change): done, and say so.
+        let Some(base) = a.base.clone() else {
+            // Its agent never ran: approved by the human with nothing to merge.
             return self.close_merge(task, TaskState::Done, "approved with nothing to merge");
         };
+        // Approved although its work was never collected (its collection failed or found
+        // nothing): collect it now; nothing there means nothing to merge.
+        let collect = match a.commit.clone() {
+            Some(_) => None,
+            None if self.faults.approve_empty_waits => return,
+            None => Some(self.collect_spec(&a)),
+        };
+        let commit = a.commit.clone().unwrap_or_else(|| base.clone());
         let Some(onto) = self.model.integration_tip.clone() else {
             return self.close_merge(task, TaskState::Escalated, "no integration tip is recorded");
         };
@@ -87,6 +92,7 @@ impl Supervisor {
             onto,
             checks: self.checks_for(task),
             log: format!("{}/merge-checks.log", a.log_dir),
+            collect,
         }));
     }
 
@@ -112,7 +118,22 @@ impl Supervisor {
         self.merge = Some(MergeRun::Closing {
             task: task.to_string(),
         });
-        self.write(ops, Then::MergeClosed(Some(line)));
+        // A task done without a merge still leaves its worktree: tidy it (its files, if any,
+        // are kept under a backup ref).
+        let then = match (to, self.model.latest_agent(task)) {
+            (TaskState::Done, Some(a)) => Then::TidyMerged(
+                Tidy {
+                    task: task.to_string(),
+                    n: Some(a.n),
+                    worktree: a.worktree.clone(),
+                    branch: a.branch.clone(),
+                    merged: None,
+                },
+                line,
+            ),
+            _ => Then::MergeClosed(Some(line)),
+        };
+        self.write(ops, then);
     }
 
     fn escalate_merge(&mut self, task: &str, why: &str, note: Option<String>, mut ops: Vec<Op>) {
@@ -133,12 +154,30 @@ impl Supervisor {
         };
         let n = self.model.attempts.get(&attempt).map(|a| a.n);
         match result {
-            MergeOutcome::Ready { tip, rechecked } => {
-                let onto = self.model.integration_tip.clone().unwrap_or_default();
+            MergeOutcome::Ready { onto, .. }
+                if self.model.integration_tip.as_deref() != Some(onto.as_str()) =>
+            {
+                // Made on a tip that is no longer the one recorded: make it again on that one.
+                self.merge = None;
+            }
+            MergeOutcome::Ready {
+                tip,
+                rechecked,
+                from,
+                results,
+                onto,
+            } => {
                 if rechecked {
                     self.say(format!("✓ {task}: checks passed again on the rebased tree"));
                 }
-                let ops = vec![
+                let mut ops: Vec<Op> = match n {
+                    Some(n) => results
+                        .iter()
+                        .map(|r| check_event(task, n, r, Some("rebased")))
+                        .collect(),
+                    None => Vec::new(),
+                };
+                ops.extend([
                     Op::RecordMerge {
                         id: attempt,
                         tip: tip.clone(),
@@ -155,12 +194,13 @@ impl Supervisor {
                             ..EventData::default()
                         },
                     },
-                ];
+                ]);
                 self.merge = Some(MergeRun::Recording {
                     task: task.to_string(),
                     attempt,
                     tip,
                     onto,
+                    from,
                 });
                 self.write(ops, Then::MoveIntegration);
             }
@@ -218,6 +258,7 @@ impl Supervisor {
             attempt,
             tip,
             onto,
+            from,
         }) = self.merge.clone()
         else {
             return;
@@ -227,13 +268,18 @@ impl Supervisor {
             attempt,
             tip: tip.clone(),
             onto: onto.clone(),
+            from,
         });
         self.out.push(Effect::MoveIntegration { task, tip, onto });
     }
 
     pub(super) fn on_integration_moved(&mut self, task: &str, result: MoveOutcome) {
         let Some(MergeRun::Moving {
-            attempt, tip, onto, ..
+            attempt,
+            tip,
+            onto,
+            from,
+            ..
         }) = self.merge.clone()
         else {
             return;
@@ -268,10 +314,7 @@ impl Supervisor {
                     n,
                     worktree: a.as_ref().map(|a| a.worktree.clone()).unwrap_or_default(),
                     branch: a.as_ref().map(|a| a.branch.clone()).unwrap_or_default(),
-                    merged: a
-                        .as_ref()
-                        .and_then(|a| a.commit.clone())
-                        .map(|c| (tip.clone(), c)),
+                    merged: Some((tip.clone(), from)),
                 };
                 self.merge = Some(MergeRun::Closing {
                     task: task.to_string(),

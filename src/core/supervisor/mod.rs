@@ -103,6 +103,7 @@ pub enum MergeRun {
         attempt: AttemptId,
         tip: String,
         onto: String,
+        from: String,
     },
     /// The integration branch is being moved.
     Moving {
@@ -110,6 +111,7 @@ pub enum MergeRun {
         attempt: AttemptId,
         tip: String,
         onto: String,
+        from: String,
     },
     /// The outcome is being written.
     Closing { task: String },
@@ -161,10 +163,11 @@ pub struct Supervisor {
     merge: Option<MergeRun>,
     /// Approved tasks in the order they were approved.
     queue: VecDeque<String>,
+    /// Worktrees being tidied away.
     tidying: BTreeSet<String>,
     /// Worktrees found at start that belong to no live attempt (and ones a tidy-up failed on).
     leftovers: Vec<WorktreeFact>,
-    /// Failed tidy-ups per task: tried again a few times, then left for the next start.
+    /// Failed tidy-ups per worktree: tried again a few times, then left for the next start.
     tidy_failures: BTreeMap<String, u32>,
     busy: BTreeSet<String>,
     pending: BTreeMap<WriteId, Pending>,
@@ -302,8 +305,7 @@ impl Supervisor {
             Then::TidyMerged(tidy, line) => {
                 self.say(line);
                 self.merge = None;
-                self.tidying.insert(tidy.task.clone());
-                self.out.push(Effect::Tidy(tidy));
+                self.tidy_finished(tidy);
             }
             Then::MergeClosed(line) => {
                 self.merge = None;
@@ -332,7 +334,13 @@ impl Supervisor {
         }
         let mut tasks: Vec<String> = ops
             .iter()
-            .filter_map(|o| o.task().map(String::from))
+            .filter_map(|o| {
+                let by_id = o
+                    .attempt_id()
+                    .and_then(|id| self.model.attempts.get(&id))
+                    .map(|a| a.task.clone());
+                o.task().map(String::from).or(by_id)
+            })
             .collect();
         tasks.sort();
         tasks.dedup();
@@ -345,11 +353,11 @@ impl Supervisor {
             id,
             Pending {
                 ops: ops.clone(),
-                tasks,
+                tasks: tasks.clone(),
                 then,
             },
         );
-        self.out.push(Effect::Write { id, ops });
+        self.out.push(Effect::Write { id, ops, tasks });
     }
 
     fn say(&mut self, line: impl Into<String>) {
@@ -436,8 +444,18 @@ impl Supervisor {
     /// What still moves, in words (for logs and for tests that wait for a settled run).
     pub fn activity(&self) -> String {
         let mut parts = Vec::new();
-        if !self.live.is_empty() {
-            parts.push(format!("{} live attempt(s)", self.live.len()));
+        for l in self.live.values() {
+            parts.push(format!(
+                "{}#{} {} {:?}{}{}",
+                l.task,
+                l.n,
+                l.role,
+                l.phase,
+                l.stop
+                    .as_ref()
+                    .map_or(String::new(), |w| format!(", stopping: {w}")),
+                l.exit.map_or(String::new(), |e| format!(", exited {e:?}"))
+            ));
         }
         if !self.checking.is_empty() {
             parts.push(format!("checks of {:?}", self.checking));

@@ -1,0 +1,376 @@
+//! `orch-tui gc [--dry-run] [--older-than AGE]`: drops backup refs older than AGE and the
+//! leftovers of finished tasks, and says exactly what it removed (docs/git.md, "orch-tui gc").
+//!
+//! It refuses (exit 3) while a supervisor runs: the worktrees, prompts and branches it would
+//! remove may be in use. `--dry-run` only reads, so it works either way.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::{CliError, CliResult, Context, EXIT_OK, EXIT_UNFINISHED};
+use crate::core::duration::parse_duration;
+use crate::core::state::TaskState;
+use crate::git::{BackupRef, OrchWorktree, Repo, backup_ref_name};
+
+/// Backups younger than this are kept unless `--older-than` says otherwise.
+pub const DEFAULT_AGE: &str = "30d";
+
+/// What gc found to remove, and notes on what it keeps.
+#[derive(Default)]
+struct Plan {
+    /// Worktree, why it goes, and the backup ref for its work (None: a scratch worktree).
+    worktrees: Vec<(OrchWorktree, String, Option<String>)>,
+    backups: Vec<(BackupRef, String)>,
+    prompts: Vec<(PathBuf, String)>,
+    branches: Vec<String>,
+    /// The integration branch the `branches` are merged into.
+    integration: String,
+    kept: Vec<String>,
+}
+
+pub fn gc(ctx: &Context, dry_run: bool, older_than: Option<&str>) -> CliResult {
+    let age_text = older_than.unwrap_or(DEFAULT_AGE);
+    let age_ms = parse_duration(age_text).map_err(|e| {
+        CliError::bad_input(format!(
+            "--older-than {age_text:?}: {e}; write a duration such as \"30d\", \"12h\", or \"0s\" for all"
+        ))
+    })?;
+    let cfg = ctx.config()?;
+    let ledger = ctx.open_ledger()?;
+    let repo = Repo::open(&ctx.paths.repo)
+        .map_err(|e| CliError::failed(e.to_string()))?
+        .with_timeout(Duration::from_millis(cfg.git.timeout_ms));
+    let _lock = match lock_out_supervisor(&ctx.paths.orch) {
+        Ok(lock) => Some(lock),
+        Err(holder) if dry_run => {
+            println!("note: a supervisor ({holder}) is running; gc will refuse until it stops");
+            None
+        }
+        Err(holder) => {
+            return Err(CliError::refused(format!(
+                "a supervisor ({holder}) is running on this repository, and gc would remove \
+                 worktrees, prompts and branches it may be using; stop it first (q in the TUI, \
+                 or Ctrl-C), then run `orch-tui gc` again (`orch-tui gc --dry-run` shows what \
+                 would go)"
+            )));
+        }
+    };
+    let states: BTreeMap<String, Option<TaskState>> = ledger
+        .tasks()?
+        .into_iter()
+        .map(|t| (t.id.clone(), Some(t.state)))
+        .collect();
+    let mut plan = Plan {
+        integration: cfg.integration_branch.clone(),
+        ..Plan::default()
+    };
+    let git_err = |e: crate::git::GitError| CliError::failed(e.to_string());
+    plan_worktrees(&mut plan, &repo, &ctx.paths.worktrees, &states).map_err(git_err)?;
+    plan_backups(&mut plan, &repo, age_ms, age_text).map_err(git_err)?;
+    plan_prompts(&mut plan, &ctx.paths.prompts, &states);
+    plan_branches(&mut plan, &repo, &cfg.integration_branch, &states).map_err(git_err)?;
+    let failures = if dry_run {
+        show(&plan, &repo)
+    } else {
+        execute(&plan, &repo)
+    };
+    for note in &plan.kept {
+        println!("kept {note}");
+    }
+    if dry_run {
+        println!("dry run: nothing was removed");
+    }
+    Ok(if failures == 0 {
+        EXIT_OK
+    } else {
+        EXIT_UNFINISHED
+    })
+}
+
+/// Holds `.orch/supervisor.lock` while gc runs, so no supervisor starts meanwhile. Err: who
+/// holds it (the lock file names the holder's pid).
+fn lock_out_supervisor(orch: &Path) -> Result<File, String> {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    use std::os::fd::AsRawFd;
+    let path = orch.join("supervisor.lock");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| format!("lock file {} unreadable: {e}", path.display()))?;
+    // SAFETY: flock on a valid file descriptor this function owns; no memory is shared.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        let mut holder = String::new();
+        let _ = file.read_to_string(&mut holder);
+        return Err(match holder.trim() {
+            "" => "pid unknown".to_string(),
+            pid => format!("pid {pid}"),
+        });
+    }
+    // A supervisor started meanwhile names gc as the holder.
+    let _ = file.set_len(0);
+    let _ = file.seek(SeekFrom::Start(0));
+    let _ = write!(file, "{} (orch-tui gc)", std::process::id());
+    Ok(file)
+}
+
+fn is_finished(state: Option<TaskState>) -> bool {
+    matches!(
+        state,
+        Some(TaskState::Done | TaskState::Cancelled | TaskState::Failed)
+    )
+}
+
+/// Why a task's leftovers may go (None: the task is still in progress).
+fn finished_why(task: &str, states: &BTreeMap<String, Option<TaskState>>) -> Option<String> {
+    match states.get(task) {
+        None => Some(format!("task {task} is unknown to the ledger")),
+        Some(s) if is_finished(*s) => {
+            let name = s.map_or("?", TaskState::as_str);
+            Some(format!("task {task} is {name}"))
+        }
+        Some(_) => None,
+    }
+}
+
+fn plan_worktrees(
+    plan: &mut Plan,
+    repo: &Repo,
+    dir: &Path,
+    states: &BTreeMap<String, Option<TaskState>>,
+) -> Result<(), crate::git::GitError> {
+    let mut in_progress = 0;
+    for wt in repo.orch_worktrees(dir)? {
+        // Task ids cannot start with `_`: such a worktree is the merge queue's scratch space.
+        if wt.name.starts_with('_') {
+            plan.worktrees
+                .push((wt, "scratch worktree of the merge queue".into(), None));
+            continue;
+        }
+        let (why, backup) = match wt.task_attempt() {
+            Some((task, n)) => match finished_why(task, states) {
+                Some(why) => (why, backup_ref_name(task, n)),
+                None => {
+                    in_progress += 1;
+                    continue;
+                }
+            },
+            None => (
+                "not an attempt's worktree".to_string(),
+                format!("{}{}/gc", crate::git::BACKUP_PREFIX, wt.name),
+            ),
+        };
+        plan.worktrees.push((wt, why, Some(backup)));
+    }
+    if in_progress > 0 {
+        plan.kept.push(format!(
+            "{in_progress} worktree(s) of tasks still in progress"
+        ));
+    }
+    Ok(())
+}
+
+fn plan_backups(
+    plan: &mut Plan,
+    repo: &Repo,
+    age_ms: u64,
+    age_text: &str,
+) -> Result<(), crate::git::GitError> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (mut younger, mut unknown) = (0, 0);
+    for b in repo.backups()? {
+        match b.created {
+            Some(t) if now.saturating_sub(t).saturating_mul(1000) >= age_ms => {
+                let age = rough_age(now.saturating_sub(t));
+                plan.backups.push((b, format!("{age} old")));
+            }
+            Some(_) => younger += 1,
+            None if age_ms == 0 => plan.backups.push((b, "age unknown".into())),
+            None => unknown += 1,
+        }
+    }
+    if younger > 0 {
+        plan.kept
+            .push(format!("{younger} backup ref(s) younger than {age_text}"));
+    }
+    if unknown > 0 {
+        plan.kept.push(format!(
+            "{unknown} backup ref(s) of unknown age (made before orch-tui recorded when, or \
+             their reflog expired); `--older-than 0s` drops them"
+        ));
+    }
+    Ok(())
+}
+
+/// "40d", "5h", "12m", "30s": the largest whole unit.
+fn rough_age(secs: u64) -> String {
+    match secs {
+        s if s >= 86_400 => format!("{}d", s / 86_400),
+        s if s >= 3_600 => format!("{}h", s / 3_600),
+        s if s >= 60 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// Prompt files are `<task>-<n>.md` (`-review.md` for a reviewer's); anything else is not ours.
+fn plan_prompts(plan: &mut Plan, dir: &Path, states: &BTreeMap<String, Option<TaskState>>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut found: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    found.sort();
+    for path in found {
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let stem = name.strip_suffix(".md").unwrap_or_default();
+        let stem = stem.strip_suffix("-review").unwrap_or(stem);
+        let Some((task, n)) = stem.rsplit_once('-') else {
+            continue;
+        };
+        if task.is_empty() || n.parse::<u32>().is_err() {
+            continue;
+        }
+        if let Some(why) = finished_why(task, states) {
+            plan.prompts.push((path, why));
+        }
+    }
+}
+
+/// `orch/<task>` branches of done tasks whose every commit is on the integration branch.
+fn plan_branches(
+    plan: &mut Plan,
+    repo: &Repo,
+    integration: &str,
+    states: &BTreeMap<String, Option<TaskState>>,
+) -> Result<(), crate::git::GitError> {
+    let Some(tip) = repo.rev_parse(&format!("refs/heads/{integration}"))? else {
+        return Ok(());
+    };
+    for branch in repo.branch_names()? {
+        let Some(task) = branch.strip_prefix("orch/") else {
+            continue;
+        };
+        if branch == integration || states.get(task) != Some(&Some(TaskState::Done)) {
+            continue;
+        }
+        let Some(head) = repo.rev_parse(&format!("refs/heads/{branch}"))? else {
+            continue;
+        };
+        if repo.is_ancestor(&head, &tip)? {
+            plan.branches.push(branch);
+        } else {
+            plan.kept.push(format!(
+                "branch {branch}: it has commits {integration} lacks (look with \
+                 `git log {integration}..{branch}`)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Prints what would go. Returns the number of failures (always 0).
+fn show(plan: &Plan, repo: &Repo) -> usize {
+    let prunable = match repo.prune_worktrees(true) {
+        Ok(lines) => lines,
+        Err(e) => {
+            eprintln!("orch-tui gc: cannot list worktrees to prune: {e}");
+            Vec::new()
+        }
+    };
+    if plan.worktrees.is_empty()
+        && prunable.is_empty()
+        && plan.backups.is_empty()
+        && plan.prompts.is_empty()
+        && plan.branches.is_empty()
+    {
+        println!("nothing to remove");
+    }
+    for (wt, why, backup) in &plan.worktrees {
+        let keep = match backup {
+            Some(b) => format!("; work nothing else holds would be kept under {b}"),
+            None => String::new(),
+        };
+        println!("would remove worktree {} ({why}{keep})", wt.path.display());
+    }
+    for l in &prunable {
+        println!("would prune: {l}");
+    }
+    for (b, age) in &plan.backups {
+        println!("would drop backup {} ({age})", b.name);
+    }
+    for (p, why) in &plan.prompts {
+        println!("would remove prompt {} ({why})", p.display());
+    }
+    for b in &plan.branches {
+        println!("would delete branch {b} (merged)");
+    }
+    0
+}
+
+/// Removes what the plan lists, saying what was done; each failure is reported and counted.
+fn execute(plan: &Plan, repo: &Repo) -> usize {
+    let mut failures = 0;
+    let mut fail = |what: String| {
+        eprintln!("orch-tui gc: {what}");
+        failures += 1;
+    };
+    let mut anything = false;
+    for (wt, why, backup) in &plan.worktrees {
+        let res = match backup {
+            Some(b) => repo.retire_worktree(&wt.path, b).map(|r| r.backups),
+            None => repo.drop_scratch_worktree(&wt.path).map(|_| Vec::new()),
+        };
+        match res {
+            Ok(kept) if kept.is_empty() => {
+                println!("removed worktree {} ({why})", wt.path.display())
+            }
+            Ok(kept) => println!(
+                "removed worktree {} ({why}); its work is kept under {}",
+                wt.path.display(),
+                kept.join(", ")
+            ),
+            Err(e) => fail(format!("cannot remove worktree {}: {e}", wt.path.display())),
+        }
+        anything = true;
+    }
+    match repo.prune_worktrees(false) {
+        Ok(lines) => lines.iter().for_each(|l| {
+            anything = true;
+            println!("pruned: {l}")
+        }),
+        Err(e) => fail(format!("git worktree prune failed: {e}")),
+    }
+    for (b, age) in &plan.backups {
+        anything = true;
+        match repo.drop_backup(b) {
+            Ok(()) => println!("dropped backup {} ({age})", b.name),
+            Err(e) => fail(format!("cannot drop {}: {e}", b.name)),
+        }
+    }
+    for (p, why) in &plan.prompts {
+        anything = true;
+        match std::fs::remove_file(p) {
+            Ok(()) => println!("removed prompt {} ({why})", p.display()),
+            Err(e) => fail(format!("cannot remove {}: {e}", p.display())),
+        }
+    }
+    for b in &plan.branches {
+        anything = true;
+        match repo.delete_branch(b, &plan.integration) {
+            Ok(()) => println!("deleted branch {b} (merged)"),
+            Err(e) => fail(format!("cannot delete branch {b}: {e}")),
+        }
+    }
+    if !anything {
+        println!("nothing to remove");
+    }
+    failures
+}

@@ -1,0 +1,255 @@
+//! Retiring worktrees and task branches — after a merge, at start-up for finished tasks, in
+//! `orch-tui gc` — keeping under a backup ref whatever would otherwise become unreachable.
+
+use std::path::{Path, PathBuf};
+
+use super::worktree::WorktreeInfo;
+use super::{GitError, Repo};
+
+/// The identity used for snapshot commits of work found uncommitted in a worktree we are about
+/// to remove: set explicitly so it works in repos where the user configured none.
+const SNAPSHOT_NAME: &str = "orch-tui";
+const SNAPSHOT_EMAIL: &str = "orch-tui@localhost";
+
+/// A worktree under `.orch/worktrees/`, as found at start-up or by `orch-tui gc`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrchWorktree {
+    pub path: PathBuf,
+    /// Its directory name: `<task>-<attempt>` for an attempt's worktree.
+    pub name: String,
+    /// The commit checked out (None when unborn or unreadable).
+    pub head: Option<String>,
+    /// `refs/heads/...`; None when detached.
+    pub branch: Option<String>,
+    /// Has modified or untracked (not ignored) files.
+    pub dirty: bool,
+    /// Its directory is gone (git still lists it until pruned).
+    pub missing: bool,
+}
+
+impl OrchWorktree {
+    /// The task and attempt number its name says (`fix-2-1` is task `fix-2`, attempt 1).
+    pub fn task_attempt(&self) -> Option<(&str, u32)> {
+        let (task, n) = self.name.rsplit_once('-')?;
+        Some((task, n.parse().ok()?)).filter(|(t, _)| !t.is_empty())
+    }
+}
+
+/// What retiring a worktree (and, after a merge, its task branch) did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Retired {
+    /// The commit made of files found uncommitted in the worktree.
+    pub snapshot: Option<String>,
+    /// Backup refs written: empty when everything was reachable already.
+    pub backups: Vec<String>,
+    pub worktree_removed: bool,
+    pub branch_deleted: bool,
+}
+
+impl Repo {
+    /// Worktrees git knows of whose path is under `dir` (`.orch/worktrees`), with their state.
+    pub fn orch_worktrees(&self, dir: &Path) -> Result<Vec<OrchWorktree>, GitError> {
+        let dir = self.root.join(dir);
+        let dir = dir.canonicalize().unwrap_or(dir);
+        let mut out = Vec::new();
+        for w in self.worktrees()?.into_iter().skip(1) {
+            let parent = w
+                .path
+                .parent()
+                .map(|p| p.canonicalize().unwrap_or(p.to_path_buf()));
+            if parent.as_deref() != Some(dir.as_path()) {
+                continue;
+            }
+            let missing = !w.path.exists();
+            let dirty = !missing && self.is_dirty(&w.path)?;
+            out.push(OrchWorktree {
+                name: w
+                    .path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                path: w.path,
+                head: w.head,
+                branch: w.branch,
+                dirty,
+                missing,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Modified or untracked (not ignored) files in `worktree`. Untracked files are asked for
+    /// explicitly: a user setting that hides them would hide work here.
+    fn is_dirty(&self, worktree: &Path) -> Result<bool, GitError> {
+        let status = self
+            .git_in(worktree)
+            .env("GIT_OPTIONAL_LOCKS", "0")
+            .args(["status", "--porcelain", "-z", "--untracked-files=normal"])
+            .arg("--ignore-submodules=none")
+            .run_bytes()?;
+        Ok(!status.is_empty())
+    }
+
+    /// Removes the worktree at `path` (missing = nothing done): uncommitted files are
+    /// snapshotted into a commit first, and its HEAD (or the snapshot) is kept under
+    /// `backup_ref` unless a branch, tag or backup already holds it.
+    pub fn retire_worktree(&self, path: &Path, backup_ref: &str) -> Result<Retired, GitError> {
+        match self.find_worktree(&self.root.join(path))? {
+            Some(wt) => self.retire(&wt, backup_ref),
+            None => Ok(Retired::default()),
+        }
+    }
+
+    /// After a merge: removes the attempt's worktree and deletes `task_branch`. A backup ref is
+    /// made only for a commit that would otherwise become unreachable: the agent's original
+    /// commits when the merge replayed them onto a moved integration branch, a snapshot of
+    /// files left uncommitted — never for a fast-forward (`merged_commit` is `agent_commit`).
+    pub fn retire_merged(
+        &self,
+        worktree: &Path,
+        task_branch: &str,
+        merged_commit: &str,
+        agent_commit: &str,
+        backup_ref: &str,
+    ) -> Result<Retired, GitError> {
+        // Checked first, so a wrong id changes nothing.
+        self.commit_oid(merged_commit)?;
+        let wt = self.find_worktree(&self.root.join(worktree))?;
+        let mut done = match &wt {
+            Some(w) => self.retire(w, backup_ref)?,
+            None => Retired::default(),
+        };
+        let task_ref = format!("refs/heads/{task_branch}");
+        let task_tip = self.rev_parse(&task_ref)?;
+        // The worktree's HEAD was checked by `retire`; usually all three are one commit.
+        let mut checked: Vec<&str> = wt.iter().filter_map(|w| w.head.as_deref()).collect();
+        for oid in [Some(agent_commit), task_tip.as_deref()]
+            .into_iter()
+            .flatten()
+        {
+            if !checked.contains(&oid) {
+                self.keep_unless_reachable(oid, Some(task_branch), backup_ref, &mut done)?;
+                checked.push(oid);
+            }
+        }
+        if let Some(tip) = task_tip {
+            // Everything on it is reachable elsewhere or backed up now; the old value makes
+            // sure a branch that moved meanwhile is not deleted.
+            self.git()
+                .args([
+                    "update-ref",
+                    "-m",
+                    "orch-tui: merged",
+                    "-d",
+                    &task_ref,
+                    &tip,
+                ])
+                .run()?;
+            done.branch_deleted = true;
+        }
+        Ok(done)
+    }
+
+    /// `git worktree prune`: forgets worktrees whose directory is gone. Returns what git said it
+    /// removed (or would, with `dry_run`), one line each.
+    pub fn prune_worktrees(&self, dry_run: bool) -> Result<Vec<String>, GitError> {
+        let mut g = self.git().args(["worktree", "prune", "--verbose"]);
+        if dry_run {
+            g = g.arg("--dry-run");
+        }
+        let shown = ["worktree", "prune"];
+        let out = g.output()?;
+        let said = String::from_utf8_lossy(&out.stderr).into_owned();
+        if !out.status.success() {
+            return Err(GitError::exit(
+                shown.iter().map(|s| s.to_string()).collect(),
+                out.status.code(),
+                said,
+            ));
+        }
+        Ok(said.lines().map(str::to_string).collect())
+    }
+
+    /// Backs `oid` up under `backup_ref` when no branch (but `own_branch`, about to go), tag,
+    /// remote branch or backup holds it.
+    fn keep_unless_reachable(
+        &self,
+        oid: &str,
+        own_branch: Option<&str>,
+        backup_ref: &str,
+        done: &mut Retired,
+    ) -> Result<(), GitError> {
+        let exclude = own_branch.map(|b| format!("--exclude={b}"));
+        let mut also: Vec<&str> = exclude.iter().map(String::as_str).collect();
+        also.extend(["--branches", "--tags", "--remotes"]);
+        if self.has_unsaved_commits(oid, &also)? && !self.held_by_backup(oid)? {
+            done.backups.push(self.backup_ref(backup_ref, oid)?);
+        }
+        Ok(())
+    }
+
+    /// Backs up whatever a worktree holds that nothing else does, then removes it.
+    pub(super) fn retire(&self, wt: &WorktreeInfo, backup_ref: &str) -> Result<Retired, GitError> {
+        let mut done = Retired::default();
+        let mut keep = wt.head.clone();
+        if wt.path.exists() {
+            match self.snapshot(&wt.path) {
+                Ok(Some(snap)) => {
+                    done.snapshot = Some(snap.clone());
+                    keep = Some(snap);
+                }
+                Ok(None) => {}
+                // A worktree locked while "initializing" was interrupted by a crash in
+                // `worktree add`: no agent ever ran there, so there is nothing of value.
+                Err(e) if wt.locked => {
+                    tracing::warn!(error = %e, "git: could not snapshot a half-made worktree");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if let Some(tip) = keep {
+            // The worktree's own branch does not count as a safe place: it is about to be reset
+            // or deleted.
+            let own = wt
+                .branch
+                .as_deref()
+                .and_then(|b| b.strip_prefix("refs/heads/"));
+            self.keep_unless_reachable(&tip, own, backup_ref, &mut done)?;
+        }
+        let removed = self
+            .git()
+            .args(["worktree", "remove", "--force", "--force"])
+            .arg(&wt.path)
+            .run();
+        if let Err(e) = removed {
+            if wt.path.exists() {
+                return Err(e);
+            }
+            // Its directory is already gone: only the bookkeeping is left.
+            self.git().args(["worktree", "prune"]).run()?;
+        }
+        done.worktree_removed = true;
+        Ok(done)
+    }
+
+    /// Records uncommitted files of `worktree` (tracked changes and untracked, not ignored,
+    /// files) as a commit on top of its HEAD, without moving any ref. None when it is clean.
+    fn snapshot(&self, worktree: &Path) -> Result<Option<String>, GitError> {
+        // One status call answers "anything to keep?" in the usual (clean) case.
+        if !self.is_dirty(worktree)? {
+            return Ok(None);
+        }
+        let g = || self.git_in(worktree);
+        g().args(["add", "-A"]).run()?;
+        let tree = g().arg("write-tree").run()?;
+        let commit = g()
+            .args(["commit-tree", &tree, "-p", "HEAD", "-m"])
+            .arg("orch-tui: snapshot of uncommitted work found in a worktree being removed")
+            .env("GIT_AUTHOR_NAME", SNAPSHOT_NAME)
+            .env("GIT_AUTHOR_EMAIL", SNAPSHOT_EMAIL)
+            .env("GIT_COMMITTER_NAME", SNAPSHOT_NAME)
+            .env("GIT_COMMITTER_EMAIL", SNAPSHOT_EMAIL)
+            .run()?;
+        Ok(Some(commit))
+    }
+}
