@@ -4,21 +4,10 @@
 use std::time::Duration;
 
 use super::{Engine, EngineError};
-use crate::agent::pty::kill_process_group;
 use crate::core::domain::{AttemptNo, AttemptState, FunnelStage};
 use crate::core::funnel::Stage;
 use crate::core::state::TaskState;
 use crate::ledger::{Actor, Patch};
-
-/// Is `pid` still the agent of this attempt? Its environment carries the attempt's token, which
-/// guards against killing an unrelated process that reused the pid.
-fn is_our_agent(pid: i64, token: &str) -> bool {
-    let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
-        return false;
-    };
-    let needle = format!("ORCH_TOKEN={token}");
-    env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes())
-}
 
 impl Engine {
     pub(crate) fn recover(&mut self) -> Result<(), EngineError> {
@@ -27,11 +16,15 @@ impl Engine {
             if a.epoch >= self.epoch {
                 continue;
             }
-            if let Some(pid) = a.pid
-                && is_our_agent(pid, &a.token)
-            {
-                kill_process_group(pid as i32, grace);
-            }
+            // The recorded pid only if it still carries the attempt's token (a reused pid is
+            // someone else's); the token also finds what the pid cannot: an agent whose pid was
+            // never recorded, and descendants whose parent is gone or that left the group.
+            let root = a
+                .pid
+                .and_then(|p| i32::try_from(p).ok())
+                .filter(|p| crate::os::has_token(*p, &a.token))
+                .unwrap_or(0);
+            crate::os::kill_tree(root, Some(&a.token), grace);
             let state = self.ledger.task(&a.task)?.map(|t| t.state);
             self.ledger.write(|tx| {
                 crate::ledger::finish_attempt(
