@@ -6,33 +6,13 @@ mod ledger_support;
 
 use std::time::{Duration, Instant};
 
+use ledger_support::claims::{Claimed, claim, plan_text, repo_with_plan, tokens_of, worker_env};
 use ledger_support::{Repo, file_bytes, hash};
 use orch_tui::core::state::TaskState;
 use orch_tui::ledger::{
-    Actor, AttemptNo, EventKind, Ledger, LedgerError, NewAttempt, Patch, SCHEMA_VERSION,
-    insert_attempt, set_attempt_running, transition_task,
+    Actor, AttemptNo, EventKind, Ledger, LedgerError, Patch, SCHEMA_VERSION, transition_task,
 };
 use rusqlite::{Connection, params};
-
-/// A plan of `ids` independent tasks, each with a plain prompt.
-fn plan_text(name: &str, ids: &[&str]) -> String {
-    let mut s = format!("[plan]\nname = \"{name}\"\n\n[defaults]\nagent = \"sim\"\n");
-    for id in ids {
-        s.push_str(&format!(
-            "\n[[task]]\nid = \"{id}\"\ntitle = \"Task {id}\"\nprompt = \"Do {id}.\"\n"
-        ));
-    }
-    s
-}
-
-/// An initialised repository with `ids` loaded through `orch-tui plan load`.
-fn repo_with_plan(ids: &[&str]) -> Repo {
-    let r = Repo::initialised();
-    let plan = r.write("plan.toml", &plan_text("p", ids));
-    let out = r.orch(&["plan", "load", plan.to_str().unwrap()]);
-    assert_eq!(out.code, 0, "plan load: {}", out.stderr);
-    r
-}
 
 // ------------------------------------------------------------------------------------------
 // 1. The database itself enforces the state machine (R8).
@@ -62,6 +42,7 @@ fn raw_sql_can_make_exactly_the_legal_transitions() {
     assert_eq!(
         triggers,
         [
+            "attempts_spend_never_decreases",
             "events_append_only_delete",
             "events_append_only_update",
             "tasks_legal_transition"
@@ -237,83 +218,6 @@ fn a_newer_ledger_is_refused_and_left_byte_identical() {
 
 // ------------------------------------------------------------------------------------------
 // 3. Worker fencing and idempotency through the real binary (R2, R3, R4).
-
-struct Claimed {
-    n: AttemptNo,
-    token: String,
-    epoch: i64,
-}
-
-/// What engine/dispatch.rs does when it starts an agent: claim the ready task, insert the
-/// attempt, mark it running.
-fn claim(ledger: &mut Ledger, task: &str, token: &str, epoch: i64) -> Claimed {
-    let (id, n) = ledger
-        .write(|tx| {
-            transition_task(
-                tx,
-                task,
-                TaskState::Ready,
-                TaskState::Assigned,
-                &Patch::default(),
-                Actor::Supervisor,
-                None,
-                serde_json::json!({ "profile": "sim" }),
-            )?;
-            insert_attempt(
-                tx,
-                &NewAttempt {
-                    task,
-                    token,
-                    epoch,
-                    profile: "sim",
-                    worktree: "/nonexistent/wt",
-                    branch: "orch/x",
-                    log_dir_root: "/nonexistent/logs",
-                    reviews: None,
-                },
-            )
-        })
-        .unwrap();
-    ledger
-        .write(|tx| {
-            set_attempt_running(tx, id, 4242, "0000")?;
-            transition_task(
-                tx,
-                task,
-                TaskState::Assigned,
-                TaskState::Working,
-                &Patch::default(),
-                Actor::Supervisor,
-                Some(n),
-                serde_json::json!({}),
-            )
-        })
-        .unwrap();
-    Claimed {
-        n,
-        token: token.to_string(),
-        epoch,
-    }
-}
-
-fn worker_env<'a>(
-    ledger: &'a str,
-    task: &'a str,
-    n: &'a str,
-    token: &'a str,
-) -> Vec<(&'a str, &'a str)> {
-    vec![
-        ("ORCH_LEDGER", ledger),
-        ("ORCH_TASK", task),
-        ("ORCH_ATTEMPT", n),
-        ("ORCH_TOKEN", token),
-    ]
-}
-
-fn tokens_of(ledger: &Ledger, task: &str) -> (i64, i64, f64) {
-    let a = ledger.latest_attempt(task).unwrap().unwrap();
-    (a.tokens_in, a.tokens_out, a.cost_usd)
-}
 
 #[test]
 fn worker_reports_are_fenced_by_token_and_epoch() {

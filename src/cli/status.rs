@@ -105,7 +105,7 @@ pub fn status(ctx: &Context, json: bool) -> CliResult {
                 "{} for {}, {} tokens",
                 a.substatus,
                 format_ms(now_ms().saturating_sub(a.started_ms as u64)),
-                a.tokens_in + a.tokens_out
+                a.tokens_in.saturating_add(a.tokens_out)
             ),
             (TaskState::Review, _) => {
                 format!("stage: {}", t.stage.map_or("-", FunnelStage::as_str))

@@ -10,3 +10,4 @@ pub mod plan;
 pub mod plan_graph;
 pub mod schedule;
 pub mod state;
+pub mod usage;
