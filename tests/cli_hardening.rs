@@ -1,14 +1,114 @@
-//! An agent's escaped grandchild (issue #7, bug 6), through the real binary with a real agent in
-//! a real PTY and a real git repository.
+//! Closed pipes and an agent's escaped grandchild (issue #7: bugs 6 and 9), through the real
+//! binary with the simulated agent in real PTYs and real git repositories.
 
 mod common;
 mod e2e_support;
 
+use std::process::Stdio;
 use std::time::Duration;
 
-use e2e_support::{FAST_CONFIG, Repo, state_of};
+use e2e_support::{FAST_CONFIG, Repo, state_of, task_of, wait_for};
 
 const RUN_LIMIT: Duration = Duration::from_secs(60);
+
+fn plan(tasks: &[(&str, &[&str])]) -> String {
+    let mut s = String::from("[plan]\nname = \"hardening\"\n\n[defaults]\nagent = \"sim\"\n\n");
+    for (id, sims) in tasks {
+        let mut prompt = format!("Work on {id}.\n@sim speed fast\n");
+        for l in *sims {
+            prompt.push_str(&format!("@sim {l}\n"));
+        }
+        s.push_str(&format!(
+            "[[task]]\nid = \"{id}\"\ntitle = \"Task {id}\"\nprompt = '''\n{prompt}'''\n\n"
+        ));
+    }
+    s
+}
+
+/// Runs `orch-tui ARGS` with stdout (and stderr, if `stderr_too`) a pipe whose reader is already
+/// gone — what `| head -1` leaves once it has its line — and returns (exit code, stderr).
+fn into_closed_pipe(repo: &Repo, args: &[&str], stderr_too: bool) -> (i32, String) {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let err_file = repo.root.join(format!("stderr-{}", args.join("-")));
+    let mut cmd = repo.command(args);
+    cmd.stdin(Stdio::null()).stdout(writer);
+    if stderr_too {
+        let (r2, w2) = std::io::pipe().expect("pipe");
+        drop(r2);
+        cmd.stderr(w2);
+    } else {
+        cmd.stderr(std::fs::File::create(&err_file).expect("stderr file"));
+    }
+    let mut child = cmd.spawn().expect("spawn orch-tui");
+    drop(cmd);
+    let status =
+        wait_for(RUN_LIMIT, || child.try_wait().ok().flatten().ok_or(())).unwrap_or_else(|()| {
+            let _ = child.kill();
+            panic!("orch-tui {args:?} did not end within {RUN_LIMIT:?} with its reader gone")
+        });
+    let stderr = std::fs::read_to_string(&err_file).unwrap_or_default();
+    use std::os::unix::process::ExitStatusExt;
+    (
+        status.code().unwrap_or(128 + status.signal().unwrap_or(0)),
+        stderr,
+    )
+}
+
+fn loaded(tasks: &[(&str, &[&str])]) -> Repo {
+    let repo = Repo::new();
+    repo.init(FAST_CONFIG);
+    let p = repo.write_plan(&plan(tasks));
+    let out = repo.orch(&["plan", "load", p.to_str().unwrap()], RUN_LIMIT);
+    assert_eq!(out.code, 0, "{}", out.show());
+    repo
+}
+
+// ------------------------------------------------------------------------------------------
+// Bug 9: `status | head -1`, `events | head -1`, `run --headless | head -3` panicked (exit 101).
+
+#[test]
+fn read_only_commands_end_quietly_when_their_reader_is_gone() {
+    let repo = loaded(&[("a", &[]), ("b", &[]), ("c", &[])]);
+    for args in [
+        &["status"][..],
+        &["status", "--json"],
+        &["events"],
+        &["events", "--json"],
+        &["events", "--follow"],
+        &["--help"],
+    ] {
+        let (code, stderr) = into_closed_pipe(&repo, args, false);
+        assert_eq!(code, 0, "{args:?} with its reader gone: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    // Both ends gone, and an error to report: the error's exit code, still no panic.
+    let (code, _) = into_closed_pipe(&repo, &["approve", "no-such-task"], true);
+    assert_eq!(code, 2);
+}
+
+#[test]
+fn a_headless_run_whose_reader_is_gone_still_finishes_its_work() {
+    let repo = loaded(&[("a", &[]), ("b", &[]), ("c", &[])]);
+    let (code, stderr) = into_closed_pipe(&repo, &["run", "--headless"], false);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(code, 0, "the run did not finish: {stderr}");
+    let status = repo.status();
+    for t in ["a", "b", "c"] {
+        assert_eq!(
+            state_of(&status, t),
+            "done",
+            "{t}: {:#}",
+            task_of(&status, t)
+        );
+    }
+    assert_eq!(
+        repo.commits("main..orch/integration").len(),
+        3,
+        "every task merged"
+    );
+    repo.assert_no_agents_left(Duration::from_secs(5));
+}
 
 // ------------------------------------------------------------------------------------------
 // Bug 6: a grandchild started with `setsid` outlived the time budget and every kill.

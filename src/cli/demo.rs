@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::{CliError, CliResult, Context};
+use crate::os::out;
 
 const DEMO_PLAN: &str = include_str!("../../assets/demo/plan.toml");
 const DEMO_CONFIG: &str = include_str!("../../assets/demo/config.toml");
@@ -93,7 +94,7 @@ pub fn demo(headless: bool, dir: Option<&Path>, slots: Option<usize>) -> CliResu
             "wordstat: empty project and its plan",
         ],
     )?;
-    println!("demo repository: {}", root.display());
+    out::say(&format!("demo repository: {}", root.display()));
     let ctx = Context::find(Some(&root), None)?;
     std::fs::create_dir_all(&ctx.paths.orch).map_err(|e| {
         CliError::failed(format!("cannot create {}: {e}", ctx.paths.orch.display()))
@@ -116,9 +117,9 @@ pub fn demo(headless: bool, dir: Option<&Path>, slots: Option<usize>) -> CliResu
     } else {
         super::run::supervise_tui(&ctx, config)?
     };
-    println!(
+    out::say(&format!(
         "\nthe integration branch:  git -C {} log --format='%h %an: %s' orch/integration",
         root.display()
-    );
+    ));
     Ok(code)
 }

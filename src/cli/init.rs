@@ -4,6 +4,7 @@ use std::path::Path;
 
 use super::{CliError, CliResult, Context, EXIT_OK, diagnostics_error, load};
 use crate::ledger::{Ledger, TaskDefaults};
+use crate::os::out;
 
 pub fn init(ctx: &Context) -> CliResult {
     std::fs::create_dir_all(&ctx.paths.orch).map_err(|e| {
@@ -17,13 +18,13 @@ pub fn init(ctx: &Context) -> CliResult {
     if !cfg_path.exists() {
         std::fs::write(&cfg_path, STARTER_CONFIG)
             .map_err(|e| CliError::failed(format!("cannot write {}: {e}", cfg_path.display())))?;
-        println!("wrote {}", cfg_path.display());
+        out::say(&format!("wrote {}", cfg_path.display()));
     }
     // Validate it now, so a broken file is reported where it was written.
     ctx.config()?;
     Ledger::open(&ctx.paths.ledger)?;
-    println!("ledger ready at {}", ctx.paths.ledger.display());
-    println!("next: write plan.toml, then `orch-tui plan validate plan.toml` and `orch-tui run`");
+    out::say(&format!("ledger ready at {}", ctx.paths.ledger.display()));
+    out::say("next: write plan.toml, then `orch-tui plan validate plan.toml` and `orch-tui run`");
     Ok(EXIT_OK)
 }
 
@@ -37,13 +38,13 @@ const STARTER_CONFIG: &str = "\
 
 pub fn validate(file: &Path, cfg: &crate::core::config::Config) -> CliResult {
     let plan = load::load_plan_checked(file, cfg).map_err(diagnostics_error)?;
-    println!(
+    out::say(&format!(
         "{}: ok, plan `{}` with {} task{}",
         file.display(),
         plan.name,
         plan.tasks.len(),
         if plan.tasks.len() == 1 { "" } else { "s" }
-    );
+    ));
     Ok(EXIT_OK)
 }
 
@@ -67,13 +68,13 @@ pub fn load_into(ctx: &Context, file: &Path) -> Result<crate::ledger::LoadReport
 
 pub fn load(ctx: &Context, file: &Path) -> CliResult {
     let report = load_into(ctx, file)?;
-    println!(
+    out::say(&format!(
         "loaded {}: {} added, {} changed, {} unchanged",
         file.display(),
         report.added.len(),
         report.changed.len(),
         report.unchanged
-    );
+    ));
     crate::engine::poke(&ctx.paths.orch);
     Ok(EXIT_OK)
 }

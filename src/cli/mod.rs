@@ -213,7 +213,7 @@ pub fn main() -> i32 {
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("orch-tui: {}", e.message);
+            crate::os::out::warn(&format!("orch-tui: {}", e.message));
             e.code
         }
     }

@@ -5,6 +5,7 @@ use std::path::Path;
 use super::{CliError, CliResult, Context, EXIT_OK, EXIT_UNFINISHED};
 use crate::engine::summary::{integration_summary, summary_table};
 use crate::engine::{Engine, EngineOptions, RunEnd};
+use crate::os::out;
 
 pub fn run(ctx: &Context, headless: bool, plan: Option<&Path>, slots: Option<usize>) -> CliResult {
     let mut config = ctx.config()?;
@@ -38,12 +39,12 @@ pub fn run(ctx: &Context, headless: bool, plan: Option<&Path>, slots: Option<usi
         crate::ledger::Ledger::open(&ctx.paths.ledger)?;
         let report = super::init::load_into(ctx, p)?;
         if !report.added.is_empty() || !report.changed.is_empty() {
-            println!(
+            out::say(&format!(
                 "plan {}: {} added, {} changed",
                 p.display(),
                 report.added.len(),
                 report.changed.len()
-            );
+            ));
         }
     }
     {
@@ -99,7 +100,7 @@ pub fn has_terminal() -> bool {
 /// the TUI on this one. The summary table is printed after the terminal is restored.
 pub fn supervise_tui(ctx: &Context, config: crate::core::config::Config) -> CliResult {
     if !has_terminal() {
-        eprintln!("orch-tui: no terminal here; running headless (pass --headless to be explicit)");
+        out::warn("orch-tui: no terminal here; running headless (pass --headless to be explicit)");
         return supervise(ctx, config);
     }
     let orch_bin = std::env::current_exe()
@@ -158,22 +159,22 @@ pub fn supervise_tui(ctx: &Context, config: crate::core::config::Config) -> CliR
         r => {
             // The TUI ended without the engine (terminal error): stop it cleanly and wait.
             if let Err(e) = r {
-                eprintln!("orch-tui: {e}");
+                out::warn(&format!("orch-tui: {e}"));
             }
             handle.stop(true);
             engine_thread.join().ok()
         }
     };
     let ledger = ctx.open_ledger()?;
-    print!("{}", summary_table(&ledger)?);
+    out::print(&summary_table(&ledger)?);
     match end {
         Some(Ok(RunEnd::AllDone)) => Ok(EXIT_OK),
         Some(Ok(RunEnd::Unfinished)) => {
-            println!("some tasks did not finish: see `orch-tui status` and `orch-tui logs TASK`");
+            out::say("some tasks did not finish: see `orch-tui status` and `orch-tui logs TASK`");
             Ok(EXIT_UNFINISHED)
         }
         Some(Ok(RunEnd::Stopped)) | None => {
-            println!("stopped: `orch-tui run` resumes where this run left off");
+            out::say("stopped: `orch-tui run` resumes where this run left off");
             Ok(EXIT_UNFINISHED)
         }
         Some(Err(e)) => Err(CliError::failed(e)),
@@ -197,28 +198,28 @@ pub fn supervise(ctx: &Context, config: crate::core::config::Config) -> CliResul
         stay_open: false,
     })?;
     stop_on_signals(signals, engine.stopper());
-    println!(
+    out::say(&format!(
         "supervising {} (epoch {})",
         ctx.paths.repo.display(),
         engine.epoch()
-    );
+    ));
     let end = engine.run()?;
-    println!();
-    print!("{}", summary_table(engine.ledger())?);
+    out::say("");
+    out::print(&summary_table(engine.ledger())?);
     if let Ok(repo) = crate::git::Repo::open(&ctx.paths.repo) {
-        println!();
-        print!("{}", integration_summary(&repo, &integration));
+        out::say("");
+        out::print(&integration_summary(&repo, &integration));
     }
     Ok(match end {
         RunEnd::AllDone => EXIT_OK,
         RunEnd::Unfinished => {
-            println!(
-                "some tasks did not finish: see the outcomes above, `orch-tui status` and `orch-tui logs TASK`"
+            out::say(
+                "some tasks did not finish: see the outcomes above, `orch-tui status` and `orch-tui logs TASK`",
             );
             EXIT_UNFINISHED
         }
         RunEnd::Stopped => {
-            println!("stopped: `orch-tui run` resumes where this run left off");
+            out::say("stopped: `orch-tui run` resumes where this run left off");
             EXIT_UNFINISHED
         }
     })
@@ -245,7 +246,7 @@ fn stop_on_signals(set: libc::sigset_t, stopper: crate::engine::Stopper) {
             let mut sig: libc::c_int = 0;
             // SAFETY: sigwait on a signal set that every thread has blocked.
             if unsafe { libc::sigwait(&set, &mut sig) } == 0 {
-                eprintln!("orch-tui: stopping the agents (signal {sig})");
+                out::warn(&format!("orch-tui: stopping the agents (signal {sig})"));
                 stopper.stop(true);
             }
         });

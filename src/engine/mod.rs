@@ -373,7 +373,8 @@ impl Engine {
         tracing::info!("{line}");
         if self.opts.print_progress {
             let secs = self.started.elapsed().as_secs();
-            println!("[{:02}:{:02}] {line}", secs / 60, secs % 60);
+            // A closed stdout (`run --headless | head -3`) ends the progress lines, not the run.
+            crate::os::out::say(&format!("[{:02}:{:02}] {line}", secs / 60, secs % 60));
         }
     }
 
