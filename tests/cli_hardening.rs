@@ -1,5 +1,6 @@
-//! Closed pipes and an agent's escaped grandchild (issue #7: bugs 6 and 9), through the real
-//! binary with the simulated agent in real PTYs and real git repositories.
+//! Closed pipes, a supervisor that is gone and an agent's escaped grandchild (issue #7: bugs 6, 9
+//! and 10), through the real binary with the simulated agent in real PTYs and real git
+//! repositories.
 
 mod common;
 mod e2e_support;
@@ -107,6 +108,72 @@ fn a_headless_run_whose_reader_is_gone_still_finishes_its_work() {
         3,
         "every task merged"
     );
+    repo.assert_no_agents_left(Duration::from_secs(5));
+}
+
+// ------------------------------------------------------------------------------------------
+// Bug 10: after the supervisor stopped, `status` still counted its agents' busy time up.
+
+#[test]
+fn status_says_when_no_supervisor_runs_after_a_kill_9() {
+    let repo = loaded(&[("h", &["say waiting forever", "hang"])]);
+    let run = repo.spawn(&["run", "--headless"]);
+    let sup = run.pid();
+    let seen = wait_for(RUN_LIMIT, || {
+        let s = repo.status();
+        let up = s["supervisor"]["running"] == true && s["supervisor"]["pid"] == sup;
+        if up && state_of(&s, "h") == "working" {
+            Ok(s)
+        } else {
+            Err(s)
+        }
+    });
+    let seen = seen.unwrap_or_else(|s| panic!("never saw `h` working under pid {sup}: {s:#}"));
+    assert!(seen["supervisor"].get("attempts_to_recover").is_none());
+    let text = repo.orch(&["status"], RUN_LIMIT);
+    assert!(
+        text.stdout
+            .contains(&format!("supervisor: running (pid {sup})")),
+        "{}",
+        text.show()
+    );
+
+    let out = run.kill9();
+    assert_eq!(out.code, 128 + libc::SIGKILL, "{}", out.show());
+    let s = repo.status();
+    assert_eq!(s["supervisor"]["running"], false, "{s:#}");
+    assert_eq!(s["supervisor"]["pid"], serde_json::Value::Null);
+    assert_eq!(s["supervisor"]["attempts_to_recover"], 1);
+    let text = repo.orch(&["status"], RUN_LIMIT);
+    assert_eq!(text.code, 0, "{}", text.show());
+    assert!(
+        text.stdout.contains(
+            "supervisor: none running; 1 attempt marked live will be recovered at the next \
+             `orch-tui run`"
+        ),
+        "{}",
+        text.show()
+    );
+    let line = text
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("h "))
+        .unwrap_or_else(|| panic!("no line for h: {}", text.show()));
+    assert!(
+        line.contains("no supervisor: recovered at the next start") && !line.contains(" for "),
+        "{line}"
+    );
+
+    // The agent usually dies of the hangup of its terminal (the supervisor held the PTY); one
+    // that ignores SIGHUP lives on until the next start. Either way, end it by its token.
+    let token: String = rusqlite::Connection::open(repo.ledger())
+        .unwrap()
+        .query_row("SELECT token FROM attempts WHERE task = 'h'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let report = orch_tui::os::kill_tree(0, Some(&token), Duration::from_millis(200));
+    assert!(report.survivors.is_empty(), "{report:?}");
     repo.assert_no_agents_left(Duration::from_secs(5));
 }
 

@@ -49,11 +49,28 @@ fn inbox(ledger: &Ledger) -> Result<Vec<serde_json::Value>, CliError> {
     Ok(items)
 }
 
+/// Whether a supervisor runs on this ledger (its lock is held), and what that means for the
+/// attempts the ledger still calls live.
+fn supervisor_json(pid: Option<u32>, live: usize) -> serde_json::Value {
+    match pid {
+        Some(pid) => serde_json::json!({ "running": true, "pid": pid }),
+        None => serde_json::json!({
+            "running": false,
+            "pid": null,
+            // Marked live in the ledger, but nothing supervises them: the next start ends their
+            // processes and runs their tasks again.
+            "attempts_to_recover": live,
+        }),
+    }
+}
+
 pub fn status(ctx: &Context, json: bool) -> CliResult {
     let ledger = ctx.open_ledger()?;
     let tasks = ledger.tasks()?;
     let (tokens, cost) = ledger.spend()?;
     let inbox = inbox(&ledger)?;
+    let supervisor = crate::os::supervisor_running(&ctx.paths.orch);
+    let live = ledger.live_attempts()?.len();
     if json {
         let mut list = Vec::new();
         for t in &tasks {
@@ -70,6 +87,7 @@ pub fn status(ctx: &Context, json: bool) -> CliResult {
         let doc = serde_json::json!({
             "plan": ledger.plan_name()?,
             "epoch": ledger.epoch()?,
+            "supervisor": supervisor_json(supervisor, live),
             "counts": ledger.state_counts()?,
             "spend": { "tokens": tokens, "cost_usd": cost },
             "tasks": list,
@@ -87,6 +105,16 @@ pub fn status(ctx: &Context, json: bool) -> CliResult {
         tokens,
         cost
     )];
+    lines.push(match supervisor {
+        Some(0) => "supervisor: starting".to_string(),
+        Some(pid) => format!("supervisor: running (pid {pid})"),
+        None if live > 0 => format!(
+            "supervisor: none running; {live} attempt{} marked live will be recovered at the \
+             next `orch-tui run` (their agents are stopped and their tasks run again)",
+            if live == 1 { "" } else { "s" }
+        ),
+        None => "supervisor: none running".to_string(),
+    });
     let counts = ledger.state_counts()?;
     let parts: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
     lines.push(format!("{}\n", parts.join(", ")));
@@ -102,6 +130,15 @@ pub fn status(ctx: &Context, json: bool) -> CliResult {
             .map(|a| a.profile.clone())
             .unwrap_or_else(|| "-".into());
         let detail = match (t.state, last) {
+            // Nobody supervises it: its clock is not running, whatever the ledger last said.
+            (TaskState::Working | TaskState::Assigned, Some(a))
+                if supervisor.is_none() && a.state.is_live() =>
+            {
+                format!(
+                    "no supervisor: recovered at the next start, {} tokens",
+                    a.tokens_in.saturating_add(a.tokens_out)
+                )
+            }
             (TaskState::Working, Some(a)) => format!(
                 "{} for {}, {} tokens",
                 a.substatus,
