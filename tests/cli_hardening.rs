@@ -1,10 +1,12 @@
-//! Closed pipes, a supervisor that is gone and an agent's escaped grandchild (issue #7: bugs 6, 9
-//! and 10), through the real binary with the simulated agent in real PTYs and real git
-//! repositories.
+//! Closed pipes, a supervisor that is gone, an agent's escaped grandchild, file modes and tokens
+//! (issue #7: bugs 6, 9 and 10, and the security basics), through the real binary with the
+//! simulated agent in real PTYs and real git repositories.
 
 mod common;
 mod e2e_support;
 
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -202,4 +204,124 @@ fn a_setsid_grandchild_is_stopped_with_its_attempt() {
     assert_eq!(state_of(&repo.status(), "e"), "failed", "{}", out.show());
     // Nothing of the attempt is left: not the agent, not its escaped grandchild.
     repo.assert_no_agents_left(Duration::from_secs(3));
+}
+
+// ------------------------------------------------------------------------------------------
+// Security basics: .orch/ 0700, files 0600; tokens never printed.
+
+/// Files under `.orch/` that src/engine writes itself with the umask's mode (prompts, check
+/// logs) until it uses `os::files::write_private`; they sit in 0700 folders, out of others'
+/// reach either way.
+fn written_by_the_engine(rel: &Path) -> bool {
+    rel.starts_with("prompts") || rel.file_name().is_some_and(|n| n == "checks.log")
+}
+
+/// Every folder and file under `.orch/` with a mode other than 0700 / 0600 (the contents of
+/// worktrees excepted: they are the user's checked-out files).
+fn loose_modes(orch: &Path) -> Vec<String> {
+    let mut bad = Vec::new();
+    let mut stack = vec![orch.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        if mode != 0o700 {
+            bad.push(format!("{} {mode:o}", dir.display()));
+        }
+        if dir
+            .parent()
+            .and_then(Path::file_name)
+            .is_some_and(|n| n == "worktrees")
+        {
+            continue;
+        }
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let meta = std::fs::symlink_metadata(e.path()).unwrap();
+            if meta.is_dir() {
+                stack.push(e.path());
+            } else if !meta.file_type().is_symlink() {
+                let rel = e.path().strip_prefix(orch).unwrap().to_path_buf();
+                let mode = meta.permissions().mode() & 0o777;
+                if mode != 0o600 && !written_by_the_engine(&rel) {
+                    bad.push(format!("{} {mode:o}", rel.display()));
+                }
+            }
+        }
+    }
+    bad
+}
+
+#[test]
+fn orch_is_private_and_tokens_are_never_printed() {
+    let repo = Repo::new();
+    repo.init(FAST_CONFIG);
+    let orch = repo.dir.join(".orch");
+    assert_eq!(loose_modes(&orch), Vec::<String>::new(), "after init");
+
+    // An .orch/ from an older orch-tui (or chmod-ed by hand) is fixed at the next init.
+    std::fs::set_permissions(&orch, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        orch.join("ledger.db"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let out = repo.orch(&["init"], RUN_LIMIT);
+    assert_eq!(out.code, 0, "{}", out.show());
+    assert_eq!(
+        loose_modes(&orch),
+        Vec::<String>::new(),
+        "after a second init"
+    );
+
+    let p = repo.write_plan(&plan(&[
+        ("a", &["usage 1200 340 0.08", "report-done"]),
+        ("b", &["say hello"]),
+    ]));
+    let run = repo.orch(
+        &["run", "--headless", "--plan", p.to_str().unwrap()],
+        RUN_LIMIT,
+    );
+    assert_eq!(run.code, 0, "{}", run.show());
+    assert_eq!(loose_modes(&orch), Vec::<String>::new(), "after a run");
+
+    let tokens: Vec<String> = rusqlite::Connection::open(repo.ledger())
+        .unwrap()
+        .prepare("SELECT token FROM attempts")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(tokens.len(), 2);
+    let mut shown = vec![run.stdout.clone(), run.stderr.clone()];
+    for args in [
+        &["status"][..],
+        &["status", "--json"],
+        &["events"],
+        &["events", "--json"],
+        &["logs", "a"],
+        &["logs", "b", "--raw"],
+    ] {
+        let out = repo.orch(args, RUN_LIMIT);
+        assert_eq!(out.code, 0, "{args:?}: {}", out.show());
+        shown.push(out.stdout);
+        shown.push(out.stderr);
+    }
+    let mut stack = vec![orch.join("logs")];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else {
+                shown.push(String::from_utf8_lossy(&std::fs::read(e.path()).unwrap()).into());
+            }
+        }
+    }
+    for t in &tokens {
+        assert_eq!(t.len(), 32, "128-bit hex token: {t}");
+        for (i, text) in shown.iter().enumerate() {
+            assert!(
+                !text.contains(t.as_str()),
+                "token printed in output {i}: {text}"
+            );
+        }
+    }
 }

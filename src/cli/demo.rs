@@ -96,10 +96,8 @@ pub fn demo(headless: bool, dir: Option<&Path>, slots: Option<usize>) -> CliResu
     )?;
     out::say(&format!("demo repository: {}", root.display()));
     let ctx = Context::find(Some(&root), None)?;
-    std::fs::create_dir_all(&ctx.paths.orch).map_err(|e| {
-        CliError::failed(format!("cannot create {}: {e}", ctx.paths.orch.display()))
-    })?;
-    std::fs::write(&ctx.config_file, DEMO_CONFIG)
+    super::init::secure_orch(&ctx.paths)?;
+    crate::os::files::write_private(&ctx.config_file, DEMO_CONFIG.as_bytes())
         .map_err(|e| CliError::failed(format!("cannot write the demo config: {e}")))?;
     let repo = crate::git::Repo::open(&root).map_err(|e| CliError::failed(e.to_string()))?;
     repo.ensure_excluded(".orch/")

@@ -6,17 +6,38 @@ use super::{CliError, CliResult, Context, EXIT_OK, diagnostics_error, load};
 use crate::ledger::{Ledger, TaskDefaults};
 use crate::os::out;
 
+/// `.orch/` and its folders 0700, every file in it 0600: created so, and an existing tree made
+/// by an older orch-tui (or by hand) fixed (docs/security.md).
+pub fn secure_orch(paths: &crate::engine::Paths) -> Result<(), CliError> {
+    let fail = |p: &Path, e: std::io::Error| {
+        CliError::failed(format!(
+            "cannot create or secure {}: {e}; check that it is yours and writable",
+            p.display()
+        ))
+    };
+    for dir in [&paths.orch, &paths.worktrees, &paths.logs, &paths.prompts] {
+        crate::os::files::private_dir(dir).map_err(|e| fail(dir, e))?;
+    }
+    let fixed = crate::os::files::tighten(&paths.orch).map_err(|e| fail(&paths.orch, e))?;
+    if fixed.files + fixed.dirs > 0 {
+        tracing::info!(
+            files = fixed.files,
+            dirs = fixed.dirs,
+            "made .orch/ private"
+        );
+    }
+    Ok(())
+}
+
 pub fn init(ctx: &Context) -> CliResult {
-    std::fs::create_dir_all(&ctx.paths.orch).map_err(|e| {
-        CliError::failed(format!("cannot create {}: {e}", ctx.paths.orch.display()))
-    })?;
+    secure_orch(&ctx.paths)?;
     let repo =
         crate::git::Repo::open(&ctx.paths.repo).map_err(|e| CliError::failed(e.to_string()))?;
     repo.ensure_excluded(".orch/")
         .map_err(|e| CliError::failed(e.to_string()))?;
     let cfg_path = ctx.paths.orch.join("config.toml");
     if !cfg_path.exists() {
-        std::fs::write(&cfg_path, STARTER_CONFIG)
+        crate::os::files::write_private(&cfg_path, STARTER_CONFIG.as_bytes())
             .map_err(|e| CliError::failed(format!("cannot write {}: {e}", cfg_path.display())))?;
         out::say(&format!("wrote {}", cfg_path.display()));
     }

@@ -25,9 +25,7 @@ pub fn run(ctx: &Context, headless: bool, plan: Option<&Path>, slots: Option<usi
                 ctx.paths.ledger.display()
             )));
         }
-        std::fs::create_dir_all(&ctx.paths.orch).map_err(|e| {
-            CliError::failed(format!("cannot create {}: {e}", ctx.paths.orch.display()))
-        })?;
+        super::init::secure_orch(&ctx.paths)?;
     }
     if let Some(p) = plan {
         // Validate everything before the ledger is created or touched.
@@ -55,6 +53,9 @@ pub fn run(ctx: &Context, headless: bool, plan: Option<&Path>, slots: Option<usi
             ));
         }
     }
+    // An .orch/ made by an older orch-tui (or by hand) gets its modes fixed before anything
+    // else is written there.
+    super::init::secure_orch(&ctx.paths)?;
     // Block the stop signals before the log writer's thread starts: every thread inherits the
     // mask, and only the supervisor's waiter thread may take SIGINT/SIGTERM.
     block_stop_signals();
@@ -70,7 +71,9 @@ pub fn run(ctx: &Context, headless: bool, plan: Option<&Path>, slots: Option<usi
 /// info (default), debug, trace). Never the terminal: the TUI owns it. Keep the guard alive
 /// for the run; dropping it flushes the file.
 pub fn init_tracing(logs: &Path) -> Option<tracing_appender::non_blocking::WorkerGuard> {
-    std::fs::create_dir_all(logs).ok()?;
+    crate::os::files::private_dir(logs).ok()?;
+    // The appender creates its file with the umask's mode: make it 0600 first.
+    crate::os::files::ensure_private_file(&logs.join("orch-tui.log")).ok()?;
     let level = match std::env::var("ORCH_LOG").as_deref() {
         Ok("error") => tracing::Level::ERROR,
         Ok("warn") => tracing::Level::WARN,

@@ -41,5 +41,9 @@ pub fn poke(orch_dir: &Path) {
 pub fn listen(orch_dir: &Path) -> Result<UnixDatagram, String> {
     let path = socket_path(orch_dir);
     let _ = std::fs::remove_file(&path);
-    UnixDatagram::bind(&path).map_err(|e| format!("cannot bind {}: {e}", path.display()))
+    let sock =
+        UnixDatagram::bind(&path).map_err(|e| format!("cannot bind {}: {e}", path.display()))?;
+    // 0600 like everything in .orch/ (bind creates it with the umask's mode).
+    let _ = crate::os::files::set_private(&path);
+    Ok(sock)
 }

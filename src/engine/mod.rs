@@ -735,7 +735,11 @@ fn seed() -> u64 {
     }
 }
 
-/// A random hex token (attempt fencing).
+/// A random hex token (attempt fencing): 128 bits from the OS random source.
 pub(crate) fn random_token(engine: &mut Engine) -> String {
-    format!("{:016x}{:016x}", engine.next_random(), engine.next_random())
+    crate::os::random_token().unwrap_or_else(|e| {
+        // getrandom(2) and /dev/urandom both failed: keep running on the seeded generator.
+        tracing::error!(error = %e, "no OS random source; fencing token from the fallback generator");
+        format!("{:016x}{:016x}", engine.next_random(), engine.next_random())
+    })
 }

@@ -137,6 +137,13 @@ impl Ledger {
     /// [`Ledger::open`], with every wait for a busy ledger (the busy handler, and the retries of
     /// [`Ledger::write`]) bounded by `wait`. For callers that retry on their own schedule.
     pub fn open_waiting(path: &Path, wait: Duration) -> Result<Ledger> {
+        // Created 0600 before SQLite sees it: its -wal and -shm get the same mode.
+        crate::os::files::ensure_private_file(path).map_err(|e| {
+            LedgerError::BadInput(format!(
+                "cannot create or open {}: {e}; check that its folder exists and is yours",
+                path.display()
+            ))
+        })?;
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
