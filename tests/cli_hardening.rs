@@ -1,10 +1,11 @@
-//! Closed pipes, a supervisor that is gone, an agent's escaped grandchild, file modes and tokens
-//! (issue #7: bugs 6, 9 and 10, and the security basics), through the real binary with the
-//! simulated agent in real PTYs and real git repositories.
+//! Closed pipes, a supervisor that is gone, an agent's escaped grandchild and orphaned daemon,
+//! file modes and tokens (issue #7: bugs 6, 9 and 10, and the security basics), through the real
+//! binary with the simulated agent in real PTYs and real git repositories.
 
 mod common;
 mod e2e_support;
 
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Stdio;
@@ -324,4 +325,73 @@ fn orch_is_private_and_tokens_are_never_printed() {
             );
         }
     }
+}
+
+// ------------------------------------------------------------------------------------------
+// The supervisor is a child subreaper: an agent's orphaned daemon is re-parented to it (so it
+// stays findable) and reaped by it when it exits.
+
+#[test]
+fn the_supervisor_adopts_and_reaps_an_agents_orphaned_daemon() {
+    let repo = Repo::new();
+    let pid_file = repo.root.join("daemon.pid");
+    let fifo = repo.root.join("daemon.fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo on a NUL-terminated path we own.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    // The `leaver` agent starts a daemon in a session of its own and exits at once (the daemon
+    // ignores the hangup its terminal's leader sends as it exits); the daemon waits for a line on
+    // the fifo, then exits 7. A `sim` task that hangs keeps the run alive.
+    let config = format!(
+        "{FAST_CONFIG}\n[agents.leaver]\ncommand = [\"sh\", \"-c\", \"trap '' HUP; setsid sh -c \
+         'echo $$ > {}; read x < {}; exit 7' & exit 0\"]\nadapter = \"generic\"\n",
+        pid_file.display(),
+        fifo.display()
+    );
+    repo.init(&config);
+    let p = repo.write_plan(&format!(
+        "{}[[task]]\nid = \"l\"\ntitle = \"leaver\"\nagent = \"leaver\"\nprompt = \"x\"\n",
+        plan(&[("h", &["hang"])])
+    ));
+    let mut run = repo.spawn(&["run", "--headless", "--plan", p.to_str().unwrap()]);
+    let sup = run.pid();
+    let daemon: i32 = wait_for(RUN_LIMIT, || {
+        std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .ok_or(())
+    })
+    .unwrap_or_else(|()| {
+        let so = run.stdout_now();
+        let se = std::fs::read_to_string(&run.stderr).unwrap_or_default();
+        panic!("the daemon never started:\n{so}\n{se}")
+    });
+    let adopted = wait_for(RUN_LIMIT, || match orch_tui::os::parent_of(daemon) {
+        Some(p) if p == sup => Ok(()),
+        other => Err(other),
+    });
+    assert!(
+        adopted.is_ok(),
+        "the orphaned daemon went to {adopted:?}, not to the supervisor {sup}"
+    );
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&fifo)
+        .unwrap()
+        .write_all(b"go\n")
+        .unwrap();
+    let reaped = wait_for(RUN_LIMIT, || {
+        if orch_tui::os::process(daemon).is_none() {
+            Ok(())
+        } else {
+            Err(orch_tui::os::process(daemon))
+        }
+    });
+    assert!(reaped.is_ok(), "the daemon was not reaped: {reaped:?}");
+    assert!(run.try_wait().is_none(), "the supervisor still runs");
+    // SAFETY: SIGTERM to the supervisor we started: it stops its agents and exits.
+    unsafe { libc::kill(sup, libc::SIGTERM) };
+    let out = run.wait(RUN_LIMIT);
+    assert_eq!(out.code, 1, "stopped, resumable: {}", out.show());
+    repo.assert_no_agents_left(Duration::from_secs(5));
 }

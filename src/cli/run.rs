@@ -109,6 +109,7 @@ pub fn supervise_tui(ctx: &Context, config: crate::core::config::Config) -> CliR
     let orch_bin = std::env::current_exe()
         .map_err(|e| CliError::failed(format!("cannot find the orch-tui binary: {e}")))?;
     let signals = block_stop_signals();
+    become_subreaper();
     let keymap = config.ui.keymap.clone();
     let (tx, rx) = std::sync::mpsc::channel();
     let (hook, output_flag) = crate::tui::output_hook(tx.clone());
@@ -191,6 +192,7 @@ pub fn supervise(ctx: &Context, config: crate::core::config::Config) -> CliResul
     // Block before any thread starts, so every thread inherits the mask and only the waiter
     // sees the signals.
     let signals = block_stop_signals();
+    become_subreaper();
     let integration = config.integration_branch.clone();
     let mut engine = Engine::start(EngineOptions {
         paths: ctx.paths.clone(),
@@ -228,16 +230,59 @@ pub fn supervise(ctx: &Context, config: crate::core::config::Config) -> CliResul
     })
 }
 
+/// Blocks SIGINT, SIGTERM and SIGCHLD in this thread (and every thread started after it) and
+/// returns the stop signals' set. SIGCHLD is taken by the orphan reaper's thread
+/// ([`become_subreaper`]). Children start with an empty mask (std resets it before exec).
 pub(crate) fn block_stop_signals() -> libc::sigset_t {
-    // SAFETY: plain libc signal-set calls on a local, initialised sigset_t.
+    // SAFETY: plain libc signal-set calls on local, initialised sigset_t values.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGINT);
         libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        let mut all = set;
+        libc::sigaddset(&mut all, libc::SIGCHLD);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
         set
     }
+}
+
+/// The supervisor parents every agent: orphans an agent leaves (a daemon whose parent died)
+/// are re-parented to it rather than to init, so they stay findable, and a thread reaps them
+/// when they exit — only them: see `os::reap` for why that never takes the exit status of a
+/// child someone else waits for. Needs SIGCHLD blocked first ([`block_stop_signals`]).
+fn become_subreaper() {
+    if crate::os::reap::is_child_subreaper() {
+        return;
+    }
+    if let Err(e) = crate::os::reap::set_child_subreaper() {
+        tracing::warn!(error = %e, "not a child subreaper: orphaned agent processes go to init");
+        return;
+    }
+    // Agent cgroups a killed supervisor left behind, once empty.
+    crate::os::reap::sweep_agent_cgroups();
+    let _ = std::thread::Builder::new()
+        .name("orphan-reaper".into())
+        .spawn(|| {
+            // SAFETY: plain libc signal-set calls on a local, initialised sigset_t; sigwait on a
+            // signal every thread has blocked.
+            let set = unsafe {
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::sigaddset(&mut set, libc::SIGCHLD);
+                set
+            };
+            loop {
+                let mut sig: libc::c_int = 0;
+                // SAFETY: as above.
+                if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+                    return;
+                }
+                for r in crate::os::reap::reap_adopted() {
+                    tracing::info!(pid = r.pid, code = ?r.code, signal = ?r.signal, "reaped an orphaned agent process");
+                }
+            }
+        });
 }
 
 /// SIGINT / SIGTERM end the agents cleanly and leave the run resumable. A dedicated thread waits
