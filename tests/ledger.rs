@@ -43,6 +43,7 @@ fn raw_sql_can_make_exactly_the_legal_transitions() {
         triggers,
         [
             "attempts_spend_never_decreases",
+            "attempts_spend_valid_insert",
             "events_append_only_delete",
             "events_append_only_update",
             "tasks_legal_transition"

@@ -299,7 +299,7 @@ fn a_v1_ledger_full_of_data_migrates_to_strict_tables_with_every_row_kept() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(triggers, 4);
+    assert_eq!(triggers, 5, "append-only (2), transition, spend (2)");
     assert_eq!(l.integrity_check().unwrap(), "ok");
     let fk: i64 = l
         .conn
@@ -371,4 +371,84 @@ fn a_v2_ledger_migrates_too_and_two_openers_migrate_once() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(v, super::SCHEMA_VERSION);
+}
+
+#[test]
+fn each_table_keeps_the_shape_its_own_build_gave_it() {
+    // A ledger whose v2 rebuilt `attempts` differently (as a later v2 does: a column more, the
+    // table-wide UNIQUE replaced by a partial index, a quoted name after its rename).
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("ledger.db");
+    let l = ledger_at(&path, 2);
+    l.conn
+        .execute_batch(
+            r#"
+            PRAGMA foreign_keys = OFF;
+            CREATE TABLE attempts_v2 (id INTEGER PRIMARY KEY, task TEXT NOT NULL REFERENCES tasks(id),
+                n INTEGER NOT NULL, token TEXT NOT NULL, epoch INTEGER NOT NULL, profile TEXT NOT NULL,
+                role TEXT NOT NULL DEFAULT 'agent', state TEXT NOT NULL,
+                substatus TEXT NOT NULL DEFAULT 'starting', reported TEXT, question TEXT, pid INTEGER,
+                worktree TEXT, branch TEXT, base TEXT, commit_oid TEXT, log_dir TEXT,
+                started_ms INTEGER NOT NULL, running_ms INTEGER, ended_ms INTEGER, exit_code INTEGER,
+                reason TEXT, tokens_in INTEGER NOT NULL DEFAULT 0,
+                tokens_out INTEGER NOT NULL DEFAULT 0, cost_usd REAL NOT NULL DEFAULT 0,
+                last_beat_ms INTEGER, verdict TEXT, verdict_notes TEXT, merge_tip TEXT,
+                merge_onto TEXT, diff_lines INTEGER);
+            DROP TABLE attempts;
+            ALTER TABLE attempts_v2 RENAME TO attempts;
+            CREATE UNIQUE INDEX attempts_agent_n ON attempts(task, n) WHERE role = 'agent';
+            INSERT INTO tasks (id, ord, title, prompt, content_hash, max_attempts, state, updated_ms)
+                VALUES ('a', 0, 't', 'p', 'h', 1, 'working', 0);
+            INSERT INTO attempts (task, n, token, epoch, profile, role, state, started_ms, diff_lines)
+                VALUES ('a', 1, 't1', 1, 'sim', 'agent', 'running', 0, 42),
+                       ('a', 1, 't2', 1, 'sim', 'reviewer', 'running', 0, NULL),
+                       ('a', 1, 't3', 1, 'sim', 'reviewer', 'running', 0, NULL);
+            "#,
+        )
+        .unwrap();
+    let before = dump(&l.conn);
+    drop(l);
+
+    let l = Ledger::open(&path).unwrap();
+    assert_eq!(dump(&l.conn), before, "every row kept");
+    let sql: String = l
+        .conn
+        .query_row(
+            "SELECT sql FROM sqlite_schema WHERE name = 'attempts_agent_n'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(sql.contains("WHERE role = 'agent'"), "{sql}");
+    let strict: i64 = l
+        .conn
+        .query_row(
+            "SELECT strict FROM pragma_table_list WHERE name = 'attempts'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(strict, 1);
+    // Its own constraints still hold: two reviewers may share n, two agents may not.
+    let e = l
+        .conn
+        .execute(
+            "INSERT INTO attempts (task, n, token, epoch, profile, role, state, started_ms)
+             VALUES ('a', 1, 't4', 1, 'sim', 'agent', 'running', 0)",
+            [],
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("UNIQUE"), "{e}");
+    let e = l
+        .conn
+        .execute(
+            "UPDATE attempts SET diff_lines = 'many' WHERE token = 't1'",
+            [],
+        )
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("cannot store TEXT value in INTEGER column"),
+        "{e}"
+    );
 }

@@ -191,7 +191,7 @@ fn steps(conn: &mut Connection, target: i64) -> Result<(), LedgerError> {
         tx.execute_batch("PRAGMA user_version = 2")?;
     }
     if again < 3 && target >= 3 {
-        super::strict::to_v3(&tx, &quoted_states())?;
+        super::strict::to_v3(&tx)?;
         tx.execute_batch(&transition_trigger())?;
         let broken: i64 =
             tx.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| {

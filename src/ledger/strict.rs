@@ -3,15 +3,19 @@
 //! Before v3 a column declared INTEGER took whatever SQLite made of a value: two reports of
 //! `--tokens-in 9223372036854775807` overflowed `tokens_in + ?` into a REAL, and every later read
 //! failed ("Invalid column type Real") — `status` and `run` broke for good. A STRICT table
-//! refuses such a write instead, and the spend columns also refuse to go down or below zero.
+//! refuses such a write instead, and spend also refuses to go down or below zero.
 //!
 //! SQLite cannot make a table STRICT in place, so the migration rebuilds each table (the
 //! "other kinds of table schema changes" procedure of sqlite.org/lang_altertable.html): create
 //! the STRICT copy, copy every row, drop the old table, rename, then re-create its indexes and
 //! triggers — all inside the migration's one transaction, with foreign keys off for its length
-//! and checked before the commit. Spend values that earlier versions let through (a REAL from an
-//! overflow, a negative number from a wrapped u64, infinity) are first clamped into range, each
-//! repair recorded as an event with the old value.
+//! and checked before the commit. Each copy is the table's own definition as the ledger stores
+//! it, plus `STRICT`: every column, constraint and index the earlier versions made (whatever
+//! they were in the build that made the file) carries over, and nothing is written twice here.
+//! The transition trigger is generated afresh from `core::state`; the spend rules are triggers.
+//! Spend values that earlier versions let through (a REAL from an overflow, a negative number
+//! from a wrapped u64, infinity) are first clamped into range, each repair recorded as an event
+//! with the old value.
 
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, params};
@@ -19,177 +23,83 @@ use rusqlite::{Connection, params};
 use super::{LedgerError, Result, now_ms};
 use crate::core::usage::{MAX_TOTAL_COST_USD, MAX_TOTAL_TOKENS};
 
-/// The v3 tables, in an order where every table comes after those it references. `{states}`
-/// and `{max_cost}` are filled in by [`table_sql`]. Every column of v2 must be here (the
-/// migration refuses to drop one): `attempts.diff_lines` is the one v2 gained late, present in
-/// ledgers of builds that have it.
-const TABLES: &[(&str, &str)] = &[
-    (
-        "supervisor",
-        "id INTEGER PRIMARY KEY CHECK (id = 1),
-        epoch INTEGER NOT NULL,
-        pid INTEGER NOT NULL,
-        started_ms INTEGER NOT NULL,
-        integration_tip TEXT,
-        hold TEXT",
-    ),
-    (
-        "plan",
-        "id INTEGER PRIMARY KEY CHECK (id = 1),
-        name TEXT NOT NULL,
-        file TEXT NOT NULL,
-        loaded_ms INTEGER NOT NULL",
-    ),
-    (
-        "tasks",
-        "id TEXT PRIMARY KEY CHECK (length(id) BETWEEN 1 AND 64 AND id NOT GLOB '*[^a-z0-9-]*'),
-        ord INTEGER NOT NULL,
-        title TEXT NOT NULL,
-        prompt TEXT NOT NULL,
-        spec_path TEXT,
-        content_hash TEXT NOT NULL,
-        spec_version INTEGER NOT NULL DEFAULT 1,
-        agent TEXT,
-        capabilities TEXT NOT NULL DEFAULT '[]',
-        priority INTEGER NOT NULL DEFAULT 0,
-        checks TEXT NOT NULL DEFAULT '[]',
-        max_attempts INTEGER NOT NULL CHECK (max_attempts >= 1),
-        budget_time_ms INTEGER CHECK (budget_time_ms IS NULL OR budget_time_ms > 0),
-        budget_tokens INTEGER CHECK (budget_tokens IS NULL OR budget_tokens >= 0),
-        budget_cost_usd REAL CHECK (budget_cost_usd IS NULL OR budget_cost_usd >= 0),
-        risk_high INTEGER NOT NULL DEFAULT 0,
-        state TEXT NOT NULL CHECK (state IN ({states})),
-        paused_from TEXT,
-        version INTEGER NOT NULL DEFAULT 0,
-        failures INTEGER NOT NULL DEFAULT 0,
-        not_before_ms INTEGER NOT NULL DEFAULT 0,
-        ready_since_ms INTEGER NOT NULL DEFAULT 0,
-        note TEXT,
-        reason TEXT,
-        stage TEXT CHECK (stage IS NULL OR stage IN ('checks','reviewer','human','veto')),
-        stage_until_ms INTEGER,
-        updated_ms INTEGER NOT NULL",
-    ),
-    (
-        "deps",
-        "task TEXT NOT NULL REFERENCES tasks(id),
-        dep TEXT NOT NULL REFERENCES tasks(id),
-        PRIMARY KEY (task, dep),
-        CHECK (task <> dep)",
-    ),
-    (
-        "attempts",
-        "id INTEGER PRIMARY KEY,
-        task TEXT NOT NULL REFERENCES tasks(id),
-        n INTEGER NOT NULL,
-        token TEXT NOT NULL,
-        epoch INTEGER NOT NULL,
-        profile TEXT NOT NULL,
-        role TEXT NOT NULL DEFAULT 'agent' CHECK (role IN ('agent','reviewer')),
-        state TEXT NOT NULL CHECK (state IN ('starting','running','succeeded','failed','abandoned','killed')),
-        substatus TEXT NOT NULL DEFAULT 'starting',
-        reported TEXT,
-        question TEXT,
-        pid INTEGER,
-        worktree TEXT,
-        branch TEXT,
-        base TEXT,
-        commit_oid TEXT,
-        log_dir TEXT,
-        started_ms INTEGER NOT NULL,
-        running_ms INTEGER,
-        ended_ms INTEGER,
-        exit_code INTEGER,
-        reason TEXT,
-        tokens_in INTEGER NOT NULL DEFAULT 0 CHECK (tokens_in >= 0),
-        tokens_out INTEGER NOT NULL DEFAULT 0 CHECK (tokens_out >= 0),
-        cost_usd REAL NOT NULL DEFAULT 0 CHECK (cost_usd >= 0 AND cost_usd <= {max_cost}),
-        last_beat_ms INTEGER,
-        verdict TEXT CHECK (verdict IS NULL OR verdict IN ('approve','changes')),
-        verdict_notes TEXT,
-        merge_tip TEXT,
-        merge_onto TEXT,
-        diff_lines INTEGER,
-        UNIQUE (task, n, role)",
-    ),
-    (
-        "events",
-        "seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        ts_ms INTEGER NOT NULL,
-        task TEXT,
-        attempt INTEGER,
-        actor TEXT NOT NULL CHECK (actor IN ('supervisor','agent','human','check')),
-        kind TEXT NOT NULL,
-        data TEXT NOT NULL DEFAULT '{}'",
-    ),
-    (
-        "idempotency",
-        "key TEXT PRIMARY KEY,
-        request TEXT NOT NULL,
-        reply TEXT NOT NULL,
-        exit_code INTEGER NOT NULL,
-        ts_ms INTEGER NOT NULL",
-    ),
-];
+/// The trigger the caller re-creates from `core::state`, so it is not carried over.
+const TRANSITION_TRIGGER: &str = "tasks_legal_transition";
 
-/// Indexes and triggers, re-created once the tables have their final names. The transition
-/// trigger is generated from `core::state` by the caller.
-const AFTER: &str = r#"
-CREATE INDEX deps_by_dep ON deps(dep);
-CREATE INDEX events_by_task ON events(task, seq);
-CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events
-BEGIN SELECT RAISE(ABORT, 'events are append-only: UPDATE refused'); END;
-CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events
-BEGIN SELECT RAISE(ABORT, 'events are append-only: DELETE refused'); END;
-CREATE TRIGGER attempts_spend_never_decreases
-BEFORE UPDATE OF tokens_in, tokens_out, cost_usd ON attempts
-WHEN NEW.tokens_in < OLD.tokens_in OR NEW.tokens_out < OLD.tokens_out OR NEW.cost_usd < OLD.cost_usd
-BEGIN SELECT RAISE(ABORT, 'spend never goes down'); END;
-"#;
-
-fn table_sql(name: &str, columns: &str, states: &str) -> String {
-    let body = columns
-        .replace("{states}", states)
-        .replace("{max_cost}", &format!("{MAX_TOTAL_COST_USD:.1}"));
-    format!("CREATE TABLE {name} (\n        {body}\n) STRICT;")
+/// Spend is never negative, never past its limit, and never goes down, whoever writes it.
+fn spend_triggers() -> String {
+    let max = format!("{MAX_TOTAL_COST_USD:.1}");
+    format!(
+        "CREATE TRIGGER attempts_spend_valid_insert BEFORE INSERT ON attempts
+         WHEN NEW.tokens_in < 0 OR NEW.tokens_out < 0 OR NOT (NEW.cost_usd BETWEEN 0 AND {max})
+         BEGIN SELECT RAISE(ABORT, 'spend out of range'); END;
+         CREATE TRIGGER attempts_spend_never_decreases
+         BEFORE UPDATE OF tokens_in, tokens_out, cost_usd ON attempts
+         WHEN NEW.tokens_in < OLD.tokens_in OR NEW.tokens_out < OLD.tokens_out
+           OR NEW.cost_usd < OLD.cost_usd OR NEW.cost_usd > {max}
+         BEGIN SELECT RAISE(ABORT, 'spend never goes down (nor past its limit)'); END;"
+    )
 }
 
-fn columns_of(conn: &Connection, table: &str) -> Result<Vec<String>> {
-    let mut stmt = conn.prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))?;
-    let cols = stmt
-        .query_map([], |r| r.get(0))?
-        .collect::<std::result::Result<Vec<String>, _>>()?;
-    Ok(cols)
+/// `CREATE TABLE name (...)` as stored in `sqlite_schema` → `CREATE TABLE v3_name (...) STRICT`.
+fn strict_copy(name: &str, sql: &str) -> Result<String> {
+    let bad = || {
+        LedgerError::BadInput(format!(
+            "cannot migrate the ledger to schema v3: table `{name}` has a definition this \
+             orch-tui cannot read ({sql}); nothing was changed"
+        ))
+    };
+    let open = sql.find('(').ok_or_else(bad)?;
+    let head = sql[..open].trim();
+    let quoted = [name.to_string(), format!("\"{name}\""), format!("'{name}'")];
+    let named = head
+        .strip_prefix("CREATE TABLE")
+        .map(str::trim)
+        .is_some_and(|n| quoted.iter().any(|q| q == n));
+    let body = sql[open..].trim_end();
+    if !named || !body.ends_with(')') {
+        return Err(bad());
+    }
+    Ok(format!("CREATE TABLE v3_{name} {body} STRICT;"))
+}
+
+fn schema_rows(tx: &Connection, kinds: &str) -> Result<Vec<(String, String)>> {
+    let mut stmt = tx.prepare(&format!(
+        "SELECT name, sql FROM sqlite_schema WHERE type IN ({kinds}) AND sql IS NOT NULL
+         AND name NOT LIKE 'sqlite_%' ORDER BY rowid"
+    ))?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<std::result::Result<Vec<(String, String)>, _>>()?;
+    Ok(rows)
 }
 
 /// Rebuild every table STRICT. Runs inside the migration's transaction with foreign keys off.
-pub(super) fn to_v3(tx: &Connection, states: &str) -> Result<()> {
+pub(super) fn to_v3(tx: &Connection) -> Result<()> {
     repair_spend(tx)?;
-    for (name, columns) in TABLES {
-        let new = format!("v3_{name}");
-        tx.execute_batch(&table_sql(&new, columns, states))?;
-        let old_cols = columns_of(tx, name)?;
-        let new_cols = columns_of(tx, &new)?;
-        // A column this migration does not know would be lost: refuse rather than drop data.
-        if let Some(lost) = old_cols.iter().find(|c| !new_cols.contains(c)) {
-            return Err(LedgerError::BadInput(format!(
-                "cannot migrate the ledger to schema v3: column {name}.{lost} is not in the v3 \
-                 table (this orch-tui build is inconsistent; nothing was changed)"
-            )));
-        }
-        let list = old_cols.join(", ");
-        tx.execute_batch(&format!(
-            "INSERT INTO {new} ({list}) SELECT {list} FROM {name};"
-        ))?;
+    let tables = schema_rows(tx, "'table'")?;
+    // Explicit indexes and triggers; the automatic ones of UNIQUE constraints have no SQL and
+    // come back with their table.
+    let extras: Vec<String> = schema_rows(tx, "'index', 'trigger'")?
+        .into_iter()
+        .filter(|(name, _)| name != TRANSITION_TRIGGER)
+        .map(|(_, sql)| sql)
+        .collect();
+    for (name, sql) in &tables {
+        tx.execute_batch(&strict_copy(name, sql)?)?;
+        // The same definition, so the same columns in the same order.
+        tx.execute_batch(&format!("INSERT INTO v3_{name} SELECT * FROM {name};"))?;
     }
-    // Children before parents is not needed with foreign keys off, but keeps the intent clear.
-    for (name, _) in TABLES.iter().rev() {
+    for (name, _) in tables.iter().rev() {
         tx.execute_batch(&format!("DROP TABLE {name};"))?;
     }
-    for (name, _) in TABLES {
+    for (name, _) in &tables {
         tx.execute_batch(&format!("ALTER TABLE v3_{name} RENAME TO {name};"))?;
     }
-    tx.execute_batch(AFTER)?;
+    for sql in &extras {
+        tx.execute_batch(sql)?;
+    }
+    tx.execute_batch(&spend_triggers())?;
     Ok(())
 }
 
