@@ -6,35 +6,13 @@ mod ledger_support;
 
 use std::time::{Duration, Instant};
 
+use ledger_support::claims::{Claimed, claim, plan_text, repo_with_plan, tokens_of, worker_env};
 use ledger_support::{Repo, file_bytes, hash};
-use orch_tui::core::domain::{AttemptId, Role};
-use orch_tui::core::ops::NewAttempt;
 use orch_tui::core::state::TaskState;
 use orch_tui::ledger::{
-    Actor, AttemptNo, EventData, EventKind, Ledger, LedgerError, Op, Patch, SCHEMA_VERSION,
-    apply_ops, transition,
+    Actor, AttemptNo, EventData, EventKind, Ledger, LedgerError, Patch, SCHEMA_VERSION, transition,
 };
 use rusqlite::{Connection, params};
-
-/// A plan of `ids` independent tasks, each with a plain prompt.
-fn plan_text(name: &str, ids: &[&str]) -> String {
-    let mut s = format!("[plan]\nname = \"{name}\"\n\n[defaults]\nagent = \"sim\"\n");
-    for id in ids {
-        s.push_str(&format!(
-            "\n[[task]]\nid = \"{id}\"\ntitle = \"Task {id}\"\nprompt = \"Do {id}.\"\n"
-        ));
-    }
-    s
-}
-
-/// An initialised repository with `ids` loaded through `orch-tui plan load`.
-fn repo_with_plan(ids: &[&str]) -> Repo {
-    let r = Repo::initialised();
-    let plan = r.write("plan.toml", &plan_text("p", ids));
-    let out = r.orch(&["plan", "load", plan.to_str().unwrap()]);
-    assert_eq!(out.code, 0, "plan load: {}", out.stderr);
-    r
-}
 
 // ------------------------------------------------------------------------------------------
 // 1. The database itself enforces the state machine (R8).
@@ -64,6 +42,8 @@ fn raw_sql_can_make_exactly_the_legal_transitions() {
     assert_eq!(
         triggers,
         [
+            "attempts_spend_never_decreases",
+            "attempts_spend_valid_insert",
             "events_append_only_delete",
             "events_append_only_update",
             "tasks_legal_transition"
@@ -239,80 +219,6 @@ fn a_newer_ledger_is_refused_and_left_byte_identical() {
 
 // ------------------------------------------------------------------------------------------
 // 3. Worker fencing and idempotency through the real binary (R2, R3, R4).
-
-struct Claimed {
-    n: AttemptNo,
-    token: String,
-    epoch: i64,
-}
-
-/// What the supervisor does when it starts an agent: claim the ready task, insert the attempt,
-/// mark it running — the same ops, through the same `apply_ops`.
-fn claim(ledger: &mut Ledger, task: &str, token: &str, epoch: i64) -> Claimed {
-    let id: i64 = ledger
-        .conn()
-        .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM attempts", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
-    let (id, n) = (AttemptId(id), AttemptNo(1));
-    let move_to = |from, to| Op::Transition {
-        task: task.to_string(),
-        from,
-        to,
-        patch: Patch::default(),
-        actor: Actor::Supervisor,
-        attempt: Some(n),
-        data: EventData::default(),
-    };
-    let ops = vec![
-        move_to(TaskState::Ready, TaskState::Assigned),
-        Op::InsertAttempt(NewAttempt {
-            id,
-            task: task.to_string(),
-            n,
-            role: Role::Agent,
-            profile: "sim".into(),
-            epoch,
-            worktree: "/nonexistent/wt".into(),
-            branch: "orch/x".into(),
-            log_dir: "/nonexistent/logs".into(),
-        }),
-        Op::AttemptRunning {
-            id,
-            pid: 4242,
-            base: "0000".into(),
-        },
-        move_to(TaskState::Assigned, TaskState::Working),
-    ];
-    ledger
-        .write(|tx| apply_ops(tx, &ops, &mut || token.to_string()))
-        .unwrap();
-    Claimed {
-        n,
-        token: token.to_string(),
-        epoch,
-    }
-}
-
-fn worker_env<'a>(
-    ledger: &'a str,
-    task: &'a str,
-    n: &'a str,
-    token: &'a str,
-) -> Vec<(&'a str, &'a str)> {
-    vec![
-        ("ORCH_LEDGER", ledger),
-        ("ORCH_TASK", task),
-        ("ORCH_ATTEMPT", n),
-        ("ORCH_TOKEN", token),
-    ]
-}
-
-fn tokens_of(ledger: &Ledger, task: &str) -> (i64, i64, f64) {
-    let a = ledger.latest_attempt(task).unwrap().unwrap();
-    (a.tokens_in, a.tokens_out, a.cost_usd)
-}
 
 #[test]
 fn worker_reports_are_fenced_by_token_and_epoch() {

@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use orch_tui::agent::logs::{self, RotatingFile};
-use orch_tui::agent::pty::{AgentProcess, AgentSignal, ExitInfo, SpawnSpec, kill_process_group};
+use orch_tui::agent::pty::{AgentProcess, AgentSignal, ExitInfo, SpawnSpec};
+use orch_tui::os::kill_process_group;
 
 const LONG: Duration = Duration::from_secs(15);
 

@@ -170,5 +170,8 @@ fn the_simulator_finds_each_old_fault() {
             None => missed.push(what),
         }
     }
-    assert!(missed.is_empty(), "not found within their budgets: {missed:?}");
+    assert!(
+        missed.is_empty(),
+        "not found within their budgets: {missed:?}"
+    );
 }

@@ -101,9 +101,12 @@ impl RotatingFile {
 }
 
 fn open_append(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    // 0600: raw logs hold every keystroke typed into an agent (docs/security.md).
     OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(crate::os::files::FILE_MODE)
         .open(path)
         .map_err(|e| {
             with_path(

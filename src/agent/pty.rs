@@ -5,7 +5,9 @@
 //! - a failed exec is reported as a successful spawn -> the program is resolved first;
 //! - keeping the slave open means EOF never comes -> dropped right after spawn;
 //! - dropping the writer types Enter + Ctrl-D -> the writer thread keeps it until EOF;
-//! - `Child::kill()` signals only the direct child -> `killpg` TERM, grace, KILL.
+//! - `Child::kill()` signals only the direct child -> the whole tree (`os::kill_tree`: group,
+//!   descendants that called `setsid`, every process carrying the attempt's token, its cgroup):
+//!   TERM, grace, KILL.
 //!
 //! Threads per agent: a reader (raw log, emulator, query replies), a waiter (reaps the child,
 //! reports exit once the output is complete) and a writer (so a large paste never blocks).
@@ -97,6 +99,8 @@ enum WriterMsg {
 #[derive(Default)]
 struct Life {
     eof: bool,
+    /// The waiter has reaped the child: from now on its pid may name another process.
+    reaped: bool,
     exit: Option<ExitInfo>,
 }
 
@@ -108,6 +112,13 @@ struct Logs {
 
 struct Shared {
     pid: i32,
+    /// The agent as `/proc` saw it at spawn (pid + start time): names it even if the pid is
+    /// reused later.
+    root: Option<crate::os::ProcStat>,
+    /// `ORCH_TOKEN` from the spawn environment, which every descendant inherits.
+    token: Option<String>,
+    /// Its own cgroup v2, when ours is delegated (see `os::reap::agent_cgroup`).
+    cgroup: Option<PathBuf>,
     screen: SharedScreen,
     logs: Mutex<Logs>,
     life: Mutex<Life>,
@@ -162,7 +173,7 @@ impl AgentProcess {
             .or_else(|| std::env::var_os("PATH"));
         let program = resolve_program(argv0, &spec.cwd, path_var.as_deref(), true)?;
 
-        std::fs::create_dir_all(&spec.log_dir).map_err(|e| {
+        crate::os::files::private_dir(&spec.log_dir).map_err(|e| {
             err(format!(
                 "cannot create agent log directory {}: {e}; check permissions and free space",
                 spec.log_dir.display()
@@ -219,29 +230,46 @@ impl AgentProcess {
             cmd.env(k, v);
         }
 
-        let child = {
+        let (child, pid) = {
             let _one_at_a_time = lock(&SPAWN_LOCK);
-            pair.slave.spawn_command(cmd).map_err(|e| {
+            // The agent gets a session of its own: registered before the lock drops, so the
+            // orphan reaper never takes its exit status from our waiter (os::reap).
+            let registry = crate::os::reap::before_spawn_in_new_session();
+            let child = pair.slave.spawn_command(cmd).map_err(|e| {
                 err(format!(
                     "cannot start agent `{argv0}` in {}: {e}",
                     spec.cwd.display()
                 ))
-            })?
+            })?;
+            let pid = match child.process_id().and_then(|p| i32::try_from(p).ok()) {
+                Some(p) if p > 1 => p,
+                _ => {
+                    return Err(err(format!(
+                        "agent `{argv0}` started but has no process id; report this as a bug"
+                    )));
+                }
+            };
+            registry.own(pid);
+            (child, pid)
         };
         // The slave must go now, or the reader never sees EOF (research/pty.md §1.2 row 2).
         drop(pair.slave);
-        let pid = match child.process_id().and_then(|p| i32::try_from(p).ok()) {
-            Some(p) if p > 1 => p,
-            _ => {
-                return Err(err(format!(
-                    "agent `{argv0}` started but has no process id; report this as a bug"
-                )));
-            }
-        };
+        // Not reaped before the waiter starts, so this is the agent (or its zombie).
+        let root = crate::os::process(pid);
+        let cgroup = crate::os::reap::agent_cgroup(pid);
+        let token = spec
+            .env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == crate::os::TOKEN_VAR)
+            .map(|(_, v)| v.clone());
 
         let (writer_tx, writer_rx) = mpsc::channel();
         let shared = Arc::new(Shared {
             pid,
+            root,
+            token,
+            cgroup,
             screen: Arc::new(Mutex::new(new_parser(size.rows, size.cols))),
             logs: Mutex::new(logs),
             life: Mutex::new(Life::default()),
@@ -273,7 +301,7 @@ impl AgentProcess {
         });
         if let Err(e) = started {
             // Without its threads nobody would reap or read the agent: take it down now.
-            kill_process_group(pid, Duration::ZERO);
+            crate::os::kill_process_group(pid, Duration::ZERO);
             return Err(err(format!(
                 "cannot start threads for agent `{argv0}`: {e}; the system is out of threads or memory"
             )));
@@ -316,16 +344,19 @@ impl AgentProcess {
         Arc::clone(&self.shared.screen)
     }
 
-    /// Stops the whole process group: SIGTERM, up to `grace` for it to go, then SIGKILL.
-    /// Returns at once; the work happens on a thread. Watch for `Exited` or use `wait_exit`.
+    /// Stops the agent and everything it started (`os::kill_tree`): SIGTERM, up to `grace`
+    /// for them to go, then SIGKILL. Returns at once; the work happens on a thread. Watch for
+    /// `Exited` or use `wait_exit`.
     pub fn stop(&self, grace: Duration) {
         let shared = Arc::clone(&self.shared);
         let spawned = std::thread::Builder::new()
             .name(format!("agent-{}-stop", shared.pid))
-            .spawn(move || stop_group(&shared, grace));
+            .spawn(move || stop_tree(&shared, grace));
         if let Err(e) = spawned {
             tracing::error!(pid = self.shared.pid, error = %e, "no thread to stop agent; killing it at once");
-            signal_group(self.shared.pid, libc::SIGKILL);
+            if !lock(&self.shared.life).reaped {
+                crate::os::kill::signal_group(self.shared.pid, libc::SIGKILL);
+            }
         }
     }
 
@@ -367,18 +398,25 @@ fn wait_for(
     life
 }
 
-fn stop_group(shared: &Shared, grace: Duration) {
-    {
-        let life = lock(&shared.life);
-        // Exited and no tty holder left: the group is gone and its id may be reused.
-        if life.exit.is_some() && life.eof {
-            return;
-        }
+fn stop_tree(shared: &Shared, grace: Duration) {
+    // Once reaped, the root's pid may be someone else's: then only the token and the cgroup
+    // still name what is left of the agent (a `setsid` grandchild that outlived it).
+    let root = if lock(&shared.life).reaped {
+        None
+    } else {
+        shared.root
+    };
+    let tree = crate::os::Tree {
+        root,
+        token: shared.token.as_deref(),
+        cgroup: shared.cgroup.as_deref(),
+    };
+    let report = crate::os::stop_tree(&tree, grace);
+    if !report.survivors.is_empty() {
+        tracing::warn!(pid = shared.pid, survivors = ?report.survivors, "agent processes survived SIGKILL");
     }
-    signal_group(shared.pid, libc::SIGTERM);
-    drop(wait_for(shared, grace, |l| l.exit.is_some()));
-    if group_alive(shared.pid) {
-        signal_group(shared.pid, libc::SIGKILL);
+    if let Some(cg) = &shared.cgroup {
+        crate::os::reap::remove_agent_cgroup(cg);
     }
 }
 
@@ -452,6 +490,8 @@ fn waiter_loop(shared: &Shared, child: Box<dyn portable_pty::Child + Send + Sync
         // SAFETY: plain syscall on our own child with a valid out-pointer.
         let r = unsafe { libc::waitpid(shared.pid, &mut status, 0) };
         if r == shared.pid {
+            lock(&shared.life).reaped = true;
+            crate::os::reap::waited(shared.pid);
             break decode_status(status);
         }
         if r < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
@@ -469,6 +509,11 @@ fn waiter_loop(shared: &Shared, child: Box<dyn portable_pty::Child + Send + Sync
     };
     drop(child);
     drop(wait_for(shared, EOF_GRACE, |l| l.eof));
+    // Gone with its agent, unless something it started still lives there (then `stop` or the
+    // next start's sweep removes it).
+    if let Some(cg) = &shared.cgroup {
+        crate::os::reap::remove_agent_cgroup(cg);
+    }
     finalize_logs(shared);
     lock(&shared.life).exit = Some(info);
     shared.changed.notify_all();
@@ -523,70 +568,6 @@ fn write_log(file: &mut Option<RotatingFile>, bytes: &[u8]) {
         tracing::error!(error = %e, "agent log disabled; free disk space to keep logs for new agents");
         *file = None;
     }
-}
-
-fn signal_group(pgid: i32, sig: libc::c_int) {
-    // pgid <= 1 would signal our own group or every process we may signal.
-    if pgid > 1 {
-        // SAFETY: plain syscall; a gone group gives ESRCH, which is fine.
-        unsafe { libc::killpg(pgid, sig) };
-    }
-}
-
-/// True while some process of the group is alive. Zombies do not count: they are dead, and an
-/// orphaned one may wait for a PID 1 that never reaps (containers).
-fn group_alive(pgid: i32) -> bool {
-    // SAFETY: signal 0 only checks for existence.
-    let r = unsafe { libc::kill(-pgid, 0) };
-    if r != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) {
-        return false;
-    }
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return true;
-    };
-    dir.flatten().any(|e| {
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
-            return false;
-        };
-        // Fields after the last ')' (comm may hold spaces): state ppid pgrp ...
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            return false;
-        };
-        let f: Vec<&str> = rest.split_whitespace().take(3).collect();
-        f.len() == 3 && f[2] == pgid.to_string() && f[0] != "Z" && f[0] != "X"
-    })
-}
-
-/// Kills a process group left by an earlier run (recovery): SIGTERM, wait up to `grace` for the
-/// group to go, then SIGKILL. Returns true when no live process of the group remains. Refuses
-/// (false) pgid <= 1 and our own group.
-pub fn kill_process_group(pgid: i32, grace: Duration) -> bool {
-    // SAFETY: getpgrp cannot fail.
-    if pgid <= 1 || pgid == unsafe { libc::getpgrp() } {
-        return false;
-    }
-    // Not our children, so nothing to wait on: poll, briefly.
-    let gone_within = |limit: Duration| {
-        let deadline = Instant::now() + limit;
-        loop {
-            if !group_alive(pgid) {
-                return true;
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    };
-    if !group_alive(pgid) {
-        return true;
-    }
-    signal_group(pgid, libc::SIGTERM);
-    if gone_within(grace) {
-        return true;
-    }
-    signal_group(pgid, libc::SIGKILL);
-    gone_within(Duration::from_secs(2))
 }
 
 /// Finds the program the way exec will, and checks it can run: a failed exec inside portable-pty
@@ -753,15 +734,5 @@ mod tests {
             .unwrap();
         let e = resolve_program("./s", dir.path(), path.as_deref(), true).unwrap_err();
         assert!(e.0.contains("no-such-interp-xyz"), "{e}");
-    }
-
-    #[test]
-    fn refuses_to_kill_init_or_own_group() {
-        assert!(!kill_process_group(1, Duration::ZERO));
-        assert!(!kill_process_group(0, Duration::ZERO));
-        assert!(!kill_process_group(
-            unsafe { libc::getpgrp() },
-            Duration::ZERO
-        ));
     }
 }

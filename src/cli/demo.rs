@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::{CliError, CliResult, Context};
+use crate::os::out;
 
 const DEMO_PLAN: &str = include_str!("../../assets/demo/plan.toml");
 const DEMO_CONFIG: &str = include_str!("../../assets/demo/config.toml");
@@ -93,12 +94,10 @@ pub fn demo(headless: bool, dir: Option<&Path>, slots: Option<usize>) -> CliResu
             "wordstat: empty project and its plan",
         ],
     )?;
-    println!("demo repository: {}", root.display());
+    out::say(&format!("demo repository: {}", root.display()));
     let ctx = Context::find(Some(&root), None)?;
-    std::fs::create_dir_all(&ctx.paths.orch).map_err(|e| {
-        CliError::failed(format!("cannot create {}: {e}", ctx.paths.orch.display()))
-    })?;
-    std::fs::write(&ctx.config_file, DEMO_CONFIG)
+    super::init::secure_orch(&ctx.paths)?;
+    crate::os::files::write_private(&ctx.config_file, DEMO_CONFIG.as_bytes())
         .map_err(|e| CliError::failed(format!("cannot write the demo config: {e}")))?;
     let repo = crate::git::Repo::open(&root).map_err(|e| CliError::failed(e.to_string()))?;
     repo.ensure_excluded(".orch/")
@@ -116,9 +115,9 @@ pub fn demo(headless: bool, dir: Option<&Path>, slots: Option<usize>) -> CliResu
     } else {
         super::run::supervise_tui(&ctx, config)?
     };
-    println!(
+    out::say(&format!(
         "\nthe integration branch:  git -C {} log --format='%h %an: %s' orch/integration",
         root.display()
-    );
+    ));
     Ok(code)
 }

@@ -4,11 +4,33 @@ use std::path::Path;
 
 use super::{CliError, CliResult, Context, EXIT_OK, diagnostics_error, load};
 use crate::ledger::{Ledger, TaskDefaults};
+use crate::os::out;
+
+/// `.orch/` and its folders 0700, every file in it 0600: created so, and an existing tree made
+/// by an older orch-tui (or by hand) fixed (docs/security.md).
+pub fn secure_orch(paths: &crate::engine::Paths) -> Result<(), CliError> {
+    let fail = |p: &Path, e: std::io::Error| {
+        CliError::failed(format!(
+            "cannot create or secure {}: {e}; check that it is yours and writable",
+            p.display()
+        ))
+    };
+    for dir in [&paths.orch, &paths.worktrees, &paths.logs, &paths.prompts] {
+        crate::os::files::private_dir(dir).map_err(|e| fail(dir, e))?;
+    }
+    let fixed = crate::os::files::tighten(&paths.orch).map_err(|e| fail(&paths.orch, e))?;
+    if fixed.files + fixed.dirs > 0 {
+        tracing::info!(
+            files = fixed.files,
+            dirs = fixed.dirs,
+            "made .orch/ private"
+        );
+    }
+    Ok(())
+}
 
 pub fn init(ctx: &Context) -> CliResult {
-    std::fs::create_dir_all(&ctx.paths.orch).map_err(|e| {
-        CliError::failed(format!("cannot create {}: {e}", ctx.paths.orch.display()))
-    })?;
+    secure_orch(&ctx.paths)?;
     let repo =
         crate::git::Repo::open(&ctx.paths.repo).map_err(|e| CliError::failed(e.to_string()))?;
     repo.ensure_excluded(".orch/")
@@ -16,25 +38,26 @@ pub fn init(ctx: &Context) -> CliResult {
     let cfg_path = ctx.paths.orch.join("config.toml");
     if !cfg_path.exists() {
         let found = agent_clis_on_path(&ctx.paths.repo);
-        std::fs::write(&cfg_path, starter_config(&found))
+        crate::os::files::write_private(&cfg_path, starter_config(&found).as_bytes())
             .map_err(|e| CliError::failed(format!("cannot write {}: {e}", cfg_path.display())))?;
-        println!("wrote {}", cfg_path.display());
-        match found.first() {
-            Some(first) => println!(
+        out::say(&format!("wrote {}", cfg_path.display()));
+        let said = match found.first() {
+            Some(first) => format!(
                 "agent CLIs found on PATH: {} (default_agent = \"{first}\")",
                 found.join(", ")
             ),
-            None => println!(
+            None => format!(
                 "no agent CLI (claude, codex, aider) found on PATH: install one, then set default_agent in {}",
                 cfg_path.display()
             ),
-        }
+        };
+        out::say(&said);
     }
     // Validate it now, so a broken file is reported where it was written.
     ctx.config()?;
     Ledger::open(&ctx.paths.ledger)?;
-    println!("ledger ready at {}", ctx.paths.ledger.display());
-    println!("next: write plan.toml, then `orch-tui plan validate plan.toml` and `orch-tui run`");
+    out::say(&format!("ledger ready at {}", ctx.paths.ledger.display()));
+    out::say("next: write plan.toml, then `orch-tui plan validate plan.toml` and `orch-tui run`");
     Ok(EXIT_OK)
 }
 
@@ -97,20 +120,20 @@ pub fn validate(file: &Path, cfg: &crate::core::config::Config) -> CliResult {
     // Fake work merged as if real is the worst surprise a plan can hold: say so, loudly.
     for (profile, tasks) in crate::core::config::tasks_on_simulator(&plan, cfg) {
         let list: Vec<String> = tasks.iter().map(|t| format!("`{t}`")).collect();
-        eprintln!(
+        out::warn(&format!(
             "WARNING: {} task{} will run on `{profile}`, the built-in SIMULATED agent, which does fake work: {}\n  hint: give them a real agent (agent = \"claude\" in the plan, or default_agent in .orch/config.toml); `orch-tui demo` is the place for the simulator",
             tasks.len(),
             if tasks.len() == 1 { "" } else { "s" },
             list.join(", ")
-        );
+        ));
     }
-    println!(
+    out::say(&format!(
         "{}: ok, plan `{}` with {} task{}",
         file.display(),
         plan.name,
         plan.tasks.len(),
         if plan.tasks.len() == 1 { "" } else { "s" }
-    );
+    ));
     Ok(EXIT_OK)
 }
 
@@ -137,13 +160,13 @@ pub fn load_into(ctx: &Context, file: &Path) -> Result<crate::ledger::LoadReport
 
 pub fn load(ctx: &Context, file: &Path) -> CliResult {
     let report = load_into(ctx, file)?;
-    println!(
+    out::say(&format!(
         "loaded {}: {} added, {} changed, {} unchanged",
         file.display(),
         report.added.len(),
         report.changed.len(),
         report.unchanged
-    );
+    ));
     crate::engine::poke(&ctx.paths.orch);
     Ok(EXIT_OK)
 }

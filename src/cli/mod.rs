@@ -20,6 +20,9 @@ pub const EXIT_OK: i32 = 0;
 pub const EXIT_UNFINISHED: i32 = 1;
 pub const EXIT_BAD_INPUT: i32 = 2;
 pub const EXIT_REFUSED: i32 = 3;
+/// Try again later: the ledger stayed busy or the disk full for the whole wait (EX_TEMPFAIL of
+/// sysexits.h). Nothing was written.
+pub const EXIT_TRY_AGAIN: i32 = 75;
 
 /// A user-facing error: what went wrong and what to do, with its exit code.
 #[derive(Debug)]
@@ -47,11 +50,23 @@ impl CliError {
             message: m.into(),
         }
     }
+    pub fn try_again(m: impl Into<String>) -> CliError {
+        CliError {
+            code: EXIT_TRY_AGAIN,
+            message: m.into(),
+        }
+    }
 }
 
 impl From<crate::ledger::LedgerError> for CliError {
     fn from(e: crate::ledger::LedgerError) -> Self {
         use crate::ledger::LedgerError as L;
+        if e.is_transient() {
+            return CliError::try_again(format!(
+                "{}: nothing was written; try again later ({e})",
+                e.transient_reason()
+            ));
+        }
         match e {
             L::TooNew { .. } | L::Refused(_) => CliError::refused(e.to_string()),
             L::BadInput(_) | L::Conflict(_) => CliError::bad_input(e.to_string()),
@@ -172,6 +187,9 @@ pub enum Command {
         /// A repeated call with the same key returns the first reply and writes nothing.
         #[arg(long, global = true)]
         idempotency_key: Option<String>,
+        /// How long to wait out a busy ledger or a full disk before exiting 75 (try again).
+        #[arg(long, global = true, value_name = "DURATION", default_value = worker::DEFAULT_RETRY_FOR)]
+        retry_for: String,
     },
     /// The built-in simulated agent (see docs/sim-agent.md).
     SimAgent,
@@ -221,7 +239,7 @@ pub fn main() -> i32 {
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("orch-tui: {}", e.message);
+            crate::os::out::warn(&format!("orch-tui: {}", e.message));
             e.code
         }
     }
@@ -291,7 +309,8 @@ fn dispatch(cli: Cli) -> CliResult {
         Some(Command::Worker {
             call,
             idempotency_key,
-        }) => worker::worker(call, idempotency_key.as_deref()),
+            retry_for,
+        }) => worker::worker(call, idempotency_key.as_deref(), &retry_for),
         Some(Command::SimAgent) => Ok(crate::agent::sim::run()),
         Some(Command::Hook {
             agent,

@@ -5,6 +5,7 @@ use std::path::Path;
 use super::{CliError, CliResult, Context, EXIT_OK, EXIT_UNFINISHED};
 use crate::engine::summary::{integration_summary, summary_table};
 use crate::engine::{Engine, EngineOptions, RunEnd};
+use crate::os::out;
 
 pub fn run(ctx: &Context, headless: bool, plan: Option<&Path>, slots: Option<usize>) -> CliResult {
     let mut config = ctx.config()?;
@@ -24,9 +25,7 @@ pub fn run(ctx: &Context, headless: bool, plan: Option<&Path>, slots: Option<usi
                 ctx.paths.ledger.display()
             )));
         }
-        std::fs::create_dir_all(&ctx.paths.orch).map_err(|e| {
-            CliError::failed(format!("cannot create {}: {e}", ctx.paths.orch.display()))
-        })?;
+        super::init::secure_orch(&ctx.paths)?;
     }
     if let Some(p) = plan {
         // Validate everything before the ledger is created or touched.
@@ -38,12 +37,12 @@ pub fn run(ctx: &Context, headless: bool, plan: Option<&Path>, slots: Option<usi
         crate::ledger::Ledger::open(&ctx.paths.ledger)?;
         let report = super::init::load_into(ctx, p)?;
         if !report.added.is_empty() || !report.changed.is_empty() {
-            println!(
+            out::say(&format!(
                 "plan {}: {} added, {} changed",
                 p.display(),
                 report.added.len(),
                 report.changed.len()
-            );
+            ));
         }
     }
     {
@@ -54,6 +53,9 @@ pub fn run(ctx: &Context, headless: bool, plan: Option<&Path>, slots: Option<usi
             ));
         }
     }
+    // An .orch/ made by an older orch-tui (or by hand) gets its modes fixed before anything
+    // else is written there.
+    super::init::secure_orch(&ctx.paths)?;
     // Block the stop signals before the log writer's thread starts: every thread inherits the
     // mask, and only the supervisor's waiter thread may take SIGINT/SIGTERM.
     block_stop_signals();
@@ -69,7 +71,9 @@ pub fn run(ctx: &Context, headless: bool, plan: Option<&Path>, slots: Option<usi
 /// info (default), debug, trace). Never the terminal: the TUI owns it. Keep the guard alive
 /// for the run; dropping it flushes the file.
 pub fn init_tracing(logs: &Path) -> Option<tracing_appender::non_blocking::WorkerGuard> {
-    std::fs::create_dir_all(logs).ok()?;
+    crate::os::files::private_dir(logs).ok()?;
+    // The appender creates its file with the umask's mode: make it 0600 first.
+    crate::os::files::ensure_private_file(&logs.join("orch-tui.log")).ok()?;
     let level = match std::env::var("ORCH_LOG").as_deref() {
         Ok("error") => tracing::Level::ERROR,
         Ok("warn") => tracing::Level::WARN,
@@ -99,12 +103,13 @@ pub fn has_terminal() -> bool {
 /// the TUI on this one. The summary table is printed after the terminal is restored.
 pub fn supervise_tui(ctx: &Context, config: crate::core::config::Config) -> CliResult {
     if !has_terminal() {
-        eprintln!("orch-tui: no terminal here; running headless (pass --headless to be explicit)");
+        out::warn("orch-tui: no terminal here; running headless (pass --headless to be explicit)");
         return supervise(ctx, config);
     }
     let orch_bin = std::env::current_exe()
         .map_err(|e| CliError::failed(format!("cannot find the orch-tui binary: {e}")))?;
     let signals = block_stop_signals();
+    become_subreaper();
     let keymap = config.ui.keymap.clone();
     let (tx, rx) = std::sync::mpsc::channel();
     let (hook, output_flag) = crate::tui::output_hook(tx.clone());
@@ -158,22 +163,22 @@ pub fn supervise_tui(ctx: &Context, config: crate::core::config::Config) -> CliR
         r => {
             // The TUI ended without the engine (terminal error): stop it cleanly and wait.
             if let Err(e) = r {
-                eprintln!("orch-tui: {e}");
+                out::warn(&format!("orch-tui: {e}"));
             }
             handle.stop(true);
             engine_thread.join().ok()
         }
     };
     let ledger = ctx.open_ledger()?;
-    print!("{}", summary_table(&ledger)?);
+    out::print(&summary_table(&ledger)?);
     match end {
         Some(Ok(RunEnd::AllDone)) => Ok(EXIT_OK),
         Some(Ok(RunEnd::Unfinished)) => {
-            println!("some tasks did not finish: see `orch-tui status` and `orch-tui logs TASK`");
+            out::say("some tasks did not finish: see `orch-tui status` and `orch-tui logs TASK`");
             Ok(EXIT_UNFINISHED)
         }
         Some(Ok(RunEnd::Stopped)) | None => {
-            println!("stopped: `orch-tui run` resumes where this run left off");
+            out::say("stopped: `orch-tui run` resumes where this run left off");
             Ok(EXIT_UNFINISHED)
         }
         Some(Err(e)) => Err(CliError::failed(e)),
@@ -187,6 +192,7 @@ pub fn supervise(ctx: &Context, config: crate::core::config::Config) -> CliResul
     // Block before any thread starts, so every thread inherits the mask and only the waiter
     // sees the signals.
     let signals = block_stop_signals();
+    become_subreaper();
     let integration = config.integration_branch.clone();
     let mut engine = Engine::start(EngineOptions {
         paths: ctx.paths.clone(),
@@ -197,44 +203,87 @@ pub fn supervise(ctx: &Context, config: crate::core::config::Config) -> CliResul
         stay_open: false,
     })?;
     stop_on_signals(signals, engine.stopper());
-    println!(
+    out::say(&format!(
         "supervising {} (epoch {})",
         ctx.paths.repo.display(),
         engine.epoch()
-    );
+    ));
     let end = engine.run()?;
-    println!();
+    out::say("");
     let ledger = crate::ledger::Ledger::open(engine.ledger_path())?;
-    print!("{}", summary_table(&ledger)?);
+    out::print(&summary_table(&ledger)?);
     if let Ok(repo) = crate::git::Repo::open(&ctx.paths.repo) {
-        println!();
-        print!("{}", integration_summary(&repo, &integration));
+        out::say("");
+        out::print(&integration_summary(&repo, &integration));
     }
     Ok(match end {
         RunEnd::AllDone => EXIT_OK,
         RunEnd::Unfinished => {
-            println!(
-                "some tasks did not finish: see the outcomes above, `orch-tui status` and `orch-tui logs TASK`"
+            out::say(
+                "some tasks did not finish: see the outcomes above, `orch-tui status` and `orch-tui logs TASK`",
             );
             EXIT_UNFINISHED
         }
         RunEnd::Stopped => {
-            println!("stopped: `orch-tui run` resumes where this run left off");
+            out::say("stopped: `orch-tui run` resumes where this run left off");
             EXIT_UNFINISHED
         }
     })
 }
 
+/// Blocks SIGINT, SIGTERM and SIGCHLD in this thread (and every thread started after it) and
+/// returns the stop signals' set. SIGCHLD is taken by the orphan reaper's thread
+/// ([`become_subreaper`]). Children start with an empty mask (std resets it before exec).
 pub(crate) fn block_stop_signals() -> libc::sigset_t {
-    // SAFETY: plain libc signal-set calls on a local, initialised sigset_t.
+    // SAFETY: plain libc signal-set calls on local, initialised sigset_t values.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGINT);
         libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        let mut all = set;
+        libc::sigaddset(&mut all, libc::SIGCHLD);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
         set
     }
+}
+
+/// The supervisor parents every agent: orphans an agent leaves (a daemon whose parent died)
+/// are re-parented to it rather than to init, so they stay findable, and a thread reaps them
+/// when they exit — only them: see `os::reap` for why that never takes the exit status of a
+/// child someone else waits for. Needs SIGCHLD blocked first ([`block_stop_signals`]).
+fn become_subreaper() {
+    if crate::os::reap::is_child_subreaper() {
+        return;
+    }
+    if let Err(e) = crate::os::reap::set_child_subreaper() {
+        tracing::warn!(error = %e, "not a child subreaper: orphaned agent processes go to init");
+        return;
+    }
+    // Agent cgroups a killed supervisor left behind, once empty.
+    crate::os::reap::sweep_agent_cgroups();
+    let _ = std::thread::Builder::new()
+        .name("orphan-reaper".into())
+        .spawn(|| {
+            // SAFETY: plain libc signal-set calls on a local, initialised sigset_t; sigwait on a
+            // signal every thread has blocked.
+            let set = unsafe {
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::sigaddset(&mut set, libc::SIGCHLD);
+                set
+            };
+            loop {
+                let mut sig: libc::c_int = 0;
+                // SAFETY: as above.
+                if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+                    return;
+                }
+                for r in crate::os::reap::reap_adopted() {
+                    tracing::info!(pid = r.pid, code = ?r.code, signal = ?r.signal, "reaped an orphaned agent process");
+                }
+            }
+        });
 }
 
 /// SIGINT / SIGTERM end the agents cleanly and leave the run resumable. A dedicated thread waits
@@ -246,7 +295,7 @@ fn stop_on_signals(set: libc::sigset_t, stopper: crate::engine::Stopper) {
             let mut sig: libc::c_int = 0;
             // SAFETY: sigwait on a signal set that every thread has blocked.
             if unsafe { libc::sigwait(&set, &mut sig) } == 0 {
-                eprintln!("orch-tui: stopping the agents (signal {sig})");
+                out::warn(&format!("orch-tui: stopping the agents (signal {sig})"));
                 stopper.stop(true);
             }
         });

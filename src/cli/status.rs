@@ -9,6 +9,7 @@ use crate::core::domain::{AttemptNo, EventKind, FunnelStage, Substatus};
 use crate::core::state::TaskState;
 use crate::engine::summary::format_ms;
 use crate::ledger::{EventRow, Ledger, now_ms};
+use crate::os::out;
 
 /// Items waiting on the human: escalated tasks and agents' open questions.
 fn inbox(ledger: &Ledger) -> Result<Vec<serde_json::Value>, CliError> {
@@ -48,11 +49,28 @@ fn inbox(ledger: &Ledger) -> Result<Vec<serde_json::Value>, CliError> {
     Ok(items)
 }
 
+/// Whether a supervisor runs on this ledger (its lock is held), and what that means for the
+/// attempts the ledger still calls live.
+fn supervisor_json(pid: Option<u32>, live: usize) -> serde_json::Value {
+    match pid {
+        Some(pid) => serde_json::json!({ "running": true, "pid": pid }),
+        None => serde_json::json!({
+            "running": false,
+            "pid": null,
+            // Marked live in the ledger, but nothing supervises them: the next start ends their
+            // processes and runs their tasks again.
+            "attempts_to_recover": live,
+        }),
+    }
+}
+
 pub fn status(ctx: &Context, json: bool) -> CliResult {
     let ledger = ctx.open_ledger()?;
     let tasks = ledger.tasks()?;
     let (tokens, cost) = ledger.spend()?;
     let inbox = inbox(&ledger)?;
+    let supervisor = crate::os::supervisor_running(&ctx.paths.orch);
+    let live = ledger.live_attempts()?.len();
     if json {
         let mut list = Vec::new();
         for t in &tasks {
@@ -66,18 +84,19 @@ pub fn status(ctx: &Context, json: bool) -> CliResult {
                 "attempts": attempts,
             }));
         }
-        let out = serde_json::json!({
+        let doc = serde_json::json!({
             "plan": ledger.plan_name()?,
             "epoch": ledger.epoch()?,
+            "supervisor": supervisor_json(supervisor, live),
             "counts": ledger.state_counts()?,
             "spend": { "tokens": tokens, "cost_usd": cost },
             "tasks": list,
             "inbox": inbox,
         });
-        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        out::say(&serde_json::to_string_pretty(&doc).unwrap_or_default());
         return Ok(EXIT_OK);
     }
-    println!(
+    let mut lines = vec![format!(
         "plan {}  ·  {} tasks  ·  spend {} tokens, ${:.2}",
         ledger
             .plan_name()?
@@ -85,15 +104,25 @@ pub fn status(ctx: &Context, json: bool) -> CliResult {
         tasks.len(),
         tokens,
         cost
-    );
+    )];
+    lines.push(match supervisor {
+        Some(0) => "supervisor: starting".to_string(),
+        Some(pid) => format!("supervisor: running (pid {pid})"),
+        None if live > 0 => format!(
+            "supervisor: none running; {live} attempt{} marked live will be recovered at the \
+             next `orch-tui run` (their agents are stopped and their tasks run again)",
+            if live == 1 { "" } else { "s" }
+        ),
+        None => "supervisor: none running".to_string(),
+    });
     let counts = ledger.state_counts()?;
     let parts: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
-    println!("{}\n", parts.join(", "));
+    lines.push(format!("{}\n", parts.join(", ")));
     let w = tasks.iter().map(|t| t.id.len()).max().unwrap_or(4).max(4);
-    println!(
+    lines.push(format!(
         "{:<w$}  {:<9}  {:>8}  {:<10}  detail",
         "task", "state", "attempts", "agent"
-    );
+    ));
     for t in &tasks {
         let attempts = ledger.attempts(&t.id)?;
         let last = attempts.last();
@@ -101,44 +130,59 @@ pub fn status(ctx: &Context, json: bool) -> CliResult {
             .map(|a| a.profile.clone())
             .unwrap_or_else(|| "-".into());
         let detail = match (t.state, last) {
+            // Nobody supervises it: its clock is not running, whatever the ledger last said.
+            (TaskState::Working | TaskState::Assigned, Some(a))
+                if supervisor.is_none() && a.state.is_live() =>
+            {
+                format!(
+                    "no supervisor: recovered at the next start, {} tokens",
+                    a.tokens_in.saturating_add(a.tokens_out)
+                )
+            }
             (TaskState::Working, Some(a)) => format!(
                 "{} for {}, {} tokens",
                 a.substatus,
                 format_ms(now_ms().saturating_sub(a.started_ms as u64)),
-                a.tokens_in + a.tokens_out
+                a.tokens_in.saturating_add(a.tokens_out)
             ),
             (TaskState::Review, _) => {
                 format!("stage: {}", t.stage.map_or("-", FunnelStage::as_str))
             }
             (_, _) => t.reason.clone().unwrap_or_default(),
         };
-        println!(
+        lines.push(format!(
             "{:<w$}  {:<9}  {:>8}  {:<10}  {}",
             t.id,
             t.state,
             attempts.len(),
             agent,
             detail
-        );
+        ));
     }
     if !inbox.is_empty() {
-        println!("\ninbox ({}):", inbox.len());
+        lines.push(format!("\ninbox ({}):", inbox.len()));
         for i in &inbox {
-            println!(
+            lines.push(format!(
                 "  {} [{}] {}",
                 i["task"].as_str().unwrap_or(""),
                 i["kind"].as_str().unwrap_or(""),
                 i["text"].as_str().unwrap_or("")
-            );
+            ));
+        }
+    }
+    // A reader that went away (`| head -1`) ends the listing; that is a normal end.
+    for l in &lines {
+        if !out::say(l) {
+            break;
         }
     }
     Ok(EXIT_OK)
 }
 
-fn print_event(e: &EventRow, json: bool) {
+/// False once stdout is closed.
+fn print_event(e: &EventRow, json: bool) -> bool {
     if json {
-        println!("{}", serde_json::to_string(e).unwrap_or_default());
-        return;
+        return out::say(&serde_json::to_string(e).unwrap_or_default());
     }
     let secs = e.ts_ms / 1000;
     let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
@@ -156,10 +200,10 @@ fn print_event(e: &EventRow, json: bool) {
     } else {
         e.data.to_string()
     };
-    println!(
+    out::say(&format!(
         "{:>6} {h:02}:{m:02}:{s:02} {:<10} {:<22} {:<14} {detail}",
         e.seq, e.actor, who, e.kind
-    );
+    ))
 }
 
 pub fn events(ctx: &Context, follow: bool, json: bool, task: Option<&str>) -> CliResult {
@@ -187,13 +231,17 @@ pub fn events(ctx: &Context, follow: bool, json: bool, task: Option<&str>) -> Cl
             let Some(last) = batch.last() else { break };
             after = last.seq;
             for e in &batch {
-                print_event(e, json);
+                // The reader went away: a normal end, even while following.
+                if !print_event(e, json) {
+                    return Ok(EXIT_OK);
+                }
             }
         }
-        if !follow {
+        if !follow || out::stdout_closed_by_reader() {
             return Ok(EXIT_OK);
         }
-        // A long timeout only guards against a missed notification.
+        // A long timeout only guards against a missed notification (and notices a reader that
+        // went away while nothing happened).
         let _ = rx.recv_timeout(Duration::from_secs(2));
         while rx.try_recv().is_ok() {}
     }
@@ -230,13 +278,21 @@ pub fn logs(ctx: &Context, task: &str, follow: bool, raw: bool, attempt: Option<
                 .and_then(|l| l.attempt(id).ok().flatten())
                 .is_some_and(|a| a.ended_ms.is_some())
         };
-        crate::agent::logs::follow(&file, true, &mut out, &ended)
-            .map_err(|e| CliError::failed(format!("cannot follow {}: {e}", file.display())))?;
+        match crate::agent::logs::follow(&file, true, &mut out, &ended) {
+            // The reader went away (`| head`): a normal end.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            Err(e) => {
+                return Err(CliError::failed(format!(
+                    "cannot follow {}: {e}",
+                    file.display()
+                )));
+            }
+            Ok(()) => {}
+        }
     } else {
         let bytes = crate::agent::logs::read_all(&file)
             .map_err(|e| CliError::failed(format!("cannot read {}: {e}", file.display())))?;
-        use std::io::Write;
-        let _ = out.write_all(&bytes);
+        out::write_bytes(&bytes);
     }
     Ok(EXIT_OK)
 }

@@ -2,7 +2,6 @@
 //! appended to the attempt's `checks.log`. Checks are command lines written by the user, so they
 //! run through `sh -c` (unlike agent commands, which are argument vectors).
 
-use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -61,9 +60,9 @@ fn run_one(
         tail: why,
     };
     if let Some(parent) = log.parent() {
-        let _ = std::fs::create_dir_all(parent);
+        let _ = crate::os::files::private_dir(parent);
     }
-    let Ok(mut file) = OpenOptions::new().create(true).append(true).open(log) else {
+    let Ok(mut file) = crate::os::files::append_private(log) else {
         return fail(format!("cannot open {}", log.display()));
     };
     let offset = file.metadata().map(|m| m.len()).unwrap_or(0);

@@ -17,6 +17,10 @@ use crate::core::supervisor::{Effect, Event, PromptSpec, Setup, Started, Supervi
 /// was lost. Nothing waits for it in the normal path.
 pub const FALLBACK_TICK_MS: u64 = 1000;
 
+/// Events one round may take (plus 20 a task) before the rules are taken to be going round in
+/// circles: far more than any real round needs (a task moves a handful of times in a round).
+const MAX_STEPS_PER_ROUND: usize = 100_000;
+
 /// A busy ledger or a full disk: how often to try again, and how often to say so.
 const RETRY_MS: u64 = 250;
 const REPORT_EVERY: u32 = 8;
@@ -265,7 +269,19 @@ impl Executor {
     /// Step the supervisor through every queued event, performing what it asks for.
     fn drain(&mut self) -> Result<(), EngineError> {
         let mut changed = false;
+        let mut steps = 0usize;
         while let Some(event) = self.queue.pop_front() {
+            // Decisions that keep answering themselves would spin here for ever; end the run
+            // loudly instead (a bug in the rules: nothing outside can settle it).
+            steps += 1;
+            let limit = MAX_STEPS_PER_ROUND + 20 * self.core.model.tasks.len();
+            if steps > limit {
+                return Err(EngineError::Failed(format!(
+                    "the supervisor's decisions did not settle after {limit} steps \
+                     in one round (last: {event:?}); this is a bug in orch-tui: please report it \
+                     with .orch/logs/orch-tui.log"
+                )));
+            }
             // What clients show changes with everything but the clock's tick.
             changed |= !matches!(event, Event::Tick);
             let now = self.rt.now_ms();
@@ -335,8 +351,17 @@ impl Executor {
                 }
             }
             Effect::ReapStale { attempts } => {
-                let job = jobs::reap_job(&self.ctx, attempts);
-                self.rt.spawn(job);
+                // Before anything of this epoch starts: nothing of an earlier supervisor may run
+                // beside it (with its old token it could still write to the worktree).
+                let agents = attempts
+                    .iter()
+                    .map(|(id, pid)| (*pid, self.store.token(*id).unwrap_or_default()))
+                    .collect();
+                self.ctx.agents.reap_stale(&super::world::Stale {
+                    agents,
+                    ledger: self.env.ledger_path.clone(),
+                    epoch: self.core.epoch(),
+                });
             }
             Effect::Say(line) => {
                 tracing::info!("{line}");
@@ -434,6 +459,7 @@ impl Executor {
             ("ORCH_PROMPT_FILE".into(), prompt_file.clone()),
             ("ORCH_BIN".into(), self.env.orch_bin.clone()),
             ("ORCH_ROLE".into(), role.into()),
+            ("ORCH_EPOCH".into(), self.core.epoch().to_string()),
         ]);
         let plan = SetupPlan {
             setup: s,

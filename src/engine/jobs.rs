@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use super::world::{Agents, Checks, GitOps, Incoming, Job, Launch, Sink, Spawned};
 use crate::core::config::AgentProfile;
-use crate::core::domain::AttemptId;
 use crate::core::supervisor::{
     Collect, Event, JobFailure, MergeOutcome, MergePrep, MoveOutcome, Setup, Tidy,
 };
@@ -82,10 +81,11 @@ fn run_setup(ctx: &JobCtx, p: SetupPlan) -> Result<Spawned, String> {
             .prepare_worktree(&s.worktree, &s.branch, &s.base, &prefix)
             .map_err(|e| e.to_string())?;
     }
+    // The prompt may carry secrets a user pasted: private, like everything under .orch/.
     if let Some(dir) = std::path::Path::new(&p.prompt_file).parent() {
-        let _ = std::fs::create_dir_all(dir);
+        let _ = crate::os::files::private_dir(dir);
     }
-    std::fs::write(&p.prompt_file, &p.prompt)
+    crate::os::files::write_private(std::path::Path::new(&p.prompt_file), p.prompt.as_bytes())
         .map_err(|e| format!("cannot write {}: {e}", p.prompt_file))?;
     let vars = [
         ("prompt_file", p.prompt_file.as_str()),
@@ -247,15 +247,6 @@ pub fn tidy_job(ctx: &JobCtx, t: Tidy) -> Job {
     })
 }
 
-/// Stop a previous supervisor's agents; nothing comes back.
-pub fn reap_job(ctx: &JobCtx, stale: Vec<(AttemptId, Option<u32>)>) -> Job {
-    let ctx = ctx.clone();
-    Box::new(move || {
-        let pids: Vec<u32> = stale.iter().filter_map(|(_, p)| *p).collect();
-        ctx.agents.reap_stale(&pids);
-        Incoming::Poke
-    })
-}
 
 #[cfg(test)]
 mod tests {

@@ -351,16 +351,10 @@ fn seed() -> u64 {
 
 /// A random hex token for attempt fencing, 128 bits from the OS random source.
 pub(crate) fn random_token() -> String {
-    use std::io::Read;
-    let mut b = [0u8; 16];
-    if std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut b))
-        .is_err()
-    {
-        // No OS randomness at all: never reuse a token, and say so in the log.
-        tracing::error!("cannot read /dev/urandom; attempt tokens fall back to time and pid");
+    crate::os::random_token().unwrap_or_else(|e| {
+        // getrandom(2) and /dev/urandom both failed: never reuse a token, and say so in the log.
+        tracing::error!(error = %e, "no OS random source; attempt tokens fall back to time and pid");
         let t = crate::ledger::now_ms() as u128 ^ (u128::from(std::process::id()) << 64);
-        b = t.to_le_bytes();
-    }
-    b.iter().map(|x| format!("{x:02x}")).collect()
+        format!("{t:032x}")
+    })
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::Duration;
 
-use super::world::{AgentProc, Agents, Checks, Incoming, Job, Launch, Runtime, Sink};
+use super::world::{AgentProc, Agents, Checks, Incoming, Job, Launch, Runtime, Sink, Stale};
 use crate::agent::pty::{AgentProcess, AgentSignal, SpawnSpec};
 use crate::agent::screen::SharedScreen;
 use crate::core::supervisor::{CheckOutcome, Event, Exit};
@@ -75,9 +75,21 @@ impl Agents for PtyAgents {
         Ok(Box::new(PtyProc(process)))
     }
 
-    fn reap_stale(&self, pids: &[u32]) {
-        for &pid in pids {
-            crate::agent::pty::kill_process_group(pid as i32, Duration::from_secs(2));
+    fn reap_stale(&self, stale: &Stale) {
+        let grace = Duration::from_secs(2);
+        // By recorded pid (only while it still carries its attempt's token: pids are reused),
+        // with its whole tree and every holder of the token.
+        for (pid, token) in &stale.agents {
+            let root = pid
+                .map(|p| p as i32)
+                .filter(|&p| crate::os::has_token(p, token))
+                .unwrap_or(0);
+            crate::os::kill_tree(root, Some(token), grace);
+        }
+        // And whatever else of this ledger an earlier epoch started: a pid never recorded (the
+        // supervisor died between the spawn and the record), a token whose attempt is closed.
+        for pid in crate::os::processes_of_ledger(&stale.ledger, stale.epoch) {
+            crate::os::kill_tree(pid, None, grace);
         }
     }
 }

@@ -95,6 +95,17 @@ pub struct Launch {
     pub rotate_bytes: u64,
 }
 
+/// What an earlier supervisor may have left running: its attempts' agents (by recorded pid and
+/// token), and any process of this ledger started under an earlier epoch (`ORCH_LEDGER` and
+/// `ORCH_EPOCH` in its environment) — one whose pid was never recorded included.
+#[derive(Debug, Clone, Default)]
+pub struct Stale {
+    pub agents: Vec<(Option<u32>, String)>,
+    pub ledger: String,
+    /// The current epoch: its own agents are never touched.
+    pub epoch: i64,
+}
+
 /// Where a job or an agent reports back to the loop.
 pub type Sink = std::sync::Arc<dyn Fn(Incoming) + Send + Sync>;
 
@@ -103,7 +114,7 @@ pub trait Agents: Send + Sync {
     fn spawn(&self, launch: Launch, sink: Sink) -> Result<Box<dyn AgentProc>, String>;
     /// Stop every process a previous supervisor left (by pid when it is still ours, and by
     /// the ledger's tokens in the environment of any process).
-    fn reap_stale(&self, pids: &[u32]);
+    fn reap_stale(&self, stale: &Stale);
 }
 
 pub trait Checks: Send + Sync {

@@ -120,12 +120,19 @@ impl Ledger {
         Ok(stmt.query_row([task], from_row).optional()?)
     }
 
-    /// Total tokens and cost over every attempt (the run's spend).
+    /// Total tokens and cost over every attempt (the run's spend). Summed here, saturating at
+    /// i64::MAX: SQLite's SUM fails with "integer overflow" once the totals pass it.
     pub fn spend(&self) -> Result<(i64, f64)> {
-        Ok(self.conn.query_row(
-            "SELECT COALESCE(SUM(tokens_in + tokens_out), 0), COALESCE(SUM(cost_usd), 0) FROM attempts",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?)
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT tokens_in, tokens_out, cost_usd FROM attempts")?;
+        let mut rows = stmt.query([])?;
+        let (mut tokens, mut cost) = (0i64, 0f64);
+        while let Some(r) = rows.next()? {
+            let (a, b, c): (i64, i64, f64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            tokens = tokens.saturating_add(a).saturating_add(b);
+            cost += c;
+        }
+        Ok((tokens, cost))
     }
 }

@@ -6,8 +6,11 @@
 mod apply;
 mod attempts;
 mod events;
+#[cfg(test)]
+mod migrate_tests;
 mod schema;
 mod sqltypes;
+mod strict;
 mod tasks;
 mod worker;
 
@@ -18,7 +21,7 @@ pub use attempts::AttemptRow;
 pub use events::{EventRow, append as append_event};
 pub use schema::SCHEMA_VERSION;
 pub use tasks::{LoadReport, TaskDefaults, TaskRow, task_in};
-pub use worker::{WorkerCall, WorkerReply};
+pub use worker::{Caller, WorkerCall, WorkerReply};
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use std::fmt;
@@ -59,6 +62,41 @@ impl fmt::Display for LedgerError {
 
 impl std::error::Error for LedgerError {}
 
+impl LedgerError {
+    /// Worth retrying after a while: the ledger is busy or locked by another process, or the
+    /// disk is full (SQLITE_FULL, or a write refused by the OS: ENOSPC, EDQUOT, EFBIG). Nothing
+    /// was written. Everything else (a refused report, a lost compare-and-swap, a corrupt file)
+    /// is fatal to the request.
+    pub fn is_transient(&self) -> bool {
+        let LedgerError::Sql(rusqlite::Error::SqliteFailure(f, _)) = self else {
+            return false;
+        };
+        use rusqlite::ErrorCode as C;
+        match f.code {
+            C::DatabaseBusy | C::DatabaseLocked | C::DiskFull => true,
+            // A failed write or a -shm that cannot grow: the disk is full or over quota.
+            C::SystemIoFailure => matches!(
+                f.extended_code,
+                rusqlite::ffi::SQLITE_IOERR_WRITE | rusqlite::ffi::SQLITE_IOERR_SHMSIZE
+            ),
+            _ => false,
+        }
+    }
+
+    /// Why a transient error happened, in words for a user who waits for it.
+    pub fn transient_reason(&self) -> &'static str {
+        match self {
+            LedgerError::Sql(rusqlite::Error::SqliteFailure(f, _))
+                if f.code == rusqlite::ErrorCode::DatabaseBusy
+                    || f.code == rusqlite::ErrorCode::DatabaseLocked =>
+            {
+                "the ledger is busy (another process holds its write lock)"
+            }
+            _ => "the ledger cannot be written (the disk is full or over quota)",
+        }
+    }
+}
+
 impl From<rusqlite::Error> for LedgerError {
     fn from(e: rusqlite::Error) -> Self {
         LedgerError::Sql(e)
@@ -95,23 +133,40 @@ pub fn with_clock<T>(at_ms: u64, f: impl FnOnce() -> T) -> T {
 pub struct Ledger {
     conn: Connection,
     path: PathBuf,
+    /// How long a write keeps retrying SQLITE_BUSY beyond the busy handler.
+    busy_budget: Duration,
 }
 
 /// How long a write keeps retrying SQLITE_BUSY beyond the busy handler, e.g. during WAL recovery
 /// right after a supervisor was killed.
 const BUSY_BUDGET: Duration = Duration::from_secs(10);
+/// The busy handler's wait per statement.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Ledger {
     /// Open (creating if needed) and migrate. Refuses a ledger newer than this binary.
     pub fn open(path: &Path) -> Result<Ledger> {
+        Ledger::open_waiting(path, BUSY_BUDGET)
+    }
+
+    /// [`Ledger::open`], with every wait for a busy ledger (the busy handler, and the retries of
+    /// [`Ledger::write`]) bounded by `wait`. For callers that retry on their own schedule.
+    pub fn open_waiting(path: &Path, wait: Duration) -> Result<Ledger> {
         no_memory_statistics();
+        // Created 0600 before SQLite sees it: its -wal and -shm get the same mode.
+        crate::os::files::ensure_private_file(path).map_err(|e| {
+            LedgerError::BadInput(format!(
+                "cannot create or open {}: {e}; check that its folder exists and is yours",
+                path.display()
+            ))
+        })?;
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
                 | OpenFlags::SQLITE_OPEN_CREATE
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.busy_timeout(wait.min(BUSY_TIMEOUT))?;
         // journal_mode is persistent in the file; the others are per connection, so always set.
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         if mode != "wal" {
@@ -126,6 +181,7 @@ impl Ledger {
         let mut ledger = Ledger {
             conn,
             path: path.to_path_buf(),
+            busy_budget: wait,
         };
         schema::migrate(&mut ledger.conn)?;
         Ok(ledger)
@@ -154,7 +210,7 @@ impl Ledger {
                 Ok(out)
             })();
             match attempt {
-                Err(LedgerError::Sql(e)) if is_busy(&e) && start.elapsed() < BUSY_BUDGET => {
+                Err(LedgerError::Sql(e)) if is_busy(&e) && start.elapsed() < self.busy_budget => {
                     let jitter = (now_ms() ^ u64::from(std::process::id())) % pause_ms.max(1);
                     std::thread::sleep(Duration::from_millis(jitter + 1));
                     pause_ms = (pause_ms * 2).min(500);
@@ -215,24 +271,6 @@ impl Ledger {
             Ok(n) => Ok(Some(n)),
             Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
             Err(e) => Err(e.into()),
-        }
-    }
-}
-
-impl LedgerError {
-    /// The ledger could not be written for now (busy, locked, disk full, an I/O error): waiting
-    /// and trying again may succeed; nothing was written.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            LedgerError::Sql(rusqlite::Error::SqliteFailure(f, _)) => matches!(
-                f.code,
-                rusqlite::ErrorCode::DatabaseBusy
-                    | rusqlite::ErrorCode::DatabaseLocked
-                    | rusqlite::ErrorCode::DiskFull
-                    | rusqlite::ErrorCode::SystemIoFailure
-                    | rusqlite::ErrorCode::CannotOpen
-            ),
-            _ => false,
         }
     }
 }

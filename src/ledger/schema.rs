@@ -6,7 +6,7 @@ use rusqlite::Connection;
 use super::LedgerError;
 
 /// The newest schema this binary knows.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 const V1: &str = r#"
 CREATE TABLE supervisor (
@@ -190,6 +190,12 @@ fn transition_trigger() -> String {
 }
 
 pub fn migrate(conn: &mut Connection) -> Result<(), LedgerError> {
+    migrate_to(conn, SCHEMA_VERSION)
+}
+
+/// Migrate up to `target` (never down). Every step up to it runs in one transaction: a crash
+/// leaves the old version or the new one, never a state between.
+pub(super) fn migrate_to(conn: &mut Connection, target: i64) -> Result<(), LedgerError> {
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if current > SCHEMA_VERSION {
         return Err(LedgerError::TooNew {
@@ -197,20 +203,50 @@ pub fn migrate(conn: &mut Connection) -> Result<(), LedgerError> {
             known: SCHEMA_VERSION,
         });
     }
-    if current == SCHEMA_VERSION {
+    if current >= target {
         return Ok(());
     }
-    // One transaction per step: a crash leaves the old or the new version, never between.
+    // v3 rebuilds tables: foreign keys must be off while a table is dropped and renamed (this
+    // pragma is a no-op inside a transaction, so it is set around it), and are checked before
+    // the commit instead.
+    let rebuild = current < 3 && target >= 3;
+    if rebuild {
+        conn.execute_batch("PRAGMA foreign_keys = OFF")?;
+    }
+    let result = steps(conn, target);
+    if rebuild {
+        conn.execute_batch("PRAGMA foreign_keys = ON")?;
+    }
+    result
+}
+
+fn steps(conn: &mut Connection, target: i64) -> Result<(), LedgerError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    // Another process may have migrated while we waited for the lock.
     let again: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if again < 1 {
+    if again < 1 && target >= 1 {
         tx.execute_batch(&V1.replace("STATES", &quoted_states()))?;
         tx.execute_batch("PRAGMA user_version = 1")?;
     }
-    if again < 2 {
+    if again < 2 && target >= 2 {
         tx.execute_batch(V2)?;
         tx.execute_batch(&transition_trigger())?;
         tx.execute_batch("PRAGMA user_version = 2")?;
+    }
+    if again < 3 && target >= 3 {
+        super::strict::to_v3(&tx)?;
+        tx.execute_batch(&transition_trigger())?;
+        let broken: i64 =
+            tx.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| {
+                r.get(0)
+            })?;
+        if broken > 0 {
+            return Err(LedgerError::BadInput(format!(
+                "cannot migrate the ledger to schema v3: {broken} rows refer to tasks that do \
+                 not exist (run `PRAGMA foreign_key_check` on it); nothing was changed"
+            )));
+        }
+        tx.execute_batch("PRAGMA user_version = 3")?;
     }
     tx.commit()?;
     Ok(())

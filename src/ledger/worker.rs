@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::events::append;
 use super::{Ledger, LedgerError, Result, now_ms};
 use crate::core::domain::{Actor, AttemptId, AttemptNo, AttemptState, EventKind, Role};
+use crate::core::usage::{Totals, Usage};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "call", rename_all = "lowercase")]
@@ -99,19 +100,33 @@ fn apply(tx: &Connection, attempt_id: AttemptId, role: Role, call: &WorkerCall) 
             tokens_out,
             cost_usd,
         } => {
-            if !cost_usd.is_finite() || *cost_usd < 0.0 {
-                return Err(LedgerError::BadInput(format!(
-                    "--cost-usd must be a non-negative number, got {cost_usd}"
-                )));
+            let report = Usage {
+                tokens_in: *tokens_in,
+                tokens_out: *tokens_out,
+                cost_usd: *cost_usd,
+            };
+            let (t_in, t_out, cost): (i64, i64, f64) = tx.query_row(
+                "SELECT tokens_in, tokens_out, cost_usd FROM attempts WHERE id = ?1",
+                [attempt_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?;
+            let totals = Totals {
+                tokens_in: t_in.max(0) as u64,
+                tokens_out: t_out.max(0) as u64,
+                cost_usd: cost,
             }
+            .record(&report)
+            .map_err(|e| LedgerError::BadInput(e.to_string()))?;
+            // Whole new totals, computed above without overflow: SQLite's own `+` would turn
+            // an overflowing integer into a REAL.
             tx.execute(
-                "UPDATE attempts SET tokens_in = tokens_in + ?2, tokens_out = tokens_out + ?3,
-                    cost_usd = cost_usd + ?4, last_beat_ms = ?5 WHERE id = ?1",
+                "UPDATE attempts SET tokens_in = ?2, tokens_out = ?3, cost_usd = ?4,
+                    last_beat_ms = ?5 WHERE id = ?1",
                 params![
                     attempt_id,
-                    *tokens_in as i64,
-                    *tokens_out as i64,
-                    cost_usd,
+                    totals.tokens_in as i64,
+                    totals.tokens_out as i64,
+                    totals.cost_usd,
                     now
                 ],
             )?;
@@ -120,9 +135,68 @@ fn apply(tx: &Connection, attempt_id: AttemptId, role: Role, call: &WorkerCall) 
     Ok(())
 }
 
+/// DESIGN §4: a report is accepted only from a process descended from the attempt's agent (or,
+/// before its pid is recorded, from the supervisor that started it). A token copied into an
+/// unrelated process — another attempt's agent, a shell — is refused.
+fn check_caller(
+    tx: &Connection,
+    task: &str,
+    n: AttemptNo,
+    agent_pid: Option<i64>,
+    caller: &Caller,
+) -> Result<()> {
+    let (ancestor, whose) = match agent_pid {
+        Some(pid) => (pid, "the attempt's agent"),
+        None => {
+            let sup: Option<i64> = tx
+                .query_row("SELECT pid FROM supervisor WHERE id = 1", [], |r| r.get(0))
+                .optional()?;
+            (
+                sup.unwrap_or(0),
+                "the supervisor that is starting the attempt",
+            )
+        }
+    };
+    let ancestor = i32::try_from(ancestor).unwrap_or(0);
+    if (caller.descends_from)(ancestor) {
+        return Ok(());
+    }
+    Err(LedgerError::Refused(format!(
+        "refused: this process (pid {}) was not started by {whose} (pid {ancestor}) of \
+         attempt {n} of task `{task}`; only the agent and its children may report for it. \
+         Nothing changed",
+        caller.pid
+    )))
+}
+
+/// Who reports: a process, and how to tell whether it descends from another (the process tree
+/// in `/proc` for a real caller: [`Caller::this_process`]).
+pub struct Caller<'a> {
+    pub pid: u32,
+    pub descends_from: &'a dyn Fn(i32) -> bool,
+}
+
+impl Caller<'static> {
+    /// The running process, checked against the real process tree.
+    pub fn this_process() -> Caller<'static> {
+        fn ours(ancestor: i32) -> bool {
+            crate::os::descends_from(std::process::id() as i32, ancestor)
+        }
+        Caller {
+            pid: std::process::id(),
+            descends_from: &ours,
+        }
+    }
+}
+
 impl Ledger {
     /// Accept a report from attempt `n` of `task` if `token` is that attempt's token, the attempt is
-    /// live and belongs to the current epoch. A repeated idempotency key returns the first reply.
+    /// live and belongs to the current epoch, and `caller` (the reporting process) descends from
+    /// the attempt's agent. A repeated idempotency key returns the first reply.
+    ///
+    /// Until the supervisor has recorded the agent's pid (the attempt is still `starting`; a fast
+    /// agent can report before that), the caller must descend from the supervisor of the current
+    /// epoch instead: every agent is started by it.
     pub fn worker_report(
         &mut self,
         task: &str,
@@ -130,6 +204,7 @@ impl Ledger {
         token: &str,
         call: &WorkerCall,
         idempotency_key: Option<&str>,
+        caller: &Caller,
     ) -> Result<WorkerReply> {
         let request = serde_json::to_string(&(task, n, call)).unwrap_or_default();
         // Keys are scoped to the attempt's token: another attempt may reuse a key, and a wrong or
@@ -157,12 +232,12 @@ impl Ledger {
                 }
             }
             // An agent attempt and its reviewer share `n`; the token tells them apart.
-            let rows: Vec<(AttemptId, String, i64, AttemptState, Role)> = {
+            let rows: Vec<(AttemptId, String, i64, AttemptState, Role, Option<i64>)> = {
                 let mut stmt = tx.prepare_cached(
-                    "SELECT id, token, epoch, state, role FROM attempts WHERE task = ?1 AND n = ?2",
+                    "SELECT id, token, epoch, state, role, pid FROM attempts WHERE task = ?1 AND n = ?2",
                 )?;
                 stmt.query_map(params![task, n], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
                 })?
                 .collect::<std::result::Result<_, _>>()?
             };
@@ -171,7 +246,7 @@ impl Ledger {
                     "no attempt {n} of task `{task}` in this ledger: check ORCH_TASK and ORCH_ATTEMPT"
                 )));
             }
-            let Some((id, _, epoch, state, role)) = rows.into_iter().find(|r| r.1 == token) else {
+            let Some((id, _, epoch, state, role, pid)) = rows.into_iter().find(|r| r.1 == token) else {
                 return Err(LedgerError::Refused(format!(
                     "stale or wrong token for attempt {n} of task `{task}`: this report is refused and changes nothing"
                 )));
@@ -183,6 +258,7 @@ impl Ledger {
                     "attempt {n} of task `{task}` is no longer live ({state}, epoch {epoch}, supervisor epoch {current}): refused, nothing changed"
                 )));
             }
+            check_caller(tx, task, n, pid, caller)?;
             apply(tx, id, role, call)?;
             let data = serde_json::to_value(call).unwrap_or_default();
             let seq = append(tx, Some(task), Some(n), Actor::Agent, call.kind(), &data)?;

@@ -65,7 +65,7 @@ pub fn refresh(
                 elapsed: now.saturating_duration_since(v.started),
                 time_budget: v.deadline.map(|d| d.saturating_duration_since(v.started)),
                 started: v.started,
-                tokens: row.map_or(0, |r| r.tokens_in + r.tokens_out),
+                tokens: row.map_or(0, |r| r.tokens_in.saturating_add(r.tokens_out)),
                 cost_usd: row.map_or(0.0, |r| r.cost_usd),
                 budget_tokens: task.and_then(|t| t.budget_tokens),
                 budget_cost_usd: task.and_then(|t| t.budget_cost_usd),

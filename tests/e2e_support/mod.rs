@@ -165,6 +165,14 @@ impl Repo {
         }
     }
 
+    /// `orch-tui ARGS` as a command to configure and start (the same environment as `spawn`);
+    /// the caller owns the process.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = base_command(&self.dir);
+        c.args(args);
+        c
+    }
+
     /// Runs `orch-tui ARGS` to the end; panics (after killing it) if it outlives `limit`.
     pub fn orch(&self, args: &[&str], limit: Duration) -> Out {
         self.spawn(args).wait(limit)

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+pub mod claims;
+
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_orch-tui")
 }

@@ -99,7 +99,9 @@ pub fn every_step(world: &Shared, exec: &Executor, l: &Ledger) -> Result<(), Str
             }
             let reason: Option<String> = l
                 .conn()
-                .query_row("SELECT reason FROM attempts WHERE id = ?1", [id], |r| r.get(0))
+                .query_row("SELECT reason FROM attempts WHERE id = ?1", [id], |r| {
+                    r.get(0)
+                })
                 .unwrap_or(None);
             let nothing = reason.is_some_and(|r| r.contains("without changing anything"));
             if nothing && w.work.iter().any(|(_, t, k)| t == task && k == n) {
@@ -119,7 +121,7 @@ pub fn every_step(world: &Shared, exec: &Executor, l: &Ledger) -> Result<(), Str
         )
     };
     if lock(world).last_checked.as_ref() != Some(&key) {
-        merged_once_and_through_the_funnel(world, l, &tasks)?;
+        merged_once_and_through_the_funnel(world, l, &tasks, false)?;
         lock(world).last_checked = Some(key);
     }
     Ok(())
@@ -127,10 +129,13 @@ pub fn every_step(world: &Shared, exec: &Executor, l: &Ledger) -> Result<(), Str
 
 /// Every commit on the integration branch carries one attempt's work that passed the funnel,
 /// and no task's work landed twice.
+/// `strict`: at the end of a run, when the branch was put back and the hold released, every done
+/// task's work must be on it, whatever the supervisor recorded.
 fn merged_once_and_through_the_funnel(
     world: &Shared,
     l: &Ledger,
     tasks: &[orch_tui::ledger::TaskRow],
+    strict: bool,
 ) -> Result<(), String> {
     let w = lock(world);
     let repo = w.git.lock();
@@ -192,7 +197,7 @@ fn merged_once_and_through_the_funnel(
         )
         .unwrap_or(None);
     let w = lock(world);
-    let intact = {
+    let intact = strict || {
         let repo = w.git.lock();
         match (&recorded, repo.refs.get(INTEGRATION)) {
             (Some(r), Some(now)) => repo.is_ancestor(r, now),
@@ -263,6 +268,8 @@ pub fn at_end(world: &Shared, exec: &Executor, path: &Path) -> Result<(), String
     let l = ledger(path)?;
     every_step(world, exec, &l)?;
     no_work_lost(world)?;
+    let tasks = l.tasks().map_err(|e| e.to_string())?;
+    merged_once_and_through_the_funnel(world, &l, &tasks, true)?;
     let tasks = l.tasks().map_err(|e| e.to_string())?;
     let hold: Option<String> = l
         .conn()

@@ -253,6 +253,18 @@ fn act(w: &mut World, pid: u32) {
     }
 }
 
+/// A fake agent reporting: in the simulated world every process descends from the supervisor,
+/// and from itself.
+fn fake_caller(pid: u32) -> orch_tui::ledger::Caller<'static> {
+    fn any(_: i32) -> bool {
+        true
+    }
+    orch_tui::ledger::Caller {
+        pid,
+        descends_from: &any,
+    }
+}
+
 fn advance(w: &mut World, pid: u32, by: u64) {
     let at = w.now + by;
     if let Some(p) = w.procs.get_mut(&pid) {
@@ -339,7 +351,7 @@ fn report(w: &mut World, pid: u32, call: WorkerCall) {
     let now = w.now;
     let r = with_clock(now, || {
         w.ledger
-            .worker_report(&task, AttemptNo(n), &token, &call, None)
+            .worker_report(&task, AttemptNo(n), &token, &call, None, &fake_caller(pid))
     });
     w.note(format!(
         "{task}#{n} reports {call:?}: {}",
@@ -359,7 +371,7 @@ fn forge(w: &mut World, pid: u32) {
     let call = WorkerCall::Done { summary: None };
     let r = with_clock(now, || {
         w.ledger
-            .worker_report(&task, AttemptNo(n), &token, &call, None)
+            .worker_report(&task, AttemptNo(n), &token, &call, None, &fake_caller(pid))
     });
     if r.is_ok() {
         w.violations
@@ -486,7 +498,8 @@ impl Agents for SimAgents {
         }))
     }
 
-    fn reap_stale(&self, pids: &[u32]) {
+    fn reap_stale(&self, stale: &orch_tui::engine::world::Stale) {
+        let pids: Vec<u32> = stale.agents.iter().filter_map(|(p, _)| *p).collect();
         let mut w = lock(&self.world);
         let epoch = w.epoch;
         let by_pid_only = w.fault_reap_by_pid_only;
