@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use orch_tui::agent::pty::{AgentProcess, AgentSignal, SpawnSpec};
+use orch_tui::agent::record::lines::feed;
 use orch_tui::agent::screen::{Parser, SCROLLBACK_ROWS, new_parser};
 use orch_tui::core::domain::{AttemptId, AttemptNo, Substatus};
 use orch_tui::core::state::TaskState;
@@ -574,10 +575,11 @@ fn frame_time(frames: usize) {
             let input = &inputs[(f + k) % inputs.len()];
             let t = Instant::now();
             let mut p = sc.lock().unwrap();
-            p.process(input);
-            // The reader thread drains these after every chunk; so does the bench.
+            // What the reader thread does with every chunk: emulate it and keep the text log's
+            // lines (with their stamps), then drain what the callbacks queued.
+            feed(&mut p, input, 1_700_000_000_000 + f as u64);
             let cb = p.callbacks_mut();
-            let _ = (cb.take_scrolled_text(), cb.take_replies(), cb.take_events());
+            let _ = (cb.take_lines(), cb.take_replies(), cb.take_events());
             drop(p);
             if f >= warmup {
                 parse.push(ms(t.elapsed()));
@@ -608,30 +610,43 @@ fn frame_time(frames: usize) {
         parse_bytes / 1_000_000
     );
     // Where the parse time goes: the same input into a bare vt100 parser of the same size and
-    // scrollback, without orch-tui's callbacks (whose `on_scroll` formats every row that leaves
-    // the scrollback, then strips it to plain text for screen.log).
+    // scrollback, without orch-tui's callbacks (whose tracker turns rows into the text log's
+    // lines: the scan for clears and cursor moves, rows read as they become final).
     let nz = |n: u16| std::num::NonZeroU16::new(n).unwrap();
     let mut bare = vt100::Parser::new(nz(AGENT_ROWS), nz(AGENT_COLS), SCROLLBACK_ROWS);
+    let mut bare_2k = vt100::Parser::new(nz(AGENT_ROWS), nz(AGENT_COLS), 2000);
     let mut ours = new_parser(AGENT_ROWS, AGENT_COLS);
-    let (mut t_bare, mut t_ours) = (Duration::ZERO, Duration::ZERO);
+    let (mut t_bare, mut t_bare_2k, mut t_ours) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     let mut n = 0usize;
+    let mut log_bytes = 0usize;
     for round in 0..(frames / 2).max(20) {
         let input = &inputs[round % inputs.len()];
         let t = Instant::now();
         bare.process(input);
         t_bare += t.elapsed();
         let t = Instant::now();
-        ours.process(input);
+        bare_2k.process(input);
+        t_bare_2k += t.elapsed();
+        let t = Instant::now();
+        feed(&mut ours, input, 1_700_000_000_000 + round as u64);
         let cb = ours.callbacks_mut();
-        let _ = (cb.take_scrolled_text(), cb.take_replies(), cb.take_events());
+        let (lines, _, _) = (cb.take_lines(), cb.take_replies(), cb.take_events());
         t_ours += t.elapsed();
+        log_bytes += lines.iter().map(|l| l.text.len() + 27).sum::<usize>();
         n += input.len();
     }
+    let mbs = |t: Duration| n as f64 / 1e6 / t.as_secs_f64();
     println!(
-        "  split: bare vt100 (same size, scrollback, no callbacks) {:.1} MB/s; with orch-tui's callbacks {:.1} MB/s => the callbacks (mostly on_scroll's capture for screen.log) take {:.0}% of parse time",
-        n as f64 / 1e6 / t_bare.as_secs_f64(),
-        n as f64 / 1e6 / t_ours.as_secs_f64(),
-        (1.0 - t_bare.as_secs_f64() / t_ours.as_secs_f64()) * 100.0
+        "  split: bare vt100 (same size, scrollback {SCROLLBACK_ROWS}, no callbacks) {:.1} MB/s; with orch-tui's callbacks and text log {:.1} MB/s => {:.2}x bare, the text log takes {:.0}% of parse time (bare vt100 with the old 2000-row scrollback: {:.1} MB/s)",
+        mbs(t_bare),
+        mbs(t_ours),
+        t_bare.as_secs_f64() / t_ours.as_secs_f64(),
+        (1.0 - t_bare.as_secs_f64() / t_ours.as_secs_f64()) * 100.0,
+        mbs(t_bare_2k),
+    );
+    println!(
+        "  text log: {:.0} bytes per MB of this output (stamped lines)",
+        log_bytes as f64 / (n as f64 / 1e6)
     );
     // Sanity: the panes show the agents' output.
     let buf = term.backend().buffer();
@@ -848,7 +863,7 @@ fn ingest(size: &str, show4: bool, show5: bool) {
         );
         let n_reads = reads.load(std::sync::atomic::Ordering::Relaxed);
         println!(
-            "  {n_reads} reads => {:.0} bytes per read() on average (READ_CHUNK is 64 KiB; each read also costs a write to pty.raw and one to screen.log)",
+            "  {n_reads} reads => {:.0} bytes per read() on average (READ_CHUNK is 64 KiB; each read also costs a write to pty.raw, one to pty.cast and one to screen.log)",
             read as f64 / n_reads.max(1) as f64
         );
         println!(
@@ -861,10 +876,25 @@ fn ingest(size: &str, show4: bool, show5: bool) {
         );
         let raw_kept: u64 = agents.iter().map(|(_, l)| dir_bytes(l, "pty.raw")).sum();
         let screen_kept: u64 = agents.iter().map(|(_, l)| dir_bytes(l, "screen.log")).sum();
+        let cast_kept: u64 = agents.iter().map(|(_, l)| dir_bytes(l, "pty.cast")).sum();
         println!(
-            "  on disk after rotation (3 generations kept): pty.raw* {:.1} MB, screen.log* {:.1} MB",
+            "  on disk after rotation (3 generations kept): pty.raw* {:.1} MB, pty.cast* {:.1} MB, screen.log* {:.1} MB",
             raw_kept as f64 / 1e6,
+            cast_kept as f64 / 1e6,
             screen_kept as f64 / 1e6
+        );
+        // Per MB of output, from the live generations (never rotated away in a 1-gen window).
+        let live = |name: &str| -> u64 {
+            agents
+                .iter()
+                .map(|(_, l)| std::fs::metadata(l.join(name)).map_or(0, |m| m.len()))
+                .sum()
+        };
+        let raw_live = live("pty.raw").max(1) as f64 / 1e6;
+        println!(
+            "  log bytes per MB of agent output (live generations): pty.cast {:.2} MB, screen.log {:.2} MB",
+            live("pty.cast") as f64 / 1e6 / raw_live,
+            live("screen.log") as f64 / 1e6 / raw_live
         );
         println!(
             "  (bytes read = rchar of /proc/self/io over the item: the reader threads' PTY reads, plus the few KB the reaped sim agents read themselves; every byte read goes to pty.raw, then to the screen)"
