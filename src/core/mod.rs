@@ -16,3 +16,4 @@ pub mod schedule;
 pub mod screen_rules;
 pub mod state;
 pub mod supervisor;
+pub mod timeline;

@@ -188,7 +188,7 @@ impl Tail {
 }
 
 /// Every line of a log, oldest generation first, streamed (for `orch-tui logs`).
-pub fn all_lines(path: &Path) -> io::Result<impl Iterator<Item = String>> {
+pub fn all_lines(path: &Path) -> io::Result<impl Iterator<Item = String> + use<>> {
     let mut readers = Vec::new();
     for n in (0..=KEEP_GENERATIONS).rev() {
         match File::open(generation(path, n)) {
