@@ -62,6 +62,17 @@ fn main() {
 // ---------------------------------------------------------------------------------------------
 // Small helpers
 
+/// CPU time of the calling thread: what a measurement costs, whatever else the machine runs.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
@@ -621,23 +632,23 @@ fn frame_time(frames: usize) {
     let mut log_bytes = 0usize;
     for round in 0..(frames / 2).max(20) {
         let input = &inputs[round % inputs.len()];
-        let t = Instant::now();
+        let t = thread_cpu();
         bare.process(input);
-        t_bare += t.elapsed();
-        let t = Instant::now();
+        t_bare += thread_cpu() - t;
+        let t = thread_cpu();
         bare_2k.process(input);
-        t_bare_2k += t.elapsed();
-        let t = Instant::now();
+        t_bare_2k += thread_cpu() - t;
+        let t = thread_cpu();
         feed(&mut ours, input, 1_700_000_000_000 + round as u64);
         let cb = ours.callbacks_mut();
         let (lines, _, _) = (cb.take_lines(), cb.take_replies(), cb.take_events());
-        t_ours += t.elapsed();
+        t_ours += thread_cpu() - t;
         log_bytes += lines.iter().map(|l| l.text.len() + 27).sum::<usize>();
         n += input.len();
     }
     let mbs = |t: Duration| n as f64 / 1e6 / t.as_secs_f64();
     println!(
-        "  split: bare vt100 (same size, scrollback {SCROLLBACK_ROWS}, no callbacks) {:.1} MB/s; with orch-tui's callbacks and text log {:.1} MB/s => {:.2}x bare, the text log takes {:.0}% of parse time (bare vt100 with the old 2000-row scrollback: {:.1} MB/s)",
+        "  split (MB per CPU-second of the thread): bare vt100 (same size, scrollback {SCROLLBACK_ROWS}, no callbacks) {:.1}; with orch-tui's callbacks and text log {:.1} => {:.2}x bare, the text log takes {:.0}% of parse time (bare vt100 with the old 2000-row scrollback: {:.1})",
         mbs(t_bare),
         mbs(t_ours),
         t_bare.as_secs_f64() / t_ours.as_secs_f64(),
@@ -772,6 +783,79 @@ fn dir_bytes(dir: &Path, prefix: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// The bytes the agents printed (what their `pty.raw` kept), parsed again on 4 threads in 4 KiB
+/// reads: by a bare vt100 (same size, no callbacks, nothing written), then by what orch-tui's
+/// reader does with each read (the screen with its text log, and the three files written) —
+/// the supervisor's cost over bare emulation on the same cores in the same run, without the
+/// PTYs and the programs producing the output.
+fn same_bytes(log_dirs: &[PathBuf]) {
+    use orch_tui::agent::record::{RecordSpec, Recorder};
+    let inputs: Vec<Vec<u8>> = log_dirs
+        .iter()
+        .map(|d| orch_tui::agent::logs::read_all(&d.join("pty.raw")).unwrap_or_default())
+        .collect();
+    let total: usize = inputs.iter().map(Vec::len).sum();
+    let nz = |n: u16| std::num::NonZeroU16::new(n).unwrap();
+    // CPU seconds of the 4 threads together (wall time on a shared machine says more about
+    // the neighbours than about the code).
+    let time = |f: &(dyn Fn(usize, &[u8]) + Sync)| {
+        std::thread::scope(|sc| {
+            let handles: Vec<_> = inputs
+                .iter()
+                .enumerate()
+                .map(|(i, input)| {
+                    sc.spawn(move || {
+                        let t = thread_cpu();
+                        f(i, input);
+                        (thread_cpu() - t).as_secs_f64()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).sum::<f64>()
+        })
+    };
+    let bare = time(&|_, input| {
+        let mut p = vt100::Parser::new(nz(AGENT_ROWS), nz(AGENT_COLS), 0);
+        for chunk in input.chunks(4096) {
+            p.process(chunk);
+        }
+    });
+    let out = tempfile::tempdir().unwrap();
+    let ours = time(&|i, input| {
+        let mut rec = Recorder::open(&RecordSpec {
+            dir: out.path().join(i.to_string()),
+            rotate_bytes: ROTATE,
+            rows: AGENT_ROWS,
+            cols: AGENT_COLS,
+            title: "bench".into(),
+        })
+        .unwrap();
+        let mut p = new_parser(AGENT_ROWS, AGENT_COLS);
+        let mut now = 1_700_000_000_000u64;
+        for chunk in input.chunks(4096) {
+            now += 1;
+            rec.output(now, chunk);
+            feed(&mut p, chunk, now);
+            let lines = p.callbacks_mut().take_lines();
+            rec.lines(&lines);
+        }
+    });
+    let mb = total as f64 / 1e6;
+    println!(
+        "  the same {mb:.1} MB again, 4 threads, 4 KiB reads, MB per CPU-second: bare vt100 {:.1}; orch-tui's reader (screen, stamped text log with snapshots, pty.raw, pty.cast) {:.1} => {:.2}x bare",
+        mb / bare,
+        mb / ours,
+        bare / ours
+    );
+    let bytes = |name: &str| dir_bytes(&out.path().join("0"), name) as f64;
+    let raw0 = bytes("pty.raw").max(1.0);
+    println!(
+        "  log bytes per MB of agent output (agent 0, all generations kept): pty.raw 1.00 MB, pty.cast {:.2} MB, screen.log {:.2} MB",
+        bytes("pty.cast") / raw0,
+        bytes("screen.log") / raw0
+    );
+}
+
 fn ingest(size: &str, show4: bool, show5: bool) {
     let tmp = tempfile::Builder::new()
         .prefix("orch-tuibench-flood-")
@@ -883,19 +967,7 @@ fn ingest(size: &str, show4: bool, show5: bool) {
             cast_kept as f64 / 1e6,
             screen_kept as f64 / 1e6
         );
-        // Per MB of output, from the live generations (never rotated away in a 1-gen window).
-        let live = |name: &str| -> u64 {
-            agents
-                .iter()
-                .map(|(_, l)| std::fs::metadata(l.join(name)).map_or(0, |m| m.len()))
-                .sum()
-        };
-        let raw_live = live("pty.raw").max(1) as f64 / 1e6;
-        println!(
-            "  log bytes per MB of agent output (live generations): pty.cast {:.2} MB, screen.log {:.2} MB",
-            live("pty.cast") as f64 / 1e6 / raw_live,
-            live("screen.log") as f64 / 1e6 / raw_live
-        );
+        same_bytes(&agents.iter().map(|(_, l)| l.clone()).collect::<Vec<_>>());
         println!(
             "  (bytes read = rchar of /proc/self/io over the item: the reader threads' PTY reads, plus the few KB the reaped sim agents read themselves; every byte read goes to pty.raw, then to the screen)"
         );

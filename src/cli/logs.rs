@@ -30,7 +30,7 @@ pub struct LogsArgs<'a> {
 /// How often a follower looks again without a file-system event (NFS, WSL, a missed event).
 const FALLBACK_WAKE: Duration = Duration::from_millis(250);
 /// How often a follower re-reads the ledger for new attempts.
-const SOURCES_EVERY: Duration = Duration::from_millis(500);
+const SOURCES_EVERY: Duration = Duration::from_millis(100);
 
 pub fn logs(ctx: &Context, a: &LogsArgs) -> CliResult {
     let since_ms = match a.since {
@@ -328,7 +328,9 @@ fn all(ctx: &Context, tasks: &[String], follow: bool, since_ms: Option<u64>) -> 
     if !follow {
         return Ok(EXIT_OK);
     }
-    let wake = watch(&ctx.paths.orch, true);
+    // The logs folder (and new attempts' folders in it); before the first attempt there is
+    // none yet, and the periodic look finds them.
+    let wake = watch(&ctx.paths.logs, true);
     let mut last_sources = Instant::now();
     while !out.closed {
         wait(&wake, FALLBACK_WAKE);

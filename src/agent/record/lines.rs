@@ -17,7 +17,7 @@
 //! output ([`QUIET_MS`]) and at exit — each only when its letters changed, so a spinner's frames
 //! or a clock's ticks are not repeated.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 
 use super::scan::{Point, Scanner, Seq};
 use super::text::{LineKind, TextLine};
@@ -57,10 +57,10 @@ pub struct LineTracker {
     /// Rows `0..committed` of the main screen are in the log.
     committed: u16,
     /// Per main-screen row: when the cursor last was on it (the stamp of its line).
-    row_ms: Vec<u64>,
-    /// Per main-screen row: the text of the line that starts there, as last written to the log
-    /// (a redraw that lowers the commit line and writes the same again adds nothing).
-    written: Vec<Option<String>>,
+    row_ms: VecDeque<u64>,
+    /// Per main-screen row: a hash of the line that starts there as last written to the log,
+    /// 0 for none (a redraw that lowers the commit line and writes the same again adds nothing).
+    written: VecDeque<u64>,
     /// The highest row the cursor visited in this settle window and the previous one.
     touched_now: u16,
     touched_before: u16,
@@ -92,8 +92,8 @@ impl LineTracker {
         LineTracker {
             rows,
             committed: 0,
-            row_ms: vec![0; usize::from(rows)],
-            written: vec![None; usize::from(rows)],
+            row_ms: VecDeque::from(vec![0; usize::from(rows)]),
+            written: VecDeque::from(vec![0; usize::from(rows)]),
             touched_now: u16::MAX,
             touched_before: u16::MAX,
             window_start_ms: 0,
@@ -135,7 +135,7 @@ impl LineTracker {
         if alternate {
             return;
         }
-        let stamp = self.row_ms.first().copied().filter(|&t| t > 0);
+        let stamp = self.row_ms.front().copied().filter(|&t| t > 0);
         self.shift_up();
         self.chunk_start_row -= 1;
         if self.committed > 0 {
@@ -165,10 +165,10 @@ impl LineTracker {
 
     fn shift_up(&mut self) {
         if !self.row_ms.is_empty() {
-            self.row_ms.remove(0);
-            self.row_ms.push(0);
-            self.written.remove(0);
-            self.written.push(None);
+            self.row_ms.pop_front();
+            self.row_ms.push_back(0);
+            self.written.pop_front();
+            self.written.push_back(0);
         }
         self.touched_now = self.touched_now.saturating_sub(1);
         self.touched_before = self.touched_before.saturating_sub(1);
@@ -187,7 +187,7 @@ impl LineTracker {
     fn resized(&mut self, rows: u16) {
         self.rows = rows;
         self.row_ms.resize(usize::from(rows), 0);
-        self.written.resize(usize::from(rows), None);
+        self.written.resize(usize::from(rows), 0);
         self.committed = self.committed.min(rows);
     }
 
@@ -363,12 +363,12 @@ impl LineTracker {
     fn is_written(&self, row: u16, text: &str) -> bool {
         self.written
             .get(usize::from(row))
-            .is_some_and(|w| w.as_deref() == Some(text))
+            .is_some_and(|&w| w == text_hash(text))
     }
 
     fn mark_written(&mut self, row: u16, text: &str) {
         if let Some(w) = self.written.get_mut(usize::from(row)) {
-            *w = Some(text.to_string());
+            *w = text_hash(text);
         }
     }
 
@@ -462,6 +462,14 @@ impl LineTracker {
             self.emit(at, LineKind::Screen, (*l).to_string());
         }
     }
+}
+
+/// A line's hash for "already written here" (FNV-1a; never 0, which means nothing written).
+fn text_hash(text: &str) -> u64 {
+    let h = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    h.max(1)
 }
 
 /// What a row says, ignoring what changes on its own (spinner glyphs, counters, clocks): its
