@@ -159,7 +159,7 @@ fn rasters_show_each_column_by_its_main_phase_and_failures_always() {
         .into_iter()
         .map(|p| p.map_or(' ', Phase::glyph))
         .collect();
-    assert_eq!(row.trim_end(), "  ░█████████████✗");
+    assert_eq!(row.trim_end(), "  ░████████████✗");
     let spark = sparkline(&tl, 40);
     assert_eq!(spark.chars().nth(6), Some('█'));
     assert_eq!(spark.trim(), "█");
