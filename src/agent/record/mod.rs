@@ -16,6 +16,7 @@
 //! passes without output.
 
 pub mod cast;
+pub mod feed;
 pub mod lines;
 pub mod retention;
 pub mod scan;
