@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use orch_tui::agent::pty::{AgentProcess, AgentSignal, SpawnSpec};
+use orch_tui::agent::record::lines::feed;
 use orch_tui::agent::screen::{Parser, SCROLLBACK_ROWS, new_parser};
 use orch_tui::core::domain::{AttemptId, AttemptNo, Substatus};
 use orch_tui::core::state::TaskState;
@@ -60,6 +61,17 @@ fn main() {
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers
+
+/// CPU time of the calling thread: what a measurement costs, whatever else the machine runs.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -574,10 +586,11 @@ fn frame_time(frames: usize) {
             let input = &inputs[(f + k) % inputs.len()];
             let t = Instant::now();
             let mut p = sc.lock().unwrap();
-            p.process(input);
-            // The reader thread drains these after every chunk; so does the bench.
+            // What the reader thread does with every chunk: emulate it and keep the text log's
+            // lines (with their stamps), then drain what the callbacks queued.
+            feed(&mut p, input, 1_700_000_000_000 + f as u64);
             let cb = p.callbacks_mut();
-            let _ = (cb.take_scrolled_text(), cb.take_replies(), cb.take_events());
+            let _ = (cb.take_lines(), cb.take_replies(), cb.take_events());
             drop(p);
             if f >= warmup {
                 parse.push(ms(t.elapsed()));
@@ -608,30 +621,43 @@ fn frame_time(frames: usize) {
         parse_bytes / 1_000_000
     );
     // Where the parse time goes: the same input into a bare vt100 parser of the same size and
-    // scrollback, without orch-tui's callbacks (whose `on_scroll` formats every row that leaves
-    // the scrollback, then strips it to plain text for screen.log).
+    // scrollback, without orch-tui's callbacks (whose tracker turns rows into the text log's
+    // lines: the scan for clears and cursor moves, rows read as they become final).
     let nz = |n: u16| std::num::NonZeroU16::new(n).unwrap();
     let mut bare = vt100::Parser::new(nz(AGENT_ROWS), nz(AGENT_COLS), SCROLLBACK_ROWS);
+    let mut bare_2k = vt100::Parser::new(nz(AGENT_ROWS), nz(AGENT_COLS), 2000);
     let mut ours = new_parser(AGENT_ROWS, AGENT_COLS);
-    let (mut t_bare, mut t_ours) = (Duration::ZERO, Duration::ZERO);
+    let (mut t_bare, mut t_bare_2k, mut t_ours) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     let mut n = 0usize;
+    let mut log_bytes = 0usize;
     for round in 0..(frames / 2).max(20) {
         let input = &inputs[round % inputs.len()];
-        let t = Instant::now();
+        let t = thread_cpu();
         bare.process(input);
-        t_bare += t.elapsed();
-        let t = Instant::now();
-        ours.process(input);
+        t_bare += thread_cpu() - t;
+        let t = thread_cpu();
+        bare_2k.process(input);
+        t_bare_2k += thread_cpu() - t;
+        let t = thread_cpu();
+        feed(&mut ours, input, 1_700_000_000_000 + round as u64);
         let cb = ours.callbacks_mut();
-        let _ = (cb.take_scrolled_text(), cb.take_replies(), cb.take_events());
-        t_ours += t.elapsed();
+        let (lines, _, _) = (cb.take_lines(), cb.take_replies(), cb.take_events());
+        t_ours += thread_cpu() - t;
+        log_bytes += lines.iter().map(|l| l.text.len() + 27).sum::<usize>();
         n += input.len();
     }
+    let mbs = |t: Duration| n as f64 / 1e6 / t.as_secs_f64();
     println!(
-        "  split: bare vt100 (same size, scrollback, no callbacks) {:.1} MB/s; with orch-tui's callbacks {:.1} MB/s => the callbacks (mostly on_scroll's capture for screen.log) take {:.0}% of parse time",
-        n as f64 / 1e6 / t_bare.as_secs_f64(),
-        n as f64 / 1e6 / t_ours.as_secs_f64(),
-        (1.0 - t_bare.as_secs_f64() / t_ours.as_secs_f64()) * 100.0
+        "  split (MB per CPU-second of the thread): bare vt100 (same size, scrollback {SCROLLBACK_ROWS}, no callbacks) {:.1}; with orch-tui's callbacks and text log {:.1} => {:.2}x bare, the text log takes {:.0}% of parse time (bare vt100 with the old 2000-row scrollback: {:.1})",
+        mbs(t_bare),
+        mbs(t_ours),
+        t_bare.as_secs_f64() / t_ours.as_secs_f64(),
+        (1.0 - t_bare.as_secs_f64() / t_ours.as_secs_f64()) * 100.0,
+        mbs(t_bare_2k),
+    );
+    println!(
+        "  text log: {:.0} bytes per MB of this output (stamped lines)",
+        log_bytes as f64 / (n as f64 / 1e6)
     );
     // Sanity: the panes show the agents' output.
     let buf = term.backend().buffer();
@@ -757,6 +783,76 @@ fn dir_bytes(dir: &Path, prefix: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// The bytes the agents printed (what their `pty.raw` kept), parsed again on 4 threads in 4 KiB
+/// reads: by a bare vt100 (same size, no callbacks, nothing written), then by what orch-tui's
+/// reader does with each read (the screen with its text log, and the three files written) —
+/// the supervisor's cost over bare emulation on the same cores in the same run, without the
+/// PTYs and the programs producing the output.
+fn same_bytes(log_dirs: &[PathBuf]) {
+    use orch_tui::agent::record::{RecordSpec, Recorder};
+    let inputs: Vec<Vec<u8>> = log_dirs
+        .iter()
+        .map(|d| orch_tui::agent::logs::read_all(&d.join("pty.raw")).unwrap_or_default())
+        .collect();
+    let total: usize = inputs.iter().map(Vec::len).sum();
+    let nz = |n: u16| std::num::NonZeroU16::new(n).unwrap();
+    // CPU seconds of this thread, one agent's bytes after the other (wall time on a shared
+    // machine says more about the neighbours than about the code; threads of our own would
+    // compete for the same two cores).
+    let time = |f: &dyn Fn(usize, &[u8])| {
+        inputs
+            .iter()
+            .enumerate()
+            .map(|(i, input)| {
+                let t = thread_cpu();
+                f(i, input);
+                (thread_cpu() - t).as_secs_f64()
+            })
+            .sum::<f64>()
+    };
+    let bare = time(&|_, input| {
+        let mut p = vt100::Parser::new(nz(AGENT_ROWS), nz(AGENT_COLS), 0);
+        for chunk in input.chunks(4096) {
+            p.process(chunk);
+        }
+    });
+    let out = tempfile::tempdir().unwrap();
+    let ours = time(&|i, input| {
+        let mut rec = Recorder::open(&RecordSpec {
+            dir: out.path().join(i.to_string()),
+            // No rotation, so the bytes per MB below count everything written.
+            rotate_bytes: 0,
+            rows: AGENT_ROWS,
+            cols: AGENT_COLS,
+            title: "bench".into(),
+        })
+        .unwrap();
+        let mut p = new_parser(AGENT_ROWS, AGENT_COLS);
+        let mut now = 1_700_000_000_000u64;
+        for chunk in input.chunks(4096) {
+            now += 1;
+            rec.output(now, chunk);
+            feed(&mut p, chunk, now);
+            let lines = p.callbacks_mut().take_lines();
+            rec.lines(&lines);
+        }
+    });
+    let mb = total as f64 / 1e6;
+    println!(
+        "  the same {mb:.1} MB again, in 4 KiB reads, MB per CPU-second: bare vt100 {:.1}; orch-tui's reader (screen, stamped text log with snapshots, pty.raw, pty.cast) {:.1} => {:.2}x bare",
+        mb / bare,
+        mb / ours,
+        bare / ours
+    );
+    let bytes = |name: &str| dir_bytes(&out.path().join("0"), name) as f64;
+    let raw0 = bytes("pty.raw").max(1.0);
+    println!(
+        "  log bytes per MB of agent output (agent 0, nothing rotated away): pty.raw 1.00 MB, pty.cast {:.2} MB, screen.log {:.2} MB",
+        bytes("pty.cast") / raw0,
+        bytes("screen.log") / raw0
+    );
+}
+
 fn ingest(size: &str, show4: bool, show5: bool) {
     let tmp = tempfile::Builder::new()
         .prefix("orch-tuibench-flood-")
@@ -848,7 +944,7 @@ fn ingest(size: &str, show4: bool, show5: bool) {
         );
         let n_reads = reads.load(std::sync::atomic::Ordering::Relaxed);
         println!(
-            "  {n_reads} reads => {:.0} bytes per read() on average (READ_CHUNK is 64 KiB; each read also costs a write to pty.raw and one to screen.log)",
+            "  {n_reads} reads => {:.0} bytes per read() on average (READ_CHUNK is 64 KiB; each read also costs a write to pty.raw, one to pty.cast and one to screen.log)",
             read as f64 / n_reads.max(1) as f64
         );
         println!(
@@ -861,11 +957,14 @@ fn ingest(size: &str, show4: bool, show5: bool) {
         );
         let raw_kept: u64 = agents.iter().map(|(_, l)| dir_bytes(l, "pty.raw")).sum();
         let screen_kept: u64 = agents.iter().map(|(_, l)| dir_bytes(l, "screen.log")).sum();
+        let cast_kept: u64 = agents.iter().map(|(_, l)| dir_bytes(l, "pty.cast")).sum();
         println!(
-            "  on disk after rotation (3 generations kept): pty.raw* {:.1} MB, screen.log* {:.1} MB",
+            "  on disk after rotation (3 generations kept): pty.raw* {:.1} MB, pty.cast* {:.1} MB, screen.log* {:.1} MB",
             raw_kept as f64 / 1e6,
+            cast_kept as f64 / 1e6,
             screen_kept as f64 / 1e6
         );
+        same_bytes(&agents.iter().map(|(_, l)| l.clone()).collect::<Vec<_>>());
         println!(
             "  (bytes read = rchar of /proc/self/io over the item: the reader threads' PTY reads, plus the few KB the reaped sim agents read themselves; every byte read goes to pty.raw, then to the screen)"
         );

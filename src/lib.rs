@@ -4,6 +4,18 @@
 //! do the I/O; `engine` drives them; `cli` and `tui` are clients of the engine. `os` (processes,
 //! file modes, locks, quiet printing) sits under all of them and uses none.
 
+/// `println!` and `eprintln!` that a closed pipe (`| head`) cannot crash: see `os::out`.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        let _ = $crate::os::out::say(&format!($($t)*));
+    }};
+}
+macro_rules! err_out {
+    ($($t:tt)*) => {{
+        let _ = $crate::os::out::warn(&format!($($t)*));
+    }};
+}
+
 pub mod agent;
 pub mod cli;
 pub mod core;

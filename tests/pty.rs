@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use orch_tui::agent::logs::{self, RotatingFile};
 use orch_tui::agent::pty::{AgentProcess, AgentSignal, ExitInfo, SpawnSpec};
+use orch_tui::agent::record::text::{LineKind, TextLine, parse_line};
 use orch_tui::os::kill_process_group;
 
 const LONG: Duration = Duration::from_secs(15);
@@ -137,7 +138,15 @@ fn t1_eof_and_exit_arrive_with_complete_logs() {
     assert!(wait_until(LONG, || a.output_ended()));
     assert!(fx.raw().contains("hi\r\n"));
     let screen_log = std::fs::read_to_string(fx.log_dir().join("screen.log")).unwrap();
-    assert_eq!(screen_log, "hi\n");
+    let lines: Vec<TextLine> = screen_log.lines().map(|l| parse_line(l).unwrap()).collect();
+    let texts: Vec<(LineKind, &str)> = lines.iter().map(|l| (l.kind, l.text.as_str())).collect();
+    assert_eq!(
+        texts,
+        vec![
+            (LineKind::Output, "hi"),
+            (LineKind::Note, "agent exited with code 3")
+        ]
+    );
 }
 
 #[test]
@@ -393,10 +402,21 @@ fn agent_logs_rotate_and_keep_content_in_order() {
     );
     let want_raw: String = (0..2000).map(|i| format!("line {i}\r\n")).collect();
     assert_eq!(fx.raw(), want_raw);
+    // The text log is larger (a stamp per line): its oldest generations were dropped, and what
+    // is kept is the newest lines, each once, in order.
     let screen_path = fx.log_dir().join("screen.log");
+    assert!(logs::generation(&screen_path, 3).exists());
     let screen = String::from_utf8(logs::read_all(&screen_path).unwrap()).unwrap();
-    let want_screen: String = (0..2000).map(|i| format!("line {i}\n")).collect();
-    assert_eq!(screen, want_screen);
+    let kept: Vec<String> = screen
+        .lines()
+        .filter_map(parse_line)
+        .filter(|l| l.kind == LineKind::Output)
+        .map(|l| l.text)
+        .collect();
+    let first: usize = kept[0].trim_start_matches("line ").parse().unwrap();
+    let want: Vec<String> = (first..2000).map(|i| format!("line {i}")).collect();
+    assert_eq!(kept, want);
+    assert!(first < 1200, "only {} lines kept", kept.len());
 }
 
 /// A `Write` the test can read while `follow` writes to it from another thread.

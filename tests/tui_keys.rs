@@ -17,6 +17,10 @@ use orch_tui::tui::state::*;
 #[path = "tui_keys/funnel.rs"]
 mod funnel_keys;
 
+/// The logs view's regex search, n/N, filters; the timeline view.
+#[path = "tui_keys/logs.rs"]
+mod logs_keys;
+
 fn key(code: KeyCode, mods: KeyModifiers) -> KeyEvent {
     KeyEvent::new(code, mods)
 }
@@ -204,10 +208,7 @@ fn app() -> App {
         attempt: None,
     }];
     s.logs.lines = (0..30)
-        .map(|i| LogLine {
-            task: if i % 2 == 0 { "a#1" } else { "b#1" }.into(),
-            text: format!("line {i}"),
-        })
+        .map(|i| LogLine::output(if i % 2 == 0 { "a" } else { "b" }, 1, &format!("line {i}")))
         .collect();
     let mut app = App::new(s, Keymap::new(&BTreeMap::new()).0);
     app.size = (100, 30);
@@ -241,6 +242,12 @@ fn every_action_does_what_it_says() {
         ("inbox", vec![ch('i')], View::Inbox, vec![]),
         ("logs", vec![ch('l')], View::Logs, vec![Effect::LoadLogs]),
         ("dag", vec![ch('g')], View::Dag, vec![]),
+        (
+            "timeline",
+            vec![ch('T')],
+            View::Timeline,
+            vec![Effect::LoadTimeline],
+        ),
         ("dashboard", vec![ch('g'), ch('1')], View::Dashboard, vec![]),
         (
             "detail",
@@ -474,7 +481,7 @@ fn logs_follow_scroll_search_and_filter() {
         a.state
             .message
             .as_deref()
-            .is_some_and(|m| m.contains("no line matches"))
+            .is_some_and(|m| m.contains("line matches"))
     );
     press(
         &mut a,

@@ -131,12 +131,31 @@ fn fixture() -> ViewState {
     ];
     s.selected_task = 1;
     s.logs.lines = (0..40)
-        .map(|i| LogLine {
-            task: ["tokenizer#1", "counter#1", "cli-args#2"][i % 3].into(),
-            text: format!(
-                "line {i}: {}",
-                if i % 7 == 0 { "error: boom" } else { "working" }
-            ),
+        .map(|i| {
+            let (task, n) = [("tokenizer", 1), ("counter", 1), ("cli-args", 2)][i % 3];
+            let mut l = LogLine::output(
+                task,
+                n,
+                &format!(
+                    "line {i}: {}",
+                    if i % 7 == 0 { "error: boom" } else { "working" }
+                ),
+            );
+            l.ms = 1_700_000_000_000 + i as u64 * 1000;
+            l.clock = format!("12:00:{:02}", i);
+            // The counter's checks and a reviewer, tagged as such.
+            if i % 10 == 4 {
+                l.source = orch_tui::agent::record::tail::SourceKind::Checks;
+                l.tag = format!("{task}#{n} checks");
+            }
+            if i % 10 == 8 {
+                l.source = orch_tui::agent::record::tail::SourceKind::Reviewer;
+                l.tag = format!("{task}#{n} review");
+            }
+            if i == 38 {
+                l.kind = orch_tui::agent::record::text::LineKind::Screen;
+            }
+            l
         })
         .collect();
     s.detail = Some(DetailInfo {
@@ -160,6 +179,23 @@ fn fixture() -> ViewState {
             "#1 ✓ check `cargo test`".into(),
             "#1 stage reviewer".into(),
             "#1 reviewer: changes — handle the empty tag".into(),
+        ],
+        records: vec![
+            "#1 claude  .orch/logs/release/1  replay: orch-tui replay release --attempt 1".into(),
+            "   transcript: /home/u/.claude/projects/-repo/e9b5.jsonl".into(),
+        ],
+        // A real Claude Code transcript (tests/fixtures/transcripts), as the detail shows it.
+        conversation: orch_tui::agent::record::transcript::render(
+            &orch_tui::agent::record::transcript::read(std::path::Path::new(
+                "tests/fixtures/transcripts/claude-2.1.328.jsonl",
+            ))
+            .unwrap(),
+        ),
+        conversation_path: Some("/home/u/.claude/projects/-repo/e9b5.jsonl".into()),
+        screen_tail: vec![
+            "12:00:01 ◆ sim-agent task release attempt 1".into(),
+            "12:00:04 ✔ step 1/3".into(),
+            "12:00:05 ── agent exited with code 1 ──".into(),
         ],
         scroll: 0,
     });
@@ -225,12 +261,36 @@ fn focus() {
 }
 
 #[test]
+fn focus_keeps_an_ended_agents_last_screen() {
+    let mut s = with_view(View::Focus);
+    s.focus = Some(AttemptId(2));
+    let i = s
+        .agents
+        .iter()
+        .position(|a| a.attempt == AttemptId(2))
+        .unwrap();
+    let ended = s.agents.remove(i);
+    s.ended.push(ended);
+    let t = draw(&s, 80, 24);
+    let text: String = t
+        .backend()
+        .buffer()
+        .content()
+        .iter()
+        .map(|c| c.symbol())
+        .collect();
+    assert!(text.contains("counter#1"), "{text}");
+    assert!(text.contains("has ended: its last screen"), "{text}");
+    assert!(text.contains("slow disk"), "the last frame stays: {text}");
+}
+
+#[test]
 fn logs() {
     let mut s = with_view(View::Logs);
     snap("logs_follow", &s);
     s.logs.follow = false;
     s.logs.scroll = 10;
-    s.logs.search = Some("error".into());
+    s.logs.set_search(Some("err(or)?".into()));
     s.logs.filter = Some("counter".into());
     snap("logs_filtered_search", &s);
 }

@@ -59,6 +59,15 @@ impl RotatingFile {
         &self.path
     }
 
+    /// Bytes in the live generation (0 right after a rotation).
+    pub fn len(&self) -> u64 {
+        self.size
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.size == 0
+    }
+
     /// Appends all of `bytes`, then rotates if the file has reached the limit.
     pub fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
         if bytes.is_empty() {

@@ -4,5 +4,6 @@
 pub mod adapter;
 pub mod logs;
 pub mod pty;
+pub mod record;
 pub mod screen;
 pub mod sim;

@@ -22,13 +22,16 @@ use std::time::{Duration, Instant};
 
 use portable_pty::{CommandBuilder, MasterPty, PtySize, native_pty_system};
 
-use super::logs::RotatingFile;
+use super::record::text::{LineKind, TextLine, now_ms};
+use super::record::{RecordSpec, Recorder, lines};
 use super::screen::{ScreenEvent, SharedScreen, new_parser, nonzero};
 
 /// Raw PTY bytes, written before parsing: the lossless, replayable record.
-pub const RAW_LOG: &str = "pty.raw";
-/// Rows as they leave the emulated screen, plus the final screen at exit.
-pub const SCREEN_LOG: &str = "screen.log";
+pub const RAW_LOG: &str = super::record::RAW_LOG;
+/// What the agent printed, as stamped lines, plus snapshots of what the human saw.
+pub const SCREEN_LOG: &str = super::record::TEXT_LOG;
+/// The session as asciicast v2.
+pub const CAST_LOG: &str = super::record::CAST_LOG;
 /// How long exit waits for the reader's EOF, so logs are complete without hanging on a
 /// grandchild that still holds the terminal.
 pub const EOF_GRACE: Duration = Duration::from_millis(500);
@@ -49,7 +52,7 @@ pub struct SpawnSpec {
     pub env: Vec<(String, String)>,
     pub rows: u16,
     pub cols: u16,
-    /// Created if missing; holds [`RAW_LOG`] and [`SCREEN_LOG`].
+    /// Created if missing; holds [`RAW_LOG`], [`CAST_LOG`] and [`SCREEN_LOG`].
     pub log_dir: PathBuf,
     /// Each log rotates when it reaches this size (0: never), keeping 3 generations.
     pub log_rotate_bytes: u64,
@@ -105,8 +108,8 @@ struct Life {
 }
 
 struct Logs {
-    raw: Option<RotatingFile>,
-    screen: Option<RotatingFile>,
+    rec: Recorder,
+    /// The final screen is in the text log: nothing more is written there.
     finalized: bool,
 }
 
@@ -119,6 +122,8 @@ struct Shared {
     token: Option<String>,
     /// Its own cgroup v2, when ours is delegated (see `os::reap::agent_cgroup`).
     cgroup: Option<PathBuf>,
+    /// The PTY master, for `poll` while the text log waits for a quiet moment.
+    master_fd: Option<i32>,
     screen: SharedScreen,
     logs: Mutex<Logs>,
     life: Mutex<Life>,
@@ -179,13 +184,21 @@ impl AgentProcess {
                 spec.log_dir.display()
             ))
         })?;
-        let open_log = |name: &str| {
-            RotatingFile::open(&spec.log_dir.join(name), spec.log_rotate_bytes)
-                .map_err(|e| err(format!("{e}")))
-        };
+        let program_name = program
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let rec = Recorder::open(&RecordSpec {
+            dir: spec.log_dir.clone(),
+            rotate_bytes: spec.log_rotate_bytes,
+            rows: spec.rows.max(1),
+            cols: spec.cols.max(1),
+            // The program's name only: its arguments may hold the prompt.
+            title: program_name,
+        })
+        .map_err(|e| err(e.to_string()))?;
         let logs = Logs {
-            raw: Some(open_log(RAW_LOG)?),
-            screen: Some(open_log(SCREEN_LOG)?),
+            rec,
             finalized: false,
         };
 
@@ -265,11 +278,13 @@ impl AgentProcess {
             .map(|(_, v)| v.clone());
 
         let (writer_tx, writer_rx) = mpsc::channel();
+        let master_fd = pair.master.as_raw_fd();
         let shared = Arc::new(Shared {
             pid,
             root,
             token,
             cgroup,
+            master_fd,
             screen: Arc::new(Mutex::new(new_parser(size.rows, size.cols))),
             logs: Mutex::new(logs),
             life: Mutex::new(Life::default()),
@@ -314,9 +329,11 @@ impl AgentProcess {
         self.shared.pid as u32
     }
 
-    /// Queues bytes for the agent; never blocks, even if the agent does not read.
+    /// Queues bytes for the agent; never blocks, even if the agent does not read. The session
+    /// recording gets a marker (not the bytes: they may be a secret).
     pub fn write(&self, bytes: Vec<u8>) {
         if !bytes.is_empty() {
+            lock(&self.shared.logs).rec.input(now_ms(), bytes.len());
             let _ = self.shared.writer_tx.send(WriterMsg::Bytes(bytes));
         }
     }
@@ -325,7 +342,11 @@ impl AgentProcess {
     /// no output is parsed at a size the agent did not draw for.
     pub fn resize(&self, rows: u16, cols: u16) -> Result<(), String> {
         let (rows, cols) = (rows.max(1), cols.max(1));
+        let mut logs = lock(&self.shared.logs);
         let mut screen = lock(&self.shared.screen);
+        if screen.screen().size() == (nonzero(rows), nonzero(cols)) {
+            return Ok(());
+        }
         let size = PtySize {
             rows,
             cols,
@@ -336,6 +357,13 @@ impl AgentProcess {
             format!("cannot resize the terminal of agent pid {} to {rows}x{cols}: {e}; the agent may have exited", self.shared.pid)
         })?;
         screen.set_size(nonzero(rows), nonzero(cols));
+        // Rows a smaller screen pushed off the top are final.
+        let lines = screen.callbacks_mut().take_lines();
+        drop(screen);
+        logs.rec.resize(now_ms(), rows, cols);
+        if !logs.finalized {
+            logs.rec.lines(&lines);
+        }
         Ok(())
     }
 
@@ -441,7 +469,16 @@ fn writer_loop(mut writer: Box<dyn Write + Send>, rx: mpsc::Receiver<WriterMsg>)
 
 fn reader_loop(shared: &Shared, mut reader: Box<dyn Read + Send>) {
     let mut buf = vec![0u8; READ_CHUNK];
+    let mut quiet_at: Option<u64> = None;
     loop {
+        if let Some(at) = quiet_at
+            && !wait_readable(shared.master_fd, at)
+        {
+            // No output until the quiet deadline: the text log looks at the screen now.
+            quiet_at = None;
+            quiet(shared);
+            continue;
+        }
         let n = match reader.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
@@ -452,17 +489,18 @@ fn reader_loop(shared: &Shared, mut reader: Box<dyn Read + Send>) {
             }
         };
         let chunk = &buf[..n];
+        let now = now_ms();
         let (replies, events) = {
             let mut logs = lock(&shared.logs);
-            write_log(&mut logs.raw, chunk); // before parsing: the raw log must not depend on vt100
+            logs.rec.output(now, chunk); // before parsing: the raw log must not depend on vt100
             let mut screen = lock(&shared.screen);
-            screen.process(chunk);
+            lines::feed(&mut screen, chunk, now);
             let cb = screen.callbacks_mut();
-            let (text, replies, events) =
-                (cb.take_scrolled_text(), cb.take_replies(), cb.take_events());
+            let (text, replies, events) = (cb.take_lines(), cb.take_replies(), cb.take_events());
+            quiet_at = cb.quiet_deadline();
             drop(screen);
             if !logs.finalized {
-                write_log(&mut logs.screen, text.as_bytes());
+                logs.rec.lines(&text);
             }
             (replies, events)
         };
@@ -481,6 +519,48 @@ fn reader_loop(shared: &Shared, mut reader: Box<dyn Read + Send>) {
     lock(&shared.life).eof = true;
     shared.changed.notify_all();
     let _ = shared.writer_tx.send(WriterMsg::Close);
+}
+
+/// Waits until the terminal has output or `deadline_ms` passes: true when there is something
+/// to read (or the terminal closed), false at the deadline.
+fn wait_readable(fd: Option<i32>, deadline_ms: u64) -> bool {
+    let Some(fd) = fd else {
+        return true;
+    };
+    loop {
+        let left = deadline_ms.saturating_sub(now_ms());
+        if left == 0 {
+            return false;
+        }
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one pollfd we own; the fd stays open while `Shared` (held by this thread) lives.
+        let r = unsafe { libc::poll(&mut pfd, 1, left.min(i32::MAX as u64) as i32) };
+        match r {
+            0 => return false,
+            r if r > 0 => return true,
+            _ if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => {}
+            // poll failing is no reason to stop reading: let read() say what is wrong.
+            _ => return true,
+        }
+    }
+}
+
+/// A quiet moment: the text log snapshots what the human sees.
+fn quiet(shared: &Shared) {
+    let mut logs = lock(&shared.logs);
+    if logs.finalized {
+        return;
+    }
+    let text = {
+        let mut screen = lock(&shared.screen);
+        lines::quiet(&mut screen);
+        screen.callbacks_mut().take_lines()
+    };
+    logs.rec.lines(&text);
 }
 
 fn waiter_loop(shared: &Shared, child: Box<dyn portable_pty::Child + Send + Sync>) {
@@ -515,6 +595,7 @@ fn waiter_loop(shared: &Shared, child: Box<dyn portable_pty::Child + Send + Sync
         crate::os::reap::remove_agent_cgroup(cg);
     }
     finalize_logs(shared);
+    record_exit(shared, info);
     lock(&shared.life).exit = Some(info);
     shared.changed.notify_all();
     (shared.notify)(AgentSignal::Exited(info));
@@ -539,7 +620,7 @@ fn decode_status(status: libc::c_int) -> ExitInfo {
     }
 }
 
-/// Appends the final screen to `screen.log` and fsyncs both logs, once.
+/// Appends the final screen to the text log, once.
 fn finalize_logs(shared: &Shared) {
     let mut logs = lock(&shared.logs);
     if logs.finalized {
@@ -548,26 +629,24 @@ fn finalize_logs(shared: &Shared) {
     logs.finalized = true;
     let text = {
         let mut screen = lock(&shared.screen);
-        let (scr, cb) = screen.screen_and_callbacks_mut();
-        cb.final_text(scr)
+        lines::finish(&mut screen, now_ms());
+        screen.callbacks_mut().take_lines()
     };
-    write_log(&mut logs.screen, text.as_bytes());
-    let logs = &mut *logs;
-    for f in [&mut logs.raw, &mut logs.screen].into_iter().flatten() {
-        if let Err(e) = f.sync() {
-            tracing::warn!(error = %e, "agent log may be incomplete after a crash");
-        }
-    }
+    logs.rec.lines(&text);
 }
 
-/// A failing log (disk full) must not stop the agent: warn once and stop writing that log.
-fn write_log(file: &mut Option<RotatingFile>, bytes: &[u8]) {
-    if let Some(f) = file
-        && let Err(e) = f.write_all(bytes)
-    {
-        tracing::error!(error = %e, "agent log disabled; free disk space to keep logs for new agents");
-        *file = None;
-    }
+/// The exit in the text log (its last line: a reader knows the log is complete), then every
+/// file to disk.
+fn record_exit(shared: &Shared, info: ExitInfo) {
+    let mut logs = lock(&shared.logs);
+    let what = match (info.code, info.signal) {
+        (Some(c), _) => format!("agent exited with code {c}"),
+        (None, Some(s)) => format!("agent killed by signal {s}"),
+        (None, None) => "agent ended (exit status unknown)".to_string(),
+    };
+    logs.rec
+        .lines(&[TextLine::new(now_ms(), LineKind::Note, what)]);
+    logs.rec.sync();
 }
 
 /// Finds the program the way exec will, and checks it can run: a failed exec inside portable-pty

@@ -1,5 +1,6 @@
 //! The agent's emulated screen: vt100 callbacks that answer terminal queries, surface bells and
-//! notifications, track synchronized output and capture rows that scroll off for `screen.log`.
+//! notifications, track synchronized output and carry the text log's view of the screen
+//! (`record::lines`, which hears every row that scrolls off).
 //!
 //! Agents such as Codex (crossterm) block for ~2 s on an unanswered cursor-position query
 //! (research/pty.md §2.5), so every query a real terminal answers must be answered here.
@@ -7,14 +8,17 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::record::lines::{LineTracker, LogCallbacks};
+use super::record::text::TextLine;
+
 /// How long a `CSI ?2026h` (synchronized output) may hold rendering without its `l`.
 /// An agent that dies mid-frame must not freeze its pane for ever.
 pub const SYNC_OUTPUT_TIMEOUT: Duration = Duration::from_millis(100);
 
-/// Rows kept in the pane's scrollback. Rows leave it into `screen.log` (vt100 calls `on_scroll`
-/// only when a row drops off the scrollback), so the log trails the screen by this much until exit,
-/// when the whole scrollback is appended.
-pub const SCROLLBACK_ROWS: usize = 2000;
+/// Rows kept in the pane's scrollback: none. History lives in `screen.log`, not in memory, and
+/// without a scrollback vt100 hands every row that leaves the top of the screen to `on_scroll`
+/// at once, so the text log can be written as the agent prints.
+pub const SCROLLBACK_ROWS: usize = 0;
 
 /// The emulator the TUI locks to read cells: `screen.lock()?.screen().cell(r, c)`.
 pub type Parser = vt100::Parser<ScreenCallbacks>;
@@ -28,16 +32,26 @@ pub enum ScreenEvent {
     Notification(String),
 }
 
-/// vt100 callbacks for one agent. Output that must leave the parser (replies, log text, events)
+/// vt100 callbacks for one agent. Output that must leave the parser (replies, log lines, events)
 /// is queued here and drained by the reader thread after each `process()`, so no I/O happens
 /// while the parser lock is held.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ScreenCallbacks {
     replies: Vec<u8>,
-    scrolled: String,
-    capture: vt100::capture::BasicFormattedCaptureState,
+    log: LineTracker,
     events: Vec<ScreenEvent>,
     sync_since: Option<Instant>,
+}
+
+impl ScreenCallbacks {
+    pub fn new(rows: u16) -> ScreenCallbacks {
+        ScreenCallbacks {
+            replies: Vec::new(),
+            log: LineTracker::new(rows),
+            events: Vec::new(),
+            sync_since: None,
+        }
+    }
 }
 
 /// Builds an emulator of the given size (0 is treated as 1, which vt100 requires).
@@ -46,7 +60,7 @@ pub fn new_parser(rows: u16, cols: u16) -> Parser {
         nonzero(rows),
         nonzero(cols),
         SCROLLBACK_ROWS,
-        ScreenCallbacks::default(),
+        ScreenCallbacks::new(rows.max(1)),
     )
 }
 
@@ -60,9 +74,14 @@ impl ScreenCallbacks {
         std::mem::take(&mut self.replies)
     }
 
-    /// Plain text of rows that left the scrollback since the last call.
-    pub fn take_scrolled_text(&mut self) -> String {
-        std::mem::take(&mut self.scrolled)
+    /// Lines for the text log that became final since the last call.
+    pub fn take_lines(&mut self) -> Vec<TextLine> {
+        self.log.take_lines()
+    }
+
+    /// When the text log wants a quiet-moment look at the screen, if no output comes first.
+    pub fn quiet_deadline(&self) -> Option<u64> {
+        self.log.quiet_deadline()
     }
 
     /// Bells and notifications seen since the last call.
@@ -75,22 +94,6 @@ impl ScreenCallbacks {
     pub fn is_render_locked(&self, now: Instant) -> bool {
         self.sync_since
             .is_some_and(|since| now.saturating_duration_since(since) < SYNC_OUTPUT_TIMEOUT)
-    }
-
-    /// Plain text of everything still in the emulator (scrollback, then screen), continuing the
-    /// capture started by `on_scroll`, with trailing blank rows dropped. Used once, at exit.
-    pub fn final_text(&mut self, screen: &vt100::Screen) -> String {
-        let mut formatted = String::new();
-        // fmt::Write into a String cannot fail.
-        let _ = screen.write_contents_formatted_basic(
-            &mut formatted,
-            vt100::capture::BasicFormattedCaptureRange::Full(&mut self.capture),
-        );
-        let plain: String = vt100::capture::basic_formatted_to_plain(&formatted).collect();
-        let mut out = self.take_scrolled_text();
-        out.push_str(plain.trim_end());
-        out.push('\n');
-        out
     }
 
     fn reply(&mut self, s: &str) {
@@ -198,14 +201,13 @@ impl vt100::Callbacks for ScreenCallbacks {
     }
 
     fn on_scroll(&mut self, contents: vt100::capture::RowContents<'_>, alternate_screen: bool) {
-        // Rows pushed off a full-screen app's alternate screen are redraw artefacts, not history.
-        if alternate_screen {
-            return;
-        }
-        let mut formatted = String::new();
-        let _ = contents.write_formatted_basic(&mut formatted, &mut self.capture);
-        self.scrolled
-            .extend(vt100::capture::basic_formatted_to_plain(&formatted));
+        self.log.on_scroll(contents, alternate_screen);
+    }
+}
+
+impl LogCallbacks for ScreenCallbacks {
+    fn tracker(&mut self) -> &mut LineTracker {
+        &mut self.log
     }
 }
 
@@ -328,38 +330,37 @@ mod tests {
     }
 
     #[test]
-    fn scrolled_rows_then_final_text_have_every_line_once() {
-        let mut p = vt100::Parser::new_with_callbacks(
-            nonzero(3),
-            nonzero(20),
-            2,
-            ScreenCallbacks::default(),
-        );
+    fn every_line_reaches_the_log_once_as_it_is_printed() {
+        use crate::agent::record::lines::{feed, finish};
+        let mut p = new_parser(3, 20);
+        let mut got = Vec::new();
         for i in 0..10 {
-            p.process(format!("line {i}\r\n").as_bytes());
+            feed(&mut p, format!("line {i}\r\n").as_bytes(), 1000 + i);
+            // Streaming output: the line is in the log as soon as its newline is read.
+            got.extend(p.callbacks_mut().take_lines().into_iter().map(|l| l.text));
+            assert_eq!(got.len() as u64, i + 1, "{got:?}");
         }
-        let (screen, cb) = p.screen_and_callbacks_mut();
-        let mut text = cb.take_scrolled_text();
-        assert!(text.starts_with("line 0\nline 1"), "{text:?}");
-        text.push_str(&cb.final_text(screen));
-        let want: String = (0..10).map(|i| format!("line {i}\n")).collect();
-        assert_eq!(text, want);
+        finish(&mut p, 2000);
+        got.extend(p.callbacks_mut().take_lines().into_iter().map(|l| l.text));
+        let want: Vec<String> = (0..10).map(|i| format!("line {i}")).collect();
+        assert_eq!(got, want);
     }
 
     #[test]
     fn spinner_redraws_do_not_reach_the_log() {
-        let mut p = vt100::Parser::new_with_callbacks(
-            nonzero(4),
-            nonzero(20),
-            0,
-            ScreenCallbacks::default(),
-        );
-        p.process(b"committed\r\n");
+        use crate::agent::record::lines::{feed, finish};
+        let mut p = new_parser(4, 20);
+        feed(&mut p, b"committed\r\n", 1);
         for i in 0..500 {
-            p.process(format!("\x1b[2K\rThinking {i}").as_bytes());
+            feed(&mut p, format!("\x1b[2K\rThinking {i}").as_bytes(), 2 + i);
         }
-        let (screen, cb) = p.screen_and_callbacks_mut();
-        let text = cb.final_text(screen);
-        assert_eq!(text, "committed\nThinking 499\n");
+        finish(&mut p, 1000);
+        let text: Vec<String> = p
+            .callbacks_mut()
+            .take_lines()
+            .into_iter()
+            .map(|l| l.text)
+            .collect();
+        assert_eq!(text, vec!["committed", "Thinking 499"]);
     }
 }

@@ -47,13 +47,13 @@ pub fn doctor(repo: Option<&Path>, config: Option<&Path>) -> CliResult {
         }
     };
     let rows = check_all(&cfg, &cwd, &user_profiles);
-    print!("{}", render(&rows));
+    crate::os::out::print(&render(&rows));
     let problems = rows.iter().filter(|r| r.status == Status::Problem).count();
     if problems == 0 {
-        println!("doctor: no problems");
+        out!("doctor: no problems");
         Ok(EXIT_OK)
     } else {
-        println!(
+        out!(
             "doctor: {problems} problem{}",
             if problems == 1 { "" } else { "s" }
         );

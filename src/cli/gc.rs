@@ -45,7 +45,7 @@ pub fn gc(ctx: &Context, dry_run: bool, older_than: Option<&str>) -> CliResult {
     let _lock = match lock_out_supervisor(&ctx.paths.orch) {
         Ok(lock) => Some(lock),
         Err(holder) if dry_run => {
-            println!("note: a supervisor ({holder}) is running; gc will refuse until it stops");
+            out!("note: a supervisor ({holder}) is running; gc will refuse until it stops");
             None
         }
         Err(holder) => {
@@ -77,10 +77,10 @@ pub fn gc(ctx: &Context, dry_run: bool, older_than: Option<&str>) -> CliResult {
         execute(&plan, &repo)
     };
     for note in &plan.kept {
-        println!("kept {note}");
+        out!("kept {note}");
     }
     if dry_run {
-        println!("dry run: nothing was removed");
+        out!("dry run: nothing was removed");
     }
     Ok(if failures == 0 {
         EXIT_OK
@@ -281,7 +281,7 @@ fn show(plan: &Plan, repo: &Repo) -> usize {
     let prunable = match repo.prune_worktrees(true) {
         Ok(lines) => lines,
         Err(e) => {
-            eprintln!("orch-tui gc: cannot list worktrees to prune: {e}");
+            err_out!("orch-tui gc: cannot list worktrees to prune: {e}");
             Vec::new()
         }
     };
@@ -291,26 +291,26 @@ fn show(plan: &Plan, repo: &Repo) -> usize {
         && plan.prompts.is_empty()
         && plan.branches.is_empty()
     {
-        println!("nothing to remove");
+        out!("nothing to remove");
     }
     for (wt, why, backup) in &plan.worktrees {
         let keep = match backup {
             Some(b) => format!("; work nothing else holds would be kept under {b}"),
             None => String::new(),
         };
-        println!("would remove worktree {} ({why}{keep})", wt.path.display());
+        out!("would remove worktree {} ({why}{keep})", wt.path.display());
     }
     for l in &prunable {
-        println!("would prune: {l}");
+        out!("would prune: {l}");
     }
     for (b, age) in &plan.backups {
-        println!("would drop backup {} ({age})", b.name);
+        out!("would drop backup {} ({age})", b.name);
     }
     for (p, why) in &plan.prompts {
-        println!("would remove prompt {} ({why})", p.display());
+        out!("would remove prompt {} ({why})", p.display());
     }
     for b in &plan.branches {
-        println!("would delete branch {b} (merged)");
+        out!("would delete branch {b} (merged)");
     }
     0
 }
@@ -319,7 +319,7 @@ fn show(plan: &Plan, repo: &Repo) -> usize {
 fn execute(plan: &Plan, repo: &Repo) -> usize {
     let mut failures = 0;
     let mut fail = |what: String| {
-        eprintln!("orch-tui gc: {what}");
+        err_out!("orch-tui gc: {what}");
         failures += 1;
     };
     let mut anything = false;
@@ -330,9 +330,9 @@ fn execute(plan: &Plan, repo: &Repo) -> usize {
         };
         match res {
             Ok(kept) if kept.is_empty() => {
-                println!("removed worktree {} ({why})", wt.path.display())
+                out!("removed worktree {} ({why})", wt.path.display())
             }
-            Ok(kept) => println!(
+            Ok(kept) => out!(
                 "removed worktree {} ({why}); its work is kept under {}",
                 wt.path.display(),
                 kept.join(", ")
@@ -344,33 +344,33 @@ fn execute(plan: &Plan, repo: &Repo) -> usize {
     match repo.prune_worktrees(false) {
         Ok(lines) => lines.iter().for_each(|l| {
             anything = true;
-            println!("pruned: {l}")
+            out!("pruned: {l}")
         }),
         Err(e) => fail(format!("git worktree prune failed: {e}")),
     }
     for (b, age) in &plan.backups {
         anything = true;
         match repo.drop_backup(b) {
-            Ok(()) => println!("dropped backup {} ({age})", b.name),
+            Ok(()) => out!("dropped backup {} ({age})", b.name),
             Err(e) => fail(format!("cannot drop {}: {e}", b.name)),
         }
     }
     for (p, why) in &plan.prompts {
         anything = true;
         match std::fs::remove_file(p) {
-            Ok(()) => println!("removed prompt {} ({why})", p.display()),
+            Ok(()) => out!("removed prompt {} ({why})", p.display()),
             Err(e) => fail(format!("cannot remove {}: {e}", p.display())),
         }
     }
     for b in &plan.branches {
         anything = true;
         match repo.delete_branch(b, &plan.integration) {
-            Ok(()) => println!("deleted branch {b} (merged)"),
+            Ok(()) => out!("deleted branch {b} (merged)"),
             Err(e) => fail(format!("cannot delete branch {b}: {e}")),
         }
     }
     if !anything {
-        println!("nothing to remove");
+        out!("nothing to remove");
     }
     failures
 }

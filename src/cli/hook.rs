@@ -43,7 +43,7 @@ pub fn hook(agent: &str, log: &Path, payload: Option<&str>) -> CliResult {
         .open(log)
         .and_then(|mut f| f.write_all(line.as_bytes()));
     if let Err(e) = written {
-        eprintln!("orch-tui hook: cannot append to {}: {e}", log.display());
+        err_out!("orch-tui hook: cannot append to {}: {e}", log.display());
     }
     if let Ok(ledger) = std::env::var("ORCH_LEDGER")
         && let Some(orch) = Path::new(&ledger).parent()

@@ -7,8 +7,11 @@ mod hook;
 mod human;
 mod init;
 pub mod load;
+mod logs;
+mod replay;
 mod run;
 mod status;
+mod timeline;
 mod worker;
 
 use std::path::{Path, PathBuf};
@@ -137,16 +140,46 @@ pub enum Command {
         #[arg(long)]
         task: Option<String>,
     },
-    /// An attempt's log (the newest attempt unless --attempt).
+    /// An attempt's log (the newest attempt unless --attempt), or every attempt's merged by
+    /// time with --all.
     Logs {
-        task: String,
+        task: Option<String>,
+        /// Every attempt's log, the reviewers' and the checks' too, merged by time.
         #[arg(long)]
+        all: bool,
+        /// Keep printing as agents print (with a task: until its attempt ends; waits for the
+        /// first attempt if none started yet).
+        #[arg(long, short)]
         follow: bool,
+        /// Only lines from the last DURATION (e.g. 10m, 90s, 2h).
+        #[arg(long, value_name = "DURATION")]
+        since: Option<String>,
+        /// With --all: only these tasks (repeatable).
+        #[arg(long = "task", value_name = "TASK")]
+        tasks: Vec<String>,
         /// The raw PTY bytes instead of the readable text.
         #[arg(long)]
         raw: bool,
         #[arg(long)]
         attempt: Option<u32>,
+    },
+    /// Play an attempt's terminal session back (its asciicast), with its timing.
+    Replay {
+        task: String,
+        /// The attempt number (default: the newest).
+        #[arg(long)]
+        attempt: Option<u32>,
+        /// Playback speed: 2 is twice as fast.
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+        /// The reviewer's session of that attempt instead of the agent's.
+        #[arg(long)]
+        review: bool,
+    },
+    /// Where the run's time went: one row per slot, bars by phase, the human's decisions.
+    Timeline {
+        #[arg(long)]
+        json: bool,
     },
     /// Approve a task waiting in review or escalated.
     Approve(HumanArgs),
@@ -287,10 +320,31 @@ fn dispatch(cli: Cli) -> CliResult {
         }
         Some(Command::Logs {
             task,
+            all,
             follow,
+            since,
+            tasks,
             raw,
             attempt,
-        }) => status::logs(&ctx()?, &task, follow, raw, attempt),
+        }) => logs::logs(
+            &ctx()?,
+            &logs::LogsArgs {
+                task: task.as_deref(),
+                all,
+                follow,
+                raw,
+                attempt,
+                since: since.as_deref(),
+                tasks: &tasks,
+            },
+        ),
+        Some(Command::Replay {
+            task,
+            attempt,
+            speed,
+            review,
+        }) => replay::replay(&ctx()?, &task, attempt, speed, review),
+        Some(Command::Timeline { json }) => timeline::timeline(&ctx()?, json),
         Some(Command::Approve(a)) => human::human(&ctx()?, crate::engine::HumanCommand::Approve, a),
         Some(Command::Reject(a)) => human::human(&ctx()?, crate::engine::HumanCommand::Reject, a),
         Some(Command::Retry(a)) => human::human(&ctx()?, crate::engine::HumanCommand::Retry, a),

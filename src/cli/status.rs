@@ -1,11 +1,10 @@
-//! `status`, `events`, `logs`: read-only views of the ledger and the attempt logs.
+//! `status`, `events`: read-only views of the ledger (`logs` is in `logs.rs`).
 
-use std::path::PathBuf;
 use std::sync::mpsc::channel;
 use std::time::Duration;
 
 use super::{CliError, CliResult, Context, EXIT_OK};
-use crate::core::domain::{AttemptNo, EventKind, FunnelStage, Substatus};
+use crate::core::domain::{EventKind, FunnelStage, Substatus};
 use crate::core::state::TaskState;
 use crate::engine::summary::format_ms;
 use crate::ledger::{EventRow, Ledger, now_ms};
@@ -245,54 +244,4 @@ pub fn events(ctx: &Context, follow: bool, json: bool, task: Option<&str>) -> Cl
         let _ = rx.recv_timeout(Duration::from_secs(2));
         while rx.try_recv().is_ok() {}
     }
-}
-
-pub fn logs(ctx: &Context, task: &str, follow: bool, raw: bool, attempt: Option<u32>) -> CliResult {
-    let ledger = ctx.open_ledger()?;
-    if ledger.task(task)?.is_none() {
-        return Err(CliError::bad_input(format!(
-            "no task `{task}` in the ledger: `orch-tui status` lists the tasks"
-        )));
-    }
-    let attempts = ledger.attempts(task)?;
-    let chosen = match attempt {
-        Some(n) => attempts.iter().find(|a| a.n == AttemptNo(n)),
-        None => attempts.last(),
-    };
-    let Some(a) = chosen else {
-        return Err(CliError::bad_input(format!(
-            "task `{task}` has no attempt{} yet",
-            attempt.map(|n| format!(" {n}")).unwrap_or_default()
-        )));
-    };
-    let dir = PathBuf::from(a.log_dir.clone().unwrap_or_default());
-    let file = dir.join(if raw { "pty.raw" } else { "screen.log" });
-    let mut out = std::io::stdout();
-    if follow {
-        let id = a.id;
-        let ledger_path = ctx.paths.ledger.clone();
-        // Stop following once the attempt has ended and its log is complete.
-        let ended = move || {
-            Ledger::open(&ledger_path)
-                .ok()
-                .and_then(|l| l.attempt(id).ok().flatten())
-                .is_some_and(|a| a.ended_ms.is_some())
-        };
-        match crate::agent::logs::follow(&file, true, &mut out, &ended) {
-            // The reader went away (`| head`): a normal end.
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-            Err(e) => {
-                return Err(CliError::failed(format!(
-                    "cannot follow {}: {e}",
-                    file.display()
-                )));
-            }
-            Ok(()) => {}
-        }
-    } else {
-        let bytes = crate::agent::logs::read_all(&file)
-            .map_err(|e| CliError::failed(format!("cannot read {}: {e}", file.display())))?;
-        out::write_bytes(&bytes);
-    }
-    Ok(EXIT_OK)
 }

@@ -16,4 +16,5 @@ pub mod schedule;
 pub mod screen_rules;
 pub mod state;
 pub mod supervisor;
+pub mod timeline;
 pub mod usage;

@@ -247,7 +247,6 @@ pub fn tidy_job(ctx: &JobCtx, t: Tidy) -> Job {
     })
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::expand;

@@ -103,6 +103,15 @@ impl Ledger {
         Ok(stmt.query_row([id], from_row).optional()?)
     }
 
+    /// Every attempt of every task, in the order they started.
+    pub fn all_attempts(&self) -> Result<Vec<AttemptRow>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {COLS} FROM attempts ORDER BY started_ms, id"
+        ))?;
+        let rows = stmt.query_map([], from_row)?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
     /// Attempts still marked live (starting or running), from any epoch.
     pub fn live_attempts(&self) -> Result<Vec<AttemptRow>> {
         let mut stmt = self.conn.prepare_cached(&format!(

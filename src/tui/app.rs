@@ -34,6 +34,8 @@ pub enum Effect {
     ApproveAll { tasks: Vec<String> },
     /// Read the logs again.
     LoadLogs,
+    /// Build the timeline from the ledger's events.
+    LoadTimeline,
     /// Stop the engine (agents stopped or left running for the next start) and quit.
     Stop { stop_agents: bool },
     /// Leave the TUI (the engine has already ended).
@@ -133,7 +135,13 @@ impl App {
                     s.selected_inbox = i;
                 }
             }
-            View::Focus | View::Logs | View::Detail | View::Dag | View::Help | View::Diff => {}
+            View::Focus
+            | View::Logs
+            | View::Detail
+            | View::Dag
+            | View::Help
+            | View::Diff
+            | View::Timeline => {}
         }
     }
 
@@ -191,9 +199,12 @@ impl App {
             View::Inbox => s.inbox.get(s.selected_inbox).map(|i| i.task.clone()),
             View::Detail => s.detail.as_ref().map(|d| d.task.clone()),
             View::Diff => s.diff.as_ref().map(|d| d.task.clone()),
-            View::Dashboard | View::Dag | View::Logs | View::Help | View::Focus => {
-                s.selected_task().map(|t| t.id.clone())
-            }
+            View::Dashboard
+            | View::Dag
+            | View::Logs
+            | View::Help
+            | View::Focus
+            | View::Timeline => s.selected_task().map(|t| t.id.clone()),
         }
     }
 
@@ -225,10 +236,11 @@ impl App {
         s.view = v;
         s.page_scroll = 0;
         s.message = None;
-        if v == View::Logs {
-            return vec![Effect::LoadLogs];
+        match v {
+            View::Logs => vec![Effect::LoadLogs],
+            View::Timeline => vec![Effect::LoadTimeline],
+            _ => Vec::new(),
         }
-        Vec::new()
     }
 
     fn open_detail(&mut self, task: Option<String>) -> Vec<Effect> {
@@ -264,7 +276,7 @@ impl App {
                     d.scroll = step(d.scroll).min(d.lines.len().saturating_sub(1));
                 }
             }
-            View::Dag | View::Help => s.page_scroll = step(s.page_scroll),
+            View::Dag | View::Help | View::Timeline => s.page_scroll = step(s.page_scroll),
             View::Focus => {}
         }
         s.clamp();
@@ -412,6 +424,13 @@ impl App {
                 }
                 Vec::new()
             }
+            Action::SearchNext | Action::SearchPrev => {
+                if self.state.view == View::Logs {
+                    self.jump_to_match(a == Action::SearchNext);
+                }
+                Vec::new()
+            }
+            Action::Timeline => self.open_view(View::Timeline),
             Action::Filter => {
                 if self.state.view == View::Logs {
                     self.state.input = Some(InputState {

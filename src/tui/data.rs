@@ -2,20 +2,16 @@
 //! command), never per frame; the clock fields are updated by `tick` instead.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::render::term;
-use super::state::{
-    AgentInfo, AttemptInfo, DetailInfo, InboxItem, InboxKind, LogLine, TaskInfo, ViewState,
-};
+use super::state::{AgentInfo, AttemptInfo, DetailInfo, InboxItem, InboxKind, TaskInfo, ViewState};
 use crate::core::domain::{AttemptId, Role, Substatus};
 use crate::core::state::TaskState;
 use crate::engine::AgentView;
 use crate::ledger::{Ledger, LedgerError};
 
-/// Log lines kept per attempt file: the view is a tail, not an archive (`orch-tui logs` is).
-const LOG_TAIL_LINES: usize = 500;
+/// Ended agents whose last screen focus mode can still show.
+const KEEP_ENDED_SCREENS: usize = 16;
 
 pub fn refresh(
     s: &mut ViewState,
@@ -48,6 +44,17 @@ pub fn refresh(
         .collect();
     let task_rows: HashMap<&str, &crate::ledger::TaskRow> =
         rows.iter().map(|t| (t.id.as_str(), t)).collect();
+    // Agents that ended keep their last screen for focus mode.
+    for old in std::mem::take(&mut s.agents) {
+        if !views.iter().any(|v| v.attempt == old.attempt) && old.screen.is_some() {
+            s.ended.retain(|e| e.attempt != old.attempt);
+            s.ended.push(old);
+        }
+    }
+    if s.ended.len() > KEEP_ENDED_SCREENS {
+        let cut = s.ended.len() - KEEP_ENDED_SCREENS;
+        s.ended.drain(..cut);
+    }
     s.agents = views
         .iter()
         .map(|v| {
@@ -145,6 +152,7 @@ pub fn load_detail(ledger: &Ledger, task: &str) -> Result<Option<DetailInfo>, Le
                 .map(|e| Duration::from_millis(e.saturating_sub(a.started_ms).max(0) as u64)),
         })
         .collect();
+    let record = load_record(ledger, task)?;
     let all = ledger.events(0, Some(task), 2000)?;
     let funnel = super::funnel::history(&all);
     let events = all
@@ -169,43 +177,123 @@ pub fn load_detail(ledger: &Ledger, task: &str) -> Result<Option<DetailInfo>, Le
         attempts,
         events,
         funnel,
+        records: record.lines,
+        conversation: record.conversation,
+        conversation_path: record.conversation_path,
+        screen_tail: record.screen_tail,
         scroll: 0,
     }))
 }
 
-/// The merged tail: each attempt's `screen.log` (rows that left its screen), then, for a live
-/// agent, what is on its screen now; attempts in start order.
-pub fn load_logs(ledger: &Ledger, views: &[AgentView]) -> Result<Vec<LogLine>, LedgerError> {
-    let mut attempts = Vec::new();
-    for t in ledger.tasks()? {
-        attempts.extend(ledger.attempts(&t.id)?);
+/// Lines of a screen.log tail kept in the task detail.
+const DETAIL_TAIL_LINES: usize = 40;
+
+struct Record {
+    lines: Vec<String>,
+    conversation: Vec<(crate::tui::state::TranscriptKind, String)>,
+    conversation_path: Option<String>,
+    screen_tail: Vec<String>,
+}
+
+/// `.orch/logs/t/1` rather than the whole path.
+fn short_path(p: &std::path::Path) -> String {
+    let s = p.to_string_lossy();
+    match s.find(".orch/") {
+        Some(i) => s[i..].to_string(),
+        None => s.into_owned(),
     }
-    attempts.sort_by_key(|a| (a.started_ms, a.id));
-    let mut out = Vec::new();
-    for a in attempts {
-        let tag = format!("{}#{}", a.task, a.n);
-        if let Some(dir) = &a.log_dir {
-            let path = PathBuf::from(dir).join("screen.log");
-            if let Ok(bytes) = crate::agent::logs::read_all(&path) {
-                let text = String::from_utf8_lossy(&bytes);
-                let lines: Vec<&str> = text.lines().collect();
-                let start = lines.len().saturating_sub(LOG_TAIL_LINES);
-                out.extend(lines[start..].iter().map(|l| LogLine {
-                    task: tag.clone(),
-                    text: (*l).to_string(),
-                }));
-            }
+}
+
+/// Each attempt's record (log folder, replay, transcript), the newest agent attempt's
+/// conversation and screen log tail. Reads are bounded: a tail of the log, the end of a long
+/// transcript.
+fn load_record(ledger: &Ledger, task: &str) -> Result<Record, LedgerError> {
+    use crate::agent::record::{CAST_LOG, TEXT_LOG, tail::Tail, text, transcript};
+    let homes = transcript::Homes::from_env();
+    let mut out = Record {
+        lines: Vec::new(),
+        conversation: Vec::new(),
+        conversation_path: None,
+        screen_tail: Vec::new(),
+    };
+    let attempts = ledger.attempts(task)?;
+    for a in &attempts {
+        let Some(dir) = a.log_dir.as_deref().filter(|d| !d.is_empty()) else {
+            continue;
+        };
+        let dir = std::path::Path::new(dir);
+        let review = a.role == Role::Reviewer;
+        let mut line = format!(
+            "#{}{} {}  {}",
+            a.n,
+            if review { " review" } else { "" },
+            a.profile,
+            short_path(dir)
+        );
+        if dir.join(CAST_LOG).exists() {
+            line.push_str(&format!(
+                "  replay: orch-tui replay {task} --attempt {}{}",
+                a.n,
+                if review { " --review" } else { "" }
+            ));
         }
-        if let Some(sc) = views
-            .iter()
-            .find(|v| v.attempt == a.id)
-            .and_then(|v| v.screen.as_ref())
+        out.lines.push(line);
+        if let Some(t) = transcript::locate(dir, &homes) {
+            out.lines
+                .push(format!("   transcript: {}", t.to_string_lossy()));
+        }
+    }
+    let newest = attempts.iter().rev().find(|a| a.role == Role::Agent);
+    if let Some(dir) = newest.and_then(|a| a.log_dir.as_deref()) {
+        let dir = std::path::Path::new(dir);
+        if let Some(path) = transcript::locate(dir, &homes)
+            && let Ok(conv) = transcript::read(&path)
         {
-            out.extend(term::screen_lines(sc).into_iter().map(|text| LogLine {
-                task: tag.clone(),
-                text,
-            }));
+            out.conversation = transcript::render(&conv);
+            out.conversation_path = Some(path.to_string_lossy().into_owned());
         }
+        let mut tail = Tail::new(&dir.join(TEXT_LOG), 16 * 1024);
+        let lines = tail.poll(16 * 1024).unwrap_or_default();
+        let start = lines.len().saturating_sub(DETAIL_TAIL_LINES);
+        out.screen_tail = lines[start..]
+            .iter()
+            .map(|raw| match text::parse_line(raw) {
+                Some(l) => {
+                    let text = match l.kind {
+                        text::LineKind::Output => l.text,
+                        text::LineKind::Screen => format!("┊ {}", l.text),
+                        text::LineKind::Note => format!("── {} ──", l.text),
+                    };
+                    format!("{} {text}", text::local_clock(l.ms))
+                }
+                None => raw.clone(),
+            })
+            .collect();
     }
     Ok(out)
+}
+
+/// The run's timeline from every event in the ledger, up to `now_ms`.
+pub fn load_timeline(
+    ledger: &Ledger,
+    now_ms: u64,
+) -> Result<crate::core::timeline::Timeline, LedgerError> {
+    use crate::core::timeline::{TimelineEvent, build};
+    let mut events = Vec::new();
+    let mut after = 0;
+    loop {
+        let batch = ledger.events(after, None, 5000)?;
+        let Some(last) = batch.last() else { break };
+        after = last.seq;
+        events.extend(batch.into_iter().map(|e| TimelineEvent {
+            ts_ms: e.ts_ms.max(0) as u64,
+            task: e.task,
+            attempt: e.attempt.map(|a| a.0),
+            actor: e.actor,
+            kind: e.kind,
+            // Keys this build does not know are ignored; an unreadable one is an empty event.
+            data: serde_json::from_value(e.data).unwrap_or_default(),
+        }));
+    }
+    Ok(build(&events, now_ms))
 }

@@ -36,11 +36,14 @@ pub enum Action {
     Diff,
     Follow,
     Search,
+    SearchNext,
+    SearchPrev,
     Filter,
+    Timeline,
 }
 
 impl Action {
-    pub const ALL: [Action; 29] = [
+    pub const ALL: [Action; 32] = [
         Action::Quit,
         Action::Help,
         Action::Back,
@@ -69,7 +72,10 @@ impl Action {
         Action::Diff,
         Action::Follow,
         Action::Search,
+        Action::SearchNext,
+        Action::SearchPrev,
         Action::Filter,
+        Action::Timeline,
     ];
 
     pub fn name(self) -> &'static str {
@@ -102,7 +108,10 @@ impl Action {
             Action::Diff => "diff",
             Action::Follow => "follow",
             Action::Search => "search",
+            Action::SearchNext => "search_next",
+            Action::SearchPrev => "search_prev",
             Action::Filter => "filter",
+            Action::Timeline => "timeline",
         }
     }
 
@@ -137,8 +146,13 @@ impl Action {
             }
             Action::Diff => "the task's diff (latest attempt against its base)",
             Action::Follow => "logs: follow the newest lines on/off",
-            Action::Search => "logs: search (n/N: next match by scrolling)",
-            Action::Filter => "logs: show one task only (empty: all)",
+            Action::Search => "logs: regex search, newest match first",
+            Action::SearchNext => "logs: the next earlier match",
+            Action::SearchPrev => "logs: the next later match",
+            Action::Filter => {
+                "logs: filter by task (`task` or `task#2`), `agent:NAME`, `kind:agent|review|checks|merge` (empty: all)"
+            }
+            Action::Timeline => "timeline: where the run's time went, per slot",
         }
     }
 
@@ -244,6 +258,7 @@ pub const DEFAULTS: &[(Action, &[&str])] = &[
     (Action::Inbox, &["2", "i"]),
     (Action::Logs, &["3", "l"]),
     (Action::Dag, &["4", "g"]),
+    (Action::Timeline, &["5", "T"]),
     (Action::Up, &["up", "k"]),
     (Action::Down, &["down", "j"]),
     (Action::PageUp, &["pgup"]),
@@ -265,6 +280,8 @@ pub const DEFAULTS: &[(Action, &[&str])] = &[
     (Action::Diff, &["d"]),
     (Action::Follow, &["f"]),
     (Action::Search, &["/"]),
+    (Action::SearchNext, &["n"]),
+    (Action::SearchPrev, &["N"]),
     (Action::Filter, &["s"]),
 ];
 

@@ -10,6 +10,7 @@ pub mod data;
 pub mod funnel;
 pub mod input;
 pub mod keymap;
+pub mod logfeed;
 mod prompt;
 pub mod render;
 pub mod state;
@@ -121,6 +122,8 @@ fn spawn_input_thread(tx: Sender<UiEvent>) {
 }
 
 struct Loop {
+    /// The logs view's sources and merged lines (read incrementally).
+    feed: logfeed::LogFeed,
     dirty: bool,
     ledger_dirty: bool,
     logs_dirty: bool,
@@ -142,6 +145,7 @@ fn event_loop(
 ) -> Result<TuiEnd, String> {
     let now = Instant::now();
     let mut l = Loop {
+        feed: logfeed::LogFeed::default(),
         dirty: true,
         ledger_dirty: true,
         logs_dirty: false,
@@ -243,6 +247,9 @@ fn refresh(ctx: &TuiContext, app: &mut App, l: &mut Loop, now: Instant) {
     {
         load_detail(ctx, app, &task);
     }
+    if app.state.view == View::Timeline {
+        load_timeline(ctx, app);
+    }
     l.logs_dirty = true;
     l.dirty = true;
 }
@@ -261,10 +268,19 @@ fn load_detail(ctx: &TuiContext, app: &mut App, task: &str) {
     }
 }
 
+fn load_timeline(ctx: &TuiContext, app: &mut App) {
+    match data::load_timeline(&ctx.ledger, crate::ledger::now_ms()) {
+        Ok(t) => app.state.timeline = Some(t),
+        Err(e) => app.state.message = Some(format!("cannot read the events: {e}")),
+    }
+}
+
 fn load_logs(ctx: &TuiContext, app: &mut App, l: &mut Loop, now: Instant) {
-    match data::load_logs(&ctx.ledger, &ctx.handle.agents()) {
-        Ok(lines) => app.state.logs.lines = lines,
-        Err(e) => app.state.message = Some(format!("cannot read the logs: {e}")),
+    if let Err(e) = l.feed.refresh(&ctx.ledger) {
+        app.state.message = Some(format!("cannot read the logs: {e}"));
+    }
+    if l.feed.poll(crate::ledger::now_ms()) {
+        app.state.logs.lines = l.feed.lines().to_vec();
     }
     l.logs_dirty = false;
     l.last_logs = now;
@@ -431,6 +447,7 @@ fn apply(ctx: &mut TuiContext, app: &mut App, l: &mut Loop, fx: Effect) {
             l.ledger_dirty = true;
         }
         Effect::LoadLogs => load_logs(ctx, app, l, Instant::now()),
+        Effect::LoadTimeline => load_timeline(ctx, app),
         Effect::Stop { stop_agents } => {
             if l.engine_end.is_some() {
                 l.exit = true;

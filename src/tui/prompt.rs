@@ -41,8 +41,11 @@ impl App {
                         note: (!text.is_empty()).then_some(text),
                     }],
                     InputPurpose::Search => {
-                        s.logs.search = (!text.is_empty()).then_some(text);
-                        self.jump_to_match();
+                        let note = s.logs.set_search((!text.is_empty()).then_some(text));
+                        self.jump_to_match(true);
+                        if note.is_some() && self.state.message.is_none() {
+                            self.state.message = note;
+                        }
                         Vec::new()
                     }
                     InputPurpose::Filter => {
@@ -56,18 +59,30 @@ impl App {
         }
     }
 
-    /// Scroll the logs so the newest line matching the search (above the current view) is at
-    /// the bottom; stops following.
-    pub(super) fn jump_to_match(&mut self) {
+    /// Scroll the logs to the next line matching the search: `older` looks above the line at
+    /// the bottom of the view (the first jump from following finds the newest match), else
+    /// below it. Stops following.
+    pub(super) fn jump_to_match(&mut self, older: bool) {
         let s = &mut self.state;
         let Some(q) = s.logs.search.clone() else {
+            s.message = Some("no search yet: / starts one".into());
             return;
         };
         let lines = s.visible_log_lines();
-        let from = lines.len().saturating_sub(s.logs.scroll);
-        let hit = lines[..from.saturating_sub(if s.logs.follow { 0 } else { 1 })]
-            .iter()
-            .rposition(|l| l.text.contains(&q));
+        let bottom = lines
+            .len()
+            .saturating_sub(if s.logs.follow { 0 } else { s.logs.scroll });
+        let hit = if older {
+            let upto = bottom.saturating_sub(if s.logs.follow { 0 } else { 1 });
+            lines[..upto].iter().rposition(|l| s.logs.matches(&l.text))
+        } else {
+            lines
+                .iter()
+                .enumerate()
+                .skip(bottom)
+                .find(|(_, l)| s.logs.matches(&l.text))
+                .map(|(i, _)| i)
+        };
         match hit {
             Some(i) => {
                 let scroll = lines.len() - i - 1;
@@ -75,7 +90,12 @@ impl App {
                 s.logs.scroll = scroll;
                 s.message = None;
             }
-            None => s.message = Some(format!("no line matches '{q}'")),
+            None => {
+                s.message = Some(format!(
+                    "no {} line matches '{q}'",
+                    if older { "earlier" } else { "later" }
+                ))
+            }
         }
     }
 }

@@ -4,6 +4,9 @@
 
 use std::time::Duration;
 
+use crate::agent::record::tail::SourceKind;
+use crate::agent::record::text::LineKind;
+pub use crate::agent::record::transcript::ItemKind as TranscriptKind;
 use crate::agent::screen::SharedScreen;
 use crate::core::domain::{AttemptId, AttemptNo, AttemptState, FunnelStage, Substatus, Verdict};
 use crate::core::state::TaskState;
@@ -20,6 +23,8 @@ pub enum View {
     Help,
     /// A task's diff (the latest agent attempt's commit against its base).
     Diff,
+    /// Where the run's time went: one row per slot, bars by phase, the human's decisions.
+    Timeline,
 }
 
 /// One task row as the dashboard shows it.
@@ -111,10 +116,38 @@ pub struct InboxItem {
 }
 
 /// One line of the merged log.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogLine {
+    /// When it was printed (Unix ms) and the same as local `HH:MM:SS`.
+    pub ms: u64,
+    pub clock: String,
+    /// `task#2`, `task#2 review`, `task#2 checks`, `task#2 merge`.
+    pub tag: String,
     pub task: String,
+    pub n: u32,
+    pub source: SourceKind,
+    /// The agent profile of the attempt.
+    pub profile: String,
+    /// Printed output, a snapshot row, or orch-tui's note.
+    pub kind: LineKind,
     pub text: String,
+}
+
+impl LogLine {
+    /// A line the agent printed (for tests and fixtures).
+    pub fn output(task: &str, n: u32, text: &str) -> LogLine {
+        LogLine {
+            ms: 0,
+            clock: String::new(),
+            tag: SourceKind::Agent.tag(task, n),
+            task: task.to_string(),
+            n,
+            source: SourceKind::Agent,
+            profile: String::new(),
+            kind: LineKind::Output,
+            text: text.to_string(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -123,8 +156,75 @@ pub struct LogsState {
     pub follow: bool,
     /// Lines scrolled up from the bottom (when not following).
     pub scroll: usize,
+    /// The search as typed, and as compiled (a bad regex is searched as plain text).
     pub search: Option<String>,
+    pub search_re: Option<regex::Regex>,
+    /// Terms: `task` or `task#2`, `agent:PROFILE`, `kind:agent|review|checks|merge`; terms
+    /// of one field are alternatives, fields must all match.
     pub filter: Option<String>,
+}
+
+impl LogsState {
+    /// Sets the search; returns an error note when the text is not a valid regex (it is then
+    /// searched as plain text).
+    pub fn set_search(&mut self, text: Option<String>) -> Option<String> {
+        self.search = text;
+        self.search_re = None;
+        let q = self.search.as_deref()?;
+        match regex::Regex::new(q) {
+            Ok(re) => {
+                self.search_re = Some(re);
+                None
+            }
+            Err(e) => {
+                self.search_re = regex::Regex::new(&regex::escape(q)).ok();
+                let first = e.to_string();
+                let why = first.lines().last().unwrap_or("invalid").trim().to_string();
+                Some(format!("not a regex ({why}); searching the plain text"))
+            }
+        }
+    }
+
+    pub fn matches(&self, text: &str) -> bool {
+        self.search_re.as_ref().is_some_and(|re| re.is_match(text))
+    }
+}
+
+/// A parsed logs filter.
+#[derive(Debug, Default)]
+struct LogFilter {
+    tasks: Vec<String>,
+    agents: Vec<String>,
+    /// `None`: a kind that does not exist (matches nothing).
+    kinds: Vec<Option<SourceKind>>,
+}
+
+impl LogFilter {
+    fn parse(s: &str) -> LogFilter {
+        let mut f = LogFilter::default();
+        for term in s.split_whitespace() {
+            if let Some(a) = term.strip_prefix("agent:") {
+                f.agents.push(a.to_string());
+            } else if let Some(k) = term.strip_prefix("kind:") {
+                // An unknown kind matches nothing rather than everything.
+                f.kinds.push(SourceKind::parse(k));
+            } else {
+                f.tasks.push(term.to_string());
+            }
+        }
+        f
+    }
+
+    fn keeps(&self, l: &LogLine) -> bool {
+        let task_ok = self.tasks.is_empty()
+            || self
+                .tasks
+                .iter()
+                .any(|t| *t == l.task || *t == format!("{}#{}", l.task, l.n) || *t == l.tag);
+        let agent_ok = self.agents.is_empty() || self.agents.contains(&l.profile);
+        let kind_ok = self.kinds.is_empty() || self.kinds.contains(&Some(l.source));
+        task_ok && agent_ok && kind_ok
+    }
 }
 
 /// One attempt in the task detail.
@@ -151,6 +251,14 @@ pub struct DetailInfo {
     pub events: Vec<String>,
     /// The funnel history, oldest first: stages, check results, verdicts, human decisions.
     pub funnel: Vec<String>,
+    /// Per attempt: where its record is, how to replay it, its agent's transcript.
+    pub records: Vec<String>,
+    /// The newest agent attempt's conversation from its own transcript (Claude Code, Codex),
+    /// and where that transcript is; empty when the agent keeps none.
+    pub conversation: Vec<(TranscriptKind, String)>,
+    pub conversation_path: Option<String>,
+    /// The last lines of the newest agent attempt's screen.log (`HH:MM:SS text`).
+    pub screen_tail: Vec<String>,
     pub scroll: usize,
 }
 
@@ -197,9 +305,13 @@ pub struct ViewState {
     pub selected_inbox: usize,
     /// The attempt shown full size in Focus.
     pub focus: Option<AttemptId>,
+    /// Agents that ended, newest last, with their last screen (focus keeps showing it).
+    pub ended: Vec<AgentInfo>,
     pub logs: LogsState,
     pub detail: Option<DetailInfo>,
     pub diff: Option<DiffState>,
+    /// Built from the ledger's events when the timeline view opens (and on changes).
+    pub timeline: Option<crate::core::timeline::Timeline>,
     pub input: Option<InputState>,
     pub quit_prompt: bool,
     /// A one-line status message (last action's result or error).
@@ -237,12 +349,14 @@ impl ViewState {
             selected_agent: 0,
             selected_inbox: 0,
             focus: None,
+            ended: Vec::new(),
             logs: LogsState {
                 follow: true,
                 ..LogsState::default()
             },
             detail: None,
             diff: None,
+            timeline: None,
             input: None,
             quit_prompt: false,
             message: None,
@@ -294,20 +408,13 @@ impl ViewState {
         self.tasks.iter().any(|t| t.stage_until_ms.is_some())
     }
 
-    /// The log lines that pass the task filter.
+    /// The log lines that pass the filter.
     pub fn visible_log_lines(&self) -> Vec<&LogLine> {
+        let filter = self.logs.filter.as_deref().map(LogFilter::parse);
         self.logs
             .lines
             .iter()
-            .filter(|l| {
-                // A filter names a task (every attempt) or one attempt (`task#2`).
-                self.logs.filter.as_ref().is_none_or(|f| {
-                    l.task == *f
-                        || l.task
-                            .strip_prefix(f.as_str())
-                            .is_some_and(|r| r.starts_with('#'))
-                })
-            })
+            .filter(|l| filter.as_ref().is_none_or(|f| f.keeps(l)))
             .collect()
     }
 }

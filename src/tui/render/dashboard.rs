@@ -221,11 +221,23 @@ fn draw(s: &ViewState, f: &mut Frame, area: Rect, a: &AgentInfo) {
 
 pub fn render_focus(s: &ViewState, f: &mut Frame, area: Rect) {
     let Some(a) = s.focus.and_then(|id| s.agent(id)) else {
-        f.render_widget(
-            Paragraph::new("this agent has ended; esc returns to the dashboard")
-                .style(theme::dim(s)),
-            area,
-        );
+        // Ended: its last screen stays, under a line that says so.
+        let ended = s
+            .focus
+            .and_then(|id| s.ended.iter().find(|e| e.attempt == id));
+        let [top, screen] =
+            Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
+        let note = match ended {
+            Some(e) => format!(
+                "{}#{} ({}) has ended: its last screen · esc returns to the dashboard",
+                e.task, e.n, e.profile
+            ),
+            None => "this agent has ended; esc returns to the dashboard".to_string(),
+        };
+        f.render_widget(Paragraph::new(note).style(theme::dim(s)), top);
+        if let Some(sc) = ended.and_then(|e| e.screen.as_ref()) {
+            term::draw_screen(sc, screen, f.buffer_mut(), s.color);
+        }
         return;
     };
     let [top, screen] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);

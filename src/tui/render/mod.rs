@@ -6,6 +6,7 @@ mod dashboard;
 mod funnel;
 pub mod term;
 mod theme;
+mod timeline;
 mod views;
 
 use ratatui::Frame;
@@ -62,6 +63,7 @@ pub fn render(s: &ViewState, f: &mut Frame) {
             View::Dag => dag::render(s, f, body),
             View::Help => views::render_help(s, f, body),
             View::Diff => funnel::render_diff(s, f, body),
+            View::Timeline => timeline::render(s, f, body),
         }
     }
     f.render_widget(Paragraph::new(footer_line(s)), footer);
@@ -141,11 +143,15 @@ fn footer_line(s: &ViewState) -> Line<'static> {
         return Line::styled(format!(" {m}"), theme::warn(s));
     }
     let hint = match s.view {
+        View::Focus if s.focus.and_then(|id| s.agent(id)).is_none() => {
+            " the agent has ended · esc back".into()
+        }
         View::Focus => format!(
             " keys go to the agent · {}: back to the dashboard",
             s.unfocus_key
         ),
-        View::Logs => " f follow · / search · s filter by task · ↑↓ pgup pgdn scroll · esc back".into(),
+        View::Logs => " f follow · / regex · n/N older/newer match · s filter (task, agent:NAME, kind:checks) · esc back".into(),
+        View::Timeline => " ↑↓ scroll · █ working ▚ waiting for input ▒ review ▓ waiting for you ≡ merge queue · esc back".into(),
         View::Inbox => " a approve · x reject (note) · A approve all · d diff · t detail · enter focus · r retry · c cancel · p pause · u resume".into(),
         View::Diff => " ↑↓ pgup pgdn scroll · a approve · x reject · esc back".into(),
         View::Detail | View::Dag | View::Help => " ↑↓ scroll · esc back · ? help".into(),

@@ -117,3 +117,19 @@ pub fn task_colour(s: &ViewState, task: &str) -> Style {
         .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize));
     fg(s, PALETTE[h % PALETTE.len()])
 }
+
+/// A timeline phase's colour (the glyphs tell them apart without colour too).
+pub fn phase_style(s: &ViewState, p: crate::core::timeline::Phase) -> Style {
+    use crate::core::timeline::Phase;
+    let c = match p {
+        Phase::Starting => Color::DarkGray,
+        Phase::Working => Color::Green,
+        Phase::WaitingInput => Color::Yellow,
+        Phase::Review => Color::Cyan,
+        Phase::Human => Color::Magenta,
+        Phase::MergeQueue => Color::Blue,
+        Phase::Paused => Color::DarkGray,
+        Phase::Failed => Color::Red,
+    };
+    fg(s, c)
+}

@@ -7,13 +7,14 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
 use super::{human_duration, theme};
+use crate::agent::record::text::LineKind;
 use crate::tui::state::{InboxKind, ViewState};
 
 pub fn render_logs(s: &ViewState, f: &mut Frame, area: Rect) {
     let lines = s.visible_log_lines();
     let mut title = format!("logs {}", lines.len());
     if let Some(t) = &s.logs.filter {
-        title.push_str(&format!(" · task {t}"));
+        title.push_str(&format!(" · filter {t}"));
     }
     if let Some(q) = &s.logs.search {
         title.push_str(&format!(" · /{q}"));
@@ -30,34 +31,46 @@ pub fn render_logs(s: &ViewState, f: &mut Frame, area: Rect) {
     let scroll = if s.logs.follow { 0 } else { s.logs.scroll };
     let end = lines.len().saturating_sub(scroll);
     let start = end.saturating_sub(h);
+    // As wide as the longest tag in view (a third of the width at most), so `task#12 review`
+    // is never cut while shorter tags line up.
     let width = lines
         .iter()
-        .map(|l| l.task.chars().count())
+        .map(|l| l.tag.chars().count())
         .max()
         .unwrap_or(0)
-        .min(16);
+        .min((inner.width / 3) as usize);
+    let hit = theme::warn(s).add_modifier(Modifier::REVERSED);
     let out: Vec<Line> = lines[start..end]
         .iter()
         .map(|l| {
-            let mut spans = vec![Span::styled(
-                format!("{:<width$} │ ", truncate(&l.task, width)),
+            let mut spans = Vec::new();
+            if !l.clock.is_empty() {
+                spans.push(Span::styled(format!("{} ", l.clock), theme::dim(s)));
+            }
+            spans.push(Span::styled(
+                format!("{:<width$} │ ", truncate(&l.tag, width)),
                 theme::task_colour(s, &l.task),
-            )];
-            match s.logs.search.as_deref().filter(|q| !q.is_empty()) {
-                Some(q) if l.text.contains(q) => {
-                    // Highlight every match.
-                    let mut rest = l.text.as_str();
-                    while let Some(i) = rest.find(q) {
-                        spans.push(Span::raw(rest[..i].to_string()));
-                        spans.push(Span::styled(
-                            q.to_string(),
-                            theme::warn(s).add_modifier(Modifier::REVERSED),
-                        ));
-                        rest = &rest[i + q.len()..];
+            ));
+            let style = match l.kind {
+                LineKind::Output => ratatui::style::Style::default(),
+                LineKind::Screen => theme::dim(s),
+                LineKind::Note => theme::dim(s).add_modifier(Modifier::ITALIC),
+            };
+            let text = match l.kind {
+                LineKind::Note => format!("── {} ──", l.text),
+                _ => l.text.clone(),
+            };
+            match s.logs.search_re.as_ref().filter(|re| re.is_match(&text)) {
+                Some(re) => {
+                    let mut at = 0;
+                    for m in re.find_iter(&text).filter(|m| !m.is_empty()) {
+                        spans.push(Span::styled(text[at..m.start()].to_string(), style));
+                        spans.push(Span::styled(m.as_str().to_string(), hit));
+                        at = m.end();
                     }
-                    spans.push(Span::raw(rest.to_string()));
+                    spans.push(Span::styled(text[at..].to_string(), style));
                 }
-                _ => spans.push(Span::raw(l.text.clone())),
+                None => spans.push(Span::styled(text, style)),
             }
             Line::from(spans)
         })
@@ -212,19 +225,75 @@ pub fn render_detail(s: &ViewState, f: &mut Frame, area: Rect) {
             Line::styled(format!("  {l}"), style)
         }));
     }
+    if !d.records.is_empty() {
+        lines.push(Line::styled("record", bold));
+        lines.extend(d.records.iter().map(|r| Line::raw(format!("  {r}"))));
+    }
     lines.push(Line::styled(format!("events {}", d.events.len()), bold));
     lines.extend(
         d.events
             .iter()
             .map(|e| Line::styled(format!("  {e}"), theme::dim(s))),
     );
+    let agent = agent_record(s, d);
+    // Wide: the agent's conversation and screen log beside the details; else below them.
+    let (main, side) = if inner.width >= 140 && !agent.is_empty() {
+        let [a, b] = Layout::horizontal([Constraint::Percentage(55), Constraint::Min(1)])
+            .spacing(1)
+            .areas(inner);
+        (a, Some(b))
+    } else {
+        lines.extend(agent.clone());
+        (inner, None)
+    };
     let scroll = d.scroll.min(lines.len().saturating_sub(1)) as u16;
     f.render_widget(
         Paragraph::new(lines)
             .wrap(Wrap { trim: false })
             .scroll((scroll, 0)),
-        inner,
+        main,
     );
+    if let Some(side) = side {
+        let scroll = d.scroll.min(agent.len().saturating_sub(1)) as u16;
+        f.render_widget(
+            Paragraph::new(agent)
+                .wrap(Wrap { trim: false })
+                .scroll((scroll, 0)),
+            side,
+        );
+    }
+}
+
+/// The newest attempt as its agent recorded it (the conversation) and as the screen showed
+/// it (the end of its screen log).
+fn agent_record(s: &ViewState, d: &crate::tui::state::DetailInfo) -> Vec<Line<'static>> {
+    use crate::tui::state::TranscriptKind as K;
+    let bold = ratatui::style::Style::default().add_modifier(Modifier::BOLD);
+    let mut out = Vec::new();
+    if !d.conversation.is_empty() {
+        out.push(Line::styled(
+            format!(
+                "conversation ({})",
+                d.conversation_path.as_deref().unwrap_or("transcript")
+            ),
+            bold,
+        ));
+        out.extend(d.conversation.iter().map(|(k, t)| {
+            let style = match k {
+                K::User => theme::warn(s),
+                K::Assistant => ratatui::style::Style::default(),
+                K::Thinking => theme::dim(s).add_modifier(Modifier::ITALIC),
+                K::Tool => theme::dim(s),
+                K::Error => theme::bad(s),
+            };
+            Line::styled(t.clone(), style)
+        }));
+    }
+    if !d.screen_tail.is_empty() {
+        out.push(Line::styled("screen log (last lines)", bold));
+        out.extend(d.screen_tail.iter().map(|l| Line::raw(format!("  {l}"))));
+    }
+    out
 }
 
 pub fn render_help(s: &ViewState, f: &mut Frame, area: Rect) {
