@@ -6,6 +6,7 @@ mod gc;
 mod hook;
 mod human;
 mod init;
+mod integration;
 pub mod load;
 mod logs;
 mod replay;
@@ -193,6 +194,12 @@ pub enum Command {
     Pause(HumanArgs),
     /// Release a paused task.
     Resume(HumanArgs),
+    /// When the integration branch moved under the supervisor (the run is held): put it back, or
+    /// take it as it is now.
+    Integration {
+        #[command(subcommand)]
+        action: integration::IntegrationCmd,
+    },
     /// Drop backup refs older than AGE and the leftovers of finished tasks (worktrees, prompt
     /// files, merged task branches); says what it removed. Refused while a supervisor runs.
     Gc {
@@ -351,6 +358,7 @@ fn dispatch(cli: Cli) -> CliResult {
         Some(Command::Cancel(a)) => human::human(&ctx()?, crate::engine::HumanCommand::Cancel, a),
         Some(Command::Pause(a)) => human::human(&ctx()?, crate::engine::HumanCommand::Pause, a),
         Some(Command::Resume(a)) => human::human(&ctx()?, crate::engine::HumanCommand::Resume, a),
+        Some(Command::Integration { action }) => integration::integration(&ctx()?, action),
         Some(Command::Gc {
             dry_run,
             older_than,

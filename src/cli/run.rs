@@ -219,6 +219,9 @@ pub fn supervise(ctx: &Context, config: crate::core::config::Config) -> CliResul
     Ok(match end {
         RunEnd::AllDone => EXIT_OK,
         RunEnd::Unfinished => {
+            if let Some(hold) = held(&ledger) {
+                out::say(&format!("the run is held: {hold}"));
+            }
             out::say(
                 "some tasks did not finish: see the outcomes above, `orch-tui status` and `orch-tui logs TASK`",
             );
@@ -234,6 +237,15 @@ pub fn supervise(ctx: &Context, config: crate::core::config::Config) -> CliResul
 /// Blocks SIGINT, SIGTERM and SIGCHLD in this thread (and every thread started after it) and
 /// returns the stop signals' set. SIGCHLD is taken by the orphan reaper's thread
 /// ([`become_subreaper`]). Children start with an empty mask (std resets it before exec).
+/// Why the whole run is held (the integration branch moved under it), if it is.
+fn held(ledger: &crate::ledger::Ledger) -> Option<String> {
+    ledger
+        .conn()
+        .query_row("SELECT hold FROM supervisor WHERE id = 1", [], |r| r.get(0))
+        .ok()
+        .flatten()
+}
+
 pub(crate) fn block_stop_signals() -> libc::sigset_t {
     // SAFETY: plain libc signal-set calls on local, initialised sigset_t values.
     unsafe {

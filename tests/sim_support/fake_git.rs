@@ -337,6 +337,8 @@ impl GitOps for FakeGit {
             committed_here = true;
         }
         let task_ref = format!("refs/heads/{}", c.branch);
+        // The branch the agent left its worktree on, when it is not the task's.
+        let switched_to = wt.branch.clone().filter(|b| *b != task_ref);
         if let Some(b) = &wt.branch {
             r.refs.insert(b.clone(), wt.head.clone());
         }
@@ -371,22 +373,28 @@ impl GitOps for FakeGit {
             .filter(|(_, tip)| !r.is_ancestor(tip, &wt.head))
             .count();
         for (name, tip) in new {
-            let adopt = wt.head == c.base && unadopted == 1 && r.is_ancestor(&c.base, &tip);
-            let backup = r.backup(
-                &format!("refs/orch/backup/{}/{}-stray-{name}", c.task, c.n),
-                &tip,
-            );
-            r.refs.remove(&format!("refs/heads/{name}"));
-            if adopt {
+            let full = format!("refs/heads/{name}");
+            let taken = wt.head == c.base && unadopted == 1 && r.is_ancestor(&c.base, &tip);
+            if taken {
                 wt.head = tip.clone();
                 wt.files = r.files(&tip);
                 r.refs.insert(task_ref.clone(), tip.clone());
             }
+            // Adopted: its work is the change (taken now, or the branch the agent stayed on).
+            let adopted = taken || switched_to.as_deref() == Some(full.as_str());
+            r.refs.remove(&full);
+            // Kept under a backup ref only when the change does not hold its commits.
+            let backup = (!r.is_ancestor(&tip, &wt.head)).then(|| {
+                r.backup(
+                    &format!("refs/orch/backup/{}/{}-stray-{name}", c.task, c.n),
+                    &tip,
+                )
+            });
             strays.push(Stray {
                 branch: name,
                 tip,
-                backup_ref: Some(backup),
-                adopted: adopt,
+                backup_ref: backup,
+                adopted,
             });
         }
         let agent_committed = r.chain(&c.base, &wt.head).len() > usize::from(committed_here);

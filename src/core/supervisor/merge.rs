@@ -26,7 +26,8 @@ impl Supervisor {
                 self.queue.push_back(t);
             }
         }
-        if self.merge.is_some() || self.stopping {
+        // Nothing merges before the integration tip is recorded (the first start records it).
+        if self.merge.is_some() || self.stopping || self.model.integration_tip.is_none() {
             return;
         }
         // A task we moved to `merging` whose answer came back: prepare its merge.
