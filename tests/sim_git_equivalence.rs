@@ -336,7 +336,8 @@ fn script(
 
 #[test]
 fn the_fake_git_answers_as_real_git_does() {
-    let cases: Vec<(&str, Agent, Option<(&str, &str)>)> = vec![
+    type Case = (&'static str, Agent, Option<(&'static str, &'static str)>);
+    let cases: Vec<Case> = vec![
         ("uncommitted work", Agent::Leaves("a.txt", "a"), None),
         ("the agent's own commit", Agent::Commits("a.txt", "a"), None),
         (
