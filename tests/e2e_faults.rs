@@ -51,7 +51,7 @@ fn run(repo: &Repo, plan: Option<&std::path::Path>) -> e2e_support::Out {
 
 const COMMIT: &str = "git -c user.name=Agent -c user.email=agent@example.com commit -qm";
 
-/// 1. An agent that commits its own work (aider does by default; Claude Code when asked) is
+/// Fault 1: An agent that commits its own work (aider does by default; Claude Code when asked) is
 /// merged like any other, and one that commits on a branch of its own has that work taken as the
 /// change: the stray branch is reported and kept under a backup ref, never left silently.
 #[test]
@@ -93,7 +93,7 @@ fn an_agents_own_commits_are_its_change_and_a_stray_branch_is_reported() {
     );
 }
 
-/// 2. Approving an escalated task that has nothing to merge finishes it (and says so); later runs
+/// Fault 2: Approving an escalated task that has nothing to merge finishes it (and says so); later runs
 /// do not wait for it forever.
 #[test]
 fn approving_a_task_with_nothing_to_merge_finishes_it() {
@@ -118,7 +118,7 @@ fn approving_a_task_with_nothing_to_merge_finishes_it() {
     assert_eq!(state_of(&repo.status(), "noop"), "done");
 }
 
-/// 3. x depends on a and b: a cancelled keeps x blocked whatever happens to b; a cancel can be
+/// Fault 3: x depends on a and b: a cancelled keeps x blocked whatever happens to b; a cancel can be
 /// undone (`retry`), and then x waits for both again.
 #[test]
 fn a_dependent_stays_blocked_while_a_dependency_is_cancelled_and_a_cancel_can_be_undone() {
@@ -152,7 +152,7 @@ fn a_dependent_stays_blocked_while_a_dependency_is_cancelled_and_a_cancel_can_be
     assert_eq!(state_of(&repo.status(), "x"), "done");
 }
 
-/// 4. Recovery trusts only what the supervisor recorded, never text an agent can write: a task
+/// Fault 4: Recovery trusts only what the supervisor recorded, never text an agent can write: a task
 /// caught in `merging` with no merge recorded is merged again (its own work lands), even though
 /// the integration branch holds a commit whose trailers claim that task.
 #[test]
@@ -225,7 +225,7 @@ fn recovery_does_not_trust_trailers_an_agent_wrote() {
     );
 }
 
-/// 5. Someone rewinds the integration branch mid-run: the run holds (it neither ends "all done"
+/// Fault 5: Someone rewinds the integration branch mid-run: the run holds (it neither ends "all done"
 /// with merged work missing nor starts dependents on a base without their dependencies), says
 /// what moved and which backup ref holds the work; `integration restore` puts it back and the
 /// run finishes.
@@ -279,7 +279,7 @@ fn a_moved_integration_branch_holds_the_run_until_restored() {
     }
 }
 
-/// 6. An agent an earlier supervisor started but never recorded (killed between the spawn and
+/// Fault 6: An agent an earlier supervisor started but never recorded (killed between the spawn and
 /// the record) carries the ledger and its epoch in its environment: the next start stops it.
 #[test]
 fn a_process_left_by_an_earlier_supervisor_is_stopped_at_start() {
@@ -311,7 +311,7 @@ fn a_process_left_by_an_earlier_supervisor_is_stopped_at_start() {
     }
 }
 
-/// 8. Another process holds the ledger's write lock for longer than any retry: the supervisor
+/// Fault 8: Another process holds the ledger's write lock for longer than any retry: the supervisor
 /// waits with a visible reason and goes on when it clears.
 #[test]
 fn a_busy_ledger_is_waited_out_not_a_reason_to_exit() {
@@ -345,7 +345,7 @@ fn a_busy_ledger_is_waited_out_not_a_reason_to_exit() {
     assert!(out.stdout.contains("writable again"), "{}", out.stdout);
 }
 
-/// 12. A git hook that hangs: the commit times out and the task is escalated for the human, with
+/// Fault 12: A git hook that hangs: the commit times out and the task is escalated for the human, with
 /// the hook's processes stopped — never a task committing forever.
 #[test]
 fn a_hung_git_hook_escalates_the_task() {
