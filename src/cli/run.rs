@@ -102,6 +102,8 @@ pub fn has_terminal() -> bool {
 /// The same engine as headless, with the TUI as its client: the engine loop on its own thread,
 /// the TUI on this one. The summary table is printed after the terminal is restored.
 pub fn supervise_tui(ctx: &Context, config: crate::core::config::Config) -> CliResult {
+    // Every panic is logged and kept, so the run can say it after the terminal is restored.
+    crate::engine::panics::install();
     if !has_terminal() {
         out::warn("orch-tui: no terminal here; running headless (pass --headless to be explicit)");
         return supervise(ctx, config);
@@ -141,10 +143,9 @@ pub fn supervise_tui(ctx: &Context, config: crate::core::config::Config) -> CliR
     let engine_thread = std::thread::Builder::new()
         .name("engine".into())
         .spawn(move || {
-            // A panic in the engine must still reach the TUI, as its error state.
-            let end = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| engine.run()))
-                .map_err(|_| "the supervisor panicked (see the message above)".to_string())
-                .and_then(|r| r.map_err(|e| e.to_string()));
+            // A panic in the engine must still reach the TUI, as its error state (its agents are
+            // stopped; the message is printed after the terminal is restored).
+            let end = engine.run_guarded().map_err(|e| e.to_string());
             let _ = done.send(crate::tui::UiEvent::EngineEnded(end.clone()));
             end
         })
@@ -187,6 +188,7 @@ pub fn supervise_tui(ctx: &Context, config: crate::core::config::Config) -> CliR
 
 /// Start the engine and print the summary table at the end.
 pub fn supervise(ctx: &Context, config: crate::core::config::Config) -> CliResult {
+    crate::engine::panics::install();
     let orch_bin = std::env::current_exe()
         .map_err(|e| CliError::failed(format!("cannot find the orch-tui binary: {e}")))?;
     // Block before any thread starts, so every thread inherits the mask and only the waiter
@@ -208,7 +210,7 @@ pub fn supervise(ctx: &Context, config: crate::core::config::Config) -> CliResul
         ctx.paths.repo.display(),
         engine.epoch()
     ));
-    let end = engine.run()?;
+    let end = engine.run_guarded()?;
     out::say("");
     let ledger = crate::ledger::Ledger::open(engine.ledger_path())?;
     out::print(&summary_table(&ledger)?);

@@ -185,6 +185,19 @@ impl Executor {
         self.drain()
     }
 
+    /// Stop every agent this executor started, at once and with their whole trees (after a
+    /// panic: nothing else of the run can be trusted).
+    pub fn kill_agents_now(&mut self) {
+        let grace = Duration::from_millis(self.config().stop_grace_ms);
+        let ids: Vec<AttemptId> = self.procs.keys().copied().collect();
+        for id in ids {
+            let token = self.store.token(id);
+            if let Some(r) = self.procs.remove(&id) {
+                crate::os::kill_tree(r.process.pid() as i32, token.as_deref(), grace);
+            }
+        }
+    }
+
     fn settled_end(&self) -> RunEnd {
         if self.core.all_done() {
             RunEnd::AllDone

@@ -8,6 +8,7 @@ mod commands;
 pub mod executor;
 pub mod jobs;
 mod lock;
+pub mod panics;
 pub mod real_git;
 pub mod real_store;
 pub mod real_world;
@@ -303,6 +304,24 @@ impl Engine {
     /// Supervise until every task is settled (or a stop is requested).
     pub fn run(&mut self) -> Result<RunEnd, EngineError> {
         self.exec.run()
+    }
+
+    /// Supervise, and if the supervisor panics, stop every agent it started (their attempts are
+    /// recovered at the next start) and end with the panic's message.
+    pub fn run_guarded(&mut self) -> Result<RunEnd, EngineError> {
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.exec.run()));
+        match run {
+            Ok(end) => end,
+            Err(_) => {
+                self.exec.kill_agents_now();
+                Err(EngineError::Failed(format!(
+                    "the supervisor stopped on an internal error: {}. Its agents were stopped; \
+                     `orch-tui run` recovers their attempts. This is a bug in orch-tui: please \
+                     report it with .orch/logs/orch-tui.log",
+                    panics::last().unwrap_or_else(|| "(no message)".into())
+                )))
+            }
+        }
     }
 }
 

@@ -59,8 +59,12 @@ fn install_panic_hook() {
         // terminal must stay in TUI mode.
         if std::thread::current().id() == ui_thread {
             restore();
+            previous(info);
+        } else {
+            // Printing now would land on the alternate screen and be lost: keep it; the run
+            // prints it once the terminal is back.
+            crate::engine::panics::record(info);
         }
-        previous(info);
     }));
 }
 
