@@ -586,9 +586,13 @@ impl Store for SimStore {
             let mut w = lock(&self.world);
             if w.busy_writes > 0 {
                 w.busy_writes -= 1;
-                return Err(WriteError::Transient(
-                    "database is locked (simulated)".into(),
-                ));
+                // Both are transient to the executor; alternate so a run meets each.
+                let what = if w.busy_writes % 2 == 0 {
+                    "database is locked (simulated)"
+                } else {
+                    "database or disk is full (simulated)"
+                };
+                return Err(WriteError::Transient(what.into()));
             }
             w.now
         };
