@@ -587,7 +587,7 @@ impl Store for SimStore {
             if w.busy_writes > 0 {
                 w.busy_writes -= 1;
                 // Both are transient to the executor; alternate so a run meets each.
-                let what = if w.busy_writes % 2 == 0 {
+                let what = if w.busy_writes.is_multiple_of(2) {
                     "database is locked (simulated)"
                 } else {
                     "database or disk is full (simulated)"
