@@ -1,1 +1,327 @@
 //! Decisions checked one event at a time (the simulator in tests/sim drives long random runs).
+//!
+//! The driver below plays a ledger that applies a write only when every transition's `from` is
+//! still the task's state (the compare-and-swap the real ledger does), and answers `Lost` with the
+//! rows as they are otherwise. A human command is a change to those rows plus `Observed`, exactly
+//! what the executor feeds after another process wrote the ledger.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use super::*;
+use crate::core::config::parse_config;
+use crate::core::domain::{AttemptState, FunnelStage, Substatus};
+
+const TIP: &str = "1111111111111111111111111111111111111111";
+const WORK: &str = "2222222222222222222222222222222222222222";
+
+fn task(id: &str, state: TaskState) -> TaskRec {
+    TaskRec {
+        id: id.into(),
+        ord: 0,
+        title: id.into(),
+        prompt: format!("do {id}"),
+        state,
+        deps: Vec::new(),
+        priority: 0,
+        ready_since_ms: 0,
+        not_before_ms: 0,
+        capabilities: Vec::new(),
+        agent: None,
+        failures: 0,
+        max_attempts: 3,
+        budget_time_ms: None,
+        checks: Vec::new(),
+        risk_high: false,
+        stage: None,
+        stage_until_ms: None,
+        note: None,
+        reason: None,
+        paused_from: None,
+    }
+}
+
+fn finished_attempt(task: &str, n: u32) -> AttemptRec {
+    AttemptRec {
+        id: AttemptId(i64::from(n)),
+        task: task.into(),
+        n: AttemptNo(n),
+        role: Role::Agent,
+        profile: "sim".into(),
+        epoch: 1,
+        state: AttemptState::Succeeded,
+        substatus: Substatus::Ended,
+        pid: None,
+        reported: None,
+        verdict: None,
+        verdict_notes: None,
+        worktree: format!("/w/{task}-{n}"),
+        branch: format!("orch/{task}"),
+        log_dir: format!("/l/{task}/{n}"),
+        base: Some(TIP.into()),
+        commit: Some(WORK.into()),
+        diff_lines: Some(3),
+        merge_tip: None,
+        merge_onto: None,
+        started_ms: 0,
+    }
+}
+
+struct Driver {
+    sup: Supervisor,
+    /// What the "ledger" holds: each task's state.
+    states: BTreeMap<String, TaskState>,
+    queue: VecDeque<Event>,
+    /// Every effect other than a write, in order.
+    seen: Vec<Effect>,
+    lost: usize,
+    now: u64,
+}
+
+impl Driver {
+    fn new(config: &str, tasks: Vec<TaskRec>, attempts: Vec<AttemptRec>, now: u64) -> Driver {
+        let cfg = parse_config("config.toml", config).expect("config");
+        let roots = Roots {
+            worktrees: "/w".into(),
+            logs: "/l".into(),
+        };
+        let states = tasks.iter().map(|t| (t.id.clone(), t.state)).collect();
+        let mut d = Driver {
+            sup: Supervisor::new(cfg, roots, 2, 7),
+            states,
+            queue: VecDeque::new(),
+            seen: Vec::new(),
+            lost: 0,
+            now,
+        };
+        d.queue.push_back(Event::Boot(Boot {
+            tasks,
+            attempts,
+            recorded_tip: Some(TIP.into()),
+            actual_tip: Some(TIP.into()),
+            ..Boot::default()
+        }));
+        d
+    }
+
+    /// The rows of `tasks` as the "ledger" has them now.
+    fn observed(&self, tasks: &[String]) -> Observed {
+        let rows = tasks
+            .iter()
+            .filter_map(|id| {
+                let mut t = self.sup.model.task(id)?.clone();
+                t.state = *self.states.get(id)?;
+                Some(t)
+            })
+            .collect();
+        let attempts = self
+            .sup
+            .model
+            .attempts
+            .values()
+            .filter(|a| tasks.contains(&a.task))
+            .cloned()
+            .collect();
+        Observed {
+            tasks: rows,
+            attempts,
+            ..Observed::default()
+        }
+    }
+
+    /// Feed queued events until none is left; writes are answered as the ledger would.
+    fn run(&mut self) {
+        let mut guard = 0;
+        while let Some(ev) = self.queue.pop_front() {
+            guard += 1;
+            assert!(guard < 10_000, "the rules went round in circles");
+            for effect in self.sup.step(self.now, ev) {
+                match effect {
+                    Effect::Write { id, ops, tasks } => self.answer(id, &ops, &tasks),
+                    other => self.seen.push(other),
+                }
+            }
+        }
+    }
+
+    fn answer(&mut self, id: WriteId, ops: &[Op], tasks: &[String]) {
+        let holds = ops.iter().all(|op| match op {
+            Op::Transition { task, from, .. } => self.states.get(task) == Some(from),
+            _ => true,
+        });
+        if !holds {
+            self.lost += 1;
+            let observed = self.observed(tasks);
+            self.queue.push_back(Event::Lost {
+                write: id,
+                observed,
+            });
+            return;
+        }
+        for op in ops {
+            if let Op::Transition { task, to, .. } = op {
+                self.states.insert(task.clone(), *to);
+            }
+        }
+        self.queue.push_back(Event::Written(id));
+    }
+
+    /// Another process (a human's `orch-tui` command) moved a task.
+    fn human_moves(&mut self, task: &str, to: TaskState) {
+        self.states.insert(task.into(), to);
+    }
+
+    fn setups(&self) -> Vec<(String, AttemptNo)> {
+        self.seen
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Setup(s) => Some((s.task.clone(), s.n)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn state(&self, task: &str) -> Option<TaskState> {
+        self.sup.model.task(task).map(|t| t.state)
+    }
+}
+
+#[test]
+fn a_dispatch_that_lost_its_race_starts_nothing_and_the_rest_goes_on() {
+    let mut d = Driver::new(
+        "default_agent = \"sim\"\n",
+        vec![task("a", TaskState::Ready), task("b", TaskState::Ready)],
+        Vec::new(),
+        0,
+    );
+    // The human cancels `a` after the supervisor read the rows, before its dispatch lands.
+    d.human_moves("a", TaskState::Cancelled);
+    d.run();
+    assert!(d.lost >= 1, "the dispatch of a should have lost its race");
+    assert_eq!(d.state("a"), Some(TaskState::Cancelled));
+    let setups = d.setups();
+    assert!(
+        !setups.iter().any(|(t, _)| t == "a"),
+        "a cancelled task was started: {setups:?}"
+    );
+    assert!(
+        setups.iter().any(|(t, _)| t == "b"),
+        "the other task was not started after the lost race: {setups:?}"
+    );
+}
+
+#[test]
+fn a_cancel_while_the_work_is_collected_ends_the_attempt_not_the_run() {
+    let mut d = Driver::new(
+        "default_agent = \"sim\"\n",
+        vec![task("a", TaskState::Ready)],
+        Vec::new(),
+        0,
+    );
+    d.run();
+    let setup = d
+        .seen
+        .iter()
+        .find_map(|e| match e {
+            Effect::Setup(s) => Some(s.clone()),
+            _ => None,
+        })
+        .expect("a is started");
+    d.queue.push_back(Event::SetupDone {
+        attempt: setup.attempt,
+        result: Ok(Started {
+            pid: 4242,
+            base: TIP.into(),
+        }),
+    });
+    d.queue.push_back(Event::Exited {
+        attempt: setup.attempt,
+        exit: Exit {
+            code: Some(0),
+            signal: None,
+        },
+    });
+    d.run();
+    assert!(
+        d.seen.iter().any(|e| matches!(e, Effect::Collect(_))),
+        "an agent that exited 0 has its work collected: {:?}",
+        d.seen
+    );
+    // While the commit runs, the human cancels the task, and the commit's answer arrives before
+    // the supervisor has read that (the old engine exited 1 here: its `working -> review` swap
+    // failed).
+    d.human_moves("a", TaskState::Cancelled);
+    d.queue.push_back(Event::Collected {
+        attempt: setup.attempt,
+        result: Ok(Change {
+            tip: Some(WORK.into()),
+            diff_lines: 3,
+            agent_committed: false,
+            strays: Vec::new(),
+        }),
+    });
+    d.run();
+    assert!(d.lost >= 1, "the move to review should have lost its race");
+    assert_eq!(d.state("a"), Some(TaskState::Cancelled));
+    let a = d
+        .sup
+        .model
+        .attempts
+        .get(&setup.attempt)
+        .expect("attempt row");
+    assert!(!a.state.is_live(), "the attempt is closed, not left live");
+    assert!(
+        !d.seen
+            .iter()
+            .any(|e| matches!(e, Effect::RunChecks { .. } | Effect::PrepareMerge(_))),
+        "a cancelled task went on through the funnel"
+    );
+    assert!(d.sup.is_settled(), "left waiting: {}", d.sup.activity());
+}
+
+#[test]
+fn a_veto_window_closing_after_the_human_rejected_starts_a_new_attempt_instead_of_merging() {
+    let mut review = task("a", TaskState::Review);
+    review.stage = Some(FunnelStage::Veto);
+    review.stage_until_ms = Some(1_000);
+    let mut d = Driver::new(
+        "default_agent = \"sim\"\n",
+        vec![review],
+        vec![finished_attempt("a", 1)],
+        5_000,
+    );
+    // The window is over, but the human's reject landed first: the approval loses its race.
+    d.human_moves("a", TaskState::Ready);
+    d.run();
+    assert!(d.lost >= 1, "the approval should have lost its race");
+    assert!(
+        !d.seen.iter().any(|e| matches!(e, Effect::PrepareMerge(_))),
+        "a rejected task was merged"
+    );
+    assert_eq!(
+        d.setups(),
+        vec![("a".to_string(), AttemptNo(2))],
+        "the rejected task runs again as attempt 2"
+    );
+}
+
+#[test]
+fn a_merge_queue_turn_that_lost_its_race_merges_nothing() {
+    let mut d = Driver::new(
+        "default_agent = \"sim\"\n",
+        vec![task("a", TaskState::Approved)],
+        vec![finished_attempt("a", 1)],
+        0,
+    );
+    // `orch-tui pause a` lands before the supervisor's `approved -> merging`.
+    d.human_moves("a", TaskState::Paused);
+    d.run();
+    assert!(d.lost >= 1);
+    assert_eq!(d.state("a"), Some(TaskState::Paused));
+    assert!(
+        !d.seen
+            .iter()
+            .any(|e| matches!(e, Effect::PrepareMerge(_) | Effect::MoveIntegration { .. })),
+        "a paused task was merged"
+    );
+    assert!(d.sup.is_settled(), "left waiting: {}", d.sup.activity());
+}
