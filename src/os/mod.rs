@@ -114,9 +114,21 @@ pub fn processes_with_token(token: &str) -> Vec<i32> {
 /// excepted: what a restarted supervisor stops before it starts anything.
 pub fn processes_of_ledger(ledger: &str, epoch: i64) -> Vec<i32> {
     let me = std::process::id() as i32;
-    sys::all_stats()
-        .into_iter()
-        .filter(|s| !s.is_dead() && !descends_from(me, s.pid))
+    let all = sys::all_stats();
+    // This process's own chain, walked once (not once per process: a busy machine has hundreds).
+    let mut mine = vec![me];
+    let mut cur = me;
+    while let Some(parent) = all
+        .iter()
+        .find(|s| s.pid == cur)
+        .map(|s| s.ppid)
+        .filter(|&p| p > 0 && !mine.contains(&p))
+    {
+        mine.push(parent);
+        cur = parent;
+    }
+    all.into_iter()
+        .filter(|s| !s.is_dead() && !mine.contains(&s.pid))
         .filter(|s| sys::environ_has(s.pid, "ORCH_LEDGER", ledger))
         .filter(|s| {
             sys::environ_value(s.pid, "ORCH_EPOCH")
