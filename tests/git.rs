@@ -134,6 +134,23 @@ fn replay_clean_onto_moved_base() {
 }
 
 #[test]
+fn one_lines_lists_a_range_oldest_first_with_each_task() {
+    let (_t, repo) = fixture();
+    let base = oid(&repo, "main");
+    let (_w1, a) = task_commit(&repo, "alpha", &base, &[("a.txt", "a\n")]);
+    let (_w2, b) = task_commit(&repo, "beta", &a, &[("b.txt", "b\n")]);
+    let lines = repo.one_lines(&base, &b).expect("list");
+    assert_eq!(
+        lines,
+        vec![
+            (a.clone(), "Do alpha  [alpha]".to_string()),
+            (b.clone(), "Do beta  [beta]".to_string()),
+        ]
+    );
+    assert!(repo.one_lines(&b, &b).expect("empty range").is_empty());
+}
+
+#[test]
 fn replay_several_commits_keeps_order() {
     let (_t, repo) = fixture();
     let base = oid(&repo, "main");

@@ -6,6 +6,9 @@ use crate::core::state::TaskState;
 use crate::git::Repo;
 use crate::ledger::{EventRow, Ledger, Result};
 
+/// Commits listed at the end of a run; older ones are counted, with the command that shows them.
+const SHOWN_COMMITS: usize = 30;
+
 /// How a task went through the funnel, from its events: "checks ✓ · review ✗✓ · veto".
 fn trail(events: &[EventRow]) -> String {
     let mut checks = String::new();
@@ -114,7 +117,7 @@ pub fn integration_summary(repo: &Repo, branch: &str) -> String {
     let Ok(Some(tip)) = repo.rev_parse(branch) else {
         return String::new();
     };
-    let Ok(commits) = repo.commits_between(&head, &tip) else {
+    let Ok(commits) = repo.one_lines(&head, &tip) else {
         return String::new();
     };
     if commits.is_empty() {
@@ -124,9 +127,15 @@ pub fn integration_summary(repo: &Repo, branch: &str) -> String {
         "{branch}: {} commit(s) ahead of HEAD, ready for one pull request\n",
         commits.len()
     );
-    for c in commits {
-        let line = repo.one_line(&c).unwrap_or_default();
-        out.push_str(&format!("  {} {line}\n", c.get(..8).unwrap_or(&c)));
+    // A long run's list would bury the summary above it: the newest ones, and how to see all.
+    let skip = commits.len().saturating_sub(SHOWN_COMMITS);
+    if skip > 0 {
+        out.push_str(&format!(
+            "  … {skip} older commit(s): `git log --oneline HEAD..{branch}`\n"
+        ));
+    }
+    for (c, line) in commits.iter().skip(skip) {
+        out.push_str(&format!("  {} {line}\n", c.get(..8).unwrap_or(c)));
     }
     out
 }

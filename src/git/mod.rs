@@ -365,24 +365,35 @@ impl Repo {
             .run()
     }
 
-    /// "subject [task]" of one commit, from its `Orch-Task` trailer when it has one.
-    pub fn one_line(&self, oid: &str) -> Result<String, GitError> {
+    /// Each commit reachable from `tip` but not from `base`, oldest first, as its id and
+    /// "subject [task]" (the task from its `Orch-Task` trailer when it has one) — one git call,
+    /// however many commits.
+    pub fn one_lines(&self, base: &str, tip: &str) -> Result<Vec<(String, String)>, GitError> {
         let out = self
             .git()
             .args([
                 "log",
-                "-1",
-                "--format=%s%x00%(trailers:key=Orch-Task,valueonly,separator=)",
+                "--reverse",
+                "--format=%H%x00%s%x00%(trailers:key=Orch-Task,valueonly,separator=)%x1e",
                 "--end-of-options",
-                oid,
             ])
+            .arg(format!("{base}..{tip}"))
             .run()?;
-        let (subject, task) = out.split_once('\0').unwrap_or((out.as_str(), ""));
-        Ok(if task.trim().is_empty() {
-            subject.to_string()
-        } else {
-            format!("{subject}  [{}]", task.trim())
-        })
+        Ok(out
+            .split('\x1e')
+            .filter_map(|rec| {
+                let mut parts = rec.trim_start_matches('\n').splitn(3, '\0');
+                let oid = parts.next().filter(|o| !o.is_empty())?;
+                let subject = parts.next().unwrap_or("");
+                let task = parts.next().unwrap_or("").trim();
+                let line = if task.is_empty() {
+                    subject.to_string()
+                } else {
+                    format!("{subject}  [{task}]")
+                };
+                Some((oid.to_string(), line))
+            })
+            .collect())
     }
 
     /// The best common ancestor of two commits.
