@@ -126,6 +126,18 @@ fn orch_worktrees_lists_ours_with_their_state() {
     assert_eq!(fix.path, clean);
     assert_eq!(fix.task_attempt(), Some(("fix-2", 1)));
     assert_eq!(c3.task_attempt(), Some(("c", 3)));
+    // The cheap listing a start uses: the same worktrees, without asking whether each is dirty.
+    let mut listed = repo.orch_worktrees_listed(&dir).expect("list");
+    listed.sort_by(|a, b| a.name.cmp(&b.name));
+    let undirtied: Vec<_> = list
+        .iter()
+        .cloned()
+        .map(|mut w| {
+            w.dirty = false;
+            w
+        })
+        .collect();
+    assert_eq!(listed, undirtied);
 }
 
 #[test]

@@ -166,7 +166,9 @@ impl GitOps for RealGit {
     }
 
     fn orch_worktrees(&self) -> Result<Vec<WorktreeFact>, GitError> {
-        let found = self.repo.orch_worktrees(Path::new(&self.worktrees_dir))?;
+        let found = self
+            .repo
+            .orch_worktrees_listed(Path::new(&self.worktrees_dir))?;
         Ok(found
             .iter()
             .filter_map(|w| {

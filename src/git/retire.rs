@@ -49,6 +49,16 @@ pub struct Retired {
 impl Repo {
     /// Worktrees git knows of whose path is under `dir` (`.orch/worktrees`), with their state.
     pub fn orch_worktrees(&self, dir: &Path) -> Result<Vec<OrchWorktree>, GitError> {
+        self.orch_worktrees_with(dir, true)
+    }
+
+    /// [`Repo::orch_worktrees`] without asking each whether it is dirty (`dirty` is false): a
+    /// `git status` each is most of the cost, and a start only needs to know which exist.
+    pub fn orch_worktrees_listed(&self, dir: &Path) -> Result<Vec<OrchWorktree>, GitError> {
+        self.orch_worktrees_with(dir, false)
+    }
+
+    fn orch_worktrees_with(&self, dir: &Path, state: bool) -> Result<Vec<OrchWorktree>, GitError> {
         let dir = self.root.join(dir);
         let dir = dir.canonicalize().unwrap_or(dir);
         let mut out = Vec::new();
@@ -61,7 +71,7 @@ impl Repo {
                 continue;
             }
             let missing = !w.path.exists();
-            let dirty = !missing && self.is_dirty(&w.path)?;
+            let dirty = state && !missing && self.is_dirty(&w.path)?;
             out.push(OrchWorktree {
                 name: w
                     .path
