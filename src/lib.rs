@@ -1,7 +1,8 @@
 //! orch-tui: a terminal supervisor for several coding agents.
 //!
 //! Arrows point one way (docs/architecture.md): `core` is pure; `ledger`, `git` and `agent`
-//! do the I/O; `engine` drives them; `cli` and `tui` are clients of the engine. `os` (processes,
+//! do the I/O; `engine` drives them; `cli` and `tui` are clients of the engine and read the
+//! ledger through one query layer, `read` (what `status` and the TUI show). `os` (processes,
 //! file modes, locks, quiet printing) sits under all of them and uses none.
 
 /// `println!` and `eprintln!` that a closed pipe (`| head`) cannot crash: see `os::out`.
@@ -23,4 +24,5 @@ pub mod engine;
 pub mod git;
 pub mod ledger;
 pub mod os;
+pub mod read;
 pub mod tui;

@@ -202,8 +202,11 @@ fn app() -> App {
     }
     s.agents = vec![agent(7, "b")];
     s.inbox = vec![InboxItem {
-        task: "c".into(),
-        kind: InboxKind::Failed,
+        task: Some("c".into()),
+        kind: InboxKind::Failed {
+            failures: 3,
+            max_attempts: 3,
+        },
         text: "boom".into(),
         attempt: None,
     }];

@@ -111,25 +111,29 @@ fn fixture() -> ViewState {
     s.agents[3].question = Some("question: Which format?".into());
     s.inbox = vec![
         InboxItem {
-            task: "usage-docs".into(),
+            task: Some("usage-docs".into()),
             kind: InboxKind::Question,
             text: "question: Which format?".into(),
             attempt: Some(AttemptId(4)),
         },
         InboxItem {
-            task: "changelog".into(),
+            task: Some("changelog".into()),
             kind: InboxKind::Escalated,
             text: "agent changed nothing".into(),
             attempt: None,
         },
         InboxItem {
-            task: "release".into(),
-            kind: InboxKind::Failed,
+            task: Some("release".into()),
+            kind: InboxKind::Failed {
+                failures: 3,
+                max_attempts: 3,
+            },
             text: "3 attempts failed".into(),
             attempt: None,
         },
     ];
     s.selected_task = 1;
+    s.dag = orch_tui::tui::render::dag_layout(&s.tasks);
     s.logs.lines = (0..40)
         .map(|i| {
             let (task, n) = [("tokenizer", 1), ("counter", 1), ("cli-args", 2)][i % 3];
@@ -315,34 +319,48 @@ fn funnel_fixture() -> ViewState {
     let mut c = task("stats", TaskState::Review, &[], Some("reviewer"));
     c.stage = Some(FunnelStage::Reviewer);
     s.tasks.splice(1..1, [a, b, c]);
+    s.dag = orch_tui::tui::render::dag_layout(&s.tasks);
     let approval = |stage: &str, until: Option<u64>, verdict: Option<&str>| {
-        InboxKind::Approval(Box::new(ApprovalInfo {
+        InboxKind::Approval(Box::new(Approval {
             stage: FunnelStage::parse(stage).unwrap(),
             until_ms: until,
             n: AttemptNo(2),
-            diff_stat: " src/parser.rs       | 40 ++++++++++++++++++++++++++++------\n \
-                        tests/parser_test.rs | 12 ++++++++++++\n \
-                        2 files changed, 46 insertions(+), 6 deletions(-)"
-                .into(),
+            base: Some(format!("base-{stage}")),
+            commit: Some(format!("tip-{stage}")),
+            diff_lines: Some(52),
             checks: vec![
-                ("cargo build".into(), true),
-                ("cargo test --all".into(), true),
+                CheckResult {
+                    command: "cargo build".into(),
+                    passed: true,
+                },
+                CheckResult {
+                    command: "cargo test --all".into(),
+                    passed: true,
+                },
             ],
             verdict: verdict.and_then(Verdict::parse),
             verdict_notes: verdict.map(|_| "clean, handles the empty input".into()),
         }))
     };
+    // What the background job fetched with `git diff --stat` (the veto's is still loading).
+    s.stat_cache.insert(
+        "base-human..tip-human".into(),
+        " src/parser.rs       | 40 ++++++++++++++++++++++++++++------\n \
+         tests/parser_test.rs | 12 ++++++++++++\n \
+         2 files changed, 46 insertions(+), 6 deletions(-)"
+            .into(),
+    );
     s.inbox.splice(
         0..0,
         [
             InboxItem {
-                task: "parser".into(),
+                task: Some("parser".into()),
                 kind: approval("human", None, Some("approve")),
                 text: String::new(),
                 attempt: None,
             },
             InboxItem {
-                task: "lexer".into(),
+                task: Some("lexer".into()),
                 kind: approval("veto", Some(1_072_000), None),
                 text: String::new(),
                 attempt: None,

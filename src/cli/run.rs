@@ -127,7 +127,6 @@ pub fn supervise_tui(ctx: &Context, config: crate::core::config::Config) -> CliR
     stop_on_signals(signals, engine.stopper());
     let events = engine.subscribe();
     let handle = engine.handle();
-    let ledger = ctx.open_ledger()?;
     let fwd = tx.clone();
     std::thread::Builder::new()
         .name("tui-engine-events".into())
@@ -151,7 +150,7 @@ pub fn supervise_tui(ctx: &Context, config: crate::core::config::Config) -> CliR
         })
         .map_err(|e| CliError::failed(format!("cannot start the engine thread: {e}")))?;
     let tui = crate::tui::run(crate::tui::TuiContext {
-        ledger,
+        ledger_path: ctx.paths.ledger.clone(),
         handle: handle.clone(),
         rx,
         tx,

@@ -4,134 +4,82 @@ use std::sync::mpsc::channel;
 use std::time::Duration;
 
 use super::{CliError, CliResult, Context, EXIT_OK};
-use crate::core::domain::{EventKind, FunnelStage, Substatus};
+use crate::core::domain::{EventKind, FunnelStage};
 use crate::core::state::TaskState;
 use crate::engine::summary::format_ms;
-use crate::ledger::{EventRow, Ledger, now_ms};
+use crate::ledger::{EventRow, now_ms};
 use crate::os::out;
+use crate::read::{InboxItem, InboxKind, Snapshot, SupervisorState};
 
-/// Items waiting on the human: escalated tasks and agents' open questions.
-fn inbox(ledger: &Ledger) -> Result<Vec<serde_json::Value>, CliError> {
-    let mut items = Vec::new();
-    for t in ledger.tasks()? {
-        if t.state == TaskState::Escalated {
-            items.push(serde_json::json!({
-                "task": t.id, "kind": "escalation",
-                "text": t.reason.clone().unwrap_or_default(),
-            }));
-        }
-        if t.state == TaskState::Review
-            && matches!(t.stage, Some(FunnelStage::Human | FunnelStage::Veto))
-        {
-            let text = match (t.stage, t.stage_until_ms) {
-                (Some(FunnelStage::Veto), Some(u)) => format!(
-                    "merges in {} unless vetoed: `orch-tui reject {} --note ...`",
-                    format_ms(u.saturating_sub(now_ms())),
-                    t.id
-                ),
-                _ => format!("waiting for approval: `orch-tui approve {}`", t.id),
-            };
-            items.push(serde_json::json!({
-                "task": t.id, "kind": "approval", "stage": t.stage, "text": text,
-            }));
-        }
-    }
-    for a in ledger.live_attempts()? {
-        if let Some(q) = &a.question
-            && a.substatus == Substatus::WaitingInput
-        {
-            items.push(serde_json::json!({
-                "task": a.task, "attempt": a.n, "kind": "question", "text": q,
-            }));
-        }
-    }
-    Ok(items)
-}
-
-/// Whether a supervisor runs on this ledger (its lock is held), and what that means for the
-/// attempts the ledger still calls live.
-fn supervisor_json(pid: Option<u32>, live: usize) -> serde_json::Value {
-    match pid {
-        Some(pid) => serde_json::json!({ "running": true, "pid": pid }),
-        None => serde_json::json!({
-            "running": false,
-            "pid": null,
-            // Marked live in the ledger, but nothing supervises them: the next start ends their
-            // processes and runs their tasks again.
-            "attempts_to_recover": live,
-        }),
-    }
-}
-
+/// `status` and `status --json`: both print one snapshot of the read model (`crate::read`), the
+/// same the TUI shows.
 pub fn status(ctx: &Context, json: bool) -> CliResult {
     let ledger = ctx.open_ledger()?;
-    let tasks = ledger.tasks()?;
-    let (tokens, cost) = ledger.spend()?;
-    let inbox = inbox(&ledger)?;
-    let supervisor = crate::os::supervisor_running(&ctx.paths.orch);
-    let live = ledger.live_attempts()?.len();
+    let snap = crate::read::snapshot(&ledger, now_ms())?;
     if json {
-        let mut list = Vec::new();
-        for t in &tasks {
-            let attempts = ledger.attempts(&t.id)?;
-            list.push(serde_json::json!({
-                "id": t.id, "title": t.title, "state": t.state, "priority": t.priority,
-                "depends_on": t.depends_on, "agent": t.agent, "failures": t.failures,
-                "max_attempts": t.max_attempts, "reason": t.reason, "spec_version": t.spec_version,
-                "stage": t.stage, "stage_until_ms": t.stage_until_ms, "risk_high": t.risk_high,
-                "budget": { "time_ms": t.budget_time_ms, "tokens": t.budget_tokens, "cost_usd": t.budget_cost_usd },
-                "attempts": attempts,
-            }));
-        }
-        let doc = serde_json::json!({
-            "plan": ledger.plan_name()?,
-            "epoch": ledger.epoch()?,
-            "supervisor": supervisor_json(supervisor, live),
-            "counts": ledger.state_counts()?,
-            "spend": { "tokens": tokens, "cost_usd": cost },
-            "tasks": list,
-            "inbox": inbox,
-        });
-        out::say(&serde_json::to_string_pretty(&doc).unwrap_or_default());
+        let doc = serde_json::to_string_pretty(&snap)
+            .map_err(|e| CliError::failed(format!("cannot write the status as JSON: {e}")))?;
+        out::say(&doc);
         return Ok(EXIT_OK);
     }
+    // A reader that went away (`| head -1`) ends the listing; that is a normal end.
+    for l in &text_lines(&snap) {
+        if !out::say(l) {
+            break;
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+fn text_lines(snap: &Snapshot) -> Vec<String> {
     let mut lines = vec![format!(
         "plan {}  ·  {} tasks  ·  spend {} tokens, ${:.2}",
-        ledger
-            .plan_name()?
-            .unwrap_or_else(|| "(none loaded)".into()),
-        tasks.len(),
-        tokens,
-        cost
+        snap.run.plan.as_deref().unwrap_or("(none loaded)"),
+        snap.tasks.len(),
+        snap.spend.tokens,
+        snap.spend.cost_usd
     )];
-    lines.push(match supervisor {
-        Some(0) => "supervisor: starting".to_string(),
-        Some(pid) => format!("supervisor: running (pid {pid})"),
-        None if live > 0 => format!(
+    let running = matches!(snap.run.supervisor, SupervisorState::Running { .. });
+    lines.push(match snap.run.supervisor {
+        SupervisorState::Running { pid: 0 } => "supervisor: starting".to_string(),
+        SupervisorState::Running { pid } => format!("supervisor: running (pid {pid})"),
+        SupervisorState::NotRunning {
+            attempts_to_recover: live,
+        } if live > 0 => format!(
             "supervisor: none running; {live} attempt{} marked live will be recovered at the \
              next `orch-tui run` (their agents are stopped and their tasks run again)",
             if live == 1 { "" } else { "s" }
         ),
-        None => "supervisor: none running".to_string(),
+        SupervisorState::NotRunning { .. } => "supervisor: none running".to_string(),
     });
-    let counts = ledger.state_counts()?;
-    let parts: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
+    if let Some(hold) = &snap.run.hold {
+        lines.push(format!("run held: {hold}"));
+    }
+    let parts: Vec<String> = snap
+        .counts
+        .iter()
+        .map(|(s, n)| format!("{n} {s}"))
+        .collect();
     lines.push(format!("{}\n", parts.join(", ")));
-    let w = tasks.iter().map(|t| t.id.len()).max().unwrap_or(4).max(4);
+    let w = snap
+        .tasks
+        .iter()
+        .map(|t| t.id.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
     lines.push(format!(
         "{:<w$}  {:<9}  {:>8}  {:<10}  detail",
         "task", "state", "attempts", "agent"
     ));
-    for t in &tasks {
-        let attempts = ledger.attempts(&t.id)?;
-        let last = attempts.last();
-        let agent = last
-            .map(|a| a.profile.clone())
-            .unwrap_or_else(|| "-".into());
+    let now = snap.at_ms;
+    for t in &snap.tasks {
+        let last = t.attempts.last();
+        let agent = last.map_or("-", |a| a.profile.as_str());
         let detail = match (t.state, last) {
             // Nobody supervises it: its clock is not running, whatever the ledger last said.
             (TaskState::Working | TaskState::Assigned, Some(a))
-                if supervisor.is_none() && a.state.is_live() =>
+                if !running && a.state.is_live() =>
             {
                 format!(
                     "no supervisor: recovered at the next start, {} tokens",
@@ -141,7 +89,7 @@ pub fn status(ctx: &Context, json: bool) -> CliResult {
             (TaskState::Working, Some(a)) => format!(
                 "{} for {}, {} tokens",
                 a.substatus,
-                format_ms(now_ms().saturating_sub(a.started_ms as u64)),
+                format_ms(now.saturating_sub(a.started_ms.max(0) as u64)),
                 a.tokens_in.saturating_add(a.tokens_out)
             ),
             (TaskState::Review, _) => {
@@ -153,29 +101,74 @@ pub fn status(ctx: &Context, json: bool) -> CliResult {
             "{:<w$}  {:<9}  {:>8}  {:<10}  {}",
             t.id,
             t.state,
-            attempts.len(),
+            t.attempts.len(),
             agent,
             detail
         ));
     }
-    if !inbox.is_empty() {
-        lines.push(format!("\ninbox ({}):", inbox.len()));
-        for i in &inbox {
-            lines.push(format!(
-                "  {} [{}] {}",
-                i["task"].as_str().unwrap_or(""),
-                i["kind"].as_str().unwrap_or(""),
-                i["text"].as_str().unwrap_or("")
-            ));
+    if !snap.inbox.is_empty() {
+        lines.push(format!("\ninbox ({}):", snap.inbox.len()));
+        for i in &snap.inbox {
+            lines.push(inbox_line(i, now));
         }
     }
-    // A reader that went away (`| head -1`) ends the listing; that is a normal end.
-    for l in &lines {
-        if !out::say(l) {
-            break;
+    lines
+}
+
+/// `  task [kind] what · details — what to do`.
+fn inbox_line(i: &InboxItem, now: u64) -> String {
+    let task = i.task.as_deref().unwrap_or("(run)");
+    let mut what = i.text.clone();
+    let hint = match &i.kind {
+        InboxKind::Held => String::new(),
+        InboxKind::Limited { .. } => "it resumes by itself".into(),
+        InboxKind::Permission { tool } => {
+            what = format!("{tool}: {what}");
+            "answer it in the TUI (inbox)".into()
         }
+        InboxKind::Question | InboxKind::IdleTurn => {
+            "answer it in the TUI (focus its agent)".into()
+        }
+        InboxKind::Approval(a) => {
+            what = format!("#{} {what}", a.n);
+            if !a.checks.is_empty() {
+                what.push_str(&format!(
+                    " · checks {}/{}",
+                    a.checks_passed(),
+                    a.checks.len()
+                ));
+            }
+            if let Some(v) = a.verdict {
+                what.push_str(&format!(" · reviewer {v}"));
+            }
+            if let Some(l) = a.diff_lines {
+                what.push_str(&format!(" · {l} lines changed"));
+            }
+            match (a.stage, a.until_ms) {
+                (FunnelStage::Veto, Some(u)) => format!(
+                    "merges in {} unless vetoed: `orch-tui reject {task} --note ...`",
+                    format_ms(u.saturating_sub(now))
+                ),
+                _ => format!("`orch-tui approve {task}` or `orch-tui reject {task} --note ...`"),
+            }
+        }
+        InboxKind::BudgetExhausted { budgets } => {
+            for b in budgets {
+                what.push_str(&format!(" · {}", b.describe()));
+            }
+            format!("`orch-tui retry {task} --note ...` or `orch-tui cancel {task}`")
+        }
+        InboxKind::Escalated => {
+            format!("`orch-tui retry {task} --note ...` or `orch-tui cancel {task}`")
+        }
+        InboxKind::Failed { .. } => format!("`orch-tui retry {task}`"),
+        InboxKind::BudgetWarning { .. } => String::new(),
+    };
+    if hint.is_empty() {
+        format!("  {task} [{}] {what}", i.kind.title())
+    } else {
+        format!("  {task} [{}] {what} — {hint}", i.kind.title())
     }
-    Ok(EXIT_OK)
 }
 
 /// False once stdout is closed.

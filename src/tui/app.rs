@@ -1,5 +1,6 @@
-//! The TUI's state machine: keys → state changes plus effects for the run loop to carry out.
-//! No terminal and no ledger here, so every binding is testable without either.
+//! The TUI's state machine: keys → state changes plus effects for the run loop to carry out
+//! (background results and engine events: `update.rs`). No terminal and no ledger here, so
+//! every binding is testable without either.
 
 use crossterm::event::{KeyCode, KeyEvent};
 
@@ -12,7 +13,8 @@ use crate::engine::HumanCommand;
 /// Something the run loop must do outside the pure state.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
-    /// A human command through `apply_human` (actor human), then a poke.
+    /// A human command through `apply_human` (actor human) in the background, waiting out a
+    /// busy ledger, then a poke.
     Human {
         cmd: HumanCommand,
         task: String,
@@ -26,10 +28,14 @@ pub enum Effect {
         rows: u16,
         cols: u16,
     },
+    /// Read the ledger again (coalesced: one refresh at a time).
+    Refresh,
     /// Read a task's detail from the ledger.
     LoadDetail { task: String },
     /// Read a task's diff (latest agent attempt: base..commit).
     LoadDiff { task: String },
+    /// `git diff --stat base..commit` for an approval's context.
+    LoadDiffStat { base: String, commit: String },
     /// Approve each of these tasks (every inbox approval); the status line says how many.
     ApproveAll { tasks: Vec<String> },
     /// Read the logs again.
@@ -47,6 +53,19 @@ pub struct App {
     pub keymap: Keymap,
     /// The terminal size, for the focused agent's PTY size.
     pub size: (u16, u16),
+    /// Human commands sent to the background and not answered yet (what each was).
+    pub pending: Vec<String>,
+    /// Why the oldest pending command waits, once the ledger was found busy.
+    pub waiting_why: Option<String>,
+    /// The engine said every task is settled (its next refresh says how the run stands).
+    pub settled: bool,
+    /// The engine's run has returned.
+    pub engine_ended: bool,
+    /// The task whose detail / diff was asked for last (older answers are dropped).
+    pub detail_task: Option<String>,
+    pub diff_task: Option<String>,
+    /// Diff stats asked for and not answered yet (by `base..commit`).
+    pub stats_asked: std::collections::HashSet<String>,
 }
 
 /// Rows above and below the focused screen: header, pane title, footer.
@@ -61,6 +80,13 @@ impl App {
             state,
             keymap,
             size: (80, 24),
+            pending: Vec::new(),
+            waiting_why: None,
+            settled: false,
+            engine_ended: false,
+            detail_task: None,
+            diff_task: None,
+            stats_asked: Default::default(),
         }
     }
 
@@ -196,7 +222,7 @@ impl App {
     fn target_task(&self) -> Option<String> {
         let s = &self.state;
         match s.view {
-            View::Inbox => s.inbox.get(s.selected_inbox).map(|i| i.task.clone()),
+            View::Inbox => s.inbox.get(s.selected_inbox).and_then(|i| i.task.clone()),
             View::Detail => s.detail.as_ref().map(|d| d.task.clone()),
             View::Diff => s.diff.as_ref().map(|d| d.task.clone()),
             View::Dashboard
@@ -247,6 +273,11 @@ impl App {
         match task {
             Some(task) => {
                 let mut fx = self.open_view(View::Detail);
+                // Another task's detail is not shown while this one loads.
+                if self.state.detail.as_ref().is_some_and(|d| d.task != task) {
+                    self.state.detail = None;
+                }
+                self.detail_task = Some(task.clone());
                 fx.push(Effect::LoadDetail { task });
                 fx
             }
@@ -309,28 +340,32 @@ impl App {
                 Vec::new()
             }
             Action::Dashboard => self.open_view(View::Dashboard),
-            Action::Inbox => self.open_view(View::Inbox),
+            Action::Inbox => {
+                let mut fx = self.open_view(View::Inbox);
+                fx.extend(self.selected_stat());
+                fx
+            }
             Action::Logs => self.open_view(View::Logs),
             Action::Dag => self.open_view(View::Dag),
             Action::Up => {
                 self.scroll(-1);
-                Vec::new()
+                self.selected_stat()
             }
             Action::Down => {
                 self.scroll(1);
-                Vec::new()
+                self.selected_stat()
             }
             Action::PageUp => {
                 self.scroll(-self.page());
-                Vec::new()
+                self.selected_stat()
             }
             Action::PageDown => {
                 self.scroll(self.page());
-                Vec::new()
+                self.selected_stat()
             }
             Action::Top => {
                 self.scroll(-(isize::MAX / 2));
-                Vec::new()
+                self.selected_stat()
             }
             Action::Bottom => {
                 if self.state.view == View::Logs {
@@ -339,7 +374,7 @@ impl App {
                 } else {
                     self.scroll(isize::MAX / 2);
                 }
-                Vec::new()
+                self.selected_stat()
             }
             Action::NextPane => {
                 let s = &mut self.state;
@@ -357,8 +392,10 @@ impl App {
                 let s = &self.state;
                 let attempt = match s.view {
                     View::Inbox => s.inbox.get(s.selected_inbox).and_then(|i| {
-                        i.attempt
-                            .or_else(|| s.agent_for_task(&i.task).map(|a| a.attempt))
+                        i.attempt.or_else(|| {
+                            let task = i.task.as_deref()?;
+                            s.agent_for_task(task).map(|a| a.attempt)
+                        })
                     }),
                     _ => s.agents.get(s.selected_agent).map(|a| a.attempt),
                 };
@@ -404,6 +441,10 @@ impl App {
             Action::Diff => match self.target_task() {
                 Some(task) => {
                     let mut fx = self.open_view(View::Diff);
+                    if self.state.diff.as_ref().is_some_and(|d| d.task != task) {
+                        self.state.diff = None;
+                    }
+                    self.diff_task = Some(task.clone());
                     fx.push(Effect::LoadDiff { task });
                     fx
                 }
@@ -460,9 +501,11 @@ impl App {
         let (task, attempt) = match s.view {
             View::Inbox => match s.inbox.get(s.selected_inbox) {
                 Some(i) => (
-                    Some(i.task.clone()),
-                    i.attempt
-                        .or_else(|| s.agent_for_task(&i.task).map(|a| a.attempt)),
+                    i.task.clone(),
+                    i.attempt.or_else(|| {
+                        let task = i.task.as_deref()?;
+                        s.agent_for_task(task).map(|a| a.attempt)
+                    }),
                 ),
                 None => (None, None),
             },

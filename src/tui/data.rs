@@ -1,65 +1,48 @@
-//! Ledger + engine handle → view state. Called when something changed (an engine event, a human
-//! command), never per frame; the clock fields are updated by `tick` instead.
+//! The read model (`crate::read`) → view data, and the reads behind the task detail and the
+//! timeline. Everything here that touches the ledger or a file runs in a background job
+//! (`jobs.rs`); the UI thread only swaps the result in (`apply`) and updates the clocks (`tick`).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use super::state::{AgentInfo, AttemptInfo, DetailInfo, InboxItem, InboxKind, TaskInfo, ViewState};
+use super::render::DagLayout;
+use super::state::{AgentInfo, AttemptInfo, DetailInfo, InboxItem, TaskInfo, ViewState};
 use crate::core::domain::{AttemptId, Role, Substatus};
 use crate::core::state::TaskState;
 use crate::engine::AgentView;
-use crate::ledger::{Ledger, LedgerError};
+use crate::ledger::{AttemptRow, Ledger, LedgerError};
+use crate::read::{Snapshot, Spend, TaskView};
 
 /// Ended agents whose last screen focus mode can still show.
 const KEEP_ENDED_SCREENS: usize = 16;
 
-pub fn refresh(
-    s: &mut ViewState,
-    ledger: &Ledger,
-    views: &[AgentView],
-    now: Instant,
-) -> Result<(), LedgerError> {
-    s.plan = ledger.plan_name()?.unwrap_or_default();
-    let live: HashMap<AttemptId, crate::ledger::AttemptRow> = ledger
-        .live_attempts()?
-        .into_iter()
-        .map(|a| (a.id, a))
-        .collect();
-    let rows = ledger.tasks()?;
+/// A refresh's result, built off the UI thread: everything the views show from the ledger.
+pub struct Refreshed {
+    pub plan: String,
+    pub tasks: Vec<TaskInfo>,
+    pub dag: DagLayout,
+    pub inbox: Vec<InboxItem>,
+    pub agents: Vec<AgentInfo>,
+    pub spend: Spend,
+    /// Tasks done, and in all.
+    pub done: usize,
+    pub total: usize,
+}
+
+/// View data from a snapshot and the engine's live agents (their screens).
+pub fn build(snap: Snapshot, views: &[AgentView], now: Instant) -> Refreshed {
     let by_task: HashMap<&str, &AgentView> = views.iter().map(|v| (v.task.as_str(), v)).collect();
-    s.tasks = rows
+    let live: HashMap<AttemptId, (&TaskView, &AttemptRow)> = snap
+        .tasks
         .iter()
-        .map(|t| TaskInfo {
-            id: t.id.clone(),
-            title: t.title.clone(),
-            state: t.state,
-            deps: t.depends_on.clone(),
-            agent: by_task.get(t.id.as_str()).map(|v| v.profile.clone()),
-            reason: t.reason.clone(),
-            stage: (t.state == TaskState::Review).then_some(t.stage).flatten(),
-            stage_until_ms: (t.state == TaskState::Review)
-                .then_some(t.stage_until_ms)
-                .flatten(),
-        })
+        .flat_map(|t| t.live().map(move |a| (a.id, (t, a))))
         .collect();
-    let task_rows: HashMap<&str, &crate::ledger::TaskRow> =
-        rows.iter().map(|t| (t.id.as_str(), t)).collect();
-    // Agents that ended keep their last screen for focus mode.
-    for old in std::mem::take(&mut s.agents) {
-        if !views.iter().any(|v| v.attempt == old.attempt) && old.screen.is_some() {
-            s.ended.retain(|e| e.attempt != old.attempt);
-            s.ended.push(old);
-        }
-    }
-    if s.ended.len() > KEEP_ENDED_SCREENS {
-        let cut = s.ended.len() - KEEP_ENDED_SCREENS;
-        s.ended.drain(..cut);
-    }
-    s.agents = views
+    let agents = views
         .iter()
         .map(|v| {
-            let row = live.get(&v.attempt);
-            let task = task_rows.get(v.task.as_str());
+            let found = live.get(&v.attempt).copied();
+            let row = found.map(|(_, a)| a);
+            let task = found.map(|(t, _)| t);
             AgentInfo {
                 attempt: v.attempt,
                 task: v.task.clone(),
@@ -74,47 +57,63 @@ pub fn refresh(
                 started: v.started,
                 tokens: row.map_or(0, |r| r.tokens_in.saturating_add(r.tokens_out)),
                 cost_usd: row.map_or(0.0, |r| r.cost_usd),
-                budget_tokens: task.and_then(|t| t.budget_tokens),
-                budget_cost_usd: task.and_then(|t| t.budget_cost_usd),
+                budget_tokens: task.and_then(|t| t.budget.tokens),
+                budget_cost_usd: task.and_then(|t| t.budget.cost_usd),
                 screen: v.screen.clone(),
             }
         })
         .collect();
-    let mut inbox = Vec::new();
-    for a in &s.agents {
-        if let Some(q) = &a.question {
-            inbox.push(InboxItem {
-                task: a.task.clone(),
-                kind: InboxKind::Question,
-                text: q.clone(),
-                attempt: Some(a.attempt),
-            });
+    let tasks: Vec<TaskInfo> = snap
+        .tasks
+        .iter()
+        .map(|t| {
+            let review = t.state == TaskState::Review;
+            TaskInfo {
+                id: t.id.clone(),
+                title: t.title.clone(),
+                state: t.state,
+                deps: t.depends_on.clone(),
+                agent: by_task.get(t.id.as_str()).map(|v| v.profile.clone()),
+                reason: t.reason.clone(),
+                stage: if review { t.stage } else { None },
+                stage_until_ms: if review { t.stage_until_ms } else { None },
+            }
+        })
+        .collect();
+    let dag = super::render::dag_layout(&tasks);
+    Refreshed {
+        plan: snap.run.plan.clone().unwrap_or_default(),
+        done: snap.count(TaskState::Done),
+        total: snap.tasks.len(),
+        dag,
+        tasks,
+        inbox: snap.inbox,
+        agents,
+        spend: snap.spend,
+    }
+}
+
+/// Swap a refresh into the view state (cheap: moves, plus the few agents).
+pub fn apply(s: &mut ViewState, r: Refreshed) {
+    s.plan = r.plan;
+    s.tasks = r.tasks;
+    s.dag = r.dag;
+    s.inbox = r.inbox;
+    s.spend_tokens = r.spend.tokens;
+    s.spend_usd = r.spend.cost_usd;
+    // Agents that ended keep their last screen for focus mode.
+    for old in std::mem::take(&mut s.agents) {
+        if !r.agents.iter().any(|a| a.attempt == old.attempt) && old.screen.is_some() {
+            s.ended.retain(|e| e.attempt != old.attempt);
+            s.ended.push(old);
         }
     }
-    inbox.extend(super::funnel::approval_items(
-        ledger,
-        &rows,
-        &mut s.stat_cache,
-    )?);
-    for t in &rows {
-        let kind = match t.state {
-            TaskState::Escalated => InboxKind::Escalated,
-            TaskState::Failed => InboxKind::Failed,
-            _ => continue,
-        };
-        inbox.push(InboxItem {
-            task: t.id.clone(),
-            kind,
-            text: t.reason.clone().unwrap_or_default(),
-            attempt: None,
-        });
+    if s.ended.len() > KEEP_ENDED_SCREENS {
+        let cut = s.ended.len() - KEEP_ENDED_SCREENS;
+        s.ended.drain(..cut);
     }
-    s.inbox = inbox;
-    let (tokens, usd) = ledger.spend()?;
-    s.spend_tokens = tokens;
-    s.spend_usd = usd;
+    s.agents = r.agents;
     s.clamp();
-    Ok(())
 }
 
 /// Update the elapsed times (run and agents) without touching the ledger.

@@ -8,7 +8,7 @@ use crate::agent::record::tail::SourceKind;
 use crate::agent::record::text::LineKind;
 pub use crate::agent::record::transcript::ItemKind as TranscriptKind;
 use crate::agent::screen::SharedScreen;
-use crate::core::domain::{AttemptId, AttemptNo, AttemptState, FunnelStage, Substatus, Verdict};
+use crate::core::domain::{AttemptId, AttemptNo, AttemptState, FunnelStage, Substatus};
 use crate::core::state::TaskState;
 
 /// Which screen is shown.
@@ -63,57 +63,8 @@ pub struct AgentInfo {
     pub screen: Option<SharedScreen>,
 }
 
-/// Why a task is in the inbox.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum InboxKind {
-    Escalated,
-    Question,
-    Failed,
-    /// A task in review waiting for the human: stage `human`, or `veto` (merges at its deadline
-    /// unless rejected).
-    Approval(Box<ApprovalInfo>),
-}
-
-/// What the human needs to decide on an approval.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApprovalInfo {
-    /// `Human` or `Veto`.
-    pub stage: FunnelStage,
-    /// The veto deadline (wall clock, ms).
-    pub until_ms: Option<u64>,
-    /// The agent attempt under review.
-    pub n: AttemptNo,
-    /// `git diff --stat` of the attempt's commit against its base.
-    pub diff_stat: String,
-    /// (command, passed) of the attempt's checks, in order.
-    pub checks: Vec<(String, bool)>,
-    /// The reviewer's verdict and notes.
-    pub verdict: Option<Verdict>,
-    pub verdict_notes: Option<String>,
-}
-
-impl Default for ApprovalInfo {
-    fn default() -> Self {
-        ApprovalInfo {
-            stage: FunnelStage::Human,
-            until_ms: None,
-            n: AttemptNo(0),
-            diff_stat: String::new(),
-            checks: Vec::new(),
-            verdict: None,
-            verdict_notes: None,
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct InboxItem {
-    pub task: String,
-    pub kind: InboxKind,
-    pub text: String,
-    /// The live attempt to focus, for questions.
-    pub attempt: Option<AttemptId>,
-}
+/// The inbox is the read model's (`crate::read::inbox`): the same items `status` prints.
+pub use crate::read::{Approval, BudgetKind, BudgetUse, CheckResult, InboxItem, InboxKind};
 
 /// One line of the merged log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -329,8 +280,14 @@ pub struct ViewState {
     pub unfocus_key: String,
     /// The wall clock (ms), for veto countdowns; set with the other clock fields.
     pub wall_ms: u64,
-    /// `git diff --stat` by `base..commit`, so a refresh does not run git again.
+    /// `git diff --stat` by `base..commit` (fetched in the background for approvals; a
+    /// refresh does not run git again).
     pub stat_cache: std::collections::HashMap<String, String>,
+    /// The DAG view's rows, computed with each refresh (not per frame).
+    pub dag: super::render::DagLayout,
+    /// Human commands still waiting for the ledger (another process holds its write lock, or
+    /// the disk is full), and why: the footer says so until they land.
+    pub waiting: Option<String>,
 }
 
 impl ViewState {
@@ -368,6 +325,8 @@ impl ViewState {
             unfocus_key: "ctrl-]".into(),
             wall_ms: 0,
             stat_cache: std::collections::HashMap::new(),
+            dag: Default::default(),
+            waiting: None,
         }
     }
 
@@ -399,8 +358,15 @@ impl ViewState {
         self.inbox
             .iter()
             .filter(|i| matches!(i.kind, InboxKind::Approval(_)))
-            .map(|i| i.task.clone())
+            .filter_map(|i| i.task.clone())
             .collect()
+    }
+
+    pub fn approval_count(&self) -> usize {
+        self.inbox
+            .iter()
+            .filter(|i| matches!(i.kind, InboxKind::Approval(_)))
+            .count()
     }
 
     /// True while a veto window is open: its countdown needs the clock to tick.

@@ -6,22 +6,29 @@ use super::*;
 fn funnel_app() -> App {
     let mut a = app();
     let approval = |stage: &str| {
-        InboxKind::Approval(Box::new(ApprovalInfo {
+        InboxKind::Approval(Box::new(Approval {
             stage: FunnelStage::parse(stage).unwrap(),
-            ..ApprovalInfo::default()
+            until_ms: None,
+            n: AttemptNo(1),
+            base: None,
+            commit: None,
+            diff_lines: None,
+            checks: vec![],
+            verdict: None,
+            verdict_notes: None,
         }))
     };
     a.state.inbox.splice(
         0..0,
         [
             InboxItem {
-                task: "r1".into(),
+                task: Some("r1".into()),
                 kind: approval("human"),
                 text: String::new(),
                 attempt: None,
             },
             InboxItem {
-                task: "r2".into(),
+                task: Some("r2".into()),
                 kind: approval("veto"),
                 text: String::new(),
                 attempt: None,

@@ -1,5 +1,8 @@
 //! The DAG view: tasks in layers by depth (a task sits one layer below its deepest dependency),
 //! states coloured, the critical path marked with `*`.
+//!
+//! The layout is computed once per ledger refresh ([`layout`], in the refresh job), never per
+//! frame: a frame draws only the rows in view, whatever the plan's size.
 
 use std::collections::HashMap;
 
@@ -13,131 +16,265 @@ use super::theme;
 use crate::core::state::TaskState;
 use crate::tui::state::{TaskInfo, ViewState};
 
-/// Depth of every task (0 = no dependencies). Unknown dependencies count as depth 0; a cycle
-/// (the ledger refuses them, but be safe) stops at the guard.
-pub fn depths(tasks: &[TaskInfo]) -> HashMap<String, usize> {
-    let by_id: HashMap<&str, &TaskInfo> = tasks.iter().map(|t| (t.id.as_str(), t)).collect();
-    let mut memo: HashMap<String, usize> = HashMap::new();
-    fn depth(
-        id: &str,
-        by_id: &HashMap<&str, &TaskInfo>,
-        memo: &mut HashMap<String, usize>,
-        guard: usize,
-    ) -> usize {
-        if let Some(d) = memo.get(id) {
-            return *d;
+/// One row of the DAG view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DagRow {
+    /// The heading of a layer.
+    Layer(usize),
+    /// A task (its index in `ViewState::tasks`), and whether it is on the critical path.
+    Task { index: usize, critical: bool },
+}
+
+/// The DAG view's rows, in order, and the critical path's length.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DagLayout {
+    pub rows: Vec<DagRow>,
+    pub critical_len: usize,
+}
+
+/// Depth of every task by index (0 = no dependencies): in topological order, so a chain of
+/// 10,000 tasks costs no recursion. A dependency that is not in the list counts as depth 0 (its
+/// dependent sits at 1); tasks on a cycle (the ledger refuses them) stay at 0.
+pub fn depths(tasks: &[TaskInfo]) -> Vec<usize> {
+    let index: HashMap<&str, usize> = tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.id.as_str(), i))
+        .collect();
+    let mut depth = vec![0usize; tasks.len()];
+    let mut waiting = vec![0usize; tasks.len()];
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); tasks.len()];
+    for (i, t) in tasks.iter().enumerate() {
+        for d in &t.deps {
+            match index.get(d.as_str()) {
+                Some(&j) => {
+                    waiting[i] += 1;
+                    dependents[j].push(i);
+                }
+                None => depth[i] = depth[i].max(1),
+            }
         }
-        let d = match by_id.get(id) {
-            Some(t) if guard > 0 => t
-                .deps
-                .iter()
-                .map(|p| depth(p, by_id, memo, guard - 1) + 1)
-                .max()
-                .unwrap_or(0),
-            _ => 0,
-        };
-        memo.insert(id.to_string(), d);
-        d
     }
-    for t in tasks {
-        depth(&t.id, &by_id, &mut memo, tasks.len());
+    let mut ready: Vec<usize> = (0..tasks.len()).filter(|&i| waiting[i] == 0).collect();
+    while let Some(j) = ready.pop() {
+        for &i in &dependents[j] {
+            depth[i] = depth[i].max(depth[j] + 1);
+            waiting[i] -= 1;
+            if waiting[i] == 0 {
+                ready.push(i);
+            }
+        }
     }
-    memo
+    depth
 }
 
 /// The longest chain of unfinished tasks (what bounds the remaining run time); when everything is
-/// done, the longest chain overall. Returned root first.
-pub fn critical_path(tasks: &[TaskInfo]) -> Vec<String> {
+/// done, the longest chain overall. Indices, root first.
+fn critical_indices(tasks: &[TaskInfo], depth: &[usize]) -> Vec<usize> {
     let any_open = tasks.iter().any(|t| t.state != TaskState::Done);
     let weight = |t: &TaskInfo| usize::from(!any_open || t.state != TaskState::Done);
-    let by_id: HashMap<&str, &TaskInfo> = tasks.iter().map(|t| (t.id.as_str(), t)).collect();
-    let d = depths(tasks);
-    // Process in depth order so every dependency's best chain is known first.
-    let mut order: Vec<&TaskInfo> = tasks.iter().collect();
-    order.sort_by_key(|t| d.get(&t.id).copied().unwrap_or(0));
-    let mut best: HashMap<&str, (usize, Option<&str>)> = HashMap::new();
-    for t in &order {
-        let prev = t
+    let index: HashMap<&str, usize> = tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.id.as_str(), i))
+        .collect();
+    // In depth order every dependency's best chain is known before its dependents'. Ties go
+    // to the last candidate (in dependency order, then plan order).
+    let mut order: Vec<usize> = (0..tasks.len()).collect();
+    order.sort_by_key(|&i| depth[i]);
+    let mut best: Vec<(usize, Option<usize>)> = vec![(0, None); tasks.len()];
+    for &i in &order {
+        let prev = tasks[i]
             .deps
             .iter()
-            .filter_map(|p| best.get(p.as_str()).map(|(len, _)| (*len, p.as_str())))
-            .max_by_key(|(len, _)| *len);
-        let (len, from) = match prev {
-            Some((l, p)) => (l + weight(t), Some(p)),
-            None => (weight(t), None),
+            .filter_map(|d| index.get(d.as_str()).copied())
+            .filter(|&j| depth[j] < depth[i])
+            .max_by_key(|&j| best[j].0);
+        best[i] = match prev {
+            Some(j) => (best[j].0 + weight(&tasks[i]), Some(j)),
+            None => (weight(&tasks[i]), None),
         };
-        best.insert(t.id.as_str(), (len, from));
     }
-    let Some((mut cur, _)) = tasks
-        .iter()
-        .map(|t| (t.id.as_str(), best.get(t.id.as_str()).map_or(0, |b| b.0)))
-        .max_by_key(|(_, l)| *l)
-        .filter(|(_, l)| *l > 0)
+    let Some(end) = (0..tasks.len())
+        .filter(|&i| best[i].0 > 0)
+        .max_by_key(|&i| best[i].0)
     else {
         return Vec::new();
     };
-    let mut path = vec![cur.to_string()];
-    while let Some((_, Some(p))) = best.get(cur) {
-        if !by_id.contains_key(p) || path.len() > tasks.len() {
+    let mut path = vec![end];
+    let mut cur = end;
+    while let Some(p) = best[cur].1 {
+        if path.len() > tasks.len() {
             break;
         }
-        path.push(p.to_string());
+        path.push(p);
         cur = p;
     }
     path.reverse();
     path
 }
 
+/// The critical path's task ids, root first.
+pub fn critical_path(tasks: &[TaskInfo]) -> Vec<String> {
+    critical_indices(tasks, &depths(tasks))
+        .into_iter()
+        .map(|i| tasks[i].id.clone())
+        .collect()
+}
+
+/// The view's rows: each layer's heading, then its tasks in plan order.
+pub fn layout(tasks: &[TaskInfo]) -> DagLayout {
+    let depth = depths(tasks);
+    let critical = critical_indices(tasks, &depth);
+    let mut on_path = vec![false; tasks.len()];
+    for &i in &critical {
+        on_path[i] = true;
+    }
+    let layers = depth.iter().copied().max().map_or(0, |m| m + 1);
+    let mut by_layer: Vec<Vec<usize>> = vec![Vec::new(); layers];
+    for (i, &d) in depth.iter().enumerate() {
+        by_layer[d].push(i);
+    }
+    let mut rows = Vec::with_capacity(tasks.len() + layers);
+    for (layer, members) in by_layer.iter().enumerate() {
+        if members.is_empty() {
+            continue;
+        }
+        rows.push(DagRow::Layer(layer));
+        rows.extend(members.iter().map(|&index| DagRow::Task {
+            index,
+            critical: on_path[index],
+        }));
+    }
+    DagLayout {
+        rows,
+        critical_len: critical.len(),
+    }
+}
+
 pub fn render(s: &ViewState, f: &mut Frame, area: Rect) {
-    let critical = critical_path(&s.tasks);
     let block = theme::block(
         s,
-        &format!("dag · critical path {} tasks (*)", critical.len()),
+        &format!("dag · critical path {} tasks (*)", s.dag.critical_len),
         false,
     );
     let inner = block.inner(area);
     f.render_widget(block, area);
-    let d = depths(&s.tasks);
-    let max = d.values().copied().max().unwrap_or(0);
-    let mut lines = Vec::new();
-    for layer in 0..=max {
-        let in_layer: Vec<&TaskInfo> = s
-            .tasks
-            .iter()
-            .filter(|t| d.get(&t.id) == Some(&layer))
-            .collect();
-        if in_layer.is_empty() {
-            continue;
-        }
-        lines.push(Line::styled(
-            format!("layer {layer}"),
-            theme::dim(s).add_modifier(Modifier::BOLD),
-        ));
-        for t in in_layer {
-            let on_path = critical.contains(&t.id);
-            let mut spans = vec![
-                Span::styled(if on_path { " * " } else { "   " }, theme::bad(s)),
-                Span::styled(
-                    format!("{} {}", theme::state_glyph(t.state), t.id),
-                    if on_path {
-                        theme::state_style(s, t.state).add_modifier(Modifier::BOLD)
-                    } else {
-                        theme::state_style(s, t.state)
-                    },
-                ),
-            ];
-            if !t.deps.is_empty() {
-                spans.push(Span::styled(
-                    format!("  ← {}", t.deps.join(", ")),
-                    theme::dim(s),
-                ));
+    if s.dag.rows.is_empty() {
+        f.render_widget(
+            Paragraph::new(Line::styled("no tasks", theme::dim(s))),
+            inner,
+        );
+        return;
+    }
+    let start = s.page_scroll.min(s.dag.rows.len().saturating_sub(1));
+    let lines: Vec<Line> = s.dag.rows[start..]
+        .iter()
+        .take(inner.height as usize)
+        .filter_map(|row| match *row {
+            DagRow::Layer(layer) => Some(Line::styled(
+                format!("layer {layer}"),
+                theme::dim(s).add_modifier(Modifier::BOLD),
+            )),
+            DagRow::Task { index, critical } => {
+                s.tasks.get(index).map(|t| task_line(s, t, critical))
             }
-            lines.push(Line::from(spans));
+        })
+        .collect();
+    f.render_widget(Paragraph::new(lines), inner);
+}
+
+fn task_line(s: &ViewState, t: &TaskInfo, on_path: bool) -> Line<'static> {
+    let mut spans = vec![
+        Span::styled(if on_path { " * " } else { "   " }, theme::bad(s)),
+        Span::styled(
+            format!("{} {}", theme::state_glyph(t.state), t.id),
+            if on_path {
+                theme::state_style(s, t.state).add_modifier(Modifier::BOLD)
+            } else {
+                theme::state_style(s, t.state)
+            },
+        ),
+    ];
+    if !t.deps.is_empty() {
+        spans.push(Span::styled(
+            format!("  ← {}", t.deps.join(", ")),
+            theme::dim(s),
+        ));
+    }
+    Line::from(spans)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(id: &str, state: TaskState, deps: &[&str]) -> TaskInfo {
+        TaskInfo {
+            id: id.into(),
+            title: String::new(),
+            state,
+            deps: deps.iter().map(|d| d.to_string()).collect(),
+            agent: None,
+            reason: None,
+            stage: None,
+            stage_until_ms: None,
         }
     }
-    if lines.is_empty() {
-        lines.push(Line::styled("no tasks", theme::dim(s)));
+
+    #[test]
+    fn layers_and_the_critical_path_of_unfinished_work() {
+        let tasks = vec![
+            t("a", TaskState::Done, &[]),
+            t("b", TaskState::Working, &["a"]),
+            t("c", TaskState::Pending, &["b"]),
+            t("d", TaskState::Pending, &["a", "ghost"]),
+        ];
+        assert_eq!(depths(&tasks), vec![0, 1, 2, 1]);
+        assert_eq!(critical_path(&tasks), vec!["a", "b", "c"]);
+        let l = layout(&tasks);
+        assert_eq!(l.critical_len, 3);
+        assert_eq!(
+            l.rows,
+            vec![
+                DagRow::Layer(0),
+                DagRow::Task {
+                    index: 0,
+                    critical: true
+                },
+                DagRow::Layer(1),
+                DagRow::Task {
+                    index: 1,
+                    critical: true
+                },
+                DagRow::Task {
+                    index: 3,
+                    critical: false
+                },
+                DagRow::Layer(2),
+                DagRow::Task {
+                    index: 2,
+                    critical: true
+                },
+            ]
+        );
     }
-    let scroll = s.page_scroll.min(lines.len().saturating_sub(1)) as u16;
-    f.render_widget(Paragraph::new(lines).scroll((scroll, 0)), inner);
+
+    #[test]
+    fn a_chain_of_ten_thousand_needs_no_deep_recursion() {
+        let ids: Vec<String> = (0..10_000).map(|i| format!("t{i}")).collect();
+        let tasks: Vec<TaskInfo> = (0..10_000)
+            .map(|i| {
+                let deps: Vec<&str> = if i == 0 {
+                    vec![]
+                } else {
+                    vec![ids[i - 1].as_str()]
+                };
+                t(&ids[i], TaskState::Pending, &deps)
+            })
+            .collect();
+        let l = layout(&tasks);
+        assert_eq!(l.critical_len, 10_000);
+        assert_eq!(l.rows.len(), 20_000);
+    }
 }

@@ -11,7 +11,7 @@ use ratatui::widgets::{Paragraph, Wrap};
 
 use super::{human_duration, theme};
 use crate::core::domain::{FunnelStage, Verdict};
-use crate::tui::state::{ApprovalInfo, ViewState};
+use crate::tui::state::{Approval, ViewState};
 
 /// Time left until `until_ms`, rounded up to the second.
 pub fn remaining(s: &ViewState, until_ms: u64) -> String {
@@ -52,22 +52,37 @@ fn compact_stat(stat: &str) -> String {
     }
 }
 
+/// The approval's `git diff --stat`, once the background job has fetched it.
+fn stat<'a>(s: &'a ViewState, a: &Approval) -> Option<&'a str> {
+    a.range()
+        .and_then(|r| s.stat_cache.get(&r))
+        .map(String::as_str)
+}
+
+/// `2 files +46 -6` from the stat, else the ledger's count of changed lines.
+fn change_size(s: &ViewState, a: &Approval) -> String {
+    match (stat(s, a), a.diff_lines) {
+        (Some(st), _) => compact_stat(st),
+        (None, Some(n)) => format!("{n} lines changed"),
+        (None, None) => String::new(),
+    }
+}
+
 /// One line summing an approval up for the inbox list.
-pub fn summary(s: &ViewState, a: &ApprovalInfo) -> String {
+pub fn summary(s: &ViewState, a: &Approval) -> String {
     let what = match a.until_ms {
         Some(u) if a.stage == FunnelStage::Veto => {
             format!("merges in {} unless vetoed", remaining(s, u))
         }
         _ => "waits for you".to_string(),
     };
-    let files = compact_stat(&a.diff_stat);
-    let passed = a.checks.iter().filter(|c| c.1).count();
+    let files = change_size(s, a);
     let mut parts = vec![what];
     if !files.is_empty() {
         parts.push(files);
     }
     if !a.checks.is_empty() {
-        parts.push(format!("checks {passed}/{}", a.checks.len()));
+        parts.push(format!("checks {}/{}", a.checks_passed(), a.checks.len()));
     }
     if let Some(v) = &a.verdict {
         parts.push(format!("reviewer {v}"));
@@ -76,7 +91,7 @@ pub fn summary(s: &ViewState, a: &ApprovalInfo) -> String {
 }
 
 /// The selected approval's context: stage, diff stat, checks, reviewer.
-pub fn render_context(s: &ViewState, task: &str, a: &ApprovalInfo, f: &mut Frame, area: Rect) {
+pub fn render_context(s: &ViewState, task: &str, a: &Approval, f: &mut Frame, area: Rect) {
     let block = theme::block(s, &format!("{task} #{} · {}", a.n, a.stage), false);
     let inner = block.inner(area);
     f.render_widget(block, area);
@@ -98,16 +113,16 @@ pub fn render_context(s: &ViewState, task: &str, a: &ApprovalInfo, f: &mut Frame
     if a.checks.is_empty() {
         lines.push(Line::styled("  none configured", theme::dim(s)));
     }
-    for (cmd, passed) in &a.checks {
-        lines.push(if *passed {
+    for c in &a.checks {
+        lines.push(if c.passed {
             Line::from(vec![
                 Span::styled("  ✓ ", theme::good(s)),
-                Span::raw(cmd.clone()),
+                Span::raw(c.command.clone()),
             ])
         } else {
             Line::from(vec![
                 Span::styled("  ✗ ", theme::bad(s)),
-                Span::raw(cmd.clone()),
+                Span::raw(c.command.clone()),
             ])
         });
     }
@@ -128,7 +143,14 @@ pub fn render_context(s: &ViewState, task: &str, a: &ApprovalInfo, f: &mut Frame
         None => lines.push(Line::styled("  no verdict (no reviewer)", theme::dim(s))),
     }
     lines.push(Line::styled("diff", bold));
-    lines.extend(a.diff_stat.lines().map(|l| Line::raw(l.to_string())));
+    match (stat(s, a), a.range()) {
+        (Some(st), _) => lines.extend(st.lines().map(|l| Line::raw(l.to_string()))),
+        (None, Some(_)) => lines.push(Line::styled(
+            format!("  {} · reading `git diff --stat`…", change_size(s, a)),
+            theme::dim(s),
+        )),
+        (None, None) => lines.push(Line::styled("  (no commit recorded)", theme::dim(s))),
+    }
     f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
 }
 

@@ -17,7 +17,7 @@ use ratatui::widgets::{Clear, Paragraph, Wrap};
 
 use super::state::{View, ViewState};
 use crate::core::state::TaskState;
-pub use dag::critical_path;
+pub use dag::{DagLayout, DagRow, critical_path, layout as dag_layout};
 pub use dashboard::{list_start, list_width};
 pub use funnel::stage_label;
 pub use theme::{state_glyph, state_style};
@@ -138,6 +138,9 @@ fn footer_line(s: &ViewState) -> Line<'static> {
             Span::styled("█", Style::default().add_modifier(Modifier::SLOW_BLINK)),
             Span::raw("   enter: ok  esc: cancel"),
         ]);
+    }
+    if let Some(w) = &s.waiting {
+        return Line::styled(format!(" ⏳ {w}"), theme::warn(s));
     }
     if let Some(m) = &s.message {
         return Line::styled(format!(" {m}"), theme::warn(s));

@@ -107,7 +107,7 @@ pub fn render_inbox(s: &ViewState, f: &mut Frame, area: Rect) {
     } else {
         (area, None)
     };
-    let approvals = s.approvals().len();
+    let approvals = s.approval_count();
     let mut title = format!("inbox {}", s.inbox.len());
     if approvals > 0 {
         title.push_str(&format!(" · {approvals} approval(s): A approves all"));
@@ -131,20 +131,40 @@ pub fn render_inbox(s: &ViewState, f: &mut Frame, area: Rect) {
         .skip(start)
         .take(h)
         .map(|(i, item)| {
-            let (label, style) = match &item.kind {
-                InboxKind::Question => ("question ", theme::warn(s)),
-                InboxKind::Approval(_) => ("approval ", theme::good(s)),
-                InboxKind::Escalated => ("escalated", theme::warn(s)),
-                InboxKind::Failed => ("failed   ", theme::bad(s)),
+            let style = match &item.kind {
+                InboxKind::Approval(_) => theme::good(s),
+                InboxKind::Held | InboxKind::BudgetExhausted { .. } | InboxKind::Failed { .. } => {
+                    theme::bad(s)
+                }
+                InboxKind::Limited { .. }
+                | InboxKind::Permission { .. }
+                | InboxKind::Question
+                | InboxKind::IdleTurn
+                | InboxKind::Escalated
+                | InboxKind::BudgetWarning { .. } => theme::warn(s),
             };
             let text = match &item.kind {
                 InboxKind::Approval(a) => super::funnel::summary(s, a),
-                _ => item.text.clone(),
+                InboxKind::Permission { tool } => format!("{tool}: {}", item.text),
+                InboxKind::BudgetExhausted { budgets } => {
+                    let mut t = item.text.clone();
+                    for b in budgets {
+                        t.push_str(&format!(" · {}", b.describe()));
+                    }
+                    t
+                }
+                InboxKind::Held
+                | InboxKind::Limited { .. }
+                | InboxKind::Question
+                | InboxKind::IdleTurn
+                | InboxKind::Escalated
+                | InboxKind::Failed { .. }
+                | InboxKind::BudgetWarning { .. } => item.text.clone(),
             };
             let line = Line::from(vec![
-                Span::styled(format!("{label} "), style),
+                Span::styled(format!("{:<10} ", item.kind.title()), style),
                 Span::styled(
-                    format!("{} ", item.task),
+                    format!("{} ", item.task.as_deref().unwrap_or("(run)")),
                     ratatui::style::Style::default().add_modifier(Modifier::BOLD),
                 ),
                 Span::raw(text),
@@ -160,7 +180,7 @@ pub fn render_inbox(s: &ViewState, f: &mut Frame, area: Rect) {
     if let (Some(ctx), Some(item)) = (context, s.inbox.get(s.selected_inbox))
         && let InboxKind::Approval(a) = &item.kind
     {
-        super::funnel::render_context(s, &item.task, a, f, ctx);
+        super::funnel::render_context(s, item.task.as_deref().unwrap_or(""), a, f, ctx);
     }
 }
 

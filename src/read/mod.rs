@@ -1,0 +1,233 @@
+//! The read model: one query layer over the ledger that the TUI, `status` and `status --json`
+//! all use, so they cannot disagree (issue #7, part 3).
+//!
+//! [`snapshot`] reads everything a front end shows in ONE read transaction on one connection
+//! (a consistent point in the ledger's history, never half a write): the run (plan, epoch,
+//! whether a supervisor runs, a hold), every task with its attempts and spend, the run's spend,
+//! counts per state, and THE inbox (`inbox.rs`: one list of typed items; its kinds are one enum).
+//! It runs no git and reads no log file, so `status --json` stays fast on large plans; the diff
+//! stat of an approval is the ledger's `diff_lines`, and the TUI fetches `git diff --stat` for
+//! the selected approval in a background job.
+//!
+//! Arrows: `cli`/`tui` → `read` → `ledger` (queries through its connection) and `os` (the
+//! supervisor lock probe) → `core`.
+
+pub mod inbox;
+mod query;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::core::domain::{AttemptId, FunnelStage, Role};
+use crate::core::state::TaskState;
+use crate::ledger::{AttemptRow, Ledger, LedgerError};
+pub use inbox::{Approval, BudgetKind, BudgetUse, CheckResult, InboxItem, InboxKind};
+
+/// Tokens and cost, per attempt, per task or per run. Sums saturate (a spend reported as
+/// `i64::MAX` tokens stays that, never wraps).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Spend {
+    pub tokens_in: i64,
+    pub tokens_out: i64,
+    /// `tokens_in + tokens_out`.
+    pub tokens: i64,
+    pub cost_usd: f64,
+}
+
+impl Spend {
+    pub fn of(a: &AttemptRow) -> Spend {
+        let mut s = Spend::default();
+        s.add(a);
+        s
+    }
+
+    pub fn add(&mut self, a: &AttemptRow) {
+        self.tokens_in = self.tokens_in.saturating_add(a.tokens_in);
+        self.tokens_out = self.tokens_out.saturating_add(a.tokens_out);
+        self.tokens = self.tokens_in.saturating_add(self.tokens_out);
+        self.cost_usd += a.cost_usd;
+    }
+}
+
+/// A task's budgets (per attempt of its agent).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Budgets {
+    pub time_ms: Option<u64>,
+    pub tokens: Option<u64>,
+    pub cost_usd: Option<f64>,
+}
+
+/// One task as every front end shows it, with its attempts (oldest first: by number, the agent
+/// before its reviewer) and what they spent. Field names are `status --json`'s.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskView {
+    pub id: String,
+    pub title: String,
+    pub state: TaskState,
+    pub priority: i64,
+    pub depends_on: Vec<String>,
+    /// The agent profile the plan asks for (`None`: the scheduler picks).
+    pub agent: Option<String>,
+    pub failures: u32,
+    pub max_attempts: u32,
+    pub reason: Option<String>,
+    pub spec_version: i64,
+    /// The funnel stage while in `review`.
+    pub stage: Option<FunnelStage>,
+    /// For `veto`: when the merge goes ahead (Unix ms).
+    pub stage_until_ms: Option<u64>,
+    pub risk_high: bool,
+    /// For `paused`: the state `resume` returns to.
+    pub paused_from: Option<TaskState>,
+    /// For `ready` after a failure: not before this (Unix ms; 0: now).
+    pub not_before_ms: u64,
+    pub budget: Budgets,
+    /// Every attempt of the task, reviewers included.
+    pub spend: Spend,
+    pub attempts: Vec<AttemptRow>,
+}
+
+impl TaskView {
+    /// The newest agent attempt (not a reviewer).
+    pub fn latest(&self) -> Option<&AttemptRow> {
+        self.attempts
+            .iter()
+            .filter(|a| a.role == Role::Agent)
+            .max_by_key(|a| (a.n, a.id))
+    }
+
+    /// The attempts still marked live (starting or running), agents and reviewers.
+    pub fn live(&self) -> impl Iterator<Item = &AttemptRow> {
+        self.attempts.iter().filter(|a| a.state.is_live())
+    }
+}
+
+/// Whether a supervisor runs on the ledger: it holds the lock on `.orch/supervisor.lock`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SupervisorState {
+    /// Running; `pid` 0 while it has not written its pid yet (starting).
+    Running { pid: u32 },
+    /// None runs; the attempts the ledger still marks live are recovered at the next start.
+    NotRunning { attempts_to_recover: usize },
+}
+
+impl Serialize for SupervisorState {
+    /// `{"running": true, "pid": N}` or `{"running": false, "pid": null, "attempts_to_recover": N}`
+    /// (the shape docs/cli.md promises).
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        match *self {
+            SupervisorState::Running { pid } => {
+                m.serialize_entry("running", &true)?;
+                m.serialize_entry("pid", &pid)?;
+            }
+            SupervisorState::NotRunning {
+                attempts_to_recover,
+            } => {
+                m.serialize_entry("running", &false)?;
+                m.serialize_entry("pid", &None::<u32>)?;
+                m.serialize_entry("attempts_to_recover", &attempts_to_recover)?;
+            }
+        }
+        m.end()
+    }
+}
+
+/// The run as a whole.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunView {
+    /// The plan's name, if one was loaded.
+    pub plan: Option<String>,
+    /// The newest supervisor epoch (0: none ever started).
+    pub epoch: i64,
+    pub supervisor: SupervisorState,
+    /// Why the whole run is held (no dispatch, no merges), when it is.
+    pub hold: Option<String>,
+}
+
+/// Everything the front ends show, read at one point of the ledger's history.
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    /// The wall clock the snapshot was judged at (budget use of live attempts), Unix ms.
+    #[serde(skip)]
+    pub at_ms: u64,
+    #[serde(flatten)]
+    pub run: RunView,
+    /// Tasks per state (states with none are left out).
+    pub counts: BTreeMap<String, usize>,
+    /// The run's spend: every attempt of every task.
+    pub spend: Spend,
+    /// In plan order.
+    pub tasks: Vec<TaskView>,
+    pub inbox: Vec<InboxItem>,
+}
+
+impl Snapshot {
+    pub fn task(&self, id: &str) -> Option<&TaskView> {
+        self.tasks.iter().find(|t| t.id == id)
+    }
+
+    /// The live attempt with this row id, and its task.
+    pub fn live_attempt(&self, id: AttemptId) -> Option<(&TaskView, &AttemptRow)> {
+        self.tasks
+            .iter()
+            .find_map(|t| t.live().find(|a| a.id == id).map(|a| (t, a)))
+    }
+
+    pub fn count(&self, s: TaskState) -> usize {
+        self.counts.get(s.as_str()).copied().unwrap_or(0)
+    }
+
+    /// Attempts the ledger marks live, over every task.
+    pub fn live_count(&self) -> usize {
+        self.tasks.iter().map(|t| t.live().count()).sum()
+    }
+}
+
+/// Read the whole picture at `now_ms` (wall clock, Unix ms). Whether a supervisor runs is
+/// probed on the lock beside the ledger (`.orch/supervisor.lock`).
+pub fn snapshot(ledger: &Ledger, now_ms: u64) -> Result<Snapshot, LedgerError> {
+    let orch = ledger.path().parent().map(|p| p.to_path_buf());
+    let supervisor = orch
+        .as_deref()
+        .and_then(crate::os::supervisor_running)
+        .map(|pid| SupervisorState::Running { pid });
+    // One deferred transaction: every query below sees the same committed state. Reading never
+    // waits for a writer (WAL), so a ledger locked by another process is still readable.
+    // The queries go through `ledger`, whose connection this transaction is on.
+    let tx = ledger.conn().unchecked_transaction()?;
+    let run = query::run(ledger)?;
+    let tasks = query::tasks(ledger)?;
+    let mut spend = Spend::default();
+    for t in &tasks {
+        for a in &t.attempts {
+            spend.add(a);
+        }
+    }
+    let mut counts = BTreeMap::new();
+    for t in &tasks {
+        *counts.entry(t.state.as_str().to_string()).or_insert(0) += 1;
+    }
+    let checks = query::approval_checks(ledger, &tasks)?;
+    let live = tasks.iter().map(|t| t.live().count()).sum();
+    let run = RunView {
+        plan: run.plan,
+        epoch: run.epoch,
+        supervisor: supervisor.unwrap_or(SupervisorState::NotRunning {
+            attempts_to_recover: live,
+        }),
+        hold: run.hold,
+    };
+    let inbox = inbox::collect(&run, &tasks, &checks, now_ms);
+    drop(tx);
+    Ok(Snapshot {
+        at_ms: now_ms,
+        run,
+        counts,
+        spend,
+        tasks,
+        inbox,
+    })
+}

@@ -1,0 +1,314 @@
+//! The UI thread's loop: one channel of `UiEvent`s in; state changes from `App` (keys in
+//! `app.rs`, job answers and engine events in `update.rs`); effects carried out here by handing
+//! them to the engine's handle or to a background job — never by blocking; a frame when dirty.
+
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::{Duration, Instant};
+
+use crossterm::event::{Event, KeyEventKind, MouseEventKind};
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+
+use super::app::{App, Effect};
+use super::input::Modes;
+use super::jobs::{Command, JobDone, Jobs};
+use super::keymap::Action;
+use super::state::{AgentInfo, View, ViewState};
+use super::{TuiContext, TuiEnd, UiEvent, data, render, terminal};
+use crate::engine::{EngineEvent, RunEnd};
+
+/// The minimum time between frames (60 fps).
+const FRAME: Duration = Duration::from_millis(16);
+/// Elapsed-time clocks tick once a second, only while an agent is live.
+const CLOCK: Duration = Duration::from_secs(1);
+/// While an agent holds synchronized output, look again this soon (the lock itself times out
+/// after 100 ms, so a dead agent cannot freeze the screen).
+const SYNC_RETRY: Duration = Duration::from_millis(10);
+/// The logs view re-reads files at most this often while agents print.
+const LOGS_REFRESH: Duration = Duration::from_millis(500);
+/// Ledger refreshes start at most this often (a busy run changes it many times a second; the
+/// lane also keeps at most one waiting).
+const REFRESH_GAP: Duration = Duration::from_millis(50);
+
+struct Loop {
+    dirty: bool,
+    /// The ledger changed since the last refresh was started.
+    ledger_dirty: bool,
+    logs_dirty: bool,
+    last_draw: Instant,
+    last_refresh: Instant,
+    last_logs: Instant,
+    last_tick: Instant,
+    engine_end: Option<Result<RunEnd, String>>,
+    /// While an agent holds synchronized output, the next look is not before this.
+    sync_retry_at: Instant,
+    stopping: bool,
+    exit: bool,
+    inbox_seen: usize,
+    title_shown: Option<usize>,
+}
+
+pub(super) fn event_loop(
+    ctx: &mut TuiContext,
+    jobs: &Jobs,
+    app: &mut App,
+    term: &mut Terminal<CrosstermBackend<std::io::Stdout>>,
+) -> Result<TuiEnd, String> {
+    let now = Instant::now();
+    let mut l = Loop {
+        dirty: true,
+        ledger_dirty: true,
+        logs_dirty: false,
+        last_draw: now - FRAME,
+        last_refresh: now - REFRESH_GAP,
+        last_logs: now - LOGS_REFRESH,
+        last_tick: now,
+        engine_end: None,
+        sync_retry_at: now,
+        stopping: false,
+        exit: false,
+        inbox_seen: 0,
+        title_shown: None,
+    };
+    while !l.exit {
+        let now = Instant::now();
+        let wake = next_wake(&l, &app.state, now);
+        match ctx.rx.recv_timeout(wake.saturating_duration_since(now)) {
+            Ok(ev) => on_event(ctx, jobs, app, &mut l, ev),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        while let Ok(ev) = ctx.rx.try_recv() {
+            on_event(ctx, jobs, app, &mut l, ev);
+        }
+        let now = Instant::now();
+        if ticking(&app.state) && now >= l.last_tick + CLOCK {
+            l.last_tick = now;
+            l.dirty = true;
+        }
+        if l.ledger_dirty && now >= l.last_refresh + REFRESH_GAP {
+            l.ledger_dirty = false;
+            l.last_refresh = now;
+            jobs.refresh();
+        }
+        if l.logs_dirty && app.state.view == View::Logs && now >= l.last_logs + LOGS_REFRESH {
+            l.logs_dirty = false;
+            l.last_logs = now;
+            jobs.logs();
+        }
+        if l.dirty && now >= l.last_draw + FRAME && now >= l.sync_retry_at {
+            if render_locked(&app.state, now) {
+                // Wait for the agent's frame to complete (bounded by the lock's own timeout),
+                // without blocking: keys are still handled meanwhile.
+                l.sync_retry_at = now + SYNC_RETRY;
+                continue;
+            }
+            data::tick(&mut app.state, ctx.run_started, now);
+            term.draw(|f| render::render(&app.state, f))
+                .map_err(|e| format!("cannot draw: {e}"))?;
+            l.dirty = false;
+            l.last_draw = now;
+        }
+    }
+    Ok(TuiEnd {
+        engine: l.engine_end,
+    })
+}
+
+/// When the loop must look again without an event: the next frame, clock tick, refresh or
+/// logs look that is due.
+fn next_wake(l: &Loop, s: &ViewState, now: Instant) -> Instant {
+    let mut wake = now + Duration::from_secs(3600);
+    if l.dirty {
+        wake = wake.min((l.last_draw + FRAME).max(l.sync_retry_at));
+    }
+    if ticking(s) {
+        wake = wake.min(l.last_tick + CLOCK);
+    }
+    if l.ledger_dirty {
+        wake = wake.min(l.last_refresh + REFRESH_GAP);
+    }
+    // Stale logs only matter while the logs view is on screen; waking for them anywhere else
+    // would spin (nothing clears the flag outside that view).
+    if l.logs_dirty && s.view == View::Logs {
+        wake = wake.min(l.last_logs + LOGS_REFRESH);
+    }
+    wake
+}
+
+/// The clocks tick while an agent is live or a veto window counts down.
+fn ticking(s: &ViewState) -> bool {
+    !s.agents.is_empty() || s.has_countdown()
+}
+
+/// True while a visible agent pane holds synchronized output.
+fn render_locked(s: &ViewState, now: Instant) -> bool {
+    let visible: Vec<&AgentInfo> = match s.view {
+        View::Dashboard => s.agents.iter().collect(),
+        View::Focus => s.focus.and_then(|id| s.agent(id)).into_iter().collect(),
+        _ => Vec::new(),
+    };
+    visible
+        .iter()
+        .filter_map(|a| a.screen.as_ref())
+        .any(|sc| render::term::is_locked(sc, now))
+}
+
+fn focused_modes(s: &ViewState) -> Modes {
+    s.focus
+        .and_then(|id| s.agent(id))
+        .and_then(|a| a.screen.as_ref())
+        .and_then(|sc| {
+            sc.lock().ok().map(|p| Modes {
+                application_cursor: p.screen().application_cursor(),
+                bracketed_paste: p.screen().bracketed_paste(),
+            })
+        })
+        .unwrap_or_default()
+}
+
+fn on_event(ctx: &mut TuiContext, jobs: &Jobs, app: &mut App, l: &mut Loop, ev: UiEvent) {
+    let effects = match ev {
+        UiEvent::Term(Event::Key(k)) if k.kind != KeyEventKind::Release => {
+            l.dirty = true;
+            let modes = focused_modes(&app.state);
+            app.on_key(&k, modes)
+        }
+        UiEvent::Term(Event::Paste(text)) => {
+            l.dirty = true;
+            let modes = focused_modes(&app.state);
+            app.on_paste(&text, modes)
+        }
+        UiEvent::Term(Event::Resize(cols, rows)) => {
+            l.dirty = true;
+            app.on_resize(cols, rows)
+        }
+        UiEvent::Term(Event::Mouse(m)) => match m.kind {
+            MouseEventKind::ScrollUp => {
+                l.dirty = true;
+                app.on_action(Action::Up)
+            }
+            MouseEventKind::ScrollDown => {
+                l.dirty = true;
+                app.on_action(Action::Down)
+            }
+            MouseEventKind::Down(crossterm::event::MouseButton::Left) => {
+                l.dirty = true;
+                app.on_click(m.column, m.row);
+                app.selected_stat()
+            }
+            _ => Vec::new(),
+        },
+        UiEvent::Term(_) => Vec::new(),
+        UiEvent::Engine(EngineEvent::AgentOutput { .. }) | UiEvent::Output => {
+            ctx.output_flag.store(false, Ordering::Release);
+            // An agent's screen appears after its setup; pick it up without waiting for the
+            // next ledger change.
+            if app.state.agents.iter().any(|a| a.screen.is_none()) {
+                l.ledger_dirty = true;
+            }
+            l.dirty = true;
+            l.logs_dirty = true;
+            Vec::new()
+        }
+        UiEvent::Engine(ev) => {
+            l.dirty = true;
+            app.on_engine(ev)
+        }
+        UiEvent::EngineEnded(end) => {
+            l.dirty = true;
+            let fx = app.on_engine_ended(&end);
+            if l.stopping {
+                l.exit = true;
+            }
+            l.engine_end = Some(end);
+            fx
+        }
+        UiEvent::Job(done) => {
+            l.dirty = true;
+            let refreshed = matches!(done, JobDone::Refreshed(_));
+            let fx = app.on_job(done);
+            if refreshed {
+                attention(&app.state, l);
+                // New log files may have appeared (a new attempt).
+                l.logs_dirty = true;
+            }
+            fx
+        }
+    };
+    for fx in effects {
+        apply(ctx, jobs, app, l, fx);
+    }
+}
+
+/// The bell and a notification when the inbox grew; the title says how many wait.
+fn attention(s: &ViewState, l: &mut Loop) {
+    let n = s.inbox.len();
+    if n > l.inbox_seen {
+        terminal::notify(&format!("orch-tui: {n} item(s) wait in the inbox"));
+    }
+    l.inbox_seen = n;
+    if l.title_shown != Some(n) {
+        terminal::set_title(&format!("orch-tui · inbox {n}"));
+        l.title_shown = Some(n);
+    }
+}
+
+fn apply(ctx: &mut TuiContext, jobs: &Jobs, app: &mut App, l: &mut Loop, fx: Effect) {
+    match fx {
+        Effect::Human { cmd, task, note } => {
+            let what = format!("{} {task}", cmd.name());
+            app.sent(what.clone());
+            jobs.human(what, vec![Command { cmd, task, note }]);
+        }
+        Effect::ApproveAll { tasks } => {
+            let what = format!("approve all ({})", tasks.len());
+            app.sent(what.clone());
+            let commands = tasks
+                .into_iter()
+                .map(|task| Command {
+                    cmd: crate::engine::HumanCommand::Approve,
+                    task,
+                    note: None,
+                })
+                .collect();
+            jobs.human(what, commands);
+        }
+        Effect::Input { attempt, bytes } => ctx.handle.input(attempt, bytes),
+        Effect::Resize {
+            attempt,
+            rows,
+            cols,
+        } => ctx.handle.resize(attempt, rows, cols),
+        Effect::Refresh => l.ledger_dirty = true,
+        Effect::LoadDetail { task } => jobs.detail(task),
+        Effect::LoadDiff { task } => jobs.diff(task),
+        Effect::LoadDiffStat { base, commit } => jobs.diff_stat(base, commit),
+        Effect::LoadLogs => {
+            l.logs_dirty = false;
+            l.last_logs = Instant::now();
+            jobs.logs();
+        }
+        Effect::LoadTimeline => jobs.timeline(),
+        Effect::Stop { stop_agents } => {
+            if l.engine_end.is_some() {
+                l.exit = true;
+            } else if app.state.finished.is_some() {
+                // Settled: no agent runs; end the engine and leave when it says it ended.
+                l.stopping = true;
+                ctx.handle.stop(true);
+            } else {
+                l.stopping = true;
+                app.state.message = Some(if stop_agents {
+                    "stopping the agents…".into()
+                } else {
+                    "leaving the run; it resumes with `orch-tui`".into()
+                });
+                ctx.handle.stop(stop_agents);
+            }
+        }
+        Effect::Exit => l.exit = true,
+    }
+    l.dirty = true;
+}
