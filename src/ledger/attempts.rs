@@ -112,6 +112,19 @@ impl Ledger {
         Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
 
+    /// Every attempt, handed to `f` one by one in the order their rows were made (by id: no
+    /// sort, and no list of them all, for large ledgers).
+    pub fn each_attempt(&self, mut f: impl FnMut(AttemptRow)) -> Result<()> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("SELECT {COLS} FROM attempts ORDER BY id"))?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            f(from_row(r)?);
+        }
+        Ok(())
+    }
+
     /// Attempts still marked live (starting or running), from any epoch.
     pub fn live_attempts(&self) -> Result<Vec<AttemptRow>> {
         let mut stmt = self.conn.prepare_cached(&format!(

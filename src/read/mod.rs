@@ -63,6 +63,9 @@ pub struct Budgets {
 #[derive(Debug, Clone, Serialize)]
 pub struct TaskView {
     pub id: String,
+    /// Its place in the plan (the list is in this order).
+    #[serde(skip)]
+    pub ord: i64,
     pub title: String,
     pub state: TaskState,
     pub priority: i64,

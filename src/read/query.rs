@@ -34,16 +34,18 @@ pub(super) fn run(ledger: &Ledger) -> Result<RunRow, LedgerError> {
 
 const TASK_COLS: &str = "id, title, state, priority, agent, failures, max_attempts, reason, \
     spec_version, stage, stage_until_ms, risk_high, paused_from, not_before_ms, budget_time_ms, \
-    budget_tokens, budget_cost_usd";
+    budget_tokens, budget_cost_usd, ord";
 
 /// Every task in plan order with its dependencies and attempts (no prompts: they can be large
 /// and no list shows them).
 pub(super) fn tasks(ledger: &Ledger) -> Result<Vec<TaskView>, LedgerError> {
     let c = ledger.conn();
-    let mut stmt = c.prepare_cached(&format!("SELECT {TASK_COLS} FROM tasks ORDER BY ord"))?;
+    // Sorted here rather than by SQLite: `ord` has no index, and a sorter would copy every row.
+    let mut stmt = c.prepare_cached(&format!("SELECT {TASK_COLS} FROM tasks"))?;
     let mut tasks: Vec<TaskView> = stmt
         .query_map([], |r| {
             Ok(TaskView {
+                ord: r.get(17)?,
                 id: r.get(0)?,
                 title: r.get(1)?,
                 state: r.get(2)?,
@@ -69,6 +71,7 @@ pub(super) fn tasks(ledger: &Ledger) -> Result<Vec<TaskView>, LedgerError> {
             })
         })?
         .collect::<Result<_, _>>()?;
+    tasks.sort_by_key(|t| t.ord);
     let index: HashMap<String, usize> = tasks
         .iter()
         .enumerate()
@@ -82,12 +85,12 @@ pub(super) fn tasks(ledger: &Ledger) -> Result<Vec<TaskView>, LedgerError> {
             tasks[i].depends_on.push(dep);
         }
     }
-    for a in ledger.all_attempts()? {
+    ledger.each_attempt(|a| {
         if let Some(&i) = index.get(&a.task) {
             tasks[i].spend.add(&a);
             tasks[i].attempts.push(a);
         }
-    }
+    })?;
     for t in &mut tasks {
         // As `Ledger::attempts` orders them: by number, the agent before its reviewer.
         t.attempts.sort_by_key(|a| (a.n, a.role, a.id));

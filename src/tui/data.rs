@@ -27,9 +27,12 @@ pub struct Refreshed {
     /// Tasks done, and in all.
     pub done: usize,
     pub total: usize,
+    /// What the refresh cost (the loop spaces refreshes by it).
+    pub took: Duration,
 }
 
-/// View data from a snapshot and the engine's live agents (their screens).
+/// View data from a snapshot and the engine's live agents (their screens). `now` is when the
+/// refresh started (elapsed times are counted from it, and its cost until it is built).
 pub fn build(snap: Snapshot, views: &[AgentView], now: Instant) -> Refreshed {
     let by_task: HashMap<&str, &AgentView> = views.iter().map(|v| (v.task.as_str(), v)).collect();
     let live: HashMap<AttemptId, (&TaskView, &AttemptRow)> = snap
@@ -90,6 +93,7 @@ pub fn build(snap: Snapshot, views: &[AgentView], now: Instant) -> Refreshed {
         inbox: snap.inbox,
         agents,
         spend: snap.spend,
+        took: now.elapsed(),
     }
 }
 

@@ -110,13 +110,14 @@ impl Jobs {
             Lane::Read,
             Some(JobKey::Refresh),
             Box::new(move |w| {
+                let started = Instant::now();
                 let done = match w
                     .ledger()
                     .and_then(|l| crate::read::snapshot(l, crate::ledger::now_ms()))
                 {
                     Ok(snap) => {
                         let views = engine.agents();
-                        JobDone::Refreshed(Box::new(data::build(snap, &views, Instant::now())))
+                        JobDone::Refreshed(Box::new(data::build(snap, &views, started)))
                     }
                     Err(e) => {
                         w.drop_ledger();

@@ -28,8 +28,11 @@ const SYNC_RETRY: Duration = Duration::from_millis(10);
 /// The logs view re-reads files at most this often while agents print.
 const LOGS_REFRESH: Duration = Duration::from_millis(500);
 /// Ledger refreshes start at most this often (a busy run changes it many times a second; the
-/// lane also keeps at most one waiting).
+/// lane also keeps at most one waiting) ...
 const REFRESH_GAP: Duration = Duration::from_millis(50);
+/// ... and at least this many times their own duration apart, so a large plan's refreshes take
+/// at most a third of a core however busy the run.
+const REFRESH_SHARE: u32 = 2;
 
 struct Loop {
     dirty: bool,
@@ -38,6 +41,8 @@ struct Loop {
     logs_dirty: bool,
     last_draw: Instant,
     last_refresh: Instant,
+    /// The gap before the next refresh may start (grows with what a refresh costs).
+    refresh_gap: Duration,
     last_logs: Instant,
     last_tick: Instant,
     engine_end: Option<Result<RunEnd, String>>,
@@ -62,6 +67,7 @@ pub(super) fn event_loop(
         logs_dirty: false,
         last_draw: now - FRAME,
         last_refresh: now - REFRESH_GAP,
+        refresh_gap: REFRESH_GAP,
         last_logs: now - LOGS_REFRESH,
         last_tick: now,
         engine_end: None,
@@ -87,7 +93,7 @@ pub(super) fn event_loop(
             l.last_tick = now;
             l.dirty = true;
         }
-        if l.ledger_dirty && now >= l.last_refresh + REFRESH_GAP {
+        if l.ledger_dirty && now >= l.last_refresh + l.refresh_gap {
             l.ledger_dirty = false;
             l.last_refresh = now;
             jobs.refresh();
@@ -127,7 +133,7 @@ fn next_wake(l: &Loop, s: &ViewState, now: Instant) -> Instant {
         wake = wake.min(l.last_tick + CLOCK);
     }
     if l.ledger_dirty {
-        wake = wake.min(l.last_refresh + REFRESH_GAP);
+        wake = wake.min(l.last_refresh + l.refresh_gap);
     }
     // Stale logs only matter while the logs view is on screen; waking for them anywhere else
     // would spin (nothing clears the flag outside that view).
@@ -227,7 +233,13 @@ fn on_event(ctx: &mut TuiContext, jobs: &Jobs, app: &mut App, l: &mut Loop, ev: 
         }
         UiEvent::Job(done) => {
             l.dirty = true;
-            let refreshed = matches!(done, JobDone::Refreshed(_));
+            let refreshed = match &done {
+                JobDone::Refreshed(r) => {
+                    l.refresh_gap = REFRESH_GAP.max(r.took * REFRESH_SHARE);
+                    true
+                }
+                _ => false,
+            };
             let fx = app.on_job(done);
             if refreshed {
                 attention(&app.state, l);
