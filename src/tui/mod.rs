@@ -15,6 +15,7 @@ pub mod jobs;
 pub mod keymap;
 pub mod lanes;
 pub mod logfeed;
+mod pointer;
 mod prompt;
 pub mod render;
 mod runloop;

@@ -369,9 +369,18 @@ impl ViewState {
             .count()
     }
 
-    /// True while a veto window is open: its countdown needs the clock to tick.
+    /// True while a veto window or a usage limit counts down: the clock needs to tick.
     pub fn has_countdown(&self) -> bool {
         self.tasks.iter().any(|t| t.stage_until_ms.is_some())
+            || self.inbox.iter().any(|i| {
+                matches!(
+                    i.kind,
+                    InboxKind::Limited {
+                        until_ms: Some(_),
+                        ..
+                    }
+                )
+            })
     }
 
     /// The log lines that pass the filter.

@@ -119,8 +119,8 @@ impl App {
     fn show_waiting(&mut self) {
         self.state.waiting = match (&self.waiting_why, self.pending.is_empty()) {
             (Some(why), false) => Some(format!(
-                "waiting for the ledger ({why}): {} — keys still work; it lands when the \
-                 ledger is free",
+                "waiting for the ledger: {} — {why}; it goes through when the ledger is free \
+                 (keys still work)",
                 self.pending.join(", ")
             )),
             _ => None,

@@ -140,7 +140,7 @@ fn footer_line(s: &ViewState) -> Line<'static> {
         ]);
     }
     if let Some(w) = &s.waiting {
-        return Line::styled(format!(" ⏳ {w}"), theme::warn(s));
+        return Line::styled(format!(" {w}"), theme::warn(s));
     }
     if let Some(m) = &s.message {
         return Line::styled(format!(" {m}"), theme::warn(s));

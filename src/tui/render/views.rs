@@ -153,8 +153,15 @@ pub fn render_inbox(s: &ViewState, f: &mut Frame, area: Rect) {
                     }
                     t
                 }
+                InboxKind::Limited { profile, until_ms } => match until_ms {
+                    Some(u) => format!(
+                        "{} · {profile} resumes in {}",
+                        item.text,
+                        super::funnel::remaining(s, *u)
+                    ),
+                    None => format!("{} · {profile}", item.text),
+                },
                 InboxKind::Held
-                | InboxKind::Limited { .. }
                 | InboxKind::Question
                 | InboxKind::IdleTurn
                 | InboxKind::Escalated
