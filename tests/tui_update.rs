@@ -229,3 +229,34 @@ fn a_failed_refresh_keeps_the_view_and_says_why() {
         Some("cannot read the ledger: disk I/O error")
     );
 }
+
+#[test]
+fn quitting_with_a_command_on_its_way_asks_first() {
+    let mut a = app();
+    a.on_engine_ended(&Ok(orch_tui::engine::RunEnd::Unfinished));
+    assert_eq!(
+        press(&mut a, &[ch('q')]),
+        vec![Effect::Exit],
+        "the run is over"
+    );
+
+    let mut a = app();
+    a.on_engine_ended(&Ok(orch_tui::engine::RunEnd::Unfinished));
+    a.sent("retry c".into());
+    assert_eq!(press(&mut a, &[ch('q')]), vec![]);
+    assert!(a.state.quit_prompt, "a command is on its way: ask");
+    let mut t = ratatui::Terminal::new(ratatui::backend::TestBackend::new(80, 24)).expect("tb");
+    t.draw(|f| orch_tui::tui::render::render(&a.state, f))
+        .expect("draw");
+    let screen: String = t
+        .backend()
+        .buffer()
+        .content()
+        .iter()
+        .map(|c| c.symbol())
+        .collect();
+    assert!(
+        screen.contains("1 command(s) not written yet: quitting drops them"),
+        "{screen}"
+    );
+}

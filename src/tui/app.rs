@@ -276,7 +276,10 @@ impl App {
     pub fn on_action(&mut self, a: Action) -> Vec<Effect> {
         match a {
             Action::Quit => {
-                if self.state.finished.is_some() || self.state.error.is_some() {
+                // After the run, quit at once, unless a command is still on its way (the
+                // question then says it would be dropped).
+                let over = self.state.finished.is_some() || self.state.error.is_some();
+                if over && self.pending.is_empty() {
                     return vec![Effect::Exit];
                 }
                 self.state.quit_prompt = true;

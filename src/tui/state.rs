@@ -288,6 +288,8 @@ pub struct ViewState {
     /// Human commands still waiting for the ledger (another process holds its write lock, or
     /// the disk is full), and why: the footer says so until they land.
     pub waiting: Option<String>,
+    /// Human commands sent and not answered yet (the quit question warns about them).
+    pub pending_commands: usize,
 }
 
 impl ViewState {
@@ -327,6 +329,7 @@ impl ViewState {
             stat_cache: std::collections::HashMap::new(),
             dag: Default::default(),
             waiting: None,
+            pending_commands: 0,
         }
     }
 

@@ -117,6 +117,7 @@ impl App {
 
     /// The footer's note while commands wait for the ledger.
     fn show_waiting(&mut self) {
+        self.state.pending_commands = self.pending.len();
         self.state.waiting = match (&self.waiting_why, self.pending.is_empty()) {
             (Some(why), false) => Some(format!(
                 "waiting for the ledger: {} — {why}; it goes through when the ledger is free \

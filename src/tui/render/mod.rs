@@ -164,23 +164,33 @@ fn footer_line(s: &ViewState) -> Line<'static> {
 }
 
 fn quit_prompt(s: &ViewState, f: &mut Frame, body: Rect) {
+    let unwritten = s.pending_commands > 0;
     let w = 56.min(body.width);
-    let h = 6.min(body.height);
+    let h = (6 + u16::from(unwritten)).min(body.height);
     let area = Rect {
         x: body.x + (body.width - w) / 2,
         y: body.y + (body.height - h) / 2,
         width: w,
         height: h,
     };
-    let text = vec![
-        Line::styled(
-            "Quit orch-tui?",
-            Style::default().add_modifier(Modifier::BOLD),
-        ),
+    let mut text = vec![Line::styled(
+        "Quit orch-tui?",
+        Style::default().add_modifier(Modifier::BOLD),
+    )];
+    if unwritten {
+        text.push(Line::styled(
+            format!(
+                "{} command(s) not written yet: quitting drops them",
+                s.pending_commands
+            ),
+            theme::warn(s),
+        ));
+    }
+    text.extend([
         Line::raw("  s  stop the agents cleanly, then quit"),
         Line::raw("  l  leave the run: resume it later with `orch-tui`"),
         Line::raw("  esc  keep supervising"),
-    ];
+    ]);
     f.render_widget(Clear, area);
     f.render_widget(
         Paragraph::new(text).block(theme::block(s, "quit", true)),
