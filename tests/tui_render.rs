@@ -487,7 +487,19 @@ fn quit_prompt() {
 fn empty_plan() {
     let mut s = ViewState::new(true);
     s.help = Keymap::new(&Default::default()).0.help();
+    s.loaded = true;
     snap("empty_plan", &s);
+    // Before the first refresh has come back, an empty list is not an empty plan.
+    s.loaded = false;
+    let t = draw(&s, 80, 24);
+    let screen: String = t
+        .backend()
+        .buffer()
+        .content()
+        .iter()
+        .map(|c| c.symbol())
+        .collect();
+    assert!(screen.contains("reading the ledger…"), "{screen}");
 }
 
 #[test]

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::core::domain::{AttemptId, FunnelStage, Role};
+use crate::core::domain::{FunnelStage, Role};
 use crate::core::state::TaskState;
 use crate::ledger::{AttemptRow, Ledger, LedgerError};
 pub use inbox::{Approval, BudgetKind, BudgetUse, CheckResult, InboxItem, InboxKind};
@@ -168,24 +168,8 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    pub fn task(&self, id: &str) -> Option<&TaskView> {
-        self.tasks.iter().find(|t| t.id == id)
-    }
-
-    /// The live attempt with this row id, and its task.
-    pub fn live_attempt(&self, id: AttemptId) -> Option<(&TaskView, &AttemptRow)> {
-        self.tasks
-            .iter()
-            .find_map(|t| t.live().find(|a| a.id == id).map(|a| (t, a)))
-    }
-
     pub fn count(&self, s: TaskState) -> usize {
         self.counts.get(s.as_str()).copied().unwrap_or(0)
-    }
-
-    /// Attempts the ledger marks live, over every task.
-    pub fn live_count(&self) -> usize {
-        self.tasks.iter().map(|t| t.live().count()).sum()
     }
 }
 

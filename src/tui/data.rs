@@ -99,6 +99,7 @@ pub fn build(snap: Snapshot, views: &[AgentView], now: Instant) -> Refreshed {
 
 /// Swap a refresh into the view state (cheap: moves, plus the few agents).
 pub fn apply(s: &mut ViewState, r: Refreshed) {
+    s.loaded = true;
     s.plan = r.plan;
     s.tasks = r.tasks;
     s.dag = r.dag;

@@ -290,6 +290,8 @@ pub struct ViewState {
     pub waiting: Option<String>,
     /// Human commands sent and not answered yet (the quit question warns about them).
     pub pending_commands: usize,
+    /// The first refresh has arrived (until then an empty list means "not read yet").
+    pub loaded: bool,
 }
 
 impl ViewState {
@@ -330,6 +332,7 @@ impl ViewState {
             dag: Default::default(),
             waiting: None,
             pending_commands: 0,
+            loaded: false,
         }
     }
 

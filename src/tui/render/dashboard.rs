@@ -46,11 +46,12 @@ fn task_list(s: &ViewState, f: &mut Frame, area: Rect) {
     let inner = block.inner(area);
     f.render_widget(block, area);
     if s.tasks.is_empty() {
-        f.render_widget(
-            Paragraph::new("the plan has no tasks: load one with `orch-tui plan load plan.toml`")
-                .wrap(Wrap { trim: true }),
-            inner,
-        );
+        let text = if s.loaded {
+            "the plan has no tasks: load one with `orch-tui plan load plan.toml`"
+        } else {
+            "reading the ledger…"
+        };
+        f.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }), inner);
         return;
     }
     let h = inner.height as usize;
