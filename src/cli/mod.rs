@@ -1,5 +1,6 @@
 //! The command line (DESIGN.md §7): parse, dispatch to a subcommand, map errors to exit codes.
 
+mod add;
 mod demo;
 mod doctor;
 mod gc;
@@ -110,6 +111,15 @@ pub struct Cli {
 pub enum Command {
     /// Create .orch/ (config, ledger) and exclude it from git.
     Init,
+    /// Add a task without a plan file (also while a supervisor runs: it picks the task up).
+    Add(add::AddArgs),
+    /// Give a task that has not started its next attempt a new prompt (pending, paused,
+    /// escalated, failed or cancelled); the next attempt uses it.
+    Edit {
+        task: String,
+        #[command(flatten)]
+        with: add::EditArgs,
+    },
     /// Validate or load a plan file.
     Plan {
         #[command(subcommand)]
@@ -125,6 +135,14 @@ pub enum Command {
         /// Concurrent agents (overrides the config's `slots`).
         #[arg(long)]
         slots: Option<usize>,
+        /// How much you are asked, for this run: in (approve every merge), on (a veto window
+        /// before each merge) or out (no wait). Overrides [funnel] autonomy.
+        #[arg(long, value_name = "in|on|out")]
+        autonomy: Option<String>,
+        /// The veto window of on-the-loop for this run (e.g. 30s). Overrides [funnel]
+        /// veto_window.
+        #[arg(long, value_name = "DURATION")]
+        veto: Option<String>,
     },
     /// Tasks, attempts, budgets and the inbox.
     Status {
@@ -292,8 +310,10 @@ fn dispatch(cli: Cli) -> CliResult {
         Ok::<Context, CliError>(ctx)
     };
     match cli.command {
-        None => run::run(&ctx()?, false, None, None),
+        None => run::run(&ctx()?, &run::RunArgs::default()),
         Some(Command::Init) => init::init(&ctx()?),
+        Some(Command::Add(a)) => add::add(&ctx()?, a),
+        Some(Command::Edit { task, with }) => add::edit(&ctx()?, &task, with),
         Some(Command::Plan { action }) => match action {
             PlanAction::Validate { file } => {
                 // Check the plan against the config it would run with (the named one, else the
@@ -313,7 +333,18 @@ fn dispatch(cli: Cli) -> CliResult {
             headless,
             plan,
             slots,
-        }) => run::run(&ctx()?, headless, plan.as_deref(), slots),
+            autonomy,
+            veto,
+        }) => run::run(
+            &ctx()?,
+            &run::RunArgs {
+                headless,
+                plan: plan.as_deref(),
+                slots,
+                autonomy: autonomy.as_deref(),
+                veto: veto.as_deref(),
+            },
+        ),
         Some(Command::Status { json }) => status::status(&ctx()?, json),
         Some(Command::Events { follow, json, task }) => {
             status::events(&ctx()?, follow, json, task.as_deref())

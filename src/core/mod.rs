@@ -9,6 +9,7 @@ pub mod domain;
 pub mod duration;
 pub mod funnel;
 pub mod human;
+pub mod new_task;
 pub mod ops;
 pub mod plan;
 pub mod plan_graph;

@@ -8,6 +8,7 @@ mod commands;
 pub mod executor;
 pub mod jobs;
 mod lock;
+pub mod new_tasks;
 pub mod real_git;
 pub mod real_store;
 pub mod real_world;
