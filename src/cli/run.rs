@@ -122,6 +122,10 @@ fn override_config(
         }
         config.funnel.veto_window_ms = ms;
     }
+    // Every slot's ports must fit (the config checks its own `slots`; --slots may ask more).
+    if let Err(why) = config.worktree.port_of(config.slots as u32) {
+        return Err(CliError::bad_input(why));
+    }
     Ok(())
 }
 
