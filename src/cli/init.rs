@@ -120,8 +120,9 @@ fn toml_list(items: &[String]) -> String {
 /// so it can be edited), the first of them as default_agent.
 fn starter_config(found: &[String]) -> String {
     let mut out = String::from(
-        "# orch-tui configuration. Every option, with its default, is in config.example.toml at the\n\
-         # orch-tui repository root; docs/agents.md explains the agent profiles.\n#\n# slots = 4\n",
+        "# orch-tui configuration. Every option, with its default and what it does:\n\
+         # `orch-tui config --defaults` (config.example.toml in the orch-tui source);\n\
+         # docs/agents.md explains the agent profiles.\n#\n# slots = 4\n",
     );
     let defaults = crate::core::config::default_config();
     match found.first() {

@@ -7,8 +7,10 @@ mod gc;
 mod hook;
 mod human;
 mod init;
+mod install;
 pub mod load;
 mod logs;
+mod pr;
 mod replay;
 mod run;
 mod status;
@@ -257,6 +259,27 @@ pub enum Command {
     /// Check the setup: git, each agent profile's program and flags, the terminal (exit 1 on
     /// any problem).
     Doctor,
+    /// Push the integration branch and open a pull request with `gh` (or print the commands
+    /// when gh is not installed).
+    Pr(pr::PrArgs),
+    /// Open $SHELL in a task's worktree.
+    Shell { task: String },
+    /// A shell completion script on stdout, e.g. `orch-tui completions bash >
+    /// ~/.local/share/bash-completion/completions/orch-tui`.
+    Completions { shell: install::Shell },
+    /// The man page (roff) on stdout: `orch-tui man | man -l -`.
+    Man {
+        /// Write orch-tui.1 and a page per command (orch-tui-add.1, ...) into DIR instead.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// The config's options.
+    Config {
+        /// Every option at its default, explained (config.example.toml): a start for
+        /// .orch/config.toml.
+        #[arg(long, required = true)]
+        defaults: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -403,6 +426,11 @@ fn dispatch(cli: Cli) -> CliResult {
             payload,
         }) => hook::hook(&agent, &log, payload.as_deref()),
         Some(Command::Doctor) => doctor::doctor(repo.as_deref(), config.as_deref()),
+        Some(Command::Pr(a)) => pr::pr(&ctx()?, a),
+        Some(Command::Shell { task }) => pr::shell(&ctx()?, &task),
+        Some(Command::Completions { shell }) => install::completions(shell),
+        Some(Command::Man { dir }) => install::man(dir.as_deref()),
+        Some(Command::Config { .. }) => install::config_defaults(),
     }
 }
 

@@ -13,6 +13,7 @@ pub mod new_task;
 pub mod ops;
 pub mod plan;
 pub mod plan_graph;
+pub mod pull_request;
 pub mod schedule;
 pub mod screen_rules;
 pub mod state;

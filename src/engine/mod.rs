@@ -9,6 +9,7 @@ pub mod executor;
 pub mod jobs;
 mod lock;
 pub mod new_tasks;
+pub mod pr_facts;
 pub mod prepare;
 pub mod real_git;
 pub mod real_store;
