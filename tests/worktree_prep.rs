@@ -193,3 +193,36 @@ fn ports_that_do_not_fit_the_slots_are_refused_at_start() {
         out.show()
     );
 }
+
+#[test]
+fn a_hung_setup_is_stopped_at_its_timeout_and_a_daemon_it_leaves_does_not_hold_it() {
+    // The first command leaves a process holding its output open and exits: it passes at once.
+    // The second hangs: stopped at setup_timeout, with what it printed.
+    let repo = repo_with(
+        "[worktree]\nsetup = [\"(sleep 30 &) ; echo daemon started\", \"echo waiting; sleep 30\"]\nsetup_timeout = \"500ms\"\n",
+    );
+    add(&repo, &["add", "--id", "t", "T."]);
+    let started = std::time::Instant::now();
+    let run = repo.orch(&["run", "--headless"], LIMIT);
+    assert_eq!(run.code, 1, "{}", run.show());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    let reason = repo.task("t")["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        reason
+            .contains("`echo waiting; sleep 30` timed out after 500ms ([worktree] setup_timeout)"),
+        "{reason}"
+    );
+    assert!(reason.contains("waiting"), "{reason}");
+    let log = fs::read_to_string(repo.dir.join(".orch/logs/t/1/screen.log")).unwrap();
+    assert!(
+        log.contains("daemon started") && log.contains("passed in"),
+        "{log}"
+    );
+}
