@@ -124,7 +124,7 @@ mod tests {
             approval: "approved by a human".into(),
             attempts: 2,
             tokens: 1200,
-            cost_usd: 0.125,
+            cost_usd: 0.13,
             commits: vec![("abcd1234".into(), format!("Do {id}"))],
         }
     }
