@@ -30,6 +30,44 @@ pub fn secure_orch(paths: &crate::engine::Paths) -> Result<(), CliError> {
 }
 
 pub fn init(ctx: &Context) -> CliResult {
+    for line in set_up(ctx)? {
+        out::say(&line);
+    }
+    out::say(&format!("ledger ready at {}", ctx.paths.ledger.display()));
+    out::say(
+        "next: `orch-tui add \"PROMPT\"` for a task, or write plan.toml, then \
+         `orch-tui plan validate plan.toml` and `orch-tui run`",
+    );
+    Ok(EXIT_OK)
+}
+
+/// What `init` does, for commands that need a ledger and find none (`add`, the TUI): nothing
+/// here touches the user's files — `.orch/` is excluded from git — so it is done for them, with
+/// one line on stderr saying so.
+pub fn implied_init(ctx: &Context) -> Result<(), CliError> {
+    set_up(ctx)?;
+    out::warn(&format!(
+        "orch-tui: set up {} (config, ledger; excluded from git), as `orch-tui init` does",
+        ctx.paths.orch.display()
+    ));
+    Ok(())
+}
+
+/// The config a command works with: the repository's, or — before there is one — the one
+/// `implied_init` would write (so `add` in a fresh repository already knows the agent CLI it
+/// will find on PATH).
+pub fn config_or_starter(ctx: &Context) -> Result<crate::core::config::Config, CliError> {
+    if ctx.config_given || ctx.config_file.exists() {
+        return ctx.config();
+    }
+    let text = starter_config(&agent_clis_on_path(&ctx.paths.repo));
+    crate::core::config::parse_config("<starter config>", &text).map_err(diagnostics_error)
+}
+
+/// `.orch/` private and excluded from git, a starter config unless there is one, the ledger.
+/// Returns what it wrote, in words.
+fn set_up(ctx: &Context) -> Result<Vec<String>, CliError> {
+    let mut said = Vec::new();
     secure_orch(&ctx.paths)?;
     let repo =
         crate::git::Repo::open(&ctx.paths.repo).map_err(|e| CliError::failed(e.to_string()))?;
@@ -40,8 +78,8 @@ pub fn init(ctx: &Context) -> CliResult {
         let found = agent_clis_on_path(&ctx.paths.repo);
         crate::os::files::write_private(&cfg_path, starter_config(&found).as_bytes())
             .map_err(|e| CliError::failed(format!("cannot write {}: {e}", cfg_path.display())))?;
-        out::say(&format!("wrote {}", cfg_path.display()));
-        let said = match found.first() {
+        said.push(format!("wrote {}", cfg_path.display()));
+        said.push(match found.first() {
             Some(first) => format!(
                 "agent CLIs found on PATH: {} (default_agent = \"{first}\")",
                 found.join(", ")
@@ -50,15 +88,12 @@ pub fn init(ctx: &Context) -> CliResult {
                 "no agent CLI (claude, codex, aider) found on PATH: install one, then set default_agent in {}",
                 cfg_path.display()
             ),
-        };
-        out::say(&said);
+        });
     }
     // Validate it now, so a broken file is reported where it was written.
     ctx.config()?;
     Ledger::open(&ctx.paths.ledger)?;
-    out::say(&format!("ledger ready at {}", ctx.paths.ledger.display()));
-    out::say("next: write plan.toml, then `orch-tui plan validate plan.toml` and `orch-tui run`");
-    Ok(EXIT_OK)
+    Ok(said)
 }
 
 /// The built-in profiles whose program is on PATH, in order of preference.
@@ -85,8 +120,9 @@ fn toml_list(items: &[String]) -> String {
 /// so it can be edited), the first of them as default_agent.
 fn starter_config(found: &[String]) -> String {
     let mut out = String::from(
-        "# orch-tui configuration. Every option, with its default, is in config.example.toml at the\n\
-         # orch-tui repository root; docs/agents.md explains the agent profiles.\n#\n# slots = 4\n",
+        "# orch-tui configuration. Every option, with its default and what it does:\n\
+         # `orch-tui config --defaults` (config.example.toml in the orch-tui source);\n\
+         # docs/agents.md explains the agent profiles.\n#\n# slots = 4\n",
     );
     let defaults = crate::core::config::default_config();
     match found.first() {

@@ -1,14 +1,17 @@
 //! The command line (DESIGN.md §7): parse, dispatch to a subcommand, map errors to exit codes.
 
+mod add;
 mod demo;
 mod doctor;
 mod gc;
 mod hook;
 mod human;
 mod init;
+mod install;
 mod integration;
 pub mod load;
 mod logs;
+mod pr;
 mod replay;
 mod run;
 mod status;
@@ -111,6 +114,15 @@ pub struct Cli {
 pub enum Command {
     /// Create .orch/ (config, ledger) and exclude it from git.
     Init,
+    /// Add a task without a plan file (also while a supervisor runs: it picks the task up).
+    Add(add::AddArgs),
+    /// Give a task that has not started its next attempt a new prompt (pending, paused,
+    /// escalated, failed or cancelled); the next attempt uses it.
+    Edit {
+        task: String,
+        #[command(flatten)]
+        with: add::EditArgs,
+    },
     /// Validate or load a plan file.
     Plan {
         #[command(subcommand)]
@@ -126,6 +138,14 @@ pub enum Command {
         /// Concurrent agents (overrides the config's `slots`).
         #[arg(long)]
         slots: Option<usize>,
+        /// How much you are asked, for this run: in (approve every merge), on (a veto window
+        /// before each merge) or out (no wait). Overrides [funnel] autonomy.
+        #[arg(long, value_name = "in|on|out")]
+        autonomy: Option<String>,
+        /// The veto window of on-the-loop for this run (e.g. 30s). Overrides [funnel]
+        /// veto_window.
+        #[arg(long, value_name = "DURATION")]
+        veto: Option<String>,
     },
     /// Tasks, attempts, budgets and the inbox.
     Status {
@@ -246,6 +266,27 @@ pub enum Command {
     /// Check the setup: git, each agent profile's program and flags, the terminal (exit 1 on
     /// any problem).
     Doctor,
+    /// Push the integration branch and open a pull request with `gh` (or print the commands
+    /// when gh is not installed).
+    Pr(pr::PrArgs),
+    /// Open $SHELL in a task's worktree.
+    Shell { task: String },
+    /// A shell completion script on stdout, e.g. `orch-tui completions bash >
+    /// ~/.local/share/bash-completion/completions/orch-tui`.
+    Completions { shell: install::Shell },
+    /// The man page (roff) on stdout: `orch-tui man | man -l -`.
+    Man {
+        /// Write orch-tui.1 and a page per command (orch-tui-add.1, ...) into DIR instead.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// The config's options.
+    Config {
+        /// Every option at its default, explained (config.example.toml): a start for
+        /// .orch/config.toml.
+        #[arg(long, required = true)]
+        defaults: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -299,8 +340,10 @@ fn dispatch(cli: Cli) -> CliResult {
         Ok::<Context, CliError>(ctx)
     };
     match cli.command {
-        None => run::run(&ctx()?, false, None, None),
+        None => run::run(&ctx()?, &run::RunArgs::default()),
         Some(Command::Init) => init::init(&ctx()?),
+        Some(Command::Add(a)) => add::add(&ctx()?, a),
+        Some(Command::Edit { task, with }) => add::edit(&ctx()?, &task, with),
         Some(Command::Plan { action }) => match action {
             PlanAction::Validate { file } => {
                 // Check the plan against the config it would run with (the named one, else the
@@ -320,7 +363,18 @@ fn dispatch(cli: Cli) -> CliResult {
             headless,
             plan,
             slots,
-        }) => run::run(&ctx()?, headless, plan.as_deref(), slots),
+            autonomy,
+            veto,
+        }) => run::run(
+            &ctx()?,
+            &run::RunArgs {
+                headless,
+                plan: plan.as_deref(),
+                slots,
+                autonomy: autonomy.as_deref(),
+                veto: veto.as_deref(),
+            },
+        ),
         Some(Command::Status { json }) => status::status(&ctx()?, json),
         Some(Command::Events { follow, json, task }) => {
             status::events(&ctx()?, follow, json, task.as_deref())
@@ -380,6 +434,11 @@ fn dispatch(cli: Cli) -> CliResult {
             payload,
         }) => hook::hook(&agent, &log, payload.as_deref()),
         Some(Command::Doctor) => doctor::doctor(repo.as_deref(), config.as_deref()),
+        Some(Command::Pr(a)) => pr::pr(&ctx()?, a),
+        Some(Command::Shell { task }) => pr::shell(&ctx()?, &task),
+        Some(Command::Completions { shell }) => install::completions(shell),
+        Some(Command::Man { dir }) => install::man(dir.as_deref()),
+        Some(Command::Config { .. }) => install::config_defaults(),
     }
 }
 

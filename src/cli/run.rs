@@ -7,23 +7,35 @@ use crate::engine::summary::{integration_summary, summary_table};
 use crate::engine::{Engine, EngineOptions, RunEnd};
 use crate::os::out;
 
-pub fn run(ctx: &Context, headless: bool, plan: Option<&Path>, slots: Option<usize>) -> CliResult {
+/// `run`'s flags (the bare `orch-tui` is `run` with none of them).
+#[derive(Debug, Default)]
+pub struct RunArgs<'a> {
+    pub headless: bool,
+    pub plan: Option<&'a Path>,
+    pub slots: Option<usize>,
+    /// `in`, `on`, `out` (or the config's long names), for this run only.
+    pub autonomy: Option<&'a str>,
+    /// The veto window of on-the-loop, for this run only.
+    pub veto: Option<&'a str>,
+}
+
+pub fn run(ctx: &Context, args: &RunArgs) -> CliResult {
     let mut config = ctx.config()?;
-    if let Some(n) = slots {
-        if !(1..=64).contains(&n) {
-            return Err(CliError::bad_input(format!(
-                "--slots {n}: choose between 1 and 64 concurrent agents"
-            )));
-        }
-        config.slots = n;
-    }
+    override_config(&mut config, args)?;
+    let (headless, plan) = (args.headless, args.plan);
+    // The TUI opens on an empty ledger, ready for `orch-tui add`; a headless run with nothing
+    // to do would end at once, so it is refused instead.
+    let empty_ok = !headless && has_terminal();
     if !ctx.ledger_exists() {
-        if plan.is_none() {
+        if plan.is_none() && !empty_ok {
             return Err(CliError::bad_input(format!(
-                "no ledger at {}: run `orch-tui init` and `orch-tui plan load plan.toml` first, \
-                 or `orch-tui run --plan plan.toml`",
+                "no ledger at {}: add a task with `orch-tui add \"PROMPT\"`, or load a plan \
+                 with `orch-tui plan load plan.toml` (or `orch-tui run --plan plan.toml`)",
                 ctx.paths.ledger.display()
             )));
+        }
+        if plan.is_none() {
+            super::init::implied_init(ctx)?;
         }
         super::init::secure_orch(&ctx.paths)?;
     }
@@ -47,9 +59,10 @@ pub fn run(ctx: &Context, headless: bool, plan: Option<&Path>, slots: Option<usi
     }
     {
         let ledger = ctx.open_ledger()?;
-        if ledger.tasks()?.is_empty() {
+        if ledger.tasks()?.is_empty() && !empty_ok {
             return Err(CliError::bad_input(
-                "the ledger holds no tasks: load a plan with `orch-tui plan load plan.toml` or `orch-tui run --plan plan.toml`",
+                "the ledger holds no tasks: add one with `orch-tui add \"PROMPT\"`, or load a plan \
+                 with `orch-tui plan load plan.toml` or `orch-tui run --plan plan.toml`",
             ));
         }
     }
@@ -65,6 +78,55 @@ pub fn run(ctx: &Context, headless: bool, plan: Option<&Path>, slots: Option<usi
     } else {
         supervise_tui(ctx, config)
     }
+}
+
+/// `--slots`, `--autonomy` and `--veto` over the config, for this run only.
+fn override_config(
+    config: &mut crate::core::config::Config,
+    args: &RunArgs,
+) -> Result<(), CliError> {
+    use crate::core::config::Autonomy;
+    if let Some(n) = args.slots {
+        if !(1..=64).contains(&n) {
+            return Err(CliError::bad_input(format!(
+                "--slots {n}: choose between 1 and 64 concurrent agents"
+            )));
+        }
+        config.slots = n;
+    }
+    if let Some(a) = args.autonomy {
+        config.funnel.autonomy = match a {
+            "in" => Autonomy::InTheLoop,
+            "on" => Autonomy::OnTheLoop,
+            "out" => Autonomy::OutOfTheLoop,
+            long => Autonomy::parse(long).ok_or_else(|| {
+                CliError::bad_input(format!(
+                    "--autonomy {long}: choose in (you approve every merge), on (merges go \
+                     ahead after the veto window) or out (no wait)"
+                ))
+            })?,
+        };
+    }
+    if let Some(v) = args.veto {
+        let ms = crate::core::duration::parse_duration(v).map_err(|e| {
+            CliError::bad_input(format!(
+                "--veto {v}: {e}; write a duration such as 30s or 2m"
+            ))
+        })?;
+        if config.funnel.autonomy != Autonomy::OnTheLoop {
+            return Err(CliError::bad_input(format!(
+                "--veto {v}: only on-the-loop has a veto window, and this run is {}; \
+                 add --autonomy on, or leave --veto out",
+                config.funnel.autonomy.as_str()
+            )));
+        }
+        config.funnel.veto_window_ms = ms;
+    }
+    // Every slot's ports must fit (the config checks its own `slots`; --slots may ask more).
+    if let Err(why) = config.worktree.port_of(config.slots as u32) {
+        return Err(CliError::bad_input(why));
+    }
+    Ok(())
 }
 
 /// The supervisor's own log, `.orch/logs/orch-tui.log` (level from `ORCH_LOG`: error, warn,

@@ -16,10 +16,12 @@ use crate::core::plan::{Budget, MAX_ATTEMPTS_LIMIT, parse_budget};
 mod agents;
 mod git;
 mod plan_check;
+mod worktree;
 #[cfg(test)]
 use agents::placeholders_in;
 use agents::{apply_agent, branch_problem};
 pub use plan_check::{check_plan_against_config, tasks_on_simulator};
+pub use worktree::WorktreeSettings;
 
 /// The embedded defaults; also what `orch-tui init` can show.
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("../../assets/default-config.toml");
@@ -179,6 +181,7 @@ pub struct Config {
     pub funnel: Funnel,
     pub log_rotate_bytes: u64,
     pub git: GitSettings,
+    pub worktree: WorktreeSettings,
     pub ui: Ui,
     /// The user's screen rules per adapter, merged over the built-in ones by
     /// `core::screen_rules::merged`.
@@ -199,6 +202,7 @@ const TOP_KEYS: &[&str] = &[
     "funnel",
     "logs",
     "git",
+    "worktree",
     "ui",
     "screen_rules",
 ];
@@ -333,6 +337,9 @@ fn apply_file(sink: &mut Sink<'_>, cfg: &mut Config) {
     }
     if let Some(t) = sub_table(sink, root, "git", git::GIT_KEYS) {
         git::apply_git(sink, &mut cfg.git, t);
+    }
+    if let Some(t) = sub_table(sink, root, "worktree", worktree::WORKTREE_KEYS) {
+        worktree::apply_worktree(sink, &mut cfg.worktree, t);
     }
     if let Some(t) = sub_table(sink, root, "ui", UI_KEYS) {
         apply_ui(sink, &mut cfg.ui, t);

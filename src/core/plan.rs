@@ -169,6 +169,25 @@ pub fn parse_plan(
     }
 }
 
+/// One task written as a bare table (the keys of a `[[task]]`, at top level), validated exactly
+/// as in a plan: for tasks made without a plan file (`core::new_task`). Dependencies are not
+/// checked here (they name tasks of the ledger, not of this text). No spec files: `spec` is
+/// refused like any path that cannot be read.
+pub fn parse_task_table(file: &str, text: &str) -> Result<TaskSpec, Vec<Diagnostic>> {
+    let mut sink = Sink::new(file, text);
+    let root = sink.parse().ok_or_else(|| sink.diags.clone())?;
+    let item = Spanned::new(root.span(), DeValue::Table(root.into_inner()));
+    let no_files = |_: &str| Err("a task added without a plan has no spec files".to_string());
+    let task = parse_task(&mut sink, &item, &Defaults::default(), &no_files);
+    match task {
+        Some(t) if sink.diags.is_empty() => Ok(t.spec),
+        _ => {
+            sink.diags.sort_by_key(|d| (d.line, d.col));
+            Err(sink.diags)
+        }
+    }
+}
+
 /// `[plan] name`, or the file's stem when the plan has no `[plan]` table.
 fn plan_name(sink: &mut Sink<'_>, root: &DeTable<'_>) -> String {
     let stem = sink

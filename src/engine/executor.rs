@@ -51,6 +51,10 @@ pub struct Executor {
     /// The branches that existed when each attempt started (its process may be gone by the
     /// time its work is collected).
     branches_before: BTreeMap<AttemptId, Vec<String>>,
+    /// The slot of each attempt whose process is being set up or runs: the smallest number
+    /// free when its setup started, kept until its process is gone (`ORCH_SLOT`, its ports).
+    /// The decision function does not number slots; this is the executor's bookkeeping.
+    slots: BTreeMap<AttemptId, u32>,
     queue: VecDeque<Event>,
     /// Answers to this step's writes, in the order they were written.
     answers: Vec<Event>,
@@ -80,6 +84,7 @@ impl Executor {
             env,
             procs: BTreeMap::new(),
             branches_before: BTreeMap::new(),
+            slots: BTreeMap::new(),
             queue: VecDeque::new(),
             answers: Vec::new(),
             views: Arc::new(Mutex::new(BTreeMap::new())),
@@ -230,6 +235,7 @@ impl Executor {
             Incoming::Event(e) => {
                 if let Event::Exited { attempt, .. } = &e {
                     self.procs.remove(attempt);
+                    self.slots.remove(attempt);
                     // What the agent reported before it exited (`worker done`, a verdict) is in
                     // the ledger by now: let the supervisor see it before the exit.
                     self.look_at_ledger()?;
@@ -251,7 +257,10 @@ impl Executor {
                         );
                         Ok(Started { pid, base })
                     }
-                    Err(e) => Err(e),
+                    Err(e) => {
+                        self.slots.remove(&attempt);
+                        Err(e)
+                    }
                 };
                 self.queue.push_back(Event::SetupDone { attempt, result });
             }
@@ -358,7 +367,7 @@ impl Executor {
             }
             Effect::PrepareMerge(m) => {
                 let scratch = format!("{}/{}", self.env.worktrees_dir, RECHECK_WORKTREE);
-                let job = jobs::merge_job(&self.ctx, m, scratch);
+                let job = jobs::merge_job(&self.ctx, m, scratch, self.worktree_prep());
                 self.rt.spawn(job);
             }
             Effect::MoveIntegration { task, tip, onto } => {
@@ -486,6 +495,19 @@ impl Executor {
             ("ORCH_ROLE".into(), role.into()),
             ("ORCH_EPOCH".into(), self.core.epoch().to_string()),
         ]);
+        let slot = self.take_slot(s.attempt);
+        let prep = self.worktree_prep();
+        match prep.env(slot) {
+            Ok(vars) => env.extend(vars),
+            Err(why) => {
+                self.slots.remove(&s.attempt);
+                self.queue.push_back(Event::SetupDone {
+                    attempt: s.attempt,
+                    result: Err(why),
+                });
+                return;
+            }
+        }
         let plan = SetupPlan {
             setup: s,
             profile,
@@ -494,10 +516,29 @@ impl Executor {
             env,
             orch_bin: self.env.orch_bin.clone(),
             rotate_bytes: self.env.rotate_bytes,
+            slot,
+            prep,
         };
         let job = jobs::setup_job(&self.ctx, plan);
         self.rt.spawn(job);
         self.publish_views();
+    }
+
+    /// The smallest slot number (from 1) no live process holds, now held by `attempt`.
+    fn take_slot(&mut self, attempt: AttemptId) -> u32 {
+        let held: std::collections::BTreeSet<u32> = self.slots.values().copied().collect();
+        let slot = (1..).find(|n| !held.contains(n)).unwrap_or(1);
+        self.slots.insert(attempt, slot);
+        slot
+    }
+
+    fn worktree_prep(&self) -> super::prepare::WorktreePrep {
+        let cfg = self.config();
+        super::prepare::WorktreePrep::new(
+            &cfg.worktree,
+            &self.env.worktrees_dir,
+            cfg.git.timeout_ms,
+        )
     }
 
     pub(crate) fn emit(&mut self, e: EngineEvent) {

@@ -36,6 +36,10 @@ pub struct SetupPlan {
     pub env: Vec<(String, String)>,
     pub orch_bin: String,
     pub rotate_bytes: u64,
+    /// The attempt's slot (from 1), stable while its process lives: `ORCH_SLOT` and its ports.
+    pub slot: u32,
+    /// What `[worktree]` asks of a new worktree (`prepare::ready_worktree`).
+    pub prep: super::prepare::WorktreePrep,
 }
 
 /// Replace placeholders inside one argument each, in one pass: a `{task}` written inside the
@@ -81,6 +85,7 @@ fn run_setup(ctx: &JobCtx, p: SetupPlan) -> Result<Spawned, String> {
             .prepare_worktree(&s.worktree, &s.branch, &s.base, &prefix)
             .map_err(|e| e.to_string())?;
     }
+    super::prepare::ready_worktree(&p.prep, s, &p.env)?;
     // The prompt may carry secrets a user pasted: private, like everything under .orch/.
     if let Some(dir) = std::path::Path::new(&p.prompt_file).parent() {
         let _ = crate::os::files::private_dir(dir);
@@ -139,10 +144,15 @@ pub fn checks_job(
     })
 }
 
-pub fn merge_job(ctx: &JobCtx, m: MergePrep, scratch: String) -> Job {
+pub fn merge_job(
+    ctx: &JobCtx,
+    m: MergePrep,
+    scratch: String,
+    prep: super::prepare::WorktreePrep,
+) -> Job {
     let ctx = ctx.clone();
     Box::new(move || {
-        let result = prepare_merge(&ctx, &m, &scratch);
+        let result = prepare_merge(&ctx, &m, &scratch, &prep);
         Incoming::Event(Event::MergePrepared {
             task: m.task.clone(),
             result,
@@ -164,7 +174,12 @@ fn branch_now(git: &dyn GitOps, m: &MergePrep) -> Result<(String, String), GitEr
     Ok((base, tip))
 }
 
-fn prepare_merge(ctx: &JobCtx, m: &MergePrep, scratch: &str) -> MergeOutcome {
+fn prepare_merge(
+    ctx: &JobCtx,
+    m: &MergePrep,
+    scratch: &str,
+    prep: &super::prepare::WorktreePrep,
+) -> MergeOutcome {
     // Work never collected (its collection failed; the human approved anyway): collect it now.
     let collected;
     let m = match &m.collect {
@@ -209,6 +224,11 @@ fn prepare_merge(ctx: &JobCtx, m: &MergePrep, scratch: &str) -> MergeOutcome {
     if rechecked {
         if let Err(e) = ctx.git.checkout_scratch(scratch, &tip) {
             return MergeOutcome::Failed(failure(e));
+        }
+        if let Err(setup) = super::prepare::ready_recheck(prep, scratch, &m.log) {
+            return MergeOutcome::ChecksFailed {
+                results: vec![setup],
+            };
         }
         results = ctx.checks.run(scratch, &m.checks, &m.log);
         if results.iter().any(|r| !r.passed) {

@@ -24,3 +24,4 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
 }
 
 pub mod scratch;
+pub mod tmux;

@@ -80,6 +80,8 @@ pub struct FakeProc {
     /// TERM asked at, and the grace after which KILL comes.
     pub stop: Option<(u64, u64)>,
     pub alive: bool,
+    /// `ORCH_SLOT` it was started with.
+    pub slot: u32,
     generation: u64,
 }
 
@@ -474,7 +476,18 @@ impl Agents for SimAgents {
         let next_at = w.now + 20 + w.rng.below(500);
         let task = env("ORCH_TASK");
         let n: u32 = env("ORCH_ATTEMPT").parse().unwrap_or(0);
-        w.note(format!("spawn {task}#{n} {plan:?}"));
+        // Slots are the executor's: a live agent of this supervisor never shares one.
+        let slot: u32 = env("ORCH_SLOT").parse().unwrap_or(0);
+        let taken = w
+            .procs
+            .values()
+            .any(|p| p.alive && p.generation == generation && p.slot == slot);
+        if slot == 0 || taken {
+            w.violations.push(format!(
+                "{task}#{n} started in slot {slot}, which a live agent holds (or no slot)"
+            ));
+        }
+        w.note(format!("spawn {task}#{n} slot {slot} {plan:?}"));
         w.procs.insert(
             pid,
             FakeProc {
@@ -489,6 +502,7 @@ impl Agents for SimAgents {
                 next_at,
                 stop: None,
                 alive: true,
+                slot,
                 generation,
             },
         );

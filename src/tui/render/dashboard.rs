@@ -47,7 +47,7 @@ fn task_list(s: &ViewState, f: &mut Frame, area: Rect) {
     f.render_widget(block, area);
     if s.tasks.is_empty() {
         let text = if s.loaded {
-            "the plan has no tasks: load one with `orch-tui plan load plan.toml`"
+            "no tasks yet: `orch-tui add \"PROMPT\"` in a shell adds one (or `orch-tui plan load plan.toml`); this supervisor picks them up"
         } else {
             "reading the ledger…"
         };
