@@ -120,9 +120,16 @@ fn a_headless_run_whose_reader_is_gone_still_finishes_its_work() {
 #[test]
 fn status_says_when_no_supervisor_runs_after_a_kill_9() {
     let repo = loaded(&[("h", &["say waiting forever", "hang"])]);
-    let run = repo.spawn(&["run", "--headless"]);
+    let mut run = repo.spawn(&["run", "--headless"]);
     let sup = run.pid();
     let seen = wait_for(RUN_LIMIT, || {
+        if run.try_wait().is_some() {
+            panic!(
+                "the run ended before `h` was seen working:\n{}\n{}",
+                run.stdout_now(),
+                run.stderr_now()
+            );
+        }
         let s = repo.status();
         let up = s["supervisor"]["running"] == true && s["supervisor"]["pid"] == sup;
         if up && state_of(&s, "h") == "working" {

@@ -5,7 +5,6 @@
 //! remove may be in use. `--dry-run` only reads, so it works either way.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -91,32 +90,13 @@ pub fn gc(ctx: &Context, dry_run: bool, older_than: Option<&str>) -> CliResult {
 
 /// Holds `.orch/supervisor.lock` while gc runs, so no supervisor starts meanwhile. Err: who
 /// holds it (the lock file names the holder's pid).
-fn lock_out_supervisor(orch: &Path) -> Result<File, String> {
-    use std::io::{Read, Seek, SeekFrom, Write};
-    use std::os::fd::AsRawFd;
-    let path = orch.join("supervisor.lock");
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(|e| format!("lock file {} unreadable: {e}", path.display()))?;
-    // SAFETY: flock on a valid file descriptor this function owns; no memory is shared.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
-        let mut holder = String::new();
-        let _ = file.read_to_string(&mut holder);
-        return Err(match holder.trim() {
-            "" => "pid unknown".to_string(),
-            pid => format!("pid {pid}"),
-        });
-    }
-    // A supervisor started meanwhile names gc as the holder.
-    let _ = file.set_len(0);
-    let _ = file.seek(SeekFrom::Start(0));
-    let _ = write!(file, "{} (orch-tui gc)", std::process::id());
-    Ok(file)
+fn lock_out_supervisor(orch: &Path) -> Result<crate::os::lock::Held, String> {
+    use crate::os::lock::{LockError, lock_exclusive_as};
+    lock_exclusive_as(orch, "(orch-tui gc)").map_err(|e| match e {
+        LockError::HeldBy(Some(pid)) => format!("pid {pid}"),
+        LockError::HeldBy(None) => "pid unknown".to_string(),
+        LockError::Io(msg) => msg,
+    })
 }
 
 fn is_finished(state: Option<TaskState>) -> bool {

@@ -1,4 +1,4 @@
-//! One supervisor per ledger (an exclusive `flock` on `.orch/supervisor.lock`), and the poke
+//! One supervisor per ledger (an exclusive OFD lock on `.orch/supervisor.lock`), and the poke
 //! socket through which workers and CLI commands wake the supervisor without polling.
 
 use std::os::unix::net::UnixDatagram;

@@ -275,6 +275,10 @@ impl Running {
         fs::read_to_string(&self.stdout).unwrap_or_default()
     }
 
+    pub fn stderr_now(&self) -> String {
+        fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
     fn take_output(&self, status: ExitStatus) -> Out {
         use std::os::unix::process::ExitStatusExt;
         Out {
