@@ -30,36 +30,46 @@ fn seeds_keep_every_invariant() {
             std::thread::spawn(move || {
                 let mut steps = 0usize;
                 let mut crashes = 0usize;
+                let mut holds = 0usize;
                 let mut s = first + k;
                 while s < first + seeds {
                     match run_seed(s, Chaos::default()) {
                         Ok(st) => {
                             steps += st.steps;
                             crashes += st.crashes;
+                            holds += st.holds;
                         }
                         Err(f) => return Err(f.to_string()),
                     }
                     s += threads;
                 }
-                Ok((steps, crashes))
+                Ok((steps, crashes, holds))
             })
         })
         .collect();
     let mut steps = 0;
     let mut crashes = 0;
+    let mut holds = 0;
     for r in results {
         match r.join().expect("a simulation thread panicked") {
-            Ok((s, c)) => {
+            Ok((s, c, h)) => {
                 steps += s;
                 crashes += c;
+                holds += h;
             }
             Err(f) => panic!("{f}"),
         }
     }
     let secs = start.elapsed().as_secs_f64();
     println!(
-        "simulation: {seeds} seeds, {steps} steps, {crashes} supervisor crashes, {:.0} steps/s, {secs:.1} s",
+        "simulation: {seeds} seeds, {steps} steps, {crashes} supervisor crashes, {holds} agents \
+         held for a pause, {:.0} steps/s, {secs:.1} s",
         steps as f64 / secs
+    );
+    // Pauses of working tasks are part of the chaos: the seeds must actually hold agents.
+    assert!(
+        seeds < 50 || holds > 0,
+        "no agent was held for a pause in {seeds} seeds"
     );
 }
 
@@ -137,6 +147,17 @@ fn the_simulator_finds_each_old_fault() {
                 crash_percent: 10,
                 ..faults(Faults {
                     keep_leftovers: true,
+                    ..Faults::default()
+                })
+            },
+            300,
+        ),
+        (
+            "the time a paused task's agent was held counts against its time budget",
+            Chaos {
+                human_percent: 20,
+                ..faults(Faults {
+                    count_paused_time: true,
                     ..Faults::default()
                 })
             },

@@ -34,6 +34,9 @@ impl AgentProc for PtyProc {
     fn stop(&self, grace: Duration) {
         self.0.stop(grace);
     }
+    fn freeze(&self, freeze: bool) {
+        self.0.freeze(freeze);
+    }
     fn screen(&self) -> Option<SharedScreen> {
         Some(self.0.screen())
     }

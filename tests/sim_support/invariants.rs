@@ -111,6 +111,7 @@ pub fn every_step(world: &Shared, exec: &Executor, l: &Ledger) -> Result<(), Str
             }
         }
     }
+    time_budgets_count_running_time(world, l)?;
     // The integration branch is checked again only when it or the set of done tasks changed.
     let key = {
         let w = lock(world);
@@ -123,6 +124,48 @@ pub fn every_step(world: &Shared, exec: &Executor, l: &Ledger) -> Result<(), Str
     if lock(world).last_checked.as_ref() != Some(&key) {
         merged_once_and_through_the_funnel(world, l, &tasks, false)?;
         lock(world).last_checked = Some(key);
+    }
+    Ok(())
+}
+
+/// A paused attempt accrues no time: an agent stopped because its time budget ran out had run
+/// (not frozen) at least that long since its attempt was claimed.
+fn time_budgets_count_running_time(world: &Shared, l: &Ledger) -> Result<(), String> {
+    let mut stmt = l
+        .conn()
+        .prepare_cached(
+            "SELECT a.id, a.task, a.n, a.started_ms, t.budget_time_ms FROM attempts a \
+             JOIN tasks t ON t.id = a.task \
+             WHERE a.reason LIKE '%time budget exhausted%' AND t.budget_time_ms IS NOT NULL",
+        )
+        .map_err(|e| e.to_string())?;
+    let rows: Vec<(AttemptId, String, u32, u64, u64)> = stmt
+        .query_map([], |r| {
+            let (started, budget): (i64, i64) = (r.get(3)?, r.get(4)?);
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                started as u64,
+                budget as u64,
+            ))
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(|e| e.to_string())?;
+    let w = lock(world);
+    for (id, task, n, started, budget) in rows {
+        let Some(p) = w.procs.values().find(|p| p.attempt == id) else {
+            continue;
+        };
+        let Some((stop_at, _)) = p.stop else { continue };
+        let ran = p.running_ms(started, stop_at);
+        if ran < budget {
+            return Err(format!(
+                "{task}#{n} was stopped for its time budget ({budget} ms) after running {ran} ms \
+                 (frozen {} ms): the time it was paused was counted",
+                p.frozen_ms
+            ));
+        }
     }
     Ok(())
 }

@@ -37,15 +37,24 @@ impl Supervisor {
             attempts: stale.iter().map(|a| (a.id, a.pid)).collect(),
         });
         for a in stale {
+            let state = self.model.task(&a.task).map(|t| t.state);
+            // A paused task's held agent (frozen, or its turn interrupted) is reaped like any
+            // other: its process is gone with the old supervisor's PTY. The task stays paused;
+            // `resume` starts a fresh attempt (docs/architecture.md, "Pause keeps the work").
+            let paused = state == Some(TaskState::Paused) && a.role == Role::Agent;
+            let reason = if paused {
+                "the supervisor stopped while its task was paused; `resume` starts a fresh attempt"
+            } else {
+                "the supervisor stopped while it ran"
+            };
             let mut ops = vec![Op::FinishAttempt(Finish {
                 id: a.id,
                 outcome: AttemptState::Abandoned,
                 exit_code: None,
-                reason: Some("the supervisor stopped while it ran".into()),
+                reason: Some(reason.into()),
                 commit: None,
                 diff_lines: None,
             })];
-            let state = self.model.task(&a.task).map(|t| t.state);
             if a.role == Role::Agent
                 && let Some(from @ (TaskState::Assigned | TaskState::Working)) = state
             {
@@ -59,7 +68,15 @@ impl Supervisor {
                     data: EventData::why("recovered after supervisor restart"),
                 });
             }
-            let line = format!("↺ {}: attempt {} abandoned at restart", a.task, a.n);
+            let line = if paused {
+                format!(
+                    "↺ {}: attempt {} (held while paused) abandoned at restart; the task stays \
+                     paused, `resume` starts a fresh attempt",
+                    a.task, a.n
+                )
+            } else {
+                format!("↺ {}: attempt {} abandoned at restart", a.task, a.n)
+            };
             self.write(ops, Then::Say(line));
         }
     }

@@ -204,7 +204,27 @@ pub enum Effect {
     /// Make the attempt's worktree (agents) and start its process; answer with `SetupDone`.
     Setup(Setup),
     /// Stop an agent: TERM, grace, KILL, with every descendant; `Exited` follows.
-    Stop { attempt: AttemptId, why: String },
+    Stop {
+        attempt: AttemptId,
+        why: String,
+    },
+    /// Hold a paused task's agent where it is: stop its processes (SIGSTOP to its group and
+    /// tree). Nothing answers; `Thaw` lets it go on.
+    Freeze {
+        attempt: AttemptId,
+    },
+    Thaw {
+        attempt: AttemptId,
+    },
+    /// Hold a paused task's interactive session agent (Claude, Codex): interrupt its turn (the
+    /// key its screen names, Escape) and keep the process and its conversation. `Continue`
+    /// asks it to go on where it stopped.
+    Interrupt {
+        attempt: AttemptId,
+    },
+    Continue {
+        attempt: AttemptId,
+    },
     /// Commit what the agent left and find its change; answer with `Collected`.
     Collect(Collect),
     /// Run checks in the worktree; answer with `ChecksDone`.
@@ -228,7 +248,10 @@ pub enum Effect {
     /// with `Tidied`.
     Tidy(Tidy),
     /// Keep `oid` under the ref `name`.
-    Backup { name: String, oid: String },
+    Backup {
+        name: String,
+        oid: String,
+    },
     /// Stop every process a previous supervisor left (its agents, by pid and by token).
     ReapStale {
         attempts: Vec<(AttemptId, Option<u32>)>,

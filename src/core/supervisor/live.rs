@@ -47,6 +47,14 @@ impl Supervisor {
             .model
             .in_state(TaskState::Ready)
             .filter(|t| !self.busy.contains(&t.id))
+            // One agent per task: a held attempt of a resumed task continues (`pause_rules`),
+            // and one still stopping is let go before the next starts.
+            .filter(|t| {
+                !self
+                    .live
+                    .values()
+                    .any(|l| l.task == t.id && l.role == Role::Agent)
+            })
             .map(|t| ReadyTask {
                 id: t.id.clone(),
                 priority: t.priority,
@@ -249,6 +257,9 @@ impl Supervisor {
                     deadline_ms: t.budget_time_ms.map(|ms| self.now.saturating_add(ms)),
                     exit: None,
                     started_ms: self.now,
+                    held: None,
+                    held_ms: 0,
+                    prompt_hash: super::pause::prompt_hash(&t.prompt),
                 },
             );
             self.out.push(Effect::Setup(Setup {
@@ -348,9 +359,13 @@ impl Supervisor {
         }
         let row = self.model.attempts.get(&id);
         let state = self.model.task(&l.task).map(|t| t.state);
+        if self.keeps_paused(l) {
+            // Held, not stopped: `pause_rules` freezes or interrupts it.
+            return;
+        }
         let why = if self.stopping && !self.leave_agents {
             Some("the run is stopping".to_string())
-        } else if l.deadline_ms.is_some_and(|d| d <= self.now) {
+        } else if l.held.is_none() && l.deadline_ms.is_some_and(|d| d <= self.now) {
             Some("time budget exhausted".to_string())
         } else if !self.belongs(l, state) {
             Some(format!(

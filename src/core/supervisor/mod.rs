@@ -17,6 +17,7 @@ mod funnel;
 mod live;
 mod merge;
 pub mod model;
+mod pause;
 #[cfg(test)]
 mod tests;
 
@@ -28,6 +29,7 @@ pub use events::{
 };
 pub use live::{prompt_text, trailers};
 pub use model::{AttemptRec, Model, TaskRec};
+pub use pause::prompt_hash;
 
 use crate::core::config::Config;
 use crate::core::domain::{AttemptId, AttemptNo, Role};
@@ -50,6 +52,8 @@ pub struct Faults {
     pub ignore_moved_integration: bool,
     /// Worktrees of finished tasks left by a crash stay.
     pub keep_leftovers: bool,
+    /// The time a paused task's agent was held counts against its time budget.
+    pub count_paused_time: bool,
 }
 
 /// Identifies one write request, so its answer finds it.
@@ -90,6 +94,21 @@ pub struct Live {
     pub deadline_ms: Option<u64>,
     pub exit: Option<Exit>,
     pub started_ms: u64,
+    /// Held for a paused task (frozen or interrupted) since this moment: its clock stands
+    /// still until it is let go on (`deadline_ms` and `started_ms` then move by the pause).
+    pub held: Option<Held>,
+    /// Time spent held so far (what a time budget does not count).
+    pub held_ms: u64,
+    /// The prompt it was started with (a hash): an edit while paused means a fresh attempt.
+    pub prompt_hash: u64,
+}
+
+/// How a live agent is held while its task is paused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Held {
+    pub since_ms: u64,
+    /// Interrupted in its session (`Effect::Interrupt`) rather than frozen (`Effect::Freeze`).
+    pub interrupted: bool,
 }
 
 /// Where the merge queue's one merge stands.
@@ -381,6 +400,7 @@ impl Supervisor {
     fn reconcile(&mut self) {
         self.dag_rules();
         self.live_rules();
+        self.pause_rules();
         self.funnel_rules();
         self.merge_rules();
         self.dispatch_rules();
@@ -394,7 +414,7 @@ impl Supervisor {
         let deadlines = self
             .live
             .values()
-            .filter(|l| l.stop.is_none())
+            .filter(|l| l.stop.is_none() && l.held.is_none())
             .filter_map(|l| l.deadline_ms);
         let backoffs = self
             .model

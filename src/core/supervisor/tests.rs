@@ -7,6 +7,8 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+mod pause_tests;
+
 use super::*;
 use crate::core::config::parse_config;
 use crate::core::domain::{AttemptState, FunnelStage, Substatus};
@@ -70,6 +72,8 @@ struct Driver {
     sup: Supervisor,
     /// What the "ledger" holds: each task's state.
     states: BTreeMap<String, TaskState>,
+    /// Rows another process changed beyond their state (a pause's `paused_from`, an edit).
+    edited: BTreeMap<String, TaskRec>,
     queue: VecDeque<Event>,
     /// Every effect other than a write, in order.
     seen: Vec<Effect>,
@@ -88,6 +92,7 @@ impl Driver {
         let mut d = Driver {
             sup: Supervisor::new(cfg, roots, 2, 7),
             states,
+            edited: BTreeMap::new(),
             queue: VecDeque::new(),
             seen: Vec::new(),
             lost: 0,
@@ -108,7 +113,11 @@ impl Driver {
         let rows = tasks
             .iter()
             .filter_map(|id| {
-                let mut t = self.sup.model.task(id)?.clone();
+                let mut t = self
+                    .edited
+                    .get(id)
+                    .cloned()
+                    .or_else(|| self.sup.model.task(id).cloned())?;
                 t.state = *self.states.get(id)?;
                 Some(t)
             })
@@ -144,8 +153,14 @@ impl Driver {
     }
 
     fn answer(&mut self, id: WriteId, ops: &[Op], tasks: &[String]) {
+        // One transaction: each transition sees the ones before it.
+        let mut after = self.states.clone();
         let holds = ops.iter().all(|op| match op {
-            Op::Transition { task, from, .. } => self.states.get(task) == Some(from),
+            Op::Transition { task, from, to, .. } if after.get(task) == Some(from) => {
+                after.insert(task.clone(), *to);
+                true
+            }
+            Op::Transition { .. } => false,
             _ => true,
         });
         if !holds {
