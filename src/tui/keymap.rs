@@ -30,6 +30,7 @@ pub enum Action {
     Cancel,
     Pause,
     Resume,
+    PauseAll,
     Approve,
     Reject,
     ApproveAll,
@@ -43,7 +44,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 32] = [
+    pub const ALL: [Action; 33] = [
         Action::Quit,
         Action::Help,
         Action::Back,
@@ -66,6 +67,7 @@ impl Action {
         Action::Cancel,
         Action::Pause,
         Action::Resume,
+        Action::PauseAll,
         Action::Approve,
         Action::Reject,
         Action::ApproveAll,
@@ -102,6 +104,7 @@ impl Action {
             Action::Cancel => "cancel",
             Action::Pause => "pause",
             Action::Resume => "resume",
+            Action::PauseAll => "pause_all",
             Action::Approve => "approve",
             Action::Reject => "reject",
             Action::ApproveAll => "approve_all",
@@ -137,8 +140,11 @@ impl Action {
             Action::Unfocus => "leave focus (the only key an agent never gets)",
             Action::Retry => "retry the task, with a note for the next attempt",
             Action::Cancel => "cancel the task (dependents are blocked)",
-            Action::Pause => "pause the task (stops its agent)",
-            Action::Resume => "resume a paused task",
+            Action::Pause => "pause the task (its agent is held and keeps its attempt)",
+            Action::Resume => "resume a paused task (a held agent continues)",
+            Action::PauseAll => {
+                "pause every ready and working task; when none is, resume every paused one"
+            }
             Action::Approve => "approve a task in review or escalated",
             Action::Reject => "reject a task in review, with a note (in a veto window: veto it)",
             Action::ApproveAll => {
@@ -274,6 +280,7 @@ pub const DEFAULTS: &[(Action, &[&str])] = &[
     (Action::Cancel, &["c"]),
     (Action::Pause, &["p"]),
     (Action::Resume, &["u"]),
+    (Action::PauseAll, &["P"]),
     (Action::Approve, &["a"]),
     (Action::Reject, &["x"]),
     (Action::ApproveAll, &["A"]),
