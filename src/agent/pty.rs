@@ -11,6 +11,10 @@
 //! - a frozen agent (SIGSTOP, a paused task) keeps a SIGTERM pending -> stopping sends SIGCONT
 //!   after SIGTERM; and `waitpid` without `WUNTRACED` does not return for a stopped child, so a
 //!   frozen agent is never taken for an exited one.
+//! - a supervisor that dies closes the master: the kernel hangs the terminal up, SIGHUP and
+//!   SIGCONT to the session leader (a frozen agent runs again, and usually dies of the SIGHUP),
+//!   while a frozen child in its group stays stopped -> the next start reaps both
+//!   (`os::kill_tree` sends SIGCONT after SIGTERM).
 //!
 //! Threads per agent: a reader (raw log, emulator, query replies), a waiter (reaps the child,
 //! reports exit once the output is complete) and a writer (so a large paste never blocks).
