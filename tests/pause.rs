@@ -198,3 +198,84 @@ fn pause_and_resume_take_a_task_or_all_never_both() {
     assert_eq!(out.code, 0, "{}", out.show());
     assert!(out.stdout.contains("nothing to pause"), "{}", out.stdout);
 }
+
+/// A stand-in for an interactive Claude session: its terminal raw, every byte it is sent kept
+/// in `keys` (outside the repository).
+fn interactive_claude(keys: &std::path::Path) -> String {
+    let script = format!(
+        "stty raw -echo; echo ready-for-input; exec cat > {}",
+        keys.display()
+    );
+    format!(
+        "\n[agents.claude]\ncommand = [\"sh\", \"-c\", \"{script}\"]\n\
+         interactive = [\"sh\", \"-c\", \"{script}\"]\nmode = \"interactive\"\nadapter = \"claude\"\n"
+    )
+}
+
+#[test]
+fn an_interactive_session_has_its_turn_interrupted_and_is_asked_to_go_on() {
+    let repo = Repo::new();
+    let keys = repo.root.join("keys.bin");
+    repo.init(&format!("{FAST_CONFIG}{}", interactive_claude(&keys)));
+    let plan = "[plan]\nname = \"pause\"\n\n[[task]]\nid = \"t\"\ntitle = \"Session\"\n\
+                agent = \"claude\"\nprompt = \"work\"\n";
+    std::fs::write(repo.root.join("plan.toml"), plan).expect("plan");
+    let p = repo.root.join("plan.toml");
+    let out = repo.orch(&["plan", "load", p.to_str().expect("utf-8")], LIMIT);
+    assert_eq!(out.code, 0, "{}", out.show());
+    let run = repo.spawn(&["run", "--headless"]);
+    let raw = raw_log(&repo, 1);
+    let up = wait_for(LIMIT, || {
+        let text = std::fs::read_to_string(&raw).unwrap_or_default();
+        text.contains("ready-for-input").then_some(()).ok_or(text)
+    });
+    assert!(
+        up.is_ok(),
+        "the session never started: {}",
+        run.stdout_now()
+    );
+    let pid = attempts(&repo)[0]["pid"].as_i64().expect("pid");
+    let got = |want: &dyn Fn(&[u8]) -> bool| {
+        wait_for(LIMIT, || {
+            let b = std::fs::read(&keys).unwrap_or_default();
+            if want(&b) {
+                Ok(())
+            } else {
+                Err(String::from_utf8_lossy(&b).into_owned())
+            }
+        })
+    };
+    let out = repo.orch(&["pause", "t"], LIMIT);
+    assert_eq!(out.code, 0, "{}", out.show());
+    let escaped = got(&|b: &[u8]| b.contains(&0x1b));
+    assert!(
+        escaped.is_ok(),
+        "no Escape reached the session: {escaped:?}"
+    );
+    assert_ne!(
+        proc_state(pid),
+        Some('T'),
+        "a session is interrupted, not frozen"
+    );
+    let out = repo.orch(&["resume", "t"], LIMIT);
+    assert_eq!(out.code, 0, "{}", out.show());
+    let went_on = got(&|b: &[u8]| {
+        let text = String::from_utf8_lossy(b);
+        text.contains("carry on with the task") && text.ends_with('\r')
+    });
+    assert!(went_on.is_ok(), "not asked to go on: {went_on:?}");
+    let a = attempts(&repo);
+    assert_eq!(a.len(), 1, "{a:#?}");
+    assert_eq!(a[0]["state"], "running", "the same attempt: {a:#?}");
+    assert_eq!(a[0]["pid"].as_i64(), Some(pid));
+    let out = repo.orch(&["cancel", "t"], LIMIT);
+    assert_eq!(out.code, 0, "{}", out.show());
+    let out = run.wait(LIMIT);
+    assert_eq!(out.code, 1, "{}", out.show());
+    assert!(
+        out.stdout.contains("t: attempt 1 its turn interrupted"),
+        "{}",
+        out.stdout
+    );
+    repo.assert_no_agents_left(Duration::from_secs(10));
+}

@@ -375,7 +375,11 @@ impl Executor {
                         r.process.freeze(false);
                     } else {
                         use crate::agent::adapter::pause;
-                        r.process.write(pause::continue_paste());
+                        let bracketed = r
+                            .process
+                            .screen()
+                            .is_some_and(|s| s.lock().is_ok_and(|p| p.screen().bracketed_paste()));
+                        r.process.write(pause::continue_paste(bracketed));
                         let enter: super::world::Job = Box::new(move || {
                             std::thread::sleep(Duration::from_millis(pause::ENTER_AFTER_MS));
                             Incoming::Input {

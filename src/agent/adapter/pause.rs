@@ -5,8 +5,8 @@
 /// Escape: ends the turn under way; the session, its context and the process stay.
 pub const INTERRUPT: &[u8] = b"\x1b";
 
-/// What is typed (as a bracketed paste, Enter sent on its own after [`ENTER_AFTER_MS`]) when the
-/// task is resumed.
+/// What is typed (pasted, Enter sent on its own after [`ENTER_AFTER_MS`]) when the task is
+/// resumed.
 pub const CONTINUE: &str = "You were paused by the human and are resumed now: carry on with \
                             the task where you stopped.";
 
@@ -14,8 +14,12 @@ pub const CONTINUE: &str = "You were paused by the human and are resumed now: ca
 /// it goes on its own, this long after the text.
 pub const ENTER_AFTER_MS: u64 = 300;
 
-/// The bytes of the continue message as a bracketed paste (without the Enter).
-pub fn continue_paste() -> Vec<u8> {
+/// The bytes of the continue message (without the Enter): a bracketed paste when the agent's
+/// terminal asked for one (both CLIs do), else the plain text.
+pub fn continue_paste(bracketed: bool) -> Vec<u8> {
+    if !bracketed {
+        return CONTINUE.as_bytes().to_vec();
+    }
     let mut b = b"\x1b[200~".to_vec();
     b.extend_from_slice(CONTINUE.as_bytes());
     b.extend_from_slice(b"\x1b[201~");
