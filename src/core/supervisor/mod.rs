@@ -107,8 +107,18 @@ pub struct Live {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Held {
     pub since_ms: u64,
-    /// Interrupted in its session (`Effect::Interrupt`) rather than frozen (`Effect::Freeze`).
-    pub interrupted: bool,
+    pub how: HoldHow,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldHow {
+    /// Its tree stopped (`Effect::Freeze`, then `Effect::Thaw`).
+    Frozen,
+    /// Its session's turn interrupted (`Effect::Interrupt`, then `Effect::Continue`).
+    Interrupted,
+    /// A session that was waiting for the human anyway: nothing is typed into it either way
+    /// (an Escape or a "go on" would land in its question).
+    Untouched,
 }
 
 /// Where the merge queue's one merge stands.

@@ -2,8 +2,9 @@
 //! the same attempt goes on when the task is resumed.
 //!
 //! - Held: an interactive Claude or Codex session has its turn interrupted (Escape, as its
-//!   screen says) and keeps its process and conversation; any other agent (a headless run, the
-//!   sim agent, a plain command) is frozen (SIGSTOP to its tree). Either way it keeps its slot.
+//!   screen says) and keeps its process and conversation (one that waits for the human already
+//!   is left untouched); any other agent (a headless run, the sim agent, a plain command) is
+//!   frozen (SIGSTOP to its tree). Either way it keeps its slot.
 //! - Its clock stands still: a time budget counts only running time (on release the deadline
 //!   moves by the time held), and no timer is set for a held agent.
 //! - `resume` puts the task back to `ready` (the ledger's state machine); seeing a held attempt
@@ -14,9 +15,9 @@
 //! - A task paused while its attempt is being set up, collected or closed loses that attempt
 //!   as before (abandoned), and `resume` starts a fresh one.
 
-use super::{Effect, Held, Live, Phase, Supervisor, Then};
+use super::{Effect, Held, HoldHow, Live, Phase, Supervisor, Then};
 use crate::core::config::{Adapter, AgentMode};
-use crate::core::domain::{Actor, AttemptId, Role};
+use crate::core::domain::{Actor, AttemptId, Role, Substatus};
 use crate::core::ops::{EventData, Op, Patch};
 use crate::core::state::TaskState;
 
@@ -115,22 +116,35 @@ impl Supervisor {
         let Some(profile) = self.live.get(&id).map(|l| l.profile.clone()) else {
             return;
         };
-        let interrupted = self.interrupts(&profile);
+        let waiting = self
+            .model
+            .attempts
+            .get(&id)
+            .is_some_and(|a| matches!(a.substatus, Substatus::WaitingInput | Substatus::Idle));
+        let how = match (self.interrupts(&profile), waiting) {
+            (false, _) => HoldHow::Frozen,
+            (true, false) => HoldHow::Interrupted,
+            (true, true) => HoldHow::Untouched,
+        };
         let now = self.now;
         let Some(l) = self.live.get_mut(&id) else {
             return;
         };
-        l.held = Some(Held {
-            since_ms: now,
-            interrupted,
-        });
-        let (how, effect) = if interrupted {
-            ("its turn interrupted", Effect::Interrupt { attempt: id })
-        } else {
-            ("frozen", Effect::Freeze { attempt: id })
+        l.held = Some(Held { since_ms: now, how });
+        let words = match how {
+            HoldHow::Frozen => "frozen",
+            HoldHow::Interrupted => "its turn interrupted",
+            HoldHow::Untouched => "held (its session waits for you; nothing typed into it)",
         };
-        let line = format!("⏸ {}: attempt {} {how}; `resume` continues it", l.task, l.n);
-        self.out.push(effect);
+        let line = format!(
+            "⏸ {}: attempt {} {words}; `resume` continues it",
+            l.task, l.n
+        );
+        match how {
+            HoldHow::Frozen => self.out.push(Effect::Freeze { attempt: id }),
+            HoldHow::Interrupted => self.out.push(Effect::Interrupt { attempt: id }),
+            HoldHow::Untouched => {}
+        }
         self.say(line);
     }
 
@@ -148,11 +162,11 @@ impl Supervisor {
             l.deadline_ms = l.deadline_ms.map(|d| d.saturating_add(held));
         }
         let line = format!("▶ {}: attempt {} continues", l.task, l.n);
-        self.out.push(if h.interrupted {
-            Effect::Continue { attempt: id }
-        } else {
-            Effect::Thaw { attempt: id }
-        });
+        match h.how {
+            HoldHow::Frozen => self.out.push(Effect::Thaw { attempt: id }),
+            HoldHow::Interrupted => self.out.push(Effect::Continue { attempt: id }),
+            HoldHow::Untouched => {}
+        }
         self.say(line);
     }
 }

@@ -130,6 +130,25 @@ fn an_interactive_claude_session_has_its_turn_interrupted_and_continued() {
 }
 
 #[test]
+fn a_session_that_waits_for_the_human_is_held_without_a_key_typed_into_it() {
+    let mut t = task("a", TaskState::Ready);
+    t.agent = Some("claude".into());
+    let (mut d, id) = Driver::working(CLAUDE, t);
+    if let Some(a) = d.sup.model.attempts.get_mut(&id) {
+        a.substatus = Substatus::WaitingInput;
+    }
+    d.human_writes("a", TaskState::Paused, |_| {});
+    assert!(d.sup.live().get(&id).is_some_and(|l| l.held.is_some()));
+    d.human_writes("a", TaskState::Ready, |_| {});
+    assert_eq!(d.state("a"), Some(TaskState::Working));
+    assert!(
+        d.effects_on(id).is_empty(),
+        "an Escape or a 'go on' would land in its question: {:?}",
+        d.seen
+    );
+}
+
+#[test]
 fn a_prompt_edited_while_paused_stops_the_held_attempt_and_starts_a_fresh_one() {
     let (mut d, id) = Driver::working(SIM, task("a", TaskState::Ready));
     d.human_writes("a", TaskState::Paused, |_| {});
