@@ -279,3 +279,63 @@ fn an_interactive_session_has_its_turn_interrupted_and_is_asked_to_go_on() {
     );
     repo.assert_no_agents_left(Duration::from_secs(10));
 }
+
+#[test]
+fn pause_all_holds_every_working_agent_and_resume_all_lets_each_go_on() {
+    let repo = Repo::new();
+    repo.init(&format!("slots = 2\n{FAST_CONFIG}"));
+    let task = |id: &str| {
+        format!(
+            "[[task]]\nid = \"{id}\"\ntitle = \"{id}\"\nprompt = \"\"\"\n{id}\n\
+             @sim say {id}-started\n@sim sleep 2s\n\"\"\"\n\n"
+        )
+    };
+    let plan = format!("[plan]\nname = \"fleet\"\n\n{}{}", task("a"), task("b"));
+    std::fs::write(repo.root.join("plan.toml"), plan).expect("plan");
+    let p = repo.root.join("plan.toml");
+    let out = repo.orch(&["plan", "load", p.to_str().expect("utf-8")], LIMIT);
+    assert_eq!(out.code, 0, "{}", out.show());
+    let run = repo.spawn(&["run", "--headless"]);
+    let pid_of = |id: &str| -> Option<i64> {
+        let t = task_of(&repo.status(), id);
+        t["attempts"][0]["pid"].as_i64()
+    };
+    let both = wait_for(LIMIT, || {
+        let raw = |id: &str| {
+            std::fs::read_to_string(repo.dir.join(format!(".orch/logs/{id}/1/pty.raw")))
+                .unwrap_or_default()
+        };
+        match (pid_of("a"), pid_of("b")) {
+            (Some(a), Some(b))
+                if raw("a").contains("a-started") && raw("b").contains("b-started") =>
+            {
+                Ok((a, b))
+            }
+            other => Err(other),
+        }
+    });
+    let (a, b) = both.unwrap_or_else(|e| panic!("both agents never ran: {e:?}"));
+    let out = repo.orch(&["pause", "--all"], LIMIT);
+    assert_eq!(out.code, 0, "{}", out.show());
+    assert!(
+        out.stdout.contains("a: working -> paused") && out.stdout.contains("b: working -> paused"),
+        "{}",
+        out.stdout
+    );
+    for pid in [a, b] {
+        let frozen = wait_for(LIMIT, || {
+            let s = proc_state(pid);
+            (s == Some('T')).then_some(()).ok_or(s)
+        });
+        assert!(frozen.is_ok(), "agent {pid} not frozen: {frozen:?}");
+    }
+    let out = repo.orch(&["resume", "--all"], LIMIT);
+    assert_eq!(out.code, 0, "{}", out.show());
+    let out = run.wait(LIMIT);
+    assert_eq!(out.code, 0, "{}", out.show());
+    for id in ["a", "b"] {
+        let t = task_of(&repo.status(), id);
+        assert_eq!(t["state"], "done", "{t:#}");
+        assert_eq!(t["attempts"].as_array().map(Vec::len), Some(1), "{t:#}");
+    }
+}

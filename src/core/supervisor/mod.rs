@@ -29,7 +29,7 @@ pub use events::{
 };
 pub use live::{prompt_text, trailers};
 pub use model::{AttemptRec, Model, TaskRec};
-pub use pause::prompt_hash;
+pub use pause::{Held, HoldHow, prompt_hash};
 
 use crate::core::config::Config;
 use crate::core::domain::{AttemptId, AttemptNo, Role};
@@ -101,24 +101,6 @@ pub struct Live {
     pub held_ms: u64,
     /// The prompt it was started with (a hash): an edit while paused means a fresh attempt.
     pub prompt_hash: u64,
-}
-
-/// How a live agent is held while its task is paused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Held {
-    pub since_ms: u64,
-    pub how: HoldHow,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HoldHow {
-    /// Its tree stopped (`Effect::Freeze`, then `Effect::Thaw`).
-    Frozen,
-    /// Its session's turn interrupted (`Effect::Interrupt`, then `Effect::Continue`).
-    Interrupted,
-    /// A session that was waiting for the human anyway: nothing is typed into it either way
-    /// (an Escape or a "go on" would land in its question).
-    Untouched,
 }
 
 /// Where the merge queue's one merge stands.

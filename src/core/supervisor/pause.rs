@@ -15,11 +15,29 @@
 //! - A task paused while its attempt is being set up, collected or closed loses that attempt
 //!   as before (abandoned), and `resume` starts a fresh one.
 
-use super::{Effect, Held, HoldHow, Live, Phase, Supervisor, Then};
+use super::{Effect, Live, Phase, Supervisor, Then};
 use crate::core::config::{Adapter, AgentMode};
 use crate::core::domain::{Actor, AttemptId, Role, Substatus};
 use crate::core::ops::{EventData, Op, Patch};
 use crate::core::state::TaskState;
+
+/// How a live agent is held while its task is paused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Held {
+    pub since_ms: u64,
+    pub how: HoldHow,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldHow {
+    /// Its tree stopped (`Effect::Freeze`, then `Effect::Thaw`).
+    Frozen,
+    /// Its session's turn interrupted (`Effect::Interrupt`, then `Effect::Continue`).
+    Interrupted,
+    /// A session that was waiting for the human anyway: nothing is typed into it either way
+    /// (an Escape or a "go on" would land in its question).
+    Untouched,
+}
 
 /// A stable hash of a prompt (FNV-1a), to notice an edit without keeping the text.
 pub fn prompt_hash(prompt: &str) -> u64 {
