@@ -483,6 +483,17 @@ fn pause_resume_cancel_from_the_cli_while_running() {
 
     human(&repo, "cancel", "hung");
     wait_no_agent_for(&repo, "hung", AGENT_GONE);
+    // The process is gone before the supervisor has recorded its end: wait for the record.
+    wait_status(
+        &repo,
+        Duration::from_secs(15),
+        "hung's attempts recorded as ended",
+        |s| {
+            task_of(s, "hung")["attempts"]
+                .as_array()
+                .is_some_and(|a| a.iter().all(|a| a["state"] != "running"))
+        },
+    );
     let s = repo.status();
     assert_eq!(state_of(&s, "hung"), "cancelled", "{s:#}");
     assert_eq!(state_of(&s, "after"), "blocked", "{s:#}");
