@@ -12,6 +12,7 @@ mod logs;
 mod replay;
 mod run;
 mod status;
+mod sync;
 mod timeline;
 mod worker;
 
@@ -126,6 +127,10 @@ pub enum Command {
         /// Concurrent agents (overrides the config's `slots`).
         #[arg(long)]
         slots: Option<usize>,
+        /// The branch the integration branch is cut from at the first start (overrides the
+        /// config's `base`; later runs keep the recorded one: `orch-tui sync --base` switches).
+        #[arg(long, value_name = "REF")]
+        base: Option<String>,
     },
     /// Tasks, attempts, budgets and the inbox.
     Status {
@@ -199,6 +204,16 @@ pub enum Command {
     Integration {
         #[command(subcommand)]
         action: integration::IntegrationCmd,
+    },
+    /// Fetch the base branch and, when it moved, replay the integration branch onto it through
+    /// the merge queue and its checks (done by the running supervisor, or here without agents).
+    Sync {
+        /// Sync onto this branch instead of the recorded base, and make it the base.
+        #[arg(long, value_name = "REF")]
+        base: Option<String>,
+        /// Ask for the sync and return; `orch-tui status` shows how it went.
+        #[arg(long)]
+        no_wait: bool,
     },
     /// Drop backup refs older than AGE and the leftovers of finished tasks (worktrees, prompt
     /// files, merged task branches); says what it removed. Refused while a supervisor runs.
@@ -299,7 +314,7 @@ fn dispatch(cli: Cli) -> CliResult {
         Ok::<Context, CliError>(ctx)
     };
     match cli.command {
-        None => run::run(&ctx()?, false, None, None),
+        None => run::run(&ctx()?, false, None, None, None),
         Some(Command::Init) => init::init(&ctx()?),
         Some(Command::Plan { action }) => match action {
             PlanAction::Validate { file } => {
@@ -320,7 +335,8 @@ fn dispatch(cli: Cli) -> CliResult {
             headless,
             plan,
             slots,
-        }) => run::run(&ctx()?, headless, plan.as_deref(), slots),
+            base,
+        }) => run::run(&ctx()?, headless, plan.as_deref(), slots, base.as_deref()),
         Some(Command::Status { json }) => status::status(&ctx()?, json),
         Some(Command::Events { follow, json, task }) => {
             status::events(&ctx()?, follow, json, task.as_deref())
@@ -359,6 +375,7 @@ fn dispatch(cli: Cli) -> CliResult {
         Some(Command::Pause(a)) => human::human(&ctx()?, crate::engine::HumanCommand::Pause, a),
         Some(Command::Resume(a)) => human::human(&ctx()?, crate::engine::HumanCommand::Resume, a),
         Some(Command::Integration { action }) => integration::integration(&ctx()?, action),
+        Some(Command::Sync { base, no_wait }) => sync::sync(&ctx()?, base.as_deref(), !no_wait),
         Some(Command::Gc {
             dry_run,
             older_than,

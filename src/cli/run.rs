@@ -7,8 +7,17 @@ use crate::engine::summary::{integration_summary, summary_table};
 use crate::engine::{Engine, EngineOptions, RunEnd};
 use crate::os::out;
 
-pub fn run(ctx: &Context, headless: bool, plan: Option<&Path>, slots: Option<usize>) -> CliResult {
+pub fn run(
+    ctx: &Context,
+    headless: bool,
+    plan: Option<&Path>,
+    slots: Option<usize>,
+    base: Option<&str>,
+) -> CliResult {
     let mut config = ctx.config()?;
+    if let Some(b) = base {
+        config.base = Some(b.to_string());
+    }
     if let Some(n) = slots {
         if !(1..=64).contains(&n) {
             return Err(CliError::bad_input(format!(
@@ -16,6 +25,22 @@ pub fn run(ctx: &Context, headless: bool, plan: Option<&Path>, slots: Option<usi
             )));
         }
         config.slots = n;
+    }
+    // The base asked for must be a branch, and the recorded one if one is (a switch is a sync):
+    // said here, exit 2, before anything is written.
+    if let Some(asked) = config.base.clone() {
+        let recorded = match ctx.ledger_exists() {
+            true => ctx.open_ledger()?.integration()?.sync.base_ref,
+            false => None,
+        };
+        let repo = crate::git::Repo::open(&ctx.paths.repo)
+            .map_err(|e| CliError::bad_input(e.to_string()))?;
+        config.base = crate::engine::base::for_run(
+            &repo,
+            recorded.as_deref(),
+            Some(&asked),
+            &config.integration_branch,
+        )?;
     }
     if !ctx.ledger_exists() {
         if plan.is_none() {

@@ -45,7 +45,55 @@ fn inbox(ledger: &Ledger) -> Result<Vec<serde_json::Value>, CliError> {
             }));
         }
     }
+    // A sync that stopped (a conflict, a failing check): the whole run's, no task's.
+    if let Some(problem) = ledger.integration()?.sync.problem {
+        items.push(serde_json::json!({ "task": null, "kind": "sync", "text": problem }));
+    }
     Ok(items)
+}
+
+/// The base the integration branch stands on and a sync asked for, as JSON.
+fn base_json(row: &crate::ledger::IntegrationRow) -> serde_json::Value {
+    let s = &row.sync;
+    serde_json::json!({
+        "base": { "ref": s.base_ref, "commit": s.base_oid },
+        "integration_tip": row.tip,
+        "sync": {
+            "requested": s.request.as_ref().map(|r| serde_json::json!({
+                "ref": r.refname,
+                "onto": r.onto,
+                "recorded_tip": r.recorded.as_ref().map(|(_, tip)| tip),
+            })),
+            "problem": s.problem,
+        },
+    })
+}
+
+/// "base: main @ 1a2b3c4d", and a sync asked for, in words.
+fn base_lines(row: &crate::ledger::IntegrationRow) -> Vec<String> {
+    let short = |o: &str| o.get(..8).unwrap_or(o).to_string();
+    let s = &row.sync;
+    let mut lines = Vec::new();
+    if let (Some(r), Some(o)) = (&s.base_ref, &s.base_oid) {
+        lines.push(format!(
+            "base: {} @ {}",
+            crate::core::base::label(r),
+            short(o)
+        ));
+    }
+    if let Some(r) = &s.request {
+        lines.push(format!(
+            "sync onto {} ({}) asked: the merge queue takes it when no merge is in flight{}",
+            crate::core::base::label(&r.refname),
+            short(&r.onto),
+            if row.hold.is_some() {
+                " (it waits: the run is held)"
+            } else {
+                ""
+            }
+        ));
+    }
+    lines
 }
 
 /// Whether a supervisor runs on this ledger (its lock is held), and what that means for the
@@ -70,6 +118,7 @@ pub fn status(ctx: &Context, json: bool) -> CliResult {
     let inbox = inbox(&ledger)?;
     let supervisor = crate::os::supervisor_running(&ctx.paths.orch);
     let live = ledger.live_attempts()?.len();
+    let integration = ledger.integration()?;
     if json {
         let mut list = Vec::new();
         for t in &tasks {
@@ -91,6 +140,7 @@ pub fn status(ctx: &Context, json: bool) -> CliResult {
             "spend": { "tokens": tokens, "cost_usd": cost },
             "tasks": list,
             "inbox": inbox,
+            "integration": base_json(&integration),
         });
         out::say(&serde_json::to_string_pretty(&doc).unwrap_or_default());
         return Ok(EXIT_OK);
@@ -114,6 +164,7 @@ pub fn status(ctx: &Context, json: bool) -> CliResult {
         ),
         None => "supervisor: none running".to_string(),
     });
+    lines.extend(base_lines(&integration));
     let counts = ledger.state_counts()?;
     let parts: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
     lines.push(format!("{}\n", parts.join(", ")));

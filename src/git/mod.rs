@@ -7,6 +7,7 @@
 //! are ever written to.
 
 mod backup;
+mod base;
 mod collect;
 mod process;
 mod replay;
@@ -20,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use backup::BackupRef;
+pub use base::RemoteBranch;
 pub use collect::{AttemptChange, ChangeSource, Collect, Stray};
 pub use retire::{OrchWorktree, Retired};
 use run::Git;

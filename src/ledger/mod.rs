@@ -11,6 +11,7 @@ mod migrate_tests;
 mod schema;
 mod sqltypes;
 mod strict;
+mod sync;
 mod tasks;
 mod worker;
 
@@ -20,6 +21,7 @@ pub use apply::{apply_ops, finish_attempt, insert_attempt, set_stage, settle_dag
 pub use attempts::AttemptRow;
 pub use events::{EventRow, append as append_event};
 pub use schema::SCHEMA_VERSION;
+pub use sync::IntegrationRow;
 pub use tasks::{LoadReport, TaskDefaults, TaskRow, task_in};
 pub use worker::{Caller, WorkerCall, WorkerReply};
 

@@ -9,6 +9,7 @@
 
 pub mod fake_git;
 mod invariants;
+mod upstream;
 pub mod world;
 
 use std::collections::BTreeMap;
@@ -34,6 +35,8 @@ pub struct Chaos {
     pub crash_percent: u64,
     pub human_percent: u64,
     pub move_integration_percent: u64,
+    /// The base (`main`) moves upstream and a sync is asked for.
+    pub sync_percent: u64,
     pub git_fail_percent: u64,
     pub busy_percent: u64,
     pub faults: Faults,
@@ -49,6 +52,7 @@ impl Default for Chaos {
             crash_percent: 3,
             human_percent: 4,
             move_integration_percent: 1,
+            sync_percent: 2,
             git_fail_percent: 2,
             busy_percent: 2,
             faults: Faults::default(),
@@ -64,6 +68,10 @@ pub struct Stats {
     pub crashes: usize,
     pub tasks: usize,
     pub done: usize,
+    /// Syncs that moved the branch (of them, finished by a restart) and that stopped.
+    pub synced: usize,
+    pub sync_recovered: usize,
+    pub sync_stopped: usize,
 }
 
 /// A seed that broke an invariant: what, where, and the last things that happened.
@@ -127,7 +135,7 @@ fn config_text(rng: &mut Rng) -> String {
     };
     let reviewer = if rng.chance(40) { "sim" } else { "" };
     format!(
-        "slots = {}\ndefault_agent = \"sim\"\nstop_grace = \"300ms\"\n\n[retry]\nbackoff_base = \"20ms\"\nbackoff_cap = \"200ms\"\n\n\
+        "slots = {}\ndefault_agent = \"sim\"\nstop_grace = \"300ms\"\nbase = \"refs/heads/main\"\n\n[retry]\nbackoff_base = \"20ms\"\nbackoff_cap = \"200ms\"\n\n\
          [funnel]\nchecks = {checks}\nreviewer = \"{reviewer}\"\nautonomy = \"{autonomy}\"\nveto_window = \"400ms\"\n",
         1 + rng.below(4)
     )
@@ -200,6 +208,9 @@ fn boot(
         false,
     );
     exec.boot().expect("boot");
+    if std::env::var("SIM_DEBUG").is_ok() {
+        eprintln!("booted: {:?}", exec.supervisor().model.sync);
+    }
     exec
 }
 
@@ -256,7 +267,9 @@ fn meddle(world: &Shared, ledger: &mut Ledger, rng: &mut Rng, moved: &mut Option
             }
             *moved = Some(tip);
             drop(r);
-            lock(world).note("someone moved the integration branch".into());
+            let mut w = lock(world);
+            w.meddled = true;
+            w.note("someone moved the integration branch".into());
         }
         Some(tip) => {
             git.lock().refs.insert(key, tip);
@@ -357,6 +370,9 @@ pub fn run_seed(seed: u64, chaos: Chaos) -> Result<Stats, Failure> {
             if rng.chance(chaos.move_integration_percent) || (moved.is_some() && rng.chance(10)) {
                 meddle(&world, &mut human_ledger, &mut rng, &mut moved);
             }
+            if rng.chance(chaos.sync_percent) {
+                upstream::sync_asked(&world, &mut human_ledger, &mut rng);
+            }
             if rng.chance(chaos.git_fail_percent) {
                 let op = *rng
                     .pick(&[
@@ -421,6 +437,19 @@ pub fn run_seed(seed: u64, chaos: Chaos) -> Result<Stats, Failure> {
                     .tasks()
                     .map(|t| t.iter().filter(|t| t.state == TaskState::Done).count())
                     .unwrap_or(0);
+                let events = human_ledger.events(0, None, 1_000_000).unwrap_or_default();
+                use orch_tui::core::domain::EventKind;
+                for e in &events {
+                    match e.kind {
+                        EventKind::Synced => {
+                            stats.synced += 1;
+                            let why = e.data["why"].as_str().unwrap_or_default();
+                            stats.sync_recovered += usize::from(why.contains("recovered"));
+                        }
+                        EventKind::SyncStopped => stats.sync_stopped += 1,
+                        _ => {}
+                    }
+                }
                 return Ok(stats);
             }
             Ok(_) => {}
