@@ -30,7 +30,7 @@ fn seeds_keep_every_invariant() {
             std::thread::spawn(move || {
                 let mut steps = 0usize;
                 let mut crashes = 0usize;
-                let mut syncs = (0usize, 0usize, 0usize);
+                let mut syncs = (0usize, 0usize, 0usize, 0usize);
                 let mut s = first + k;
                 while s < first + seeds {
                     match run_seed(s, Chaos::default()) {
@@ -40,6 +40,7 @@ fn seeds_keep_every_invariant() {
                             syncs.0 += st.synced;
                             syncs.1 += st.sync_recovered;
                             syncs.2 += st.sync_stopped;
+                            syncs.3 += st.sync_only;
                         }
                         Err(f) => return Err(f.to_string()),
                     }
@@ -51,13 +52,13 @@ fn seeds_keep_every_invariant() {
         .collect();
     let mut steps = 0;
     let mut crashes = 0;
-    let mut syncs = (0, 0, 0);
+    let mut syncs = (0, 0, 0, 0);
     for r in results {
         match r.join().expect("a simulation thread panicked") {
             Ok((s, c, y)) => {
                 steps += s;
                 crashes += c;
-                syncs = (syncs.0 + y.0, syncs.1 + y.1, syncs.2 + y.2);
+                syncs = (syncs.0 + y.0, syncs.1 + y.1, syncs.2 + y.2, syncs.3 + y.3);
             }
             Err(f) => panic!("{f}"),
         }
@@ -65,11 +66,12 @@ fn seeds_keep_every_invariant() {
     let secs = start.elapsed().as_secs_f64();
     println!(
         "simulation: {seeds} seeds, {steps} steps, {crashes} supervisor crashes, {:.0} steps/s, {secs:.1} s\n\
-         syncs: {} moved the branch ({} finished by a restart), {} stopped",
+         syncs: {} moved the branch ({} finished by a restart), {} stopped; {} sync-only supervisors",
         steps as f64 / secs,
         syncs.0,
         syncs.1,
-        syncs.2
+        syncs.2,
+        syncs.3
     );
 }
 

@@ -389,7 +389,17 @@ fn a_local_base_is_followed_without_a_remote_and_unpushed_commits_are_never_drop
     std::fs::write(w.repo.dir.join("MORE.md"), "more\n").unwrap();
     w.repo.git(&["add", "MORE.md"]);
     commit(&w.repo.dir, "more local work");
+    // Asked without waiting: recorded for the next supervisor; the next `sync` does it.
+    let out = w.repo.orch(&["sync", "--no-wait"], LIMIT);
+    assert_eq!(out.code, 0, "{}", out.show());
+    let status = w.repo.status();
+    assert!(
+        status["integration"]["sync"]["requested"]["onto"].is_string(),
+        "{status:#}"
+    );
+    assert_eq!(w.integration(), tip, "nothing moved yet");
     let out = w.repo.orch(&["sync"], LIMIT);
     assert_eq!(out.code, 0, "{}", out.show());
     assert_eq!(w.show("MORE.md"), "more");
+    assert!(w.repo.status()["integration"]["sync"]["requested"].is_null());
 }

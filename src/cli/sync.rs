@@ -215,7 +215,12 @@ fn sync_here(ctx: &Context, cfg: crate::core::config::Config) -> Result<bool, Cl
         stay_open: false,
     }) {
         Ok(e) => e,
-        Err(crate::engine::EngineError::Refused(_)) => return Ok(false),
+        // Another supervisor (or `gc`) took the lock first: it is waited for.
+        Err(crate::engine::EngineError::Refused(_))
+            if crate::os::supervisor_running(&ctx.paths.orch).is_some() =>
+        {
+            return Ok(false);
+        }
         Err(e) => return Err(e.into()),
     };
     engine.run_guarded()?;

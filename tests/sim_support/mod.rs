@@ -72,6 +72,8 @@ pub struct Stats {
     pub synced: usize,
     pub sync_recovered: usize,
     pub sync_stopped: usize,
+    /// Supervisors started to only recover and sync (as `orch-tui sync` does).
+    pub sync_only: usize,
 }
 
 /// A seed that broke an invariant: what, where, and the last things that happened.
@@ -148,6 +150,7 @@ fn boot(
     path: &std::path::Path,
     seed: u64,
     faults: Faults,
+    only_sync: bool,
 ) -> Executor {
     let mut ledger = Ledger::open(path).expect("ledger");
     let epoch = {
@@ -184,6 +187,9 @@ fn boot(
     };
     let mut core = Supervisor::new(cfg.clone(), roots, epoch, seed ^ epoch as u64);
     core.set_faults(faults);
+    if only_sync {
+        core.set_only_sync();
+    }
     let env = SetupEnv {
         ledger_path: path.to_string_lossy().to_string(),
         prompts_dir: path
@@ -343,7 +349,9 @@ pub fn run_seed(seed: u64, chaos: Chaos) -> Result<Stats, Failure> {
     )));
     lock(&world).fault_reap_by_pid_only = chaos.reap_by_pid_only;
     let mut human_ledger = Ledger::open(&path).expect("ledger");
-    let mut exec = boot(&world, &cfg, &path, seed, chaos.faults);
+    let mut exec = boot(&world, &cfg, &path, seed, chaos.faults, false);
+    // A supervisor that only recovers and syncs, as `orch-tui sync` starts when none runs.
+    let mut only_sync = false;
     let mut stats = Stats {
         tasks: plan.tasks.len(),
         ..Stats::default()
@@ -399,12 +407,17 @@ pub fn run_seed(seed: u64, chaos: Chaos) -> Result<Stats, Failure> {
                 }
                 lock(&world).note("— supervisor crashed —".into());
                 drop(exec);
+                let asked = human_ledger
+                    .integration()
+                    .is_ok_and(|r| r.sync.request.is_some());
+                only_sync = asked && rng.chance(40);
                 exec = boot(
                     &world,
                     &cfg,
                     &path,
                     seed.wrapping_add(step as u64),
                     chaos.faults,
+                    only_sync,
                 );
             }
         } else {
@@ -420,6 +433,15 @@ pub fn run_seed(seed: u64, chaos: Chaos) -> Result<Stats, Failure> {
             settle_human(&world, &mut human_ledger);
         }
         let end = exec.step_once();
+        if only_sync && matches!(end, Ok(Some(_))) {
+            // `orch-tui sync` did its part and stopped; the next `orch-tui run` takes over.
+            lock(&world).note("— the sync-only supervisor stopped; a run starts —".into());
+            stats.sync_only += 1;
+            drop(exec);
+            only_sync = false;
+            exec = boot(&world, &cfg, &path, seed ^ step as u64, chaos.faults, false);
+            continue;
+        }
         stats.steps = step;
         match end {
             Ok(Some(RunEnd::Stopped)) | Err(_) => {

@@ -450,6 +450,11 @@ impl Supervisor {
             .in_state(TaskState::Review)
             .filter(|t| t.stage == Some(crate::core::domain::FunnelStage::Veto))
             .filter_map(|t| t.stage_until_ms);
+        // A supervisor that only syncs neither dispatches nor runs the funnel: a backoff or a
+        // veto window ending is nothing to it (waking for an expired one would spin).
+        if self.only_sync {
+            return deadlines.min();
+        }
         deadlines.chain(backoffs).chain(vetoes).min()
     }
 

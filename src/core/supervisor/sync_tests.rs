@@ -292,3 +292,21 @@ fn a_branch_moved_by_someone_else_during_the_move_holds_the_run_and_keeps_the_re
     );
     assert!(s.is_settled(), "a held run waits for the human");
 }
+
+#[test]
+fn a_supervisor_that_only_syncs_does_not_wake_for_a_veto_window_it_will_not_close() {
+    let mut s = supervisor();
+    s.set_only_sync();
+    let mut t = task("a", TaskState::Review);
+    t.stage = Some(crate::core::domain::FunnelStage::Veto);
+    t.stage_until_ms = Some(0);
+    let effects = boot(&mut s, vec![t], FROM, asked(None));
+    let effects = settle(&mut s, effects);
+    assert!(
+        effects.iter().any(|e| matches!(e, Effect::PrepareSync(_))),
+        "{effects:?}"
+    );
+    // The window is over, but only an ordinary run approves: waking for it would spin.
+    assert_eq!(s.next_wake_ms(), None);
+    assert_eq!(s.model.task("a").map(|t| t.state), Some(TaskState::Review));
+}
