@@ -173,6 +173,9 @@ pub struct Config {
     /// Profile for tasks whose plan names no agent.
     pub default_agent: String,
     pub integration_branch: String,
+    /// The branch the integration branch is based on and `orch-tui sync` follows (`main`,
+    /// `origin/main`); `None`: chosen at the first start (docs/git.md, "The base").
+    pub base: Option<String>,
     pub stop_grace_ms: u64,
     pub agents: BTreeMap<String, AgentProfile>,
     pub task_budget: Budget,
@@ -195,6 +198,7 @@ const TOP_KEYS: &[&str] = &[
     "slots",
     "default_agent",
     "integration_branch",
+    "base",
     "stop_grace",
     "agents",
     "budgets",
@@ -291,6 +295,19 @@ fn apply_file(sink: &mut Sink<'_>, cfg: &mut Config) {
                 "use a plain branch name such as \"orch/integration\"",
             ),
             None => cfg.integration_branch = s,
+        }
+    }
+    if let Some(v) = root.get("base")
+        && let Some(s) = sink.string(v, "base", "base = \"main\"")
+    {
+        // "" is the default: chosen at the first start.
+        match branch_problem(&s) {
+            Some(why) if !s.is_empty() => sink.error(
+                &v.span(),
+                format!("base `{s}` {why}"),
+                "name a branch such as \"main\" or \"origin/main\", or \"\" for the default",
+            ),
+            _ => cfg.base = (!s.is_empty()).then_some(s),
         }
     }
     if let Some(v) = root.get("stop_grace")

@@ -93,6 +93,16 @@ names! {
         IntegrationMoved = "integration_moved",
         /// An agent left a branch of its own; it was kept under a backup ref.
         StrayBranch = "stray_branch",
+        /// The base branch the integration branch stands on was recorded (first start).
+        BaseRecorded = "base_recorded",
+        /// The human asked for the integration branch to be replayed onto its moved base.
+        SyncRequested = "sync_requested",
+        /// The supervisor recorded the integration tip a sync is about to write.
+        SyncRecorded = "sync_recorded",
+        /// The integration branch now stands on the new base.
+        Synced = "synced",
+        /// A sync stopped without moving the branch (a conflict, a failing check).
+        SyncStopped = "sync_stopped",
         /// A human note or a free-form remark that changes no state.
         Note = "note",
     }

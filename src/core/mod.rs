@@ -2,6 +2,7 @@
 //! No I/O, no tokio, no terminal; nothing here imports the other parts.
 
 pub mod agent_event;
+pub mod base;
 pub mod config;
 pub mod dag;
 pub mod diag;

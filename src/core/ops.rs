@@ -194,6 +194,32 @@ pub enum Op {
     SetHold {
         hold: Option<String>,
     },
+    /// Ask for the integration branch to be replayed onto `onto`, the commit of the base
+    /// `refname` (`orch-tui sync`). Replaces a request whose tip is not recorded yet and clears
+    /// the last sync's problem; refused while a recorded sync tip is being written.
+    RequestSync {
+        refname: String,
+        onto: String,
+    },
+    /// The sync onto `onto` made `tip` from integration tip `from`: recorded before the branch
+    /// moves (expects that request, and `from` as the recorded integration tip).
+    RecordSync {
+        onto: String,
+        from: String,
+        tip: String,
+    },
+    /// The sync onto `onto` is over: `moved` (the base is now `onto`, under the requested ref)
+    /// or stopped, with the `problem` for the human. Expects that request.
+    EndSync {
+        onto: String,
+        moved: bool,
+        problem: Option<String>,
+    },
+    /// The base the integration branch stands on, recorded once (expects none recorded).
+    SetBase {
+        refname: String,
+        oid: String,
+    },
     /// The human answered a waiting agent.
     Answered {
         id: AttemptId,

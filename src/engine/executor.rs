@@ -132,7 +132,16 @@ impl Executor {
             }
         }
         boot.worktrees = git.orch_worktrees().unwrap_or_default();
-        self.queue.push_back(Event::Boot(boot));
+        // No base recorded yet (the first start, or a ledger from before bases): this run's,
+        // with the commit where the integration branch meets it.
+        if boot.sync.base_ref.is_none()
+            && let (Some(base), Some(actual)) = (self.config().base.clone(), &boot.actual_tip)
+            && let Ok(Some(oid)) = git.rev_parse(&base)
+            && let Ok(meet) = git.merge_base(actual, &oid)
+        {
+            boot.base = Some((base, meet));
+        }
+        self.queue.push_back(Event::Boot(Box::new(boot)));
         self.drain()
     }
 
@@ -316,6 +325,16 @@ impl Executor {
                      with .orch/logs/orch-tui.log"
                 )));
             }
+            // Rows another process wrote were read when it poked; this supervisor's own writes
+            // may have landed since (their answers go first): read them again now, or the model
+            // would go back to an older integration tip, hold or task state.
+            let event = match event {
+                Event::Observed(o) => {
+                    let ids: Vec<String> = o.tasks.into_iter().map(|t| t.id).collect();
+                    Event::Observed(self.store.rows(&ids).map_err(EngineError::Failed)?)
+                }
+                e => e,
+            };
             // What clients show changes with everything but the clock's tick.
             changed |= !matches!(event, Event::Tick);
             let now = self.rt.now_ms();
@@ -377,6 +396,16 @@ impl Executor {
             }
             Effect::Tidy(t) => {
                 let job = jobs::tidy_job(&self.ctx, t);
+                self.rt.spawn(job);
+            }
+            Effect::PrepareSync(p) => {
+                let scratch = format!("{}/{}", self.env.worktrees_dir, RECHECK_WORKTREE);
+                let job = jobs::sync_job(&self.ctx, p, scratch, self.worktree_prep());
+                self.rt.spawn(job);
+            }
+            Effect::MoveSync { tip, from } => {
+                let refname = format!("refs/heads/{}", self.config().integration_branch);
+                let job = jobs::sync_move_job(&self.ctx, refname, tip, from);
                 self.rt.spawn(job);
             }
             Effect::Backup { name, oid } => {

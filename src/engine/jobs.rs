@@ -7,7 +7,8 @@ use std::sync::Arc;
 use super::world::{Agents, Checks, GitOps, Incoming, Job, Launch, Sink, Spawned};
 use crate::core::config::AgentProfile;
 use crate::core::supervisor::{
-    Collect, Event, JobFailure, MergeOutcome, MergePrep, MoveOutcome, Setup, Tidy,
+    Collect, Event, JobFailure, MergeOutcome, MergePrep, MoveOutcome, Setup, SyncOutcome, SyncPrep,
+    Tidy,
 };
 use crate::git::{GitError, Replay};
 
@@ -264,6 +265,111 @@ pub fn tidy_job(ctx: &JobCtx, t: Tidy) -> Job {
     Box::new(move || {
         let result = ctx.git.tidy(&t).map_err(|e| e.to_string());
         Incoming::Event(Event::Tidied { tidy: t, result })
+    })
+}
+
+pub fn sync_job(
+    ctx: &JobCtx,
+    p: SyncPrep,
+    scratch: String,
+    prep: super::prepare::WorktreePrep,
+) -> Job {
+    let ctx = ctx.clone();
+    Box::new(move || {
+        let result = prepare_sync(&ctx, &p, &scratch, &prep);
+        Incoming::Event(Event::SyncPrepared {
+            onto: p.onto,
+            from: p.from,
+            result,
+        })
+    })
+}
+
+/// The integration branch replayed onto the moved base with the replay a task's merge uses,
+/// then the config's merge checks on exactly the tree that would land.
+fn prepare_sync(
+    ctx: &JobCtx,
+    p: &SyncPrep,
+    scratch: &str,
+    prep: &super::prepare::WorktreePrep,
+) -> SyncOutcome {
+    let git = ctx.git.as_ref();
+    let fail = |e| SyncOutcome::Failed(failure(e));
+    match git.is_ancestor(&p.onto, &p.from) {
+        Ok(true) => return SyncOutcome::UpToDate,
+        Ok(false) => {}
+        Err(e) => return fail(e),
+    }
+    let tip = match git.is_ancestor(&p.from, &p.onto) {
+        // Everything on the branch is in the new base already (its pull request was merged):
+        // the new base is the new tip.
+        Ok(true) => p.onto.clone(),
+        Ok(false) => {
+            // What orch-tui put on top of the base it stands on. An older ledger that never
+            // recorded it, or a base no longer under the branch: where the two meet.
+            let recorded = match &p.base {
+                Some(b) => match git.is_ancestor(b, &p.from) {
+                    Ok(true) => Some(b.clone()),
+                    Ok(false) => None,
+                    Err(e) => return fail(e),
+                },
+                None => None,
+            };
+            let base = match recorded {
+                Some(b) => b,
+                None => match git.merge_base(&p.from, &p.onto) {
+                    Ok(b) => b,
+                    Err(e) => return fail(e),
+                },
+            };
+            match git.replay_onto(&base, &p.from, &p.onto) {
+                Ok(Replay::Clean { tip }) => tip,
+                Ok(Replay::Conflict { files }) => return SyncOutcome::Conflict { files },
+                Err(e) => return fail(e),
+            }
+        }
+        Err(e) => return fail(e),
+    };
+    let mut results = Vec::new();
+    if !p.checks.is_empty() {
+        if let Err(e) = git.checkout_scratch(scratch, &tip) {
+            return fail(e);
+        }
+        // The project's [worktree] setup and copies, as for a merge's re-check.
+        if let Err(setup) = super::prepare::ready_recheck(prep, scratch, &p.log) {
+            return SyncOutcome::ChecksFailed {
+                results: vec![setup],
+            };
+        }
+        results = ctx.checks.run(scratch, &p.checks, &p.log);
+        if results.iter().any(|r| !r.passed) {
+            return SyncOutcome::ChecksFailed { results };
+        }
+    }
+    SyncOutcome::Ready { tip, results }
+}
+
+/// Move the integration branch to a sync's tip by compare-and-swap from `from`. When git fails,
+/// where the branch is decides: still at `from` is a failure (nothing moved); anywhere else is
+/// someone else's move (or ours, when it is at `tip`).
+pub fn sync_move_job(ctx: &JobCtx, refname: String, tip: String, from: String) -> Job {
+    let ctx = ctx.clone();
+    Box::new(move || {
+        let git = ctx.git.as_ref();
+        let result = match git.cas_update_ref(&refname, &tip, &from) {
+            Ok(true) => MoveOutcome::Moved,
+            Ok(false) => match git.rev_parse(&refname) {
+                Ok(found) => MoveOutcome::NotWhereLeft { found },
+                Err(e) => MoveOutcome::Failed(failure(e)),
+            },
+            Err(e) => match git.rev_parse(&refname) {
+                Ok(Some(now)) if now == tip => MoveOutcome::Moved,
+                Ok(Some(now)) if now == from => MoveOutcome::Failed(failure(e)),
+                Ok(found) => MoveOutcome::NotWhereLeft { found },
+                Err(_) => MoveOutcome::Failed(failure(e)),
+            },
+        };
+        Incoming::Event(Event::SyncMoved { tip, result })
     })
 }
 

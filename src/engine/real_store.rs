@@ -25,19 +25,6 @@ impl SqliteStore {
             token,
         })
     }
-
-    fn supervisor_row(&self) -> Result<(Option<String>, Option<String>), LedgerError> {
-        let row = self
-            .ledger
-            .conn()
-            .query_row(
-                "SELECT integration_tip, hold FROM supervisor WHERE id = 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        Ok(row.unwrap_or((None, None)))
-    }
 }
 
 pub fn task_rec(t: TaskRow) -> TaskRec {
@@ -113,13 +100,14 @@ impl Store for SqliteStore {
         for t in &tasks {
             attempts.extend(self.ledger.attempts(&t.id).map_err(text)?);
         }
-        let (tip, hold) = self.supervisor_row().map_err(text)?;
+        let row = self.ledger.integration().map_err(text)?;
         self.last_seq = self.ledger.last_seq().map_err(text)?;
         Ok(Boot {
             tasks: tasks.into_iter().map(task_rec).collect(),
             attempts: attempts.into_iter().map(attempt_rec).collect(),
-            recorded_tip: tip,
-            hold,
+            recorded_tip: row.tip,
+            hold: row.hold,
+            sync: row.sync,
             ..Boot::default()
         })
     }
@@ -134,9 +122,10 @@ impl Store for SqliteStore {
                 out.attempts.push(attempt_rec(a));
             }
         }
-        let (tip, hold) = self.supervisor_row().map_err(text)?;
-        out.hold = Some(hold);
-        out.integration_tip = tip;
+        let row = self.ledger.integration().map_err(text)?;
+        out.hold = Some(row.hold);
+        out.integration_tip = row.tip;
+        out.sync = Some(row.sync);
         Ok(out)
     }
 
@@ -158,7 +147,12 @@ impl Store for SqliteStore {
             }
             match e.task {
                 Some(t) => tasks.push(t),
-                None => hold |= e.kind == EventKind::Note || e.kind == EventKind::IntegrationMoved,
+                None => {
+                    hold |= matches!(
+                        e.kind,
+                        EventKind::Note | EventKind::IntegrationMoved | EventKind::SyncRequested
+                    )
+                }
             }
         }
         tasks.sort();

@@ -7,6 +7,7 @@
 //! are ever written to.
 
 mod backup;
+mod base;
 mod collect;
 mod paths;
 mod process;
@@ -21,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use backup::BackupRef;
+pub use base::RemoteBranch;
 pub use collect::{AttemptChange, ChangeSource, Collect, Stray};
 pub use paths::PathStatus;
 pub use retire::{OrchWorktree, Retired};

@@ -80,6 +80,53 @@ fn apply_op(tx: &Connection, op: &Op, token: &mut dyn FnMut() -> String) -> Resu
             )?;
             Ok(())
         }
+        Op::RequestSync { refname, onto } => {
+            let n = tx.execute(
+                "UPDATE supervisor SET sync_ref = ?1, sync_onto = ?2, sync_from = NULL,
+                    sync_tip = NULL, sync_problem = NULL
+                 WHERE id = 1 AND sync_tip IS NULL",
+                params![refname, onto],
+            )?;
+            expect_one(n, || {
+                "a sync is being written to the integration branch right now (its tip is \
+                 recorded); try again once it is over"
+                    .to_string()
+            })
+        }
+        Op::RecordSync { onto, from, tip } => {
+            let n = tx.execute(
+                "UPDATE supervisor SET sync_from = ?2, sync_tip = ?3
+                 WHERE id = 1 AND sync_onto IS ?1 AND integration_tip IS ?2",
+                params![onto, from, tip],
+            )?;
+            expect_one(n, || {
+                "the sync asked for, or the recorded integration tip, changed meanwhile".to_string()
+            })
+        }
+        Op::EndSync {
+            onto,
+            moved,
+            problem,
+        } => {
+            let n = tx.execute(
+                "UPDATE supervisor SET
+                    base_ref = CASE WHEN ?2 THEN sync_ref ELSE base_ref END,
+                    base_oid = CASE WHEN ?2 THEN sync_onto ELSE base_oid END,
+                    sync_ref = NULL, sync_onto = NULL, sync_from = NULL, sync_tip = NULL,
+                    sync_problem = ?3
+                 WHERE id = 1 AND sync_onto IS ?1",
+                params![onto, moved, problem],
+            )?;
+            expect_one(n, || "another sync was asked for meanwhile".to_string())
+        }
+        Op::SetBase { refname, oid } => {
+            let n = tx.execute(
+                "UPDATE supervisor SET base_ref = ?1, base_oid = ?2
+                 WHERE id = 1 AND base_ref IS NULL",
+                params![refname, oid],
+            )?;
+            expect_one(n, || "a base is recorded already".to_string())
+        }
         Op::Answered { id } => answered(tx, *id),
         Op::Event {
             task,

@@ -466,3 +466,29 @@ fn each_table_keeps_the_shape_its_own_build_gave_it() {
         "{e}"
     );
 }
+
+#[test]
+fn a_v3_ledger_migrates_to_v4_keeping_its_tip_and_hold_with_no_base_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("ledger.db");
+    let mut l = ledger_at(&path, 3);
+    l.begin_epoch(1).unwrap();
+    l.conn
+        .execute_batch("UPDATE supervisor SET integration_tip = 'abc', hold = 'moved'")
+        .unwrap();
+    drop(l);
+    let l = Ledger::open(&path).unwrap();
+    let row = l.integration().unwrap();
+    assert_eq!(row.tip.as_deref(), Some("abc"));
+    assert_eq!(row.hold.as_deref(), Some("moved"));
+    assert_eq!(row.sync, crate::core::supervisor::SyncState::default());
+    // The new columns are STRICT TEXT like the rest of the row.
+    let refused = l
+        .conn
+        .execute("UPDATE supervisor SET base_oid = x'00'", [])
+        .is_err();
+    assert!(
+        refused,
+        "a blob is refused in a TEXT column of a STRICT table"
+    );
+}

@@ -11,6 +11,7 @@ mod migrate_tests;
 mod schema;
 mod sqltypes;
 mod strict;
+mod sync;
 mod task_edits;
 mod tasks;
 mod worker;
@@ -21,6 +22,7 @@ pub use apply::{apply_ops, finish_attempt, insert_attempt, set_stage, settle_dag
 pub use attempts::AttemptRow;
 pub use events::{EventRow, append as append_event};
 pub use schema::SCHEMA_VERSION;
+pub use sync::IntegrationRow;
 pub use task_edits::{edit_prompt, insert_task, task_states};
 pub use tasks::{LoadReport, TaskDefaults, TaskRow, task_in};
 pub use worker::{Caller, WorkerCall, WorkerReply};

@@ -6,7 +6,7 @@ use rusqlite::Connection;
 use super::LedgerError;
 
 /// The newest schema this binary knows.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 const V1: &str = r#"
 CREATE TABLE supervisor (
@@ -174,6 +174,19 @@ ALTER TABLE supervisor ADD COLUMN hold TEXT;
 DROP TRIGGER IF EXISTS tasks_legal_transition;
 "#;
 
+/// v4: the base branch the integration branch stands on (its ref and commit), and a sync onto
+/// it: the request (ref and commit), the replayed tip recorded before the branch moves with the
+/// integration tip it was made from, and why the last sync stopped (docs/git.md).
+const V4: &str = r#"
+ALTER TABLE supervisor ADD COLUMN base_ref TEXT;
+ALTER TABLE supervisor ADD COLUMN base_oid TEXT;
+ALTER TABLE supervisor ADD COLUMN sync_ref TEXT;
+ALTER TABLE supervisor ADD COLUMN sync_onto TEXT;
+ALTER TABLE supervisor ADD COLUMN sync_from TEXT;
+ALTER TABLE supervisor ADD COLUMN sync_tip TEXT;
+ALTER TABLE supervisor ADD COLUMN sync_problem TEXT;
+"#;
+
 /// The state machine as a trigger, generated from `core::state` so the two cannot drift.
 /// Raw SQL that tries an illegal move is refused by SQLite itself.
 fn transition_trigger() -> String {
@@ -247,6 +260,10 @@ fn steps(conn: &mut Connection, target: i64) -> Result<(), LedgerError> {
             )));
         }
         tx.execute_batch("PRAGMA user_version = 3")?;
+    }
+    if again < 4 && target >= 4 {
+        tx.execute_batch(V4)?;
+        tx.execute_batch("PRAGMA user_version = 4")?;
     }
     tx.commit()?;
     Ok(())

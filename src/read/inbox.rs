@@ -43,6 +43,9 @@ pub enum InboxKind {
     /// The whole run is held (e.g. the integration branch moved under it): no dispatch and no
     /// merges until the human settles it.
     Held,
+    /// The last `orch-tui sync` stopped without moving the branch (a conflict, a failing
+    /// check); `text` says why and what to do.
+    Sync,
     /// An agent account's usage limit: its agents are paused until `until_ms` (Unix ms).
     Limited {
         profile: String,
@@ -71,7 +74,7 @@ impl InboxKind {
     /// the funnel, then what ended; items of one rank stay in plan order.
     pub fn rank(&self) -> u8 {
         match self {
-            InboxKind::Held => 0,
+            InboxKind::Held | InboxKind::Sync => 0,
             InboxKind::Limited { .. } => 1,
             InboxKind::Permission { .. } => 2,
             InboxKind::Question => 3,
@@ -88,6 +91,7 @@ impl InboxKind {
     pub fn title(&self) -> &'static str {
         match self {
             InboxKind::Held => "held",
+            InboxKind::Sync => "sync",
             InboxKind::Limited { .. } => "limited",
             InboxKind::Permission { .. } => "permission",
             InboxKind::Question => "question",
@@ -252,6 +256,14 @@ pub(super) fn collect(
             attempt: None,
             text: why.clone(),
             kind: InboxKind::Held,
+        });
+    }
+    if let Some(problem) = &run.integration.sync.problem {
+        items.push(InboxItem {
+            task: None,
+            attempt: None,
+            text: problem.clone(),
+            kind: InboxKind::Sync,
         });
     }
     for t in tasks {

@@ -111,6 +111,7 @@ pub fn every_step(world: &Shared, exec: &Executor, l: &Ledger) -> Result<(), Str
             }
         }
     }
+    synced_onto_the_base(world, l)?;
     // The integration branch is checked again only when it or the set of done tasks changed.
     let key = {
         let w = lock(world);
@@ -236,6 +237,66 @@ fn merged_once_and_through_the_funnel(
     Ok(())
 }
 
+/// Only someone else's move of the integration branch holds the run — never a move orch-tui
+/// made itself (a merge's or a sync's, whatever crash came between the move and its record) —
+/// and once a sync is over, the branch stands on the base it recorded.
+fn synced_onto_the_base(world: &Shared, l: &Ledger) -> Result<(), String> {
+    let row = l
+        .integration()
+        .map_err(|e| format!("the ledger cannot be read: {e}"))?;
+    let w = lock(world);
+    if let Some(hold) = &row.hold
+        && !w.meddled
+    {
+        return Err(format!(
+            "the run is held though only orch-tui moved the integration branch: {hold}"
+        ));
+    }
+    let repo = w.git.lock();
+    let actual = repo.refs.get(INTEGRATION);
+    if let Some(base) = &row.sync.base_oid
+        && row.sync.request.is_none()
+        && row.hold.is_none()
+        && actual.is_some()
+        && actual == row.tip.as_ref()
+        && let Some(actual) = actual
+        && !repo.is_ancestor(base, actual)
+    {
+        return Err(format!(
+            "the integration branch ({actual}) does not hold the base {base} it records"
+        ));
+    }
+    Ok(())
+}
+
+/// A sync asked for is never lost silently: by the end it is done (the branch holds what it was
+/// to go onto), or it stopped with a problem for the human, or it waits on a held run.
+fn no_sync_lost(world: &Shared, l: &Ledger) -> Result<(), String> {
+    let row = l.integration().map_err(|e| e.to_string())?;
+    if row.sync.request.is_some() && row.hold.is_none() {
+        return Err(format!(
+            "the run ended with a sync still asked for: {:?}",
+            row.sync.request
+        ));
+    }
+    let w = lock(world);
+    let Some(onto) = &w.sync_asked else {
+        return Ok(());
+    };
+    let repo = w.git.lock();
+    let holds = repo
+        .refs
+        .get(INTEGRATION)
+        .is_some_and(|tip| repo.is_ancestor(onto, tip));
+    if !holds && row.sync.problem.is_none() && row.sync.request.is_none() {
+        return Err(format!(
+            "the sync onto {onto} was lost: the integration branch does not hold it and no \
+             problem says why"
+        ));
+    }
+    Ok(())
+}
+
 /// No agent's work is ever lost: every token an agent wrote is in a commit some ref holds, or
 /// in a worktree.
 fn no_work_lost(world: &Shared) -> Result<(), String> {
@@ -268,6 +329,7 @@ pub fn at_end(world: &Shared, exec: &Executor, path: &Path) -> Result<(), String
     let l = ledger(path)?;
     every_step(world, exec, &l)?;
     no_work_lost(world)?;
+    no_sync_lost(world, &l)?;
     let tasks = l.tasks().map_err(|e| e.to_string())?;
     merged_once_and_through_the_funnel(world, &l, &tasks, true)?;
     let tasks = l.tasks().map_err(|e| e.to_string())?;

@@ -110,6 +110,10 @@ pub struct World {
     pub trace: VecDeque<String>,
     /// The integration tip and number of done tasks the funnel invariant last looked at.
     pub last_checked: Option<(Option<String>, usize)>,
+    /// Someone other than orch-tui moved the integration branch at some point.
+    pub meddled: bool,
+    /// The base commit the last sync asked for was to go onto.
+    pub sync_asked: Option<String>,
 }
 
 pub type Shared = Arc<Mutex<World>>;
@@ -650,6 +654,8 @@ impl World {
             fault_reap_by_pid_only: false,
             trace: VecDeque::new(),
             last_checked: None,
+            meddled: false,
+            sync_asked: None,
         }
     }
 

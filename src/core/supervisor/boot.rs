@@ -14,9 +14,12 @@ impl Supervisor {
         self.model.hold = b.hold;
         self.model.integration_tip = b.recorded_tip.clone();
         self.next_attempt = self.model.next_attempt_id();
+        self.model.sync = b.sync;
         self.abandon_stale();
         let adopted = self.settle_merges(&b.merged, b.actual_tip.as_deref());
+        let adopted = adopted.or_else(|| self.settle_sync(b.actual_tip.as_deref()));
         self.check_integration(b.recorded_tip, b.actual_tip, adopted);
+        self.record_base(b.base);
         self.leftovers = b.worktrees;
         self.booted = true;
     }

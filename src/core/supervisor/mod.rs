@@ -17,6 +17,9 @@ mod funnel;
 mod live;
 mod merge;
 pub mod model;
+mod sync;
+#[cfg(test)]
+mod sync_tests;
 #[cfg(test)]
 mod tests;
 
@@ -24,10 +27,12 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 pub use events::{
     Boot, Change, CheckOutcome, Collect, Effect, Event, Exit, JobFailure, MergeOutcome, MergePrep,
-    MoveOutcome, Observed, PromptSpec, Setup, Started, Stray, Tidy, WorktreeFact,
+    MoveOutcome, Observed, PromptSpec, Setup, Started, Stray, SyncOutcome, SyncPrep, SyncRequest,
+    SyncState, Tidy, WorktreeFact,
 };
 pub use live::{prompt_text, trailers};
 pub use model::{AttemptRec, Model, TaskRec};
+pub use sync::ref_label;
 
 use crate::core::config::Config;
 use crate::core::domain::{AttemptId, AttemptNo, Role};
@@ -50,6 +55,8 @@ pub struct Faults {
     pub ignore_moved_integration: bool,
     /// Worktrees of finished tasks left by a crash stay.
     pub keep_leftovers: bool,
+    /// A sync moves the integration branch without recording its new tip first.
+    pub sync_unrecorded_tip: bool,
 }
 
 /// Identifies one write request, so its answer finds it.
@@ -150,6 +157,10 @@ enum Then {
     MergeClosed(Option<String>),
     /// A boot write: nothing more, but the boot is only done when every one answered.
     Boot,
+    /// The sync's new tip is recorded: move the branch.
+    MoveSync,
+    /// The sync's outcome is written: the queue is free again.
+    SyncClosed(Option<String>),
 }
 
 pub struct Supervisor {
@@ -161,6 +172,11 @@ pub struct Supervisor {
     /// Tasks whose checks run.
     checking: BTreeSet<String>,
     merge: Option<MergeRun>,
+    /// The sync in flight (never beside a merge).
+    sync: Option<sync::SyncRun>,
+    /// Boot, sync and stop: no agent, check or task merge is started (`orch-tui sync` with no
+    /// supervisor running).
+    only_sync: bool,
     /// Approved tasks in the order they were approved.
     queue: VecDeque<String>,
     /// Worktrees being tidied away.
@@ -194,6 +210,8 @@ impl Supervisor {
             live: BTreeMap::new(),
             checking: BTreeSet::new(),
             merge: None,
+            sync: None,
+            only_sync: false,
             queue: VecDeque::new(),
             tidying: BTreeSet::new(),
             leftovers: Vec::new(),
@@ -215,6 +233,12 @@ impl Supervisor {
     #[doc(hidden)]
     pub fn set_faults(&mut self, faults: Faults) {
         self.faults = faults;
+    }
+
+    /// Only recover and sync: start no agent, check or task merge, and be settled once no sync
+    /// is due (`orch-tui sync` when no supervisor runs).
+    pub fn set_only_sync(&mut self) {
+        self.only_sync = true;
     }
 
     pub fn epoch(&self) -> i64 {
@@ -242,7 +266,7 @@ impl Supervisor {
 
     fn on_event(&mut self, event: Event) {
         match event {
-            Event::Boot(b) => self.on_boot(b),
+            Event::Boot(b) => self.on_boot(*b),
             Event::Observed(o) => self.on_observed(o),
             Event::Written(id) => self.on_written(id),
             Event::Lost { write, observed } => {
@@ -261,6 +285,10 @@ impl Supervisor {
             Event::ChecksDone { task, n, results } => self.on_checks_done(&task, n, results),
             Event::MergePrepared { task, result } => self.on_merge_prepared(&task, result),
             Event::IntegrationMoved { task, result } => self.on_integration_moved(&task, result),
+            Event::SyncPrepared { onto, from, result } => {
+                self.on_sync_prepared(&onto, &from, result)
+            }
+            Event::SyncMoved { tip, result } => self.on_sync_moved(&tip, result),
             Event::Tidied { tidy, result } => self.on_tidied(tidy, result),
             Event::Answered { attempt } => self.on_answered(attempt),
             Event::Stop { stop_agents } => self.on_stop(stop_agents),
@@ -285,6 +313,9 @@ impl Supervisor {
         }
         if let Some(tip) = o.integration_tip {
             self.model.integration_tip = Some(tip);
+        }
+        if let Some(sync) = o.sync {
+            self.model.sync = sync;
         }
     }
 
@@ -313,6 +344,13 @@ impl Supervisor {
                     self.say(l);
                 }
             }
+            Then::MoveSync => self.move_sync(),
+            Then::SyncClosed(line) => {
+                self.sync = None;
+                if let Some(l) = line {
+                    self.say(l);
+                }
+            }
         }
     }
 
@@ -322,6 +360,7 @@ impl Supervisor {
             Then::MoveIntegration | Then::TidyMerged(..) | Then::MergeClosed(_) => {
                 self.merge = None;
             }
+            Then::MoveSync | Then::SyncClosed(_) => self.sync = None,
             Then::Nothing | Then::Say(_) | Then::Boot => {}
         }
     }
@@ -381,10 +420,15 @@ impl Supervisor {
     fn reconcile(&mut self) {
         self.dag_rules();
         self.live_rules();
-        self.funnel_rules();
-        self.merge_rules();
-        self.dispatch_rules();
-        self.setup_rules();
+        if !self.only_sync {
+            self.funnel_rules();
+            self.merge_rules();
+        }
+        self.sync_rules();
+        if !self.only_sync {
+            self.dispatch_rules();
+            self.setup_rules();
+        }
         self.tidy_rules();
     }
 
@@ -406,6 +450,11 @@ impl Supervisor {
             .in_state(TaskState::Review)
             .filter(|t| t.stage == Some(crate::core::domain::FunnelStage::Veto))
             .filter_map(|t| t.stage_until_ms);
+        // A supervisor that only syncs neither dispatches nor runs the funnel: a backoff or a
+        // veto window ending is nothing to it (waking for an expired one would spin).
+        if self.only_sync {
+            return deadlines.min();
+        }
         deadlines.chain(backoffs).chain(vetoes).min()
     }
 
@@ -416,10 +465,15 @@ impl Supervisor {
             || !self.live.is_empty()
             || !self.checking.is_empty()
             || self.merge.is_some()
+            || self.sync.is_some()
             || !self.pending.is_empty()
             || !self.tidying.is_empty()
+            || self.sync_due()
         {
             return false;
+        }
+        if self.only_sync {
+            return true;
         }
         let moving = [
             TaskState::Assigned,
@@ -462,6 +516,11 @@ impl Supervisor {
         }
         if let Some(m) = &self.merge {
             parts.push(format!("merge {m:?}"));
+        }
+        if let Some(s) = &self.sync {
+            parts.push(format!("sync {s:?}"));
+        } else if let Some(r) = &self.model.sync.request {
+            parts.push(format!("sync onto {} asked", r.onto));
         }
         if !self.pending.is_empty() {
             parts.push(format!("{} write(s) in flight", self.pending.len()));

@@ -74,6 +74,8 @@ pub struct Model {
     pub integration_tip: Option<String>,
     /// Why the whole run is held (the integration branch moved under it), if it is.
     pub hold: Option<String>,
+    /// The base branch and any sync onto it.
+    pub sync: super::SyncState,
     /// Tasks whose state changed since the DAG rules last looked at their dependents.
     pub dirty: BTreeSet<String>,
 }
@@ -240,6 +242,36 @@ impl Model {
             }
             Op::SetIntegrationTip { tip, .. } => self.integration_tip = Some(tip.clone()),
             Op::SetHold { hold } => self.hold = hold.clone(),
+            Op::RequestSync { refname, onto } => {
+                self.sync.request = Some(super::SyncRequest {
+                    refname: refname.clone(),
+                    onto: onto.clone(),
+                    recorded: None,
+                });
+                self.sync.problem = None;
+            }
+            Op::RecordSync { onto, from, tip } => {
+                if let Some(r) = self.sync.request.as_mut().filter(|r| &r.onto == onto) {
+                    r.recorded = Some((from.clone(), tip.clone()));
+                }
+            }
+            Op::EndSync {
+                onto,
+                moved,
+                problem,
+            } => {
+                if let Some(r) = self.sync.request.take_if(|r| &r.onto == onto) {
+                    if *moved {
+                        self.sync.base_ref = Some(r.refname);
+                        self.sync.base_oid = Some(r.onto);
+                    }
+                    self.sync.problem = problem.clone();
+                }
+            }
+            Op::SetBase { refname, oid } => {
+                self.sync.base_ref = Some(refname.clone());
+                self.sync.base_oid = Some(oid.clone());
+            }
             Op::Answered { id } => {
                 if let Some(a) = self.attempts.get_mut(id)
                     && a.substatus == Substatus::WaitingInput

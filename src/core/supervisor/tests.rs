@@ -93,13 +93,13 @@ impl Driver {
             lost: 0,
             now,
         };
-        d.queue.push_back(Event::Boot(Boot {
+        d.queue.push_back(Event::Boot(Box::new(Boot {
             tasks,
             attempts,
             recorded_tip: Some(TIP.into()),
             actual_tip: Some(TIP.into()),
             ..Boot::default()
-        }));
+        })));
         d
     }
 

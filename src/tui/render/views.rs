@@ -133,9 +133,10 @@ pub fn render_inbox(s: &ViewState, f: &mut Frame, area: Rect) {
         .map(|(i, item)| {
             let style = match &item.kind {
                 InboxKind::Approval(_) => theme::good(s),
-                InboxKind::Held | InboxKind::BudgetExhausted { .. } | InboxKind::Failed { .. } => {
-                    theme::bad(s)
-                }
+                InboxKind::Held
+                | InboxKind::Sync
+                | InboxKind::BudgetExhausted { .. }
+                | InboxKind::Failed { .. } => theme::bad(s),
                 InboxKind::Limited { .. }
                 | InboxKind::Permission { .. }
                 | InboxKind::Question
@@ -162,6 +163,7 @@ pub fn render_inbox(s: &ViewState, f: &mut Frame, area: Rect) {
                     None => format!("{} · {profile}", item.text),
                 },
                 InboxKind::Held
+                | InboxKind::Sync
                 | InboxKind::Question
                 | InboxKind::IdleTurn
                 | InboxKind::Escalated
