@@ -158,6 +158,14 @@ pub struct GitSettings {
     pub timeout_ms: u64,
 }
 
+/// Attempts' worktrees (`[worktree]`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct WorktreeSettings {
+    /// Ignored paths (relative to a worktree's top, e.g. `target`) that a worktree reused from
+    /// the pool keeps for the next task: build caches. Nothing else untracked is ever kept.
+    pub reuse: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Ui {
     pub theme: String,
@@ -179,6 +187,7 @@ pub struct Config {
     pub funnel: Funnel,
     pub log_rotate_bytes: u64,
     pub git: GitSettings,
+    pub worktree: WorktreeSettings,
     pub ui: Ui,
     /// The user's screen rules per adapter, merged over the built-in ones by
     /// `core::screen_rules::merged`.
@@ -199,6 +208,7 @@ const TOP_KEYS: &[&str] = &[
     "funnel",
     "logs",
     "git",
+    "worktree",
     "ui",
     "screen_rules",
 ];
@@ -333,6 +343,9 @@ fn apply_file(sink: &mut Sink<'_>, cfg: &mut Config) {
     }
     if let Some(t) = sub_table(sink, root, "git", git::GIT_KEYS) {
         git::apply_git(sink, &mut cfg.git, t);
+    }
+    if let Some(t) = sub_table(sink, root, "worktree", git::WORKTREE_KEYS) {
+        git::apply_worktree(sink, &mut cfg.worktree, t);
     }
     if let Some(t) = sub_table(sink, root, "ui", UI_KEYS) {
         apply_ui(sink, &mut cfg.ui, t);

@@ -8,6 +8,7 @@
 
 mod backup;
 mod collect;
+mod pool;
 mod process;
 mod replay;
 mod retire;
@@ -21,6 +22,7 @@ use std::time::Duration;
 
 pub use backup::BackupRef;
 pub use collect::{AttemptChange, ChangeSource, Collect, Stray};
+pub use pool::{Pool, Taken};
 pub use retire::{OrchWorktree, Retired};
 use run::Git;
 pub use run::GitError;
