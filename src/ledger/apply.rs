@@ -175,8 +175,10 @@ pub fn transition(
     }
     let now = now_ms() as i64;
     let ready_since = (to == TaskState::Ready).then_some(now);
-    let changed = tx.execute(
-        "UPDATE tasks SET state = ?3, version = version + 1, updated_ms = ?4,
+    // Cached: settling a plan of thousands of tasks makes thousands of these.
+    let changed = tx
+        .prepare_cached(
+            "UPDATE tasks SET state = ?3, version = version + 1, updated_ms = ?4,
             ready_since_ms = COALESCE(?5, ready_since_ms),
             failures = COALESCE(?6, failures),
             not_before_ms = COALESCE(?7, not_before_ms),
@@ -184,7 +186,8 @@ pub fn transition(
             reason = CASE WHEN ?10 THEN ?11 ELSE reason END,
             paused_from = CASE WHEN ?12 THEN ?13 ELSE paused_from END
          WHERE id = ?1 AND state = ?2",
-        params![
+        )?
+        .execute(params![
             task,
             from,
             to,
@@ -198,8 +201,7 @@ pub fn transition(
             patch.reason.clone().flatten(),
             patch.paused_from.is_some(),
             patch.paused_from.flatten(),
-        ],
-    )?;
+        ])?;
     if changed != 1 {
         let actual: Option<TaskState> = tx
             .query_row("SELECT state FROM tasks WHERE id = ?1", [task], |r| {
