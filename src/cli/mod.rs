@@ -2,6 +2,7 @@
 
 mod demo;
 mod doctor;
+mod extend;
 mod gc;
 mod hook;
 mod human;
@@ -193,6 +194,8 @@ pub enum Command {
     Pause(HumanArgs),
     /// Release a paused task.
     Resume(HumanArgs),
+    /// Raise a task's budget; a task stopped by its budget goes on where it stopped.
+    Extend(extend::ExtendArgs),
     /// Drop backup refs older than AGE and the leftovers of finished tasks (worktrees, prompt
     /// files, merged task branches); says what it removed. Refused while a supervisor runs.
     Gc {
@@ -351,6 +354,7 @@ fn dispatch(cli: Cli) -> CliResult {
         Some(Command::Cancel(a)) => human::human(&ctx()?, crate::engine::HumanCommand::Cancel, a),
         Some(Command::Pause(a)) => human::human(&ctx()?, crate::engine::HumanCommand::Pause, a),
         Some(Command::Resume(a)) => human::human(&ctx()?, crate::engine::HumanCommand::Resume, a),
+        Some(Command::Extend(a)) => extend::extend(&ctx()?, a),
         Some(Command::Gc {
             dry_run,
             older_than,

@@ -2,6 +2,21 @@
 //! output (Claude Code `stream-json`, Codex `exec --json`, aider's text) into these, and the
 //! engine decides on them (spend, budgets, limits, failures, turn ends). Pure data, no I/O.
 
+/// The first non-blank line of `text`, at most `max` characters (an ellipsis marks a cut).
+pub fn short_text(text: &str, max: usize) -> String {
+    let line = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
+    if line.chars().count() > max {
+        let cut: String = line.chars().take(max).collect();
+        format!("{cut}…")
+    } else {
+        line.to_string()
+    }
+}
+
 /// Token counts of one API call, or a sum of them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Tokens {

@@ -10,6 +10,7 @@ pub mod duration;
 pub mod funnel;
 pub mod human;
 pub mod ops;
+pub mod permissions;
 pub mod plan;
 pub mod plan_graph;
 pub mod schedule;

@@ -6,6 +6,7 @@
 mod checks;
 mod commands;
 pub mod executor;
+pub mod feed;
 pub mod jobs;
 mod lock;
 pub mod real_git;
@@ -15,7 +16,7 @@ mod review;
 pub mod summary;
 pub mod world;
 
-pub use commands::{HumanCommand, apply_human};
+pub use commands::{Extension, HumanCommand, apply_extend, apply_human};
 pub use lock::poke;
 pub use real_world::OutputHook;
 

@@ -12,6 +12,9 @@ impl Supervisor {
         self.model = super::Model::default();
         self.model.refresh(b.tasks, b.attempts);
         self.model.hold = b.hold;
+        for (kind, name, until, why) in b.gates {
+            self.model.gates.insert((kind, name), (until, why));
+        }
         self.model.integration_tip = b.recorded_tip.clone();
         self.next_attempt = self.model.next_attempt_id();
         self.abandon_stale();
@@ -19,6 +22,7 @@ impl Supervisor {
         self.check_integration(b.recorded_tip, b.actual_tip, adopted);
         self.leftovers = b.worktrees;
         self.booted = true;
+        self.booted_ms = self.now;
     }
 
     /// Attempts a previous supervisor left live: stop whatever still runs of them, abandon them

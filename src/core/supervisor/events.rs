@@ -64,6 +64,11 @@ pub enum Event {
     Stop {
         stop_agents: bool,
     },
+    /// Something a live agent said, as its adapter parsed it (never a pane line).
+    Agent {
+        attempt: AttemptId,
+        event: crate::core::agent_event::AgentEvent,
+    },
 }
 
 /// What the executor found at start.
@@ -80,6 +85,8 @@ pub struct Boot {
     pub merged: Vec<(AttemptId, bool)>,
     /// Worktrees under `.orch/worktrees/`.
     pub worktrees: Vec<WorktreeFact>,
+    /// Gates recorded by an earlier supervisor: (kind, account or profile, until, why).
+    pub gates: Vec<(crate::core::ops::GateKind, String, u64, String)>,
 }
 
 /// A worktree found on disk.
@@ -250,9 +257,16 @@ pub struct Setup {
     pub log_dir: String,
     /// Agents: the integration tip the worktree starts from.
     pub base: String,
-    /// Agents get a fresh worktree; a reviewer reads the agent's.
+    /// Agents get a fresh worktree (unless they continue an earlier attempt's); a reviewer
+    /// reads the agent's.
     pub create_worktree: bool,
     pub prompt: PromptSpec,
+    /// The agent's conversation to continue (`--resume`, `exec resume`).
+    pub resume: Option<String>,
+    /// What the task may still spend, in dollars (Claude's own `--max-budget-usd`).
+    pub max_budget_usd: Option<f64>,
+    /// What the resumed conversation spent before this attempt.
+    pub baseline: super::Baseline,
 }
 
 #[derive(Debug, Clone, PartialEq)]

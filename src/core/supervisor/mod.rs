@@ -10,18 +10,23 @@
 //! (`Event::Written`), and effects that depend on a write are emitted by the rules once its rows
 //! say so. A task with a write in flight is left alone until the answer comes.
 
+mod agents;
 mod boot;
+mod budget;
 mod dag;
 mod events;
 mod funnel;
+mod limits;
 mod live;
 mod merge;
 pub mod model;
 #[cfg(test)]
 mod tests;
+mod turns;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+pub use agents::{AgentFacts, Baseline, attempt_spend, failure_words};
 pub use events::{
     Boot, Change, CheckOutcome, Collect, Effect, Event, Exit, JobFailure, MergeOutcome, MergePrep,
     MoveOutcome, Observed, PromptSpec, Setup, Started, Stray, Tidy, WorktreeFact,
@@ -90,6 +95,8 @@ pub struct Live {
     pub deadline_ms: Option<u64>,
     pub exit: Option<Exit>,
     pub started_ms: u64,
+    /// What the agent's own output said (spend, failures, its conversation).
+    pub facts: AgentFacts,
 }
 
 /// Where the merge queue's one merge stands.
@@ -150,6 +157,10 @@ enum Then {
     MergeClosed(Option<String>),
     /// A boot write: nothing more, but the boot is only done when every one answered.
     Boot,
+    /// A limit of this account was lifted.
+    Lifted(String),
+    /// This profile's breaker was closed.
+    Closed(String),
 }
 
 pub struct Supervisor {
@@ -181,6 +192,19 @@ pub struct Supervisor {
     now: u64,
     out: Vec<Effect>,
     faults: Faults,
+    /// When this supervisor booted (the run's time budget counts from here).
+    booted_ms: u64,
+    /// The local zone's offset from UTC in seconds (a limit's "try again at 3:28 PM").
+    utc_offset_s: i64,
+    /// Budgets already warned about at 80%: (task or "" for the run, which budget).
+    warned: BTreeSet<(String, String)>,
+    /// Profiles' runs of infrastructure failures.
+    breakers: BTreeMap<String, limits::Breaker>,
+    /// Accounts close to their limit (`allowed_warning`): one agent at a time.
+    slow: BTreeSet<String>,
+    /// Limits and breakers whose lifting is being written.
+    lifting: BTreeSet<String>,
+    closing: BTreeSet<String>,
 }
 
 impl Supervisor {
@@ -209,7 +233,19 @@ impl Supervisor {
             now: 0,
             out: Vec::new(),
             faults: Faults::default(),
+            booted_ms: 0,
+            utc_offset_s: 0,
+            warned: BTreeSet::new(),
+            breakers: BTreeMap::new(),
+            slow: BTreeSet::new(),
+            lifting: BTreeSet::new(),
+            closing: BTreeSet::new(),
         }
+    }
+
+    /// The local zone's offset from UTC (east positive), for limits that reset at a clock time.
+    pub fn set_utc_offset(&mut self, seconds: i64) {
+        self.utc_offset_s = seconds;
     }
 
     #[doc(hidden)]
@@ -263,6 +299,7 @@ impl Supervisor {
             Event::IntegrationMoved { task, result } => self.on_integration_moved(&task, result),
             Event::Tidied { tidy, result } => self.on_tidied(tidy, result),
             Event::Answered { attempt } => self.on_answered(attempt),
+            Event::Agent { attempt, event } => self.on_agent(attempt, event),
             Event::Stop { stop_agents } => self.on_stop(stop_agents),
         }
     }
@@ -300,6 +337,14 @@ impl Supervisor {
         }
         match p.then {
             Then::Nothing | Then::Boot => {}
+            Then::Lifted(name) => {
+                self.lifting.remove(&name);
+                self.slow.remove(&name);
+                self.say(format!("▶ {name}: the limit lifted; its agents go on"));
+            }
+            Then::Closed(name) => {
+                self.closing.remove(&name);
+            }
             Then::Say(line) => self.say(line),
             Then::MoveIntegration => self.move_integration(),
             Then::TidyMerged(tidy, line) => {
@@ -321,6 +366,12 @@ impl Supervisor {
         match then {
             Then::MoveIntegration | Then::TidyMerged(..) | Then::MergeClosed(_) => {
                 self.merge = None;
+            }
+            Then::Lifted(name) => {
+                self.lifting.remove(&name);
+            }
+            Then::Closed(name) => {
+                self.closing.remove(&name);
             }
             Then::Nothing | Then::Say(_) | Then::Boot => {}
         }
@@ -380,6 +431,8 @@ impl Supervisor {
     /// Every rule, in an order where each sees what the ones before decided.
     fn reconcile(&mut self) {
         self.dag_rules();
+        self.gate_rules();
+        self.budget_rules();
         self.live_rules();
         self.funnel_rules();
         self.merge_rules();
@@ -406,7 +459,11 @@ impl Supervisor {
             .in_state(TaskState::Review)
             .filter(|t| t.stage == Some(crate::core::domain::FunnelStage::Veto))
             .filter_map(|t| t.stage_until_ms);
-        deadlines.chain(backoffs).chain(vetoes).min()
+        deadlines
+            .chain(backoffs)
+            .chain(vetoes)
+            .chain(self.next_gate_ms())
+            .min()
     }
 
     /// Nothing will move without a human: nothing runs, nothing is being written, and no task is
@@ -430,10 +487,11 @@ impl Supervisor {
         if moving.iter().any(|s| self.model.count(*s) > 0) {
             return false;
         }
-        // A held run waits for the human; otherwise ready and approved work still moves.
+        // A held run waits for the human; otherwise ready and approved work still moves (a
+        // spent run budget starts nothing new, but merges what was approved).
         self.model.hold.is_some()
-            || (self.model.count(TaskState::Ready) == 0
-                && self.model.count(TaskState::Approved) == 0)
+            || (self.model.count(TaskState::Approved) == 0
+                && (self.model.count(TaskState::Ready) == 0 || self.run_budget_spent()))
     }
 
     /// A stop was asked for and nothing is left to wait for.
