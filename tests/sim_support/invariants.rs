@@ -90,6 +90,35 @@ pub fn every_step(world: &Shared, exec: &Executor, l: &Ledger) -> Result<(), Str
             ));
         }
     }
+    // Spend never goes down, and an attempt stopped by a limit never counts as a failure.
+    {
+        let mut stmt = l
+            .conn()
+            .prepare_cached("SELECT id, tokens_in, tokens_out, cost_usd, state FROM attempts")
+            .map_err(|e| e.to_string())?;
+        let spend: Vec<(i64, i64, i64, f64, AttemptState)> = stmt
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(|e| e.to_string())?;
+        let mut w = lock(world);
+        for (id, tin, tout, cost, st) in spend {
+            if let Some((a, b, c)) = w.spend_seen.get(&id)
+                && (tin < *a || tout < *b || cost < *c)
+            {
+                return Err(format!(
+                    "the spend of attempt {id} went down: ({a}, {b}, {c}) -> ({tin}, {tout}, {cost})"
+                ));
+            }
+            w.spend_seen.insert(id, (tin, tout, cost));
+            if w.limited.contains(&AttemptId(id)) && st == AttemptState::Failed {
+                return Err(format!(
+                    "attempt {id} was stopped by a usage limit but counted as a failure"
+                ));
+            }
+        }
+    }
     // An attempt said to have changed nothing changed nothing: the agent wrote no work.
     {
         let w = lock(world);
@@ -275,6 +304,11 @@ pub fn at_end(world: &Shared, exec: &Executor, path: &Path) -> Result<(), String
         .conn()
         .query_row("SELECT hold FROM supervisor WHERE id = 1", [], |r| r.get(0))
         .unwrap_or(None);
+    let run_budget_spent = l
+        .gates()
+        .map_err(|e| e.to_string())?
+        .iter()
+        .any(|g| g.kind == "budget");
     // Nothing waits silently: every task is finished, or waits for the human with a reason, or
     // waits for a dependency that does.
     for t in &tasks {
@@ -288,7 +322,8 @@ pub fn at_end(world: &Shared, exec: &Executor, path: &Path) -> Result<(), String
                     .iter()
                     .any(|u| &u.id == d && u.state != TaskState::Done)
             }),
-            TaskState::Ready | TaskState::Approved => hold.is_some(),
+            // A spent run budget starts nothing new: it says so in its gate.
+            TaskState::Ready | TaskState::Approved => hold.is_some() || run_budget_spent,
             TaskState::Review => t.stage == Some(orch_tui::core::domain::FunnelStage::Human),
             _ => false,
         };

@@ -444,11 +444,15 @@ impl Supervisor {
     /// The earliest moment something is due without any event (a time budget, a retry's
     /// backoff, a veto window), so the executor can set one timer.
     pub fn next_wake_ms(&self) -> Option<u64> {
+        // Only an agent still running has a deadline that matters (one collecting its work
+        // may be past it: waking for that would spin).
         let deadlines = self
             .live
             .values()
-            .filter(|l| l.stop.is_none())
-            .filter_map(|l| l.deadline_ms);
+            .filter(|l| l.stop.is_none() && l.exit.is_none())
+            .filter(|l| matches!(l.phase, Phase::Running { .. } | Phase::SettingUp))
+            .filter_map(|l| l.deadline_ms)
+            .filter(|&d| d > self.now);
         let backoffs = self
             .model
             .in_state(TaskState::Ready)
