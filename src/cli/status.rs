@@ -45,6 +45,14 @@ fn inbox(ledger: &Ledger) -> Result<Vec<serde_json::Value>, CliError> {
             }));
         }
     }
+    // Budgets past 80%, permissions and first-run dialogs (issue #8).
+    for al in ledger
+        .alerts(now_ms())?
+        .into_iter()
+        .filter(|a| a.for_inbox())
+    {
+        items.push(serde_json::to_value(&al).unwrap_or_default());
+    }
     Ok(items)
 }
 
@@ -70,6 +78,12 @@ pub fn status(ctx: &Context, json: bool) -> CliResult {
     let inbox = inbox(&ledger)?;
     let supervisor = crate::os::supervisor_running(&ctx.paths.orch);
     let live = ledger.live_attempts()?.len();
+    // Limits, breakers and a spent run budget: why nothing (new) starts.
+    let alerts: Vec<crate::ledger::Alert> = ledger
+        .alerts(now_ms())?
+        .into_iter()
+        .filter(|a| !a.for_inbox())
+        .collect();
     if json {
         let mut list = Vec::new();
         for t in &tasks {
@@ -89,6 +103,7 @@ pub fn status(ctx: &Context, json: bool) -> CliResult {
             "supervisor": supervisor_json(supervisor, live),
             "counts": ledger.state_counts()?,
             "spend": { "tokens": tokens, "cost_usd": cost },
+            "alerts": alerts,
             "tasks": list,
             "inbox": inbox,
         });
@@ -114,6 +129,9 @@ pub fn status(ctx: &Context, json: bool) -> CliResult {
         ),
         None => "supervisor: none running".to_string(),
     });
+    for a in &alerts {
+        lines.push(a.line(now_ms()));
+    }
     let counts = ledger.state_counts()?;
     let parts: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
     lines.push(format!("{}\n", parts.join(", ")));

@@ -153,7 +153,11 @@ impl Reset {
                 let local_now = now_epoch_s + utc_offset_s;
                 let day_start = local_now - local_now.rem_euclid(86_400);
                 let mut at = day_start + i64::from(hour) * 3600 + i64::from(minute) * 60;
-                if at <= local_now {
+                // A time given to the minute that is this minute (or just past, the agent's
+                // clock a little ahead) is now, not tomorrow.
+                if at <= local_now && local_now - at < 120 {
+                    at = local_now;
+                } else if at <= local_now {
                     at += 86_400;
                 }
                 at - utc_offset_s

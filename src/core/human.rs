@@ -98,8 +98,8 @@ pub fn plan(cmd: HumanCommand, t: &Target, note: Option<&str>) -> Result<Vec<Op>
         note: note.map(|n| Some(n.to_string())),
         paused_from: (to == TaskState::Paused).then_some(Some(t.state)),
         reason: Some(None),
-        // A retry or a rejection starts from the integration tip again (resuming the agent's
-        // conversation, not its worktree); the rest keep what a limit or an extension set.
+        // A retry or a rejection starts over from the integration tip (a rejected commit must
+        // not reach the integration history); the rest keep what a limit or an extension set.
         resume_attempt: matches!(cmd, HumanCommand::Retry | HumanCommand::Reject).then_some(None),
     };
     let mut ops = Vec::new();

@@ -254,7 +254,10 @@ impl Engine {
             orch_bin: text(&opts.orch_bin),
             rotate_bytes: opts.config.log_rotate_bytes,
         };
-        let core = Supervisor::new(opts.config, roots, epoch, seed());
+        let mut core = Supervisor::new(opts.config, roots, epoch, seed());
+        core.set_utc_offset(crate::os::utc_offset_s(
+            (crate::ledger::now_ms() / 1000) as i64,
+        ));
         let progress = progress_printer(opts.print_progress);
         let mut exec = Executor::new(
             core,

@@ -4,6 +4,7 @@
 //! transaction with no I/O besides SQL; state tables change only together with their event.
 
 mod agents;
+mod alerts;
 mod apply;
 mod attempts;
 mod events;
@@ -18,6 +19,7 @@ mod worker;
 pub use crate::core::domain::{Actor, AttemptId, AttemptNo, AttemptState, EventKind};
 pub use crate::core::ops::{EventData, Op, Patch};
 pub use agents::GateRow;
+pub use alerts::{Alert, AlertKind};
 pub use apply::{apply_ops, finish_attempt, insert_attempt, set_stage, settle_dag, transition};
 pub use attempts::AttemptRow;
 pub use events::{EventRow, append as append_event};

@@ -44,6 +44,8 @@ pub fn refresh(
         .collect();
     let task_rows: HashMap<&str, &crate::ledger::TaskRow> =
         rows.iter().map(|t| (t.id.as_str(), t)).collect();
+    // Budgets count every attempt of a task: the gauges show the task's spend.
+    let task_spend = ledger.spend_by_task()?;
     // Agents that ended keep their last screen for focus mode.
     for old in std::mem::take(&mut s.agents) {
         if !views.iter().any(|v| v.attempt == old.attempt) && old.screen.is_some() {
@@ -72,8 +74,8 @@ pub fn refresh(
                 elapsed: now.saturating_duration_since(v.started),
                 time_budget: v.deadline.map(|d| d.saturating_duration_since(v.started)),
                 started: v.started,
-                tokens: row.map_or(0, |r| r.tokens_in.saturating_add(r.tokens_out)),
-                cost_usd: row.map_or(0.0, |r| r.cost_usd),
+                tokens: task_spend.get(&v.task).map_or(0, |s| s.0),
+                cost_usd: task_spend.get(&v.task).map_or(0.0, |s| s.1),
                 budget_tokens: task.and_then(|t| t.budget_tokens),
                 budget_cost_usd: task.and_then(|t| t.budget_cost_usd),
                 screen: v.screen.clone(),
@@ -109,6 +111,21 @@ pub fn refresh(
             attempt: None,
         });
     }
+    let alerts = ledger.alerts(crate::ledger::now_ms())?;
+    for a in alerts.iter().filter(|a| a.for_inbox()) {
+        inbox.push(InboxItem {
+            task: a.task.clone().unwrap_or_default(),
+            kind: InboxKind::Notice,
+            text: a.text.clone(),
+            attempt: a.attempt.and_then(|n| {
+                s.agents
+                    .iter()
+                    .find(|g| g.task == a.task.clone().unwrap_or_default() && g.n.0 == n)
+                    .map(|g| g.attempt)
+            }),
+        });
+    }
+    s.alerts = alerts.into_iter().filter(|a| !a.for_inbox()).collect();
     s.inbox = inbox;
     let (tokens, usd) = ledger.spend()?;
     s.spend_tokens = tokens;

@@ -72,6 +72,8 @@ pub enum InboxKind {
     /// A task in review waiting for the human: stage `human`, or `veto` (merges at its deadline
     /// unless rejected).
     Approval(Box<ApprovalInfo>),
+    /// A budget past 80%, a permission request, a first-run dialog (`ledger::alerts`).
+    Notice,
 }
 
 /// What the human needs to decide on an approval.
@@ -296,6 +298,8 @@ pub struct ViewState {
     pub inbox: Vec<InboxItem>,
     pub spend_tokens: i64,
     pub spend_usd: f64,
+    /// Limits (with their countdown), open breakers, a spent run budget: why work waits.
+    pub alerts: Vec<crate::ledger::Alert>,
     pub elapsed: Duration,
     pub view: View,
     /// Where Esc returns to from Help, Detail and Focus.
@@ -342,6 +346,7 @@ impl ViewState {
             inbox: Vec::new(),
             spend_tokens: 0,
             spend_usd: 0.0,
+            alerts: Vec::new(),
             elapsed: Duration::ZERO,
             view: View::Dashboard,
             back: View::Dashboard,
@@ -403,9 +408,10 @@ impl ViewState {
             .collect()
     }
 
-    /// True while a veto window is open: its countdown needs the clock to tick.
+    /// True while a veto window is open or a limit counts down: the clock must tick.
     pub fn has_countdown(&self) -> bool {
-        self.tasks.iter().any(|t| t.stage_until_ms.is_some())
+        self.alerts.iter().any(|a| a.until_ms.is_some())
+            || self.tasks.iter().any(|t| t.stage_until_ms.is_some())
     }
 
     /// The log lines that pass the filter.

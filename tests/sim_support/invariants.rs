@@ -185,10 +185,12 @@ fn merged_once_and_through_the_funnel(
     drop(repo);
     drop(w);
     for (task, ns) in &landed {
-        if ns.len() > 1 {
+        // Commits of several attempts land together only as one change: each a continuation
+        // of the one before (the same worktree, after a limit, a failure or a restart).
+        if ns.len() > 1 && !one_chain(l, task, ns)? {
             return Err(format!("{task} landed more than once (attempts {ns:?})"));
         }
-        let n = ns.iter().next().copied().unwrap_or(0);
+        let n = ns.iter().next_back().copied().unwrap_or(0);
         let events = l
             .events(0, Some(task), 100_000)
             .map_err(|e| e.to_string())?;
@@ -263,6 +265,38 @@ fn merged_once_and_through_the_funnel(
         }
     }
     Ok(())
+}
+
+/// The attempts `ns` of `task` are one continuation chain: each continues (through `continues`
+/// links) the one before it.
+fn one_chain(l: &Ledger, task: &str, ns: &BTreeSet<u32>) -> Result<bool, String> {
+    let attempts = l.attempts(task).map_err(|e| e.to_string())?;
+    let by_n: BTreeMap<u32, &orch_tui::ledger::AttemptRow> = attempts
+        .iter()
+        .filter(|a| a.role == Role::Agent)
+        .map(|a| (a.n.0, a))
+        .collect();
+    let by_id: BTreeMap<AttemptId, &orch_tui::ledger::AttemptRow> =
+        attempts.iter().map(|a| (a.id, a)).collect();
+    let list: Vec<u32> = ns.iter().copied().collect();
+    for w in list.windows(2) {
+        let (Some(earlier), Some(later)) = (by_n.get(&w[0]), by_n.get(&w[1])) else {
+            return Ok(false);
+        };
+        let mut cur = later.continues;
+        let mut found = false;
+        while let Some(id) = cur {
+            if id == earlier.id {
+                found = true;
+                break;
+            }
+            cur = by_id.get(&id).and_then(|a| a.continues);
+        }
+        if !found {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// No agent's work is ever lost: every token an agent wrote is in a commit some ref holds, or

@@ -166,25 +166,17 @@ impl Supervisor {
             .cloned()
     }
 
-    /// The conversation an agent attempt resumes: the one it continues, else the newest
-    /// earlier attempt of the task on the same profile that recorded one (a retry, a
-    /// rejection, a red check, a recovery keep the agent's context).
+    /// The conversation an agent attempt resumes: the one of the attempt it continues (same
+    /// worktree). A fresh worktree starts a fresh conversation: a resumed agent would remember
+    /// the old folder's paths and could write there.
     pub(super) fn resume_session(&self, a: &super::AttemptRec) -> Option<String> {
         if a.role != Role::Agent {
             return None;
         }
-        if let Some(prev) = a.continues.and_then(|p| self.model.attempts.get(&p)) {
-            return prev.session.clone();
-        }
-        self.model
-            .attempts
-            .values()
-            .filter(|b| {
-                b.task == a.task && b.role == Role::Agent && b.id < a.id && b.profile == a.profile
-            })
-            .filter(|b| b.session.is_some())
-            .max_by_key(|b| b.id)
-            .and_then(|b| b.session.clone())
+        let prev = a.continues.and_then(|p| self.model.attempts.get(&p))?;
+        (prev.profile == a.profile)
+            .then(|| prev.session.clone())
+            .flatten()
     }
 
     /// What conversation `session` spent in attempts before `before`.

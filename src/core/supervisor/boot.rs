@@ -53,11 +53,15 @@ impl Supervisor {
             if a.role == Role::Agent
                 && let Some(from @ (TaskState::Assigned | TaskState::Working)) = state
             {
+                // Its next attempt continues it (worktree and conversation) if it ran.
                 ops.push(Op::Transition {
                     task: a.task.clone(),
                     from,
                     to: TaskState::Ready,
-                    patch: Patch::default(),
+                    patch: Patch {
+                        resume_attempt: Some(a.base.is_some().then_some(a.id)),
+                        ..Patch::default()
+                    },
                     actor: Actor::Supervisor,
                     attempt: Some(a.n),
                     data: EventData::why("recovered after supervisor restart"),

@@ -302,6 +302,9 @@ impl Supervisor {
                     not_before_ms: Some(self.now + delay),
                     note: Some(Some(note.to_string())),
                     reason: Some(Some(why.to_string())),
+                    // A fresh attempt from the integration tip, told what to change: continuing
+                    // in place would put the rejected commit into the integration history.
+                    resume_attempt: Some(None),
                     ..Patch::default()
                 },
                 format!("↻ {task}: {why}; a new attempt gets the details"),

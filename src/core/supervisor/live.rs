@@ -37,6 +37,17 @@ pub fn prompt_text(
     p
 }
 
+/// The prompt of an attempt that continues an earlier one in its worktree: what happened, then
+/// the task again (a resumed conversation holds it already, but an agent that lost its context
+/// must not be left guessing).
+fn continue_text(t: &super::TaskRec, full: &str) -> String {
+    let why = t.reason.as_deref().unwrap_or("it was stopped");
+    format!(
+        "You were interrupted ({why}). Your work so far is in this folder (committed or not): \
+         continue where you left off and finish the task.\n\n## The task\n\n{full}"
+    )
+}
+
 impl Supervisor {
     /// Fill free slots from the ready set, best first.
     pub(super) fn dispatch_rules(&mut self) {
@@ -255,11 +266,7 @@ impl Supervisor {
                         t.note.as_deref(),
                     );
                     if prev.is_some() {
-                        let why = t.reason.as_deref().unwrap_or("it was stopped");
-                        text = format!(
-                            "You were interrupted ({why}). Your work so far is in this folder: \
-                             continue the task where you left off.\n\n{text}"
-                        );
+                        text = continue_text(&t, &text);
                     }
                     PromptSpec::Task(text)
                 }
@@ -508,8 +515,8 @@ impl Supervisor {
             return;
         }
         let why = match (&stop, reported) {
+            (_, Some(Reported::Fail)) => "the agent reported failure".into(),
             (Some(w), _) => w.clone(),
-            (None, Some(Reported::Fail)) => "the agent reported failure".into(),
             _ => super::failure_words(facts.failure.as_ref(), exit.code, exit.signal),
         };
         self.note_infrastructure(id, facts.failure.as_ref(), exit.code);
@@ -729,6 +736,13 @@ impl Supervisor {
             commit: None,
             diff_lines: None,
         })];
+        // The next attempt continues this one (its worktree and conversation) when it got as
+        // far as running; a setup that failed leaves nothing to continue.
+        let continues = self
+            .model
+            .attempts
+            .get(&id)
+            .is_some_and(|a| a.role == Role::Agent && a.base.is_some());
         let (to, patch, line) = if exhausted {
             let reason = format!("{why} (attempt {failures} of {})", t.max_attempts);
             (
@@ -747,6 +761,7 @@ impl Supervisor {
                     failures: Some(failures),
                     not_before_ms: Some(self.now + delay),
                     reason: Some(Some(why.to_string())),
+                    resume_attempt: Some(continues.then_some(id)),
                     ..Patch::default()
                 },
                 format!("↻ {task}: {why}; retry in {delay} ms"),

@@ -136,6 +136,7 @@ pub fn render_inbox(s: &ViewState, f: &mut Frame, area: Rect) {
                 InboxKind::Approval(_) => ("approval ", theme::good(s)),
                 InboxKind::Escalated => ("escalated", theme::warn(s)),
                 InboxKind::Failed => ("failed   ", theme::bad(s)),
+                InboxKind::Notice => ("notice   ", theme::warn(s)),
             };
             let text = match &item.kind {
                 InboxKind::Approval(a) => super::funnel::summary(s, a),
