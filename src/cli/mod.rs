@@ -1,5 +1,6 @@
 //! The command line (DESIGN.md §7): parse, dispatch to a subcommand, map errors to exit codes.
 
+mod answer;
 mod demo;
 mod doctor;
 mod extend;
@@ -196,6 +197,8 @@ pub enum Command {
     Resume(HumanArgs),
     /// Raise a task's budget; a task stopped by its budget goes on where it stopped.
     Extend(extend::ExtendArgs),
+    /// Answer the permission request a task's agent waits on: allow, always (for this run), deny.
+    Answer(answer::AnswerArgs),
     /// Drop backup refs older than AGE and the leftovers of finished tasks (worktrees, prompt
     /// files, merged task branches); says what it removed. Refused while a supervisor runs.
     Gc {
@@ -355,6 +358,7 @@ fn dispatch(cli: Cli) -> CliResult {
         Some(Command::Pause(a)) => human::human(&ctx()?, crate::engine::HumanCommand::Pause, a),
         Some(Command::Resume(a)) => human::human(&ctx()?, crate::engine::HumanCommand::Resume, a),
         Some(Command::Extend(a)) => extend::extend(&ctx()?, a),
+        Some(Command::Answer(a)) => answer::answer(&ctx()?, a),
         Some(Command::Gc {
             dry_run,
             older_than,

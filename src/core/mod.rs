@@ -8,6 +8,7 @@ pub mod diag;
 pub mod domain;
 pub mod duration;
 pub mod funnel;
+pub mod hooks;
 pub mod human;
 pub mod ops;
 pub mod permissions;

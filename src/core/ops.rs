@@ -146,6 +146,13 @@ pub struct EventData {
     /// The hook that fired (`Stop`, `Notification`, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hook: Option<String>,
+    /// The agent's conversation transcript, as its hooks name it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transcript: Option<String>,
+    /// Where a permission request showed: `hook` (answered through the hook) or `screen` (the
+    /// answer is typed into the agent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 impl EventData {

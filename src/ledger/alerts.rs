@@ -163,9 +163,12 @@ impl Ledger {
             }
         }
         for a in self.live_attempts()? {
-            let what = match a.substatus {
-                Substatus::WaitingPermission => "asks permission",
-                Substatus::WaitingDialog => "waits at a first-run dialog",
+            let (what, how) = match a.substatus {
+                Substatus::WaitingPermission => (
+                    "asks permission",
+                    format!(" — `orch-tui answer {} allow|always|deny`", a.task),
+                ),
+                Substatus::WaitingDialog => ("waits at a first-run dialog", String::new()),
                 // Questions are the inbox's own kind already (`worker escalate`).
                 _ => continue,
             };
@@ -173,7 +176,7 @@ impl Ledger {
                 kind: AlertKind::Waiting,
                 task: Some(a.task.clone()),
                 attempt: Some(a.n.0),
-                text: format!("{what}: {}", a.question.unwrap_or_default()),
+                text: format!("{what}: {}{how}", a.question.unwrap_or_default()),
                 until_ms: None,
             });
         }

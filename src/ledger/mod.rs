@@ -8,6 +8,7 @@ mod alerts;
 mod apply;
 mod attempts;
 mod events;
+mod hooks;
 #[cfg(test)]
 mod migrate_tests;
 mod schema;
@@ -23,6 +24,7 @@ pub use alerts::{Alert, AlertKind};
 pub use apply::{apply_ops, finish_attempt, insert_attempt, set_stage, settle_dag, transition};
 pub use attempts::AttemptRow;
 pub use events::{EventRow, append as append_event};
+pub use hooks::PendingPermission;
 pub use schema::SCHEMA_VERSION;
 pub use tasks::{LoadReport, TaskDefaults, TaskRow, task_in};
 pub use worker::{Caller, WorkerCall, WorkerReply};

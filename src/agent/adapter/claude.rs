@@ -128,8 +128,10 @@ pub fn settings_json(ctx: &LaunchContext<'_>) -> Value {
     );
     let mut hooks = serde_json::Map::new();
     for ev in HOOK_EVENTS {
+        // A permission request waits for its answer (a rule, or the human from the inbox).
+        let timeout = if *ev == "PermissionRequest" { 600 } else { 30 };
         let mut entry = serde_json::json!({
-            "hooks": [{ "type": "command", "command": command, "timeout": 30 }]
+            "hooks": [{ "type": "command", "command": command, "timeout": timeout }]
         });
         if matches!(*ev, "PreToolUse" | "PermissionRequest") {
             entry["matcher"] = Value::from("*");

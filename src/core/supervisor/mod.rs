@@ -306,14 +306,20 @@ impl Supervisor {
 
     fn on_observed(&mut self, o: Observed) {
         for a in &o.attempts {
-            let asked = a.substatus == crate::core::domain::Substatus::WaitingInput;
+            use crate::core::domain::Substatus as S;
+            let what = match a.substatus {
+                S::WaitingInput => "waits for an answer",
+                S::WaitingPermission => "asks permission",
+                S::WaitingDialog => "waits at a first-run dialog",
+                _ => continue,
+            };
             let was = self
                 .model
                 .attempts
                 .get(&a.id)
                 .is_some_and(|old| old.substatus == a.substatus);
-            if asked && !was {
-                self.say(format!("? {} attempt {} waits for an answer", a.task, a.n));
+            if !was {
+                self.say(format!("? {} attempt {} {what}", a.task, a.n));
             }
         }
         self.model.refresh(o.tasks, o.attempts);
