@@ -202,6 +202,12 @@ impl Attempt {
     fn pre_tool_use(&self, r: &HookReport) -> Option<String> {
         let (tool, subject) = (r.tool.as_deref()?, r.subject.as_deref().unwrap_or(""));
         let (decision, rule) = self.rule_for(tool, subject)?;
+        let recorded = self
+            .open(Duration::from_secs(5))
+            .and_then(|mut l| l.rule_decision(&self.task, self.n, tool, subject, decision, &rule));
+        if let Err(e) = recorded {
+            err_out!("orch-tui hook: {e}");
+        }
         let word = if decision.allows() { "allow" } else { "deny" };
         Some(
             serde_json::json!({

@@ -461,8 +461,14 @@ impl Executor {
             ("ORCH_ROLE".into(), role.into()),
             ("ORCH_EPOCH".into(), self.core.epoch().to_string()),
         ]);
+        let screen_rules = if profile.mode == crate::core::config::AgentMode::Interactive {
+            crate::core::screen_rules::merged(profile.adapter.as_str(), &self.config().screen_rules)
+        } else {
+            Vec::new()
+        };
         let plan = SetupPlan {
             setup: s,
+            screen_rules,
             profile,
             prompt,
             prompt_file,

@@ -36,6 +36,8 @@ pub struct SetupPlan {
     pub env: Vec<(String, String)>,
     pub orch_bin: String,
     pub rotate_bytes: u64,
+    /// For an interactive agent: the rules its screen is classified by.
+    pub screen_rules: Vec<crate::core::screen_rules::ScreenRule>,
 }
 
 pub fn setup_job(ctx: &JobCtx, plan: SetupPlan) -> Job {
@@ -97,6 +99,7 @@ fn run_setup(ctx: &JobCtx, p: SetupPlan) -> Result<Spawned, String> {
         profile: p.profile.clone(),
         resumed_tokens,
         paste: how.paste,
+        screen_rules: p.screen_rules.clone(),
     };
     let branches = ctx.git.branch_names().map_err(|e| e.to_string())?;
     let process = ctx.agents.spawn(launch, ctx.sink.clone())?;

@@ -14,6 +14,7 @@ pub mod real_store;
 pub mod real_world;
 mod review;
 pub mod summary;
+mod watch;
 pub mod world;
 
 pub use commands::{Extension, HumanCommand, apply_extend, apply_human};

@@ -75,6 +75,7 @@ impl Agents for PtyAgents {
                 self.rows, self.cols,
             )))
         });
+        let sink_for_watch = sink.clone();
         let feed = super::feed::start(super::feed::Feed {
             attempt,
             task: task.clone(),
@@ -85,6 +86,15 @@ impl Agents for PtyAgents {
         });
         let exits = std::sync::Mutex::new(feed.clone());
         let chunks = std::sync::Mutex::new(feed);
+        // An interactive agent's screen is watched once it exists (after the spawn).
+        let watched = !l.screen_rules.is_empty();
+        let (nudge_tx, nudge_rx) = std::sync::mpsc::channel::<super::watch::Nudge>();
+        let nudges = std::sync::Mutex::new(nudge_tx);
+        let nudge = move |n: super::watch::Nudge| {
+            if watched && let Ok(tx) = nudges.lock() {
+                let _ = tx.send(n);
+            }
+        };
         let process = AgentProcess::spawn_tapped(
             SpawnSpec {
                 argv: l.argv,
@@ -98,12 +108,14 @@ impl Agents for PtyAgents {
             Box::new(move |signal| match signal {
                 // The screen is read by whoever draws it; the parser hears the bytes.
                 AgentSignal::Output | AgentSignal::Bell | AgentSignal::Notification(_) => {
+                    nudge(super::watch::Nudge::Output);
                     if let Some(f) = &on_output {
                         f(&task);
                     }
                 }
                 // Through the feed, after everything the agent printed.
                 AgentSignal::Exited(info) => {
+                    nudge(super::watch::Nudge::End);
                     if let Ok(tx) = exits.lock() {
                         let _ = tx.send(super::feed::FeedMsg::Exited(Exit {
                             code: info.code,
@@ -119,6 +131,16 @@ impl Agents for PtyAgents {
             })),
         )
         .map_err(|e| e.to_string())?;
+        if watched {
+            // Nudges sent before the watch started wait in its queue.
+            super::watch::start(
+                attempt,
+                process.screen(),
+                l.screen_rules,
+                sink_for_watch,
+                nudge_rx,
+            );
+        }
         if let Some(text) = l.paste {
             paste_when_ready(&process, text);
         }

@@ -99,6 +99,8 @@ pub struct Launch {
     pub resumed_tokens: Option<crate::core::agent_event::Tokens>,
     /// Typed into an interactive agent once it is up (its prompt, when the argv has none).
     pub paste: Option<String>,
+    /// An interactive agent's screen rules (empty: its screen is not watched).
+    pub screen_rules: Vec<crate::core::screen_rules::ScreenRule>,
 }
 
 /// What an earlier supervisor may have left running: its attempts' agents (by recorded pid and

@@ -196,6 +196,38 @@ impl Ledger {
         })
     }
 
+    /// A tool call a rule answered before the agent asked (Claude's PreToolUse): the decision,
+    /// as an event of its own.
+    pub fn rule_decision(
+        &mut self,
+        task: &str,
+        n: AttemptNo,
+        tool: &str,
+        subject: &str,
+        decision: Decision,
+        rule: &str,
+    ) -> Result<()> {
+        self.write(|tx| {
+            let data = EventData {
+                decision: Some(decision.as_str().into()),
+                tool: Some(tool.into()),
+                subject: Some(subject.into()),
+                source: Some("hook".into()),
+                rule: Some(rule.into()),
+                ..EventData::default()
+            };
+            append(
+                tx,
+                Some(task),
+                Some(n),
+                Actor::Supervisor,
+                EventKind::Permission,
+                &json(&data),
+            )?;
+            Ok(())
+        })
+    }
+
     /// The rules "allow always" answers added in this supervisor's run.
     pub fn always_rules(&self) -> Result<Vec<Rule>> {
         let epoch = self.epoch()?;

@@ -69,6 +69,11 @@ pub enum Event {
         attempt: AttemptId,
         event: crate::core::agent_event::AgentEvent,
     },
+    /// An interactive agent's screen settled on a state (a screen rule held, debounced).
+    Screen {
+        attempt: AttemptId,
+        seen: crate::core::screen_rules::ScreenMatch,
+    },
 }
 
 /// What the executor found at start.

@@ -23,6 +23,7 @@ pub mod model;
 #[cfg(test)]
 mod tests;
 mod turns;
+mod waiting;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -300,6 +301,7 @@ impl Supervisor {
             Event::Tidied { tidy, result } => self.on_tidied(tidy, result),
             Event::Answered { attempt } => self.on_answered(attempt),
             Event::Agent { attempt, event } => self.on_agent(attempt, event),
+            Event::Screen { attempt, seen } => self.on_screen(attempt, seen),
             Event::Stop { stop_agents } => self.on_stop(stop_agents),
         }
     }
