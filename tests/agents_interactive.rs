@@ -156,9 +156,9 @@ fn claude_interactive_trust_dialog_is_an_inbox_item_with_its_rule() {
 }
 
 #[test]
-fn claude_interactive_permission_is_answered_from_the_inbox_and_by_a_rule() {
+fn claude_interactive_permission_from_the_inbox_and_a_rule_then_a_finished_turn_reviewed_on_done() {
     let Some(bin) = require(
-        "claude_interactive_permission_is_answered_from_the_inbox_and_by_a_rule",
+        "claude_interactive_permission_from_the_inbox_and_a_rule_then_a_finished_turn_reviewed_on_done",
         Cli::Claude,
     ) else {
         return;
@@ -206,5 +206,23 @@ fn claude_interactive_permission_is_answered_from_the_inbox_and_by_a_rule() {
         decisions.contains(&("allow".into(), "supervisor".into())),
         "the rule answered the second: {decisions:?}"
     );
-    drop(run);
+
+    // The turn ended without `worker done`: it does not wait silently — its last message is
+    // in the inbox, and the human's `done` sends the work to review (and on to the merge).
+    let item = r.inbox_item("finished its turn");
+    assert!(
+        item["text"].as_str().unwrap_or("").contains("Done."),
+        "the agent's last message: {item:#}"
+    );
+    let done = r.repo.orch(&["done", "t"], Duration::from_secs(30));
+    assert_eq!(done.code, 0, "{}", done.show());
+    let out = run.wait(LIMIT);
+    let t = r.repo.task("t");
+    assert_eq!(out.code, 0, "{}\n{t:#}", out.show());
+    assert_eq!(t["state"], "done", "{t:#}");
+    assert_eq!(t["attempts"][0]["reported"], "done", "{t:#}");
+    let merged = r.repo.git(&["ls-tree", "--name-only", "orch/integration"]);
+    assert!(merged.contains("asked.txt"), "{merged}");
+    let again = r.repo.orch(&["done", "t"], Duration::from_secs(30));
+    assert_eq!(again.code, 3, "nothing runs now: {}", again.show());
 }

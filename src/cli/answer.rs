@@ -17,6 +17,26 @@ pub struct AnswerArgs {
     pub note: Option<String>,
 }
 
+#[derive(clap::Args, Debug)]
+pub struct DoneArgs {
+    pub task: String,
+    #[arg(long)]
+    pub note: Option<String>,
+}
+
+/// `orch-tui done TASK`: the agent's turn finished the task (what `worker done` says from
+/// inside): its work is committed and goes to review.
+pub fn done(ctx: &Context, a: DoneArgs) -> CliResult {
+    let mut ledger = ctx.open_ledger()?;
+    let n = ledger.turn_done_by_human(&a.task, a.note.as_deref())?;
+    out::say(&format!(
+        "{}: attempt {n} is done; its work goes to review",
+        a.task
+    ));
+    crate::engine::poke(&ctx.paths.orch);
+    Ok(EXIT_OK)
+}
+
 pub fn answer(ctx: &Context, a: AnswerArgs) -> CliResult {
     let Some(decision) = Decision::parse(&a.decision) else {
         return Err(CliError::bad_input(format!(

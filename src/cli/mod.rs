@@ -199,6 +199,8 @@ pub enum Command {
     Extend(extend::ExtendArgs),
     /// Answer the permission request a task's agent waits on: allow, always (for this run), deny.
     Answer(answer::AnswerArgs),
+    /// Say an agent's finished turn completed its task: its work is committed and reviewed.
+    Done(answer::DoneArgs),
     /// Drop backup refs older than AGE and the leftovers of finished tasks (worktrees, prompt
     /// files, merged task branches); says what it removed. Refused while a supervisor runs.
     Gc {
@@ -359,6 +361,7 @@ fn dispatch(cli: Cli) -> CliResult {
         Some(Command::Resume(a)) => human::human(&ctx()?, crate::engine::HumanCommand::Resume, a),
         Some(Command::Extend(a)) => extend::extend(&ctx()?, a),
         Some(Command::Answer(a)) => answer::answer(&ctx()?, a),
+        Some(Command::Done(a)) => answer::done(&ctx()?, a),
         Some(Command::Gc {
             dry_run,
             older_than,

@@ -169,6 +169,14 @@ impl Ledger {
                     format!(" — `orch-tui answer {} allow|always|deny`", a.task),
                 ),
                 Substatus::WaitingDialog => ("waits at a first-run dialog", String::new()),
+                // A turn that ended without `worker done`: nothing may wait silently.
+                Substatus::Idle if a.role == crate::core::domain::Role::Agent => (
+                    "finished its turn",
+                    format!(
+                        " — review it: `orch-tui done {}`, or answer in its pane",
+                        a.task
+                    ),
+                ),
                 // Questions are the inbox's own kind already (`worker escalate`).
                 _ => continue,
             };

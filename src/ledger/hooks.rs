@@ -196,6 +196,51 @@ impl Ledger {
         })
     }
 
+    /// The human says the agent's turn finished the task (what `worker done` says from inside):
+    /// its live attempt is reported done, and the supervisor ends the agent, commits its work
+    /// and sends it to review. Refused when the task has no running agent.
+    pub fn turn_done_by_human(&mut self, task: &str, note: Option<&str>) -> Result<AttemptNo> {
+        self.write(|tx| {
+            let row: Option<(AttemptId, AttemptNo, Option<String>)> = tx
+                .query_row(
+                    "SELECT id, n, reported FROM attempts WHERE task = ?1 AND role = 'agent'
+                       AND state IN ('starting', 'running') ORDER BY n DESC LIMIT 1",
+                    [task],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()?;
+            let Some((id, n, reported)) = row else {
+                return Err(LedgerError::Refused(format!(
+                    "task `{task}` has no running agent to finish (`orch-tui status` shows what \
+                     runs); nothing changed"
+                )));
+            };
+            if let Some(r) = reported {
+                return Err(LedgerError::Refused(format!(
+                    "attempt {n} of `{task}` already reported `{r}`; nothing changed"
+                )));
+            }
+            tx.execute(
+                "UPDATE attempts SET reported = 'done' WHERE id = ?1",
+                params![id],
+            )?;
+            let data = EventData {
+                why: Some("the human said the turn finished the task".into()),
+                note: note.map(String::from),
+                ..EventData::default()
+            };
+            append(
+                tx,
+                Some(task),
+                Some(n),
+                Actor::Human,
+                EventKind::AgentDone,
+                &json(&data),
+            )?;
+            Ok(n)
+        })
+    }
+
     /// A tool call a rule answered before the agent asked (Claude's PreToolUse): the decision,
     /// as an event of its own.
     pub fn rule_decision(
