@@ -167,7 +167,8 @@ fn claude_interactive_permission_from_the_inbox_and_a_rule_then_a_finished_turn_
     // Trust the worktrees' folder up front: this test is about the permission prompt.
     r.home = AgentHome::new(&[&r.repo.dir.join(".orch/worktrees/t-1")], true);
     let run = r.start(
-        "[permissions]\nallow = [\"Bash(python3 *ruled*)\"]\n",
+        "price = { input = 3.0, cache_read = 3.0, cache_write = 3.0, output = 15.0 }\n\
+         [permissions]\nallow = [\"Bash(python3 *ruled*)\"]\n",
         // (acceptEdits lets `touch` through without asking: python3 asks.)
         "Run them.\n@mock bash python3 -c 'open(\"asked.txt\", \"w\")'\n@mock bash python3 -c 'open(\"ruled.txt\", \"w\")'",
     );
@@ -223,6 +224,33 @@ fn claude_interactive_permission_from_the_inbox_and_a_rule_then_a_finished_turn_
     assert_eq!(t["attempts"][0]["reported"], "done", "{t:#}");
     let merged = r.repo.git(&["ls-tree", "--name-only", "orch/integration"]);
     assert!(merged.contains("asked.txt"), "{merged}");
+    // Its spend is the transcript's (an interactive Claude prints no totals), priced with the
+    // profile's price, in the attempt and in the run's total alike.
+    let hooks = std::fs::read_to_string(r.repo.dir.join(".orch/logs/t/1/hooks.jsonl")).unwrap();
+    let transcript = hooks
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find_map(|v| v["transcript_path"].as_str().map(String::from))
+        .expect("the hooks name the transcript");
+    let tokens = orch_tui::agent::adapter::claude::transcript_tokens(
+        &std::fs::read_to_string(&transcript).unwrap(),
+    );
+    let a = &t["attempts"][0];
+    assert!(tokens.output > 0, "{tokens:?}");
+    assert_eq!(
+        a["tokens_in"].as_u64(),
+        Some(tokens.input + tokens.cache_read + tokens.cache_write),
+        "{a:#}"
+    );
+    assert_eq!(a["tokens_out"].as_u64(), Some(tokens.output), "{a:#}");
+    let cost = (tokens.input + tokens.cache_read + tokens.cache_write) as f64 * 3.0 / 1e6
+        + tokens.output as f64 * 15.0 / 1e6;
+    assert!(
+        (a["cost_usd"].as_f64().unwrap_or(0.0) - cost).abs() < 1e-9,
+        "{a:#} vs {cost}"
+    );
+    let s = r.repo.status();
+    assert_eq!(s["spend"]["cost_usd"], a["cost_usd"], "{s:#}");
     let again = r.repo.orch(&["done", "t"], Duration::from_secs(30));
     assert_eq!(again.code, 3, "nothing runs now: {}", again.show());
 }

@@ -77,6 +77,14 @@ pub fn hook(agent: &str, log: &Path, payload: Option<&str>) -> CliResult {
         if let Some(answer) = att.report(&report) {
             out!("{answer}");
         }
+        // An interactive Claude prints no totals: its spend is read from the transcript at
+        // each turn's end.
+        if agent == "claude"
+            && matches!(report.hook.as_str(), "Stop" | "SessionEnd")
+            && let Some(t) = &report.transcript
+        {
+            att.spend_from(Path::new(t));
+        }
         att.poke();
     }
     Ok(EXIT_OK)
@@ -111,6 +119,41 @@ impl Attempt {
     fn poke(&self) {
         if let Some(orch) = self.ledger.parent() {
             crate::engine::poke(orch);
+        }
+    }
+
+    /// Records the conversation's spend from its transcript (priced with the profile's `price`
+    /// when it has one; tokens only otherwise).
+    fn spend_from(&self, transcript: &Path) {
+        let Ok(text) = std::fs::read_to_string(transcript) else {
+            return;
+        };
+        let tokens = crate::agent::adapter::claude::transcript_tokens(&text);
+        let price = self.ledger.parent().and_then(|orch| {
+            let cfg = super::load::load_config(Some(&orch.join("config.toml"))).ok()?;
+            let profile = Ledger::open_waiting(&self.ledger, Duration::from_secs(2))
+                .ok()?
+                .attempt_profile(&self.task, self.n)
+                .ok()??;
+            cfg.agents.get(&profile)?.price
+        });
+        let cost = price.map_or(0.0, |p| p.cost(&tokens));
+        let tokens_in = tokens
+            .input
+            .saturating_add(tokens.cache_read)
+            .saturating_add(tokens.cache_write);
+        let recorded = super::worker::retry_transient(Duration::from_secs(30), |wait| {
+            self.open(wait)?.hook_spend(
+                &self.task,
+                self.n,
+                &self.token,
+                &Caller::this_process(),
+                (tokens_in, tokens.output),
+                cost,
+            )
+        });
+        if let Err(e) = recorded {
+            err_out!("orch-tui hook: {}", e.message);
         }
     }
 

@@ -33,6 +33,18 @@ pub fn record_spend(
     tokens_out: u64,
     cost_usd: f64,
 ) -> Result<()> {
+    record_spend_as(tx, id, tokens_in, tokens_out, cost_usd, Actor::Supervisor)
+}
+
+/// [`record_spend`] by `actor` (an agent's hook: the supervisor then reads the new figures).
+pub fn record_spend_as(
+    tx: &Connection,
+    id: AttemptId,
+    tokens_in: u64,
+    tokens_out: u64,
+    cost_usd: f64,
+    actor: Actor,
+) -> Result<()> {
     let (task, n) = attempt_of(tx, id)?;
     let (t_in, t_out, cost): (i64, i64, f64) = tx.query_row(
         "SELECT tokens_in, tokens_out, cost_usd FROM attempts WHERE id = ?1",
@@ -79,7 +91,7 @@ pub fn record_spend(
         tx,
         Some(&task),
         Some(n),
-        Actor::Supervisor,
+        actor,
         EventKind::Spend,
         &json(&data),
     )?;

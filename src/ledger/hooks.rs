@@ -196,6 +196,53 @@ impl Ledger {
         })
     }
 
+    /// An interactive session's spend, from the transcript its hooks name (fenced like a hook
+    /// report): the conversation's totals less what earlier attempts of the same conversation
+    /// recorded. Spend never goes down.
+    #[allow(clippy::too_many_arguments)]
+    pub fn hook_spend(
+        &mut self,
+        task: &str,
+        n: AttemptNo,
+        token: &str,
+        caller: &Caller,
+        session_tokens: (u64, u64),
+        session_cost_usd: f64,
+    ) -> Result<()> {
+        self.write(|tx| {
+            let (id, _) = fence(tx, task, n, token, caller)?;
+            let (before_in, before_out, before_cost): (i64, i64, f64) = tx.query_row(
+                "SELECT COALESCE(SUM(e.tokens_in), 0), COALESCE(SUM(e.tokens_out), 0),
+                        COALESCE(SUM(e.cost_usd), 0)
+                 FROM attempts a JOIN attempts e ON e.task = a.task AND e.role = a.role
+                   AND e.session = a.session AND e.n < a.n
+                 WHERE a.id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?;
+            super::agents::record_spend_as(
+                tx,
+                id,
+                session_tokens.0.saturating_sub(before_in.max(0) as u64),
+                session_tokens.1.saturating_sub(before_out.max(0) as u64),
+                (session_cost_usd - before_cost).max(0.0),
+                Actor::Agent,
+            )
+        })
+    }
+
+    /// The profile attempt `n` of `task` runs under.
+    pub fn attempt_profile(&self, task: &str, n: AttemptNo) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT profile FROM attempts WHERE task = ?1 AND n = ?2 AND role = 'agent'",
+                params![task, n],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
     /// The human says the agent's turn finished the task (what `worker done` says from inside):
     /// its live attempt is reported done, and the supervisor ends the agent, commits its work
     /// and sends it to review. Refused when the task has no running agent.
