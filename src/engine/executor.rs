@@ -54,6 +54,11 @@ pub struct Executor {
     queue: VecDeque<Event>,
     /// Answers to this step's writes, in the order they were written.
     answers: Vec<Event>,
+    /// Writes made so far, and how many there were when the ledger was last read for an
+    /// `Observed`: rows read before a later write may be older than the model (an integration
+    /// tip that moved since), so they are read again before the supervisor sees them.
+    writes: u64,
+    observed_at: u64,
     pub(crate) views: Arc<Mutex<BTreeMap<AttemptId, AgentView>>>,
     pub(crate) observers: Vec<std::sync::mpsc::Sender<EngineEvent>>,
     progress: Box<dyn FnMut(&str) + Send>,
@@ -82,6 +87,8 @@ impl Executor {
             branches_before: BTreeMap::new(),
             queue: VecDeque::new(),
             answers: Vec::new(),
+            writes: 0,
+            observed_at: 0,
             views: Arc::new(Mutex::new(BTreeMap::new())),
             observers: Vec::new(),
             progress,
@@ -262,6 +269,7 @@ impl Executor {
             return Ok(());
         }
         let observed = self.store.rows(&tasks).map_err(EngineError::Failed)?;
+        self.observed_at = self.writes;
         self.queue.push_back(Event::Observed(observed));
         Ok(())
     }
@@ -282,6 +290,14 @@ impl Executor {
                      with .orch/logs/orch-tui.log"
                 )));
             }
+            let event = match event {
+                Event::Observed(o) if self.writes != self.observed_at => {
+                    let tasks: Vec<String> = o.tasks.iter().map(|t| t.id.clone()).collect();
+                    self.observed_at = self.writes;
+                    Event::Observed(self.store.rows(&tasks).map_err(EngineError::Failed)?)
+                }
+                e => e,
+            };
             // What clients show changes with everything but the clock's tick.
             changed |= !matches!(event, Event::Tick);
             let now = self.rt.now_ms();
@@ -383,6 +399,7 @@ impl Executor {
         loop {
             match self.store.write(ops) {
                 Ok(()) => {
+                    self.writes += 1;
                     if tries > 0 {
                         (self.progress)("the ledger is writable again; going on");
                     }

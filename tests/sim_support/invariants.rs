@@ -119,6 +119,28 @@ pub fn every_step(world: &Shared, exec: &Executor, l: &Ledger) -> Result<(), Str
             }
         }
     }
+    // Nothing waits silently: an agent waiting for the human says what for (the inbox shows it).
+    {
+        let mut stmt = l
+            .conn()
+            .prepare_cached(
+                "SELECT id, substatus, question FROM attempts
+                 WHERE state IN ('starting', 'running')
+                   AND substatus IN ('waiting_input', 'waiting_permission', 'waiting_dialog')",
+            )
+            .map_err(|e| e.to_string())?;
+        let waiting: Vec<(i64, String, Option<String>)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| e.to_string())?;
+        for (id, sub, question) in waiting {
+            if question.is_none_or(|q| q.trim().is_empty()) {
+                return Err(format!(
+                    "attempt {id} is {sub} with nothing for the inbox to show"
+                ));
+            }
+        }
+    }
     // An attempt said to have changed nothing changed nothing: the agent wrote no work.
     {
         let w = lock(world);

@@ -64,6 +64,8 @@ pub struct Stats {
     pub crashes: usize,
     pub tasks: usize,
     pub done: usize,
+    /// Agent states the supervisor recorded from a (fake) watched screen.
+    pub screen_states: usize,
 }
 
 /// A seed that broke an invariant: what, where, and the last things that happened.
@@ -461,6 +463,15 @@ pub fn run_seed(seed: u64, chaos: Chaos) -> Result<Stats, Failure> {
                     .tasks()
                     .map(|t| t.iter().filter(|t| t.state == TaskState::Done).count())
                     .unwrap_or(0);
+                stats.screen_states = human_ledger
+                    .conn()
+                    .query_row(
+                        "SELECT COUNT(*) FROM events WHERE kind = 'agent_state'
+                           AND json_extract(data, '$.rule') LIKE 'screen:%'",
+                        [],
+                        |r| r.get::<_, i64>(0),
+                    )
+                    .unwrap_or(0) as usize;
                 return Ok(stats);
             }
             Ok(_) => {}

@@ -11,6 +11,7 @@ use orch_tui::core::agent_event::{
 };
 use orch_tui::core::domain::{AttemptId, AttemptNo};
 use orch_tui::core::ops::Op;
+use orch_tui::core::screen_rules::{ScreenMatch, ScreenState, WaitingFor};
 use orch_tui::core::supervisor::{Boot, CheckOutcome, Event, Exit, Observed};
 use orch_tui::engine::real_store::SqliteStore;
 use orch_tui::engine::world::{
@@ -250,6 +251,22 @@ fn act(w: &mut World, pid: u32) {
             spend(w, pid);
             advance(w, pid, 50);
         }
+        (Plan::Limited, 1) if w.rng.chance(40) => {
+            // An interactive agent shows its limit on screen and waits there: the supervisor
+            // must end it (the next step would be its death by TERM).
+            let attempt = w.procs.get(&pid).map(|p| p.attempt);
+            if let Some(a) = attempt {
+                w.limited.insert(a);
+            }
+            screen(
+                w,
+                pid,
+                ScreenState::Limited,
+                "limit-screen",
+                "You've hit your limit",
+            );
+            idle(w, pid);
+        }
         (Plan::Limited, _) => {
             let attempt = w.procs.get(&pid).map(|p| p.attempt);
             if let Some(a) = attempt {
@@ -290,6 +307,29 @@ fn act(w: &mut World, pid: u32) {
             exit(w, pid, Some(1), None);
         }
         (Plan::Work { .. }, 0) => {
+            // An interactive agent may stop at a dialog or a permission prompt first; the
+            // human answers it (its screen shows it working again) before it works.
+            if w.rng.chance(10) {
+                let (state, rule, line) = match w.rng.below(3) {
+                    0 => (
+                        ScreenState::Waiting(WaitingFor::Permission),
+                        "permission-prompt",
+                        "Do you want to proceed?",
+                    ),
+                    1 => (
+                        ScreenState::Waiting(WaitingFor::FirstRun),
+                        "trust-dialog",
+                        "Yes, I trust this folder",
+                    ),
+                    _ => (
+                        ScreenState::Waiting(WaitingFor::Question),
+                        "question",
+                        "Which file should I change?",
+                    ),
+                };
+                screen(w, pid, state, rule, line);
+                screen(w, pid, ScreenState::Working, "working", "esc to interrupt");
+            }
             spend(w, pid);
             do_work(w, pid)
         }
@@ -316,6 +356,23 @@ fn act(w: &mut World, pid: u32) {
     // A stale or forged report must be refused and change nothing.
     if w.rng.chance(3) {
         forge(w, pid);
+    }
+}
+
+/// What an interactive agent's watched screen settled on, as `engine::watch` delivers it.
+fn screen(w: &mut World, pid: u32, state: ScreenState, rule: &str, line: &str) {
+    let Some(p) = w.procs.get(&pid) else { return };
+    if p.generation == w.generation {
+        let attempt = p.attempt;
+        let said = format!("{}#{} screen: {rule}", p.task, p.n);
+        w.note(said);
+        let seen = ScreenMatch {
+            state,
+            rule: rule.to_string(),
+            excerpt: line.to_string(),
+        };
+        w.inbox
+            .push_back(Incoming::Event(Event::Screen { attempt, seen }));
     }
 }
 
