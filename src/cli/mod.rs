@@ -1,8 +1,10 @@
 //! The command line (DESIGN.md §7): parse, dispatch to a subcommand, map errors to exit codes.
 
 mod add;
+mod answer;
 mod demo;
 mod doctor;
+mod extend;
 mod gc;
 mod hook;
 mod human;
@@ -235,6 +237,12 @@ pub enum Command {
         #[arg(long)]
         no_wait: bool,
     },
+    /// Raise a task's budget; a task stopped by its budget goes on where it stopped.
+    Extend(extend::ExtendArgs),
+    /// Answer the permission request a task's agent waits on: allow, always (for this run), deny.
+    Answer(answer::AnswerArgs),
+    /// Say an agent's finished turn completed its task: its work is committed and reviewed.
+    Done(answer::DoneArgs),
     /// Drop backup refs older than AGE and the leftovers of finished tasks (worktrees, prompt
     /// files, merged task branches); says what it removed. Refused while a supervisor runs.
     Gc {
@@ -431,6 +439,9 @@ fn dispatch(cli: Cli) -> CliResult {
         Some(Command::Resume(a)) => human::human(&ctx()?, crate::engine::HumanCommand::Resume, a),
         Some(Command::Integration { action }) => integration::integration(&ctx()?, action),
         Some(Command::Sync { base, no_wait }) => sync::sync(&ctx()?, base.as_deref(), !no_wait),
+        Some(Command::Extend(a)) => extend::extend(&ctx()?, a),
+        Some(Command::Answer(a)) => answer::answer(&ctx()?, a),
+        Some(Command::Done(a)) => answer::done(&ctx()?, a),
         Some(Command::Gc {
             dry_run,
             older_than,

@@ -117,6 +117,10 @@ fn text_lines(snap: &Snapshot) -> Vec<String> {
         .map(|(s, n)| format!("{n} {s}"))
         .collect();
     lines.extend(base_lines(&snap.run));
+    // Limits, breakers and a spent run budget: why nothing (new) starts.
+    for a in &snap.run.alerts {
+        lines.push(a.line(snap.at_ms));
+    }
     lines.push(format!("{}\n", parts.join(", ")));
     let w = snap
         .tasks
@@ -179,13 +183,12 @@ fn inbox_line(i: &InboxItem, now: u64) -> String {
     let hint = match &i.kind {
         InboxKind::Held | InboxKind::Sync => String::new(),
         InboxKind::Limited { .. } => "it resumes by itself".into(),
-        InboxKind::Permission { tool } => {
-            what = format!("{tool}: {what}");
-            "answer it in the TUI (inbox)".into()
+        // The text is `TOOL: subject` already.
+        InboxKind::Permission { .. } => format!("`orch-tui answer {task} allow|always|deny`"),
+        InboxKind::IdleTurn => {
+            format!("review it: `orch-tui done {task}`, or answer in the TUI (focus its agent)")
         }
-        InboxKind::Question | InboxKind::IdleTurn => {
-            "answer it in the TUI (focus its agent)".into()
-        }
+        InboxKind::Question | InboxKind::Dialog => "answer it in the TUI (focus its agent)".into(),
         InboxKind::Approval(a) => {
             what = format!("#{} {what}", a.n);
             if !a.checks.is_empty() {

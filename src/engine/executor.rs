@@ -58,6 +58,11 @@ pub struct Executor {
     queue: VecDeque<Event>,
     /// Answers to this step's writes, in the order they were written.
     answers: Vec<Event>,
+    /// Writes made so far, and how many there were when the ledger was last read for an
+    /// `Observed`: rows read before a later write may be older than the model (an integration
+    /// tip that moved since), so they are read again before the supervisor sees them.
+    writes: u64,
+    observed_at: u64,
     pub(crate) views: Arc<Mutex<BTreeMap<AttemptId, AgentView>>>,
     pub(crate) observers: Vec<std::sync::mpsc::Sender<EngineEvent>>,
     progress: Box<dyn FnMut(&str) + Send>,
@@ -87,6 +92,8 @@ impl Executor {
             slots: BTreeMap::new(),
             queue: VecDeque::new(),
             answers: Vec::new(),
+            writes: 0,
+            observed_at: 0,
             views: Arc::new(Mutex::new(BTreeMap::new())),
             observers: Vec::new(),
             progress,
@@ -305,6 +312,7 @@ impl Executor {
             return Ok(());
         }
         let observed = self.store.rows(&tasks).map_err(EngineError::Failed)?;
+        self.observed_at = self.writes;
         self.queue.push_back(Event::Observed(observed));
         Ok(())
     }
@@ -329,9 +337,10 @@ impl Executor {
             // may have landed since (their answers go first): read them again now, or the model
             // would go back to an older integration tip, hold or task state.
             let event = match event {
-                Event::Observed(o) => {
-                    let ids: Vec<String> = o.tasks.into_iter().map(|t| t.id).collect();
-                    Event::Observed(self.store.rows(&ids).map_err(EngineError::Failed)?)
+                Event::Observed(o) if self.writes != self.observed_at => {
+                    let tasks: Vec<String> = o.tasks.iter().map(|t| t.id.clone()).collect();
+                    self.observed_at = self.writes;
+                    Event::Observed(self.store.rows(&tasks).map_err(EngineError::Failed)?)
                 }
                 e => e,
             };
@@ -446,6 +455,7 @@ impl Executor {
         loop {
             match self.store.write(ops) {
                 Ok(()) => {
+                    self.writes += 1;
                     if tries > 0 {
                         (self.progress)("the ledger is writable again; going on");
                     }
@@ -537,8 +547,14 @@ impl Executor {
                 return;
             }
         }
+        let screen_rules = if profile.mode == crate::core::config::AgentMode::Interactive {
+            crate::core::screen_rules::merged(profile.adapter.as_str(), &self.config().screen_rules)
+        } else {
+            Vec::new()
+        };
         let plan = SetupPlan {
             setup: s,
+            screen_rules,
             profile,
             prompt,
             prompt_file,

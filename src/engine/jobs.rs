@@ -41,29 +41,8 @@ pub struct SetupPlan {
     pub slot: u32,
     /// What `[worktree]` asks of a new worktree (`prepare::ready_worktree`).
     pub prep: super::prepare::WorktreePrep,
-}
-
-/// Replace placeholders inside one argument each, in one pass: a `{task}` written inside the
-/// prompt text stays as written. Never through a shell.
-pub fn expand(arg: &str, vars: &[(&str, &str)]) -> String {
-    let mut out = String::with_capacity(arg.len());
-    let mut rest = arg;
-    'scan: while let Some(i) = rest.find('{') {
-        out.push_str(&rest[..i]);
-        let tail = &rest[i..];
-        for (name, value) in vars {
-            let key = format!("{{{name}}}");
-            if tail.starts_with(&key) {
-                out.push_str(value);
-                rest = &tail[key.len()..];
-                continue 'scan;
-            }
-        }
-        out.push('{');
-        rest = &tail[1..];
-    }
-    out.push_str(rest);
-    out
+    /// For an interactive agent: the rules its screen is classified by.
+    pub screen_rules: Vec<crate::core::screen_rules::ScreenRule>,
 }
 
 pub fn setup_job(ctx: &JobCtx, plan: SetupPlan) -> Job {
@@ -93,22 +72,40 @@ fn run_setup(ctx: &JobCtx, p: SetupPlan) -> Result<Spawned, String> {
     }
     crate::os::files::write_private(std::path::Path::new(&p.prompt_file), p.prompt.as_bytes())
         .map_err(|e| format!("cannot write {}: {e}", p.prompt_file))?;
-    let vars = [
-        ("prompt_file", p.prompt_file.as_str()),
-        ("prompt", p.prompt.as_str()),
-        ("task", s.task.as_str()),
-        ("worktree", s.worktree.as_str()),
-        ("orch", p.orch_bin.as_str()),
-    ];
-    let argv = p.profile.command.iter().map(|a| expand(a, &vars)).collect();
+    // The adapter builds the argv (placeholders in one pass, a large prompt by file, Claude's
+    // per-attempt hooks next to the logs, `--resume` for a continued conversation).
+    let how = crate::agent::adapter::launch(
+        &p.profile,
+        &crate::agent::adapter::LaunchContext {
+            prompt: &p.prompt,
+            prompt_file: std::path::Path::new(&p.prompt_file),
+            task: &s.task,
+            worktree: std::path::Path::new(&s.worktree),
+            orch_bin: std::path::Path::new(&p.orch_bin),
+            attempt_dir: std::path::Path::new(&s.log_dir),
+            resume: s.resume.as_deref(),
+            max_budget_usd: s.max_budget_usd,
+        },
+    )?;
+    let mut env = p.env.clone();
+    env.extend(how.env);
+    let resumed_tokens = s.resume.as_ref().map(|_| crate::core::agent_event::Tokens {
+        input: s.baseline.tokens_in,
+        output: s.baseline.tokens_out,
+        ..Default::default()
+    });
     let launch = Launch {
         attempt: s.attempt,
         task: s.task.clone(),
-        argv,
+        argv: how.argv,
         cwd: s.worktree.clone(),
-        env: p.env.clone(),
+        env,
         log_dir: s.log_dir.clone(),
         rotate_bytes: p.rotate_bytes,
+        profile: p.profile.clone(),
+        resumed_tokens,
+        paste: how.paste,
+        screen_rules: p.screen_rules.clone(),
     };
     let branches = ctx.git.branch_names().map_err(|e| e.to_string())?;
     let process = ctx.agents.spawn(launch, ctx.sink.clone())?;
@@ -371,17 +368,4 @@ pub fn sync_move_job(ctx: &JobCtx, refname: String, tip: String, from: String) -
         };
         Incoming::Event(Event::SyncMoved { tip, result })
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::expand;
-
-    #[test]
-    fn placeholders_are_replaced_in_one_pass() {
-        let vars = [("prompt", "fix {task} please"), ("task", "t1")];
-        assert_eq!(expand("{prompt}", &vars), "fix {task} please");
-        assert_eq!(expand("--id={task}", &vars), "--id=t1");
-        assert_eq!(expand("{unknown} {", &vars), "{unknown} {");
-    }
 }

@@ -7,6 +7,7 @@ pub mod base;
 mod checks;
 mod commands;
 pub mod executor;
+pub mod feed;
 pub mod jobs;
 mod lock;
 pub mod new_tasks;
@@ -18,9 +19,10 @@ pub mod real_store;
 pub mod real_world;
 mod review;
 pub mod summary;
+mod watch;
 pub mod world;
 
-pub use commands::{HumanCommand, apply_human};
+pub use commands::{Extension, HumanCommand, apply_extend, apply_human};
 pub use lock::poke;
 pub use real_world::OutputHook;
 
@@ -286,6 +288,9 @@ impl Engine {
         if only_sync {
             core.set_only_sync();
         }
+        core.set_utc_offset(crate::os::utc_offset_s(
+            (crate::ledger::now_ms() / 1000) as i64,
+        ));
         let progress = progress_printer(opts.print_progress);
         let mut exec = Executor::new(
             core,

@@ -43,6 +43,8 @@ pub fn task_rec(t: TaskRow) -> TaskRec {
         failures: t.failures,
         max_attempts: t.max_attempts,
         budget_time_ms: t.budget_time_ms,
+        budget_tokens: t.budget_tokens,
+        budget_cost_usd: t.budget_cost_usd,
         checks: t.checks,
         risk_high: t.risk_high,
         stage: t.stage,
@@ -50,6 +52,7 @@ pub fn task_rec(t: TaskRow) -> TaskRec {
         note: t.note,
         reason: t.reason,
         paused_from: t.paused_from,
+        resume_attempt: t.resume_attempt,
     }
 }
 
@@ -76,6 +79,16 @@ pub fn attempt_rec(a: AttemptRow) -> AttemptRec {
         merge_tip: a.merge_tip,
         merge_onto: a.merge_onto,
         started_ms: u64::try_from(a.started_ms).unwrap_or(0),
+        ended_ms: a.ended_ms.and_then(|e| u64::try_from(e).ok()).unwrap_or(0),
+        session: a.session,
+        continues: a.continues,
+        tokens_in: u64::try_from(a.tokens_in).unwrap_or(0),
+        tokens_out: u64::try_from(a.tokens_out).unwrap_or(0),
+        cost_usd: if a.cost_usd.is_finite() {
+            a.cost_usd.max(0.0)
+        } else {
+            0.0
+        },
     }
 }
 
@@ -102,12 +115,23 @@ impl Store for SqliteStore {
         }
         let row = self.ledger.integration().map_err(text)?;
         self.last_seq = self.ledger.last_seq().map_err(text)?;
+        let gates = self
+            .ledger
+            .gates()
+            .map_err(text)?
+            .into_iter()
+            .filter_map(|g| {
+                let kind = crate::core::ops::GateKind::parse(&g.kind)?;
+                Some((kind, g.name, g.until_ms, g.why))
+            })
+            .collect();
         Ok(Boot {
             tasks: tasks.into_iter().map(task_rec).collect(),
             attempts: attempts.into_iter().map(attempt_rec).collect(),
             recorded_tip: row.tip,
             hold: row.hold,
             sync: row.sync,
+            gates,
             ..Boot::default()
         })
     }

@@ -128,6 +128,33 @@ fn apply_op(tx: &Connection, op: &Op, token: &mut dyn FnMut() -> String) -> Resu
             expect_one(n, || "a base is recorded already".to_string())
         }
         Op::Answered { id } => answered(tx, *id),
+        Op::RecordSpend {
+            id,
+            tokens_in,
+            tokens_out,
+            cost_usd,
+        } => super::agents::record_spend(tx, *id, *tokens_in, *tokens_out, *cost_usd),
+        Op::Session { id, session } => super::agents::session(tx, *id, session),
+        Op::AgentState {
+            id,
+            substatus,
+            question,
+            actor,
+            data,
+        } => super::agents::agent_state(tx, *id, *substatus, question.as_deref(), *actor, data),
+        Op::SetBudget {
+            task,
+            time_ms,
+            tokens,
+            cost_usd,
+            data,
+        } => super::agents::set_budget(tx, task, *time_ms, *tokens, *cost_usd, data),
+        Op::SetGate {
+            kind,
+            name,
+            until_ms,
+            why,
+        } => super::agents::set_gate(tx, *kind, name, *until_ms, why),
         Op::Event {
             task,
             attempt,
@@ -215,6 +242,13 @@ pub fn transition(
             }
         });
     }
+    // Its own statement: only written when set, so older schemas (in migration tests) work.
+    if let Some(r) = patch.resume_attempt {
+        tx.execute(
+            "UPDATE tasks SET resume_attempt = ?2 WHERE id = ?1",
+            params![task, r],
+        )?;
+    }
     let data = EventData {
         from: Some(from),
         to: Some(to),
@@ -285,6 +319,12 @@ pub fn insert_attempt(tx: &Connection, a: &NewAttempt, token: &str) -> Result<()
     expect_one(inserted, || {
         format!("attempt {} (or {} #{}) exists already", a.id, a.task, a.n)
     })?;
+    if let Some(prev) = a.continues {
+        tx.execute(
+            "UPDATE attempts SET continues = ?2 WHERE id = ?1",
+            params![a.id, prev],
+        )?;
+    }
     let kind = match a.role {
         crate::core::domain::Role::Agent => EventKind::AttemptStarted,
         crate::core::domain::Role::Reviewer => EventKind::ReviewStarted,
@@ -350,13 +390,17 @@ pub fn finish_attempt(tx: &Connection, f: &Finish) -> Result<()> {
 fn answered(tx: &Connection, id: AttemptId) -> Result<()> {
     let row: Option<(String, AttemptNo)> = tx
         .query_row(
-            "SELECT task, n FROM attempts WHERE id = ?1 AND substatus = 'waiting_input'",
+            "SELECT task, n FROM attempts WHERE id = ?1
+               AND substatus IN ('waiting_input', 'waiting_permission', 'waiting_dialog')",
             [id],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?;
     if let Some((task, n)) = row {
-        tx.execute("UPDATE attempts SET substatus = 'busy' WHERE id = ?1", [id])?;
+        tx.execute(
+            "UPDATE attempts SET substatus = 'busy', question = NULL WHERE id = ?1",
+            [id],
+        )?;
         append(
             tx,
             Some(&task),

@@ -41,11 +41,13 @@ pub struct TaskRow {
     pub stage_until_ms: Option<u64>,
     pub risk_high: bool,
     pub depends_on: Vec<String>,
+    /// The attempt the next one continues (its worktree and conversation), when set.
+    pub resume_attempt: Option<crate::core::domain::AttemptId>,
 }
 
 const TASK_COLS: &str = "id, ord, title, prompt, spec_path, spec_version, agent, capabilities, priority, \
     checks, max_attempts, budget_time_ms, budget_tokens, budget_cost_usd, state, paused_from, version, \
-    failures, not_before_ms, ready_since_ms, note, reason, stage, stage_until_ms, risk_high";
+    failures, not_before_ms, ready_since_ms, note, reason, stage, stage_until_ms, risk_high, resume_attempt";
 
 fn task_from_row(r: &Row) -> rusqlite::Result<TaskRow> {
     let caps: String = r.get(7)?;
@@ -77,6 +79,7 @@ fn task_from_row(r: &Row) -> rusqlite::Result<TaskRow> {
         stage_until_ms: r.get::<_, Option<i64>>(23)?.map(|v| v as u64),
         risk_high: r.get(24)?,
         depends_on: Vec::new(),
+        resume_attempt: r.get(25)?,
     })
 }
 

@@ -150,6 +150,9 @@ pub struct RunView {
     pub hold: Option<String>,
     /// The base the integration branch stands on, its tip, a sync asked for or stopped.
     pub integration: IntegrationView,
+    /// What stops dispatch: accounts paused by a usage limit, open breakers, a spent run
+    /// budget (with their countdowns' ends).
+    pub alerts: Vec<crate::ledger::Alert>,
 }
 
 /// The integration branch's base and sync, as `status --json` shows them (docs/cli.md).
@@ -256,6 +259,7 @@ pub fn snapshot(ledger: &Ledger, now_ms: u64) -> Result<Snapshot, LedgerError> {
     }
     let checks = query::approval_checks(ledger, &tasks)?;
     let integration = IntegrationView::of(ledger.integration()?);
+    let alerts = ledger.gate_alerts(now_ms)?;
     let live = tasks.iter().map(|t| t.live().count()).sum();
     let run = RunView {
         plan: run.plan,
@@ -265,6 +269,7 @@ pub fn snapshot(ledger: &Ledger, now_ms: u64) -> Result<Snapshot, LedgerError> {
         }),
         hold: run.hold,
         integration,
+        alerts,
     };
     let inbox = inbox::collect(&run, &tasks, &checks, now_ms);
     drop(tx);

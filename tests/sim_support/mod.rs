@@ -74,6 +74,8 @@ pub struct Stats {
     pub sync_stopped: usize,
     /// Supervisors started to only recover and sync (as `orch-tui sync` does).
     pub sync_only: usize,
+    /// Agent states the supervisor recorded from a (fake) watched screen.
+    pub screen_states: usize,
 }
 
 /// A seed that broke an invariant: what, where, and the last things that happened.
@@ -113,8 +115,17 @@ fn plan_text(rng: &mut Rng) -> String {
             2 + rng.below(2)
         ));
         if rng.chance(40) {
+            let money = if rng.chance(30) {
+                format!(
+                    ", tokens = {}, cost_usd = {}",
+                    2_000 + rng.below(12_000),
+                    0.01 + rng.below(40) as f64 / 1000.0
+                )
+            } else {
+                String::new()
+            };
             s.push_str(&format!(
-                "budget = {{ time = \"{}ms\" }}\n",
+                "budget = {{ time = \"{}ms\"{money} }}\n",
                 1500 + rng.below(3000)
             ));
         }
@@ -136,10 +147,22 @@ fn config_text(rng: &mut Rng) -> String {
         "[]"
     };
     let reviewer = if rng.chance(40) { "sim" } else { "" };
+    let run_budget = if rng.chance(10) {
+        format!(
+            "[budgets]\nrun = {{ tokens = {} }}\n\n",
+            20_000 + rng.below(60_000)
+        )
+    } else {
+        String::new()
+    };
     format!(
         "slots = {}\ndefault_agent = \"sim\"\nstop_grace = \"300ms\"\nbase = \"refs/heads/main\"\n\n[retry]\nbackoff_base = \"20ms\"\nbackoff_cap = \"200ms\"\n\n\
-         [funnel]\nchecks = {checks}\nreviewer = \"{reviewer}\"\nautonomy = \"{autonomy}\"\nveto_window = \"400ms\"\n",
-        1 + rng.below(4)
+         [funnel]\nchecks = {checks}\nreviewer = \"{reviewer}\"\nautonomy = \"{autonomy}\"\nveto_window = \"400ms\"\n\n\
+         [limits]\nwait = \"{}ms\"\nbreaker_failures = 2\nbreaker_cooldown = \"300ms\"\n\n{run_budget}\
+         [agents.sim]\nfallback = [\"sim2\"]\n\n\
+         [agents.sim2]\ncommand = [\"{{orch}}\", \"sim-agent\"]\nadapter = \"sim\"\nmax_concurrent = 2\n",
+        1 + rng.below(4),
+        200 + rng.below(800)
     )
 }
 
@@ -242,6 +265,25 @@ fn human(world: &Shared, ledger: &mut Ledger, rng: &mut Rng) {
         ])
         .unwrap_or(&HumanCommand::Retry);
     let now = lock(world).now;
+    if rng.chance(15) {
+        // `orch-tui extend`: more of one budget, continuing or starting over.
+        let ext = orch_tui::engine::Extension {
+            time_ms: rng.chance(50).then_some(1000 + rng.below(2000)),
+            tokens: rng.chance(50).then_some(1000 + rng.below(10_000)),
+            cost_usd: Some(0.01 + rng.below(20) as f64 / 1000.0),
+            retry: rng.chance(30),
+        };
+        let r = with_clock(now, || {
+            orch_tui::engine::apply_extend(ledger, &task, &ext, None)
+        });
+        let mut w = lock(world);
+        w.note(format!(
+            "human extend {task}: {}",
+            r.as_ref().map_or_else(|e| e.to_string(), |s| s.clone())
+        ));
+        w.inbox.push_back(orch_tui::engine::world::Incoming::Poke);
+        return;
+    }
     let note = (cmd == HumanCommand::Reject).then_some("try again");
     let r = with_clock(now, || apply_human(ledger, cmd, &task, note));
     let mut w = lock(world);
@@ -472,6 +514,15 @@ pub fn run_seed(seed: u64, chaos: Chaos) -> Result<Stats, Failure> {
                         _ => {}
                     }
                 }
+                stats.screen_states = human_ledger
+                    .conn()
+                    .query_row(
+                        "SELECT COUNT(*) FROM events WHERE kind = 'agent_state'
+                           AND json_extract(data, '$.rule') LIKE 'screen:%'",
+                        [],
+                        |r| r.get::<_, i64>(0),
+                    )
+                    .unwrap_or(0) as usize;
                 return Ok(stats);
             }
             Ok(_) => {}

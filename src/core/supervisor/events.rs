@@ -77,6 +77,16 @@ pub enum Event {
     Stop {
         stop_agents: bool,
     },
+    /// Something a live agent said, as its adapter parsed it (never a pane line).
+    Agent {
+        attempt: AttemptId,
+        event: crate::core::agent_event::AgentEvent,
+    },
+    /// An interactive agent's screen settled on a state (a screen rule held, debounced).
+    Screen {
+        attempt: AttemptId,
+        seen: crate::core::screen_rules::ScreenMatch,
+    },
 }
 
 /// What the executor found at start.
@@ -98,6 +108,8 @@ pub struct Boot {
     /// When no base is recorded yet: the run's base ref and the commit the integration branch
     /// stands on (where it meets that base), to record.
     pub base: Option<(String, String)>,
+    /// Gates recorded by an earlier supervisor: (kind, account or profile, until, why).
+    pub gates: Vec<(crate::core::ops::GateKind, String, u64, String)>,
 }
 
 /// The base branch the integration branch stands on, and a sync onto it, as the ledger's
@@ -322,9 +334,16 @@ pub struct Setup {
     pub log_dir: String,
     /// Agents: the integration tip the worktree starts from.
     pub base: String,
-    /// Agents get a fresh worktree; a reviewer reads the agent's.
+    /// Agents get a fresh worktree (unless they continue an earlier attempt's); a reviewer
+    /// reads the agent's.
     pub create_worktree: bool,
     pub prompt: PromptSpec,
+    /// The agent's conversation to continue (`--resume`, `exec resume`).
+    pub resume: Option<String>,
+    /// What the task may still spend, in dollars (Claude's own `--max-budget-usd`).
+    pub max_budget_usd: Option<f64>,
+    /// What the resumed conversation spent before this attempt.
+    pub baseline: super::Baseline,
 }
 
 #[derive(Debug, Clone, PartialEq)]

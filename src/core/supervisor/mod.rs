@@ -10,10 +10,13 @@
 //! (`Event::Written`), and effects that depend on a write are emitted by the rules once its rows
 //! say so. A task with a write in flight is left alone until the answer comes.
 
+mod agents;
 mod boot;
+mod budget;
 mod dag;
 mod events;
 mod funnel;
+mod limits;
 mod live;
 mod merge;
 pub mod model;
@@ -22,9 +25,12 @@ mod sync;
 mod sync_tests;
 #[cfg(test)]
 mod tests;
+mod turns;
+mod waiting;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+pub use agents::{AgentFacts, Baseline, attempt_spend, failure_words};
 pub use events::{
     Boot, Change, CheckOutcome, Collect, Effect, Event, Exit, JobFailure, MergeOutcome, MergePrep,
     MoveOutcome, Observed, PromptSpec, Setup, Started, Stray, SyncOutcome, SyncPrep, SyncRequest,
@@ -97,6 +103,8 @@ pub struct Live {
     pub deadline_ms: Option<u64>,
     pub exit: Option<Exit>,
     pub started_ms: u64,
+    /// What the agent's own output said (spend, failures, its conversation).
+    pub facts: AgentFacts,
 }
 
 /// Where the merge queue's one merge stands.
@@ -161,6 +169,10 @@ enum Then {
     MoveSync,
     /// The sync's outcome is written: the queue is free again.
     SyncClosed(Option<String>),
+    /// A limit of this account was lifted.
+    Lifted(String),
+    /// This profile's breaker was closed.
+    Closed(String),
 }
 
 pub struct Supervisor {
@@ -197,6 +209,19 @@ pub struct Supervisor {
     now: u64,
     out: Vec<Effect>,
     faults: Faults,
+    /// When this supervisor booted (the run's time budget counts from here).
+    booted_ms: u64,
+    /// The local zone's offset from UTC in seconds (a limit's "try again at 3:28 PM").
+    utc_offset_s: i64,
+    /// Budgets already warned about at 80%: (task or "" for the run, which budget).
+    warned: BTreeSet<(String, String)>,
+    /// Profiles' runs of infrastructure failures.
+    breakers: BTreeMap<String, limits::Breaker>,
+    /// Accounts close to their limit (`allowed_warning`): one agent at a time.
+    slow: BTreeSet<String>,
+    /// Limits and breakers whose lifting is being written.
+    lifting: BTreeSet<String>,
+    closing: BTreeSet<String>,
 }
 
 impl Supervisor {
@@ -227,7 +252,19 @@ impl Supervisor {
             now: 0,
             out: Vec::new(),
             faults: Faults::default(),
+            booted_ms: 0,
+            utc_offset_s: 0,
+            warned: BTreeSet::new(),
+            breakers: BTreeMap::new(),
+            slow: BTreeSet::new(),
+            lifting: BTreeSet::new(),
+            closing: BTreeSet::new(),
         }
+    }
+
+    /// The local zone's offset from UTC (east positive), for limits that reset at a clock time.
+    pub fn set_utc_offset(&mut self, seconds: i64) {
+        self.utc_offset_s = seconds;
     }
 
     #[doc(hidden)]
@@ -291,20 +328,28 @@ impl Supervisor {
             Event::SyncMoved { tip, result } => self.on_sync_moved(&tip, result),
             Event::Tidied { tidy, result } => self.on_tidied(tidy, result),
             Event::Answered { attempt } => self.on_answered(attempt),
+            Event::Agent { attempt, event } => self.on_agent(attempt, event),
+            Event::Screen { attempt, seen } => self.on_screen(attempt, seen),
             Event::Stop { stop_agents } => self.on_stop(stop_agents),
         }
     }
 
     fn on_observed(&mut self, o: Observed) {
         for a in &o.attempts {
-            let asked = a.substatus == crate::core::domain::Substatus::WaitingInput;
+            use crate::core::domain::Substatus as S;
+            let what = match a.substatus {
+                S::WaitingInput => "waits for an answer",
+                S::WaitingPermission => "asks permission",
+                S::WaitingDialog => "waits at a first-run dialog",
+                _ => continue,
+            };
             let was = self
                 .model
                 .attempts
                 .get(&a.id)
                 .is_some_and(|old| old.substatus == a.substatus);
-            if asked && !was {
-                self.say(format!("? {} attempt {} waits for an answer", a.task, a.n));
+            if !was {
+                self.say(format!("? {} attempt {} {what}", a.task, a.n));
             }
         }
         self.model.refresh(o.tasks, o.attempts);
@@ -331,6 +376,14 @@ impl Supervisor {
         }
         match p.then {
             Then::Nothing | Then::Boot => {}
+            Then::Lifted(name) => {
+                self.lifting.remove(&name);
+                self.slow.remove(&name);
+                self.say(format!("▶ {name}: the limit lifted; its agents go on"));
+            }
+            Then::Closed(name) => {
+                self.closing.remove(&name);
+            }
             Then::Say(line) => self.say(line),
             Then::MoveIntegration => self.move_integration(),
             Then::TidyMerged(tidy, line) => {
@@ -361,6 +414,12 @@ impl Supervisor {
                 self.merge = None;
             }
             Then::MoveSync | Then::SyncClosed(_) => self.sync = None,
+            Then::Lifted(name) => {
+                self.lifting.remove(&name);
+            }
+            Then::Closed(name) => {
+                self.closing.remove(&name);
+            }
             Then::Nothing | Then::Say(_) | Then::Boot => {}
         }
     }
@@ -419,6 +478,8 @@ impl Supervisor {
     /// Every rule, in an order where each sees what the ones before decided.
     fn reconcile(&mut self) {
         self.dag_rules();
+        self.gate_rules();
+        self.budget_rules();
         self.live_rules();
         if !self.only_sync {
             self.funnel_rules();
@@ -435,11 +496,15 @@ impl Supervisor {
     /// The earliest moment something is due without any event (a time budget, a retry's
     /// backoff, a veto window), so the executor can set one timer.
     pub fn next_wake_ms(&self) -> Option<u64> {
+        // Only an agent still running has a deadline that matters (one collecting its work
+        // may be past it: waking for that would spin).
         let deadlines = self
             .live
             .values()
-            .filter(|l| l.stop.is_none())
-            .filter_map(|l| l.deadline_ms);
+            .filter(|l| l.stop.is_none() && l.exit.is_none())
+            .filter(|l| matches!(l.phase, Phase::Running { .. } | Phase::SettingUp))
+            .filter_map(|l| l.deadline_ms)
+            .filter(|&d| d > self.now);
         let backoffs = self
             .model
             .in_state(TaskState::Ready)
@@ -455,7 +520,11 @@ impl Supervisor {
         if self.only_sync {
             return deadlines.min();
         }
-        deadlines.chain(backoffs).chain(vetoes).min()
+        deadlines
+            .chain(backoffs)
+            .chain(vetoes)
+            .chain(self.next_gate_ms())
+            .min()
     }
 
     /// Nothing will move without a human: nothing runs, nothing is being written, and no task is
@@ -484,10 +553,11 @@ impl Supervisor {
         if moving.iter().any(|s| self.model.count(*s) > 0) {
             return false;
         }
-        // A held run waits for the human; otherwise ready and approved work still moves.
+        // A held run waits for the human; otherwise ready and approved work still moves (a
+        // spent run budget starts nothing new, but merges what was approved).
         self.model.hold.is_some()
-            || (self.model.count(TaskState::Ready) == 0
-                && self.model.count(TaskState::Approved) == 0)
+            || (self.model.count(TaskState::Approved) == 0
+                && (self.model.count(TaskState::Ready) == 0 || self.run_budget_spent()))
     }
 
     /// A stop was asked for and nothing is left to wait for.

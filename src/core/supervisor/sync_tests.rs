@@ -40,6 +40,9 @@ fn task(id: &str, state: TaskState) -> TaskRec {
         note: None,
         reason: None,
         paused_from: None,
+        budget_tokens: None,
+        budget_cost_usd: None,
+        resume_attempt: None,
     }
 }
 
@@ -67,6 +70,12 @@ fn attempt(task: &str, commit: &str) -> AttemptRec {
         merge_tip: None,
         merge_onto: None,
         started_ms: 0,
+        ended_ms: 0,
+        session: None,
+        continues: None,
+        tokens_in: 0,
+        tokens_out: 0,
+        cost_usd: 0.0,
     }
 }
 

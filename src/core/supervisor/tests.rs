@@ -37,6 +37,9 @@ fn task(id: &str, state: TaskState) -> TaskRec {
         note: None,
         reason: None,
         paused_from: None,
+        budget_tokens: None,
+        budget_cost_usd: None,
+        resume_attempt: None,
     }
 }
 
@@ -63,6 +66,12 @@ fn finished_attempt(task: &str, n: u32) -> AttemptRec {
         merge_tip: None,
         merge_onto: None,
         started_ms: 0,
+        ended_ms: 0,
+        session: None,
+        continues: None,
+        tokens_in: 0,
+        tokens_out: 0,
+        cost_usd: 0.0,
     }
 }
 

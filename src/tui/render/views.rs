@@ -139,6 +139,7 @@ pub fn render_inbox(s: &ViewState, f: &mut Frame, area: Rect) {
                 | InboxKind::Failed { .. } => theme::bad(s),
                 InboxKind::Limited { .. }
                 | InboxKind::Permission { .. }
+                | InboxKind::Dialog
                 | InboxKind::Question
                 | InboxKind::IdleTurn
                 | InboxKind::Escalated
@@ -146,7 +147,6 @@ pub fn render_inbox(s: &ViewState, f: &mut Frame, area: Rect) {
             };
             let text = match &item.kind {
                 InboxKind::Approval(a) => super::funnel::summary(s, a),
-                InboxKind::Permission { tool } => format!("{tool}: {}", item.text),
                 InboxKind::BudgetExhausted { budgets } => {
                     let mut t = item.text.clone();
                     for b in budgets {
@@ -164,6 +164,8 @@ pub fn render_inbox(s: &ViewState, f: &mut Frame, area: Rect) {
                 },
                 InboxKind::Held
                 | InboxKind::Sync
+                | InboxKind::Permission { .. }
+                | InboxKind::Dialog
                 | InboxKind::Question
                 | InboxKind::IdleTurn
                 | InboxKind::Escalated
