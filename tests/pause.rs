@@ -199,16 +199,22 @@ fn pause_and_resume_take_a_task_or_all_never_both() {
     assert!(out.stdout.contains("nothing to pause"), "{}", out.stdout);
 }
 
-/// A stand-in for an interactive Claude session: its terminal raw, every byte it is sent kept
-/// in `keys` (outside the repository).
-fn interactive_claude(keys: &std::path::Path) -> String {
+/// A stand-in for an interactive Claude session: a program (it ignores the arguments the Claude
+/// adapter adds) whose terminal is raw, every byte it is sent kept in `keys` (outside the
+/// repository).
+fn interactive_claude(root: &std::path::Path, keys: &std::path::Path) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let program = root.join("fake-claude");
     let script = format!(
-        "stty raw -echo; echo ready-for-input; exec cat > {}",
+        "#!/bin/sh\nstty raw -echo\necho ready-for-input\nexec cat > '{}'\n",
         keys.display()
     );
+    std::fs::write(&program, script).expect("fake claude");
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let p = program.display();
     format!(
-        "\n[agents.claude]\ncommand = [\"sh\", \"-c\", \"{script}\"]\n\
-         interactive = [\"sh\", \"-c\", \"{script}\"]\nmode = \"interactive\"\nadapter = \"claude\"\n"
+        "\n[agents.claude]\ncommand = [\"{p}\"]\ninteractive = [\"{p}\"]\n\
+         mode = \"interactive\"\nadapter = \"claude\"\n"
     )
 }
 
@@ -216,7 +222,10 @@ fn interactive_claude(keys: &std::path::Path) -> String {
 fn an_interactive_session_has_its_turn_interrupted_and_is_asked_to_go_on() {
     let repo = Repo::new();
     let keys = repo.root.join("keys.bin");
-    repo.init(&format!("{FAST_CONFIG}{}", interactive_claude(&keys)));
+    repo.init(&format!(
+        "{FAST_CONFIG}{}",
+        interactive_claude(&repo.root, &keys)
+    ));
     let plan = "[plan]\nname = \"pause\"\n\n[[task]]\nid = \"t\"\ntitle = \"Session\"\n\
                 agent = \"claude\"\nprompt = \"work\"\n";
     std::fs::write(repo.root.join("plan.toml"), plan).expect("plan");

@@ -96,6 +96,14 @@ pub struct Launch {
     pub env: Vec<(String, String)>,
     pub log_dir: String,
     pub rotate_bytes: u64,
+    /// The profile it runs under: which parser reads its output (`adapter::parser_for`).
+    pub profile: crate::core::config::AgentProfile,
+    /// A resumed Codex conversation's tokens before this attempt (its usage is cumulative).
+    pub resumed_tokens: Option<crate::core::agent_event::Tokens>,
+    /// Typed into an interactive agent once it is up (its prompt, when the argv has none).
+    pub paste: Option<String>,
+    /// An interactive agent's screen rules (empty: its screen is not watched).
+    pub screen_rules: Vec<crate::core::screen_rules::ScreenRule>,
 }
 
 /// What an earlier supervisor may have left running: its attempts' agents (by recorded pid and

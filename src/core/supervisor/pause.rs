@@ -134,11 +134,11 @@ impl Supervisor {
         let Some(profile) = self.live.get(&id).map(|l| l.profile.clone()) else {
             return;
         };
-        let waiting = self
-            .model
-            .attempts
-            .get(&id)
-            .is_some_and(|a| matches!(a.substatus, Substatus::WaitingInput | Substatus::Idle));
+        let waiting = self.model.attempts.get(&id).is_some_and(|a| {
+            // A question, a permission prompt or a first-run dialog (an Escape would deny
+            // or dismiss it), a turn already over, or a limit: nothing under way to stop.
+            a.substatus.is_waiting() || matches!(a.substatus, Substatus::Idle | Substatus::Limited)
+        });
         let how = match (self.interrupts(&profile), waiting) {
             (false, _) => HoldHow::Frozen,
             (true, false) => HoldHow::Interrupted,

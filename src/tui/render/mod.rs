@@ -118,6 +118,12 @@ fn header_line(s: &ViewState, width: u16) -> Line<'static> {
             s.spend_usd
         )),
     ]);
+    for a in &s.alerts {
+        spans.push(Span::styled(
+            format!(" {} ", a.line(s.wall_ms)),
+            theme::warn(s),
+        ));
+    }
     if let Some(fin) = &s.finished {
         spans.push(Span::styled(format!(" {fin} "), theme::good(s)));
     }
