@@ -2,7 +2,7 @@
 //! agent: a paused task's agent is frozen and keeps its attempt, its PTY and its screen; its time
 //! budget does not run while it is paused; resume continues it; a supervisor killed while a task
 //! is paused recovers as docs/architecture.md says (the frozen agent reaped, the task still
-//! paused, a fresh attempt on resume).
+//! paused, its next attempt continuing in the same worktree on resume).
 
 mod common;
 mod e2e_support;
@@ -134,7 +134,7 @@ adapter = "generic"
 "#;
 
 #[test]
-fn a_supervisor_killed_while_a_task_is_paused_recovers_it_paused_and_resume_starts_afresh() {
+fn a_supervisor_killed_while_a_task_is_paused_recovers_it_paused_and_resume_continues_it() {
     let repo = Repo::new();
     repo.init(&format!("{FAST_CONFIG}{SHELL_AGENT}"));
     let plan = "[plan]\nname = \"pause\"\n\n[[task]]\nid = \"t\"\ntitle = \"Paused work\"\n\
@@ -183,7 +183,11 @@ fn a_supervisor_killed_while_a_task_is_paused_recovers_it_paused_and_resume_star
     assert_eq!(out.code, 0, "{}", out.show());
     let a = attempts(&repo);
     assert_eq!(a.len(), 2, "{a:#?}");
-    assert_eq!(a[1]["state"], "succeeded", "a fresh attempt: {a:#?}");
+    assert_eq!(a[1]["state"], "succeeded", "{a:#?}");
+    assert_eq!(
+        a[1]["worktree"], a[0]["worktree"],
+        "the new attempt continues in the paused one's worktree: {a:#?}"
+    );
 }
 
 #[test]

@@ -46,11 +46,13 @@ impl Supervisor {
         for a in stale {
             let state = self.model.task(&a.task).map(|t| t.state);
             // A paused task's held agent (frozen, or its turn interrupted) is reaped like any
-            // other: its process is gone with the old supervisor's PTY. The task stays paused;
-            // `resume` starts a fresh attempt (docs/architecture.md, "Pause keeps the work").
+            // other: its process is gone with the old supervisor's PTY. The task stays paused,
+            // its next attempt marked to continue this one (docs/architecture.md, "Pause keeps
+            // the work").
             let paused = state == Some(TaskState::Paused) && a.role == Role::Agent;
             let reason = if paused {
-                "the supervisor stopped while its task was paused; `resume` starts a fresh attempt"
+                "the supervisor stopped while its task was paused; `resume` continues it in a \
+                 new attempt"
             } else {
                 "the supervisor stopped while it ran"
             };
@@ -62,16 +64,17 @@ impl Supervisor {
                 commit: None,
                 diff_lines: None,
             })];
+            // Its next attempt continues it (worktree and conversation) if it ran.
+            let resume_attempt = Some(a.base.is_some().then_some(a.id));
             if a.role == Role::Agent
                 && let Some(from @ (TaskState::Assigned | TaskState::Working)) = state
             {
-                // Its next attempt continues it (worktree and conversation) if it ran.
                 ops.push(Op::Transition {
                     task: a.task.clone(),
                     from,
                     to: TaskState::Ready,
                     patch: Patch {
-                        resume_attempt: Some(a.base.is_some().then_some(a.id)),
+                        resume_attempt,
                         ..Patch::default()
                     },
                     actor: Actor::Supervisor,
@@ -79,10 +82,42 @@ impl Supervisor {
                     data: EventData::why("recovered after supervisor restart"),
                 });
             }
+            if paused && let Some(t) = self.model.task(&a.task) {
+                // The mark is a task field that only a transition writes, and `paused` may not
+                // move to itself: out and back in one transaction, still the human's pause.
+                let paused_from = Some(t.paused_from);
+                let why = "recovered after supervisor restart: still paused; `resume` continues \
+                           its attempt";
+                let step = |from, to, patch| Op::Transition {
+                    task: a.task.clone(),
+                    from,
+                    to,
+                    patch,
+                    actor: Actor::Supervisor,
+                    attempt: Some(a.n),
+                    data: EventData::why(why),
+                };
+                ops.push(step(
+                    TaskState::Paused,
+                    TaskState::Ready,
+                    Patch {
+                        resume_attempt,
+                        ..Patch::default()
+                    },
+                ));
+                ops.push(step(
+                    TaskState::Ready,
+                    TaskState::Paused,
+                    Patch {
+                        paused_from,
+                        ..Patch::default()
+                    },
+                ));
+            }
             let line = if paused {
                 format!(
                     "↺ {}: attempt {} (held while paused) abandoned at restart; the task stays \
-                     paused, `resume` starts a fresh attempt",
+                     paused, `resume` continues it in a new attempt",
                     a.task, a.n
                 )
             } else {

@@ -213,7 +213,7 @@ fn a_pause_while_the_worktree_is_set_up_still_abandons_that_attempt() {
 }
 
 #[test]
-fn a_restart_while_paused_reaps_the_frozen_agent_and_the_task_stays_paused() {
+fn a_restart_while_paused_reaps_the_frozen_agent_and_resume_continues_its_attempt() {
     let mut t = task("a", TaskState::Paused);
     t.paused_from = Some(TaskState::Working);
     let mut a = finished_attempt("a", 1);
@@ -240,11 +240,22 @@ fn a_restart_while_paused_reaps_the_frozen_agent_and_the_task_stays_paused() {
         Some(TaskState::Paused),
         "still the human's pause"
     );
+    let t = d.sup.model.task("a").expect("row");
+    assert_eq!(t.paused_from, Some(TaskState::Working), "{t:?}");
+    assert_eq!(t.resume_attempt, Some(id), "marked to continue: {t:?}");
     assert!(d.setups().is_empty(), "nothing starts until it is resumed");
     d.human_writes("a", TaskState::Ready, |_| {});
+    assert_eq!(d.setups(), [("a".to_string(), AttemptNo(2))]);
+    let setup = d
+        .seen
+        .iter()
+        .find_map(|e| match e {
+            Effect::Setup(s) => Some(s.clone()),
+            _ => None,
+        })
+        .expect("setup");
     assert_eq!(
-        d.setups(),
-        [("a".to_string(), AttemptNo(2))],
-        "a fresh attempt"
+        setup.worktree, "/w/a-1",
+        "it continues in the same worktree"
     );
 }
