@@ -170,9 +170,8 @@ fn permission_requests_are_answered_by_rules_the_human_and_allow_always() {
         Duration::from_secs(20),
         || {
             let text = r.status_json()["inbox"].to_string();
-            (text.contains(r#""kind":"permission""#)
-                && text.contains("Bash: npm install left-pad"))
-            .then_some(())
+            (text.contains(r#""kind":"permission""#) && text.contains("Bash: npm install left-pad"))
+                .then_some(())
         },
     );
     let answered = r.orch(&["answer", "a", "deny", "--note", "use the vendored copy"]);

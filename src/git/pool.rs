@@ -324,12 +324,18 @@ impl Repo {
     /// A path in the pool's folder that no worktree or file uses.
     fn free_pool_name(&self, pool: &Pool) -> Result<PathBuf, GitError> {
         let dir = self.pool_dir(pool);
-        std::fs::create_dir_all(&dir).map_err(|e| {
-            GitError::ours(
-                &["worktree", "add"],
-                format!("cannot create {}: {e}", dir.display()),
-            )
-        })?;
+        // Private like the rest of `.orch/` (worktrees can hold copied secrets such as `.env`).
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| {
+                GitError::ours(
+                    &["worktree", "add"],
+                    format!("cannot create {}: {e}", dir.display()),
+                )
+            })?;
         // A worktree whose directory vanished still holds its name until pruned.
         let registered: Vec<PathBuf> = self.worktrees()?.into_iter().map(|w| w.path).collect();
         (0..10_000)
