@@ -126,10 +126,21 @@ impl Repo {
                 .create_worktree(path, branch, base, backup_ref)
                 .map(|_| Taken::Created);
         }
-        let Some(idle) = self.claim_idle(pool, path)? else {
-            return self
-                .create_worktree(path, branch, base, backup_ref)
-                .map(|_| Taken::Created);
+        let idle = match self.claim_idle(pool, path) {
+            Ok(Some(idle)) => idle,
+            Ok(None) => {
+                return self
+                    .create_worktree(path, branch, base, backup_ref)
+                    .map(|_| Taken::Created);
+            }
+            Err(e) => {
+                // git refuses to move some worktrees (one holding submodules): the pool is only
+                // a shortcut, so the attempt gets a new worktree all the same.
+                tracing::warn!(error = %e, "git: could not take a pooled worktree; creating a new one");
+                return self
+                    .create_worktree(path, branch, base, backup_ref)
+                    .map(|_| Taken::Created);
+            }
         };
         match self.reset_taken(pool, path, branch, base, backup_ref) {
             Ok(()) => Ok(Taken::Reused),
@@ -162,11 +173,21 @@ impl Repo {
                 )
             })?;
         }
-        self.git()
+        let moved = self
+            .git()
             .args(["worktree", "move"])
             .arg(&idle.path)
             .arg(path)
-            .run()?;
+            .run();
+        if let Err(e) = moved {
+            // It would fail the same way next time; it holds nothing of value.
+            let _ = self
+                .git()
+                .args(["worktree", "remove", "--force", "--force"])
+                .arg(&idle.path)
+                .run();
+            return Err(e);
+        }
         Ok(Some(idle.path))
     }
 
