@@ -337,3 +337,33 @@ fn a_pooled_worktree_git_cannot_move_is_dropped_and_a_new_one_made() {
     assert!(!idle.exists(), "the worktree that could not move is gone");
     assert_eq!(repo.pool_idle(&p).expect("idle").len(), 0);
 }
+
+#[test]
+fn gc_drains_what_a_crash_left_half_made_in_the_pool() {
+    let (_t, repo, base) = repo_with_ignores();
+    let p = pool(&[], 2);
+    repo.fill_pool(&p, &base).expect("fill");
+    // What fill_pool leaves when the supervisor dies mid-checkout: registered, still locked.
+    let half = repo.root().join(".orch/pool/idle-7");
+    git(
+        repo.root(),
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "--no-checkout",
+            "--detach",
+            "--lock",
+            half.to_str().expect("utf-8 path"),
+            &base,
+        ],
+    );
+    assert_eq!(
+        repo.pool_idle(&p).expect("idle").len(),
+        2,
+        "a locked one is never taken"
+    );
+    assert_eq!(repo.drain_pool(&p).expect("drain"), 3);
+    assert!(!half.exists());
+    assert_eq!(repo.worktrees().expect("list").len(), 1);
+}
