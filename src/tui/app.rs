@@ -42,6 +42,27 @@ pub enum Effect {
     LoadLogs,
     /// Build the timeline from the ledger's events.
     LoadTimeline,
+    /// Add a task as `orch-tui add` does (the form's answer comes back as `on_form_answer`).
+    AddTask { draft: crate::core::new_task::Draft },
+    /// Write a new prompt as `orch-tui edit` does.
+    EditPrompt { task: String, prompt: String },
+    /// Read a task's prompt, then open the edit form on it.
+    LoadPrompt { task: String },
+    /// Suspend the TUI and edit this text in $EDITOR (`on_editor_text` gets the result).
+    EditText { text: String },
+    /// Suspend the TUI for a shell ($SHELL) in the task's worktree.
+    OpenShell { task: String },
+    /// Suspend the TUI for $EDITOR on the task's worktree, or on `diff` (the diff view's text).
+    OpenEditor {
+        task: String,
+        diff: Option<Vec<String>>,
+    },
+    /// Suspend the TUI for a shell (or, `editor`, $EDITOR) in `dir`, the task's worktree.
+    RunIn {
+        task: String,
+        dir: std::path::PathBuf,
+        editor: bool,
+    },
     /// Stop the engine (agents stopped or left running for the next start) and quit.
     Stop { stop_agents: bool },
     /// Leave the TUI (the engine has already ended).
@@ -114,6 +135,13 @@ impl App {
     }
 
     pub fn on_paste(&mut self, text: &str, modes: Modes) -> Vec<Effect> {
+        if self.state.confirm.is_some() {
+            return Vec::new();
+        }
+        if self.state.form.is_some() {
+            self.on_form_paste(text);
+            return Vec::new();
+        }
         if let Some(input) = &mut self.state.input {
             input.text.push_str(&text.replace(['\n', '\r'], " "));
             return Vec::new();
@@ -134,7 +162,7 @@ impl App {
             return match ev.code {
                 KeyCode::Char('s') | KeyCode::Char('S') => {
                     s.quit_prompt = false;
-                    vec![Effect::Stop { stop_agents: true }]
+                    self.ask_stop()
                 }
                 KeyCode::Char('l') | KeyCode::Char('L') => {
                     s.quit_prompt = false;
@@ -147,10 +175,17 @@ impl App {
                 _ => Vec::new(),
             };
         }
+        if s.confirm.is_some() {
+            return self.on_confirm_key(ev);
+        }
+        if s.form.is_some() {
+            return self.on_form_key(ev);
+        }
         if s.input.is_some() {
             return self.on_input_key(ev);
         }
-        let action = self.keymap.action(ev);
+        let action = self.pick(self.keymap.actions(ev));
+        let s = &mut self.state;
         // Once the focused agent has ended there is nobody to type to: keys act normally again
         // (Esc returns), rather than vanishing.
         let agent_live = s.focus.is_some_and(|id| s.agent(id).is_some());
@@ -174,8 +209,25 @@ impl App {
         }
     }
 
+    /// Of the actions bound to a key, the one that means something in this view (`n`: the
+    /// next search match in the logs, a new task elsewhere).
+    fn pick(&self, actions: Vec<Action>) -> Option<Action> {
+        let logs_only = |a: &Action| {
+            matches!(
+                a,
+                Action::SearchNext | Action::SearchPrev | Action::Search | Action::Filter
+            )
+        };
+        let in_logs = self.state.view == View::Logs;
+        actions
+            .iter()
+            .find(|a| logs_only(a) == in_logs)
+            .or(actions.first())
+            .copied()
+    }
+
     /// The task an action applies to in the current view.
-    fn target_task(&self) -> Option<String> {
+    pub(super) fn target_task(&self) -> Option<String> {
         let s = &self.state;
         match s.view {
             View::Inbox => s.inbox.get(s.selected_inbox).and_then(|i| i.task.clone()),
@@ -376,26 +428,27 @@ impl App {
                 }
                 Vec::new()
             }
-            Action::Cancel => self.human(HumanCommand::Cancel),
-            Action::Pause => self.human(HumanCommand::Pause),
-            Action::Resume => self.human(HumanCommand::Resume),
-            Action::Approve => self.human(HumanCommand::Approve),
-            Action::Reject => {
+            Action::Cancel => {
                 if let Some(task) = self.target_task() {
-                    self.state.input = Some(InputState {
-                        purpose: InputPurpose::RejectNote { task },
-                        text: String::new(),
-                    });
+                    self.ask_cancel(task);
                 }
                 Vec::new()
             }
+            Action::Pause => self.human(HumanCommand::Pause),
+            Action::Resume => self.human(HumanCommand::Resume),
+            Action::Approve => self.human(HumanCommand::Approve),
+            Action::Reject => match self.target_task() {
+                Some(task) => self.start_reject(task),
+                None => Vec::new(),
+            },
             Action::ApproveAll => {
                 let tasks = self.state.approvals();
                 if tasks.is_empty() {
                     self.state.message = Some("no approval waits in the inbox".into());
                     return Vec::new();
                 }
-                vec![Effect::ApproveAll { tasks }]
+                self.ask_approve_all(tasks);
+                Vec::new()
             }
             Action::Diff => match self.target_task() {
                 Some(task) => {
@@ -431,6 +484,9 @@ impl App {
                 Vec::new()
             }
             Action::Timeline => self.open_view(View::Timeline),
+            Action::NewTask | Action::Edit | Action::Shell | Action::Editor | Action::Raw => {
+                self.on_everyday(a)
+            }
             Action::Filter => {
                 if self.state.view == View::Logs {
                     self.state.input = Some(InputState {

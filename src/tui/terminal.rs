@@ -50,6 +50,17 @@ pub fn enter() -> std::io::Result<Guard> {
     Ok(guard)
 }
 
+/// Back into the TUI's modes after another program had the terminal (`outside.rs`).
+pub fn resume() -> std::io::Result<()> {
+    enable_raw_mode()?;
+    execute!(
+        stdout(),
+        EnterAlternateScreen,
+        EnableMouseCapture,
+        EnableBracketedPaste
+    )
+}
+
 fn install_panic_hook() {
     let ui_thread = std::thread::current().id();
     let previous = std::panic::take_hook();

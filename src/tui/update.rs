@@ -102,6 +102,22 @@ impl App {
                 self.state.message = Some(message);
                 vec![Effect::Refresh]
             }
+            JobDone::Form(result) => self.on_form_answer(result),
+            JobDone::Prompt { task, result } => {
+                self.on_prompt_loaded(task, result);
+                Vec::new()
+            }
+            JobDone::Worktree {
+                task,
+                editor,
+                result,
+            } => match result {
+                Ok(dir) => vec![Effect::RunIn { task, dir, editor }],
+                Err(e) => {
+                    self.state.message = Some(e);
+                    Vec::new()
+                }
+            },
             JobDone::Failed(e) => {
                 s.message = Some(e);
                 Vec::new()

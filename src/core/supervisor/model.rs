@@ -247,7 +247,7 @@ impl Model {
                     a.substatus = Substatus::Busy;
                 }
             }
-            Op::Event { .. } => {}
+            Op::Event { .. } | Op::ExpectStage { .. } => {}
         }
     }
 

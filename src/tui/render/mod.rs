@@ -3,6 +3,8 @@
 
 mod dag;
 mod dashboard;
+mod dialogs;
+mod footer;
 mod funnel;
 pub mod term;
 mod theme;
@@ -66,9 +68,15 @@ pub fn render(s: &ViewState, f: &mut Frame) {
             View::Timeline => timeline::render(s, f, body),
         }
     }
-    f.render_widget(Paragraph::new(footer_line(s)), footer);
+    f.render_widget(Paragraph::new(footer::line(s, area.width)), footer);
+    if s.form.is_some() {
+        dialogs::form(s, f, body);
+    }
     if s.quit_prompt {
         quit_prompt(s, f, body);
+    }
+    if s.confirm.is_some() {
+        dialogs::confirm(s, f, body);
     }
 }
 
@@ -122,45 +130,6 @@ fn header_line(s: &ViewState, width: u16) -> Line<'static> {
         spans.push(Span::styled(format!(" {fin} "), theme::good(s)));
     }
     Line::from(spans)
-}
-
-fn footer_line(s: &ViewState) -> Line<'static> {
-    if let Some(input) = &s.input {
-        let label = match &input.purpose {
-            super::state::InputPurpose::RetryNote { task } => format!("retry {task}, note: "),
-            super::state::InputPurpose::RejectNote { task } => format!("reject {task}, note: "),
-            super::state::InputPurpose::Search => "search: ".to_string(),
-            super::state::InputPurpose::Filter => "task filter (empty: all): ".to_string(),
-        };
-        return Line::from(vec![
-            Span::styled(label, theme::warn(s)),
-            Span::raw(input.text.clone()),
-            Span::styled("█", Style::default().add_modifier(Modifier::SLOW_BLINK)),
-            Span::raw("   enter: ok  esc: cancel"),
-        ]);
-    }
-    if let Some(w) = &s.waiting {
-        return Line::styled(format!(" {w}"), theme::warn(s));
-    }
-    if let Some(m) = &s.message {
-        return Line::styled(format!(" {m}"), theme::warn(s));
-    }
-    let hint = match s.view {
-        View::Focus if s.focus.and_then(|id| s.agent(id)).is_none() => {
-            " the agent has ended · esc back".into()
-        }
-        View::Focus => format!(
-            " keys go to the agent · {}: back to the dashboard",
-            s.unfocus_key
-        ),
-        View::Logs => " f follow · / regex · n/N older/newer match · s filter (task, agent:NAME, kind:checks) · esc back".into(),
-        View::Timeline => " ↑↓ scroll · █ working ▚ waiting for input ▒ review ▓ waiting for you ≡ merge queue · esc back".into(),
-        View::Inbox => " a approve · x reject (note) · A approve all · d diff · t detail · enter focus · r retry · c cancel · p pause · u resume".into(),
-        View::Diff => " ↑↓ pgup pgdn scroll · a approve · x reject · esc back".into(),
-        View::Detail | View::Dag | View::Help => " ↑↓ scroll · esc back · ? help".into(),
-        View::Dashboard => " ↑↓ task · enter open · tab pane · i inbox · l logs · t detail · d diff · ? help · q quit".into(),
-    };
-    Line::styled(hint, theme::dim(s))
 }
 
 fn quit_prompt(s: &ViewState, f: &mut Frame, body: Rect) {
