@@ -342,7 +342,7 @@ fn the_veto_countdown_stops_while_the_veto_is_typed() {
     };
     t.wait("the veto window", 60, |s| s.contains("review·veto"));
     t.keys(&["i", "x"]);
-    t.wait("the veto prompt", 10, |s| s.contains("reject `feature`"));
+    t.wait("the veto prompt", 10, |s| s.contains("reject feature"));
     text(&t, "use the");
     // Well past the 5 s window, the task still waits for the note (checked all along).
     let until = Instant::now() + Duration::from_secs(8);

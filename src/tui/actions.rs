@@ -76,8 +76,7 @@ impl App {
         });
         if in_veto {
             self.state.message = Some(format!(
-                "the veto window of `{task}` is stopped: it waits for your note (esc: it waits \
-                 for your approval)"
+                "veto window of `{task}` stopped: nothing merges until you decide"
             ));
             return vec![Effect::Human {
                 cmd: HumanCommand::Hold,

@@ -7,8 +7,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph, Wrap};
 
 use super::theme;
+use crate::core::domain::FunnelStage;
 use crate::tui::form::{Field, FormKind, TaskForm};
-use crate::tui::state::ViewState;
+use crate::tui::state::{InputPurpose, ViewState};
 
 /// A box of at most `w`×`h` in the middle of `body`.
 fn centered(body: Rect, w: u16, h: u16) -> Rect {
@@ -214,4 +215,60 @@ fn deps_lines(
         ]));
     }
     out
+}
+
+/// The note of a retry or a reject, in a box over the bottom of the body: what it is for on
+/// one line, the note (wrapped, its end in view) below it.
+pub fn note(s: &ViewState, f: &mut Frame, body: Rect) {
+    let Some(input) = &s.input else { return };
+    let (title, question) = match &input.purpose {
+        InputPurpose::RetryNote { task } => (
+            format!("retry {task}"),
+            "a note for the next attempt (may be empty):".to_string(),
+        ),
+        InputPurpose::RejectNote { task } => {
+            let held = s.tasks.iter().any(|t| {
+                t.id == *task && matches!(t.stage, Some(FunnelStage::Veto | FunnelStage::Human))
+            });
+            (
+                format!("reject {task}"),
+                format!(
+                    "what should the next attempt change?{}",
+                    if held {
+                        " (nothing merges meanwhile)"
+                    } else {
+                        ""
+                    }
+                ),
+            )
+        }
+        InputPurpose::Search | InputPurpose::Filter => return,
+    };
+    let inner = usize::from(body.width.saturating_sub(2)).max(1);
+    let text_rows = (input.text.chars().count() + 1).div_ceil(inner).clamp(1, 4);
+    let h = u16::try_from(text_rows + 4).unwrap_or(8).min(body.height);
+    let area = Rect {
+        x: body.x,
+        y: body.y + body.height - h,
+        width: body.width,
+        height: h,
+    };
+    let chars: Vec<char> = input.text.chars().collect();
+    let shown = chars.len().saturating_sub(inner * text_rows - 1);
+    let typed: String = chars[shown..].iter().collect();
+    let lines = vec![
+        Line::styled(question, theme::warn(s)),
+        Line::from(vec![
+            Span::raw(typed),
+            Span::styled("█", Style::default().add_modifier(Modifier::SLOW_BLINK)),
+        ]),
+        Line::styled("enter: ok · esc: cancel", theme::dim(s)),
+    ];
+    f.render_widget(Clear, area);
+    f.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(theme::block(s, &title, true)),
+        area,
+    );
 }

@@ -6,30 +6,21 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 
 use super::theme;
-use crate::core::domain::FunnelStage;
 use crate::tui::state::{InputPurpose, View, ViewState};
 
 pub fn line(s: &ViewState, width: u16) -> Line<'static> {
     if let Some(input) = &s.input {
         let label = match &input.purpose {
-            InputPurpose::RetryNote { task } => {
-                format!("retry `{task}`, a note for the next attempt (may be empty): ")
+            // Notes have their own box (`dialogs::note`); the footer says what keys do.
+            InputPurpose::RetryNote { .. } | InputPurpose::RejectNote { .. } => {
+                let m = s
+                    .message
+                    .clone()
+                    .unwrap_or_else(|| "enter: ok · esc: cancel".into());
+                return Line::styled(format!(" {m}"), theme::warn(s));
             }
-            InputPurpose::RejectNote { task } => {
-                let held = s.tasks.iter().any(|t| {
-                    t.id == *task && matches!(t.stage, Some(FunnelStage::Veto | FunnelStage::Human))
-                });
-                format!(
-                    "reject `{task}`{}: what should the next attempt change? ",
-                    if held {
-                        " (nothing merges meanwhile)"
-                    } else {
-                        ""
-                    }
-                )
-            }
-            InputPurpose::Search => "search: ".to_string(),
-            InputPurpose::Filter => "task filter (empty: all): ".to_string(),
+            InputPurpose::Search => "search: ",
+            InputPurpose::Filter => "task filter (empty: all): ",
         };
         let after = match &s.message {
             Some(m) => format!("   {m}"),

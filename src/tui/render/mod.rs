@@ -72,6 +72,7 @@ pub fn render(s: &ViewState, f: &mut Frame) {
     if s.form.is_some() {
         dialogs::form(s, f, body);
     }
+    dialogs::note(s, f, body);
     if s.quit_prompt {
         quit_prompt(s, f, body);
     }
