@@ -40,6 +40,8 @@ pub enum Effect {
     ApproveAll { tasks: Vec<String> },
     /// Read the logs again.
     LoadLogs,
+    /// The integration branch's commits, for the done screen.
+    LoadDone,
     /// Build the timeline from the ledger's events.
     LoadTimeline,
     /// Add a task as `orch-tui add` does (the form's answer comes back as `on_form_answer`).
@@ -87,6 +89,8 @@ pub struct App {
     pub diff_task: Option<String>,
     /// Diff stats asked for and not answered yet (by `base..commit`).
     pub stats_asked: std::collections::HashSet<String>,
+    /// The done screen's commits were asked for (again after the run moves on).
+    pub done_asked: bool,
 }
 
 /// Rows above and below the focused screen: header, pane title, footer.
@@ -108,6 +112,7 @@ impl App {
             detail_task: None,
             diff_task: None,
             stats_asked: Default::default(),
+            done_asked: false,
         }
     }
 

@@ -189,6 +189,12 @@ pub fn load_detail(ledger: &Ledger, task: &str) -> Result<Option<DetailInfo>, Le
     let record = load_record(ledger, task)?;
     let all = ledger.events(0, Some(task), 2000)?;
     let funnel = super::funnel::history(&all);
+    let history = all
+        .iter()
+        .filter_map(|e| {
+            super::history::line(e.ts_ms.max(0) as u64, e.actor, e.attempt, e.kind, &e.data)
+        })
+        .collect();
     let events = all
         .iter()
         .take(200)
@@ -210,6 +216,7 @@ pub fn load_detail(ledger: &Ledger, task: &str) -> Result<Option<DetailInfo>, Le
         reason: t.reason.clone(),
         attempts,
         events,
+        history,
         funnel,
         records: record.lines,
         conversation: record.conversation,

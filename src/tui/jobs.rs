@@ -64,6 +64,8 @@ pub enum JobDone {
         editor: bool,
         result: Result<std::path::PathBuf, String>,
     },
+    /// The integration branch's commits since HEAD, for the done screen.
+    Done(String),
     /// Something failed that the user should hear about.
     Failed(String),
 }
@@ -317,6 +319,22 @@ impl Jobs {
                     .and_then(|l| prompt_of(l, &task))
                     .map_err(|e| e.to_string());
                 w.send(JobDone::Prompt { task, result });
+            }),
+        );
+    }
+
+    /// The integration branch's commits since the user's HEAD (as the end of a headless run
+    /// prints them).
+    pub fn done_summary(&self, repo: std::path::PathBuf, branch: String) {
+        self.lanes.submit(
+            Lane::Files,
+            None,
+            Box::new(move |w| {
+                let text = match crate::git::Repo::open(&repo) {
+                    Ok(r) => crate::engine::summary::integration_summary(&r, &branch),
+                    Err(e) => format!("cannot read {branch}: {e}"),
+                };
+                w.send(JobDone::Done(text));
             }),
         );
     }

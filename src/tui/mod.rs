@@ -13,6 +13,7 @@ pub mod confirm;
 pub mod data;
 pub mod form;
 pub mod funnel;
+pub mod history;
 pub mod input;
 pub mod jobs;
 pub mod keymap;
@@ -102,6 +103,7 @@ pub fn run(mut ctx: TuiContext) -> Result<TuiEnd, String> {
     if !problems.is_empty() {
         app.state.message = Some(problems.join("; "));
     }
+    app.state.integration_branch = ctx.config.integration_branch.clone();
     let guard = terminal::enter().map_err(|e| format!("cannot set up the terminal: {e}"))?;
     let mut term = Terminal::new(CrosstermBackend::new(std::io::stdout()))
         .map_err(|e| format!("cannot set up the terminal: {e}"))?;

@@ -326,6 +326,15 @@ fn apply(ctx: &mut TuiContext, jobs: &Jobs, app: &mut App, l: &mut Loop, fx: Eff
             jobs.logs();
         }
         Effect::LoadTimeline => jobs.timeline(),
+        Effect::LoadDone => {
+            let repo = ctx
+                .ledger_path
+                .parent()
+                .and_then(std::path::Path::parent)
+                .map(std::path::Path::to_path_buf)
+                .unwrap_or_default();
+            jobs.done_summary(repo, ctx.config.integration_branch.clone());
+        }
         Effect::Stop { stop_agents } => {
             if l.engine_end.is_some() {
                 l.exit = true;

@@ -200,6 +200,8 @@ pub struct DetailInfo {
     pub attempts: Vec<AttemptInfo>,
     /// `kind actor text` per event, oldest first.
     pub events: Vec<String>,
+    /// The same events as a person tells them: time, who, what (`history::line`).
+    pub history: Vec<String>,
     /// The funnel history, oldest first: stages, check results, verdicts, human decisions.
     pub funnel: Vec<String>,
     /// Per attempt: where its record is, how to replay it, its agent's transcript.
@@ -271,6 +273,10 @@ pub struct ViewState {
     pub form: Option<super::form::TaskForm>,
     /// The task detail shows its events as raw JSON rather than as a timeline.
     pub detail_raw: bool,
+    /// The config's integration branch (the done screen names it).
+    pub integration_branch: String,
+    /// The integration branch's commits once every task is done (`git log`, read once).
+    pub done_summary: Option<String>,
     /// A one-line status message (last action's result or error).
     pub message: Option<String>,
     /// The engine failed: shown instead of the dashboard body.
@@ -329,6 +335,8 @@ impl ViewState {
             confirm: None,
             form: None,
             detail_raw: false,
+            integration_branch: String::new(),
+            done_summary: None,
             message: None,
             error: None,
             finished: None,

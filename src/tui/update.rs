@@ -30,6 +30,10 @@ impl App {
                     });
                 }
                 let mut fx = self.approval_stats();
+                if super::render::all_done(&self.state) && !self.done_asked {
+                    self.done_asked = true;
+                    fx.push(Effect::LoadDone);
+                }
                 // Open pages follow the ledger.
                 match (self.state.view, self.detail_task.clone()) {
                     (View::Detail, Some(task)) => fx.push(Effect::LoadDetail { task }),
@@ -103,6 +107,10 @@ impl App {
                 vec![Effect::Refresh]
             }
             JobDone::Form(result) => self.on_form_answer(result),
+            JobDone::Done(summary) => {
+                s.done_summary = Some(summary);
+                Vec::new()
+            }
             JobDone::Prompt { task, result } => {
                 self.on_prompt_loaded(task, result);
                 Vec::new()
@@ -159,6 +167,8 @@ impl App {
                 if !self.engine_ended {
                     self.settled = false;
                     self.state.finished = None;
+                    self.done_asked = false;
+                    self.state.done_summary = None;
                 }
                 vec![Effect::Refresh]
             }

@@ -4,6 +4,7 @@
 mod dag;
 mod dashboard;
 mod dialogs;
+mod done;
 mod footer;
 mod funnel;
 pub mod term;
@@ -21,6 +22,7 @@ use super::state::{View, ViewState};
 use crate::core::state::TaskState;
 pub use dag::{DagLayout, DagRow, critical_path, layout as dag_layout};
 pub use dashboard::{list_start, list_width};
+pub use done::all_done;
 pub use funnel::stage_label;
 pub use theme::{state_glyph, state_style};
 pub use views::inbox_list_rows;
@@ -92,16 +94,12 @@ fn header_line(s: &ViewState, width: u16) -> Line<'static> {
     } else {
         s.plan.clone()
     };
-    let mut spans = Vec::new();
-    // The product name is the first thing to go on a narrow terminal; the numbers matter more.
-    if width >= 100 {
-        spans.push(Span::styled(" orch-tui ", theme::title(s)));
-    }
-    spans.extend([
-        Span::styled(
-            format!(" {plan} "),
-            Style::default().add_modifier(Modifier::BOLD),
-        ),
+    let product = Span::styled(" orch-tui ", theme::title(s));
+    let plan = Span::styled(
+        format!(" {plan} "),
+        Style::default().add_modifier(Modifier::BOLD),
+    );
+    let counts = vec![
         Span::raw(format!(" done {done}/{total} ")),
         Span::styled(
             format!(" running {running} "),
@@ -115,22 +113,50 @@ fn header_line(s: &ViewState, width: u16) -> Line<'static> {
                 Style::default()
             },
         ),
-        Span::raw(format!(
-            " {:02}:{:02}:{:02} ",
-            secs / 3600,
-            secs / 60 % 60,
-            secs % 60
-        )),
-        Span::raw(format!(
-            " {} tok ${:.2} ",
-            human_count(s.spend_tokens),
-            s.spend_usd
-        )),
-    ]);
-    if let Some(fin) = &s.finished {
-        spans.push(Span::styled(format!(" {fin} "), theme::good(s)));
+    ];
+    let clock = Span::raw(format!(
+        " {:02}:{:02}:{:02} ",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    ));
+    let spend = Span::raw(format!(
+        " {} tok ${:.2} ",
+        human_count(s.spend_tokens),
+        s.spend_usd
+    ));
+    let fin = s
+        .finished
+        .as_ref()
+        .map(|f| Span::styled(format!(" {f} "), theme::good(s)));
+    // What goes first when the width runs short: the product name, the spend, the clock. The
+    // counts and how the run ended always stay.
+    let wide = usize::from(width);
+    let fits = |spans: &[&Span]| spans.iter().map(|s| s.width()).sum::<usize>() <= wide;
+    let mut keep = [true, true, true];
+    let build = |keep: &[bool; 3]| {
+        let mut v: Vec<&Span> = Vec::new();
+        if keep[0] {
+            v.push(&product);
+        }
+        v.push(&plan);
+        v.extend(counts.iter());
+        if keep[2] {
+            v.push(&clock);
+        }
+        if keep[1] {
+            v.push(&spend);
+        }
+        v.extend(fin.iter());
+        v
+    };
+    for i in 0..3 {
+        if fits(&build(&keep)) {
+            break;
+        }
+        keep[i] = false;
     }
-    Line::from(spans)
+    Line::from(build(&keep).into_iter().cloned().collect::<Vec<_>>())
 }
 
 fn quit_prompt(s: &ViewState, f: &mut Frame, body: Rect) {

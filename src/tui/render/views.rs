@@ -256,12 +256,27 @@ pub fn render_detail(s: &ViewState, f: &mut Frame, area: Rect) {
         lines.push(Line::styled("record", bold));
         lines.extend(d.records.iter().map(|r| Line::raw(format!("  {r}"))));
     }
-    lines.push(Line::styled(format!("events {}", d.events.len()), bold));
-    lines.extend(
-        d.events
-            .iter()
-            .map(|e| Line::styled(format!("  {e}"), theme::dim(s))),
-    );
+    if s.detail_raw {
+        lines.push(Line::styled(
+            format!("events {} (raw · J: as a history)", d.events.len()),
+            bold,
+        ));
+        lines.extend(
+            d.events
+                .iter()
+                .map(|e| Line::styled(format!("  {e}"), theme::dim(s))),
+        );
+    } else {
+        lines.push(Line::styled("history (J: the raw events)", bold));
+        lines.extend(d.history.iter().map(|e| {
+            let style = if e.contains("  you ") {
+                theme::warn(s)
+            } else {
+                ratatui::style::Style::default()
+            };
+            Line::styled(format!("  {e}"), style)
+        }));
+    }
     let agent = agent_record(s, d);
     // Wide: the agent's conversation and screen log beside the details; else below them.
     let (main, side) = if inner.width >= 140 && !agent.is_empty() {
