@@ -99,7 +99,7 @@ fn header_line(s: &ViewState, width: u16) -> Line<'static> {
         format!(" {plan} "),
         Style::default().add_modifier(Modifier::BOLD),
     );
-    let counts = vec![
+    let counts = [
         Span::raw(format!(" done {done}/{total} ")),
         Span::styled(
             format!(" running {running} "),
