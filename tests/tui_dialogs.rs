@@ -146,3 +146,109 @@ fn prompt_editor() {
     );
     snap("form_edit", &a.state);
 }
+
+fn with_screen(a: &mut App, bytes: &[u8]) {
+    let mut p = orch_tui::agent::screen::new_parser(24, 80);
+    p.process(bytes);
+    a.state.agents[0].screen = Some(std::sync::Arc::new(std::sync::Mutex::new(p)));
+}
+
+#[test]
+fn a_pane_narrower_than_its_agents_screen_wraps_its_lines() {
+    let mut a = app();
+    let long = "the agent wrote a line of eighty columns that a narrow pane used to cut off: END";
+    with_screen(&mut a, format!("short line\r\n{long}\r\n$ ").as_bytes());
+    let mut t = Terminal::new(TestBackend::new(80, 24)).expect("backend");
+    t.draw(|f| render(&a.state, f)).expect("draw");
+    let screen: String = format!("{}", t.backend());
+    assert!(
+        screen.contains("cut off: END"),
+        "the line's end is shown:\n{screen}"
+    );
+    snap("pane_wrapped", &a.state);
+}
+
+#[test]
+fn the_task_list_holds_its_width_while_agents_come_and_go() {
+    let mut a = app();
+    let width_of_list = |s: &ViewState| {
+        let mut t = Terminal::new(TestBackend::new(120, 30)).expect("backend");
+        t.draw(|f| render(s, f)).expect("draw");
+        let buf = t.backend().buffer().clone();
+        // The list's right border on the first body row.
+        (1..120u16)
+            .find(|&x| buf[(x, 1)].symbol() == "┐")
+            .unwrap_or(0)
+    };
+    let with = width_of_list(&a.state);
+    a.state.agents.clear();
+    assert_eq!(width_of_list(&a.state), with);
+    snap("dashboard_idle", &a.state);
+}
+
+#[test]
+fn a_finished_run_says_what_to_do_next() {
+    let mut a = app();
+    a.state.agents.clear();
+    for t in &mut a.state.tasks {
+        t.state = TaskState::Done;
+    }
+    a.state.finished = Some("all done · q quits".into());
+    a.state.integration_branch = "orch/integration".into();
+    a.state.done_summary = Some(
+        "orch/integration: 5 commit(s) ahead of HEAD, ready for one pull request\n  \
+         1a2b3c4d scaffold: Title of scaffold\n  5e6f7a8b parser: Title of parser\n"
+            .into(),
+    );
+    a.state.spend_tokens = 1_234_567;
+    a.state.spend_usd = 12.5;
+    snap("done", &a.state);
+    // At 80 columns the header keeps the run's end (the spend and clock give way).
+    let mut t = Terminal::new(TestBackend::new(80, 24)).expect("backend");
+    t.draw(|f| render(&a.state, f)).expect("draw");
+    let top: String = (0..80u16)
+        .map(|x| t.backend().buffer()[(x, 0)].symbol().to_string())
+        .collect();
+    assert!(top.contains("all done · q quits"), "{top}");
+}
+
+#[test]
+fn the_task_history_says_time_who_and_what() {
+    use orch_tui::tui::history::line;
+    use serde_json::json;
+    let l = line(
+        0,
+        Actor::Human,
+        None,
+        EventKind::State,
+        &json!({"from": "failed", "to": "ready", "command": "retry", "note": "use the builder"}),
+    )
+    .expect("a line");
+    assert!(
+        l.ends_with("you      retry: failed → ready · note: use the builder"),
+        "{l}"
+    );
+    let l = line(
+        0,
+        Actor::Agent,
+        Some(AttemptNo(2)),
+        EventKind::CheckFailed,
+        &json!({"command": "cargo test", "exit_code": 101}),
+    )
+    .expect("a line");
+    assert!(l.ends_with("agent#2  ✗ cargo test (exit 101)"), "{l}");
+    let l = line(
+        0,
+        Actor::Supervisor,
+        None,
+        EventKind::Funnel,
+        &json!({"stage": "human", "by": "human"}),
+    )
+    .expect("a line");
+    assert!(l.contains("stopped the veto window"), "{l}");
+    assert_eq!(
+        line(0, Actor::Agent, None, EventKind::Heartbeat, &json!({})),
+        None,
+        "heartbeats are noise"
+    );
+}

@@ -247,9 +247,8 @@ fn pane(s: &ViewState, f: &mut Frame, area: Rect, a: &AgentInfo, selected: bool)
 
 fn draw(s: &ViewState, f: &mut Frame, area: Rect, a: &AgentInfo) {
     match &a.screen {
-        Some(sc) => {
-            term::draw_screen(sc, area, f.buffer_mut(), s.color);
-        }
+        // A pane narrower than the agent's screen wraps its lines rather than cutting them.
+        Some(sc) => term::draw_screen_wrapped(sc, area, f.buffer_mut(), s.color),
         None => f.render_widget(Paragraph::new("starting…").style(theme::dim(s)), area),
     }
 }

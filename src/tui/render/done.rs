@@ -3,7 +3,7 @@
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
-use ratatui::text::Line;
+use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
 use super::theme;
@@ -46,10 +46,16 @@ pub fn render(s: &ViewState, f: &mut Frame, area: Rect) {
             "or take it without a pull request",
         ),
     ] {
-        text.push(Line::from(vec![
-            ratatui::text::Span::styled(format!("  {cmd}"), theme::warn(s)),
-            ratatui::text::Span::styled(format!("  {what}"), theme::dim(s)),
-        ]));
+        let cmd = Span::styled(format!("  {cmd}"), theme::warn(s));
+        if inner.width >= 70 {
+            text.push(Line::from(vec![
+                cmd,
+                Span::styled(format!("  {what}"), theme::dim(s)),
+            ]));
+        } else {
+            text.push(Line::from(cmd));
+            text.push(Line::styled(format!("    {what}"), theme::dim(s)));
+        }
     }
     text.push(Line::raw(""));
     text.push(Line::styled("q quits · n adds another task", theme::dim(s)));
