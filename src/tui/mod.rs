@@ -19,6 +19,7 @@ pub mod jobs;
 pub mod keymap;
 pub mod lanes;
 pub mod logfeed;
+pub mod notify;
 mod outside;
 mod pointer;
 mod prompt;

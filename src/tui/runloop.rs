@@ -14,6 +14,7 @@ use super::app::{App, Effect};
 use super::input::Modes;
 use super::jobs::{Command, JobDone, Jobs};
 use super::keymap::Action;
+use super::notify::{self, Focus};
 use super::outside::{self, InputGate};
 use super::state::{AgentInfo, View, ViewState};
 use super::{TuiContext, TuiEnd, UiEvent, data, render, terminal};
@@ -53,6 +54,8 @@ struct Loop {
     exit: bool,
     inbox_seen: usize,
     title_shown: Option<usize>,
+    /// Whether the terminal has the user's attention (its focus events).
+    focus: Focus,
     /// A program to hand the terminal to (after this batch of events).
     outside: Option<Outside>,
 }
@@ -94,6 +97,7 @@ pub(super) fn event_loop(
         exit: false,
         inbox_seen: 0,
         title_shown: None,
+        focus: Focus::Unknown,
         outside: None,
     };
     while !l.exit {
@@ -229,6 +233,14 @@ fn on_event(ctx: &mut TuiContext, jobs: &Jobs, app: &mut App, l: &mut Loop, ev: 
             }
             _ => Vec::new(),
         },
+        UiEvent::Term(Event::FocusGained) => {
+            l.focus = Focus::Focused;
+            Vec::new()
+        }
+        UiEvent::Term(Event::FocusLost) => {
+            l.focus = Focus::Away;
+            Vec::new()
+        }
         UiEvent::Term(_) => Vec::new(),
         UiEvent::Engine(EngineEvent::AgentOutput { .. }) | UiEvent::Output => {
             ctx.output_flag.store(false, Ordering::Release);
@@ -265,7 +277,7 @@ fn on_event(ctx: &mut TuiContext, jobs: &Jobs, app: &mut App, l: &mut Loop, ev: 
             };
             let fx = app.on_job(done);
             if refreshed {
-                attention(&app.state, l);
+                attention(&app.state, l, &ctx.config.ui.notify_command);
                 // New log files may have appeared (a new attempt).
                 l.logs_dirty = true;
             }
@@ -277,11 +289,12 @@ fn on_event(ctx: &mut TuiContext, jobs: &Jobs, app: &mut App, l: &mut Loop, ev: 
     }
 }
 
-/// The bell and a notification when the inbox grew; the title says how many wait.
-fn attention(s: &ViewState, l: &mut Loop) {
+/// A notification when the inbox grew while the user looks elsewhere; the title says how many
+/// wait.
+fn attention(s: &ViewState, l: &mut Loop, command: &str) {
     let n = s.inbox.len();
-    if n > l.inbox_seen {
-        terminal::notify(&format!("orch-tui: {n} item(s) wait in the inbox"));
+    if notify::due(l.inbox_seen, n, l.focus) {
+        notify::send(&format!("orch-tui: {n} item(s) wait in the inbox"), command);
     }
     l.inbox_seen = n;
     if l.title_shown != Some(n) {
