@@ -14,12 +14,16 @@ use e2e_support::{BIN, FAST_CONFIG, Repo, state_of, wait_for};
 
 /// The TUI on `plan` (or bare `orch-tui` without one) in `repo`, in a 120×30 tmux window.
 fn tui(name: &str, repo: &Repo, plan: Option<&str>) -> Option<Tmux> {
+    tui_with(name, repo, plan, "SHELL=/bin/sh")
+}
+
+fn tui_with(name: &str, repo: &Repo, plan: Option<&str>, env: &str) -> Option<Tmux> {
     let run = match plan {
         Some(p) => format!("run --plan {}", repo.write_plan(p).display()),
         None => String::new(),
     };
     let cmd = format!(
-        "cd {} && GIT_CONFIG_GLOBAL=/dev/null NO_COLOR=1 SHELL=/bin/sh {BIN} {run}",
+        "cd {} && GIT_CONFIG_GLOBAL=/dev/null NO_COLOR=1 {env} {BIN} {run}",
         repo.dir.display()
     );
     Tmux::start(name, &cmd, 120, 30)
@@ -393,6 +397,7 @@ fn o_opens_a_shell_in_the_worktree_and_the_tui_comes_back() {
         return;
     };
     t.wait("the agent at work", 30, |s| s.contains("slow #1"));
+    wait_state(&repo, &t, "slow", "working", 30);
     t.keys(&["o"]);
     t.wait("the shell", 20, |s| {
         s.contains("exit to come back to the TUI")
@@ -413,5 +418,26 @@ fn o_opens_a_shell_in_the_worktree_and_the_tui_comes_back() {
     t.keys(&["?"]);
     t.wait("the help", 10, |s| s.contains("ctrl-c"));
     t.keys(&["Escape"]);
+    t.wait("the dashboard again", 10, |s| !s.contains("help: keys"));
+    quit_stopping_agents(&t, "slow#1");
+}
+
+#[test]
+fn a_shell_that_cannot_start_gives_the_terminal_back_with_the_reason() {
+    let repo = Repo::new();
+    repo.init(FAST_CONFIG);
+    let Some(t) = tui_with("noshell", &repo, Some(SLOW), "SHELL=/nonexistent/sh") else {
+        return;
+    };
+    t.wait("the agent at work", 30, |s| s.contains("slow #1"));
+    wait_state(&repo, &t, "slow", "working", 30);
+    t.keys(&["o"]);
+    t.wait("the reason, in the TUI", 20, |s| {
+        s.contains("cannot start /nonexistent/sh") && s.contains("e2e-shell")
+    });
+    t.keys(&["?"]);
+    t.wait("the help", 10, |s| s.contains("ctrl-c"));
+    t.keys(&["Escape"]);
+    t.wait("the dashboard again", 10, |s| !s.contains("help: keys"));
     quit_stopping_agents(&t, "slow#1");
 }

@@ -379,6 +379,10 @@ fn worktree_of(ledger: &crate::ledger::Ledger, task: &str) -> Result<std::path::
     let dir = std::path::PathBuf::from(a.worktree.clone().unwrap_or_default());
     if dir.as_os_str().is_empty() || !dir.is_dir() {
         return Err(match row.state {
+            _ if a.state.is_live() => format!(
+                "task `{task}`: attempt {}'s worktree is still being set up; try again in a moment",
+                a.n
+            ),
             TaskState::Done => format!(
                 "task `{task}` has no worktree: it is done and its worktree was removed after \
                  the merge (the work is on the integration branch; `d` shows its diff)"

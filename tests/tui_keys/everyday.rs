@@ -290,3 +290,66 @@ fn e_edits_a_prompt_where_the_next_attempt_has_not_started() {
         }]
     );
 }
+
+/// What a person sees change after a key: the view, selections, prompts, questions, the
+/// form, the status line, scroll positions, follow.
+fn seen(a: &App) -> String {
+    let s = &a.state;
+    format!(
+        "{:?} {} {} {} {} {:?} {:?} {} {:?} {} {} {} {} {} {:?}",
+        s.view,
+        s.selected_task,
+        s.selected_agent,
+        s.selected_inbox,
+        s.quit_prompt,
+        s.input,
+        s.confirm,
+        s.form.is_some(),
+        s.message,
+        s.logs.scroll,
+        s.logs.follow,
+        s.page_scroll,
+        s.detail_raw,
+        s.focus.map_or(0, |f| f.0),
+        s.logs.search,
+    )
+}
+
+#[test]
+fn every_key_in_the_help_does_something_where_it_applies() {
+    let (km, _) = Keymap::new(&BTreeMap::new());
+    for action in Action::ALL {
+        let mut a = app();
+        // Where the action means something (most anywhere; some in one view).
+        let setup: Vec<KeyEvent> = match action {
+            Action::Search | Action::Follow | Action::Filter => vec![ch('l')],
+            Action::SearchNext | Action::SearchPrev => {
+                vec![ch('l'), ch('/'), ch('1'), enter(), ch('n'), ch('n')]
+            }
+            Action::Unfocus => vec![ch('F')],
+            Action::Back => vec![ch('?')],
+            Action::Up | Action::Top | Action::PageUp => vec![ch('j'), ch('j')],
+            Action::Raw => vec![ch('t')],
+            Action::Dashboard => vec![ch('g')],
+            Action::NextPane => {
+                a.state.agents.push(agent(8, "c"));
+                vec![]
+            }
+            _ => vec![],
+        };
+        press(&mut a, &setup);
+        if action == Action::Raw {
+            a.state.detail = None;
+        }
+        let before = seen(&a);
+        let keys = km.keys(action);
+        let k = orch_tui::tui::keymap::parse_key(&keys[0]).expect("a key");
+        let fx = press(&mut a, &[key(k.0, k.1)]);
+        assert!(
+            !fx.is_empty() || seen(&a) != before,
+            "{} ({}) did nothing",
+            action.name(),
+            keys[0]
+        );
+    }
+}
