@@ -11,6 +11,7 @@ mod actions;
 pub mod app;
 pub mod confirm;
 pub mod data;
+pub mod effect;
 pub mod form;
 pub mod funnel;
 pub mod history;
@@ -26,6 +27,7 @@ mod prompt;
 pub mod render;
 mod runloop;
 pub mod state;
+mod task_jobs;
 mod terminal;
 mod update;
 
