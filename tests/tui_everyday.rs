@@ -441,3 +441,92 @@ fn a_shell_that_cannot_start_gives_the_terminal_back_with_the_reason() {
     t.wait("the dashboard again", 10, |s| !s.contains("help: keys"));
     quit_stopping_agents(&t, "slow#1");
 }
+
+#[test]
+fn ctrl_e_writes_the_prompt_in_the_editor_and_the_task_runs_with_it() {
+    let repo = Repo::new();
+    repo.init(FAST_CONFIG);
+    // The "editor" replaces the file it is given with a prepared prompt.
+    let prepared = repo.root.join("prepared.md");
+    std::fs::write(
+        &prepared,
+        "Written in the editor.\n@sim write edited.txt: from the editor\n",
+    )
+    .expect("write");
+    let env = format!("EDITOR='cp {}'", prepared.display());
+    let Some(t) = tui_with("ctrl-e", &repo, None, &env) else {
+        return;
+    };
+    t.wait("the empty task list", 20, |s| s.contains("no tasks yet"));
+    t.keys(&["n", "Tab"]);
+    text(&t, "draft");
+    t.keys(&["C-e"]);
+    t.wait("the editor's text in the form", 20, |s| {
+        s.contains("Written in the editor.") && s.contains("new task")
+    });
+    t.keys(&["C-s"]);
+    t.wait("the task added", 20, |s| {
+        s.contains("added `written-in-the-editor`")
+    });
+    wait_state(&repo, &t, "written-in-the-editor", "done", 60);
+    assert_eq!(
+        integration_file(&repo, "edited.txt").trim(),
+        "from the editor"
+    );
+    t.wait("the end on screen", 20, |s| s.contains("all done"));
+    t.keys(&["q"]);
+    t.wait("the exit", 30, |s| s.contains("ORCH-EXITED"));
+}
+
+#[test]
+fn e_upper_opens_the_editor_on_the_worktree_and_on_the_diff() {
+    let repo = Repo::new();
+    repo.init(&FAST_CONFIG.replace("out-of-the-loop", "in-the-loop"));
+    let log = repo.root.join("editor.log");
+    // The "editor" notes the path it was given.
+    let env = format!("EDITOR='echo >> {}'", log.display());
+    let Some(t) = tui_with("editor", &repo, Some(TWO), &env) else {
+        return;
+    };
+    t.wait("two approvals", 60, |s| s.contains("inbox 2"));
+    t.keys(&["E"]);
+    let opened = wait_for(Duration::from_secs(20), || {
+        let s = std::fs::read_to_string(&log).unwrap_or_default();
+        if s.contains(".orch/worktrees/") || s.contains("worktrees") {
+            Ok(s)
+        } else {
+            Err(s)
+        }
+    });
+    let opened = opened.unwrap_or_else(|s| panic!("no worktree given to the editor: {s:?}"));
+    let dir = opened.lines().last().unwrap_or_default().trim().to_string();
+    assert!(std::path::Path::new(&dir).is_dir(), "{dir}");
+    t.wait("the TUI again", 20, |s| s.contains("back from"));
+    // In the diff view, E opens the diff itself.
+    t.keys(&["i", "d"]);
+    t.wait("the diff", 20, |s| s.contains("one.txt"));
+    t.keys(&["E"]);
+    let patch = repo.dir.join(".orch/diff-one.patch");
+    let r = wait_for(Duration::from_secs(20), || {
+        let s = std::fs::read_to_string(&log).unwrap_or_default();
+        if s.contains("diff-one.patch") {
+            Ok(())
+        } else {
+            Err(s)
+        }
+    });
+    assert!(r.is_ok(), "{r:?}");
+    let diff = std::fs::read_to_string(&patch).expect("the diff file");
+    assert!(diff.contains("+1"), "{diff}");
+    t.keys(&["Escape"]);
+    t.wait("the inbox again", 10, |s| !s.contains("diff one"));
+    quit_twice(&t);
+}
+
+/// Quits a run with no live agent left (the approvals wait): the question, then stop.
+fn quit_twice(t: &Tmux) {
+    t.keys(&["q"]);
+    t.wait("the quit question", 10, |s| s.contains("Quit orch-tui?"));
+    t.keys(&["s"]);
+    t.wait("the exit", 30, |s| s.contains("ORCH-EXITED"));
+}
