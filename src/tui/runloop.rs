@@ -217,6 +217,12 @@ fn on_event(ctx: &mut TuiContext, jobs: &Jobs, app: &mut App, l: &mut Loop, ev: 
             l.dirty = true;
             app.on_resize(cols, rows)
         }
+        // A question or the form holds the keys; the wheel must not move what they act on.
+        UiEvent::Term(Event::Mouse(_))
+            if app.state.confirm.is_some() || app.state.form.is_some() =>
+        {
+            Vec::new()
+        }
         UiEvent::Term(Event::Mouse(m)) => match m.kind {
             MouseEventKind::ScrollUp => {
                 l.dirty = true;
