@@ -262,6 +262,7 @@ fn human(world: &Shared, ledger: &mut Ledger, rng: &mut Rng) {
             HumanCommand::Reject,
             HumanCommand::Retry,
             HumanCommand::Approve,
+            HumanCommand::Hold,
         ])
         .unwrap_or(&HumanCommand::Retry);
     let now = lock(world).now;
