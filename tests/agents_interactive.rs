@@ -75,7 +75,8 @@ impl Rig {
             .spawn(&["run", "--headless", "--plan", p.to_str().expect("utf-8")])
     }
 
-    /// The first inbox item of task `t` whose text contains `needle`, within [`LIMIT`].
+    /// The first inbox item of task `t` whose JSON contains `needle` (e.g. its kind), within
+    /// [`LIMIT`].
     fn inbox_item(&self, needle: &str) -> Value {
         wait_for(LIMIT, || {
             let s = self.repo.status();
@@ -126,7 +127,7 @@ fn claude_interactive_trust_dialog_is_an_inbox_item_with_its_rule() {
     let r = rig(&bin);
     let run = r.start("", "Say hi.");
     let t0 = Instant::now();
-    let item = r.inbox_item("first-run dialog");
+    let item = r.inbox_item(r#""kind":"dialog""#);
     let seen = t0.elapsed();
     assert!(
         item["text"].as_str().unwrap_or("").contains("trust"),
@@ -172,7 +173,7 @@ fn claude_interactive_permission_from_the_inbox_and_a_rule_then_a_finished_turn_
         // (acceptEdits lets `touch` through without asking: python3 asks.)
         "Run them.\n@mock bash python3 -c 'open(\"asked.txt\", \"w\")'\n@mock bash python3 -c 'open(\"ruled.txt\", \"w\")'",
     );
-    let item = r.inbox_item("asks permission");
+    let item = r.inbox_item(r#""kind":"permission""#);
     assert!(
         item["text"].as_str().unwrap_or("").contains("asked.txt"),
         "{item:#}"
@@ -210,7 +211,7 @@ fn claude_interactive_permission_from_the_inbox_and_a_rule_then_a_finished_turn_
 
     // The turn ended without `worker done`: it does not wait silently — its last message is
     // in the inbox, and the human's `done` sends the work to review (and on to the merge).
-    let item = r.inbox_item("finished its turn");
+    let item = r.inbox_item(r#""kind":"idle_turn""#);
     assert!(
         item["text"].as_str().unwrap_or("").contains("Done."),
         "the agent's last message: {item:#}"

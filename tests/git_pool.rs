@@ -303,3 +303,67 @@ fn two_setups_at_once_never_get_the_same_worktree() {
         assert_eq!(git(path, &["status", "--porcelain"]), "");
     }
 }
+
+#[test]
+fn a_pooled_worktree_git_cannot_move_is_dropped_and_a_new_one_made() {
+    let (t, repo, base) = repo_with_ignores();
+    let p = pool(&[], 1);
+    repo.fill_pool(&p, &base).expect("fill");
+    let idle = repo.pool_idle(&p).expect("idle")[0].path.clone();
+    // git refuses to move a worktree that holds a submodule.
+    let other = t.path().join("other");
+    fs::create_dir_all(&other).expect("mkdir");
+    git(&other, &["init", "-q", "-b", "main"]);
+    git(&other, &["commit", "-q", "--allow-empty", "-m", "other"]);
+    git(
+        &idle,
+        &[
+            "-c",
+            "protocol.file.allow=always",
+            "submodule",
+            "add",
+            "-q",
+            other.to_str().expect("utf-8 path"),
+            "sub",
+        ],
+    );
+    let a = wt_path(&repo, "a-1");
+    let taken = repo
+        .take_worktree(&p, &a, "orch/a", &base, &backup_ref_name("a", 1))
+        .expect("a worktree all the same");
+    assert_eq!(taken, Taken::Created);
+    assert_eq!(files(&a), [".gitignore", "f.txt", "src/lib.rs"]);
+    assert_eq!(git(&a, &["symbolic-ref", "HEAD"]), "refs/heads/orch/a");
+    assert!(!idle.exists(), "the worktree that could not move is gone");
+    assert_eq!(repo.pool_idle(&p).expect("idle").len(), 0);
+}
+
+#[test]
+fn gc_drains_what_a_crash_left_half_made_in_the_pool() {
+    let (_t, repo, base) = repo_with_ignores();
+    let p = pool(&[], 2);
+    repo.fill_pool(&p, &base).expect("fill");
+    // What fill_pool leaves when the supervisor dies mid-checkout: registered, still locked.
+    let half = repo.root().join(".orch/pool/idle-7");
+    git(
+        repo.root(),
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "--no-checkout",
+            "--detach",
+            "--lock",
+            half.to_str().expect("utf-8 path"),
+            &base,
+        ],
+    );
+    assert_eq!(
+        repo.pool_idle(&p).expect("idle").len(),
+        2,
+        "a locked one is never taken"
+    );
+    assert_eq!(repo.drain_pool(&p).expect("drain"), 3);
+    assert!(!half.exists());
+    assert_eq!(repo.worktrees().expect("list").len(), 1);
+}

@@ -170,7 +170,7 @@ fn permission_requests_are_answered_by_rules_the_human_and_allow_always() {
         Duration::from_secs(20),
         || {
             let text = r.status_json()["inbox"].to_string();
-            text.contains("asks permission: Bash: npm install left-pad")
+            (text.contains(r#""kind":"permission""#) && text.contains("Bash: npm install left-pad"))
                 .then_some(())
         },
     );

@@ -21,6 +21,10 @@ mod funnel_keys;
 #[path = "tui_keys/logs.rs"]
 mod logs_keys;
 
+/// The new-task form, prompt edits, selections that hold, questions that name their target.
+#[path = "tui_keys/everyday.rs"]
+mod everyday_keys;
+
 fn key(code: KeyCode, mods: KeyModifiers) -> KeyEvent {
     KeyEvent::new(code, mods)
 }
@@ -63,7 +67,10 @@ fn every_default_binding_maps_to_its_action() {
     for (action, keys) in DEFAULTS {
         for k in *keys {
             let (code, mods) = parse_key(k).unwrap_or_else(|| panic!("bad default key {k}"));
-            assert_eq!(km.action(&key(code, mods)), Some(*action), "key {k}");
+            assert!(
+                km.actions(&key(code, mods)).contains(action),
+                "key {k} is not {action:?}"
+            );
             seen += 1;
         }
     }
@@ -311,10 +318,26 @@ fn every_action_does_what_it_says() {
             }],
         ),
         (
-            "cancel",
-            [down2(), vec![ch('c')]].concat(),
+            "cancel asks, y cancels",
+            [down2(), vec![ch('c'), ch('y')]].concat(),
             View::Dashboard,
             vec![human(HumanCommand::Cancel, "c")],
+        ),
+        (
+            "cancel asks, n does nothing",
+            [down2(), vec![ch('c'), ch('n')]].concat(),
+            View::Dashboard,
+            vec![],
+        ),
+        (
+            "cancel asks, esc does nothing",
+            [
+                down2(),
+                vec![ch('c'), key(KeyCode::Esc, KeyModifiers::NONE)],
+            ]
+            .concat(),
+            View::Dashboard,
+            vec![],
         ),
         (
             "pause",
@@ -386,10 +409,61 @@ fn every_action_does_what_it_says() {
             vec![Effect::Stop { stop_agents: false }],
         ),
         (
-            "quit asks, then stops",
-            vec![ch('q'), ch('s')],
+            "quit asks, stopping the live agent asks again",
+            vec![ch('q'), ch('s'), ch('y')],
             View::Dashboard,
             vec![Effect::Stop { stop_agents: true }],
+        ),
+        (
+            "quit, stop declined",
+            vec![ch('q'), ch('s'), ch('n')],
+            View::Dashboard,
+            vec![],
+        ),
+        (
+            "ctrl-c opens the quit question",
+            vec![
+                key(KeyCode::Char('c'), KeyModifiers::CONTROL),
+                ch('s'),
+                ch('y'),
+            ],
+            View::Dashboard,
+            vec![Effect::Stop { stop_agents: true }],
+        ),
+        (
+            "retry with an empty note",
+            [
+                down2(),
+                vec![ch('r'), key(KeyCode::Enter, KeyModifiers::NONE)],
+            ]
+            .concat(),
+            View::Dashboard,
+            vec![Effect::Human {
+                cmd: HumanCommand::Retry,
+                task: "c".into(),
+                note: None,
+            }],
+        ),
+        (
+            "shell in the selected task's worktree",
+            [down2(), vec![ch('o')]].concat(),
+            View::Dashboard,
+            vec![Effect::OpenShell { task: "c".into() }],
+        ),
+        (
+            "editor on the selected task's worktree",
+            [down2(), vec![ch('E')]].concat(),
+            View::Dashboard,
+            vec![Effect::OpenEditor {
+                task: "c".into(),
+                diff: None,
+            }],
+        ),
+        (
+            "edit a failed task's prompt: it is read first",
+            [down2(), vec![ch('e')]].concat(),
+            View::Dashboard,
+            vec![Effect::LoadPrompt { task: "c".into() }],
         ),
         (
             "quit asks, esc keeps going",
@@ -404,6 +478,7 @@ fn every_action_does_what_it_says() {
         assert_eq!(got, effects, "{name}: effects");
         assert_eq!(a.state.view, view, "{name}: view");
         assert!(!a.state.quit_prompt, "{name}: quit prompt left open");
+        assert!(a.state.confirm.is_none(), "{name}: question left open");
     }
 }
 

@@ -178,6 +178,11 @@ fn fixture() -> ViewState {
             duration: Some(Duration::from_secs(4)),
         }],
         events: vec!["#12 supervisor task_state {\"from\":\"ready\",\"to\":\"assigned\"}".into()],
+        history: vec![
+            "14:02:11  orch     ready → assigned".into(),
+            "14:02:12  agent#1  attempt #1 started (sim)".into(),
+            "14:05:40  you      retry: failed → ready · note: use the builder".into(),
+        ],
         funnel: vec![
             "#1 stage checks".into(),
             "#1 ✓ check `cargo test`".into(),
@@ -558,4 +563,11 @@ fn synchronized_output_holds_the_pane_until_its_end_or_timeout() {
     ));
     sc.lock().expect("lock").process(b"me\x1b[?2026l");
     assert!(!is_locked(&sc, Instant::now()));
+}
+
+#[test]
+fn task_detail_raw_events() {
+    let mut s = with_view(View::Detail);
+    s.detail_raw = true;
+    snap("detail_raw", &s);
 }

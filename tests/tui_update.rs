@@ -151,6 +151,7 @@ fn an_answer_for_a_page_no_longer_wanted_is_dropped() {
         reason: None,
         attempts: vec![],
         events: vec![],
+        history: vec![],
         funnel: vec![],
         records: vec![],
         conversation: vec![],

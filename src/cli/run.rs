@@ -196,6 +196,7 @@ pub fn supervise_tui(ctx: &Context, config: crate::core::config::Config) -> CliR
     let signals = block_stop_signals();
     become_subreaper();
     let keymap = config.ui.keymap.clone();
+    let tui_config = std::sync::Arc::new(config.clone());
     let (tx, rx) = std::sync::mpsc::channel();
     let (hook, output_flag) = crate::tui::output_hook(tx.clone());
     let mut engine = Engine::start(EngineOptions {
@@ -240,6 +241,7 @@ pub fn supervise_tui(ctx: &Context, config: crate::core::config::Config) -> CliR
         output_flag,
         keymap,
         run_started: std::time::Instant::now(),
+        config: tui_config,
     });
     let end = match tui {
         Ok(t) if t.engine.is_some() => t.engine,

@@ -192,6 +192,9 @@ pub struct Ui {
     pub theme: String,
     /// Action name -> key; the TUI checks the names and key syntax.
     pub keymap: BTreeMap<String, String>,
+    /// Run (through `sh -c`, the message as `$1`) when something enters the inbox while the
+    /// terminal is not focused; empty: the terminal's own notification only.
+    pub notify_command: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -267,7 +270,7 @@ const FUNNEL_KEYS: &[&str] = &[
     "large_diff_lines",
 ];
 const LOGS_KEYS: &[&str] = &["rotate_bytes"];
-const UI_KEYS: &[&str] = &["theme", "keymap"];
+const UI_KEYS: &[&str] = &["theme", "keymap", "notify_command"];
 
 /// The embedded defaults. They are checked by a unit test, so the empty fallback is never used.
 pub fn default_config() -> Config {
@@ -512,6 +515,15 @@ fn apply_ui(sink: &mut Sink<'_>, ui: &mut Ui, t: &DeTable<'_>) {
                 format!("theme is one of {}", THEMES.join(", ")),
             );
         }
+    }
+    if let Some(v) = t.get("notify_command")
+        && let Some(s) = sink.string(
+            v,
+            "[ui] notify_command",
+            "notify_command = \"notify-send orch-tui\"",
+        )
+    {
+        ui.notify_command = s;
     }
     if let Some(v) = t.get("keymap")
         && let Some(km) = sink.table(v, "[ui] keymap", "keymap = { approve = \"a\" }")

@@ -1,4 +1,4 @@
-//! Human commands (retry, cancel, pause, resume, approve, reject) as pure decisions: the task as it
+//! Human commands (retry, cancel, pause, resume, approve, reject, hold) as pure decisions: the task as it
 //! stands in, the ledger ops out — or a refusal that says why and what to do instead. The CLI and
 //! the TUI run the ops in one transaction; a running supervisor sees them and acts.
 
@@ -14,6 +14,9 @@ pub enum HumanCommand {
     Resume,
     Approve,
     Reject,
+    /// Stop a veto window's countdown (the human is typing the veto): the task then waits for
+    /// an approval or a reject like one at the human stage.
+    Hold,
 }
 
 impl HumanCommand {
@@ -25,6 +28,7 @@ impl HumanCommand {
             HumanCommand::Resume => "resume",
             HumanCommand::Approve => "approve",
             HumanCommand::Reject => "reject",
+            HumanCommand::Hold => "hold",
         }
     }
 }
@@ -50,6 +54,9 @@ pub fn plan(cmd: HumanCommand, t: &Target, note: Option<&str>) -> Result<Vec<Op>
     } else {
         TaskState::Pending
     };
+    if cmd == HumanCommand::Hold {
+        return hold(t);
+    }
     let to = match (cmd, t.state) {
         (HumanCommand::Retry, TaskState::Failed | TaskState::Escalated | TaskState::Cancelled) => {
             waiting
@@ -250,6 +257,37 @@ pub fn extend(
     Ok(ops)
 }
 
+/// A veto window stopped: the stage becomes `human` (no deadline), so nothing merges until
+/// the human approves or rejects. Only a running window can be stopped.
+fn hold(t: &Target) -> Result<Vec<Op>, String> {
+    let id = t.id;
+    match (t.state, t.stage) {
+        (TaskState::Review, Some(FunnelStage::Veto)) => Ok(vec![Op::SetStage {
+            task: id.to_string(),
+            stage: Some(FunnelStage::Human),
+            until_ms: None,
+            attempt: None,
+            data: EventData {
+                by: Some("human".into()),
+                command: Some(HumanCommand::Hold.name().to_string()),
+                ..EventData::default()
+            },
+        }]),
+        (TaskState::Review, Some(FunnelStage::Human)) => Err(format!(
+            "task `{id}` already waits for you: approve or reject it"
+        )),
+        (s, _) => Err(format!(
+            "cannot stop the veto window of task `{id}`: it is {s}{}",
+            match s {
+                TaskState::Approved | TaskState::Merging | TaskState::Done => {
+                    " (the window had closed: it was approved)"
+                }
+                _ => "",
+            }
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,6 +386,29 @@ mod tests {
         );
         let err = extend(&target(TaskState::Done, true), &now, &ext, None).unwrap_err();
         assert!(err.contains("it is done"), "{err}");
+    }
+
+    #[test]
+    fn hold_stops_a_veto_window_and_nothing_else() {
+        let mut t = target(TaskState::Review, true);
+        t.stage = Some(FunnelStage::Veto);
+        let ops = plan(HumanCommand::Hold, &t, None).unwrap();
+        assert!(
+            matches!(
+                ops.as_slice(),
+                [Op::SetStage {
+                    stage: Some(FunnelStage::Human),
+                    until_ms: None,
+                    ..
+                }]
+            ),
+            "{ops:?}"
+        );
+        t.stage = Some(FunnelStage::Human);
+        let err = plan(HumanCommand::Hold, &t, None).unwrap_err();
+        assert!(err.contains("already waits for you"), "{err}");
+        let err = plan(HumanCommand::Hold, &target(TaskState::Approved, true), None).unwrap_err();
+        assert!(err.contains("it was approved"), "{err}");
     }
 
     #[test]

@@ -207,6 +207,12 @@ pub enum Op {
         attempt: Option<AttemptNo>,
         data: EventData,
     },
+    /// Nothing is written: the write lands only if the task is still in `review` at `stage`
+    /// (a veto window's approval must lose to a human who stopped the window meanwhile).
+    ExpectStage {
+        task: String,
+        stage: FunnelStage,
+    },
     /// Set (or clear) the funnel stage of a task that is in `review` (with its `funnel` event).
     SetStage {
         task: String,
@@ -370,6 +376,7 @@ impl Op {
             Op::Transition { task, .. }
             | Op::SetStage { task, .. }
             | Op::SetBudget { task, .. } => Some(task),
+            Op::ExpectStage { task, .. } => Some(task),
             Op::InsertAttempt(a) => Some(&a.task),
             Op::Event { task, .. } => task.as_deref(),
             _ => None,

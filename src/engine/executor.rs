@@ -185,6 +185,7 @@ impl Executor {
             if !self.announced {
                 let scratch = format!("{}/{}", self.env.worktrees_dir, RECHECK_WORKTREE);
                 let _ = self.ctx.git.drop_scratch(&scratch);
+                let _ = self.ctx.git.drain_pool();
                 self.emit(EngineEvent::Finished);
                 self.announced = true;
             }
@@ -246,6 +247,7 @@ impl Executor {
     fn finish_stop(&mut self) {
         let scratch = format!("{}/{}", self.env.worktrees_dir, RECHECK_WORKTREE);
         let _ = self.ctx.git.drop_scratch(&scratch);
+        let _ = self.ctx.git.drain_pool();
         self.publish_views();
     }
 

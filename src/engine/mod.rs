@@ -273,6 +273,10 @@ impl Engine {
             git: Arc::new(real_git::RealGit {
                 repo,
                 worktrees_dir: worktrees.clone(),
+                pool: Some(real_git::RealGit::default_pool(
+                    opts.config.slots,
+                    &opts.config.worktree.reuse,
+                )),
             }),
             agents: Arc::new(real_world::PtyAgents {
                 on_output: opts.on_output.clone(),

@@ -63,6 +63,12 @@ pub trait GitOps: Send + Sync {
     /// Point the reusable re-check worktree at `rev`.
     fn checkout_scratch(&self, path: &str, rev: &str) -> Result<(), GitError>;
     fn drop_scratch(&self, path: &str) -> Result<(), GitError>;
+    /// Remove the idle worktrees kept for reuse (the run settled or stopped: nothing will take
+    /// them soon, and they are checkouts in the user's `git worktree list`). Nothing to do
+    /// where worktrees are not pooled.
+    fn drain_pool(&self) -> Result<(), GitError> {
+        Ok(())
+    }
     /// Move `refname` from `old` to `new`; `Ok(false)` when it was not at `old`.
     fn cas_update_ref(&self, refname: &str, new: &str, old: &str) -> Result<bool, GitError>;
     fn backup_ref(&self, name: &str, oid: &str) -> Result<String, GitError>;

@@ -49,6 +49,15 @@ impl Repo {
 
     /// The idle worktrees of `pool`: registered with git, directory present, under its folder.
     pub fn pool_idle(&self, pool: &Pool) -> Result<Vec<WorktreeInfo>, GitError> {
+        Ok(self
+            .pool_worktrees(pool)?
+            .into_iter()
+            .filter(|w| w.path.exists() && !w.locked)
+            .collect())
+    }
+
+    /// Every worktree registered under the pool's folder, half-made (locked) or gone ones too.
+    fn pool_worktrees(&self, pool: &Pool) -> Result<Vec<WorktreeInfo>, GitError> {
         let dir = self.pool_dir(pool);
         let dir = dir.canonicalize().unwrap_or(dir);
         Ok(self
@@ -60,7 +69,7 @@ impl Repo {
                     .path
                     .parent()
                     .map(|p| p.canonicalize().unwrap_or(p.into()));
-                parent.as_deref() == Some(dir.as_path()) && w.path.exists() && !w.locked
+                parent.as_deref() == Some(dir.as_path())
             })
             .collect())
     }
@@ -126,10 +135,21 @@ impl Repo {
                 .create_worktree(path, branch, base, backup_ref)
                 .map(|_| Taken::Created);
         }
-        let Some(idle) = self.claim_idle(pool, path)? else {
-            return self
-                .create_worktree(path, branch, base, backup_ref)
-                .map(|_| Taken::Created);
+        let idle = match self.claim_idle(pool, path) {
+            Ok(Some(idle)) => idle,
+            Ok(None) => {
+                return self
+                    .create_worktree(path, branch, base, backup_ref)
+                    .map(|_| Taken::Created);
+            }
+            Err(e) => {
+                // git refuses to move some worktrees (one holding submodules): the pool is only
+                // a shortcut, so the attempt gets a new worktree all the same.
+                tracing::warn!(error = %e, "git: could not take a pooled worktree; creating a new one");
+                return self
+                    .create_worktree(path, branch, base, backup_ref)
+                    .map(|_| Taken::Created);
+            }
         };
         match self.reset_taken(pool, path, branch, base, backup_ref) {
             Ok(()) => Ok(Taken::Reused),
@@ -162,11 +182,21 @@ impl Repo {
                 )
             })?;
         }
-        self.git()
+        let moved = self
+            .git()
             .args(["worktree", "move"])
             .arg(&idle.path)
             .arg(path)
-            .run()?;
+            .run();
+        if let Err(e) = moved {
+            // It would fail the same way next time; it holds nothing of value.
+            let _ = self
+                .git()
+                .args(["worktree", "remove", "--force", "--force"])
+                .arg(&idle.path)
+                .run();
+            return Err(e);
+        }
         Ok(Some(idle.path))
     }
 
@@ -289,18 +319,23 @@ impl Repo {
         Ok(true)
     }
 
-    /// Removes every idle worktree of the pool (`orch-tui gc`, or a change of repository
-    /// layout). They hold nothing of value. Returns how many went.
+    /// Removes every worktree of the pool (`orch-tui gc`, or a change of repository layout),
+    /// with the ones a crash left half made (still locked by `fill_pool`): call it when no
+    /// supervisor runs. They hold nothing of value. Returns how many went.
     pub fn drain_pool(&self, pool: &Pool) -> Result<usize, GitError> {
         let _one = POOL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-        let idle = self.pool_idle(pool)?;
-        for w in &idle {
-            self.git()
-                .args(["worktree", "remove", "--force", "--force"])
-                .arg(&w.path)
-                .run()?;
+        let all = self.pool_worktrees(pool)?;
+        for w in &all {
+            if w.path.exists() {
+                self.git()
+                    .args(["worktree", "remove", "--force", "--force"])
+                    .arg(&w.path)
+                    .run()?;
+            }
         }
-        Ok(idle.len())
+        // Those whose folder is already gone: only git's bookkeeping is left.
+        self.git().args(["worktree", "prune"]).run()?;
+        Ok(all.len())
     }
 
     /// Removes untracked files that are not ignored, then ignored ones outside `pool.reuse`.
@@ -324,12 +359,18 @@ impl Repo {
     /// A path in the pool's folder that no worktree or file uses.
     fn free_pool_name(&self, pool: &Pool) -> Result<PathBuf, GitError> {
         let dir = self.pool_dir(pool);
-        std::fs::create_dir_all(&dir).map_err(|e| {
-            GitError::ours(
-                &["worktree", "add"],
-                format!("cannot create {}: {e}", dir.display()),
-            )
-        })?;
+        // Private like the rest of `.orch/` (worktrees can hold copied secrets such as `.env`).
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| {
+                GitError::ours(
+                    &["worktree", "add"],
+                    format!("cannot create {}: {e}", dir.display()),
+                )
+            })?;
         // A worktree whose directory vanished still holds its name until pruned.
         let registered: Vec<PathBuf> = self.worktrees()?.into_iter().map(|w| w.path).collect();
         (0..10_000)

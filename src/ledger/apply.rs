@@ -42,6 +42,23 @@ fn apply_op(tx: &Connection, op: &Op, token: &mut dyn FnMut() -> String) -> Resu
             attempt,
             data,
         } => set_stage(tx, task, *stage, *until_ms, *attempt, data),
+        Op::ExpectStage { task, stage } => {
+            let found: Option<Option<FunnelStage>> = tx
+                .query_row(
+                    "SELECT stage FROM tasks WHERE id = ?1 AND state = 'review'",
+                    params![task],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if found == Some(Some(*stage)) {
+                Ok(())
+            } else {
+                Err(LedgerError::Conflict(format!(
+                    "task `{task}` is no longer at its {} stage",
+                    stage.as_str()
+                )))
+            }
+        }
         Op::InsertAttempt(a) => insert_attempt(tx, a, &token()),
         Op::AttemptRunning { id, pid, base } => {
             // A fast agent may have reported already (asked its question through `worker

@@ -10,43 +10,7 @@ use super::state::{InputPurpose, InputState, View, ViewState};
 use crate::core::domain::AttemptId;
 use crate::engine::HumanCommand;
 
-/// Something the run loop must do outside the pure state.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Effect {
-    /// A human command through `apply_human` (actor human) in the background, waiting out a
-    /// busy ledger, then a poke.
-    Human {
-        cmd: HumanCommand,
-        task: String,
-        note: Option<String>,
-    },
-    /// Bytes for an agent's PTY.
-    Input { attempt: AttemptId, bytes: Vec<u8> },
-    /// Resize an agent's PTY and emulated screen.
-    Resize {
-        attempt: AttemptId,
-        rows: u16,
-        cols: u16,
-    },
-    /// Read the ledger again (coalesced: one refresh at a time).
-    Refresh,
-    /// Read a task's detail from the ledger.
-    LoadDetail { task: String },
-    /// Read a task's diff (latest agent attempt: base..commit).
-    LoadDiff { task: String },
-    /// `git diff --stat base..commit` for an approval's context.
-    LoadDiffStat { base: String, commit: String },
-    /// Approve each of these tasks (every inbox approval); the status line says how many.
-    ApproveAll { tasks: Vec<String> },
-    /// Read the logs again.
-    LoadLogs,
-    /// Build the timeline from the ledger's events.
-    LoadTimeline,
-    /// Stop the engine (agents stopped or left running for the next start) and quit.
-    Stop { stop_agents: bool },
-    /// Leave the TUI (the engine has already ended).
-    Exit,
-}
+pub use super::effect::Effect;
 
 pub struct App {
     pub state: ViewState,
@@ -66,6 +30,8 @@ pub struct App {
     pub diff_task: Option<String>,
     /// Diff stats asked for and not answered yet (by `base..commit`).
     pub stats_asked: std::collections::HashSet<String>,
+    /// The done screen's commits were asked for (again after the run moves on).
+    pub done_asked: bool,
 }
 
 /// Rows above and below the focused screen: header, pane title, footer.
@@ -87,6 +53,7 @@ impl App {
             detail_task: None,
             diff_task: None,
             stats_asked: Default::default(),
+            done_asked: false,
         }
     }
 
@@ -114,6 +81,13 @@ impl App {
     }
 
     pub fn on_paste(&mut self, text: &str, modes: Modes) -> Vec<Effect> {
+        if self.state.confirm.is_some() {
+            return Vec::new();
+        }
+        if self.state.form.is_some() {
+            self.on_form_paste(text);
+            return Vec::new();
+        }
         if let Some(input) = &mut self.state.input {
             input.text.push_str(&text.replace(['\n', '\r'], " "));
             return Vec::new();
@@ -134,7 +108,7 @@ impl App {
             return match ev.code {
                 KeyCode::Char('s') | KeyCode::Char('S') => {
                     s.quit_prompt = false;
-                    vec![Effect::Stop { stop_agents: true }]
+                    self.ask_stop()
                 }
                 KeyCode::Char('l') | KeyCode::Char('L') => {
                     s.quit_prompt = false;
@@ -147,10 +121,17 @@ impl App {
                 _ => Vec::new(),
             };
         }
+        if s.confirm.is_some() {
+            return self.on_confirm_key(ev);
+        }
+        if s.form.is_some() {
+            return self.on_form_key(ev);
+        }
         if s.input.is_some() {
             return self.on_input_key(ev);
         }
-        let action = self.keymap.action(ev);
+        let action = self.pick(self.keymap.actions(ev));
+        let s = &mut self.state;
         // Once the focused agent has ended there is nobody to type to: keys act normally again
         // (Esc returns), rather than vanishing.
         let agent_live = s.focus.is_some_and(|id| s.agent(id).is_some());
@@ -174,8 +155,25 @@ impl App {
         }
     }
 
+    /// Of the actions bound to a key, the one that means something in this view (`n`: the
+    /// next search match in the logs, a new task elsewhere).
+    fn pick(&self, actions: Vec<Action>) -> Option<Action> {
+        let logs_only = |a: &Action| {
+            matches!(
+                a,
+                Action::SearchNext | Action::SearchPrev | Action::Search | Action::Filter
+            )
+        };
+        let in_logs = self.state.view == View::Logs;
+        actions
+            .iter()
+            .find(|a| logs_only(a) == in_logs)
+            .or(actions.first())
+            .copied()
+    }
+
     /// The task an action applies to in the current view.
-    fn target_task(&self) -> Option<String> {
+    pub(super) fn target_task(&self) -> Option<String> {
         let s = &self.state;
         match s.view {
             View::Inbox => s.inbox.get(s.selected_inbox).and_then(|i| i.task.clone()),
@@ -376,27 +374,28 @@ impl App {
                 }
                 Vec::new()
             }
-            Action::Cancel => self.human(HumanCommand::Cancel),
+            Action::Cancel => {
+                if let Some(task) = self.target_task() {
+                    self.ask_cancel(task);
+                }
+                Vec::new()
+            }
             Action::Pause => self.human(HumanCommand::Pause),
             Action::Resume => self.human(HumanCommand::Resume),
             Action::PauseAll => self.pause_all(),
             Action::Approve => self.human(HumanCommand::Approve),
-            Action::Reject => {
-                if let Some(task) = self.target_task() {
-                    self.state.input = Some(InputState {
-                        purpose: InputPurpose::RejectNote { task },
-                        text: String::new(),
-                    });
-                }
-                Vec::new()
-            }
+            Action::Reject => match self.target_task() {
+                Some(task) => self.start_reject(task),
+                None => Vec::new(),
+            },
             Action::ApproveAll => {
                 let tasks = self.state.approvals();
                 if tasks.is_empty() {
                     self.state.message = Some("no approval waits in the inbox".into());
                     return Vec::new();
                 }
-                vec![Effect::ApproveAll { tasks }]
+                self.ask_approve_all(tasks);
+                Vec::new()
             }
             Action::Diff => match self.target_task() {
                 Some(task) => {
@@ -432,6 +431,9 @@ impl App {
                 Vec::new()
             }
             Action::Timeline => self.open_view(View::Timeline),
+            Action::NewTask | Action::Edit | Action::Shell | Action::Editor | Action::Raw => {
+                self.on_everyday(a)
+            }
             Action::Filter => {
                 if self.state.view == View::Logs {
                     self.state.input = Some(InputState {

@@ -102,7 +102,37 @@ pub fn build(snap: Snapshot, views: &[AgentView], now: Instant) -> Refreshed {
 }
 
 /// Swap a refresh into the view state (cheap: moves, plus the few agents).
+/// Lists keep the selected ITEM across refreshes, not its row number: an item arriving above
+/// must not move a key's target to another task. A selected item that left keeps its row (the
+/// next item takes it).
 pub fn apply(s: &mut ViewState, r: Refreshed) {
+    let task = s.selected_task().map(|t| t.id.clone());
+    let item = s.inbox.get(s.selected_inbox).map(inbox_key);
+    let agent = s.agents.get(s.selected_agent).map(|a| a.attempt);
+    swap_in(s, r);
+    if let Some(i) = task.and_then(|id| s.tasks.iter().position(|t| t.id == id)) {
+        s.selected_task = i;
+    }
+    if let Some(i) = item.and_then(|k| s.inbox.iter().position(|it| inbox_key(it) == k)) {
+        s.selected_inbox = i;
+    }
+    if let Some(i) = agent.and_then(|id| s.agents.iter().position(|a| a.attempt == id)) {
+        s.selected_agent = i;
+    }
+}
+
+/// What makes an inbox item the same item in the next refresh: its kind, task and attempt
+/// (run-wide items, which have neither, by their text).
+pub fn inbox_key(i: &InboxItem) -> (std::mem::Discriminant<crate::read::InboxKind>, String) {
+    let who = match (&i.task, i.attempt) {
+        (Some(t), Some(a)) => format!("{t}/{}", a.0),
+        (Some(t), None) => t.clone(),
+        (None, _) => i.text.clone(),
+    };
+    (std::mem::discriminant(&i.kind), who)
+}
+
+fn swap_in(s: &mut ViewState, r: Refreshed) {
     s.loaded = true;
     s.plan = r.plan;
     s.tasks = r.tasks;
@@ -164,6 +194,12 @@ pub fn load_detail(ledger: &Ledger, task: &str) -> Result<Option<DetailInfo>, Le
     let record = load_record(ledger, task)?;
     let all = ledger.events(0, Some(task), 2000)?;
     let funnel = super::funnel::history(&all);
+    let history = all
+        .iter()
+        .filter_map(|e| {
+            super::history::line(e.ts_ms.max(0) as u64, e.actor, e.attempt, e.kind, &e.data)
+        })
+        .collect();
     let events = all
         .iter()
         .take(200)
@@ -185,6 +221,7 @@ pub fn load_detail(ledger: &Ledger, task: &str) -> Result<Option<DetailInfo>, Le
         reason: t.reason.clone(),
         attempts,
         events,
+        history,
         funnel,
         records: record.lines,
         conversation: record.conversation,

@@ -44,6 +44,22 @@ pub enum JobDone {
         what: String,
         message: String,
     },
+    /// The form's submit (a new task, a new prompt): the result line, or every problem (then
+    /// nothing was written).
+    Form(Result<String, Vec<String>>),
+    /// A task's prompt, for the edit form.
+    Prompt {
+        task: String,
+        result: Result<String, String>,
+    },
+    /// Where a shell or an editor opens for a task (its newest attempt's worktree).
+    Worktree {
+        task: String,
+        editor: bool,
+        result: Result<std::path::PathBuf, String>,
+    },
+    /// The integration branch's commits since HEAD, for the done screen.
+    Done(String),
     /// Something failed that the user should hear about.
     Failed(String),
 }
@@ -57,7 +73,7 @@ pub struct Command {
 }
 
 /// The pause between two tries of a command while the ledger stays busy.
-const RETRY_PAUSE: Duration = Duration::from_millis(200);
+pub(super) const RETRY_PAUSE: Duration = Duration::from_millis(200);
 
 /// What the jobs need of the engine: its live agents (their screens, for the panes) and a poke
 /// after a human command.
@@ -94,8 +110,8 @@ impl EngineLink for NoEngine {
 
 /// Submits jobs for the loop; owns the lanes.
 pub struct Jobs {
-    lanes: Lanes,
-    engine: Arc<dyn EngineLink>,
+    pub(super) lanes: Lanes,
+    pub(super) engine: Arc<dyn EngineLink>,
 }
 
 impl Jobs {

@@ -41,10 +41,15 @@ pub enum Action {
     SearchPrev,
     Filter,
     Timeline,
+    NewTask,
+    Edit,
+    Shell,
+    Editor,
+    Raw,
 }
 
 impl Action {
-    pub const ALL: [Action; 33] = [
+    pub const ALL: [Action; 38] = [
         Action::Quit,
         Action::Help,
         Action::Back,
@@ -78,6 +83,11 @@ impl Action {
         Action::SearchPrev,
         Action::Filter,
         Action::Timeline,
+        Action::NewTask,
+        Action::Edit,
+        Action::Shell,
+        Action::Editor,
+        Action::Raw,
     ];
 
     pub fn name(self) -> &'static str {
@@ -115,12 +125,17 @@ impl Action {
             Action::SearchPrev => "search_prev",
             Action::Filter => "filter",
             Action::Timeline => "timeline",
+            Action::NewTask => "new_task",
+            Action::Edit => "edit",
+            Action::Shell => "shell",
+            Action::Editor => "editor",
+            Action::Raw => "raw",
         }
     }
 
     pub fn describe(self) -> &'static str {
         match self {
-            Action::Quit => "quit: stop the agents or leave the run to resume later",
+            Action::Quit => "quit: stop the agents (asks) or leave the run to resume later",
             Action::Help => "this help",
             Action::Back => "back to the previous view",
             Action::Dashboard => "dashboard: tasks and live agents",
@@ -138,27 +153,40 @@ impl Action {
             Action::Detail => "task detail: prompt, attempts, events",
             Action::Focus => "focus the selected agent (keys go to it)",
             Action::Unfocus => "leave focus (the only key an agent never gets)",
-            Action::Retry => "retry the task, with a note for the next attempt",
-            Action::Cancel => "cancel the task (dependents are blocked)",
+            Action::Retry => {
+                "retry a failed, escalated or cancelled task, with a note for the next attempt"
+            }
+            Action::Cancel => "cancel the task (asks; its dependents are blocked)",
             Action::Pause => "pause the task (its agent is held and keeps its attempt)",
             Action::Resume => "resume a paused task (a held agent continues)",
             Action::PauseAll => {
                 "pause every ready and working task; when none is, resume every paused one"
             }
             Action::Approve => "approve a task in review or escalated",
-            Action::Reject => "reject a task in review, with a note (in a veto window: veto it)",
+            Action::Reject => {
+                "reject a task in review with a note, then asks (in a veto window: the countdown stops while you type)"
+            }
             Action::ApproveAll => {
-                "approve every approval in the inbox (all passed checks and reviewer)"
+                "approve every approval in the inbox (asks; all passed checks and reviewer)"
             }
             Action::Diff => "the task's diff (latest attempt against its base)",
             Action::Follow => "logs: follow the newest lines on/off",
             Action::Search => "logs: regex search, newest match first",
-            Action::SearchNext => "logs: the next earlier match",
+            Action::SearchNext => "logs: the next earlier match (elsewhere n is a new task)",
             Action::SearchPrev => "logs: the next later match",
             Action::Filter => {
                 "logs: filter by task (`task` or `task#2`), `agent:NAME`, `kind:agent|review|checks|merge` (empty: all)"
             }
             Action::Timeline => "timeline: where the run's time went, per slot",
+            Action::NewTask => {
+                "new task: title, prompt (ctrl-e: $EDITOR), dependencies, agent, budget"
+            }
+            Action::Edit => {
+                "edit the prompt of a pending, paused, escalated, failed or cancelled task"
+            }
+            Action::Shell => "a shell ($SHELL) in the task's worktree; exit to come back",
+            Action::Editor => "$EDITOR on the task's worktree (in the diff view: on the diff)",
+            Action::Raw => "task detail: the events as raw JSON / as a timeline",
         }
     }
 
@@ -257,7 +285,7 @@ pub fn key_name(k: &Key) -> String {
 
 /// The default bindings: (action, keys).
 pub const DEFAULTS: &[(Action, &[&str])] = &[
-    (Action::Quit, &["q"]),
+    (Action::Quit, &["q", "ctrl-c"]),
     (Action::Help, &["?", "f1"]),
     (Action::Back, &["esc"]),
     (Action::Dashboard, &["1"]),
@@ -290,6 +318,11 @@ pub const DEFAULTS: &[(Action, &[&str])] = &[
     (Action::SearchNext, &["n"]),
     (Action::SearchPrev, &["N"]),
     (Action::Filter, &["s"]),
+    (Action::NewTask, &["n"]),
+    (Action::Edit, &["e"]),
+    (Action::Shell, &["o"]),
+    (Action::Editor, &["E"]),
+    (Action::Raw, &["J"]),
 ];
 
 #[derive(Debug, Clone)]
@@ -324,12 +357,20 @@ impl Keymap {
         (Keymap { bindings }, problems)
     }
 
+    /// The first action bound to the key (see `actions` for keys that mean one thing per view).
     pub fn action(&self, ev: &KeyEvent) -> Option<Action> {
+        self.actions(ev).first().copied()
+    }
+
+    /// Every action bound to the key. By default only `n` has two: the next search match in
+    /// the logs view, a new task everywhere else (`App` picks by view).
+    pub fn actions(&self, ev: &KeyEvent) -> Vec<Action> {
         let norm = normalize(ev);
         self.bindings
             .iter()
-            .find(|(_, keys)| keys.contains(&norm))
+            .filter(|(_, keys)| keys.contains(&norm))
             .map(|(a, _)| *a)
+            .collect()
     }
 
     pub fn keys(&self, a: Action) -> Vec<String> {

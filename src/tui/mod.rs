@@ -7,19 +7,27 @@
 //! Every input arrives as one `UiEvent` on one channel (codex's app-event pattern); a frame is
 //! drawn when the state is dirty, at most 60 per second (`runloop.rs`).
 
+mod actions;
 pub mod app;
+pub mod confirm;
 pub mod data;
+pub mod effect;
+pub mod form;
 pub mod funnel;
+pub mod history;
 pub mod input;
 pub mod jobs;
 pub mod keymap;
 pub mod lanes;
 pub mod logfeed;
+pub mod notify;
+mod outside;
 mod pointer;
 mod prompt;
 pub mod render;
 mod runloop;
 pub mod state;
+mod task_jobs;
 mod terminal;
 mod update;
 
@@ -76,6 +84,9 @@ pub struct TuiContext {
     pub output_flag: Arc<AtomicBool>,
     pub keymap: std::collections::BTreeMap<String, String>,
     pub run_started: Instant,
+    /// The run's config: tasks added from the TUI are checked against it (as `orch-tui add`
+    /// checks them).
+    pub config: Arc<crate::core::config::Config>,
 }
 
 /// How the TUI ended.
@@ -95,29 +106,19 @@ pub fn run(mut ctx: TuiContext) -> Result<TuiEnd, String> {
     if !problems.is_empty() {
         app.state.message = Some(problems.join("; "));
     }
+    app.state.integration_branch = ctx.config.integration_branch.clone();
     let guard = terminal::enter().map_err(|e| format!("cannot set up the terminal: {e}"))?;
     let mut term = Terminal::new(CrosstermBackend::new(std::io::stdout()))
         .map_err(|e| format!("cannot set up the terminal: {e}"))?;
     if let Ok(size) = term.size() {
         app.size = (size.width, size.height);
     }
-    spawn_input_thread(ctx.tx.clone());
+    let gate = Arc::new(outside::InputGate::default());
+    outside::spawn_input_thread(ctx.tx.clone(), gate.clone());
     let lanes = lanes::Lanes::start(ctx.ledger_path.clone(), ctx.tx.clone());
     let jobs = jobs::Jobs::new(lanes, Arc::new(ctx.handle.clone()));
-    let result = runloop::event_loop(&mut ctx, &jobs, &mut app, &mut term);
+    let result = runloop::event_loop(&mut ctx, &jobs, &gate, &mut app, &mut term);
     drop(term);
     drop(guard);
     result
-}
-
-fn spawn_input_thread(tx: Sender<UiEvent>) {
-    let _ = std::thread::Builder::new()
-        .name("tui-input".into())
-        .spawn(move || {
-            while let Ok(ev) = crossterm::event::read() {
-                if tx.send(UiEvent::Term(ev)).is_err() {
-                    break;
-                }
-            }
-        });
 }

@@ -8,7 +8,8 @@ impl App {
     /// (inbox) under it. Layout: header row, then the body's bordered box, then the footer.
     pub fn on_click(&mut self, col: u16, row: u16) {
         let s = &mut self.state;
-        if s.quit_prompt || s.input.is_some() || row < 2 {
+        if s.quit_prompt || s.input.is_some() || s.confirm.is_some() || s.form.is_some() || row < 2
+        {
             return;
         }
         // Rows inside the box: terminal height minus header, footer and two borders.
@@ -19,7 +20,7 @@ impl App {
         }
         match s.view {
             View::Dashboard => {
-                let w = super::render::list_width(self.size.0, !s.agents.is_empty());
+                let w = super::render::list_width(self.size.0);
                 if col < w {
                     let i = super::render::list_start(s.selected_task, rows) + line;
                     if i < s.tasks.len() {

@@ -22,11 +22,23 @@ impl App {
                 Vec::new()
             }
             KeyCode::Esc => {
-                s.input = None;
+                if let Some(InputPurpose::RejectNote { task }) = s.input.take().map(|i| i.purpose) {
+                    s.message = Some(format!("no reject sent for `{task}`"));
+                }
                 Vec::new()
             }
             KeyCode::Enter => {
                 let InputState { purpose, text } = input.clone();
+                if matches!(purpose, InputPurpose::RejectNote { .. }) && text.trim().is_empty() {
+                    // The note is what the next attempt is told: without one it would get the
+                    // very same prompt.
+                    s.message = Some(
+                        "a reject needs a note: what should the next attempt change? (esc: no \
+                         reject)"
+                            .into(),
+                    );
+                    return Vec::new();
+                }
                 s.input = None;
                 let text = text.trim().to_string();
                 match purpose {
@@ -35,11 +47,10 @@ impl App {
                         task,
                         note: (!text.is_empty()).then_some(text),
                     }],
-                    InputPurpose::RejectNote { task } => vec![Effect::Human {
-                        cmd: HumanCommand::Reject,
-                        task,
-                        note: (!text.is_empty()).then_some(text),
-                    }],
+                    InputPurpose::RejectNote { task } => {
+                        self.ask_reject(task, text);
+                        Vec::new()
+                    }
                     InputPurpose::Search => {
                         let note = s.logs.set_search((!text.is_empty()).then_some(text));
                         self.jump_to_match(true);

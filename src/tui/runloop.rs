@@ -14,6 +14,8 @@ use super::app::{App, Effect};
 use super::input::Modes;
 use super::jobs::{Command, JobDone, Jobs};
 use super::keymap::Action;
+use super::notify::{self, Focus};
+use super::outside::{self, InputGate};
 use super::state::{AgentInfo, View, ViewState};
 use super::{TuiContext, TuiEnd, UiEvent, data, render, terminal};
 use crate::engine::{EngineEvent, RunEnd};
@@ -52,11 +54,30 @@ struct Loop {
     exit: bool,
     inbox_seen: usize,
     title_shown: Option<usize>,
+    /// Whether the terminal has the user's attention (its focus events).
+    focus: Focus,
+    /// A program to hand the terminal to (after this batch of events).
+    outside: Option<Outside>,
+}
+
+/// What runs outside the TUI, with the terminal handed over.
+enum Outside {
+    /// The new task's prompt in $EDITOR.
+    EditText(String),
+    /// A shell, or $EDITOR, in a task's worktree.
+    In {
+        task: String,
+        dir: std::path::PathBuf,
+        editor: bool,
+    },
+    /// A diff in $EDITOR.
+    Diff { task: String, lines: Vec<String> },
 }
 
 pub(super) fn event_loop(
     ctx: &mut TuiContext,
     jobs: &Jobs,
+    gate: &InputGate,
     app: &mut App,
     term: &mut Terminal<CrosstermBackend<std::io::Stdout>>,
 ) -> Result<TuiEnd, String> {
@@ -76,6 +97,8 @@ pub(super) fn event_loop(
         exit: false,
         inbox_seen: 0,
         title_shown: None,
+        focus: Focus::Unknown,
+        outside: None,
     };
     while !l.exit {
         let now = Instant::now();
@@ -87,6 +110,10 @@ pub(super) fn event_loop(
         }
         while let Ok(ev) = ctx.rx.try_recv() {
             on_event(ctx, jobs, app, &mut l, ev);
+        }
+        if let Some(o) = l.outside.take() {
+            run_outside(ctx, gate, app, term, o)?;
+            l.dirty = true;
         }
         let now = Instant::now();
         if ticking(&app.state) && now >= l.last_tick + CLOCK {
@@ -190,6 +217,12 @@ fn on_event(ctx: &mut TuiContext, jobs: &Jobs, app: &mut App, l: &mut Loop, ev: 
             l.dirty = true;
             app.on_resize(cols, rows)
         }
+        // A question or the form holds the keys; the wheel must not move what they act on.
+        UiEvent::Term(Event::Mouse(_))
+            if app.state.confirm.is_some() || app.state.form.is_some() =>
+        {
+            Vec::new()
+        }
         UiEvent::Term(Event::Mouse(m)) => match m.kind {
             MouseEventKind::ScrollUp => {
                 l.dirty = true;
@@ -206,6 +239,14 @@ fn on_event(ctx: &mut TuiContext, jobs: &Jobs, app: &mut App, l: &mut Loop, ev: 
             }
             _ => Vec::new(),
         },
+        UiEvent::Term(Event::FocusGained) => {
+            l.focus = Focus::Focused;
+            Vec::new()
+        }
+        UiEvent::Term(Event::FocusLost) => {
+            l.focus = Focus::Away;
+            Vec::new()
+        }
         UiEvent::Term(_) => Vec::new(),
         UiEvent::Engine(EngineEvent::AgentOutput { .. }) | UiEvent::Output => {
             ctx.output_flag.store(false, Ordering::Release);
@@ -242,7 +283,7 @@ fn on_event(ctx: &mut TuiContext, jobs: &Jobs, app: &mut App, l: &mut Loop, ev: 
             };
             let fx = app.on_job(done);
             if refreshed {
-                attention(&app.state, l);
+                attention(&app.state, l, &ctx.config.ui.notify_command);
                 // New log files may have appeared (a new attempt).
                 l.logs_dirty = true;
             }
@@ -254,11 +295,12 @@ fn on_event(ctx: &mut TuiContext, jobs: &Jobs, app: &mut App, l: &mut Loop, ev: 
     }
 }
 
-/// The bell and a notification when the inbox grew; the title says how many wait.
-fn attention(s: &ViewState, l: &mut Loop) {
+/// A notification when the inbox grew while the user looks elsewhere; the title says how many
+/// wait.
+fn attention(s: &ViewState, l: &mut Loop, command: &str) {
     let n = s.inbox.len();
-    if n > l.inbox_seen {
-        terminal::notify(&format!("orch-tui: {n} item(s) wait in the inbox"));
+    if notify::due(l.inbox_seen, n, l.focus) {
+        notify::send(&format!("orch-tui: {n} item(s) wait in the inbox"), command);
     }
     l.inbox_seen = n;
     if l.title_shown != Some(n) {
@@ -303,6 +345,15 @@ fn apply(ctx: &mut TuiContext, jobs: &Jobs, app: &mut App, l: &mut Loop, fx: Eff
             jobs.logs();
         }
         Effect::LoadTimeline => jobs.timeline(),
+        Effect::LoadDone => {
+            let repo = ctx
+                .ledger_path
+                .parent()
+                .and_then(std::path::Path::parent)
+                .map(std::path::Path::to_path_buf)
+                .unwrap_or_default();
+            jobs.done_summary(repo, ctx.config.integration_branch.clone());
+        }
         Effect::Stop { stop_agents } => {
             if l.engine_end.is_some() {
                 l.exit = true;
@@ -321,6 +372,72 @@ fn apply(ctx: &mut TuiContext, jobs: &Jobs, app: &mut App, l: &mut Loop, fx: Eff
             }
         }
         Effect::Exit => l.exit = true,
+        Effect::AddTask { draft } => jobs.add_task(draft, ctx.config.clone()),
+        Effect::EditPrompt { task, prompt } => jobs.edit_prompt(task, prompt),
+        Effect::LoadPrompt { task } => jobs.prompt(task),
+        Effect::EditText { text } => l.outside = Some(Outside::EditText(text)),
+        Effect::OpenShell { task } => jobs.worktree(task, false),
+        Effect::OpenEditor { task, diff: None } => jobs.worktree(task, true),
+        Effect::OpenEditor {
+            task,
+            diff: Some(lines),
+        } => l.outside = Some(Outside::Diff { task, lines }),
+        Effect::RunIn { task, dir, editor } => l.outside = Some(Outside::In { task, dir, editor }),
     }
     l.dirty = true;
+}
+
+/// Hand the terminal to a shell or an editor, take it back, and redraw everything.
+fn run_outside(
+    ctx: &TuiContext,
+    gate: &InputGate,
+    app: &mut App,
+    term: &mut Terminal<CrosstermBackend<std::io::Stdout>>,
+    o: Outside,
+) -> Result<(), String> {
+    let orch = ctx
+        .ledger_path
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    match o {
+        Outside::EditText(text) => {
+            let r = outside::suspended(gate, || outside::edit_text(&orch, &text))?;
+            app.on_editor_text(r);
+        }
+        Outside::In { task, dir, editor } => {
+            let r = outside::suspended(gate, || {
+                if editor {
+                    outside::edit_dir(&dir)
+                } else {
+                    outside::shell(&task, &dir)
+                }
+            })?;
+            app.state.message = Some(match r {
+                Ok(()) => format!("back from {}", dir.display()),
+                Err(e) => e,
+            });
+        }
+        Outside::Diff { task, lines } => {
+            let r = outside::suspended(gate, || outside::edit_diff(&orch, &task, &lines))?;
+            if let Err(e) = r {
+                app.state.message = Some(e);
+            }
+        }
+    }
+    term.clear().map_err(|e| format!("cannot draw: {e}"))?;
+    if let Ok(size) = term.size() {
+        let fx = app.on_resize(size.width, size.height);
+        for f in fx {
+            if let Effect::Resize {
+                attempt,
+                rows,
+                cols,
+            } = f
+            {
+                ctx.handle.resize(attempt, rows, cols);
+            }
+        }
+    }
+    Ok(())
 }

@@ -200,6 +200,8 @@ pub struct DetailInfo {
     pub attempts: Vec<AttemptInfo>,
     /// `kind actor text` per event, oldest first.
     pub events: Vec<String>,
+    /// The same events as a person tells them: time, who, what (`history::line`).
+    pub history: Vec<String>,
     /// The funnel history, oldest first: stages, check results, verdicts, human decisions.
     pub funnel: Vec<String>,
     /// Per attempt: where its record is, how to replay it, its agent's transcript.
@@ -267,6 +269,16 @@ pub struct ViewState {
     pub timeline: Option<crate::core::timeline::Timeline>,
     pub input: Option<InputState>,
     pub quit_prompt: bool,
+    /// A y/n question before an act that is hard to undo (it names its target).
+    pub confirm: Option<super::confirm::Confirm>,
+    /// The new-task form or the prompt editor.
+    pub form: Option<super::form::TaskForm>,
+    /// The task detail shows its events as raw JSON rather than as a timeline.
+    pub detail_raw: bool,
+    /// The config's integration branch (the done screen names it).
+    pub integration_branch: String,
+    /// The integration branch's commits once every task is done (`git log`, read once).
+    pub done_summary: Option<String>,
     /// A one-line status message (last action's result or error).
     pub message: Option<String>,
     /// The engine failed: shown instead of the dashboard body.
@@ -323,6 +335,11 @@ impl ViewState {
             timeline: None,
             input: None,
             quit_prompt: false,
+            confirm: None,
+            form: None,
+            detail_raw: false,
+            integration_branch: String::new(),
+            done_summary: None,
             message: None,
             error: None,
             finished: None,
@@ -353,6 +370,32 @@ impl ViewState {
 
     pub fn agent_for_task(&self, task: &str) -> Option<&AgentInfo> {
         self.agents.iter().find(|a| a.task == task)
+    }
+
+    /// Every task that depends on `task`, directly or through others (what a cancel blocks),
+    /// in the task list's order.
+    pub fn dependents(&self, task: &str) -> Vec<String> {
+        use std::collections::{HashMap, HashSet};
+        let mut users: HashMap<&str, Vec<&str>> = HashMap::new();
+        for t in &self.tasks {
+            for d in &t.deps {
+                users.entry(d.as_str()).or_default().push(t.id.as_str());
+            }
+        }
+        let mut found: HashSet<&str> = HashSet::new();
+        let mut todo = vec![task];
+        while let Some(id) = todo.pop() {
+            for u in users.get(id).into_iter().flatten() {
+                if *u != task && found.insert(u) {
+                    todo.push(u);
+                }
+            }
+        }
+        self.tasks
+            .iter()
+            .filter(|t| found.contains(t.id.as_str()))
+            .map(|t| t.id.clone())
+            .collect()
     }
 
     /// Clamp every selection to its list (lists shrink when the ledger changes).

@@ -5,7 +5,8 @@
 use std::io::{Write, stdout};
 
 use crossterm::event::{
-    DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
+    DisableBracketedPaste, DisableFocusChange, DisableMouseCapture, EnableBracketedPaste,
+    EnableFocusChange, EnableMouseCapture,
 };
 use crossterm::execute;
 use crossterm::terminal::{
@@ -21,6 +22,7 @@ pub fn restore() {
         out,
         DisableBracketedPaste,
         DisableMouseCapture,
+        DisableFocusChange,
         LeaveAlternateScreen,
         crossterm::cursor::Show,
         SetTitle("")
@@ -45,9 +47,22 @@ pub fn enter() -> std::io::Result<Guard> {
         stdout(),
         EnterAlternateScreen,
         EnableMouseCapture,
-        EnableBracketedPaste
+        EnableBracketedPaste,
+        EnableFocusChange
     )?;
     Ok(guard)
+}
+
+/// Back into the TUI's modes after another program had the terminal (`outside.rs`).
+pub fn resume() -> std::io::Result<()> {
+    enable_raw_mode()?;
+    execute!(
+        stdout(),
+        EnterAlternateScreen,
+        EnableMouseCapture,
+        EnableBracketedPaste,
+        EnableFocusChange
+    )
 }
 
 fn install_panic_hook() {
@@ -66,15 +81,6 @@ fn install_panic_hook() {
             crate::engine::panics::record(info);
         }
     }));
-}
-
-/// Attention: a bell and an OSC 9 notification (terminals that know it show a desktop
-/// notification; others ignore it).
-pub fn notify(text: &str) {
-    let clean: String = text.chars().filter(|c| !c.is_control()).collect();
-    let mut out = stdout();
-    let _ = write!(out, "\x07\x1b]9;{clean}\x07");
-    let _ = out.flush();
 }
 
 pub fn set_title(title: &str) {

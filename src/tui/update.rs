@@ -30,6 +30,10 @@ impl App {
                     });
                 }
                 let mut fx = self.approval_stats();
+                if super::render::all_done(&self.state) && !self.done_asked {
+                    self.done_asked = true;
+                    fx.push(Effect::LoadDone);
+                }
                 // Open pages follow the ledger.
                 match (self.state.view, self.detail_task.clone()) {
                     (View::Detail, Some(task)) => fx.push(Effect::LoadDetail { task }),
@@ -102,6 +106,26 @@ impl App {
                 self.state.message = Some(message);
                 vec![Effect::Refresh]
             }
+            JobDone::Form(result) => self.on_form_answer(result),
+            JobDone::Done(summary) => {
+                s.done_summary = Some(summary);
+                Vec::new()
+            }
+            JobDone::Prompt { task, result } => {
+                self.on_prompt_loaded(task, result);
+                Vec::new()
+            }
+            JobDone::Worktree {
+                task,
+                editor,
+                result,
+            } => match result {
+                Ok(dir) => vec![Effect::RunIn { task, dir, editor }],
+                Err(e) => {
+                    self.state.message = Some(e);
+                    Vec::new()
+                }
+            },
             JobDone::Failed(e) => {
                 s.message = Some(e);
                 Vec::new()
@@ -143,6 +167,8 @@ impl App {
                 if !self.engine_ended {
                     self.settled = false;
                     self.state.finished = None;
+                    self.done_asked = false;
+                    self.state.done_summary = None;
                 }
                 vec![Effect::Refresh]
             }

@@ -489,6 +489,7 @@ pub fn at_end(world: &Shared, exec: &Executor, path: &Path) -> Result<(), String
     no_sync_lost(world, &l)?;
     let tasks = l.tasks().map_err(|e| e.to_string())?;
     merged_once_and_through_the_funnel(world, &l, &tasks, true)?;
+    held_windows_wait_for_the_human(&l)?;
     let tasks = l.tasks().map_err(|e| e.to_string())?;
     let hold: Option<String> = l
         .conn()
@@ -560,6 +561,39 @@ pub fn at_end(world: &Shared, exec: &Executor, path: &Path) -> Result<(), String
             "{}#{}, started by an earlier supervisor, still runs",
             p.task, p.n
         ));
+    }
+    Ok(())
+}
+
+/// A veto window the human stopped (`hold`, to type a veto) never closes by itself: only the
+/// human's approve (or a reject, a cancel...) takes the task out of review, never the
+/// supervisor's approval.
+fn held_windows_wait_for_the_human(l: &Ledger) -> Result<(), String> {
+    let mut held: BTreeSet<String> = BTreeSet::new();
+    let mut after = 0;
+    loop {
+        let batch = l.events(after, None, 5000).map_err(|e| e.to_string())?;
+        let Some(last) = batch.last() else { break };
+        after = last.seq;
+        for e in &batch {
+            let Some(task) = e.task.clone() else { continue };
+            match e.kind {
+                EventKind::Funnel if e.data["by"] == "human" && e.data["command"] == "hold" => {
+                    held.insert(task);
+                }
+                EventKind::State if e.data["from"] == "review" => {
+                    let was_held = held.remove(&task);
+                    if was_held && e.actor != Actor::Human {
+                        return Err(format!(
+                            "{task} left review by the {} ({}) while the human held its veto \
+                             window (event {})",
+                            e.actor, e.data, e.seq
+                        ));
+                    }
+                }
+                _ => {}
+            }
+        }
     }
     Ok(())
 }

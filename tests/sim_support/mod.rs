@@ -273,6 +273,7 @@ fn human(world: &Shared, ledger: &mut Ledger, rng: &mut Rng) {
                 HumanCommand::Reject,
                 HumanCommand::Retry,
                 HumanCommand::Approve,
+                HumanCommand::Hold,
             ])
             .unwrap_or(&HumanCommand::Retry);
         (rng.pick(&tasks).cloned(), cmd)

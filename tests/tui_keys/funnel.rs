@@ -5,6 +5,18 @@ use super::*;
 /// The app with two approvals first in the inbox: `r1` (stage human), `r2` (veto window).
 fn funnel_app() -> App {
     let mut a = app();
+    for (id, stage) in [("r1", FunnelStage::Human), ("r2", FunnelStage::Veto)] {
+        a.state.tasks.push(TaskInfo {
+            id: id.into(),
+            title: id.into(),
+            state: TaskState::Review,
+            deps: vec![],
+            agent: None,
+            reason: None,
+            stage: Some(stage),
+            stage_until_ms: None,
+        });
+    }
     let approval = |stage: &str| {
         InboxKind::Approval(Box::new(Approval {
             stage: FunnelStage::parse(stage).unwrap(),
@@ -56,16 +68,39 @@ fn funnel_keys_do_what_they_say() {
             vec![human(HumanCommand::Approve, "r1", None)],
         ),
         (
-            "reject with a note",
-            vec![ch('i'), ch('x'), ch('n'), ch('o'), enter()],
+            "reject with a note, asked and confirmed",
+            vec![ch('i'), ch('x'), ch('n'), ch('o'), enter(), ch('y')],
             View::Inbox,
             vec![human(HumanCommand::Reject, "r1", Some("no"))],
         ),
         (
-            "veto the item in its window, no note",
-            vec![ch('i'), ch('j'), ch('x'), enter()],
+            "reject with a note, asked and declined",
+            vec![ch('i'), ch('x'), ch('n'), ch('o'), enter(), ch('n')],
             View::Inbox,
-            vec![human(HumanCommand::Reject, "r2", None)],
+            vec![],
+        ),
+        (
+            "veto in its window: the countdown stops at x, then the veto",
+            vec![
+                ch('i'),
+                ch('j'),
+                ch('x'),
+                ch('n'),
+                ch('o'),
+                enter(),
+                ch('y'),
+            ],
+            View::Inbox,
+            vec![
+                human(HumanCommand::Hold, "r2", None),
+                human(HumanCommand::Reject, "r2", Some("no")),
+            ],
+        ),
+        (
+            "veto typed then dropped: the task stays held",
+            vec![ch('i'), ch('j'), ch('x'), ch('n'), esc()],
+            View::Inbox,
+            vec![human(HumanCommand::Hold, "r2", None)],
         ),
         (
             "reject cancelled",
@@ -74,12 +109,18 @@ fn funnel_keys_do_what_they_say() {
             vec![],
         ),
         (
-            "approve all, from anywhere",
-            vec![ch('A')],
+            "approve all, from anywhere, asked",
+            vec![ch('A'), ch('y')],
             View::Dashboard,
             vec![Effect::ApproveAll {
                 tasks: vec!["r1".into(), "r2".into()],
             }],
+        ),
+        (
+            "approve all declined",
+            vec![ch('A'), esc()],
+            View::Dashboard,
+            vec![],
         ),
         (
             "diff of the inbox item",
@@ -112,7 +153,50 @@ fn funnel_keys_do_what_they_say() {
         assert_eq!(got, effects, "{name}: effects");
         assert_eq!(a.state.view, view, "{name}: view");
         assert!(a.state.input.is_none(), "{name}: prompt left open");
+        assert!(a.state.confirm.is_none(), "{name}: question left open");
     }
+}
+
+#[test]
+fn a_reject_without_a_note_is_not_sent_and_the_prompt_says_why() {
+    let mut a = funnel_app();
+    let fx = press(
+        &mut a,
+        &[ch('i'), ch('x'), key(KeyCode::Enter, KeyModifiers::NONE)],
+    );
+    assert_eq!(fx, vec![]);
+    assert!(a.state.input.is_some(), "the prompt stays open");
+    assert!(
+        a.state
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("needs a note")),
+        "{:?}",
+        a.state.message
+    );
+}
+
+#[test]
+fn questions_name_their_target() {
+    let mut a = funnel_app();
+    press(
+        &mut a,
+        &[
+            ch('i'),
+            ch('x'),
+            ch('n'),
+            ch('o'),
+            key(KeyCode::Enter, KeyModifiers::NONE),
+        ],
+    );
+    let c = a.state.confirm.clone().expect("a question");
+    assert!(c.title.contains("`r1`"), "{}", c.title);
+    assert!(c.lines.iter().any(|l| l.contains("no")), "{:?}", c.lines);
+    let mut a = funnel_app();
+    press(&mut a, &[ch('A')]);
+    let c = a.state.confirm.clone().expect("a question");
+    assert!(c.title.contains("2"), "{}", c.title);
+    assert!(c.lines[0].contains("`r1`, `r2`"), "{:?}", c.lines);
 }
 
 #[test]

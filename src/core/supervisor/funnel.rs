@@ -66,7 +66,14 @@ impl Supervisor {
                 Some(FunnelStage::Veto) => {
                     if until.is_some_and(|u| u <= self.now) && !self.stopping {
                         self.say(format!("⇢ {id}: no veto within the window"));
-                        self.advance(&id, n, Stage::Approve);
+                        // Only if the window still runs in the ledger: a human who stopped it
+                        // (to type a veto) after the model was read wins the race.
+                        let mut ops = vec![Op::ExpectStage {
+                            task: id.clone(),
+                            stage: FunnelStage::Veto,
+                        }];
+                        ops.extend(self.stage_ops(&id, n, Stage::Approve, EventData::default()));
+                        self.write(ops, Then::Nothing);
                     }
                 }
             }

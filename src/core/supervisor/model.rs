@@ -380,7 +380,7 @@ impl Model {
                     self.gates.remove(&(*kind, name.clone()));
                 }
             },
-            Op::Event { .. } => {}
+            Op::Event { .. } | Op::ExpectStage { .. } => {}
         }
     }
 

@@ -79,10 +79,11 @@ fn finished_attempt(task: &str, n: u32) -> AttemptRec {
 
 struct Driver {
     sup: Supervisor,
-    /// What the "ledger" holds: each task's state.
+    /// What the "ledger" holds: each task's state, and funnel stages a human changed.
     states: BTreeMap<String, TaskState>,
     /// Rows another process changed beyond their state (a pause's `paused_from`, an edit).
     edited: BTreeMap<String, TaskRec>,
+    stages: BTreeMap<String, Option<FunnelStage>>,
     queue: VecDeque<Event>,
     /// Every effect other than a write, in order.
     seen: Vec<Effect>,
@@ -102,6 +103,7 @@ impl Driver {
             sup: Supervisor::new(cfg, roots, 2, 7),
             states,
             edited: BTreeMap::new(),
+            stages: BTreeMap::new(),
             queue: VecDeque::new(),
             seen: Vec::new(),
             lost: 0,
@@ -128,6 +130,10 @@ impl Driver {
                     .cloned()
                     .or_else(|| self.sup.model.task(id).cloned())?;
                 t.state = *self.states.get(id)?;
+                if let Some(stage) = self.stages.get(id) {
+                    t.stage = *stage;
+                    t.stage_until_ms = None;
+                }
                 Some(t)
             })
             .collect();
@@ -170,6 +176,7 @@ impl Driver {
                 true
             }
             Op::Transition { .. } => false,
+            Op::ExpectStage { task, stage } => self.stage_of(task) == Some(*stage),
             _ => true,
         });
         if !holds {
@@ -182,11 +189,24 @@ impl Driver {
             return;
         }
         for op in ops {
-            if let Op::Transition { task, to, .. } = op {
-                self.states.insert(task.clone(), *to);
+            match op {
+                Op::Transition { task, to, .. } => {
+                    self.states.insert(task.clone(), *to);
+                }
+                Op::SetStage { task, stage, .. } => {
+                    self.stages.insert(task.clone(), *stage);
+                }
+                _ => {}
             }
         }
         self.queue.push_back(Event::Written(id));
+    }
+
+    fn stage_of(&self, task: &str) -> Option<FunnelStage> {
+        match self.stages.get(task) {
+            Some(stage) => *stage,
+            None => self.sup.model.task(task).and_then(|t| t.stage),
+        }
     }
 
     /// Another process (a human's `orch-tui` command) moved a task.
@@ -348,4 +368,57 @@ fn a_merge_queue_turn_that_lost_its_race_merges_nothing() {
         "a paused task was merged"
     );
     assert!(d.sup.is_settled(), "left waiting: {}", d.sup.activity());
+}
+
+#[test]
+fn a_veto_window_the_human_stopped_just_before_it_closed_waits_for_them_instead_of_merging() {
+    let mut review = task("a", TaskState::Review);
+    review.stage = Some(FunnelStage::Veto);
+    review.stage_until_ms = Some(1_000);
+    let mut d = Driver::new(
+        "default_agent = \"sim\"\n",
+        vec![review],
+        vec![finished_attempt("a", 1)],
+        5_000,
+    );
+    // The window is over in the model, but the human's hold (they pressed `x` to type a veto)
+    // landed first: the approval loses its race and the task waits for the human.
+    d.stages.insert("a".into(), Some(FunnelStage::Human));
+    d.run();
+    assert!(d.lost >= 1, "the approval should have lost its race");
+    assert_eq!(d.state("a"), Some(TaskState::Review));
+    assert_eq!(
+        d.sup.model.task("a").and_then(|t| t.stage),
+        Some(FunnelStage::Human)
+    );
+    // However long the human takes to type, nothing merges.
+    d.now = 3_600_000;
+    d.queue.push_back(Event::Tick);
+    d.run();
+    assert!(
+        !d.seen.iter().any(|e| matches!(e, Effect::PrepareMerge(_))),
+        "a held task was merged: {:?}",
+        d.seen
+    );
+    assert_eq!(d.state("a"), Some(TaskState::Review));
+}
+
+#[test]
+fn a_veto_window_nobody_stopped_still_approves_when_it_closes() {
+    let mut review = task("a", TaskState::Review);
+    review.stage = Some(FunnelStage::Veto);
+    review.stage_until_ms = Some(1_000);
+    let mut d = Driver::new(
+        "default_agent = \"sim\"\n",
+        vec![review],
+        vec![finished_attempt("a", 1)],
+        5_000,
+    );
+    d.run();
+    assert_eq!(d.lost, 0);
+    assert_ne!(
+        d.state("a"),
+        Some(TaskState::Review),
+        "the window closed: approved"
+    );
 }

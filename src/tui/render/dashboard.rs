@@ -12,9 +12,10 @@ use crate::tui::state::{AgentInfo, ViewState};
 /// Panes smaller than this show only their header; below it we show fewer panes.
 const MIN_PANE_HEIGHT: u16 = 6;
 
-/// The task list's width in a body of `width` columns (shared with mouse hit-testing).
-pub fn list_width(width: u16, has_agents: bool) -> u16 {
-    if !has_agents || width < 80 {
+/// The task list's width in a body of `width` columns (shared with mouse hit-testing). It
+/// depends on the width alone, so the list holds still while agents start and stop.
+pub fn list_width(width: u16) -> u16 {
+    if width < 80 {
         width
     } else if width >= 120 {
         44
@@ -29,16 +30,49 @@ pub fn list_start(selected: usize, rows: usize) -> usize {
 }
 
 pub fn render(s: &ViewState, f: &mut Frame, area: Rect) {
-    let list_w = list_width(area.width, !s.agents.is_empty());
+    let list_w = list_width(area.width);
+    let done = super::done::all_done(s);
     if list_w >= area.width {
-        // Narrow, or nobody working: the task list takes it all (with a note about agents).
-        task_list(s, f, area);
+        // Narrow: the task list takes it all; the run's end goes below it.
+        if done {
+            let [top, bottom] =
+                Layout::vertical([Constraint::Min(3), Constraint::Percentage(50)]).areas(area);
+            task_list(s, f, top);
+            super::done::render(s, f, bottom);
+        } else {
+            task_list(s, f, area);
+        }
         return;
     }
     let [left, right] =
         Layout::horizontal([Constraint::Length(list_w), Constraint::Min(1)]).areas(area);
     task_list(s, f, left);
-    agent_panes(s, f, right);
+    if !s.agents.is_empty() {
+        agent_panes(s, f, right);
+    } else if done {
+        super::done::render(s, f, right);
+    } else {
+        idle(s, f, right);
+    }
+}
+
+/// The agents' side while none is working: what is going on instead, and what to do.
+fn idle(s: &ViewState, f: &mut Frame, area: Rect) {
+    let block = theme::block(s, "agents", false);
+    let inner = block.inner(area);
+    f.render_widget(block, area);
+    let waiting = s.inbox.len();
+    let mut text = vec![Line::styled("no agent is working", theme::dim(s))];
+    if waiting > 0 {
+        text.push(Line::raw(""));
+        text.push(Line::styled(
+            format!("{waiting} item(s) wait for you: i opens the inbox"),
+            theme::warn(s),
+        ));
+    }
+    text.push(Line::raw(""));
+    text.push(Line::styled("n adds a task", theme::dim(s)));
+    f.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }), inner);
 }
 
 fn task_list(s: &ViewState, f: &mut Frame, area: Rect) {
@@ -47,7 +81,7 @@ fn task_list(s: &ViewState, f: &mut Frame, area: Rect) {
     f.render_widget(block, area);
     if s.tasks.is_empty() {
         let text = if s.loaded {
-            "no tasks yet: `orch-tui add \"PROMPT\"` in a shell adds one (or `orch-tui plan load plan.toml`); this supervisor picks them up"
+            "no tasks yet: n adds one (or `orch-tui add \"PROMPT\"` in a shell, or `orch-tui plan load plan.toml`); this supervisor picks them up"
         } else {
             "reading the ledger…"
         };
@@ -213,9 +247,8 @@ fn pane(s: &ViewState, f: &mut Frame, area: Rect, a: &AgentInfo, selected: bool)
 
 fn draw(s: &ViewState, f: &mut Frame, area: Rect, a: &AgentInfo) {
     match &a.screen {
-        Some(sc) => {
-            term::draw_screen(sc, area, f.buffer_mut(), s.color);
-        }
+        // A pane narrower than the agent's screen wraps its lines rather than cutting them.
+        Some(sc) => term::draw_screen_wrapped(sc, area, f.buffer_mut(), s.color),
         None => f.render_widget(Paragraph::new("starting…").style(theme::dim(s)), area),
     }
 }

@@ -3,6 +3,9 @@
 
 mod dag;
 mod dashboard;
+mod dialogs;
+mod done;
+mod footer;
 mod funnel;
 pub mod term;
 mod theme;
@@ -19,6 +22,7 @@ use super::state::{View, ViewState};
 use crate::core::state::TaskState;
 pub use dag::{DagLayout, DagRow, critical_path, layout as dag_layout};
 pub use dashboard::{list_start, list_width};
+pub use done::all_done;
 pub use funnel::stage_label;
 pub use theme::{state_glyph, state_style};
 pub use views::inbox_list_rows;
@@ -66,9 +70,16 @@ pub fn render(s: &ViewState, f: &mut Frame) {
             View::Timeline => timeline::render(s, f, body),
         }
     }
-    f.render_widget(Paragraph::new(footer_line(s)), footer);
+    f.render_widget(Paragraph::new(footer::line(s, area.width)), footer);
+    if s.form.is_some() {
+        dialogs::form(s, f, body);
+    }
+    dialogs::note(s, f, body);
     if s.quit_prompt {
         quit_prompt(s, f, body);
+    }
+    if s.confirm.is_some() {
+        dialogs::confirm(s, f, body);
     }
 }
 
@@ -83,16 +94,12 @@ fn header_line(s: &ViewState, width: u16) -> Line<'static> {
     } else {
         s.plan.clone()
     };
-    let mut spans = Vec::new();
-    // The product name is the first thing to go on a narrow terminal; the numbers matter more.
-    if width >= 100 {
-        spans.push(Span::styled(" orch-tui ", theme::title(s)));
-    }
-    spans.extend([
-        Span::styled(
-            format!(" {plan} "),
-            Style::default().add_modifier(Modifier::BOLD),
-        ),
+    let product = Span::styled(" orch-tui ", theme::title(s));
+    let plan = Span::styled(
+        format!(" {plan} "),
+        Style::default().add_modifier(Modifier::BOLD),
+    );
+    let counts = [
         Span::raw(format!(" done {done}/{total} ")),
         Span::styled(
             format!(" running {running} "),
@@ -106,67 +113,57 @@ fn header_line(s: &ViewState, width: u16) -> Line<'static> {
                 Style::default()
             },
         ),
-        Span::raw(format!(
-            " {:02}:{:02}:{:02} ",
-            secs / 3600,
-            secs / 60 % 60,
-            secs % 60
-        )),
-        Span::raw(format!(
-            " {} tok ${:.2} ",
-            human_count(s.spend_tokens),
-            s.spend_usd
-        )),
-    ]);
-    for a in &s.alerts {
-        spans.push(Span::styled(
-            format!(" {} ", a.line(s.wall_ms)),
-            theme::warn(s),
-        ));
-    }
-    if let Some(fin) = &s.finished {
-        spans.push(Span::styled(format!(" {fin} "), theme::good(s)));
-    }
-    Line::from(spans)
-}
-
-fn footer_line(s: &ViewState) -> Line<'static> {
-    if let Some(input) = &s.input {
-        let label = match &input.purpose {
-            super::state::InputPurpose::RetryNote { task } => format!("retry {task}, note: "),
-            super::state::InputPurpose::RejectNote { task } => format!("reject {task}, note: "),
-            super::state::InputPurpose::Search => "search: ".to_string(),
-            super::state::InputPurpose::Filter => "task filter (empty: all): ".to_string(),
-        };
-        return Line::from(vec![
-            Span::styled(label, theme::warn(s)),
-            Span::raw(input.text.clone()),
-            Span::styled("█", Style::default().add_modifier(Modifier::SLOW_BLINK)),
-            Span::raw("   enter: ok  esc: cancel"),
-        ]);
-    }
-    if let Some(w) = &s.waiting {
-        return Line::styled(format!(" {w}"), theme::warn(s));
-    }
-    if let Some(m) = &s.message {
-        return Line::styled(format!(" {m}"), theme::warn(s));
-    }
-    let hint = match s.view {
-        View::Focus if s.focus.and_then(|id| s.agent(id)).is_none() => {
-            " the agent has ended · esc back".into()
+    ];
+    let clock = Span::raw(format!(
+        " {:02}:{:02}:{:02} ",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    ));
+    let spend = Span::raw(format!(
+        " {} tok ${:.2} ",
+        human_count(s.spend_tokens),
+        s.spend_usd
+    ));
+    // Limits, breakers, a spent run budget: why nothing (new) starts. They always stay.
+    let alerts: Vec<Span> = s
+        .alerts
+        .iter()
+        .map(|a| Span::styled(format!(" {} ", a.line(s.wall_ms)), theme::warn(s)))
+        .collect();
+    let fin = s
+        .finished
+        .as_ref()
+        .map(|f| Span::styled(format!(" {f} "), theme::good(s)));
+    // What goes first when the width runs short: the product name, the spend, the clock. The
+    // counts and how the run ended always stay.
+    let wide = usize::from(width);
+    let fits = |spans: &[&Span]| spans.iter().map(|s| s.width()).sum::<usize>() <= wide;
+    let mut keep = [true, true, true];
+    let build = |keep: &[bool; 3]| {
+        let mut v: Vec<&Span> = Vec::new();
+        if keep[0] {
+            v.push(&product);
         }
-        View::Focus => format!(
-            " keys go to the agent · {}: back to the dashboard",
-            s.unfocus_key
-        ),
-        View::Logs => " f follow · / regex · n/N older/newer match · s filter (task, agent:NAME, kind:checks) · esc back".into(),
-        View::Timeline => " ↑↓ scroll · █ working ▚ waiting for input ▒ review ▓ waiting for you ≡ merge queue · esc back".into(),
-        View::Inbox => " a approve · x reject (note) · A approve all · d diff · t detail · enter focus · r retry · c cancel · p pause · u resume".into(),
-        View::Diff => " ↑↓ pgup pgdn scroll · a approve · x reject · esc back".into(),
-        View::Detail | View::Dag | View::Help => " ↑↓ scroll · esc back · ? help".into(),
-        View::Dashboard => " ↑↓ task · enter open · tab pane · i inbox · l logs · t detail · d diff · ? help · q quit".into(),
+        v.push(&plan);
+        v.extend(counts.iter());
+        v.extend(alerts.iter());
+        if keep[2] {
+            v.push(&clock);
+        }
+        if keep[1] {
+            v.push(&spend);
+        }
+        v.extend(fin.iter());
+        v
     };
-    Line::styled(hint, theme::dim(s))
+    for i in 0..3 {
+        if fits(&build(&keep)) {
+            break;
+        }
+        keep[i] = false;
+    }
+    Line::from(build(&keep).into_iter().cloned().collect::<Vec<_>>())
 }
 
 fn quit_prompt(s: &ViewState, f: &mut Frame, body: Rect) {

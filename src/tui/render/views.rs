@@ -260,12 +260,27 @@ pub fn render_detail(s: &ViewState, f: &mut Frame, area: Rect) {
         lines.push(Line::styled("record", bold));
         lines.extend(d.records.iter().map(|r| Line::raw(format!("  {r}"))));
     }
-    lines.push(Line::styled(format!("events {}", d.events.len()), bold));
-    lines.extend(
-        d.events
-            .iter()
-            .map(|e| Line::styled(format!("  {e}"), theme::dim(s))),
-    );
+    if s.detail_raw {
+        lines.push(Line::styled(
+            format!("events {} (raw · J: as a history)", d.events.len()),
+            bold,
+        ));
+        lines.extend(
+            d.events
+                .iter()
+                .map(|e| Line::styled(format!("  {e}"), theme::dim(s))),
+        );
+    } else {
+        lines.push(Line::styled("history (J: the raw events)", bold));
+        lines.extend(d.history.iter().map(|e| {
+            let style = if e.contains("  you ") {
+                theme::warn(s)
+            } else {
+                ratatui::style::Style::default()
+            };
+            Line::styled(format!("  {e}"), style)
+        }));
+    }
     let agent = agent_record(s, d);
     // Wide: the agent's conversation and screen log beside the details; else below them.
     let (main, side) = if inner.width >= 140 && !agent.is_empty() {
@@ -347,19 +362,41 @@ pub fn render_help(s: &ViewState, f: &mut Frame, area: Rect) {
         .map(|h| h.1.chars().count())
         .max()
         .unwrap_or(0);
-    let lines: Vec<Line> = s
-        .help
-        .iter()
-        .map(|(k, name, desc)| {
-            Line::from(vec![
-                Span::styled(format!("{k:<kw$}  "), theme::warn(s)),
-                Span::styled(format!("{name:<nw$}  "), theme::dim(s)),
-                Span::raw(desc.clone()),
-            ])
-        })
-        .collect();
+    // Descriptions wrap under themselves rather than being cut at the edge.
+    let indent = kw + nw + 4;
+    let room = usize::from(inner.width).saturating_sub(indent).max(20);
+    let mut lines: Vec<Line> = Vec::new();
+    for (k, name, desc) in &s.help {
+        let mut parts = wrap_words(desc, room).into_iter();
+        lines.push(Line::from(vec![
+            Span::styled(format!("{k:<kw$}  "), theme::warn(s)),
+            Span::styled(format!("{name:<nw$}  "), theme::dim(s)),
+            Span::raw(parts.next().unwrap_or_default()),
+        ]));
+        lines.extend(parts.map(|p| Line::raw(format!("{:indent$}{p}", ""))));
+    }
     f.render_widget(
         Paragraph::new(lines).scroll((s.page_scroll.min(u16::MAX as usize) as u16, 0)),
         inner,
     );
+}
+
+/// `text` in lines of at most `width` characters, broken between words (a longer word is cut).
+fn wrap_words(text: &str, width: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        let len = line.chars().count();
+        if len > 0 && len + 1 + word.chars().count() > width {
+            out.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() || out.is_empty() {
+        out.push(line);
+    }
+    out
 }

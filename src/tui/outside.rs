@@ -1,0 +1,167 @@
+//! Leaving the TUI for a while: a shell in a task's worktree (`o`), `$EDITOR` on a worktree, a
+//! diff or the new task's prompt (`E`, ctrl-e). The terminal is handed over whole — the input
+//! thread parks first, so no keystroke meant for the shell is read by the TUI — and taken back
+//! afterwards, whatever the program did or however it ended.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use super::{UiEvent, terminal};
+
+/// How long the input thread waits for input before it looks at the gate again.
+const INPUT_POLL: Duration = Duration::from_millis(50);
+/// How long a pause waits for the input thread to park (one poll, with room to spare).
+const PARK_WAIT: Duration = Duration::from_secs(1);
+
+#[derive(Default)]
+struct GateState {
+    paused: bool,
+    parked: bool,
+}
+
+/// Lets the UI thread stop the input thread from reading the terminal while another program
+/// owns it.
+#[derive(Default)]
+pub struct InputGate {
+    state: Mutex<GateState>,
+    cv: Condvar,
+}
+
+impl InputGate {
+    /// Ask the input thread to stop reading, and wait (bounded) until it has.
+    fn pause(&self) {
+        let Ok(mut g) = self.state.lock() else { return };
+        g.paused = true;
+        drop(self.cv.wait_timeout_while(g, PARK_WAIT, |g| !g.parked));
+    }
+
+    fn resume(&self) {
+        if let Ok(mut g) = self.state.lock() {
+            g.paused = false;
+            g.parked = false;
+        }
+        self.cv.notify_all();
+    }
+
+    /// The input thread's side: park here while paused.
+    fn wait_if_paused(&self) {
+        let Ok(mut g) = self.state.lock() else { return };
+        if g.paused {
+            g.parked = true;
+            self.cv.notify_all();
+            drop(self.cv.wait_while(g, |g| g.paused));
+        }
+    }
+}
+
+/// The thread that reads the terminal's input and sends it to the loop, parking at the gate.
+pub fn spawn_input_thread(tx: Sender<UiEvent>, gate: Arc<InputGate>) {
+    let _ = std::thread::Builder::new()
+        .name("tui-input".into())
+        .spawn(move || {
+            loop {
+                gate.wait_if_paused();
+                match crossterm::event::poll(INPUT_POLL) {
+                    Ok(true) => match crossterm::event::read() {
+                        Ok(ev) => {
+                            if tx.send(UiEvent::Term(ev)).is_err() {
+                                break;
+                            }
+                        }
+                        Err(_) => break,
+                    },
+                    Ok(false) => {}
+                    Err(_) => break,
+                }
+            }
+        });
+}
+
+/// Hand the terminal to `run`, then take it back. The TUI's modes are restored even when `run`
+/// fails; an error re-entering them is returned (the loop then ends, and the guard restores).
+pub fn suspended<T>(gate: &InputGate, run: impl FnOnce() -> T) -> Result<T, String> {
+    gate.pause();
+    terminal::restore();
+    let out = run();
+    let back = terminal::resume().map_err(|e| format!("cannot take the terminal back: {e}"));
+    gate.resume();
+    back.map(|()| out)
+}
+
+fn editor() -> String {
+    let set = |name: &str| std::env::var(name).ok().filter(|e| !e.trim().is_empty());
+    set("VISUAL")
+        .or_else(|| set("EDITOR"))
+        .unwrap_or_else(|| "vi".into())
+}
+
+/// `$EDITOR path` through `sh -c` ($EDITOR may carry arguments, like `code --wait`).
+fn run_editor(path: &Path) -> Result<(), String> {
+    let editor = editor();
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{editor} \"$1\""))
+        .arg("orch-tui-editor")
+        .arg(path)
+        .status()
+        .map_err(|e| format!("cannot start the editor `{editor}`: {e}; set $EDITOR"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("the editor `{editor}` exited with {status}"))
+    }
+}
+
+/// `text` in $EDITOR, from a private file under `.orch/` (removed afterwards); the text as the
+/// editor left it. An editor that fails (vim's `:cq`) changes nothing.
+pub fn edit_text(orch: &Path, text: &str) -> Result<String, String> {
+    let file = orch.join(format!("tui-prompt-{}.md", std::process::id()));
+    crate::os::files::write_private(&file, text.as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    let ran = run_editor(&file);
+    let back = std::fs::read_to_string(&file);
+    let _ = std::fs::remove_file(&file);
+    ran.map_err(|e| format!("{e}: the prompt is as it was"))?;
+    back.map_err(|e| format!("cannot read back {}: {e}", file.display()))
+}
+
+/// A task's diff in $EDITOR, from a file under `.orch/` (kept: the editor may still be open in
+/// another window when it returns, as `code` does).
+pub fn edit_diff(orch: &Path, task: &str, lines: &[String]) -> Result<(), String> {
+    let file: PathBuf = orch.join(format!("diff-{task}.patch"));
+    let mut text = lines.join("\n");
+    text.push('\n');
+    crate::os::files::write_private(&file, text.as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    run_editor(&file)
+}
+
+/// $EDITOR on a worktree folder.
+pub fn edit_dir(dir: &Path) -> Result<(), String> {
+    run_editor(dir)
+}
+
+/// $SHELL in a task's worktree, with a line saying where and how to come back.
+pub fn shell(task: &str, dir: &Path) -> Result<(), String> {
+    let sh = std::env::var("SHELL")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| "/bin/sh".into());
+    let mut out = std::io::stdout();
+    let _ = writeln!(
+        out,
+        "orch-tui: {sh} in {} (task `{task}`); exit to come back to the TUI",
+        dir.display()
+    );
+    let _ = out.flush();
+    Command::new(&sh)
+        .current_dir(dir)
+        .env("ORCH_SHELL_TASK", task)
+        .status()
+        .map(|_| ())
+        .map_err(|e| format!("cannot start {sh}: {e}; set $SHELL"))
+}
