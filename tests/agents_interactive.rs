@@ -115,16 +115,16 @@ impl Rig {
 }
 
 #[test]
-fn claude_interactive_trust_dialog_is_an_inbox_item_with_its_rule() {
+fn claude_interactive_trust_dialog_is_an_inbox_item_and_trusting_the_run_answers_it() {
     let Some(bin) = require(
-        "claude_interactive_trust_dialog_is_an_inbox_item_with_its_rule",
+        "claude_interactive_trust_dialog_is_an_inbox_item_and_trusting_the_run_answers_it",
         Cli::Claude,
     ) else {
         return;
     };
     // The run's worktrees are not trusted in this HOME: Claude opens with its trust dialog.
     let r = rig(&bin);
-    let run = r.start("", "Say hi.");
+    let run = r.start("", "Write it.\n@mock write hi.txt: hi");
     let t0 = Instant::now();
     let item = r.inbox_item("first-run dialog");
     let seen = t0.elapsed();
@@ -152,6 +152,20 @@ fn claude_interactive_trust_dialog_is_an_inbox_item_with_its_rule() {
         "trust dialog: agent start → waiting_dialog recorded {} ms; run start → inbox seen {seen:?}",
         at - started
     );
+
+    // The human trusts the run's worktrees: orch-tui answers the dialog, the agent works.
+    let out = r
+        .repo
+        .orch(&["answer", "t", "trust"], Duration::from_secs(30));
+    assert_eq!(out.code, 0, "{}", out.show());
+    let wt = r.repo.dir.join(".orch/worktrees/t-1");
+    wait_for(LIMIT, || wt.join("hi.txt").exists().then_some(()).ok_or(()))
+        .unwrap_or_else(|()| panic!("the agent did not go on: {:#}", r.repo.status()));
+    let typed = r
+        .events("permission")
+        .iter()
+        .any(|e| e["data"]["decision"] == "trust" && e["actor"] == "supervisor");
+    assert!(typed, "{:#?}", r.events("permission"));
     drop(run);
 }
 

@@ -161,6 +161,11 @@ impl Store for SqliteStore {
         let (tip, hold) = self.supervisor_row().map_err(text)?;
         out.hold = Some(hold);
         out.integration_tip = tip;
+        out.trusted = self.ledger.worktrees_trusted().map_err(text)?;
+        for id in tasks {
+            out.screen_answers
+                .extend(self.ledger.screen_answers(id).map_err(text)?);
+        }
         Ok(out)
     }
 

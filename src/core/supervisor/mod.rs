@@ -203,6 +203,8 @@ pub struct Supervisor {
     breakers: BTreeMap<String, limits::Breaker>,
     /// Accounts close to their limit (`allowed_warning`): one agent at a time.
     slow: BTreeSet<String>,
+    /// The human trusted the run's worktrees: trust dialogs are answered for them.
+    trusted: bool,
     /// Limits and breakers whose lifting is being written.
     lifting: BTreeSet<String>,
     closing: BTreeSet<String>,
@@ -239,6 +241,7 @@ impl Supervisor {
             warned: BTreeSet::new(),
             breakers: BTreeMap::new(),
             slow: BTreeSet::new(),
+            trusted: false,
             lifting: BTreeSet::new(),
             closing: BTreeSet::new(),
         }
@@ -330,6 +333,10 @@ impl Supervisor {
         }
         if let Some(tip) = o.integration_tip {
             self.model.integration_tip = Some(tip);
+        }
+        self.trusted |= o.trusted;
+        for (attempt, seq, decision) in o.screen_answers {
+            self.type_answer(attempt, seq, &decision);
         }
     }
 
@@ -447,6 +454,7 @@ impl Supervisor {
         self.dispatch_rules();
         self.setup_rules();
         self.tidy_rules();
+        self.waiting_rules();
     }
 
     /// The earliest moment something is due without any event (a time budget, a retry's
