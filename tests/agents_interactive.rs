@@ -22,12 +22,23 @@ fn toml_str(s: &str) -> String {
     serde_json::to_string(s).expect("a string")
 }
 
-/// Claude as an interactive profile: both argvs point at the pinned CLI.
-fn config(bin: &Path, env: &[(String, String)], extra: &str) -> String {
-    let p = &default_config().agents["claude"];
+/// `cli` as an interactive profile (`interactive` argv: its own, when given): both argvs point
+/// at the pinned CLI.
+fn config(
+    cli: Cli,
+    bin: &Path,
+    env: &[(String, String)],
+    interactive: &[&str],
+    extra: &str,
+) -> String {
+    let name = cli.program();
+    let mut p = default_config().agents[name].clone();
+    if !interactive.is_empty() {
+        p.interactive = interactive.iter().map(|s| s.to_string()).collect();
+    }
     let argv = |v: &[String]| -> String {
         let mut v = v.to_vec();
-        v[0] = bin.join("claude").to_string_lossy().into_owned();
+        v[0] = bin.join(name).to_string_lossy().into_owned();
         v.iter().map(|a| toml_str(a)).collect::<Vec<_>>().join(", ")
     };
     let env: Vec<String> = env
@@ -35,8 +46,8 @@ fn config(bin: &Path, env: &[(String, String)], extra: &str) -> String {
         .map(|(k, v)| format!("{k} = {}", toml_str(v)))
         .collect();
     format!(
-        "stop_grace = \"500ms\"\ndefault_agent = \"claude\"\n\n[funnel]\nautonomy = \"out-of-the-loop\"\n\n\
-         [agents.claude]\nmode = \"interactive\"\ncommand = [{}]\ninteractive = [{}]\nenv = {{ {} }}\n\n{extra}",
+        "stop_grace = \"500ms\"\ndefault_agent = \"{name}\"\n\n[funnel]\nautonomy = \"out-of-the-loop\"\n\n\
+         [agents.{name}]\nmode = \"interactive\"\ncommand = [{}]\ninteractive = [{}]\nenv = {{ {} }}\n\n{extra}",
         argv(&p.command),
         argv(&p.interactive),
         env.join(", ")
@@ -51,25 +62,33 @@ fn plan(prompt: &str) -> String {
 }
 
 struct Rig {
+    cli: Cli,
     repo: Repo,
     home: AgentHome,
     mock: MockServer,
     bin: std::path::PathBuf,
+    interactive: Vec<&'static str>,
 }
 
 fn rig(bin: &Path) -> Rig {
     Rig {
+        cli: Cli::Claude,
         repo: Repo::new(),
         home: AgentHome::new(&[], true),
         mock: MockServer::start("mock_anthropic.py"),
         bin: bin.to_path_buf(),
+        interactive: Vec::new(),
     }
 }
 
 impl Rig {
     fn start(&self, extra: &str, prompt: &str) -> e2e_support::Running {
-        let env = self.home.env(Cli::Claude, &self.bin, &self.mock);
-        self.repo.init(&config(&self.bin, &env, extra));
+        if self.cli == Cli::Codex {
+            self.home.use_openai_mock(&self.mock);
+        }
+        let env = self.home.env(self.cli, &self.bin, &self.mock);
+        self.repo
+            .init(&config(self.cli, &self.bin, &env, &self.interactive, extra));
         let p = self.repo.write_plan(&plan(prompt));
         self.repo
             .spawn(&["run", "--headless", "--plan", p.to_str().expect("utf-8")])
@@ -267,4 +286,51 @@ fn claude_interactive_permission_from_the_inbox_and_a_rule_then_a_finished_turn_
     assert_eq!(s["spend"]["cost_usd"], a["cost_usd"], "{s:#}");
     let again = r.repo.orch(&["done", "t"], Duration::from_secs(30));
     assert_eq!(again.code, 3, "nothing runs now: {}", again.show());
+}
+
+#[test]
+fn codex_interactive_trust_and_approval_are_answered_from_the_inbox_by_typing() {
+    let Some(bin) = require(
+        "codex_interactive_trust_and_approval_are_answered_from_the_inbox_by_typing",
+        Cli::Codex,
+    ) else {
+        return;
+    };
+    let r = Rig {
+        cli: Cli::Codex,
+        repo: Repo::new(),
+        home: AgentHome::new(&[], true),
+        mock: MockServer::start("mock_openai.py"),
+        bin: bin.to_path_buf(),
+        // Read-only and asking: every edit waits for approval.
+        interactive: vec!["codex", "-s", "read-only", "-a", "on-request", "{prompt}"],
+    };
+    let run = r.start(
+        "price = { input = 1.0, output = 10.0 }\n",
+        "Edit it.\n@mock write a.txt: hi",
+    );
+    r.inbox_item("first-run dialog");
+    let out = r
+        .repo
+        .orch(&["answer", "t", "trust"], Duration::from_secs(30));
+    assert_eq!(out.code, 0, "{}", out.show());
+    let item = r.inbox_item("asks permission");
+    assert!(
+        item["text"].as_str().unwrap_or("").contains("edits"),
+        "the screen's line: {item:#}"
+    );
+    let out = r
+        .repo
+        .orch(&["answer", "t", "allow"], Duration::from_secs(30));
+    assert_eq!(out.code, 0, "{}", out.show());
+    let wt = r.repo.dir.join(".orch/worktrees/t-1");
+    wait_for(LIMIT, || wt.join("a.txt").exists().then_some(()).ok_or(()))
+        .unwrap_or_else(|()| panic!("the approved edit was not made: {:#}", r.repo.status()));
+    let answers: Vec<Value> = r
+        .events("permission")
+        .into_iter()
+        .filter(|e| e["actor"] == "human")
+        .collect();
+    assert_eq!(answers.len(), 2, "trust and allow: {answers:#?}");
+    drop(run);
 }
