@@ -334,3 +334,68 @@ fn codex_interactive_trust_and_approval_are_answered_from_the_inbox_by_typing() 
     assert_eq!(answers.len(), 2, "trust and allow: {answers:#?}");
     drop(run);
 }
+
+/// A figure, not a check (`cargo test --test agents_interactive -- --ignored --nocapture`): the
+/// supervisor's CPU while 4 interactive Claude agents sit idle at their prompts (their screens
+/// watched, their hooks quiet).
+#[test]
+#[ignore]
+fn figure_cpu_of_detection_with_four_idle_interactive_agents() {
+    let Some(bin) = require(
+        "figure_cpu_of_detection_with_four_idle_interactive_agents",
+        Cli::Claude,
+    ) else {
+        return;
+    };
+    let mut r = rig(&bin);
+    let trusted: Vec<std::path::PathBuf> = (1..=4)
+        .map(|k| r.repo.dir.join(format!(".orch/worktrees/t{k}-1")))
+        .collect();
+    let refs: Vec<&Path> = trusted.iter().map(|p| p.as_path()).collect();
+    r.home = AgentHome::new(&refs, true);
+    let env = r.home.env(Cli::Claude, &r.bin, &r.mock);
+    r.repo.init(&config(
+        Cli::Claude,
+        &r.bin,
+        &env,
+        &[],
+        "max_concurrent = 4\n",
+    ));
+    let mut plan = String::from("[plan]\nname = \"idle\"\n");
+    for k in 1..=4 {
+        plan.push_str(&format!(
+            "\n[[task]]\nid = \"t{k}\"\ntitle = \"t{k}\"\nprompt = \"Say hi.\"\n"
+        ));
+    }
+    let p = r.repo.write_plan(&plan);
+    let run = r
+        .repo
+        .spawn(&["run", "--headless", "--plan", p.to_str().expect("utf-8")]);
+    wait_for(LIMIT, || {
+        let s = r.repo.status();
+        let idle = s["inbox"].as_array().map_or(0, |i| {
+            i.iter()
+                .filter(|x| x.to_string().contains("finished its turn"))
+                .count()
+        });
+        (idle == 4).then_some(()).ok_or(s)
+    })
+    .unwrap_or_else(|s| panic!("4 idle agents: {s:#}"));
+    let ticks = |pid: i32| -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let after = stat.rsplit(')').next().unwrap_or("");
+        let f: Vec<&str> = after.split_whitespace().collect();
+        f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+            + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+    };
+    let t0 = (ticks(run.pid()), Instant::now());
+    std::thread::sleep(Duration::from_secs(20));
+    let used = ticks(run.pid()) - t0.0;
+    let secs = t0.1.elapsed().as_secs_f64();
+    // Clock ticks are 1/100 s on Linux.
+    eprintln!(
+        "supervisor CPU with 4 idle interactive agents: {:.2}% of one core ({used} ticks in {secs:.1} s)",
+        used as f64 / secs
+    );
+    drop(run);
+}
