@@ -399,3 +399,55 @@ fn figure_cpu_of_detection_with_four_idle_interactive_agents() {
     );
     drop(run);
 }
+
+/// A figure (`-- --ignored --nocapture`): from the moment Claude's trust dialog reaches the
+/// terminal (its time in the attempt's `pty.cast`) to its waiting state in the ledger (the inbox
+/// reads it from there), over `ORCH_FIGURE_RUNS` runs (default 10).
+#[test]
+#[ignore]
+fn figure_dialog_on_screen_to_inbox_item() {
+    let Some(bin) = require("figure_dialog_on_screen_to_inbox_item", Cli::Claude) else {
+        return;
+    };
+    let runs: usize = std::env::var("ORCH_FIGURE_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let mut lat = Vec::new();
+    for _ in 0..runs {
+        let r = rig(&bin);
+        let run = r.start("", "Say hi.");
+        r.inbox_item("first-run dialog");
+        let ev = r.events("agent_state");
+        let at = ev
+            .iter()
+            .find(|e| e["data"]["substatus"] == "waiting_dialog")
+            .and_then(|e| e["ts_ms"].as_i64())
+            .expect("the waiting event");
+        drop(run);
+        let cast =
+            std::fs::read_to_string(r.repo.dir.join(".orch/logs/t/1/pty.cast")).expect("cast");
+        let mut lines = cast.lines();
+        let header: Value = serde_json::from_str(lines.next().expect("header")).expect("json");
+        let base = header["timestamp"].as_f64().unwrap_or(0.0) * 1000.0;
+        let mut seen = String::new();
+        let shown = lines
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find_map(|e| {
+                seen.push_str(e[2].as_str().unwrap_or(""));
+                seen.contains("trust")
+                    .then(|| base + e[0].as_f64().unwrap_or(0.0) * 1000.0)
+            })
+            .expect("the dialog in the cast");
+        lat.push(at as f64 - shown);
+    }
+    lat.sort_by(|a, b| a.total_cmp(b));
+    let pct = |p: f64| lat[((lat.len() as f64 - 1.0) * p).round() as usize];
+    eprintln!(
+        "trust dialog on screen → waiting recorded (inbox): p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms over {} runs",
+        pct(0.5),
+        pct(0.99),
+        lat[lat.len() - 1],
+        lat.len()
+    );
+}
