@@ -485,6 +485,20 @@ fn pause_resume_cancel_from_the_cli_while_running() {
 
     human(&repo, "cancel", "hung");
     wait_no_agent_for(&repo, "hung", AGENT_GONE);
+    // The agent's end reaches the ledger a moment after its process is gone (its output is
+    // read to the end first).
+    wait_status(
+        &repo,
+        Duration::from_secs(10),
+        "hung's attempts closed",
+        |s| {
+            task_of(s, "hung")["attempts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .all(|a| a["state"] != "running")
+        },
+    );
     let s = repo.status();
     assert_eq!(state_of(&s, "hung"), "cancelled", "{s:#}");
     assert_eq!(state_of(&s, "after"), "blocked", "{s:#}");
