@@ -192,6 +192,7 @@ fn agent_info(attempt: i64, task: &str, screen: Arc<Mutex<Parser>>) -> AgentInfo
         elapsed: Duration::from_secs(40 + attempt as u64),
         time_budget: Some(Duration::from_secs(600)),
         started: Instant::now(),
+        held_since: None,
         tokens: 12_000 * attempt,
         cost_usd: 0.03 * attempt as f64,
         budget_tokens: Some(200_000),

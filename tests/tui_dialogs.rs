@@ -51,6 +51,7 @@ fn app() -> App {
         elapsed: Duration::from_secs(40),
         time_budget: None,
         started: Instant::now(),
+        held_since: None,
         tokens: 0,
         cost_usd: 0.0,
         budget_tokens: None,

@@ -207,6 +207,7 @@ fn agent(attempt: i64, task: &str) -> AgentInfo {
         elapsed: Duration::ZERO,
         time_budget: None,
         started: Instant::now(),
+        held_since: None,
         tokens: 0,
         cost_usd: 0.0,
         budget_tokens: None,

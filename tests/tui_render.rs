@@ -39,6 +39,7 @@ fn agent(attempt: i64, task: &str, n: u32, bytes: &[u8], elapsed: u64) -> AgentI
         elapsed: Duration::from_secs(elapsed),
         time_budget: Some(Duration::from_secs(120)),
         started: Instant::now(),
+        held_since: None,
         tokens: 1000 * attempt,
         cost_usd: 0.01 * attempt as f64,
         budget_tokens: Some(5000),

@@ -262,3 +262,34 @@ fn quitting_with_a_command_on_its_way_asks_first() {
         "{screen}"
     );
 }
+
+/// A paused (held) agent's clock stands still in the TUI, as its time budget does; the others'
+/// go on.
+#[test]
+fn a_held_agents_clock_stands_still() {
+    use orch_tui::core::domain::{AttemptId, AttemptNo, Substatus};
+    use orch_tui::tui::state::AgentInfo;
+    let t0 = std::time::Instant::now();
+    let agent = |id: i64, held: bool| AgentInfo {
+        attempt: AttemptId(id),
+        task: format!("t{id}"),
+        n: AttemptNo(1),
+        profile: "sim".into(),
+        substatus: Substatus::Busy,
+        question: None,
+        elapsed: Duration::ZERO,
+        time_budget: None,
+        started: t0,
+        held_since: held.then(|| t0 + Duration::from_secs(3)),
+        tokens: 0,
+        cost_usd: 0.0,
+        budget_tokens: None,
+        budget_cost_usd: None,
+        screen: None,
+    };
+    let mut s = ViewState::new(false);
+    s.agents = vec![agent(1, true), agent(2, false)];
+    orch_tui::tui::data::tick(&mut s, t0, t0 + Duration::from_secs(10));
+    assert_eq!(s.agents[0].elapsed, Duration::from_secs(3), "held at 3 s");
+    assert_eq!(s.agents[1].elapsed, Duration::from_secs(10));
+}

@@ -57,9 +57,13 @@ pub fn build(snap: Snapshot, views: &[AgentView], now: Instant) -> Refreshed {
                 question: row
                     .filter(|r| r.substatus == Substatus::WaitingInput)
                     .and_then(|r| r.question.clone()),
-                elapsed: now.saturating_duration_since(v.started),
+                elapsed: v
+                    .held_since
+                    .unwrap_or(now)
+                    .saturating_duration_since(v.started),
                 time_budget: v.deadline.map(|d| d.saturating_duration_since(v.started)),
                 started: v.started,
+                held_since: v.held_since,
                 // Budgets count every attempt of a task: the gauges show the task's spend.
                 tokens: task.map_or(0, |t| t.spend.tokens),
                 cost_usd: task.map_or(0.0, |t| t.spend.cost_usd),
@@ -161,7 +165,10 @@ pub fn tick(s: &mut ViewState, run_started: Instant, now: Instant) {
     s.elapsed = now.saturating_duration_since(run_started);
     s.wall_ms = crate::ledger::now_ms();
     for a in &mut s.agents {
-        a.elapsed = now.saturating_duration_since(a.started);
+        a.elapsed = a
+            .held_since
+            .unwrap_or(now)
+            .saturating_duration_since(a.started);
     }
 }
 

@@ -56,6 +56,8 @@ pub struct AgentInfo {
     pub time_budget: Option<Duration>,
     /// For the clock tick (render reads `elapsed` only).
     pub started: std::time::Instant,
+    /// Held by a pause since then: its clock stands still (the time budget counts running time).
+    pub held_since: Option<std::time::Instant>,
     pub tokens: i64,
     pub cost_usd: f64,
     pub budget_tokens: Option<u64>,
