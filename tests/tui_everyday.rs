@@ -518,6 +518,8 @@ fn e_upper_opens_the_editor_on_the_worktree_and_on_the_diff() {
     assert!(r.is_ok(), "{r:?}");
     let diff = std::fs::read_to_string(&patch).expect("the diff file");
     assert!(diff.contains("+1"), "{diff}");
+    // Keys typed while the editor has the terminal are the editor's: wait for the TUI first.
+    t.wait("the diff again", 20, |s| s.contains("diff one #1"));
     t.keys(&["Escape"]);
     t.wait("the inbox again", 10, |s| !s.contains("diff one"));
     quit_twice(&t);
