@@ -56,10 +56,9 @@ fn bare_orch_tui_opens_empty_and_takes_added_tasks() {
             tmux.screen()
         );
     }
-    // Once the TUI knows the run settled, `q` quits without asking (pressed earlier it would
-    // ask, and the test would race the TUI's refresh).
-    tmux.wait("the end on screen", 20, |s| s.contains("all done"));
     tmux.keys(&["q"]);
+    tmux.wait("the quit dialog", 20, |s| s.contains("Quit orch-tui?"));
+    tmux.keys(&["s"]);
     let end = tmux.wait("the TUI to quit", 20, |s| s.contains("ORCH-EXITED"));
     assert!(end.contains("as `orch-tui init` does"), "{end}");
     assert!(end.contains("1 tasks: 1 done"), "{end}");
