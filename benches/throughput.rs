@@ -546,6 +546,7 @@ fn heartbeat_latency(calls: usize, pace: Option<Duration>) {
             worktree: "/nonexistent/wt/hb".into(),
             branch: "orch/hb".into(),
             log_dir: "/nonexistent/logs/hb/1".into(),
+            continues: None,
         }),
         Op::AttemptRunning {
             id: attempt,

@@ -206,6 +206,7 @@ fn fake_aider_output_gives_usage_and_session_cost() {
             orch_bin: Path::new(env!("CARGO_BIN_EXE_orch-tui")),
             attempt_dir: &dir.path().join("logs"),
             resume: None,
+            max_budget_usd: None,
         },
     )
     .expect("launch");

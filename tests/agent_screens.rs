@@ -70,6 +70,7 @@ impl Live {
                 orch_bin: Path::new(env!("CARGO_BIN_EXE_orch-tui")),
                 attempt_dir: logs.path(),
                 resume: None,
+                max_budget_usd: None,
             },
         )
         .expect("launch");

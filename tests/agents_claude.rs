@@ -58,6 +58,7 @@ fn run(bin: &Path, profile: &AgentProfile, prompt: &str) -> Outcome {
             orch_bin: Path::new(env!("CARGO_BIN_EXE_orch-tui")),
             attempt_dir: logs.path(),
             resume: None,
+            max_budget_usd: None,
         },
     )
     .expect("launch");

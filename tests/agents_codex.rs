@@ -88,6 +88,7 @@ impl Agent {
                 orch_bin: Path::new(env!("CARGO_BIN_EXE_orch-tui")),
                 attempt_dir: logs.path(),
                 resume: resume.map(|r| r.0),
+                max_budget_usd: None,
             },
         )
         .expect("launch");

@@ -39,6 +39,7 @@ fn run(cli: Cli, bin: &Path, prompt: &str) -> (tempfile::TempDir, AgentHome, tem
             orch_bin: Path::new(env!("CARGO_BIN_EXE_orch-tui")),
             attempt_dir: logs.path(),
             resume: None,
+            max_budget_usd: None,
         },
     )
     .expect("launch");

@@ -324,7 +324,8 @@ fn conflicting_tasks_escalate_with_the_file() {
     repo.assert_no_agents_left(AGENT_GONE);
 }
 
-/// Case 5: an agent that ignores SIGTERM is killed when its time budget runs out.
+/// Case 5: an agent that ignores SIGTERM is killed when its time budget runs out, and the task
+/// escalates for the human to extend, retry or cancel.
 #[test]
 fn time_budget_kills_an_agent_that_ignores_sigterm() {
     let repo = Repo::new();
@@ -341,8 +342,9 @@ fn time_budget_kills_an_agent_that_ignores_sigterm() {
     );
     assert_eq!(out.code, 1, "{}", out.show());
     let t = repo.task("stuck");
-    assert_eq!(t["state"], "failed", "{t:#}");
-    assert!(reason(&t).contains("time budget"), "{t:#}");
+    assert_eq!(t["state"], "escalated", "{t:#}");
+    assert!(reason(&t).contains("time budget exhausted"), "{t:#}");
+    assert!(reason(&t).contains("orch-tui extend stuck --time"), "{t:#}");
     assert_eq!(t["attempts"][0]["state"], "killed", "{t:#}");
     // The run has ended: the agent and its whole process group must already be gone.
     repo.assert_no_agents_left(Duration::from_millis(500));
@@ -483,6 +485,17 @@ fn pause_resume_cancel_from_the_cli_while_running() {
 
     human(&repo, "cancel", "hung");
     wait_no_agent_for(&repo, "hung", AGENT_GONE);
+    // The process is gone before the supervisor has recorded its end: wait for the record.
+    wait_status(
+        &repo,
+        Duration::from_secs(15),
+        "hung's attempts recorded as ended",
+        |s| {
+            task_of(s, "hung")["attempts"]
+                .as_array()
+                .is_some_and(|a| a.iter().all(|a| a["state"] != "running"))
+        },
+    );
     let s = repo.status();
     assert_eq!(state_of(&s, "hung"), "cancelled", "{s:#}");
     assert_eq!(state_of(&s, "after"), "blocked", "{s:#}");

@@ -437,3 +437,54 @@ fn commit_refused_by_a_hook_is_an_error_not_an_empty_change() {
         .expect_err("hook refuses");
     assert!(err.to_string().contains("lint says no"), "{err}");
 }
+
+#[test]
+fn a_refused_commit_of_changed_tracked_files_only_is_an_error_too() {
+    let (_t, repo) = fixture();
+    write_hook(
+        &repo,
+        "pre-commit",
+        "#!/bin/sh\necho 'lint says no' >&2\nexit 1\n",
+    );
+    let wt = wt_path(&repo, "h");
+    repo.create_worktree(&wt, "orch/h", "main", &backup_ref_name("h", 1))
+        .expect("create");
+    fs::write(wt.join("f.txt"), "changed, nothing new\n").expect("write");
+    let err = repo
+        .commit_all(&wt, "A", "a@x", "h\n\nOrch-Task: h\nOrch-Attempt: 1")
+        .expect_err("hook refuses");
+    assert!(err.to_string().contains("lint says no"), "{err}");
+    assert_eq!(
+        fs::read_to_string(wt.join("f.txt")).expect("read"),
+        "changed, nothing new\n"
+    );
+}
+
+#[test]
+fn commit_all_takes_what_add_all_would_and_nothing_ignored() {
+    let (_t, repo) = fixture();
+    let wt = wt_path(&repo, "c");
+    repo.create_worktree(&wt, "orch/c", "main", &backup_ref_name("c", 1))
+        .expect("create");
+    fs::write(wt.join(".gitignore"), "*.log\n").expect("write");
+    fs::remove_file(wt.join("f.txt")).expect("rm");
+    // Names git would read as pathspec magic or patterns, and one in a new folder.
+    for name in [":(glob)x", "*", "a b.txt", "new/dir/deep.txt"] {
+        let p = wt.join(name);
+        fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        fs::write(&p, name).expect("write");
+    }
+    fs::write(wt.join("build.log"), "ignored").expect("write");
+    let c = repo
+        .commit_all(&wt, "A", "a@x", "c\n\nOrch-Task: c\nOrch-Attempt: 1")
+        .expect("commit")
+        .expect("a change");
+    let listed = git(repo.root(), &["ls-tree", "-r", "--name-only", "-z", &c]);
+    let mut names: Vec<&str> = listed.split('\0').filter(|n| !n.is_empty()).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        ["*", ".gitignore", ":(glob)x", "a b.txt", "new/dir/deep.txt"]
+    );
+    assert_eq!(git(&wt, &["status", "--porcelain"]), "");
+}

@@ -677,3 +677,63 @@ fn loading_the_same_plan_twice_changes_nothing_and_a_changed_prompt_bumps_one_ve
         events_before + 1
     );
 }
+
+/// A reload rewrites the dependencies of tasks that have not started, and only theirs; the
+/// tasks it changes that way are reported as changed, and the DAG settles again.
+#[test]
+fn reloading_changed_dependencies_rewires_only_tasks_that_have_not_started() {
+    let r = Repo::initialised();
+    let plan = |deps_of_c: &str, deps_of_a: &str| {
+        format!(
+            "[plan]\nname = \"p\"\n\n[defaults]\nagent = \"sim\"\n\n\
+             [[task]]\nid = \"a\"\ntitle = \"Task a\"\nprompt = \"Do a.\"\ndepends_on = [{deps_of_a}]\n\n\
+             [[task]]\nid = \"b\"\ntitle = \"Task b\"\nprompt = \"Do b.\"\n\n\
+             [[task]]\nid = \"c\"\ntitle = \"Task c\"\nprompt = \"Do c.\"\ndepends_on = [{deps_of_c}]\n"
+        )
+    };
+    let p = r.write("plan.toml", &plan("\"a\"", ""));
+    let p = p.to_str().unwrap();
+    let out = r.orch(&["plan", "load", p]);
+    assert!(out.stdout.contains("3 added"), "{out:?}");
+    let state = |id: &str| -> (String, Vec<String>) {
+        let st = r.status_json();
+        let t = st["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == id)
+            .unwrap()
+            .clone();
+        let deps = t["depends_on"]
+            .as_array()
+            .map(|d| d.iter().map(|x| x.as_str().unwrap().to_string()).collect())
+            .unwrap_or_default();
+        (t["state"].as_str().unwrap().to_string(), deps)
+    };
+    assert_eq!(state("a"), ("ready".into(), vec![]));
+    assert_eq!(state("c"), ("pending".into(), vec!["a".to_string()]));
+
+    // c now waits on b as well; a (already ready, so started as far as dependencies go) is
+    // asked to wait on b too, which would rewrite its past: it keeps none.
+    r.write("plan.toml", &plan("\"b\", \"a\"", "\"b\""));
+    let out = r.orch(&["plan", "load", p]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains("0 added, 1 changed, 2 unchanged"),
+        "{out:?}"
+    );
+    assert_eq!(state("a"), ("ready".into(), vec![]));
+    assert_eq!(
+        state("c"),
+        ("pending".into(), vec!["a".to_string(), "b".to_string()])
+    );
+
+    // c without dependencies becomes ready at once.
+    r.write("plan.toml", &plan("", "\"b\""));
+    let out = r.orch(&["plan", "load", p]);
+    assert!(
+        out.stdout.contains("0 added, 1 changed, 2 unchanged"),
+        "{out:?}"
+    );
+    assert_eq!(state("c"), ("ready".into(), vec![]));
+}

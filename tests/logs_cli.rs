@@ -40,23 +40,26 @@ fn log_dir(repo: &Repo, task: &str, n: u32) -> PathBuf {
     repo.dir.join(".orch/logs").join(task).join(n.to_string())
 }
 
-/// Two agents that take turns through files in `shared`: A prints `A k` then waits for B's
-/// `B k`, five times; each writes a file so there is a change to merge.
-fn alternating(shared: &Path) -> [(&'static str, String); 2] {
-    let s = shared.display();
+/// Two agents that take turns: A prints `A k` then waits until B's `B k` is in B's text log, five
+/// times; B waits for `A k` in A's log before printing `B k`. Waiting on the logs (not on the
+/// agents' own signals) makes the order of the stamps certain: each line is recorded before the
+/// other agent prints its next one, however late a busy machine reads a PTY. Each writes a file
+/// so there is a change to merge.
+fn alternating(logs: &Path) -> [(&'static str, String); 2] {
+    let a_log = logs.join("alpha/1/screen.log");
+    let b_log = logs.join("bravo/1/screen.log");
+    let (a_log, b_log) = (a_log.display(), b_log.display());
     let a = format!(
-        "for k in 1 2 3 4 5; do echo \"A $k\"; touch {s}/a$k; while [ ! -e {s}/b$k ]; do sleep 0.01; done; done; echo a > a.txt"
+        "for k in 1 2 3 4 5; do echo \"A $k\"; until grep -qs \"B $k\\$\" {b_log}; do sleep 0.01; done; done; echo a > a.txt"
     );
     let b = format!(
-        "for k in 1 2 3 4 5; do while [ ! -e {s}/a$k ]; do sleep 0.01; done; sleep 0.02; echo \"B $k\"; touch {s}/b$k; done; echo b > b.txt"
+        "for k in 1 2 3 4 5; do until grep -qs \"A $k\\$\" {a_log}; do sleep 0.01; done; echo \"B $k\"; done; echo b > b.txt"
     );
     [("pa", a), ("pb", b)]
 }
 
 fn run_alternating(repo: &Repo) {
-    let shared = repo.root.join("turns");
-    std::fs::create_dir_all(&shared).unwrap();
-    let [(na, a), (nb, b)] = alternating(&shared);
+    let [(na, a), (nb, b)] = alternating(&repo.dir.join(".orch/logs"));
     repo.init(&config(&[(na, &a), (nb, &b)]));
     let plan_file = repo.write_plan(&plan(&[
         ("alpha", "pa", "checks = [\"echo checking alpha\"]\n"),

@@ -77,6 +77,16 @@ budget = { time = "1m" }
 id = "fine"
 title = "Done"
 prompt = "p"
+
+[[task]]
+id = "permits"
+title = "Asks permission for a tool"
+prompt = "p"
+
+[[task]]
+id = "dialogs"
+title = "Waits at its own dialog"
+prompt = "p"
 "#;
 
 struct Fixture {
@@ -207,10 +217,36 @@ fn every_kind() -> Fixture {
         ],
     )
     .expect("hold the run");
+    // A sync that stopped, and an account paused by a usage limit for an hour.
+    c.execute(
+        "UPDATE supervisor SET sync_problem = 'the sync onto main stopped: conflict in a.txt' \
+         WHERE id = 1",
+        [],
+    )
+    .expect("sync problem");
+    c.execute(
+        "INSERT INTO gates (kind, name, until_ms, why, updated_ms) \
+         VALUES ('limit', 'claude', ?1, 'usage limit reached', ?2)",
+        params![now + 3_600_000, now],
+    )
+    .expect("limit gate");
     let working = ["assigned", "working"];
-    for t in ["asks", "idles", "spends"] {
+    for t in ["asks", "idles", "spends", "permits", "dialogs"] {
         walk(&c, t, &working);
     }
+    attempt(
+        &c,
+        &live(
+            "permits",
+            "waiting_permission",
+            Some("Bash: cargo publish --dry-run"),
+            now,
+        ),
+    );
+    attempt(
+        &c,
+        &live("dialogs", "waiting_dialog", Some("Trust this folder?"), now),
+    );
     attempt(&c, &live("asks", "waiting_input", Some("Which port?"), now));
     attempt(&c, &live("idles", "idle", Some("Step 1 is done."), now));
     let mut near = live("spends", "busy", None, now);
@@ -369,6 +405,10 @@ fn the_tui_and_status_show_the_same_inbox_tasks_and_spend() {
         kinds,
         [
             ("held", "(run)"),
+            ("sync", "(run)"),
+            ("limited", "(run)"),
+            ("permission", "permits"),
+            ("dialog", "dialogs"),
             ("question", "asks"),
             ("idle_turn", "idles"),
             ("approval", "approve"),
@@ -380,14 +420,14 @@ fn the_tui_and_status_show_the_same_inbox_tasks_and_spend() {
         ],
         "every kind the ledger can hold, most urgent first: {json:#}"
     );
-    let approval = &json["inbox"][3];
+    let approval = &json["inbox"][7];
     assert_eq!(approval["verdict"], "approve");
     assert_eq!(
         approval["checks"][1],
         serde_json::json!({"command": "cargo test", "passed": false})
     );
     assert_eq!(approval["diff_lines"], 12);
-    let warned: Vec<&str> = json["inbox"][8]["budgets"]
+    let warned: Vec<&str> = json["inbox"][12]["budgets"]
         .as_array()
         .expect("budgets")
         .iter()
@@ -399,7 +439,7 @@ fn the_tui_and_status_show_the_same_inbox_tasks_and_spend() {
         "850 of 1000 tokens, $0.90 of $1.00"
     );
     assert_eq!(
-        json["inbox"][6]["budgets"][0]["budget"], "time",
+        json["inbox"][10]["budgets"][0]["budget"], "time",
         "61 s of a 1 m budget"
     );
 
@@ -437,15 +477,20 @@ fn the_tui_and_status_show_the_same_inbox_tasks_and_spend() {
         .iter()
         .map(|c| c.symbol())
         .collect();
-    assert!(screen.contains("inbox 9"), "{screen}");
+    assert!(screen.contains("inbox 13"), "{screen}");
     let text = f.orch(&["status"]);
-    assert!(text.contains("inbox (9):"), "{text}");
+    assert!(text.contains("inbox (13):"), "{text}");
     assert!(
         text.contains("run held: the integration branch moved"),
         "{text}"
     );
     for (kind, task) in [
         ("[question] Which port?", "asks"),
+        (
+            "[permission] Bash: cargo publish --dry-run — `orch-tui answer permits",
+            "permits",
+        ),
+        ("[dialog] Trust this folder?", "dialogs"),
         ("[idle] Step 1 is done.", "idles"),
         (
             "[approval] #1 waits for approval · checks 1/2 · reviewer approve",
@@ -489,7 +534,7 @@ fn a_command_waits_for_a_locked_ledger_while_refreshes_go_on() {
         JobDone::Refreshed(r) => Some(r.inbox.len()),
         _ => None,
     });
-    assert_eq!(inbox, 9, "broke is still failed while the command waits");
+    assert_eq!(inbox, 13, "broke is still failed while the command waits");
 
     other.execute_batch("ROLLBACK").expect("release");
     let message = wait_for(&rx, "the command's answer", |d| match d {

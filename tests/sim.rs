@@ -30,36 +30,48 @@ fn seeds_keep_every_invariant() {
             std::thread::spawn(move || {
                 let mut steps = 0usize;
                 let mut crashes = 0usize;
+                let mut syncs = (0usize, 0usize, 0usize, 0usize);
                 let mut s = first + k;
                 while s < first + seeds {
                     match run_seed(s, Chaos::default()) {
                         Ok(st) => {
                             steps += st.steps;
                             crashes += st.crashes;
+                            syncs.0 += st.synced;
+                            syncs.1 += st.sync_recovered;
+                            syncs.2 += st.sync_stopped;
+                            syncs.3 += st.sync_only;
                         }
                         Err(f) => return Err(f.to_string()),
                     }
                     s += threads;
                 }
-                Ok((steps, crashes))
+                Ok((steps, crashes, syncs))
             })
         })
         .collect();
     let mut steps = 0;
     let mut crashes = 0;
+    let mut syncs = (0, 0, 0, 0);
     for r in results {
         match r.join().expect("a simulation thread panicked") {
-            Ok((s, c)) => {
+            Ok((s, c, y)) => {
                 steps += s;
                 crashes += c;
+                syncs = (syncs.0 + y.0, syncs.1 + y.1, syncs.2 + y.2, syncs.3 + y.3);
             }
             Err(f) => panic!("{f}"),
         }
     }
     let secs = start.elapsed().as_secs_f64();
     println!(
-        "simulation: {seeds} seeds, {steps} steps, {crashes} supervisor crashes, {:.0} steps/s, {secs:.1} s",
-        steps as f64 / secs
+        "simulation: {seeds} seeds, {steps} steps, {crashes} supervisor crashes, {:.0} steps/s, {secs:.1} s\n\
+         syncs: {} moved the branch ({} finished by a restart), {} stopped; {} sync-only supervisors",
+        steps as f64 / secs,
+        syncs.0,
+        syncs.1,
+        syncs.2,
+        syncs.3
     );
 }
 
@@ -137,6 +149,18 @@ fn the_simulator_finds_each_old_fault() {
                 crash_percent: 10,
                 ..faults(Faults {
                     keep_leftovers: true,
+                    ..Faults::default()
+                })
+            },
+            300,
+        ),
+        (
+            "a sync moves the integration branch before recording its new tip",
+            Chaos {
+                crash_percent: 10,
+                sync_percent: 15,
+                ..faults(Faults {
+                    sync_unrecorded_tip: true,
                     ..Faults::default()
                 })
             },

@@ -13,9 +13,12 @@ use std::sync::{Arc, Mutex};
 
 use common::git;
 use orch_tui::core::domain::{AttemptId, AttemptNo};
-use orch_tui::core::supervisor::{Collect, Tidy};
+use orch_tui::core::supervisor::{
+    CheckOutcome, Collect, Event, MoveOutcome, SyncOutcome, SyncPrep, Tidy,
+};
+use orch_tui::engine::jobs::{self, JobCtx};
 use orch_tui::engine::real_git::RealGit;
-use orch_tui::engine::world::GitOps;
+use orch_tui::engine::world::{Agents, Checks, GitOps, Incoming, Launch, Sink, Stale};
 use orch_tui::git::{Replay, Repo};
 use sim_support::fake_git::{FakeGit, Files, Repo as FakeRepo};
 
@@ -40,6 +43,10 @@ trait Side {
     fn branches(&self) -> BTreeSet<String>;
     fn backups(&self) -> usize;
     fn has_worktree(&self, path: &str) -> bool;
+    /// A commit on `main` writing `path` (on top of `parent` first, fast-forwarding `main` to
+    /// it: a pull request of it merged upstream).
+    fn upstream(&self, parent: Option<&str>, path: &str, content: &str);
+    fn git(&self) -> Arc<dyn GitOps>;
 }
 
 struct Real {
@@ -66,6 +73,8 @@ impl Real {
             git: RealGit {
                 repo,
                 worktrees_dir: worktrees,
+                // As the engine runs it: finished worktrees parked and reused.
+                pool: Some(RealGit::default_pool(2, &[])),
             },
         }
     }
@@ -145,6 +154,22 @@ impl Side for Real {
     }
     fn has_worktree(&self, path: &str) -> bool {
         Path::new(path).exists()
+    }
+    fn upstream(&self, parent: Option<&str>, path: &str, content: &str) {
+        let root = Path::new(&self.root);
+        if let Some(p) = parent {
+            git(root, &["merge", "-q", "--ff-only", p]);
+        }
+        std::fs::write(root.join(path), content).unwrap();
+        git(root, &["add", "--", path]);
+        commit(root, "upstream");
+    }
+    fn git(&self) -> Arc<dyn GitOps> {
+        Arc::new(RealGit {
+            repo: Repo::open(Path::new(&self.root)).unwrap(),
+            worktrees_dir: format!("{}/.orch/worktrees", self.root),
+            pool: Some(RealGit::default_pool(2, &[])),
+        })
     }
 }
 
@@ -237,6 +262,20 @@ impl Side for Fake {
     }
     fn has_worktree(&self, path: &str) -> bool {
         self.git.lock().worktrees.contains_key(path)
+    }
+    fn upstream(&self, parent: Option<&str>, path: &str, content: &str) {
+        let mut r = self.git.lock();
+        let parent = match parent {
+            Some(p) => r.resolve(p).unwrap(),
+            None => r.refs["refs/heads/main"].clone(),
+        };
+        let mut files = r.commits[&parent].files.clone();
+        files.insert(path.into(), content.into());
+        let c = r.commit(vec![parent], files, None, "upstream");
+        r.refs.insert("refs/heads/main".into(), c);
+    }
+    fn git(&self) -> Arc<dyn GitOps> {
+        Arc::new(self.git.clone())
     }
 }
 
@@ -371,6 +410,164 @@ fn the_fake_git_answers_as_real_git_does() {
         let f = script(&fake, &fake.root, agent, other);
         if r != f {
             differ.push(format!("{name}:\n  real: {r:?}\n  fake: {f:?}"));
+        }
+    }
+    assert!(
+        differ.is_empty(),
+        "the fake differs from git:\n{}",
+        differ.join("\n")
+    );
+}
+
+/// How the base moved upstream before a sync.
+#[derive(Clone, Copy, Debug)]
+enum Upstream {
+    /// A commit of its own, writing this file.
+    Commit(&'static str, &'static str),
+    /// The integration branch's pull request merged, and a commit on top.
+    PullRequestMerged,
+    /// Nothing.
+    Still,
+}
+
+/// No agent runs in these scripts.
+struct NoAgents;
+
+impl Agents for NoAgents {
+    fn spawn(
+        &self,
+        _: Launch,
+        _: Sink,
+    ) -> Result<Box<dyn orch_tui::engine::world::AgentProc>, String> {
+        Err("no agents here".into())
+    }
+    fn reap_stale(&self, _: &Stale) {}
+}
+
+/// Checks that pass, or fail with a tail.
+struct FixedChecks(bool);
+
+impl Checks for FixedChecks {
+    fn run(&self, _dir: &str, commands: &[String], _log: &str) -> Vec<CheckOutcome> {
+        commands
+            .iter()
+            .map(|c| CheckOutcome {
+                command: c.clone(),
+                passed: self.0,
+                exit_code: Some(if self.0 { 0 } else { 1 }),
+                timed_out: false,
+                duration_ms: 1,
+                tail: if self.0 { String::new() } else { "boom".into() },
+            })
+            .collect()
+    }
+}
+
+/// Two tasks land on the integration branch, the base moves, then the sync's own jobs (the ones
+/// the executor runs) replay the branch onto it and move it; what a user would see of it.
+fn sync_script(side: &dyn Side, root: &str, up: Upstream, checks_pass: bool) -> String {
+    let g = side.ops();
+    let integration = "refs/heads/orch/integration";
+    let base = g.rev_parse(integration).unwrap().unwrap();
+    let mut tip = base.clone();
+    for (task, file) in [("t1", "a.txt"), ("t2", "b.txt")] {
+        let path = format!("{root}/.orch/worktrees/{task}-1");
+        let branch = format!("orch/{task}");
+        g.prepare_worktree(&path, &branch, &tip, &format!("refs/orch/backup/{task}"))
+            .unwrap();
+        side.act(&path, Agent::Commits(file, task));
+        let commit = g
+            .rev_parse(&format!("refs/heads/{branch}"))
+            .unwrap()
+            .unwrap();
+        let Replay::Clean { tip: new } = g.replay_onto(&tip, &commit, &tip).unwrap() else {
+            panic!("{task} conflicts");
+        };
+        assert!(g.cas_update_ref(integration, &new, &tip).unwrap());
+        tip = new;
+    }
+    match up {
+        Upstream::Commit(path, content) => side.upstream(None, path, content),
+        Upstream::PullRequestMerged => side.upstream(Some(integration), "after.txt", "after"),
+        Upstream::Still => {}
+    }
+    let onto = g.rev_parse("refs/heads/main").unwrap().unwrap();
+    let ctx = JobCtx {
+        git: side.git(),
+        agents: Arc::new(NoAgents),
+        checks: Arc::new(FixedChecks(checks_pass)),
+        sink: Arc::new(|_: Incoming| {}),
+    };
+    let prep = SyncPrep {
+        refname: "refs/heads/main".into(),
+        base: Some(base),
+        onto,
+        from: tip.clone(),
+        checks: vec!["make check".into()],
+        log: format!("{root}/sync-checks.log"),
+    };
+    let scratch = format!("{root}/.orch/worktrees/_recheck");
+    let Incoming::Event(Event::SyncPrepared { result, .. }) =
+        jobs::sync_job(&ctx, prep, scratch, Default::default())()
+    else {
+        panic!("the sync job answers SyncPrepared");
+    };
+    let said = match result {
+        SyncOutcome::Ready { tip: new, .. } => {
+            let job = jobs::sync_move_job(&ctx, integration.into(), new.clone(), tip.clone());
+            let Incoming::Event(Event::SyncMoved { result, .. }) = job() else {
+                panic!("the move job answers SyncMoved");
+            };
+            // The replayed commits keep their messages (their trailers) and authors.
+            format!(
+                "ready, {}; main under it: {}; tree {:?}",
+                match result {
+                    MoveOutcome::Moved => "moved".to_string(),
+                    other => format!("{other:?}"),
+                },
+                g.is_ancestor("refs/heads/main", integration).unwrap(),
+                side.tree(integration)
+            )
+        }
+        SyncOutcome::Conflict { files } => format!("conflict on {files:?}"),
+        SyncOutcome::ChecksFailed { results } => format!("checks failed: {}", results[0].tail),
+        SyncOutcome::UpToDate => "up to date".into(),
+        SyncOutcome::Failed(f) => format!("failed: {}", f.message),
+    };
+    format!("{said}; branches {:?}", side.branches())
+}
+
+#[test]
+fn the_fake_git_syncs_as_real_git_does() {
+    let cases: Vec<(&str, Upstream, bool)> = vec![
+        ("a commit upstream", Upstream::Commit("up.txt", "up"), true),
+        (
+            "a commit upstream that conflicts with a merged task",
+            Upstream::Commit("a.txt", "theirs"),
+            true,
+        ),
+        (
+            "a check failing on the replayed branch",
+            Upstream::Commit("up.txt", "up"),
+            false,
+        ),
+        (
+            "the pull request merged upstream",
+            Upstream::PullRequestMerged,
+            true,
+        ),
+        ("nothing moved", Upstream::Still, true),
+    ];
+    let mut differ = Vec::new();
+    for (name, up, pass) in cases {
+        let real = Real::new();
+        let root = real.root.clone();
+        let fake = Fake::new(&root);
+        let r = sync_script(&real, &root, up, pass);
+        let f = sync_script(&fake, &fake.root, up, pass);
+        eprintln!("{name}: {r}");
+        if r != f {
+            differ.push(format!("{name}:\n  real: {r}\n  fake: {f}"));
         }
     }
     assert!(

@@ -77,7 +77,7 @@ fn every_kind() -> ViewState {
         item(
             Some("tools"),
             Some(3),
-            "cargo publish --dry-run",
+            "Bash: cargo publish --dry-run",
             InboxKind::Permission {
                 tool: "Bash".into(),
             },

@@ -74,6 +74,7 @@ fn refreshed() -> JobDone {
         inbox: vec![approval("b", "c1"), approval("c", "c2")],
         agents: vec![],
         spend: Spend::default(),
+        alerts: vec![],
         done: 1,
         total: 3,
         took: Duration::from_millis(3),

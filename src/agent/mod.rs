@@ -7,3 +7,4 @@ pub mod pty;
 pub mod record;
 pub mod screen;
 pub mod sim;
+pub mod typing;

@@ -93,6 +93,10 @@ impl std::error::Error for SpawnError {}
 /// Called from the agent's threads; must be cheap and must not block (the engine coalesces).
 pub type Notify = Box<dyn Fn(AgentSignal) + Send + Sync>;
 
+/// Hears every chunk of output, in order, from the reader thread after it reached the logs and
+/// the screen (the engine hands it to the attempt's parser). Must not block: copy and queue.
+pub type Tap = Box<dyn Fn(&[u8]) + Send + Sync>;
+
 enum WriterMsg {
     Bytes(Vec<u8>),
     /// Every slave fd is closed: dropping the writer can no longer type into anyone.
@@ -131,6 +135,7 @@ struct Shared {
     master: Mutex<Box<dyn MasterPty + Send>>,
     writer_tx: Sender<WriterMsg>,
     notify: Notify,
+    tap: Option<Tap>,
 }
 
 /// A running (or finished) agent. Dropping it does not stop the process: call [`Self::stop`].
@@ -158,6 +163,15 @@ impl AgentProcess {
     /// that the interpreter exists) so an exec failure is a `SpawnError` rather than a spawn that
     /// "succeeds" and then aborts (research/pty.md §1.4).
     pub fn spawn(spec: SpawnSpec, notify: Notify) -> Result<AgentProcess, SpawnError> {
+        Self::spawn_tapped(spec, notify, None)
+    }
+
+    /// [`Self::spawn`], with every chunk of output also handed to `tap`.
+    pub fn spawn_tapped(
+        spec: SpawnSpec,
+        notify: Notify,
+        tap: Option<Tap>,
+    ) -> Result<AgentProcess, SpawnError> {
         let Some(argv0) = spec.argv.first() else {
             return Err(err(
                 "agent command is empty; give at least a program name".into()
@@ -292,6 +306,7 @@ impl AgentProcess {
             master: Mutex::new(pair.master),
             writer_tx,
             notify,
+            tap,
         });
         let spawn_thread = |name: String, f: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new().name(name).spawn(f)
@@ -336,6 +351,17 @@ impl AgentProcess {
             lock(&self.shared.logs).rec.input(now_ms(), bytes.len());
             let _ = self.shared.writer_tx.send(WriterMsg::Bytes(bytes));
         }
+    }
+
+    /// Queues input from another thread (the same as [`Self::write`]).
+    pub fn writer(&self) -> Box<dyn Fn(Vec<u8>) + Send> {
+        let shared = Arc::clone(&self.shared);
+        Box::new(move |bytes| {
+            if !bytes.is_empty() {
+                lock(&shared.logs).rec.input(now_ms(), bytes.len());
+                let _ = shared.writer_tx.send(WriterMsg::Bytes(bytes));
+            }
+        })
     }
 
     /// Resizes the PTY (the kernel sends SIGWINCH) and the emulated screen under one lock, so
@@ -506,6 +532,9 @@ fn reader_loop(shared: &Shared, mut reader: Box<dyn Read + Send>) {
         };
         if !replies.is_empty() {
             let _ = shared.writer_tx.send(WriterMsg::Bytes(replies));
+        }
+        if let Some(tap) = &shared.tap {
+            tap(chunk);
         }
         (shared.notify)(AgentSignal::Output);
         for ev in events {

@@ -1,8 +1,10 @@
 //! The command line (DESIGN.md §7): parse, dispatch to a subcommand, map errors to exit codes.
 
 mod add;
+mod answer;
 mod demo;
 mod doctor;
+mod extend;
 mod gc;
 mod hook;
 mod human;
@@ -15,6 +17,7 @@ mod pr;
 mod replay;
 mod run;
 mod status;
+mod sync;
 mod timeline;
 mod worker;
 
@@ -146,6 +149,10 @@ pub enum Command {
         /// veto_window.
         #[arg(long, value_name = "DURATION")]
         veto: Option<String>,
+        /// The branch the integration branch is cut from at the first start (overrides the
+        /// config's `base`; later runs keep the recorded one: `orch-tui sync --base` switches).
+        #[arg(long, value_name = "REF")]
+        base: Option<String>,
     },
     /// Tasks, attempts, budgets and the inbox.
     Status {
@@ -220,6 +227,22 @@ pub enum Command {
         #[command(subcommand)]
         action: integration::IntegrationCmd,
     },
+    /// Fetch the base branch and, when it moved, replay the integration branch onto it through
+    /// the merge queue and its checks (done by the running supervisor, or here without agents).
+    Sync {
+        /// Sync onto this branch instead of the recorded base, and make it the base.
+        #[arg(long, value_name = "REF")]
+        base: Option<String>,
+        /// Ask for the sync and return; `orch-tui status` shows how it went.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Raise a task's budget; a task stopped by its budget goes on where it stopped.
+    Extend(extend::ExtendArgs),
+    /// Answer the permission request a task's agent waits on: allow, always (for this run), deny.
+    Answer(answer::AnswerArgs),
+    /// Say an agent's finished turn completed its task: its work is committed and reviewed.
+    Done(answer::DoneArgs),
     /// Drop backup refs older than AGE and the leftovers of finished tasks (worktrees, prompt
     /// files, merged task branches); says what it removed. Refused while a supervisor runs.
     Gc {
@@ -365,6 +388,7 @@ fn dispatch(cli: Cli) -> CliResult {
             slots,
             autonomy,
             veto,
+            base,
         }) => run::run(
             &ctx()?,
             &run::RunArgs {
@@ -373,6 +397,7 @@ fn dispatch(cli: Cli) -> CliResult {
                 slots,
                 autonomy: autonomy.as_deref(),
                 veto: veto.as_deref(),
+                base: base.as_deref(),
             },
         ),
         Some(Command::Status { json }) => status::status(&ctx()?, json),
@@ -413,6 +438,10 @@ fn dispatch(cli: Cli) -> CliResult {
         Some(Command::Pause(a)) => human::human(&ctx()?, crate::engine::HumanCommand::Pause, a),
         Some(Command::Resume(a)) => human::human(&ctx()?, crate::engine::HumanCommand::Resume, a),
         Some(Command::Integration { action }) => integration::integration(&ctx()?, action),
+        Some(Command::Sync { base, no_wait }) => sync::sync(&ctx()?, base.as_deref(), !no_wait),
+        Some(Command::Extend(a)) => extend::extend(&ctx()?, a),
+        Some(Command::Answer(a)) => answer::answer(&ctx()?, a),
+        Some(Command::Done(a)) => answer::done(&ctx()?, a),
         Some(Command::Gc {
             dry_run,
             older_than,

@@ -17,11 +17,32 @@ pub struct RunArgs<'a> {
     pub autonomy: Option<&'a str>,
     /// The veto window of on-the-loop, for this run only.
     pub veto: Option<&'a str>,
+    /// The base branch asked for (`--base`).
+    pub base: Option<&'a str>,
 }
 
 pub fn run(ctx: &Context, args: &RunArgs) -> CliResult {
     let mut config = ctx.config()?;
     override_config(&mut config, args)?;
+    if let Some(b) = args.base {
+        config.base = Some(b.to_string());
+    }
+    // The base asked for must be a branch, and the recorded one if one is (a switch is a sync):
+    // said here, exit 2, before anything is written.
+    if let Some(asked) = config.base.clone() {
+        let recorded = match ctx.ledger_exists() {
+            true => ctx.open_ledger()?.integration()?.sync.base_ref,
+            false => None,
+        };
+        let repo = crate::git::Repo::open(&ctx.paths.repo)
+            .map_err(|e| CliError::bad_input(e.to_string()))?;
+        config.base = crate::engine::base::for_run(
+            &repo,
+            recorded.as_deref(),
+            Some(&asked),
+            &config.integration_branch,
+        )?;
+    }
     let (headless, plan) = (args.headless, args.plan);
     // The TUI opens on an empty ledger, ready for `orch-tui add`; a headless run with nothing
     // to do would end at once, so it is refused instead.

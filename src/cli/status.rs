@@ -116,6 +116,11 @@ fn text_lines(snap: &Snapshot) -> Vec<String> {
         .iter()
         .map(|(s, n)| format!("{n} {s}"))
         .collect();
+    lines.extend(base_lines(&snap.run));
+    // Limits, breakers and a spent run budget: why nothing (new) starts.
+    for a in &snap.run.alerts {
+        lines.push(a.line(snap.at_ms));
+    }
     lines.push(format!("{}\n", parts.join(", ")));
     let w = snap
         .tasks
@@ -176,15 +181,14 @@ fn inbox_line(i: &InboxItem, now: u64) -> String {
     let task = i.task.as_deref().unwrap_or("(run)");
     let mut what = i.text.clone();
     let hint = match &i.kind {
-        InboxKind::Held => String::new(),
+        InboxKind::Held | InboxKind::Sync => String::new(),
         InboxKind::Limited { .. } => "it resumes by itself".into(),
-        InboxKind::Permission { tool } => {
-            what = format!("{tool}: {what}");
-            "answer it in the TUI (inbox)".into()
+        // The text is `TOOL: subject` already.
+        InboxKind::Permission { .. } => format!("`orch-tui answer {task} allow|always|deny`"),
+        InboxKind::IdleTurn => {
+            format!("review it: `orch-tui done {task}`, or answer in the TUI (focus its agent)")
         }
-        InboxKind::Question | InboxKind::IdleTurn => {
-            "answer it in the TUI (focus its agent)".into()
-        }
+        InboxKind::Question | InboxKind::Dialog => "answer it in the TUI (focus its agent)".into(),
         InboxKind::Approval(a) => {
             what = format!("#{} {what}", a.n);
             if !a.checks.is_empty() {
@@ -293,4 +297,31 @@ pub fn events(ctx: &Context, follow: bool, json: bool, task: Option<&str>) -> Cl
         let _ = rx.recv_timeout(Duration::from_secs(2));
         while rx.try_recv().is_ok() {}
     }
+}
+
+/// "base: main @ 1a2b3c4d", and a sync asked for, in words.
+fn base_lines(run: &crate::read::RunView) -> Vec<String> {
+    let i = &run.integration;
+    let short = |o: &str| o.get(..8).unwrap_or(o).to_string();
+    let mut lines = Vec::new();
+    if let (Some(r), Some(o)) = (&i.base.refname, &i.base.commit) {
+        lines.push(format!(
+            "base: {} @ {}",
+            crate::core::base::label(r),
+            short(o)
+        ));
+    }
+    if let Some(r) = &i.sync.requested {
+        lines.push(format!(
+            "sync onto {} ({}) asked: the merge queue takes it when no merge is in flight{}",
+            crate::core::base::label(&r.refname),
+            short(&r.onto),
+            if run.hold.is_some() {
+                " (it waits: the run is held)"
+            } else {
+                ""
+            }
+        ));
+    }
+    lines
 }

@@ -13,7 +13,7 @@ use clap::Subcommand;
 
 use super::{CliError, CliResult, EXIT_OK};
 use crate::core::usage::Usage;
-use crate::ledger::{Ledger, LedgerError, WorkerCall, WorkerReply};
+use crate::ledger::{Ledger, LedgerError, WorkerCall};
 use crate::os::out;
 
 /// How long a worker call waits out a busy ledger or a full disk by default.
@@ -147,10 +147,10 @@ pub fn worker(cmd: WorkerCmd, key: Option<&str>, retry_for: &str) -> CliResult {
 /// Run `attempt` until it succeeds, fails for good, or `budget` is spent on transient errors
 /// (busy, locked, disk full). `attempt` gets how long it may wait on its own. Says once on
 /// stderr that it is waiting, and why.
-fn retry_transient(
+pub(super) fn retry_transient<R>(
     budget: Duration,
-    mut attempt: impl FnMut(Duration) -> Result<WorkerReply, LedgerError>,
-) -> Result<WorkerReply, CliError> {
+    mut attempt: impl FnMut(Duration) -> Result<R, LedgerError>,
+) -> Result<R, CliError> {
     let start = Instant::now();
     let mut pause = Duration::from_millis(10);
     let mut announced = false;

@@ -2,6 +2,21 @@
 //! output (Claude Code `stream-json`, Codex `exec --json`, aider's text) into these, and the
 //! engine decides on them (spend, budgets, limits, failures, turn ends). Pure data, no I/O.
 
+/// The first non-blank line of `text`, at most `max` characters (an ellipsis marks a cut).
+pub fn short_text(text: &str, max: usize) -> String {
+    let line = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
+    if line.chars().count() > max {
+        let cut: String = line.chars().take(max).collect();
+        format!("{cut}…")
+    } else {
+        line.to_string()
+    }
+}
+
 /// Token counts of one API call, or a sum of them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Tokens {
@@ -138,7 +153,11 @@ impl Reset {
                 let local_now = now_epoch_s + utc_offset_s;
                 let day_start = local_now - local_now.rem_euclid(86_400);
                 let mut at = day_start + i64::from(hour) * 3600 + i64::from(minute) * 60;
-                if at <= local_now {
+                // A time given to the minute that is this minute (or just past, the agent's
+                // clock a little ahead) is now, not tomorrow.
+                if at <= local_now && local_now - at < 120 {
+                    at = local_now;
+                } else if at <= local_now {
                     at += 86_400;
                 }
                 at - utc_offset_s

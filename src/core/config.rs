@@ -15,6 +15,7 @@ use crate::core::plan::{Budget, MAX_ATTEMPTS_LIMIT, parse_budget};
 
 mod agents;
 mod git;
+mod limits;
 mod plan_check;
 mod worktree;
 #[cfg(test)]
@@ -131,6 +132,12 @@ pub struct AgentProfile {
     pub env: BTreeMap<String, String>,
     pub author_name: String,
     pub author_email: String,
+    /// The account its agents spend from: a usage limit pauses every profile of the same
+    /// account. Empty: the adapter's name (plus the credential or config folder its env names).
+    pub account: String,
+    /// Profiles that take its tasks while its circuit breaker is open (when their capabilities
+    /// fit the task).
+    pub fallback: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -151,6 +158,26 @@ pub struct Funnel {
     pub check_timeout_ms: u64,
     /// On-the-loop waits for the human anyway when a diff changes more lines than this.
     pub large_diff_lines: u64,
+}
+
+/// Usage limits and circuit breakers (`[limits]`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LimitSettings {
+    /// How long a limit that names no reset time pauses its account.
+    pub wait_ms: u64,
+    /// Infrastructure failures in a row (auth, API 5xx, command not found) that open a
+    /// profile's breaker.
+    pub breaker_failures: u32,
+    /// How long an open breaker waits before a probe; doubled each time a probe fails.
+    pub breaker_cooldown_ms: u64,
+}
+
+/// Fleet-wide answers to agents' permission requests (`[permissions]`): `Tool` or
+/// `Tool(pattern)`, `*` matching anything; a deny rule wins over an allow rule.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PermissionRules {
+    pub allow: Vec<String>,
+    pub deny: Vec<String>,
 }
 
 /// How orch-tui runs git (`[git]`).
@@ -176,6 +203,9 @@ pub struct Config {
     /// Profile for tasks whose plan names no agent.
     pub default_agent: String,
     pub integration_branch: String,
+    /// The branch the integration branch is based on and `orch-tui sync` follows (`main`,
+    /// `origin/main`); `None`: chosen at the first start (docs/git.md, "The base").
+    pub base: Option<String>,
     pub stop_grace_ms: u64,
     pub agents: BTreeMap<String, AgentProfile>,
     pub task_budget: Budget,
@@ -185,6 +215,8 @@ pub struct Config {
     pub log_rotate_bytes: u64,
     pub git: GitSettings,
     pub worktree: WorktreeSettings,
+    pub limits: LimitSettings,
+    pub permissions: PermissionRules,
     pub ui: Ui,
     /// The user's screen rules per adapter, merged over the built-in ones by
     /// `core::screen_rules::merged`.
@@ -198,6 +230,7 @@ const TOP_KEYS: &[&str] = &[
     "slots",
     "default_agent",
     "integration_branch",
+    "base",
     "stop_grace",
     "agents",
     "budgets",
@@ -206,6 +239,8 @@ const TOP_KEYS: &[&str] = &[
     "logs",
     "git",
     "worktree",
+    "limits",
+    "permissions",
     "ui",
     "screen_rules",
 ];
@@ -219,6 +254,8 @@ const AGENT_KEYS: &[&str] = &[
     "max_concurrent",
     "env",
     "author",
+    "account",
+    "fallback",
 ];
 const AUTHOR_KEYS: &[&str] = &["name", "email"];
 const PRICE_KEYS: &[&str] = &["input", "output", "cache_read", "cache_write"];
@@ -296,6 +333,19 @@ fn apply_file(sink: &mut Sink<'_>, cfg: &mut Config) {
             None => cfg.integration_branch = s,
         }
     }
+    if let Some(v) = root.get("base")
+        && let Some(s) = sink.string(v, "base", "base = \"main\"")
+    {
+        // "" is the default: chosen at the first start.
+        match branch_problem(&s) {
+            Some(why) if !s.is_empty() => sink.error(
+                &v.span(),
+                format!("base `{s}` {why}"),
+                "name a branch such as \"main\" or \"origin/main\", or \"\" for the default",
+            ),
+            _ => cfg.base = (!s.is_empty()).then_some(s),
+        }
+    }
     if let Some(v) = root.get("stop_grace")
         && let Some(ms) = sink.duration(v, "stop_grace")
     {
@@ -343,6 +393,12 @@ fn apply_file(sink: &mut Sink<'_>, cfg: &mut Config) {
     }
     if let Some(t) = sub_table(sink, root, "worktree", worktree::WORKTREE_KEYS) {
         worktree::apply_worktree(sink, &mut cfg.worktree, t);
+    }
+    if let Some(t) = sub_table(sink, root, "limits", limits::LIMITS_KEYS) {
+        limits::apply_limits(sink, &mut cfg.limits, t);
+    }
+    if let Some(t) = sub_table(sink, root, "permissions", limits::PERMISSIONS_KEYS) {
+        limits::apply_permissions(sink, &mut cfg.permissions, t);
     }
     if let Some(t) = sub_table(sink, root, "ui", UI_KEYS) {
         apply_ui(sink, &mut cfg.ui, t);

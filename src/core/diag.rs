@@ -10,6 +10,9 @@ use std::ops::Range;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
+mod line_index;
+pub use line_index::{LineIndex, line_col};
+
 /// One problem found in an input file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
@@ -85,26 +88,13 @@ pub fn render_all(diags: &[Diagnostic]) -> String {
     out
 }
 
-/// 1-based (line, column) of byte `offset` in `text`. Columns count characters, not bytes, so
-/// they match what an editor shows. An offset past the end points just after the last character;
-/// an offset inside a multi-byte character points at that character.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let mut end = offset.min(text.len());
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    let before = &text[..end];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let col = before[line_start..].chars().count() + 1;
-    (line, col)
-}
-
 /// Collects diagnostics for one file while a validator walks its TOML tree.
 pub struct Sink<'t> {
     pub file: &'t str,
     pub text: &'t str,
     pub diags: Vec<Diagnostic>,
+    /// Built on first use: most files have no error and ask for few positions.
+    lines: Option<LineIndex>,
 }
 
 impl<'t> Sink<'t> {
@@ -113,7 +103,24 @@ impl<'t> Sink<'t> {
             file,
             text,
             diags: Vec::new(),
+            lines: None,
         }
+    }
+
+    fn index(&mut self) -> &LineIndex {
+        self.lines.get_or_insert_with(|| LineIndex::new(self.text))
+    }
+
+    /// 1-based (line, column) of byte `offset` of the file.
+    pub fn line_col(&mut self, offset: usize) -> (usize, usize) {
+        let text = self.text;
+        self.index().line_col(text, offset)
+    }
+
+    /// Byte offset where 1-based `line` starts.
+    pub fn line_start(&mut self, line: usize) -> usize {
+        let text = self.text;
+        self.index().line_start(text, line)
     }
 
     pub fn error(
@@ -122,13 +129,18 @@ impl<'t> Sink<'t> {
         message: impl Into<String>,
         hint: impl Into<String>,
     ) {
-        self.diags.push(Diagnostic::at(
-            self.file, self.text, span.start, message, hint,
-        ));
+        let (line, col) = self.line_col(span.start);
+        self.diags.push(Diagnostic {
+            file: self.file.to_string(),
+            line,
+            col,
+            message: message.into(),
+            hint: hint.into(),
+        });
     }
 
-    pub fn line(&self, span: &Range<usize>) -> usize {
-        line_col(self.text, span.start).0
+    pub fn line(&mut self, span: &Range<usize>) -> usize {
+        self.line_col(span.start).0
     }
 
     /// Parses `text` as TOML. On a syntax error, records every error the parser reports (it
@@ -367,26 +379,40 @@ pub fn entries_in_order<'a, 'i>(
 
 /// The allowed name closest to a misspelt one, if it is close enough to be a likely typo.
 pub fn closest<'a>(name: &str, allowed: &[&'a str]) -> Option<&'a str> {
+    let len = name.chars().count();
     allowed
         .iter()
-        .map(|a| (edit_distance(name, a), *a))
-        .filter(|(d, a)| *d <= 2.max(a.len() / 4) && *d < a.len())
+        .filter_map(|a| {
+            // A likely typo is at most this far; past it, stop counting (a plan with thousands
+            // of ids asks this for each unknown dependency).
+            let limit = 2.max(a.len() / 4).min(a.len().checked_sub(1)?);
+            if len.abs_diff(a.chars().count()) > limit {
+                return None;
+            }
+            edit_distance_within(name, a, limit).map(|d| (d, *a))
+        })
         .min_by_key(|(d, _)| *d)
         .map(|(_, a)| a)
 }
 
-fn edit_distance(a: &str, b: &str) -> usize {
+/// The edit distance between `a` and `b` when it is at most `limit`, else None.
+fn edit_distance_within(a: &str, b: &str, limit: usize) -> Option<usize> {
     let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
     for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
+        cur[0] = i + 1;
         for (j, cb) in b.iter().enumerate() {
             let sub = prev[j] + usize::from(ca != *cb);
             cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
         }
-        prev = cur;
+        // No cell of a later row can be smaller than the smallest of this one.
+        if cur.iter().min().is_some_and(|&m| m > limit) {
+            return None;
+        }
+        std::mem::swap(&mut prev, &mut cur);
     }
-    prev[b.len()]
+    Some(prev[b.len()]).filter(|&d| d <= limit)
 }
 
 #[cfg(test)]
@@ -394,23 +420,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn line_col_counts_from_one_and_in_chars() {
-        let t = "ab\ncé d\n";
-        assert_eq!(line_col(t, 0), (1, 1));
-        assert_eq!(line_col(t, 3), (2, 1));
-        // "é" is two bytes; the space after it is the third character.
-        assert_eq!(line_col(t, 6), (2, 3));
-        // Inside the multi-byte character: points at it.
-        assert_eq!(line_col(t, 5), (2, 2));
-        assert_eq!(line_col(t, 999), (3, 1));
-    }
-
-    #[test]
     fn display_has_position_and_hint() {
         let d = Diagnostic::at("plan.toml", "a\nbc", 3, "boom", "do x");
         assert_eq!(d.to_string(), "plan.toml:2:2: error: boom\n  hint: do x");
         let w = Diagnostic::whole_file("plan.toml", "missing", "");
         assert_eq!(w.to_string(), "plan.toml: error: missing");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn closest_is_the_nearest_name_within_the_typo_limit(name in "[a-dé-]{0,9}", allowed in proptest::collection::vec("[a-dé-]{0,9}", 0..12)) {
+            // The reference: full edit distances, then the limit.
+            fn distance(a: &str, b: &str) -> usize {
+                let b: Vec<char> = b.chars().collect();
+                let mut prev: Vec<usize> = (0..=b.len()).collect();
+                for (i, ca) in a.chars().enumerate() {
+                    let mut cur = vec![i + 1; b.len() + 1];
+                    for (j, cb) in b.iter().enumerate() {
+                        cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+                    }
+                    prev = cur;
+                }
+                prev[b.len()]
+            }
+            let allowed: Vec<&str> = allowed.iter().map(String::as_str).collect();
+            let expected = allowed
+                .iter()
+                .map(|a| (distance(&name, a), *a))
+                .filter(|(d, a)| *d <= 2.max(a.len() / 4) && *d < a.len())
+                .min_by_key(|(d, _)| *d)
+                .map(|(_, a)| a);
+            proptest::prop_assert_eq!(closest(&name, &allowed), expected);
+        }
     }
 
     #[test]

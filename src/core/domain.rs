@@ -93,8 +93,41 @@ names! {
         IntegrationMoved = "integration_moved",
         /// An agent left a branch of its own; it was kept under a backup ref.
         StrayBranch = "stray_branch",
+        /// The base branch the integration branch stands on was recorded (first start).
+        BaseRecorded = "base_recorded",
+        /// The human asked for the integration branch to be replayed onto its moved base.
+        SyncRequested = "sync_requested",
+        /// The supervisor recorded the integration tip a sync is about to write.
+        SyncRecorded = "sync_recorded",
+        /// The integration branch now stands on the new base.
+        Synced = "synced",
+        /// A sync stopped without moving the branch (a conflict, a failing check).
+        SyncStopped = "sync_stopped",
         /// A human note or a free-form remark that changes no state.
         Note = "note",
+        /// An attempt's spend as the supervisor recorded it from the agent's own output.
+        Spend = "spend",
+        /// The agent's conversation id (Claude `session_id`, Codex `thread_id`).
+        Session = "session",
+        /// A live agent changed state (`data.substatus`), with the rule that said so
+        /// (`data.rule`) and what showed it (`data.excerpt`).
+        AgentState = "agent_state",
+        /// A budget reached 80% (`data.budget`).
+        BudgetWarning = "budget_warning",
+        /// A budget ran out: the agent was stopped and the task escalated.
+        BudgetExhausted = "budget_exhausted",
+        /// The human raised a task's budget.
+        Extended = "extended",
+        /// An account hit a usage or rate limit (`data.account`, `data.until_ms`), or it lifted.
+        Limit = "limit",
+        /// A profile's circuit breaker opened, went half-open for a probe, or closed.
+        Breaker = "breaker",
+        /// A permission request (`data.tool`, `data.subject`) or its answer (`data.decision`).
+        Permission = "permission",
+        /// A change request typed into a live interactive agent as its next turn.
+        TurnSent = "turn_sent",
+        /// An agent hook fired (`data.hook`), reported through `orch-tui hook`.
+        Hook = "hook",
     }
 }
 
@@ -133,9 +166,18 @@ names! {
     /// What a live attempt's agent is doing right now.
     Substatus {
         Starting = "starting",
+        /// Working (the word `busy` predates the agent states of issue #8).
         Busy = "busy",
+        /// Waiting for an answer to a question (`worker escalate`, a question at a turn end).
         WaitingInput = "waiting_input",
+        /// Waiting for a tool call to be allowed or denied.
+        WaitingPermission = "waiting_permission",
+        /// Waiting at a first-run screen (folder trust, API key, login).
+        WaitingDialog = "waiting_dialog",
+        /// At its prompt, the turn over.
         Idle = "idle",
+        /// Stopped by a usage or rate limit until it lifts.
+        Limited = "limited",
         Ended = "ended",
     }
 }
@@ -163,6 +205,16 @@ names! {
     Verdict {
         Approve = "approve",
         Changes = "changes",
+    }
+}
+
+impl Substatus {
+    /// Waiting for the human (a question, a permission, a first-run dialog): an inbox item.
+    pub fn is_waiting(self) -> bool {
+        matches!(
+            self,
+            Substatus::WaitingInput | Substatus::WaitingPermission | Substatus::WaitingDialog
+        )
     }
 }
 

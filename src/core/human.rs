@@ -105,6 +105,9 @@ pub fn plan(cmd: HumanCommand, t: &Target, note: Option<&str>) -> Result<Vec<Op>
         note: note.map(|n| Some(n.to_string())),
         paused_from: (to == TaskState::Paused).then_some(Some(t.state)),
         reason: Some(None),
+        // A retry or a rejection starts over from the integration tip (a rejected commit must
+        // not reach the integration history); the rest keep what a limit or an extension set.
+        resume_attempt: matches!(cmd, HumanCommand::Retry | HumanCommand::Reject).then_some(None),
     };
     let mut ops = Vec::new();
     if t.state == TaskState::Review && t.stage.is_some() {
@@ -132,6 +135,125 @@ pub fn plan(cmd: HumanCommand, t: &Target, note: Option<&str>) -> Result<Vec<Op>
             ..EventData::default()
         },
     });
+    Ok(ops)
+}
+
+/// How much more a task may spend (`orch-tui extend`): each amount is added to its budget.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Extension {
+    pub time_ms: Option<u64>,
+    pub tokens: Option<u64>,
+    pub cost_usd: Option<f64>,
+    /// Start over in a fresh worktree ("retry with more") instead of continuing where the
+    /// agent was stopped.
+    pub retry: bool,
+}
+
+/// A task's budget and what it spent so far, for [`extend`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BudgetNow {
+    pub time_ms: Option<u64>,
+    pub tokens: Option<u64>,
+    pub cost_usd: Option<f64>,
+    pub spent_tokens: u64,
+    pub spent_cost_usd: f64,
+}
+
+/// The ops that raise a task's budget by `ext`; a task that escalated (or was held) because
+/// its budget ran out goes back to ready, to continue where it stopped (or, with `retry`, to
+/// start over). An unlimited budget becomes what was spent plus the amount.
+pub fn extend(
+    t: &Target,
+    now: &BudgetNow,
+    ext: &Extension,
+    note: Option<&str>,
+) -> Result<Vec<Op>, String> {
+    let id = t.id;
+    if ext.time_ms.is_none() && ext.tokens.is_none() && ext.cost_usd.is_none() {
+        return Err(format!(
+            "say how much more task `{id}` may spend: --time DURATION, --tokens N or --cost USD"
+        ));
+    }
+    if let Some(c) = ext.cost_usd
+        && (!c.is_finite() || c <= 0.0 || c > crate::core::usage::MAX_REPORT_COST_USD)
+    {
+        return Err(format!(
+            "--cost {c} is not an amount to add: give dollars more than 0 (e.g. --cost 2.5)"
+        ));
+    }
+    if ext.tokens == Some(0) || ext.time_ms == Some(0) {
+        return Err("an extension of zero changes nothing: give an amount more than 0".into());
+    }
+    if matches!(t.state, TaskState::Done | TaskState::Cancelled) {
+        return Err(format!(
+            "cannot extend task `{id}`: it is {}; nothing of it runs any more",
+            t.state
+        ));
+    }
+    let time_ms = ext
+        .time_ms
+        .map(|d| now.time_ms.unwrap_or(0).saturating_add(d));
+    let tokens = ext
+        .tokens
+        .map(|d| now.tokens.unwrap_or(now.spent_tokens).saturating_add(d));
+    let cost_usd = ext
+        .cost_usd
+        .map(|d| now.cost_usd.unwrap_or(now.spent_cost_usd) + d);
+    let mut ops = vec![Op::SetBudget {
+        task: id.to_string(),
+        time_ms,
+        tokens,
+        cost_usd,
+        data: EventData {
+            command: Some("extend".into()),
+            note: note.map(String::from),
+            why: Some(format!(
+                "budget now{}{}{}",
+                time_ms.map_or(String::new(), |v| format!(
+                    " time {}",
+                    crate::core::duration::format_duration(v)
+                )),
+                tokens.map_or(String::new(), |v| format!(" tokens {v}")),
+                cost_usd.map_or(String::new(), |v| format!(" cost ${v:.4}"))
+            )),
+            ..EventData::default()
+        },
+    }];
+    let for_budget = t.reason.is_some_and(|r| r.contains("budget exhausted"));
+    let back = matches!(t.state, TaskState::Escalated | TaskState::Paused) && for_budget;
+    if back {
+        let to = if t.deps_done {
+            TaskState::Ready
+        } else {
+            TaskState::Pending
+        };
+        ops.push(Op::Transition {
+            task: id.to_string(),
+            from: t.state,
+            to,
+            patch: Patch {
+                not_before_ms: Some(0),
+                note: note.map(|n| Some(n.to_string())),
+                reason: Some(None),
+                resume_attempt: ext.retry.then_some(None),
+                ..Patch::default()
+            },
+            actor: Actor::Human,
+            attempt: None,
+            data: EventData {
+                command: Some(
+                    if ext.retry {
+                        "extend --retry"
+                    } else {
+                        "extend"
+                    }
+                    .into(),
+                ),
+                note: note.map(String::from),
+                ..EventData::default()
+            },
+        });
+    }
     Ok(ops)
 }
 
@@ -220,6 +342,50 @@ mod tests {
         )
         .unwrap();
         assert_eq!(to(&ops), TaskState::Ready);
+    }
+
+    #[test]
+    fn extend_raises_the_budget_and_sends_a_spent_task_back() {
+        let mut t = target(TaskState::Escalated, true);
+        t.reason = Some("cost budget exhausted ($0.0102 of $0.0100); ...");
+        let now = BudgetNow {
+            cost_usd: Some(0.01),
+            spent_cost_usd: 0.0102,
+            ..BudgetNow::default()
+        };
+        let ext = Extension {
+            cost_usd: Some(1.0),
+            ..Extension::default()
+        };
+        let ops = extend(&t, &now, &ext, None).unwrap();
+        assert!(
+            matches!(&ops[0], Op::SetBudget { cost_usd: Some(c), .. } if (*c - 1.01).abs() < 1e-9)
+        );
+        match &ops[1] {
+            Op::Transition { to, patch, .. } => {
+                assert_eq!(*to, TaskState::Ready);
+                assert_eq!(patch.resume_attempt, None, "continues where it stopped");
+            }
+            other => panic!("{other:?}"),
+        }
+        let retry = Extension {
+            retry: true,
+            ..ext.clone()
+        };
+        let ops = extend(&t, &now, &retry, None).unwrap();
+        assert!(
+            matches!(&ops[1], Op::Transition { patch, .. } if patch.resume_attempt == Some(None))
+        );
+        // A working task just gets more.
+        let ops = extend(&target(TaskState::Working, true), &now, &ext, None).unwrap();
+        assert_eq!(ops.len(), 1);
+        let err = extend(&t, &now, &Extension::default(), None).unwrap_err();
+        assert!(
+            err.contains("--time DURATION, --tokens N or --cost USD"),
+            "{err}"
+        );
+        let err = extend(&target(TaskState::Done, true), &now, &ext, None).unwrap_err();
+        assert!(err.contains("it is done"), "{err}");
     }
 
     #[test]

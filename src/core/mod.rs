@@ -2,15 +2,18 @@
 //! No I/O, no tokio, no terminal; nothing here imports the other parts.
 
 pub mod agent_event;
+pub mod base;
 pub mod config;
 pub mod dag;
 pub mod diag;
 pub mod domain;
 pub mod duration;
 pub mod funnel;
+pub mod hooks;
 pub mod human;
 pub mod new_task;
 pub mod ops;
+pub mod permissions;
 pub mod plan;
 pub mod plan_graph;
 pub mod pull_request;

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::core::domain::{
-    Actor, AttemptId, AttemptNo, AttemptState, EventKind, FunnelStage, Role,
+    Actor, AttemptId, AttemptNo, AttemptState, EventKind, FunnelStage, Role, Substatus,
 };
 use crate::core::state::TaskState;
 
@@ -18,6 +18,9 @@ pub struct Patch {
     pub note: Option<Option<String>>,
     pub reason: Option<Option<String>>,
     pub paused_from: Option<Option<TaskState>>,
+    /// The attempt whose worktree and conversation the task's next attempt continues (a limit
+    /// that lifted, a budget extended); `Some(None)` clears it.
+    pub resume_attempt: Option<Option<AttemptId>>,
 }
 
 /// What an event says besides its kind, as fixed keys (older ledgers' extra keys are ignored).
@@ -109,6 +112,47 @@ pub struct EventData {
     pub content_hash: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub spec_version: Option<i64>,
+    /// A live agent's state (`agent_state`), the rule that said so and what showed it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub substatus: Option<Substatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub excerpt: Option<String>,
+    /// The agent's conversation id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    /// Budgets: which one (`time`, `tokens`, `cost`, and `run ...`), how much was spent and of
+    /// what limit (in the budget's own unit: ms, tokens, dollars).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spent: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<f64>,
+    /// Limits and breakers: the account or profile concerned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// Permissions: the tool, what it concerns, and the answer (`allow`, `always`, `deny`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision: Option<String>,
+    /// The event sequence number of the request a decision answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request: Option<i64>,
+    /// The hook that fired (`Stop`, `Notification`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hook: Option<String>,
+    /// The agent's conversation transcript, as its hooks name it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transcript: Option<String>,
+    /// Where a permission request showed: `hook` (answered through the hook) or `screen` (the
+    /// answer is typed into the agent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 impl EventData {
@@ -133,6 +177,8 @@ pub struct NewAttempt {
     pub worktree: String,
     pub branch: String,
     pub log_dir: String,
+    /// The earlier attempt this one continues (same worktree, same conversation).
+    pub continues: Option<AttemptId>,
 }
 
 /// How an attempt ended.
@@ -200,9 +246,73 @@ pub enum Op {
     SetHold {
         hold: Option<String>,
     },
+    /// Ask for the integration branch to be replayed onto `onto`, the commit of the base
+    /// `refname` (`orch-tui sync`). Replaces a request whose tip is not recorded yet and clears
+    /// the last sync's problem; refused while a recorded sync tip is being written.
+    RequestSync {
+        refname: String,
+        onto: String,
+    },
+    /// The sync onto `onto` made `tip` from integration tip `from`: recorded before the branch
+    /// moves (expects that request, and `from` as the recorded integration tip).
+    RecordSync {
+        onto: String,
+        from: String,
+        tip: String,
+    },
+    /// The sync onto `onto` is over: `moved` (the base is now `onto`, under the requested ref)
+    /// or stopped, with the `problem` for the human. Expects that request.
+    EndSync {
+        onto: String,
+        moved: bool,
+        problem: Option<String>,
+    },
+    /// The base the integration branch stands on, recorded once (expects none recorded).
+    SetBase {
+        refname: String,
+        oid: String,
+    },
     /// The human answered a waiting agent.
     Answered {
         id: AttemptId,
+    },
+    /// An attempt's spend so far, as totals (each figure validated; a figure below what is
+    /// recorded keeps the recorded one: spend never goes down).
+    RecordSpend {
+        id: AttemptId,
+        tokens_in: u64,
+        tokens_out: u64,
+        cost_usd: f64,
+    },
+    /// The agent's conversation id, for resuming it.
+    Session {
+        id: AttemptId,
+        session: String,
+    },
+    /// A live attempt's agent changed state; `question` is what waits for the human (cleared
+    /// when it stops waiting). Changes nothing once the attempt ended.
+    AgentState {
+        id: AttemptId,
+        substatus: Substatus,
+        question: Option<String>,
+        actor: Actor,
+        data: EventData,
+    },
+    /// A task's budget, each limit that is `Some` set to that value (the human's `extend`).
+    SetBudget {
+        task: String,
+        time_ms: Option<u64>,
+        tokens: Option<u64>,
+        cost_usd: Option<f64>,
+        data: EventData,
+    },
+    /// A gate on dispatch: an account paused by a limit, or a profile's open breaker, until
+    /// `until_ms`; `None` lifts it.
+    SetGate {
+        kind: GateKind,
+        name: String,
+        until_ms: Option<u64>,
+        why: String,
     },
     /// An event that changes no state table.
     Event {
@@ -214,6 +324,36 @@ pub enum Op {
     },
 }
 
+/// What holds dispatch back for an account or a profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum GateKind {
+    /// An account's usage or rate limit.
+    Limit,
+    /// A profile's circuit breaker (repeated infrastructure failures).
+    Breaker,
+    /// The run's budget is spent: nothing new starts (name `run`).
+    Budget,
+}
+
+impl GateKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GateKind::Limit => "limit",
+            GateKind::Breaker => "breaker",
+            GateKind::Budget => "budget",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<GateKind> {
+        match s {
+            "limit" => Some(GateKind::Limit),
+            "breaker" => Some(GateKind::Breaker),
+            "budget" => Some(GateKind::Budget),
+            _ => None,
+        }
+    }
+}
+
 impl Op {
     /// The attempt this op touches by id, if any.
     pub fn attempt_id(&self) -> Option<AttemptId> {
@@ -222,7 +362,10 @@ impl Op {
             Op::AttemptRunning { id, .. }
             | Op::FinishAttempt(Finish { id, .. })
             | Op::RecordMerge { id, .. }
-            | Op::Answered { id } => Some(*id),
+            | Op::Answered { id }
+            | Op::RecordSpend { id, .. }
+            | Op::Session { id, .. }
+            | Op::AgentState { id, .. } => Some(*id),
             _ => None,
         }
     }
@@ -232,7 +375,8 @@ impl Op {
         match self {
             Op::Transition { task, .. }
             | Op::SetStage { task, .. }
-            | Op::ExpectStage { task, .. } => Some(task),
+            | Op::SetBudget { task, .. } => Some(task),
+            Op::ExpectStage { task, .. } => Some(task),
             Op::InsertAttempt(a) => Some(&a.task),
             Op::Event { task, .. } => task.as_deref(),
             _ => None,

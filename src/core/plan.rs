@@ -5,8 +5,7 @@
 //! because serde stops at the first error and loses positions for semantic problems (unknown
 //! dependency, cycle) that span several tasks.
 
-use std::collections::BTreeMap;
-use std::ops::Range;
+use std::collections::{BTreeMap, HashMap};
 
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
@@ -366,29 +365,24 @@ fn check_graph(sink: &mut Sink<'_>, tasks: &[RawTask]) {
             ..TaskSpec::default()
         });
     }
+    // The header line of each task (the first of a duplicated id), for the cycles below.
+    let mut header_line: HashMap<&str, usize> = HashMap::new();
+    for t in &clean_deps {
+        header_line.entry(t.id.as_str()).or_insert(t.line);
+    }
     for cycle in find_cycles(&clean_deps) {
-        let line = clean_deps
-            .iter()
-            .find(|t| Some(&t.id) == cycle.first())
-            .map_or(1, |t| t.line);
-        let span = line_span(sink, line);
+        let line = cycle
+            .first()
+            .and_then(|id| header_line.get(id.as_str()))
+            .copied()
+            .unwrap_or(1);
+        let start = if line > 1 { sink.line_start(line) } else { 0 };
         sink.error(
-            &span,
+            &(start..start),
             format!("dependency cycle: {}", cycle.join(" -> ")),
             "each arrow reads \"depends on\"; remove one of these depends_on entries to break the loop",
         );
     }
-}
-
-/// Byte span of the start of 1-based `line`, to point a diagnostic at a task header.
-fn line_span(sink: &Sink<'_>, line: usize) -> Range<usize> {
-    let start = sink
-        .text
-        .match_indices('\n')
-        .nth(line.saturating_sub(2))
-        .filter(|_| line > 1)
-        .map_or(0, |(i, _)| i + 1);
-    start..start
 }
 
 fn closest_id<'a>(name: &str, ids: &BTreeMap<&'a str, usize>) -> Option<&'a str> {

@@ -3,7 +3,7 @@
 //! Kept apart from plan parsing so the scheduler and `orch-tui add --after` can ask "would this
 //! edge close a cycle?" without going through TOML.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use crate::core::plan::TaskSpec;
 
@@ -115,12 +115,11 @@ fn strongly_connected(adj: &[Vec<usize>]) -> Vec<Vec<usize>> {
 /// search inside the component), so the printed path is short and deterministic.
 fn cycle_through_min(adj: &[Vec<usize>], comp: &[usize]) -> Option<Vec<usize>> {
     let start = *comp.iter().min()?;
-    let mut member = vec![false; adj.len()];
-    for &c in comp {
-        member[c] = true;
-    }
-    let inside = |x: usize| member.get(x).copied().unwrap_or(false);
-    let mut prev: BTreeMap<usize, usize> = BTreeMap::new();
+    // A set of the component's own nodes, not a flag per node of the graph: a plan can hold
+    // thousands of small loops.
+    let member: HashSet<usize> = comp.iter().copied().collect();
+    let inside = |x: usize| member.contains(&x);
+    let mut prev: HashMap<usize, usize> = HashMap::new();
     let mut queue = VecDeque::from([start]);
     while let Some(v) = queue.pop_front() {
         for &w in &adj[v] {

@@ -2,8 +2,8 @@
 //! `core::human::plan` on the task as it stands inside the transaction, written with actor
 //! `human`, from the CLI or the TUI alike. A running supervisor sees the change and acts on it.
 
-pub use crate::core::human::HumanCommand;
-use crate::core::human::{Target, plan};
+use crate::core::human::{BudgetNow, Target, extend, plan};
+pub use crate::core::human::{Extension, HumanCommand};
 use crate::core::state::TaskState;
 use crate::ledger::{Ledger, LedgerError, apply_ops, settle_dag};
 
@@ -44,5 +44,66 @@ pub fn apply_human(
         // dependency still blocks them).
         settle_dag(tx)?;
         Ok(format!("{task}: {} -> {to}", row.state))
+    })
+}
+
+/// Raise a task's budget (`orch-tui extend`); a task stopped by its budget goes on. Returns
+/// what changed, in words.
+pub fn apply_extend(
+    ledger: &mut Ledger,
+    task: &str,
+    ext: &Extension,
+    note: Option<&str>,
+) -> Result<String, LedgerError> {
+    ledger.write(|tx| {
+        let row = crate::ledger::task_in(tx, task)?.ok_or_else(|| {
+            LedgerError::BadInput(format!(
+                "no task `{task}` in the ledger: `orch-tui status` lists the tasks"
+            ))
+        })?;
+        let deps_done = row.depends_on.iter().all(|d| {
+            crate::ledger::task_in(tx, d)
+                .ok()
+                .flatten()
+                .is_some_and(|t| t.state == TaskState::Done)
+        });
+        let (spent_tokens, spent_cost_usd): (i64, f64) = tx.query_row(
+            "SELECT COALESCE(SUM(tokens_in + tokens_out), 0), COALESCE(SUM(cost_usd), 0)
+             FROM attempts WHERE task = ?1",
+            [task],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let target = Target {
+            id: task,
+            state: row.state,
+            stage: row.stage,
+            deps_done,
+            reason: row.reason.as_deref(),
+        };
+        let now = BudgetNow {
+            time_ms: row.budget_time_ms,
+            tokens: row.budget_tokens,
+            cost_usd: row.budget_cost_usd,
+            spent_tokens: spent_tokens.max(0) as u64,
+            spent_cost_usd,
+        };
+        let ops = extend(&target, &now, ext, note).map_err(LedgerError::BadInput)?;
+        let to = ops.iter().find_map(|o| match o {
+            crate::core::ops::Op::Transition { to, .. } => Some(*to),
+            _ => None,
+        });
+        let budget = ops.iter().find_map(|o| match o {
+            crate::core::ops::Op::SetBudget { data, .. } => data.why.clone(),
+            _ => None,
+        });
+        apply_ops(tx, &ops, &mut String::new)?;
+        Ok(match to {
+            Some(to) => format!(
+                "{task}: {}; {} -> {to}",
+                budget.unwrap_or_default(),
+                row.state
+            ),
+            None => format!("{task}: {}", budget.unwrap_or_default()),
+        })
     })
 }

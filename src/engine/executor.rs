@@ -58,6 +58,11 @@ pub struct Executor {
     queue: VecDeque<Event>,
     /// Answers to this step's writes, in the order they were written.
     answers: Vec<Event>,
+    /// Writes made so far, and how many there were when the ledger was last read for an
+    /// `Observed`: rows read before a later write may be older than the model (an integration
+    /// tip that moved since), so they are read again before the supervisor sees them.
+    writes: u64,
+    observed_at: u64,
     pub(crate) views: Arc<Mutex<BTreeMap<AttemptId, AgentView>>>,
     pub(crate) observers: Vec<std::sync::mpsc::Sender<EngineEvent>>,
     progress: Box<dyn FnMut(&str) + Send>,
@@ -87,6 +92,8 @@ impl Executor {
             slots: BTreeMap::new(),
             queue: VecDeque::new(),
             answers: Vec::new(),
+            writes: 0,
+            observed_at: 0,
             views: Arc::new(Mutex::new(BTreeMap::new())),
             observers: Vec::new(),
             progress,
@@ -132,7 +139,16 @@ impl Executor {
             }
         }
         boot.worktrees = git.orch_worktrees().unwrap_or_default();
-        self.queue.push_back(Event::Boot(boot));
+        // No base recorded yet (the first start, or a ledger from before bases): this run's,
+        // with the commit where the integration branch meets it.
+        if boot.sync.base_ref.is_none()
+            && let (Some(base), Some(actual)) = (self.config().base.clone(), &boot.actual_tip)
+            && let Ok(Some(oid)) = git.rev_parse(&base)
+            && let Ok(meet) = git.merge_base(actual, &oid)
+        {
+            boot.base = Some((base, meet));
+        }
+        self.queue.push_back(Event::Boot(Box::new(boot)));
         self.drain()
     }
 
@@ -166,6 +182,7 @@ impl Executor {
             if !self.announced {
                 let scratch = format!("{}/{}", self.env.worktrees_dir, RECHECK_WORKTREE);
                 let _ = self.ctx.git.drop_scratch(&scratch);
+                let _ = self.ctx.git.drain_pool();
                 self.emit(EngineEvent::Finished);
                 self.announced = true;
             }
@@ -227,6 +244,7 @@ impl Executor {
     fn finish_stop(&mut self) {
         let scratch = format!("{}/{}", self.env.worktrees_dir, RECHECK_WORKTREE);
         let _ = self.ctx.git.drop_scratch(&scratch);
+        let _ = self.ctx.git.drain_pool();
         self.publish_views();
     }
 
@@ -296,6 +314,7 @@ impl Executor {
             return Ok(());
         }
         let observed = self.store.rows(&tasks).map_err(EngineError::Failed)?;
+        self.observed_at = self.writes;
         self.queue.push_back(Event::Observed(observed));
         Ok(())
     }
@@ -316,6 +335,17 @@ impl Executor {
                      with .orch/logs/orch-tui.log"
                 )));
             }
+            // Rows another process wrote were read when it poked; this supervisor's own writes
+            // may have landed since (their answers go first): read them again now, or the model
+            // would go back to an older integration tip, hold or task state.
+            let event = match event {
+                Event::Observed(o) if self.writes != self.observed_at => {
+                    let tasks: Vec<String> = o.tasks.iter().map(|t| t.id.clone()).collect();
+                    self.observed_at = self.writes;
+                    Event::Observed(self.store.rows(&tasks).map_err(EngineError::Failed)?)
+                }
+                e => e,
+            };
             // What clients show changes with everything but the clock's tick.
             changed |= !matches!(event, Event::Tick);
             let now = self.rt.now_ms();
@@ -379,6 +409,16 @@ impl Executor {
                 let job = jobs::tidy_job(&self.ctx, t);
                 self.rt.spawn(job);
             }
+            Effect::PrepareSync(p) => {
+                let scratch = format!("{}/{}", self.env.worktrees_dir, RECHECK_WORKTREE);
+                let job = jobs::sync_job(&self.ctx, p, scratch, self.worktree_prep());
+                self.rt.spawn(job);
+            }
+            Effect::MoveSync { tip, from } => {
+                let refname = format!("refs/heads/{}", self.config().integration_branch);
+                let job = jobs::sync_move_job(&self.ctx, refname, tip, from);
+                self.rt.spawn(job);
+            }
             Effect::Backup { name, oid } => {
                 if let Err(e) = self.ctx.git.backup_ref(&name, &oid) {
                     tracing::error!(%name, %oid, error = %e, "could not write a backup ref");
@@ -417,6 +457,7 @@ impl Executor {
         loop {
             match self.store.write(ops) {
                 Ok(()) => {
+                    self.writes += 1;
                     if tries > 0 {
                         (self.progress)("the ledger is writable again; going on");
                     }
@@ -508,8 +549,14 @@ impl Executor {
                 return;
             }
         }
+        let screen_rules = if profile.mode == crate::core::config::AgentMode::Interactive {
+            crate::core::screen_rules::merged(profile.adapter.as_str(), &self.config().screen_rules)
+        } else {
+            Vec::new()
+        };
         let plan = SetupPlan {
             setup: s,
+            screen_rules,
             profile,
             prompt,
             prompt_file,

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use super::world::{Agents, Checks, GitOps, Incoming, Job, Launch, Sink, Spawned};
 use crate::core::config::AgentProfile;
 use crate::core::supervisor::{
-    Collect, Event, JobFailure, MergeOutcome, MergePrep, MoveOutcome, Setup, Tidy,
+    Collect, Event, JobFailure, MergeOutcome, MergePrep, MoveOutcome, Setup, SyncOutcome, SyncPrep,
+    Tidy,
 };
 use crate::git::{GitError, Replay};
 
@@ -40,29 +41,8 @@ pub struct SetupPlan {
     pub slot: u32,
     /// What `[worktree]` asks of a new worktree (`prepare::ready_worktree`).
     pub prep: super::prepare::WorktreePrep,
-}
-
-/// Replace placeholders inside one argument each, in one pass: a `{task}` written inside the
-/// prompt text stays as written. Never through a shell.
-pub fn expand(arg: &str, vars: &[(&str, &str)]) -> String {
-    let mut out = String::with_capacity(arg.len());
-    let mut rest = arg;
-    'scan: while let Some(i) = rest.find('{') {
-        out.push_str(&rest[..i]);
-        let tail = &rest[i..];
-        for (name, value) in vars {
-            let key = format!("{{{name}}}");
-            if tail.starts_with(&key) {
-                out.push_str(value);
-                rest = &tail[key.len()..];
-                continue 'scan;
-            }
-        }
-        out.push('{');
-        rest = &tail[1..];
-    }
-    out.push_str(rest);
-    out
+    /// For an interactive agent: the rules its screen is classified by.
+    pub screen_rules: Vec<crate::core::screen_rules::ScreenRule>,
 }
 
 pub fn setup_job(ctx: &JobCtx, plan: SetupPlan) -> Job {
@@ -92,22 +72,40 @@ fn run_setup(ctx: &JobCtx, p: SetupPlan) -> Result<Spawned, String> {
     }
     crate::os::files::write_private(std::path::Path::new(&p.prompt_file), p.prompt.as_bytes())
         .map_err(|e| format!("cannot write {}: {e}", p.prompt_file))?;
-    let vars = [
-        ("prompt_file", p.prompt_file.as_str()),
-        ("prompt", p.prompt.as_str()),
-        ("task", s.task.as_str()),
-        ("worktree", s.worktree.as_str()),
-        ("orch", p.orch_bin.as_str()),
-    ];
-    let argv = p.profile.command.iter().map(|a| expand(a, &vars)).collect();
+    // The adapter builds the argv (placeholders in one pass, a large prompt by file, Claude's
+    // per-attempt hooks next to the logs, `--resume` for a continued conversation).
+    let how = crate::agent::adapter::launch(
+        &p.profile,
+        &crate::agent::adapter::LaunchContext {
+            prompt: &p.prompt,
+            prompt_file: std::path::Path::new(&p.prompt_file),
+            task: &s.task,
+            worktree: std::path::Path::new(&s.worktree),
+            orch_bin: std::path::Path::new(&p.orch_bin),
+            attempt_dir: std::path::Path::new(&s.log_dir),
+            resume: s.resume.as_deref(),
+            max_budget_usd: s.max_budget_usd,
+        },
+    )?;
+    let mut env = p.env.clone();
+    env.extend(how.env);
+    let resumed_tokens = s.resume.as_ref().map(|_| crate::core::agent_event::Tokens {
+        input: s.baseline.tokens_in,
+        output: s.baseline.tokens_out,
+        ..Default::default()
+    });
     let launch = Launch {
         attempt: s.attempt,
         task: s.task.clone(),
-        argv,
+        argv: how.argv,
         cwd: s.worktree.clone(),
-        env: p.env.clone(),
+        env,
         log_dir: s.log_dir.clone(),
         rotate_bytes: p.rotate_bytes,
+        profile: p.profile.clone(),
+        resumed_tokens,
+        paste: how.paste,
+        screen_rules: p.screen_rules.clone(),
     };
     let branches = ctx.git.branch_names().map_err(|e| e.to_string())?;
     let process = ctx.agents.spawn(launch, ctx.sink.clone())?;
@@ -267,15 +265,107 @@ pub fn tidy_job(ctx: &JobCtx, t: Tidy) -> Job {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::expand;
+pub fn sync_job(
+    ctx: &JobCtx,
+    p: SyncPrep,
+    scratch: String,
+    prep: super::prepare::WorktreePrep,
+) -> Job {
+    let ctx = ctx.clone();
+    Box::new(move || {
+        let result = prepare_sync(&ctx, &p, &scratch, &prep);
+        Incoming::Event(Event::SyncPrepared {
+            onto: p.onto,
+            from: p.from,
+            result,
+        })
+    })
+}
 
-    #[test]
-    fn placeholders_are_replaced_in_one_pass() {
-        let vars = [("prompt", "fix {task} please"), ("task", "t1")];
-        assert_eq!(expand("{prompt}", &vars), "fix {task} please");
-        assert_eq!(expand("--id={task}", &vars), "--id=t1");
-        assert_eq!(expand("{unknown} {", &vars), "{unknown} {");
+/// The integration branch replayed onto the moved base with the replay a task's merge uses,
+/// then the config's merge checks on exactly the tree that would land.
+fn prepare_sync(
+    ctx: &JobCtx,
+    p: &SyncPrep,
+    scratch: &str,
+    prep: &super::prepare::WorktreePrep,
+) -> SyncOutcome {
+    let git = ctx.git.as_ref();
+    let fail = |e| SyncOutcome::Failed(failure(e));
+    match git.is_ancestor(&p.onto, &p.from) {
+        Ok(true) => return SyncOutcome::UpToDate,
+        Ok(false) => {}
+        Err(e) => return fail(e),
     }
+    let tip = match git.is_ancestor(&p.from, &p.onto) {
+        // Everything on the branch is in the new base already (its pull request was merged):
+        // the new base is the new tip.
+        Ok(true) => p.onto.clone(),
+        Ok(false) => {
+            // What orch-tui put on top of the base it stands on. An older ledger that never
+            // recorded it, or a base no longer under the branch: where the two meet.
+            let recorded = match &p.base {
+                Some(b) => match git.is_ancestor(b, &p.from) {
+                    Ok(true) => Some(b.clone()),
+                    Ok(false) => None,
+                    Err(e) => return fail(e),
+                },
+                None => None,
+            };
+            let base = match recorded {
+                Some(b) => b,
+                None => match git.merge_base(&p.from, &p.onto) {
+                    Ok(b) => b,
+                    Err(e) => return fail(e),
+                },
+            };
+            match git.replay_onto(&base, &p.from, &p.onto) {
+                Ok(Replay::Clean { tip }) => tip,
+                Ok(Replay::Conflict { files }) => return SyncOutcome::Conflict { files },
+                Err(e) => return fail(e),
+            }
+        }
+        Err(e) => return fail(e),
+    };
+    let mut results = Vec::new();
+    if !p.checks.is_empty() {
+        if let Err(e) = git.checkout_scratch(scratch, &tip) {
+            return fail(e);
+        }
+        // The project's [worktree] setup and copies, as for a merge's re-check.
+        if let Err(setup) = super::prepare::ready_recheck(prep, scratch, &p.log) {
+            return SyncOutcome::ChecksFailed {
+                results: vec![setup],
+            };
+        }
+        results = ctx.checks.run(scratch, &p.checks, &p.log);
+        if results.iter().any(|r| !r.passed) {
+            return SyncOutcome::ChecksFailed { results };
+        }
+    }
+    SyncOutcome::Ready { tip, results }
+}
+
+/// Move the integration branch to a sync's tip by compare-and-swap from `from`. When git fails,
+/// where the branch is decides: still at `from` is a failure (nothing moved); anywhere else is
+/// someone else's move (or ours, when it is at `tip`).
+pub fn sync_move_job(ctx: &JobCtx, refname: String, tip: String, from: String) -> Job {
+    let ctx = ctx.clone();
+    Box::new(move || {
+        let git = ctx.git.as_ref();
+        let result = match git.cas_update_ref(&refname, &tip, &from) {
+            Ok(true) => MoveOutcome::Moved,
+            Ok(false) => match git.rev_parse(&refname) {
+                Ok(found) => MoveOutcome::NotWhereLeft { found },
+                Err(e) => MoveOutcome::Failed(failure(e)),
+            },
+            Err(e) => match git.rev_parse(&refname) {
+                Ok(Some(now)) if now == tip => MoveOutcome::Moved,
+                Ok(Some(now)) if now == from => MoveOutcome::Failed(failure(e)),
+                Ok(found) => MoveOutcome::NotWhereLeft { found },
+                Err(_) => MoveOutcome::Failed(failure(e)),
+            },
+        };
+        Incoming::Event(Event::SyncMoved { tip, result })
+    })
 }

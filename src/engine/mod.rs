@@ -3,9 +3,11 @@
 //! Clients (the TUI, signal handlers, other processes through the poke socket) talk to it through
 //! its channel.
 
+pub mod base;
 mod checks;
 mod commands;
 pub mod executor;
+pub mod feed;
 pub mod jobs;
 mod lock;
 pub mod new_tasks;
@@ -17,9 +19,10 @@ pub mod real_store;
 pub mod real_world;
 mod review;
 pub mod summary;
+mod watch;
 pub mod world;
 
-pub use commands::{HumanCommand, apply_human};
+pub use commands::{Extension, HumanCommand, apply_extend, apply_human};
 pub use lock::poke;
 pub use real_world::OutputHook;
 
@@ -199,14 +202,38 @@ impl Engine {
     /// Take the supervisor lock, start a new epoch and settle whatever a previous supervisor
     /// left behind.
     pub fn start(opts: EngineOptions) -> Result<Engine, EngineError> {
+        Engine::start_as(opts, false)
+    }
+
+    /// [`Engine::start`] to recover and sync only: no agent, check or task merge is started,
+    /// and the run ends once no sync is due (`orch-tui sync` when no supervisor runs).
+    pub fn start_sync(opts: EngineOptions) -> Result<Engine, EngineError> {
+        Engine::start_as(opts, true)
+    }
+
+    fn start_as(mut opts: EngineOptions, only_sync: bool) -> Result<Engine, EngineError> {
         let lock = lock::acquire(&opts.paths.orch).map_err(EngineError::Refused)?;
         let mut ledger = Ledger::open(&opts.paths.ledger)?;
         let repo = Repo::open(&opts.paths.repo)
             .map_err(failed)?
             .with_timeout(std::time::Duration::from_millis(opts.config.git.timeout_ms));
         repo.ensure_excluded(".orch/").map_err(failed)?;
-        repo.ensure_branch(&opts.config.integration_branch)
-            .map_err(failed)?;
+        // The base: recorded, or this first start's; the integration branch is cut from it.
+        let integration = opts.config.integration_branch.clone();
+        let recorded = ledger.integration()?.sync.base_ref;
+        let base = base::for_run(
+            &repo,
+            recorded.as_deref(),
+            opts.config.base.as_deref(),
+            &integration,
+        )
+        .map_err(failed)?;
+        match &base {
+            Some(b) => repo.ensure_branch_at(&integration, b),
+            None => repo.ensure_branch(&integration),
+        }
+        .map_err(failed)?;
+        opts.config.base = base;
         for dir in [&opts.paths.worktrees, &opts.paths.logs, &opts.paths.prompts] {
             std::fs::create_dir_all(dir)
                 .map_err(|e| failed(format!("cannot create {}: {e}", dir.display())))?;
@@ -239,6 +266,10 @@ impl Engine {
             git: Arc::new(real_git::RealGit {
                 repo,
                 worktrees_dir: worktrees.clone(),
+                pool: Some(real_git::RealGit::default_pool(
+                    opts.config.slots,
+                    &opts.config.worktree.reuse,
+                )),
             }),
             agents: Arc::new(real_world::PtyAgents {
                 on_output: opts.on_output.clone(),
@@ -257,7 +288,13 @@ impl Engine {
             orch_bin: text(&opts.orch_bin),
             rotate_bytes: opts.config.log_rotate_bytes,
         };
-        let core = Supervisor::new(opts.config, roots, epoch, seed());
+        let mut core = Supervisor::new(opts.config, roots, epoch, seed());
+        if only_sync {
+            core.set_only_sync();
+        }
+        core.set_utc_offset(crate::os::utc_offset_s(
+            (crate::ledger::now_ms() / 1000) as i64,
+        ));
         let progress = progress_printer(opts.print_progress);
         let mut exec = Executor::new(
             core,

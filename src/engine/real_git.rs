@@ -6,12 +6,27 @@ use std::path::Path;
 use super::world::GitOps;
 use crate::core::domain::AttemptNo;
 use crate::core::supervisor::{Change, Collect, Stray, Tidy, WorktreeFact};
-use crate::git::{GitError, Replay, Repo, backup_ref_name};
+use crate::git::{GitError, Pool, Replay, Repo, backup_ref_name};
 
 pub struct RealGit {
     pub repo: Repo,
     /// `.orch/worktrees`, where every attempt's worktree lives.
     pub worktrees_dir: String,
+    /// Ready worktrees reused instead of a full checkout (`git::pool`); `None`: every attempt
+    /// gets a fresh `git worktree add` and a finished one is removed.
+    pub pool: Option<Pool>,
+}
+
+impl RealGit {
+    /// The pool the engine uses: up to one idle worktree per slot under `.orch/pool`, keeping
+    /// the build caches `[worktree] reuse` names.
+    pub fn default_pool(slots: usize, reuse: &[String]) -> Pool {
+        Pool {
+            dir: ".orch/pool".into(),
+            reuse: reuse.to_vec(),
+            max_idle: slots,
+        }
+    }
 }
 
 /// `TASK-N` → (task, N); `_recheck` and other names are not attempts.
@@ -77,12 +92,16 @@ impl GitOps for RealGit {
             .and_then(|f| parse_worktree_name(&f.to_string_lossy()))
             .and_then(|(_, n)| n)
             .map_or("stale".to_string(), |n| n.to_string());
-        self.repo.create_worktree(
-            Path::new(path),
-            branch,
-            base,
-            &format!("{backup_prefix}/{n}"),
-        )
+        let backup = format!("{backup_prefix}/{n}");
+        match &self.pool {
+            Some(pool) => self
+                .repo
+                .take_worktree(pool, Path::new(path), branch, base, &backup)
+                .map(|_| ()),
+            None => self
+                .repo
+                .create_worktree(Path::new(path), branch, base, &backup),
+        }
     }
 
     fn collect(&self, c: &Collect, branches_before: &[String]) -> Result<Change, GitError> {
@@ -143,21 +162,31 @@ impl GitOps for RealGit {
         self.repo.cas_update_ref(refname, new, old)
     }
 
+    fn drain_pool(&self) -> Result<(), GitError> {
+        match &self.pool {
+            Some(pool) => self.repo.drain_pool(pool).map(|_| ()),
+            None => Ok(()),
+        }
+    }
+
     fn backup_ref(&self, name: &str, oid: &str) -> Result<String, GitError> {
         self.repo.backup_ref(name, oid)
     }
 
     fn tidy(&self, t: &Tidy) -> Result<(), GitError> {
         let backup = backup_ref_name(&t.task, t.n.map_or(0, |n| n.0));
-        match &t.merged {
-            Some((merged, agent)) => self
+        let wt = Path::new(&t.worktree);
+        match (&t.merged, &self.pool) {
+            (Some((merged, agent)), Some(pool)) => self
                 .repo
-                .retire_merged(Path::new(&t.worktree), &t.branch, merged, agent, &backup)
+                .retire_merged_to_pool(pool, wt, &t.branch, merged, agent, &backup)
                 .map(|_| ()),
-            None => self
+            (Some((merged, agent)), None) => self
                 .repo
-                .retire_worktree(Path::new(&t.worktree), &backup)
+                .retire_merged(wt, &t.branch, merged, agent, &backup)
                 .map(|_| ()),
+            (None, Some(pool)) => self.repo.give_back_worktree(pool, wt, &backup).map(|_| ()),
+            (None, None) => self.repo.retire_worktree(wt, &backup).map(|_| ()),
         }
     }
 

@@ -25,19 +25,6 @@ impl SqliteStore {
             token,
         })
     }
-
-    fn supervisor_row(&self) -> Result<(Option<String>, Option<String>), LedgerError> {
-        let row = self
-            .ledger
-            .conn()
-            .query_row(
-                "SELECT integration_tip, hold FROM supervisor WHERE id = 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        Ok(row.unwrap_or((None, None)))
-    }
 }
 
 pub fn task_rec(t: TaskRow) -> TaskRec {
@@ -56,6 +43,8 @@ pub fn task_rec(t: TaskRow) -> TaskRec {
         failures: t.failures,
         max_attempts: t.max_attempts,
         budget_time_ms: t.budget_time_ms,
+        budget_tokens: t.budget_tokens,
+        budget_cost_usd: t.budget_cost_usd,
         checks: t.checks,
         risk_high: t.risk_high,
         stage: t.stage,
@@ -63,6 +52,7 @@ pub fn task_rec(t: TaskRow) -> TaskRec {
         note: t.note,
         reason: t.reason,
         paused_from: t.paused_from,
+        resume_attempt: t.resume_attempt,
     }
 }
 
@@ -89,6 +79,16 @@ pub fn attempt_rec(a: AttemptRow) -> AttemptRec {
         merge_tip: a.merge_tip,
         merge_onto: a.merge_onto,
         started_ms: u64::try_from(a.started_ms).unwrap_or(0),
+        ended_ms: a.ended_ms.and_then(|e| u64::try_from(e).ok()).unwrap_or(0),
+        session: a.session,
+        continues: a.continues,
+        tokens_in: u64::try_from(a.tokens_in).unwrap_or(0),
+        tokens_out: u64::try_from(a.tokens_out).unwrap_or(0),
+        cost_usd: if a.cost_usd.is_finite() {
+            a.cost_usd.max(0.0)
+        } else {
+            0.0
+        },
     }
 }
 
@@ -113,13 +113,25 @@ impl Store for SqliteStore {
         for t in &tasks {
             attempts.extend(self.ledger.attempts(&t.id).map_err(text)?);
         }
-        let (tip, hold) = self.supervisor_row().map_err(text)?;
+        let row = self.ledger.integration().map_err(text)?;
         self.last_seq = self.ledger.last_seq().map_err(text)?;
+        let gates = self
+            .ledger
+            .gates()
+            .map_err(text)?
+            .into_iter()
+            .filter_map(|g| {
+                let kind = crate::core::ops::GateKind::parse(&g.kind)?;
+                Some((kind, g.name, g.until_ms, g.why))
+            })
+            .collect();
         Ok(Boot {
             tasks: tasks.into_iter().map(task_rec).collect(),
             attempts: attempts.into_iter().map(attempt_rec).collect(),
-            recorded_tip: tip,
-            hold,
+            recorded_tip: row.tip,
+            hold: row.hold,
+            sync: row.sync,
+            gates,
             ..Boot::default()
         })
     }
@@ -134,9 +146,10 @@ impl Store for SqliteStore {
                 out.attempts.push(attempt_rec(a));
             }
         }
-        let (tip, hold) = self.supervisor_row().map_err(text)?;
-        out.hold = Some(hold);
-        out.integration_tip = tip;
+        let row = self.ledger.integration().map_err(text)?;
+        out.hold = Some(row.hold);
+        out.integration_tip = row.tip;
+        out.sync = Some(row.sync);
         Ok(out)
     }
 
@@ -158,7 +171,12 @@ impl Store for SqliteStore {
             }
             match e.task {
                 Some(t) => tasks.push(t),
-                None => hold |= e.kind == EventKind::Note || e.kind == EventKind::IntegrationMoved,
+                None => {
+                    hold |= matches!(
+                        e.kind,
+                        EventKind::Note | EventKind::IntegrationMoved | EventKind::SyncRequested
+                    )
+                }
             }
         }
         tasks.sort();

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::world::{AgentProc, Agents, Checks, Incoming, Job, Launch, Runtime, Sink, Stale};
 use crate::agent::pty::{AgentProcess, AgentSignal, SpawnSpec};
 use crate::agent::screen::SharedScreen;
-use crate::core::supervisor::{CheckOutcome, Event, Exit};
+use crate::core::supervisor::{CheckOutcome, Exit};
 
 /// Called with the task id whenever an agent printed something (the TUI wakes its renderer).
 pub type OutputHook = Arc<dyn Fn(&str) + Send + Sync>;
@@ -19,24 +19,42 @@ pub struct PtyAgents {
     pub cols: u16,
 }
 
-struct PtyProc(AgentProcess);
+struct PtyProc {
+    process: AgentProcess,
+    /// The readable pane of an agent whose output is JSON (else its own screen is shown).
+    pane: Option<SharedScreen>,
+}
 
 impl AgentProc for PtyProc {
     fn pid(&self) -> u32 {
-        self.0.pid()
+        self.process.pid()
     }
     fn write(&self, bytes: Vec<u8>) {
-        self.0.write(bytes);
+        self.process.write(bytes);
     }
     fn resize(&self, rows: u16, cols: u16) {
-        let _ = self.0.resize(rows, cols);
+        let _ = self.process.resize(rows, cols);
+        if let Some(pane) = &self.pane
+            && let Ok(mut p) = pane.lock()
+        {
+            p.screen_mut().set_size(
+                crate::agent::screen::nonzero(rows),
+                crate::agent::screen::nonzero(cols),
+            );
+        }
     }
     fn stop(&self, grace: Duration) {
-        self.0.stop(grace);
+        self.process.stop(grace);
     }
     fn screen(&self) -> Option<SharedScreen> {
-        Some(self.0.screen())
+        Some(self.pane.clone().unwrap_or_else(|| self.process.screen()))
     }
+}
+
+/// Agents whose headless output is a JSON stream get a readable pane.
+fn json_output(p: &crate::core::config::AgentProfile) -> bool {
+    use crate::core::config::{Adapter, AgentMode};
+    p.mode == AgentMode::Headless && matches!(p.adapter, Adapter::Claude | Adapter::Codex)
 }
 
 impl Agents for PtyAgents {
@@ -44,7 +62,40 @@ impl Agents for PtyAgents {
         let attempt = l.attempt;
         let task = l.task.clone();
         let on_output = self.on_output.clone();
-        let process = AgentProcess::spawn(
+        let parser = match (&l.resumed_tokens, l.profile.adapter) {
+            (Some(earlier), crate::core::config::Adapter::Codex)
+                if l.profile.mode == crate::core::config::AgentMode::Headless =>
+            {
+                crate::agent::adapter::codex::resumed_parser(l.profile.price, *earlier)
+            }
+            _ => crate::agent::adapter::parser_for(&l.profile),
+        };
+        let pane = json_output(&l.profile).then(|| {
+            std::sync::Arc::new(std::sync::Mutex::new(crate::agent::screen::new_parser(
+                self.rows, self.cols,
+            )))
+        });
+        let sink_for_watch = sink.clone();
+        let feed = super::feed::start(super::feed::Feed {
+            attempt,
+            task: task.clone(),
+            parser,
+            pane: pane.clone(),
+            sink,
+            on_output: on_output.clone(),
+        });
+        let exits = std::sync::Mutex::new(feed.clone());
+        let chunks = std::sync::Mutex::new(feed);
+        // An interactive agent's screen is watched once it exists (after the spawn).
+        let watched = !l.screen_rules.is_empty();
+        let (nudge_tx, nudge_rx) = std::sync::mpsc::channel::<super::watch::Nudge>();
+        let nudges = std::sync::Mutex::new(nudge_tx);
+        let nudge = move |n: super::watch::Nudge| {
+            if watched && let Ok(tx) = nudges.lock() {
+                let _ = tx.send(n);
+            }
+        };
+        let process = AgentProcess::spawn_tapped(
             SpawnSpec {
                 argv: l.argv,
                 cwd: l.cwd.into(),
@@ -55,24 +106,45 @@ impl Agents for PtyAgents {
                 log_rotate_bytes: l.rotate_bytes,
             },
             Box::new(move |signal| match signal {
-                // Output is read from the screen by whoever draws it; only the exit changes
-                // what the supervisor does.
+                // The screen is read by whoever draws it; the parser hears the bytes.
                 AgentSignal::Output | AgentSignal::Bell | AgentSignal::Notification(_) => {
+                    nudge(super::watch::Nudge::Output);
                     if let Some(f) = &on_output {
                         f(&task);
                     }
                 }
-                AgentSignal::Exited(info) => sink(Incoming::Event(Event::Exited {
-                    attempt,
-                    exit: Exit {
-                        code: info.code,
-                        signal: info.signal,
-                    },
-                })),
+                // Through the feed, after everything the agent printed.
+                AgentSignal::Exited(info) => {
+                    nudge(super::watch::Nudge::End);
+                    if let Ok(tx) = exits.lock() {
+                        let _ = tx.send(super::feed::FeedMsg::Exited(Exit {
+                            code: info.code,
+                            signal: info.signal,
+                        }));
+                    }
+                }
             }),
+            Some(Box::new(move |bytes: &[u8]| {
+                if let Ok(tx) = chunks.lock() {
+                    let _ = tx.send(super::feed::FeedMsg::Bytes(bytes.to_vec()));
+                }
+            })),
         )
         .map_err(|e| e.to_string())?;
-        Ok(Box::new(PtyProc(process)))
+        if watched {
+            // Nudges sent before the watch started wait in its queue.
+            super::watch::start(
+                attempt,
+                process.screen(),
+                l.screen_rules,
+                sink_for_watch,
+                nudge_rx,
+            );
+        }
+        if let Some(text) = l.paste {
+            paste_when_ready(&process, text);
+        }
+        Ok(Box::new(PtyProc { process, pane }))
     }
 
     fn reap_stale(&self, stale: &Stale) {
@@ -92,6 +164,44 @@ impl Agents for PtyAgents {
             crate::os::kill_tree(pid, None, grace);
         }
     }
+}
+
+/// Types an interactive agent's first prompt once its screen is up: a bracketed paste (when
+/// the agent asked for bracketed paste), then Enter on its own a moment later (Codex swallows
+/// an Enter that arrives inside its paste-burst window).
+fn paste_when_ready(process: &AgentProcess, text: String) {
+    let screen = process.screen();
+    let writer = process.writer();
+    let _ = std::thread::Builder::new()
+        .name("first-prompt".into())
+        .spawn(move || {
+            // Up to 30 s for the agent to draw something and go quiet.
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            let mut last = String::new();
+            let mut stable_since = std::time::Instant::now();
+            while std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+                let now_text = screen
+                    .lock()
+                    .map(|s| s.screen().contents())
+                    .unwrap_or_default();
+                if now_text != last {
+                    last = now_text;
+                    stable_since = std::time::Instant::now();
+                } else if !last.trim().is_empty()
+                    && stable_since.elapsed() >= Duration::from_millis(700)
+                {
+                    break;
+                }
+            }
+            let bracketed = screen
+                .lock()
+                .map(|s| s.screen().bracketed_paste())
+                .unwrap_or(false);
+            writer(crate::agent::typing::paste_bytes(&text, bracketed));
+            std::thread::sleep(Duration::from_millis(300));
+            writer(b"\r".to_vec());
+        });
 }
 
 pub struct ShellChecks {

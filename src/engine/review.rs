@@ -39,6 +39,13 @@ pub fn review_prompt(
          \x20   \"$ORCH_BIN\" worker verdict approve [--notes TEXT]\n\
          \x20   \"$ORCH_BIN\" worker verdict changes --notes \"what to change\"\n",
     );
+    if !simulated {
+        // A reviewer that cannot run commands still has a way to answer.
+        p.push_str(
+            "\nIf you cannot run commands, make the last line of your reply exactly \
+             `VERDICT: approve` or `VERDICT: changes: <what to change>`.\n",
+        );
+    }
     if simulated {
         if directives.is_empty() {
             // A simulated reviewer with no script approves.

@@ -63,6 +63,12 @@ pub trait GitOps: Send + Sync {
     /// Point the reusable re-check worktree at `rev`.
     fn checkout_scratch(&self, path: &str, rev: &str) -> Result<(), GitError>;
     fn drop_scratch(&self, path: &str) -> Result<(), GitError>;
+    /// Remove the idle worktrees kept for reuse (the run settled or stopped: nothing will take
+    /// them soon, and they are checkouts in the user's `git worktree list`). Nothing to do
+    /// where worktrees are not pooled.
+    fn drain_pool(&self) -> Result<(), GitError> {
+        Ok(())
+    }
     /// Move `refname` from `old` to `new`; `Ok(false)` when it was not at `old`.
     fn cas_update_ref(&self, refname: &str, new: &str, old: &str) -> Result<bool, GitError>;
     fn backup_ref(&self, name: &str, oid: &str) -> Result<String, GitError>;
@@ -93,6 +99,14 @@ pub struct Launch {
     pub env: Vec<(String, String)>,
     pub log_dir: String,
     pub rotate_bytes: u64,
+    /// The profile it runs under: which parser reads its output (`adapter::parser_for`).
+    pub profile: crate::core::config::AgentProfile,
+    /// A resumed Codex conversation's tokens before this attempt (its usage is cumulative).
+    pub resumed_tokens: Option<crate::core::agent_event::Tokens>,
+    /// Typed into an interactive agent once it is up (its prompt, when the argv has none).
+    pub paste: Option<String>,
+    /// An interactive agent's screen rules (empty: its screen is not watched).
+    pub screen_rules: Vec<crate::core::screen_rules::ScreenRule>,
 }
 
 /// What an earlier supervisor may have left running: its attempts' agents (by recorded pid and

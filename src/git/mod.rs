@@ -7,8 +7,10 @@
 //! are ever written to.
 
 mod backup;
+mod base;
 mod collect;
 mod paths;
+mod pool;
 mod process;
 mod replay;
 mod retire;
@@ -21,8 +23,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use backup::BackupRef;
+pub use base::RemoteBranch;
 pub use collect::{AttemptChange, ChangeSource, Collect, Stray};
 pub use paths::PathStatus;
+pub use pool::{Pool, Taken};
 pub use retire::{OrchWorktree, Retired};
 use run::Git;
 pub use run::GitError;

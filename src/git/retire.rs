@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::pool::Pool;
 use super::worktree::WorktreeInfo;
 use super::{GitError, Repo};
 
@@ -122,11 +123,32 @@ impl Repo {
         agent_commit: &str,
         backup_ref: &str,
     ) -> Result<Retired, GitError> {
+        self.retire_merged_with(
+            None,
+            worktree,
+            task_branch,
+            merged_commit,
+            agent_commit,
+            backup_ref,
+        )
+    }
+
+    /// `retire_merged`, the worktree parked in `pool` (when given and not full) instead of
+    /// removed.
+    pub(super) fn retire_merged_with(
+        &self,
+        pool: Option<&Pool>,
+        worktree: &Path,
+        task_branch: &str,
+        merged_commit: &str,
+        agent_commit: &str,
+        backup_ref: &str,
+    ) -> Result<Retired, GitError> {
         // Checked first, so a wrong id changes nothing.
         self.commit_oid(merged_commit)?;
         let wt = self.find_worktree(&self.root.join(worktree))?;
         let mut done = match &wt {
-            Some(w) => self.retire(w, backup_ref)?,
+            Some(w) => self.retire_or_park(w, backup_ref, pool)?,
             None => Retired::default(),
         };
         let task_ref = format!("refs/heads/{task_branch}");
@@ -200,6 +222,37 @@ impl Repo {
 
     /// Backs up whatever a worktree holds that nothing else does, then removes it.
     pub(super) fn retire(&self, wt: &WorktreeInfo, backup_ref: &str) -> Result<Retired, GitError> {
+        let mut done = self.keep_worktree_work(wt, backup_ref)?;
+        self.remove_kept_worktree(wt)?;
+        done.worktree_removed = true;
+        Ok(done)
+    }
+
+    /// Removes a worktree whose work `keep_worktree_work` has kept.
+    pub(super) fn remove_kept_worktree(&self, wt: &WorktreeInfo) -> Result<(), GitError> {
+        let removed = self
+            .git()
+            .args(["worktree", "remove", "--force", "--force"])
+            .arg(&wt.path)
+            .run();
+        if let Err(e) = removed {
+            if wt.path.exists() {
+                return Err(e);
+            }
+            // Its directory is already gone: only the bookkeeping is left.
+            self.git().args(["worktree", "prune"]).run()?;
+        }
+        Ok(())
+    }
+
+    /// Records what a worktree holds that nothing else does — uncommitted files as a snapshot
+    /// commit, its HEAD or that snapshot under `backup_ref` unless a branch, tag or backup has
+    /// it — so the worktree can then be removed or reset without losing work.
+    pub(super) fn keep_worktree_work(
+        &self,
+        wt: &WorktreeInfo,
+        backup_ref: &str,
+    ) -> Result<Retired, GitError> {
         let mut done = Retired::default();
         let mut keep = wt.head.clone();
         if wt.path.exists() {
@@ -226,19 +279,6 @@ impl Repo {
                 .and_then(|b| b.strip_prefix("refs/heads/"));
             self.keep_unless_reachable(&tip, own, backup_ref, &mut done)?;
         }
-        let removed = self
-            .git()
-            .args(["worktree", "remove", "--force", "--force"])
-            .arg(&wt.path)
-            .run();
-        if let Err(e) = removed {
-            if wt.path.exists() {
-                return Err(e);
-            }
-            // Its directory is already gone: only the bookkeeping is left.
-            self.git().args(["worktree", "prune"]).run()?;
-        }
-        done.worktree_removed = true;
         Ok(done)
     }
 

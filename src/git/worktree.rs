@@ -158,8 +158,8 @@ impl Repo {
         }
     }
 
-    /// Commits everything the agent left in `worktree` (`add -A`, so `.gitignore`d files stay
-    /// out) with the agent as author and committer. `message` should end with the caller's
+    /// Commits everything the agent left in `worktree` (as `add -A` would: `.gitignore`d files
+    /// stay out) with the agent as author and committer. `message` should end with the caller's
     /// trailers (see `trailers`). None when there was nothing to commit.
     pub fn commit_all(
         &self,
@@ -169,12 +169,28 @@ impl Repo {
         message: &str,
     ) -> Result<Option<String>, GitError> {
         let g = || self.git_in(worktree);
-        g().args(["add", "-A"]).run()?;
+        // What `add -A` stages, in one scan of the tracked files instead of two: new files are
+        // added by name, changed and deleted ones by `commit -a`. (`add -A` and then commit's
+        // own index refresh each `lstat` every file: ~0.2 s of CPU apiece on 100,000 files.)
+        let new = g()
+            .args(["ls-files", "-z", "--others", "--exclude-standard"])
+            .run_bytes()?;
+        if !new.is_empty() {
+            g().args([
+                "--literal-pathspecs",
+                "add",
+                "--pathspec-from-file=-",
+                "--pathspec-file-nul",
+            ])
+            .stdin(&new)
+            .run()?;
+        }
         // Porcelain commit (not commit-tree) so the user's commit hooks still run; the message
         // goes through stdin so its size and characters do not matter.
         let committed = g()
             .args([
                 "commit",
+                "--all",
                 "--quiet",
                 "--no-edit",
                 "--cleanup=whitespace",
@@ -189,11 +205,10 @@ impl Repo {
             .run();
         if let Err(e) = committed {
             // Asked only after a failure, to keep the usual path one call shorter: an empty
-            // change is "nothing to commit"; anything else (a hook said no) is the error.
-            if g()
-                .args(["diff-index", "--cached", "--quiet", "HEAD"])
-                .yes_no()?
-            {
+            // change is "nothing to commit"; anything else (a hook said no) is the error. The
+            // working tree is compared, not the index: a refused `commit -a` leaves the changed
+            // tracked files unstaged.
+            if g().args(["diff-index", "--quiet", "HEAD", "--"]).yes_no()? {
                 return Ok(None);
             }
             return Err(e);

@@ -97,7 +97,81 @@ fn apply_op(tx: &Connection, op: &Op, token: &mut dyn FnMut() -> String) -> Resu
             )?;
             Ok(())
         }
+        Op::RequestSync { refname, onto } => {
+            let n = tx.execute(
+                "UPDATE supervisor SET sync_ref = ?1, sync_onto = ?2, sync_from = NULL,
+                    sync_tip = NULL, sync_problem = NULL
+                 WHERE id = 1 AND sync_tip IS NULL",
+                params![refname, onto],
+            )?;
+            expect_one(n, || {
+                "a sync is being written to the integration branch right now (its tip is \
+                 recorded); try again once it is over"
+                    .to_string()
+            })
+        }
+        Op::RecordSync { onto, from, tip } => {
+            let n = tx.execute(
+                "UPDATE supervisor SET sync_from = ?2, sync_tip = ?3
+                 WHERE id = 1 AND sync_onto IS ?1 AND integration_tip IS ?2",
+                params![onto, from, tip],
+            )?;
+            expect_one(n, || {
+                "the sync asked for, or the recorded integration tip, changed meanwhile".to_string()
+            })
+        }
+        Op::EndSync {
+            onto,
+            moved,
+            problem,
+        } => {
+            let n = tx.execute(
+                "UPDATE supervisor SET
+                    base_ref = CASE WHEN ?2 THEN sync_ref ELSE base_ref END,
+                    base_oid = CASE WHEN ?2 THEN sync_onto ELSE base_oid END,
+                    sync_ref = NULL, sync_onto = NULL, sync_from = NULL, sync_tip = NULL,
+                    sync_problem = ?3
+                 WHERE id = 1 AND sync_onto IS ?1",
+                params![onto, moved, problem],
+            )?;
+            expect_one(n, || "another sync was asked for meanwhile".to_string())
+        }
+        Op::SetBase { refname, oid } => {
+            let n = tx.execute(
+                "UPDATE supervisor SET base_ref = ?1, base_oid = ?2
+                 WHERE id = 1 AND base_ref IS NULL",
+                params![refname, oid],
+            )?;
+            expect_one(n, || "a base is recorded already".to_string())
+        }
         Op::Answered { id } => answered(tx, *id),
+        Op::RecordSpend {
+            id,
+            tokens_in,
+            tokens_out,
+            cost_usd,
+        } => super::agents::record_spend(tx, *id, *tokens_in, *tokens_out, *cost_usd),
+        Op::Session { id, session } => super::agents::session(tx, *id, session),
+        Op::AgentState {
+            id,
+            substatus,
+            question,
+            actor,
+            data,
+        } => super::agents::agent_state(tx, *id, *substatus, question.as_deref(), *actor, data),
+        Op::SetBudget {
+            task,
+            time_ms,
+            tokens,
+            cost_usd,
+            data,
+        } => super::agents::set_budget(tx, task, *time_ms, *tokens, *cost_usd, data),
+        Op::SetGate {
+            kind,
+            name,
+            until_ms,
+            why,
+        } => super::agents::set_gate(tx, *kind, name, *until_ms, why),
         Op::Event {
             task,
             attempt,
@@ -145,8 +219,10 @@ pub fn transition(
     }
     let now = now_ms() as i64;
     let ready_since = (to == TaskState::Ready).then_some(now);
-    let changed = tx.execute(
-        "UPDATE tasks SET state = ?3, version = version + 1, updated_ms = ?4,
+    // Cached: settling a plan of thousands of tasks makes thousands of these.
+    let changed = tx
+        .prepare_cached(
+            "UPDATE tasks SET state = ?3, version = version + 1, updated_ms = ?4,
             ready_since_ms = COALESCE(?5, ready_since_ms),
             failures = COALESCE(?6, failures),
             not_before_ms = COALESCE(?7, not_before_ms),
@@ -154,7 +230,8 @@ pub fn transition(
             reason = CASE WHEN ?10 THEN ?11 ELSE reason END,
             paused_from = CASE WHEN ?12 THEN ?13 ELSE paused_from END
          WHERE id = ?1 AND state = ?2",
-        params![
+        )?
+        .execute(params![
             task,
             from,
             to,
@@ -168,8 +245,7 @@ pub fn transition(
             patch.reason.clone().flatten(),
             patch.paused_from.is_some(),
             patch.paused_from.flatten(),
-        ],
-    )?;
+        ])?;
     if changed != 1 {
         let actual: Option<TaskState> = tx
             .query_row("SELECT state FROM tasks WHERE id = ?1", [task], |r| {
@@ -182,6 +258,13 @@ pub fn transition(
                 LedgerError::Conflict(format!("task `{task}` is {s}, not {from}: nothing changed"))
             }
         });
+    }
+    // Its own statement: only written when set, so older schemas (in migration tests) work.
+    if let Some(r) = patch.resume_attempt {
+        tx.execute(
+            "UPDATE tasks SET resume_attempt = ?2 WHERE id = ?1",
+            params![task, r],
+        )?;
     }
     let data = EventData {
         from: Some(from),
@@ -253,6 +336,12 @@ pub fn insert_attempt(tx: &Connection, a: &NewAttempt, token: &str) -> Result<()
     expect_one(inserted, || {
         format!("attempt {} (or {} #{}) exists already", a.id, a.task, a.n)
     })?;
+    if let Some(prev) = a.continues {
+        tx.execute(
+            "UPDATE attempts SET continues = ?2 WHERE id = ?1",
+            params![a.id, prev],
+        )?;
+    }
     let kind = match a.role {
         crate::core::domain::Role::Agent => EventKind::AttemptStarted,
         crate::core::domain::Role::Reviewer => EventKind::ReviewStarted,
@@ -318,13 +407,17 @@ pub fn finish_attempt(tx: &Connection, f: &Finish) -> Result<()> {
 fn answered(tx: &Connection, id: AttemptId) -> Result<()> {
     let row: Option<(String, AttemptNo)> = tx
         .query_row(
-            "SELECT task, n FROM attempts WHERE id = ?1 AND substatus = 'waiting_input'",
+            "SELECT task, n FROM attempts WHERE id = ?1
+               AND substatus IN ('waiting_input', 'waiting_permission', 'waiting_dialog')",
             [id],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?;
     if let Some((task, n)) = row {
-        tx.execute("UPDATE attempts SET substatus = 'busy' WHERE id = ?1", [id])?;
+        tx.execute(
+            "UPDATE attempts SET substatus = 'busy', question = NULL WHERE id = ?1",
+            [id],
+        )?;
         append(
             tx,
             Some(&task),

@@ -45,11 +45,15 @@ pub struct AttemptRow {
     pub merge_onto: Option<String>,
     /// Lines added plus removed by the attempt's change.
     pub diff_lines: Option<i64>,
+    /// The agent's conversation id (Claude `session_id`, Codex `thread_id`).
+    pub session: Option<String>,
+    /// The earlier attempt this one continues (same worktree and conversation).
+    pub continues: Option<AttemptId>,
 }
 
 const COLS: &str = "id, task, n, token, epoch, profile, state, substatus, reported, question, pid, \
     worktree, branch, base, commit_oid, log_dir, started_ms, running_ms, ended_ms, exit_code, reason, \
-    tokens_in, tokens_out, cost_usd, last_beat_ms, role, verdict, verdict_notes, merge_tip, merge_onto, diff_lines";
+    tokens_in, tokens_out, cost_usd, last_beat_ms, role, verdict, verdict_notes, merge_tip, merge_onto, diff_lines, session, continues";
 
 fn from_row(r: &Row) -> rusqlite::Result<AttemptRow> {
     Ok(AttemptRow {
@@ -84,6 +88,8 @@ fn from_row(r: &Row) -> rusqlite::Result<AttemptRow> {
         merge_tip: r.get(28)?,
         merge_onto: r.get(29)?,
         diff_lines: r.get(30)?,
+        session: r.get(31)?,
+        continues: r.get(32)?,
     })
 }
 

@@ -26,10 +26,11 @@ pub fn append(
     kind: EventKind,
     data: &serde_json::Value,
 ) -> Result<i64> {
-    conn.execute(
+    // Cached: a plan load appends one event per task.
+    conn.prepare_cached(
         "INSERT INTO events (ts_ms, task, attempt, actor, kind, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![now_ms() as i64, task, attempt, actor, kind, data.to_string()],
-    )?;
+    )?
+    .execute(params![now_ms() as i64, task, attempt, actor, kind, data.to_string()])?;
     Ok(conn.last_insert_rowid())
 }
 

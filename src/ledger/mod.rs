@@ -3,24 +3,32 @@
 //! Every connection gets the same pragmas; every write is a short `BEGIN IMMEDIATE`
 //! transaction with no I/O besides SQL; state tables change only together with their event.
 
+mod agents;
+mod alerts;
 mod apply;
 mod attempts;
 mod events;
+mod hooks;
 #[cfg(test)]
 mod migrate_tests;
 mod schema;
 mod sqltypes;
 mod strict;
+mod sync;
 mod task_edits;
 mod tasks;
 mod worker;
 
 pub use crate::core::domain::{Actor, AttemptId, AttemptNo, AttemptState, EventKind};
 pub use crate::core::ops::{EventData, Op, Patch};
+pub use agents::GateRow;
+pub use alerts::{Alert, AlertKind};
 pub use apply::{apply_ops, finish_attempt, insert_attempt, set_stage, settle_dag, transition};
 pub use attempts::AttemptRow;
 pub use events::{EventRow, append as append_event};
+pub use hooks::PendingPermission;
 pub use schema::SCHEMA_VERSION;
+pub use sync::IntegrationRow;
 pub use task_edits::{edit_prompt, insert_task, task_states};
 pub use tasks::{LoadReport, TaskDefaults, TaskRow, task_in};
 pub use worker::{Caller, WorkerCall, WorkerReply};

@@ -6,7 +6,7 @@ use rusqlite::Connection;
 use super::LedgerError;
 
 /// The newest schema this binary knows.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 5;
 
 const V1: &str = r#"
 CREATE TABLE supervisor (
@@ -174,6 +174,39 @@ ALTER TABLE supervisor ADD COLUMN hold TEXT;
 DROP TRIGGER IF EXISTS tasks_legal_transition;
 "#;
 
+/// v4: the base branch the integration branch stands on (its ref and commit), and a sync onto
+/// it: the request (ref and commit), the replayed tip recorded before the branch moves with the
+/// integration tip it was made from, and why the last sync stopped (docs/git.md).
+const V4: &str = r#"
+ALTER TABLE supervisor ADD COLUMN base_ref TEXT;
+ALTER TABLE supervisor ADD COLUMN base_oid TEXT;
+ALTER TABLE supervisor ADD COLUMN sync_ref TEXT;
+ALTER TABLE supervisor ADD COLUMN sync_onto TEXT;
+ALTER TABLE supervisor ADD COLUMN sync_from TEXT;
+ALTER TABLE supervisor ADD COLUMN sync_tip TEXT;
+ALTER TABLE supervisor ADD COLUMN sync_problem TEXT;
+"#;
+
+/// v5 (issue #8, real agents): each attempt records the agent's conversation id (`session`)
+/// and the earlier attempt it continues (`continues`: same worktree, same conversation); a task
+/// records the attempt its next one continues (`resume_attempt`: a limit lifted, a budget
+/// extended); `gates` holds what stops dispatch for an account (a usage limit) or a profile (an
+/// open circuit breaker) or the whole run (its budget spent), so a restart keeps waiting for the
+/// same reset.
+const V5: &str = r#"
+ALTER TABLE attempts ADD COLUMN session TEXT;
+ALTER TABLE attempts ADD COLUMN continues INTEGER;
+ALTER TABLE tasks ADD COLUMN resume_attempt INTEGER;
+CREATE TABLE gates (
+    kind TEXT NOT NULL CHECK (kind IN ('limit','breaker','budget')),
+    name TEXT NOT NULL,
+    until_ms INTEGER NOT NULL,
+    why TEXT NOT NULL,
+    updated_ms INTEGER NOT NULL,
+    PRIMARY KEY (kind, name)
+) STRICT;
+"#;
+
 /// The state machine as a trigger, generated from `core::state` so the two cannot drift.
 /// Raw SQL that tries an illegal move is refused by SQLite itself.
 fn transition_trigger() -> String {
@@ -247,6 +280,14 @@ fn steps(conn: &mut Connection, target: i64) -> Result<(), LedgerError> {
             )));
         }
         tx.execute_batch("PRAGMA user_version = 3")?;
+    }
+    if again < 4 && target >= 4 {
+        tx.execute_batch(V4)?;
+        tx.execute_batch("PRAGMA user_version = 4")?;
+    }
+    if again < 5 && target >= 5 {
+        tx.execute_batch(V5)?;
+        tx.execute_batch("PRAGMA user_version = 5")?;
     }
     tx.commit()?;
     Ok(())

@@ -1,6 +1,6 @@
 //! Tasks: loading a plan, compare-and-swap transitions, and the queries the engine and CLI use.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
@@ -41,11 +41,13 @@ pub struct TaskRow {
     pub stage_until_ms: Option<u64>,
     pub risk_high: bool,
     pub depends_on: Vec<String>,
+    /// The attempt the next one continues (its worktree and conversation), when set.
+    pub resume_attempt: Option<crate::core::domain::AttemptId>,
 }
 
 const TASK_COLS: &str = "id, ord, title, prompt, spec_path, spec_version, agent, capabilities, priority, \
     checks, max_attempts, budget_time_ms, budget_tokens, budget_cost_usd, state, paused_from, version, \
-    failures, not_before_ms, ready_since_ms, note, reason, stage, stage_until_ms, risk_high";
+    failures, not_before_ms, ready_since_ms, note, reason, stage, stage_until_ms, risk_high, resume_attempt";
 
 fn task_from_row(r: &Row) -> rusqlite::Result<TaskRow> {
     let caps: String = r.get(7)?;
@@ -77,6 +79,7 @@ fn task_from_row(r: &Row) -> rusqlite::Result<TaskRow> {
         stage_until_ms: r.get::<_, Option<i64>>(23)?.map(|v| v as u64),
         risk_high: r.get(24)?,
         depends_on: Vec::new(),
+        resume_attempt: r.get(25)?,
     })
 }
 
@@ -112,12 +115,6 @@ pub fn task_in(tx: &Connection, id: &str) -> Result<Option<TaskRow>> {
     })
 }
 
-fn state_of(tx: &Connection, id: &str) -> Result<Option<TaskState>> {
-    Ok(tx
-        .query_row("SELECT state FROM tasks WHERE id = ?1", [id], |r| r.get(0))
-        .optional()?)
-}
-
 impl Ledger {
     /// Load a validated plan. Idempotent: the same plan twice changes nothing; a changed prompt or
     /// spec records a new spec version. Tasks already started keep their dependencies.
@@ -137,38 +134,47 @@ impl Ledger {
             }
             let base_ord: i64 =
                 tx.query_row("SELECT COALESCE(MAX(ord), -1) + 1 FROM tasks", [], |r| r.get(0))?;
+            // What the ledger holds, read once: one query per task made loading grow with the
+            // square of the plan once the ledger was large.
+            let mut known: HashMap<String, (String, i64, TaskState)> = HashMap::new();
+            {
+                let mut stmt =
+                    tx.prepare_cached("SELECT id, content_hash, spec_version, state FROM tasks")?;
+                let rows = stmt.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?))))?;
+                for row in rows {
+                    let (id, v) = row?;
+                    known.insert(id, v);
+                }
+            }
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO tasks (id, ord, title, prompt, spec_path, content_hash, agent,
+                    capabilities, priority, checks, max_attempts, budget_time_ms,
+                    budget_tokens, budget_cost_usd, risk_high, state, updated_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 'pending', ?16)",
+            )?;
+            let mut touched: HashSet<&str> = HashSet::new();
             for (i, t) in plan.tasks.iter().enumerate() {
-                let old: Option<(String, i64)> = tx
-                    .query_row(
-                        "SELECT content_hash, spec_version FROM tasks WHERE id = ?1",
-                        [&t.id],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
-                    )
-                    .optional()?;
                 let caps = serde_json::to_string(&t.capabilities).unwrap_or_default();
                 let checks = serde_json::to_string(&t.checks).unwrap_or_default();
                 let budget_time = t.budget.time_ms.or(d.budget_time_ms).map(|v| v as i64);
                 let budget_tokens = t.budget.tokens.or(d.budget_tokens).map(|v| v as i64);
                 let budget_cost = t.budget.cost_usd.or(d.budget_cost_usd);
                 let max_attempts = t.max_attempts.unwrap_or(d.max_attempts).max(1);
-                match old {
+                match known.get(&t.id) {
                     None => {
-                        tx.execute(
-                            "INSERT INTO tasks (id, ord, title, prompt, spec_path, content_hash, agent,
-                                capabilities, priority, checks, max_attempts, budget_time_ms,
-                                budget_tokens, budget_cost_usd, risk_high, state, updated_ms)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 'pending', ?16)",
-                            params![
-                                t.id, base_ord + i as i64, t.title, t.prompt, t.spec_path, t.content_hash,
-                                t.agent, caps, t.priority, checks, max_attempts, budget_time,
-                                budget_tokens, budget_cost, t.risk_high, now
-                            ],
-                        )?;
+                        insert.execute(params![
+                            t.id, base_ord + i as i64, t.title, t.prompt, t.spec_path, t.content_hash,
+                            t.agent, caps, t.priority, checks, max_attempts, budget_time,
+                            budget_tokens, budget_cost, t.risk_high, now
+                        ])?;
                         append(tx, Some(&t.id), None, Actor::Human, EventKind::TaskAdded,
                             &serde_json::json!({ "title": t.title, "content_hash": t.content_hash }))?;
                         report.added.push(t.id.clone());
+                        touched.insert(&t.id);
+                        known.insert(t.id.clone(), (t.content_hash.clone(), 1, TaskState::Pending));
                     }
-                    Some((hash, version)) if hash != t.content_hash => {
+                    Some((hash, version, _)) if *hash != t.content_hash => {
+                        let version = *version;
                         tx.execute(
                             "UPDATE tasks SET title = ?2, prompt = ?3, spec_path = ?4, content_hash = ?5,
                                 spec_version = ?6, updated_ms = ?7 WHERE id = ?1",
@@ -177,28 +183,30 @@ impl Ledger {
                         append(tx, Some(&t.id), None, Actor::Human, EventKind::SpecChanged,
                             &serde_json::json!({ "spec_version": version + 1, "content_hash": t.content_hash }))?;
                         report.changed.push(t.id.clone());
+                        touched.insert(&t.id);
                     }
                     Some(_) => report.unchanged += 1,
                 }
             }
             // Dependencies: only for tasks that have not started (changing the past would lie).
+            let current_deps = super::apply::deps_map(tx)?;
+            let mut insert_dep = tx.prepare_cached("INSERT INTO deps (task, dep) VALUES (?1, ?2)")?;
             for t in &plan.tasks {
-                if state_of(tx, &t.id)? != Some(TaskState::Pending) {
+                if known.get(&t.id).map(|k| k.2) != Some(TaskState::Pending) {
                     continue;
                 }
-                let mut current: Vec<String> = {
-                    let mut stmt = tx.prepare_cached("SELECT dep FROM deps WHERE task = ?1 ORDER BY dep")?;
-                    stmt.query_map([&t.id], |r| r.get(0))?.collect::<std::result::Result<_, _>>()?
-                };
+                // `deps_map` lists each task's dependencies sorted.
+                let current = current_deps.get(&t.id).map(Vec::as_slice).unwrap_or(&[]);
                 let mut wanted = t.depends_on.clone();
                 wanted.sort();
-                current.sort();
-                if current != wanted {
+                if current != wanted.as_slice() {
                     tx.execute("DELETE FROM deps WHERE task = ?1", [&t.id])?;
                     for dep in &wanted {
-                        tx.execute("INSERT INTO deps (task, dep) VALUES (?1, ?2)", params![t.id, dep])?;
+                        insert_dep.execute(params![t.id, dep])?;
                     }
-                    if !report.added.contains(&t.id) && !report.changed.contains(&t.id) {
+                    if touched.insert(&t.id) {
+                        // Counted as unchanged above (same prompt); its dependencies changed.
+                        report.unchanged = report.unchanged.saturating_sub(1);
                         report.changed.push(t.id.clone());
                     }
                 }

@@ -169,6 +169,55 @@ fn check_caller(
     )))
 }
 
+/// The attempt `n` of `task` whose token is `token`, if it is live in the current epoch and
+/// `caller` descends from its agent: every report from inside an agent (`worker`, `hook`)
+/// passes here. Anything else is refused and changes nothing.
+pub(super) fn fence(
+    tx: &Connection,
+    task: &str,
+    n: AttemptNo,
+    token: &str,
+    caller: &Caller,
+) -> Result<(AttemptId, Role)> {
+    // An agent attempt and its reviewer share `n`; the token tells them apart.
+    let rows: Vec<(AttemptId, String, i64, AttemptState, Role, Option<i64>)> = {
+        let mut stmt = tx.prepare_cached(
+            "SELECT id, token, epoch, state, role, pid FROM attempts WHERE task = ?1 AND n = ?2",
+        )?;
+        stmt.query_map(params![task, n], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })?
+        .collect::<std::result::Result<_, _>>()?
+    };
+    if rows.is_empty() {
+        return Err(LedgerError::Refused(format!(
+            "no attempt {n} of task `{task}` in this ledger: check ORCH_TASK and ORCH_ATTEMPT"
+        )));
+    }
+    let Some((id, _, epoch, state, role, pid)) = rows.into_iter().find(|r| r.1 == token) else {
+        return Err(LedgerError::Refused(format!(
+            "stale or wrong token for attempt {n} of task `{task}`: this report is refused and changes nothing"
+        )));
+    };
+    let current: i64 = tx.query_row("SELECT COALESCE(MAX(epoch), 0) FROM supervisor", [], |r| {
+        r.get(0)
+    })?;
+    if epoch != current || !state.is_live() {
+        return Err(LedgerError::Refused(format!(
+            "attempt {n} of task `{task}` is no longer live ({state}, epoch {epoch}, supervisor epoch {current}): refused, nothing changed"
+        )));
+    }
+    check_caller(tx, task, n, pid, caller)?;
+    Ok((id, role))
+}
+
 /// Who reports: a process, and how to tell whether it descends from another (the process tree
 /// in `/proc` for a real caller: [`Caller::this_process`]).
 pub struct Caller<'a> {
@@ -231,34 +280,7 @@ impl Ledger {
                         .map_err(|e| LedgerError::BadInput(format!("stored reply unreadable: {e}")));
                 }
             }
-            // An agent attempt and its reviewer share `n`; the token tells them apart.
-            let rows: Vec<(AttemptId, String, i64, AttemptState, Role, Option<i64>)> = {
-                let mut stmt = tx.prepare_cached(
-                    "SELECT id, token, epoch, state, role, pid FROM attempts WHERE task = ?1 AND n = ?2",
-                )?;
-                stmt.query_map(params![task, n], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
-                })?
-                .collect::<std::result::Result<_, _>>()?
-            };
-            if rows.is_empty() {
-                return Err(LedgerError::Refused(format!(
-                    "no attempt {n} of task `{task}` in this ledger: check ORCH_TASK and ORCH_ATTEMPT"
-                )));
-            }
-            let Some((id, _, epoch, state, role, pid)) = rows.into_iter().find(|r| r.1 == token) else {
-                return Err(LedgerError::Refused(format!(
-                    "stale or wrong token for attempt {n} of task `{task}`: this report is refused and changes nothing"
-                )));
-            };
-            let current: i64 =
-                tx.query_row("SELECT COALESCE(MAX(epoch), 0) FROM supervisor", [], |r| r.get(0))?;
-            if epoch != current || !state.is_live() {
-                return Err(LedgerError::Refused(format!(
-                    "attempt {n} of task `{task}` is no longer live ({state}, epoch {epoch}, supervisor epoch {current}): refused, nothing changed"
-                )));
-            }
-            check_caller(tx, task, n, pid, caller)?;
+            let (id, role) = fence(tx, task, n, token, caller)?;
             apply(tx, id, role, call)?;
             let data = serde_json::to_value(call).unwrap_or_default();
             let seq = append(tx, Some(task), Some(n), Actor::Agent, call.kind(), &data)?;

@@ -31,6 +31,15 @@ pub fn random_token() -> std::io::Result<String> {
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }
 
+/// The local time zone's offset from UTC at `epoch_s`, in seconds east (0 when unknown).
+pub fn utc_offset_s(epoch_s: i64) -> i64 {
+    let t = epoch_s as libc::time_t;
+    // SAFETY: localtime_r writes only into the `tm` we own; a zeroed tm is a valid value.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    let ok = unsafe { !libc::localtime_r(&t, &mut tm).is_null() };
+    if ok { tm.tm_gmtoff } else { 0 }
+}
+
 /// What `/proc` says of `pid` now (`None`: gone).
 pub fn process(pid: i32) -> Option<ProcStat> {
     sys::stat(pid)

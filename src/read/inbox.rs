@@ -43,6 +43,9 @@ pub enum InboxKind {
     /// The whole run is held (e.g. the integration branch moved under it): no dispatch and no
     /// merges until the human settles it.
     Held,
+    /// The last `orch-tui sync` stopped without moving the branch (a conflict, a failing
+    /// check); `text` says why and what to do.
+    Sync,
     /// An agent account's usage limit: its agents are paused until `until_ms` (Unix ms).
     Limited {
         profile: String,
@@ -50,6 +53,8 @@ pub enum InboxKind {
     },
     /// An agent asks permission for a tool use; allow once, allow for the run, or deny.
     Permission { tool: String },
+    /// An agent waits at a dialog of its own (a first run's trust or login screen): focus it.
+    Dialog,
     /// A live agent asked a question and waits for an answer (focus it and type).
     Question,
     /// A live agent's turn ended without a result; `text` is its last message.
@@ -71,9 +76,9 @@ impl InboxKind {
     /// the funnel, then what ended; items of one rank stay in plan order.
     pub fn rank(&self) -> u8 {
         match self {
-            InboxKind::Held => 0,
+            InboxKind::Held | InboxKind::Sync => 0,
             InboxKind::Limited { .. } => 1,
-            InboxKind::Permission { .. } => 2,
+            InboxKind::Permission { .. } | InboxKind::Dialog => 2,
             InboxKind::Question => 3,
             InboxKind::IdleTurn => 4,
             InboxKind::Approval(_) => 5,
@@ -88,8 +93,10 @@ impl InboxKind {
     pub fn title(&self) -> &'static str {
         match self {
             InboxKind::Held => "held",
+            InboxKind::Sync => "sync",
             InboxKind::Limited { .. } => "limited",
             InboxKind::Permission { .. } => "permission",
+            InboxKind::Dialog => "dialog",
             InboxKind::Question => "question",
             InboxKind::IdleTurn => "idle",
             InboxKind::Approval(_) => "approval",
@@ -216,17 +223,18 @@ pub fn budget_use(t: &TaskView, a: &AttemptRow, now_ms: u64) -> Vec<BudgetUse> {
             limit: limit as f64,
         });
     }
+    // Token and cost budgets count every attempt of the task, as the supervisor enforces them.
     if let Some(limit) = t.budget.tokens {
         out.push(BudgetUse {
             budget: BudgetKind::Tokens,
-            used: a.tokens_in.saturating_add(a.tokens_out) as f64,
+            used: t.spend.tokens as f64,
             limit: limit as f64,
         });
     }
     if let Some(limit) = t.budget.cost_usd {
         out.push(BudgetUse {
             budget: BudgetKind::CostUsd,
-            used: a.cost_usd,
+            used: t.spend.cost_usd,
             limit,
         });
     }
@@ -254,6 +262,27 @@ pub(super) fn collect(
             kind: InboxKind::Held,
         });
     }
+    for a in &run.alerts {
+        if let (crate::ledger::AlertKind::Limit, Some(name)) = (a.kind, &a.name) {
+            items.push(InboxItem {
+                task: None,
+                attempt: None,
+                text: a.text.clone(),
+                kind: InboxKind::Limited {
+                    profile: name.clone(),
+                    until_ms: a.until_ms,
+                },
+            });
+        }
+    }
+    if let Some(problem) = &run.integration.sync.problem {
+        items.push(InboxItem {
+            task: None,
+            attempt: None,
+            text: problem.clone(),
+            kind: InboxKind::Sync,
+        });
+    }
     for t in tasks {
         live_items(t, now_ms, &mut items);
         if waits_for_approval(t) {
@@ -279,6 +308,20 @@ fn live_items(t: &TaskView, now_ms: u64, items: &mut Vec<InboxItem>) {
         };
         match (a.substatus, &a.question) {
             (Substatus::WaitingInput, Some(q)) => items.push(item(q.clone(), InboxKind::Question)),
+            // Hooks record `TOOL: subject` (core::hooks); the screen rules, what they matched.
+            (Substatus::WaitingPermission, q) => {
+                let text = q.clone().unwrap_or_else(|| "asks permission".into());
+                let tool = text
+                    .split_once(": ")
+                    .map_or("?", |(tool, _)| tool)
+                    .to_string();
+                items.push(item(text, InboxKind::Permission { tool }));
+            }
+            (Substatus::WaitingDialog, q) => items.push(item(
+                q.clone()
+                    .unwrap_or_else(|| "waits at a dialog of its own".into()),
+                InboxKind::Dialog,
+            )),
             (Substatus::Idle, q) if a.role == Role::Agent => items.push(item(
                 q.clone()
                     .unwrap_or_else(|| "its turn ended without a result".into()),

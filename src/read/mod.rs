@@ -148,6 +148,66 @@ pub struct RunView {
     pub supervisor: SupervisorState,
     /// Why the whole run is held (no dispatch, no merges), when it is.
     pub hold: Option<String>,
+    /// The base the integration branch stands on, its tip, a sync asked for or stopped.
+    pub integration: IntegrationView,
+    /// What stops dispatch: accounts paused by a usage limit, open breakers, a spent run
+    /// budget (with their countdowns' ends).
+    pub alerts: Vec<crate::ledger::Alert>,
+}
+
+/// The integration branch's base and sync, as `status --json` shows them (docs/cli.md).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct IntegrationView {
+    pub base: BaseView,
+    /// The tip the supervisor last wrote (or adopted).
+    pub integration_tip: Option<String>,
+    pub sync: SyncView,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct BaseView {
+    /// The full ref name (`refs/heads/main`).
+    #[serde(rename = "ref")]
+    pub refname: Option<String>,
+    pub commit: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SyncView {
+    /// A sync asked for and not over yet.
+    pub requested: Option<SyncRequestView>,
+    /// Why the last sync stopped without moving the branch.
+    pub problem: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SyncRequestView {
+    #[serde(rename = "ref")]
+    pub refname: String,
+    pub onto: String,
+    /// The replayed tip, once recorded (before the branch moves).
+    pub recorded_tip: Option<String>,
+}
+
+impl IntegrationView {
+    fn of(row: crate::ledger::IntegrationRow) -> IntegrationView {
+        let s = row.sync;
+        IntegrationView {
+            base: BaseView {
+                refname: s.base_ref,
+                commit: s.base_oid,
+            },
+            integration_tip: row.tip,
+            sync: SyncView {
+                requested: s.request.map(|r| SyncRequestView {
+                    refname: r.refname,
+                    onto: r.onto,
+                    recorded_tip: r.recorded.map(|(_, tip)| tip),
+                }),
+                problem: s.problem,
+            },
+        }
+    }
 }
 
 /// Everything the front ends show, read at one point of the ledger's history.
@@ -198,6 +258,8 @@ pub fn snapshot(ledger: &Ledger, now_ms: u64) -> Result<Snapshot, LedgerError> {
         *counts.entry(t.state.as_str().to_string()).or_insert(0) += 1;
     }
     let checks = query::approval_checks(ledger, &tasks)?;
+    let integration = IntegrationView::of(ledger.integration()?);
+    let alerts = ledger.gate_alerts(now_ms)?;
     let live = tasks.iter().map(|t| t.live().count()).sum();
     let run = RunView {
         plan: run.plan,
@@ -206,6 +268,8 @@ pub fn snapshot(ledger: &Ledger, now_ms: u64) -> Result<Snapshot, LedgerError> {
             attempts_to_recover: live,
         }),
         hold: run.hold,
+        integration,
+        alerts,
     };
     let inbox = inbox::collect(&run, &tasks, &checks, now_ms);
     drop(tx);

@@ -24,6 +24,8 @@ pub struct Refreshed {
     pub inbox: Vec<InboxItem>,
     pub agents: Vec<AgentInfo>,
     pub spend: Spend,
+    /// Limits, breakers, a spent run budget (the header's).
+    pub alerts: Vec<crate::ledger::Alert>,
     /// Tasks done, and in all.
     pub done: usize,
     pub total: usize,
@@ -58,8 +60,9 @@ pub fn build(snap: Snapshot, views: &[AgentView], now: Instant) -> Refreshed {
                 elapsed: now.saturating_duration_since(v.started),
                 time_budget: v.deadline.map(|d| d.saturating_duration_since(v.started)),
                 started: v.started,
-                tokens: row.map_or(0, |r| r.tokens_in.saturating_add(r.tokens_out)),
-                cost_usd: row.map_or(0.0, |r| r.cost_usd),
+                // Budgets count every attempt of a task: the gauges show the task's spend.
+                tokens: task.map_or(0, |t| t.spend.tokens),
+                cost_usd: task.map_or(0.0, |t| t.spend.cost_usd),
                 budget_tokens: task.and_then(|t| t.budget.tokens),
                 budget_cost_usd: task.and_then(|t| t.budget.cost_usd),
                 screen: v.screen.clone(),
@@ -93,6 +96,7 @@ pub fn build(snap: Snapshot, views: &[AgentView], now: Instant) -> Refreshed {
         inbox: snap.inbox,
         agents,
         spend: snap.spend,
+        alerts: snap.run.alerts.clone(),
         took: now.elapsed(),
     }
 }
@@ -148,6 +152,7 @@ fn swap_in(s: &mut ViewState, r: Refreshed) {
         s.ended.drain(..cut);
     }
     s.agents = r.agents;
+    s.alerts = r.alerts;
     s.clamp();
 }
 

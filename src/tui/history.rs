@@ -114,5 +114,41 @@ fn what(kind: EventKind, attempt: Option<AttemptNo>, data: &Value) -> Option<Str
             text(data, "branch").map_or(String::new(), |b| format!(": {b}"))
         ),
         EventKind::Note => format!("note{}", because(data)),
+        EventKind::BaseRecorded => format!(
+            "base recorded{}",
+            text(data, "base").map_or(String::new(), |b| format!(": {b}"))
+        ),
+        EventKind::SyncRequested => "asked for a sync onto the base".into(),
+        EventKind::SyncRecorded => "syncing the integration branch".into(),
+        EventKind::Synced => format!("synced onto the base{}", because(data)),
+        EventKind::SyncStopped => format!("the sync stopped{}", because(data)),
+        // Spend, conversation ids and raw hooks are figures and plumbing, not moments.
+        EventKind::Spend | EventKind::Session | EventKind::Hook => return None,
+        EventKind::AgentState => format!(
+            "agent {}{}",
+            text(data, "substatus").unwrap_or("changed state"),
+            text(data, "rule").map_or(String::new(), |r| format!(" ({r})"))
+        ),
+        EventKind::BudgetWarning => format!(
+            "80% of its {} budget used",
+            text(data, "budget").unwrap_or("")
+        ),
+        EventKind::BudgetExhausted => format!("budget used up{}", because(data)),
+        EventKind::Extended => format!("budget raised{}", because(data)),
+        EventKind::Limit => format!(
+            "usage limit{}{}",
+            text(data, "account").map_or(String::new(), |a| format!(" of {a}")),
+            because(data)
+        ),
+        EventKind::Breaker => format!("circuit breaker{}", because(data)),
+        EventKind::Permission => match text(data, "decision") {
+            Some(d) => format!("permission: {d}{}", because(data)),
+            None => format!(
+                "asks permission: {}{}",
+                text(data, "tool").unwrap_or("?"),
+                text(data, "subject").map_or(String::new(), |s| format!(" {s}"))
+            ),
+        },
+        EventKind::TurnSent => "sent the agent its next turn".into(),
     })
 }

@@ -249,6 +249,8 @@ pub struct ViewState {
     pub inbox: Vec<InboxItem>,
     pub spend_tokens: i64,
     pub spend_usd: f64,
+    /// Limits (with their countdown), open breakers, a spent run budget: why work waits.
+    pub alerts: Vec<crate::ledger::Alert>,
     pub elapsed: Duration,
     pub view: View,
     /// Where Esc returns to from Help, Detail and Focus.
@@ -318,6 +320,7 @@ impl ViewState {
             inbox: Vec::new(),
             spend_tokens: 0,
             spend_usd: 0.0,
+            alerts: Vec::new(),
             elapsed: Duration::ZERO,
             view: View::Dashboard,
             back: View::Dashboard,
@@ -423,9 +426,10 @@ impl ViewState {
             .count()
     }
 
-    /// True while a veto window or a usage limit counts down: the clock needs to tick.
+    /// True while a veto window, a usage limit or a breaker counts down: the clock needs to tick.
     pub fn has_countdown(&self) -> bool {
-        self.tasks.iter().any(|t| t.stage_until_ms.is_some())
+        self.alerts.iter().any(|a| a.until_ms.is_some())
+            || self.tasks.iter().any(|t| t.stage_until_ms.is_some())
             || self.inbox.iter().any(|i| {
                 matches!(
                     i.kind,

@@ -87,6 +87,7 @@ pub fn claim_as(
             worktree: "/nonexistent/wt".into(),
             branch: "orch/x".into(),
             log_dir: "/nonexistent/logs".into(),
+            continues: None,
         }),
     ];
     if let Some(pid) = agent_pid {

@@ -267,7 +267,12 @@ impl GitOps for FakeGit {
     }
 
     fn is_ancestor(&self, a: &str, b: &str) -> Result<bool, GitError> {
-        Ok(self.lock().is_ancestor(a, b))
+        let r = self.lock();
+        // Like git, it takes branch names as well as commit ids.
+        match (r.resolve(a), r.resolve(b)) {
+            (Some(a), Some(b)) => Ok(r.is_ancestor(&a, &b)),
+            _ => Err(err("merge-base", "not a valid commit name")),
+        }
     }
 
     fn branch_names(&self) -> Result<Vec<String>, GitError> {

@@ -90,6 +90,57 @@ pub fn every_step(world: &Shared, exec: &Executor, l: &Ledger) -> Result<(), Str
             ));
         }
     }
+    // Spend never goes down, and an attempt stopped by a limit never counts as a failure.
+    {
+        let mut stmt = l
+            .conn()
+            .prepare_cached("SELECT id, tokens_in, tokens_out, cost_usd, state FROM attempts")
+            .map_err(|e| e.to_string())?;
+        let spend: Vec<(i64, i64, i64, f64, AttemptState)> = stmt
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(|e| e.to_string())?;
+        let mut w = lock(world);
+        for (id, tin, tout, cost, st) in spend {
+            if let Some((a, b, c)) = w.spend_seen.get(&id)
+                && (tin < *a || tout < *b || cost < *c)
+            {
+                return Err(format!(
+                    "the spend of attempt {id} went down: ({a}, {b}, {c}) -> ({tin}, {tout}, {cost})"
+                ));
+            }
+            w.spend_seen.insert(id, (tin, tout, cost));
+            if w.limited.contains(&AttemptId(id)) && st == AttemptState::Failed {
+                return Err(format!(
+                    "attempt {id} was stopped by a usage limit but counted as a failure"
+                ));
+            }
+        }
+    }
+    // Nothing waits silently: an agent waiting for the human says what for (the inbox shows it).
+    {
+        let mut stmt = l
+            .conn()
+            .prepare_cached(
+                "SELECT id, substatus, question FROM attempts
+                 WHERE state IN ('starting', 'running')
+                   AND substatus IN ('waiting_input', 'waiting_permission', 'waiting_dialog')",
+            )
+            .map_err(|e| e.to_string())?;
+        let waiting: Vec<(i64, String, Option<String>)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| e.to_string())?;
+        for (id, sub, question) in waiting {
+            if question.is_none_or(|q| q.trim().is_empty()) {
+                return Err(format!(
+                    "attempt {id} is {sub} with nothing for the inbox to show"
+                ));
+            }
+        }
+    }
     // An attempt said to have changed nothing changed nothing: the agent wrote no work.
     {
         let w = lock(world);
@@ -111,6 +162,7 @@ pub fn every_step(world: &Shared, exec: &Executor, l: &Ledger) -> Result<(), Str
             }
         }
     }
+    synced_onto_the_base(world, l)?;
     // The integration branch is checked again only when it or the set of done tasks changed.
     let key = {
         let w = lock(world);
@@ -156,10 +208,12 @@ fn merged_once_and_through_the_funnel(
     drop(repo);
     drop(w);
     for (task, ns) in &landed {
-        if ns.len() > 1 {
+        // Commits of several attempts land together only as one change: each a continuation
+        // of the one before (the same worktree, after a limit, a failure or a restart).
+        if ns.len() > 1 && !one_chain(l, task, ns)? {
             return Err(format!("{task} landed more than once (attempts {ns:?})"));
         }
-        let n = ns.iter().next().copied().unwrap_or(0);
+        let n = ns.iter().next_back().copied().unwrap_or(0);
         let events = l
             .events(0, Some(task), 100_000)
             .map_err(|e| e.to_string())?;
@@ -236,6 +290,98 @@ fn merged_once_and_through_the_funnel(
     Ok(())
 }
 
+/// Only someone else's move of the integration branch holds the run — never a move orch-tui
+/// made itself (a merge's or a sync's, whatever crash came between the move and its record) —
+/// and once a sync is over, the branch stands on the base it recorded.
+fn synced_onto_the_base(world: &Shared, l: &Ledger) -> Result<(), String> {
+    let row = l
+        .integration()
+        .map_err(|e| format!("the ledger cannot be read: {e}"))?;
+    let w = lock(world);
+    if let Some(hold) = &row.hold
+        && !w.meddled
+    {
+        return Err(format!(
+            "the run is held though only orch-tui moved the integration branch: {hold}"
+        ));
+    }
+    let repo = w.git.lock();
+    let actual = repo.refs.get(INTEGRATION);
+    if let Some(base) = &row.sync.base_oid
+        && row.sync.request.is_none()
+        && row.hold.is_none()
+        && actual.is_some()
+        && actual == row.tip.as_ref()
+        && let Some(actual) = actual
+        && !repo.is_ancestor(base, actual)
+    {
+        return Err(format!(
+            "the integration branch ({actual}) does not hold the base {base} it records"
+        ));
+    }
+    Ok(())
+}
+
+/// A sync asked for is never lost silently: by the end it is done (the branch holds what it was
+/// to go onto), or it stopped with a problem for the human, or it waits on a held run.
+fn no_sync_lost(world: &Shared, l: &Ledger) -> Result<(), String> {
+    let row = l.integration().map_err(|e| e.to_string())?;
+    if row.sync.request.is_some() && row.hold.is_none() {
+        return Err(format!(
+            "the run ended with a sync still asked for: {:?}",
+            row.sync.request
+        ));
+    }
+    let w = lock(world);
+    let Some(onto) = &w.sync_asked else {
+        return Ok(());
+    };
+    let repo = w.git.lock();
+    let holds = repo
+        .refs
+        .get(INTEGRATION)
+        .is_some_and(|tip| repo.is_ancestor(onto, tip));
+    if !holds && row.sync.problem.is_none() && row.sync.request.is_none() {
+        return Err(format!(
+            "the sync onto {onto} was lost: the integration branch does not hold it and no \
+             problem says why"
+        ));
+    }
+    Ok(())
+}
+
+/// The attempts `ns` of `task` are one continuation chain: each continues (through `continues`
+/// links) the one before it.
+fn one_chain(l: &Ledger, task: &str, ns: &BTreeSet<u32>) -> Result<bool, String> {
+    let attempts = l.attempts(task).map_err(|e| e.to_string())?;
+    let by_n: BTreeMap<u32, &orch_tui::ledger::AttemptRow> = attempts
+        .iter()
+        .filter(|a| a.role == Role::Agent)
+        .map(|a| (a.n.0, a))
+        .collect();
+    let by_id: BTreeMap<AttemptId, &orch_tui::ledger::AttemptRow> =
+        attempts.iter().map(|a| (a.id, a)).collect();
+    let list: Vec<u32> = ns.iter().copied().collect();
+    for w in list.windows(2) {
+        let (Some(earlier), Some(later)) = (by_n.get(&w[0]), by_n.get(&w[1])) else {
+            return Ok(false);
+        };
+        let mut cur = later.continues;
+        let mut found = false;
+        while let Some(id) = cur {
+            if id == earlier.id {
+                found = true;
+                break;
+            }
+            cur = by_id.get(&id).and_then(|a| a.continues);
+        }
+        if !found {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// No agent's work is ever lost: every token an agent wrote is in a commit some ref holds, or
 /// in a worktree.
 fn no_work_lost(world: &Shared) -> Result<(), String> {
@@ -268,6 +414,7 @@ pub fn at_end(world: &Shared, exec: &Executor, path: &Path) -> Result<(), String
     let l = ledger(path)?;
     every_step(world, exec, &l)?;
     no_work_lost(world)?;
+    no_sync_lost(world, &l)?;
     let tasks = l.tasks().map_err(|e| e.to_string())?;
     merged_once_and_through_the_funnel(world, &l, &tasks, true)?;
     held_windows_wait_for_the_human(&l)?;
@@ -276,6 +423,11 @@ pub fn at_end(world: &Shared, exec: &Executor, path: &Path) -> Result<(), String
         .conn()
         .query_row("SELECT hold FROM supervisor WHERE id = 1", [], |r| r.get(0))
         .unwrap_or(None);
+    let run_budget_spent = l
+        .gates()
+        .map_err(|e| e.to_string())?
+        .iter()
+        .any(|g| g.kind == "budget");
     // Nothing waits silently: every task is finished, or waits for the human with a reason, or
     // waits for a dependency that does.
     for t in &tasks {
@@ -289,7 +441,8 @@ pub fn at_end(world: &Shared, exec: &Executor, path: &Path) -> Result<(), String
                     .iter()
                     .any(|u| &u.id == d && u.state != TaskState::Done)
             }),
-            TaskState::Ready | TaskState::Approved => hold.is_some(),
+            // A spent run budget starts nothing new: it says so in its gate.
+            TaskState::Ready | TaskState::Approved => hold.is_some() || run_budget_spent,
             TaskState::Review => t.stage == Some(orch_tui::core::domain::FunnelStage::Human),
             _ => false,
         };

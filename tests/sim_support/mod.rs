@@ -9,6 +9,7 @@
 
 pub mod fake_git;
 mod invariants;
+mod upstream;
 pub mod world;
 
 use std::collections::BTreeMap;
@@ -34,6 +35,8 @@ pub struct Chaos {
     pub crash_percent: u64,
     pub human_percent: u64,
     pub move_integration_percent: u64,
+    /// The base (`main`) moves upstream and a sync is asked for.
+    pub sync_percent: u64,
     pub git_fail_percent: u64,
     pub busy_percent: u64,
     pub faults: Faults,
@@ -49,6 +52,7 @@ impl Default for Chaos {
             crash_percent: 3,
             human_percent: 4,
             move_integration_percent: 1,
+            sync_percent: 2,
             git_fail_percent: 2,
             busy_percent: 2,
             faults: Faults::default(),
@@ -64,6 +68,14 @@ pub struct Stats {
     pub crashes: usize,
     pub tasks: usize,
     pub done: usize,
+    /// Syncs that moved the branch (of them, finished by a restart) and that stopped.
+    pub synced: usize,
+    pub sync_recovered: usize,
+    pub sync_stopped: usize,
+    /// Supervisors started to only recover and sync (as `orch-tui sync` does).
+    pub sync_only: usize,
+    /// Agent states the supervisor recorded from a (fake) watched screen.
+    pub screen_states: usize,
 }
 
 /// A seed that broke an invariant: what, where, and the last things that happened.
@@ -103,8 +115,17 @@ fn plan_text(rng: &mut Rng) -> String {
             2 + rng.below(2)
         ));
         if rng.chance(40) {
+            let money = if rng.chance(30) {
+                format!(
+                    ", tokens = {}, cost_usd = {}",
+                    2_000 + rng.below(12_000),
+                    0.01 + rng.below(40) as f64 / 1000.0
+                )
+            } else {
+                String::new()
+            };
             s.push_str(&format!(
-                "budget = {{ time = \"{}ms\" }}\n",
+                "budget = {{ time = \"{}ms\"{money} }}\n",
                 1500 + rng.below(3000)
             ));
         }
@@ -126,10 +147,22 @@ fn config_text(rng: &mut Rng) -> String {
         "[]"
     };
     let reviewer = if rng.chance(40) { "sim" } else { "" };
+    let run_budget = if rng.chance(10) {
+        format!(
+            "[budgets]\nrun = {{ tokens = {} }}\n\n",
+            20_000 + rng.below(60_000)
+        )
+    } else {
+        String::new()
+    };
     format!(
-        "slots = {}\ndefault_agent = \"sim\"\nstop_grace = \"300ms\"\n\n[retry]\nbackoff_base = \"20ms\"\nbackoff_cap = \"200ms\"\n\n\
-         [funnel]\nchecks = {checks}\nreviewer = \"{reviewer}\"\nautonomy = \"{autonomy}\"\nveto_window = \"400ms\"\n",
-        1 + rng.below(4)
+        "slots = {}\ndefault_agent = \"sim\"\nstop_grace = \"300ms\"\nbase = \"refs/heads/main\"\n\n[retry]\nbackoff_base = \"20ms\"\nbackoff_cap = \"200ms\"\n\n\
+         [funnel]\nchecks = {checks}\nreviewer = \"{reviewer}\"\nautonomy = \"{autonomy}\"\nveto_window = \"400ms\"\n\n\
+         [limits]\nwait = \"{}ms\"\nbreaker_failures = 2\nbreaker_cooldown = \"300ms\"\n\n{run_budget}\
+         [agents.sim]\nfallback = [\"sim2\"]\n\n\
+         [agents.sim2]\ncommand = [\"{{orch}}\", \"sim-agent\"]\nadapter = \"sim\"\nmax_concurrent = 2\n",
+        1 + rng.below(4),
+        200 + rng.below(800)
     )
 }
 
@@ -140,6 +173,7 @@ fn boot(
     path: &std::path::Path,
     seed: u64,
     faults: Faults,
+    only_sync: bool,
 ) -> Executor {
     let mut ledger = Ledger::open(path).expect("ledger");
     let epoch = {
@@ -176,6 +210,9 @@ fn boot(
     };
     let mut core = Supervisor::new(cfg.clone(), roots, epoch, seed ^ epoch as u64);
     core.set_faults(faults);
+    if only_sync {
+        core.set_only_sync();
+    }
     let env = SetupEnv {
         ledger_path: path.to_string_lossy().to_string(),
         prompts_dir: path
@@ -200,6 +237,9 @@ fn boot(
         false,
     );
     exec.boot().expect("boot");
+    if std::env::var("SIM_DEBUG").is_ok() {
+        eprintln!("booted: {:?}", exec.supervisor().model.sync);
+    }
     exec
 }
 
@@ -226,6 +266,25 @@ fn human(world: &Shared, ledger: &mut Ledger, rng: &mut Rng) {
         ])
         .unwrap_or(&HumanCommand::Retry);
     let now = lock(world).now;
+    if rng.chance(15) {
+        // `orch-tui extend`: more of one budget, continuing or starting over.
+        let ext = orch_tui::engine::Extension {
+            time_ms: rng.chance(50).then_some(1000 + rng.below(2000)),
+            tokens: rng.chance(50).then_some(1000 + rng.below(10_000)),
+            cost_usd: Some(0.01 + rng.below(20) as f64 / 1000.0),
+            retry: rng.chance(30),
+        };
+        let r = with_clock(now, || {
+            orch_tui::engine::apply_extend(ledger, &task, &ext, None)
+        });
+        let mut w = lock(world);
+        w.note(format!(
+            "human extend {task}: {}",
+            r.as_ref().map_or_else(|e| e.to_string(), |s| s.clone())
+        ));
+        w.inbox.push_back(orch_tui::engine::world::Incoming::Poke);
+        return;
+    }
     let note = (cmd == HumanCommand::Reject).then_some("try again");
     let r = with_clock(now, || apply_human(ledger, cmd, &task, note));
     let mut w = lock(world);
@@ -257,7 +316,9 @@ fn meddle(world: &Shared, ledger: &mut Ledger, rng: &mut Rng, moved: &mut Option
             }
             *moved = Some(tip);
             drop(r);
-            lock(world).note("someone moved the integration branch".into());
+            let mut w = lock(world);
+            w.meddled = true;
+            w.note("someone moved the integration branch".into());
         }
         Some(tip) => {
             git.lock().refs.insert(key, tip);
@@ -331,7 +392,9 @@ pub fn run_seed(seed: u64, chaos: Chaos) -> Result<Stats, Failure> {
     )));
     lock(&world).fault_reap_by_pid_only = chaos.reap_by_pid_only;
     let mut human_ledger = Ledger::open(&path).expect("ledger");
-    let mut exec = boot(&world, &cfg, &path, seed, chaos.faults);
+    let mut exec = boot(&world, &cfg, &path, seed, chaos.faults, false);
+    // A supervisor that only recovers and syncs, as `orch-tui sync` starts when none runs.
+    let mut only_sync = false;
     let mut stats = Stats {
         tasks: plan.tasks.len(),
         ..Stats::default()
@@ -357,6 +420,9 @@ pub fn run_seed(seed: u64, chaos: Chaos) -> Result<Stats, Failure> {
             }
             if rng.chance(chaos.move_integration_percent) || (moved.is_some() && rng.chance(10)) {
                 meddle(&world, &mut human_ledger, &mut rng, &mut moved);
+            }
+            if rng.chance(chaos.sync_percent) {
+                upstream::sync_asked(&world, &mut human_ledger, &mut rng);
             }
             if rng.chance(chaos.git_fail_percent) {
                 let op = *rng
@@ -384,12 +450,17 @@ pub fn run_seed(seed: u64, chaos: Chaos) -> Result<Stats, Failure> {
                 }
                 lock(&world).note("— supervisor crashed —".into());
                 drop(exec);
+                let asked = human_ledger
+                    .integration()
+                    .is_ok_and(|r| r.sync.request.is_some());
+                only_sync = asked && rng.chance(40);
                 exec = boot(
                     &world,
                     &cfg,
                     &path,
                     seed.wrapping_add(step as u64),
                     chaos.faults,
+                    only_sync,
                 );
             }
         } else {
@@ -405,6 +476,15 @@ pub fn run_seed(seed: u64, chaos: Chaos) -> Result<Stats, Failure> {
             settle_human(&world, &mut human_ledger);
         }
         let end = exec.step_once();
+        if only_sync && matches!(end, Ok(Some(_))) {
+            // `orch-tui sync` did its part and stopped; the next `orch-tui run` takes over.
+            lock(&world).note("— the sync-only supervisor stopped; a run starts —".into());
+            stats.sync_only += 1;
+            drop(exec);
+            only_sync = false;
+            exec = boot(&world, &cfg, &path, seed ^ step as u64, chaos.faults, false);
+            continue;
+        }
         stats.steps = step;
         match end {
             Ok(Some(RunEnd::Stopped)) | Err(_) => {
@@ -422,6 +502,28 @@ pub fn run_seed(seed: u64, chaos: Chaos) -> Result<Stats, Failure> {
                     .tasks()
                     .map(|t| t.iter().filter(|t| t.state == TaskState::Done).count())
                     .unwrap_or(0);
+                let events = human_ledger.events(0, None, 1_000_000).unwrap_or_default();
+                use orch_tui::core::domain::EventKind;
+                for e in &events {
+                    match e.kind {
+                        EventKind::Synced => {
+                            stats.synced += 1;
+                            let why = e.data["why"].as_str().unwrap_or_default();
+                            stats.sync_recovered += usize::from(why.contains("recovered"));
+                        }
+                        EventKind::SyncStopped => stats.sync_stopped += 1,
+                        _ => {}
+                    }
+                }
+                stats.screen_states = human_ledger
+                    .conn()
+                    .query_row(
+                        "SELECT COUNT(*) FROM events WHERE kind = 'agent_state'
+                           AND json_extract(data, '$.rule') LIKE 'screen:%'",
+                        [],
+                        |r| r.get::<_, i64>(0),
+                    )
+                    .unwrap_or(0) as usize;
                 return Ok(stats);
             }
             Ok(_) => {}

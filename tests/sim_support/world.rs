@@ -6,8 +6,12 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use orch_tui::core::agent_event::{
+    AgentEvent, Failure, FailureKind, Limit, LimitKind, Tokens, TurnEnd,
+};
 use orch_tui::core::domain::{AttemptId, AttemptNo};
 use orch_tui::core::ops::Op;
+use orch_tui::core::screen_rules::{ScreenMatch, ScreenState, WaitingFor};
 use orch_tui::core::supervisor::{Boot, CheckOutcome, Event, Exit, Observed};
 use orch_tui::engine::real_store::SqliteStore;
 use orch_tui::engine::world::{
@@ -65,6 +69,10 @@ pub enum Plan {
     Hang { stubborn: bool },
     /// A reviewer: approve, ask for changes, or end without a verdict.
     Review { verdict: Option<bool> },
+    /// Hits a usage limit after some spend (its next attempt continues it once it lifts).
+    Limited,
+    /// The provider fails it (API 500, auth 401): an infrastructure failure, exit 1.
+    Infra,
 }
 
 pub struct FakeProc {
@@ -83,6 +91,8 @@ pub struct FakeProc {
     /// `ORCH_SLOT` it was started with.
     pub slot: u32,
     generation: u64,
+    /// What it has spent, as its own total would say.
+    pub spent: (u64, u64, f64),
 }
 
 pub struct World {
@@ -110,6 +120,14 @@ pub struct World {
     pub trace: VecDeque<String>,
     /// The integration tip and number of done tasks the funnel invariant last looked at.
     pub last_checked: Option<(Option<String>, usize)>,
+    /// Someone other than orch-tui moved the integration branch at some point.
+    pub meddled: bool,
+    /// The base commit the last sync asked for was to go onto.
+    pub sync_asked: Option<String>,
+    /// Attempts whose agent hit a limit (they must never count as failures).
+    pub limited: std::collections::BTreeSet<AttemptId>,
+    /// Each attempt's spend as last seen in the ledger (it never goes down).
+    pub spend_seen: BTreeMap<i64, (i64, i64, f64)>,
 }
 
 pub type Shared = Arc<Mutex<World>>;
@@ -230,11 +248,103 @@ fn act(w: &mut World, pid: u32) {
         return exit(w, pid, None, Some(if stubborn { 9 } else { 15 }));
     }
     let (plan, step) = (p.plan, p.step);
+    if step == 0 && !matches!(plan, Plan::Review { .. }) {
+        let session = format!("session-{}-{}", p.task, p.attempt.0);
+        emit(w, pid, AgentEvent::Session { id: session });
+    }
     match (plan, step) {
-        (Plan::Work { .. }, 0) => do_work(w, pid),
+        (Plan::Limited, 0) => {
+            spend(w, pid);
+            advance(w, pid, 50);
+        }
+        (Plan::Limited, 1) if w.rng.chance(40) => {
+            // An interactive agent shows its limit on screen and waits there: the supervisor
+            // must end it (the next step would be its death by TERM).
+            let attempt = w.procs.get(&pid).map(|p| p.attempt);
+            if let Some(a) = attempt {
+                w.limited.insert(a);
+            }
+            screen(
+                w,
+                pid,
+                ScreenState::Limited,
+                "limit-screen",
+                "You've hit your limit",
+            );
+            idle(w, pid);
+        }
+        (Plan::Limited, _) => {
+            let attempt = w.procs.get(&pid).map(|p| p.attempt);
+            if let Some(a) = attempt {
+                w.limited.insert(a);
+            }
+            emit(
+                w,
+                pid,
+                AgentEvent::Limit(Limit {
+                    kind: LimitKind::Usage,
+                    resets: None,
+                    text: "usage limit reached (simulated)".into(),
+                }),
+            );
+            exit(w, pid, Some(1), None);
+        }
+        (Plan::Infra, _) => {
+            let kind = if w.rng.chance(50) {
+                FailureKind::Api { status: 500 }
+            } else {
+                FailureKind::Auth { status: Some(401) }
+            };
+            emit(
+                w,
+                pid,
+                AgentEvent::TurnEnd(TurnEnd {
+                    ok: false,
+                    last_message: None,
+                    session_id: None,
+                    transcript_path: None,
+                    failure: Some(Failure {
+                        kind,
+                        detail: "simulated".into(),
+                    }),
+                    denials: Vec::new(),
+                }),
+            );
+            exit(w, pid, Some(1), None);
+        }
+        (Plan::Work { .. }, 0) => {
+            // An interactive agent may stop at a dialog or a permission prompt first; the
+            // human answers it (its screen shows it working again) before it works.
+            if w.rng.chance(10) {
+                let (state, rule, line) = match w.rng.below(3) {
+                    0 => (
+                        ScreenState::Waiting(WaitingFor::Permission),
+                        "permission-prompt",
+                        "Do you want to proceed?",
+                    ),
+                    1 => (
+                        ScreenState::Waiting(WaitingFor::FirstRun),
+                        "trust-dialog",
+                        "Yes, I trust this folder",
+                    ),
+                    _ => (
+                        ScreenState::Waiting(WaitingFor::Question),
+                        "question",
+                        "Which file should I change?",
+                    ),
+                };
+                screen(w, pid, state, rule, line);
+                screen(w, pid, ScreenState::Working, "working", "esc to interrupt");
+            }
+            spend(w, pid);
+            do_work(w, pid)
+        }
         (Plan::Work { report: true, .. }, 1) => report(w, pid, WorkerCall::Done { summary: None }),
         (Plan::Work { report: true, .. }, _) => idle(w, pid),
-        (Plan::Work { .. }, _) | (Plan::Nothing, _) => exit(w, pid, Some(0), None),
+        (Plan::Work { .. }, _) | (Plan::Nothing, _) => {
+            total(w, pid);
+            exit(w, pid, Some(0), None)
+        }
         (Plan::Fail { report: true }, 0) => report(w, pid, WorkerCall::Fail { reason: None }),
         (Plan::Fail { .. }, _) => exit(w, pid, Some(1), None),
         (Plan::Hang { .. }, _) => idle(w, pid),
@@ -253,6 +363,75 @@ fn act(w: &mut World, pid: u32) {
     if w.rng.chance(3) {
         forge(w, pid);
     }
+}
+
+/// What an interactive agent's watched screen settled on, as `engine::watch` delivers it.
+fn screen(w: &mut World, pid: u32, state: ScreenState, rule: &str, line: &str) {
+    let Some(p) = w.procs.get(&pid) else { return };
+    if p.generation == w.generation {
+        let attempt = p.attempt;
+        let said = format!("{}#{} screen: {rule}", p.task, p.n);
+        w.note(said);
+        let seen = ScreenMatch {
+            state,
+            rule: rule.to_string(),
+            excerpt: line.to_string(),
+        };
+        w.inbox
+            .push_back(Incoming::Event(Event::Screen { attempt, seen }));
+    }
+}
+
+/// What a fake agent's adapter would have parsed, delivered as the real feed delivers it.
+fn emit(w: &mut World, pid: u32, event: AgentEvent) {
+    let Some(p) = w.procs.get(&pid) else { return };
+    if p.generation == w.generation {
+        let attempt = p.attempt;
+        w.inbox
+            .push_back(Incoming::Event(Event::Agent { attempt, event }));
+    }
+}
+
+/// One API call's worth of spend.
+fn spend(w: &mut World, pid: u32) {
+    let tokens = Tokens {
+        input: 100 + w.rng.below(5_000),
+        output: 10 + w.rng.below(2_000),
+        ..Tokens::default()
+    };
+    let cost = (tokens.input as f64 * 3.0 + tokens.output as f64 * 15.0) / 1e6;
+    if let Some(p) = w.procs.get_mut(&pid) {
+        p.spent.0 += tokens.input;
+        p.spent.1 += tokens.output;
+        p.spent.2 += cost;
+    }
+    emit(
+        w,
+        pid,
+        AgentEvent::Usage {
+            tokens,
+            cost_usd: Some(cost),
+        },
+    );
+}
+
+/// The agent's own total at its end: its bill, sometimes a little above the live figures.
+fn total(w: &mut World, pid: u32) {
+    let Some(p) = w.procs.get(&pid) else { return };
+    let (i, o, c) = p.spent;
+    let extra = w.rng.below(3) as f64 * 0.001;
+    emit(
+        w,
+        pid,
+        AgentEvent::Total {
+            tokens: Some(Tokens {
+                input: i,
+                output: o,
+                ..Tokens::default()
+            }),
+            cost_usd: c + extra,
+        },
+    );
 }
 
 /// A fake agent reporting: in the simulated world every process descends from the supervisor,
@@ -303,6 +482,13 @@ fn do_work(w: &mut World, pid: u32) {
     };
     let mut repo = w.git.lock();
     if let Some(mut tree) = repo.worktrees.get(&wt).cloned() {
+        // An attempt that continues an earlier one in its worktree keeps that one's work and
+        // adds its own (the supervisor must lose neither).
+        let path = if tree.files.contains_key(&path) {
+            format!("{path}.{n}")
+        } else {
+            path
+        };
         if branch {
             let name = format!("refs/heads/agent-{task}-{n}");
             repo.refs.insert(name.clone(), tree.head.clone());
@@ -454,6 +640,8 @@ impl Agents for SimAgents {
                 _ if r < hang => Plan::Hang {
                     stubborn: w.rng.chance(50),
                 },
+                _ if r >= 96 => Plan::Limited,
+                _ if r >= 93 => Plan::Infra,
                 _ if r < hang + 8 => Plan::Fail {
                     report: w.rng.chance(50),
                 },
@@ -504,6 +692,7 @@ impl Agents for SimAgents {
                 alive: true,
                 slot,
                 generation,
+                spent: (0, 0, 0.0),
             },
         );
         Ok(Box::new(SimProc {
@@ -650,6 +839,10 @@ impl World {
             fault_reap_by_pid_only: false,
             trace: VecDeque::new(),
             last_checked: None,
+            meddled: false,
+            sync_asked: None,
+            limited: Default::default(),
+            spend_seen: BTreeMap::new(),
         }
     }
 

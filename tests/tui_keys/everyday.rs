@@ -44,6 +44,7 @@ fn refreshed(tasks: Vec<TaskInfo>, inbox: Vec<InboxItem>) -> Refreshed {
         inbox,
         agents: vec![],
         spend: Default::default(),
+        alerts: vec![],
         took: Duration::ZERO,
     }
 }

@@ -48,9 +48,18 @@ impl AgentKind for Claude {
     fn prepare(
         &self,
         ctx: &LaunchContext<'_>,
-        _mode: AgentMode,
+        mode: AgentMode,
         launch: &mut Launch,
     ) -> Result<(), String> {
+        // Claude stops itself at what the task may still spend (orch-tui stops it too).
+        if let Some(usd) = ctx.max_budget_usd.filter(|u| u.is_finite() && *u >= 0.0)
+            && mode == AgentMode::Headless
+            && !launch.argv.iter().any(|a| a == "--max-budget-usd")
+        {
+            launch
+                .argv
+                .splice(1..1, ["--max-budget-usd".to_string(), format!("{usd:.4}")]);
+        }
         let path = ctx.attempt_dir.join(SETTINGS_FILE);
         std::fs::create_dir_all(ctx.attempt_dir)
             .and_then(|()| std::fs::write(&path, settings_json(ctx).to_string()))
@@ -119,8 +128,10 @@ pub fn settings_json(ctx: &LaunchContext<'_>) -> Value {
     );
     let mut hooks = serde_json::Map::new();
     for ev in HOOK_EVENTS {
+        // A permission request waits for its answer (a rule, or the human from the inbox).
+        let timeout = if *ev == "PermissionRequest" { 600 } else { 30 };
         let mut entry = serde_json::json!({
-            "hooks": [{ "type": "command", "command": command, "timeout": 30 }]
+            "hooks": [{ "type": "command", "command": command, "timeout": timeout }]
         });
         if matches!(*ev, "PreToolUse" | "PermissionRequest") {
             entry["matcher"] = Value::from("*");
@@ -172,17 +183,7 @@ fn pane(kind: PaneKind, text: impl Into<String>) -> AgentEvent {
 
 /// The first line of `text`, at most `max` characters.
 pub(super) fn short(text: &str, max: usize) -> String {
-    let line = text
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
-        .trim();
-    if line.chars().count() > max {
-        let cut: String = line.chars().take(max).collect();
-        format!("{cut}…")
-    } else {
-        line.to_string()
-    }
+    crate::core::agent_event::short_text(text, max)
 }
 
 /// What a tool call is about: its file, command or pattern.

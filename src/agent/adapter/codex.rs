@@ -93,6 +93,29 @@ pub fn resumed_parser(price: Option<Price>, earlier: Tokens) -> Box<dyn EventPar
     Box::new(LineParser::new(move |l| s.line(l)))
 }
 
+/// `now - seen` for cumulative usage, comparing all input tokens together: an earlier total
+/// handed in from the ledger has its cache reads inside `input` (the ledger keeps tokens in
+/// and out only). The cached share of the difference is what the cache fields grew by.
+fn since_combined(now: &Tokens, seen: &Tokens) -> Tokens {
+    let all = |t: &Tokens| {
+        t.input
+            .saturating_add(t.cache_read)
+            .saturating_add(t.cache_write)
+    };
+    let input = all(now).saturating_sub(all(seen));
+    let cache_read = now.cache_read.saturating_sub(seen.cache_read).min(input);
+    let cache_write = now
+        .cache_write
+        .saturating_sub(seen.cache_write)
+        .min(input - cache_read);
+    Tokens {
+        input: input - cache_read - cache_write,
+        cache_read,
+        cache_write,
+        output: now.output.saturating_sub(seen.output),
+    }
+}
+
 struct ExecState {
     price: Option<Price>,
     /// The thread's cumulative usage at the last `turn.completed`.
@@ -156,7 +179,7 @@ impl ExecState {
             "item.completed" => self.item_completed(v.get("item").unwrap_or(&Value::Null)),
             "turn.completed" => {
                 let now = v.get("usage").map(tokens_of).unwrap_or_default();
-                let delta = now.since(&self.seen);
+                let delta = since_combined(&now, &self.seen);
                 self.seen = now;
                 vec![
                     AgentEvent::Usage {

@@ -6,7 +6,7 @@
 //! - how to read what it prints into [`AgentEvent`]s ([`AgentKind::parser`]);
 //! - how its screen says that it waits, works, is idle or limited (`assets/screen-rules/`).
 //!
-//! The engine calls [`launch`] where it builds the argv today (`engine/dispatch.rs`), feeds
+//! The engine calls [`launch`] in its setup job (`engine/jobs.rs`), feeds
 //! every chunk the agent prints to the attempt's [`EventParser`], and classifies the screen of
 //! interactive agents with [`crate::core::screen_rules`].
 
@@ -40,6 +40,9 @@ pub struct LaunchContext<'a> {
     pub attempt_dir: &'a Path,
     /// The agent's conversation to continue (an earlier attempt's `AgentEvent::Session`).
     pub resume: Option<&'a str>,
+    /// What the task may still spend, for agents that stop themselves at a budget (Claude's
+    /// `--max-budget-usd`, headless).
+    pub max_budget_usd: Option<f64>,
 }
 
 /// How to start the agent.

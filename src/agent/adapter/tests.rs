@@ -12,6 +12,7 @@ fn ctx<'a>(prompt: &'a str, dir: &'a Path) -> LaunchContext<'a> {
         orch_bin: Path::new("/bin/orch-tui"),
         attempt_dir: dir,
         resume: None,
+        max_budget_usd: None,
     }
 }
 

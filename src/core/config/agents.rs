@@ -191,6 +191,16 @@ pub(super) fn apply_agent(
             p.author_email = m;
         }
     }
+    if let Some(a) = t.get("account")
+        && let Some(s) = sink.string(a, &format!("{place} account"), "account = \"work\"")
+    {
+        p.account = s;
+    }
+    if let Some(f) = t.get("fallback")
+        && let Some(list) = sink.strings(f, &format!("{place} fallback"), "fallback = [\"codex\"]")
+    {
+        p.fallback = list;
+    }
     let p = p.clone();
     check_mode(sink, &p, mode_span);
 }

@@ -217,3 +217,27 @@ fn plan_agents_and_capabilities_are_checked_against_the_config() {
     let on_sim = crate::core::config::tasks_on_simulator(&plan, &cfg);
     assert_eq!(on_sim, vec![("sim".to_string(), vec!["d"])]);
 }
+
+#[test]
+fn worktree_reuse_names_paths_inside_the_worktree() {
+    let cfg = parse_config(
+        "c.toml",
+        "[worktree]\nreuse = [\"target\", \"/web/node_modules/\"]\n",
+    )
+    .expect("valid");
+    assert_eq!(cfg.worktree.reuse, ["target", "web/node_modules"]);
+    assert_eq!(default_config().worktree.reuse, Vec::<String>::new());
+    let errs = parse_config(
+        "c.toml",
+        "[worktree]\nreuse = [\"../elsewhere\", \"\", \".git/objects\", \"*.o\", \"ok\"]\n",
+    )
+    .expect_err("bad entries");
+    let messages: Vec<String> = errs.iter().map(|d| d.to_string()).collect();
+    assert_eq!(errs.len(), 4, "{messages:#?}");
+    assert!(messages[0].starts_with("c.toml:2:10: error: [worktree] reuse entry \"../elsewhere\" must stay inside the worktree"), "{messages:#?}");
+    assert!(
+        messages
+            .iter()
+            .all(|m| m.contains("hint: name an ignored folder"))
+    );
+}

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use toml::de::DeTable;
+use toml::de::{DeTable, DeValue};
 
 use crate::core::diag::{Sink, entries_in_order};
 
@@ -15,6 +15,7 @@ pub(super) const WORKTREE_KEYS: &[&str] = &[
     "cache",
     "port_base",
     "ports_per_slot",
+    "reuse",
 ];
 
 /// `[worktree]`, merged over the defaults.
@@ -34,6 +35,9 @@ pub struct WorktreeSettings {
     /// `ports_per_slot - 1`.
     pub port_base: u16,
     pub ports_per_slot: u16,
+    /// Ignored paths (relative to a worktree's top, e.g. `target`) that a worktree reused from
+    /// the pool keeps for the next task: build caches. Nothing else untracked is ever kept.
+    pub reuse: Vec<String>,
 }
 
 impl WorktreeSettings {
@@ -169,6 +173,46 @@ pub(super) fn apply_worktree(sink: &mut Sink<'_>, w: &mut WorktreeSettings, t: &
         )
     {
         w.ports_per_slot = n as u16;
+    }
+    if let Some(v) = t.get("reuse") {
+        apply_reuse(sink, w, v);
+    }
+}
+
+fn apply_reuse(sink: &mut Sink<'_>, w: &mut WorktreeSettings, v: &toml::Spanned<DeValue<'_>>) {
+    let Some(paths) = sink.strings(v, "[worktree] reuse", "reuse = [\"target\"]") else {
+        return;
+    };
+    let DeValue::Array(items) = v.get_ref() else {
+        return;
+    };
+    let mut ok = Vec::new();
+    for (path, item) in paths.into_iter().zip(items.iter()) {
+        match reuse_problem(&path) {
+            Some(why) => sink.error(
+                &item.span(),
+                format!("[worktree] reuse entry \"{path}\" {why}"),
+                "name an ignored folder or file relative to the top of the repository, e.g. reuse = [\"target\", \"web/node_modules\"]",
+            ),
+            None => ok.push(path.trim_matches('/').to_string()),
+        }
+    }
+    w.reuse = ok;
+}
+
+/// Why a `[worktree] reuse` entry cannot name a path inside a worktree, or None.
+fn reuse_problem(path: &str) -> Option<&'static str> {
+    let p = path.trim_matches('/');
+    if p.is_empty() {
+        Some("names no path (the whole worktree cannot be kept)")
+    } else if p.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+        Some("must stay inside the worktree (no empty, `.` or `..` parts)")
+    } else if p.split('/').any(|c| c == ".git") {
+        Some("names git's own files")
+    } else if p.contains(['*', '?', '[', '\\', '!', '\n', '\0']) {
+        Some("holds a pattern character; name the path itself")
+    } else {
+        None
     }
 }
 

@@ -12,13 +12,20 @@ impl Supervisor {
         self.model = super::Model::default();
         self.model.refresh(b.tasks, b.attempts);
         self.model.hold = b.hold;
+        for (kind, name, until, why) in b.gates {
+            self.model.gates.insert((kind, name), (until, why));
+        }
         self.model.integration_tip = b.recorded_tip.clone();
         self.next_attempt = self.model.next_attempt_id();
+        self.model.sync = b.sync;
         self.abandon_stale();
         let adopted = self.settle_merges(&b.merged, b.actual_tip.as_deref());
+        let adopted = adopted.or_else(|| self.settle_sync(b.actual_tip.as_deref()));
         self.check_integration(b.recorded_tip, b.actual_tip, adopted);
+        self.record_base(b.base);
         self.leftovers = b.worktrees;
         self.booted = true;
+        self.booted_ms = self.now;
     }
 
     /// Attempts a previous supervisor left live: stop whatever still runs of them, abandon them
@@ -49,11 +56,15 @@ impl Supervisor {
             if a.role == Role::Agent
                 && let Some(from @ (TaskState::Assigned | TaskState::Working)) = state
             {
+                // Its next attempt continues it (worktree and conversation) if it ran.
                 ops.push(Op::Transition {
                     task: a.task.clone(),
                     from,
                     to: TaskState::Ready,
-                    patch: Patch::default(),
+                    patch: Patch {
+                        resume_attempt: Some(a.base.is_some().then_some(a.id)),
+                        ..Patch::default()
+                    },
                     actor: Actor::Supervisor,
                     attempt: Some(a.n),
                     data: EventData::why("recovered after supervisor restart"),

@@ -9,8 +9,9 @@ use crate::core::ops::Op;
 /// Something happened.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
-    /// The executor read the ledger and looked at the world at start.
-    Boot(Boot),
+    /// The executor read the ledger and looked at the world at start (boxed: it is by far the
+    /// largest event, and comes once).
+    Boot(Box<Boot>),
     /// Rows re-read from the ledger after another process wrote it (an agent's report, a human
     /// command, a plan load).
     Observed(Observed),
@@ -51,6 +52,18 @@ pub enum Event {
         task: String,
         result: MoveOutcome,
     },
+    /// The integration branch was replayed onto the new base `onto` from integration tip
+    /// `from` (and checked), or why not.
+    SyncPrepared {
+        onto: String,
+        from: String,
+        result: SyncOutcome,
+    },
+    /// The integration branch was moved to a sync's `tip` (or why not).
+    SyncMoved {
+        tip: String,
+        result: MoveOutcome,
+    },
     /// A finished task's worktree and branch were tidied away (or why not).
     Tidied {
         tidy: Tidy,
@@ -63,6 +76,16 @@ pub enum Event {
     /// Stop the run: end the agents (or leave them to the next start).
     Stop {
         stop_agents: bool,
+    },
+    /// Something a live agent said, as its adapter parsed it (never a pane line).
+    Agent {
+        attempt: AttemptId,
+        event: crate::core::agent_event::AgentEvent,
+    },
+    /// An interactive agent's screen settled on a state (a screen rule held, debounced).
+    Screen {
+        attempt: AttemptId,
+        seen: crate::core::screen_rules::ScreenMatch,
     },
 }
 
@@ -80,6 +103,38 @@ pub struct Boot {
     pub merged: Vec<(AttemptId, bool)>,
     /// Worktrees under `.orch/worktrees/`.
     pub worktrees: Vec<WorktreeFact>,
+    /// The base and any sync, as recorded.
+    pub sync: SyncState,
+    /// When no base is recorded yet: the run's base ref and the commit the integration branch
+    /// stands on (where it meets that base), to record.
+    pub base: Option<(String, String)>,
+    /// Gates recorded by an earlier supervisor: (kind, account or profile, until, why).
+    pub gates: Vec<(crate::core::ops::GateKind, String, u64, String)>,
+}
+
+/// The base branch the integration branch stands on, and a sync onto it, as the ledger's
+/// supervisor row records them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncState {
+    /// The base's full ref name (`refs/heads/main`, `refs/remotes/origin/main`).
+    pub base_ref: Option<String>,
+    /// The base commit the integration branch stands on.
+    pub base_oid: Option<String>,
+    /// A sync asked for and not over yet.
+    pub request: Option<SyncRequest>,
+    /// Why the last sync stopped without moving the branch, until the next one is asked for.
+    pub problem: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncRequest {
+    /// The base ref to sync onto (another than the recorded one switches the base).
+    pub refname: String,
+    /// Its commit when the sync was asked for.
+    pub onto: String,
+    /// `(from, tip)`: the replayed tip, recorded before the branch moves, and the integration
+    /// tip it was made from.
+    pub recorded: Option<(String, String)>,
 }
 
 /// A worktree found on disk.
@@ -98,6 +153,8 @@ pub struct Observed {
     /// `Some(hold)` when the run's hold was read (it may have been released).
     pub hold: Option<Option<String>>,
     pub integration_tip: Option<String>,
+    /// `Some` when the base and sync were read.
+    pub sync: Option<SyncState>,
 }
 
 /// The agent runs.
@@ -180,6 +237,27 @@ pub enum MergeOutcome {
     Failed(JobFailure),
 }
 
+/// What replaying the integration branch onto a moved base gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncOutcome {
+    /// The branch replayed onto the new base, its checks passed: `tip` is what to write.
+    Ready {
+        tip: String,
+        results: Vec<CheckOutcome>,
+    },
+    /// The integration branch holds the new base already: nothing to replay or move.
+    UpToDate,
+    /// A replayed commit conflicts with the new base in these paths.
+    Conflict {
+        files: Vec<String>,
+    },
+    /// A check fails on the replayed branch.
+    ChecksFailed {
+        results: Vec<CheckOutcome>,
+    },
+    Failed(JobFailure),
+}
+
 /// What moving the integration branch gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MoveOutcome {
@@ -224,6 +302,12 @@ pub enum Effect {
         tip: String,
         onto: String,
     },
+    /// Replay the integration branch onto a moved base and run the config's merge checks on
+    /// it; answer with `SyncPrepared`.
+    PrepareSync(SyncPrep),
+    /// Move the integration branch from `from` to a sync's `tip` (compare-and-swap); answer with
+    /// `SyncMoved`.
+    MoveSync { tip: String, from: String },
     /// Remove a finished attempt's worktree and branch, backing up what would be lost; answer
     /// with `Tidied`.
     Tidy(Tidy),
@@ -250,9 +334,16 @@ pub struct Setup {
     pub log_dir: String,
     /// Agents: the integration tip the worktree starts from.
     pub base: String,
-    /// Agents get a fresh worktree; a reviewer reads the agent's.
+    /// Agents get a fresh worktree (unless they continue an earlier attempt's); a reviewer
+    /// reads the agent's.
     pub create_worktree: bool,
     pub prompt: PromptSpec,
+    /// The agent's conversation to continue (`--resume`, `exec resume`).
+    pub resume: Option<String>,
+    /// What the task may still spend, in dollars (Claude's own `--max-budget-usd`).
+    pub max_budget_usd: Option<f64>,
+    /// What the resumed conversation spent before this attempt.
+    pub baseline: super::Baseline,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -296,6 +387,22 @@ pub struct MergePrep {
     /// The attempt's work was never collected (approved after its collection failed): collect
     /// it first.
     pub collect: Option<Collect>,
+}
+
+/// How to replay the integration branch onto its moved base.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncPrep {
+    /// The base's ref (for messages).
+    pub refname: String,
+    /// The base commit the branch stands on now (`None`: unknown, where it meets `onto`).
+    pub base: Option<String>,
+    /// The new base commit.
+    pub onto: String,
+    /// The integration tip the supervisor last wrote: what is replayed.
+    pub from: String,
+    /// The config's merge checks (no one task owns a sync).
+    pub checks: Vec<String>,
+    pub log: String,
 }
 
 /// A finished attempt's leftovers. `merged`: the commit that landed and the agent's own commit

@@ -223,7 +223,11 @@ impl Supervisor {
         l.phase = super::Phase::Closing;
         let (task, n, stop, exit) = (l.task.clone(), l.n, l.stop.clone(), l.exit);
         let row = self.model.attempts.get(&id);
-        let verdict = row.and_then(|a| a.verdict.map(|v| (v, a.verdict_notes.clone())));
+        let reported = row.and_then(|a| a.verdict.map(|v| (v, a.verdict_notes.clone())));
+        // A reviewer that could not run `worker verdict` may give it as its reply's last line.
+        let said = l.facts.last_message.as_deref().and_then(verdict_line);
+        let from_line = reported.is_none() && said.is_some();
+        let verdict = reported.or(said);
         let finish = Op::FinishAttempt(Finish {
             id,
             outcome: if verdict.is_some() {
@@ -244,6 +248,19 @@ impl Supervisor {
             return;
         }
         let mut ops = vec![finish];
+        if from_line && let Some((v, notes)) = &verdict {
+            ops.push(Op::Event {
+                task: Some(task.clone()),
+                attempt: Some(n),
+                actor: Actor::Agent,
+                kind: EventKind::Verdict,
+                data: EventData {
+                    why: Some(format!("{v}, from the last line of the reviewer's reply")),
+                    note: notes.clone(),
+                    ..EventData::default()
+                },
+            });
+        }
         match verdict {
             Some((Verdict::Approve, _)) => {
                 let next = human_stage(&self.facts(&task), self.now);
@@ -309,6 +326,9 @@ impl Supervisor {
                     not_before_ms: Some(self.now + delay),
                     note: Some(Some(note.to_string())),
                     reason: Some(Some(why.to_string())),
+                    // A fresh attempt from the integration tip, told what to change: continuing
+                    // in place would put the rejected commit into the integration history.
+                    resume_attempt: Some(None),
                     ..Patch::default()
                 },
                 format!("↻ {task}: {why}; a new attempt gets the details"),
@@ -348,5 +368,57 @@ pub(super) fn check_event(task: &str, n: AttemptNo, r: &CheckOutcome, on: Option
             on: on.map(String::from),
             ..EventData::default()
         },
+    }
+}
+
+/// A verdict given as the last non-blank line of a reviewer's reply: `VERDICT: approve`, or
+/// `VERDICT: changes: what to change` (any case; a `-` or `—` may stand for the second colon).
+pub fn verdict_line(reply: &str) -> Option<(Verdict, Option<String>)> {
+    let last = reply.lines().rev().find(|l| !l.trim().is_empty())?;
+    let mut t = last.trim().trim_matches('*').trim();
+    if t.len() > 1 && t.starts_with('`') && t.ends_with('`') {
+        t = &t[1..t.len() - 1];
+    }
+    let (head, rest) = t.split_once(':')?;
+    if !head.trim().eq_ignore_ascii_case("verdict") {
+        return None;
+    }
+    let rest = rest.trim();
+    let word: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect();
+    let notes = rest[word.len()..]
+        .trim_start_matches(|c: char| c == ':' || c == '-' || c == '—' || c.is_whitespace())
+        .trim();
+    let notes = (!notes.is_empty()).then(|| notes.to_string());
+    match word.to_ascii_lowercase().as_str() {
+        "approve" | "approved" => Some((Verdict::Approve, notes)),
+        "changes" => Some((Verdict::Changes, notes)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod verdict_tests {
+    use super::*;
+
+    #[test]
+    fn a_verdict_is_read_from_the_reviewers_last_line_only() {
+        assert_eq!(
+            verdict_line("Looks right.\n\nVERDICT: approve\n"),
+            Some((Verdict::Approve, None))
+        );
+        assert_eq!(
+            verdict_line("**Verdict: changes: rename `foo` to `bar`**"),
+            Some((Verdict::Changes, Some("rename `foo` to `bar`".into())))
+        );
+        assert_eq!(
+            verdict_line("verdict: changes — add a test"),
+            Some((Verdict::Changes, Some("add a test".into())))
+        );
+        assert_eq!(verdict_line("VERDICT: approve\nbut one more thing"), None);
+        assert_eq!(verdict_line("VERDICT: maybe"), None);
+        assert_eq!(verdict_line("I approve"), None);
     }
 }

@@ -1,7 +1,8 @@
 //! Agents from dispatch to their end: which ready task goes to which profile, starting it, when
 //! to stop it, and what its exit means (commit its work, retry with backoff, or fail for good).
 
-use super::{Change, Collect, Effect, Exit, JobFailure, Live, Phase, PromptSpec, Setup, Started};
+use super::{AgentFacts, Change, Collect, Effect, Exit, JobFailure, Live, Phase, PromptSpec};
+use super::{Setup, Started};
 use super::{Supervisor, Then};
 use crate::core::domain::{Actor, AttemptId, AttemptNo, AttemptState, Reported, Role};
 use crate::core::ops::{EventData, Finish, NewAttempt, Op, Patch};
@@ -36,27 +37,47 @@ pub fn prompt_text(
     p
 }
 
+/// The prompt of an attempt that continues an earlier one in its worktree: what happened, then
+/// the task again (a resumed conversation holds it already, but an agent that lost its context
+/// must not be left guessing).
+fn continue_text(t: &super::TaskRec, full: &str) -> String {
+    let why = t.reason.as_deref().unwrap_or("it was stopped");
+    format!(
+        "You were interrupted ({why}). Your work so far is in this folder (committed or not): \
+         continue where you left off and finish the task.\n\n## The task\n\n{full}"
+    )
+}
+
 impl Supervisor {
     /// Fill free slots from the ready set, best first.
     pub(super) fn dispatch_rules(&mut self) {
         // No base to start from until the integration tip is recorded (the first start).
-        if self.stopping || self.model.hold.is_some() || self.model.integration_tip.is_none() {
+        if self.stopping
+            || self.model.hold.is_some()
+            || self.model.integration_tip.is_none()
+            || self.run_budget_spent()
+        {
             return;
         }
+        // Each task to the profile it may go to now (a limit, an open breaker or a probe under
+        // way makes it wait; a fallback may take it).
         let ready: Vec<ReadyTask> = self
             .model
             .in_state(TaskState::Ready)
             .filter(|t| !self.busy.contains(&t.id))
-            .map(|t| ReadyTask {
-                id: t.id.clone(),
-                priority: t.priority,
-                ready_since_ms: t.ready_since_ms,
-                not_before_ms: t.not_before_ms,
-                capabilities: t.capabilities.clone(),
-                agent: t
-                    .agent
-                    .clone()
-                    .or_else(|| Some(self.cfg.default_agent.clone())),
+            .filter_map(|t| {
+                let agent = self.route(t)?;
+                if self.slowed(&agent) {
+                    return None;
+                }
+                Some(ReadyTask {
+                    id: t.id.clone(),
+                    priority: t.priority,
+                    ready_since_ms: t.ready_since_ms,
+                    not_before_ms: t.not_before_ms,
+                    capabilities: t.capabilities.clone(),
+                    agent: Some(agent),
+                })
             })
             .collect();
         if ready.is_empty() {
@@ -124,16 +145,31 @@ impl Supervisor {
         self.write(vec![op], Then::Say(format!("✋ {id}: {why}")));
     }
 
-    /// Claim a ready task for a profile: the task becomes assigned with a new attempt row.
+    /// Claim a ready task for a profile: the task becomes assigned with a new attempt row. A
+    /// task marked to continue an earlier attempt (a limit lifted, a budget extended) gets an
+    /// attempt in that attempt's worktree.
     fn claim(&mut self, task: &str, profile: &str) {
         let n = self.model.next_attempt_no(task);
         let id = self.take_attempt_id();
+        let mut row = self.new_attempt(id, task, n, Role::Agent, profile);
+        let mut patch = Patch::default();
+        if let Some(prev) = self.continuation(task) {
+            row.continues = Some(prev.id);
+            row.worktree = prev.worktree.clone();
+        }
+        if self
+            .model
+            .task(task)
+            .is_some_and(|t| t.resume_attempt.is_some())
+        {
+            patch.resume_attempt = Some(None);
+        }
         let ops = vec![
             Op::Transition {
                 task: task.to_string(),
                 from: TaskState::Ready,
                 to: TaskState::Assigned,
-                patch: Patch::default(),
+                patch,
                 actor: Actor::Supervisor,
                 attempt: None,
                 data: EventData {
@@ -141,7 +177,7 @@ impl Supervisor {
                     ..EventData::default()
                 },
             },
-            Op::InsertAttempt(self.new_attempt(id, task, n, Role::Agent, profile)),
+            Op::InsertAttempt(row),
         ];
         self.write(ops, Then::Say(format!("▶ {task} attempt {n} on {profile}")));
     }
@@ -183,6 +219,7 @@ impl Supervisor {
             worktree: format!("{}/{task}-{n}", self.roots.worktrees),
             branch: format!("orch/{task}"),
             log_dir: format!("{}/{task}/{n}{suffix}", self.roots.logs),
+            continues: None,
         }
     }
 
@@ -206,37 +243,60 @@ impl Supervisor {
             let Some(t) = self.model.task(&a.task).cloned() else {
                 continue;
             };
-            let base = match a.role {
-                Role::Agent => self.model.integration_tip.clone().unwrap_or_default(),
-                Role::Reviewer => self
-                    .model
-                    .latest_agent(&a.task)
+            let prev = a
+                .continues
+                .and_then(|p| self.model.attempts.get(&p))
+                .cloned();
+            let agent = self.model.latest_agent(&a.task).cloned();
+            let base = match (a.role, &prev) {
+                (Role::Agent, Some(p)) => p.base.clone().unwrap_or_default(),
+                (Role::Agent, None) => self.model.integration_tip.clone().unwrap_or_default(),
+                (Role::Reviewer, _) => agent
+                    .as_ref()
                     .and_then(|x| x.base.clone())
                     .unwrap_or_default(),
             };
+            let resume = self.resume_session(&a);
             let prompt = match a.role {
-                Role::Agent => PromptSpec::Task(prompt_text(
-                    &t.prompt,
-                    t.failures,
-                    t.reason.as_deref(),
-                    t.note.as_deref(),
-                )),
-                Role::Reviewer => {
-                    let agent = self.model.latest_agent(&a.task);
-                    PromptSpec::Review {
-                        of: a.n,
-                        base: agent.and_then(|x| x.base.clone()).unwrap_or_default(),
-                        commit: agent.and_then(|x| x.commit.clone()).unwrap_or_default(),
+                Role::Agent => {
+                    let mut text = prompt_text(
+                        &t.prompt,
+                        t.failures,
+                        t.reason.as_deref(),
+                        t.note.as_deref(),
+                    );
+                    if prev.is_some() {
+                        text = continue_text(&t, &text);
                     }
+                    PromptSpec::Task(text)
                 }
+                Role::Reviewer => PromptSpec::Review {
+                    of: a.n,
+                    base: agent
+                        .as_ref()
+                        .and_then(|x| x.base.clone())
+                        .unwrap_or_default(),
+                    commit: agent
+                        .as_ref()
+                        .and_then(|x| x.commit.clone())
+                        .unwrap_or_default(),
+                },
             };
             let worktree = match a.role {
                 Role::Agent => a.worktree.clone(),
-                Role::Reviewer => self
-                    .model
-                    .latest_agent(&a.task)
+                Role::Reviewer => agent
+                    .as_ref()
                     .map_or(a.worktree.clone(), |x| x.worktree.clone()),
             };
+            let baseline = self.baseline(resume.as_deref(), a.id);
+            let facts = AgentFacts {
+                baseline,
+                ..AgentFacts::default()
+            };
+            let deadline_ms = self
+                .time_allowance(&t, &a)
+                .map(|ms| self.now.saturating_add(ms));
+            let max_budget_usd = self.cost_left(&a.task);
             self.live.insert(
                 a.id,
                 Live {
@@ -246,9 +306,10 @@ impl Supervisor {
                     profile: a.profile.clone(),
                     phase: Phase::SettingUp,
                     stop: None,
-                    deadline_ms: t.budget_time_ms.map(|ms| self.now.saturating_add(ms)),
+                    deadline_ms,
                     exit: None,
                     started_ms: self.now,
+                    facts,
                 },
             );
             self.out.push(Effect::Setup(Setup {
@@ -261,8 +322,11 @@ impl Supervisor {
                 branch: a.branch.clone(),
                 log_dir: a.log_dir.clone(),
                 base,
-                create_worktree: a.role == Role::Agent,
+                create_worktree: a.role == Role::Agent && prev.is_none(),
                 prompt,
+                resume,
+                max_budget_usd,
+                baseline,
             }));
         }
     }
@@ -346,6 +410,18 @@ impl Supervisor {
         if l.stop.is_some() || l.exit.is_some() || !matches!(l.phase, Phase::Running { .. }) {
             return;
         }
+        let run_stops = self.stopping && !self.leave_agents;
+        if l.deadline_ms.is_some_and(|d| d <= self.now) && !run_stops {
+            let g = super::budget::Gauge {
+                what: "time",
+                spent: self.now.saturating_sub(l.started_ms) as f64,
+                limit: l.deadline_ms.unwrap_or(0).saturating_sub(l.started_ms) as f64,
+            };
+            if l.role == Role::Agent {
+                self.stop_for_budget(id, g.exhausted());
+                return;
+            }
+        }
         let row = self.model.attempts.get(&id);
         let state = self.model.task(&l.task).map(|t| t.state);
         let why = if self.stopping && !self.leave_agents {
@@ -364,12 +440,6 @@ impl Supervisor {
             None
         };
         if let Some(why) = why {
-            if why == "time budget exhausted" {
-                self.say(format!(
-                    "⏱ {}: time budget exhausted, stopping its agent",
-                    l.task
-                ));
-            }
             if let Some(l) = self.live.get_mut(&id) {
                 l.stop = Some(why.clone());
             }
@@ -418,26 +488,38 @@ impl Supervisor {
             self.close(id, AttemptState::Abandoned, exit.code, &why, Vec::new());
             return;
         }
+        let facts = self
+            .live
+            .get(&id)
+            .map(|l| l.facts.clone())
+            .unwrap_or_default();
+        if let Some(why) = &facts.budget {
+            self.budget_exit(id, why, exit.code);
+            return;
+        }
+        if let Some((until, text)) = &facts.limited {
+            self.limited_exit(id, *until, text, exit.code);
+            return;
+        }
         let reported = self.model.attempts.get(&id).and_then(|a| a.reported);
+        // An agent that said its run failed (an error `result`) failed, whatever its exit.
+        let said_failed = facts.failure.is_some() && !facts.turn_ok;
         let success = match (reported, &stop) {
             (Some(Reported::Fail), _) => false,
             (Some(Reported::Done), _) => true,
             (_, Some(_)) => false,
-            _ => exit.code == Some(0),
+            _ => exit.code == Some(0) && !said_failed,
         };
         if success {
             self.collect(id);
             return;
         }
         let why = match (&stop, reported) {
+            (_, Some(Reported::Fail)) => "the agent reported failure".into(),
             (Some(w), _) => w.clone(),
-            (None, Some(Reported::Fail)) => "the agent reported failure".into(),
-            _ => match (exit.code, exit.signal) {
-                (Some(c), _) => format!("agent exited with code {c}"),
-                (None, Some(s)) => format!("agent killed by signal {s}"),
-                _ => "agent ended".into(),
-            },
+            _ => super::failure_words(facts.failure.as_ref(), exit.code, exit.signal),
         };
+        self.note_infrastructure(id, facts.failure.as_ref(), exit.code);
         self.fail_attempt(id, TaskState::Working, exit.code, &why);
     }
 
@@ -654,6 +736,13 @@ impl Supervisor {
             commit: None,
             diff_lines: None,
         })];
+        // The next attempt continues this one (its worktree and conversation) when it got as
+        // far as running; a setup that failed leaves nothing to continue.
+        let continues = self
+            .model
+            .attempts
+            .get(&id)
+            .is_some_and(|a| a.role == Role::Agent && a.base.is_some());
         let (to, patch, line) = if exhausted {
             let reason = format!("{why} (attempt {failures} of {})", t.max_attempts);
             (
@@ -672,6 +761,7 @@ impl Supervisor {
                     failures: Some(failures),
                     not_before_ms: Some(self.now + delay),
                     reason: Some(Some(why.to_string())),
+                    resume_attempt: Some(continues.then_some(id)),
                     ..Patch::default()
                 },
                 format!("↻ {task}: {why}; retry in {delay} ms"),

@@ -27,7 +27,11 @@ impl Supervisor {
             }
         }
         // Nothing merges before the integration tip is recorded (the first start records it).
-        if self.merge.is_some() || self.stopping || self.model.integration_tip.is_none() {
+        if self.merge.is_some()
+            || self.sync.is_some()
+            || self.stopping
+            || self.model.integration_tip.is_none()
+        {
             return;
         }
         // A task we moved to `merging` whose answer came back: prepare its merge.
@@ -40,7 +44,8 @@ impl Supervisor {
             self.prepare_merge(&task);
             return;
         }
-        if self.model.hold.is_some() {
+        // A sync asked for goes before the next task (it is at the head of the queue).
+        if self.model.hold.is_some() || self.sync_due() {
             return;
         }
         let next = self.queue.iter().find(|t| !self.busy.contains(*t)).cloned();

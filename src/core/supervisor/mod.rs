@@ -10,24 +10,35 @@
 //! (`Event::Written`), and effects that depend on a write are emitted by the rules once its rows
 //! say so. A task with a write in flight is left alone until the answer comes.
 
+mod agents;
 mod boot;
+mod budget;
 mod dag;
 mod events;
 mod funnel;
+mod limits;
 mod live;
 mod merge;
 pub mod model;
+mod sync;
+#[cfg(test)]
+mod sync_tests;
 #[cfg(test)]
 mod tests;
+mod turns;
+mod waiting;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+pub use agents::{AgentFacts, Baseline, attempt_spend, failure_words};
 pub use events::{
     Boot, Change, CheckOutcome, Collect, Effect, Event, Exit, JobFailure, MergeOutcome, MergePrep,
-    MoveOutcome, Observed, PromptSpec, Setup, Started, Stray, Tidy, WorktreeFact,
+    MoveOutcome, Observed, PromptSpec, Setup, Started, Stray, SyncOutcome, SyncPrep, SyncRequest,
+    SyncState, Tidy, WorktreeFact,
 };
 pub use live::{prompt_text, trailers};
 pub use model::{AttemptRec, Model, TaskRec};
+pub use sync::ref_label;
 
 use crate::core::config::Config;
 use crate::core::domain::{AttemptId, AttemptNo, Role};
@@ -50,6 +61,8 @@ pub struct Faults {
     pub ignore_moved_integration: bool,
     /// Worktrees of finished tasks left by a crash stay.
     pub keep_leftovers: bool,
+    /// A sync moves the integration branch without recording its new tip first.
+    pub sync_unrecorded_tip: bool,
 }
 
 /// Identifies one write request, so its answer finds it.
@@ -90,6 +103,8 @@ pub struct Live {
     pub deadline_ms: Option<u64>,
     pub exit: Option<Exit>,
     pub started_ms: u64,
+    /// What the agent's own output said (spend, failures, its conversation).
+    pub facts: AgentFacts,
 }
 
 /// Where the merge queue's one merge stands.
@@ -150,6 +165,14 @@ enum Then {
     MergeClosed(Option<String>),
     /// A boot write: nothing more, but the boot is only done when every one answered.
     Boot,
+    /// The sync's new tip is recorded: move the branch.
+    MoveSync,
+    /// The sync's outcome is written: the queue is free again.
+    SyncClosed(Option<String>),
+    /// A limit of this account was lifted.
+    Lifted(String),
+    /// This profile's breaker was closed.
+    Closed(String),
 }
 
 pub struct Supervisor {
@@ -161,6 +184,11 @@ pub struct Supervisor {
     /// Tasks whose checks run.
     checking: BTreeSet<String>,
     merge: Option<MergeRun>,
+    /// The sync in flight (never beside a merge).
+    sync: Option<sync::SyncRun>,
+    /// Boot, sync and stop: no agent, check or task merge is started (`orch-tui sync` with no
+    /// supervisor running).
+    only_sync: bool,
     /// Approved tasks in the order they were approved.
     queue: VecDeque<String>,
     /// Worktrees being tidied away.
@@ -181,6 +209,19 @@ pub struct Supervisor {
     now: u64,
     out: Vec<Effect>,
     faults: Faults,
+    /// When this supervisor booted (the run's time budget counts from here).
+    booted_ms: u64,
+    /// The local zone's offset from UTC in seconds (a limit's "try again at 3:28 PM").
+    utc_offset_s: i64,
+    /// Budgets already warned about at 80%: (task or "" for the run, which budget).
+    warned: BTreeSet<(String, String)>,
+    /// Profiles' runs of infrastructure failures.
+    breakers: BTreeMap<String, limits::Breaker>,
+    /// Accounts close to their limit (`allowed_warning`): one agent at a time.
+    slow: BTreeSet<String>,
+    /// Limits and breakers whose lifting is being written.
+    lifting: BTreeSet<String>,
+    closing: BTreeSet<String>,
 }
 
 impl Supervisor {
@@ -194,6 +235,8 @@ impl Supervisor {
             live: BTreeMap::new(),
             checking: BTreeSet::new(),
             merge: None,
+            sync: None,
+            only_sync: false,
             queue: VecDeque::new(),
             tidying: BTreeSet::new(),
             leftovers: Vec::new(),
@@ -209,12 +252,30 @@ impl Supervisor {
             now: 0,
             out: Vec::new(),
             faults: Faults::default(),
+            booted_ms: 0,
+            utc_offset_s: 0,
+            warned: BTreeSet::new(),
+            breakers: BTreeMap::new(),
+            slow: BTreeSet::new(),
+            lifting: BTreeSet::new(),
+            closing: BTreeSet::new(),
         }
+    }
+
+    /// The local zone's offset from UTC (east positive), for limits that reset at a clock time.
+    pub fn set_utc_offset(&mut self, seconds: i64) {
+        self.utc_offset_s = seconds;
     }
 
     #[doc(hidden)]
     pub fn set_faults(&mut self, faults: Faults) {
         self.faults = faults;
+    }
+
+    /// Only recover and sync: start no agent, check or task merge, and be settled once no sync
+    /// is due (`orch-tui sync` when no supervisor runs).
+    pub fn set_only_sync(&mut self) {
+        self.only_sync = true;
     }
 
     pub fn epoch(&self) -> i64 {
@@ -242,7 +303,7 @@ impl Supervisor {
 
     fn on_event(&mut self, event: Event) {
         match event {
-            Event::Boot(b) => self.on_boot(b),
+            Event::Boot(b) => self.on_boot(*b),
             Event::Observed(o) => self.on_observed(o),
             Event::Written(id) => self.on_written(id),
             Event::Lost { write, observed } => {
@@ -261,22 +322,34 @@ impl Supervisor {
             Event::ChecksDone { task, n, results } => self.on_checks_done(&task, n, results),
             Event::MergePrepared { task, result } => self.on_merge_prepared(&task, result),
             Event::IntegrationMoved { task, result } => self.on_integration_moved(&task, result),
+            Event::SyncPrepared { onto, from, result } => {
+                self.on_sync_prepared(&onto, &from, result)
+            }
+            Event::SyncMoved { tip, result } => self.on_sync_moved(&tip, result),
             Event::Tidied { tidy, result } => self.on_tidied(tidy, result),
             Event::Answered { attempt } => self.on_answered(attempt),
+            Event::Agent { attempt, event } => self.on_agent(attempt, event),
+            Event::Screen { attempt, seen } => self.on_screen(attempt, seen),
             Event::Stop { stop_agents } => self.on_stop(stop_agents),
         }
     }
 
     fn on_observed(&mut self, o: Observed) {
         for a in &o.attempts {
-            let asked = a.substatus == crate::core::domain::Substatus::WaitingInput;
+            use crate::core::domain::Substatus as S;
+            let what = match a.substatus {
+                S::WaitingInput => "waits for an answer",
+                S::WaitingPermission => "asks permission",
+                S::WaitingDialog => "waits at a first-run dialog",
+                _ => continue,
+            };
             let was = self
                 .model
                 .attempts
                 .get(&a.id)
                 .is_some_and(|old| old.substatus == a.substatus);
-            if asked && !was {
-                self.say(format!("? {} attempt {} waits for an answer", a.task, a.n));
+            if !was {
+                self.say(format!("? {} attempt {} {what}", a.task, a.n));
             }
         }
         self.model.refresh(o.tasks, o.attempts);
@@ -285,6 +358,9 @@ impl Supervisor {
         }
         if let Some(tip) = o.integration_tip {
             self.model.integration_tip = Some(tip);
+        }
+        if let Some(sync) = o.sync {
+            self.model.sync = sync;
         }
     }
 
@@ -300,6 +376,14 @@ impl Supervisor {
         }
         match p.then {
             Then::Nothing | Then::Boot => {}
+            Then::Lifted(name) => {
+                self.lifting.remove(&name);
+                self.slow.remove(&name);
+                self.say(format!("▶ {name}: the limit lifted; its agents go on"));
+            }
+            Then::Closed(name) => {
+                self.closing.remove(&name);
+            }
             Then::Say(line) => self.say(line),
             Then::MoveIntegration => self.move_integration(),
             Then::TidyMerged(tidy, line) => {
@@ -313,6 +397,13 @@ impl Supervisor {
                     self.say(l);
                 }
             }
+            Then::MoveSync => self.move_sync(),
+            Then::SyncClosed(line) => {
+                self.sync = None;
+                if let Some(l) = line {
+                    self.say(l);
+                }
+            }
         }
     }
 
@@ -321,6 +412,13 @@ impl Supervisor {
         match then {
             Then::MoveIntegration | Then::TidyMerged(..) | Then::MergeClosed(_) => {
                 self.merge = None;
+            }
+            Then::MoveSync | Then::SyncClosed(_) => self.sync = None,
+            Then::Lifted(name) => {
+                self.lifting.remove(&name);
+            }
+            Then::Closed(name) => {
+                self.closing.remove(&name);
             }
             Then::Nothing | Then::Say(_) | Then::Boot => {}
         }
@@ -380,22 +478,33 @@ impl Supervisor {
     /// Every rule, in an order where each sees what the ones before decided.
     fn reconcile(&mut self) {
         self.dag_rules();
+        self.gate_rules();
+        self.budget_rules();
         self.live_rules();
-        self.funnel_rules();
-        self.merge_rules();
-        self.dispatch_rules();
-        self.setup_rules();
+        if !self.only_sync {
+            self.funnel_rules();
+            self.merge_rules();
+        }
+        self.sync_rules();
+        if !self.only_sync {
+            self.dispatch_rules();
+            self.setup_rules();
+        }
         self.tidy_rules();
     }
 
     /// The earliest moment something is due without any event (a time budget, a retry's
     /// backoff, a veto window), so the executor can set one timer.
     pub fn next_wake_ms(&self) -> Option<u64> {
+        // Only an agent still running has a deadline that matters (one collecting its work
+        // may be past it: waking for that would spin).
         let deadlines = self
             .live
             .values()
-            .filter(|l| l.stop.is_none())
-            .filter_map(|l| l.deadline_ms);
+            .filter(|l| l.stop.is_none() && l.exit.is_none())
+            .filter(|l| matches!(l.phase, Phase::Running { .. } | Phase::SettingUp))
+            .filter_map(|l| l.deadline_ms)
+            .filter(|&d| d > self.now);
         let backoffs = self
             .model
             .in_state(TaskState::Ready)
@@ -406,7 +515,16 @@ impl Supervisor {
             .in_state(TaskState::Review)
             .filter(|t| t.stage == Some(crate::core::domain::FunnelStage::Veto))
             .filter_map(|t| t.stage_until_ms);
-        deadlines.chain(backoffs).chain(vetoes).min()
+        // A supervisor that only syncs neither dispatches nor runs the funnel: a backoff or a
+        // veto window ending is nothing to it (waking for an expired one would spin).
+        if self.only_sync {
+            return deadlines.min();
+        }
+        deadlines
+            .chain(backoffs)
+            .chain(vetoes)
+            .chain(self.next_gate_ms())
+            .min()
     }
 
     /// Nothing will move without a human: nothing runs, nothing is being written, and no task is
@@ -416,10 +534,15 @@ impl Supervisor {
             || !self.live.is_empty()
             || !self.checking.is_empty()
             || self.merge.is_some()
+            || self.sync.is_some()
             || !self.pending.is_empty()
             || !self.tidying.is_empty()
+            || self.sync_due()
         {
             return false;
+        }
+        if self.only_sync {
+            return true;
         }
         let moving = [
             TaskState::Assigned,
@@ -430,10 +553,11 @@ impl Supervisor {
         if moving.iter().any(|s| self.model.count(*s) > 0) {
             return false;
         }
-        // A held run waits for the human; otherwise ready and approved work still moves.
+        // A held run waits for the human; otherwise ready and approved work still moves (a
+        // spent run budget starts nothing new, but merges what was approved).
         self.model.hold.is_some()
-            || (self.model.count(TaskState::Ready) == 0
-                && self.model.count(TaskState::Approved) == 0)
+            || (self.model.count(TaskState::Approved) == 0
+                && (self.model.count(TaskState::Ready) == 0 || self.run_budget_spent()))
     }
 
     /// A stop was asked for and nothing is left to wait for.
@@ -462,6 +586,11 @@ impl Supervisor {
         }
         if let Some(m) = &self.merge {
             parts.push(format!("merge {m:?}"));
+        }
+        if let Some(s) = &self.sync {
+            parts.push(format!("sync {s:?}"));
+        } else if let Some(r) = &self.model.sync.request {
+            parts.push(format!("sync onto {} asked", r.onto));
         }
         if !self.pending.is_empty() {
             parts.push(format!("{} write(s) in flight", self.pending.len()));

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::core::domain::{
     AttemptId, AttemptNo, AttemptState, FunnelStage, Reported, Role, Substatus, Verdict,
 };
-use crate::core::ops::Op;
+use crate::core::ops::{GateKind, Op};
 use crate::core::state::TaskState;
 
 /// A task row, as far as decisions need it.
@@ -26,6 +26,8 @@ pub struct TaskRec {
     pub failures: u32,
     pub max_attempts: u32,
     pub budget_time_ms: Option<u64>,
+    pub budget_tokens: Option<u64>,
+    pub budget_cost_usd: Option<f64>,
     pub checks: Vec<String>,
     pub risk_high: bool,
     pub stage: Option<FunnelStage>,
@@ -33,6 +35,8 @@ pub struct TaskRec {
     pub note: Option<String>,
     pub reason: Option<String>,
     pub paused_from: Option<TaskState>,
+    /// The attempt the next one continues (its worktree and conversation).
+    pub resume_attempt: Option<AttemptId>,
 }
 
 /// An attempt row, as far as decisions need it (never its token).
@@ -59,6 +63,22 @@ pub struct AttemptRec {
     pub merge_tip: Option<String>,
     pub merge_onto: Option<String>,
     pub started_ms: u64,
+    /// When it ended (0 while live, and for rows read back from older ledgers).
+    pub ended_ms: u64,
+    /// The agent's conversation id.
+    pub session: Option<String>,
+    /// The earlier attempt this one continues.
+    pub continues: Option<AttemptId>,
+    pub tokens_in: u64,
+    pub tokens_out: u64,
+    pub cost_usd: f64,
+}
+
+impl AttemptRec {
+    /// Tokens spent (in and out), the figure token budgets compare against.
+    pub fn tokens(&self) -> u64 {
+        self.tokens_in.saturating_add(self.tokens_out)
+    }
 }
 
 /// The rows, with the indexes the rules walk.
@@ -74,8 +94,12 @@ pub struct Model {
     pub integration_tip: Option<String>,
     /// Why the whole run is held (the integration branch moved under it), if it is.
     pub hold: Option<String>,
+    /// The base branch and any sync onto it.
+    pub sync: super::SyncState,
     /// Tasks whose state changed since the DAG rules last looked at their dependents.
     pub dirty: BTreeSet<String>,
+    /// What holds dispatch back: (kind, account or profile) -> (until, why).
+    pub gates: BTreeMap<(GateKind, String), (u64, String)>,
 }
 
 impl Model {
@@ -101,6 +125,23 @@ impl Model {
             .values()
             .filter(|a| a.task == task && a.role == Role::Agent)
             .max_by_key(|a| (a.n, a.id))
+    }
+
+    /// What a task has spent over all its attempts (reviewers' too): tokens and dollars.
+    pub fn task_spend(&self, task: &str) -> (u64, f64) {
+        self.attempts
+            .values()
+            .filter(|a| a.task == task)
+            .fold((0u64, 0.0), |(t, c), a| {
+                (t.saturating_add(a.tokens()), c + a.cost_usd)
+            })
+    }
+
+    /// What the whole run has spent: tokens and dollars.
+    pub fn run_spend(&self) -> (u64, f64) {
+        self.attempts.values().fold((0u64, 0.0), |(t, c), a| {
+            (t.saturating_add(a.tokens()), c + a.cost_usd)
+        })
     }
 
     pub fn next_attempt_no(&self, task: &str) -> AttemptNo {
@@ -168,6 +209,9 @@ impl Model {
                 if let Some(p) = patch.paused_from {
                     t.paused_from = p;
                 }
+                if let Some(r) = patch.resume_attempt {
+                    t.resume_attempt = r;
+                }
                 t.state = *to;
                 self.put_task(t);
             }
@@ -207,6 +251,12 @@ impl Model {
                         merge_tip: None,
                         merge_onto: None,
                         started_ms: now_ms,
+                        ended_ms: 0,
+                        session: None,
+                        continues: a.continues,
+                        tokens_in: 0,
+                        tokens_out: 0,
+                        cost_usd: 0.0,
                     },
                 );
             }
@@ -224,6 +274,7 @@ impl Model {
                 if let Some(a) = self.attempts.get_mut(&f.id) {
                     a.state = f.outcome;
                     a.substatus = Substatus::Ended;
+                    a.ended_ms = now_ms;
                     if f.commit.is_some() {
                         a.commit = f.commit.clone();
                     }
@@ -240,13 +291,95 @@ impl Model {
             }
             Op::SetIntegrationTip { tip, .. } => self.integration_tip = Some(tip.clone()),
             Op::SetHold { hold } => self.hold = hold.clone(),
+            Op::RequestSync { refname, onto } => {
+                self.sync.request = Some(super::SyncRequest {
+                    refname: refname.clone(),
+                    onto: onto.clone(),
+                    recorded: None,
+                });
+                self.sync.problem = None;
+            }
+            Op::RecordSync { onto, from, tip } => {
+                if let Some(r) = self.sync.request.as_mut().filter(|r| &r.onto == onto) {
+                    r.recorded = Some((from.clone(), tip.clone()));
+                }
+            }
+            Op::EndSync {
+                onto,
+                moved,
+                problem,
+            } => {
+                if let Some(r) = self.sync.request.take_if(|r| &r.onto == onto) {
+                    if *moved {
+                        self.sync.base_ref = Some(r.refname);
+                        self.sync.base_oid = Some(r.onto);
+                    }
+                    self.sync.problem = problem.clone();
+                }
+            }
+            Op::SetBase { refname, oid } => {
+                self.sync.base_ref = Some(refname.clone());
+                self.sync.base_oid = Some(oid.clone());
+            }
             Op::Answered { id } => {
                 if let Some(a) = self.attempts.get_mut(id)
-                    && a.substatus == Substatus::WaitingInput
+                    && a.substatus.is_waiting()
                 {
                     a.substatus = Substatus::Busy;
                 }
             }
+            Op::RecordSpend {
+                id,
+                tokens_in,
+                tokens_out,
+                cost_usd,
+            } => {
+                if let Some(a) = self.attempts.get_mut(id) {
+                    a.tokens_in = a.tokens_in.max(*tokens_in);
+                    a.tokens_out = a.tokens_out.max(*tokens_out);
+                    if cost_usd.is_finite() {
+                        a.cost_usd = a.cost_usd.max(*cost_usd);
+                    }
+                }
+            }
+            Op::Session { id, session } => {
+                if let Some(a) = self.attempts.get_mut(id) {
+                    a.session = Some(session.clone());
+                }
+            }
+            Op::AgentState { id, substatus, .. } => {
+                if let Some(a) = self.attempts.get_mut(id)
+                    && a.state.is_live()
+                {
+                    a.substatus = *substatus;
+                }
+            }
+            Op::SetBudget {
+                task,
+                time_ms,
+                tokens,
+                cost_usd,
+                ..
+            } => {
+                if let Some(t) = self.tasks.get_mut(task) {
+                    t.budget_time_ms = time_ms.or(t.budget_time_ms);
+                    t.budget_tokens = tokens.or(t.budget_tokens);
+                    t.budget_cost_usd = cost_usd.or(t.budget_cost_usd);
+                }
+            }
+            Op::SetGate {
+                kind,
+                name,
+                until_ms,
+                why,
+            } => match until_ms {
+                Some(u) => {
+                    self.gates.insert((*kind, name.clone()), (*u, why.clone()));
+                }
+                None => {
+                    self.gates.remove(&(*kind, name.clone()));
+                }
+            },
             Op::Event { .. } | Op::ExpectStage { .. } => {}
         }
     }

@@ -37,6 +37,9 @@ fn task(id: &str, state: TaskState) -> TaskRec {
         note: None,
         reason: None,
         paused_from: None,
+        budget_tokens: None,
+        budget_cost_usd: None,
+        resume_attempt: None,
     }
 }
 
@@ -63,6 +66,12 @@ fn finished_attempt(task: &str, n: u32) -> AttemptRec {
         merge_tip: None,
         merge_onto: None,
         started_ms: 0,
+        ended_ms: 0,
+        session: None,
+        continues: None,
+        tokens_in: 0,
+        tokens_out: 0,
+        cost_usd: 0.0,
     }
 }
 
@@ -95,13 +104,13 @@ impl Driver {
             lost: 0,
             now,
         };
-        d.queue.push_back(Event::Boot(Boot {
+        d.queue.push_back(Event::Boot(Box::new(Boot {
             tasks,
             attempts,
             recorded_tip: Some(TIP.into()),
             actual_tip: Some(TIP.into()),
             ..Boot::default()
-        }));
+        })));
         d
     }
 

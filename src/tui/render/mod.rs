@@ -125,6 +125,12 @@ fn header_line(s: &ViewState, width: u16) -> Line<'static> {
         human_count(s.spend_tokens),
         s.spend_usd
     ));
+    // Limits, breakers, a spent run budget: why nothing (new) starts. They always stay.
+    let alerts: Vec<Span> = s
+        .alerts
+        .iter()
+        .map(|a| Span::styled(format!(" {} ", a.line(s.wall_ms)), theme::warn(s)))
+        .collect();
     let fin = s
         .finished
         .as_ref()
@@ -141,6 +147,7 @@ fn header_line(s: &ViewState, width: u16) -> Line<'static> {
         }
         v.push(&plan);
         v.extend(counts.iter());
+        v.extend(alerts.iter());
         if keep[2] {
             v.push(&clock);
         }

@@ -82,7 +82,7 @@ pub fn selected() -> Style {
 pub fn fill(s: &ViewState, ratio: f64) -> Style {
     let c = if ratio >= 0.9 {
         Color::Red
-    } else if ratio >= 0.75 {
+    } else if ratio >= 0.8 {
         Color::Yellow
     } else {
         Color::Green

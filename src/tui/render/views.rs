@@ -133,11 +133,13 @@ pub fn render_inbox(s: &ViewState, f: &mut Frame, area: Rect) {
         .map(|(i, item)| {
             let style = match &item.kind {
                 InboxKind::Approval(_) => theme::good(s),
-                InboxKind::Held | InboxKind::BudgetExhausted { .. } | InboxKind::Failed { .. } => {
-                    theme::bad(s)
-                }
+                InboxKind::Held
+                | InboxKind::Sync
+                | InboxKind::BudgetExhausted { .. }
+                | InboxKind::Failed { .. } => theme::bad(s),
                 InboxKind::Limited { .. }
                 | InboxKind::Permission { .. }
+                | InboxKind::Dialog
                 | InboxKind::Question
                 | InboxKind::IdleTurn
                 | InboxKind::Escalated
@@ -145,7 +147,6 @@ pub fn render_inbox(s: &ViewState, f: &mut Frame, area: Rect) {
             };
             let text = match &item.kind {
                 InboxKind::Approval(a) => super::funnel::summary(s, a),
-                InboxKind::Permission { tool } => format!("{tool}: {}", item.text),
                 InboxKind::BudgetExhausted { budgets } => {
                     let mut t = item.text.clone();
                     for b in budgets {
@@ -162,6 +163,9 @@ pub fn render_inbox(s: &ViewState, f: &mut Frame, area: Rect) {
                     None => format!("{} · {profile}", item.text),
                 },
                 InboxKind::Held
+                | InboxKind::Sync
+                | InboxKind::Permission { .. }
+                | InboxKind::Dialog
                 | InboxKind::Question
                 | InboxKind::IdleTurn
                 | InboxKind::Escalated

@@ -1,0 +1,100 @@
+//! An interactive agent's screen, watched: once its output pauses, the screen's text is
+//! classified by the adapter's screen rules (`core::screen_rules`), and a state that holds for
+//! [`HOLD_MS`] reaches the loop as `Event::Screen` with the rule that fired. Screen rules are
+//! the last layer (hooks report first, through the ledger); the supervisor decides what a
+//! state means.
+//!
+//! The thread sleeps until the agent prints, a bell or an OSC 9/777 notification arrives, or a
+//! candidate state must be looked at again: an idle agent costs nothing.
+
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use super::world::{Incoming, Sink};
+use crate::agent::screen::SharedScreen;
+use crate::core::domain::AttemptId;
+use crate::core::screen_rules::{Debounce, ScreenRule, classify};
+use crate::core::supervisor::Event;
+
+/// How long a classification must hold before it counts (a dialog half drawn, a spinner
+/// between frames mean nothing). With [`SETTLE`] a dialog reaches the loop in well under 2 s.
+pub const HOLD_MS: u64 = 400;
+/// Output comes in bursts: wait this long after a chunk before reading the screen.
+const SETTLE: Duration = Duration::from_millis(80);
+
+pub enum Nudge {
+    /// The agent printed, rang the bell or sent a notification.
+    Output,
+    /// The agent ended: the watch ends.
+    End,
+}
+
+/// Start watching; `rx` takes nudges (from the PTY's notify callback, which must not block: a
+/// send never does).
+pub fn start(
+    attempt: AttemptId,
+    screen: SharedScreen,
+    rules: Vec<ScreenRule>,
+    sink: Sink,
+    rx: Receiver<Nudge>,
+) {
+    let spawned = std::thread::Builder::new()
+        .name(format!("watch-{attempt}"))
+        .spawn(move || run(attempt, &screen, &rules, &sink, &rx));
+    if let Err(e) = spawned {
+        // Hooks still report; only the screen layer is missing.
+        tracing::warn!(%attempt, error = %e, "no thread to watch the agent's screen");
+    }
+}
+
+fn run(
+    attempt: AttemptId,
+    screen: &SharedScreen,
+    rules: &[ScreenRule],
+    sink: &Sink,
+    rx: &Receiver<Nudge>,
+) {
+    let start = Instant::now();
+    let mut debounce = Debounce::new(HOLD_MS);
+    // A candidate state waits to be confirmed: look again without new output.
+    let mut pending = false;
+    loop {
+        let wait = if pending {
+            Duration::from_millis(HOLD_MS / 2)
+        } else {
+            Duration::from_secs(3600)
+        };
+        match rx.recv_timeout(wait) {
+            Ok(Nudge::Output) => {
+                std::thread::sleep(SETTLE);
+                if drain(rx) {
+                    return;
+                }
+            }
+            Ok(Nudge::End) | Err(RecvTimeoutError::Disconnected) => return,
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        let text = match screen.lock() {
+            Ok(s) => s.screen().contents(),
+            Err(_) => return,
+        };
+        let seen = classify(rules, &text);
+        let now = start.elapsed().as_millis() as u64;
+        if let Some(m) = debounce.observe(seen.as_ref(), now) {
+            sink(Incoming::Event(Event::Screen { attempt, seen: m }));
+        }
+        pending = seen.is_some_and(|m| debounce.state() != Some(m.state));
+    }
+}
+
+/// Take every nudge that waits; true when the agent ended.
+fn drain(rx: &Receiver<Nudge>) -> bool {
+    loop {
+        match rx.try_recv() {
+            Ok(Nudge::Output) => {}
+            Ok(Nudge::End) => return true,
+            Err(std::sync::mpsc::TryRecvError::Empty) => return false,
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => return true,
+        }
+    }
+}

@@ -1,0 +1,386 @@
+//! A pool of ready worktrees, so an attempt's worktree costs what changed since it was last used
+//! instead of a full checkout.
+//!
+//! `git worktree add` writes every file of the tree: seconds on a repository of 100,000 files.
+//! A worktree given back after an attempt is kept, clean, under the pool's folder; the next
+//! attempt moves it to its own path (`git worktree move`, a rename) and checks its base out
+//! there, which rewrites only the files that differ. Nothing of the previous attempt comes
+//! along: its work is kept first exactly as when a worktree is removed (snapshot, backup ref),
+//! then tracked files are reset and every untracked file goes — ignored ones too, except the
+//! build caches the user opted into (`[worktree] reuse`, e.g. `target`), which is the point of
+//! reusing a worktree for a build.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use super::retire::Retired;
+use super::worktree::WorktreeInfo;
+use super::{GitError, Repo, safe_rev};
+
+/// Idle worktrees kept for reuse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pool {
+    /// Where idle worktrees wait (`.orch/pool`); relative paths are relative to the repository.
+    pub dir: PathBuf,
+    /// Ignored paths (relative to a worktree's top, e.g. `target`, `web/node_modules`) a reused
+    /// worktree keeps: `[worktree] reuse`. Untracked files that are not ignored never stay.
+    pub reuse: Vec<String>,
+    /// At most this many idle worktrees; a worktree given back to a full pool is removed.
+    pub max_idle: usize,
+}
+
+/// What `take_worktree` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    /// An idle worktree was moved to the path and reset to the base.
+    Reused,
+    /// The pool was empty: a new worktree (a full checkout).
+    Created,
+}
+
+/// Only one thread at a time picks an idle worktree or a free name in the pool: two setups
+/// must not take the same one. (The supervisor lock makes this the only process doing so.)
+static POOL_LOCK: Mutex<()> = Mutex::new(());
+
+impl Repo {
+    fn pool_dir(&self, pool: &Pool) -> PathBuf {
+        self.root.join(&pool.dir)
+    }
+
+    /// The idle worktrees of `pool`: registered with git, directory present, under its folder.
+    pub fn pool_idle(&self, pool: &Pool) -> Result<Vec<WorktreeInfo>, GitError> {
+        Ok(self
+            .pool_worktrees(pool)?
+            .into_iter()
+            .filter(|w| w.path.exists() && !w.locked)
+            .collect())
+    }
+
+    /// Every worktree registered under the pool's folder, half-made (locked) or gone ones too.
+    fn pool_worktrees(&self, pool: &Pool) -> Result<Vec<WorktreeInfo>, GitError> {
+        let dir = self.pool_dir(pool);
+        let dir = dir.canonicalize().unwrap_or(dir);
+        Ok(self
+            .worktrees()?
+            .into_iter()
+            .skip(1)
+            .filter(|w| {
+                let parent = w
+                    .path
+                    .parent()
+                    .map(|p| p.canonicalize().unwrap_or(p.into()));
+                parent.as_deref() == Some(dir.as_path())
+            })
+            .collect())
+    }
+
+    /// Adds idle worktrees checked out at `rev` until the pool holds `max_idle` (full checkouts:
+    /// run it when nothing waits on it, e.g. at the start of a run). Returns how many it made.
+    pub fn fill_pool(&self, pool: &Pool, rev: &str) -> Result<usize, GitError> {
+        let rev = safe_rev(rev)?;
+        let mut made = 0;
+        loop {
+            let path = {
+                let _one = POOL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+                if self.pool_idle(pool)?.len() >= pool.max_idle {
+                    return Ok(made);
+                }
+                let path = self.free_pool_name(pool)?;
+                // Registered at once but locked, so no one takes it half checked out; the
+                // checkout itself runs outside git's worktree bookkeeping (which other setups
+                // wait on meanwhile).
+                self.git()
+                    .args(["worktree", "add", "--quiet", "--no-checkout", "--detach"])
+                    .args(["--lock", "--reason", "orch-tui: filling the pool"])
+                    .arg(&path)
+                    .arg(rev)
+                    .run()?;
+                path
+            };
+            let filled = self
+                .git_in(&path)
+                .args(["reset", "--quiet", "--hard"])
+                .run()
+                .and_then(|_| self.git().args(["worktree", "unlock"]).arg(&path).run());
+            if let Err(e) = filled {
+                let _ = self
+                    .git()
+                    .args(["worktree", "remove", "--force", "--force"])
+                    .arg(&path)
+                    .run();
+                return Err(e);
+            }
+            tracing::debug!(path = %path.display(), "git: pooled a new worktree");
+            made += 1;
+        }
+    }
+
+    /// The worktree for an attempt at `path`, on `branch` (created, or reset after its commits
+    /// that `base` lacks are kept under `backup_ref`), with `base` checked out: an idle one from
+    /// `pool` when there is one, else a new one (`create_worktree`). What the pool gives holds
+    /// no untracked file but the opted-in caches.
+    pub fn take_worktree(
+        &self,
+        pool: &Pool,
+        path: &Path,
+        branch: &str,
+        base: &str,
+        backup_ref: &str,
+    ) -> Result<Taken, GitError> {
+        let path = &self.root.join(path);
+        let base = safe_rev(base)?;
+        if path.exists() {
+            // Something is in the way (a crash's leftover): the usual path deals with it.
+            return self
+                .create_worktree(path, branch, base, backup_ref)
+                .map(|_| Taken::Created);
+        }
+        let idle = match self.claim_idle(pool, path) {
+            Ok(Some(idle)) => idle,
+            Ok(None) => {
+                return self
+                    .create_worktree(path, branch, base, backup_ref)
+                    .map(|_| Taken::Created);
+            }
+            Err(e) => {
+                // git refuses to move some worktrees (one holding submodules): the pool is only
+                // a shortcut, so the attempt gets a new worktree all the same.
+                tracing::warn!(error = %e, "git: could not take a pooled worktree; creating a new one");
+                return self
+                    .create_worktree(path, branch, base, backup_ref)
+                    .map(|_| Taken::Created);
+            }
+        };
+        match self.reset_taken(pool, path, branch, base, backup_ref) {
+            Ok(()) => Ok(Taken::Reused),
+            Err(e) => {
+                // Its state is unknown now; it held nothing of value (everything in the pool
+                // was kept before it got there): make a fresh one instead.
+                tracing::warn!(error = %e, from = %idle.display(), "git: a pooled worktree could not be reset; creating a new one");
+                let _ = self
+                    .git()
+                    .args(["worktree", "remove", "--force", "--force"])
+                    .arg(path)
+                    .run();
+                self.create_worktree(path, branch, base, backup_ref)
+                    .map(|_| Taken::Created)
+            }
+        }
+    }
+
+    /// Moves an idle worktree to `path` under the pool lock. Returns where it came from.
+    fn claim_idle(&self, pool: &Pool, path: &Path) -> Result<Option<PathBuf>, GitError> {
+        let _one = POOL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(idle) = self.pool_idle(pool)?.into_iter().next() else {
+            return Ok(None);
+        };
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                GitError::ours(
+                    &["worktree", "move"],
+                    format!("cannot create {}: {e}", parent.display()),
+                )
+            })?;
+        }
+        let moved = self
+            .git()
+            .args(["worktree", "move"])
+            .arg(&idle.path)
+            .arg(path)
+            .run();
+        if let Err(e) = moved {
+            // It would fail the same way next time; it holds nothing of value.
+            let _ = self
+                .git()
+                .args(["worktree", "remove", "--force", "--force"])
+                .arg(&idle.path)
+                .run();
+            return Err(e);
+        }
+        Ok(Some(idle.path))
+    }
+
+    /// In a worktree just taken from the pool: the branch at `base` checked out (only files
+    /// that differ are written), then nothing untracked but the opted-in caches.
+    fn reset_taken(
+        &self,
+        pool: &Pool,
+        path: &Path,
+        branch: &str,
+        base: &str,
+        backup_ref: &str,
+    ) -> Result<(), GitError> {
+        let refname = format!("refs/heads/{branch}");
+        if let Some(old) = self.rev_parse(&refname)?
+            && self.has_unsaved_commits(&old, &[base])?
+        {
+            self.backup_ref(backup_ref, &old)?;
+        }
+        self.git_in(path)
+            .args([
+                "checkout",
+                "--quiet",
+                "--force",
+                "--no-track",
+                "-B",
+                branch,
+                base,
+            ])
+            .run()?;
+        // Cleaned when it was given back; again here in case `[worktree] reuse` changed since.
+        self.clean_untracked(pool, path)
+    }
+
+    /// Instead of removing the worktree at `path`: keeps its work as removing it would
+    /// (snapshot of uncommitted files, backup ref for what nothing else holds), then resets it,
+    /// removes every untracked file but the opted-in ignored caches, and parks it in the pool —
+    /// or removes it when the pool is full or it cannot be cleaned. Missing = nothing done.
+    pub fn give_back_worktree(
+        &self,
+        pool: &Pool,
+        path: &Path,
+        backup_ref: &str,
+    ) -> Result<Retired, GitError> {
+        match self.find_worktree(&self.root.join(path))? {
+            Some(wt) => self.retire_or_park(&wt, backup_ref, Some(pool)),
+            None => Ok(Retired::default()),
+        }
+    }
+
+    /// `retire_merged`, with the worktree given back to `pool` instead of removed.
+    pub fn retire_merged_to_pool(
+        &self,
+        pool: &Pool,
+        worktree: &Path,
+        task_branch: &str,
+        merged_commit: &str,
+        agent_commit: &str,
+        backup_ref: &str,
+    ) -> Result<Retired, GitError> {
+        self.retire_merged_with(
+            Some(pool),
+            worktree,
+            task_branch,
+            merged_commit,
+            agent_commit,
+            backup_ref,
+        )
+    }
+
+    /// Keeps the worktree's work, then parks it in `pool` (when given, with room, and it can be
+    /// cleaned) or removes it.
+    pub(super) fn retire_or_park(
+        &self,
+        wt: &WorktreeInfo,
+        backup_ref: &str,
+        pool: Option<&Pool>,
+    ) -> Result<Retired, GitError> {
+        let mut done = self.keep_worktree_work(wt, backup_ref)?;
+        if let Some(pool) = pool
+            && wt.path.exists()
+            && !wt.locked
+        {
+            match self.park(pool, &wt.path) {
+                Ok(true) => {
+                    done.worktree_removed = true;
+                    return Ok(done);
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, path = %wt.path.display(), "git: could not pool a worktree; removing it");
+                }
+            }
+        }
+        self.remove_kept_worktree(wt)?;
+        done.worktree_removed = true;
+        Ok(done)
+    }
+
+    /// Detached (so the task branch can go), reset, cleaned, moved into the pool. False when the
+    /// pool is full. Its work was kept before.
+    fn park(&self, pool: &Pool, path: &Path) -> Result<bool, GitError> {
+        if pool.max_idle == 0 {
+            return Ok(false);
+        }
+        self.git_in(path)
+            .args(["checkout", "--quiet", "--force", "--detach"])
+            .run()?;
+        self.clean_untracked(pool, path)?;
+        let _one = POOL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        if self.pool_idle(pool)?.len() >= pool.max_idle {
+            return Ok(false);
+        }
+        let to = self.free_pool_name(pool)?;
+        self.git()
+            .args(["worktree", "move"])
+            .arg(path)
+            .arg(&to)
+            .run()?;
+        Ok(true)
+    }
+
+    /// Removes every worktree of the pool (`orch-tui gc`, or a change of repository layout),
+    /// with the ones a crash left half made (still locked by `fill_pool`): call it when no
+    /// supervisor runs. They hold nothing of value. Returns how many went.
+    pub fn drain_pool(&self, pool: &Pool) -> Result<usize, GitError> {
+        let _one = POOL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let all = self.pool_worktrees(pool)?;
+        for w in &all {
+            if w.path.exists() {
+                self.git()
+                    .args(["worktree", "remove", "--force", "--force"])
+                    .arg(&w.path)
+                    .run()?;
+            }
+        }
+        // Those whose folder is already gone: only git's bookkeeping is left.
+        self.git().args(["worktree", "prune"]).run()?;
+        Ok(all.len())
+    }
+
+    /// Removes untracked files that are not ignored, then ignored ones outside `pool.reuse`.
+    fn clean_untracked(&self, pool: &Pool, path: &Path) -> Result<(), GitError> {
+        // -ff: nested repositories an agent cloned go too.
+        self.git_in(path).args(["clean", "-ffdq"]).run()?;
+        // -X removes only ignored files; a command-line pattern beats .gitignore, so `!/target/`
+        // takes an opted-in cache out of what is removed.
+        let keep: Vec<String> = pool
+            .reuse
+            .iter()
+            .map(|r| format!("--exclude=!/{}", r.trim_matches('/')))
+            .collect();
+        self.git_in(path)
+            .args(["clean", "-ffdXq"])
+            .args(&keep)
+            .run()
+            .map(|_| ())
+    }
+
+    /// A path in the pool's folder that no worktree or file uses.
+    fn free_pool_name(&self, pool: &Pool) -> Result<PathBuf, GitError> {
+        let dir = self.pool_dir(pool);
+        // Private like the rest of `.orch/` (worktrees can hold copied secrets such as `.env`).
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| {
+                GitError::ours(
+                    &["worktree", "add"],
+                    format!("cannot create {}: {e}", dir.display()),
+                )
+            })?;
+        // A worktree whose directory vanished still holds its name until pruned.
+        let registered: Vec<PathBuf> = self.worktrees()?.into_iter().map(|w| w.path).collect();
+        (0..10_000)
+            .map(|n| dir.join(format!("idle-{n}")))
+            .find(|p| !p.exists() && !registered.iter().any(|r| super::worktree::same_path(r, p)))
+            .ok_or_else(|| {
+                GitError::ours(
+                    &["worktree", "add"],
+                    format!("{} is full of leftovers; remove them", dir.display()),
+                )
+            })
+    }
+}
