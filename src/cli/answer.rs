@@ -10,7 +10,8 @@ use crate::os::out;
 #[derive(clap::Args, Debug)]
 pub struct AnswerArgs {
     pub task: String,
-    /// allow (this call), always (this kind of call, for the rest of the run), deny.
+    /// allow (this call), always (this kind of call, for the rest of the run), deny; or trust
+    /// (a first-run trust dialog: the run's worktrees, for this run).
     pub decision: String,
     /// Why (a deny's note is passed to the agent).
     #[arg(long)]
@@ -38,9 +39,20 @@ pub fn done(ctx: &Context, a: DoneArgs) -> CliResult {
 }
 
 pub fn answer(ctx: &Context, a: AnswerArgs) -> CliResult {
+    if a.decision == "trust" {
+        let mut ledger = ctx.open_ledger()?;
+        let n = ledger.trust_worktrees(&a.task)?;
+        out::say(&format!(
+            "{}: attempt {n}'s folder trusted; orch-tui answers the trust dialogs of this run's \
+             worktrees",
+            a.task
+        ));
+        crate::engine::poke(&ctx.paths.orch);
+        return Ok(EXIT_OK);
+    }
     let Some(decision) = Decision::parse(&a.decision) else {
         return Err(CliError::bad_input(format!(
-            "`{}` is not an answer: use allow, always or deny",
+            "`{}` is not an answer: use allow, always, deny, or trust (a first-run dialog)",
             a.decision
         )));
     };

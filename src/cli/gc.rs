@@ -70,11 +70,12 @@ pub fn gc(ctx: &Context, dry_run: bool, older_than: Option<&str>) -> CliResult {
     plan_backups(&mut plan, &repo, age_ms, age_text).map_err(git_err)?;
     plan_prompts(&mut plan, &ctx.paths.prompts, &states);
     plan_branches(&mut plan, &repo, &cfg.integration_branch, &states).map_err(git_err)?;
-    let failures = if dry_run {
+    let mut failures = if dry_run {
         show(&plan, &repo)
     } else {
         execute(&plan, &repo)
     };
+    failures += idle_pool(&repo, &cfg, dry_run);
     for note in &plan.kept {
         out!("kept {note}");
     }
@@ -97,6 +98,32 @@ fn lock_out_supervisor(orch: &Path) -> Result<crate::os::lock::Held, String> {
         LockError::HeldBy(None) => "pid unknown".to_string(),
         LockError::Io(msg) => msg,
     })
+}
+
+/// The idle worktrees of the pool (a run that was killed leaves them; a run that ends drains
+/// them): checkouts of nothing of value. Returns the failures.
+fn idle_pool(repo: &Repo, cfg: &crate::core::config::Config, dry_run: bool) -> usize {
+    let pool = crate::engine::real_git::RealGit::default_pool(cfg.slots, &cfg.worktree.reuse);
+    let idle = repo.pool_idle(&pool).map(|v| v.len()).unwrap_or(0);
+    if idle == 0 {
+        return 0;
+    }
+    if dry_run {
+        out!(
+            "would remove {idle} idle worktree(s) of the pool under .orch/pool (they hold nothing)"
+        );
+        return 0;
+    }
+    match repo.drain_pool(&pool) {
+        Ok(n) => {
+            out!("removed {n} idle worktree(s) of the pool under .orch/pool");
+            0
+        }
+        Err(e) => {
+            out!("could not remove the pool's idle worktrees: {e}");
+            1
+        }
+    }
 }
 
 fn is_finished(state: Option<TaskState>) -> bool {

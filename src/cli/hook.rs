@@ -74,16 +74,20 @@ pub fn hook(agent: &str, log: &Path, payload: Option<&str>) -> CliResult {
         },
     };
     if let Some(att) = Attempt::from_env() {
-        if let Some(answer) = att.report(&report) {
-            out!("{answer}");
-        }
         // An interactive Claude prints no totals: its spend is read from the transcript at
-        // each turn's end.
+        // each turn's end — before the turn's end is reported, after which the human may end
+        // the agent (and this hook with it).
         if agent == "claude"
             && matches!(report.hook.as_str(), "Stop" | "SessionEnd")
             && let Some(t) = &report.transcript
         {
-            att.spend_from(Path::new(t));
+            let last = (report.hook == "Stop")
+                .then_some(report.question.as_deref())
+                .flatten();
+            att.spend_from(Path::new(t), last);
+        }
+        if let Some(answer) = att.report(&report) {
+            out!("{answer}");
         }
         att.poke();
     }
@@ -124,9 +128,23 @@ impl Attempt {
 
     /// Records the conversation's spend from its transcript (priced with the profile's `price`
     /// when it has one; tokens only otherwise).
-    fn spend_from(&self, transcript: &Path) {
-        let Ok(text) = std::fs::read_to_string(transcript) else {
-            return;
+    fn spend_from(&self, transcript: &Path, last: Option<&str>) {
+        // Claude may run the Stop hook before the turn's last message reaches the transcript:
+        // wait a little for it (its text, as the transcript's JSON writes it).
+        let needle = last
+            .filter(|m| !m.trim().is_empty())
+            .map(|m| serde_json::to_string(m.trim()).unwrap_or_default())
+            .map(|q| q.trim_matches('"').to_string());
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let text = loop {
+            let Ok(text) = std::fs::read_to_string(transcript) else {
+                return;
+            };
+            let complete = needle.as_deref().is_none_or(|n| text.contains(n));
+            if complete || Instant::now() >= deadline {
+                break text;
+            }
+            std::thread::sleep(Duration::from_millis(50));
         };
         let tokens = crate::agent::adapter::claude::transcript_tokens(&text);
         let price = self.ledger.parent().and_then(|orch| {

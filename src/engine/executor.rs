@@ -379,6 +379,21 @@ impl Executor {
                     r.process.stop(grace);
                 }
             }
+            Effect::Type { attempt, keys } => {
+                tracing::info!(%attempt, chunks = keys.len(), "typing an answer");
+                let mut keys = keys.into_iter();
+                if let (Some(first), Some(r)) = (keys.next(), self.procs.get(&attempt)) {
+                    r.process.write(first);
+                }
+                // The rest a moment apart, through the loop like the human's keys.
+                for (k, bytes) in keys.enumerate() {
+                    let pause = Duration::from_millis(150 * (k as u64 + 1));
+                    self.rt.spawn(Box::new(move || {
+                        std::thread::sleep(pause);
+                        Incoming::Input { attempt, bytes }
+                    }));
+                }
+            }
             Effect::Collect(c) => {
                 // Unknown (empty) after a restart: then no branch is taken for the agent's.
                 let before = self.branches_before.remove(&c.attempt).unwrap_or_default();

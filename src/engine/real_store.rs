@@ -149,7 +149,12 @@ impl Store for SqliteStore {
         let row = self.ledger.integration().map_err(text)?;
         out.hold = Some(row.hold);
         out.integration_tip = row.tip;
-        out.sync = Some(row.sync);
+        out.sync = Some(Box::new(row.sync));
+        out.trusted = self.ledger.worktrees_trusted().map_err(text)?;
+        for id in tasks {
+            out.screen_answers
+                .extend(self.ledger.screen_answers(id).map_err(text)?);
+        }
         Ok(out)
     }
 

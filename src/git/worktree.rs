@@ -208,6 +208,10 @@ impl Repo {
             // change is "nothing to commit"; anything else (a hook said no) is the error. The
             // working tree is compared, not the index: a refused `commit -a` leaves the changed
             // tracked files unstaged.
+            // The index's stat information is refreshed first: plumbing trusts it, and a file
+            // merely touched (a checkout into a reused worktree, an agent that rewrote a file
+            // unchanged) would otherwise count as a change and an empty turn as a refusal.
+            let _ = g().args(["update-index", "-q", "--refresh"]).run();
             if g().args(["diff-index", "--quiet", "HEAD", "--"]).yes_no()? {
                 return Ok(None);
             }

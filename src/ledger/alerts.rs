@@ -187,7 +187,13 @@ impl Ledger {
                     "asks permission",
                     format!(" — `orch-tui answer {} allow|always|deny`", a.task),
                 ),
-                Substatus::WaitingDialog => ("waits at a first-run dialog", String::new()),
+                Substatus::WaitingDialog => (
+                    "waits at a first-run dialog",
+                    format!(
+                        " — `orch-tui answer {} trust` trusts the run's worktrees, or answer in its pane",
+                        a.task
+                    ),
+                ),
                 // A turn that ended without `worker done`: nothing may wait silently.
                 Substatus::Idle if a.role == crate::core::domain::Role::Agent => (
                     "finished its turn",

@@ -320,6 +320,75 @@ impl Ledger {
         })
     }
 
+    /// Whether the human trusted the run's worktrees in this supervisor's run
+    /// (`orch-tui answer TASK trust`).
+    pub fn worktrees_trusted(&self) -> Result<bool> {
+        let epoch = self.epoch()?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT EXISTS(SELECT 1 FROM events WHERE kind = 'permission' AND actor = 'human'
+               AND json_extract(data, '$.decision') = 'trust'
+               AND json_extract(data, '$.epoch') = ?1)",
+        )?;
+        Ok(stmt.query_row([epoch], |r| r.get(0))?)
+    }
+
+    /// The human's answers to permission prompts shown on the screens of a task's live
+    /// attempts: (attempt, the answer's seq, decision), oldest first.
+    pub fn screen_answers(&self, task: &str) -> Result<Vec<(AttemptId, i64, String)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT a.id, e.seq, json_extract(e.data, '$.decision') FROM events e
+             JOIN attempts a ON a.task = e.task AND a.n = e.attempt AND a.role = 'agent'
+             WHERE e.task = ?1 AND e.kind = 'permission' AND e.actor = 'human'
+               AND json_extract(e.data, '$.source') = 'screen'
+               AND json_extract(e.data, '$.request') IS NOT NULL
+               AND a.state IN ('starting', 'running')
+             ORDER BY e.seq",
+        )?;
+        let rows = stmt.query_map([task], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// The human trusts the run's worktrees for this run, answering the first-run dialog a
+    /// task's agent waits at: the supervisor answers it (and every later one of this run).
+    pub fn trust_worktrees(&mut self, task: &str) -> Result<AttemptNo> {
+        self.write(|tx| {
+            let row: Option<AttemptNo> = tx
+                .query_row(
+                    "SELECT n FROM attempts WHERE task = ?1 AND role = 'agent'
+                       AND state IN ('starting', 'running') AND substatus = 'waiting_dialog'
+                     ORDER BY n DESC LIMIT 1",
+                    [task],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(n) = row else {
+                return Err(LedgerError::Refused(format!(
+                    "no agent of task `{task}` waits at a first-run dialog; nothing changed"
+                )));
+            };
+            let epoch: i64 =
+                tx.query_row("SELECT COALESCE(MAX(epoch), 0) FROM supervisor", [], |r| {
+                    r.get(0)
+                })?;
+            let data = EventData {
+                decision: Some("trust".into()),
+                source: Some("screen".into()),
+                rule: Some("trust .orch/worktrees/ for this run".into()),
+                epoch: Some(epoch),
+                ..EventData::default()
+            };
+            append(
+                tx,
+                Some(task),
+                Some(n),
+                Actor::Human,
+                EventKind::Permission,
+                &json(&data),
+            )?;
+            Ok(n)
+        })
+    }
+
     /// The rules "allow always" answers added in this supervisor's run.
     pub fn always_rules(&self) -> Result<Vec<Rule>> {
         let epoch = self.epoch()?;

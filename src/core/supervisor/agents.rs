@@ -29,6 +29,12 @@ pub struct AgentFacts {
     pub limited: Option<(u64, String)>,
     /// Tool calls the agent was refused ("Write hello.txt").
     pub denials: Vec<String>,
+    /// The screen rule of the first-run dialog it waits at, if it does.
+    pub dialog: Option<String>,
+    /// Its trust dialog was answered (once per attempt).
+    pub trust_typed: bool,
+    /// The human's screen answers already typed (their event seqs).
+    pub typed: std::collections::BTreeSet<i64>,
 }
 
 /// Spend already counted by earlier attempts of the same conversation.

@@ -153,8 +153,13 @@ pub struct Observed {
     /// `Some(hold)` when the run's hold was read (it may have been released).
     pub hold: Option<Option<String>>,
     pub integration_tip: Option<String>,
-    /// `Some` when the base and sync were read.
-    pub sync: Option<SyncState>,
+    /// `Some` when the base and sync were read (boxed: it would double every event's size).
+    pub sync: Option<Box<SyncState>>,
+    /// The human trusted the run's worktrees for this run (`orch-tui answer TASK trust`).
+    pub trusted: bool,
+    /// The human's answers to permission prompts seen on screen, for these tasks' live
+    /// attempts: (attempt, the answer's event seq, decision).
+    pub screen_answers: Vec<(AttemptId, i64, String)>,
 }
 
 /// The agent runs.
@@ -283,6 +288,12 @@ pub enum Effect {
     Setup(Setup),
     /// Stop an agent: TERM, grace, KILL, with every descendant; `Exited` follows.
     Stop { attempt: AttemptId, why: String },
+    /// Type keys into an interactive agent (an answer to its dialog), each chunk a moment
+    /// after the one before (a TUI reads an arrow and an Enter in one read as one key).
+    Type {
+        attempt: AttemptId,
+        keys: Vec<Vec<u8>>,
+    },
     /// Commit what the agent left and find its change; answer with `Collected`.
     Collect(Collect),
     /// Run checks in the worktree; answer with `ChecksDone`.

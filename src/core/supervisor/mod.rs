@@ -219,6 +219,8 @@ pub struct Supervisor {
     breakers: BTreeMap<String, limits::Breaker>,
     /// Accounts close to their limit (`allowed_warning`): one agent at a time.
     slow: BTreeSet<String>,
+    /// The human trusted the run's worktrees: trust dialogs are answered for them.
+    trusted: bool,
     /// Limits and breakers whose lifting is being written.
     lifting: BTreeSet<String>,
     closing: BTreeSet<String>,
@@ -257,6 +259,7 @@ impl Supervisor {
             warned: BTreeSet::new(),
             breakers: BTreeMap::new(),
             slow: BTreeSet::new(),
+            trusted: false,
             lifting: BTreeSet::new(),
             closing: BTreeSet::new(),
         }
@@ -360,7 +363,11 @@ impl Supervisor {
             self.model.integration_tip = Some(tip);
         }
         if let Some(sync) = o.sync {
-            self.model.sync = sync;
+            self.model.sync = *sync;
+        }
+        self.trusted |= o.trusted;
+        for (attempt, seq, decision) in o.screen_answers {
+            self.type_answer(attempt, seq, &decision);
         }
     }
 
@@ -491,6 +498,7 @@ impl Supervisor {
             self.setup_rules();
         }
         self.tidy_rules();
+        self.waiting_rules();
     }
 
     /// The earliest moment something is due without any event (a time budget, a retry's

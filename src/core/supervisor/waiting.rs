@@ -3,10 +3,12 @@
 //! working, idle at its prompt, or stopped by a usage limit. Each change is an `agent_state`
 //! event naming the rule that fired; a wait is an inbox item with the screen's line.
 
-use super::{Phase, Supervisor, Then};
+use super::{Effect, Phase, Supervisor, Then};
 use crate::core::agent_event::{Limit, LimitKind};
-use crate::core::domain::{Actor, AttemptId, Substatus};
+use crate::core::config::Adapter;
+use crate::core::domain::{Actor, AttemptId, EventKind, Substatus};
 use crate::core::ops::{EventData, Op};
+use crate::core::permissions::Decision;
 use crate::core::screen_rules::{ScreenMatch, ScreenState, WaitingFor};
 
 /// The state a screen shows, as the ledger words it (`None`: a limit, handled apart).
@@ -19,6 +21,34 @@ pub fn substatus_of(state: ScreenState) -> Option<Substatus> {
         ScreenState::Idle => Substatus::Idle,
         ScreenState::Limited => return None,
     })
+}
+
+/// What the human answered a dialog on screen with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScreenAnswer {
+    /// Trust the folder (a first-run trust dialog).
+    Trust,
+    Permission(Decision),
+}
+
+/// The keys that give `answer` on an agent's screen, in chunks typed a moment apart; `None`
+/// where orch-tui does not know them (the human answers in the agent's pane). From the dialogs
+/// as the pinned CLIs draw them (tests/fixtures/screens/): Claude's trust dialog highlights
+/// "No, exit" first; Codex's highlights "Trust and continue" and names its approval keys.
+pub fn answer_keys(adapter: Adapter, answer: ScreenAnswer) -> Option<Vec<Vec<u8>>> {
+    use ScreenAnswer::*;
+    let keys: &[&[u8]] = match (adapter, answer) {
+        (Adapter::Claude, Trust) => &[b"\x1b[B", b"\r"],
+        (Adapter::Codex, Trust) => &[b"\r"],
+        (Adapter::Codex, Permission(Decision::Allow)) => &[b"y"],
+        (Adapter::Codex, Permission(Decision::Always)) => &[b"a"],
+        (Adapter::Codex, Permission(Decision::Deny)) => &[b"\x1b"],
+        (Adapter::Aider, Permission(Decision::Allow)) => &[b"y\r"],
+        (Adapter::Aider, Permission(Decision::Always)) => &[b"a\r"],
+        (Adapter::Aider, Permission(Decision::Deny)) => &[b"n\r"],
+        _ => return None,
+    };
+    Some(keys.iter().map(|k| k.to_vec()).collect())
 }
 
 /// Whether the screen's state replaces `now`. The idle prompt under a question the Stop hook
@@ -66,6 +96,9 @@ impl Supervisor {
             return;
         }
         let excerpt = crate::core::agent_event::short_text(&seen.excerpt, 300);
+        if let Some(l) = self.live.get_mut(&id) {
+            l.facts.dialog = (to == Substatus::WaitingDialog).then(|| seen.rule.clone());
+        }
         let then = if to.is_waiting() {
             Then::Say(format!(
                 "? {task} attempt {n} {}: {excerpt}",
@@ -78,26 +111,134 @@ impl Supervisor {
         } else {
             Then::Nothing
         };
-        self.write(
-            vec![Op::AgentState {
-                id,
-                substatus: to,
-                question: to.is_waiting().then(|| excerpt.clone()),
-                actor: Actor::Supervisor,
+        let mut ops = vec![Op::AgentState {
+            id,
+            substatus: to,
+            question: to.is_waiting().then(|| excerpt.clone()),
+            actor: Actor::Supervisor,
+            data: EventData {
+                rule: Some(format!("screen:{}", seen.rule)),
+                excerpt: Some(excerpt.clone()),
+                ..EventData::default()
+            },
+        }];
+        if to == Substatus::WaitingPermission {
+            // A request `orch-tui answer` finds; its answer is typed into the agent.
+            ops.push(Op::Event {
+                task: Some(task.clone()),
+                attempt: Some(n),
+                actor: Actor::Agent,
+                kind: EventKind::Permission,
                 data: EventData {
-                    rule: Some(format!("screen:{}", seen.rule)),
-                    excerpt: Some(excerpt),
+                    tool: Some("(on screen)".into()),
+                    subject: Some(excerpt),
+                    source: Some("screen".into()),
                     ..EventData::default()
                 },
-            }],
-            then,
-        );
+            });
+        }
+        self.write(ops, then);
+    }
+
+    /// A trust dialog of the run's worktrees, once the human trusted them for the run, is
+    /// answered by typing (once per attempt).
+    pub(super) fn waiting_rules(&mut self) {
+        if !self.trusted {
+            return;
+        }
+        let due: Vec<AttemptId> = self
+            .live
+            .iter()
+            .filter(|(id, l)| {
+                l.stop.is_none()
+                    && matches!(l.phase, Phase::Running { .. })
+                    && !l.facts.trust_typed
+                    && l.facts
+                        .dialog
+                        .as_deref()
+                        .is_some_and(|r| r.contains("trust"))
+                    && self
+                        .model
+                        .attempts
+                        .get(id)
+                        .is_some_and(|a| a.substatus == Substatus::WaitingDialog)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            let Some(keys) = self.keys_for(id, ScreenAnswer::Trust) else {
+                continue;
+            };
+            let Some(l) = self.live.get_mut(&id) else {
+                continue;
+            };
+            l.facts.trust_typed = true;
+            let (task, n) = (l.task.clone(), l.n);
+            self.out.push(Effect::Type { attempt: id, keys });
+            self.write(
+                vec![Op::Event {
+                    task: Some(task.clone()),
+                    attempt: Some(n),
+                    actor: Actor::Supervisor,
+                    kind: EventKind::Permission,
+                    data: EventData {
+                        decision: Some("trust".into()),
+                        source: Some("screen".into()),
+                        rule: Some("the run's worktrees are trusted for this run".into()),
+                        ..EventData::default()
+                    },
+                }],
+                Then::Say(format!(
+                    "✓ {task} attempt {n}: folder trusted (for this run)"
+                )),
+            );
+        }
+    }
+
+    /// The human answered a permission prompt on this agent's screen: type the answer.
+    pub(super) fn type_answer(&mut self, id: AttemptId, seq: i64, decision: &str) {
+        let Some(d) = Decision::parse(decision) else {
+            return;
+        };
+        let Some(l) = self.live.get(&id) else { return };
+        if l.stop.is_some() || l.facts.typed.contains(&seq) {
+            return;
+        }
+        let keys = self.keys_for(id, ScreenAnswer::Permission(d));
+        if let Some(l) = self.live.get_mut(&id) {
+            l.facts.typed.insert(seq);
+        }
+        if let Some(keys) = keys {
+            self.out.push(Effect::Type { attempt: id, keys });
+        }
+    }
+
+    fn keys_for(&self, id: AttemptId, answer: ScreenAnswer) -> Option<Vec<Vec<u8>>> {
+        let l = self.live.get(&id)?;
+        let adapter = self.cfg.agents.get(&l.profile)?.adapter;
+        answer_keys(adapter, answer)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn answers_are_typed_only_where_the_keys_are_known() {
+        let claude = answer_keys(Adapter::Claude, ScreenAnswer::Trust).unwrap();
+        assert_eq!(claude, vec![b"\x1b[B".to_vec(), b"\r".to_vec()]);
+        assert_eq!(
+            answer_keys(Adapter::Codex, ScreenAnswer::Permission(Decision::Always)),
+            Some(vec![b"a".to_vec()])
+        );
+        // Claude's permission prompts are answered through its hook, not typed.
+        assert_eq!(
+            answer_keys(Adapter::Claude, ScreenAnswer::Permission(Decision::Allow)),
+            None
+        );
+        assert_eq!(answer_keys(Adapter::Generic, ScreenAnswer::Trust), None);
+    }
 
     #[test]
     fn the_idle_prompt_under_a_question_does_not_end_the_wait() {
