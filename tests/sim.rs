@@ -30,6 +30,7 @@ fn seeds_keep_every_invariant() {
             std::thread::spawn(move || {
                 let mut steps = 0usize;
                 let mut crashes = 0usize;
+                let mut holds = 0usize;
                 let mut syncs = (0usize, 0usize, 0usize, 0usize);
                 let mut s = first + k;
                 while s < first + seeds {
@@ -37,6 +38,7 @@ fn seeds_keep_every_invariant() {
                         Ok(st) => {
                             steps += st.steps;
                             crashes += st.crashes;
+                            holds += st.holds;
                             syncs.0 += st.synced;
                             syncs.1 += st.sync_recovered;
                             syncs.2 += st.sync_stopped;
@@ -46,32 +48,40 @@ fn seeds_keep_every_invariant() {
                     }
                     s += threads;
                 }
-                Ok((steps, crashes, syncs))
+                Ok((steps, crashes, syncs, holds))
             })
         })
         .collect();
     let mut steps = 0;
     let mut crashes = 0;
     let mut syncs = (0, 0, 0, 0);
+    let mut holds = 0;
     for r in results {
         match r.join().expect("a simulation thread panicked") {
-            Ok((s, c, y)) => {
+            Ok((s, c, y, h)) => {
                 steps += s;
                 crashes += c;
                 syncs = (syncs.0 + y.0, syncs.1 + y.1, syncs.2 + y.2, syncs.3 + y.3);
+                holds += h;
             }
             Err(f) => panic!("{f}"),
         }
     }
     let secs = start.elapsed().as_secs_f64();
     println!(
-        "simulation: {seeds} seeds, {steps} steps, {crashes} supervisor crashes, {:.0} steps/s, {secs:.1} s\n\
+        "simulation: {seeds} seeds, {steps} steps, {crashes} supervisor crashes, {holds} agents \
+         held for a pause, {:.0} steps/s, {secs:.1} s\n\
          syncs: {} moved the branch ({} finished by a restart), {} stopped; {} sync-only supervisors",
         steps as f64 / secs,
         syncs.0,
         syncs.1,
         syncs.2,
         syncs.3
+    );
+    // Pauses of working tasks are part of the chaos: the seeds must actually hold agents.
+    assert!(
+        seeds < 50 || holds > 0,
+        "no agent was held for a pause in {seeds} seeds"
     );
 }
 
@@ -149,6 +159,17 @@ fn the_simulator_finds_each_old_fault() {
                 crash_percent: 10,
                 ..faults(Faults {
                     keep_leftovers: true,
+                    ..Faults::default()
+                })
+            },
+            300,
+        ),
+        (
+            "the time a paused task's agent was held counts against its time budget",
+            Chaos {
+                human_percent: 20,
+                ..faults(Faults {
+                    count_paused_time: true,
                     ..Faults::default()
                 })
             },

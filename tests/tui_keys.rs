@@ -34,6 +34,32 @@ fn ch(c: char) -> KeyEvent {
 }
 
 #[test]
+fn pause_all_resumes_the_fleet_once_nothing_runs() {
+    let mut a = app();
+    for t in &mut a.state.tasks {
+        if t.state == TaskState::Working {
+            t.state = TaskState::Paused;
+        }
+    }
+    assert_eq!(
+        press(&mut a, &[ch('P')]),
+        vec![Effect::Human {
+            cmd: HumanCommand::Resume,
+            task: "b".into(),
+            note: None,
+        }]
+    );
+    for t in &mut a.state.tasks {
+        t.state = TaskState::Done;
+    }
+    assert_eq!(press(&mut a, &[ch('P')]), vec![]);
+    assert_eq!(
+        a.state.message.as_deref(),
+        Some("nothing to pause or resume")
+    );
+}
+
+#[test]
 fn every_default_binding_maps_to_its_action() {
     let (km, problems) = Keymap::new(&BTreeMap::new());
     assert!(problems.is_empty());
@@ -324,6 +350,12 @@ fn every_action_does_what_it_says() {
             [down2(), vec![ch('u')]].concat(),
             View::Dashboard,
             vec![human(HumanCommand::Resume, "c")],
+        ),
+        (
+            "pause the fleet: every working task",
+            vec![ch('P')],
+            View::Dashboard,
+            vec![human(HumanCommand::Pause, "b")],
         ),
         (
             "approve",

@@ -8,6 +8,13 @@
 //! - `Child::kill()` signals only the direct child -> the whole tree (`os::kill_tree`: group,
 //!   descendants that called `setsid`, every process carrying the attempt's token, its cgroup):
 //!   TERM, grace, KILL.
+//! - a frozen agent (SIGSTOP, a paused task) keeps a SIGTERM pending -> stopping sends SIGCONT
+//!   after SIGTERM; and `waitpid` without `WUNTRACED` does not return for a stopped child, so a
+//!   frozen agent is never taken for an exited one.
+//! - a supervisor that dies closes the master: the kernel hangs the terminal up, SIGHUP and
+//!   SIGCONT to the session leader (a frozen agent runs again, and usually dies of the SIGHUP),
+//!   while a frozen child in its group stays stopped -> the next start reaps both
+//!   (`os::kill_tree` sends SIGCONT after SIGTERM).
 //!
 //! Threads per agent: a reader (raw log, emulator, query replies), a waiter (reaps the child,
 //! reports exit once the output is complete) and a writer (so a large paste never blocks).
@@ -411,6 +418,17 @@ impl AgentProcess {
             if !lock(&self.shared.life).reaped {
                 crate::os::kill::signal_group(self.shared.pid, libc::SIGKILL);
             }
+        }
+    }
+
+    /// Freezes (SIGSTOP) or thaws (SIGCONT) the agent and everything it started
+    /// (`os::freeze_tree`), for a paused task. The PTY, the screen and the logs stay as they
+    /// are; nothing is reported (a stopped child is not an exit). Not after it was reaped: its
+    /// pid may belong to another process by then.
+    pub fn freeze(&self, freeze: bool) {
+        let life = lock(&self.shared.life);
+        if !life.reaped {
+            crate::os::freeze_tree(self.shared.pid, freeze);
         }
     }
 

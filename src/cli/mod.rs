@@ -217,10 +217,11 @@ pub enum Command {
     Retry(HumanArgs),
     /// Cancel a task (its dependents are blocked).
     Cancel(HumanArgs),
-    /// Hold a task (stops its agent if running).
-    Pause(HumanArgs),
-    /// Release a paused task.
-    Resume(HumanArgs),
+    /// Hold a task: its agent, if it works, is held (frozen, or its session's turn interrupted)
+    /// and keeps its attempt; `--all`: every ready, assigned and working task.
+    Pause(human::FleetArgs),
+    /// Release a paused task: a held agent continues the same attempt; `--all`: every paused task.
+    Resume(human::FleetArgs),
     /// When the integration branch moved under the supervisor (the run is held): put it back, or
     /// take it as it is now.
     Integration {
@@ -435,8 +436,8 @@ fn dispatch(cli: Cli) -> CliResult {
         Some(Command::Reject(a)) => human::human(&ctx()?, crate::engine::HumanCommand::Reject, a),
         Some(Command::Retry(a)) => human::human(&ctx()?, crate::engine::HumanCommand::Retry, a),
         Some(Command::Cancel(a)) => human::human(&ctx()?, crate::engine::HumanCommand::Cancel, a),
-        Some(Command::Pause(a)) => human::human(&ctx()?, crate::engine::HumanCommand::Pause, a),
-        Some(Command::Resume(a)) => human::human(&ctx()?, crate::engine::HumanCommand::Resume, a),
+        Some(Command::Pause(a)) => human::fleet(&ctx()?, crate::engine::HumanCommand::Pause, a),
+        Some(Command::Resume(a)) => human::fleet(&ctx()?, crate::engine::HumanCommand::Resume, a),
         Some(Command::Integration { action }) => integration::integration(&ctx()?, action),
         Some(Command::Sync { base, no_wait }) => sync::sync(&ctx()?, base.as_deref(), !no_wait),
         Some(Command::Extend(a)) => extend::extend(&ctx()?, a),

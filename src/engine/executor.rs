@@ -38,7 +38,10 @@ pub struct SetupEnv {
 /// A live agent process and what clients show of it.
 struct Running {
     process: Box<dyn AgentProc>,
+    /// When it started, moved later by the time it was held (a paused task's clock stands).
     started_wall: std::time::Instant,
+    /// Held (frozen or interrupted) since then.
+    held_since: Option<std::time::Instant>,
 }
 
 pub struct Executor {
@@ -271,6 +274,7 @@ impl Executor {
                             Running {
                                 process: s.process,
                                 started_wall: std::time::Instant::now(),
+                                held_since: None,
                             },
                         );
                         Ok(Started { pid, base })
@@ -377,6 +381,44 @@ impl Executor {
                 let grace = Duration::from_millis(self.config().stop_grace_ms);
                 if let Some(r) = self.procs.get(&attempt) {
                     r.process.stop(grace);
+                }
+            }
+            Effect::Freeze { attempt } | Effect::Interrupt { attempt } => {
+                let frozen = matches!(effect, Effect::Freeze { .. });
+                if let Some(r) = self.procs.get_mut(&attempt) {
+                    if frozen {
+                        r.process.freeze(true);
+                    } else {
+                        r.process
+                            .write(crate::agent::adapter::pause::INTERRUPT.to_vec());
+                    }
+                    r.held_since.get_or_insert_with(std::time::Instant::now);
+                }
+            }
+            Effect::Thaw { attempt } | Effect::Continue { attempt } => {
+                let thaw = matches!(effect, Effect::Thaw { .. });
+                if let Some(r) = self.procs.get_mut(&attempt) {
+                    if let Some(since) = r.held_since.take() {
+                        r.started_wall += since.elapsed();
+                    }
+                    if thaw {
+                        r.process.freeze(false);
+                    } else {
+                        use crate::agent::adapter::pause;
+                        let bracketed = r
+                            .process
+                            .screen()
+                            .is_some_and(|s| s.lock().is_ok_and(|p| p.screen().bracketed_paste()));
+                        r.process.write(pause::continue_paste(bracketed));
+                        let enter: super::world::Job = Box::new(move || {
+                            std::thread::sleep(Duration::from_millis(pause::ENTER_AFTER_MS));
+                            Incoming::Input {
+                                attempt,
+                                bytes: b"\r".to_vec(),
+                            }
+                        });
+                        self.rt.spawn(enter);
+                    }
                 }
             }
             Effect::Type { attempt, keys } => {
@@ -629,6 +671,7 @@ impl Executor {
                     profile: l.profile.clone(),
                     started,
                     deadline: budget.map(|b| started + b),
+                    held_since: running.and_then(|r| r.held_since),
                     screen: running.and_then(|r| r.process.screen()),
                 },
             );

@@ -22,7 +22,9 @@ pub mod summary;
 mod watch;
 pub mod world;
 
-pub use commands::{Extension, HumanCommand, apply_extend, apply_human};
+pub use commands::{
+    Extension, FLEET_PAUSES, HumanCommand, apply_extend, apply_human, apply_human_all,
+};
 pub use lock::poke;
 pub use real_world::OutputHook;
 
@@ -89,8 +91,13 @@ pub struct AgentView {
     pub task: String,
     pub n: AttemptNo,
     pub profile: String,
+    /// When it started, moved later by the time it was held: `now - started` is its running
+    /// time (while held, `held_since - started`).
     pub started: Instant,
     pub deadline: Option<Instant>,
+    /// Its task is paused and it is held (frozen or interrupted) since then: its clock and
+    /// time budget stand still.
+    pub held_since: Option<Instant>,
     pub screen: Option<SharedScreen>,
 }
 

@@ -46,6 +46,9 @@ impl AgentProc for PtyProc {
     fn stop(&self, grace: Duration) {
         self.process.stop(grace);
     }
+    fn freeze(&self, freeze: bool) {
+        self.process.freeze(freeze);
+    }
     fn screen(&self) -> Option<SharedScreen> {
         Some(self.pane.clone().unwrap_or_else(|| self.process.screen()))
     }

@@ -86,6 +86,9 @@ pub trait AgentProc: Send {
     fn resize(&self, rows: u16, cols: u16);
     /// TERM its whole tree, `grace`, then KILL; its exit is reported as usual.
     fn stop(&self, grace: Duration);
+    /// Freeze (`true`) or thaw its whole tree, for a paused task; its exit is not reported
+    /// while frozen, and a stop thaws it.
+    fn freeze(&self, freeze: bool);
     fn screen(&self) -> Option<SharedScreen>;
 }
 

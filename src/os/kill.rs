@@ -83,7 +83,7 @@ pub fn stop_tree(tree: &Tree, grace: Duration) -> KillReport {
         return report;
     }
     for p in &first {
-        sys::signal_exact(p.pid, p.start_time, libc::SIGTERM);
+        term(p);
     }
     let deadline = Instant::now() + grace;
     let mut left = first;
@@ -93,7 +93,7 @@ pub fn stop_tree(tree: &Tree, grace: Duration) -> KillReport {
         // Late arrivals (forked meanwhile) get their SIGTERM too.
         for p in &left {
             if !hunt.termed.contains(&p.pid) {
-                sys::signal_exact(p.pid, p.start_time, libc::SIGTERM);
+                term(p);
             }
         }
         hunt.termed.extend(left.iter().map(|p| p.pid));
@@ -224,6 +224,44 @@ impl<'a> Hunt<'a> {
         }
         live
     }
+}
+
+/// SIGTERM, then SIGCONT: a frozen process (a paused task's agent, see [`freeze_tree`]) keeps a
+/// SIGTERM pending until it runs again, and would only go at the SIGKILL.
+fn term(p: &ProcStat) {
+    sys::signal_exact(p.pid, p.start_time, libc::SIGTERM);
+    sys::signal_exact(p.pid, p.start_time, libc::SIGCONT);
+}
+
+/// Freeze (SIGSTOP) or thaw (SIGCONT) the agent `root` and its tree: its process group and
+/// every descendant, a `setsid` one included. Two rounds when freezing, so a child forked while
+/// the first round ran is caught. Returns how many processes were signalled in the last round.
+///
+/// A frozen agent is not an exited one: its waiter's `waitpid` (without `WUNTRACED`) does not
+/// return for a stopped child, and its PTY simply stays quiet.
+pub fn freeze_tree(root: i32, freeze: bool) -> usize {
+    let Some(top) = (if root > 1 { sys::stat(root) } else { None }) else {
+        return 0;
+    };
+    let sig = if freeze { libc::SIGSTOP } else { libc::SIGCONT };
+    let mut sent = 0;
+    for _ in 0..if freeze { 2 } else { 1 } {
+        let all = sys::all_stats();
+        let mut tree = vec![top];
+        tree.extend(
+            all.iter()
+                .filter(|s| s.pgrp == root && s.pid != root && !s.is_dead()),
+        );
+        tree.extend(descendants_in(&all, root));
+        tree.sort_by_key(|s| s.pid);
+        tree.dedup_by_key(|s| s.pid);
+        let me = std::process::id() as i32;
+        sent = tree
+            .iter()
+            .filter(|s| s.pid != me && sys::signal_exact(s.pid, s.start_time, sig))
+            .count();
+    }
+    sent
 }
 
 /// True while some process of the group is alive. Zombies do not count: they are dead, and an

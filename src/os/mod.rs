@@ -16,7 +16,7 @@ pub mod lock;
 pub mod out;
 pub mod reap;
 
-pub use kill::{KillReport, Tree, kill_process_group, kill_tree, stop_tree};
+pub use kill::{KillReport, Tree, freeze_tree, kill_process_group, kill_tree, stop_tree};
 pub use lock::supervisor_running;
 pub use sys::ProcStat;
 

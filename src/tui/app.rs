@@ -382,6 +382,7 @@ impl App {
             }
             Action::Pause => self.human(HumanCommand::Pause),
             Action::Resume => self.human(HumanCommand::Resume),
+            Action::PauseAll => self.pause_all(),
             Action::Approve => self.human(HumanCommand::Approve),
             Action::Reject => match self.target_task() {
                 Some(task) => self.start_reject(task),
@@ -454,6 +455,37 @@ impl App {
             }],
             None => Vec::new(),
         }
+    }
+
+    /// `P`: pause the fleet (every ready, assigned and working task), or, when nothing of it
+    /// is left to pause, resume every paused task.
+    fn pause_all(&mut self) -> Vec<Effect> {
+        use crate::core::state::TaskState;
+        let pick = |states: &[TaskState]| -> Vec<String> {
+            let tasks = self.state.tasks.iter();
+            tasks
+                .filter(|t| states.contains(&t.state))
+                .map(|t| t.id.clone())
+                .collect()
+        };
+        let pausing = pick(&crate::engine::FLEET_PAUSES);
+        let (cmd, tasks) = if pausing.is_empty() {
+            (HumanCommand::Resume, pick(&[TaskState::Paused]))
+        } else {
+            (HumanCommand::Pause, pausing)
+        };
+        if tasks.is_empty() {
+            self.state.message = Some("nothing to pause or resume".into());
+        }
+        let note = None;
+        tasks
+            .into_iter()
+            .map(|task| Effect::Human {
+                cmd,
+                task,
+                note: note.clone(),
+            })
+            .collect()
     }
 
     /// Enter: focus the live agent of the selection, else open its detail.

@@ -30,6 +30,7 @@ pub enum Action {
     Cancel,
     Pause,
     Resume,
+    PauseAll,
     Approve,
     Reject,
     ApproveAll,
@@ -48,7 +49,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 37] = [
+    pub const ALL: [Action; 38] = [
         Action::Quit,
         Action::Help,
         Action::Back,
@@ -71,6 +72,7 @@ impl Action {
         Action::Cancel,
         Action::Pause,
         Action::Resume,
+        Action::PauseAll,
         Action::Approve,
         Action::Reject,
         Action::ApproveAll,
@@ -112,6 +114,7 @@ impl Action {
             Action::Cancel => "cancel",
             Action::Pause => "pause",
             Action::Resume => "resume",
+            Action::PauseAll => "pause_all",
             Action::Approve => "approve",
             Action::Reject => "reject",
             Action::ApproveAll => "approve_all",
@@ -154,8 +157,11 @@ impl Action {
                 "retry a failed, escalated or cancelled task, with a note for the next attempt"
             }
             Action::Cancel => "cancel the task (asks; its dependents are blocked)",
-            Action::Pause => "pause the task (stops its agent)",
-            Action::Resume => "resume a paused task",
+            Action::Pause => "pause the task (its agent is held and keeps its attempt)",
+            Action::Resume => "resume a paused task (a held agent continues)",
+            Action::PauseAll => {
+                "pause every ready and working task; when none is, resume every paused one"
+            }
             Action::Approve => "approve a task in review or escalated",
             Action::Reject => {
                 "reject a task in review with a note, then asks (in a veto window: the countdown stops while you type)"
@@ -302,6 +308,7 @@ pub const DEFAULTS: &[(Action, &[&str])] = &[
     (Action::Cancel, &["c"]),
     (Action::Pause, &["p"]),
     (Action::Resume, &["u"]),
+    (Action::PauseAll, &["P"]),
     (Action::Approve, &["a"]),
     (Action::Reject, &["x"]),
     (Action::ApproveAll, &["A"]),

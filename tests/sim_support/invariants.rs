@@ -163,6 +163,7 @@ pub fn every_step(world: &Shared, exec: &Executor, l: &Ledger) -> Result<(), Str
         }
     }
     synced_onto_the_base(world, l)?;
+    time_budgets_count_running_time(world, l)?;
     // The integration branch is checked again only when it or the set of done tasks changed.
     let key = {
         let w = lock(world);
@@ -175,6 +176,77 @@ pub fn every_step(world: &Shared, exec: &Executor, l: &Ledger) -> Result<(), Str
     if lock(world).last_checked.as_ref() != Some(&key) {
         merged_once_and_through_the_funnel(world, l, &tasks, false)?;
         lock(world).last_checked = Some(key);
+    }
+    Ok(())
+}
+
+/// A paused attempt accrues no time: an agent stopped because its time budget ran out had run
+/// (not frozen) at least what that budget allowed it since its attempt was claimed — the task's
+/// budget less what the attempts it continues used (`continues`, as the supervisor counts). An
+/// attempt whose task's budget was extended since it started is not judged by today's budget.
+fn time_budgets_count_running_time(world: &Shared, l: &Ledger) -> Result<(), String> {
+    let mut stmt = l
+        .conn()
+        .prepare_cached(
+            "SELECT a.id, a.task, a.n, a.started_ms, t.budget_time_ms, a.continues FROM attempts a \
+             JOIN tasks t ON t.id = a.task \
+             WHERE a.reason LIKE '%time budget exhausted%' AND t.budget_time_ms IS NOT NULL \
+             AND NOT EXISTS (SELECT 1 FROM events e WHERE e.task = a.task \
+                 AND e.kind = 'extended' AND e.ts_ms >= a.started_ms)",
+        )
+        .map_err(|e| e.to_string())?;
+    type Row = (AttemptId, String, u32, i64, i64, Option<i64>);
+    let rows: Vec<Row> = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(|e| e.to_string())?;
+    // What the attempts an attempt continues used: each one's end less its start.
+    let used_before = |mut next: Option<i64>| -> u64 {
+        let mut used = 0u64;
+        for _ in 0..1000 {
+            let Some(id) = next else { break };
+            let row: Option<(i64, Option<i64>, Option<i64>)> = l
+                .conn()
+                .query_row(
+                    "SELECT started_ms, ended_ms, continues FROM attempts WHERE id = ?1",
+                    [id],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .ok();
+            let Some((started, ended, prev)) = row else {
+                break;
+            };
+            used += ended.map_or(0, |e| e.saturating_sub(started).max(0) as u64);
+            next = prev;
+        }
+        used
+    };
+    let w = lock(world);
+    for (id, task, n, started, budget, continues) in rows {
+        let Some(p) = w.procs.values().find(|p| p.attempt == id) else {
+            continue;
+        };
+        let Some((stop_at, _)) = p.stop else { continue };
+        let allowed = (budget as u64)
+            .saturating_sub(used_before(continues))
+            .max(1);
+        let ran = p.running_ms(started as u64, stop_at);
+        if ran < allowed {
+            return Err(format!(
+                "{task}#{n} was stopped for its time budget ({allowed} ms of {budget} ms left) \
+                 after running {ran} ms (frozen {} ms): the time it was paused was counted",
+                p.frozen_ms
+            ));
+        }
     }
     Ok(())
 }

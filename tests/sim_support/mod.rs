@@ -76,6 +76,8 @@ pub struct Stats {
     pub sync_only: usize,
     /// Agent states the supervisor recorded from a (fake) watched screen.
     pub screen_states: usize,
+    /// Agents held (frozen) for a paused task.
+    pub holds: usize,
 }
 
 /// A seed that broke an invariant: what, where, and the last things that happened.
@@ -245,26 +247,40 @@ fn boot(
 
 /// The human, at a random moment: a command on a random task (most are refused, as they would be).
 fn human(world: &Shared, ledger: &mut Ledger, rng: &mut Rng) {
-    let tasks: Vec<String> = ledger
-        .tasks()
-        .map(|t| t.into_iter().map(|t| t.id).collect())
-        .unwrap_or_default();
-    let Some(task) = rng.pick(&tasks).cloned() else {
+    let rows = ledger.tasks().unwrap_or_default();
+    let tasks: Vec<String> = rows.iter().map(|t| t.id.clone()).collect();
+    let in_state = |s: TaskState| -> Vec<String> {
+        rows.iter()
+            .filter(|t| t.state == s)
+            .map(|t| t.id.clone())
+            .collect()
+    };
+    // Pausing a task while its agent works, and resuming it later, are stories of their own
+    // (the agent is held, not stopped): told often enough to happen in most runs.
+    let (working, paused) = (in_state(TaskState::Working), in_state(TaskState::Paused));
+    let (task, cmd) = if !working.is_empty() && rng.chance(30) {
+        (rng.pick(&working).cloned(), HumanCommand::Pause)
+    } else if !paused.is_empty() && rng.chance(30) {
+        (rng.pick(&paused).cloned(), HumanCommand::Resume)
+    } else {
+        let cmd = *rng
+            .pick(&[
+                HumanCommand::Retry,
+                HumanCommand::Cancel,
+                HumanCommand::Pause,
+                HumanCommand::Resume,
+                HumanCommand::Approve,
+                HumanCommand::Reject,
+                HumanCommand::Retry,
+                HumanCommand::Approve,
+                HumanCommand::Hold,
+            ])
+            .unwrap_or(&HumanCommand::Retry);
+        (rng.pick(&tasks).cloned(), cmd)
+    };
+    let Some(task) = task else {
         return;
     };
-    let cmd = *rng
-        .pick(&[
-            HumanCommand::Retry,
-            HumanCommand::Cancel,
-            HumanCommand::Pause,
-            HumanCommand::Resume,
-            HumanCommand::Approve,
-            HumanCommand::Reject,
-            HumanCommand::Retry,
-            HumanCommand::Approve,
-            HumanCommand::Hold,
-        ])
-        .unwrap_or(&HumanCommand::Retry);
     let now = lock(world).now;
     if rng.chance(15) {
         // `orch-tui extend`: more of one budget, continuing or starting over.
@@ -486,6 +502,7 @@ pub fn run_seed(seed: u64, chaos: Chaos) -> Result<Stats, Failure> {
             continue;
         }
         stats.steps = step;
+        stats.holds = lock(&world).holds;
         match end {
             Ok(Some(RunEnd::Stopped)) | Err(_) => {
                 return Err(fail(
@@ -541,8 +558,24 @@ pub fn run_seed(seed: u64, chaos: Chaos) -> Result<Stats, Failure> {
     }
 }
 
-/// The human, once the storm is over: approves what waits for approval, so the run can end.
+/// The human, once the storm is over: approves what waits for approval and resumes what was
+/// paused while it worked (its agent is held for it), so the run can end.
 fn settle_human(world: &Shared, ledger: &mut Ledger) {
+    let paused: Vec<String> = ledger
+        .tasks()
+        .map(|ts| {
+            ts.into_iter()
+                .filter(|t| {
+                    t.state == TaskState::Paused && t.paused_from == Some(TaskState::Working)
+                })
+                .map(|t| t.id)
+                .collect()
+        })
+        .unwrap_or_default();
+    let now = lock(world).now;
+    for t in &paused {
+        let _ = with_clock(now, || apply_human(ledger, HumanCommand::Resume, t, None));
+    }
     let waiting: Vec<String> = ledger
         .tasks()
         .map(|ts| {
@@ -556,9 +589,13 @@ fn settle_human(world: &Shared, ledger: &mut Ledger) {
         })
         .unwrap_or_default();
     if waiting.is_empty() {
+        if !paused.is_empty() {
+            lock(world)
+                .inbox
+                .push_back(orch_tui::engine::world::Incoming::Poke);
+        }
         return;
     }
-    let now = lock(world).now;
     for t in waiting {
         let _ = with_clock(now, || apply_human(ledger, HumanCommand::Approve, &t, None));
     }

@@ -90,6 +90,10 @@ pub struct FakeProc {
     pub alive: bool,
     /// `ORCH_SLOT` it was started with.
     pub slot: u32,
+    /// Frozen (its task paused) since then: it does nothing until thawed or stopped.
+    pub frozen_since: Option<u64>,
+    /// Time spent frozen so far.
+    pub frozen_ms: u64,
     generation: u64,
     /// What it has spent, as its own total would say.
     pub spent: (u64, u64, f64),
@@ -117,6 +121,8 @@ pub struct World {
     pub check_fail_percent: u64,
     /// The old reap: only by pid, so a pid never recorded escapes.
     pub fault_reap_by_pid_only: bool,
+    /// Agents frozen for a paused task, over the run.
+    pub holds: usize,
     pub trace: VecDeque<String>,
     /// The integration tip and number of done tasks the funnel invariant last looked at.
     pub last_checked: Option<(Option<String>, usize)>,
@@ -162,8 +168,16 @@ impl FakeProc {
         match self.stop {
             Some((at, grace)) if matches!(self.plan, Plan::Hang { stubborn: true }) => at + grace,
             Some((at, _)) => at + 5,
+            None if self.frozen_since.is_some() => u64::MAX,
             None => self.next_at,
         }
+    }
+
+    /// Time it ran, not frozen, from `since` to `now`.
+    pub fn running_ms(&self, since: u64, now: u64) -> u64 {
+        let frozen_now = self.frozen_since.map_or(0, |f| now.saturating_sub(f));
+        now.saturating_sub(since)
+            .saturating_sub(self.frozen_ms + frozen_now)
     }
 }
 
@@ -603,6 +617,30 @@ impl AgentProc for SimProc {
             p.stop = Some((now, grace.as_millis() as u64));
         }
     }
+    fn freeze(&self, freeze: bool) {
+        let mut w = lock(&self.world);
+        let now = w.now;
+        let Some(p) = w.procs.get_mut(&self.pid) else {
+            return;
+        };
+        match (freeze, p.frozen_since) {
+            (true, None) => {
+                p.frozen_since = Some(now);
+                w.holds += 1;
+            }
+            (false, Some(since)) => {
+                // It goes on where it stood: its next step is as far away as it was.
+                let held = now.saturating_sub(since);
+                p.frozen_ms += held;
+                p.next_at = p.next_at.saturating_add(held);
+                p.frozen_since = None;
+            }
+            _ => {
+                let line = format!("{}#{} frozen={freeze} twice", p.task, p.n);
+                w.violations.push(line);
+            }
+        }
+    }
     fn screen(&self) -> Option<orch_tui::agent::screen::SharedScreen> {
         None
     }
@@ -691,6 +729,8 @@ impl Agents for SimAgents {
                 stop: None,
                 alive: true,
                 slot,
+                frozen_since: None,
+                frozen_ms: 0,
                 generation,
                 spent: (0, 0, 0.0),
             },
@@ -837,6 +877,7 @@ impl World {
             hang_percent: 6,
             check_fail_percent: 10,
             fault_reap_by_pid_only: false,
+            holds: 0,
             trace: VecDeque::new(),
             last_checked: None,
             meddled: false,

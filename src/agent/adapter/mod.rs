@@ -14,6 +14,7 @@ pub mod aider;
 pub mod claude;
 pub mod codex;
 pub mod generic;
+pub mod pause;
 pub mod sim;
 
 use std::path::{Path, PathBuf};

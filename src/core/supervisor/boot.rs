@@ -44,25 +44,37 @@ impl Supervisor {
             attempts: stale.iter().map(|a| (a.id, a.pid)).collect(),
         });
         for a in stale {
+            let state = self.model.task(&a.task).map(|t| t.state);
+            // A paused task's held agent (frozen, or its turn interrupted) is reaped like any
+            // other: its process is gone with the old supervisor's PTY. The task stays paused,
+            // its next attempt marked to continue this one (docs/architecture.md, "Pause keeps
+            // the work").
+            let paused = state == Some(TaskState::Paused) && a.role == Role::Agent;
+            let reason = if paused {
+                "the supervisor stopped while its task was paused; `resume` continues it in a \
+                 new attempt"
+            } else {
+                "the supervisor stopped while it ran"
+            };
             let mut ops = vec![Op::FinishAttempt(Finish {
                 id: a.id,
                 outcome: AttemptState::Abandoned,
                 exit_code: None,
-                reason: Some("the supervisor stopped while it ran".into()),
+                reason: Some(reason.into()),
                 commit: None,
                 diff_lines: None,
             })];
-            let state = self.model.task(&a.task).map(|t| t.state);
+            // Its next attempt continues it (worktree and conversation) if it ran.
+            let resume_attempt = Some(a.base.is_some().then_some(a.id));
             if a.role == Role::Agent
                 && let Some(from @ (TaskState::Assigned | TaskState::Working)) = state
             {
-                // Its next attempt continues it (worktree and conversation) if it ran.
                 ops.push(Op::Transition {
                     task: a.task.clone(),
                     from,
                     to: TaskState::Ready,
                     patch: Patch {
-                        resume_attempt: Some(a.base.is_some().then_some(a.id)),
+                        resume_attempt,
                         ..Patch::default()
                     },
                     actor: Actor::Supervisor,
@@ -70,7 +82,47 @@ impl Supervisor {
                     data: EventData::why("recovered after supervisor restart"),
                 });
             }
-            let line = format!("↺ {}: attempt {} abandoned at restart", a.task, a.n);
+            if paused && let Some(t) = self.model.task(&a.task) {
+                // The mark is a task field that only a transition writes, and `paused` may not
+                // move to itself: out and back in one transaction, still the human's pause.
+                let paused_from = Some(t.paused_from);
+                let why = "recovered after supervisor restart: still paused; `resume` continues \
+                           its attempt";
+                let step = |from, to, patch| Op::Transition {
+                    task: a.task.clone(),
+                    from,
+                    to,
+                    patch,
+                    actor: Actor::Supervisor,
+                    attempt: Some(a.n),
+                    data: EventData::why(why),
+                };
+                ops.push(step(
+                    TaskState::Paused,
+                    TaskState::Ready,
+                    Patch {
+                        resume_attempt,
+                        ..Patch::default()
+                    },
+                ));
+                ops.push(step(
+                    TaskState::Ready,
+                    TaskState::Paused,
+                    Patch {
+                        paused_from,
+                        ..Patch::default()
+                    },
+                ));
+            }
+            let line = if paused {
+                format!(
+                    "↺ {}: attempt {} (held while paused) abandoned at restart; the task stays \
+                     paused, `resume` continues it in a new attempt",
+                    a.task, a.n
+                )
+            } else {
+                format!("↺ {}: attempt {} abandoned at restart", a.task, a.n)
+            };
             self.write(ops, Then::Say(line));
         }
     }

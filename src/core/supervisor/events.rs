@@ -287,7 +287,27 @@ pub enum Effect {
     /// Make the attempt's worktree (agents) and start its process; answer with `SetupDone`.
     Setup(Setup),
     /// Stop an agent: TERM, grace, KILL, with every descendant; `Exited` follows.
-    Stop { attempt: AttemptId, why: String },
+    Stop {
+        attempt: AttemptId,
+        why: String,
+    },
+    /// Hold a paused task's agent where it is: stop its processes (SIGSTOP to its group and
+    /// tree). Nothing answers; `Thaw` lets it go on.
+    Freeze {
+        attempt: AttemptId,
+    },
+    Thaw {
+        attempt: AttemptId,
+    },
+    /// Hold a paused task's interactive session agent (Claude, Codex): interrupt its turn (the
+    /// key its screen names, Escape) and keep the process and its conversation. `Continue`
+    /// asks it to go on where it stopped.
+    Interrupt {
+        attempt: AttemptId,
+    },
+    Continue {
+        attempt: AttemptId,
+    },
     /// Type keys into an interactive agent (an answer to its dialog), each chunk a moment
     /// after the one before (a TUI reads an arrow and an Enter in one read as one key).
     Type {
@@ -318,12 +338,18 @@ pub enum Effect {
     PrepareSync(SyncPrep),
     /// Move the integration branch from `from` to a sync's `tip` (compare-and-swap); answer with
     /// `SyncMoved`.
-    MoveSync { tip: String, from: String },
+    MoveSync {
+        tip: String,
+        from: String,
+    },
     /// Remove a finished attempt's worktree and branch, backing up what would be lost; answer
     /// with `Tidied`.
     Tidy(Tidy),
     /// Keep `oid` under the ref `name`.
-    Backup { name: String, oid: String },
+    Backup {
+        name: String,
+        oid: String,
+    },
     /// Stop every process a previous supervisor left (its agents, by pid and by token).
     ReapStale {
         attempts: Vec<(AttemptId, Option<u32>)>,

@@ -65,6 +65,14 @@ impl Supervisor {
             .model
             .in_state(TaskState::Ready)
             .filter(|t| !self.busy.contains(&t.id))
+            // One agent per task: a held attempt of a resumed task continues (`pause_rules`),
+            // and one still stopping is let go before the next starts.
+            .filter(|t| {
+                !self
+                    .live
+                    .values()
+                    .any(|l| l.task == t.id && l.role == Role::Agent)
+            })
             .filter_map(|t| {
                 let agent = self.route(t)?;
                 if self.slowed(&agent) {
@@ -309,6 +317,9 @@ impl Supervisor {
                     deadline_ms,
                     exit: None,
                     started_ms: self.now,
+                    held: None,
+                    held_ms: 0,
+                    prompt_hash: super::pause::prompt_hash(&t.prompt),
                     facts,
                 },
             );
@@ -411,7 +422,8 @@ impl Supervisor {
             return;
         }
         let run_stops = self.stopping && !self.leave_agents;
-        if l.deadline_ms.is_some_and(|d| d <= self.now) && !run_stops {
+        // A held agent's clock stands still (its deadline moves when it goes on).
+        if l.held.is_none() && l.deadline_ms.is_some_and(|d| d <= self.now) && !run_stops {
             let g = super::budget::Gauge {
                 what: "time",
                 spent: self.now.saturating_sub(l.started_ms) as f64,
@@ -424,9 +436,13 @@ impl Supervisor {
         }
         let row = self.model.attempts.get(&id);
         let state = self.model.task(&l.task).map(|t| t.state);
+        if self.keeps_paused(l) {
+            // Held, not stopped: `pause_rules` freezes or interrupts it.
+            return;
+        }
         let why = if self.stopping && !self.leave_agents {
             Some("the run is stopping".to_string())
-        } else if l.deadline_ms.is_some_and(|d| d <= self.now) {
+        } else if l.held.is_none() && l.deadline_ms.is_some_and(|d| d <= self.now) {
             Some("time budget exhausted".to_string())
         } else if !self.belongs(l, state) {
             Some(format!(

@@ -20,6 +20,7 @@ mod limits;
 mod live;
 mod merge;
 pub mod model;
+mod pause;
 mod sync;
 #[cfg(test)]
 mod sync_tests;
@@ -38,6 +39,7 @@ pub use events::{
 };
 pub use live::{prompt_text, trailers};
 pub use model::{AttemptRec, Model, TaskRec};
+pub use pause::{Held, HoldHow, prompt_hash};
 pub use sync::ref_label;
 
 use crate::core::config::Config;
@@ -63,6 +65,8 @@ pub struct Faults {
     pub keep_leftovers: bool,
     /// A sync moves the integration branch without recording its new tip first.
     pub sync_unrecorded_tip: bool,
+    /// The time a paused task's agent was held counts against its time budget.
+    pub count_paused_time: bool,
 }
 
 /// Identifies one write request, so its answer finds it.
@@ -105,6 +109,13 @@ pub struct Live {
     pub started_ms: u64,
     /// What the agent's own output said (spend, failures, its conversation).
     pub facts: AgentFacts,
+    /// Held for a paused task (frozen or interrupted) since this moment: its clock stands
+    /// still until it is let go on (`deadline_ms` and `started_ms` then move by the pause).
+    pub held: Option<Held>,
+    /// Time spent held so far (what a time budget does not count).
+    pub held_ms: u64,
+    /// The prompt it was started with (a hash): an edit while paused means a fresh attempt.
+    pub prompt_hash: u64,
 }
 
 /// Where the merge queue's one merge stands.
@@ -488,6 +499,7 @@ impl Supervisor {
         self.gate_rules();
         self.budget_rules();
         self.live_rules();
+        self.pause_rules();
         if !self.only_sync {
             self.funnel_rules();
             self.merge_rules();
@@ -509,7 +521,7 @@ impl Supervisor {
         let deadlines = self
             .live
             .values()
-            .filter(|l| l.stop.is_none() && l.exit.is_none())
+            .filter(|l| l.stop.is_none() && l.exit.is_none() && l.held.is_none())
             .filter(|l| matches!(l.phase, Phase::Running { .. } | Phase::SettingUp))
             .filter_map(|l| l.deadline_ms)
             .filter(|&d| d > self.now);

@@ -7,6 +7,8 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+mod pause_tests;
+
 use super::*;
 use crate::core::config::parse_config;
 use crate::core::domain::{AttemptState, FunnelStage, Substatus};
@@ -79,6 +81,8 @@ struct Driver {
     sup: Supervisor,
     /// What the "ledger" holds: each task's state, and funnel stages a human changed.
     states: BTreeMap<String, TaskState>,
+    /// Rows another process changed beyond their state (a pause's `paused_from`, an edit).
+    edited: BTreeMap<String, TaskRec>,
     stages: BTreeMap<String, Option<FunnelStage>>,
     queue: VecDeque<Event>,
     /// Every effect other than a write, in order.
@@ -98,6 +102,7 @@ impl Driver {
         let mut d = Driver {
             sup: Supervisor::new(cfg, roots, 2, 7),
             states,
+            edited: BTreeMap::new(),
             stages: BTreeMap::new(),
             queue: VecDeque::new(),
             seen: Vec::new(),
@@ -119,7 +124,11 @@ impl Driver {
         let rows = tasks
             .iter()
             .filter_map(|id| {
-                let mut t = self.sup.model.task(id)?.clone();
+                let mut t = self
+                    .edited
+                    .get(id)
+                    .cloned()
+                    .or_else(|| self.sup.model.task(id).cloned())?;
                 t.state = *self.states.get(id)?;
                 if let Some(stage) = self.stages.get(id) {
                     t.stage = *stage;
@@ -159,8 +168,14 @@ impl Driver {
     }
 
     fn answer(&mut self, id: WriteId, ops: &[Op], tasks: &[String]) {
+        // One transaction: each transition sees the ones before it.
+        let mut after = self.states.clone();
         let holds = ops.iter().all(|op| match op {
-            Op::Transition { task, from, .. } => self.states.get(task) == Some(from),
+            Op::Transition { task, from, to, .. } if after.get(task) == Some(from) => {
+                after.insert(task.clone(), *to);
+                true
+            }
+            Op::Transition { .. } => false,
             Op::ExpectStage { task, stage } => self.stage_of(task) == Some(*stage),
             _ => true,
         });
