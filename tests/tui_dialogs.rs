@@ -60,6 +60,8 @@ fn app() -> App {
     }];
     let mut a = App::new(s, Keymap::new(&BTreeMap::new()).0);
     a.size = (80, 24);
+    a.state.profiles = vec!["claude".into(), "codex".into(), "sim".into()];
+    a.state.default_agent = "claude".into();
     a
 }
 
@@ -131,9 +133,9 @@ fn new_task_form() {
     press(&mut a, &[key(KeyCode::Char(' '))]);
     snap("form_deps", &a.state);
     press(&mut a, &[key(KeyCode::Tab)]);
-    typed(&mut a, "claude");
+    typed(&mut a, "claud");
     a.on_form_answer(Err(vec![
-        "agent: the plan names no agent `claude` — pass --agent with one of sim".into(),
+        "agent: task `add-verbose` names no agent `claud` — did you mean `claude`?".into(),
     ]));
     snap("form_refused", &a.state);
 }

@@ -261,9 +261,8 @@ fn cancel_names_its_target_and_what_it_blocks_and_asks() {
     assert!(s.contains("`child`"), "it names what it blocks:\n{s}");
     t.keys(&["n"]);
     t.wait("nothing done", 10, |s| s.contains("nothing was done"));
-    // Its pane shows before the ledger says `working`: either is "not cancelled".
-    let state = state_of(&repo.status(), "base");
-    assert!(["assigned", "working"].contains(&state.as_str()), "{state}");
+    let base = state_of(&repo.status(), "base");
+    assert!(base == "assigned" || base == "working", "{base}");
     t.keys(&["c"]);
     t.wait("the question again", 10, |s| {
         s.contains("Cancel task `base`?")
@@ -504,30 +503,35 @@ fn e_upper_opens_the_editor_on_the_worktree_and_on_the_diff() {
     let dir = opened.lines().last().unwrap_or_default().trim().to_string();
     assert!(std::path::Path::new(&dir).is_dir(), "{dir}");
     t.wait("the TUI again", 20, |s| s.contains("back from"));
-    // In the diff view, E opens the diff itself. The inbox keeps the item selected first, which
-    // is whichever task reached review first: either diff will do.
+    // In the diff view, E opens the diff itself.
     t.keys(&["i", "d"]);
-    let screen = t.wait("the diff", 20, |s| {
-        s.contains("diff one") || s.contains("diff two")
+    // Either approval may come first in the inbox.
+    let s = t.wait("the diff", 20, |s| {
+        s.contains("one.txt") || s.contains("two.txt")
     });
-    let (task, line) = if screen.contains("diff one") {
+    let (task, line) = if s.contains("one.txt") {
         ("one", "+1")
     } else {
         ("two", "+2")
     };
     t.keys(&["E"]);
-    let name = format!("diff-{task}.patch");
-    let patch = repo.dir.join(".orch").join(&name);
+    let patch = repo.dir.join(format!(".orch/diff-{task}.patch"));
     let r = wait_for(Duration::from_secs(20), || {
         let s = std::fs::read_to_string(&log).unwrap_or_default();
-        if s.contains(&name) { Ok(()) } else { Err(s) }
+        if s.contains(&format!("diff-{task}.patch")) {
+            Ok(())
+        } else {
+            Err(s)
+        }
     });
     assert!(r.is_ok(), "{r:?}");
     let diff = std::fs::read_to_string(&patch).expect("the diff file");
     assert!(diff.contains(line), "{diff}");
+    // Keys typed while the editor has the terminal are the editor's: wait for the TUI first.
+    let title = format!("diff {task} #1");
+    t.wait("the diff again", 20, |s| s.contains(&title));
     t.keys(&["Escape"]);
-    let shown = format!("diff {task}");
-    t.wait("the inbox again", 10, |s| !s.contains(&shown));
+    t.wait("the inbox again", 10, |s| !s.contains(&title));
     quit_twice(&t);
 }
 

@@ -107,6 +107,8 @@ pub fn run(mut ctx: TuiContext) -> Result<TuiEnd, String> {
         app.state.message = Some(problems.join("; "));
     }
     app.state.integration_branch = ctx.config.integration_branch.clone();
+    app.state.profiles = ctx.config.agents.keys().cloned().collect();
+    app.state.default_agent = ctx.config.default_agent.clone();
     let guard = terminal::enter().map_err(|e| format!("cannot set up the terminal: {e}"))?;
     let mut term = Terminal::new(CrosstermBackend::new(std::io::stdout()))
         .map_err(|e| format!("cannot set up the terminal: {e}"))?;

@@ -279,6 +279,9 @@ pub struct ViewState {
     pub detail_raw: bool,
     /// The config's integration branch (the done screen names it).
     pub integration_branch: String,
+    /// The config's agent profiles and its default one (the new-task form lists them).
+    pub profiles: Vec<String>,
+    pub default_agent: String,
     /// The integration branch's commits once every task is done (`git log`, read once).
     pub done_summary: Option<String>,
     /// A one-line status message (last action's result or error).
@@ -341,6 +344,8 @@ impl ViewState {
             form: None,
             detail_raw: false,
             integration_branch: String::new(),
+            profiles: Vec::new(),
+            default_agent: String::new(),
             done_summary: None,
             message: None,
             error: None,

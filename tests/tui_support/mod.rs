@@ -27,6 +27,16 @@ impl Tmux {
     }
 
     pub fn new_session(&self, cmd: &str) {
+        // After `kill_session` of the last session the old server may still be exiting ("server
+        // exited unexpectedly"): try again until it is gone, for a few seconds at most.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !self.try_new_session(cmd) {
+            assert!(Instant::now() < deadline, "tmux new-session kept failing");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn try_new_session(&self, cmd: &str) -> bool {
         // The shell prints the exit status and lingers so the test can read it.
         let full = format!("{cmd}; echo ORCH-EXITED $?; sleep 600");
         let st = Command::new("tmux")
@@ -48,7 +58,7 @@ impl Tmux {
             .env_remove("TMUX")
             .status()
             .expect("tmux new-session");
-        assert!(st.success());
+        st.success()
     }
 
     pub fn kill_session(&self) {

@@ -102,8 +102,8 @@ pub fn form(s: &ViewState, f: &mut Frame, body: Rect) {
             cursor(Field::Agent),
             hint_if(
                 s,
-                form.agent.is_empty(),
-                "  (default: the config's default_agent)",
+                form.agent.is_empty() || form.field == Field::Agent,
+                &agent_hint(s),
             ),
         ]));
         bottom.push(Line::from(vec![
@@ -271,4 +271,18 @@ pub fn note(s: &ViewState, f: &mut Frame, body: Rect) {
             .block(theme::block(s, &title, true)),
         area,
     );
+}
+
+/// `  (one of claude, codex, sim; default: claude)`, from the config.
+fn agent_hint(s: &ViewState) -> String {
+    let default = if s.default_agent.is_empty() {
+        "the config's default_agent".to_string()
+    } else {
+        s.default_agent.clone()
+    };
+    if s.profiles.is_empty() {
+        format!("  (default: {default})")
+    } else {
+        format!("  (one of {}; default: {default})", s.profiles.join(", "))
+    }
 }
