@@ -14,8 +14,12 @@ pub fn line(
     kind: EventKind,
     data: &Value,
 ) -> Option<String> {
+    // A stage change is written by the supervisor's funnel even when a human asked for it (a
+    // veto window held): the event says who in `by`.
+    let by_human = data.get("by").and_then(Value::as_str) == Some("human");
     let who = match (actor, attempt) {
         (Actor::Human, _) => "you".to_string(),
+        (Actor::Supervisor, _) if by_human => "you".to_string(),
         (Actor::Supervisor, _) => "orch".to_string(),
         (Actor::Agent, Some(n)) => format!("agent#{}", n.0),
         (Actor::Agent, None) => "agent".to_string(),
@@ -151,4 +155,25 @@ fn what(kind: EventKind, attempt: Option<AttemptNo>, data: &Value) -> Option<Str
         },
         EventKind::TurnSent => "sent the agent its next turn".into(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_veto_window_is_told_as_the_humans_doing() {
+        let data = serde_json::json!({"stage": "human", "by": "human"});
+        let l = line(0, Actor::Supervisor, None, EventKind::Funnel, &data).unwrap_or_default();
+        assert!(
+            l.contains("you") && l.contains("stopped the veto window"),
+            "{l}"
+        );
+        let data = serde_json::json!({"stage": "human"});
+        let l = line(0, Actor::Supervisor, None, EventKind::Funnel, &data).unwrap_or_default();
+        assert!(
+            l.contains("orch") && l.contains("waits for your approval"),
+            "{l}"
+        );
+    }
 }
