@@ -308,12 +308,20 @@ fn pause_all_holds_every_working_agent_and_resume_all_lets_each_go_on() {
     let p = repo.root.join("plan.toml");
     let out = repo.orch(&["plan", "load", p.to_str().expect("utf-8")], LIMIT);
     assert_eq!(out.code, 0, "{}", out.show());
-    let run = repo.spawn(&["run", "--headless"]);
+    let mut run = repo.spawn(&["run", "--headless"]);
     let pid_of = |id: &str| -> Option<i64> {
         let t = task_of(&repo.status(), id);
         t["attempts"][0]["pid"].as_i64()
     };
     let both = wait_for(LIMIT, || {
+        if run.try_wait().is_some() {
+            panic!(
+                "the run ended before both agents ran:\n{}\n{}\n{:#}",
+                run.stdout_now(),
+                run.stderr_now(),
+                repo.status()
+            );
+        }
         let raw = |id: &str| {
             std::fs::read_to_string(repo.dir.join(format!(".orch/logs/{id}/1/pty.raw")))
                 .unwrap_or_default()
@@ -327,7 +335,14 @@ fn pause_all_holds_every_working_agent_and_resume_all_lets_each_go_on() {
             other => Err(other),
         }
     });
-    let (a, b) = both.unwrap_or_else(|e| panic!("both agents never ran: {e:?}"));
+    let (a, b) = both.unwrap_or_else(|e| {
+        panic!(
+            "both agents never ran: {e:?}\n{:#}\n--- run ---\n{}\n{}",
+            repo.status(),
+            run.stdout_now(),
+            run.stderr_now()
+        )
+    });
     let out = repo.orch(&["pause", "--all"], LIMIT);
     assert_eq!(out.code, 0, "{}", out.show());
     assert!(
