@@ -3,7 +3,6 @@
 
 use super::*;
 use crate::core::config::default_config;
-use crate::core::domain::{AttemptState, Substatus};
 
 const FROM: &str = "1111111111111111111111111111111111111111";
 const ONTO: &str = "2222222222222222222222222222222222222222";
@@ -19,63 +18,21 @@ fn supervisor() -> Supervisor {
 
 fn task(id: &str, state: TaskState) -> TaskRec {
     TaskRec {
-        id: id.into(),
-        ord: 0,
-        title: id.into(),
         prompt: "p".into(),
-        state,
-        deps: Vec::new(),
-        priority: 0,
-        ready_since_ms: 0,
-        not_before_ms: 0,
-        capabilities: Vec::new(),
         agent: Some("sim".into()),
-        failures: 0,
-        max_attempts: 3,
-        budget_time_ms: None,
-        checks: Vec::new(),
-        risk_high: false,
-        stage: None,
-        stage_until_ms: None,
-        note: None,
-        reason: None,
-        paused_from: None,
-        budget_tokens: None,
-        budget_cost_usd: None,
-        resume_attempt: None,
+        ..TaskRec::sample(id, state)
     }
 }
 
 /// An agent attempt of `task` that committed `commit` on `FROM`.
 fn attempt(task: &str, commit: &str) -> AttemptRec {
     AttemptRec {
-        id: AttemptId(1),
-        task: task.into(),
-        n: AttemptNo(1),
-        role: Role::Agent,
-        profile: "sim".into(),
-        epoch: 1,
-        state: AttemptState::Succeeded,
-        substatus: Substatus::Ended,
-        pid: None,
-        reported: None,
-        verdict: None,
-        verdict_notes: None,
         worktree: format!("/r/.orch/worktrees/{task}-1"),
-        branch: format!("orch/{task}"),
         log_dir: "/r/.orch/logs/t".into(),
         base: Some(FROM.into()),
         commit: Some(commit.into()),
         diff_lines: Some(1),
-        merge_tip: None,
-        merge_onto: None,
-        started_ms: 0,
-        ended_ms: 0,
-        session: None,
-        continues: None,
-        tokens_in: 0,
-        tokens_out: 0,
-        cost_usd: 0.0,
+        ..AttemptRec::sample(task, 1)
     }
 }
 

@@ -17,63 +17,15 @@ const TIP: &str = "1111111111111111111111111111111111111111";
 const WORK: &str = "2222222222222222222222222222222222222222";
 
 fn task(id: &str, state: TaskState) -> TaskRec {
-    TaskRec {
-        id: id.into(),
-        ord: 0,
-        title: id.into(),
-        prompt: format!("do {id}"),
-        state,
-        deps: Vec::new(),
-        priority: 0,
-        ready_since_ms: 0,
-        not_before_ms: 0,
-        capabilities: Vec::new(),
-        agent: None,
-        failures: 0,
-        max_attempts: 3,
-        budget_time_ms: None,
-        checks: Vec::new(),
-        risk_high: false,
-        stage: None,
-        stage_until_ms: None,
-        note: None,
-        reason: None,
-        paused_from: None,
-        budget_tokens: None,
-        budget_cost_usd: None,
-        resume_attempt: None,
-    }
+    TaskRec::sample(id, state)
 }
 
 fn finished_attempt(task: &str, n: u32) -> AttemptRec {
     AttemptRec {
-        id: AttemptId(i64::from(n)),
-        task: task.into(),
-        n: AttemptNo(n),
-        role: Role::Agent,
-        profile: "sim".into(),
-        epoch: 1,
-        state: AttemptState::Succeeded,
-        substatus: Substatus::Ended,
-        pid: None,
-        reported: None,
-        verdict: None,
-        verdict_notes: None,
-        worktree: format!("/w/{task}-{n}"),
-        branch: format!("orch/{task}"),
-        log_dir: format!("/l/{task}/{n}"),
         base: Some(TIP.into()),
         commit: Some(WORK.into()),
         diff_lines: Some(3),
-        merge_tip: None,
-        merge_onto: None,
-        started_ms: 0,
-        ended_ms: 0,
-        session: None,
-        continues: None,
-        tokens_in: 0,
-        tokens_out: 0,
-        cost_usd: 0.0,
+        ..AttemptRec::sample(task, n)
     }
 }
 
