@@ -31,6 +31,7 @@ fn seeds_keep_every_invariant() {
                 let mut steps = 0usize;
                 let mut crashes = 0usize;
                 let mut holds = 0usize;
+                let mut turns = 0usize;
                 let mut syncs = (0usize, 0usize, 0usize, 0usize);
                 let mut s = first + k;
                 while s < first + seeds {
@@ -39,6 +40,7 @@ fn seeds_keep_every_invariant() {
                             steps += st.steps;
                             crashes += st.crashes;
                             holds += st.holds;
+                            turns += st.turns;
                             syncs.0 += st.synced;
                             syncs.1 += st.sync_recovered;
                             syncs.2 += st.sync_stopped;
@@ -48,7 +50,7 @@ fn seeds_keep_every_invariant() {
                     }
                     s += threads;
                 }
-                Ok((steps, crashes, syncs, holds))
+                Ok((steps, crashes, syncs, holds, turns))
             })
         })
         .collect();
@@ -56,9 +58,11 @@ fn seeds_keep_every_invariant() {
     let mut crashes = 0;
     let mut syncs = (0, 0, 0, 0);
     let mut holds = 0;
+    let mut turns = 0;
     for r in results {
         match r.join().expect("a simulation thread panicked") {
-            Ok((s, c, y, h)) => {
+            Ok((s, c, y, h, t)) => {
+                turns += t;
                 steps += s;
                 crashes += c;
                 syncs = (syncs.0 + y.0, syncs.1 + y.1, syncs.2 + y.2, syncs.3 + y.3);
@@ -70,7 +74,8 @@ fn seeds_keep_every_invariant() {
     let secs = start.elapsed().as_secs_f64();
     println!(
         "simulation: {seeds} seeds, {steps} steps, {crashes} supervisor crashes, {holds} agents \
-         held for a pause, {:.0} steps/s, {secs:.1} s\n\
+         held for a pause, {turns} change requests typed into live sessions, {:.0} steps/s, \
+         {secs:.1} s\n\
          syncs: {} moved the branch ({} finished by a restart), {} stopped; {} sync-only supervisors",
         steps as f64 / secs,
         syncs.0,
@@ -82,6 +87,11 @@ fn seeds_keep_every_invariant() {
     assert!(
         seeds < 50 || holds > 0,
         "no agent was held for a pause in {seeds} seeds"
+    );
+    // Sessions kept through review take change requests: the seeds must actually type some.
+    assert!(
+        seeds < 50 || turns > 0,
+        "no change request was typed into a live session in {seeds} seeds"
     );
 }
 

@@ -126,6 +126,15 @@ names! {
         Permission = "permission",
         /// A change request typed into a live interactive agent as its next turn.
         TurnSent = "turn_sent",
+        /// A change request (a reviewer's, a red check's, the human's note) typed into the
+        /// live session that wrote the work, as its next turn (`data.note`).
+        ChangeRequestTyped = "change_request_typed",
+        /// An interactive session said it is done: its work goes to review and the process
+        /// stays, idle at its prompt (`data.pid`).
+        KeptAlive = "kept_alive",
+        /// An interactive session is being ended: interrupted, then asked to exit, before
+        /// any signal (`data.how`, `data.why`).
+        AgentStop = "agent_stop",
         /// An agent hook fired (`data.hook`), reported through `orch-tui hook`.
         Hook = "hook",
     }

@@ -21,6 +21,9 @@ pub const FALLBACK_TICK_MS: u64 = 1000;
 /// circles: far more than any real round needs (a task moves a handful of times in a round).
 const MAX_STEPS_PER_ROUND: usize = 100_000;
 
+/// Between an interactive session's interrupt, its exit command and the Enter after it.
+const STOP_KEY_GAP_MS: u64 = 300;
+
 /// A busy ledger or a full disk: how often to try again, and how often to say so.
 const RETRY_MS: u64 = 250;
 const REPORT_EVERY: u32 = 8;
@@ -72,6 +75,9 @@ pub struct Executor {
     stay_open: bool,
     /// `Finished` was sent for the current settled state.
     announced: bool,
+    /// Attempts whose process now runs a later attempt (a session kept through review): what
+    /// it says, and what is addressed to it, is that attempt's.
+    aliases: BTreeMap<AttemptId, AttemptId>,
 }
 
 impl Executor {
@@ -102,6 +108,7 @@ impl Executor {
             progress,
             stay_open,
             announced: false,
+            aliases: BTreeMap::new(),
         }
     }
 
@@ -251,9 +258,57 @@ impl Executor {
         self.publish_views();
     }
 
+    /// The attempt a process runs now (it may have been started for an earlier one).
+    fn current(&self, id: AttemptId) -> AttemptId {
+        let mut at = id;
+        // Bounded: one link per change request.
+        for _ in 0..1000 {
+            match self.aliases.get(&at) {
+                Some(next) => at = *next,
+                None => break,
+            }
+        }
+        at
+    }
+
+    /// A process's event, addressed to the attempt it runs now.
+    fn readdress(&self, e: Event) -> Event {
+        match e {
+            Event::Exited { attempt, exit } => Event::Exited {
+                attempt: self.current(attempt),
+                exit,
+            },
+            Event::Agent { attempt, event } => Event::Agent {
+                attempt: self.current(attempt),
+                event,
+            },
+            Event::Screen { attempt, seen } => Event::Screen {
+                attempt: self.current(attempt),
+                seen,
+            },
+            e => e,
+        }
+    }
+
+    /// Keys into an agent: the human's, or orch-tui's own. Enter after a question: answered.
+    fn keys(&mut self, attempt: AttemptId, bytes: Vec<u8>, human: bool) {
+        let attempt = self.current(attempt);
+        let enter = bytes.contains(&b'\r');
+        if let Some(r) = self.procs.get(&attempt) {
+            r.process.write(bytes);
+        }
+        if enter {
+            self.queue.push_back(Event::Answered { attempt });
+        }
+        if human {
+            self.queue.push_back(Event::HumanTyping { attempt });
+        }
+    }
+
     fn take(&mut self, incoming: Incoming) -> Result<(), EngineError> {
         match incoming {
             Incoming::Event(e) => {
+                let e = self.readdress(e);
                 if let Event::Exited { attempt, .. } = &e {
                     self.procs.remove(attempt);
                     self.slots.remove(attempt);
@@ -287,13 +342,13 @@ impl Executor {
                 self.queue.push_back(Event::SetupDone { attempt, result });
             }
             Incoming::Poke => self.look_at_ledger()?,
-            Incoming::Input { attempt, bytes } => {
-                if let Some(r) = self.procs.get(&attempt) {
-                    r.process.write(bytes.clone());
-                }
-                // Enter after a question: the human answered.
-                if bytes.contains(&b'\r') {
-                    self.queue.push_back(Event::Answered { attempt });
+            Incoming::Input { attempt, bytes } => self.keys(attempt, bytes, true),
+            Incoming::Keys { attempt, bytes } => self.keys(attempt, bytes, false),
+            Incoming::HardStop { attempt } => {
+                let grace = Duration::from_millis(self.config().stop_grace_ms);
+                if let Some(r) = self.procs.get(&self.current(attempt)) {
+                    tracing::info!(%attempt, "the session did not exit by itself: TERM");
+                    r.process.stop(grace);
                 }
             }
             Incoming::Resize {
@@ -301,7 +356,7 @@ impl Executor {
                 rows,
                 cols,
             } => {
-                if let Some(r) = self.procs.get(&attempt) {
+                if let Some(r) = self.procs.get(&self.current(attempt)) {
                     r.process.resize(rows, cols);
                 }
             }
@@ -378,10 +433,28 @@ impl Executor {
             Effect::Setup(s) => self.start_setup(s),
             Effect::Stop { attempt, why } => {
                 tracing::info!(%attempt, %why, "stopping an agent");
-                let grace = Duration::from_millis(self.config().stop_grace_ms);
+                self.stop_agent(attempt);
+            }
+            Effect::SendTurn { attempt, text } => {
+                use crate::agent::adapter::pause;
+                tracing::info!(%attempt, "typing its next turn");
                 if let Some(r) = self.procs.get(&attempt) {
-                    r.process.stop(grace);
+                    let bracketed = r
+                        .process
+                        .screen()
+                        .is_some_and(|s| s.lock().is_ok_and(|p| p.screen().bracketed_paste()));
+                    r.process.write(pause::paste(&text, bracketed));
+                    self.type_later(attempt, vec![b"\r".to_vec()], pause::ENTER_AFTER_MS);
                 }
+            }
+            Effect::Adopt { from, to } => {
+                if let Some(r) = self.procs.remove(&from) {
+                    self.procs.insert(to, r);
+                }
+                if let Some(slot) = self.slots.remove(&from) {
+                    self.slots.insert(to, slot);
+                }
+                self.aliases.insert(from, to);
             }
             Effect::Freeze { attempt } | Effect::Interrupt { attempt } => {
                 let frozen = matches!(effect, Effect::Freeze { .. });
@@ -410,14 +483,7 @@ impl Executor {
                             .screen()
                             .is_some_and(|s| s.lock().is_ok_and(|p| p.screen().bracketed_paste()));
                         r.process.write(pause::continue_paste(bracketed));
-                        let enter: super::world::Job = Box::new(move || {
-                            std::thread::sleep(Duration::from_millis(pause::ENTER_AFTER_MS));
-                            Incoming::Input {
-                                attempt,
-                                bytes: b"\r".to_vec(),
-                            }
-                        });
-                        self.rt.spawn(enter);
+                        self.type_later(attempt, vec![b"\r".to_vec()], pause::ENTER_AFTER_MS);
                     }
                 }
             }
@@ -427,14 +493,8 @@ impl Executor {
                 if let (Some(first), Some(r)) = (keys.next(), self.procs.get(&attempt)) {
                     r.process.write(first);
                 }
-                // The rest a moment apart, through the loop like the human's keys.
-                for (k, bytes) in keys.enumerate() {
-                    let pause = Duration::from_millis(150 * (k as u64 + 1));
-                    self.rt.spawn(Box::new(move || {
-                        std::thread::sleep(pause);
-                        Incoming::Input { attempt, bytes }
-                    }));
-                }
+                // The rest a moment apart, through the loop.
+                self.type_later(attempt, keys.collect(), 150);
             }
             Effect::Collect(c) => {
                 // Unknown (empty) after a restart: then no branch is taken for the agent's.
@@ -500,6 +560,44 @@ impl Executor {
             }
         }
         Ok(())
+    }
+
+    /// Type each chunk `gap_ms` after the one before (the first `gap_ms` from now), through
+    /// the loop: a TUI reads an Enter that comes with the text as part of it.
+    fn type_later(&mut self, attempt: AttemptId, chunks: Vec<Vec<u8>>, gap_ms: u64) {
+        for (k, bytes) in chunks.into_iter().enumerate() {
+            let delay = gap_ms * (k as u64 + 1);
+            self.rt
+                .spawn_after(delay, Box::new(move || Incoming::Keys { attempt, bytes }));
+        }
+    }
+
+    /// Stop an agent. An interactive session with stop keys is interrupted and asked to exit
+    /// first, and given the stop grace to end by itself; only then TERM, grace, KILL of its
+    /// tree (`Incoming::HardStop`). Anything else: TERM, grace, KILL at once.
+    fn stop_agent(&mut self, attempt: AttemptId) {
+        let grace_ms = self.config().stop_grace_ms;
+        let keys = self
+            .core
+            .live()
+            .get(&attempt)
+            .and_then(|l| self.config().agents.get(&l.profile))
+            .and_then(crate::agent::adapter::stop_keys_for);
+        let Some(r) = self.procs.get(&attempt) else {
+            return;
+        };
+        let Some(keys) = keys else {
+            r.process.stop(Duration::from_millis(grace_ms));
+            return;
+        };
+        // (An interactive session is never frozen: a pause interrupts it instead.)
+        r.process.write(keys.interrupt.to_vec());
+        let exit = vec![keys.exit.as_bytes().to_vec(), b"\r".to_vec()];
+        self.type_later(attempt, exit, STOP_KEY_GAP_MS);
+        self.rt.spawn_after(
+            3 * STOP_KEY_GAP_MS + grace_ms,
+            Box::new(move || Incoming::HardStop { attempt }),
+        );
     }
 
     /// One write, waited out while the ledger is busy or the disk full (saying so), answered

@@ -149,9 +149,21 @@ pub enum Incoming {
     },
     /// Another process wrote the ledger.
     Poke,
+    /// The human's keys for an agent's pane.
     Input {
         attempt: AttemptId,
         bytes: Vec<u8>,
+    },
+    /// Keys orch-tui itself types into an agent (an answer, a turn's Enter, a stop's exit
+    /// command), a moment after the ones before.
+    Keys {
+        attempt: AttemptId,
+        bytes: Vec<u8>,
+    },
+    /// An interactive session asked to exit had its grace: if it still runs, TERM, grace,
+    /// KILL.
+    HardStop {
+        attempt: AttemptId,
     },
     Resize {
         attempt: AttemptId,
@@ -184,6 +196,13 @@ pub trait Runtime: Send {
     fn sink(&self) -> Sink;
     /// Run `job` (on a thread in a real run); its result comes back through `next`.
     fn spawn(&mut self, job: Job);
+    /// Run `job` after `delay_ms` (keys typed a moment apart, a grace).
+    fn spawn_after(&mut self, delay_ms: u64, job: Job) {
+        self.spawn(Box::new(move || {
+            std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+            job()
+        }));
+    }
     /// The next incoming thing, or `Timeout` at `deadline_ms`.
     fn next(&mut self, deadline_ms: u64) -> Incoming;
     /// Wait `ms` without taking anything in (the ledger is busy; try again after).

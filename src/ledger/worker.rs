@@ -206,6 +206,12 @@ pub(super) fn fence(
             "stale or wrong token for attempt {n} of task `{task}`: this report is refused and changes nothing"
         )));
     };
+    // A session kept alive through review (`core::supervisor::kept`) goes on as a later
+    // attempt that continues this one in the same process: what it reports is that attempt's.
+    let (id, epoch, state, role) = match state.is_live() {
+        true => (id, epoch, state, role),
+        false => successor(tx, id, pid)?.unwrap_or((id, epoch, state, role)),
+    };
     let current: i64 = tx.query_row("SELECT COALESCE(MAX(epoch), 0) FROM supervisor", [], |r| {
         r.get(0)
     })?;
@@ -216,6 +222,34 @@ pub(super) fn fence(
     }
     check_caller(tx, task, n, pid, caller)?;
     Ok((id, role))
+}
+
+/// The latest attempt that continues `id` in the same process (`pid`), attempt after attempt:
+/// an interactive session kept through review keeps the env (task, attempt number, token) it
+/// was started with, while each change request it takes is an attempt of its own.
+fn successor(
+    tx: &Connection,
+    id: AttemptId,
+    pid: Option<i64>,
+) -> Result<Option<(AttemptId, i64, AttemptState, Role)>> {
+    let Some(pid) = pid else { return Ok(None) };
+    let mut stmt = tx.prepare_cached(
+        "SELECT id, epoch, state, role FROM attempts WHERE continues = ?1 AND pid = ?2 \
+         ORDER BY id DESC LIMIT 1",
+    )?;
+    let (mut at, mut found) = (id, None);
+    // Bounded: a chain is one attempt per change request.
+    for _ in 0..1000 {
+        let next: Option<(AttemptId, i64, AttemptState, Role)> = stmt
+            .query_row(params![at, pid], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .optional()?;
+        let Some(row) = next else { break };
+        at = row.0;
+        found = Some(row);
+    }
+    Ok(found)
 }
 
 /// Who reports: a process, and how to tell whether it descends from another (the process tree

@@ -554,6 +554,19 @@ pub fn at_end(world: &Shared, exec: &Executor, path: &Path) -> Result<(), String
             ));
         }
     }
+    // No agent outlives its task: a session kept alive through review was ended when its
+    // task merged or was cancelled.
+    if let Some(p) = w.procs.values().find(|p| {
+        p.alive
+            && tasks.iter().any(|t| {
+                t.id == p.task && matches!(t.state, TaskState::Done | TaskState::Cancelled)
+            })
+    }) {
+        return Err(format!(
+            "{}#{} still runs after its task finished (attempt {})",
+            p.task, p.n, p.attempt
+        ));
+    }
     // No agent of an older supervisor still runs.
     let epoch = w.epoch;
     if let Some(p) = w.procs.values().find(|p| p.alive && p.epoch < epoch) {

@@ -16,12 +16,14 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use orch_tui::core::config::parse_config;
+use orch_tui::core::domain::AttemptId;
 use orch_tui::core::human::HumanCommand;
 use orch_tui::core::state::TaskState;
 use orch_tui::core::supervisor::{Faults, Roots, Supervisor};
 use orch_tui::engine::executor::{Executor, SetupEnv};
 use orch_tui::engine::jobs::JobCtx;
 use orch_tui::engine::real_store::SqliteStore;
+use orch_tui::engine::world::Incoming;
 use orch_tui::engine::{RunEnd, apply_human};
 use orch_tui::ledger::{Ledger, TaskDefaults, with_clock};
 
@@ -78,6 +80,8 @@ pub struct Stats {
     pub screen_states: usize,
     /// Agents held (frozen) for a paused task.
     pub holds: usize,
+    /// Change requests typed into sessions kept alive through review.
+    pub turns: usize,
 }
 
 /// A seed that broke an invariant: what, where, and the last things that happened.
@@ -157,11 +161,19 @@ fn config_text(rng: &mut Rng) -> String {
     } else {
         String::new()
     };
+    // Some runs' agents are interactive sessions (Codex in its PTY, faked): they stay alive
+    // through review, take change requests typed into them, and end on their exit command.
+    let session = if rng.chance(35) {
+        "command = [\"{orch}\", \"sim-agent\"]\ninteractive = [\"{orch}\", \"sim-agent\"]\n\
+         mode = \"interactive\"\nadapter = \"codex\"\n"
+    } else {
+        ""
+    };
     format!(
         "slots = {}\ndefault_agent = \"sim\"\nstop_grace = \"300ms\"\nbase = \"refs/heads/main\"\n\n[retry]\nbackoff_base = \"20ms\"\nbackoff_cap = \"200ms\"\n\n\
          [funnel]\nchecks = {checks}\nreviewer = \"{reviewer}\"\nautonomy = \"{autonomy}\"\nveto_window = \"400ms\"\n\n\
          [limits]\nwait = \"{}ms\"\nbreaker_failures = 2\nbreaker_cooldown = \"300ms\"\n\n{run_budget}\
-         [agents.sim]\nfallback = [\"sim2\"]\n\n\
+         [agents.sim]\nfallback = [\"sim2\"]\n{session}\n\
          [agents.sim2]\ncommand = [\"{{orch}}\", \"sim-agent\"]\nadapter = \"sim\"\nmax_concurrent = 2\n",
         1 + rng.below(4),
         200 + rng.below(800)
@@ -247,6 +259,25 @@ fn boot(
 
 /// The human, at a random moment: a command on a random task (most are refused, as they would be).
 fn human(world: &Shared, ledger: &mut Ledger, rng: &mut Rng) {
+    // Typing into a live session's pane (a change request must wait until they stop).
+    if rng.chance(20) {
+        let mut w = lock(world);
+        let generation = w.generation;
+        let sessions: Vec<AttemptId> = w
+            .procs
+            .values()
+            .filter(|p| p.alive && p.interactive && p.generation == generation)
+            .map(|p| p.attempt)
+            .collect();
+        if let Some(&attempt) = rng.pick(&sessions) {
+            w.inbox.push_back(Incoming::Input {
+                attempt,
+                bytes: b"h".to_vec(),
+            });
+            w.note(format!("the human types into attempt {attempt}'s pane"));
+        }
+        return;
+    }
     let rows = ledger.tasks().unwrap_or_default();
     let tasks: Vec<String> = rows.iter().map(|t| t.id.clone()).collect();
     let in_state = |s: TaskState| -> Vec<String> {
@@ -503,6 +534,7 @@ pub fn run_seed(seed: u64, chaos: Chaos) -> Result<Stats, Failure> {
         }
         stats.steps = step;
         stats.holds = lock(&world).holds;
+        stats.turns = lock(&world).turns;
         match end {
             Ok(Some(RunEnd::Stopped)) | Err(_) => {
                 return Err(fail(

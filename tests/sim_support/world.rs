@@ -94,9 +94,20 @@ pub struct FakeProc {
     pub frozen_since: Option<u64>,
     /// Time spent frozen so far.
     pub frozen_ms: u64,
-    generation: u64,
+    pub generation: u64,
     /// What it has spent, as its own total would say.
     pub spent: (u64, u64, f64),
+    /// An interactive session (Codex): it reads keys, stays after `worker done`, takes a
+    /// change request as its next turn and ends on its exit command.
+    pub interactive: bool,
+    /// Its turn was interrupted (Escape): it does nothing until the next turn is sent.
+    pub interrupted: bool,
+    /// What was pasted or typed into its input box and not sent yet.
+    pub input: String,
+    /// It was asked to exit (`/quit` and Enter): it ends by itself next.
+    pub quitting: bool,
+    /// When the human last typed into its pane.
+    pub human_key_at: Option<u64>,
 }
 
 pub struct World {
@@ -123,6 +134,8 @@ pub struct World {
     pub fault_reap_by_pid_only: bool,
     /// Agents frozen for a paused task, over the run.
     pub holds: usize,
+    /// Change requests sent into live sessions, over the run.
+    pub turns: usize,
     pub trace: VecDeque<String>,
     /// The integration tip and number of done tasks the funnel invariant last looked at.
     pub last_checked: Option<(Option<String>, usize)>,
@@ -168,7 +181,8 @@ impl FakeProc {
         match self.stop {
             Some((at, grace)) if matches!(self.plan, Plan::Hang { stubborn: true }) => at + grace,
             Some((at, _)) => at + 5,
-            None if self.frozen_since.is_some() => u64::MAX,
+            None if self.quitting => self.next_at,
+            None if self.frozen_since.is_some() || self.interrupted => u64::MAX,
             None => self.next_at,
         }
     }
@@ -251,6 +265,13 @@ impl Runtime for SimRuntime {
     fn pause(&mut self, ms: u64) {
         lock(&self.world).now += ms;
     }
+
+    fn spawn_after(&mut self, delay_ms: u64, job: Job) {
+        let mut w = lock(&self.world);
+        let at = w.now + delay_ms;
+        let generation = w.generation;
+        w.jobs.push((at, generation, job));
+    }
 }
 
 /// One step of a fake agent's life.
@@ -260,6 +281,10 @@ fn act(w: &mut World, pid: u32) {
     if p.stop.is_some() {
         let stubborn = matches!(p.plan, Plan::Hang { stubborn: true });
         return exit(w, pid, None, Some(if stubborn { 9 } else { 15 }));
+    }
+    // Asked to exit by its own command: it ends well, no signal needed.
+    if p.quitting {
+        return exit(w, pid, Some(0), None);
     }
     let (plan, step) = (p.plan, p.step);
     if step == 0 && !matches!(plan, Plan::Review { .. }) {
@@ -597,6 +622,77 @@ fn exit(w: &mut World, pid: u32, code: Option<i32>, signal: Option<i32>) {
     }
 }
 
+/// Keys typed into a fake agent: an interactive session reads them as the real CLIs do (Escape
+/// interrupts its turn, a paste fills its input box, Enter sends it, `/quit` ends it); the
+/// human's keys (`h`) are only noted. Anything else ignores its input.
+fn keys(w: &mut World, pid: u32, bytes: &[u8]) {
+    let now = w.now;
+    let Some(p) = w.procs.get_mut(&pid) else {
+        return;
+    };
+    if !p.alive || !p.interactive || p.generation != w.generation {
+        return;
+    }
+    let stubborn = matches!(p.plan, Plan::Hang { stubborn: true });
+    match bytes {
+        b"h" => p.human_key_at = Some(now),
+        b"\x1b" => p.interrupted = !stubborn,
+        b"\r" => {
+            let sent = std::mem::take(&mut p.input);
+            if sent == "/quit" || sent == "/exit" {
+                if !stubborn {
+                    p.quitting = true;
+                    p.next_at = now + 5;
+                }
+            } else if sent.contains("changes are asked for") {
+                // A change request: a new turn of work, reported done again.
+                w.turns += 1;
+                p.interrupted = false;
+                p.step = 0;
+                p.next_at = now + 20;
+                p.plan = Plan::Work {
+                    commit: false,
+                    branch: false,
+                    stay: false,
+                    report: true,
+                    shared: false,
+                };
+            } else if !sent.is_empty() {
+                // "Go on": the interrupted turn continues where it stood.
+                p.interrupted = false;
+                p.next_at = p.next_at.max(now + 20);
+            }
+        }
+        b => {
+            // A paste (bracketed when the terminal asked for it) or plain text.
+            let text = String::from_utf8_lossy(b);
+            let text = text
+                .strip_prefix("\x1b[200~")
+                .map_or(text.as_ref(), |t| t.trim_end_matches("\x1b[201~"))
+                .to_string();
+            let typing = p
+                .human_key_at
+                .is_some_and(|at| now < at + orch_tui::core::supervisor::TYPING_QUIET_MS);
+            if typing && text.contains("changes are asked for") {
+                let v = format!(
+                    "{}#{}: a change request was typed while the human typed in its pane",
+                    p.task, p.n
+                );
+                w.violations.push(v);
+                return;
+            }
+            p.input.push_str(&text);
+        }
+    }
+    let line = format!(
+        "{}#{} keys {:?}",
+        p.task,
+        p.n,
+        String::from_utf8_lossy(bytes)
+    );
+    w.note(line);
+}
+
 pub struct SimProc {
     world: Shared,
     pid: u32,
@@ -606,7 +702,10 @@ impl AgentProc for SimProc {
     fn pid(&self) -> u32 {
         self.pid
     }
-    fn write(&self, _bytes: Vec<u8>) {}
+    fn write(&self, bytes: Vec<u8>) {
+        let mut w = lock(&self.world);
+        keys(&mut w, self.pid, &bytes);
+    }
     fn resize(&self, _rows: u16, _cols: u16) {}
     fn stop(&self, grace: Duration) {
         let mut w = lock(&self.world);
@@ -661,6 +760,7 @@ impl Agents for SimAgents {
                 .unwrap_or_default()
         };
         let reviewer = env("ORCH_ROLE") == "reviewer";
+        let interactive = l.profile.mode == orch_tui::core::config::AgentMode::Interactive;
         let r = w.rng.below(100);
         let plan = if reviewer {
             match r {
@@ -688,7 +788,9 @@ impl Agents for SimAgents {
                     commit: w.rng.chance(25),
                     branch: w.rng.chance(12),
                     stay: w.rng.chance(50),
-                    report: w.rng.chance(20),
+                    // A session's turn ends at its prompt: it says `worker done` far more
+                    // often than it exits by itself.
+                    report: w.rng.chance(if interactive { 80 } else { 20 }),
                     shared: w.rng.chance(15),
                 },
             }
@@ -733,6 +835,11 @@ impl Agents for SimAgents {
                 frozen_ms: 0,
                 generation,
                 spent: (0, 0, 0.0),
+                interactive,
+                interrupted: false,
+                input: String::new(),
+                quitting: false,
+                human_key_at: None,
             },
         );
         Ok(Box::new(SimProc {
@@ -878,6 +985,7 @@ impl World {
             check_fail_percent: 10,
             fault_reap_by_pid_only: false,
             holds: 0,
+            turns: 0,
             trace: VecDeque::new(),
             last_checked: None,
             meddled: false,

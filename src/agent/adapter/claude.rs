@@ -107,6 +107,15 @@ impl AgentKind for Claude {
     fn screen_rules(&self) -> &'static str {
         include_str!("../../../assets/screen-rules/claude.toml")
     }
+
+    /// Escape ends its turn; `/exit` ends the session (its slash command; the conversation is
+    /// kept on disk for a later `--resume`).
+    fn stop_keys(&self) -> Option<super::StopKeys> {
+        Some(super::StopKeys {
+            interrupt: super::pause::INTERRUPT,
+            exit: "/exit",
+        })
+    }
 }
 
 /// The prompt that stands in for one too long to pass as an argument.

@@ -84,6 +84,15 @@ impl AgentKind for Codex {
     fn screen_rules(&self) -> &'static str {
         include_str!("../../../assets/screen-rules/codex.toml")
     }
+
+    /// Escape ends its turn; `/quit` ends the session (its slash command; the conversation is
+    /// kept on disk for a later `--resume`).
+    fn stop_keys(&self) -> Option<super::StopKeys> {
+        Some(super::StopKeys {
+            interrupt: super::pause::INTERRUPT,
+            exit: "/quit",
+        })
+    }
 }
 
 /// A parser for a resumed `codex exec resume`, whose usage counts on from `earlier` (the

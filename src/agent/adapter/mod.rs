@@ -119,6 +119,28 @@ pub trait AgentKind: Sync {
 
     /// This adapter's built-in screen rules (TOML, see `core::screen_rules`).
     fn screen_rules(&self) -> &'static str;
+
+    /// How its interactive session is asked to end before any signal (`None`: it is only
+    /// signalled: TERM, grace, KILL).
+    fn stop_keys(&self) -> Option<StopKeys> {
+        None
+    }
+}
+
+/// An interactive session's own way out: its interrupt ends the turn under way, then its exit
+/// command is typed (Enter sent apart), and it is given a grace to end by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StopKeys {
+    pub interrupt: &'static [u8],
+    pub exit: &'static str,
+}
+
+/// The stop keys of a profile's agent when it runs as an interactive session.
+pub fn stop_keys_for(profile: &AgentProfile) -> Option<StopKeys> {
+    if profile.mode != AgentMode::Interactive {
+        return None;
+    }
+    kind(profile.adapter).stop_keys()
 }
 
 /// `args` run against the profile's program must print every one of `flags`.

@@ -17,11 +17,22 @@ pub const ENTER_AFTER_MS: u64 = 300;
 /// The bytes of the continue message (without the Enter): a bracketed paste when the agent's
 /// terminal asked for one (both CLIs do), else the plain text.
 pub fn continue_paste(bracketed: bool) -> Vec<u8> {
+    paste(CONTINUE, bracketed)
+}
+
+/// `text` as one paste (without the Enter): bracketed when the agent's terminal asked for it.
+/// Control characters other than newlines and tabs are dropped, so a note cannot end the
+/// paste early (`ESC[201~`) or send keys of its own.
+pub fn paste(text: &str, bracketed: bool) -> Vec<u8> {
+    let clean: String = text
+        .chars()
+        .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
+        .collect();
     if !bracketed {
-        return CONTINUE.as_bytes().to_vec();
+        return clean.into_bytes();
     }
     let mut b = b"\x1b[200~".to_vec();
-    b.extend_from_slice(CONTINUE.as_bytes());
+    b.extend_from_slice(clean.as_bytes());
     b.extend_from_slice(b"\x1b[201~");
     b
 }

@@ -324,7 +324,12 @@ impl Supervisor {
                     .attempts
                     .values()
                     .any(|a| a.task == w.task && a.worktree == w.path && a.state.is_live());
-            if !finished || live || self.tidying.contains(&w.path) || self.is_busy(&w.task) {
+            if !finished {
+                continue;
+            }
+            if live || self.tidying.contains(&w.path) || self.is_busy(&w.task) {
+                // Later: a session kept through review may still be ending in it.
+                self.leftovers.push(w);
                 continue;
             }
             self.tidying.insert(w.path.clone());

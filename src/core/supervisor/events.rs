@@ -82,6 +82,11 @@ pub enum Event {
         attempt: AttemptId,
         event: crate::core::agent_event::AgentEvent,
     },
+    /// The human typed into this agent's pane just now (a change request waits until they
+    /// stop: `kept::TYPING_QUIET_MS`).
+    HumanTyping {
+        attempt: AttemptId,
+    },
     /// An interactive agent's screen settled on a state (a screen rule held, debounced).
     Screen {
         attempt: AttemptId,
@@ -286,7 +291,9 @@ pub enum Effect {
     },
     /// Make the attempt's worktree (agents) and start its process; answer with `SetupDone`.
     Setup(Setup),
-    /// Stop an agent: TERM, grace, KILL, with every descendant; `Exited` follows.
+    /// Stop an agent: TERM, grace, KILL, with every descendant; `Exited` follows. An
+    /// interactive session whose adapter names its stop keys is first interrupted and asked to
+    /// exit, and given a grace to end on its own.
     Stop {
         attempt: AttemptId,
         why: String,
@@ -313,6 +320,18 @@ pub enum Effect {
     Type {
         attempt: AttemptId,
         keys: Vec<Vec<u8>>,
+    },
+    /// Type `text` into an interactive session as its next turn: a bracketed paste when its
+    /// terminal asked for one, Enter sent apart a moment later.
+    SendTurn {
+        attempt: AttemptId,
+        text: String,
+    },
+    /// The process of attempt `from` (a session kept through review) now runs attempt `to`:
+    /// what it does and says from now on is `to`'s. Nothing answers.
+    Adopt {
+        from: AttemptId,
+        to: AttemptId,
     },
     /// Commit what the agent left and find its change; answer with `Collected`.
     Collect(Collect),

@@ -296,14 +296,18 @@ impl Supervisor {
                     .as_ref()
                     .map_or(a.worktree.clone(), |x| x.worktree.clone()),
             };
+            let deadline_ms = self
+                .time_allowance(&t, &a)
+                .map(|ms| self.now.saturating_add(ms));
+            // A change request for a session kept through review goes to that session.
+            if a.role == Role::Agent && self.adopt(&a, deadline_ms) {
+                continue;
+            }
             let baseline = self.baseline(resume.as_deref(), a.id);
             let facts = AgentFacts {
                 baseline,
                 ..AgentFacts::default()
             };
-            let deadline_ms = self
-                .time_allowance(&t, &a)
-                .map(|ms| self.now.saturating_add(ms));
             let max_budget_usd = self.cost_left(&a.task);
             self.live.insert(
                 a.id,
@@ -321,6 +325,9 @@ impl Supervisor {
                     held_ms: 0,
                     prompt_hash: super::pause::prompt_hash(&t.prompt),
                     facts,
+                    kept: None,
+                    typing_until_ms: 0,
+                    turn: None,
                 },
             );
             self.out.push(Effect::Setup(Setup {
@@ -450,7 +457,11 @@ impl Supervisor {
                 state.map_or("gone".to_string(), |s| s.to_string())
             ))
         } else if row.is_some_and(|a| a.reported.is_some() || a.verdict.is_some()) {
-            // An interactive agent may report and keep running: end it; its exit follows.
+            // An interactive session that is done stays through review (`kept.rs`); any other
+            // agent that reports and keeps running is ended: its exit follows.
+            if self.collect_kept(id) {
+                return;
+            }
             Some("it reported its result".to_string())
         } else {
             None
@@ -548,9 +559,7 @@ impl Supervisor {
         why: &str,
         mut more: Vec<Op>,
     ) {
-        if let Some(l) = self.live.get_mut(&id) {
-            l.phase = Phase::Closing;
-        }
+        self.mark_closing(id);
         more.insert(
             0,
             Op::FinishAttempt(Finish {
@@ -566,7 +575,7 @@ impl Supervisor {
     }
 
     /// The supervisor commits what the agent left and finds its change.
-    fn collect(&mut self, id: AttemptId) {
+    pub(super) fn collect(&mut self, id: AttemptId) {
         let Some(l) = self.live.get_mut(&id) else {
             return;
         };
@@ -609,6 +618,8 @@ impl Supervisor {
             return;
         }
         let (task, n) = (l.task.clone(), l.n);
+        // A session that stays through review, if it is still there.
+        let alive = l.kept.filter(|_| l.exit.is_none() && l.stop.is_none());
         let state = self.model.task(&task).map(|t| t.state);
         let change = match result {
             Ok(c) => c,
@@ -689,6 +700,19 @@ impl Supervisor {
                         diff_lines: Some(change.diff_lines),
                     }),
                 );
+                if let Some(pid) = alive {
+                    ops.push(Op::Event {
+                        task: Some(task.clone()),
+                        attempt: Some(n),
+                        actor: Actor::Supervisor,
+                        kind: crate::core::domain::EventKind::KeptAlive,
+                        data: EventData {
+                            pid: Some(pid),
+                            why: Some("its session stays, idle, through review".into()),
+                            ..EventData::default()
+                        },
+                    });
+                }
                 ops.push(Op::Transition {
                     task: task.clone(),
                     from: TaskState::Working,
@@ -701,7 +725,10 @@ impl Supervisor {
                         ..EventData::default()
                     },
                 });
-                self.mark_closing(id);
+                match (alive, self.live.get_mut(&id)) {
+                    (Some(pid), Some(l)) => l.phase = Phase::InReview { pid },
+                    _ => self.mark_closing(id),
+                }
                 self.write(
                     ops,
                     Then::Say(format!("✓ {task} attempt {n} committed {short}")),
@@ -711,8 +738,15 @@ impl Supervisor {
     }
 
     fn mark_closing(&mut self, id: AttemptId) {
-        if let Some(l) = self.live.get_mut(&id) {
-            l.phase = Phase::Closing;
+        let Some(l) = self.live.get_mut(&id) else {
+            return;
+        };
+        l.phase = Phase::Closing;
+        // A session that was to stay through review and does not go there is ended.
+        if l.kept.is_some() && l.exit.is_none() && l.stop.is_none() {
+            let why = "its work did not go to review".to_string();
+            l.stop = Some(why.clone());
+            self.out.push(Effect::Stop { attempt: id, why });
         }
     }
 
@@ -822,7 +856,12 @@ impl Supervisor {
         let ids: Vec<AttemptId> = self
             .live
             .iter()
-            .filter(|(_, l)| l.stop.is_none() && matches!(l.phase, Phase::Running { .. }))
+            .filter(|(_, l)| {
+                let kept = l.kept.is_some() && l.phase == Phase::Collecting;
+                l.stop.is_none()
+                    && l.exit.is_none()
+                    && (kept || matches!(l.phase, Phase::Running { .. } | Phase::InReview { .. }))
+            })
             .map(|(id, _)| *id)
             .collect();
         for id in ids {

@@ -16,6 +16,7 @@ mod budget;
 mod dag;
 mod events;
 mod funnel;
+mod kept;
 mod limits;
 mod live;
 mod merge;
@@ -37,6 +38,7 @@ pub use events::{
     MoveOutcome, Observed, PromptSpec, Setup, Started, Stray, SyncOutcome, SyncPrep, SyncRequest,
     SyncState, Tidy, WorktreeFact,
 };
+pub use kept::{TYPING_QUIET_MS, change_request_text};
 pub use live::{prompt_text, trailers};
 pub use model::{AttemptRec, Model, TaskRec};
 pub use pause::{Held, HoldHow, prompt_hash};
@@ -88,8 +90,14 @@ pub enum Phase {
     Running {
         pid: u32,
     },
-    /// Exited well; its work is being committed.
+    /// Exited well (or, an interactive session, said it is done and stays): its work is being
+    /// committed.
     Collecting,
+    /// An interactive session whose work is in review: its attempt is closed, its process
+    /// stays idle at its prompt for a change request (`kept.rs`).
+    InReview {
+        pid: u32,
+    },
     /// Its end is decided and being written.
     Closing,
 }
@@ -116,6 +124,13 @@ pub struct Live {
     pub held_ms: u64,
     /// The prompt it was started with (a hash): an edit while paused means a fresh attempt.
     pub prompt_hash: u64,
+    /// Its work is collected while its process stays (an interactive session that said it
+    /// is done): the pid it keeps.
+    pub kept: Option<u32>,
+    /// The human types into its pane until then: nothing is typed into it before.
+    pub typing_until_ms: u64,
+    /// A change request to type into its session as its next turn (once nobody types).
+    pub turn: Option<String>,
 }
 
 /// Where the merge queue's one merge stands.
@@ -312,6 +327,7 @@ impl Supervisor {
         if self.booted {
             self.reconcile();
         }
+        self.record_session_stops();
         std::mem::take(&mut self.out)
     }
 
@@ -345,6 +361,7 @@ impl Supervisor {
             Event::Agent { attempt, event } => self.on_agent(attempt, event),
             Event::Screen { attempt, seen } => self.on_screen(attempt, seen),
             Event::Stop { stop_agents } => self.on_stop(stop_agents),
+            Event::HumanTyping { attempt } => self.on_typing(attempt),
         }
     }
 
@@ -499,6 +516,7 @@ impl Supervisor {
         self.gate_rules();
         self.budget_rules();
         self.live_rules();
+        self.kept_rules();
         self.pause_rules();
         if !self.only_sync {
             self.funnel_rules();
@@ -525,6 +543,13 @@ impl Supervisor {
             .filter(|l| matches!(l.phase, Phase::Running { .. } | Phase::SettingUp))
             .filter_map(|l| l.deadline_ms)
             .filter(|&d| d > self.now);
+        // A change request waits for the human to stop typing in that pane.
+        let typing = self
+            .live
+            .values()
+            .filter(|l| l.turn.is_some() && l.typing_until_ms > self.now)
+            .map(|l| l.typing_until_ms);
+        let deadlines = deadlines.chain(typing);
         let backoffs = self
             .model
             .in_state(TaskState::Ready)

@@ -68,7 +68,7 @@ impl Supervisor {
     }
 
     /// Interactive Claude and Codex sessions are interrupted; every other agent is frozen.
-    fn interrupts(&self, profile: &str) -> bool {
+    pub(super) fn interrupts(&self, profile: &str) -> bool {
         self.cfg.agents.get(profile).is_some_and(|p| {
             p.mode == AgentMode::Interactive
                 && matches!(p.adapter, Adapter::Claude | Adapter::Codex)

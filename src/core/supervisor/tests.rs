@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+mod kept_tests;
 mod pause_tests;
 
 use super::*;

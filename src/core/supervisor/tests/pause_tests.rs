@@ -56,7 +56,7 @@ impl Driver {
         self.run();
     }
 
-    fn at(&mut self, now: u64) {
+    pub(super) fn at(&mut self, now: u64) {
         self.now = now;
         self.queue.push_back(Event::Tick);
         self.run();
