@@ -135,6 +135,9 @@ names! {
         /// An interactive session is being ended: interrupted, then asked to exit, before
         /// any signal (`data.how`, `data.why`).
         AgentStop = "agent_stop",
+        /// An interactive session asked to stop ended (`data.exit_code`; `data.why` says
+        /// whether it exited by itself or was signalled).
+        SessionEnded = "session_ended",
         /// An agent hook fired (`data.hook`), reported through `orch-tui hook`.
         Hook = "hook",
     }

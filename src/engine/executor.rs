@@ -592,10 +592,14 @@ impl Executor {
         };
         // (An interactive session is never frozen: a pause interrupts it instead.)
         r.process.write(keys.interrupt.to_vec());
-        let exit = vec![keys.exit.as_bytes().to_vec(), b"\r".to_vec()];
-        self.type_later(attempt, exit, STOP_KEY_GAP_MS);
+        let rest = vec![
+            keys.clear.to_vec(),
+            keys.exit.as_bytes().to_vec(),
+            b"\r".to_vec(),
+        ];
+        self.type_later(attempt, rest, STOP_KEY_GAP_MS);
         self.rt.spawn_after(
-            3 * STOP_KEY_GAP_MS + grace_ms,
+            4 * STOP_KEY_GAP_MS + grace_ms,
             Box::new(move || Incoming::HardStop { attempt }),
         );
     }

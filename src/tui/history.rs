@@ -156,6 +156,7 @@ fn what(kind: EventKind, attempt: Option<AttemptNo>, data: &Value) -> Option<Str
         EventKind::TurnSent => "sent the agent its next turn".into(),
         EventKind::ChangeRequestTyped => format!("change request typed into its session{n}"),
         EventKind::KeptAlive => "its session stays alive through review".into(),
+        EventKind::SessionEnded => format!("its session ended{}", because(data)),
         EventKind::AgentStop => {
             format!("ending its session: interrupt, then exit{}", because(data))
         }

@@ -262,6 +262,7 @@ fn merged_once_and_through_the_funnel(
     strict: bool,
 ) -> Result<(), String> {
     let w = lock(world);
+    let meddled = w.meddled;
     let repo = w.git.lock();
     let Some(tip) = repo.refs.get(INTEGRATION).cloned() else {
         return Ok(()); // someone deleted it: the run is held; checked when it is back
@@ -301,8 +302,17 @@ fn merged_once_and_through_the_funnel(
         let last_check = events
             .iter()
             .rposition(|e| e.actor == Actor::Check && e.attempt.map(|a| a.0) == Some(n));
+        // A session kept through review builds its fix on its rejected commit: someone who
+        // moves the integration branch back by one commit can leave that commit on it alone.
+        // The check that counts is then its continuation's, which was not landed.
+        let continued = meddled
+            && l.attempts(task)
+                .unwrap_or_default()
+                .iter()
+                .any(|a| a.role == Role::Agent && a.n.0 > n && a.continues.is_some());
         if let Some(i) = last_check
             && events[i].kind == EventKind::CheckFailed
+            && !continued
         {
             let overridden = events[i..].iter().any(|e| {
                 e.actor == Actor::Human && e.kind == EventKind::State && e.data["to"] == "approved"

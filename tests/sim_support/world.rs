@@ -637,6 +637,7 @@ fn keys(w: &mut World, pid: u32, bytes: &[u8]) {
     match bytes {
         b"h" => p.human_key_at = Some(now),
         b"\x1b" => p.interrupted = !stubborn,
+        b"\x03" => p.input.clear(),
         b"\r" => {
             let sent = std::mem::take(&mut p.input);
             if sent == "/quit" || sent == "/exit" {

@@ -108,11 +108,13 @@ impl AgentKind for Claude {
         include_str!("../../../assets/screen-rules/claude.toml")
     }
 
-    /// Escape ends its turn; `/exit` ends the session (its slash command; the conversation is
-    /// kept on disk for a later `--resume`).
+    /// Escape ends its turn; Ctrl-C empties the input (a single one on an empty input only
+    /// shows a hint); `/exit` ends the session (its slash command; the conversation stays on
+    /// disk for a later `--resume`).
     fn stop_keys(&self) -> Option<super::StopKeys> {
         Some(super::StopKeys {
             interrupt: super::pause::INTERRUPT,
+            clear: b"\x03",
             exit: "/exit",
         })
     }

@@ -85,11 +85,13 @@ impl AgentKind for Codex {
         include_str!("../../../assets/screen-rules/codex.toml")
     }
 
-    /// Escape ends its turn; `/quit` ends the session (its slash command; the conversation is
-    /// kept on disk for a later `--resume`).
+    /// Escape ends its turn; Ctrl-C empties the input (a single one on an empty input only
+    /// shows a hint); `/quit` ends the session (its slash command; the conversation stays on
+    /// disk for a later `--resume`).
     fn stop_keys(&self) -> Option<super::StopKeys> {
         Some(super::StopKeys {
             interrupt: super::pause::INTERRUPT,
+            clear: b"\x03",
             exit: "/quit",
         })
     }

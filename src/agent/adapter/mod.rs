@@ -127,11 +127,14 @@ pub trait AgentKind: Sync {
     }
 }
 
-/// An interactive session's own way out: its interrupt ends the turn under way, then its exit
+/// An interactive session's own way out: its interrupt ends the turn under way, its clear key
+/// empties the input box (an interrupted turn puts its prompt back there: measured with Claude
+/// 2.1.328, an exit command typed after it was sent as part of that prompt), then its exit
 /// command is typed (Enter sent apart), and it is given a grace to end by itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StopKeys {
     pub interrupt: &'static [u8],
+    pub clear: &'static [u8],
     pub exit: &'static str,
 }
 

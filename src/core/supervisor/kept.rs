@@ -327,6 +327,36 @@ impl Supervisor {
         );
     }
 
+    /// An interactive session that was asked to stop ended: how (by itself after its exit
+    /// command, or by a signal after the grace) is recorded.
+    pub(super) fn note_session_end(&mut self, id: AttemptId, exit: super::Exit) {
+        let Some(l) = self.live.get(&id) else { return };
+        if l.stop.is_none() || !self.interrupts(&l.profile) {
+            return;
+        }
+        let (task, n) = (l.task.clone(), l.n);
+        let why = match (exit.code, exit.signal) {
+            (Some(c), _) if c > 128 => format!("it exited on signal {} (code {c})", c - 128),
+            (Some(c), _) => format!("it exited by itself (code {c})"),
+            (None, Some(s)) => format!("it was ended by signal {s}"),
+            _ => "it ended".to_string(),
+        };
+        self.write(
+            vec![Op::Event {
+                task: Some(task),
+                attempt: Some(n),
+                actor: Actor::Supervisor,
+                kind: EventKind::SessionEnded,
+                data: EventData {
+                    why: Some(why),
+                    exit_code: exit.code,
+                    ..EventData::default()
+                },
+            }],
+            Then::Nothing,
+        );
+    }
+
     /// Every stop of an interactive session asked for in this step, recorded: it is
     /// interrupted and asked to exit before any signal.
     pub(super) fn record_session_stops(&mut self) {

@@ -405,6 +405,7 @@ impl Supervisor {
         if let Some(l) = self.live.get_mut(&id) {
             l.exit = Some(exit);
         }
+        self.note_session_end(id, exit);
     }
 
     /// Stops that are due, exits to decide, and live records whose attempt is closed.
