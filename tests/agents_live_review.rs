@@ -171,6 +171,12 @@ fn claude_session_stays_alive_through_review_takes_the_reject_note_and_ends_afte
     });
     let second = attempt(&t, 2);
     assert_eq!(second["pid"].as_i64(), Some(pid), "the same process: {t:#}");
+    assert_eq!(
+        second["session"],
+        attempt(&t, 1)["session"],
+        "the same conversation: {t:#}"
+    );
+
     let typed = r.events("change_request_typed");
     assert_eq!(typed.len(), 1, "{typed:#?}");
     assert_eq!(typed[0]["attempt"], 2, "{typed:#?}");
@@ -201,6 +207,20 @@ fn claude_session_stays_alive_through_review_takes_the_reject_note_and_ends_afte
     assert!(
         first.is_some() && note.is_some() && first < note,
         "the note is the next user turn of the same conversation: {users:#?}"
+    );
+    // Spend is the transcript's, split between the attempts: each turn counted once (the
+    // transcript is read again each time: Claude may still be writing its last lines).
+    let total = || {
+        let said = std::fs::read_to_string(&transcript).unwrap_or_default();
+        orch_tui::agent::adapter::claude::transcript_tokens(&said).output
+    };
+    let t = r.until("its spend recorded once", |t| {
+        let out = |n| attempt(t, n)["tokens_out"].as_u64().unwrap_or(0);
+        out(1) > 0 && out(2) > 0 && out(1) + out(2) == total()
+    });
+    assert!(
+        attempt(&t, 1)["tokens_out"].as_u64() < Some(total()),
+        "{t:#}"
     );
 
     // Done again, approved, merged: the session is ended by its exit command, no signal.

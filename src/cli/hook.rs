@@ -102,6 +102,18 @@ struct Attempt {
     token: String,
 }
 
+/// The transcript holds `needle` after its last user line (a prompt or a tool's result): the
+/// turn's last message is written. A session kept through review says the same words ("Done.")
+/// turn after turn: found anywhere, they may be an earlier turn's.
+fn answered(transcript: &str, needle: &str) -> bool {
+    let lines: Vec<&str> = transcript.lines().collect();
+    let last_user = lines.iter().rposition(|l| {
+        serde_json::from_str::<serde_json::Value>(l).is_ok_and(|v| v["type"] == "user")
+    });
+    let after = last_user.map_or(0, |i| i + 1);
+    lines[after..].iter().any(|l| l.contains(needle))
+}
+
 impl Attempt {
     fn from_env() -> Option<Attempt> {
         let ledger = std::env::var_os("ORCH_LEDGER")?.into();
@@ -140,7 +152,7 @@ impl Attempt {
             let Ok(text) = std::fs::read_to_string(transcript) else {
                 return;
             };
-            let complete = needle.as_deref().is_none_or(|n| text.contains(n));
+            let complete = needle.as_deref().is_none_or(|n| answered(&text, n));
             if complete || Instant::now() >= deadline {
                 break text;
             }
@@ -293,4 +305,31 @@ fn permission_output(decision: Decision, why: &str) -> String {
         "hookSpecificOutput": { "hookEventName": "PermissionRequest", "decision": d }
     })
     .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::answered;
+
+    #[test]
+    fn a_turns_last_message_counts_only_after_its_prompt() {
+        let first = concat!(
+            r#"{"type":"user","message":{"content":"Write it."}}"#,
+            "\n",
+            r#"{"type":"assistant","message":{"content":[{"type":"text","text":"Done."}]}}"#,
+            "\n"
+        );
+        assert!(answered(first, "Done."));
+        // The next turn's prompt is in, its reply not yet: the earlier "Done." does not count.
+        let second = format!(
+            "{first}{}\n",
+            r#"{"type":"user","message":{"content":"Also add the fix."}}"#
+        );
+        assert!(!answered(&second, "Done."));
+        let third = format!(
+            "{second}{}\n",
+            r#"{"type":"assistant","message":{"content":[{"type":"text","text":"Done."}]}}"#
+        );
+        assert!(answered(&third, "Done."));
+    }
 }

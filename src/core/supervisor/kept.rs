@@ -252,7 +252,7 @@ impl Supervisor {
             from: prev,
             to: a.id,
         });
-        let ops = vec![
+        let mut ops = vec![
             Op::Transition {
                 task: a.task.clone(),
                 from: TaskState::Assigned,
@@ -271,6 +271,11 @@ impl Supervisor {
                 base,
             },
         ];
+        // The same conversation: what its transcript says it spent counts less the attempts
+        // before (`Ledger::hook_spend`), and a later relaunch resumes it.
+        if let Some(session) = resume {
+            ops.push(Op::Session { id: a.id, session });
+        }
         self.write(ops, Then::Nothing);
         true
     }
