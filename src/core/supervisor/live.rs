@@ -91,10 +91,19 @@ impl Supervisor {
         if ready.is_empty() {
             return;
         }
-        // Reviewers are agents too: they take slots and count against their profile.
-        let running = |name: &str| self.live.values().filter(|l| l.profile == name).count();
+        // Reviewers are agents too: they take slots and count against their profile. A session
+        // kept idle through review does not (it works again only as its task's next attempt).
+        let working = |l: &&Live| !matches!(l.phase, Phase::InReview { .. });
+        let running = |name: &str| {
+            self.live
+                .values()
+                .filter(working)
+                .filter(|l| l.profile == name)
+                .count()
+        };
         let in_flight = self.count_claims();
-        let free = self.cfg.slots.saturating_sub(self.live.len() + in_flight);
+        let busy = self.live.values().filter(working).count();
+        let free = self.cfg.slots.saturating_sub(busy + in_flight);
         let profiles: Vec<ProfileLoad> = self
             .cfg
             .agents

@@ -284,3 +284,43 @@ impl Driver {
         self.run();
     }
 }
+
+#[test]
+fn a_session_idle_in_review_leaves_its_slot_to_the_next_task() {
+    let config = format!("slots = 1\n{CLAUDE}");
+    let mut a = task("a", TaskState::Ready);
+    a.agent = Some("claude".into());
+    let mut b = task("b", TaskState::Ready);
+    b.agent = Some("claude".into());
+    b.priority = a.priority - 1;
+    let mut d = Driver::new(&config, vec![a, b], Vec::new(), 0);
+    d.run();
+    assert_eq!(d.setups().len(), 1, "one slot: {:?}", d.setups());
+    let id = d
+        .seen
+        .iter()
+        .find_map(|e| match e {
+            Effect::Setup(s) => Some(s.attempt),
+            _ => None,
+        })
+        .expect("a starts");
+    d.queue.push_back(Event::SetupDone {
+        attempt: id,
+        result: Ok(Started {
+            pid: PID,
+            base: TIP.into(),
+        }),
+    });
+    d.run();
+    d.reports_done(id);
+    d.collected(id, WORK);
+    assert_eq!(d.state("a"), Some(TaskState::Review));
+    assert_eq!(
+        d.setups()
+            .iter()
+            .map(|(t, _)| t.as_str())
+            .collect::<Vec<_>>(),
+        ["a", "b"],
+        "b starts while a's session waits in review"
+    );
+}
