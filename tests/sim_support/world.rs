@@ -11,7 +11,7 @@ use orch_tui::core::agent_event::{
 };
 use orch_tui::core::domain::{AttemptId, AttemptNo};
 use orch_tui::core::ops::Op;
-use orch_tui::core::screen_rules::{ScreenMatch, ScreenState, WaitingFor};
+use orch_tui::core::screen_rules::{Layer, ScreenMatch, ScreenState, WaitingFor};
 use orch_tui::core::supervisor::{Boot, CheckOutcome, Event, Exit, Observed};
 use orch_tui::engine::real_store::SqliteStore;
 use orch_tui::engine::world::{
@@ -390,6 +390,8 @@ fn screen(w: &mut World, pid: u32, state: ScreenState, rule: &str, line: &str) {
             state,
             rule: rule.to_string(),
             excerpt: line.to_string(),
+            layer: Layer::Screen,
+            call: None,
         };
         w.inbox
             .push_back(Incoming::Event(Event::Screen { attempt, seen }));

@@ -117,7 +117,7 @@ impl Supervisor {
             question: to.is_waiting().then(|| excerpt.clone()),
             actor: Actor::Supervisor,
             data: EventData {
-                rule: Some(format!("screen:{}", seen.rule)),
+                rule: Some(format!("{}:{}", seen.layer.as_str(), seen.rule)),
                 excerpt: Some(excerpt.clone()),
                 ..EventData::default()
             },
