@@ -358,6 +358,15 @@ fn apply(ctx: &mut TuiContext, jobs: &Jobs, app: &mut App, l: &mut Loop, fx: Eff
             app.sent(what.clone());
             jobs.human(what, vec![Command { cmd, task, note }]);
         }
+        Effect::Answer {
+            task,
+            decision,
+            note,
+        } => {
+            let what = format!("{decision} {task}");
+            app.sent(what.clone());
+            jobs.answer(what, task, decision, note);
+        }
         Effect::ApproveAll { tasks } => {
             let what = format!("approve all ({})", tasks.len());
             app.sent(what.clone());
