@@ -362,5 +362,5 @@ fn terminal_signals_of_a_working_agent_are_no_wait() {
             }
         }
     }
-    assert!(checked >= 8 * 14, "only {checked} signals checked");
+    assert!(checked >= 12 * 14, "only {checked} signals checked");
 }
