@@ -323,3 +323,44 @@ fn recorded_screens_are_classified_right() {
     assert!(false_waiting.is_empty(), "false waiting: {false_waiting:?}");
     assert!(checked >= 8, "only {checked} screen fixtures");
 }
+
+/// The middle layer on the recorded working screens: what a working agent's terminal also
+/// says — its spinner titles, a bell, a notification that is no question — never makes it
+/// "waiting", whatever the screen shows.
+#[test]
+fn terminal_signals_of_a_working_agent_are_no_wait() {
+    use orch_tui::core::screen_rules::signals::{Signal, classify_signal};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/screens");
+    let mut checked = 0;
+    for cli in ["claude", "codex"] {
+        let rules = merged(cli, &Default::default());
+        for entry in std::fs::read_dir(root.join(cli))
+            .expect("screen fixtures")
+            .flatten()
+        {
+            let text = std::fs::read_to_string(entry.path()).expect("fixture");
+            let (head, screen) = text.split_once('\n').expect("header line");
+            if head.trim_start_matches("# ").trim() != "working" {
+                continue;
+            }
+            let now = classify(&rules, screen).map(|m| m.state);
+            let mut signals: Vec<Signal> = "⠂⠐⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+                .chars()
+                .map(|g| Signal::Title(format!("{g} Fix the parser")))
+                .collect();
+            signals.push(Signal::Bell);
+            signals.push(Signal::Notification("Agent turn complete".into()));
+            for sig in &signals {
+                let got = classify_signal(&rules, sig, now);
+                assert!(
+                    !got.as_ref()
+                        .is_some_and(|m| matches!(m.state, ScreenState::Waiting(_))),
+                    "{}: {sig:?} said {got:?}",
+                    entry.path().display()
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 12 * 14, "only {checked} signals checked");
+}

@@ -452,3 +452,46 @@ fn figure_dialog_on_screen_to_inbox_item() {
         lat.len()
     );
 }
+
+/// Codex's approval prompt names the file it would edit; a `[permissions]` rule that covers it
+/// answers on the human's behalf by typing Codex's key, and the decision is an event naming
+/// the rule.
+#[test]
+fn codex_interactive_approval_is_answered_by_a_permission_rule_from_the_screen() {
+    let Some(bin) = require(
+        "codex_interactive_approval_is_answered_by_a_permission_rule_from_the_screen",
+        Cli::Codex,
+    ) else {
+        return;
+    };
+    let r = Rig {
+        cli: Cli::Codex,
+        repo: Repo::new(),
+        home: AgentHome::new(&[], true),
+        mock: MockServer::start("mock_openai.py"),
+        bin: bin.to_path_buf(),
+        interactive: vec!["codex", "-s", "read-only", "-a", "on-request", "{prompt}"],
+    };
+    let run = r.start(
+        "price = { input = 1.0, output = 10.0 }\n\n[permissions]\nallow = [\"Edit(a.txt)\"]\n",
+        "Edit it.\n@mock write a.txt: hi",
+    );
+    r.inbox_item(r#""kind":"dialog""#);
+    let out = r
+        .repo
+        .orch(&["answer", "t", "trust"], Duration::from_secs(30));
+    assert_eq!(out.code, 0, "{}", out.show());
+    let wt = r.repo.dir.join(".orch/worktrees/t-1");
+    wait_for(LIMIT, || wt.join("a.txt").exists().then_some(()).ok_or(()))
+        .unwrap_or_else(|()| panic!("the rule did not approve the edit: {:#}", r.repo.status()));
+    let by_rule: Vec<Value> = r
+        .events("permission")
+        .into_iter()
+        .filter(|e| e["actor"] == "supervisor" && e["data"]["decision"] == "allow")
+        .collect();
+    assert_eq!(by_rule.len(), 1, "{by_rule:#?}");
+    assert_eq!(by_rule[0]["data"]["tool"], "Edit");
+    assert_eq!(by_rule[0]["data"]["subject"], "a.txt");
+    assert_eq!(by_rule[0]["data"]["rule"], "allow Edit(a.txt)");
+    drop(run);
+}

@@ -25,6 +25,10 @@ mod logs_keys;
 #[path = "tui_keys/everyday.rs"]
 mod everyday_keys;
 
+/// One-key answers to a permission request in the inbox.
+#[path = "tui_keys/permission.rs"]
+mod permission_keys;
+
 fn key(code: KeyCode, mods: KeyModifiers) -> KeyEvent {
     KeyEvent::new(code, mods)
 }

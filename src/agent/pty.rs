@@ -73,6 +73,8 @@ pub enum AgentSignal {
     Bell,
     /// OSC 9 or OSC 777 notification text.
     Notification(String),
+    /// The agent set a new window title.
+    Title(String),
     /// The agent exited and its logs are complete. Sent once, last.
     Exited(ExitInfo),
 }
@@ -559,6 +561,7 @@ fn reader_loop(shared: &Shared, mut reader: Box<dyn Read + Send>) {
             (shared.notify)(match ev {
                 ScreenEvent::Bell => AgentSignal::Bell,
                 ScreenEvent::Notification(text) => AgentSignal::Notification(text),
+                ScreenEvent::Title(text) => AgentSignal::Title(text),
             });
         }
     }

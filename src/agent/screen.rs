@@ -30,7 +30,14 @@ pub type SharedScreen = Arc<Mutex<Parser>>;
 pub enum ScreenEvent {
     Bell,
     Notification(String),
+    /// The agent set a new window title (OSC 0 or 2).
+    Title(String),
 }
+
+/// What a terminal sends an agent that asked for focus reports (DECSET 1004) when its window
+/// loses or gains focus.
+pub const FOCUS_OUT: &[u8] = b"\x1b[O";
+pub const FOCUS_IN: &[u8] = b"\x1b[I";
 
 /// vt100 callbacks for one agent. Output that must leave the parser (replies, log lines, events)
 /// is queued here and drained by the reader thread after each `process()`, so no I/O happens
@@ -41,6 +48,9 @@ pub struct ScreenCallbacks {
     log: LineTracker,
     events: Vec<ScreenEvent>,
     sync_since: Option<Instant>,
+    /// The agent asked for focus reports (DECSET 1004).
+    focus_reporting: bool,
+    title: String,
 }
 
 impl ScreenCallbacks {
@@ -50,6 +60,8 @@ impl ScreenCallbacks {
             log: LineTracker::new(rows),
             events: Vec::new(),
             sync_since: None,
+            focus_reporting: false,
+            title: String::new(),
         }
     }
 }
@@ -96,6 +108,12 @@ impl ScreenCallbacks {
             .is_some_and(|since| now.saturating_duration_since(since) < SYNC_OUTPUT_TIMEOUT)
     }
 
+    /// True once the agent enabled focus reporting (DECSET 1004) and until it disables it:
+    /// whoever shows the pane reports focus in and out (`FOCUS_IN`, `FOCUS_OUT`).
+    pub fn focus_reporting(&self) -> bool {
+        self.focus_reporting
+    }
+
     fn reply(&mut self, s: &str) {
         self.replies.extend_from_slice(s.as_bytes());
     }
@@ -125,6 +143,15 @@ fn has_param(params: &[&[u16]], value: u16) -> bool {
 impl vt100::Callbacks for ScreenCallbacks {
     fn audible_bell(&mut self, _: &mut vt100::Screen) {
         self.events.push(ScreenEvent::Bell);
+    }
+
+    fn set_window_title(&mut self, _: &mut vt100::Screen, title: &[u8]) {
+        // Spinners redraw the same title many times a second: only a change is a fact.
+        let title = String::from_utf8_lossy(title).into_owned();
+        if title != self.title {
+            self.title = title.clone();
+            self.events.push(ScreenEvent::Title(title));
+        }
     }
 
     fn unhandled_csi(
@@ -167,11 +194,23 @@ impl vt100::Callbacks for ScreenCallbacks {
                 let (rows, cols) = screen.size();
                 self.reply(&format!("\x1b[8;{rows};{cols}t"));
             }
-            // Synchronized output begin/end; vt100 passes unknown DEC modes here.
-            (Some(b'?'), None, 'h') if has_param(params, 2026) => {
-                self.sync_since = Some(Instant::now());
+            // Private modes vt100 does not track: synchronized output (2026) and focus reports
+            // (1004), possibly several in one sequence.
+            (Some(b'?'), None, 'h' | 'l') => {
+                let on = c == 'h';
+                if has_param(params, 2026) {
+                    self.sync_since = on.then(Instant::now);
+                }
+                if has_param(params, 1004) {
+                    // The pane starts unseen (the human looks at the dashboard or another pane):
+                    // say so at once, as a terminal would, so an agent that notifies only when
+                    // unfocused (Codex's approvals) does. Focusing the pane sends FOCUS_IN.
+                    if on && !self.focus_reporting {
+                        self.replies.extend_from_slice(FOCUS_OUT);
+                    }
+                    self.focus_reporting = on;
+                }
             }
-            (Some(b'?'), None, 'l') if has_param(params, 2026) => self.sync_since = None,
             _ => {}
         }
     }
@@ -319,14 +358,35 @@ mod tests {
         let mut p = new_parser(24, 80);
         p.process(b"a\x07b\x1b]9;done; all good\x07\x1b]777;notify;Claude;needs input\x1b\\");
         p.process(b"\x1b]9;4;1;50\x07\x1b]0;title\x07");
+        p.process(b"\x1b]0;title\x07\x1b]2;\xe2\x9c\xb3 idle\x07");
         assert_eq!(
             p.callbacks_mut().take_events(),
             vec![
                 ScreenEvent::Bell,
                 ScreenEvent::Notification("done; all good".into()),
                 ScreenEvent::Notification("Claude: needs input".into()),
-            ]
+                ScreenEvent::Title("title".into()),
+                ScreenEvent::Title("✳ idle".into()),
+            ],
+            "a title is reported when it changes, not when it is set again"
         );
+    }
+
+    #[test]
+    fn focus_reporting_is_tracked_and_an_unseen_pane_reports_focus_out() {
+        let mut p = new_parser(24, 80);
+        assert!(!p.callbacks().focus_reporting());
+        p.process(b"\x1b[?1004h");
+        assert!(p.callbacks().focus_reporting());
+        assert_eq!(p.callbacks_mut().take_replies(), FOCUS_OUT);
+        // Enabling it again says nothing new; with other modes in one sequence it still counts.
+        p.process(b"\x1b[?1004h");
+        assert_eq!(p.callbacks_mut().take_replies(), b"");
+        p.process(b"\x1b[?2026;1004l");
+        assert!(!p.callbacks().focus_reporting());
+        assert!(!p.callbacks().is_render_locked(Instant::now()));
+        p.process(b"\x1b[?25;1004h");
+        assert_eq!(p.callbacks_mut().take_replies(), FOCUS_OUT);
     }
 
     #[test]

@@ -4,6 +4,7 @@ mod add;
 mod answer;
 mod demo;
 mod doctor;
+mod explain;
 mod extend;
 mod gc;
 mod hook;
@@ -204,6 +205,9 @@ pub enum Command {
         #[arg(long)]
         review: bool,
     },
+    /// Why a task is where it is: each state change of its attempts with the rule that fired,
+    /// waits and who answered, budgets, limits, verdicts (from the ledger; words, or --json).
+    Explain(explain::ExplainArgs),
     /// Where the run's time went: one row per slot, bars by phase, the human's decisions.
     Timeline {
         #[arg(long)]
@@ -432,6 +436,7 @@ fn dispatch(cli: Cli) -> CliResult {
             review,
         }) => replay::replay(&ctx()?, &task, attempt, speed, review),
         Some(Command::Timeline { json }) => timeline::timeline(&ctx()?, json),
+        Some(Command::Explain(a)) => explain::explain(&ctx()?, a),
         Some(Command::Approve(a)) => human::human(&ctx()?, crate::engine::HumanCommand::Approve, a),
         Some(Command::Reject(a)) => human::human(&ctx()?, crate::engine::HumanCommand::Reject, a),
         Some(Command::Retry(a)) => human::human(&ctx()?, crate::engine::HumanCommand::Retry, a),

@@ -8,6 +8,7 @@ pub mod dag;
 pub mod diag;
 pub mod domain;
 pub mod duration;
+pub mod explain;
 pub mod funnel;
 pub mod hooks;
 pub mod human;

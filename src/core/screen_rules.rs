@@ -46,6 +46,32 @@ impl ScreenState {
     }
 }
 
+/// The detection layer a rule listens to: the screen's text (the default), or a terminal
+/// signal the PTY reader reports as a fact (`signals.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Layer {
+    #[default]
+    Screen,
+    /// The terminal title (OSC 0/2) changed.
+    Title,
+    /// A desktop notification (OSC 9 or OSC 777).
+    Osc,
+    /// The bell (BEL).
+    Bell,
+}
+
+impl Layer {
+    /// As the ledger's rule names show it (`title:claude-title-idle`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layer::Screen => "screen",
+            Layer::Title => "title",
+            Layer::Osc => "osc",
+            Layer::Bell => "bell",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScreenRule {
     pub name: String,
@@ -60,6 +86,14 @@ pub struct ScreenRule {
     pub bottom: usize,
     /// A user rule with `disabled = true` switches off the built-in rule of that name.
     pub disabled: bool,
+    /// What the rule listens to (`on = "title" | "notification" | "bell"`; the screen if unset).
+    pub on: Layer,
+    /// Only while the agent's last known state is this one (`when = "idle"`).
+    pub when: Option<ScreenState>,
+    /// A permission prompt's tool as `[permissions]` rules name it (`Bash`, `Edit`), and a
+    /// regular expression over the screen's rows whose first group is the command or file.
+    pub tool: Option<String>,
+    pub capture: Option<String>,
 }
 
 /// What a screen was classified as, and why.
@@ -67,8 +101,13 @@ pub struct ScreenRule {
 pub struct ScreenMatch {
     pub state: ScreenState,
     pub rule: String,
-    /// The screen's line that matched, for the inbox item.
+    /// The screen's line that matched, for the inbox item (the title or notification text
+    /// for a signal).
     pub excerpt: String,
+    /// Which layer fired.
+    pub layer: Layer,
+    /// A permission prompt's call, from the rule's `tool` and `capture`: (tool, command/file).
+    pub call: Option<(String, String)>,
 }
 
 impl ScreenRule {
@@ -106,13 +145,32 @@ pub fn classify(rules: &[ScreenRule], screen: &str) -> Option<ScreenMatch> {
         rows.pop();
     }
     let rows: Vec<&str> = rows.into_iter().filter(|r| !r.trim().is_empty()).collect();
-    rules.iter().filter(|r| !r.disabled).find_map(|r| {
-        r.matches(&rows).map(|excerpt| ScreenMatch {
-            state: r.state,
-            rule: r.name.clone(),
-            excerpt,
+    rules
+        .iter()
+        .filter(|r| !r.disabled && r.on == Layer::Screen)
+        .find_map(|r| {
+            r.matches(&rows).map(|excerpt| ScreenMatch {
+                state: r.state,
+                rule: r.name.clone(),
+                excerpt,
+                layer: Layer::Screen,
+                call: call_on(r, &rows),
+            })
         })
-    })
+}
+
+/// The tool call a permission prompt shows: the rule's `capture` over the screen's rows
+/// (joined by newlines, so a pattern can take the line above a question), first group.
+fn call_on(rule: &ScreenRule, rows: &[&str]) -> Option<(String, String)> {
+    let (tool, pattern) = (rule.tool.as_ref()?, rule.capture.as_ref()?);
+    let re = regex::Regex::new(pattern).ok()?;
+    let text = rows
+        .iter()
+        .map(|r| r.trim_end())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let subject = re.captures(&text)?.get(1)?.as_str().trim();
+    (!subject.is_empty()).then(|| (tool.clone(), subject.to_string()))
 }
 
 /// The built-in rules of an adapter, as TOML text.
@@ -159,7 +217,10 @@ pub fn merged(adapter: &str, user: &BTreeMap<String, Vec<ScreenRule>>) -> Vec<Sc
     fresh
 }
 
-const RULE_KEYS: &[&str] = &["name", "state", "any", "all", "none", "bottom", "disabled"];
+const RULE_KEYS: &[&str] = &[
+    "name", "state", "any", "all", "none", "bottom", "disabled", "on", "when", "tool", "capture",
+];
+const LAYERS: &str = "screen, title, notification, bell";
 const STATES: &[&str] = &[
     "waiting-question",
     "waiting-permission",
@@ -274,7 +335,74 @@ fn parse_rule(
         }
     };
     let (any, all, none) = (list("any")?, list("all")?, list("none")?);
-    if any.is_empty() && all.is_empty() && !disabled {
+    let on = match t.get("on") {
+        Some(v) => {
+            let text = sink.string(v, &format!("{here} on"), "on = \"title\"")?;
+            match text.as_str() {
+                "screen" => Layer::Screen,
+                "title" => Layer::Title,
+                "notification" => Layer::Osc,
+                "bell" => Layer::Bell,
+                _ => {
+                    sink.error(
+                        &v.span(),
+                        format!("unknown layer `{text}` in {here}"),
+                        format!("on is one of {LAYERS}"),
+                    );
+                    return None;
+                }
+            }
+        }
+        None => Layer::Screen,
+    };
+    let when = match t.get("when") {
+        Some(v) => {
+            let text = sink.string(v, &format!("{here} when"), "when = \"idle\"")?;
+            let Some(st) = parse_state(&text) else {
+                sink.error(
+                    &v.span(),
+                    format!("unknown state `{text}` in {here} when"),
+                    format!("when is one of {}", STATES.join(", ")),
+                );
+                return None;
+            };
+            Some(st)
+        }
+        None => None,
+    };
+    let mut text_of = |key: &str, hint: &str| -> Option<Option<String>> {
+        match t.get(key) {
+            Some(v) => Some(Some(sink.string(v, &format!("{here} {key}"), hint)?)),
+            None => Some(None),
+        }
+    };
+    let tool = text_of("tool", "tool = \"Bash\"")?;
+    let capture = text_of("capture", "capture = \"^\\\\$ (.+)$\"")?;
+    if let (Some(c), Some(v)) = (&capture, t.get("capture")) {
+        let why = match regex::Regex::new(c) {
+            Err(e) => Some(format!("is not a regular expression: {e}")),
+            Ok(re) if re.captures_len() < 2 => Some("has no group ( ) to take".to_string()),
+            Ok(_) => None,
+        };
+        if let Some(why) = why {
+            sink.error(
+                &v.span(),
+                format!("{here} capture {why}"),
+                "write a pattern whose first group is the command or file, e.g. \"\\\\$ (.+)\"",
+            );
+            return None;
+        }
+    }
+    if capture.is_some() != tool.is_some() {
+        sink.error(
+            &item.span(),
+            format!("{here} needs both `tool` and `capture` (it has one)"),
+            "tool names the call as [permissions] rules do (Bash, Edit); capture takes its argument",
+        );
+        return None;
+    }
+    // A bell says nothing more than that it rang: it needs no text.
+    if any.is_empty() && all.is_empty() && !disabled && on != Layer::Bell {
         sink.error(
             &item.span(),
             format!("{here} matches every screen: it has no `any` or `all`"),
@@ -294,6 +422,10 @@ fn parse_rule(
         none,
         bottom,
         disabled,
+        on,
+        when,
+        tool,
+        capture,
     })
 }
 
@@ -342,6 +474,13 @@ impl Debounce {
         self.stable
     }
 
+    /// A higher layer (a terminal signal) says the state is `state`: it is stable now, and a
+    /// screen classification must hold again to change it.
+    pub fn settle(&mut self, state: ScreenState) {
+        self.stable = Some(state);
+        self.candidate = None;
+    }
+
     /// Feeds one classification at `now_ms`; returns the match when it becomes the new stable
     /// state. An unclassified screen (no rule fired) resets the candidate but keeps the stable
     /// state: nothing on screen proves a change.
@@ -384,6 +523,8 @@ pub fn parse_rules_file(file: &str, text: &str) -> Result<Vec<ScreenRule>, Vec<D
         Err(sink.diags)
     }
 }
+
+pub mod signals;
 
 #[cfg(test)]
 mod tests;

@@ -110,8 +110,20 @@ impl Agents for PtyAgents {
             },
             Box::new(move |signal| match signal {
                 // The screen is read by whoever draws it; the parser hears the bytes.
-                AgentSignal::Output | AgentSignal::Bell | AgentSignal::Notification(_) => {
+                AgentSignal::Output => {
                     nudge(super::watch::Nudge::Output);
+                    if let Some(f) = &on_output {
+                        f(&task);
+                    }
+                }
+                // Facts of the terminal stream: the middle layer of detection.
+                AgentSignal::Bell | AgentSignal::Notification(_) | AgentSignal::Title(_) => {
+                    use crate::core::screen_rules::signals::Signal;
+                    nudge(super::watch::Nudge::Signal(match signal {
+                        AgentSignal::Notification(t) => Signal::Notification(t),
+                        AgentSignal::Title(t) => Signal::Title(t),
+                        _ => Signal::Bell,
+                    }));
                     if let Some(f) = &on_output {
                         f(&task);
                     }

@@ -4,8 +4,13 @@
 //! the last layer (hooks report first, through the ledger); the supervisor decides what a
 //! state means.
 //!
-//! The thread sleeps until the agent prints, a bell or an OSC 9/777 notification arrives, or a
-//! candidate state must be looked at again: an idle agent costs nothing.
+//! Terminal signals — a title change, an OSC 9/777 notification, the bell — are the middle
+//! layer: the PTY reader reports each as a fact, the same rules file maps it
+//! (`screen_rules::signals`), and a state it shows counts at once (it is not a redrawing
+//! screen). A title never ends a wait: a spinner glyph is too weak to say a prompt was answered.
+//!
+//! The thread sleeps until the agent prints or signals, or a candidate state must be looked at
+//! again: an idle agent costs nothing.
 
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -13,7 +18,8 @@ use std::time::{Duration, Instant};
 use super::world::{Incoming, Sink};
 use crate::agent::screen::SharedScreen;
 use crate::core::domain::AttemptId;
-use crate::core::screen_rules::{Debounce, ScreenRule, classify};
+use crate::core::screen_rules::signals::{Signal, classify_signal};
+use crate::core::screen_rules::{Debounce, Layer, ScreenRule, ScreenState, classify};
 use crate::core::supervisor::Event;
 
 /// How long a classification must hold before it counts (a dialog half drawn, a spinner
@@ -23,8 +29,10 @@ pub const HOLD_MS: u64 = 400;
 const SETTLE: Duration = Duration::from_millis(80);
 
 pub enum Nudge {
-    /// The agent printed, rang the bell or sent a notification.
+    /// The agent printed.
     Output,
+    /// The agent rang the bell, sent a notification or set its title.
+    Signal(Signal),
     /// The agent ended: the watch ends.
     End,
 }
@@ -64,15 +72,30 @@ fn run(
         } else {
             Duration::from_secs(3600)
         };
+        let mut signals = Vec::new();
         match rx.recv_timeout(wait) {
-            Ok(Nudge::Output) => {
+            Ok(first @ (Nudge::Output | Nudge::Signal(_))) => {
+                if let Nudge::Signal(sig) = first {
+                    signals.push(sig);
+                }
                 std::thread::sleep(SETTLE);
-                if drain(rx) {
+                if drain(rx, &mut signals) {
                     return;
                 }
             }
             Ok(Nudge::End) | Err(RecvTimeoutError::Disconnected) => return,
             Err(RecvTimeoutError::Timeout) => {}
+        }
+        for sig in &signals {
+            let Some(m) = classify_signal(rules, sig, debounce.state()) else {
+                continue;
+            };
+            let waiting = matches!(debounce.state(), Some(ScreenState::Waiting(_)));
+            if debounce.state() == Some(m.state) || (m.layer == Layer::Title && waiting) {
+                continue;
+            }
+            debounce.settle(m.state);
+            sink(Incoming::Event(Event::Screen { attempt, seen: m }));
         }
         let text = match screen.lock() {
             Ok(s) => s.screen().contents(),
@@ -87,11 +110,12 @@ fn run(
     }
 }
 
-/// Take every nudge that waits; true when the agent ended.
-fn drain(rx: &Receiver<Nudge>) -> bool {
+/// Take every nudge that waits, keeping the signals; true when the agent ended.
+fn drain(rx: &Receiver<Nudge>, signals: &mut Vec<Signal>) -> bool {
     loop {
         match rx.try_recv() {
             Ok(Nudge::Output) => {}
+            Ok(Nudge::Signal(s)) => signals.push(s),
             Ok(Nudge::End) => return true,
             Err(std::sync::mpsc::TryRecvError::Empty) => return false,
             Err(std::sync::mpsc::TryRecvError::Disconnected) => return true,

@@ -1,15 +1,55 @@
 //! The everyday keys beyond watching: a new task (`n`), a prompt edit (`e`), a shell (`o`) or
 //! an editor (`E`) in a task's worktree, the detail's raw events (`J`), and the reject that
-//! first stops a veto window's countdown (`x`).
+//! first stops a veto window's countdown (`x`), and the one-key answers to a permission request
+//! selected in the inbox (`y` allow once, `Y` allow always for this run, `d` deny with a note).
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::app::{App, Effect};
 use super::keymap::Action;
 use super::state::{InputPurpose, InputState, View};
 use crate::core::domain::FunnelStage;
 use crate::core::new_task::decide_edit;
+use crate::core::permissions::Decision;
 use crate::engine::HumanCommand;
+use crate::read::InboxKind;
 
 impl App {
+    /// `y`, `Y` or `d` on a permission request selected in the inbox (they mean nothing else
+    /// there but `d`, whose diff is of no use to a waiting agent); `None` for any other key.
+    pub(super) fn permission_key(&mut self, ev: &KeyEvent) -> Option<Vec<Effect>> {
+        let s = &mut self.state;
+        if s.view != View::Inbox
+            || ev
+                .modifiers
+                .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
+        {
+            return None;
+        }
+        let item = s.inbox.get(s.selected_inbox)?;
+        let (InboxKind::Permission { .. }, Some(task)) = (&item.kind, &item.task) else {
+            return None;
+        };
+        let task = task.clone();
+        let decision = match ev.code {
+            KeyCode::Char('y') => Decision::Allow,
+            KeyCode::Char('Y') => Decision::Always,
+            KeyCode::Char('d') => {
+                s.input = Some(InputState {
+                    purpose: InputPurpose::DenyNote { task },
+                    text: String::new(),
+                });
+                return Some(Vec::new());
+            }
+            _ => return None,
+        };
+        Some(vec![Effect::Answer {
+            task,
+            decision,
+            note: None,
+        }])
+    }
+
     pub(super) fn on_everyday(&mut self, a: Action) -> Vec<Effect> {
         match a {
             Action::NewTask => self.open_new_task(),

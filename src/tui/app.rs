@@ -130,6 +130,9 @@ impl App {
         if s.input.is_some() {
             return self.on_input_key(ev);
         }
+        if let Some(fx) = self.permission_key(ev) {
+            return fx;
+        }
         let action = self.pick(self.keymap.actions(ev));
         let s = &mut self.state;
         // Once the focused agent has ended there is nobody to type to: keys act normally again

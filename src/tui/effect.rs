@@ -31,6 +31,12 @@ pub enum Effect {
     LoadDiff { task: String },
     /// `git diff --stat base..commit` for an approval's context.
     LoadDiffStat { base: String, commit: String },
+    /// Answer the permission request `task`'s agent waits on, as `orch-tui answer` does.
+    Answer {
+        task: String,
+        decision: crate::core::permissions::Decision,
+        note: Option<String>,
+    },
     /// Approve each of these tasks (every inbox approval); the status line says how many.
     ApproveAll { tasks: Vec<String> },
     /// Read the logs again.

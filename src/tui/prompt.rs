@@ -22,8 +22,14 @@ impl App {
                 Vec::new()
             }
             KeyCode::Esc => {
-                if let Some(InputPurpose::RejectNote { task }) = s.input.take().map(|i| i.purpose) {
-                    s.message = Some(format!("no reject sent for `{task}`"));
+                match s.input.take().map(|i| i.purpose) {
+                    Some(InputPurpose::RejectNote { task }) => {
+                        s.message = Some(format!("no reject sent for `{task}`"));
+                    }
+                    Some(InputPurpose::DenyNote { task }) => {
+                        s.message = Some(format!("`{task}` still waits for an answer"));
+                    }
+                    _ => {}
                 }
                 Vec::new()
             }
@@ -51,6 +57,12 @@ impl App {
                         self.ask_reject(task, text);
                         Vec::new()
                     }
+                    // A deny may go without a note: the agent is told it was denied.
+                    InputPurpose::DenyNote { task } => vec![Effect::Answer {
+                        task,
+                        decision: crate::core::permissions::Decision::Deny,
+                        note: (!text.is_empty()).then_some(text),
+                    }],
                     InputPurpose::Search => {
                         let note = s.logs.set_search((!text.is_empty()).then_some(text));
                         self.jump_to_match(true);

@@ -201,8 +201,47 @@ fn focused_modes(s: &ViewState) -> Modes {
         .unwrap_or_default()
 }
 
+/// The agent whose pane the human looks at (the focus view).
+fn seen_pane(s: &ViewState) -> Option<crate::core::domain::AttemptId> {
+    s.focus.filter(|_| s.view == View::Focus)
+}
+
+/// Focus reports for agents that asked for them (DECSET 1004), as a terminal sends them when
+/// the human's eyes move: out for the pane left, in for the pane entered.
+fn focus_reports(
+    s: &ViewState,
+    before: Option<crate::core::domain::AttemptId>,
+    after: Option<crate::core::domain::AttemptId>,
+) -> Vec<Effect> {
+    use crate::agent::screen::{FOCUS_IN, FOCUS_OUT};
+    let wants = |id| {
+        s.agent(id)
+            .and_then(|a| a.screen.as_ref())
+            .and_then(|sc| sc.lock().ok().map(|p| p.callbacks().focus_reporting()))
+            .unwrap_or(false)
+    };
+    [(before, FOCUS_OUT), (after, FOCUS_IN)]
+        .into_iter()
+        .filter_map(|(id, bytes)| id.filter(|&id| wants(id)).map(|id| (id, bytes)))
+        .map(|(attempt, bytes)| Effect::Input {
+            attempt,
+            bytes: bytes.to_vec(),
+        })
+        .collect()
+}
+
 fn on_event(ctx: &mut TuiContext, jobs: &Jobs, app: &mut App, l: &mut Loop, ev: UiEvent) {
-    let effects = match ev {
+    let seen_before = seen_pane(&app.state);
+    let mut effects = on_event_effects(ctx, app, l, ev);
+    let seen_after = seen_pane(&app.state);
+    if seen_before != seen_after {
+        effects.extend(focus_reports(&app.state, seen_before, seen_after));
+    }
+    carry_out(ctx, jobs, app, l, effects);
+}
+
+fn on_event_effects(ctx: &mut TuiContext, app: &mut App, l: &mut Loop, ev: UiEvent) -> Vec<Effect> {
+    match ev {
         UiEvent::Term(Event::Key(k)) if k.kind != KeyEventKind::Release => {
             l.dirty = true;
             let modes = focused_modes(&app.state);
@@ -289,7 +328,10 @@ fn on_event(ctx: &mut TuiContext, jobs: &Jobs, app: &mut App, l: &mut Loop, ev: 
             }
             fx
         }
-    };
+    }
+}
+
+fn carry_out(ctx: &mut TuiContext, jobs: &Jobs, app: &mut App, l: &mut Loop, effects: Vec<Effect>) {
     for fx in effects {
         apply(ctx, jobs, app, l, fx);
     }
@@ -315,6 +357,15 @@ fn apply(ctx: &mut TuiContext, jobs: &Jobs, app: &mut App, l: &mut Loop, fx: Eff
             let what = format!("{} {task}", cmd.name());
             app.sent(what.clone());
             jobs.human(what, vec![Command { cmd, task, note }]);
+        }
+        Effect::Answer {
+            task,
+            decision,
+            note,
+        } => {
+            let what = format!("{decision} {task}");
+            app.sent(what.clone());
+            jobs.answer(what, task, decision, note);
         }
         Effect::ApproveAll { tasks } => {
             let what = format!("approve all ({})", tasks.len());

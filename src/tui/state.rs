@@ -230,8 +230,16 @@ pub struct DiffState {
 /// What a text prompt is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InputPurpose {
-    RetryNote { task: String },
-    RejectNote { task: String },
+    RetryNote {
+        task: String,
+    },
+    RejectNote {
+        task: String,
+    },
+    /// The note a denied permission request passes to the agent.
+    DenyNote {
+        task: String,
+    },
     Search,
     Filter,
 }

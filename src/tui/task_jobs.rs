@@ -8,7 +8,9 @@ use std::sync::Arc;
 use super::jobs::{JobDone, Jobs, RETRY_PAUSE};
 use super::lanes::{Lane, Worker};
 use crate::core::config::Config;
+use crate::core::domain::Actor;
 use crate::core::new_task::Draft;
+use crate::core::permissions::Decision;
 use crate::core::state::TaskState;
 use crate::engine::new_tasks::{
     Edited, add_task, draft_task, edit_task, existing_tasks, prompt_of,
@@ -16,6 +18,40 @@ use crate::engine::new_tasks::{
 use crate::ledger::LedgerError;
 
 impl Jobs {
+    /// `orch-tui answer`'s write, on the write lane: the oldest permission request `task`'s
+    /// agent waits on gets the human's decision (typed into the agent when it showed on screen).
+    pub fn answer(&self, what: String, task: String, decision: Decision, note: Option<String>) {
+        let engine = self.engine.clone();
+        self.lanes.submit(
+            Lane::Write,
+            None,
+            Box::new(move |w| {
+                let result = retrying(w, &what, |l| {
+                    let Some(p) = l.pending_permission(&task)? else {
+                        return Ok(None);
+                    };
+                    l.answer_permission(&p, decision, note.as_deref(), Actor::Human, None)?;
+                    Ok(Some(format!("{} {}", p.tool, p.subject)))
+                });
+                let message = match result {
+                    Ok(Some(call)) => {
+                        engine.poke();
+                        match decision {
+                            Decision::Allow => format!("{task}: allowed {call} (this call)"),
+                            Decision::Always => format!(
+                                "{task}: allowed {call}, and every call like it for this run"
+                            ),
+                            Decision::Deny => format!("{task}: denied {call}"),
+                        }
+                    }
+                    Ok(None) => format!("{task}: no permission request waits any more"),
+                    Err(e) => e,
+                };
+                w.send(JobDone::Human { what, message });
+            }),
+        );
+    }
+
     /// `orch-tui add`'s checks and write, on the write lane (after any command before it).
     pub fn add_task(&self, draft: Draft, cfg: Arc<Config>) {
         let engine = self.engine.clone();

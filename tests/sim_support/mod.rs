@@ -173,7 +173,7 @@ fn config_text(rng: &mut Rng) -> String {
         "slots = {}\ndefault_agent = \"sim\"\nstop_grace = \"300ms\"\nbase = \"refs/heads/main\"\n\n[retry]\nbackoff_base = \"20ms\"\nbackoff_cap = \"200ms\"\n\n\
          [funnel]\nchecks = {checks}\nreviewer = \"{reviewer}\"\nautonomy = \"{autonomy}\"\nveto_window = \"400ms\"\n\n\
          [limits]\nwait = \"{}ms\"\nbreaker_failures = 2\nbreaker_cooldown = \"300ms\"\n\n{run_budget}\
-         [agents.sim]\nfallback = [\"sim2\"]\n{session}\n\
+         [permissions]\ndeny = [\"Bash(rm *)\"]\n\n[agents.sim]\nfallback = [\"sim2\"]\n{session}\n\
          [agents.sim2]\ncommand = [\"{{orch}}\", \"sim-agent\"]\nadapter = \"sim\"\nmax_concurrent = 2\n",
         1 + rng.below(4),
         200 + rng.below(800)

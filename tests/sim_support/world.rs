@@ -11,7 +11,7 @@ use orch_tui::core::agent_event::{
 };
 use orch_tui::core::domain::{AttemptId, AttemptNo};
 use orch_tui::core::ops::Op;
-use orch_tui::core::screen_rules::{ScreenMatch, ScreenState, WaitingFor};
+use orch_tui::core::screen_rules::{Layer, ScreenMatch, ScreenState, WaitingFor};
 use orch_tui::core::supervisor::{Boot, CheckOutcome, Event, Exit, Observed};
 use orch_tui::engine::real_store::SqliteStore;
 use orch_tui::engine::world::{
@@ -408,13 +408,24 @@ fn act(w: &mut World, pid: u32) {
 fn screen(w: &mut World, pid: u32, state: ScreenState, rule: &str, line: &str) {
     let Some(p) = w.procs.get(&pid) else { return };
     if p.generation == w.generation {
-        let attempt = p.attempt;
+        let (attempt, n) = (p.attempt, p.n);
         let said = format!("{}#{} screen: {rule}", p.task, p.n);
         w.note(said);
+        // Some states come from the terminal-signal layer (a notification, the title) and a
+        // permission prompt may name its call; chosen without the rng, so seeds keep their paths.
+        let layer = match (state, pid % 2) {
+            (ScreenState::Waiting(WaitingFor::Permission), 0) => Layer::Osc,
+            (ScreenState::Working, 1) => Layer::Title,
+            _ => Layer::Screen,
+        };
+        let call = (state == ScreenState::Waiting(WaitingFor::Permission) && n % 2 == 1)
+            .then(|| ("Bash".to_string(), "rm -rf build".to_string()));
         let seen = ScreenMatch {
             state,
             rule: rule.to_string(),
             excerpt: line.to_string(),
+            layer,
+            call,
         };
         w.inbox
             .push_back(Incoming::Event(Event::Screen { attempt, seen }));

@@ -9,6 +9,10 @@ fn rule(name: &str, state: ScreenState, any: &[&str]) -> ScreenRule {
         none: Vec::new(),
         bottom: 0,
         disabled: false,
+        on: Layer::Screen,
+        when: None,
+        tool: None,
+        capture: None,
     }
 }
 
@@ -103,11 +107,15 @@ fn debounce_reports_a_state_once_it_held() {
         state: ScreenState::Waiting(WaitingFor::Permission),
         rule: "perm".into(),
         excerpt: String::new(),
+        layer: Layer::Screen,
+        call: None,
     };
     let b = ScreenMatch {
         state: ScreenState::Working,
         rule: "busy".into(),
         excerpt: String::new(),
+        layer: Layer::Screen,
+        call: None,
     };
     let mut d = Debounce::new(300);
     assert_eq!(d.observe(Some(&b), 0), None);
@@ -130,4 +138,55 @@ fn debounce_reports_a_state_once_it_held() {
         Some(ScreenState::Waiting(WaitingFor::Permission))
     );
     assert_eq!(d.observe(Some(&w), 2000), None);
+}
+
+#[test]
+fn permission_prompts_name_their_call_for_the_permission_rules() {
+    let codex = builtin("codex");
+    let edit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/screens/codex/approval.txt"
+    ))
+    .unwrap();
+    let m = classify(&codex, &edit).unwrap();
+    assert_eq!(m.rule, "codex-approval-edit");
+    assert_eq!(
+        m.call,
+        Some(("Edit".into(), "/tmp/.tmphD4RhM/a.txt".into()))
+    );
+    let run = "  Would you like to run the following command?\n\n  $ cargo test -q\n\n\
+               › 1. Yes, proceed (y)\n";
+    let m = classify(&codex, run).unwrap();
+    assert_eq!(m.call, Some(("Bash".into(), "cargo test -q".into())));
+
+    let aider = builtin("aider");
+    let screen =
+        "Tokens: 1k sent\nrm -rf build\nRun shell command? (Y)es/(N)o/(D)on't ask again [Yes]: ";
+    let m = classify(&aider, screen).unwrap();
+    assert_eq!(m.state, ScreenState::Waiting(WaitingFor::Permission));
+    assert_eq!(m.call, Some(("Bash".into(), "rm -rf build".into())));
+    let screen = "src/new.rs\nCreate new file? (Y)es/(N)o [Yes]: ";
+    assert_eq!(
+        classify(&aider, screen).unwrap().call,
+        Some(("Edit".into(), "src/new.rs".into()))
+    );
+}
+
+#[test]
+fn a_capture_must_be_a_pattern_with_a_group_and_come_with_its_tool() {
+    let bad = "[[rule]]\nname = \"x\"\nstate = \"waiting-permission\"\nany = [\"?\"]\n\
+               tool = \"Bash\"\ncapture = \"(unclosed\"\n";
+    let d = parse_rules_file("r.toml", bad).unwrap_err();
+    assert!(d[0].message.contains("not a regular expression"), "{d:?}");
+    let no_group = bad.replace("(unclosed", "x");
+    let d = parse_rules_file("r.toml", &no_group).unwrap_err();
+    assert!(d[0].message.contains("no group"), "{d:?}");
+    let no_tool = bad
+        .replace("tool = \"Bash\"\n", "")
+        .replace("(unclosed", "(x)");
+    let d = parse_rules_file("r.toml", &no_tool).unwrap_err();
+    assert!(d[0].message.contains("both `tool` and `capture`"), "{d:?}");
+    let layer = "[[rule]]\nname = \"x\"\nstate = \"idle\"\non = \"smoke\"\nany = [\"a\"]\n";
+    let d = parse_rules_file("r.toml", layer).unwrap_err();
+    assert!(d[0].message.contains("unknown layer `smoke`"), "{d:?}");
 }

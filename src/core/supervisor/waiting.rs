@@ -95,6 +95,16 @@ impl Supervisor {
         if !a.state.is_live() || !screen_replaces(a.substatus, to) {
             return;
         }
+        let call = seen.call.as_ref().map(|(tool, subject)| {
+            let subject = relative_to(subject, &a.worktree);
+            (tool.clone(), subject)
+        });
+        if to == Substatus::WaitingPermission
+            && let Some((tool, subject)) = &call
+            && self.rule_answers_screen(id, tool, subject, &seen.rule)
+        {
+            return;
+        }
         let excerpt = crate::core::agent_event::short_text(&seen.excerpt, 300);
         if let Some(l) = self.live.get_mut(&id) {
             l.facts.dialog = (to == Substatus::WaitingDialog).then(|| seen.rule.clone());
@@ -114,10 +124,14 @@ impl Supervisor {
         let mut ops = vec![Op::AgentState {
             id,
             substatus: to,
-            question: to.is_waiting().then(|| excerpt.clone()),
+            // The inbox shows a call it could read as hooks word theirs: `TOOL: subject`.
+            question: to.is_waiting().then(|| match &call {
+                Some((tool, subject)) => format!("{tool}: {subject} — {excerpt}"),
+                None => excerpt.clone(),
+            }),
             actor: Actor::Supervisor,
             data: EventData {
-                rule: Some(format!("screen:{}", seen.rule)),
+                rule: Some(format!("{}:{}", seen.layer.as_str(), seen.rule)),
                 excerpt: Some(excerpt.clone()),
                 ..EventData::default()
             },
@@ -130,8 +144,11 @@ impl Supervisor {
                 actor: Actor::Agent,
                 kind: EventKind::Permission,
                 data: EventData {
-                    tool: Some("(on screen)".into()),
-                    subject: Some(excerpt),
+                    tool: Some(
+                        call.as_ref()
+                            .map_or("(on screen)".into(), |(t, _)| t.clone()),
+                    ),
+                    subject: Some(call.map_or(excerpt, |(_, s)| s)),
                     source: Some("screen".into()),
                     ..EventData::default()
                 },
@@ -195,6 +212,53 @@ impl Supervisor {
         }
     }
 
+    /// A permission prompt on screen whose call a `[permissions]` rule covers: type the rule's
+    /// answer (where the adapter's keys are known) and record it as the rule's decision, as a
+    /// hook's request is answered. True when answered.
+    fn rule_answers_screen(
+        &mut self,
+        id: AttemptId,
+        tool: &str,
+        subject: &str,
+        seen_by: &str,
+    ) -> bool {
+        let p = &self.cfg.permissions;
+        let Some((decision, rule)) =
+            crate::core::permissions::decide(&p.allow, &p.deny, &[], tool, subject)
+        else {
+            return false;
+        };
+        let Some(keys) = self.keys_for(id, ScreenAnswer::Permission(decision)) else {
+            return false;
+        };
+        let Some(l) = self.live.get(&id) else {
+            return false;
+        };
+        let (task, n) = (l.task.clone(), l.n);
+        self.out.push(Effect::Type { attempt: id, keys });
+        self.write(
+            vec![Op::Event {
+                task: Some(task.clone()),
+                attempt: Some(n),
+                actor: Actor::Supervisor,
+                kind: EventKind::Permission,
+                data: EventData {
+                    decision: Some(decision.as_str().into()),
+                    tool: Some(tool.into()),
+                    subject: Some(subject.into()),
+                    source: Some("screen".into()),
+                    rule: Some(rule.clone()),
+                    excerpt: Some(format!("screen:{seen_by}")),
+                    ..EventData::default()
+                },
+            }],
+            Then::Say(format!(
+                "✓ {task} attempt {n}: {decision} {tool} {subject} (rule `{rule}`)"
+            )),
+        );
+        true
+    }
+
     /// The human answered a permission prompt on this agent's screen: type the answer.
     pub(super) fn type_answer(&mut self, id: AttemptId, seq: i64, decision: &str) {
         let Some(d) = Decision::parse(decision) else {
@@ -220,6 +284,22 @@ impl Supervisor {
     }
 }
 
+/// A path on screen inside the attempt's worktree, as the `[permissions]` rules write paths:
+/// relative to it (`src/a.rs`, not `/…/.orch/worktrees/t-1/src/a.rs`). Commands stay as shown.
+fn relative_to(subject: &str, worktree: &str) -> String {
+    let wt = worktree.trim_end_matches('/');
+    if wt.is_empty() {
+        return subject.to_string();
+    }
+    if let Some(rest) = subject.strip_prefix(wt).and_then(|r| r.strip_prefix('/')) {
+        return rest.to_string();
+    }
+    match subject.find(&format!("/{wt}/")) {
+        Some(at) => subject[at + wt.len() + 2..].to_string(),
+        None => subject.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,6 +318,20 @@ mod tests {
             None
         );
         assert_eq!(answer_keys(Adapter::Generic, ScreenAnswer::Trust), None);
+    }
+
+    #[test]
+    fn paths_on_screen_are_taken_relative_to_the_worktree() {
+        assert_eq!(
+            relative_to("/r/.orch/worktrees/t-1/src/a.rs", "/r/.orch/worktrees/t-1"),
+            "src/a.rs"
+        );
+        assert_eq!(
+            relative_to("/r/.orch/worktrees/t-1/src/a.rs", ".orch/worktrees/t-1/"),
+            "src/a.rs"
+        );
+        assert_eq!(relative_to("cargo test -q", "/r/wt"), "cargo test -q");
+        assert_eq!(relative_to("/elsewhere/a.rs", "/r/wt"), "/elsewhere/a.rs");
     }
 
     #[test]

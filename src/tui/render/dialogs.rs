@@ -226,6 +226,10 @@ pub fn note(s: &ViewState, f: &mut Frame, body: Rect) {
             format!("retry {task}"),
             "a note for the next attempt (may be empty):".to_string(),
         ),
+        InputPurpose::DenyNote { task } => (
+            format!("deny {task}'s request"),
+            "what should the agent do instead? (told to it; may be empty):".to_string(),
+        ),
         InputPurpose::RejectNote { task } => {
             let held = s.tasks.iter().any(|t| {
                 t.id == *task && matches!(t.stage, Some(FunnelStage::Veto | FunnelStage::Human))

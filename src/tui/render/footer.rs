@@ -12,7 +12,9 @@ pub fn line(s: &ViewState, width: u16) -> Line<'static> {
     if let Some(input) = &s.input {
         let label = match &input.purpose {
             // Notes have their own box (`dialogs::note`); the footer says what keys do.
-            InputPurpose::RetryNote { .. } | InputPurpose::RejectNote { .. } => {
+            InputPurpose::RetryNote { .. }
+            | InputPurpose::RejectNote { .. }
+            | InputPurpose::DenyNote { .. } => {
                 let m = s
                     .message
                     .clone()
@@ -69,6 +71,20 @@ fn hints(s: &ViewState, width: usize) -> String {
             "█ working ▚ waiting for input ▒ review ▓ waiting for you ≡ merge queue",
             "esc back",
         ],
+        View::Inbox
+            if s.inbox
+                .get(s.selected_inbox)
+                .is_some_and(|i| matches!(i.kind, crate::read::InboxKind::Permission { .. })) =>
+        {
+            &[
+                "y allow",
+                "Y allow always (this run)",
+                "d deny (note)",
+                "enter focus",
+                "t detail",
+                "c cancel",
+            ]
+        }
         View::Inbox => &[
             "a approve",
             "x reject",
