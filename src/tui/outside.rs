@@ -33,7 +33,7 @@ pub struct InputGate {
 
 impl InputGate {
     /// Ask the input thread to stop reading, and wait (bounded) until it has.
-    fn pause(&self) {
+    pub(super) fn pause(&self) {
         let Ok(mut g) = self.state.lock() else { return };
         g.paused = true;
         drop(self.cv.wait_timeout_while(g, PARK_WAIT, |g| !g.parked));
