@@ -77,7 +77,11 @@ pub fn detach(ctx: &Context) -> CliResult {
     let pid = child.id();
     let deadline = Instant::now() + START_WAIT;
     loop {
-        if crate::os::supervisor_running(orch) == Some(pid) {
+        // Locked, and its pid file written (right after the lock, once the engine booted).
+        if crate::os::supervisor_running(orch) == Some(pid)
+            && std::fs::read_to_string(orch.join(PID_FILE))
+                .is_ok_and(|t| t.trim() == pid.to_string())
+        {
             break;
         }
         if let Ok(Some(status)) = child.try_wait() {

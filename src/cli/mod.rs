@@ -19,6 +19,7 @@ mod replay;
 mod run;
 mod signals;
 mod status;
+mod survival;
 mod sync;
 mod timeline;
 mod watch;

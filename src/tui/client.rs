@@ -5,8 +5,9 @@
 //! local emulator, and kept up as the file grows.
 //!
 //! One watcher thread polls: the supervisor lock every [`TICK`] (when it is released, the TUI
-//! takes supervision over: `UiEvent::Supervisor(None)`), the ledger's live attempts every
-//! [`ROWS_EVERY`] ticks, and the logs every tick. Polling a file is what a `tail -f` does; an
+//! takes supervision over: `UiEvent::Supervisor(None)`), the ledger's commit counter (`PRAGMA
+//! data_version`; a change is the `Changed` the engine would have sent, so the views refresh),
+//! the live attempts when it changed or every [`ROWS_EVERY`] ticks, and the logs every tick. Polling a file is what a `tail -f` does; an
 //! agent's output reaches the screen here within a tick.
 //!
 //! Not here: typing into agents (their PTYs are the supervisor's; holders and `orch-tui attach`
@@ -28,7 +29,7 @@ use super::jobs::EngineLink;
 use crate::agent::record::{CAST_LOG, RAW_LOG};
 use crate::agent::screen::{SharedScreen, new_parser};
 use crate::core::domain::AttemptId;
-use crate::engine::AgentView;
+use crate::engine::{AgentView, EngineEvent};
 use crate::ledger::{AttemptRow, Ledger};
 
 /// How often the watcher looks at the lock and the logs.
@@ -68,6 +69,7 @@ impl ClientLink {
             tx,
             flag,
             holder: None,
+            version: None,
         };
         let _ = std::thread::Builder::new()
             .name("tui-watch".into())
@@ -96,6 +98,9 @@ struct Watcher {
     flag: Arc<AtomicBool>,
     /// Who held the lock at the last look (`Some(0)`: held, pid not written yet).
     holder: Option<u32>,
+    /// The ledger's `PRAGMA data_version` at the last look: it changes with every commit made
+    /// by another connection, so the views are read again only when the run moved.
+    version: Option<i64>,
 }
 
 impl Watcher {
@@ -109,7 +114,11 @@ impl Watcher {
                     return;
                 }
             }
-            if tick.is_multiple_of(ROWS_EVERY) {
+            let changed = self.ledger_changed();
+            if changed && self.tx.send(UiEvent::Engine(EngineEvent::Changed)).is_err() {
+                return;
+            }
+            if changed || tick.is_multiple_of(ROWS_EVERY) {
                 self.look_at_rows();
             }
             let mut printed = false;
@@ -126,6 +135,23 @@ impl Watcher {
             tick = tick.wrapping_add(1).max(1);
             std::thread::sleep(TICK);
         }
+    }
+
+    /// Whether another process committed to the ledger since the last look.
+    fn ledger_changed(&mut self) -> bool {
+        if self.ledger.is_none() {
+            self.ledger = Ledger::open(&self.ledger_path).ok();
+        }
+        let Some(ledger) = &self.ledger else {
+            return false;
+        };
+        let version = ledger
+            .conn()
+            .query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0))
+            .ok();
+        let changed = version.is_some() && version != self.version;
+        self.version = version;
+        changed
     }
 
     /// Follow the attempts that are live now; drop the ones that ended.

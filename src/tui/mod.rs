@@ -151,10 +151,13 @@ pub fn run(mut ctx: TuiContext) -> Result<TuiEnd, String> {
         gate.pause();
     }
     if result.as_ref().is_ok_and(|e| e.lost_terminal) {
-        // A hung-up tty takes no writes: restoring it would only fail.
+        // A hung-up tty takes no writes: restoring it would only fail, and ratatui's drop
+        // reports that failure with `eprintln!`, which panics on a dead stderr.
         terminal::forget();
+        std::mem::forget(term);
+    } else {
+        drop(term);
     }
-    drop(term);
     drop(guard);
     result
 }
