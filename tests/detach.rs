@@ -27,7 +27,7 @@ title = "Alpha"
 prompt = '''
 Alpha work.
 @sim say alpha is working
-@sim sleep 4s
+@sim sleep 6s
 '''
 
 [[task]]
@@ -36,7 +36,7 @@ title = "Beta"
 prompt = '''
 Beta work.
 @sim say beta is working
-@sim sleep 4s
+@sim sleep 6s
 '''
 
 [[task]]

@@ -78,6 +78,11 @@ pub fn spawn_input_thread(tx: Sender<UiEvent>, gate: Arc<InputGate>) {
                     Err(_) => break,
                 }
             }
+            // The terminal hung up (a read fails with EIO) without a SIGHUP reaching this
+            // process: say so, or the TUI would wait for keys that never come.
+            if terminal::gone() {
+                let _ = tx.send(UiEvent::TerminalLost);
+            }
         });
 }
 
