@@ -613,6 +613,21 @@ fn quit_after_the_run_ended_exits_without_asking() {
     assert_eq!(press(&mut a, &[ch('q')]), vec![Effect::Exit]);
 }
 
+/// Watching another supervisor, the quit question cannot stop its agents: `s` does nothing,
+/// `l` leaves (the run goes on in the supervising process).
+#[test]
+fn watching_quit_leaves_and_never_stops_the_agents() {
+    let mut a = app();
+    a.state.watching = Some(4242);
+    assert!(press(&mut a, &[ch('q'), ch('s')]).is_empty());
+    assert!(a.state.quit_prompt, "s is not an answer here");
+    assert!(a.state.confirm.is_none(), "no stop question either");
+    assert_eq!(
+        press(&mut a, &[ch('l')]),
+        vec![Effect::Stop { stop_agents: false }]
+    );
+}
+
 #[test]
 fn clicks_select_tasks_and_inbox_items() {
     let mut a = app();

@@ -572,3 +572,37 @@ fn task_detail_raw_events() {
     s.detail_raw = true;
     snap("detail_raw", &s);
 }
+
+/// A TUI that watches another supervisor says so in the header, and its quit question offers
+/// only leaving the run to that supervisor (it has no agents to stop).
+#[test]
+fn watching_says_who_supervises_and_quit_leaves_it_running() {
+    let mut s = fixture();
+    s.watching = Some(4242);
+    s.quit_prompt = true;
+    let t = draw(&s, 160, 48);
+    let text: String = t
+        .backend()
+        .buffer()
+        .content()
+        .iter()
+        .map(|c| c.symbol())
+        .collect();
+    assert!(text.contains("watching (supervised by pid 4242)"), "{text}");
+    assert!(text.contains("typing needs `orch-tui attach`"), "{text}");
+    assert!(
+        text.contains("leave it running (pid 4242 supervises it)"),
+        "{text}"
+    );
+    assert!(!text.contains("stop the agents cleanly"), "{text}");
+    s.watching = None;
+    let text: String = draw(&s, 160, 48)
+        .backend()
+        .buffer()
+        .content()
+        .iter()
+        .map(|c| c.symbol())
+        .collect();
+    assert!(!text.contains("watching"), "{text}");
+    assert!(text.contains("stop the agents cleanly"), "{text}");
+}

@@ -1,6 +1,7 @@
 //! `orch-tui doctor` (DESIGN §7): git and its version, each agent profile's program, its
 //! version and whether the flags its adapter passes are there (an offline self-test: the
-//! program's own help text), the terminal. A table; exit 1 on any problem.
+//! program's own help text), the terminal, and what a run survives here (`survival.rs`). A
+//! table; exit 1 on any problem.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -105,6 +106,7 @@ pub fn check_all(cfg: &Config, cwd: &Path, user_profiles: &[String]) -> Vec<Row>
         });
     }
     rows.push(terminal_row());
+    rows.extend(super::survival::rows());
     rows
 }
 

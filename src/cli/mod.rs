@@ -3,6 +3,7 @@
 mod add;
 mod answer;
 mod demo;
+mod detach;
 mod doctor;
 mod explain;
 mod extend;
@@ -17,9 +18,12 @@ mod logs;
 mod pr;
 mod replay;
 mod run;
+mod signals;
 mod status;
+mod survival;
 mod sync;
 mod timeline;
+mod watch;
 mod worker;
 
 use std::path::{Path, PathBuf};
@@ -154,6 +158,20 @@ pub enum Command {
         /// config's `base`; later runs keep the recorded one: `orch-tui sync --base` switches).
         #[arg(long, value_name = "REF")]
         base: Option<String>,
+        /// Supervise in the background (output in .orch/supervisor.log); returns once it
+        /// supervises. Watch it with `orch-tui`, end it with `orch-tui stop`.
+        #[arg(long, conflicts_with = "headless")]
+        detach: bool,
+        /// (The background supervisor `--detach` starts: writes .orch/supervisor.pid.)
+        #[arg(long, hide = true)]
+        detached: bool,
+    },
+    /// End the running supervisor cleanly (its agents are stopped; `orch-tui run` resumes).
+    /// Exit 1 when none runs.
+    Stop {
+        /// Kill the supervisor if a clean stop has not ended it within 3 seconds.
+        #[arg(long)]
+        now: bool,
     },
     /// Tasks, attempts, budgets and the inbox.
     Status {
@@ -394,7 +412,9 @@ fn dispatch(cli: Cli) -> CliResult {
             autonomy,
             veto,
             base,
-        }) => run::run(
+            detach,
+            detached,
+        }) if !detach => run::run(
             &ctx()?,
             &run::RunArgs {
                 headless,
@@ -403,8 +423,11 @@ fn dispatch(cli: Cli) -> CliResult {
                 autonomy: autonomy.as_deref(),
                 veto: veto.as_deref(),
                 base: base.as_deref(),
+                detached,
             },
         ),
+        Some(Command::Run { .. }) => detach::detach(&ctx()?),
+        Some(Command::Stop { now }) => detach::stop(&ctx()?, now),
         Some(Command::Status { json }) => status::status(&ctx()?, json),
         Some(Command::Events { follow, json, task }) => {
             status::events(&ctx()?, follow, json, task.as_deref())

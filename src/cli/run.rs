@@ -19,6 +19,8 @@ pub struct RunArgs<'a> {
     pub veto: Option<&'a str>,
     /// The base branch asked for (`--base`).
     pub base: Option<&'a str>,
+    /// This is the background supervisor `run --detach` started: it writes its pid file.
+    pub detached: bool,
 }
 
 pub fn run(ctx: &Context, args: &RunArgs) -> CliResult {
@@ -95,9 +97,10 @@ pub fn run(ctx: &Context, args: &RunArgs) -> CliResult {
     block_stop_signals();
     let _log = init_tracing(&ctx.paths.logs);
     if headless {
-        supervise(ctx, config)
+        supervise_as(ctx, config, args.detached)
     } else {
-        supervise_tui(ctx, config)
+        // Another process may supervise already: the TUI then watches it.
+        super::watch::tui(ctx, config)
     }
 }
 
@@ -193,7 +196,7 @@ pub fn supervise_tui(ctx: &Context, config: crate::core::config::Config) -> CliR
     }
     let orch_bin = std::env::current_exe()
         .map_err(|e| CliError::failed(format!("cannot find the orch-tui binary: {e}")))?;
-    let signals = block_stop_signals();
+    block_stop_signals();
     become_subreaper();
     let keymap = config.ui.keymap.clone();
     let tui_config = std::sync::Arc::new(config.clone());
@@ -208,7 +211,7 @@ pub fn supervise_tui(ctx: &Context, config: crate::core::config::Config) -> CliR
         on_output: Some(hook),
         stay_open: true,
     })?;
-    stop_on_signals(signals, engine.stopper());
+    stop_on_signals(engine.stopper());
     let events = engine.subscribe();
     let handle = engine.handle();
     let fwd = tx.clone();
@@ -233,9 +236,15 @@ pub fn supervise_tui(ctx: &Context, config: crate::core::config::Config) -> CliR
             end
         })
         .map_err(|e| CliError::failed(format!("cannot start the engine thread: {e}")))?;
+    // The terminal closing (SIGHUP) ends the TUI, never the run: see below.
+    let lost = tx.clone();
+    super::signals::on_hangup(move || {
+        let _ = lost.send(crate::tui::UiEvent::TerminalLost);
+    });
     let tui = crate::tui::run(crate::tui::TuiContext {
         ledger_path: ctx.paths.ledger.clone(),
-        handle: handle.clone(),
+        handle: Some(handle.clone()),
+        watching: None,
         rx,
         tx,
         output_flag,
@@ -245,6 +254,14 @@ pub fn supervise_tui(ctx: &Context, config: crate::core::config::Config) -> CliR
     });
     let end = match tui {
         Ok(t) if t.engine.is_some() => t.engine,
+        _ if super::signals::terminal_lost() => {
+            // The terminal closed under the TUI (a closed window, a dropped SSH connection):
+            // the agents never noticed. Nobody can approve or retry from here any more, so the
+            // run goes on headless and ends once settled; its log says how it went.
+            tracing::warn!("the TUI lost its terminal; supervising headless until the run settles");
+            handle.end_when_settled();
+            engine_thread.join().ok()
+        }
         r => {
             // The TUI ended without the engine (terminal error): stop it cleanly and wait.
             if let Err(e) = r {
@@ -272,13 +289,21 @@ pub fn supervise_tui(ctx: &Context, config: crate::core::config::Config) -> CliR
 
 /// Start the engine and print the summary table at the end.
 pub fn supervise(ctx: &Context, config: crate::core::config::Config) -> CliResult {
+    supervise_as(ctx, config, false)
+}
+
+/// [`supervise`]; `detached`: the background supervisor of `run --detach`, which writes its pid
+/// file once it holds the lock.
+fn supervise_as(ctx: &Context, config: crate::core::config::Config, detached: bool) -> CliResult {
     crate::engine::panics::install();
     let orch_bin = std::env::current_exe()
         .map_err(|e| CliError::failed(format!("cannot find the orch-tui binary: {e}")))?;
     // Block before any thread starts, so every thread inherits the mask and only the waiter
     // sees the signals.
-    let signals = block_stop_signals();
+    block_stop_signals();
     become_subreaper();
+    // A closed terminal is noted in the log; the run goes on (a detached run has none).
+    super::signals::start();
     let integration = config.integration_branch.clone();
     let mut engine = Engine::start(EngineOptions {
         paths: ctx.paths.clone(),
@@ -288,7 +313,10 @@ pub fn supervise(ctx: &Context, config: crate::core::config::Config) -> CliResul
         on_output: None,
         stay_open: false,
     })?;
-    stop_on_signals(signals, engine.stopper());
+    stop_on_signals(engine.stopper());
+    let _pid_file = detached
+        .then(|| super::detach::PidFile::write(&ctx.paths.orch))
+        .flatten();
     out::say(&format!(
         "supervising {} (epoch {})",
         ctx.paths.repo.display(),
@@ -341,6 +369,8 @@ pub(crate) fn block_stop_signals() -> libc::sigset_t {
         libc::sigaddset(&mut set, libc::SIGTERM);
         let mut all = set;
         libc::sigaddset(&mut all, libc::SIGCHLD);
+        // Taken by the signal thread (`signals.rs`): a closed terminal never ends the run.
+        libc::sigaddset(&mut all, libc::SIGHUP);
         libc::pthread_sigmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
         set
     }
@@ -384,17 +414,12 @@ fn become_subreaper() {
         });
 }
 
-/// SIGINT / SIGTERM end the agents cleanly and leave the run resumable. A dedicated thread waits
-/// for them with `sigwait`, so no work happens inside a signal handler.
-fn stop_on_signals(set: libc::sigset_t, stopper: crate::engine::Stopper) {
-    let _ = std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            let mut sig: libc::c_int = 0;
-            // SAFETY: sigwait on a signal set that every thread has blocked.
-            if unsafe { libc::sigwait(&set, &mut sig) } == 0 {
-                out::warn(&format!("orch-tui: stopping the agents (signal {sig})"));
-                stopper.stop(true);
-            }
-        });
+/// SIGINT / SIGTERM end the agents cleanly and leave the run resumable (`orch-tui stop` sends
+/// SIGTERM). The signal thread of `signals.rs` takes them, so no work happens in a handler.
+fn stop_on_signals(stopper: crate::engine::Stopper) {
+    super::signals::on_stop(move |sig| {
+        out::warn(&format!("orch-tui: stopping the agents (signal {sig})"));
+        tracing::info!(signal = sig, "stopping the agents");
+        stopper.stop(true);
+    });
 }

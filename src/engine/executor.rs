@@ -361,6 +361,7 @@ impl Executor {
                 }
             }
             Incoming::Stop { stop_agents } => self.queue.push_back(Event::Stop { stop_agents }),
+            Incoming::EndWhenSettled => self.stay_open = false,
             Incoming::Timeout => {}
         }
         Ok(())

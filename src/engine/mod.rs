@@ -136,6 +136,12 @@ impl EngineHandle {
         let _ = self.tx.send(Incoming::Stop { stop_agents });
     }
 
+    /// End the run once everything is settled, like a headless run (the TUI lost its terminal
+    /// and keeps supervising without it).
+    pub fn end_when_settled(&self) {
+        let _ = self.tx.send(Incoming::EndWhenSettled);
+    }
+
     /// Wake the loop (after a human command was written to the ledger).
     pub fn poke(&self) {
         let _ = self.tx.send(Incoming::Poke);

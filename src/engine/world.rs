@@ -173,6 +173,9 @@ pub enum Incoming {
     Stop {
         stop_agents: bool,
     },
+    /// End the run once everything is settled, as a headless run does (the TUI lost its
+    /// terminal: nobody is left to approve or retry from it).
+    EndWhenSettled,
     /// Nothing came before the deadline.
     Timeout,
 }

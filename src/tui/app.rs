@@ -106,6 +106,8 @@ impl App {
         let s = &mut self.state;
         if s.quit_prompt {
             return match ev.code {
+                // Watching, the agents are another process's to stop (`orch-tui stop`).
+                KeyCode::Char('s') | KeyCode::Char('S') if s.watching.is_some() => Vec::new(),
                 KeyCode::Char('s') | KeyCode::Char('S') => {
                     s.quit_prompt = false;
                     self.ask_stop()

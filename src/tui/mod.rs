@@ -9,6 +9,7 @@
 
 mod actions;
 pub mod app;
+pub mod client;
 pub mod confirm;
 pub mod data;
 pub mod effect;
@@ -58,6 +59,13 @@ pub enum UiEvent {
     EngineEnded(Result<RunEnd, String>),
     /// A background job answered (a lane's thread).
     Job(jobs::JobDone),
+    /// SIGHUP: the terminal is gone (the signal thread). Nothing more is drawn.
+    TerminalLost,
+    /// SIGINT/SIGTERM to a watching TUI: quit (the run is another process's).
+    Quit,
+    /// Watching another supervisor: who holds the supervisor lock now (`None`: nobody; this
+    /// TUI takes supervision over). From the client's watcher thread (`client.rs`).
+    Supervisor(Option<u32>),
 }
 
 /// The output hook and the flag it shares with the loop: one wake per burst of output.
@@ -78,7 +86,11 @@ pub fn output_hook(tx: Sender<UiEvent>) -> (crate::engine::OutputHook, Arc<Atomi
 pub struct TuiContext {
     /// The ledger the background lanes open their own connections to.
     pub ledger_path: PathBuf,
-    pub handle: EngineHandle,
+    /// The engine in this process; `None` while another process supervises and this TUI
+    /// watches it (its agents' screens come from their logs: `client.rs`).
+    pub handle: Option<EngineHandle>,
+    /// The pid of the supervisor this TUI watches (with `handle: None`).
+    pub watching: Option<u32>,
     pub rx: Receiver<UiEvent>,
     pub tx: Sender<UiEvent>,
     pub output_flag: Arc<AtomicBool>,
@@ -93,6 +105,10 @@ pub struct TuiContext {
 pub struct TuiEnd {
     /// The engine's result, when it ended (None: the TUI quit first, e.g. terminal lost).
     pub engine: Option<Result<RunEnd, String>>,
+    /// The terminal hung up under the TUI (nothing was restored on it).
+    pub lost_terminal: bool,
+    /// Watching, the supervisor went away: this process should supervise now.
+    pub take_over: bool,
 }
 
 fn no_color() -> bool {
@@ -109,6 +125,7 @@ pub fn run(mut ctx: TuiContext) -> Result<TuiEnd, String> {
     app.state.integration_branch = ctx.config.integration_branch.clone();
     app.state.profiles = ctx.config.agents.keys().cloned().collect();
     app.state.default_agent = ctx.config.default_agent.clone();
+    app.state.watching = ctx.watching;
     let guard = terminal::enter().map_err(|e| format!("cannot set up the terminal: {e}"))?;
     let mut term = Terminal::new(CrosstermBackend::new(std::io::stdout()))
         .map_err(|e| format!("cannot set up the terminal: {e}"))?;
@@ -118,9 +135,29 @@ pub fn run(mut ctx: TuiContext) -> Result<TuiEnd, String> {
     let gate = Arc::new(outside::InputGate::default());
     outside::spawn_input_thread(ctx.tx.clone(), gate.clone());
     let lanes = lanes::Lanes::start(ctx.ledger_path.clone(), ctx.tx.clone());
-    let jobs = jobs::Jobs::new(lanes, Arc::new(ctx.handle.clone()));
+    let link: Arc<dyn jobs::EngineLink> = match &ctx.handle {
+        Some(h) => Arc::new(h.clone()),
+        None => Arc::new(client::ClientLink::start(
+            ctx.ledger_path.clone(),
+            ctx.tx.clone(),
+            ctx.output_flag.clone(),
+        )),
+    };
+    let jobs = jobs::Jobs::new(lanes, link);
     let result = runloop::event_loop(&mut ctx, &jobs, &gate, &mut app, &mut term);
-    drop(term);
+    if result.as_ref().is_ok_and(|e| e.take_over) {
+        // The TUI that supervises next reads the terminal with its own thread: this one must
+        // not take its keys.
+        gate.pause();
+    }
+    if result.as_ref().is_ok_and(|e| e.lost_terminal) {
+        // A hung-up tty takes no writes: restoring it would only fail, and ratatui's drop
+        // reports that failure with `eprintln!`, which panics on a dead stderr.
+        terminal::forget();
+        std::mem::forget(term);
+    } else {
+        drop(term);
+    }
     drop(guard);
     result
 }

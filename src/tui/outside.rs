@@ -33,7 +33,7 @@ pub struct InputGate {
 
 impl InputGate {
     /// Ask the input thread to stop reading, and wait (bounded) until it has.
-    fn pause(&self) {
+    pub(super) fn pause(&self) {
         let Ok(mut g) = self.state.lock() else { return };
         g.paused = true;
         drop(self.cv.wait_timeout_while(g, PARK_WAIT, |g| !g.parked));
@@ -77,6 +77,11 @@ pub fn spawn_input_thread(tx: Sender<UiEvent>, gate: Arc<InputGate>) {
                     Ok(false) => {}
                     Err(_) => break,
                 }
+            }
+            // The terminal hung up (a read fails with EIO) without a SIGHUP reaching this
+            // process: say so, or the TUI would wait for keys that never come.
+            if terminal::gone() {
+                let _ = tx.send(UiEvent::TerminalLost);
             }
         });
 }

@@ -20,6 +20,8 @@ use super::state::{AgentInfo, View, ViewState};
 use super::{TuiContext, TuiEnd, UiEvent, data, render, terminal};
 use crate::engine::{EngineEvent, RunEnd};
 
+/// Said when a key is typed into an agent this TUI only watches.
+const WATCH_ONLY: &str = "watching: this TUI cannot type into agents another process supervises (`orch-tui attach TASK` will)";
 /// The minimum time between frames (60 fps).
 const FRAME: Duration = Duration::from_millis(16);
 /// Elapsed-time clocks tick once a second, only while an agent is live.
@@ -58,6 +60,10 @@ struct Loop {
     focus: Focus,
     /// A program to hand the terminal to (after this batch of events).
     outside: Option<Outside>,
+    /// The terminal hung up: leave without drawing again.
+    lost_terminal: bool,
+    /// Watching, the supervisor went away: leave so this process can supervise.
+    take_over: bool,
 }
 
 /// What runs outside the TUI, with the terminal handed over.
@@ -99,6 +105,8 @@ pub(super) fn event_loop(
         title_shown: None,
         focus: Focus::Unknown,
         outside: None,
+        lost_terminal: false,
+        take_over: false,
     };
     while !l.exit {
         let now = Instant::now();
@@ -138,14 +146,22 @@ pub(super) fn event_loop(
                 continue;
             }
             data::tick(&mut app.state, ctx.run_started, now);
-            term.draw(|f| render::render(&app.state, f))
-                .map_err(|e| format!("cannot draw: {e}"))?;
+            if let Err(e) = term.draw(|f| render::render(&app.state, f)) {
+                // A hung-up terminal fails every write, maybe before its SIGHUP is taken.
+                if terminal::gone() {
+                    l.lost_terminal = true;
+                    break;
+                }
+                return Err(format!("cannot draw: {e}"));
+            }
             l.dirty = false;
             l.last_draw = now;
         }
     }
     Ok(TuiEnd {
         engine: l.engine_end,
+        lost_terminal: l.lost_terminal,
+        take_over: l.take_over,
     })
 }
 
@@ -311,6 +327,26 @@ fn on_event_effects(ctx: &mut TuiContext, app: &mut App, l: &mut Loop, ev: UiEve
             l.engine_end = Some(end);
             fx
         }
+        UiEvent::Quit => {
+            l.exit = true;
+            Vec::new()
+        }
+        UiEvent::TerminalLost => {
+            l.lost_terminal = true;
+            l.exit = true;
+            Vec::new()
+        }
+        UiEvent::Supervisor(Some(pid)) => {
+            l.dirty = true;
+            l.ledger_dirty = true;
+            app.state.watching = Some(pid);
+            Vec::new()
+        }
+        UiEvent::Supervisor(None) => {
+            l.take_over = true;
+            l.exit = true;
+            Vec::new()
+        }
         UiEvent::Job(done) => {
             l.dirty = true;
             let refreshed = match &done {
@@ -380,12 +416,21 @@ fn apply(ctx: &mut TuiContext, jobs: &Jobs, app: &mut App, l: &mut Loop, fx: Eff
                 .collect();
             jobs.human(what, commands);
         }
-        Effect::Input { attempt, bytes } => ctx.handle.input(attempt, bytes),
+        Effect::Input { attempt, bytes } => match &ctx.handle {
+            Some(h) => h.input(attempt, bytes),
+            // Watching: the agent's PTY is in the supervising process.
+            None => app.state.message = Some(WATCH_ONLY.into()),
+        },
         Effect::Resize {
             attempt,
             rows,
             cols,
-        } => ctx.handle.resize(attempt, rows, cols),
+        } => {
+            // Watching, the supervisor's size stands: the screen is replayed at it.
+            if let Some(h) = &ctx.handle {
+                h.resize(attempt, rows, cols);
+            }
+        }
         Effect::Refresh => l.ledger_dirty = true,
         Effect::LoadDetail { task } => jobs.detail(task),
         Effect::LoadDiff { task } => jobs.diff(task),
@@ -406,12 +451,17 @@ fn apply(ctx: &mut TuiContext, jobs: &Jobs, app: &mut App, l: &mut Loop, fx: Eff
             jobs.done_summary(repo, ctx.config.integration_branch.clone());
         }
         Effect::Stop { stop_agents } => {
+            let Some(handle) = &ctx.handle else {
+                // Watching: the run is another process's; quitting leaves it running.
+                l.exit = true;
+                return;
+            };
             if l.engine_end.is_some() {
                 l.exit = true;
             } else if app.state.finished.is_some() {
                 // Settled: no agent runs; end the engine and leave when it says it ended.
                 l.stopping = true;
-                ctx.handle.stop(true);
+                handle.stop(true);
             } else {
                 l.stopping = true;
                 app.state.message = Some(if stop_agents {
@@ -419,7 +469,7 @@ fn apply(ctx: &mut TuiContext, jobs: &Jobs, app: &mut App, l: &mut Loop, fx: Eff
                 } else {
                     "leaving the run; it resumes with `orch-tui`".into()
                 });
-                ctx.handle.stop(stop_agents);
+                handle.stop(stop_agents);
             }
         }
         Effect::Exit => l.exit = true,
@@ -485,8 +535,9 @@ fn run_outside(
                 rows,
                 cols,
             } = f
+                && let Some(h) = &ctx.handle
             {
-                ctx.handle.resize(attempt, rows, cols);
+                h.resize(attempt, rows, cols);
             }
         }
     }

@@ -298,6 +298,8 @@ pub struct ViewState {
     pub error: Option<String>,
     /// The run ended (all done, unfinished, stopped).
     pub finished: Option<String>,
+    /// Another process supervises (its pid): this TUI watches it and cannot type into agents.
+    pub watching: Option<u32>,
     /// (keys, action, description), generated from the keymap.
     pub help: Vec<(String, String, String)>,
     pub page_scroll: usize,
@@ -358,6 +360,7 @@ impl ViewState {
             message: None,
             error: None,
             finished: None,
+            watching: None,
             help: Vec::new(),
             page_scroll: 0,
             color,

@@ -30,12 +30,28 @@ pub fn restore() {
     let _ = out.flush();
 }
 
+/// The terminal hung up (a hung-up tty fails every `ioctl`, so it is no terminal any more).
+pub fn gone() -> bool {
+    use std::io::IsTerminal;
+    !stdout().is_terminal()
+}
+
 /// Restores the terminal when dropped.
 pub struct Guard;
 
+/// Set when the terminal hung up: there is nothing left to restore.
+static FORGOTTEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The terminal is gone (SIGHUP): the guard restores nothing.
+pub fn forget() {
+    FORGOTTEN.store(true, std::sync::atomic::Ordering::Release);
+}
+
 impl Drop for Guard {
     fn drop(&mut self) {
-        restore();
+        if !FORGOTTEN.load(std::sync::atomic::Ordering::Acquire) {
+            restore();
+        }
     }
 }
 

@@ -188,6 +188,7 @@ fn boot(
     seed: u64,
     faults: Faults,
     only_sync: bool,
+    stay_open: bool,
 ) -> Executor {
     let mut ledger = Ledger::open(path).expect("ledger");
     let epoch = {
@@ -248,13 +249,22 @@ fn boot(
         ctx,
         env,
         progress,
-        false,
+        stay_open && !only_sync,
     );
     exec.boot().expect("boot");
     if std::env::var("SIM_DEBUG").is_ok() {
         eprintln!("booted: {:?}", exec.supervisor().model.sync);
     }
     exec
+}
+
+/// The TUI's terminal closes: the supervisor goes on headless (and ends once settled).
+fn hang_up(world: &Shared, terminal: &mut bool) {
+    *terminal = false;
+    let mut w = lock(world);
+    w.note("— the TUI's terminal closed; supervising headless —".into());
+    w.inbox
+        .push_back(orch_tui::engine::world::Incoming::EndWhenSettled);
 }
 
 /// The human, at a random moment: a command on a random task (most are refused, as they would be).
@@ -439,7 +449,10 @@ pub fn run_seed(seed: u64, chaos: Chaos) -> Result<Stats, Failure> {
     )));
     lock(&world).fault_reap_by_pid_only = chaos.reap_by_pid_only;
     let mut human_ledger = Ledger::open(&path).expect("ledger");
-    let mut exec = boot(&world, &cfg, &path, seed, chaos.faults, false);
+    // A TUI supervisor stays open once settled, until its terminal closes (SIGHUP): then it
+    // ends like a headless run (`Incoming::EndWhenSettled`). Until then every restart is a TUI.
+    let mut terminal = rng.chance(25);
+    let mut exec = boot(&world, &cfg, &path, seed, chaos.faults, false, terminal);
     // A supervisor that only recovers and syncs, as `orch-tui sync` starts when none runs.
     let mut only_sync = false;
     let mut stats = Stats {
@@ -487,6 +500,9 @@ pub fn run_seed(seed: u64, chaos: Chaos) -> Result<Stats, Failure> {
             if rng.chance(chaos.busy_percent) {
                 lock(&world).busy_writes += 1 + rng.below(4) as u32;
             }
+            if terminal && rng.chance(1) {
+                hang_up(&world, &mut terminal);
+            }
             if rng.chance(chaos.crash_percent) {
                 stats.crashes += 1;
                 let jobs = lock(&world).crash();
@@ -508,6 +524,7 @@ pub fn run_seed(seed: u64, chaos: Chaos) -> Result<Stats, Failure> {
                     seed.wrapping_add(step as u64),
                     chaos.faults,
                     only_sync,
+                    terminal,
                 );
             }
         } else {
@@ -515,6 +532,11 @@ pub fn run_seed(seed: u64, chaos: Chaos) -> Result<Stats, Failure> {
             // answers what waits for them.
             if step == chaos.steps + 1 {
                 lock(&world).git.lock().fail_next.clear();
+                // Nobody quits the TUI in the simulation: its terminal closes, and the run
+                // must then end by itself.
+                if terminal {
+                    hang_up(&world, &mut terminal);
+                }
             }
             if let Some(tip) = moved.clone() {
                 let _ = tip;
@@ -529,7 +551,15 @@ pub fn run_seed(seed: u64, chaos: Chaos) -> Result<Stats, Failure> {
             stats.sync_only += 1;
             drop(exec);
             only_sync = false;
-            exec = boot(&world, &cfg, &path, seed ^ step as u64, chaos.faults, false);
+            exec = boot(
+                &world,
+                &cfg,
+                &path,
+                seed ^ step as u64,
+                chaos.faults,
+                false,
+                terminal,
+            );
             continue;
         }
         stats.steps = step;

@@ -131,6 +131,13 @@ fn header_line(s: &ViewState, width: u16) -> Line<'static> {
         .iter()
         .map(|a| Span::styled(format!(" {} ", a.line(s.wall_ms)), theme::warn(s)))
         .collect();
+    // Watching another supervisor: said first, it is why keys do not reach the agents.
+    let watching = s.watching.map(|pid| {
+        Span::styled(
+            format!(" watching (supervised by pid {pid}) · typing needs `orch-tui attach` "),
+            theme::warn(s),
+        )
+    });
     let fin = s
         .finished
         .as_ref()
@@ -146,6 +153,7 @@ fn header_line(s: &ViewState, width: u16) -> Line<'static> {
             v.push(&product);
         }
         v.push(&plan);
+        v.extend(watching.iter());
         v.extend(counts.iter());
         v.extend(alerts.iter());
         if keep[2] {
@@ -189,11 +197,19 @@ fn quit_prompt(s: &ViewState, f: &mut Frame, body: Rect) {
             theme::warn(s),
         ));
     }
-    text.extend([
-        Line::raw("  s  stop the agents cleanly, then quit"),
-        Line::raw("  l  leave the run: resume it later with `orch-tui`"),
-        Line::raw("  esc  keep supervising"),
-    ]);
+    match s.watching {
+        // The run survives this TUI: another process supervises it.
+        Some(pid) => text.extend([
+            Line::raw(format!("  l  leave it running (pid {pid} supervises it)")),
+            Line::raw("     `orch-tui stop` ends it; `orch-tui` watches it again"),
+            Line::raw("  esc  keep watching"),
+        ]),
+        None => text.extend([
+            Line::raw("  s  stop the agents cleanly, then quit"),
+            Line::raw("  l  leave the run: resume it later with `orch-tui`"),
+            Line::raw("  esc  keep supervising"),
+        ]),
+    }
     f.render_widget(Clear, area);
     f.render_widget(
         Paragraph::new(text).block(theme::block(s, "quit", true)),
