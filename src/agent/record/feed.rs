@@ -53,11 +53,27 @@ impl std::fmt::Write for Probe {
 /// screen, and returns the lines that became final.
 pub fn feed<CB: LogCallbacks>(parser: &mut vt100::Parser<CB>, chunk: &[u8], now_ms: u64) {
     let mut points: Vec<Point> = Vec::new();
-    {
+    let from_bytes = {
         let (screen, cb) = parser.screen_and_callbacks_mut();
         let t = cb.tracker();
         t.begin(screen, now_ms);
+        let start = t.scanner.plain_start();
         t.scanner.scan(chunk, &mut points);
+        if points.is_empty() {
+            t.lines_from_bytes(screen, start, chunk)
+        } else {
+            None
+        }
+    };
+    if let Some(lines) = from_bytes {
+        // Plain streamed text: its lines are its bytes, the emulator runs without a pause.
+        parser.process(chunk);
+        let (screen, cb) = parser.screen_and_callbacks_mut();
+        let t = cb.tracker();
+        t.bytes_done(screen, lines);
+        t.end(screen);
+        t.chunk_done(chunk);
+        return;
     }
     // While streaming, a pause every screenful of newlines, so rows are read before they
     // scroll off.
@@ -113,6 +129,7 @@ pub fn feed<CB: LogCallbacks>(parser: &mut vt100::Parser<CB>, chunk: &[u8], now_
     parser.process(&chunk[from..]);
     let (screen, cb) = parser.screen_and_callbacks_mut();
     cb.tracker().end(screen);
+    cb.tracker().chunk_done(chunk);
 }
 
 /// Callbacks that carry a [`LineTracker`] (the screen's own, `ScreenCallbacks`).

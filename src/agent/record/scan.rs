@@ -60,6 +60,19 @@ pub struct Scanner {
 }
 
 impl Scanner {
+    /// Where the next chunk starts for the byte-stream path of the text log (`stream.rs`):
+    /// between sequences, after an `ESC`, or inside what can still be an SGR; `None` inside
+    /// anything else.
+    pub fn plain_start(&self) -> Option<super::stream::Start> {
+        use super::stream::Start;
+        match self.state {
+            State::Ground => Some(Start::Ground),
+            State::Esc => Some(Start::Esc),
+            State::Csi if self.private.is_none() && !self.intermediate => Some(Start::Csi),
+            _ => None,
+        }
+    }
+
     /// Appends to `out` every point of interest in `chunk`, in order.
     pub fn scan(&mut self, chunk: &[u8], out: &mut Vec<Point>) {
         let mut i = 0;
