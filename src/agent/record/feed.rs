@@ -58,12 +58,15 @@ pub fn feed<CB: LogCallbacks>(parser: &mut vt100::Parser<CB>, chunk: &[u8], now_
         let t = cb.tracker();
         t.begin(screen, now_ms);
         let start = t.scanner.plain_start();
-        t.scanner.scan(chunk, &mut points);
-        if points.is_empty() {
-            t.lines_from_bytes(screen, start, chunk)
+        // A chunk the byte path takes holds no sequence but colours: nothing for the scan to
+        // find, so it only needs the scanner's state at the chunk's end.
+        let taken = t.lines_from_bytes(screen, start, chunk);
+        if taken.is_some() {
+            t.scanner.skip_plain(chunk);
         } else {
-            None
+            t.scanner.scan(chunk, &mut points);
         }
+        taken
     };
     if let Some(lines) = from_bytes {
         // Plain streamed text: its lines are its bytes, the emulator runs without a pause.

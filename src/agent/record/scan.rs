@@ -73,6 +73,21 @@ impl Scanner {
         }
     }
 
+    /// Moves past a chunk of text and colours only (one the byte path took): its state at the
+    /// end is that of its last sequence, if one is cut there.
+    pub fn skip_plain(&mut self, chunk: &[u8]) {
+        let mut none = Vec::new();
+        match memchr::memrchr(0x1b, chunk) {
+            Some(at) => {
+                *self = Scanner::default();
+                self.scan(&chunk[at..], &mut none);
+            }
+            // No sequence starts here: one cut at the last chunk's end may go on.
+            None if self.state != State::Ground => self.scan(chunk, &mut none),
+            None => {}
+        }
+    }
+
     /// Appends to `out` every point of interest in `chunk`, in order.
     pub fn scan(&mut self, chunk: &[u8], out: &mut Vec<Point>) {
         let mut i = 0;

@@ -87,7 +87,13 @@ pub fn complete_lines(
             State::Cr => match chunk[i] {
                 b'\n' => {
                     let from = if lines.is_empty() { col } else { 0 };
-                    lines.push(line_text(std::mem::take(&mut cur), ascii, from, cols)?);
+                    let next = Vec::with_capacity(cur.len().max(64));
+                    lines.push(line_text(
+                        std::mem::replace(&mut cur, next),
+                        ascii,
+                        from,
+                        cols,
+                    )?);
                     ascii = true;
                     state = State::Ground;
                 }
