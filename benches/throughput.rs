@@ -63,6 +63,40 @@ fn line(label: &str, sample: &[f64], unit: &str) {
     common::line_with(label, sample, unit, 1);
 }
 
+/// Seconds a shell loop takes to do each task's minimal git work in turn on a fresh repository:
+/// a worktree on a new branch, the task's file written and committed, merged onto `main`
+/// (`merge-tree`, `commit-tree`, `update-ref`), the worktree removed.
+fn serial_loop(n: usize) -> f64 {
+    let tmp = tempfile::Builder::new()
+        .prefix("orch-bench-loop-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path().join("repo");
+    std::fs::create_dir_all(&dir).unwrap();
+    fresh_repo(&dir);
+    let script = format!(
+        r#"set -e
+for i in $(seq 1 {n}); do
+  git worktree add -q -b t$i ../wt$i main
+  mkdir -p ../wt$i/f && echo x > ../wt$i/f/t$i.txt
+  git -C ../wt$i add -A && git -C ../wt$i commit -q -m "t$i"
+  tree=$(git merge-tree --write-tree main t$i)
+  c=$(git commit-tree "$tree" -p main -p t$i -m "merge t$i")
+  git update-ref refs/heads/main "$c"
+  git worktree remove --force ../wt$i
+done"#
+    );
+    let t0 = Instant::now();
+    let ok = Command::new("bash")
+        .args(["-c", &script])
+        .current_dir(&dir)
+        .status()
+        .is_ok_and(|s| s.success());
+    let secs = t0.elapsed().as_secs_f64();
+    assert!(ok, "the serial git loop failed in {}", dir.display());
+    secs
+}
+
 fn fresh_repo(dir: &Path) {
     git(dir, &["init", "-q", "-b", "main"]);
     git(dir, &["config", "user.name", "bench"]);
@@ -158,6 +192,9 @@ fn end_to_end(n: usize, show1: bool, show2: bool, show5: bool) {
     let (plan, layers, edges) = plan_toml(n, 0x0bc4_2026);
     std::fs::write(dir.join("plan.toml"), plan).unwrap();
 
+    // The reference, in the same minute on the same machine: the minimal git work of every task
+    // done one after the other by a shell loop.
+    let serial = serial_loop(n);
     let t0 = Instant::now();
     let out = Command::new(BIN)
         .args(["run", "--headless", "--plan", "plan.toml"])
@@ -225,6 +262,12 @@ fn end_to_end(n: usize, show1: bool, show2: bool, show5: bool) {
             "  wall {:.2}s (process start to exit)  => {:.0} tasks/min  (target >= 600)",
             secs,
             done as f64 / secs * 60.0
+        );
+        println!(
+            "  serial shell loop, the minimal git work of {n} tasks one after the other (worktree add, write, add, commit, merge-tree, commit-tree, update-ref, worktree remove): {:.2}s => {:.0} tasks/min; orch-tui / loop = {:.2}x  (target >= 1.8x)",
+            serial,
+            n as f64 / serial * 60.0,
+            serial / secs
         );
         println!(
             "  of which: start to epoch_started {:.2}s (plan load, ledger, lock); epoch_started to last event {:.2}s",

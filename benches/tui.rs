@@ -2,9 +2,11 @@
 //! throughput through the emulators and logs, peak memory.
 //!
 //! Prints figures only (no pass/fail). See docs/benchmarks.md for what each one means.
-//! Knobs (environment): `BENCH_ONLY` (comma list of 1..5), `BENCH_TUI_SECS` (idle sampling time
+//! Knobs (environment): `BENCH_ONLY` (comma list of 1..7; 7 is not run by default), `BENCH_TUI_SECS` (idle sampling time
 //! of [1], default 60), `BENCH_FRAMES` (frames of [2], default 300), `BENCH_KEYS` (samples of
-//! [3], default 200), `BENCH_FLOOD` (bytes per agent in [4], default `200MiB`).
+//! [3], default 200), `BENCH_FLOOD` (bytes per agent in [4], default `200MiB`),
+//! `BENCH_BREAKDOWN_MB` (MB of each input of [7], default 50), `BENCH_BREAKDOWN_INPUT` (`flood`
+//! or `mixed`: only that input in [7]).
 
 mod common;
 
@@ -54,6 +56,9 @@ fn main() {
     }
     if want(6) {
         keystroke_latency(env_usize("BENCH_KEYS", 200), 3);
+    }
+    if only.as_ref().is_some_and(|o| o.contains(&7)) {
+        ingest_breakdown(env_usize("BENCH_BREAKDOWN_MB", 50));
     }
     if want(4) || want(5) {
         let bytes = std::env::var("BENCH_FLOOD").unwrap_or_else(|_| "200MiB".into());
@@ -860,12 +865,12 @@ fn dir_bytes(dir: &Path, prefix: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// The bytes the agents printed (what their `pty.raw` kept), parsed again on 4 threads in 4 KiB
-/// reads: by a bare vt100 (same size, no callbacks, nothing written), then by what orch-tui's
+/// The bytes the agents printed (what their `pty.raw` kept), parsed again on one thread in reads
+/// of `read` bytes: by a bare vt100 (same size, no callbacks, nothing written), then by what orch-tui's
 /// reader does with each read (the screen with its text log, and the three files written) —
 /// the supervisor's cost over bare emulation on the same cores in the same run, without the
 /// PTYs and the programs producing the output.
-fn same_bytes(log_dirs: &[PathBuf]) {
+fn same_bytes(log_dirs: &[PathBuf], read: usize) {
     use orch_tui::agent::record::{RecordSpec, Recorder};
     let inputs: Vec<Vec<u8>> = log_dirs
         .iter()
@@ -889,7 +894,7 @@ fn same_bytes(log_dirs: &[PathBuf]) {
     };
     let bare = time(&|_, input| {
         let mut p = vt100::Parser::new(nz(AGENT_ROWS), nz(AGENT_COLS), 0);
-        for chunk in input.chunks(4096) {
+        for chunk in input.chunks(read) {
             p.process(chunk);
         }
     });
@@ -906,7 +911,7 @@ fn same_bytes(log_dirs: &[PathBuf]) {
         .unwrap();
         let mut p = new_parser(AGENT_ROWS, AGENT_COLS);
         let mut now = 1_700_000_000_000u64;
-        for chunk in input.chunks(4096) {
+        for chunk in input.chunks(read) {
             now += 1;
             rec.output(now, chunk);
             feed(&mut p, chunk, now);
@@ -916,7 +921,7 @@ fn same_bytes(log_dirs: &[PathBuf]) {
     });
     let mb = total as f64 / 1e6;
     println!(
-        "  the same {mb:.1} MB again, in 4 KiB reads, MB per CPU-second: bare vt100 {:.1}; orch-tui's reader (screen, stamped text log with snapshots, pty.raw, pty.cast) {:.1} => {:.2}x bare",
+        "  the same {mb:.1} MB again, in {read}-byte reads, MB per CPU-second: bare vt100 {:.1}; orch-tui's reader (screen, stamped text log with snapshots, pty.raw, pty.cast) {:.1} => {:.2}x bare",
         mb / bare,
         mb / ours,
         bare / ours
@@ -928,6 +933,108 @@ fn same_bytes(log_dirs: &[PathBuf]) {
         bytes("pty.cast") / raw0,
         bytes("screen.log") / raw0
     );
+}
+
+/// What `@sim flood` prints (agent/sim/paint.rs), as the PTY hands it over (`\r\n`): short
+/// coloured lines, every byte of which becomes log text.
+fn flood_output(size: usize) -> Vec<u8> {
+    const WORDS: [&str; 12] = [
+        "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india",
+        "juliet", "kilo", "lima",
+    ];
+    let mut out = Vec::with_capacity(size + 256);
+    let mut seed: u32 = 0x2545_f491;
+    let mut line = 0u64;
+    while out.len() < size {
+        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        let colour = 31 + (seed >> 24) % 6;
+        let words = 3 + (seed >> 16) as usize % 8;
+        out.extend_from_slice(format!("\x1b[{colour}m[flood {line:08}]\x1b[0m").as_bytes());
+        for w in 0..words {
+            out.push(b' ');
+            out.extend_from_slice(WORDS[(seed as usize >> 4).wrapping_add(w * 7) % 12].as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
+        line += 1;
+    }
+    out
+}
+
+/// [7] Where the reader's CPU goes, in process, one thread, in 4 KiB reads (what one `read` of a
+/// PTY gives) and in 64 KiB batches (what the reader takes at once while a flood keeps it busy):
+/// bare vt100, then the screen with its text log (lines computed, nothing written), then with
+/// `screen.log` written, then everything the reader does (also `pty.raw` and `pty.cast`).
+fn ingest_breakdown(mb: usize) {
+    use orch_tui::agent::record::{RecordSpec, Recorder};
+    let nz = |n: u16| std::num::NonZeroU16::new(n).unwrap();
+    let inputs = [
+        ("flood (@sim flood)", flood_output(mb << 20)),
+        ("mixed agent output", agent_output(7, mb << 20)),
+    ];
+    println!(
+        "\n[7] ingest breakdown, in process, one thread, CPU seconds of the thread (least of 3 runs)"
+    );
+    let pick = std::env::var("BENCH_BREAKDOWN_INPUT").unwrap_or_default();
+    let inputs = inputs.iter().filter(|(n, _)| n.starts_with(pick.as_str()));
+    for ((name, input), read) in inputs.flat_map(|i| [(i, 4096), (i, 65536)]) {
+        // The least of 3 runs: on a shared machine a run only ever gets slower than the code.
+        let time = |f: &dyn Fn()| {
+            (0..3)
+                .map(|_| {
+                    let t = thread_cpu();
+                    f();
+                    (thread_cpu() - t).as_secs_f64()
+                })
+                .fold(f64::MAX, f64::min)
+        };
+        let bare = time(&|| {
+            let mut p = vt100::Parser::new(nz(AGENT_ROWS), nz(AGENT_COLS), 0);
+            for chunk in input.chunks(read) {
+                p.process(chunk);
+            }
+        });
+        let lines = time(&|| {
+            let mut p = new_parser(AGENT_ROWS, AGENT_COLS);
+            let mut now = 1_700_000_000_000u64;
+            for chunk in input.chunks(read) {
+                now += 1;
+                feed(&mut p, chunk, now);
+                drop(p.callbacks_mut().take_lines());
+            }
+        });
+        let out = tempfile::tempdir().unwrap();
+        let run = |all: bool| {
+            let mut rec = Recorder::open(&RecordSpec {
+                dir: out.path().join(if all { "all" } else { "text" }),
+                rotate_bytes: 0,
+                rows: AGENT_ROWS,
+                cols: AGENT_COLS,
+                title: "bench".into(),
+            })
+            .unwrap();
+            let mut p = new_parser(AGENT_ROWS, AGENT_COLS);
+            let mut now = 1_700_000_000_000u64;
+            for chunk in input.chunks(read) {
+                now += 1;
+                if all {
+                    rec.output(now, chunk);
+                }
+                feed(&mut p, chunk, now);
+                let lines = p.callbacks_mut().take_lines();
+                rec.lines(&lines);
+            }
+        };
+        let text = time(&|| run(false));
+        let all = time(&|| run(true));
+        let m = input.len() as f64 / 1e6;
+        println!(
+            "  {name}, {m:.1} MB in {} KiB reads: bare vt100 {bare:.2} s ({:.1} MB/s); + text log lines {lines:.2}; + screen.log written {text:.2}; + pty.raw and pty.cast {all:.2} ({:.1} MB/s) => {:.2}x bare",
+            read / 1024,
+            m / bare,
+            m / all,
+            bare / all
+        );
+    }
 }
 
 fn ingest(size: &str, show4: bool, show5: bool) {
@@ -1021,7 +1128,7 @@ fn ingest(size: &str, show4: bool, show5: bool) {
         );
         let n_reads = reads.load(std::sync::atomic::Ordering::Relaxed);
         println!(
-            "  {n_reads} reads => {:.0} bytes per read() on average (READ_CHUNK is 64 KiB; each read also costs a write to pty.raw, one to pty.cast and one to screen.log)",
+            "  {n_reads} batches => {:.0} bytes per batch on average (a PTY read gives <= 4 KiB; the reader reads on while more waits, up to 64 KiB; each batch costs one write to pty.raw, one to pty.cast and one to screen.log)",
             read as f64 / n_reads.max(1) as f64
         );
         println!(
@@ -1041,7 +1148,11 @@ fn ingest(size: &str, show4: bool, show5: bool) {
             cast_kept as f64 / 1e6,
             screen_kept as f64 / 1e6
         );
-        same_bytes(&agents.iter().map(|(_, l)| l.clone()).collect::<Vec<_>>());
+        let dirs: Vec<PathBuf> = agents.iter().map(|(_, l)| l.clone()).collect();
+        // As one read() gives them, then in the batches the reader made in this run.
+        same_bytes(&dirs, 4096);
+        let batch = (read / n_reads.max(1)) as usize;
+        same_bytes(&dirs, batch.max(1));
         println!(
             "  (bytes read = rchar of /proc/self/io over the item: the reader threads' PTY reads, plus the few KB the reaped sim agents read themselves; every byte read goes to pty.raw, then to the screen)"
         );

@@ -402,10 +402,11 @@ fn agent_logs_rotate_and_keep_content_in_order() {
     );
     let want_raw: String = (0..2000).map(|i| format!("line {i}\r\n")).collect();
     assert_eq!(fx.raw(), want_raw);
-    // The text log is larger (a stamp per line): its oldest generations were dropped, and what
-    // is kept is the newest lines, each once, in order.
+    // The text log is larger (a stamp per line): it rotated, its oldest generations may have
+    // been dropped (how many depends on how the reader batched the output: a write is never
+    // split), and what is kept is the newest lines, each once, in order.
     let screen_path = fx.log_dir().join("screen.log");
-    assert!(logs::generation(&screen_path, 3).exists());
+    assert!(logs::generation(&screen_path, 1).exists());
     let screen = String::from_utf8(logs::read_all(&screen_path).unwrap()).unwrap();
     let kept: Vec<String> = screen
         .lines()

@@ -43,6 +43,10 @@ pub const CAST_LOG: &str = super::record::CAST_LOG;
 /// grandchild that still holds the terminal.
 pub const EOF_GRACE: Duration = Duration::from_millis(500);
 const READ_CHUNK: usize = 64 * 1024;
+/// A PTY hands over at most ~4 KiB per `read`; while more is already waiting, the reader keeps
+/// reading into the same buffer before it logs and parses, so a flooding agent costs one lock,
+/// one emulator pass and one write per log file per batch instead of per 4 KiB.
+const BATCH_ROOM: usize = 4096;
 
 /// portable-pty allocates in `pre_exec` after fork; one spawn at a time keeps that away from
 /// other threads' allocator locks as far as we can (research/pty.md §1.4).
@@ -525,7 +529,7 @@ fn reader_loop(shared: &Shared, mut reader: Box<dyn Read + Send>) {
             quiet(shared);
             continue;
         }
-        let n = match reader.read(&mut buf) {
+        let mut n = match reader.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -534,6 +538,13 @@ fn reader_loop(shared: &Shared, mut reader: Box<dyn Read + Send>) {
                 break;
             }
         };
+        // More already waiting: read it too (never blocking, so nothing read waits for more).
+        while buf.len() - n >= BATCH_ROOM && readable_now(shared.master_fd) {
+            match reader.read(&mut buf[n..]) {
+                Ok(0) | Err(_) => break, // the next read() reports it
+                Ok(k) => n += k,
+            }
+        }
         let chunk = &buf[..n];
         let now = now_ms();
         let (replies, events) = {
@@ -597,6 +608,22 @@ fn wait_readable(fd: Option<i32>, deadline_ms: u64) -> bool {
             _ => return true,
         }
     }
+}
+
+/// True when the terminal has output waiting right now (no wait).
+fn readable_now(fd: Option<i32>) -> bool {
+    let Some(fd) = fd else {
+        return false;
+    };
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one pollfd we own; the fd stays open while `Shared` (held by this thread) lives.
+    let r = unsafe { libc::poll(&mut pfd, 1, 0) };
+    // Only data: a hang-up is left to the blocking read() to report.
+    r > 0 && pfd.revents & libc::POLLIN != 0 && pfd.revents & (libc::POLLHUP | libc::POLLERR) == 0
 }
 
 /// A quiet moment: the text log snapshots what the human sees.

@@ -53,11 +53,30 @@ impl std::fmt::Write for Probe {
 /// screen, and returns the lines that became final.
 pub fn feed<CB: LogCallbacks>(parser: &mut vt100::Parser<CB>, chunk: &[u8], now_ms: u64) {
     let mut points: Vec<Point> = Vec::new();
-    {
+    let from_bytes = {
         let (screen, cb) = parser.screen_and_callbacks_mut();
         let t = cb.tracker();
         t.begin(screen, now_ms);
-        t.scanner.scan(chunk, &mut points);
+        let start = t.scanner.plain_start();
+        // A chunk the byte path takes holds no sequence but colours: nothing for the scan to
+        // find, so it only needs the scanner's state at the chunk's end.
+        let taken = t.lines_from_bytes(screen, start, chunk);
+        if taken.is_some() {
+            t.scanner.skip_plain(chunk);
+        } else {
+            t.scanner.scan(chunk, &mut points);
+        }
+        taken
+    };
+    if let Some(lines) = from_bytes {
+        // Plain streamed text: its lines are its bytes, the emulator runs without a pause.
+        parser.process(chunk);
+        let (screen, cb) = parser.screen_and_callbacks_mut();
+        let t = cb.tracker();
+        t.bytes_done(screen, lines);
+        t.end(screen);
+        t.chunk_done(chunk);
+        return;
     }
     // While streaming, a pause every screenful of newlines, so rows are read before they
     // scroll off.
@@ -113,6 +132,7 @@ pub fn feed<CB: LogCallbacks>(parser: &mut vt100::Parser<CB>, chunk: &[u8], now_
     parser.process(&chunk[from..]);
     let (screen, cb) = parser.screen_and_callbacks_mut();
     cb.tracker().end(screen);
+    cb.tracker().chunk_done(chunk);
 }
 
 /// Callbacks that carry a [`LineTracker`] (the screen's own, `ScreenCallbacks`).

@@ -19,6 +19,8 @@
 
 use std::collections::{HashSet, VecDeque};
 
+mod bytes;
+
 pub use super::feed::{LogCallbacks, feed, finish, quiet};
 use super::feed::{PlainSink, Probe};
 use super::scan::{Scanner, Seq};
@@ -87,6 +89,15 @@ pub struct LineTracker {
     out: Vec<TextLine>,
     pub(crate) scanner: Scanner,
     capture: vt100::capture::BasicFormattedCaptureState,
+    /// The chunk being parsed has its lines from its bytes (`stream.rs`): a row scrolling off
+    /// is already accounted for.
+    from_bytes: bool,
+    /// The start of a UTF-8 character the last chunk ended in (the emulator holds it).
+    utf8_carry: Vec<u8>,
+    /// Off only to compare the byte-stream path with the screen path in tests.
+    pub(crate) stream_path: bool,
+    /// Chunks whose lines came from their bytes (for tests and benches).
+    pub(crate) chunks_from_bytes: u64,
 }
 
 impl LineTracker {
@@ -112,6 +123,10 @@ impl LineTracker {
             out: Vec::new(),
             scanner: Scanner::default(),
             capture: Default::default(),
+            from_bytes: false,
+            utf8_carry: Vec::new(),
+            stream_path: true,
+            chunks_from_bytes: 0,
         }
     }
 
@@ -140,9 +155,9 @@ impl LineTracker {
         let stamp = self.row_ms.front().copied().filter(|&t| t > 0);
         self.shift_up();
         self.chunk_start_row -= 1;
-        if self.committed > 0 {
-            // Already in the log: nothing to format.
-            self.committed -= 1;
+        if self.committed > 0 || self.from_bytes {
+            // Already in the log (or taken from the bytes): nothing to format.
+            self.committed = self.committed.saturating_sub(1);
             return;
         }
         let mut text = self.pending.take().unwrap_or_default();

@@ -20,6 +20,7 @@ pub mod feed;
 pub mod lines;
 pub mod retention;
 pub mod scan;
+pub mod stream;
 pub mod tail;
 pub mod text;
 pub mod transcript;

@@ -60,6 +60,34 @@ pub struct Scanner {
 }
 
 impl Scanner {
+    /// Where the next chunk starts for the byte-stream path of the text log (`stream.rs`):
+    /// between sequences, after an `ESC`, or inside what can still be an SGR; `None` inside
+    /// anything else.
+    pub fn plain_start(&self) -> Option<super::stream::Start> {
+        use super::stream::Start;
+        match self.state {
+            State::Ground => Some(Start::Ground),
+            State::Esc => Some(Start::Esc),
+            State::Csi if self.private.is_none() && !self.intermediate => Some(Start::Csi),
+            _ => None,
+        }
+    }
+
+    /// Moves past a chunk of text and colours only (one the byte path took): its state at the
+    /// end is that of its last sequence, if one is cut there.
+    pub fn skip_plain(&mut self, chunk: &[u8]) {
+        let mut none = Vec::new();
+        match memchr::memrchr(0x1b, chunk) {
+            Some(at) => {
+                *self = Scanner::default();
+                self.scan(&chunk[at..], &mut none);
+            }
+            // No sequence starts here: one cut at the last chunk's end may go on.
+            None if self.state != State::Ground => self.scan(chunk, &mut none),
+            None => {}
+        }
+    }
+
     /// Appends to `out` every point of interest in `chunk`, in order.
     pub fn scan(&mut self, chunk: &[u8], out: &mut Vec<Point>) {
         let mut i = 0;

@@ -75,7 +75,7 @@ pub fn write_line(out: &mut Vec<u8>, stamps: &mut StampCache, line: &TextLine) {
     let mut mark = [0u8; 4];
     out.extend_from_slice(line.kind.mark().encode_utf8(&mut mark).as_bytes());
     out.push(b' ');
-    if line.text.contains(['\n', '\r']) {
+    if memchr::memchr2(b'\n', b'\r', line.text.as_bytes()).is_some() {
         out.extend_from_slice(line.text.replace(['\n', '\r'], " ").as_bytes());
     } else {
         out.extend_from_slice(line.text.as_bytes());
