@@ -54,16 +54,21 @@ fn raw_log(repo: &Repo, n: u32) -> PathBuf {
 fn working(repo: &Repo) -> (e2e_support::Running, i64) {
     let run = repo.spawn(&["run", "--headless"]);
     let raw = raw_log(repo, 1);
-    let printed = wait_for(LIMIT, || {
+    // The agent may print before its pid reaches the ledger: wait for both.
+    let working = wait_for(LIMIT, || {
         let text = std::fs::read_to_string(&raw).unwrap_or_default();
-        text.contains("before-the-pause").then_some(()).ok_or(text)
+        let pid = attempts(repo)
+            .first()
+            .and_then(|a| a["pid"].as_i64())
+            .filter(|_| text.contains("before-the-pause"));
+        pid.ok_or(text)
     });
-    assert!(
-        printed.is_ok(),
-        "the agent never printed: {}",
-        run.stdout_now()
-    );
-    let pid = attempts(repo)[0]["pid"].as_i64().expect("a recorded pid");
+    let pid = working.unwrap_or_else(|text| {
+        panic!(
+            "the agent never printed with its pid recorded: {text:?}\n{}",
+            run.stdout_now()
+        )
+    });
     (run, pid)
 }
 
