@@ -222,6 +222,10 @@ pub struct Supervisor {
     faults: Faults,
     /// When this supervisor booted (the run's time budget counts from here).
     booted_ms: u64,
+    /// Time the run stood paused (its time budget does not count it), and the start of the
+    /// stretch under way, if it stands paused now.
+    run_paused_ms: u64,
+    run_paused_since: Option<u64>,
     /// The local zone's offset from UTC in seconds (a limit's "try again at 3:28 PM").
     utc_offset_s: i64,
     /// Budgets already warned about at 80%: (task or "" for the run, which budget).
@@ -266,6 +270,8 @@ impl Supervisor {
             out: Vec::new(),
             faults: Faults::default(),
             booted_ms: 0,
+            run_paused_ms: 0,
+            run_paused_since: None,
             utc_offset_s: 0,
             warned: BTreeSet::new(),
             breakers: BTreeMap::new(),
@@ -311,6 +317,7 @@ impl Supervisor {
         self.on_event(event);
         if self.booted {
             self.reconcile();
+            self.run_clock();
         }
         std::mem::take(&mut self.out)
     }

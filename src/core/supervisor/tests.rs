@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 mod pause_tests;
+mod paused_time_tests;
 
 use super::*;
 use crate::core::config::parse_config;
