@@ -31,6 +31,7 @@ fn seeds_keep_every_invariant() {
                 let mut steps = 0usize;
                 let mut crashes = 0usize;
                 let mut holds = 0usize;
+                let mut spec = (0usize, 0usize);
                 let mut syncs = (0usize, 0usize, 0usize, 0usize);
                 let mut s = first + k;
                 while s < first + seeds {
@@ -39,6 +40,7 @@ fn seeds_keep_every_invariant() {
                             steps += st.steps;
                             crashes += st.crashes;
                             holds += st.holds;
+                            spec = (spec.0 + st.speculative, spec.1 + st.let_go);
                             syncs.0 += st.synced;
                             syncs.1 += st.sync_recovered;
                             syncs.2 += st.sync_stopped;
@@ -48,7 +50,7 @@ fn seeds_keep_every_invariant() {
                     }
                     s += threads;
                 }
-                Ok((steps, crashes, syncs, holds))
+                Ok((steps, crashes, syncs, holds, spec))
             })
         })
         .collect();
@@ -56,9 +58,11 @@ fn seeds_keep_every_invariant() {
     let mut crashes = 0;
     let mut syncs = (0, 0, 0, 0);
     let mut holds = 0;
+    let mut spec = (0, 0);
     for r in results {
         match r.join().expect("a simulation thread panicked") {
-            Ok((s, c, y, h)) => {
+            Ok((s, c, y, h, p)) => {
+                spec = (spec.0 + p.0, spec.1 + p.1);
                 steps += s;
                 crashes += c;
                 syncs = (syncs.0 + y.0, syncs.1 + y.1, syncs.2 + y.2, syncs.3 + y.3);
@@ -71,17 +75,25 @@ fn seeds_keep_every_invariant() {
     println!(
         "simulation: {seeds} seeds, {steps} steps, {crashes} supervisor crashes, {holds} agents \
          held for a pause, {:.0} steps/s, {secs:.1} s\n\
-         syncs: {} moved the branch ({} finished by a restart), {} stopped; {} sync-only supervisors",
+         syncs: {} moved the branch ({} finished by a restart), {} stopped; {} sync-only supervisors\n\
+         speculative starts: {} on a candidate tip, {} of them let go after a veto",
         steps as f64 / secs,
         syncs.0,
         syncs.1,
         syncs.2,
-        syncs.3
+        syncs.3,
+        spec.0,
+        spec.1
     );
     // Pauses of working tasks are part of the chaos: the seeds must actually hold agents.
     assert!(
         seeds < 50 || holds > 0,
         "no agent was held for a pause in {seeds} seeds"
+    );
+    // So are starts on a candidate tip, and vetoes that let them go.
+    assert!(
+        seeds < 200 || (spec.0 > 0 && spec.1 > 0),
+        "no speculative start, or none let go, in {seeds} seeds: {spec:?}"
     );
 }
 

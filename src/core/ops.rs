@@ -179,6 +179,8 @@ pub struct NewAttempt {
     pub log_dir: String,
     /// The earlier attempt this one continues (same worktree, same conversation).
     pub continues: Option<AttemptId>,
+    /// The dependency whose candidate tip it starts on (that one's veto window runs).
+    pub spec_on: Option<String>,
 }
 
 /// How an attempt ended.

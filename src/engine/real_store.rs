@@ -83,6 +83,7 @@ pub fn attempt_rec(a: AttemptRow) -> AttemptRec {
         session: a.session,
         continues: a.continues,
         held_ms: u64::try_from(a.held_ms).unwrap_or(0),
+        spec_on: a.spec_on,
         tokens_in: u64::try_from(a.tokens_in).unwrap_or(0),
         tokens_out: u64::try_from(a.tokens_out).unwrap_or(0),
         cost_usd: if a.cost_usd.is_finite() {

@@ -354,6 +354,12 @@ pub fn insert_attempt(tx: &Connection, a: &NewAttempt, token: &str) -> Result<()
             params![a.id, prev],
         )?;
     }
+    if let Some(on) = &a.spec_on {
+        tx.execute(
+            "UPDATE attempts SET spec_on = ?2 WHERE id = ?1",
+            params![a.id, on],
+        )?;
+    }
     let kind = match a.role {
         crate::core::domain::Role::Agent => EventKind::AttemptStarted,
         crate::core::domain::Role::Reviewer => EventKind::ReviewStarted,

@@ -6,7 +6,7 @@ use rusqlite::Connection;
 use super::LedgerError;
 
 /// The newest schema this binary knows.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 const V1: &str = r#"
 CREATE TABLE supervisor (
@@ -228,6 +228,13 @@ const V6: &str = r#"
 ALTER TABLE attempts ADD COLUMN held_ms INTEGER NOT NULL DEFAULT 0;
 "#;
 
+/// v7 (issue #9, dependents during the veto window): an attempt started on a candidate tip
+/// names the dependency whose veto window it did not wait for (`spec_on`); it never merges
+/// before that one, and is stopped and retried on the real base if that one is vetoed.
+const V7: &str = r#"
+ALTER TABLE attempts ADD COLUMN spec_on TEXT;
+"#;
+
 pub fn migrate(conn: &mut Connection) -> Result<(), LedgerError> {
     migrate_to(conn, SCHEMA_VERSION)
 }
@@ -298,6 +305,10 @@ fn steps(conn: &mut Connection, target: i64) -> Result<(), LedgerError> {
     if again < 6 && target >= 6 {
         tx.execute_batch(V6)?;
         tx.execute_batch("PRAGMA user_version = 6")?;
+    }
+    if again < 7 && target >= 7 {
+        tx.execute_batch(V7)?;
+        tx.execute_batch("PRAGMA user_version = 7")?;
     }
     tx.commit()?;
     Ok(())

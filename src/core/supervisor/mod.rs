@@ -21,6 +21,7 @@ mod live;
 mod merge;
 pub mod model;
 mod pause;
+mod speculate;
 mod sync;
 #[cfg(test)]
 mod sync_tests;
@@ -40,6 +41,7 @@ pub use events::{
 pub use live::{prompt_text, trailers};
 pub use model::{AttemptRec, Model, TaskRec};
 pub use pause::{Held, HoldHow, prompt_hash};
+pub use speculate::Candidate;
 pub use sync::ref_label;
 
 use crate::core::config::Config;
@@ -508,6 +510,9 @@ impl Supervisor {
         self.live_rules();
         self.pause_rules();
         if !self.only_sync {
+            self.speculation_rules();
+        }
+        if !self.only_sync {
             self.funnel_rules();
             self.merge_rules();
         }
@@ -541,6 +546,8 @@ impl Supervisor {
             .model
             .in_state(TaskState::Review)
             .filter(|t| t.stage == Some(crate::core::domain::FunnelStage::Veto))
+            // One that waits for its candidate's merge, not for its window, wakes nothing.
+            .filter(|t| self.waits_for_candidate(&t.id).is_none())
             .filter_map(|t| t.stage_until_ms);
         // A supervisor that only syncs neither dispatches nor runs the funnel: a backoff or a
         // veto window ending is nothing to it (waking for an expired one would spin).

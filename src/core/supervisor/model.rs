@@ -71,6 +71,8 @@ pub struct AttemptRec {
     pub continues: Option<AttemptId>,
     /// Time it was held for a paused task (its clock stood still).
     pub held_ms: u64,
+    /// The dependency whose candidate tip it started on, if it started during its veto window.
+    pub spec_on: Option<String>,
     pub tokens_in: u64,
     pub tokens_out: u64,
     pub cost_usd: f64,
@@ -257,6 +259,7 @@ impl Model {
                         session: None,
                         continues: a.continues,
                         held_ms: 0,
+                        spec_on: a.spec_on.clone(),
                         tokens_in: 0,
                         tokens_out: 0,
                         cost_usd: 0.0,
@@ -475,6 +478,7 @@ impl AttemptRec {
             session: None,
             continues: None,
             held_ms: 0,
+            spec_on: None,
             tokens_in: 0,
             tokens_out: 0,
             cost_usd: 0.0,

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 mod pause_tests;
 mod paused_time_tests;
+mod speculate_tests;
 
 use super::*;
 use crate::core::config::parse_config;
