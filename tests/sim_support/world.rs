@@ -799,10 +799,27 @@ fn base_holds_dependencies(
                 .filter(|a| a.role == orch_tui::core::domain::Role::Agent)
                 .max_by_key(|a| a.n)
                 .is_some_and(|a| a.commit_oid.is_some() && a.commit_oid != a.base);
+            // The candidate stands on merged work only (one level deep).
+            let unmerged_below = match w.ledger.task(d) {
+                Ok(Some(c)) => c
+                    .depends_on
+                    .iter()
+                    .find(|x| {
+                        !matches!(w.ledger.task(x), Ok(Some(u))
+                        if u.state == orch_tui::core::state::TaskState::Done)
+                    })
+                    .cloned(),
+                _ => None,
+            };
             let v = if spec_on.as_deref() != Some(d.as_str()) {
                 Some(format!(
                     "{task} started before its dependency {d} merged, naming no candidate \
                      ({spec_on:?})"
+                ))
+            } else if let Some(x) = unmerged_below {
+                Some(format!(
+                    "{task} started on the candidate tip of {d}, whose own dependency {x} is \
+                     not merged"
                 ))
             } else if work && !landed.contains(d) {
                 Some(format!(

@@ -4,6 +4,7 @@
 //!
 //! - The attempt names its candidate (`spec_on`); the executor replays the candidate's commits
 //!   onto the integration tip for its worktree, and the replayed commit is its recorded base.
+//!   One level deep: a candidate that itself waits for its own candidate is not started on.
 //! - It never merges before its candidate: its funnel does not approve it, and the merge queue
 //!   does not take it, until the candidate is done. Then its base is real (the integration tip
 //!   holds the same tree), and its own commits replay onto the tip as any task's do.
@@ -26,7 +27,9 @@ pub struct Candidate {
 }
 
 impl Supervisor {
-    /// The candidate's veto window runs and its work is collected: a dependent may start on it.
+    /// The candidate's veto window runs, its work is collected, and it stands on the real
+    /// integration history (not on a candidate tip of its own: its replayed commits would then
+    /// lack that one's work): a dependent may start on it.
     fn in_veto_window(&self, c: &str) -> bool {
         let Some(t) = self.model.task(c) else {
             return false;
@@ -39,6 +42,7 @@ impl Supervisor {
             && t.stage == Some(FunnelStage::Veto)
             && t.stage_until_ms.is_some_and(|u| u > self.now)
             && collected
+            && self.waits_for_candidate(c).is_none()
     }
 
     /// The candidate is still on its way to merge with the work speculated on.

@@ -184,3 +184,34 @@ fn a_human_approved_dependent_does_not_merge_before_its_candidate() {
     assert_eq!(d.state("t"), Some(TaskState::Pending));
     assert_eq!(d.sup.model.task("t").map(|t| t.failures), Some(0));
 }
+
+#[test]
+fn a_candidate_that_stands_on_a_candidate_tip_itself_is_not_started_on() {
+    // a waits out its window; b, started on a's candidate tip, waits out its own; c depends on
+    // b only. b's commits replayed onto the integration tip would lack a's work: c waits.
+    let mut a = task("a", TaskState::Review);
+    a.stage = Some(FunnelStage::Veto);
+    a.stage_until_ms = Some(30_000);
+    let mut b = task("b", TaskState::Review);
+    b.deps = vec!["a".into()];
+    b.stage = Some(FunnelStage::Veto);
+    b.stage_until_ms = Some(40_000);
+    let mut c = task("c", TaskState::Pending);
+    c.deps = vec!["b".into()];
+    let attempts = vec![
+        AttemptRec {
+            id: AttemptId(10),
+            ..finished_attempt("a", 1)
+        },
+        AttemptRec {
+            id: AttemptId(11),
+            spec_on: Some("a".into()),
+            base: Some(SPEC.into()),
+            ..finished_attempt("b", 1)
+        },
+    ];
+    let mut d = Driver::new(ON_THE_LOOP, vec![a, b, c], attempts, 1_000);
+    d.run();
+    assert_eq!(d.state("c"), Some(TaskState::Pending));
+    assert_eq!(setup_of(&d, "c"), None);
+}
