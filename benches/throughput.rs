@@ -590,6 +590,7 @@ fn heartbeat_latency(calls: usize, pace: Option<Duration>) {
             branch: "orch/hb".into(),
             log_dir: "/nonexistent/logs/hb/1".into(),
             continues: None,
+            spec_on: None,
         }),
         Op::AttemptRunning {
             id: attempt,

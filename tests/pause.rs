@@ -119,6 +119,12 @@ fn a_paused_sim_agent_is_frozen_and_resume_continues_the_same_attempt_and_screen
     assert_eq!(after[0]["id"], held[0]["id"], "the same attempt row");
     assert_eq!(after[0]["pid"], held[0]["pid"], "the same process");
     assert_eq!(after[0]["state"], "succeeded", "{after:#?}");
+    // The pause is kept on the attempt (what a later attempt's allowance does not count).
+    let held_ms = after[0]["held_ms"].as_i64().unwrap_or(0);
+    assert!(
+        (7_000..60_000).contains(&held_ms),
+        "held at least the 7 s slept: {after:#?}"
+    );
     assert_eq!(repo.task("t")["state"], "done");
     // One session on one terminal: both lines in the same attempt's recording.
     let raw = std::fs::read_to_string(raw_log(&repo, 1)).expect("raw log");

@@ -32,6 +32,7 @@ fn seeds_keep_every_invariant() {
                 let mut crashes = 0usize;
                 let mut holds = 0usize;
                 let mut turns = 0usize;
+                let mut spec = (0usize, 0usize);
                 let mut syncs = (0usize, 0usize, 0usize, 0usize);
                 let mut s = first + k;
                 while s < first + seeds {
@@ -41,6 +42,7 @@ fn seeds_keep_every_invariant() {
                             crashes += st.crashes;
                             holds += st.holds;
                             turns += st.turns;
+                            spec = (spec.0 + st.speculative, spec.1 + st.let_go);
                             syncs.0 += st.synced;
                             syncs.1 += st.sync_recovered;
                             syncs.2 += st.sync_stopped;
@@ -50,7 +52,7 @@ fn seeds_keep_every_invariant() {
                     }
                     s += threads;
                 }
-                Ok((steps, crashes, syncs, holds, turns))
+                Ok((steps, crashes, syncs, holds, turns, spec))
             })
         })
         .collect();
@@ -59,10 +61,12 @@ fn seeds_keep_every_invariant() {
     let mut syncs = (0, 0, 0, 0);
     let mut holds = 0;
     let mut turns = 0;
+    let mut spec = (0, 0);
     for r in results {
         match r.join().expect("a simulation thread panicked") {
-            Ok((s, c, y, h, t)) => {
+            Ok((s, c, y, h, t, p)) => {
                 turns += t;
+                spec = (spec.0 + p.0, spec.1 + p.1);
                 steps += s;
                 crashes += c;
                 syncs = (syncs.0 + y.0, syncs.1 + y.1, syncs.2 + y.2, syncs.3 + y.3);
@@ -76,12 +80,15 @@ fn seeds_keep_every_invariant() {
         "simulation: {seeds} seeds, {steps} steps, {crashes} supervisor crashes, {holds} agents \
          held for a pause, {turns} change requests typed into live sessions, {:.0} steps/s, \
          {secs:.1} s\n\
-         syncs: {} moved the branch ({} finished by a restart), {} stopped; {} sync-only supervisors",
+         syncs: {} moved the branch ({} finished by a restart), {} stopped; {} sync-only supervisors\n\
+         speculative starts: {} on a candidate tip, {} of them let go after a veto",
         steps as f64 / secs,
         syncs.0,
         syncs.1,
         syncs.2,
-        syncs.3
+        syncs.3,
+        spec.0,
+        spec.1
     );
     // Pauses of working tasks are part of the chaos: the seeds must actually hold agents.
     assert!(
@@ -92,6 +99,11 @@ fn seeds_keep_every_invariant() {
     assert!(
         seeds < 50 || turns > 0,
         "no change request was typed into a live session in {seeds} seeds"
+    );
+    // So are starts on a candidate tip, and vetoes that let them go.
+    assert!(
+        seeds < 200 || (spec.0 > 0 && spec.1 > 0),
+        "no speculative start, or none let go, in {seeds} seeds: {spec:?}"
     );
 }
 

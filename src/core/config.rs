@@ -158,6 +158,8 @@ pub struct Funnel {
     pub check_timeout_ms: u64,
     /// On-the-loop waits for the human anyway when a diff changes more lines than this.
     pub large_diff_lines: u64,
+    /// A dependent may start on the candidate tip while its dependency's veto window runs.
+    pub speculative: bool,
 }
 
 /// Usage limits and circuit breakers (`[limits]`).
@@ -268,6 +270,7 @@ const FUNNEL_KEYS: &[&str] = &[
     "veto_window",
     "check_timeout",
     "large_diff_lines",
+    "speculative",
 ];
 const LOGS_KEYS: &[&str] = &["rotate_bytes"];
 const UI_KEYS: &[&str] = &["theme", "keymap", "notify_command"];
@@ -477,6 +480,11 @@ fn apply_funnel(sink: &mut Sink<'_>, f: &mut Funnel, t: &DeTable<'_>, refs: &mut
         && let Some(ms) = sink.duration(v, "[funnel] veto_window")
     {
         f.veto_window_ms = ms;
+    }
+    if let Some(v) = t.get("speculative")
+        && let Some(b) = sink.boolean(v, "[funnel] speculative")
+    {
+        f.speculative = b;
     }
     if let Some(v) = t.get("check_timeout") {
         match sink.duration(v, "[funnel] check_timeout") {

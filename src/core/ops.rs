@@ -179,6 +179,8 @@ pub struct NewAttempt {
     pub log_dir: String,
     /// The earlier attempt this one continues (same worktree, same conversation).
     pub continues: Option<AttemptId>,
+    /// The dependency whose candidate tip it starts on (that one's veto window runs).
+    pub spec_on: Option<String>,
 }
 
 /// How an attempt ended.
@@ -284,6 +286,12 @@ pub enum Op {
         tokens_out: u64,
         cost_usd: f64,
     },
+    /// A held agent was let go on after `ms` held for its paused task: added to the attempt's
+    /// held time, which no time budget counts.
+    HeldTime {
+        id: AttemptId,
+        ms: u64,
+    },
     /// The agent's conversation id, for resuming it.
     Session {
         id: AttemptId,
@@ -365,6 +373,7 @@ impl Op {
             | Op::Answered { id }
             | Op::RecordSpend { id, .. }
             | Op::Session { id, .. }
+            | Op::HeldTime { id, .. }
             | Op::AgentState { id, .. } => Some(*id),
             _ => None,
         }

@@ -56,13 +56,17 @@ pub fn setup_job(ctx: &JobCtx, plan: SetupPlan) -> Job {
 
 fn run_setup(ctx: &JobCtx, p: SetupPlan) -> Result<Spawned, String> {
     let s = &p.setup;
+    let mut base = s.base.clone();
     if s.create_worktree {
         if s.base.is_empty() {
             return Err("no integration tip is recorded to start from".into());
         }
+        if let Some(c) = &s.speculative {
+            base = candidate_tip(ctx, c, &s.base)?;
+        }
         let prefix = format!("refs/orch/backup/{}", s.task);
         ctx.git
-            .prepare_worktree(&s.worktree, &s.branch, &s.base, &prefix)
+            .prepare_worktree(&s.worktree, &s.branch, &base, &prefix)
             .map_err(|e| e.to_string())?;
     }
     super::prepare::ready_worktree(&p.prep, s, &p.env)?;
@@ -111,9 +115,30 @@ fn run_setup(ctx: &JobCtx, p: SetupPlan) -> Result<Spawned, String> {
     let process = ctx.agents.spawn(launch, ctx.sink.clone())?;
     Ok(Spawned {
         process,
-        base: s.base.clone(),
+        base,
         branches,
     })
+}
+
+/// The candidate tip of a speculative start: the candidate's commits replayed onto the
+/// integration tip `onto` (no ref moves; the new worktree's branch keeps the commits).
+fn candidate_tip(
+    ctx: &JobCtx,
+    c: &crate::core::supervisor::Candidate,
+    onto: &str,
+) -> Result<String, String> {
+    match ctx.git.replay_onto(&c.base, &c.commit, onto) {
+        Ok(crate::git::Replay::Clean { tip }) => Ok(tip),
+        Ok(crate::git::Replay::Conflict { files }) => Err(format!(
+            "the work of `{}` does not replay onto the integration tip (conflicts in {}), so              there is no candidate tip to start on",
+            c.task,
+            files.join(", ")
+        )),
+        Err(e) => Err(format!(
+            "cannot make the candidate tip of `{}`: {e}",
+            c.task
+        )),
+    }
 }
 
 pub fn collect_job(ctx: &JobCtx, c: Collect, branches_before: Vec<String>) -> Job {

@@ -82,6 +82,8 @@ pub fn attempt_rec(a: AttemptRow) -> AttemptRec {
         ended_ms: a.ended_ms.and_then(|e| u64::try_from(e).ok()).unwrap_or(0),
         session: a.session,
         continues: a.continues,
+        held_ms: u64::try_from(a.held_ms).unwrap_or(0),
+        spec_on: a.spec_on,
         tokens_in: u64::try_from(a.tokens_in).unwrap_or(0),
         tokens_out: u64::try_from(a.tokens_out).unwrap_or(0),
         cost_usd: if a.cost_usd.is_finite() {

@@ -12,6 +12,9 @@ use crate::core::domain::{Actor, AttemptId, AttemptNo, EventKind, FunnelStage};
 use crate::core::ops::{EventData, Finish, NewAttempt, Op, Patch};
 use crate::core::state::TaskState;
 
+/// Held time beyond this (2^53 ms, some 285,000 years) is not counted.
+const MAX_HELD_MS: u64 = (1 << 53) - 1;
+
 fn data_json(d: &EventData) -> serde_json::Value {
     serde_json::to_value(d).unwrap_or(serde_json::Value::Null)
 }
@@ -152,6 +155,15 @@ fn apply_op(tx: &Connection, op: &Op, token: &mut dyn FnMut() -> String) -> Resu
             cost_usd,
         } => super::agents::record_spend(tx, *id, *tokens_in, *tokens_out, *cost_usd),
         Op::Session { id, session } => super::agents::session(tx, *id, session),
+        Op::HeldTime { id, ms } => {
+            // Capped, so the sum cannot leave SQLite's integers.
+            let ms = i64::try_from((*ms).min(MAX_HELD_MS)).unwrap_or(0);
+            let n = tx.execute(
+                "UPDATE attempts SET held_ms = min(held_ms + ?2, ?3) WHERE id = ?1",
+                params![id, ms, MAX_HELD_MS as i64],
+            )?;
+            expect_one(n, || format!("no attempt {id} to add held time to"))
+        }
         Op::AgentState {
             id,
             substatus,
@@ -340,6 +352,12 @@ pub fn insert_attempt(tx: &Connection, a: &NewAttempt, token: &str) -> Result<()
         tx.execute(
             "UPDATE attempts SET continues = ?2 WHERE id = ?1",
             params![a.id, prev],
+        )?;
+    }
+    if let Some(on) = &a.spec_on {
+        tx.execute(
+            "UPDATE attempts SET spec_on = ?2 WHERE id = ?1",
+            params![a.id, on],
         )?;
     }
     let kind = match a.role {

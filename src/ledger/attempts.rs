@@ -49,11 +49,15 @@ pub struct AttemptRow {
     pub session: Option<String>,
     /// The earlier attempt this one continues (same worktree and conversation).
     pub continues: Option<AttemptId>,
+    /// Time held for a paused task (not running time).
+    pub held_ms: i64,
+    /// The dependency whose candidate tip it started on (its veto window running), if any.
+    pub spec_on: Option<String>,
 }
 
 const COLS: &str = "id, task, n, token, epoch, profile, state, substatus, reported, question, pid, \
     worktree, branch, base, commit_oid, log_dir, started_ms, running_ms, ended_ms, exit_code, reason, \
-    tokens_in, tokens_out, cost_usd, last_beat_ms, role, verdict, verdict_notes, merge_tip, merge_onto, diff_lines, session, continues";
+    tokens_in, tokens_out, cost_usd, last_beat_ms, role, verdict, verdict_notes, merge_tip, merge_onto, diff_lines, session, continues, held_ms, spec_on";
 
 fn from_row(r: &Row) -> rusqlite::Result<AttemptRow> {
     Ok(AttemptRow {
@@ -90,6 +94,8 @@ fn from_row(r: &Row) -> rusqlite::Result<AttemptRow> {
         diff_lines: r.get(30)?,
         session: r.get(31)?,
         continues: r.get(32)?,
+        held_ms: r.get(33)?,
+        spec_on: r.get(34)?,
     })
 }
 

@@ -6,7 +6,7 @@ use rusqlite::Connection;
 use super::LedgerError;
 
 /// The newest schema this binary knows.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 7;
 
 const V1: &str = r#"
 CREATE TABLE supervisor (
@@ -222,6 +222,19 @@ fn transition_trigger() -> String {
     )
 }
 
+/// v6 (issue #9, pause keeps the work): each attempt records the time it was held for a
+/// paused task (`held_ms`), which its time budget and the next attempt's allowance do not count.
+const V6: &str = r#"
+ALTER TABLE attempts ADD COLUMN held_ms INTEGER NOT NULL DEFAULT 0;
+"#;
+
+/// v7 (issue #9, dependents during the veto window): an attempt started on a candidate tip
+/// names the dependency whose veto window it did not wait for (`spec_on`); it never merges
+/// before that one, and is stopped and retried on the real base if that one is vetoed.
+const V7: &str = r#"
+ALTER TABLE attempts ADD COLUMN spec_on TEXT;
+"#;
+
 pub fn migrate(conn: &mut Connection) -> Result<(), LedgerError> {
     migrate_to(conn, SCHEMA_VERSION)
 }
@@ -288,6 +301,14 @@ fn steps(conn: &mut Connection, target: i64) -> Result<(), LedgerError> {
     if again < 5 && target >= 5 {
         tx.execute_batch(V5)?;
         tx.execute_batch("PRAGMA user_version = 5")?;
+    }
+    if again < 6 && target >= 6 {
+        tx.execute_batch(V6)?;
+        tx.execute_batch("PRAGMA user_version = 6")?;
+    }
+    if again < 7 && target >= 7 {
+        tx.execute_batch(V7)?;
+        tx.execute_batch("PRAGMA user_version = 7")?;
     }
     tx.commit()?;
     Ok(())

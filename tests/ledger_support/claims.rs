@@ -88,6 +88,7 @@ pub fn claim_as(
             branch: "orch/x".into(),
             log_dir: "/nonexistent/logs".into(),
             continues: None,
+            spec_on: None,
         }),
     ];
     if let Some(pid) = agent_pid {

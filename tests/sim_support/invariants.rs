@@ -24,8 +24,10 @@ pub fn every_step(world: &Shared, exec: &Executor, l: &Ledger) -> Result<(), Str
         .tasks()
         .map_err(|e| format!("the ledger cannot be read: {e}"))?;
     let state: BTreeMap<&str, TaskState> = tasks.iter().map(|t| (t.id.as_str(), t.state)).collect();
-    // A dependent stays blocked while any dependency is failed or cancelled; a task is ready,
-    // or beyond, only when every dependency is done.
+    // A dependent stays blocked while any dependency is failed or cancelled; a task merges
+    // only when every dependency is done. Before that it may be ready or beyond only on a
+    // candidate tip: one dependency left, named by its attempt once it started (`spec_on`;
+    // the claim lands only while that one's veto window runs in the ledger).
     for t in &tasks {
         let deps: Vec<TaskState> = t
             .depends_on
@@ -44,6 +46,32 @@ pub fn every_step(world: &Shared, exec: &Executor, l: &Ledger) -> Result<(), Str
                     "{} is pending though a dependency is failed, cancelled or blocked",
                     t.id
                 ));
+            }
+            TaskState::Ready
+            | TaskState::Assigned
+            | TaskState::Working
+            | TaskState::Review
+            | TaskState::Approved
+                if deps.iter().filter(|s| **s != TaskState::Done).count() == 1 =>
+            {
+                let undone = t
+                    .depends_on
+                    .iter()
+                    .find(|d| state.get(d.as_str()) != Some(&TaskState::Done));
+                let spec_on = l
+                    .attempts(&t.id)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|a| a.role == orch_tui::core::domain::Role::Agent)
+                    .max_by_key(|a| a.n)
+                    .and_then(|a| a.spec_on);
+                if t.state != TaskState::Ready && spec_on.as_ref() != undone {
+                    return Err(format!(
+                        "{} is {} though {undone:?} is not done, and its attempt names no \
+                         such candidate ({spec_on:?})",
+                        t.id, t.state
+                    ));
+                }
             }
             TaskState::Ready
             | TaskState::Assigned

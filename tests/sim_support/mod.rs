@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use orch_tui::core::config::parse_config;
 use orch_tui::core::domain::AttemptId;
+use orch_tui::core::domain::FunnelStage;
 use orch_tui::core::human::HumanCommand;
 use orch_tui::core::state::TaskState;
 use orch_tui::core::supervisor::{Faults, Roots, Supervisor};
@@ -82,6 +83,10 @@ pub struct Stats {
     pub holds: usize,
     /// Change requests typed into sessions kept alive through review.
     pub turns: usize,
+    /// Attempts started on a candidate tip (a dependency in its veto window), and of them the
+    /// ones let go because that dependency was vetoed or did not merge.
+    pub speculative: usize,
+    pub let_go: usize,
 }
 
 /// A seed that broke an invariant: what, where, and the last things that happened.
@@ -299,7 +304,16 @@ fn human(world: &Shared, ledger: &mut Ledger, rng: &mut Rng) {
     // Pausing a task while its agent works, and resuming it later, are stories of their own
     // (the agent is held, not stopped): told often enough to happen in most runs.
     let (working, paused) = (in_state(TaskState::Working), in_state(TaskState::Paused));
-    let (task, cmd) = if !working.is_empty() && rng.chance(30) {
+    // A veto during the window is a story of its own too (dependents may have started on the
+    // candidate tip meanwhile).
+    let windows: Vec<String> = rows
+        .iter()
+        .filter(|t| t.state == TaskState::Review && t.stage == Some(FunnelStage::Veto))
+        .map(|t| t.id.clone())
+        .collect();
+    let (task, cmd) = if !windows.is_empty() && rng.chance(20) {
+        (rng.pick(&windows).cloned(), HumanCommand::Reject)
+    } else if !working.is_empty() && rng.chance(30) {
         (rng.pick(&working).cloned(), HumanCommand::Pause)
     } else if !paused.is_empty() && rng.chance(30) {
         (rng.pick(&paused).cloned(), HumanCommand::Resume)
@@ -603,6 +617,18 @@ pub fn run_seed(seed: u64, chaos: Chaos) -> Result<Stats, Failure> {
                         |r| r.get::<_, i64>(0),
                     )
                     .unwrap_or(0) as usize;
+                let count = |sql: &str| {
+                    human_ledger
+                        .conn()
+                        .query_row(sql, [], |r| r.get::<_, i64>(0))
+                        .unwrap_or(0) as usize
+                };
+                stats.speculative =
+                    count("SELECT COUNT(*) FROM attempts WHERE spec_on IS NOT NULL");
+                stats.let_go = count(
+                    "SELECT COUNT(*) FROM attempts WHERE spec_on IS NOT NULL
+                       AND state = 'abandoned' AND reason LIKE '%candidate tip%'",
+                );
                 return Ok(stats);
             }
             Ok(_) => {}

@@ -808,7 +808,7 @@ impl Agents for SimAgents {
             }
         };
         if !reviewer {
-            base_holds_dependencies(&mut w, &env("ORCH_TASK"), &l.cwd);
+            base_holds_dependencies(&mut w, &env("ORCH_TASK"), l.attempt, &l.cwd);
         }
         w.next_pid += 1;
         let pid = w.next_pid;
@@ -879,8 +879,15 @@ impl Agents for SimAgents {
     }
 }
 
-/// A task starts only on a base that holds the work of all its dependencies.
-fn base_holds_dependencies(w: &mut World, task: &str, worktree: &str) {
+/// A task starts only on a base that holds the work of all its dependencies: the merged ones,
+/// and a dependency not merged yet only when the attempt names it as its candidate (started
+/// during its veto window, `spec_on`) and the base holds that candidate's work.
+fn base_holds_dependencies(
+    w: &mut World,
+    task: &str,
+    attempt: orch_tui::core::domain::AttemptId,
+    worktree: &str,
+) {
     let Ok(Some(t)) = w.ledger.task(task) else {
         return;
     };
@@ -895,7 +902,54 @@ fn base_holds_dependencies(w: &mut World, task: &str, worktree: &str) {
         .map(|(t, _)| t)
         .collect();
     drop(repo);
+    let rows = w.ledger.attempts(task).unwrap_or_default();
+    let spec_on = rows
+        .iter()
+        .find(|a| a.id == attempt)
+        .and_then(|a| a.spec_on.clone());
     for d in &t.depends_on {
+        let done = matches!(w.ledger.task(d), Ok(Some(u)) if u.state == orch_tui::core::state::TaskState::Done);
+        if !done {
+            let work = w
+                .ledger
+                .attempts(d)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|a| a.role == orch_tui::core::domain::Role::Agent)
+                .max_by_key(|a| a.n)
+                .is_some_and(|a| a.commit_oid.is_some() && a.commit_oid != a.base);
+            // The candidate stands on merged work only (one level deep).
+            let unmerged_below = match w.ledger.task(d) {
+                Ok(Some(c)) => c
+                    .depends_on
+                    .iter()
+                    .find(|x| {
+                        !matches!(w.ledger.task(x), Ok(Some(u))
+                        if u.state == orch_tui::core::state::TaskState::Done)
+                    })
+                    .cloned(),
+                _ => None,
+            };
+            let v = if spec_on.as_deref() != Some(d.as_str()) {
+                Some(format!(
+                    "{task} started before its dependency {d} merged, naming no candidate \
+                     ({spec_on:?})"
+                ))
+            } else if let Some(x) = unmerged_below {
+                Some(format!(
+                    "{task} started on the candidate tip of {d}, whose own dependency {x} is \
+                     not merged"
+                ))
+            } else if work && !landed.contains(d) {
+                Some(format!(
+                    "{task} started on the candidate tip of {d} without {d}'s work"
+                ))
+            } else {
+                None
+            };
+            w.violations.extend(v);
+            continue;
+        }
         let had_work = w
             .ledger
             .attempts(d)

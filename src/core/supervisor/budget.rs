@@ -59,9 +59,9 @@ impl Supervisor {
         let mut next = a.continues;
         let mut hops = 0;
         while let Some(p) = next.and_then(|id| self.model.attempts.get(&id)) {
-            if p.ended_ms > p.started_ms {
-                used = used.saturating_add(p.ended_ms - p.started_ms);
-            }
+            // Only its running time: what it spent held for a paused task is not counted.
+            let ran = p.ended_ms.saturating_sub(p.started_ms);
+            used = used.saturating_add(ran.saturating_sub(p.held_ms));
             next = p.continues;
             hops += 1;
             if hops > 1000 {
@@ -102,7 +102,8 @@ impl Supervisor {
         out
     }
 
-    /// The run's budgets (`[budgets] run`), as gauges: time since this supervisor started.
+    /// The run's budgets (`[budgets] run`), as gauges: time since this supervisor started, less
+    /// the time the run stood paused (`run_paused_ms`).
     pub fn run_gauges(&self) -> Vec<Gauge> {
         let b = &self.cfg.run_budget;
         let (tokens, cost) = self.model.run_spend();
@@ -124,11 +125,57 @@ impl Supervisor {
         if let Some(limit) = b.time_ms {
             out.push(Gauge {
                 what: "time",
-                spent: self.now.saturating_sub(self.booted_ms) as f64,
+                spent: self.run_time_ms() as f64,
                 limit: limit as f64,
             });
         }
         out
+    }
+
+    /// The run's running time: since boot, less every stretch in which it stood paused.
+    pub fn run_time_ms(&self) -> u64 {
+        let open = self
+            .run_paused_since
+            .map_or(0, |since| self.now.saturating_sub(since));
+        self.now
+            .saturating_sub(self.booted_ms)
+            .saturating_sub(self.run_paused_ms)
+            .saturating_sub(open)
+    }
+
+    /// The run stands paused when a task is paused and nothing else moves (no task on its way
+    /// from ready to merged, nothing running but held agents): the human stopped the work
+    /// (`P`, or the last task that moved), so its clock stands still.
+    fn run_stands_paused(&self) -> bool {
+        let moving = [
+            TaskState::Ready,
+            TaskState::Assigned,
+            TaskState::Working,
+            TaskState::Review,
+            TaskState::Approved,
+            TaskState::Merging,
+        ];
+        self.model.count(TaskState::Paused) > 0
+            && moving.iter().all(|s| self.model.count(*s) == 0)
+            && self.live.values().all(|l| l.held.is_some())
+            && self.checking.is_empty()
+            && self.merge.is_none()
+            && self.sync.is_none()
+    }
+
+    /// Start or end a paused stretch of the run's clock (after every step, so a stretch is
+    /// exactly the steps between which the run stood paused).
+    pub(super) fn run_clock(&mut self) {
+        match (self.run_stands_paused(), self.run_paused_since) {
+            (true, None) => self.run_paused_since = Some(self.now),
+            (false, Some(since)) => {
+                self.run_paused_ms = self
+                    .run_paused_ms
+                    .saturating_add(self.now.saturating_sub(since));
+                self.run_paused_since = None;
+            }
+            _ => {}
+        }
     }
 
     pub(super) fn budget_rules(&mut self) {

@@ -400,6 +400,9 @@ pub struct Setup {
     pub max_budget_usd: Option<f64>,
     /// What the resumed conversation spent before this attempt.
     pub baseline: super::Baseline,
+    /// Agents started during a dependency's veto window: that dependency's work, replayed onto
+    /// `base` for the worktree (the replayed commit is the attempt's base).
+    pub speculative: Option<super::Candidate>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

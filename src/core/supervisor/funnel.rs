@@ -64,7 +64,9 @@ impl Supervisor {
                 Some(FunnelStage::Reviewer) => self.start_reviewer(&id, n),
                 Some(FunnelStage::Human) => {}
                 Some(FunnelStage::Veto) => {
-                    if until.is_some_and(|u| u <= self.now) && !self.stopping {
+                    // Started on a candidate tip: approved once that candidate merged.
+                    let waits = self.waits_for_candidate(&id).is_some();
+                    if until.is_some_and(|u| u <= self.now) && !self.stopping && !waits {
                         self.say(format!("⇢ {id}: no veto within the window"));
                         // Only if the window still runs in the ledger: a human who stopped it
                         // (to type a veto) after the model was read wins the race.

@@ -73,6 +73,8 @@ impl Supervisor {
                     .values()
                     .any(|l| l.task == t.id && l.role == Role::Agent)
             })
+            // Every dependency merged, or the one left in its veto window (`speculate.rs`).
+            .filter(|t| self.start_on(t).is_some())
             .filter_map(|t| {
                 let agent = self.route(t)?;
                 if self.slowed(&agent) {
@@ -170,9 +172,18 @@ impl Supervisor {
         let id = self.take_attempt_id();
         let mut row = self.new_attempt(id, task, n, Role::Agent, profile);
         let mut patch = Patch::default();
+        row.spec_on = self
+            .model
+            .task(task)
+            .and_then(|t| self.start_on(t))
+            .flatten();
         if let Some(prev) = self.continuation(task) {
             row.continues = Some(prev.id);
             row.worktree = prev.worktree.clone();
+            // Its worktree stands on the candidate tip that one started on.
+            if prev.spec_on.is_some() && self.waits_for_candidate(task).is_some() {
+                row.spec_on = prev.spec_on.clone();
+            }
         }
         if self
             .model
@@ -181,22 +192,33 @@ impl Supervisor {
         {
             patch.resume_attempt = Some(None);
         }
-        let ops = vec![
-            Op::Transition {
-                task: task.to_string(),
-                from: TaskState::Ready,
-                to: TaskState::Assigned,
-                patch,
-                actor: Actor::Supervisor,
-                attempt: None,
-                data: EventData {
-                    profile: Some(profile.to_string()),
-                    ..EventData::default()
-                },
+        let ops = vec![Op::Transition {
+            task: task.to_string(),
+            from: TaskState::Ready,
+            to: TaskState::Assigned,
+            patch,
+            actor: Actor::Supervisor,
+            attempt: None,
+            data: EventData {
+                profile: Some(profile.to_string()),
+                ..EventData::default()
             },
-            Op::InsertAttempt(row),
-        ];
-        self.write(ops, Then::Say(format!("▶ {task} attempt {n} on {profile}")));
+        }];
+        // Started on a candidate tip: only while that candidate's veto window runs in the
+        // ledger (a veto that landed after the rows were read wins the race).
+        let mut ops = ops;
+        let line = match (&row.spec_on, row.continues) {
+            (Some(c), None) => {
+                ops.push(Op::ExpectStage {
+                    task: c.clone(),
+                    stage: crate::core::domain::FunnelStage::Veto,
+                });
+                format!("▶ {task} attempt {n} on {profile}, on the candidate tip of `{c}`")
+            }
+            _ => format!("▶ {task} attempt {n} on {profile}"),
+        };
+        ops.push(Op::InsertAttempt(row));
+        self.write(ops, Then::Say(line));
     }
 
     pub(super) fn take_attempt_id(&mut self) -> AttemptId {
@@ -237,6 +259,7 @@ impl Supervisor {
             branch: format!("orch/{task}"),
             log_dir: format!("{}/{task}/{n}{suffix}", self.roots.logs),
             continues: None,
+            spec_on: None,
         }
     }
 
@@ -265,6 +288,11 @@ impl Supervisor {
                 .and_then(|p| self.model.attempts.get(&p))
                 .cloned();
             let agent = self.model.latest_agent(&a.task).cloned();
+            // A speculative start waits while its candidate is being merged, and is let go
+            // (`speculation_rules`) if its candidate will not merge.
+            let Ok(speculative) = self.candidate_for_setup(&a) else {
+                continue;
+            };
             let base = match (a.role, &prev) {
                 (Role::Agent, Some(p)) => p.base.clone().unwrap_or_default(),
                 (Role::Agent, None) => self.model.integration_tip.clone().unwrap_or_default(),
@@ -354,6 +382,7 @@ impl Supervisor {
                 resume,
                 max_budget_usd,
                 baseline,
+                speculative: speculative.filter(|_| a.role == Role::Agent && prev.is_none()),
             }));
         }
     }

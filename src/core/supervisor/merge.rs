@@ -48,7 +48,12 @@ impl Supervisor {
         if self.model.hold.is_some() || self.sync_due() {
             return;
         }
-        let next = self.queue.iter().find(|t| !self.busy.contains(*t)).cloned();
+        // A task started on a candidate tip never merges before its candidate.
+        let next = self
+            .queue
+            .iter()
+            .find(|t| !self.busy.contains(*t) && self.waits_for_candidate(t).is_none())
+            .cloned();
         if let Some(task) = next {
             let n = self.model.latest_agent(&task).map(|a| a.n);
             let op = Op::Transition {

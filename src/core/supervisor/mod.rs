@@ -22,6 +22,7 @@ mod live;
 mod merge;
 pub mod model;
 mod pause;
+mod speculate;
 mod sync;
 #[cfg(test)]
 mod sync_tests;
@@ -42,6 +43,7 @@ pub use kept::{TYPING_QUIET_MS, change_request_text};
 pub use live::{prompt_text, trailers};
 pub use model::{AttemptRec, Model, TaskRec};
 pub use pause::{Held, HoldHow, prompt_hash};
+pub use speculate::Candidate;
 pub use sync::ref_label;
 
 use crate::core::config::Config;
@@ -237,6 +239,10 @@ pub struct Supervisor {
     faults: Faults,
     /// When this supervisor booted (the run's time budget counts from here).
     booted_ms: u64,
+    /// Time the run stood paused (its time budget does not count it), and the start of the
+    /// stretch under way, if it stands paused now.
+    run_paused_ms: u64,
+    run_paused_since: Option<u64>,
     /// The local zone's offset from UTC in seconds (a limit's "try again at 3:28 PM").
     utc_offset_s: i64,
     /// Budgets already warned about at 80%: (task or "" for the run, which budget).
@@ -281,6 +287,8 @@ impl Supervisor {
             out: Vec::new(),
             faults: Faults::default(),
             booted_ms: 0,
+            run_paused_ms: 0,
+            run_paused_since: None,
             utc_offset_s: 0,
             warned: BTreeSet::new(),
             breakers: BTreeMap::new(),
@@ -326,6 +334,7 @@ impl Supervisor {
         self.on_event(event);
         if self.booted {
             self.reconcile();
+            self.run_clock();
         }
         self.record_session_stops();
         std::mem::take(&mut self.out)
@@ -519,6 +528,9 @@ impl Supervisor {
         self.kept_rules();
         self.pause_rules();
         if !self.only_sync {
+            self.speculation_rules();
+        }
+        if !self.only_sync {
             self.funnel_rules();
             self.merge_rules();
         }
@@ -559,6 +571,8 @@ impl Supervisor {
             .model
             .in_state(TaskState::Review)
             .filter(|t| t.stage == Some(crate::core::domain::FunnelStage::Veto))
+            // One that waits for its candidate's merge, not for its window, wakes nothing.
+            .filter(|t| self.waits_for_candidate(&t.id).is_none())
             .filter_map(|t| t.stage_until_ms);
         // A supervisor that only syncs neither dispatches nor runs the funnel: a backoff or a
         // veto window ending is nothing to it (waking for an expired one would spin).

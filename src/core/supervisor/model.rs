@@ -69,6 +69,10 @@ pub struct AttemptRec {
     pub session: Option<String>,
     /// The earlier attempt this one continues.
     pub continues: Option<AttemptId>,
+    /// Time it was held for a paused task (its clock stood still).
+    pub held_ms: u64,
+    /// The dependency whose candidate tip it started on, if it started during its veto window.
+    pub spec_on: Option<String>,
     pub tokens_in: u64,
     pub tokens_out: u64,
     pub cost_usd: f64,
@@ -254,6 +258,8 @@ impl Model {
                         ended_ms: 0,
                         session: None,
                         continues: a.continues,
+                        held_ms: 0,
+                        spec_on: a.spec_on.clone(),
                         tokens_in: 0,
                         tokens_out: 0,
                         cost_usd: 0.0,
@@ -340,6 +346,11 @@ impl Model {
                     if cost_usd.is_finite() {
                         a.cost_usd = a.cost_usd.max(*cost_usd);
                     }
+                }
+            }
+            Op::HeldTime { id, ms } => {
+                if let Some(a) = self.attempts.get_mut(id) {
+                    a.held_ms = a.held_ms.saturating_add(*ms).min((1 << 53) - 1);
                 }
             }
             Op::Session { id, session } => {
@@ -466,6 +477,8 @@ impl AttemptRec {
             ended_ms: 0,
             session: None,
             continues: None,
+            held_ms: 0,
+            spec_on: None,
             tokens_in: 0,
             tokens_out: 0,
             cost_usd: 0.0,

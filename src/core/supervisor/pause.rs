@@ -186,5 +186,10 @@ impl Supervisor {
             HoldHow::Untouched => {}
         }
         self.say(line);
+        // Kept on the attempt, so the allowance of an attempt that continues it later (a
+        // budget extended, a limit lifted) counts only what this one ran.
+        if held > 0 {
+            self.write(vec![Op::HeldTime { id, ms: held }], Then::Nothing);
+        }
     }
 }

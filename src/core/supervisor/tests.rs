@@ -9,6 +9,8 @@ use std::collections::{BTreeMap, VecDeque};
 
 mod kept_tests;
 mod pause_tests;
+mod paused_time_tests;
+mod speculate_tests;
 
 use super::*;
 use crate::core::config::parse_config;
