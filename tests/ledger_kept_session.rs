@@ -54,6 +54,7 @@ fn continue_in(ledger: &mut Ledger, prev: AttemptId, n: u32, epoch: i64, pid: u3
             branch: "orch/a".into(),
             log_dir: "/nonexistent/logs".into(),
             continues: Some(prev),
+            spec_on: None,
         }),
         Op::AttemptRunning {
             id,
