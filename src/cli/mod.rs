@@ -277,6 +277,9 @@ pub enum Command {
     },
     /// The built-in simulated agent (see docs/sim-agent.md).
     SimAgent,
+    /// Internal: hold one agent's PTY for the supervisor (docs/architecture.md, holders).
+    #[command(name = "__hold", hide = true)]
+    Hold,
     /// Called by an agent's hooks: appends the event to the attempt's hook log (always exit 0).
     Hook {
         /// The agent kind: claude, codex, aider.
@@ -458,6 +461,7 @@ fn dispatch(cli: Cli) -> CliResult {
             retry_for,
         }) => worker::worker(call, idempotency_key.as_deref(), &retry_for),
         Some(Command::SimAgent) => Ok(crate::agent::sim::run()),
+        Some(Command::Hold) => Ok(crate::agent::holder::serve::main()),
         Some(Command::Hook {
             agent,
             log,
