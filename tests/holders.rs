@@ -201,7 +201,7 @@ fn stopping_through_the_holder_ends_the_whole_tree_and_a_bad_program_is_a_clear_
 
 fn slow_plan() -> String {
     "[plan]\nname = \"held\"\n\n[[task]]\nid = \"t\"\ntitle = \"Held work\"\nprompt = \"\"\"\n\
-     Held work\n@sim say before-the-crash\n@sim sleep 2500ms\n@sim say after-the-crash\n\"\"\"\n"
+     Held work\n@sim say before-the-crash\n@sim sleep 4s\n@sim say after-the-crash\n\"\"\"\n"
         .into()
 }
 
@@ -239,6 +239,72 @@ fn an_agent_outlives_a_killed_supervisor_and_its_holder_records_the_whole_log_an
     assert_eq!(ended.expect("an exit record").code, Some(0));
     let log = std::fs::read_to_string(&raw).unwrap();
     assert!(log.contains("after-the-crash"), "{log:?}");
+
+    // The next start finishes the attempt from the record: no second attempt.
+    let out = repo.orch(&["run", "--headless"], Duration::from_secs(120));
+    assert_eq!(out.code, 0, "{}", out.show());
+    assert!(out.stdout.contains("adopted"), "{}", out.show());
+    let t = task_of(&repo.status(), "t");
+    assert_eq!(t["state"], "done", "{t:#}");
+    assert_eq!(agent_attempts(&t), 1, "{t:#}");
+    repo.assert_no_agents_left(LIMIT);
+}
+
+fn agent_attempts(t: &serde_json::Value) -> usize {
+    t["attempts"]
+        .as_array()
+        .map(|a| a.iter().filter(|a| a["role"] == "agent").count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_new_supervisor_adopts_a_running_agent_same_pid_and_the_task_completes_in_one_attempt() {
+    let repo = Repo::new();
+    repo.init(FAST_CONFIG);
+    let plan = repo.write_plan(&slow_plan());
+    let run = repo.spawn(&["run", "--headless", "--plan", plan.to_str().unwrap()]);
+    let raw = repo.dir.join(".orch/logs/t/1/pty.raw");
+    let printed = wait_for(LIMIT, || {
+        let t = std::fs::read_to_string(&raw).unwrap_or_default();
+        t.contains("before-the-crash").then_some(()).ok_or(t)
+    });
+    assert!(
+        printed.is_ok(),
+        "the agent never printed: {}",
+        run.stdout_now()
+    );
+    let attempt = &task_of(&repo.status(), "t")["attempts"][0];
+    let pid = attempt["pid"].as_i64().expect("a recorded pid") as i32;
+    let id = attempt["id"].as_i64().unwrap();
+    let st = client::status(&socket_path(&holders_dir(&repo), id)).unwrap();
+    let _cleanup = Cleanup(vec![pid, st.holder_pid as i32]);
+    run.kill9();
+    assert!(alive(pid), "the agent died with the supervisor");
+
+    let rerun = repo.spawn(&["run", "--headless"]);
+    // Adopted while it still runs: the holder now has the new supervisor as a client.
+    let adopted = wait_for(LIMIT, || {
+        let s = client::status(&socket_path(&holders_dir(&repo), id))?;
+        // The status question is one client; the new supervisor the other.
+        if s.clients >= 2 && s.exit.is_none() {
+            Ok(s)
+        } else {
+            Err(format!("{s:?}"))
+        }
+    });
+    let s = adopted.unwrap_or_else(|e| panic!("never adopted: {e}; {}", rerun.stdout_now()));
+    assert_eq!(s.pid as i32, pid, "the same agent");
+    let out = rerun.wait(Duration::from_secs(120));
+    assert_eq!(out.code, 0, "{}", out.show());
+    let t = task_of(&repo.status(), "t");
+    assert_eq!(t["state"], "done", "{t:#}");
+    assert_eq!(agent_attempts(&t), 1, "{t:#}");
+    let log = std::fs::read_to_string(&raw).unwrap();
+    assert!(
+        log.contains("before-the-crash") && log.contains("after-the-crash"),
+        "{log:?}"
+    );
+    repo.assert_no_agents_left(LIMIT);
 }
 
 #[test]

@@ -15,7 +15,8 @@ use crate::agent::holder::client::{self, Conn, Sender};
 use crate::agent::holder::proto::Frame;
 use crate::agent::holder::{self as holder, HoldSpec};
 use crate::agent::screen::{SharedScreen, new_parser, nonzero};
-use crate::core::supervisor::Exit;
+use crate::core::domain::AttemptId;
+use crate::core::supervisor::{Exit, HolderFact};
 
 pub struct HolderAgents {
     pub on_output: Option<OutputHook>,
@@ -145,6 +146,27 @@ impl Agents for HolderAgents {
 
     fn reap_stale(&self, stale: &Stale) {
         super::real_world::reap_stale(stale);
+    }
+
+    fn probe(&self, attempt: AttemptId) -> Option<HolderFact> {
+        let sock = holder::socket_path(&self.dir, attempt.0);
+        let status = sock.exists().then(|| client::status(&sock).ok()).flatten();
+        let recorded = holder::read_exit(&self.dir, attempt.0)
+            .or_else(|| status.as_ref().and_then(|s| s.exit));
+        let live_pid = status.filter(|s| s.exit.is_none()).map(|s| s.pid);
+        (live_pid.is_some() || recorded.is_some()).then(|| HolderFact {
+            attempt,
+            live_pid,
+            exit: recorded.map(|r| Exit {
+                code: r.code,
+                signal: r.signal,
+            }),
+        })
+    }
+
+    fn adopt(&self, l: Launch, sink: Sink) -> Result<Box<dyn AgentProc>, String> {
+        let conn = client::connect(&holder::socket_path(&self.dir, l.attempt.0), "supervisor")?;
+        Ok(Box::new(follow(conn, l, sink, self.on_output.clone())))
     }
 }
 

@@ -202,6 +202,9 @@ pub(super) fn reap_stale(stale: &Stale) {
     // And whatever else of this ledger an earlier epoch started: a pid never recorded (the
     // supervisor died between the spawn and the record), a token whose attempt is closed.
     for pid in crate::os::processes_of_ledger(&stale.ledger, stale.epoch) {
+        if stale.keep.iter().any(|t| crate::os::has_token(pid, t)) {
+            continue;
+        }
         crate::os::kill_tree(pid, None, grace);
     }
 }

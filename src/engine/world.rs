@@ -121,6 +121,8 @@ pub struct Stale {
     pub ledger: String,
     /// The current epoch: its own agents are never touched.
     pub epoch: i64,
+    /// Tokens of adopted attempts: their processes carry an earlier epoch but are ours now.
+    pub keep: Vec<String>,
 }
 
 /// Where a job or an agent reports back to the loop.
@@ -132,6 +134,16 @@ pub trait Agents: Send + Sync {
     /// Stop every process a previous supervisor left (by pid when it is still ours, and by
     /// the ledger's tokens in the environment of any process).
     fn reap_stale(&self, stale: &Stale);
+    /// What holds an earlier supervisor's attempt now, for adoption at start (`None`: nothing
+    /// that can be adopted; the in-process world never has anything).
+    fn probe(&self, _attempt: AttemptId) -> Option<crate::core::supervisor::HolderFact> {
+        None
+    }
+    /// Follow an earlier supervisor's agent that still runs (its holder answered `probe`);
+    /// `launch` carries what the output is wired to (profile, screen rules, token), not argv.
+    fn adopt(&self, _launch: Launch, _sink: Sink) -> Result<Box<dyn AgentProc>, String> {
+        Err("agents of this kind cannot be adopted".into())
+    }
 }
 
 pub trait Checks: Send + Sync {
