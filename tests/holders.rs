@@ -50,6 +50,7 @@ fn spec(dir: &Path, attempt: i64, argv: &[&str]) -> HoldSpec {
         rows: 24,
         cols: 80,
         dir: dir.join("holders"),
+        branches_before: vec![],
     }
 }
 
@@ -168,7 +169,8 @@ fn stopping_through_the_holder_ends_the_whole_tree_and_a_bad_program_is_a_clear_
     let mut c = client::connect(&socket_path(&s.dir, 1), "test").unwrap();
     let pid = c.welcome.pid as i32;
     cleanup.0.push(pid);
-    read_until(&mut c, &mut String::new(), "up");
+    let mut seen = String::from_utf8_lossy(&c.snapshot).into_owned();
+    read_until(&mut c, &mut seen, "up");
     let children: Vec<i32> = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
         .unwrap_or_default()
         .split_whitespace()
@@ -205,6 +207,15 @@ fn slow_plan() -> String {
         .into()
 }
 
+/// The first attempt of `t` once the supervisor has recorded its agent's pid.
+fn recorded(repo: &Repo) -> serde_json::Value {
+    let got = wait_for(LIMIT, || {
+        let a = task_of(&repo.status(), "t")["attempts"][0].clone();
+        if a["pid"].is_i64() { Ok(a) } else { Err(a) }
+    });
+    got.unwrap_or_else(|a| panic!("no pid recorded: {a:#}"))
+}
+
 fn holders_dir(repo: &Repo) -> PathBuf {
     repo.dir.join(".orch/holders")
 }
@@ -225,7 +236,7 @@ fn an_agent_outlives_a_killed_supervisor_and_its_holder_records_the_whole_log_an
         "the agent never printed: {}",
         run.stdout_now()
     );
-    let attempt = &task_of(&repo.status(), "t")["attempts"][0];
+    let attempt = recorded(&repo);
     let pid = attempt["pid"].as_i64().expect("a recorded pid") as i32;
     let id = attempt["id"].as_i64().expect("an attempt id");
     let st = client::status(&socket_path(&holders_dir(&repo), id)).expect("its holder answers");
@@ -273,7 +284,7 @@ fn a_new_supervisor_adopts_a_running_agent_same_pid_and_the_task_completes_in_on
         "the agent never printed: {}",
         run.stdout_now()
     );
-    let attempt = &task_of(&repo.status(), "t")["attempts"][0];
+    let attempt = recorded(&repo);
     let pid = attempt["pid"].as_i64().expect("a recorded pid") as i32;
     let id = attempt["id"].as_i64().unwrap();
     let st = client::status(&socket_path(&holders_dir(&repo), id)).unwrap();

@@ -31,6 +31,7 @@ fn seeds_keep_every_invariant() {
                 let mut steps = 0usize;
                 let mut crashes = 0usize;
                 let mut holds = 0usize;
+                let mut adoptions = 0usize;
                 let mut syncs = (0usize, 0usize, 0usize, 0usize);
                 let mut s = first + k;
                 while s < first + seeds {
@@ -39,6 +40,7 @@ fn seeds_keep_every_invariant() {
                             steps += st.steps;
                             crashes += st.crashes;
                             holds += st.holds;
+                            adoptions += st.adoptions;
                             syncs.0 += st.synced;
                             syncs.1 += st.sync_recovered;
                             syncs.2 += st.sync_stopped;
@@ -48,7 +50,7 @@ fn seeds_keep_every_invariant() {
                     }
                     s += threads;
                 }
-                Ok((steps, crashes, syncs, holds))
+                Ok((steps, crashes, syncs, holds, adoptions))
             })
         })
         .collect();
@@ -56,13 +58,15 @@ fn seeds_keep_every_invariant() {
     let mut crashes = 0;
     let mut syncs = (0, 0, 0, 0);
     let mut holds = 0;
+    let mut adoptions = 0;
     for r in results {
         match r.join().expect("a simulation thread panicked") {
-            Ok((s, c, y, h)) => {
+            Ok((s, c, y, h, a)) => {
                 steps += s;
                 crashes += c;
                 syncs = (syncs.0 + y.0, syncs.1 + y.1, syncs.2 + y.2, syncs.3 + y.3);
                 holds += h;
+                adoptions += a;
             }
             Err(f) => panic!("{f}"),
         }
@@ -70,7 +74,7 @@ fn seeds_keep_every_invariant() {
     let secs = start.elapsed().as_secs_f64();
     println!(
         "simulation: {seeds} seeds, {steps} steps, {crashes} supervisor crashes, {holds} agents \
-         held for a pause, {:.0} steps/s, {secs:.1} s\n\
+         held for a pause, {adoptions} agents adopted after a crash, {:.0} steps/s, {secs:.1} s\n\
          syncs: {} moved the branch ({} finished by a restart), {} stopped; {} sync-only supervisors",
         steps as f64 / secs,
         syncs.0,
@@ -82,6 +86,11 @@ fn seeds_keep_every_invariant() {
     assert!(
         seeds < 50 || holds > 0,
         "no agent was held for a pause in {seeds} seeds"
+    );
+    // Crashes leave agents running in holders: the seeds must actually adopt some.
+    assert!(
+        seeds < 50 || adoptions > 0,
+        "no agent was adopted in {seeds} seeds"
     );
 }
 

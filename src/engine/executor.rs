@@ -659,26 +659,32 @@ impl Executor {
             Vec::new()
         };
         let token = self.store.token(a.attempt).unwrap_or_default();
+        // Its slot is held again: no new agent shares its port range or database.
+        let slot = self.take_slot(a.attempt);
         let launch = super::world::Launch {
             attempt: a.attempt,
             task: a.task.clone(),
             argv: Vec::new(),
             cwd: rec.worktree.clone(),
-            env: vec![(crate::os::TOKEN_VAR.into(), token)],
+            env: vec![
+                (crate::os::TOKEN_VAR.into(), token),
+                ("ORCH_SLOT".into(), slot.to_string()),
+            ],
             log_dir: rec.log_dir.clone(),
             rotate_bytes: self.env.rotate_bytes,
             profile,
             resumed_tokens: None,
             paste: None,
             screen_rules,
+            branches_before: Vec::new(),
         };
         match self.ctx.agents.adopt(launch, self.ctx.sink.clone()) {
-            Ok(process) => {
-                self.take_slot(a.attempt);
+            Ok(s) => {
+                self.branches_before.insert(a.attempt, s.branches);
                 self.procs.insert(
                     a.attempt,
                     Running {
-                        process,
+                        process: s.process,
                         started_wall: std::time::Instant::now(),
                         held_since: None,
                     },
@@ -686,6 +692,7 @@ impl Executor {
                 self.publish_views();
             }
             Err(why) => {
+                self.slots.remove(&a.attempt);
                 (self.progress)(&format!("✗ {}: cannot adopt its agent: {why}", a.task));
                 self.queue.push_back(Event::Exited {
                     attempt: a.attempt,

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::feed::FeedMsg;
 use super::real_world::OutputHook;
-use super::world::{AgentProc, Agents, Launch, Sink, Stale};
+use super::world::{AgentProc, Agents, Launch, Sink, Spawned, Stale};
 use crate::agent::holder::client::{self, Conn, Sender};
 use crate::agent::holder::proto::Frame;
 use crate::agent::holder::{self as holder, HoldSpec};
@@ -138,6 +138,7 @@ impl Agents for HolderAgents {
             rows: self.rows,
             cols: self.cols,
             dir: self.dir.clone(),
+            branches_before: l.branches_before.clone(),
         };
         start_holder(&self.orch_bin, &spec)?;
         let conn = client::connect(&holder::socket_path(&self.dir, spec.attempt), "supervisor")?;
@@ -164,9 +165,14 @@ impl Agents for HolderAgents {
         })
     }
 
-    fn adopt(&self, l: Launch, sink: Sink) -> Result<Box<dyn AgentProc>, String> {
+    fn adopt(&self, l: Launch, sink: Sink) -> Result<Spawned, String> {
         let conn = client::connect(&holder::socket_path(&self.dir, l.attempt.0), "supervisor")?;
-        Ok(Box::new(follow(conn, l, sink, self.on_output.clone())))
+        let branches = conn.welcome.branches_before.clone();
+        Ok(Spawned {
+            process: Box::new(follow(conn, l, sink, self.on_output.clone())),
+            base: String::new(),
+            branches,
+        })
     }
 }
 

@@ -110,6 +110,9 @@ pub struct Launch {
     pub paste: Option<String>,
     /// An interactive agent's screen rules (empty: its screen is not watched).
     pub screen_rules: Vec<crate::core::screen_rules::ScreenRule>,
+    /// The branches that existed before it ran: a holder keeps them for the supervisor that
+    /// adopts the attempt (collecting its work tells the branches it made by them).
+    pub branches_before: Vec<String>,
 }
 
 /// What an earlier supervisor may have left running: its attempts' agents (by recorded pid and
@@ -140,8 +143,9 @@ pub trait Agents: Send + Sync {
         None
     }
     /// Follow an earlier supervisor's agent that still runs (its holder answered `probe`);
-    /// `launch` carries what the output is wired to (profile, screen rules, token), not argv.
-    fn adopt(&self, _launch: Launch, _sink: Sink) -> Result<Box<dyn AgentProc>, String> {
+    /// `launch` carries what the output is wired to (profile, screen rules, token), not argv;
+    /// the answer's `branches` are those the holder kept from the spawn, `base` is empty.
+    fn adopt(&self, _launch: Launch, _sink: Sink) -> Result<Spawned, String> {
         Err("agents of this kind cannot be adopted".into())
     }
 }

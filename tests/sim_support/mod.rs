@@ -78,6 +78,8 @@ pub struct Stats {
     pub screen_states: usize,
     /// Agents held (frozen) for a paused task.
     pub holds: usize,
+    /// Attempts a restarted supervisor adopted from their holders.
+    pub adoptions: usize,
 }
 
 /// A seed that broke an invariant: what, where, and the last things that happened.
@@ -503,6 +505,7 @@ pub fn run_seed(seed: u64, chaos: Chaos) -> Result<Stats, Failure> {
         }
         stats.steps = step;
         stats.holds = lock(&world).holds;
+        stats.adoptions = lock(&world).adoptions;
         match end {
             Ok(Some(RunEnd::Stopped)) | Err(_) => {
                 return Err(fail(

@@ -38,6 +38,9 @@ pub struct HoldSpec {
     pub cols: u16,
     /// `.orch/holders/`.
     pub dir: PathBuf,
+    /// Kept for the supervisor that adopts the attempt (see `engine::world::Launch`).
+    #[serde(default)]
+    pub branches_before: Vec<String>,
 }
 
 /// `.orch/holders/` of an `.orch/` directory.

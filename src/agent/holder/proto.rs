@@ -78,6 +78,9 @@ pub struct Welcome {
     pub frozen: bool,
     /// Set when the agent has already ended; `Exited` follows the snapshot.
     pub exit: Option<ExitRecord>,
+    /// What the spawner handed the holder to keep for an adopting supervisor.
+    #[serde(default)]
+    pub branches_before: Vec<String>,
 }
 
 /// How the agent ended, as the holder records it (also the durable exit file).

@@ -252,36 +252,15 @@ async fn serve_client(h: Arc<Holder>, mut stream: UnixStream) {
         )
         .await;
     }
-    if let Err(e) = ensure_started(&h) {
-        err_out!("orch-tui __hold: {e}");
-        refuse(stream, e).await;
-        h.done.notify_one();
-        return;
-    }
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let id = {
-        let mut hub = lock(&h.hub);
-        let (rows, cols) = hub.mirror.screen().size();
-        let _ = tx.send(Frame::Welcome(proto::Welcome {
-            version: proto::VERSION,
-            pid: h.agent.get().map(|a| a.pid()).unwrap_or(0),
-            holder_pid: std::process::id(),
-            rows: rows.get(),
-            cols: cols.get(),
-            started_ms: h.started_ms.get().copied().unwrap_or(0),
-            frozen: hub.frozen,
-            exit: hub.exit,
-        }));
-        let _ = tx.send(Frame::Snapshot(
-            hub.mirror.screen().state_formatted().into_bytes(),
-        ));
-        if let Some(rec) = hub.exit {
-            let _ = tx.send(Frame::Exited(rec));
+    let id = match join(&h, &tx) {
+        Ok(id) => id,
+        Err(e) => {
+            err_out!("orch-tui __hold: {e}");
+            refuse(stream, e).await;
+            h.done.notify_one();
+            return;
         }
-        hub.next_client += 1;
-        let id = hub.next_client;
-        hub.clients.push((id, tx.clone()));
-        id
     };
     let (mut reader, mut writer) = stream.into_split();
     let writing = tokio::spawn(async move {
@@ -300,6 +279,36 @@ async fn serve_client(h: Arc<Holder>, mut stream: UnixStream) {
     drop(tx);
     let _ = writing.await;
     h.left.notify_one();
+}
+
+/// Registers a welcomed client: its welcome and snapshot first, then every chunk of output.
+/// The first client joins before the agent starts (under the hub's lock, which the agent's
+/// output waits for), so its stream holds every byte from the first.
+fn join(h: &Arc<Holder>, tx: &mpsc::UnboundedSender<Frame>) -> Result<u64, String> {
+    let mut hub = lock(&h.hub);
+    ensure_started(h)?;
+    let (rows, cols) = hub.mirror.screen().size();
+    let _ = tx.send(Frame::Welcome(proto::Welcome {
+        version: proto::VERSION,
+        pid: h.agent.get().map(|a| a.pid()).unwrap_or(0),
+        holder_pid: std::process::id(),
+        rows: rows.get(),
+        cols: cols.get(),
+        started_ms: h.started_ms.get().copied().unwrap_or(0),
+        frozen: hub.frozen,
+        exit: hub.exit,
+        branches_before: h.spec.branches_before.clone(),
+    }));
+    let _ = tx.send(Frame::Snapshot(
+        hub.mirror.screen().state_formatted().into_bytes(),
+    ));
+    if let Some(rec) = hub.exit {
+        let _ = tx.send(Frame::Exited(rec));
+    }
+    hub.next_client += 1;
+    let id = hub.next_client;
+    hub.clients.push((id, tx.clone()));
+    Ok(id)
 }
 
 /// One frame from a client.
