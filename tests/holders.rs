@@ -210,7 +210,13 @@ fn slow_plan() -> String {
 /// The first attempt of `t` once the supervisor has recorded its agent's pid.
 fn recorded(repo: &Repo) -> serde_json::Value {
     let got = wait_for(LIMIT, || {
-        let a = task_of(&repo.status(), "t")["attempts"][0].clone();
+        let status = repo.status();
+        let task = status["tasks"]
+            .as_array()
+            .and_then(|ts| ts.iter().find(|t| t["id"] == "t"))
+            .cloned()
+            .unwrap_or_default();
+        let a = task["attempts"][0].clone();
         if a["pid"].is_i64() { Ok(a) } else { Err(a) }
     });
     got.unwrap_or_else(|a| panic!("no pid recorded: {a:#}"))
@@ -351,5 +357,130 @@ fn a_holder_killed_with_9_fails_its_attempt_and_the_task_is_retried() {
         .count();
     assert_eq!(agents, 2, "{t:#}");
     assert!(!alive(st.pid as i32), "the first agent outlived its holder");
+    repo.assert_no_agents_left(LIMIT);
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Figures for the report: `cargo test --test holders figures -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn figures() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().canonicalize().unwrap();
+    let s = spec(&dir, 1, &["cat"]);
+    let holder_pid = start_holder(Path::new(BIN), &s).unwrap() as i32;
+    let mut cleanup = Cleanup(vec![holder_pid]);
+    let sock = socket_path(&s.dir, 1);
+    let mut c = client::connect(&sock, "figures").unwrap();
+    cleanup.0.push(c.welcome.pid as i32);
+
+    // Keystroke -> echoed output through the holder (the PTY echoes; cat repeats).
+    let mut lat = Vec::new();
+    for i in 0..300u32 {
+        let key = [b'a' + (i % 26) as u8];
+        let t = std::time::Instant::now();
+        c.sender().send(&Frame::Input(key.to_vec())).unwrap();
+        loop {
+            match c.next_frame().unwrap() {
+                Some(Frame::Output(b)) if b.contains(&key[0]) => break,
+                Some(_) => {}
+                None => panic!("holder closed"),
+            }
+        }
+        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    lat.sort_by(f64::total_cmp);
+    println!(
+        "keystroke -> output through a holder: p50 {:.3} ms, p99 {:.3} ms (300 keys)",
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99)
+    );
+
+    // The adopter's cost per holder: connect, hello, welcome and the screen.
+    let mut adopt = Vec::new();
+    for _ in 0..200 {
+        let t = std::time::Instant::now();
+        let conn = client::connect(&sock, "figures").unwrap();
+        adopt.push(t.elapsed().as_secs_f64() * 1000.0);
+        drop(conn);
+    }
+    adopt.sort_by(f64::total_cmp);
+    println!(
+        "adoption handshake per holder (connect, hello, welcome, snapshot): p50 {:.3} ms, p99 {:.3} ms (200)",
+        percentile(&adopt, 0.5),
+        percentile(&adopt, 0.99)
+    );
+
+    // Memory and idle CPU of the holder process (its agent idle in `cat`).
+    let status = std::fs::read_to_string(format!("/proc/{holder_pid}/status")).unwrap();
+    let rss = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .unwrap_or("VmRSS: ?")
+        .to_string();
+    let ticks = || {
+        let stat = std::fs::read_to_string(format!("/proc/{holder_pid}/stat")).unwrap();
+        let f: Vec<u64> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .map(|x| x.parse().unwrap())
+            .collect();
+        f[0] + f[1]
+    };
+    let (t0, w0) = (ticks(), std::time::Instant::now());
+    // A measurement window, not synchronization.
+    std::thread::sleep(Duration::from_secs(5));
+    let used = (ticks() - t0) as f64 / 100.0;
+    println!(
+        "holder {rss}; idle CPU {:.2}% over {:.1} s",
+        100.0 * used / w0.elapsed().as_secs_f64(),
+        w0.elapsed().as_secs_f64()
+    );
+    c.sender().send(&Frame::Stop { grace_ms: 100 }).unwrap();
+}
+
+#[test]
+fn attach_in_tmux_shows_the_agents_screen_types_into_it_and_ctrl_bracket_detaches() {
+    let repo = Repo::new();
+    repo.init(
+        "stop_grace = \"200ms\"\ndefault_agent = \"script\"\n\n[funnel]\nautonomy = \"out-of-the-loop\"\n\n\
+         [agents.script]\nadapter = \"generic\"\ncommand = [\"sh\", \"-c\", \"echo agent-ready; read x; echo typed-$x; echo $x > typed.txt; sleep 1\"]\n",
+    );
+    let plan = repo.write_plan(
+        "[plan]\nname = \"attach\"\n\n[[task]]\nid = \"t\"\ntitle = \"Attach\"\nprompt = \"attach\"\n",
+    );
+    let run = repo.spawn(&["run", "--headless", "--plan", plan.to_str().unwrap()]);
+    let attempt = recorded(&repo);
+    let _cleanup = Cleanup(vec![attempt["pid"].as_i64().unwrap() as i32]);
+    let cmd = format!("cd {} && {BIN} attach t", repo.dir.display());
+    let Some(tmux) = common::tmux::Tmux::start("attach", &cmd, 100, 30) else {
+        return;
+    };
+    tmux.wait("the agent's screen", 30, |s| s.contains("agent-ready"));
+    tmux.keys(&["hello", "Enter"]);
+    tmux.wait("the agent's answer", 30, |s| s.contains("typed-hello"));
+    tmux.keys(&["C-]"]);
+    let s = tmux.wait("the end of attach", 30, |s| s.contains("ORCH-EXITED"));
+    assert!(s.contains("ORCH-EXITED 0"), "{s}");
+    assert!(
+        s.contains("detached from t") || s.contains("t's agent ended"),
+        "{s}"
+    );
+    let out = run.wait(Duration::from_secs(120));
+    assert_eq!(out.code, 0, "{}", out.show());
+    let raw = std::fs::read_to_string(repo.dir.join(".orch/logs/t/1/pty.raw")).unwrap();
+    assert!(raw.contains("typed-hello"), "{raw:?}");
+
+    // No running agent: a refusal that says so, exit 3.
+    let out = repo.orch(&["attach", "t"], LIMIT);
+    assert_eq!(out.code, 3, "{}", out.show());
+    assert!(out.stderr.contains("no running agent"), "{}", out.show());
     repo.assert_no_agents_left(LIMIT);
 }

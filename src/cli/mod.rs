@@ -2,6 +2,7 @@
 
 mod add;
 mod answer;
+mod attach;
 mod demo;
 mod doctor;
 mod extend;
@@ -298,6 +299,9 @@ pub enum Command {
     Pr(pr::PrArgs),
     /// Open $SHELL in a task's worktree.
     Shell { task: String },
+    /// Put a running agent's live terminal in yours (through its holder); Ctrl-] detaches
+    /// and the agent runs on.
+    Attach { task: String },
     /// A shell completion script on stdout, e.g. `orch-tui completions bash >
     /// ~/.local/share/bash-completion/completions/orch-tui`.
     Completions { shell: install::Shell },
@@ -470,6 +474,7 @@ fn dispatch(cli: Cli) -> CliResult {
         Some(Command::Doctor) => doctor::doctor(repo.as_deref(), config.as_deref()),
         Some(Command::Pr(a)) => pr::pr(&ctx()?, a),
         Some(Command::Shell { task }) => pr::shell(&ctx()?, &task),
+        Some(Command::Attach { task }) => attach::attach(&ctx()?, &task),
         Some(Command::Completions { shell }) => install::completions(shell),
         Some(Command::Man { dir }) => install::man(dir.as_deref()),
         Some(Command::Config { .. }) => install::config_defaults(),

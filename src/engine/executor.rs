@@ -144,12 +144,17 @@ impl Executor {
         boot.worktrees = git.orch_worktrees().unwrap_or_default();
         // Agents an earlier supervisor left in holders: adopted, or finished from their record.
         let epoch = self.core.epoch();
-        boot.holders = boot
+        let probed: Vec<_> = boot
             .attempts
             .iter()
             .filter(|a| a.state.is_live() && a.epoch < epoch)
             .filter_map(|a| self.ctx.agents.probe(a.id))
             .collect();
+        for (fact, branches) in probed {
+            // Collecting an adopted attempt's work tells the branches it made by these.
+            self.branches_before.insert(fact.attempt, branches);
+            boot.holders.push(fact);
+        }
         // No base recorded yet (the first start, or a ledger from before bases): this run's,
         // with the commit where the integration branch meets it.
         if boot.sync.base_ref.is_none()
@@ -680,7 +685,9 @@ impl Executor {
         };
         match self.ctx.agents.adopt(launch, self.ctx.sink.clone()) {
             Ok(s) => {
-                self.branches_before.insert(a.attempt, s.branches);
+                if !s.branches.is_empty() {
+                    self.branches_before.insert(a.attempt, s.branches);
+                }
                 self.procs.insert(
                     a.attempt,
                     Running {

@@ -149,20 +149,22 @@ impl Agents for HolderAgents {
         super::real_world::reap_stale(stale);
     }
 
-    fn probe(&self, attempt: AttemptId) -> Option<HolderFact> {
+    fn probe(&self, attempt: AttemptId) -> Option<(HolderFact, Vec<String>)> {
         let sock = holder::socket_path(&self.dir, attempt.0);
         let status = sock.exists().then(|| client::status(&sock).ok()).flatten();
         let recorded = holder::read_exit(&self.dir, attempt.0)
             .or_else(|| status.as_ref().and_then(|s| s.exit));
         let live_pid = status.filter(|s| s.exit.is_none()).map(|s| s.pid);
-        (live_pid.is_some() || recorded.is_some()).then(|| HolderFact {
+        let fact = HolderFact {
             attempt,
             live_pid,
             exit: recorded.map(|r| Exit {
                 code: r.code,
                 signal: r.signal,
             }),
-        })
+        };
+        let branches = holder::read_branches(&self.dir, attempt.0);
+        (live_pid.is_some() || recorded.is_some()).then_some((fact, branches))
     }
 
     fn adopt(&self, l: Launch, sink: Sink) -> Result<Spawned, String> {

@@ -139,7 +139,11 @@ pub trait Agents: Send + Sync {
     fn reap_stale(&self, stale: &Stale);
     /// What holds an earlier supervisor's attempt now, for adoption at start (`None`: nothing
     /// that can be adopted; the in-process world never has anything).
-    fn probe(&self, _attempt: AttemptId) -> Option<crate::core::supervisor::HolderFact> {
+    /// With the fact, the branches that existed before the agent ran (see `Launch`).
+    fn probe(
+        &self,
+        _attempt: AttemptId,
+    ) -> Option<(crate::core::supervisor::HolderFact, Vec<String>)> {
         None
     }
     /// Follow an earlier supervisor's agent that still runs (its holder answered `probe`);

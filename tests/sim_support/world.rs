@@ -783,7 +783,7 @@ impl Agents for SimAgents {
         }
     }
 
-    fn probe(&self, attempt: AttemptId) -> Option<HolderFact> {
+    fn probe(&self, attempt: AttemptId) -> Option<(HolderFact, Vec<String>)> {
         let w = lock(&self.world);
         let (pid, p) = w
             .procs
@@ -794,7 +794,7 @@ impl Agents for SimAgents {
             live_pid: p.alive.then_some(*pid),
             exit: p.recorded_exit,
         };
-        (fact.live_pid.is_some() || fact.exit.is_some()).then_some(fact)
+        (fact.live_pid.is_some() || fact.exit.is_some()).then(|| (fact, p.branches_before.clone()))
     }
 
     fn adopt(&self, l: Launch, _sink: Sink) -> Result<Spawned, String> {

@@ -6,7 +6,9 @@
 //! - `<id>.exit`: how the agent ended (JSON `proto::ExitRecord`), written, fsynced and renamed
 //!   into place before anyone hears of the exit, so a supervisor that was not running then
 //!   still finishes the attempt from it;
-//! - `<id>.log`: the holder's own stderr (why it could not start the agent, protocol errors).
+//! - `<id>.log`: the holder's own stderr (why it could not start the agent, protocol errors);
+//! - `<id>.branches`: the branches that existed before the agent ran, for whoever collects its
+//!   work (it tells the branches the agent made by them).
 //!
 //! The exit is a file and not a ledger write: the holder never opens the ledger (no schema
 //! versions, no fencing tokens, no busy database to wait out); the supervisor that adopts the
@@ -54,6 +56,19 @@ pub fn socket_path(dir: &Path, attempt: i64) -> PathBuf {
 
 pub fn exit_path(dir: &Path, attempt: i64) -> PathBuf {
     dir.join(format!("{attempt}.exit"))
+}
+
+/// The branches that existed before the agent ran, kept for the supervisor that finishes the
+/// attempt (`engine::world::Launch::branches_before`).
+pub fn branches_path(dir: &Path, attempt: i64) -> PathBuf {
+    dir.join(format!("{attempt}.branches"))
+}
+
+pub fn read_branches(dir: &Path, attempt: i64) -> Vec<String> {
+    std::fs::read(branches_path(dir, attempt))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
 }
 
 pub fn log_path(dir: &Path, attempt: i64) -> PathBuf {
@@ -105,6 +120,7 @@ pub fn remove_files(dir: &Path, attempt: i64) {
         socket_path(dir, attempt),
         exit_path(dir, attempt),
         log_path(dir, attempt),
+        branches_path(dir, attempt),
     ] {
         let _ = std::fs::remove_file(p);
     }

@@ -108,6 +108,10 @@ fn start(spec: HoldSpec) -> Result<i32, String> {
     let dir = holder.spec.dir.clone();
     crate::os::files::private_dir(&dir)
         .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let branches = serde_json::to_vec(&holder.spec.branches_before).unwrap_or_default();
+    let kept = super::branches_path(&dir, holder.spec.attempt);
+    crate::os::files::write_private(&kept, &branches)
+        .map_err(|e| format!("cannot write {}: {e}", kept.display()))?;
     let sock = socket_path(&dir, holder.spec.attempt);
     let listener = super::with_short_path(&sock, crate::os::detach::bind_private)
         .map_err(|e| format!("cannot listen on {}: {e}", sock.display()))?;
