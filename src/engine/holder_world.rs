@@ -154,10 +154,12 @@ impl Agents for HolderAgents {
         let status = sock.exists().then(|| client::status(&sock).ok()).flatten();
         let recorded = holder::read_exit(&self.dir, attempt.0)
             .or_else(|| status.as_ref().and_then(|s| s.exit));
+        let held_ms = status.as_ref().map_or(0, |s| s.held_ms);
         let live_pid = status.filter(|s| s.exit.is_none()).map(|s| s.pid);
         let fact = HolderFact {
             attempt,
             live_pid,
+            held_ms,
             exit: recorded.map(|r| Exit {
                 code: r.code,
                 signal: r.signal,

@@ -789,10 +789,12 @@ impl Agents for SimAgents {
             .procs
             .iter()
             .find(|(_, p)| p.attempt == attempt && p.held && p.epoch < w.epoch)?;
+        let now = w.now;
         let fact = HolderFact {
             attempt,
             live_pid: p.alive.then_some(*pid),
             exit: p.recorded_exit,
+            held_ms: p.frozen_ms + p.frozen_since.map_or(0, |f| now.saturating_sub(f)),
         };
         (fact.live_pid.is_some() || fact.exit.is_some()).then(|| (fact, p.branches_before.clone()))
     }

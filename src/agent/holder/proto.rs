@@ -101,6 +101,9 @@ pub struct Status {
     pub clients: usize,
     /// Output bytes since the agent started.
     pub bytes_out: u64,
+    /// Time the agent was frozen so far (a paused task), up to now.
+    #[serde(default)]
+    pub held_ms: u64,
     pub exit: Option<ExitRecord>,
 }
 

@@ -34,6 +34,9 @@ struct Hub {
     exit: Option<ExitRecord>,
     bytes_out: u64,
     frozen: bool,
+    /// Frozen since (ms), and the time frozen before that.
+    frozen_since: Option<u64>,
+    held_ms: u64,
 }
 
 struct Holder {
@@ -89,6 +92,8 @@ fn start(spec: HoldSpec) -> Result<i32, String> {
             exit: None,
             bytes_out: 0,
             frozen: false,
+            frozen_since: None,
+            held_ms: 0,
         }),
         spec,
         agent: OnceLock::new(),
@@ -331,7 +336,17 @@ fn command(h: &Holder, frame: Frame, tx: &mpsc::UnboundedSender<Frame>) {
         Frame::Stop { grace_ms } => agent.stop(Duration::from_millis(grace_ms)),
         Frame::Freeze(f) => {
             agent.freeze(f);
-            lock(&h.hub).frozen = f;
+            let mut hub = lock(&h.hub);
+            let now = now_ms();
+            match (f, hub.frozen_since) {
+                (true, None) => hub.frozen_since = Some(now),
+                (false, Some(since)) => {
+                    hub.held_ms += now.saturating_sub(since);
+                    hub.frozen_since = None;
+                }
+                _ => {}
+            }
+            hub.frozen = f;
         }
         Frame::StatusRequest => {
             let hub = lock(&h.hub);
@@ -343,6 +358,7 @@ fn command(h: &Holder, frame: Frame, tx: &mpsc::UnboundedSender<Frame>) {
                 frozen: hub.frozen,
                 clients: hub.clients.len(),
                 bytes_out: hub.bytes_out,
+                held_ms: hub.held_ms + hub.frozen_since.map_or(0, |s| now_ms().saturating_sub(s)),
                 exit: hub.exit,
             }));
         }

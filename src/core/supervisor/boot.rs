@@ -151,9 +151,11 @@ impl Supervisor {
             if !live && h.exit.is_none() {
                 continue;
             }
+            // Its clock as a thaw leaves it: started (and due) later by the time it was held.
+            let started_ms = a.started_ms.saturating_add(h.held_ms);
             let deadline_ms = self
                 .time_allowance(&t, &a)
-                .map(|ms| a.started_ms.saturating_add(ms));
+                .map(|ms| started_ms.saturating_add(ms));
             self.live.insert(
                 a.id,
                 super::Live {
@@ -165,10 +167,10 @@ impl Supervisor {
                     stop: None,
                     deadline_ms,
                     exit: if live { None } else { h.exit },
-                    started_ms: a.started_ms,
+                    started_ms,
                     facts: Default::default(),
                     held: None,
-                    held_ms: 0,
+                    held_ms: h.held_ms,
                     prompt_hash: super::pause::prompt_hash(&t.prompt),
                 },
             );

@@ -123,6 +123,8 @@ pub struct HolderFact {
     pub live_pid: Option<u32>,
     /// The agent ended while no supervisor ran; how, as the holder recorded it.
     pub exit: Option<Exit>,
+    /// Time it was held frozen (its task paused) so far: not counted by a time budget.
+    pub held_ms: u64,
 }
 
 /// Take over an earlier supervisor's agent that still runs in its holder; `Exited` follows
