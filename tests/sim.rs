@@ -33,6 +33,7 @@ fn seeds_keep_every_invariant() {
                 let mut holds = 0usize;
                 let mut turns = 0usize;
                 let mut spec = (0usize, 0usize);
+                let mut adoptions = 0usize;
                 let mut syncs = (0usize, 0usize, 0usize, 0usize);
                 let mut s = first + k;
                 while s < first + seeds {
@@ -43,6 +44,7 @@ fn seeds_keep_every_invariant() {
                             holds += st.holds;
                             turns += st.turns;
                             spec = (spec.0 + st.speculative, spec.1 + st.let_go);
+                            adoptions += st.adoptions;
                             syncs.0 += st.synced;
                             syncs.1 += st.sync_recovered;
                             syncs.2 += st.sync_stopped;
@@ -52,7 +54,7 @@ fn seeds_keep_every_invariant() {
                     }
                     s += threads;
                 }
-                Ok((steps, crashes, syncs, holds, turns, spec))
+                Ok((steps, crashes, syncs, holds, turns, spec, adoptions))
             })
         })
         .collect();
@@ -62,15 +64,17 @@ fn seeds_keep_every_invariant() {
     let mut holds = 0;
     let mut turns = 0;
     let mut spec = (0, 0);
+    let mut adoptions = 0;
     for r in results {
         match r.join().expect("a simulation thread panicked") {
-            Ok((s, c, y, h, t, p)) => {
+            Ok((s, c, y, h, t, p, a)) => {
                 turns += t;
                 spec = (spec.0 + p.0, spec.1 + p.1);
                 steps += s;
                 crashes += c;
                 syncs = (syncs.0 + y.0, syncs.1 + y.1, syncs.2 + y.2, syncs.3 + y.3);
                 holds += h;
+                adoptions += a;
             }
             Err(f) => panic!("{f}"),
         }
@@ -78,8 +82,8 @@ fn seeds_keep_every_invariant() {
     let secs = start.elapsed().as_secs_f64();
     println!(
         "simulation: {seeds} seeds, {steps} steps, {crashes} supervisor crashes, {holds} agents \
-         held for a pause, {turns} change requests typed into live sessions, {:.0} steps/s, \
-         {secs:.1} s\n\
+         held for a pause, {adoptions} agents adopted after a crash, {turns} change requests \
+         typed into live sessions, {:.0} steps/s, {secs:.1} s\n\
          syncs: {} moved the branch ({} finished by a restart), {} stopped; {} sync-only supervisors\n\
          speculative starts: {} on a candidate tip, {} of them let go after a veto",
         steps as f64 / secs,
@@ -104,6 +108,11 @@ fn seeds_keep_every_invariant() {
     assert!(
         seeds < 200 || (spec.0 > 0 && spec.1 > 0),
         "no speculative start, or none let go, in {seeds} seeds: {spec:?}"
+    );
+    // Crashes leave agents running in holders: the seeds must actually adopt some.
+    assert!(
+        seeds < 50 || adoptions > 0,
+        "no agent was adopted in {seeds} seeds"
     );
 }
 

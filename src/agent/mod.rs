@@ -2,6 +2,7 @@
 //! built-in simulated agent.
 
 pub mod adapter;
+pub mod holder;
 pub mod logs;
 pub mod pty;
 pub mod record;

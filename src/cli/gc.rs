@@ -76,6 +76,7 @@ pub fn gc(ctx: &Context, dry_run: bool, older_than: Option<&str>) -> CliResult {
         execute(&plan, &repo)
     };
     failures += idle_pool(&repo, &cfg, dry_run);
+    super::attach::gc_holders(ctx, dry_run)?;
     for note in &plan.kept {
         out!("kept {note}");
     }

@@ -2,6 +2,7 @@
 
 mod add;
 mod answer;
+mod attach;
 mod demo;
 mod detach;
 mod doctor;
@@ -299,6 +300,9 @@ pub enum Command {
     },
     /// The built-in simulated agent (see docs/sim-agent.md).
     SimAgent,
+    /// Internal: hold one agent's PTY for the supervisor (docs/architecture.md, holders).
+    #[command(name = "__hold", hide = true)]
+    Hold,
     /// Called by an agent's hooks: appends the event to the attempt's hook log (always exit 0).
     Hook {
         /// The agent kind: claude, codex, aider.
@@ -317,6 +321,9 @@ pub enum Command {
     Pr(pr::PrArgs),
     /// Open $SHELL in a task's worktree.
     Shell { task: String },
+    /// Put a running agent's live terminal in yours (through its holder); Ctrl-] detaches
+    /// and the agent runs on.
+    Attach { task: String },
     /// A shell completion script on stdout, e.g. `orch-tui completions bash >
     /// ~/.local/share/bash-completion/completions/orch-tui`.
     Completions { shell: install::Shell },
@@ -486,6 +493,7 @@ fn dispatch(cli: Cli) -> CliResult {
             retry_for,
         }) => worker::worker(call, idempotency_key.as_deref(), &retry_for),
         Some(Command::SimAgent) => Ok(crate::agent::sim::run()),
+        Some(Command::Hold) => Ok(crate::agent::holder::serve::main()),
         Some(Command::Hook {
             agent,
             log,
@@ -494,6 +502,7 @@ fn dispatch(cli: Cli) -> CliResult {
         Some(Command::Doctor) => doctor::doctor(repo.as_deref(), config.as_deref()),
         Some(Command::Pr(a)) => pr::pr(&ctx()?, a),
         Some(Command::Shell { task }) => pr::shell(&ctx()?, &task),
+        Some(Command::Attach { task }) => attach::attach(&ctx()?, &task),
         Some(Command::Completions { shell }) => install::completions(shell),
         Some(Command::Man { dir }) => install::man(dir.as_deref()),
         Some(Command::Config { .. }) => install::config_defaults(),

@@ -27,6 +27,16 @@ pub fn status(ctx: &Context, json: bool) -> CliResult {
     // the last one to close removes the WAL file.)
     std::mem::forget(snap);
     drop(ledger);
+    if !json
+        && let Ok((running, _)) = super::attach::leftovers(ctx)
+        && !running.is_empty()
+    {
+        let ids: Vec<String> = running.iter().map(|i| i.to_string()).collect();
+        out!(
+            "holders with no live attempt (attempt ids): {}; `orch-tui gc` stops them",
+            ids.join(", ")
+        );
+    }
     printed.map(|()| EXIT_OK)
 }
 

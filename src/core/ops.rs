@@ -230,6 +230,14 @@ pub enum Op {
         pid: u32,
         base: String,
     },
+    /// A running attempt of an earlier supervisor continues under this one (its holder still
+    /// runs the agent, or recorded how it ended): its epoch becomes ours, so the agent's
+    /// reports are accepted again (expects it `running` at `from_epoch`).
+    Adopt {
+        id: AttemptId,
+        from_epoch: i64,
+        epoch: i64,
+    },
     /// Close a live attempt (expects it `starting` or `running`).
     FinishAttempt(Finish),
     /// A merge is about to move the integration branch from `onto` to `tip`: recorded first, so
@@ -368,6 +376,7 @@ impl Op {
         match self {
             Op::InsertAttempt(a) => Some(a.id),
             Op::AttemptRunning { id, .. }
+            | Op::Adopt { id, .. }
             | Op::FinishAttempt(Finish { id, .. })
             | Op::RecordMerge { id, .. }
             | Op::Answered { id }

@@ -149,6 +149,19 @@ impl Executor {
             }
         }
         boot.worktrees = git.orch_worktrees().unwrap_or_default();
+        // Agents an earlier supervisor left in holders: adopted, or finished from their record.
+        let epoch = self.core.epoch();
+        let probed: Vec<_> = boot
+            .attempts
+            .iter()
+            .filter(|a| a.state.is_live() && a.epoch < epoch)
+            .filter_map(|a| self.ctx.agents.probe(a.id))
+            .collect();
+        for (fact, branches) in probed {
+            // Collecting an adopted attempt's work tells the branches it made by these.
+            self.branches_before.insert(fact.attempt, branches);
+            boot.holders.push(fact);
+        }
         // No base recorded yet (the first start, or a ledger from before bases): this run's,
         // with the commit where the integration branch meets it.
         if boot.sync.base_ref.is_none()
@@ -542,7 +555,8 @@ impl Executor {
                     tracing::error!(%name, %oid, error = %e, "could not write a backup ref");
                 }
             }
-            Effect::ReapStale { attempts } => {
+            Effect::Adopt(a) => self.adopt(a),
+            Effect::ReapStale { attempts, keep } => {
                 // Before anything of this epoch starts: nothing of an earlier supervisor may run
                 // beside it (with its old token it could still write to the worktree).
                 let agents = attempts
@@ -553,6 +567,7 @@ impl Executor {
                     agents,
                     ledger: self.env.ledger_path.clone(),
                     epoch: self.core.epoch(),
+                    keep: keep.iter().filter_map(|id| self.store.token(*id)).collect(),
                 });
             }
             Effect::Say(line) => {
@@ -729,6 +744,75 @@ impl Executor {
         let job = jobs::setup_job(&self.ctx, plan);
         self.rt.spawn(job);
         self.publish_views();
+    }
+
+    /// Follows an earlier supervisor's agent in its holder; if it cannot be reached after all,
+    /// it is taken as ended (the supervisor decides from there).
+    fn adopt(&mut self, a: crate::core::supervisor::Adopt) {
+        let profile = self.config().agents.get(&a.profile).cloned();
+        let rec = self.core.model.attempts.get(&a.attempt).cloned();
+        let (Some(profile), Some(rec)) = (profile, rec) else {
+            self.queue.push_back(Event::Exited {
+                attempt: a.attempt,
+                exit: crate::core::supervisor::Exit {
+                    code: None,
+                    signal: None,
+                },
+            });
+            return;
+        };
+        let screen_rules = if profile.mode == crate::core::config::AgentMode::Interactive {
+            crate::core::screen_rules::merged(profile.adapter.as_str(), &self.config().screen_rules)
+        } else {
+            Vec::new()
+        };
+        let token = self.store.token(a.attempt).unwrap_or_default();
+        // Its slot is held again: no new agent shares its port range or database.
+        let slot = self.take_slot(a.attempt);
+        let launch = super::world::Launch {
+            attempt: a.attempt,
+            task: a.task.clone(),
+            argv: Vec::new(),
+            cwd: rec.worktree.clone(),
+            env: vec![
+                (crate::os::TOKEN_VAR.into(), token),
+                ("ORCH_SLOT".into(), slot.to_string()),
+            ],
+            log_dir: rec.log_dir.clone(),
+            rotate_bytes: self.env.rotate_bytes,
+            profile,
+            resumed_tokens: None,
+            paste: None,
+            screen_rules,
+            branches_before: Vec::new(),
+        };
+        match self.ctx.agents.adopt(launch, self.ctx.sink.clone()) {
+            Ok(s) => {
+                if !s.branches.is_empty() {
+                    self.branches_before.insert(a.attempt, s.branches);
+                }
+                self.procs.insert(
+                    a.attempt,
+                    Running {
+                        process: s.process,
+                        started_wall: std::time::Instant::now(),
+                        held_since: None,
+                    },
+                );
+                self.publish_views();
+            }
+            Err(why) => {
+                self.slots.remove(&a.attempt);
+                (self.progress)(&format!("✗ {}: cannot adopt its agent: {why}", a.task));
+                self.queue.push_back(Event::Exited {
+                    attempt: a.attempt,
+                    exit: crate::core::supervisor::Exit {
+                        code: None,
+                        signal: None,
+                    },
+                });
+            }
+        }
     }
 
     /// The smallest slot number (from 1) no live process holds, now held by `attempt`.

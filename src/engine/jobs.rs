@@ -110,8 +110,9 @@ fn run_setup(ctx: &JobCtx, p: SetupPlan) -> Result<Spawned, String> {
         resumed_tokens,
         paste: how.paste,
         screen_rules: p.screen_rules.clone(),
+        branches_before: ctx.git.branch_names().map_err(|e| e.to_string())?,
     };
-    let branches = ctx.git.branch_names().map_err(|e| e.to_string())?;
+    let branches = launch.branches_before.clone();
     let process = ctx.agents.spawn(launch, ctx.sink.clone())?;
     Ok(Spawned {
         process,

@@ -8,6 +8,7 @@ mod checks;
 mod commands;
 pub mod executor;
 pub mod feed;
+pub mod holder_world;
 pub mod jobs;
 mod lock;
 pub mod new_tasks;
@@ -284,11 +285,7 @@ impl Engine {
                     &opts.config.worktree.reuse,
                 )),
             }),
-            agents: Arc::new(real_world::PtyAgents {
-                on_output: opts.on_output.clone(),
-                rows: 24,
-                cols: 100,
-            }),
+            agents: agents(&opts),
             checks: Arc::new(real_world::ShellChecks {
                 timeout: std::time::Duration::from_millis(opts.config.funnel.check_timeout_ms),
             }),
@@ -428,5 +425,25 @@ pub(crate) fn random_token() -> String {
         tracing::error!(error = %e, "no OS random source; attempt tokens fall back to time and pid");
         let t = crate::ledger::now_ms() as u128 ^ (u128::from(std::process::id()) << 64);
         format!("{t:032x}")
+    })
+}
+
+/// Agents run in holders (`agent::holder`: they outlive this process) unless `ORCH_HOLDERS=0`
+/// asks for in-process PTYs, or the binary that would hold them is not there.
+fn agents(opts: &EngineOptions) -> Arc<dyn world::Agents> {
+    let in_process = std::env::var("ORCH_HOLDERS").is_ok_and(|v| v == "0");
+    if in_process || !opts.orch_bin.is_file() {
+        return Arc::new(real_world::PtyAgents {
+            on_output: opts.on_output.clone(),
+            rows: 24,
+            cols: 100,
+        });
+    }
+    Arc::new(holder_world::HolderAgents {
+        on_output: opts.on_output.clone(),
+        rows: 24,
+        cols: 100,
+        orch_bin: opts.orch_bin.clone(),
+        dir: crate::agent::holder::holders_dir(&opts.paths.orch),
     })
 }

@@ -60,52 +60,95 @@ fn json_output(p: &crate::core::config::AgentProfile) -> bool {
     p.mode == AgentMode::Headless && matches!(p.adapter, Adapter::Claude | Adapter::Codex)
 }
 
+/// What every agent's output is wired to, however it runs: the attempt's parser (through the
+/// feed), the readable pane of a JSON agent, the screen watch and the TUI's output hook.
+pub(super) struct Wiring {
+    pub pane: Option<SharedScreen>,
+    pub feed: std::sync::mpsc::Sender<super::feed::FeedMsg>,
+    pub nudge: Arc<dyn Fn(super::watch::Nudge) + Send + Sync>,
+    pub on_output: Option<OutputHook>,
+    watch: Option<(Sink, std::sync::mpsc::Receiver<super::watch::Nudge>)>,
+}
+
+pub(super) fn wire(
+    l: &Launch,
+    sink: Sink,
+    on_output: Option<OutputHook>,
+    size: (u16, u16),
+) -> Wiring {
+    let parser = match (&l.resumed_tokens, l.profile.adapter) {
+        (Some(earlier), crate::core::config::Adapter::Codex)
+            if l.profile.mode == crate::core::config::AgentMode::Headless =>
+        {
+            crate::agent::adapter::codex::resumed_parser(l.profile.price, *earlier)
+        }
+        _ => crate::agent::adapter::parser_for(&l.profile),
+    };
+    let pane = json_output(&l.profile).then(|| {
+        Arc::new(std::sync::Mutex::new(crate::agent::screen::new_parser(
+            size.0, size.1,
+        )))
+    });
+    let sink_for_watch = sink.clone();
+    let feed = super::feed::start(super::feed::Feed {
+        attempt: l.attempt,
+        task: l.task.clone(),
+        parser,
+        pane: pane.clone(),
+        sink,
+        on_output: on_output.clone(),
+    });
+    // An interactive agent's screen is watched once it exists (after the spawn).
+    let watched = !l.screen_rules.is_empty();
+    let (nudge_tx, nudge_rx) = std::sync::mpsc::channel::<super::watch::Nudge>();
+    let nudges = std::sync::Mutex::new(nudge_tx);
+    let nudge = Arc::new(move |n: super::watch::Nudge| {
+        if watched && let Ok(tx) = nudges.lock() {
+            let _ = tx.send(n);
+        }
+    });
+    Wiring {
+        pane,
+        feed,
+        nudge,
+        on_output,
+        watch: watched.then_some((sink_for_watch, nudge_rx)),
+    }
+}
+
+impl Wiring {
+    /// Once the agent runs: watch its screen (nudges sent before wait in the queue) and type
+    /// its first prompt.
+    pub(super) fn after_spawn(
+        self,
+        screen: SharedScreen,
+        writer: Box<dyn Fn(Vec<u8>) + Send>,
+        l: Launch,
+    ) {
+        if let Some((sink, rx)) = self.watch {
+            super::watch::start(l.attempt, screen.clone(), l.screen_rules, sink, rx);
+        }
+        if let Some(text) = l.paste {
+            paste_when_ready(screen, writer, text);
+        }
+    }
+}
+
 impl Agents for PtyAgents {
     fn spawn(&self, l: Launch, sink: Sink) -> Result<Box<dyn AgentProc>, String> {
-        let attempt = l.attempt;
         let task = l.task.clone();
-        let on_output = self.on_output.clone();
-        let parser = match (&l.resumed_tokens, l.profile.adapter) {
-            (Some(earlier), crate::core::config::Adapter::Codex)
-                if l.profile.mode == crate::core::config::AgentMode::Headless =>
-            {
-                crate::agent::adapter::codex::resumed_parser(l.profile.price, *earlier)
-            }
-            _ => crate::agent::adapter::parser_for(&l.profile),
-        };
-        let pane = json_output(&l.profile).then(|| {
-            std::sync::Arc::new(std::sync::Mutex::new(crate::agent::screen::new_parser(
-                self.rows, self.cols,
-            )))
-        });
-        let sink_for_watch = sink.clone();
-        let feed = super::feed::start(super::feed::Feed {
-            attempt,
-            task: task.clone(),
-            parser,
-            pane: pane.clone(),
-            sink,
-            on_output: on_output.clone(),
-        });
-        let exits = std::sync::Mutex::new(feed.clone());
-        let chunks = std::sync::Mutex::new(feed);
-        // An interactive agent's screen is watched once it exists (after the spawn).
-        let watched = !l.screen_rules.is_empty();
-        let (nudge_tx, nudge_rx) = std::sync::mpsc::channel::<super::watch::Nudge>();
-        let nudges = std::sync::Mutex::new(nudge_tx);
-        let nudge = move |n: super::watch::Nudge| {
-            if watched && let Ok(tx) = nudges.lock() {
-                let _ = tx.send(n);
-            }
-        };
+        let wiring = wire(&l, sink, self.on_output.clone(), (self.rows, self.cols));
+        let exits = std::sync::Mutex::new(wiring.feed.clone());
+        let chunks = std::sync::Mutex::new(wiring.feed.clone());
+        let (nudge, on_output) = (wiring.nudge.clone(), wiring.on_output.clone());
         let process = AgentProcess::spawn_tapped(
             SpawnSpec {
-                argv: l.argv,
-                cwd: l.cwd.into(),
-                env: l.env,
+                argv: l.argv.clone(),
+                cwd: l.cwd.clone().into(),
+                env: l.env.clone(),
                 rows: self.rows,
                 cols: self.cols,
-                log_dir: l.log_dir.into(),
+                log_dir: l.log_dir.clone().into(),
                 log_rotate_bytes: l.rotate_bytes,
             },
             Box::new(move |signal| match signal {
@@ -146,47 +189,42 @@ impl Agents for PtyAgents {
             })),
         )
         .map_err(|e| e.to_string())?;
-        if watched {
-            // Nudges sent before the watch started wait in its queue.
-            super::watch::start(
-                attempt,
-                process.screen(),
-                l.screen_rules,
-                sink_for_watch,
-                nudge_rx,
-            );
-        }
-        if let Some(text) = l.paste {
-            paste_when_ready(&process, text);
-        }
+        let pane = wiring.pane.clone();
+        wiring.after_spawn(process.screen(), process.writer(), l);
         Ok(Box::new(PtyProc { process, pane }))
     }
 
     fn reap_stale(&self, stale: &Stale) {
-        let grace = Duration::from_secs(2);
-        // By recorded pid (only while it still carries its attempt's token: pids are reused),
-        // with its whole tree and every holder of the token.
-        for (pid, token) in &stale.agents {
-            let root = pid
-                .map(|p| p as i32)
-                .filter(|&p| crate::os::has_token(p, token))
-                .unwrap_or(0);
-            crate::os::kill_tree(root, Some(token), grace);
+        reap_stale(stale);
+    }
+}
+
+/// Stop every process a previous supervisor left (see [`Agents::reap_stale`]).
+pub(super) fn reap_stale(stale: &Stale) {
+    let grace = Duration::from_secs(2);
+    // By recorded pid (only while it still carries its attempt's token: pids are reused),
+    // with its whole tree and every holder of the token.
+    for (pid, token) in &stale.agents {
+        let root = pid
+            .map(|p| p as i32)
+            .filter(|&p| crate::os::has_token(p, token))
+            .unwrap_or(0);
+        crate::os::kill_tree(root, Some(token), grace);
+    }
+    // And whatever else of this ledger an earlier epoch started: a pid never recorded (the
+    // supervisor died between the spawn and the record), a token whose attempt is closed.
+    for pid in crate::os::processes_of_ledger(&stale.ledger, stale.epoch) {
+        if stale.keep.iter().any(|t| crate::os::has_token(pid, t)) {
+            continue;
         }
-        // And whatever else of this ledger an earlier epoch started: a pid never recorded (the
-        // supervisor died between the spawn and the record), a token whose attempt is closed.
-        for pid in crate::os::processes_of_ledger(&stale.ledger, stale.epoch) {
-            crate::os::kill_tree(pid, None, grace);
-        }
+        crate::os::kill_tree(pid, None, grace);
     }
 }
 
 /// Types an interactive agent's first prompt once its screen is up: a bracketed paste (when
 /// the agent asked for bracketed paste), then Enter on its own a moment later (Codex swallows
 /// an Enter that arrives inside its paste-burst window).
-fn paste_when_ready(process: &AgentProcess, text: String) {
-    let screen = process.screen();
-    let writer = process.writer();
+fn paste_when_ready(screen: SharedScreen, writer: Box<dyn Fn(Vec<u8>) + Send>, text: String) {
     let _ = std::thread::Builder::new()
         .name("first-prompt".into())
         .spawn(move || {

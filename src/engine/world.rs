@@ -110,6 +110,9 @@ pub struct Launch {
     pub paste: Option<String>,
     /// An interactive agent's screen rules (empty: its screen is not watched).
     pub screen_rules: Vec<crate::core::screen_rules::ScreenRule>,
+    /// The branches that existed before it ran: a holder keeps them for the supervisor that
+    /// adopts the attempt (collecting its work tells the branches it made by them).
+    pub branches_before: Vec<String>,
 }
 
 /// What an earlier supervisor may have left running: its attempts' agents (by recorded pid and
@@ -121,6 +124,8 @@ pub struct Stale {
     pub ledger: String,
     /// The current epoch: its own agents are never touched.
     pub epoch: i64,
+    /// Tokens of adopted attempts: their processes carry an earlier epoch but are ours now.
+    pub keep: Vec<String>,
 }
 
 /// Where a job or an agent reports back to the loop.
@@ -132,6 +137,21 @@ pub trait Agents: Send + Sync {
     /// Stop every process a previous supervisor left (by pid when it is still ours, and by
     /// the ledger's tokens in the environment of any process).
     fn reap_stale(&self, stale: &Stale);
+    /// What holds an earlier supervisor's attempt now, for adoption at start (`None`: nothing
+    /// that can be adopted; the in-process world never has anything).
+    /// With the fact, the branches that existed before the agent ran (see `Launch`).
+    fn probe(
+        &self,
+        _attempt: AttemptId,
+    ) -> Option<(crate::core::supervisor::HolderFact, Vec<String>)> {
+        None
+    }
+    /// Follow an earlier supervisor's agent that still runs (its holder answered `probe`);
+    /// `launch` carries what the output is wired to (profile, screen rules, token), not argv;
+    /// the answer's `branches` are those the holder kept from the spawn, `base` is empty.
+    fn adopt(&self, _launch: Launch, _sink: Sink) -> Result<Spawned, String> {
+        Err("agents of this kind cannot be adopted".into())
+    }
 }
 
 pub trait Checks: Send + Sync {

@@ -75,6 +75,19 @@ fn apply_op(tx: &Connection, op: &Op, token: &mut dyn FnMut() -> String) -> Resu
             )?;
             expect_one(n, || format!("attempt {id} is no longer starting"))
         }
+        Op::Adopt {
+            id,
+            from_epoch,
+            epoch,
+        } => {
+            let n = tx.execute(
+                "UPDATE attempts SET epoch = ?3 WHERE id = ?1 AND epoch = ?2 AND state = 'running'",
+                params![id, from_epoch, epoch],
+            )?;
+            expect_one(n, || {
+                format!("attempt {id} is no longer running under epoch {from_epoch}")
+            })
+        }
         Op::FinishAttempt(f) => finish_attempt(tx, f),
         Op::RecordMerge { id, tip, onto } => {
             let n = tx.execute(

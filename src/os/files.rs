@@ -119,19 +119,27 @@ fn tighten_dir(dir: &Path, depth: usize, done: &mut Tightened) -> io::Result<()>
         return Ok(());
     }
     for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let kind = entry.file_type()?;
-        let path = entry.path();
-        if kind.is_symlink() {
-            continue;
-        }
-        if kind.is_dir() {
-            tighten_dir(&path, depth + 1, done)?;
-        } else if kind.is_socket() {
-            set_mode(&path, FILE_MODE, &mut done.files)?;
-        } else if kind.is_file() {
-            let mode = entry.metadata()?.permissions().mode() & 0o7777;
-            set_mode(&path, mode & 0o700, &mut done.files)?;
+        // Holders of running agents write here while we walk (a log rotates, a socket goes, an
+        // exit record is renamed into place): what vanished meanwhile needs no fixing.
+        let tightened = entry.and_then(|entry| {
+            let kind = entry.file_type()?;
+            let path = entry.path();
+            if kind.is_symlink() {
+                Ok(())
+            } else if kind.is_dir() {
+                tighten_dir(&path, depth + 1, done)
+            } else if kind.is_socket() {
+                set_mode(&path, FILE_MODE, &mut done.files)
+            } else if kind.is_file() {
+                let mode = entry.metadata()?.permissions().mode() & 0o7777;
+                set_mode(&path, mode & 0o700, &mut done.files)
+            } else {
+                Ok(())
+            }
+        });
+        match tightened {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            other => other?,
         }
     }
     Ok(())

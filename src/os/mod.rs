@@ -10,6 +10,7 @@ mod linux;
 #[cfg(target_os = "linux")]
 use linux as sys;
 
+pub mod detach;
 pub mod files;
 pub mod kill;
 pub mod lock;

@@ -87,6 +87,8 @@ pub struct Stats {
     /// ones let go because that dependency was vetoed or did not merge.
     pub speculative: usize,
     pub let_go: usize,
+    /// Attempts a restarted supervisor adopted from their holders.
+    pub adoptions: usize,
 }
 
 /// A seed that broke an invariant: what, where, and the last things that happened.
@@ -579,6 +581,7 @@ pub fn run_seed(seed: u64, chaos: Chaos) -> Result<Stats, Failure> {
         stats.steps = step;
         stats.holds = lock(&world).holds;
         stats.turns = lock(&world).turns;
+        stats.adoptions = lock(&world).adoptions;
         match end {
             Ok(Some(RunEnd::Stopped)) | Err(_) => {
                 return Err(fail(

@@ -12,10 +12,10 @@ use orch_tui::core::agent_event::{
 use orch_tui::core::domain::{AttemptId, AttemptNo};
 use orch_tui::core::ops::Op;
 use orch_tui::core::screen_rules::{Layer, ScreenMatch, ScreenState, WaitingFor};
-use orch_tui::core::supervisor::{Boot, CheckOutcome, Event, Exit, Observed};
+use orch_tui::core::supervisor::{Boot, CheckOutcome, Event, Exit, HolderFact, Observed};
 use orch_tui::engine::real_store::SqliteStore;
 use orch_tui::engine::world::{
-    AgentProc, Agents, Checks, Incoming, Job, Launch, Runtime, Sink, Store, WriteError,
+    AgentProc, Agents, Checks, Incoming, Job, Launch, Runtime, Sink, Spawned, Store, WriteError,
 };
 use orch_tui::ledger::{Ledger, WorkerCall, with_clock};
 
@@ -108,6 +108,11 @@ pub struct FakeProc {
     pub quitting: bool,
     /// When the human last typed into its pane.
     pub human_key_at: Option<u64>,
+    /// It runs in a holder: it outlives a crashed supervisor, and how it ended is recorded.
+    pub held: bool,
+    pub recorded_exit: Option<Exit>,
+    /// What its holder keeps for an adopting supervisor.
+    pub branches_before: Vec<String>,
 }
 
 pub struct World {
@@ -136,6 +141,10 @@ pub struct World {
     pub holds: usize,
     /// Change requests sent into live sessions, over the run.
     pub turns: usize,
+    /// Agents that run in holders (the rest die with a crashed supervisor's PTYs, as in
+    /// process), per hundred; and the attempts a restarted supervisor adopted.
+    pub holder_percent: u64,
+    pub adoptions: usize,
     pub trace: VecDeque<String>,
     /// The integration tip and number of done tasks the funnel invariant last looked at.
     pub last_checked: Option<(Option<String>, usize)>,
@@ -622,6 +631,9 @@ fn exit(w: &mut World, pid: u32, code: Option<i32>, signal: Option<i32>) {
         return;
     };
     p.alive = false;
+    if p.held {
+        p.recorded_exit = Some(Exit { code, signal });
+    }
     let (attempt, generation) = (p.attempt, p.generation);
     let line = format!("{}#{} exits {code:?}/{signal:?}", p.task, p.n);
     w.note(line);
@@ -813,6 +825,8 @@ impl Agents for SimAgents {
         w.next_pid += 1;
         let pid = w.next_pid;
         let (generation, epoch) = (w.generation, w.epoch);
+        let holder_percent = w.holder_percent;
+        let held = w.rng.chance(holder_percent);
         let next_at = w.now + 20 + w.rng.below(500);
         let task = env("ORCH_TASK");
         let n: u32 = env("ORCH_ATTEMPT").parse().unwrap_or(0);
@@ -852,6 +866,9 @@ impl Agents for SimAgents {
                 input: String::new(),
                 quitting: false,
                 human_key_at: None,
+                held,
+                recorded_exit: None,
+                branches_before: l.branches_before.clone(),
             },
         );
         Ok(Box::new(SimProc {
@@ -869,13 +886,102 @@ impl Agents for SimAgents {
             .procs
             .iter()
             .filter(|(pid, p)| p.alive && p.epoch < epoch && (!by_pid_only || pids.contains(pid)))
+            .filter(|(_, p)| !stale.keep.contains(&p.token))
             .map(|(pid, _)| *pid)
             .collect();
         for pid in stale {
             if let Some(p) = w.procs.get_mut(&pid) {
                 p.alive = false;
+                if p.held {
+                    p.recorded_exit = Some(Exit {
+                        code: None,
+                        signal: Some(9),
+                    });
+                }
             }
         }
+    }
+
+    fn probe(&self, attempt: AttemptId) -> Option<(HolderFact, Vec<String>)> {
+        let w = lock(&self.world);
+        let (pid, p) = w
+            .procs
+            .iter()
+            .find(|(_, p)| p.attempt == attempt && p.held && p.epoch < w.epoch)?;
+        let now = w.now;
+        let fact = HolderFact {
+            attempt,
+            live_pid: p.alive.then_some(*pid),
+            exit: p.recorded_exit,
+            held_ms: p.frozen_ms + p.frozen_since.map_or(0, |f| now.saturating_sub(f)),
+        };
+        (fact.live_pid.is_some() || fact.exit.is_some()).then(|| (fact, p.branches_before.clone()))
+    }
+
+    fn adopt(&self, l: Launch, _sink: Sink) -> Result<Spawned, String> {
+        let mut w = lock(&self.world);
+        let (generation, epoch) = (w.generation, w.epoch);
+        let slot: u32 = l
+            .env
+            .iter()
+            .find(|(k, _)| k == "ORCH_SLOT")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0);
+        let found = w
+            .procs
+            .iter()
+            .find(|(_, p)| p.attempt == l.attempt && p.held && p.alive)
+            .map(|(pid, _)| *pid);
+        let Some(pid) = found else {
+            return Err("its holder is gone".into());
+        };
+        let recorded = w
+            .ledger
+            .attempts(&l.task)
+            .unwrap_or_default()
+            .into_iter()
+            .find(|a| a.id == l.attempt)
+            .and_then(|a| a.pid);
+        if recorded.map(|p| p as u32) != Some(pid) {
+            let v = format!(
+                "attempt {} adopted with pid {pid}, recorded {recorded:?}",
+                l.attempt
+            );
+            w.violations.push(v);
+        }
+        let taken = w
+            .procs
+            .iter()
+            // This supervisor's own (a dead one's leftover job may still start an agent).
+            .any(|(q, p)| *q != pid && p.alive && p.epoch == epoch && p.slot == slot);
+        if slot == 0 || taken {
+            let v = format!(
+                "adopted attempt {} got slot {slot}, held by a live agent",
+                l.attempt
+            );
+            w.violations.push(v);
+        }
+        if let Some(p) = w.procs.get_mut(&pid) {
+            // Its reports and its exit reach this supervisor from now on.
+            p.generation = generation;
+            p.epoch = epoch;
+            p.slot = slot;
+        }
+        w.adoptions += 1;
+        w.note(format!("adopt attempt {} pid {pid}", l.attempt));
+        let branches = w
+            .procs
+            .get(&pid)
+            .map(|p| p.branches_before.clone())
+            .unwrap_or_default();
+        Ok(Spawned {
+            process: Box::new(SimProc {
+                world: self.world.clone(),
+                pid,
+            }),
+            base: String::new(),
+            branches,
+        })
     }
 }
 
@@ -1052,6 +1158,8 @@ impl World {
             fault_reap_by_pid_only: false,
             holds: 0,
             turns: 0,
+            holder_percent: 50,
+            adoptions: 0,
             trace: VecDeque::new(),
             last_checked: None,
             meddled: false,

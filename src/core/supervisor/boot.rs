@@ -18,7 +18,8 @@ impl Supervisor {
         self.model.integration_tip = b.recorded_tip.clone();
         self.next_attempt = self.model.next_attempt_id();
         self.model.sync = b.sync;
-        self.abandon_stale();
+        let adopted = self.adopt_held(&b.holders);
+        self.abandon_stale(&adopted);
         let adopted = self.settle_merges(&b.merged, b.actual_tip.as_deref());
         let adopted = adopted.or_else(|| self.settle_sync(b.actual_tip.as_deref()));
         self.check_integration(b.recorded_tip, b.actual_tip, adopted);
@@ -30,18 +31,19 @@ impl Supervisor {
 
     /// Attempts a previous supervisor left live: stop whatever still runs of them, abandon them
     /// (not the agent's fault: no failure counted), and put their tasks back to ready.
-    fn abandon_stale(&mut self) {
+    fn abandon_stale(&mut self, adopted: &[AttemptId]) {
         let stale: Vec<_> = self
             .model
             .attempts
             .values()
-            .filter(|a| a.state.is_live() && a.epoch < self.epoch)
+            .filter(|a| a.state.is_live() && a.epoch < self.epoch && !adopted.contains(&a.id))
             .cloned()
             .collect();
         // Every start reaps: a process of an earlier supervisor may carry a token whose attempt
         // is closed already (its pid never recorded, its reaping cut short by another crash).
         self.out.push(Effect::ReapStale {
             attempts: stale.iter().map(|a| (a.id, a.pid)).collect(),
+            keep: adopted.to_vec(),
         });
         for a in stale {
             let state = self.model.task(&a.task).map(|t| t.state);
@@ -125,6 +127,78 @@ impl Supervisor {
             };
             self.write(ops, Then::Say(line));
         }
+    }
+
+    /// Running attempts of an earlier supervisor whose holder still runs the agent (the same
+    /// pid the ledger recorded), or recorded how it ended, continue under this one: they become
+    /// live again as if this supervisor had started them, at their first start (a time budget
+    /// counts the gap), and an ended one is decided from its recorded exit as usual. A paused
+    /// task's attempt is not adopted (its recovery is the pause's, below). Returns the adopted.
+    fn adopt_held(&mut self, holders: &[super::HolderFact]) -> Vec<AttemptId> {
+        let mut adopted = Vec::new();
+        for h in holders {
+            let Some(a) = self.model.attempts.get(&h.attempt).cloned() else {
+                continue;
+            };
+            let Some(t) = self.model.task(&a.task).cloned() else {
+                continue;
+            };
+            let running = a.state == AttemptState::Running && a.epoch < self.epoch;
+            let Some(pid) = a.pid.filter(|_| running && t.state != TaskState::Paused) else {
+                continue;
+            };
+            let live = h.live_pid == Some(pid);
+            if !live && h.exit.is_none() {
+                continue;
+            }
+            // Its clock as a thaw leaves it: started (and due) later by the time it was held.
+            let started_ms = a.started_ms.saturating_add(h.held_ms);
+            let deadline_ms = self
+                .time_allowance(&t, &a)
+                .map(|ms| started_ms.saturating_add(ms));
+            self.live.insert(
+                a.id,
+                super::Live {
+                    task: a.task.clone(),
+                    n: a.n,
+                    role: a.role,
+                    profile: a.profile.clone(),
+                    phase: super::Phase::Running { pid },
+                    stop: None,
+                    deadline_ms,
+                    exit: if live { None } else { h.exit },
+                    started_ms,
+                    facts: Default::default(),
+                    held: None,
+                    held_ms: h.held_ms,
+                    prompt_hash: super::pause::prompt_hash(&t.prompt),
+                },
+            );
+            if live {
+                self.out.push(Effect::Adopt(super::Adopt {
+                    attempt: a.id,
+                    task: a.task.clone(),
+                    role: a.role,
+                    profile: a.profile.clone(),
+                    pid,
+                }));
+            }
+            let how = if live {
+                format!("its agent (pid {pid}) still runs")
+            } else {
+                "its agent ended while no supervisor ran".into()
+            };
+            self.write(
+                vec![Op::Adopt {
+                    id: a.id,
+                    from_epoch: a.epoch,
+                    epoch: self.epoch,
+                }],
+                Then::Say(format!("↻ {}: attempt {} adopted: {how}", a.task, a.n)),
+            );
+            adopted.push(a.id);
+        }
+        adopted
     }
 
     /// Tasks caught in `merging`: done if the tip the supervisor recorded for the merge is in

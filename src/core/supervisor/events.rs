@@ -115,6 +115,32 @@ pub struct Boot {
     pub base: Option<(String, String)>,
     /// Gates recorded by an earlier supervisor: (kind, account or profile, until, why).
     pub gates: Vec<(crate::core::ops::GateKind, String, u64, String)>,
+    /// What holds each live attempt of an earlier supervisor now (only attempts with a
+    /// holder; the rest have nothing left running).
+    pub holders: Vec<HolderFact>,
+}
+
+/// An earlier supervisor's attempt, as its holder (`agent::holder`) answers at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HolderFact {
+    pub attempt: AttemptId,
+    /// The holder answered and its agent runs, with this pid.
+    pub live_pid: Option<u32>,
+    /// The agent ended while no supervisor ran; how, as the holder recorded it.
+    pub exit: Option<Exit>,
+    /// Time it was held frozen (its task paused) so far: not counted by a time budget.
+    pub held_ms: u64,
+}
+
+/// Take over an earlier supervisor's agent that still runs in its holder; `Exited` follows
+/// when it ends (at once, if it cannot be reached).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Adopt {
+    pub attempt: AttemptId,
+    pub task: String,
+    pub role: Role,
+    pub profile: String,
+    pub pid: u32,
 }
 
 /// The base branch the integration branch stands on, and a sync onto it, as the ledger's
@@ -372,7 +398,11 @@ pub enum Effect {
     /// Stop every process a previous supervisor left (its agents, by pid and by token).
     ReapStale {
         attempts: Vec<(AttemptId, Option<u32>)>,
+        /// Adopted attempts: their processes carry an earlier epoch but are ours now.
+        keep: Vec<AttemptId>,
     },
+    /// Follow an adopted agent (see [`Adopt`]).
+    Adopt(Adopt),
     /// A line of progress for whoever watches.
     Say(String),
 }

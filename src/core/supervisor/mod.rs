@@ -35,9 +35,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 pub use agents::{AgentFacts, Baseline, attempt_spend, failure_words};
 pub use events::{
-    Boot, Change, CheckOutcome, Collect, Effect, Event, Exit, JobFailure, MergeOutcome, MergePrep,
-    MoveOutcome, Observed, PromptSpec, Setup, Started, Stray, SyncOutcome, SyncPrep, SyncRequest,
-    SyncState, Tidy, WorktreeFact,
+    Adopt, Boot, Change, CheckOutcome, Collect, Effect, Event, Exit, HolderFact, JobFailure,
+    MergeOutcome, MergePrep, MoveOutcome, Observed, PromptSpec, Setup, Started, Stray, SyncOutcome,
+    SyncPrep, SyncRequest, SyncState, Tidy, WorktreeFact,
 };
 pub use kept::{TYPING_QUIET_MS, change_request_text};
 pub use live::{prompt_text, trailers};

@@ -276,6 +276,11 @@ impl Model {
                     a.base = Some(base.clone());
                 }
             }
+            Op::Adopt { id, epoch, .. } => {
+                if let Some(a) = self.attempts.get_mut(id) {
+                    a.epoch = *epoch;
+                }
+            }
             Op::FinishAttempt(f) => {
                 if let Some(a) = self.attempts.get_mut(&f.id) {
                     a.state = f.outcome;

@@ -228,7 +228,7 @@ fn a_restart_while_paused_reaps_the_frozen_agent_and_resume_continues_its_attemp
     assert!(
         d.seen
             .iter()
-            .any(|e| matches!(e, Effect::ReapStale { attempts }
+            .any(|e| matches!(e, Effect::ReapStale { attempts, .. }
             if attempts.contains(&(id, Some(4242))))),
         "the frozen process is reaped: {:?}",
         d.seen

@@ -1,0 +1,367 @@
+//! The holder process (`orch-tui __hold`): reads a `HoldSpec` on stdin, leaves the spawner's
+//! session, binds `<id>.sock`, says `ready` on stdout, and starts the agent when the first
+//! client says hello (so the spawner hears every byte from the first). It then serves any
+//! number of clients until the agent has ended and they have heard so.
+//!
+//! One mutex (`Hub`) orders everything a client sees: each chunk of output is applied to the
+//! holder's own copy of the screen and queued to every client under it, and a new client takes
+//! its snapshot and joins the queue under it too, so a snapshot plus the stream after it is
+//! exactly the screen, no byte twice or missing.
+
+use std::io::{Read, Write};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+use tokio::sync::{Notify, mpsc};
+
+use super::proto::{self, ExitRecord, Frame};
+use super::{HoldSpec, exit_path, socket_path};
+use crate::agent::pty::{AgentProcess, AgentSignal, SpawnSpec};
+use crate::agent::record::text::now_ms;
+use crate::agent::screen::nonzero;
+
+/// How long a holder waits for its first client before giving up (its spawner died).
+const FIRST_HELLO: Duration = Duration::from_secs(60);
+/// How long it stays after the agent ended for connected clients to read the end.
+const LINGER: Duration = Duration::from_secs(5);
+
+struct Hub {
+    mirror: vt100::Parser,
+    clients: Vec<(u64, mpsc::UnboundedSender<Frame>)>,
+    next_client: u64,
+    exit: Option<ExitRecord>,
+    bytes_out: u64,
+    frozen: bool,
+    /// Frozen since (ms), and the time frozen before that.
+    frozen_since: Option<u64>,
+    held_ms: u64,
+}
+
+struct Holder {
+    spec: HoldSpec,
+    hub: Mutex<Hub>,
+    agent: OnceLock<AgentProcess>,
+    started_ms: OnceLock<u64>,
+    /// The agent ended or could not start: time to wind down.
+    done: Notify,
+    /// A client left.
+    left: Notify,
+}
+
+fn lock(m: &Mutex<Hub>) -> MutexGuard<'_, Hub> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `orch-tui __hold`: exit 0 after the agent ended (its exit is in `<id>.exit`), 1 when it
+/// could not be started or nobody came, 2 for a spec it cannot read.
+pub fn main() -> i32 {
+    let mut input = Vec::new();
+    let spec: HoldSpec = match std::io::stdin()
+        .read_to_end(&mut input)
+        .map_err(|e| e.to_string())
+        .and_then(|_| serde_json::from_slice(&input).map_err(|e| e.to_string()))
+    {
+        Ok(s) => s,
+        Err(e) => {
+            err_out!(
+                "orch-tui __hold: cannot read the hold spec on stdin: {e}; this mode is started by the supervisor, not by hand"
+            );
+            return 2;
+        }
+    };
+    match start(spec) {
+        Ok(code) => code,
+        Err(e) => {
+            let _ = writeln!(std::io::stdout(), "error: {e}");
+            err_out!("orch-tui __hold: {e}");
+            1
+        }
+    }
+}
+
+fn start(spec: HoldSpec) -> Result<i32, String> {
+    // Before any thread exists, so every thread inherits the blocked signals.
+    let _ = crate::os::detach::new_session();
+    let holder = Arc::new(Holder {
+        hub: Mutex::new(Hub {
+            mirror: vt100::Parser::new(nonzero(spec.rows), nonzero(spec.cols), 0),
+            clients: Vec::new(),
+            next_client: 0,
+            exit: None,
+            bytes_out: 0,
+            frozen: false,
+            frozen_since: None,
+            held_ms: 0,
+        }),
+        spec,
+        agent: OnceLock::new(),
+        started_ms: OnceLock::new(),
+        done: Notify::new(),
+        left: Notify::new(),
+    });
+    let on_stop = Arc::clone(&holder);
+    crate::os::detach::take_signals(Box::new(move || match on_stop.agent.get() {
+        Some(a) => a.stop(Duration::from_secs(2)),
+        None => on_stop.done.notify_one(),
+    }))
+    .map_err(|e| format!("cannot start the signal thread: {e}"))?;
+    if let Err(e) = crate::os::reap::set_child_subreaper() {
+        tracing::warn!(error = %e, "holder is not a child subreaper");
+    }
+    let dir = holder.spec.dir.clone();
+    crate::os::files::private_dir(&dir)
+        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let branches = serde_json::to_vec(&holder.spec.branches_before).unwrap_or_default();
+    let kept = super::branches_path(&dir, holder.spec.attempt);
+    crate::os::files::write_private(&kept, &branches)
+        .map_err(|e| format!("cannot write {}: {e}", kept.display()))?;
+    let sock = socket_path(&dir, holder.spec.attempt);
+    let listener = super::with_short_path(&sock, crate::os::detach::bind_private)
+        .map_err(|e| format!("cannot listen on {}: {e}", sock.display()))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| format!("socket: {e}"))?;
+    let _ = writeln!(std::io::stdout(), "ready {}", std::process::id());
+    let _ = std::io::stdout().flush();
+    let _ = crate::os::detach::quiet_stdio();
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .map_err(|e| format!("cannot start the I/O runtime: {e}"))?;
+    let code = rt.block_on(async move {
+        let listener = tokio::net::UnixListener::from_std(listener)?;
+        let accepting = Arc::clone(&holder);
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(serve_client(Arc::clone(&accepting), stream));
+            }
+        });
+        let ended = tokio::time::timeout(FIRST_HELLO, holder.done.notified()).await;
+        if ended.is_err() && holder.agent.get().is_none() {
+            let _ = std::fs::remove_file(&sock);
+            return Ok::<i32, std::io::Error>(1);
+        }
+        if ended.is_err() {
+            holder.done.notified().await;
+        }
+        // Clients that are connected hear the end, then go.
+        let _ = tokio::time::timeout(LINGER, async {
+            while !lock(&holder.hub).clients.is_empty() {
+                holder.left.notified().await;
+            }
+        })
+        .await;
+        let _ = std::fs::remove_file(&sock);
+        Ok(if holder.agent.get().is_some() { 0 } else { 1 })
+    });
+    code.map_err(|e| e.to_string())
+}
+
+/// Starts the agent the first time a client says hello.
+fn ensure_started(h: &Arc<Holder>) -> Result<(), String> {
+    if h.agent.get().is_some() {
+        return Ok(());
+    }
+    let s = &h.spec;
+    let tap_to = Arc::clone(h);
+    let exit_to = Arc::clone(h);
+    let process = AgentProcess::spawn_tapped(
+        SpawnSpec {
+            argv: s.argv.clone(),
+            cwd: s.cwd.clone(),
+            env: s.env.clone(),
+            rows: s.rows,
+            cols: s.cols,
+            log_dir: s.log_dir.clone(),
+            log_rotate_bytes: s.rotate_bytes,
+        },
+        Box::new(move |signal| {
+            if let AgentSignal::Exited(info) = signal {
+                ended(&exit_to, info.code, info.signal);
+            }
+        }),
+        Some(Box::new(move |bytes: &[u8]| {
+            let mut hub = lock(&tap_to.hub);
+            hub.mirror.process(bytes);
+            hub.bytes_out += bytes.len() as u64;
+            hub.clients
+                .retain(|(_, tx)| tx.send(Frame::Output(bytes.to_vec())).is_ok());
+        })),
+    )
+    .map_err(|e| e.to_string())?;
+    let _ = h.started_ms.set(now_ms());
+    let _ = h.agent.set(process);
+    Ok(())
+}
+
+/// The agent ended: the record on disk first, then every client hears it.
+fn ended(h: &Holder, code: Option<i32>, signal: Option<i32>) {
+    let rec = ExitRecord {
+        code,
+        signal,
+        ended_ms: now_ms(),
+    };
+    if let Err(e) = super::write_exit(&h.spec.dir, h.spec.attempt, &rec) {
+        err_out!(
+            "orch-tui __hold: cannot record the exit in {}: {e}",
+            exit_path(&h.spec.dir, h.spec.attempt).display()
+        );
+    }
+    let mut hub = lock(&h.hub);
+    hub.exit = Some(rec);
+    for (_, tx) in &hub.clients {
+        let _ = tx.send(Frame::Exited(rec));
+    }
+    drop(hub);
+    h.done.notify_one();
+}
+
+async fn read_frame(r: &mut (impl AsyncReadExt + Unpin)) -> std::io::Result<Option<Frame>> {
+    let mut head = [0u8; 5];
+    match r.read_exact(&mut head).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let (len, kind) = proto::header(head)?;
+    let mut payload = vec![0u8; len];
+    r.read_exact(&mut payload).await?;
+    Frame::decode(kind, payload).map(Some)
+}
+
+async fn refuse(mut stream: UnixStream, text: String) {
+    let _ = stream.write_all(&Frame::Refuse(text).encode()).await;
+    let _ = stream.shutdown().await;
+}
+
+async fn serve_client(h: Arc<Holder>, mut stream: UnixStream) {
+    match stream.peer_cred() {
+        Ok(c) if super::same_user(c.uid()) => {}
+        Ok(c) => {
+            let text = format!(
+                "refused: this holder serves only its own user, not uid {}",
+                c.uid()
+            );
+            return refuse(stream, text).await;
+        }
+        Err(e) => return refuse(stream, format!("refused: cannot tell who is asking: {e}")).await,
+    }
+    let hello = match tokio::time::timeout(Duration::from_secs(10), read_frame(&mut stream)).await {
+        Ok(Ok(Some(Frame::Hello(hello)))) => hello,
+        _ => return refuse(stream, "expected a hello frame first".into()).await,
+    };
+    if hello.version != proto::VERSION {
+        return refuse(
+            stream,
+            proto::version_refusal(proto::VERSION, hello.version),
+        )
+        .await;
+    }
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let id = match join(&h, &tx) {
+        Ok(id) => id,
+        Err(e) => {
+            err_out!("orch-tui __hold: {e}");
+            refuse(stream, e).await;
+            h.done.notify_one();
+            return;
+        }
+    };
+    let (mut reader, mut writer) = stream.into_split();
+    let writing = tokio::spawn(async move {
+        while let Some(f) = rx.recv().await {
+            let last = matches!(f, Frame::Exited(_));
+            if writer.write_all(&f.encode()).await.is_err() || last {
+                break;
+            }
+        }
+        let _ = writer.shutdown().await;
+    });
+    while let Ok(Some(frame)) = read_frame(&mut reader).await {
+        command(&h, frame, &tx);
+    }
+    lock(&h.hub).clients.retain(|(c, _)| *c != id);
+    drop(tx);
+    let _ = writing.await;
+    h.left.notify_one();
+}
+
+/// Registers a welcomed client: its welcome and snapshot first, then every chunk of output.
+/// The first client joins before the agent starts (under the hub's lock, which the agent's
+/// output waits for), so its stream holds every byte from the first.
+fn join(h: &Arc<Holder>, tx: &mpsc::UnboundedSender<Frame>) -> Result<u64, String> {
+    let mut hub = lock(&h.hub);
+    ensure_started(h)?;
+    let (rows, cols) = hub.mirror.screen().size();
+    let _ = tx.send(Frame::Welcome(proto::Welcome {
+        version: proto::VERSION,
+        pid: h.agent.get().map(|a| a.pid()).unwrap_or(0),
+        holder_pid: std::process::id(),
+        rows: rows.get(),
+        cols: cols.get(),
+        started_ms: h.started_ms.get().copied().unwrap_or(0),
+        frozen: hub.frozen,
+        exit: hub.exit,
+        branches_before: h.spec.branches_before.clone(),
+    }));
+    let _ = tx.send(Frame::Snapshot(
+        hub.mirror.screen().state_formatted().into_bytes(),
+    ));
+    if let Some(rec) = hub.exit {
+        let _ = tx.send(Frame::Exited(rec));
+    }
+    hub.next_client += 1;
+    let id = hub.next_client;
+    hub.clients.push((id, tx.clone()));
+    Ok(id)
+}
+
+/// One frame from a client.
+fn command(h: &Holder, frame: Frame, tx: &mpsc::UnboundedSender<Frame>) {
+    let Some(agent) = h.agent.get() else { return };
+    match frame {
+        Frame::Input(bytes) => agent.write(bytes),
+        Frame::Resize { rows, cols } => {
+            let mut hub = lock(&h.hub);
+            if agent.resize(rows, cols).is_ok() {
+                hub.mirror
+                    .screen_mut()
+                    .set_size(nonzero(rows), nonzero(cols));
+            }
+        }
+        Frame::Stop { grace_ms } => agent.stop(Duration::from_millis(grace_ms)),
+        Frame::Freeze(f) => {
+            agent.freeze(f);
+            let mut hub = lock(&h.hub);
+            let now = now_ms();
+            match (f, hub.frozen_since) {
+                (true, None) => hub.frozen_since = Some(now),
+                (false, Some(since)) => {
+                    hub.held_ms += now.saturating_sub(since);
+                    hub.frozen_since = None;
+                }
+                _ => {}
+            }
+            hub.frozen = f;
+        }
+        Frame::StatusRequest => {
+            let hub = lock(&h.hub);
+            let _ = tx.send(Frame::Status(proto::Status {
+                pid: agent.pid(),
+                holder_pid: std::process::id(),
+                task: h.spec.task.clone(),
+                attempt: h.spec.attempt,
+                frozen: hub.frozen,
+                clients: hub.clients.len(),
+                bytes_out: hub.bytes_out,
+                held_ms: hub.held_ms + hub.frozen_since.map_or(0, |s| now_ms().saturating_sub(s)),
+                exit: hub.exit,
+            }));
+        }
+        _ => {}
+    }
+}

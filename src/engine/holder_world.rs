@@ -1,0 +1,270 @@
+//! Agents started through holders (`agent::holder`): each agent lives in an `orch-tui __hold`
+//! process of its own session, so it outlives this supervisor; this side is a client that
+//! mirrors the agent's screen from the holder's stream, so the TUI, the parsers and the screen
+//! watch see the same bytes as with an in-process PTY (`real_world::PtyAgents`).
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::feed::FeedMsg;
+use super::real_world::OutputHook;
+use super::world::{AgentProc, Agents, Launch, Sink, Spawned, Stale};
+use crate::agent::holder::client::{self, Conn, Sender};
+use crate::agent::holder::proto::Frame;
+use crate::agent::holder::{self as holder, HoldSpec};
+use crate::agent::screen::{SharedScreen, new_parser, nonzero};
+use crate::core::domain::AttemptId;
+use crate::core::supervisor::{Exit, HolderFact};
+
+pub struct HolderAgents {
+    pub on_output: Option<OutputHook>,
+    pub rows: u16,
+    pub cols: u16,
+    /// The orch-tui binary (it runs `__hold`).
+    pub orch_bin: PathBuf,
+    /// `.orch/holders/`.
+    pub dir: PathBuf,
+}
+
+struct HolderProc {
+    pid: u32,
+    sender: Sender,
+    screen: SharedScreen,
+    pane: Option<SharedScreen>,
+    token: Option<String>,
+}
+
+impl HolderProc {
+    /// The holder cannot be told: stop the agent's tree from here.
+    fn kill_here(&self, grace: Duration) {
+        if let Some(t) = &self.token {
+            let root = Some(self.pid as i32)
+                .filter(|&p| crate::os::has_token(p, t))
+                .unwrap_or(0);
+            crate::os::kill_tree(root, Some(t), grace);
+        }
+    }
+}
+
+impl AgentProc for HolderProc {
+    fn pid(&self) -> u32 {
+        self.pid
+    }
+    fn write(&self, bytes: Vec<u8>) {
+        let _ = self.sender.send(&Frame::Input(bytes));
+    }
+    fn resize(&self, rows: u16, cols: u16) {
+        let _ = self.sender.send(&Frame::Resize { rows, cols });
+        for s in std::iter::once(&self.screen).chain(self.pane.as_ref()) {
+            if let Ok(mut p) = s.lock() {
+                p.screen_mut().set_size(nonzero(rows), nonzero(cols));
+            }
+        }
+    }
+    fn stop(&self, grace: Duration) {
+        let grace_ms = grace.as_millis() as u64;
+        if self.sender.send(&Frame::Stop { grace_ms }).is_err() {
+            self.kill_here(grace);
+        }
+    }
+    fn freeze(&self, freeze: bool) {
+        let _ = self.sender.send(&Frame::Freeze(freeze));
+    }
+    fn screen(&self) -> Option<SharedScreen> {
+        Some(self.pane.clone().unwrap_or_else(|| self.screen.clone()))
+    }
+}
+
+/// Starts `orch-tui __hold` for `spec` and waits for its `ready` line.
+pub fn start_holder(orch_bin: &std::path::Path, spec: &HoldSpec) -> Result<u32, String> {
+    use std::io::Write;
+    crate::os::files::private_dir(&spec.dir)
+        .map_err(|e| format!("cannot create {}: {e}", spec.dir.display()))?;
+    let log = crate::os::files::append_private(&holder::log_path(&spec.dir, spec.attempt))
+        .map_err(|e| format!("cannot open the holder's log: {e}"))?;
+    let mut cmd = Command::new(orch_bin);
+    cmd.arg("__hold")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log));
+    // The holder is no process of this epoch (its agent carries the attempt's variables).
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("ORCH_") {
+            cmd.env_remove(&key);
+        }
+    }
+    // Registered before the lock drops, so the orphan reaper leaves its exit to our waiter.
+    let mut child = {
+        let guard = crate::os::reap::before_spawn_in_new_session();
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start `{} __hold`: {e}", orch_bin.display()))?;
+        guard.own(child.id() as i32);
+        child
+    };
+    let pid = child.id() as i32;
+    let spec_bytes = serde_json::to_vec(spec).map_err(|e| e.to_string())?;
+    let wrote = child
+        .stdin
+        .take()
+        .map(|mut i| i.write_all(&spec_bytes))
+        .unwrap_or(Ok(()));
+    let ready = match child.stdout.take() {
+        Some(out) => client::read_ready(out),
+        None => Err("no pipe from the holder".into()),
+    };
+    let _ = std::thread::Builder::new()
+        .name("holder-waiter".into())
+        .spawn(move || {
+            let _ = child.wait();
+            crate::os::reap::waited(pid);
+        });
+    wrote.map_err(|e| format!("cannot hand the holder its spec: {e}"))?;
+    ready
+}
+
+impl Agents for HolderAgents {
+    fn spawn(&self, l: Launch, sink: Sink) -> Result<Box<dyn AgentProc>, String> {
+        let spec = HoldSpec {
+            attempt: l.attempt.0,
+            task: l.task.clone(),
+            argv: l.argv.clone(),
+            cwd: l.cwd.clone().into(),
+            env: l.env.clone(),
+            log_dir: l.log_dir.clone().into(),
+            rotate_bytes: l.rotate_bytes,
+            rows: self.rows,
+            cols: self.cols,
+            dir: self.dir.clone(),
+            branches_before: l.branches_before.clone(),
+        };
+        start_holder(&self.orch_bin, &spec)?;
+        let conn = client::connect(&holder::socket_path(&self.dir, spec.attempt), "supervisor")?;
+        Ok(Box::new(follow(conn, l, sink, self.on_output.clone())))
+    }
+
+    fn reap_stale(&self, stale: &Stale) {
+        super::real_world::reap_stale(stale);
+    }
+
+    fn probe(&self, attempt: AttemptId) -> Option<(HolderFact, Vec<String>)> {
+        let sock = holder::socket_path(&self.dir, attempt.0);
+        let status = sock.exists().then(|| client::status(&sock).ok()).flatten();
+        let recorded = holder::read_exit(&self.dir, attempt.0)
+            .or_else(|| status.as_ref().and_then(|s| s.exit));
+        let held_ms = status.as_ref().map_or(0, |s| s.held_ms);
+        let live_pid = status.filter(|s| s.exit.is_none()).map(|s| s.pid);
+        let fact = HolderFact {
+            attempt,
+            live_pid,
+            held_ms,
+            exit: recorded.map(|r| Exit {
+                code: r.code,
+                signal: r.signal,
+            }),
+        };
+        let branches = holder::read_branches(&self.dir, attempt.0);
+        (live_pid.is_some() || recorded.is_some()).then_some((fact, branches))
+    }
+
+    fn adopt(&self, l: Launch, sink: Sink) -> Result<Spawned, String> {
+        let conn = client::connect(&holder::socket_path(&self.dir, l.attempt.0), "supervisor")?;
+        let branches = conn.welcome.branches_before.clone();
+        Ok(Spawned {
+            process: Box::new(follow(conn, l, sink, self.on_output.clone())),
+            base: String::new(),
+            branches,
+        })
+    }
+}
+
+/// Mirrors a holder's agent from `conn`: its screen, the attempt's parser and screen watch,
+/// and its exit (a holder that vanishes is an exit too: its agent's tree is stopped from here).
+fn follow(mut conn: Conn, l: Launch, sink: Sink, on_output: Option<OutputHook>) -> HolderProc {
+    let w = conn.welcome.clone();
+    let screen: SharedScreen = Arc::new(Mutex::new(new_parser(w.rows, w.cols)));
+    if let Ok(mut s) = screen.lock() {
+        s.process(&conn.snapshot);
+        drain(&mut s);
+    }
+    let wiring = super::real_world::wire(&l, sink, on_output, (w.rows, w.cols));
+    let token = l
+        .env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == crate::os::TOKEN_VAR)
+        .map(|(_, v)| v.clone());
+    let proc_ = HolderProc {
+        pid: w.pid,
+        sender: conn.sender(),
+        screen: screen.clone(),
+        pane: wiring.pane.clone(),
+        token: token.clone(),
+    };
+    let feed = wiring.feed.clone();
+    let nudge = wiring.nudge.clone();
+    let (task, on_out) = (l.task.clone(), wiring.on_output.clone());
+    let mirror = screen.clone();
+    let pid = w.pid;
+    let reading = std::thread::Builder::new()
+        .name(format!("holder-{}", l.attempt))
+        .spawn(move || {
+            let exit = loop {
+                match conn.next_frame() {
+                    Ok(Some(Frame::Output(bytes))) => {
+                        if let Ok(mut s) = mirror.lock() {
+                            s.process(&bytes);
+                            drain(&mut s);
+                        }
+                        let _ = feed.send(FeedMsg::Bytes(bytes));
+                        nudge(super::watch::Nudge::Output);
+                        if let Some(f) = &on_out {
+                            f(&task);
+                        }
+                    }
+                    Ok(Some(Frame::Exited(rec))) => {
+                        break Exit {
+                            code: rec.code,
+                            signal: rec.signal,
+                        };
+                    }
+                    Ok(Some(_)) => {}
+                    Ok(None) | Err(_) => {
+                        tracing::warn!(pid, "the agent's holder went away; stopping its tree");
+                        if let Some(t) = &token {
+                            let root = Some(pid as i32)
+                                .filter(|&p| crate::os::has_token(p, t))
+                                .unwrap_or(0);
+                            crate::os::kill_tree(root, Some(t), Duration::from_secs(2));
+                        }
+                        break Exit {
+                            code: None,
+                            signal: Some(libc::SIGKILL),
+                        };
+                    }
+                }
+            };
+            nudge(super::watch::Nudge::End);
+            let _ = feed.send(FeedMsg::Exited(exit));
+        });
+    if let Err(e) = reading {
+        tracing::error!(error = %e, "no thread to follow the agent's holder");
+    }
+    let sender = proc_.sender.clone();
+    wiring.after_spawn(
+        screen,
+        Box::new(move |b| {
+            let _ = sender.send(&Frame::Input(b));
+        }),
+        l,
+    );
+    proc_
+}
+
+/// The mirror's callbacks collect lines and replies for a log this side does not write.
+fn drain(p: &mut crate::agent::screen::Parser) {
+    let cb = p.callbacks_mut();
+    let _ = (cb.take_lines(), cb.take_replies(), cb.take_events());
+}

@@ -1,0 +1,486 @@
+//! Holders (issue 10): an agent held by an `orch-tui __hold` process outlives the supervisor,
+//! records its exit durably, serves its screen and takes input over a versioned protocol, and
+//! refuses what it must. Real binary, real PTYs, real sockets; every process is stopped by pid.
+
+mod common;
+mod e2e_support;
+
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use e2e_support::{BIN, FAST_CONFIG, Repo, task_of, wait_for};
+use orch_tui::agent::holder::client;
+use orch_tui::agent::holder::proto::{self, Frame, Hello};
+use orch_tui::agent::holder::{HoldSpec, exit_path, read_exit, socket_path};
+use orch_tui::engine::holder_world::start_holder;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn alive(pid: i32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, r)| r.split_whitespace().next().map(str::to_owned));
+    matches!(state.as_deref(), Some(s) if s != "Z" && s != "X")
+}
+
+/// Kills what a failed test may leave: the holder's agent group and the holder.
+struct Cleanup(Vec<i32>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for &pid in &self.0 {
+            e2e_support::kill_group(pid, libc::SIGKILL);
+        }
+    }
+}
+
+fn spec(dir: &Path, attempt: i64, argv: &[&str]) -> HoldSpec {
+    HoldSpec {
+        attempt,
+        task: "t".into(),
+        argv: argv.iter().map(|s| s.to_string()).collect(),
+        cwd: dir.to_path_buf(),
+        env: vec![],
+        log_dir: dir.join("logs"),
+        rotate_bytes: 0,
+        rows: 24,
+        cols: 80,
+        dir: dir.join("holders"),
+        branches_before: vec![],
+    }
+}
+
+/// Reads frames until one of the output seen so far contains `text`.
+fn read_until(c: &mut client::Conn, seen: &mut String, text: &str) {
+    let deadline = std::time::Instant::now() + LIMIT;
+    while !seen.contains(text) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never saw {text:?} in {seen:?}"
+        );
+        match c.next_frame().expect("a frame") {
+            Some(Frame::Output(b)) => seen.push_str(&String::from_utf8_lossy(&b)),
+            Some(_) => {}
+            None => panic!("the holder closed before {text:?}; saw {seen:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_holder_serves_screen_and_input_refuses_strangers_ignores_hangup_and_records_the_exit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().canonicalize().unwrap();
+    let s = spec(
+        &dir,
+        7,
+        &[
+            "sh",
+            "-c",
+            "echo hello-from-agent; read x; echo got-$x; read y; exit 3",
+        ],
+    );
+    let holder_pid = start_holder(Path::new(BIN), &s).expect("holder started");
+    let mut cleanup = Cleanup(vec![holder_pid as i32]);
+    let sock = socket_path(&s.dir, 7);
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&sock), 0o600, "socket mode");
+    assert_eq!(mode(&s.dir), 0o700, "holders dir mode");
+
+    let mut c = client::connect(&sock, "test").expect("welcome");
+    let pid = c.welcome.pid as i32;
+    cleanup.0.push(pid);
+    assert!(alive(pid));
+    let mut seen = String::from_utf8_lossy(&c.snapshot).into_owned();
+    read_until(&mut c, &mut seen, "hello-from-agent");
+
+    // The terminal closing would send SIGHUP: nothing happens to the agent.
+    unsafe { libc::kill(holder_pid as i32, libc::SIGHUP) };
+    c.sender().send(&Frame::Input(b"abc\r".to_vec())).unwrap();
+    read_until(&mut c, &mut seen, "got-abc");
+    assert!(alive(pid) && alive(holder_pid as i32));
+
+    // A second client joins with the screen as it is now.
+    let late = client::connect(&sock, "late").expect("second client");
+    let snap = String::from_utf8_lossy(&late.snapshot).into_owned();
+    assert!(
+        snap.contains("hello-from-agent") && snap.contains("got-abc"),
+        "{snap:?}"
+    );
+    drop(late);
+
+    // Another protocol version is refused by name, and nothing changes.
+    let mut raw = UnixStream::connect(&sock).unwrap();
+    let hello = Frame::Hello(Hello {
+        version: 99,
+        client: "future".into(),
+    });
+    raw.write_all(&hello.encode()).unwrap();
+    let mut answer = Vec::new();
+    raw.read_to_end(&mut answer).unwrap();
+    match proto::read_frame(&mut answer.as_slice()).unwrap() {
+        Some(Frame::Refuse(t)) => {
+            assert!(t.contains("version 1") && t.contains("version 99"), "{t}")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(alive(pid));
+
+    let st = client::status(&sock).expect("status");
+    assert_eq!((st.pid, st.attempt, st.exit), (pid as u32, 7, None));
+
+    // The exit is on disk before the client hears it; then the holder goes, socket and all.
+    c.sender().send(&Frame::Input(b"\r".to_vec())).unwrap();
+    let exit = loop {
+        match c.next_frame().unwrap() {
+            Some(Frame::Exited(e)) => break e,
+            Some(_) => {}
+            None => panic!("closed without an exit"),
+        }
+    };
+    assert_eq!(exit.code, Some(3));
+    assert_eq!(read_exit(&s.dir, 7), Some(exit));
+    assert!(exit_path(&s.dir, 7).exists());
+    drop(c);
+    let gone = wait_for(LIMIT, || {
+        (!alive(holder_pid as i32) && !sock.exists())
+            .then_some(())
+            .ok_or(())
+    });
+    assert!(gone.is_ok(), "the holder or its socket outlived the agent");
+    let raw_log = std::fs::read_to_string(dir.join("logs/pty.raw")).unwrap();
+    assert!(raw_log.contains("got-abc"), "{raw_log:?}");
+}
+
+#[test]
+fn stopping_through_the_holder_ends_the_whole_tree_and_a_bad_program_is_a_clear_refusal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().canonicalize().unwrap();
+    let s = spec(
+        &dir,
+        1,
+        &["sh", "-c", "sleep 300 & sleep 300 & echo up; wait"],
+    );
+    let holder_pid = start_holder(Path::new(BIN), &s).unwrap();
+    let mut cleanup = Cleanup(vec![holder_pid as i32]);
+    let mut c = client::connect(&socket_path(&s.dir, 1), "test").unwrap();
+    let pid = c.welcome.pid as i32;
+    cleanup.0.push(pid);
+    let mut seen = String::from_utf8_lossy(&c.snapshot).into_owned();
+    read_until(&mut c, &mut seen, "up");
+    let children: Vec<i32> = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    assert_eq!(children.len(), 2, "two sleeps under the agent");
+    c.sender().send(&Frame::Stop { grace_ms: 200 }).unwrap();
+    loop {
+        match c.next_frame().unwrap() {
+            Some(Frame::Exited(_)) => break,
+            Some(_) => {}
+            None => panic!("closed without an exit"),
+        }
+    }
+    for p in children.iter().chain([&pid]) {
+        let gone = wait_for(LIMIT, || (!alive(*p)).then_some(()).ok_or(()));
+        assert!(gone.is_ok(), "process {p} outlived the stop");
+    }
+
+    let bad = spec(&dir, 2, &["/no/such/agent"]);
+    let hp = start_holder(Path::new(BIN), &bad).unwrap();
+    cleanup.0.push(hp as i32);
+    let err = client::connect(&socket_path(&bad.dir, 2), "test")
+        .err()
+        .expect("refused");
+    assert!(err.contains("/no/such/agent"), "{err}");
+    let gone = wait_for(LIMIT, || (!alive(hp as i32)).then_some(()).ok_or(()));
+    assert!(gone.is_ok(), "a holder whose agent could not start stays");
+}
+
+fn slow_plan() -> String {
+    "[plan]\nname = \"held\"\n\n[[task]]\nid = \"t\"\ntitle = \"Held work\"\nprompt = \"\"\"\n\
+     Held work\n@sim say before-the-crash\n@sim sleep 4s\n@sim say after-the-crash\n\"\"\"\n"
+        .into()
+}
+
+/// The first attempt of `t` once the supervisor has recorded its agent's pid.
+fn recorded(repo: &Repo) -> serde_json::Value {
+    let got = wait_for(LIMIT, || {
+        let status = repo.status();
+        let task = status["tasks"]
+            .as_array()
+            .and_then(|ts| ts.iter().find(|t| t["id"] == "t"))
+            .cloned()
+            .unwrap_or_default();
+        let a = task["attempts"][0].clone();
+        if a["pid"].is_i64() { Ok(a) } else { Err(a) }
+    });
+    got.unwrap_or_else(|a| panic!("no pid recorded: {a:#}"))
+}
+
+fn holders_dir(repo: &Repo) -> PathBuf {
+    repo.dir.join(".orch/holders")
+}
+
+#[test]
+fn an_agent_outlives_a_killed_supervisor_and_its_holder_records_the_whole_log_and_exit() {
+    let repo = Repo::new();
+    repo.init(FAST_CONFIG);
+    let plan = repo.write_plan(&slow_plan());
+    let run = repo.spawn(&["run", "--headless", "--plan", plan.to_str().unwrap()]);
+    let raw = repo.dir.join(".orch/logs/t/1/pty.raw");
+    let printed = wait_for(LIMIT, || {
+        let t = std::fs::read_to_string(&raw).unwrap_or_default();
+        t.contains("before-the-crash").then_some(()).ok_or(t)
+    });
+    assert!(
+        printed.is_ok(),
+        "the agent never printed: {}",
+        run.stdout_now()
+    );
+    let attempt = recorded(&repo);
+    let pid = attempt["pid"].as_i64().expect("a recorded pid") as i32;
+    let id = attempt["id"].as_i64().expect("an attempt id");
+    let st = client::status(&socket_path(&holders_dir(&repo), id)).expect("its holder answers");
+    assert_eq!(st.pid as i32, pid);
+    let _cleanup = Cleanup(vec![pid, st.holder_pid as i32]);
+
+    run.kill9();
+    assert!(alive(pid), "the agent died with the supervisor");
+    // It finishes its work with nobody supervising; every byte is logged, the exit recorded.
+    let ended = wait_for(LIMIT, || read_exit(&holders_dir(&repo), id).ok_or(()));
+    assert_eq!(ended.expect("an exit record").code, Some(0));
+    let log = std::fs::read_to_string(&raw).unwrap();
+    assert!(log.contains("after-the-crash"), "{log:?}");
+
+    // The next start finishes the attempt from the record: no second attempt.
+    let out = repo.orch(&["run", "--headless"], Duration::from_secs(120));
+    assert_eq!(out.code, 0, "{}", out.show());
+    assert!(out.stdout.contains("adopted"), "{}", out.show());
+    let t = task_of(&repo.status(), "t");
+    assert_eq!(t["state"], "done", "{t:#}");
+    assert_eq!(agent_attempts(&t), 1, "{t:#}");
+    repo.assert_no_agents_left(LIMIT);
+}
+
+fn agent_attempts(t: &serde_json::Value) -> usize {
+    t["attempts"]
+        .as_array()
+        .map(|a| a.iter().filter(|a| a["role"] == "agent").count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_new_supervisor_adopts_a_running_agent_same_pid_and_the_task_completes_in_one_attempt() {
+    let repo = Repo::new();
+    repo.init(FAST_CONFIG);
+    let plan = repo.write_plan(&slow_plan());
+    let run = repo.spawn(&["run", "--headless", "--plan", plan.to_str().unwrap()]);
+    let raw = repo.dir.join(".orch/logs/t/1/pty.raw");
+    let printed = wait_for(LIMIT, || {
+        let t = std::fs::read_to_string(&raw).unwrap_or_default();
+        t.contains("before-the-crash").then_some(()).ok_or(t)
+    });
+    assert!(
+        printed.is_ok(),
+        "the agent never printed: {}",
+        run.stdout_now()
+    );
+    let attempt = recorded(&repo);
+    let pid = attempt["pid"].as_i64().expect("a recorded pid") as i32;
+    let id = attempt["id"].as_i64().unwrap();
+    let st = client::status(&socket_path(&holders_dir(&repo), id)).unwrap();
+    let _cleanup = Cleanup(vec![pid, st.holder_pid as i32]);
+    run.kill9();
+    assert!(alive(pid), "the agent died with the supervisor");
+
+    let rerun = repo.spawn(&["run", "--headless"]);
+    // Adopted while it still runs: the holder now has the new supervisor as a client.
+    let adopted = wait_for(LIMIT, || {
+        let s = client::status(&socket_path(&holders_dir(&repo), id))?;
+        // The status question is one client; the new supervisor the other.
+        if s.clients >= 2 && s.exit.is_none() {
+            Ok(s)
+        } else {
+            Err(format!("{s:?}"))
+        }
+    });
+    let s = adopted.unwrap_or_else(|e| panic!("never adopted: {e}; {}", rerun.stdout_now()));
+    assert_eq!(s.pid as i32, pid, "the same agent");
+    let out = rerun.wait(Duration::from_secs(120));
+    assert_eq!(out.code, 0, "{}", out.show());
+    let t = task_of(&repo.status(), "t");
+    assert_eq!(t["state"], "done", "{t:#}");
+    assert_eq!(agent_attempts(&t), 1, "{t:#}");
+    let log = std::fs::read_to_string(&raw).unwrap();
+    assert!(
+        log.contains("before-the-crash") && log.contains("after-the-crash"),
+        "{log:?}"
+    );
+    repo.assert_no_agents_left(LIMIT);
+}
+
+#[test]
+fn a_holder_killed_with_9_fails_its_attempt_and_the_task_is_retried() {
+    let repo = Repo::new();
+    repo.init(FAST_CONFIG);
+    let plan = repo.write_plan(&slow_plan());
+    let run = repo.spawn(&["run", "--headless", "--plan", plan.to_str().unwrap()]);
+    let raw = repo.dir.join(".orch/logs/t/1/pty.raw");
+    let printed = wait_for(LIMIT, || {
+        let t = std::fs::read_to_string(&raw).unwrap_or_default();
+        t.contains("before-the-crash").then_some(()).ok_or(t)
+    });
+    assert!(
+        printed.is_ok(),
+        "the agent never printed: {}",
+        run.stdout_now()
+    );
+    let id = task_of(&repo.status(), "t")["attempts"][0]["id"]
+        .as_i64()
+        .unwrap();
+    let st = client::status(&socket_path(&holders_dir(&repo), id)).unwrap();
+    unsafe { libc::kill(st.holder_pid as i32, libc::SIGKILL) };
+    let out = run.wait(Duration::from_secs(120));
+    assert_eq!(out.code, 0, "{}", out.show());
+    let t = task_of(&repo.status(), "t");
+    assert_eq!(t["state"], "done", "{t:#}");
+    let agents = t["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["role"] == "agent")
+        .count();
+    assert_eq!(agents, 2, "{t:#}");
+    assert!(!alive(st.pid as i32), "the first agent outlived its holder");
+    repo.assert_no_agents_left(LIMIT);
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Figures for the report: `cargo test --test holders figures -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn figures() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().canonicalize().unwrap();
+    let s = spec(&dir, 1, &["cat"]);
+    let holder_pid = start_holder(Path::new(BIN), &s).unwrap() as i32;
+    let mut cleanup = Cleanup(vec![holder_pid]);
+    let sock = socket_path(&s.dir, 1);
+    let mut c = client::connect(&sock, "figures").unwrap();
+    cleanup.0.push(c.welcome.pid as i32);
+
+    // Keystroke -> echoed output through the holder (the PTY echoes; cat repeats).
+    let mut lat = Vec::new();
+    for i in 0..300u32 {
+        let key = [b'a' + (i % 26) as u8];
+        let t = std::time::Instant::now();
+        c.sender().send(&Frame::Input(key.to_vec())).unwrap();
+        loop {
+            match c.next_frame().unwrap() {
+                Some(Frame::Output(b)) if b.contains(&key[0]) => break,
+                Some(_) => {}
+                None => panic!("holder closed"),
+            }
+        }
+        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    lat.sort_by(f64::total_cmp);
+    println!(
+        "keystroke -> output through a holder: p50 {:.3} ms, p99 {:.3} ms (300 keys)",
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99)
+    );
+
+    // The adopter's cost per holder: connect, hello, welcome and the screen.
+    let mut adopt = Vec::new();
+    for _ in 0..200 {
+        let t = std::time::Instant::now();
+        let conn = client::connect(&sock, "figures").unwrap();
+        adopt.push(t.elapsed().as_secs_f64() * 1000.0);
+        drop(conn);
+    }
+    adopt.sort_by(f64::total_cmp);
+    println!(
+        "adoption handshake per holder (connect, hello, welcome, snapshot): p50 {:.3} ms, p99 {:.3} ms (200)",
+        percentile(&adopt, 0.5),
+        percentile(&adopt, 0.99)
+    );
+
+    // Memory and idle CPU of the holder process (its agent idle in `cat`).
+    let status = std::fs::read_to_string(format!("/proc/{holder_pid}/status")).unwrap();
+    let rss = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .unwrap_or("VmRSS: ?")
+        .to_string();
+    let ticks = || {
+        let stat = std::fs::read_to_string(format!("/proc/{holder_pid}/stat")).unwrap();
+        let f: Vec<u64> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .map(|x| x.parse().unwrap())
+            .collect();
+        f[0] + f[1]
+    };
+    let (t0, w0) = (ticks(), std::time::Instant::now());
+    // A measurement window, not synchronization.
+    std::thread::sleep(Duration::from_secs(5));
+    let used = (ticks() - t0) as f64 / 100.0;
+    println!(
+        "holder {rss}; idle CPU {:.2}% over {:.1} s",
+        100.0 * used / w0.elapsed().as_secs_f64(),
+        w0.elapsed().as_secs_f64()
+    );
+    c.sender().send(&Frame::Stop { grace_ms: 100 }).unwrap();
+}
+
+#[test]
+fn attach_in_tmux_shows_the_agents_screen_types_into_it_and_ctrl_bracket_detaches() {
+    let repo = Repo::new();
+    repo.init(
+        "stop_grace = \"200ms\"\ndefault_agent = \"script\"\n\n[funnel]\nautonomy = \"out-of-the-loop\"\n\n\
+         [agents.script]\nadapter = \"generic\"\ncommand = [\"sh\", \"-c\", \"echo agent-ready; read x; echo typed-$x; echo $x > typed.txt; sleep 1\"]\n",
+    );
+    let plan = repo.write_plan(
+        "[plan]\nname = \"attach\"\n\n[[task]]\nid = \"t\"\ntitle = \"Attach\"\nprompt = \"attach\"\n",
+    );
+    let run = repo.spawn(&["run", "--headless", "--plan", plan.to_str().unwrap()]);
+    let attempt = recorded(&repo);
+    let _cleanup = Cleanup(vec![attempt["pid"].as_i64().unwrap() as i32]);
+    let cmd = format!("cd {} && {BIN} attach t", repo.dir.display());
+    let Some(tmux) = common::tmux::Tmux::start("attach", &cmd, 100, 30) else {
+        return;
+    };
+    tmux.wait("the agent's screen", 30, |s| s.contains("agent-ready"));
+    tmux.keys(&["hello", "Enter"]);
+    tmux.wait("the agent's answer", 30, |s| s.contains("typed-hello"));
+    tmux.keys(&["C-]"]);
+    let s = tmux.wait("the end of attach", 30, |s| s.contains("ORCH-EXITED"));
+    assert!(s.contains("ORCH-EXITED 0"), "{s}");
+    assert!(
+        s.contains("detached from t") || s.contains("t's agent ended"),
+        "{s}"
+    );
+    let out = run.wait(Duration::from_secs(120));
+    assert_eq!(out.code, 0, "{}", out.show());
+    let raw = std::fs::read_to_string(repo.dir.join(".orch/logs/t/1/pty.raw")).unwrap();
+    assert!(raw.contains("typed-hello"), "{raw:?}");
+
+    // No running agent: a refusal that says so, exit 3.
+    let out = repo.orch(&["attach", "t"], LIMIT);
+    assert_eq!(out.code, 3, "{}", out.show());
+    assert!(out.stderr.contains("no running agent"), "{}", out.show());
+    repo.assert_no_agents_left(LIMIT);
+}
