@@ -461,7 +461,7 @@ impl Executor {
                     self.type_later(attempt, vec![b"\r".to_vec()], pause::ENTER_AFTER_MS);
                 }
             }
-            Effect::Adopt { from, to } => {
+            Effect::HandOver { from, to } => {
                 if let Some(r) = self.procs.remove(&from) {
                     self.procs.insert(to, r);
                 }

@@ -172,6 +172,9 @@ impl Supervisor {
                     held: None,
                     held_ms: h.held_ms,
                     prompt_hash: super::pause::prompt_hash(&t.prompt),
+                    kept: None,
+                    typing_until_ms: 0,
+                    turn: None,
                 },
             );
             if live {

@@ -355,7 +355,7 @@ pub enum Effect {
     },
     /// The process of attempt `from` (a session kept through review) now runs attempt `to`:
     /// what it does and says from now on is `to`'s. Nothing answers.
-    Adopt {
+    HandOver {
         from: AttemptId,
         to: AttemptId,
     },

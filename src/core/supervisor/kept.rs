@@ -7,7 +7,7 @@
 //! - A change request (the reviewer's `changes:`, a red check, the human's reject note) sends the
 //!   task back to `ready` with its note, as for any agent. Seeing a kept session of a ready task,
 //!   the supervisor claims the task for a new attempt that continues it (same worktree, same
-//!   process: `Effect::Adopt`), and types the note into the session as its next turn — once the
+//!   process: `Effect::HandOver`), and types the note into the session as its next turn — once the
 //!   human is not typing in that pane. Its next `done` goes through the funnel again.
 //! - When the task merges, is cancelled or leaves the funnel otherwise, the session is ended;
 //!   a kept session that died meanwhile is simply forgotten, and the task's next attempt starts
@@ -133,7 +133,7 @@ impl Supervisor {
         }
     }
 
-    fn stop_kept(&mut self, id: AttemptId, why: String) {
+    pub(super) fn stop_kept(&mut self, id: AttemptId, why: String) {
         let Some(l) = self.live.get_mut(&id) else {
             return;
         };
@@ -161,6 +161,18 @@ impl Supervisor {
         let mut row = self.new_attempt(id, &task, n, Role::Agent, &profile);
         row.continues = Some(prev);
         row.worktree = worktree;
+        // It stands on the same base: a candidate tip it started on is still its base until
+        // that candidate merges.
+        row.spec_on = self
+            .model
+            .attempts
+            .get(&prev)
+            .and_then(|a| a.spec_on.clone())
+            .filter(|c| {
+                self.model
+                    .task(c)
+                    .is_some_and(|t| t.state != TaskState::Done)
+            });
         let patch = Patch {
             resume_attempt: resume.then_some(None),
             ..Patch::default()
@@ -248,7 +260,7 @@ impl Supervisor {
                 turn: Some(change_request_text(&note)),
             },
         );
-        self.out.push(Effect::Adopt {
+        self.out.push(Effect::HandOver {
             from: prev,
             to: a.id,
         });

@@ -245,6 +245,11 @@ impl Supervisor {
             attempt: attempt.as_ref().map(|a| a.n),
             data: EventData::why(why.clone()),
         };
+        // A session kept alive through review stood on the candidate tip too: it ends, so the
+        // task is not revived in place as if a reviewer had asked for changes.
+        if let Some((id, Phase::InReview { .. }, false)) = live {
+            self.stop_kept(id, why.clone());
+        }
         let mut ops = Vec::new();
         match from {
             // Not started: it waits again (the state table has no ready -> pending).

@@ -168,7 +168,7 @@ fn a_red_check_is_typed_into_the_same_session_as_its_next_turn() {
     assert_eq!(second.state, AttemptState::Running);
     assert_eq!(d.state("a"), Some(TaskState::Working));
     assert_eq!(d.setups().len(), 1, "no new process: {:?}", d.setups());
-    assert!(d.seen.contains(&Effect::Adopt {
+    assert!(d.seen.contains(&Effect::HandOver {
         from: id,
         to: second.id
     }));
