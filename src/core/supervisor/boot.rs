@@ -156,6 +156,16 @@ impl Supervisor {
             let deadline_ms = self
                 .time_allowance(&t, &a)
                 .map(|ms| started_ms.saturating_add(ms));
+            // A limit recorded for its account before the restart still holds it: the stop
+            // that limit sent may end it now, and that is not the agent's failure.
+            let mut facts = super::AgentFacts::default();
+            if self.limited(&a.profile) {
+                let account = self.account(&a.profile);
+                if let Some(until) = self.gate_until(crate::core::ops::GateKind::Limit, &account) {
+                    facts.limited =
+                        Some((until, format!("{account} was limited before the restart")));
+                }
+            }
             self.live.insert(
                 a.id,
                 super::Live {
@@ -168,7 +178,7 @@ impl Supervisor {
                     deadline_ms,
                     exit: if live { None } else { h.exit },
                     started_ms,
-                    facts: Default::default(),
+                    facts,
                     held: None,
                     held_ms: h.held_ms,
                     prompt_hash: super::pause::prompt_hash(&t.prompt),

@@ -55,14 +55,14 @@ fn fnv(s: &str) -> u64 {
 }
 
 impl Supervisor {
-    fn account(&self, profile: &str) -> String {
+    pub(super) fn account(&self, profile: &str) -> String {
         self.cfg
             .agents
             .get(profile)
             .map_or_else(|| format!("profile:{profile}"), account_of)
     }
 
-    fn gate_until(&self, kind: GateKind, name: &str) -> Option<u64> {
+    pub(super) fn gate_until(&self, kind: GateKind, name: &str) -> Option<u64> {
         self.model
             .gates
             .get(&(kind, name.to_string()))
