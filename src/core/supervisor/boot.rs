@@ -136,6 +136,12 @@ impl Supervisor {
     /// task's attempt is not adopted (its recovery is the pause's, below). Returns the adopted.
     fn adopt_held(&mut self, holders: &[super::HolderFact]) -> Vec<AttemptId> {
         let mut adopted = Vec::new();
+        // A supervisor that only syncs runs no funnel: an agent it adopted would finish into a
+        // review nobody runs and keep it from ending. Its attempts are recovered as before
+        // holders; the next full supervisor starts them again.
+        if self.only_sync {
+            return adopted;
+        }
         for h in holders {
             let Some(a) = self.model.attempts.get(&h.attempt).cloned() else {
                 continue;
