@@ -326,10 +326,13 @@ fn merged_once_and_through_the_funnel(
                 "{task}#{n} is on the integration branch without having been approved"
             ));
         }
-        // Its last check passed, or the human approved it after that check failed.
-        let last_check = events
-            .iter()
-            .rposition(|e| e.actor == Actor::Check && e.attempt.map(|a| a.0) == Some(n));
+        // Its last check passed, or the human approved it after that check failed. An attempt
+        // that continues it (same worktree: a kept session's fix, a restart's continuation)
+        // builds on its commit, and its check covers that commit too.
+        let heirs = continuations(l, task, n)?;
+        let last_check = events.iter().rposition(|e| {
+            e.actor == Actor::Check && e.attempt.is_some_and(|a| a.0 == n || heirs.contains(&a.0))
+        });
         // A session kept through review builds its fix on its rejected commit: someone who
         // moves the integration branch back by one commit can leave that commit on it alone.
         // The check that counts is then its continuation's, which was not landed.
@@ -462,6 +465,35 @@ fn no_sync_lost(world: &Shared, l: &Ledger) -> Result<(), String> {
 
 /// The attempts `ns` of `task` are one continuation chain: each continues (through `continues`
 /// links) the one before it.
+/// The agent attempts of `task` whose chain of continuations reaches attempt `n`.
+fn continuations(l: &Ledger, task: &str, n: u32) -> Result<BTreeSet<u32>, String> {
+    let attempts = l.attempts(task).map_err(|e| e.to_string())?;
+    let by_id: BTreeMap<AttemptId, &orch_tui::ledger::AttemptRow> =
+        attempts.iter().map(|a| (a.id, a)).collect();
+    let Some(root) = attempts
+        .iter()
+        .find(|a| a.role == Role::Agent && a.n.0 == n)
+        .map(|a| a.id)
+    else {
+        return Ok(BTreeSet::new());
+    };
+    let mut heirs = BTreeSet::new();
+    for a in attempts
+        .iter()
+        .filter(|a| a.role == Role::Agent && a.n.0 > n)
+    {
+        let mut cur = a.continues;
+        while let Some(id) = cur {
+            if id == root {
+                heirs.insert(a.n.0);
+                break;
+            }
+            cur = by_id.get(&id).and_then(|p| p.continues);
+        }
+    }
+    Ok(heirs)
+}
+
 fn one_chain(l: &Ledger, task: &str, ns: &BTreeSet<u32>) -> Result<bool, String> {
     let attempts = l.attempts(task).map_err(|e| e.to_string())?;
     let by_n: BTreeMap<u32, &orch_tui::ledger::AttemptRow> = attempts
