@@ -338,6 +338,10 @@ impl Supervisor {
             MoveOutcome::NotWhereLeft { .. } if self.faults.ignore_moved_integration => {
                 self.on_integration_moved(task, MoveOutcome::Moved)
             }
+            // Already where this merge puts it: a move repeated after its answer was lost.
+            MoveOutcome::NotWhereLeft { found: Some(f) } if f == tip => {
+                self.on_integration_moved(task, MoveOutcome::Moved)
+            }
             MoveOutcome::NotWhereLeft { found } => self.integration_moved(task, &onto, found),
             MoveOutcome::Failed(f) => {
                 let why = format!("moving the integration branch failed: {}", f.message);

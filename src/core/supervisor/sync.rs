@@ -281,6 +281,11 @@ impl Supervisor {
                 self.sync = Some(SyncRun::Closing);
                 self.write(ops, Then::SyncClosed(Some(line)));
             }
+            // Already where this sync puts it (the replayed tip only orch-tui made): the move
+            // was repeated after its answer or its record was lost.
+            MoveOutcome::NotWhereLeft { found: Some(f) } if f == want => {
+                self.on_sync_moved(tip, MoveOutcome::Moved)
+            }
             MoveOutcome::NotWhereLeft { found } => {
                 // The request stays: after `integration restore` the recorded tip is moved;
                 // after `integration accept` the branch is replayed again from its new tip.
