@@ -13,7 +13,7 @@
 //!   goes back to wait for the real base, with no failure counted.
 
 use super::{AttemptRec, Effect, Phase, Supervisor, TaskRec, Then};
-use crate::core::domain::{Actor, AttemptState, FunnelStage, Role};
+use crate::core::domain::{Actor, AttemptId, AttemptState, FunnelStage, Role};
 use crate::core::ops::{EventData, Finish, Op, Patch};
 use crate::core::state::TaskState;
 
@@ -247,7 +247,15 @@ impl Supervisor {
         };
         // A session kept alive through review stood on the candidate tip too: it ends, so the
         // task is not revived in place as if a reviewer had asked for changes.
-        if let Some((id, Phase::InReview { .. }, false)) = live {
+        let kept: Vec<AttemptId> = self
+            .live
+            .iter()
+            .filter(|(_, l)| {
+                l.task == task && matches!(l.phase, Phase::InReview { .. }) && l.stop.is_none()
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in kept {
             self.stop_kept(id, why.clone());
         }
         let mut ops = Vec::new();
