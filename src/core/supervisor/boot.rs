@@ -189,7 +189,9 @@ impl Supervisor {
                     held_ms: h.held_ms,
                     prompt_hash: super::pause::prompt_hash(&t.prompt),
                     kept: None,
-                    typing_until_ms: 0,
+                    // When the human last typed into it is not known after a restart: a change
+                    // request waits one quiet window, as after a key.
+                    typing_until_ms: self.now.saturating_add(super::kept::TYPING_QUIET_MS),
                     turn: None,
                 },
             );
