@@ -302,6 +302,7 @@ impl Supervisor {
                     .unwrap_or_default(),
             };
             let resume = self.resume_session(&a);
+            self.say_fresh_conversation(&a, resume.as_deref());
             let prompt = match a.role {
                 Role::Agent => {
                     let mut text = prompt_text(
@@ -549,9 +550,11 @@ impl Supervisor {
         }
         let state = self.model.task(&task).map(|t| t.state);
         if !matches!(state, Some(TaskState::Working)) {
-            // Cancelled or paused by a human: abandoned, not failed.
+            // Cancelled or paused by a human: abandoned, not failed (a session ended at a
+            // pause marks its task to continue it: `pause.rs`).
             let why = stop.unwrap_or_else(|| "task left `working`".into());
-            self.close(id, AttemptState::Abandoned, exit.code, &why, Vec::new());
+            let mark = self.ended_at_pause_ops(id);
+            self.close(id, AttemptState::Abandoned, exit.code, &why, mark);
             return;
         }
         let facts = self
@@ -892,6 +895,7 @@ impl Supervisor {
         if !stop_agents {
             return;
         }
+        self.note_held_at_stop();
         let ids: Vec<AttemptId> = self
             .live
             .iter()

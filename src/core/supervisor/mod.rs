@@ -470,10 +470,13 @@ impl Supervisor {
 
     /// Ask the executor to write `ops` as one transaction; the tasks named are left alone until
     /// the answer comes.
-    fn write(&mut self, ops: Vec<Op>, then: Then) {
+    fn write(&mut self, mut ops: Vec<Op>, then: Then) {
         if ops.is_empty() {
             return;
         }
+        // A held attempt that finishes keeps the last stretch of its hold, in the same write.
+        let held = self.held_time_ops(&ops);
+        ops.splice(0..0, held);
         let mut tasks: Vec<String> = ops
             .iter()
             .filter_map(|o| {
@@ -597,6 +600,7 @@ impl Supervisor {
             || !self.pending.is_empty()
             || !self.tidying.is_empty()
             || self.sync_due()
+            || self.waits_for_resume()
         {
             return false;
         }

@@ -3,8 +3,11 @@
 //!
 //! - Held: an interactive Claude or Codex session has its turn interrupted (Escape, as its
 //!   screen says) and keeps its process and conversation (one that waits for the human already
-//!   is left untouched); any other agent (a headless run, the sim agent, a plain command) is
-//!   frozen (SIGSTOP to its tree). Either way it keeps its slot.
+//!   is left untouched); a headless Claude or Codex run is ended (`HoldHow::Ended`: frozen, its
+//!   HTTP stream to the API would time out and the run die on thaw) and its conversation is
+//!   continued by a new attempt in the same worktree on resume (`--resume`, as after a limit);
+//!   any other agent (the sim agent, aider, a plain command) is frozen (SIGSTOP to its tree).
+//!   A held process keeps its slot; an ended one frees it.
 //! - Its clock stands still: a time budget counts only running time (on release the deadline
 //!   moves by the time held), and no timer is set for a held agent.
 //! - `resume` puts the task back to `ready` (the ledger's state machine); seeing a held attempt
@@ -37,7 +40,18 @@ pub enum HoldHow {
     /// A session that was waiting for the human anyway: nothing is typed into it either way
     /// (an Escape or a "go on" would land in its question).
     Untouched,
+    /// A headless session run (Claude `-p`, `codex exec`), stopped (`Effect::Stop`): its
+    /// conversation is on disk under its session id, so the attempt ends (abandoned, no failure)
+    /// and the task is marked for its next attempt to continue it (`resume_attempt`). A variant
+    /// of the hold rather than a state of its own: until its exit arrives it is the task's one
+    /// live agent, its time counts as held and no new attempt may start beside it.
+    Ended,
 }
+
+/// Why a headless session is stopped at a pause (its attempt's reason).
+const ENDED_WHY: &str = "its task was paused: a headless session is ended (not frozen: its \
+                         connection to the API would time out); `resume` continues its \
+                         conversation in a new attempt";
 
 /// A stable hash of a prompt (FNV-1a), to notice an edit without keeping the text.
 pub fn prompt_hash(prompt: &str) -> u64 {
@@ -72,6 +86,13 @@ impl Supervisor {
         self.cfg.agents.get(profile).is_some_and(|p| {
             p.mode == AgentMode::Interactive
                 && matches!(p.adapter, Adapter::Claude | Adapter::Codex)
+        })
+    }
+
+    /// Headless Claude and Codex runs: ended at a pause, their conversation resumed after.
+    pub(super) fn ends_at_pause(&self, profile: &str) -> bool {
+        self.cfg.agents.get(profile).is_some_and(|p| {
+            p.mode == AgentMode::Headless && matches!(p.adapter, Adapter::Claude | Adapter::Codex)
         })
     }
 
@@ -140,6 +161,7 @@ impl Supervisor {
             a.substatus.is_waiting() || matches!(a.substatus, Substatus::Idle | Substatus::Limited)
         });
         let how = match (self.interrupts(&profile), waiting) {
+            (false, _) if self.ends_at_pause(&profile) => HoldHow::Ended,
             (false, _) => HoldHow::Frozen,
             (true, false) => HoldHow::Interrupted,
             (true, true) => HoldHow::Untouched,
@@ -149,19 +171,26 @@ impl Supervisor {
             return;
         };
         l.held = Some(Held { since_ms: now, how });
-        let words = match how {
-            HoldHow::Frozen => "frozen",
-            HoldHow::Interrupted => "its turn interrupted",
-            HoldHow::Untouched => "held (its session waits for you; nothing typed into it)",
+        let line = match how {
+            HoldHow::Frozen => "frozen; `resume` continues it",
+            HoldHow::Interrupted => "its turn interrupted; `resume` continues it",
+            HoldHow::Untouched => {
+                "held (its session waits for you; nothing typed into it); `resume` continues it"
+            }
+            HoldHow::Ended => "ended at a pause; `resume` continues its conversation",
         };
-        let line = format!(
-            "⏸ {}: attempt {} {words}; `resume` continues it",
-            l.task, l.n
-        );
+        let line = format!("⏸ {}: attempt {} {line}", l.task, l.n);
         match how {
             HoldHow::Frozen => self.out.push(Effect::Freeze { attempt: id }),
             HoldHow::Interrupted => self.out.push(Effect::Interrupt { attempt: id }),
             HoldHow::Untouched => {}
+            HoldHow::Ended => {
+                l.stop = Some(ENDED_WHY.into());
+                self.out.push(Effect::Stop {
+                    attempt: id,
+                    why: ENDED_WHY.into(),
+                });
+            }
         }
         self.say(line);
     }
@@ -183,7 +212,7 @@ impl Supervisor {
         match h.how {
             HoldHow::Frozen => self.out.push(Effect::Thaw { attempt: id }),
             HoldHow::Interrupted => self.out.push(Effect::Continue { attempt: id }),
-            HoldHow::Untouched => {}
+            HoldHow::Untouched | HoldHow::Ended => {}
         }
         self.say(line);
         // Kept on the attempt, so the allowance of an attempt that continues it later (a
@@ -191,5 +220,137 @@ impl Supervisor {
         if held > 0 {
             self.write(vec![Op::HeldTime { id, ms: held }], Then::Nothing);
         }
+    }
+}
+
+impl Supervisor {
+    /// What the write that closes attempt `id` (its agent gone while its task is no longer
+    /// working) adds for a session ended at a pause: the mark that its task's next attempt
+    /// continues it (same worktree, `--resume` of its session). The mark is a task field only a
+    /// transition writes, and a state may not move to itself: out and back in one transaction,
+    /// as the restart does (`boot.rs`). Nothing when the prompt was edited meanwhile (a fresh
+    /// attempt takes the new prompt) or the task left the pause otherwise (cancelled).
+    pub(super) fn ended_at_pause_ops(&self, id: AttemptId) -> Vec<Op> {
+        let Some(l) = self.live.get(&id) else {
+            return Vec::new();
+        };
+        let ended = l.held.is_some_and(|h| h.how == HoldHow::Ended);
+        let Some(t) = self.model.task(&l.task) else {
+            return Vec::new();
+        };
+        let ran = self
+            .model
+            .attempts
+            .get(&id)
+            .is_some_and(|a| a.base.is_some());
+        if !ended || !ran || prompt_hash(&t.prompt) != l.prompt_hash {
+            return Vec::new();
+        }
+        let n = l.n;
+        let why = format!("attempt {n} ended at a pause; `resume` continues its conversation");
+        let step = |from, to, patch| Op::Transition {
+            task: t.id.clone(),
+            from,
+            to,
+            patch,
+            actor: Actor::Supervisor,
+            attempt: Some(n),
+            data: EventData::why(why.clone()),
+        };
+        let mark = Patch {
+            resume_attempt: Some(Some(id)),
+            ..Patch::default()
+        };
+        match t.state {
+            TaskState::Paused => vec![
+                step(TaskState::Paused, TaskState::Ready, mark),
+                step(
+                    TaskState::Ready,
+                    TaskState::Paused,
+                    Patch {
+                        paused_from: Some(t.paused_from),
+                        // What the task shows while it stays paused.
+                        reason: Some(Some(why.clone())),
+                        ..Patch::default()
+                    },
+                ),
+            ],
+            // Resumed before its session was gone: marked on the way.
+            TaskState::Ready => vec![
+                step(
+                    TaskState::Ready,
+                    TaskState::Paused,
+                    Patch {
+                        paused_from: Some(Some(TaskState::Ready)),
+                        ..mark
+                    },
+                ),
+                step(TaskState::Paused, TaskState::Ready, Patch::default()),
+            ],
+            _ => Vec::new(),
+        }
+    }
+
+    /// A task paused while it worked whose session this run ended at the pause: the run waits
+    /// for its `resume` as it waits for a held agent (a headless run does not end under it).
+    pub(super) fn waits_for_resume(&self) -> bool {
+        self.model.in_state(TaskState::Paused).any(|t| {
+            t.paused_from == Some(TaskState::Working)
+                && t.resume_attempt
+                    .and_then(|a| self.model.attempts.get(&a))
+                    .is_some_and(|a| a.epoch == self.epoch)
+        })
+    }
+
+    /// The last stretch of a hold, for the write that finishes a held attempt (ended by an
+    /// edit, a cancel, a stop of the run or its own death while held): without it that time
+    /// would count as running time for an attempt that continues this one.
+    pub(super) fn held_time_ops(&self, ops: &[Op]) -> Vec<Op> {
+        ops.iter()
+            .filter_map(|o| match o {
+                Op::FinishAttempt(f) => Some(f.id),
+                _ => None,
+            })
+            .filter_map(|id| {
+                let h = self.live.get(&id)?.held?;
+                let ms = self.now.saturating_sub(h.since_ms);
+                (ms > 0).then_some(Op::HeldTime { id, ms })
+            })
+            .collect()
+    }
+
+    /// The run stops while agents are held: the stretch so far is written now (the next start
+    /// finishes their attempts), and counted from here on.
+    pub(super) fn note_held_at_stop(&mut self) {
+        let now = self.now;
+        let mut ops = Vec::new();
+        for (id, l) in &mut self.live {
+            if let Some(h) = &mut l.held {
+                let ms = now.saturating_sub(h.since_ms);
+                h.since_ms = now;
+                if ms > 0 {
+                    ops.push(Op::HeldTime { id: *id, ms });
+                }
+            }
+        }
+        self.write(ops, Then::Nothing);
+    }
+
+    /// A continuation of a headless session that had no session id yet (ended before its first
+    /// stream event): it starts a fresh conversation in the same worktree, and says so.
+    pub(super) fn say_fresh_conversation(&mut self, a: &super::AttemptRec, resume: Option<&str>) {
+        let Some(prev) = a.continues.and_then(|p| self.model.attempts.get(&p)) else {
+            return;
+        };
+        let sessions = self.ends_at_pause(&a.profile);
+        if resume.is_some() || a.role != Role::Agent || !sessions {
+            return;
+        }
+        let line = format!(
+            "▶ {} attempt {}: attempt {} had no session id yet: a fresh conversation in its \
+             worktree",
+            a.task, a.n, prev.n
+        );
+        self.say(line);
     }
 }

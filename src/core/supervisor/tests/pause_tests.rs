@@ -17,7 +17,7 @@ adapter = "claude"
 
 impl Driver {
     /// Boot with one ready task and run it until its agent runs (pid 4242); its attempt id.
-    fn working(config: &str, t: TaskRec) -> (Driver, AttemptId) {
+    pub(super) fn working(config: &str, t: TaskRec) -> (Driver, AttemptId) {
         let mut d = Driver::new(config, vec![t], Vec::new(), 0);
         d.run();
         let setup = d
@@ -42,7 +42,12 @@ impl Driver {
 
     /// Another process wrote the task's row (`orch-tui pause`, `resume`, `edit`): the
     /// supervisor is told, as the executor tells it after a poke.
-    fn human_writes(&mut self, task: &str, to: TaskState, edit: impl FnOnce(&mut TaskRec)) {
+    pub(super) fn human_writes(
+        &mut self,
+        task: &str,
+        to: TaskState,
+        edit: impl FnOnce(&mut TaskRec),
+    ) {
         let mut row = self.sup.model.task(task).cloned().expect("task row");
         if to == TaskState::Paused {
             row.paused_from = Some(row.state);
@@ -62,7 +67,7 @@ impl Driver {
         self.run();
     }
 
-    fn effects_on(&self, attempt: AttemptId) -> Vec<&'static str> {
+    pub(super) fn effects_on(&self, attempt: AttemptId) -> Vec<&'static str> {
         self.seen
             .iter()
             .filter_map(|e| match e {
@@ -257,5 +262,30 @@ fn a_restart_while_paused_reaps_the_frozen_agent_and_resume_continues_its_attemp
     assert_eq!(
         setup.worktree, "/w/a-1",
         "it continues in the same worktree"
+    );
+}
+
+#[test]
+fn a_held_attempt_that_ends_while_held_keeps_the_last_stretch_of_its_hold() {
+    // Frozen at 1 s, cancelled at 5 s, gone at 6 s: held for 5 s, none of it running time.
+    let (mut d, id) = Driver::working(SIM, task("a", TaskState::Ready));
+    d.at(1_000);
+    d.human_writes("a", TaskState::Paused, |_| {});
+    d.at(5_000);
+    d.human_writes("a", TaskState::Cancelled, |_| {});
+    d.at(6_000);
+    d.queue.push_back(Event::Exited {
+        attempt: id,
+        exit: Exit {
+            code: None,
+            signal: Some(15),
+        },
+    });
+    d.run();
+    let row = d.sup.model.attempts.get(&id).expect("row");
+    assert_eq!(row.state, AttemptState::Abandoned, "{row:?}");
+    assert_eq!(
+        row.held_ms, 5_000,
+        "the hold was lost with the attempt: {row:?}"
     );
 }

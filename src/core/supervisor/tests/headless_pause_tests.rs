@@ -1,0 +1,183 @@
+//! A headless Claude or Codex run is ended at a pause, not frozen (its HTTP stream to the API
+//! would time out while stopped), and `resume` continues its conversation in a new attempt in
+//! the same worktree (`--resume`), as after a limit.
+
+use super::*;
+use crate::core::agent_event::{AgentEvent, Tokens};
+
+const HEADLESS: &str = r#"
+default_agent = "claude"
+[agents.claude]
+command = ["claude", "-p", "{prompt}", "--output-format", "stream-json"]
+adapter = "claude"
+"#;
+
+impl Driver {
+    fn exits(&mut self, attempt: AttemptId, signal: i32) {
+        self.queue.push_back(Event::Exited {
+            attempt,
+            exit: Exit {
+                code: None,
+                signal: Some(signal),
+            },
+        });
+        self.run();
+    }
+
+    fn agent_says(&mut self, attempt: AttemptId, event: AgentEvent) {
+        self.queue.push_back(Event::Agent { attempt, event });
+        self.run();
+    }
+
+    fn said(&self, words: &str) -> bool {
+        self.seen
+            .iter()
+            .any(|e| matches!(e, Effect::Say(l) if l.contains(words)))
+    }
+
+    fn setup_no(&self, n: u32) -> Option<Setup> {
+        self.seen.iter().find_map(|e| match e {
+            Effect::Setup(s) if s.n == AttemptNo(n) => Some(s.clone()),
+            _ => None,
+        })
+    }
+}
+
+/// A headless session working on `a`, with its session id and some spend recorded.
+fn session_at_work() -> (Driver, AttemptId) {
+    let (mut d, id) = Driver::working(HEADLESS, task("a", TaskState::Ready));
+    d.agent_says(
+        id,
+        AgentEvent::Session {
+            id: "sess-1".into(),
+        },
+    );
+    d.agent_says(
+        id,
+        AgentEvent::Usage {
+            tokens: Tokens {
+                input: 1_000,
+                output: 100,
+                ..Tokens::default()
+            },
+            cost_usd: Some(0.5),
+        },
+    );
+    (d, id)
+}
+
+#[test]
+fn a_paused_headless_session_is_ended_not_frozen_and_counts_no_failure() {
+    let (mut d, id) = session_at_work();
+    d.at(1_000);
+    d.human_writes("a", TaskState::Paused, |_| {});
+    assert_eq!(
+        d.effects_on(id),
+        ["stop"],
+        "ended, never frozen: {:?}",
+        d.seen
+    );
+    assert!(d.said("attempt 1 ended at a pause; `resume` continues its conversation"));
+    d.at(1_500);
+    d.exits(id, 15);
+    let row = d.sup.model.attempts.get(&id).expect("row");
+    assert_eq!(row.state, AttemptState::Abandoned, "not a failure: {row:?}");
+    assert_eq!(row.held_ms, 500, "from the pause to its end: {row:?}");
+    let t = d.sup.model.task("a").expect("task");
+    assert_eq!(t.state, TaskState::Paused, "still the human's pause");
+    assert_eq!(t.paused_from, Some(TaskState::Working));
+    assert_eq!(t.failures, 0);
+    assert_eq!(t.resume_attempt, Some(id), "its next attempt continues it");
+    assert!(
+        t.reason
+            .as_deref()
+            .is_some_and(|r| r.contains("ended at a pause")),
+        "the paused task says why: {t:?}"
+    );
+    assert!(d.sup.live().is_empty(), "its slot is free");
+    assert!(d.setups().len() == 1, "nothing starts while it is paused");
+    assert!(
+        !d.sup.is_settled(),
+        "a headless run waits for the resume as it waits for a held agent"
+    );
+}
+
+#[test]
+fn resume_continues_the_ended_conversation_in_the_same_worktree() {
+    let (mut d, id) = session_at_work();
+    d.human_writes("a", TaskState::Paused, |_| {});
+    d.exits(id, 15);
+    d.at(60_000);
+    d.human_writes("a", TaskState::Ready, |_| {});
+    let s = d.setup_no(2).expect("attempt 2 is set up on resume");
+    assert_eq!(
+        s.resume.as_deref(),
+        Some("sess-1"),
+        "`--resume` of its session"
+    );
+    assert_eq!(s.worktree, "/w/a-1", "the same worktree");
+    assert!(!s.create_worktree);
+    let PromptSpec::Task(prompt) = &s.prompt else {
+        panic!("an agent's prompt: {:?}", s.prompt)
+    };
+    assert!(prompt.contains("continue where you left off"), "{prompt}");
+    // Its conversation's earlier spend is known, so a total that counts the whole
+    // conversation is not counted twice.
+    assert_eq!((s.baseline.tokens_in, s.baseline.tokens_out), (1_000, 100));
+    let row = d.sup.model.attempts.get(&s.attempt).cloned().expect("row");
+    assert_eq!(row.continues, Some(id));
+    let t = d.sup.model.task("a").expect("task");
+    assert_eq!(t.resume_attempt, None, "the mark is used once");
+}
+
+#[test]
+fn a_session_ended_before_its_first_event_resumes_as_a_fresh_conversation_in_its_worktree() {
+    let (mut d, id) = Driver::working(HEADLESS, task("a", TaskState::Ready));
+    d.human_writes("a", TaskState::Paused, |_| {});
+    d.exits(id, 15);
+    d.human_writes("a", TaskState::Ready, |_| {});
+    let s = d.setup_no(2).expect("attempt 2");
+    assert_eq!(s.resume, None, "no session to resume");
+    assert_eq!(s.worktree, "/w/a-1", "its work is in that worktree");
+    assert!(d.said("attempt 1 had no session id yet: a fresh conversation"));
+}
+
+#[test]
+fn a_resume_before_the_session_is_gone_waits_for_it_then_continues_it() {
+    let (mut d, id) = session_at_work();
+    d.human_writes("a", TaskState::Paused, |_| {});
+    d.human_writes("a", TaskState::Ready, |_| {});
+    assert_eq!(
+        d.setups().len(),
+        1,
+        "one agent per task: the old one still ends"
+    );
+    d.exits(id, 15);
+    let s = d.setup_no(2).expect("attempt 2 once the old one is gone");
+    assert_eq!(s.resume.as_deref(), Some("sess-1"));
+    assert_eq!(s.worktree, "/w/a-1");
+    assert_eq!(d.sup.model.task("a").map(|t| t.failures), Some(0));
+}
+
+#[test]
+fn a_prompt_edited_before_the_session_ended_starts_fresh() {
+    let (mut d, id) = session_at_work();
+    d.human_writes("a", TaskState::Paused, |t| t.prompt = "another way".into());
+    d.exits(id, 15);
+    d.human_writes("a", TaskState::Ready, |_| {});
+    let s = d.setup_no(2).expect("attempt 2");
+    assert_eq!(s.resume, None, "{s:?}");
+    assert!(s.create_worktree, "a fresh attempt takes the new prompt");
+}
+
+#[test]
+fn a_cancel_while_the_session_ends_leaves_nothing_to_continue() {
+    let (mut d, id) = session_at_work();
+    d.human_writes("a", TaskState::Paused, |_| {});
+    d.human_writes("a", TaskState::Cancelled, |_| {});
+    d.exits(id, 15);
+    let t = d.sup.model.task("a").expect("task");
+    assert_eq!(t.state, TaskState::Cancelled);
+    assert_eq!(t.resume_attempt, None);
+    assert!(d.sup.is_settled(), "{}", d.sup.activity());
+}
