@@ -34,6 +34,7 @@ fn seeds_keep_every_invariant() {
                 let mut turns = 0usize;
                 let mut spec = (0usize, 0usize);
                 let mut adoptions = 0usize;
+                let mut ended = (0usize, 0usize);
                 let mut syncs = (0usize, 0usize, 0usize, 0usize);
                 let mut s = first + k;
                 while s < first + seeds {
@@ -45,6 +46,7 @@ fn seeds_keep_every_invariant() {
                             turns += st.turns;
                             spec = (spec.0 + st.speculative, spec.1 + st.let_go);
                             adoptions += st.adoptions;
+                            ended = (ended.0 + st.pause_ends, ended.1 + st.resumed);
                             syncs.0 += st.synced;
                             syncs.1 += st.sync_recovered;
                             syncs.2 += st.sync_stopped;
@@ -54,7 +56,7 @@ fn seeds_keep_every_invariant() {
                     }
                     s += threads;
                 }
-                Ok((steps, crashes, syncs, holds, turns, spec, adoptions))
+                Ok((steps, crashes, syncs, holds, turns, spec, adoptions, ended))
             })
         })
         .collect();
@@ -65,9 +67,11 @@ fn seeds_keep_every_invariant() {
     let mut turns = 0;
     let mut spec = (0, 0);
     let mut adoptions = 0;
+    let mut ended = (0, 0);
     for r in results {
         match r.join().expect("a simulation thread panicked") {
-            Ok((s, c, y, h, t, p, a)) => {
+            Ok((s, c, y, h, t, p, a, e)) => {
+                ended = (ended.0 + e.0, ended.1 + e.1);
                 turns += t;
                 spec = (spec.0 + p.0, spec.1 + p.1);
                 steps += s;
@@ -85,14 +89,17 @@ fn seeds_keep_every_invariant() {
          held for a pause, {adoptions} agents adopted after a crash, {turns} change requests \
          typed into live sessions, {:.0} steps/s, {secs:.1} s\n\
          syncs: {} moved the branch ({} finished by a restart), {} stopped; {} sync-only supervisors\n\
-         speculative starts: {} on a candidate tip, {} of them let go after a veto",
+         speculative starts: {} on a candidate tip, {} of them let go after a veto\n\
+         headless sessions: {} ended at a pause; {} agents started resuming a conversation",
         steps as f64 / secs,
         syncs.0,
         syncs.1,
         syncs.2,
         syncs.3,
         spec.0,
-        spec.1
+        spec.1,
+        ended.0,
+        ended.1
     );
     // Pauses of working tasks are part of the chaos: the seeds must actually hold agents.
     assert!(
@@ -108,6 +115,11 @@ fn seeds_keep_every_invariant() {
     assert!(
         seeds < 200 || (spec.0 > 0 && spec.1 > 0),
         "no speculative start, or none let go, in {seeds} seeds: {spec:?}"
+    );
+    // Headless sessions are ended at a pause (not frozen) and their conversation resumed.
+    assert!(
+        seeds < 200 || (ended.0 > 0 && ended.1 > 0),
+        "no headless session ended at a pause, or none resumed, in {seeds} seeds: {ended:?}"
     );
     // Crashes leave agents running in holders: the seeds must actually adopt some.
     assert!(

@@ -131,7 +131,24 @@ pub fn every_step(world: &Shared, exec: &Executor, l: &Ledger) -> Result<(), Str
             .and_then(|rows| rows.collect())
             .map_err(|e| e.to_string())?;
         let mut w = lock(world);
+        // A resumed conversation's agent counts what it spent, not the conversation's whole
+        // total again (its own total counts the conversation).
+        let resumed: BTreeMap<i64, u64> = w
+            .procs
+            .values()
+            // Not yet for an adopted one: the adopting supervisor does not know the resumed
+            // conversation's earlier spend (`boot.rs` adopts with an empty baseline).
+            .filter(|p| p.headless_session && p.earlier.0 > 0 && !p.adopted)
+            .map(|p| (p.attempt.0, p.spent.0))
+            .collect();
         for (id, tin, tout, cost, st) in spend {
+            if let Some(own) = resumed.get(&id)
+                && u64::try_from(tin).unwrap_or(0) > *own
+            {
+                return Err(format!(
+                    "attempt {id} resumed a conversation and counts {tin} tokens in; it spent {own}"
+                ));
+            }
             if let Some((a, b, c)) = w.spend_seen.get(&id)
                 && (tin < *a || tout < *b || cost < *c)
             {

@@ -83,6 +83,9 @@ pub struct Stats {
     pub holds: usize,
     /// Change requests typed into sessions kept alive through review.
     pub turns: usize,
+    /// Headless sessions ended at a pause, and conversations a later attempt resumed.
+    pub pause_ends: usize,
+    pub resumed: usize,
     /// Attempts started on a candidate tip (a dependency in its veto window), and of them the
     /// ones let go because that dependency was vetoed or did not merge.
     pub speculative: usize,
@@ -170,9 +173,13 @@ fn config_text(rng: &mut Rng) -> String {
     };
     // Some runs' agents are interactive sessions (Codex in its PTY, faked): they stay alive
     // through review, take change requests typed into them, and end on their exit command.
+    // Others are headless sessions (`codex exec`, faked): ended at a pause, their conversation
+    // resumed (`exec resume`) by the next attempt.
     let session = if rng.chance(35) {
         "command = [\"{orch}\", \"sim-agent\"]\ninteractive = [\"{orch}\", \"sim-agent\"]\n\
          mode = \"interactive\"\nadapter = \"codex\"\n"
+    } else if rng.chance(40) {
+        "command = [\"{orch}\", \"sim-agent\"]\nadapter = \"codex\"\n"
     } else {
         ""
     };
@@ -581,6 +588,8 @@ pub fn run_seed(seed: u64, chaos: Chaos) -> Result<Stats, Failure> {
         stats.steps = step;
         stats.holds = lock(&world).holds;
         stats.turns = lock(&world).turns;
+        stats.pause_ends = lock(&world).pause_ends;
+        stats.resumed = lock(&world).resumed;
         stats.adoptions = lock(&world).adoptions;
         match end {
             Ok(Some(RunEnd::Stopped)) | Err(_) => {

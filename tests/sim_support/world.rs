@@ -108,6 +108,15 @@ pub struct FakeProc {
     pub quitting: bool,
     /// When the human last typed into its pane.
     pub human_key_at: Option<u64>,
+    /// A headless session (`codex exec`): never frozen, ended at a pause.
+    pub headless_session: bool,
+    /// Its conversation: the one its argv resumes, else its own; and what that conversation
+    /// had spent before it started (its own total counts the whole conversation, as the real
+    /// CLIs' do after a resume).
+    pub conversation: String,
+    pub earlier: (u64, u64, f64),
+    /// A restarted supervisor adopted it from its holder.
+    pub adopted: bool,
     /// It runs in a holder: it outlives a crashed supervisor, and how it ended is recorded.
     pub held: bool,
     pub recorded_exit: Option<Exit>,
@@ -141,6 +150,12 @@ pub struct World {
     pub holds: usize,
     /// Change requests sent into live sessions, over the run.
     pub turns: usize,
+    /// Headless sessions stopped while their task was paused, and agents started resuming a
+    /// conversation, over the run.
+    pub pause_ends: usize,
+    pub resumed: usize,
+    /// What each conversation spent so far (by session id).
+    pub conversations: BTreeMap<String, (u64, u64, f64)>,
     /// Agents that run in holders (the rest die with a crashed supervisor's PTYs, as in
     /// process), per hundred; and the attempts a restarted supervisor adopted.
     pub holder_percent: u64,
@@ -297,7 +312,7 @@ fn act(w: &mut World, pid: u32) {
     }
     let (plan, step) = (p.plan, p.step);
     if step == 0 && !matches!(plan, Plan::Review { .. }) {
-        let session = format!("session-{}-{}", p.task, p.attempt.0);
+        let session = p.conversation.clone();
         emit(w, pid, AgentEvent::Session { id: session });
     }
     match (plan, step) {
@@ -463,6 +478,11 @@ fn spend(w: &mut World, pid: u32) {
         p.spent.0 += tokens.input;
         p.spent.1 += tokens.output;
         p.spent.2 += cost;
+        let conversation = p.conversation.clone();
+        let c = w.conversations.entry(conversation).or_default();
+        c.0 += tokens.input;
+        c.1 += tokens.output;
+        c.2 += cost;
     }
     emit(
         w,
@@ -478,6 +498,7 @@ fn spend(w: &mut World, pid: u32) {
 fn total(w: &mut World, pid: u32) {
     let Some(p) = w.procs.get(&pid) else { return };
     let (i, o, c) = p.spent;
+    let (i, o, c) = (i + p.earlier.0, o + p.earlier.1, c + p.earlier.2);
     let extra = w.rng.below(3) as f64 * 0.001;
     emit(
         w,
@@ -734,10 +755,21 @@ impl AgentProc for SimProc {
     fn stop(&self, grace: Duration) {
         let mut w = lock(&self.world);
         let now = w.now;
+        let mut ended_at_pause = false;
+        if let Some(p) = w.procs.get(&self.pid)
+            && p.stop.is_none()
+            && p.headless_session
+        {
+            let state = w.ledger.task(&p.task).ok().flatten().map(|t| t.state);
+            ended_at_pause = state == Some(orch_tui::core::state::TaskState::Paused);
+        }
         if let Some(p) = w.procs.get_mut(&self.pid)
             && p.stop.is_none()
         {
             p.stop = Some((now, grace.as_millis() as u64));
+        }
+        if ended_at_pause {
+            w.pause_ends += 1;
         }
     }
     fn freeze(&self, freeze: bool) {
@@ -746,6 +778,12 @@ impl AgentProc for SimProc {
         let Some(p) = w.procs.get_mut(&self.pid) else {
             return;
         };
+        if p.headless_session {
+            // Its connection to the API would time out while it is stopped.
+            let line = format!("{}#{}: a headless session was frozen", p.task, p.n);
+            w.violations.push(line);
+            return;
+        }
         match (freeze, p.frozen_since) {
             (true, None) => {
                 p.frozen_since = Some(now);
@@ -821,7 +859,26 @@ impl Agents for SimAgents {
         };
         if !reviewer {
             base_holds_dependencies(&mut w, &env("ORCH_TASK"), l.attempt, &l.cwd);
+            resumes_its_conversation(&mut w, &env("ORCH_TASK"), &l);
         }
+        let headless_session = !interactive
+            && !reviewer
+            && l.profile.adapter == orch_tui::core::config::Adapter::Codex;
+        // `exec resume ID` (`--resume ID` for Claude): the conversation goes on.
+        let resumed = l
+            .argv
+            .windows(2)
+            .find(|a| a[0] == "resume" || a[0] == "--resume")
+            .map(|a| a[1].clone());
+        if resumed.is_some() {
+            w.resumed += 1;
+        }
+        let conversation = resumed
+            .clone()
+            .unwrap_or_else(|| format!("session-{}-{}", env("ORCH_TASK"), l.attempt.0));
+        let earlier = resumed
+            .and_then(|r| w.conversations.get(&r).copied())
+            .unwrap_or_default();
         w.next_pid += 1;
         let pid = w.next_pid;
         let (generation, epoch) = (w.generation, w.epoch);
@@ -862,6 +919,10 @@ impl Agents for SimAgents {
                 generation,
                 spent: (0, 0, 0.0),
                 interactive,
+                headless_session,
+                conversation,
+                earlier,
+                adopted: false,
                 interrupted: false,
                 input: String::new(),
                 quitting: false,
@@ -966,6 +1027,7 @@ impl Agents for SimAgents {
             p.generation = generation;
             p.epoch = epoch;
             p.slot = slot;
+            p.adopted = true;
         }
         w.adoptions += 1;
         w.note(format!("adopt attempt {} pid {pid}", l.attempt));
@@ -982,6 +1044,33 @@ impl Agents for SimAgents {
             base: String::new(),
             branches,
         })
+    }
+}
+
+/// An agent attempt that continues an earlier one of its profile in the same worktree (a
+/// session ended at a pause, a limit lifted, a failure retried) resumes that one's
+/// conversation when it had one: its argv names the session.
+fn resumes_its_conversation(w: &mut World, task: &str, l: &Launch) {
+    let rows = w.ledger.attempts(task).unwrap_or_default();
+    let Some(prev) = rows
+        .iter()
+        .find(|a| a.id == l.attempt)
+        .and_then(|a| a.continues)
+        .and_then(|p| rows.iter().find(|a| a.id == p))
+    else {
+        return;
+    };
+    let Some(session) = prev.session.as_deref() else {
+        return;
+    };
+    let resumes = l.argv.iter().any(|a| a == session);
+    let can = l.profile.adapter == orch_tui::core::config::Adapter::Codex;
+    if can && prev.profile == l.profile.name && !resumes {
+        let v = format!(
+            "{task} attempt {} continues attempt {} but does not resume its session {session}: {:?}",
+            l.attempt, prev.id, l.argv
+        );
+        w.violations.push(v);
     }
 }
 
@@ -1158,6 +1247,9 @@ impl World {
             fault_reap_by_pid_only: false,
             holds: 0,
             turns: 0,
+            pause_ends: 0,
+            resumed: 0,
+            conversations: BTreeMap::new(),
             holder_percent: 50,
             adoptions: 0,
             trace: VecDeque::new(),
