@@ -3,7 +3,7 @@
 //! spend equal to the agent's own totals, a cost budget that stops and escalates and an
 //! extension that continues the same conversation, a usage limit that pauses and resumes by
 //! itself without counting a failure, failures in the agent's words, a retry that resumes the
-//! same session.
+//! same session, a paused headless run ended and its conversation resumed.
 
 mod agent_support;
 mod common;
@@ -323,5 +323,146 @@ fn codex_spend_is_priced_from_its_turn_usage_and_its_usage_limit_pauses() {
     assert_eq!(
         l["attempts"][1]["session"], l["attempts"][0]["session"],
         "{l:#}"
+    );
+}
+
+/// The process is gone (no /proc entry, or a zombie nobody reaps yet).
+fn gone(pid: i64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| {
+        s.rsplit_once(')')
+            .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+    })
+}
+
+/// Runs one task of two scripted shell steps, each reply 2 s late (a slow model), pauses it
+/// while the reply after the first step is awaited, checks that the agent was ended (not
+/// frozen) with no failure counted, resumes it and waits for the run's end. The task as
+/// `status --json` has it then, and the rig.
+fn pause_mid_turn_and_resume(cli: Cli, bin: &Path) -> (Value, Rig) {
+    let r = rig(cli, bin, "# bash\n");
+    let prompt = "Log the steps.\n@mock sleep 2\n@mock bash echo one >> steps.log\n\
+                  @mock bash echo two >> steps.log";
+    let p = r.repo.write_plan(&plan(&[("t", prompt, "")]));
+    let run = r
+        .repo
+        .spawn(&["run", "--headless", "--plan", p.to_str().expect("utf-8")]);
+    let first = e2e_support::wait_for(RUN, || {
+        // The plan is loaded by the run: no task row before that.
+        let s = r.repo.status();
+        let t = s["tasks"]
+            .as_array()
+            .and_then(|ts| ts.iter().find(|t| t["id"] == "t").cloned())
+            .unwrap_or_default();
+        let a = t["attempts"][0].clone();
+        let log = a["worktree"]
+            .as_str()
+            .and_then(|w| std::fs::read_to_string(Path::new(w).join("steps.log")).ok());
+        match (a["pid"].as_i64(), log) {
+            (Some(pid), Some(l)) if l.contains("one") => Ok(pid),
+            _ => Err(t),
+        }
+    });
+    let pid =
+        first.unwrap_or_else(|t| panic!("never took its first step: {t:#}\n{}", run.stdout_now()));
+    let out = r.repo.orch(&["pause", "t"], RUN);
+    assert_eq!(out.code, 0, "{}", out.show());
+    let ended = e2e_support::wait_for(RUN, || {
+        let t = r.repo.task("t");
+        let done = gone(pid) && t["attempts"][0]["state"] == "abandoned";
+        done.then_some(()).ok_or(t)
+    });
+    ended.unwrap_or_else(|t| panic!("not ended at the pause: {t:#}\n{}", run.stdout_now()));
+    let t = r.repo.task("t");
+    assert_eq!(t["state"], "paused", "{t:#}");
+    assert_eq!(t["failures"], 0, "a pause is no failure: {t:#}");
+    assert!(
+        t["reason"]
+            .as_str()
+            .is_some_and(|w| w.contains("ended at a pause")),
+        "{t:#}"
+    );
+    assert!(
+        run.stdout_now().contains("t: attempt 1 ended at a pause"),
+        "{}",
+        run.stdout_now()
+    );
+    let out = r.repo.orch(&["resume", "t"], RUN);
+    assert_eq!(out.code, 0, "{}", out.show());
+    let out = run.wait(RUN);
+    let t = r.repo.task("t");
+    assert_eq!(out.code, 0, "{}\n{t:#}", out.show());
+    assert_eq!(t["state"], "done", "{t:#}");
+    let agents: Vec<Value> = t["attempts"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|x| x["role"] == "agent")
+        .collect();
+    assert_eq!(agents.len(), 2, "{t:#}");
+    let (a1, a2) = (&agents[0], &agents[1]);
+    assert_eq!(a2["continues"], a1["id"], "{t:#}");
+    assert_eq!(a2["worktree"], a1["worktree"], "{t:#}");
+    assert!(a1["session"].is_string(), "{t:#}");
+    assert_eq!(a2["session"], a1["session"], "its session resumed: {t:#}");
+    (t, r)
+}
+
+#[test]
+fn a_paused_headless_claude_is_ended_and_resume_continues_its_conversation() {
+    let Some(bin) = require(
+        "a_paused_headless_claude_is_ended_and_resume_continues_its_conversation",
+        Cli::Claude,
+    ) else {
+        return;
+    };
+    let (t, r) = pause_mid_turn_and_resume(Cli::Claude, &bin);
+    // The mock plays the step after the tool results it is sent: the resumed conversation sends
+    // the first step's result and gets the second step next (a fresh one would start again at
+    // the first). The continued attempt's prompt repeats the task, so the script is played
+    // twice over in that conversation.
+    let log = r.repo.git(&["show", "orch/integration:steps.log"]);
+    let steps: Vec<&str> = log.lines().collect();
+    assert_eq!(
+        steps.get(..2),
+        Some(&["one", "two"][..]),
+        "the conversation went on from its second step: {log}"
+    );
+    // Each attempt counts its own share of the conversation's cost (Claude's total counts it
+    // all): nothing is counted twice.
+    let total = f(&results(&r.repo, "t", 2).last().expect("a result")["total_cost_usd"]);
+    let (a1, a2) = (&t["attempts"][0], &t["attempts"][1]);
+    assert!(
+        (f(&a1["cost_usd"]) + f(&a2["cost_usd"]) - total).abs() < 1e-9,
+        "{t:#}"
+    );
+}
+
+#[test]
+fn a_paused_headless_codex_is_ended_and_resume_continues_its_thread() {
+    let Some(bin) = require(
+        "a_paused_headless_codex_is_ended_and_resume_continues_its_thread",
+        Cli::Codex,
+    ) else {
+        return;
+    };
+    let (t, r) = pause_mid_turn_and_resume(Cli::Codex, &bin);
+    let log = r.repo.git(&["show", "orch/integration:steps.log"]);
+    assert!(log.contains("two"), "the work merged: {log}");
+    // After `exec resume` Codex's usage is cumulative over the thread: the second attempt
+    // counts only what goes beyond the first's.
+    let raw = std::fs::read(r.repo.dir.join(".orch/logs/t/2/pty.raw")).unwrap_or_default();
+    let last: Option<Value> = String::from_utf8_lossy(&raw)
+        .lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<Value>(l.trim()).ok())
+        .find(|v| v["type"] == "turn.completed");
+    let usage = &last.expect("a completed turn")["usage"];
+    let thread_in = usage["input_tokens"].as_i64().unwrap_or(0);
+    let (a1, a2) = (&t["attempts"][0], &t["attempts"][1]);
+    let counted = a1["tokens_in"].as_i64().unwrap_or(0) + a2["tokens_in"].as_i64().unwrap_or(0);
+    assert!(
+        counted <= thread_in && a2["tokens_in"].as_i64().unwrap_or(0) > 0,
+        "counted {counted} tokens in for a thread that used {thread_in}: {t:#}"
     );
 }

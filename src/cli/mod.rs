@@ -241,9 +241,11 @@ pub enum Command {
     /// Cancel a task (its dependents are blocked).
     Cancel(HumanArgs),
     /// Hold a task: its agent, if it works, is held (frozen, or its session's turn interrupted)
-    /// and keeps its attempt; `--all`: every ready, assigned and working task.
+    /// and keeps its attempt, or a headless Claude/Codex run is ended and its conversation
+    /// resumed later; `--all`: every ready, assigned and working task.
     Pause(human::FleetArgs),
-    /// Release a paused task: a held agent continues the same attempt; `--all`: every paused task.
+    /// Release a paused task: a held agent continues the same attempt (an ended headless run, its
+    /// conversation); `--all`: every paused task.
     Resume(human::FleetArgs),
     /// When the integration branch moved under the supervisor (the run is held): put it back, or
     /// take it as it is now.

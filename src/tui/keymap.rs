@@ -157,10 +157,12 @@ impl Action {
                 "retry a failed, escalated or cancelled task, with a note for the next attempt"
             }
             Action::Cancel => "cancel the task (asks; its dependents are blocked)",
-            Action::Pause => "pause the task (its agent is held and keeps its attempt)",
+            Action::Pause => {
+                "pause the task (its agent is held; a headless Claude/Codex run ends, resumed later)"
+            }
             Action::Resume => "resume a paused task (a held agent continues)",
             Action::PauseAll => {
-                "pause every ready and working task; when none is, resume every paused one"
+                "pause every ready and working task (each agent its own way); when none is, resume every paused one"
             }
             Action::Approve => "approve a task in review or escalated",
             Action::Reject => {
