@@ -181,3 +181,63 @@ fn a_cancel_while_the_session_ends_leaves_nothing_to_continue() {
     assert_eq!(t.resume_attempt, None);
     assert!(d.sup.is_settled(), "{}", d.sup.activity());
 }
+
+#[test]
+fn a_fleet_pause_holds_each_agent_its_own_way_and_says_which() {
+    let config = r#"
+slots = 3
+default_agent = "sim"
+[agents.claude]
+command = ["claude", "-p", "{prompt}"]
+interactive = ["claude", "{prompt}"]
+mode = "interactive"
+adapter = "claude"
+[agents.codex]
+command = ["codex", "exec", "--json", "{prompt}"]
+adapter = "codex"
+"#;
+    let mut tasks = Vec::new();
+    for (id, agent) in [("i", "claude"), ("h", "codex"), ("s", "sim")] {
+        let mut t = task(id, TaskState::Ready);
+        t.agent = Some(agent.into());
+        tasks.push(t);
+    }
+    let mut d = Driver::new(config, tasks, Vec::new(), 0);
+    d.run();
+    let setups: Vec<Setup> = d
+        .seen
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Setup(s) => Some(s.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(setups.len(), 3, "{:?}", d.seen);
+    for (k, s) in setups.iter().enumerate() {
+        d.queue.push_back(Event::SetupDone {
+            attempt: s.attempt,
+            result: Ok(Started {
+                pid: 4242 + k as u32,
+                base: TIP.into(),
+            }),
+        });
+    }
+    d.run();
+    // `P`: one pause per task, as the TUI sends them.
+    for id in ["i", "h", "s"] {
+        d.human_writes(id, TaskState::Paused, |_| {});
+    }
+    let attempt = |task: &str| {
+        setups
+            .iter()
+            .find(|s| s.task == task)
+            .map(|s| s.attempt)
+            .expect("attempt")
+    };
+    assert_eq!(d.effects_on(attempt("i")), ["interrupt"]);
+    assert_eq!(d.effects_on(attempt("h")), ["stop"]);
+    assert_eq!(d.effects_on(attempt("s")), ["freeze"]);
+    assert!(d.said("i: attempt 1 its turn interrupted"));
+    assert!(d.said("h: attempt 1 ended at a pause; `resume` continues its conversation"));
+    assert!(d.said("s: attempt 1 frozen"));
+}

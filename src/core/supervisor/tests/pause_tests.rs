@@ -289,3 +289,17 @@ fn a_held_attempt_that_ends_while_held_keeps_the_last_stretch_of_its_hold() {
         "the hold was lost with the attempt: {row:?}"
     );
 }
+
+#[test]
+fn a_run_stopped_while_an_agent_is_held_keeps_the_time_it_was_held() {
+    // The next start finishes the attempt; the hold so far is written when the run stops.
+    let (mut d, id) = Driver::working(SIM, task("a", TaskState::Ready));
+    d.at(1_000);
+    d.human_writes("a", TaskState::Paused, |_| {});
+    d.now = 4_000;
+    d.queue.push_back(Event::Stop { stop_agents: true });
+    d.run();
+    let row = d.sup.model.attempts.get(&id).expect("row");
+    assert_eq!(row.held_ms, 3_000, "{row:?}");
+    assert_eq!(d.effects_on(id), ["freeze", "stop"]);
+}
