@@ -52,6 +52,12 @@ impl Adapter {
         })
     }
 
+    /// Whether its CLI can continue an earlier conversation (`--resume`, `exec resume`); an
+    /// agent that cannot starts afresh, and its spend is its own from zero.
+    pub fn resumes_conversations(self) -> bool {
+        matches!(self, Adapter::Claude | Adapter::Codex)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Adapter::Claude => "claude",

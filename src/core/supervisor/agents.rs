@@ -179,6 +179,14 @@ impl Supervisor {
         if a.role != Role::Agent {
             return None;
         }
+        let resumes = self
+            .cfg
+            .agents
+            .get(&a.profile)
+            .is_some_and(|p| p.adapter.resumes_conversations());
+        if !resumes {
+            return None;
+        }
         let prev = a.continues.and_then(|p| self.model.attempts.get(&p))?;
         (prev.profile == a.profile)
             .then(|| prev.session.clone())

@@ -91,9 +91,10 @@ impl Supervisor {
 
     /// Headless Claude and Codex runs: ended at a pause, their conversation resumed after.
     pub(super) fn ends_at_pause(&self, profile: &str) -> bool {
-        self.cfg.agents.get(profile).is_some_and(|p| {
-            p.mode == AgentMode::Headless && matches!(p.adapter, Adapter::Claude | Adapter::Codex)
-        })
+        self.cfg
+            .agents
+            .get(profile)
+            .is_some_and(|p| p.mode == AgentMode::Headless && p.adapter.resumes_conversations())
     }
 
     pub(super) fn pause_rules(&mut self) {

@@ -241,3 +241,24 @@ adapter = "codex"
     assert!(d.said("h: attempt 1 ended at a pause; `resume` continues its conversation"));
     assert!(d.said("s: attempt 1 frozen"));
 }
+
+/// An agent whose CLI cannot continue a conversation (the sim agent, aider, a plain command)
+/// starts afresh on a continuing attempt: nothing is resumed, nothing of its earlier spend is
+/// subtracted from what it reports.
+#[test]
+fn only_an_agent_that_can_resume_resumes_its_session() {
+    const SIM: &str = "default_agent = \"s\"\n[agents.s]\ncommand = [\"x\"]\nadapter = \"sim\"\n";
+    for (cfg, want) in [(HEADLESS, Some("sess-1")), (SIM, None)] {
+        let (mut d, id) = Driver::working(cfg, task("a", TaskState::Ready));
+        d.agent_says(
+            id,
+            AgentEvent::Session {
+                id: "sess-1".into(),
+            },
+        );
+        let mut next = d.sup.model.attempts.get(&id).cloned().expect("row");
+        next.id = AttemptId(id.0 + 1);
+        next.continues = Some(id);
+        assert_eq!(d.sup.resume_session(&next).as_deref(), want, "{cfg}");
+    }
+}
