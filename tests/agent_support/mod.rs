@@ -216,6 +216,16 @@ impl AgentHome {
         std::fs::write(path, text).expect("codex config");
     }
 
+    /// Codex's own command rules (`$CODEX_HOME/rules/default.rules`, its execpolicy): a
+    /// `prefix_rule(pattern = [...], decision = "prompt")` makes Codex ask before running a
+    /// matching command, whatever its approval mode (seen with 0.169.0) — how the tests get its
+    /// command-approval prompt from a mock that asks for plain commands.
+    pub fn codex_rules(&self, rules: &str) {
+        let dir = self.codex_home().join("rules");
+        std::fs::create_dir_all(&dir).expect("codex rules dir");
+        std::fs::write(dir.join("default.rules"), rules).expect("codex rules");
+    }
+
     /// The environment for an agent of `cli`: the temporary HOME, the mock, the pinned CLI
     /// first on PATH, no self-update, no API retries (a failure test ends in a second).
     pub fn env(&self, cli: Cli, bin: &Path, mock: &MockServer) -> Vec<(String, String)> {

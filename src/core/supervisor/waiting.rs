@@ -92,7 +92,11 @@ impl Supervisor {
         let Some(a) = self.model.attempts.get(&id) else {
             return;
         };
-        if !a.state.is_live() || !screen_replaces(a.substatus, to) {
+        // A permission prompt's call on screen after a notification already said "waiting for
+        // permission" (Codex's OSC 9 comes first): the same wait, now with what it is for.
+        let names_the_call =
+            to == Substatus::WaitingPermission && a.substatus == to && seen.call.is_some();
+        if !a.state.is_live() || !(screen_replaces(a.substatus, to) || names_the_call) {
             return;
         }
         let call = seen.call.as_ref().map(|(tool, subject)| {
@@ -236,22 +240,44 @@ impl Supervisor {
         };
         let (task, n) = (l.task.clone(), l.n);
         self.out.push(Effect::Type { attempt: id, keys });
-        self.write(
-            vec![Op::Event {
-                task: Some(task.clone()),
-                attempt: Some(n),
+        let mut ops = vec![Op::Event {
+            task: Some(task.clone()),
+            attempt: Some(n),
+            actor: Actor::Supervisor,
+            kind: EventKind::Permission,
+            data: EventData {
+                decision: Some(decision.as_str().into()),
+                tool: Some(tool.into()),
+                subject: Some(subject.into()),
+                source: Some("screen".into()),
+                rule: Some(rule.clone()),
+                excerpt: Some(format!("screen:{seen_by}")),
+                ..EventData::default()
+            },
+        }];
+        // A notification may have recorded the wait already (Codex's OSC 9 comes before its
+        // screen names the command): answered, the agent goes on. Left waiting, a refused
+        // prompt would stay in the inbox, since the idle prompt that follows ends no wait.
+        if self
+            .model
+            .attempts
+            .get(&id)
+            .is_some_and(|a| a.substatus == Substatus::WaitingPermission)
+        {
+            ops.push(Op::AgentState {
+                id,
+                substatus: Substatus::Busy,
+                question: None,
                 actor: Actor::Supervisor,
-                kind: EventKind::Permission,
                 data: EventData {
-                    decision: Some(decision.as_str().into()),
-                    tool: Some(tool.into()),
-                    subject: Some(subject.into()),
-                    source: Some("screen".into()),
-                    rule: Some(rule.clone()),
-                    excerpt: Some(format!("screen:{seen_by}")),
+                    rule: Some(format!("permissions:{rule}")),
+                    excerpt: Some(format!("{tool}: {subject}")),
                     ..EventData::default()
                 },
-            }],
+            });
+        }
+        self.write(
+            ops,
             Then::Say(format!(
                 "✓ {task} attempt {n}: {decision} {tool} {subject} (rule `{rule}`)"
             )),
