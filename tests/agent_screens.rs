@@ -11,7 +11,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use agent_support::{AgentHome, Cli, MockServer, record_fixture, require, scratch_repo};
+use agent_support::{
+    AgentHome, Cli, MockServer, record_fixture, require, scratch_repo, state_name, title_states,
+};
 use orch_tui::agent::adapter::{self, LaunchContext};
 use orch_tui::agent::pty::{AgentProcess, AgentSignal, CAST_LOG, SpawnSpec};
 use orch_tui::agent::screen::FOCUS_OUT;
@@ -23,18 +25,6 @@ fn screen_text(p: &AgentProcess) -> String {
     let screen = p.screen();
     let guard = screen.lock().unwrap_or_else(|e| e.into_inner());
     guard.screen().contents()
-}
-
-fn state_name(s: ScreenState) -> &'static str {
-    use orch_tui::core::screen_rules::WaitingFor::*;
-    match s {
-        ScreenState::Waiting(Question) => "waiting-question",
-        ScreenState::Waiting(Permission) => "waiting-permission",
-        ScreenState::Waiting(FirstRun) => "waiting-first-run",
-        ScreenState::Working => "working",
-        ScreenState::Idle => "idle",
-        ScreenState::Limited => "limited",
-    }
 }
 
 /// An interactive agent in a PTY, watched: its screen, and the terminal signals it sent
@@ -405,7 +395,25 @@ fn codex_interactive_screens_are_classified() {
         Some(("Bash".into(), "touch out.txt".into())),
         "{text}"
     );
-    live.p.write(b"y".to_vec());
+    // A key typed the moment the prompt is drawn is sometimes not taken (seen once in a few
+    // runs): type it again while the prompt stays, as the supervisor does.
+    for _ in 0..3 {
+        live.p.write(b"y".to_vec());
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(2)
+            && classify(&live.rules, &screen_text(&live.p))
+                .and_then(|m| m.call)
+                .is_some()
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if classify(&live.rules, &screen_text(&live.p))
+            .and_then(|m| m.call)
+            .is_none()
+        {
+            break;
+        }
+    }
     live.wait_for(ScreenState::Idle, None, Duration::from_secs(60));
     assert!(
         w.path().join("out.txt").exists(),
@@ -430,23 +438,6 @@ fn codex_interactive_screens_are_classified() {
         "../signals/codex-notifications.txt",
         format!("{}\n", lines.join("\n")).as_bytes(),
     );
-}
-
-/// Each title signal with the state the rules give it, the agent's last known state carried
-/// along as the screen watch does (a title that says nothing keeps it).
-fn title_states(
-    rules: &[orch_tui::core::screen_rules::ScreenRule],
-    signals: &[Signal],
-) -> Vec<(String, Option<ScreenState>)> {
-    let mut now = None;
-    let mut out = Vec::new();
-    for s in signals {
-        let Signal::Title(t) = s else { continue };
-        let got = classify_signal(rules, s, now).map(|m| m.state);
-        now = got.or(now);
-        out.push((t.clone(), got));
-    }
-    out
 }
 
 /// The agent's OSC 9 / 777 notifications, once there are `n`.
@@ -536,100 +527,4 @@ fn terminal_signals_of_a_working_agent_are_no_wait() {
         }
     }
     assert!(checked >= 12 * 17, "only {checked} signals checked");
-}
-
-/// Claude's titles across a turn, replayed from a recorded cast (2.1.328, working → idle):
-/// the spinner titles say working, the last one idle, none says waiting — and no screen of
-/// the whole cast is classified as waiting either.
-#[test]
-fn claude_titles_say_working_then_idle() {
-    use orch_tui::agent::screen::{ScreenEvent, new_parser};
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/casts/claude-titles.cast");
-    let cast = std::fs::read_to_string(&path).expect("the recorded cast");
-    let mut lines = cast.lines();
-    let header: serde_json::Value =
-        serde_json::from_str(lines.next().expect("header")).expect("cast header");
-    let size = |k: &str| header[k].as_u64().and_then(|v| u16::try_from(v).ok());
-    let mut parser = new_parser(size("height").unwrap_or(30), size("width").unwrap_or(110));
-    let rules = merged("claude", &Default::default());
-    let mut titles = Vec::new();
-    let mut screens = 0;
-    for line in lines {
-        let ev: serde_json::Value = serde_json::from_str(line).expect("cast event");
-        if ev[1] != "o" {
-            continue;
-        }
-        parser.process(ev[2].as_str().unwrap_or("").as_bytes());
-        for e in parser.callbacks_mut().take_events() {
-            if let ScreenEvent::Title(t) = e {
-                titles.push(Signal::Title(t));
-            }
-        }
-        let text = parser.screen().contents();
-        let seen = classify(&rules, &text);
-        assert!(
-            !seen
-                .as_ref()
-                .is_some_and(|m| matches!(m.state, ScreenState::Waiting(_))),
-            "false waiting on a recorded screen (rule {:?}):\n{text}",
-            seen.map(|m| m.rule)
-        );
-        screens += 1;
-    }
-    let states = title_states(&rules, &titles);
-    eprintln!("{} titles over {screens} screens: {states:?}", states.len());
-    assert!(
-        states
-            .iter()
-            .all(|(_, s)| !matches!(s, Some(ScreenState::Waiting(_)))),
-        "{states:?}"
-    );
-    let working = states
-        .iter()
-        .position(|(_, s)| *s == Some(ScreenState::Working))
-        .unwrap_or_else(|| panic!("no working title: {states:?}"));
-    assert!(
-        states[..working]
-            .iter()
-            .all(|(_, s)| *s != Some(ScreenState::Working)),
-        "{states:?}"
-    );
-    assert_eq!(
-        states.last().and_then(|(_, s)| *s),
-        Some(ScreenState::Idle),
-        "the turn ends on the idle title: {states:?}"
-    );
-    // Between the first working title and the idle one at the end, every title says working.
-    let idle_at = states.len() - 1;
-    assert!(
-        states[working..idle_at]
-            .iter()
-            .all(|(_, s)| *s == Some(ScreenState::Working)),
-        "{states:?}"
-    );
-}
-
-/// Codex's notifications as the pinned CLI sent them, unfocused (`tui.notification_method =
-/// "osc9"`, which the adapter sets): each is classified as the state recorded beside it — its
-/// approvals wait for permission, its turn end (its last message) is no wait.
-#[test]
-fn codex_notifications_recorded_are_classified_as_recorded() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/signals/codex-notifications.txt");
-    let text = std::fs::read_to_string(&path).expect("recorded notifications");
-    let rules = merged("codex", &Default::default());
-    let mut kinds = Vec::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let (want, note) = line.split_once('\t').expect("STATE<TAB>TEXT");
-        let got = classify_signal(&rules, &Signal::Notification(note.into()), None);
-        let got_name = got.as_ref().map_or("none", |m| state_name(m.state));
-        assert_eq!(got_name, want, "{note:?} ({:?})", got.map(|m| m.rule));
-        kinds.push(want.to_string());
-    }
-    assert!(
-        kinds.iter().filter(|k| *k == "waiting-permission").count() >= 2,
-        "an edit and a command approval: {kinds:?}"
-    );
-    assert!(kinds.iter().any(|k| k == "none"), "a turn end: {kinds:?}");
 }

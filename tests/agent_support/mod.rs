@@ -12,6 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use orch_tui::agent::pty::{AgentProcess, ExitInfo, RAW_LOG, SpawnSpec};
+use orch_tui::core::screen_rules::signals::{Signal, classify_signal};
+use orch_tui::core::screen_rules::{ScreenRule, ScreenState};
 
 /// The pins `.ci/install-agent-clis` installs (keep the two in step).
 pub const CLAUDE_PIN: &str = "@anthropic-ai/claude-code@2.1.328";
@@ -337,4 +339,34 @@ pub fn record_fixture(name: &str, bytes: &[u8]) {
         std::fs::write(&p, bytes).expect("write fixture");
         eprintln!("recorded {}", p.display());
     }
+}
+
+/// A screen state as the fixtures' first line names it.
+pub fn state_name(s: ScreenState) -> &'static str {
+    use orch_tui::core::screen_rules::WaitingFor::*;
+    match s {
+        ScreenState::Waiting(Question) => "waiting-question",
+        ScreenState::Waiting(Permission) => "waiting-permission",
+        ScreenState::Waiting(FirstRun) => "waiting-first-run",
+        ScreenState::Working => "working",
+        ScreenState::Idle => "idle",
+        ScreenState::Limited => "limited",
+    }
+}
+
+/// Each title signal with the state the rules give it, the agent's last known state carried
+/// along as the screen watch does (a title that says nothing keeps it).
+pub fn title_states(
+    rules: &[ScreenRule],
+    signals: &[Signal],
+) -> Vec<(String, Option<ScreenState>)> {
+    let mut now = None;
+    let mut out = Vec::new();
+    for s in signals {
+        let Signal::Title(t) = s else { continue };
+        let got = classify_signal(rules, s, now).map(|m| m.state);
+        now = got.or(now);
+        out.push((t.clone(), got));
+    }
+    out
 }
