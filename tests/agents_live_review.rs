@@ -177,6 +177,34 @@ fn claude_session_stays_alive_through_review_takes_the_reject_note_and_ends_afte
         "the same conversation: {t:#}"
     );
 
+    // One process, one log folder (the first attempt's); each attempt's view is its own turn
+    // (a line is in the log once final: scrolled off, or at a quiet moment's snapshot).
+    let logs = |n: &str| {
+        let out = r
+            .repo
+            .orch(&["logs", "t", "--attempt", n], Duration::from_secs(30));
+        assert_eq!(out.code, 0, "{}", out.show());
+        out
+    };
+    let two = wait_for(LIMIT, || {
+        let out = logs("2");
+        if out.stdout.contains("Also add the fix") {
+            Ok(out)
+        } else {
+            Err(out.show())
+        }
+    })
+    .unwrap_or_else(|e| panic!("attempt 2's log has no note: {e}"));
+    assert!(
+        two.stderr.contains("continues attempt 1's live session"),
+        "{}",
+        two.show()
+    );
+    assert!(!two.stdout.contains("Write it."), "{}", two.show());
+    let one = logs("1");
+    assert!(!one.stdout.contains("Also add the fix"), "{}", one.show());
+    assert!(one.stdout.contains("Write it."), "{}", one.show());
+
     let typed = r.events("change_request_typed");
     assert_eq!(typed.len(), 1, "{typed:#?}");
     assert_eq!(typed[0]["attempt"], 2, "{typed:#?}");

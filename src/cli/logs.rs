@@ -171,7 +171,11 @@ fn one(ctx: &Context, task: &str, a: &LogsArgs, since_ms: Option<u64>) -> CliRes
             )));
         }
     };
-    let dir = PathBuf::from(chosen.log_dir.clone().unwrap_or_default());
+    let part = session_part(&ledger.attempts(task)?, &chosen);
+    let dir = part.dir;
+    if let Some(note) = &part.note {
+        err_out!("orch-tui: {note}");
+    }
     if a.raw {
         return raw(ctx, &dir.join(RAW_LOG), chosen.id, a.follow);
     }
@@ -180,7 +184,11 @@ fn one(ctx: &Context, task: &str, a: &LogsArgs, since_ms: Option<u64>) -> CliRes
     let width = tag.len();
     let mut out = Out::new();
     let mut last = 0;
-    let keep = |l: &LogLine| since_ms.is_none_or(|s| l.ms >= s);
+    let keep = |l: &LogLine| {
+        since_ms.is_none_or(|s| l.ms >= s)
+            && part.from_ms.is_none_or(|f| l.ms >= f)
+            && part.until_ms.is_none_or(|u| l.ms < u)
+    };
     // Older generations first, then the live file through a tail that goes on from there.
     for n in (1..=crate::agent::logs::KEEP_GENERATIONS).rev() {
         let g = crate::agent::logs::generation(&path, n);
@@ -225,6 +233,70 @@ fn one(ctx: &Context, task: &str, a: &LogsArgs, since_ms: Option<u64>) -> CliRes
         )));
     }
     Ok(EXIT_OK)
+}
+
+/// Where an attempt's output is, and which of its lines are that attempt's.
+struct Part {
+    dir: PathBuf,
+    from_ms: Option<u64>,
+    until_ms: Option<u64>,
+    /// Said on stderr when the lines come from another attempt's folder.
+    note: Option<String>,
+}
+
+/// A kept session (an interactive agent that lived on through review, `core/supervisor/kept.rs`)
+/// is one process whose files were opened when it started: its later attempts (`continues`, same
+/// worktree) print into the folder of the attempt that started it, while their own folders hold
+/// what is theirs alone (checks). So an attempt's lines are its session's from when it began
+/// until the attempt continuing it began. (Splitting the files per attempt would need the
+/// holder, a process that outlives the supervisor, to reopen them on cue.)
+fn session_part(
+    attempts: &[crate::ledger::AttemptRow],
+    chosen: &crate::ledger::AttemptRow,
+) -> Part {
+    let dir_of =
+        |a: &crate::ledger::AttemptRow| PathBuf::from(a.log_dir.clone().unwrap_or_default());
+    let has_log = |a: &crate::ledger::AttemptRow| {
+        let d = dir_of(a);
+        d.join(TEXT_LOG).exists() || d.join(RAW_LOG).exists()
+    };
+    let same_session = |later: &crate::ledger::AttemptRow, earlier: &crate::ledger::AttemptRow| {
+        later.continues == Some(earlier.id) && later.worktree == earlier.worktree
+    };
+    let ms = |v: i64| u64::try_from(v).ok();
+    // The attempt that continues this one in its process, if any: where this one's lines end.
+    let until_ms = attempts
+        .iter()
+        .find(|x| same_session(x, chosen) && !has_log(x))
+        .and_then(|x| ms(x.started_ms));
+    let mut root = chosen;
+    while !has_log(root) {
+        match attempts.iter().find(|x| same_session(root, x)) {
+            Some(prev) => root = prev,
+            None => break,
+        }
+    }
+    if root.id == chosen.id || !has_log(root) {
+        return Part {
+            dir: dir_of(chosen),
+            from_ms: None,
+            until_ms,
+            note: None,
+        };
+    }
+    let from_ms = ms(chosen.started_ms);
+    let since = from_ms.map(local_clock).unwrap_or_default();
+    Part {
+        dir: dir_of(root),
+        from_ms,
+        until_ms,
+        note: Some(format!(
+            "attempt {} continues attempt {}'s live session, whose log is {}: its lines since {since}",
+            chosen.n,
+            root.n,
+            dir_of(root).display()
+        )),
+    }
 }
 
 fn raw(ctx: &Context, file: &Path, id: crate::core::domain::AttemptId, follow: bool) -> CliResult {

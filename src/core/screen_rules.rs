@@ -453,13 +453,20 @@ pub fn parse_user_rules(
 }
 
 /// A state reported once it held for `hold_ms`: a redrawing screen passes through states that
-/// mean nothing (a dialog half drawn, a spinner between frames).
+/// mean nothing (a dialog half drawn, a spinner between frames). A permission prompt whose call
+/// (tool, subject) the stable state does not know yet is news too: a notification may have told
+/// "waiting for permission" first, and only the screen names what for (the `[permissions]`
+/// rules need it).
 #[derive(Debug, Clone, Default)]
 pub struct Debounce {
     hold_ms: u64,
-    candidate: Option<(ScreenState, String, u64)>,
+    candidate: Option<(ScreenState, Option<Call>, u64)>,
     stable: Option<ScreenState>,
+    stable_call: Option<Call>,
 }
+
+/// A permission prompt's call: (tool, command or file).
+type Call = (String, String);
 
 impl Debounce {
     pub fn new(hold_ms: u64) -> Self {
@@ -478,26 +485,29 @@ impl Debounce {
     /// screen classification must hold again to change it.
     pub fn settle(&mut self, state: ScreenState) {
         self.stable = Some(state);
+        self.stable_call = None;
         self.candidate = None;
     }
 
     /// Feeds one classification at `now_ms`; returns the match when it becomes the new stable
-    /// state. An unclassified screen (no rule fired) resets the candidate but keeps the stable
-    /// state: nothing on screen proves a change.
+    /// state (or names a call the stable state did not). An unclassified screen (no rule fired)
+    /// resets the candidate but keeps the stable state: nothing on screen proves a change.
     pub fn observe(&mut self, m: Option<&ScreenMatch>, now_ms: u64) -> Option<ScreenMatch> {
         let Some(m) = m else {
             self.candidate = None;
             return None;
         };
         let since = match &self.candidate {
-            Some((st, _, since)) if *st == m.state => *since,
+            Some((st, call, since)) if *st == m.state && *call == m.call => *since,
             _ => {
-                self.candidate = Some((m.state, m.rule.clone(), now_ms));
+                self.candidate = Some((m.state, m.call.clone(), now_ms));
                 now_ms
             }
         };
-        if self.stable != Some(m.state) && now_ms.saturating_sub(since) >= self.hold_ms {
+        let news = self.stable != Some(m.state) || (m.call.is_some() && m.call != self.stable_call);
+        if news && now_ms.saturating_sub(since) >= self.hold_ms {
             self.stable = Some(m.state);
+            self.stable_call = m.call.clone();
             return Some(m.clone());
         }
         None

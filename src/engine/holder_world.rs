@@ -16,6 +16,7 @@ use crate::agent::holder::proto::Frame;
 use crate::agent::holder::{self as holder, HoldSpec};
 use crate::agent::screen::{SharedScreen, new_parser, nonzero};
 use crate::core::domain::AttemptId;
+use crate::core::screen_rules::signals::Signal;
 use crate::core::supervisor::{Exit, HolderFact};
 
 pub struct HolderAgents {
@@ -187,6 +188,7 @@ fn follow(mut conn: Conn, l: Launch, sink: Sink, on_output: Option<OutputHook>) 
     let screen: SharedScreen = Arc::new(Mutex::new(new_parser(w.rows, w.cols)));
     if let Ok(mut s) = screen.lock() {
         s.process(&conn.snapshot);
+        // What the snapshot replays happened before: no signal of it is news.
         drain(&mut s);
     }
     let wiring = super::real_world::wire(&l, sink, on_output, (w.rows, w.cols));
@@ -214,12 +216,19 @@ fn follow(mut conn: Conn, l: Launch, sink: Sink, on_output: Option<OutputHook>) 
             let exit = loop {
                 match conn.next_frame() {
                     Ok(Some(Frame::Output(bytes))) => {
-                        if let Ok(mut s) = mirror.lock() {
-                            s.process(&bytes);
-                            drain(&mut s);
-                        }
+                        let signals = match mirror.lock() {
+                            Ok(mut s) => {
+                                s.process(&bytes);
+                                drain(&mut s)
+                            }
+                            Err(_) => Vec::new(),
+                        };
                         let _ = feed.send(FeedMsg::Bytes(bytes));
                         nudge(super::watch::Nudge::Output);
+                        // Titles, notifications, bells: the middle layer of detection.
+                        for sig in signals {
+                            nudge(super::watch::Nudge::Signal(sig));
+                        }
                         if let Some(f) = &on_out {
                             f(&task);
                         }
@@ -263,8 +272,19 @@ fn follow(mut conn: Conn, l: Launch, sink: Sink, on_output: Option<OutputHook>) 
     proc_
 }
 
-/// The mirror's callbacks collect lines and replies for a log this side does not write.
-fn drain(p: &mut crate::agent::screen::Parser) {
+/// The mirror's callbacks collect lines and replies for a log this side does not write (the
+/// holder writes the logs and answers the agent's queries); the terminal signals it heard are
+/// kept for the screen watch.
+fn drain(p: &mut crate::agent::screen::Parser) -> Vec<Signal> {
+    use crate::agent::screen::ScreenEvent;
     let cb = p.callbacks_mut();
-    let _ = (cb.take_lines(), cb.take_replies(), cb.take_events());
+    let _ = (cb.take_lines(), cb.take_replies());
+    cb.take_events()
+        .into_iter()
+        .map(|e| match e {
+            ScreenEvent::Bell => Signal::Bell,
+            ScreenEvent::Notification(t) => Signal::Notification(t),
+            ScreenEvent::Title(t) => Signal::Title(t),
+        })
+        .collect()
 }

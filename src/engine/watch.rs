@@ -27,6 +27,19 @@ use crate::core::supervisor::Event;
 pub const HOLD_MS: u64 = 400;
 /// Output comes in bursts: wait this long after a chunk before reading the screen.
 const SETTLE: Duration = Duration::from_millis(80);
+/// A permission prompt reported with its call and still on screen, unchanged, this long after
+/// is reported again (at most [`MAX_REPEATS`] times): a key typed to answer it did not take,
+/// and the supervisor retries it or asks the human.
+pub const REPEAT_MS: u64 = 1_500;
+const MAX_REPEATS: u8 = 2;
+
+/// The last permission prompt reported with its call: the screen as it was, when, how often.
+struct Asked {
+    seen: crate::core::screen_rules::ScreenMatch,
+    text: String,
+    at: Instant,
+    repeats: u8,
+}
 
 pub enum Nudge {
     /// The agent printed.
@@ -66,12 +79,18 @@ fn run(
     let mut debounce = Debounce::new(HOLD_MS);
     // A candidate state waits to be confirmed: look again without new output.
     let mut pending = false;
+    let mut asked: Option<Asked> = None;
     loop {
+        let repeat_due = asked
+            .as_ref()
+            .filter(|a| a.repeats < MAX_REPEATS)
+            .map(|a| Duration::from_millis(REPEAT_MS).saturating_sub(a.at.elapsed()));
         let wait = if pending {
             Duration::from_millis(HOLD_MS / 2)
         } else {
             Duration::from_secs(3600)
         };
+        let wait = repeat_due.map_or(wait, |r| r.min(wait));
         let mut signals = Vec::new();
         match rx.recv_timeout(wait) {
             Ok(first @ (Nudge::Output | Nudge::Signal(_))) => {
@@ -104,7 +123,28 @@ fn run(
         let seen = classify(rules, &text);
         let now = start.elapsed().as_millis() as u64;
         if let Some(m) = debounce.observe(seen.as_ref(), now) {
+            asked =
+                (matches!(m.state, ScreenState::Waiting(_)) && m.call.is_some()).then(|| Asked {
+                    seen: m.clone(),
+                    text: text.clone(),
+                    at: Instant::now(),
+                    repeats: 0,
+                });
             sink(Incoming::Event(Event::Screen { attempt, seen: m }));
+        } else if let Some(a) = asked.as_mut() {
+            if a.text != text {
+                // The prompt moved on (or is being redrawn): whatever it shows now is
+                // classified as always.
+                asked = None;
+            } else if a.repeats < MAX_REPEATS && a.at.elapsed() >= Duration::from_millis(REPEAT_MS)
+            {
+                a.repeats += 1;
+                a.at = Instant::now();
+                sink(Incoming::Event(Event::Screen {
+                    attempt,
+                    seen: a.seen.clone(),
+                }));
+            }
         }
         pending = seen.is_some_and(|m| debounce.state() != Some(m.state));
     }

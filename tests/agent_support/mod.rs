@@ -12,6 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use orch_tui::agent::pty::{AgentProcess, ExitInfo, RAW_LOG, SpawnSpec};
+use orch_tui::core::screen_rules::signals::{Signal, classify_signal};
+use orch_tui::core::screen_rules::{ScreenRule, ScreenState};
 
 /// The pins `.ci/install-agent-clis` installs (keep the two in step).
 pub const CLAUDE_PIN: &str = "@anthropic-ai/claude-code@2.1.328";
@@ -216,6 +218,16 @@ impl AgentHome {
         std::fs::write(path, text).expect("codex config");
     }
 
+    /// Codex's own command rules (`$CODEX_HOME/rules/default.rules`, its execpolicy): a
+    /// `prefix_rule(pattern = [...], decision = "prompt")` makes Codex ask before running a
+    /// matching command, whatever its approval mode (seen with 0.169.0) — how the tests get its
+    /// command-approval prompt from a mock that asks for plain commands.
+    pub fn codex_rules(&self, rules: &str) {
+        let dir = self.codex_home().join("rules");
+        std::fs::create_dir_all(&dir).expect("codex rules dir");
+        std::fs::write(dir.join("default.rules"), rules).expect("codex rules");
+    }
+
     /// The environment for an agent of `cli`: the temporary HOME, the mock, the pinned CLI
     /// first on PATH, no self-update, no API retries (a failure test ends in a second).
     pub fn env(&self, cli: Cli, bin: &Path, mock: &MockServer) -> Vec<(String, String)> {
@@ -327,4 +339,34 @@ pub fn record_fixture(name: &str, bytes: &[u8]) {
         std::fs::write(&p, bytes).expect("write fixture");
         eprintln!("recorded {}", p.display());
     }
+}
+
+/// A screen state as the fixtures' first line names it.
+pub fn state_name(s: ScreenState) -> &'static str {
+    use orch_tui::core::screen_rules::WaitingFor::*;
+    match s {
+        ScreenState::Waiting(Question) => "waiting-question",
+        ScreenState::Waiting(Permission) => "waiting-permission",
+        ScreenState::Waiting(FirstRun) => "waiting-first-run",
+        ScreenState::Working => "working",
+        ScreenState::Idle => "idle",
+        ScreenState::Limited => "limited",
+    }
+}
+
+/// Each title signal with the state the rules give it, the agent's last known state carried
+/// along as the screen watch does (a title that says nothing keeps it).
+pub fn title_states(
+    rules: &[ScreenRule],
+    signals: &[Signal],
+) -> Vec<(String, Option<ScreenState>)> {
+    let mut now = None;
+    let mut out = Vec::new();
+    for s in signals {
+        let Signal::Title(t) = s else { continue };
+        let got = classify_signal(rules, s, now).map(|m| m.state);
+        now = got.or(now);
+        out.push((t.clone(), got));
+    }
+    out
 }

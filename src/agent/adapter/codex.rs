@@ -20,6 +20,9 @@ use crate::core::config::{Adapter, AgentMode};
 
 pub struct Codex;
 
+/// The config override that makes interactive Codex send its notifications as OSC 9.
+pub const NOTIFY_BY_OSC9: &str = "tui.notification_method=\"osc9\"";
+
 impl AgentKind for Codex {
     fn adapter(&self) -> Adapter {
         Adapter::Codex
@@ -27,6 +30,29 @@ impl AgentKind for Codex {
 
     fn large_prompt(&self, ctx: &LaunchContext<'_>) -> Result<String, String> {
         Ok(super::claude::pointer_prompt(ctx))
+    }
+
+    /// Interactive: its approval and turn-end notifications as OSC 9, which carries their text
+    /// ("Approval requested: CMD", "Codex wants to edit FILE"); its default (`auto`) rings a
+    /// bare bell in a PTY that is no known terminal (measured with 0.169.0). A profile that
+    /// sets `tui.notification_method` itself keeps its own.
+    fn prepare(
+        &self,
+        _ctx: &LaunchContext<'_>,
+        mode: AgentMode,
+        launch: &mut super::Launch,
+    ) -> Result<(), String> {
+        if mode == AgentMode::Interactive
+            && !launch
+                .argv
+                .iter()
+                .any(|a| a.contains("tui.notification_method"))
+        {
+            launch
+                .argv
+                .splice(1..1, ["-c".to_string(), NOTIFY_BY_OSC9.to_string()]);
+        }
+        Ok(())
     }
 
     /// `codex exec ARGS` -> `codex exec resume ID ARGS`; `exec resume` has no `--sandbox`, so a

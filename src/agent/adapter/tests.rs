@@ -120,6 +120,48 @@ fn resume_continues_the_conversation() {
     assert_eq!(l.argv.last().unwrap(), "again");
 }
 
+/// Interactive Codex is told to send its notifications as OSC 9 (their text names the command
+/// or file); headless Codex, and a profile that chose its own method, are left alone.
+#[test]
+fn interactive_codex_notifies_by_osc9() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = default_config().agents["codex"].clone();
+    let l = launch(&p, &ctx("hello", dir.path())).unwrap();
+    assert!(
+        !l.argv.iter().any(|a| a.contains("notification_method")),
+        "{:?}",
+        l.argv
+    );
+    p.mode = AgentMode::Interactive;
+    let l = launch(&p, &ctx("hello", dir.path())).unwrap();
+    assert_eq!(
+        l.argv,
+        [
+            "codex",
+            "-c",
+            codex::NOTIFY_BY_OSC9,
+            "--sandbox",
+            "workspace-write",
+            "hello"
+        ]
+    );
+    let mut c = ctx("again", dir.path());
+    c.resume = Some("abc");
+    let l = launch(&p, &c).unwrap();
+    assert_eq!(
+        &l.argv[..5],
+        ["codex", "-c", codex::NOTIFY_BY_OSC9, "resume", "abc"]
+    );
+    p.interactive = vec![
+        "codex".into(),
+        "-c".into(),
+        "tui.notification_method=\"bel\"".into(),
+        "{prompt}".into(),
+    ];
+    let l = launch(&p, &ctx("hello", dir.path())).unwrap();
+    assert_eq!(l.argv.len(), 4, "{:?}", l.argv);
+}
+
 #[test]
 fn interactive_without_a_prompt_argument_pastes_it() {
     let dir = tempfile::tempdir().unwrap();

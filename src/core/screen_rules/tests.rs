@@ -140,6 +140,38 @@ fn debounce_reports_a_state_once_it_held() {
     assert_eq!(d.observe(Some(&w), 2000), None);
 }
 
+/// Codex's approval notification (OSC 9) settles "waiting for permission" before the screen
+/// names the command: the prompt's call on screen is still reported, once it held, so the
+/// `[permissions]` rules can answer it; the same call again is not news.
+#[test]
+fn a_call_on_screen_is_news_after_a_notification_said_waiting() {
+    let perm = |call: Option<(&str, &str)>| ScreenMatch {
+        state: ScreenState::Waiting(WaitingFor::Permission),
+        rule: "codex-approval-command".into(),
+        excerpt: String::new(),
+        layer: Layer::Screen,
+        call: call.map(|(t, s)| (t.to_string(), s.to_string())),
+    };
+    let mut d = Debounce::new(300);
+    d.settle(ScreenState::Waiting(WaitingFor::Permission));
+    assert_eq!(
+        d.observe(Some(&perm(None)), 0),
+        None,
+        "no call: nothing new"
+    );
+    assert_eq!(d.observe(Some(&perm(Some(("Bash", "echo hi")))), 100), None);
+    let m = d.observe(Some(&perm(Some(("Bash", "echo hi")))), 400);
+    assert_eq!(
+        m.and_then(|m| m.call),
+        Some(("Bash".into(), "echo hi".into()))
+    );
+    assert_eq!(d.observe(Some(&perm(Some(("Bash", "echo hi")))), 900), None);
+    // The prompt half redrawn (no call readable) changes nothing; a next prompt is news.
+    assert_eq!(d.observe(Some(&perm(None)), 1000), None);
+    assert_eq!(d.observe(Some(&perm(Some(("Bash", "ls")))), 1100), None);
+    assert!(d.observe(Some(&perm(Some(("Bash", "ls")))), 1400).is_some());
+}
+
 #[test]
 fn permission_prompts_name_their_call_for_the_permission_rules() {
     let codex = builtin("codex");
@@ -154,10 +186,15 @@ fn permission_prompts_name_their_call_for_the_permission_rules() {
         m.call,
         Some(("Edit".into(), "/tmp/.tmphD4RhM/a.txt".into()))
     );
-    let run = "  Would you like to run the following command?\n\n  $ cargo test -q\n\n\
-               › 1. Yes, proceed (y)\n";
-    let m = classify(&codex, run).unwrap();
-    assert_eq!(m.call, Some(("Bash".into(), "cargo test -q".into())));
+    // Its command approval as 0.169.0 draws it (a command its execpolicy says to ask about).
+    let run = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/screens/codex/approval-command.txt"
+    ))
+    .unwrap();
+    let m = classify(&codex, &run).unwrap();
+    assert_eq!(m.rule, "codex-approval-command");
+    assert_eq!(m.call, Some(("Bash".into(), "touch out.txt".into())));
 
     let aider = builtin("aider");
     let screen =

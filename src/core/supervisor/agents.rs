@@ -35,6 +35,10 @@ pub struct AgentFacts {
     pub trust_typed: bool,
     /// The human's screen answers already typed (their event seqs).
     pub typed: std::collections::BTreeSet<i64>,
+    /// The call (tool, subject) of the permission prompt on screen last handled.
+    pub screen_call: Option<(String, String)>,
+    /// A `[permissions]` rule's answer typed into that prompt, until the screen moves on.
+    pub rule_answer: Option<super::waiting::RuleAnswer>,
 }
 
 /// Spend already counted by earlier attempts of the same conversation.

@@ -31,6 +31,20 @@ pub enum ScreenAnswer {
     Permission(Decision),
 }
 
+/// A `[permissions]` rule's answer typed into a prompt on screen. The screen watch reports the
+/// prompt again when it is still there, unchanged, a moment later (`engine::watch::REPEAT_MS`):
+/// the key did not take. It is typed once more; then the human is asked, with the screen.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleAnswer {
+    pub decision: Decision,
+    pub rule: String,
+    /// How often its key was typed.
+    pub tries: u8,
+}
+
+/// Times a rule's key is typed into a prompt that stays before the human is asked.
+const RULE_TRIES: u8 = 2;
+
 /// The keys that give `answer` on an agent's screen, in chunks typed a moment apart; `None`
 /// where orch-tui does not know them (the human answers in the agent's pane). From the dialogs
 /// as the pinned CLIs draw them (tests/fixtures/screens/): Claude's trust dialog highlights
@@ -89,10 +103,26 @@ impl Supervisor {
             }
             return;
         };
+        // The same prompt again, unchanged: a rule's key did not take (else nothing new).
+        let asked = (to == Substatus::WaitingPermission)
+            .then_some(seen.call.clone())
+            .flatten();
+        if let Some(l) = self.live.get_mut(&id) {
+            if asked.is_some() && l.facts.screen_call == asked {
+                self.rule_answer_stayed(id, &seen);
+                return;
+            }
+            l.facts.screen_call = asked;
+            l.facts.rule_answer = None;
+        }
         let Some(a) = self.model.attempts.get(&id) else {
             return;
         };
-        if !a.state.is_live() || !screen_replaces(a.substatus, to) {
+        // A permission prompt's call on screen after a notification already said "waiting for
+        // permission" (Codex's OSC 9 comes first): the same wait, now with what it is for.
+        let names_the_call =
+            to == Substatus::WaitingPermission && a.substatus == to && seen.call.is_some();
+        if !a.state.is_live() || !(screen_replaces(a.substatus, to) || names_the_call) {
             return;
         }
         let call = seen.call.as_ref().map(|(tool, subject)| {
@@ -235,28 +265,137 @@ impl Supervisor {
             return false;
         };
         let (task, n) = (l.task.clone(), l.n);
+        if let Some(l) = self.live.get_mut(&id) {
+            l.facts.rule_answer = Some(RuleAnswer {
+                decision,
+                rule: rule.clone(),
+                tries: 1,
+            });
+        }
         self.out.push(Effect::Type { attempt: id, keys });
-        self.write(
-            vec![Op::Event {
-                task: Some(task.clone()),
-                attempt: Some(n),
+        let mut ops = vec![Op::Event {
+            task: Some(task.clone()),
+            attempt: Some(n),
+            actor: Actor::Supervisor,
+            kind: EventKind::Permission,
+            data: EventData {
+                decision: Some(decision.as_str().into()),
+                tool: Some(tool.into()),
+                subject: Some(subject.into()),
+                source: Some("screen".into()),
+                rule: Some(rule.clone()),
+                excerpt: Some(format!("screen:{seen_by}")),
+                ..EventData::default()
+            },
+        }];
+        // A notification may have recorded the wait already (Codex's OSC 9 comes before its
+        // screen names the command): answered, the agent goes on. Left waiting, a refused
+        // prompt would stay in the inbox, since the idle prompt that follows ends no wait.
+        if self
+            .model
+            .attempts
+            .get(&id)
+            .is_some_and(|a| a.substatus == Substatus::WaitingPermission)
+        {
+            ops.push(Op::AgentState {
+                id,
+                substatus: Substatus::Busy,
+                question: None,
                 actor: Actor::Supervisor,
-                kind: EventKind::Permission,
                 data: EventData {
-                    decision: Some(decision.as_str().into()),
-                    tool: Some(tool.into()),
-                    subject: Some(subject.into()),
-                    source: Some("screen".into()),
-                    rule: Some(rule.clone()),
-                    excerpt: Some(format!("screen:{seen_by}")),
+                    rule: Some(format!("permissions:{rule}")),
+                    excerpt: Some(format!("{tool}: {subject}")),
                     ..EventData::default()
                 },
-            }],
+            });
+        }
+        self.write(
+            ops,
             Then::Say(format!(
                 "✓ {task} attempt {n}: {decision} {tool} {subject} (rule `{rule}`)"
             )),
         );
         true
+    }
+
+    /// The prompt a rule answered is still on screen: type its key again, once; then ask the
+    /// human, with the screen, as if no rule had covered it.
+    fn rule_answer_stayed(&mut self, id: AttemptId, seen: &ScreenMatch) {
+        let Some(l) = self.live.get(&id) else { return };
+        let Some(ra) = l.facts.rule_answer.clone() else {
+            return;
+        };
+        let (task, n) = (l.task.clone(), l.n);
+        let Some((tool, subject)) = seen.call.clone() else {
+            return;
+        };
+        let excerpt = crate::core::agent_event::short_text(&seen.excerpt, 300);
+        if ra.tries < RULE_TRIES {
+            let Some(keys) = self.keys_for(id, ScreenAnswer::Permission(ra.decision)) else {
+                return;
+            };
+            if let Some(l) = self.live.get_mut(&id)
+                && let Some(r) = l.facts.rule_answer.as_mut()
+            {
+                r.tries += 1;
+            }
+            self.out.push(Effect::Type { attempt: id, keys });
+            self.write(
+                vec![Op::Event {
+                    task: Some(task.clone()),
+                    attempt: Some(n),
+                    actor: Actor::Supervisor,
+                    kind: EventKind::Permission,
+                    data: EventData {
+                        tool: Some(tool),
+                        subject: Some(subject),
+                        source: Some("screen".into()),
+                        rule: Some(ra.rule.clone()),
+                        excerpt: Some(format!(
+                            "the prompt stayed after the rule's key: typed again ({excerpt})"
+                        )),
+                        ..EventData::default()
+                    },
+                }],
+                Then::Nothing,
+            );
+            return;
+        }
+        if let Some(l) = self.live.get_mut(&id) {
+            l.facts.rule_answer = None;
+        }
+        let question = format!(
+            "{tool}: {subject} — rule `{}` was typed {} times and the prompt stayed: {excerpt}",
+            ra.rule, ra.tries
+        );
+        self.write(
+            vec![
+                Op::AgentState {
+                    id,
+                    substatus: Substatus::WaitingPermission,
+                    question: Some(question.clone()),
+                    actor: Actor::Supervisor,
+                    data: EventData {
+                        rule: Some(format!("{}:{}", seen.layer.as_str(), seen.rule)),
+                        excerpt: Some(excerpt),
+                        ..EventData::default()
+                    },
+                },
+                Op::Event {
+                    task: Some(task.clone()),
+                    attempt: Some(n),
+                    actor: Actor::Agent,
+                    kind: EventKind::Permission,
+                    data: EventData {
+                        tool: Some(tool),
+                        subject: Some(subject),
+                        source: Some("screen".into()),
+                        ..EventData::default()
+                    },
+                },
+            ],
+            Then::Say(format!("? {task} attempt {n} asks permission: {question}")),
+        );
     }
 
     /// The human answered a permission prompt on this agent's screen: type the answer.
