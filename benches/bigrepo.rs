@@ -97,7 +97,7 @@ fn bench_repo(dir: &Path, shape: &Shape, rounds: usize, refs: usize) {
 
     // The reference: what a worktree costs today.
     let (mut add, mut add_cpu, mut rm, mut rm_cpu) = (vec![], vec![], vec![], vec![]);
-    let (mut commit_a, mut commit_a_cpu) = (vec![], vec![]);
+    let (mut commit_a, mut commit_a_cpu, mut watch) = (vec![], vec![], vec![]);
     for i in 0..refs {
         let path = dir.join(format!(".orch/worktrees/ref{i}-1"));
         let branch = format!("orch/ref{i}");
@@ -109,6 +109,9 @@ fn bench_repo(dir: &Path, shape: &Shape, rounds: usize, refs: usize) {
         add_cpu.push(c);
         // The reference commit: an agent turn's edits, then plain `git commit -a` (which
         // `lstat`s every tracked file), twice.
+        // What the change journal costs to start (inside take_worktree): a watch per folder.
+        let (w, _) = timed(|| repo.watch_worktree(&path));
+        watch.push(w);
         let mut rng = Rng(0xc0 + i as u64);
         for turn in 0..2 {
             agent_edits(&path, shape, &mut rng);
@@ -129,6 +132,7 @@ fn bench_repo(dir: &Path, shape: &Shape, rounds: usize, refs: usize) {
     line("worktree add (create_worktree)", &add, &add_cpu);
     line("worktree remove (retire_worktree)", &rm, &rm_cpu);
     line("plain git commit -a after a turn", &commit_a, &commit_a_cpu);
+    line_with("watch_worktree (journal start), wall", &watch, "", 0);
 
     // The pool, warmed the way a supervisor would at start (one per slot; two here).
     let pool = Pool {

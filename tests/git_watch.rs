@@ -129,17 +129,39 @@ fn files_created_modified_deleted_and_renamed_all_land_in_the_turns_commits() {
         "deeper"
     );
 
-    // Turn 3: the new folder's file edited again, a folder moved in from outside the worktree.
+    // Turn 3: a folder moved in from outside the worktree; a file edited in the folder renamed
+    // last turn; a folder with subfolders renamed, then a file deep in it edited.
     let outside = wt.parent().expect("parent").join("outside");
     fs::create_dir_all(outside.join("inner")).expect("mkdir");
     fs::write(outside.join("inner/o.txt"), "from outside\n").expect("write");
     fs::rename(&outside, wt.join("src/brought")).expect("mv in");
+    fs::write(wt.join("src/c/f4.txt"), "in the renamed folder\n").expect("write");
+    fs::rename(wt.join("deep"), wt.join("shallow")).expect("mv dir");
+    fs::write(wt.join("shallow/er/est/x.txt"), "moved with its folder\n").expect("write");
     let c3 = commit(&repo, &wt, "turn 3").expect("a commit");
     assert_all_committed(&wt);
     assert!(tree(&wt, &c3).contains(&"src/brought/inner/o.txt".to_string()));
+    assert_eq!(
+        git(&wt, &["show", &format!("{c3}:src/c/f4.txt")]),
+        "in the renamed folder"
+    );
 
-    // Turn 4: nothing.
-    assert_eq!(commit(&repo, &wt, "turn 4"), None);
+    // Turn 4: edits inside the folders moved last turn, after their watches were redone.
+    fs::write(wt.join("shallow/er/est/x.txt"), "edited again\n").expect("write");
+    fs::write(wt.join("src/brought/inner/o.txt"), "edited inside\n").expect("write");
+    let c4 = commit(&repo, &wt, "turn 4").expect("a commit");
+    assert_all_committed(&wt);
+    assert_eq!(
+        git(&wt, &["show", &format!("{c4}:shallow/er/est/x.txt")]),
+        "edited again"
+    );
+    assert_eq!(
+        git(&wt, &["show", &format!("{c4}:src/brought/inner/o.txt")]),
+        "edited inside"
+    );
+
+    // Turn 5: nothing.
+    assert_eq!(commit(&repo, &wt, "turn 5"), None);
 }
 
 #[test]
