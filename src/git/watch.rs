@@ -31,6 +31,8 @@ use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
 const KEPT_TOKENS: usize = 8;
 /// Beyond this many paths an answer is "everything": git's scan is then as cheap.
 const MAX_LISTED: usize = 20_000;
+/// Paths kept at most; beyond, the journal starts again as if events had been lost.
+const MAX_JOURNAL: usize = 200_000;
 /// How long a sync waits for the event stream to catch up before answering "everything".
 const SYNC_DEADLINE: Duration = Duration::from_secs(2);
 /// The file of the admin dir's journal folder that answers an unknown token.
@@ -184,9 +186,20 @@ impl TreeWatch {
         }
     }
 
-    /// Watches `top` and every directory under it (but `.git` at the root), recording every
-    /// entry as touched when `journal` (they may have been written before the watch existed).
+    /// Watches `top` and every directory under it (but `.git` at the root). With `journal`,
+    /// `top` is a folder that had no watch until now: it is recorded as touched, as a folder, so
+    /// git looks again at everything under it (whatever was written there before its watches
+    /// existed). Its entries are not recorded one by one: a build's new `target/` would
+    /// otherwise fill the journal.
     fn watch_tree(&self, top: &Path, journal: bool) -> Result<(), String> {
+        if journal
+            && let Ok(rel) = top.strip_prefix(&self.root)
+            && !rel.as_os_str().is_empty()
+        {
+            let mut st = lock(&self.shared.state);
+            let stamp = st.epoch;
+            st.touched.insert(rel.to_path_buf(), (stamp, true));
+        }
         let mut stack = vec![top.to_path_buf()];
         while let Some(d) = stack.pop() {
             if !d.symlink_metadata().is_ok_and(|m| m.is_dir()) || !self.watch_dir(&d)? {
@@ -197,26 +210,12 @@ impl TreeWatch {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(format!("cannot list {}: {e}", d.display())),
             };
-            let mut found = Vec::new();
             for entry in entries.flatten() {
                 if d == self.root && entry.file_name() == ".git" {
                     continue;
                 }
-                let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-                if journal {
-                    found.push((entry.path(), is_dir));
-                }
-                if is_dir {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
                     stack.push(entry.path());
-                }
-            }
-            if journal {
-                let mut st = lock(&self.shared.state);
-                let stamp = st.epoch;
-                for (p, is_dir) in found {
-                    if let Ok(rel) = p.strip_prefix(&self.root) {
-                        st.touched.insert(rel.to_path_buf(), (stamp, is_dir));
-                    }
                 }
             }
         }
@@ -409,6 +408,11 @@ fn record(shared: &Shared, root: &Path, dir: &Path, res: notify::Result<Event>) 
         if new_dir {
             st.unwatched.push(p.clone());
         }
+    }
+    if st.touched.len() > MAX_JOURNAL {
+        // Bounded memory: past this, the next answer is "everything" anyway.
+        st.touched.clear();
+        st.overflowed = true;
     }
 }
 
