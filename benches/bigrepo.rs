@@ -97,6 +97,7 @@ fn bench_repo(dir: &Path, shape: &Shape, rounds: usize, refs: usize) {
 
     // The reference: what a worktree costs today.
     let (mut add, mut add_cpu, mut rm, mut rm_cpu) = (vec![], vec![], vec![], vec![]);
+    let (mut commit_a, mut commit_a_cpu, mut watch) = (vec![], vec![], vec![]);
     for i in 0..refs {
         let path = dir.join(format!(".orch/worktrees/ref{i}-1"));
         let branch = format!("orch/ref{i}");
@@ -106,6 +107,19 @@ fn bench_repo(dir: &Path, shape: &Shape, rounds: usize, refs: usize) {
         });
         add.push(w);
         add_cpu.push(c);
+        // The reference commit: an agent turn's edits, then plain `git commit -a` (which
+        // `lstat`s every tracked file), twice.
+        // What the change journal costs to start (inside take_worktree): a watch per folder.
+        let (w, _) = timed(|| repo.watch_worktree(&path));
+        watch.push(w);
+        let mut rng = Rng(0xc0 + i as u64);
+        for turn in 0..2 {
+            agent_edits(&path, shape, &mut rng);
+            let (w, c) =
+                timed(|| git(&path, &["commit", "-q", "-a", "-m", &format!("ref {turn}")]));
+            commit_a.push(w);
+            commit_a_cpu.push(c);
+        }
         let (w, c) = timed(|| {
             repo.retire_worktree(&path, &backup_ref_name("ref", 1))
                 .expect("worktree remove")
@@ -117,6 +131,8 @@ fn bench_repo(dir: &Path, shape: &Shape, rounds: usize, refs: usize) {
     println!("  reference: today's worktree, a full checkout (ms)");
     line("worktree add (create_worktree)", &add, &add_cpu);
     line("worktree remove (retire_worktree)", &rm, &rm_cpu);
+    line("plain git commit -a after a turn", &commit_a, &commit_a_cpu);
+    line_with("watch_worktree (journal start), wall", &watch, "", 0);
 
     // The pool, warmed the way a supervisor would at start (one per slot; two here).
     let pool = Pool {
@@ -234,6 +250,11 @@ fn bench_repo(dir: &Path, shape: &Shape, rounds: usize, refs: usize) {
         println!(
             "  worktree ready: p50 {r:.0} ms with the pool against {a:.0} ms for git worktree add ({:.1}x)",
             a / r
+        );
+    }
+    if let (Some(a), Some(c)) = (median(&commit_a), median(&s.commit)) {
+        println!(
+            "  per-turn commit: p50 {c:.0} ms (collect_attempt, the change journal) against {a:.0} ms for plain git commit -a"
         );
     }
     let drained = repo.drain_pool(&pool).expect("drain");

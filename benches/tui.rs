@@ -150,6 +150,24 @@ fn pids_with_env(needle: &str) -> Vec<u32> {
         .collect()
 }
 
+/// The holders of a supervisor: its children running `__hold`.
+fn holder_pids(parent: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            ppid == Some(parent) && cmdline.split(|b| *b == 0).any(|a| a == b"__hold")
+        })
+        .collect()
+}
+
 fn proc_status_kb(field: &str) -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
     s.lines()
@@ -489,12 +507,16 @@ fn idle_cpu(secs: usize) {
     // Let the start-up (ledger reads, first frames) settle before sampling.
     std::thread::sleep(Duration::from_secs(2));
     let agents = pids_with_env(&run.ledger_env);
+    // Each agent runs under its holder (`orch-tui __hold`, a child of the TUI) unless
+    // ORCH_HOLDERS=0: the idle cost is the TUI's and theirs together.
+    let holders = holder_pids(tui);
     let ticks = clock_ticks();
     let sample = |pids: &[u32]| pids.iter().filter_map(|&p| cpu_ticks(p)).sum::<u64>();
-    let (tui0, srv0, ag0) = (
+    let (tui0, srv0, ag0, ho0) = (
         cpu_ticks(tui),
         server.map(|p| sample(&[p])),
         sample(&agents),
+        sample(&holders),
     );
     let s0 = Instant::now();
     // Per-10 s slices too, to see whether the cost is steady.
@@ -512,10 +534,11 @@ fn idle_cpu(secs: usize) {
         last = now;
     }
     let wall = s0.elapsed().as_secs_f64();
-    let (tui1, srv1, ag1) = (
+    let (tui1, srv1, ag1, ho1) = (
         cpu_ticks(tui),
         server.map(|p| sample(&[p])),
         sample(&agents),
+        sample(&holders),
     );
     let pct_of = |a: u64, b: u64| (b.saturating_sub(a)) as f64 / ticks / wall * 100.0;
     match (tui0, tui1) {
@@ -552,6 +575,40 @@ fn idle_cpu(secs: usize) {
         ),
         _ => println!("  TUI process memory: unreadable (it exited?)"),
     }
+    // The holders, and the whole: PSS is the fair sum (they share the binary's pages with
+    // the TUI and with each other; RSS counts those pages once per process).
+    let mem = |pid: u32, file: &str, key: &str| -> f64 {
+        std::fs::read_to_string(format!("/proc/{pid}/{file}"))
+            .ok()
+            .and_then(|t| {
+                let line = t.lines().find(|l| l.starts_with(key))?.to_string();
+                line.split_whitespace().nth(1)?.parse::<f64>().ok()
+            })
+            .unwrap_or(0.0)
+            / 1024.0
+    };
+    let (h_rss, h_pss): (f64, f64) = holders.iter().fold((0.0, 0.0), |(r, p), &h| {
+        (
+            r + mem(h, "status", "VmRSS:"),
+            p + mem(h, "smaps_rollup", "Pss:"),
+        )
+    });
+    println!(
+        "  {} holders (orch-tui __hold): {:.2}% of a core together; VmRSS {:.1} MB together ({:.1} each), Pss {:.1} MB together",
+        holders.len(),
+        pct_of(ho0, ho1),
+        h_rss,
+        h_rss / holders.len().max(1) as f64,
+        h_pss
+    );
+    if let (Some(a), Some(b)) = (tui0, tui1) {
+        println!(
+            "  TUI + holders: {:.2}% of a core, Pss {:.1} MB, VmRSS {:.1} MB  (aim < 0.2% and < 20 MB; ccmanager 4.5%, ~105 MB)",
+            pct_of(a, b) + pct_of(ho0, ho1),
+            mem(tui, "smaps_rollup", "Pss:") + h_pss,
+            mem(tui, "status", "VmRSS:") + h_rss
+        );
+    }
     if let (Some(a), Some(b)) = (srv0, srv1) {
         println!(
             "  for context: tmux server {:.2}% of a core; the 4 sim agents together {:.2}% ({} pids)",
@@ -583,6 +640,14 @@ fn idle_cpu(secs: usize) {
         },
         q0.elapsed().as_secs_f64()
     );
+    // Holders outlive their supervisor by design and carry no ORCH_ variable: stopped by pid,
+    // with the TUI if it is still there.
+    for pid in holders.iter().chain([tui].iter()) {
+        if cpu_ticks(*pid).is_some() {
+            // SAFETY: plain syscall on pids this bench found as the TUI and its holders.
+            unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
+        }
+    }
     drop(run);
 }
 

@@ -155,6 +155,70 @@ fn a_holder_serves_screen_and_input_refuses_strangers_ignores_hangup_and_records
     assert!(raw_log.contains("got-abc"), "{raw_log:?}");
 }
 
+fn nz(n: u16) -> std::num::NonZeroU16 {
+    std::num::NonZeroU16::new(n).expect("a size")
+}
+
+/// A client that joins while the agent floods gets a snapshot plus a stream that make exactly
+/// the screen the first client built from every byte: nothing twice, nothing missing (the
+/// holder snapshots the agent's own screen while the reader, which holds it, queues output).
+#[test]
+fn a_client_joining_during_a_flood_ends_with_exactly_the_screen_of_the_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().canonicalize().unwrap();
+    let flood = "i=0; while [ $i -lt 20000 ]; do printf 'line %d \\033[1;3%dmcolour\\033[0m\\n' $i $((i % 7)); i=$((i+1)); done; echo flood-done; read x";
+    let s = spec(&dir, 8, &["sh", "-c", flood]);
+    let holder_pid = start_holder(Path::new(BIN), &s).expect("holder started");
+    let mut cleanup = Cleanup(vec![holder_pid as i32]);
+    let sock = socket_path(&s.dir, 8);
+    let mut first = client::connect(&sock, "first").expect("welcome");
+    cleanup.0.push(first.welcome.pid as i32);
+    let mut seen = String::new();
+    read_until(&mut first, &mut seen, "line 10 ");
+    let mut late = client::connect(&sock, "late").expect("second client");
+    let screen_of = |c: &mut client::Conn, until_done: bool| {
+        let mut p = vt100::Parser::new(nz(c.welcome.rows), nz(c.welcome.cols), 0);
+        p.process(&c.snapshot);
+        let mut text = String::new();
+        loop {
+            match c.next_frame().expect("a frame") {
+                Some(Frame::Output(b)) => {
+                    p.process(&b);
+                    text.push_str(&String::from_utf8_lossy(&b));
+                    if until_done && text.contains("flood-done") {
+                        return p.screen().contents();
+                    }
+                }
+                Some(Frame::Exited(_)) | None => return p.screen().contents(),
+                Some(_) => {}
+            }
+        }
+    };
+    let mut p = vt100::Parser::new(nz(first.welcome.rows), nz(first.welcome.cols), 0);
+    p.process(&first.snapshot);
+    p.process(seen.as_bytes());
+    let mut rest = String::new();
+    while !rest.contains("flood-done") {
+        match first.next_frame().expect("a frame") {
+            Some(Frame::Output(b)) => {
+                p.process(&b);
+                rest.push_str(&String::from_utf8_lossy(&b));
+            }
+            Some(_) => {}
+            None => panic!("the holder closed during the flood"),
+        }
+    }
+    let late_screen = screen_of(&mut late, true);
+    assert!(late_screen.contains("flood-done"), "{late_screen}");
+    assert_eq!(late_screen, p.screen().contents());
+    first.sender().send(&Frame::Input(b"\r".to_vec())).unwrap();
+    drop((first, late));
+    let gone = wait_for(LIMIT, || {
+        (!alive(holder_pid as i32)).then_some(()).ok_or(())
+    });
+    assert!(gone.is_ok(), "the holder outlived its agent");
+}
+
 #[test]
 fn stopping_through_the_holder_ends_the_whole_tree_and_a_bad_program_is_a_clear_refusal() {
     let tmp = tempfile::tempdir().unwrap();

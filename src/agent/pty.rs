@@ -107,7 +107,9 @@ impl std::error::Error for SpawnError {}
 pub type Notify = Box<dyn Fn(AgentSignal) + Send + Sync>;
 
 /// Hears every chunk of output, in order, from the reader thread after it reached the logs and
-/// the screen (the engine hands it to the attempt's parser). Must not block: copy and queue.
+/// the screen, while the screen is still locked: whoever locks the screen sees exactly the
+/// chunks tapped so far (a holder's snapshot plus its stream after it). Must not block and must
+/// not lock the screen: copy and queue.
 pub type Tap = Box<dyn Fn(&[u8]) + Send + Sync>;
 
 enum WriterMsg {
@@ -555,6 +557,9 @@ fn reader_loop(shared: &Shared, mut reader: Box<dyn Read + Send>) {
             let cb = screen.callbacks_mut();
             let (text, replies, events) = (cb.take_lines(), cb.take_replies(), cb.take_events());
             quiet_at = cb.quiet_deadline();
+            if let Some(tap) = &shared.tap {
+                tap(chunk);
+            }
             drop(screen);
             if !logs.finalized {
                 logs.rec.lines(&text);
@@ -563,9 +568,6 @@ fn reader_loop(shared: &Shared, mut reader: Box<dyn Read + Send>) {
         };
         if !replies.is_empty() {
             let _ = shared.writer_tx.send(WriterMsg::Bytes(replies));
-        }
-        if let Some(tap) = &shared.tap {
-            tap(chunk);
         }
         (shared.notify)(AgentSignal::Output);
         for ev in events {

@@ -98,9 +98,12 @@ impl GitOps for RealGit {
                 .repo
                 .take_worktree(pool, Path::new(path), branch, base, &backup)
                 .map(|_| ()),
-            None => self
-                .repo
-                .create_worktree(Path::new(path), branch, base, &backup),
+            None => {
+                self.repo
+                    .create_worktree(Path::new(path), branch, base, &backup)?;
+                self.repo.watch_worktree(Path::new(path));
+                Ok(())
+            }
         }
     }
 

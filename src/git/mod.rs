@@ -15,11 +15,13 @@ mod process;
 mod replay;
 mod retire;
 mod run;
+mod watch;
 mod worktree;
 
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use backup::BackupRef;
@@ -65,6 +67,8 @@ pub struct Repo {
     root: PathBuf,
     /// The deadline of every git call made through this handle.
     timeout: Duration,
+    /// Attempts' worktrees whose changes are journaled (`watch.rs`), shared by clones.
+    watches: Arc<watch::Watches>,
 }
 
 impl Repo {
@@ -92,6 +96,7 @@ impl Repo {
         Ok(Repo {
             root: PathBuf::from(out),
             timeout: DEFAULT_TIMEOUT,
+            watches: Arc::default(),
         })
     }
 
@@ -101,6 +106,7 @@ impl Repo {
         Repo {
             root: self.root.clone(),
             timeout,
+            watches: self.watches.clone(),
         }
     }
 

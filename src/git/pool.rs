@@ -131,26 +131,23 @@ impl Repo {
         let base = safe_rev(base)?;
         if path.exists() {
             // Something is in the way (a crash's leftover): the usual path deals with it.
-            return self
-                .create_worktree(path, branch, base, backup_ref)
-                .map(|_| Taken::Created);
+            return self.create_watched(path, branch, base, backup_ref);
         }
         let idle = match self.claim_idle(pool, path) {
             Ok(Some(idle)) => idle,
             Ok(None) => {
-                return self
-                    .create_worktree(path, branch, base, backup_ref)
-                    .map(|_| Taken::Created);
+                return self.create_watched(path, branch, base, backup_ref);
             }
             Err(e) => {
                 // git refuses to move some worktrees (one holding submodules): the pool is only
                 // a shortcut, so the attempt gets a new worktree all the same.
                 tracing::warn!(error = %e, "git: could not take a pooled worktree; creating a new one");
-                return self
-                    .create_worktree(path, branch, base, backup_ref)
-                    .map(|_| Taken::Created);
+                return self.create_watched(path, branch, base, backup_ref);
             }
         };
+        // Watched before the checkout, which then records the journal's first token in the
+        // index while it refreshes anyway: the first commit already skips the scan.
+        self.watch_worktree(path);
         match self.reset_taken(pool, path, branch, base, backup_ref) {
             Ok(()) => Ok(Taken::Reused),
             Err(e) => {
@@ -162,10 +159,22 @@ impl Repo {
                     .args(["worktree", "remove", "--force", "--force"])
                     .arg(path)
                     .run();
-                self.create_worktree(path, branch, base, backup_ref)
-                    .map(|_| Taken::Created)
+                self.create_watched(path, branch, base, backup_ref)
             }
         }
+    }
+
+    /// A new worktree (`create_worktree`), its changes journaled from the start.
+    fn create_watched(
+        &self,
+        path: &Path,
+        branch: &str,
+        base: &str,
+        backup_ref: &str,
+    ) -> Result<Taken, GitError> {
+        self.create_worktree(path, branch, base, backup_ref)?;
+        self.watch_worktree(path);
+        Ok(Taken::Created)
     }
 
     /// Moves an idle worktree to `path` under the pool lock. Returns where it came from.
@@ -216,7 +225,9 @@ impl Repo {
         {
             self.backup_ref(backup_ref, &old)?;
         }
+        let fsmonitor = self.fsmonitor_args(path).unwrap_or_default();
         self.git_in(path)
+            .args(fsmonitor)
             .args([
                 "checkout",
                 "--quiet",

@@ -253,6 +253,8 @@ impl Repo {
         wt: &WorktreeInfo,
         backup_ref: &str,
     ) -> Result<Retired, GitError> {
+        // Whatever comes next (removal, the pool) ends the attempt's change journal.
+        self.watches.forget(&wt.path);
         let mut done = Retired::default();
         let mut keep = wt.head.clone();
         if wt.path.exists() {

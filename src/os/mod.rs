@@ -21,6 +21,13 @@ pub use kill::{KillReport, Tree, freeze_tree, kill_process_group, kill_tree, sto
 pub use lock::supervisor_running;
 pub use sys::ProcStat;
 
+/// One malloc arena for the whole process (glibc otherwise gives each thread that allocates
+/// its own, ~70 KB resident even when the thread then sleeps): for small long-lived processes
+/// whose threads mostly wait (holders). Call before starting threads; nothing elsewhere.
+pub fn one_malloc_arena() {
+    sys::one_malloc_arena()
+}
+
 /// The environment variable that carries an attempt's fencing token.
 pub const TOKEN_VAR: &str = "ORCH_TOKEN";
 

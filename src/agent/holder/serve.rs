@@ -3,10 +3,11 @@
 //! client says hello (so the spawner hears every byte from the first). It then serves any
 //! number of clients until the agent has ended and they have heard so.
 //!
-//! One mutex (`Hub`) orders everything a client sees: each chunk of output is applied to the
-//! holder's own copy of the screen and queued to every client under it, and a new client takes
-//! its snapshot and joins the queue under it too, so a snapshot plus the stream after it is
-//! exactly the screen, no byte twice or missing.
+//! A client's snapshot plus the stream after it is exactly the screen, no byte twice or
+//! missing: the reader thread queues each chunk to the clients (under the `Hub` mutex) while it
+//! still holds the agent's screen, and a new client takes its snapshot of that screen and joins
+//! the queue while holding the screen too. The screen is the agent's own (`AgentProcess`, which
+//! also feeds the text log); the holder keeps no second copy. Lock order: screen, then hub.
 
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -28,7 +29,6 @@ const FIRST_HELLO: Duration = Duration::from_secs(60);
 const LINGER: Duration = Duration::from_secs(5);
 
 struct Hub {
-    mirror: vt100::Parser,
     clients: Vec<(u64, mpsc::UnboundedSender<Frame>)>,
     next_client: u64,
     exit: Option<ExitRecord>,
@@ -57,6 +57,8 @@ fn lock(m: &Mutex<Hub>) -> MutexGuard<'_, Hub> {
 /// `orch-tui __hold`: exit 0 after the agent ended (its exit is in `<id>.exit`), 1 when it
 /// could not be started or nobody came, 2 for a spec it cannot read.
 pub fn main() -> i32 {
+    // Its threads mostly sleep: one arena keeps the holder's resident memory small.
+    crate::os::one_malloc_arena();
     let mut input = Vec::new();
     let spec: HoldSpec = match std::io::stdin()
         .read_to_end(&mut input)
@@ -86,7 +88,6 @@ fn start(spec: HoldSpec) -> Result<i32, String> {
     let _ = crate::os::detach::new_session();
     let holder = Arc::new(Holder {
         hub: Mutex::new(Hub {
-            mirror: vt100::Parser::new(nonzero(spec.rows), nonzero(spec.cols), 0),
             clients: Vec::new(),
             next_client: 0,
             exit: None,
@@ -186,7 +187,6 @@ fn ensure_started(h: &Arc<Holder>) -> Result<(), String> {
         }),
         Some(Box::new(move |bytes: &[u8]| {
             let mut hub = lock(&tap_to.hub);
-            hub.mirror.process(bytes);
             hub.bytes_out += bytes.len() as u64;
             hub.clients
                 .retain(|(_, tx)| tx.send(Frame::Output(bytes.to_vec())).is_ok());
@@ -292,32 +292,61 @@ async fn serve_client(h: Arc<Holder>, mut stream: UnixStream) {
 
 /// Registers a welcomed client: its welcome and snapshot first, then every chunk of output.
 /// The first client joins before the agent starts (under the hub's lock, which the agent's
-/// output waits for), so its stream holds every byte from the first.
+/// output waits for), so its stream holds every byte from the first and its snapshot is a blank
+/// screen. Later ones hold the agent's screen while they snapshot it and join (see the module
+/// doc for why, and for the lock order).
 fn join(h: &Arc<Holder>, tx: &mpsc::UnboundedSender<Frame>) -> Result<u64, String> {
+    if let Some(agent) = h.agent.get() {
+        let screen = agent.screen();
+        let screen = screen.lock().unwrap_or_else(|e| e.into_inner());
+        let mut hub = lock(&h.hub);
+        let (rows, cols) = screen.screen().size();
+        let snapshot = screen.screen().state_formatted().into_bytes();
+        return Ok(register(
+            h,
+            &mut hub,
+            tx,
+            (rows.get(), cols.get()),
+            snapshot,
+        ));
+    }
     let mut hub = lock(&h.hub);
+    if h.agent.get().is_some() {
+        // Another client started it meanwhile: join as a later client (hub lock released).
+        drop(hub);
+        return join(h, tx);
+    }
     ensure_started(h)?;
-    let (rows, cols) = hub.mirror.screen().size();
+    let size = (nonzero(h.spec.rows).get(), nonzero(h.spec.cols).get());
+    Ok(register(h, &mut hub, tx, size, Vec::new()))
+}
+
+fn register(
+    h: &Holder,
+    hub: &mut Hub,
+    tx: &mpsc::UnboundedSender<Frame>,
+    (rows, cols): (u16, u16),
+    snapshot: Vec<u8>,
+) -> u64 {
     let _ = tx.send(Frame::Welcome(proto::Welcome {
         version: proto::VERSION,
         pid: h.agent.get().map(|a| a.pid()).unwrap_or(0),
         holder_pid: std::process::id(),
-        rows: rows.get(),
-        cols: cols.get(),
+        rows,
+        cols,
         started_ms: h.started_ms.get().copied().unwrap_or(0),
         frozen: hub.frozen,
         exit: hub.exit,
         branches_before: h.spec.branches_before.clone(),
     }));
-    let _ = tx.send(Frame::Snapshot(
-        hub.mirror.screen().state_formatted().into_bytes(),
-    ));
+    let _ = tx.send(Frame::Snapshot(snapshot));
     if let Some(rec) = hub.exit {
         let _ = tx.send(Frame::Exited(rec));
     }
     hub.next_client += 1;
     let id = hub.next_client;
     hub.clients.push((id, tx.clone()));
-    Ok(id)
+    id
 }
 
 /// One frame from a client.
@@ -326,12 +355,8 @@ fn command(h: &Holder, frame: Frame, tx: &mpsc::UnboundedSender<Frame>) {
     match frame {
         Frame::Input(bytes) => agent.write(bytes),
         Frame::Resize { rows, cols } => {
-            let mut hub = lock(&h.hub);
-            if agent.resize(rows, cols).is_ok() {
-                hub.mirror
-                    .screen_mut()
-                    .set_size(nonzero(rows), nonzero(cols));
-            }
+            // Not under the hub: the reader holds the screen when it takes the hub.
+            let _ = agent.resize(rows, cols);
         }
         Frame::Stop { grace_ms } => agent.stop(Duration::from_millis(grace_ms)),
         Frame::Freeze(f) => {

@@ -1,0 +1,517 @@
+//! Which files changed in an attempt's worktree, so the per-turn commit does not `lstat` every
+//! tracked file (issue #11: on 100,000 files that scan was most of the commit).
+//!
+//! One inotify instance per worktree (`notify`, one watch per directory) keeps a journal of the
+//! paths touched. git asks for it through its fsmonitor hook protocol (version 2): our own git
+//! calls in that worktree get `-c core.fsmonitor=<a small sh command>`, which prints the answer
+//! we wrote into a file of the worktree's admin dir beforehand. git then trusts, without an
+//! `lstat`, only index entries that were up to date at a token we issued and that no event
+//! touched since; everything else it checks as usual. The agent's own git calls do not carry
+//! the setting, so when they rewrite the index its token goes and the next call scans fully.
+//!
+//! When unsure the answer is "everything" (git's full scan, today's cost), never "nothing":
+//! the index holds a token we did not issue or no longer keep; the kernel's queue overflowed
+//! (watches are re-added, old tokens dropped); the sync with the event stream timed out. When
+//! a directory cannot be watched (the user's inotify limits) the journal is given up and the
+//! caller falls back to its plain commands. Writes through a shared `mmap` make no inotify
+//! event: like every inotify-based monitor, this does not see them.
+
+use std::collections::{HashMap, VecDeque};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind};
+use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
+
+/// Tokens whose answers are kept: an index may hold one a few calls old (a read-only git call
+/// asks without storing the new one).
+const KEPT_TOKENS: usize = 8;
+/// Beyond this many paths an answer is "everything": git's scan is then as cheap.
+const MAX_LISTED: usize = 20_000;
+/// Paths kept at most; beyond, the journal starts again as if events had been lost.
+const MAX_JOURNAL: usize = 200_000;
+/// How long a sync waits for the event stream to catch up before answering "everything".
+const SYNC_DEADLINE: Duration = Duration::from_secs(2);
+/// The file of the admin dir's journal folder that answers an unknown token.
+const ALL: &str = "all";
+
+/// The watched worktrees of one repository handle (shared by its clones).
+#[derive(Default)]
+pub(super) struct Watches {
+    map: Mutex<HashMap<PathBuf, Arc<TreeWatch>>>,
+}
+
+impl std::fmt::Debug for Watches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Watches({})", lock(&self.map).len())
+    }
+}
+
+impl Watches {
+    /// Starts watching the worktree at `root`, its answers kept in `journal_dir` (created and
+    /// emptied). Replaces an earlier watch of the same path; drops watches of vanished paths.
+    pub(super) fn start(&self, root: &Path, journal_dir: &Path) -> Result<(), String> {
+        let root = &key(root);
+        lock(&self.map).retain(|p, _| p != root && p.exists());
+        let watch = TreeWatch::start(root, journal_dir)?;
+        lock(&self.map).insert(root.clone(), Arc::new(watch));
+        Ok(())
+    }
+
+    pub(super) fn forget(&self, root: &Path) {
+        let gone = lock(&self.map).remove(&key(root));
+        if let Some(w) = gone {
+            let _ = std::fs::remove_dir_all(&w.dir);
+        }
+    }
+
+    /// The `-c` settings that let git ask the journal, after syncing it with the events so far.
+    /// None: no watch here, or it cannot be trusted now; run git without them.
+    pub(super) fn fsmonitor_args(&self, root: &Path) -> Option<Vec<String>> {
+        let watch = lock(&self.map).get(&key(root)).cloned()?;
+        match watch.answer() {
+            Ok(args) => Some(args),
+            Err(why) => {
+                tracing::info!(worktree = %root.display(), %why, "git: no change journal for this call; full scan");
+                None
+            }
+        }
+    }
+}
+
+/// Worktrees are named by their canonical path (git lists them so; callers join paths).
+fn key(path: &Path) -> PathBuf {
+    path.canonicalize().unwrap_or_else(|_| path.to_path_buf())
+}
+
+impl super::Repo {
+    /// Starts journaling what changes in the attempt's worktree at `worktree`, so commits there
+    /// skip the full scan. Call it once the worktree is in place, before the agent starts. A
+    /// failure (inotify limits) only means those commits scan as before: it is logged.
+    pub fn watch_worktree(&self, worktree: &Path) {
+        let path = self.root.join(worktree);
+        let started = self
+            .git_in(&path)
+            .args(["rev-parse", "--absolute-git-dir"])
+            .run()
+            .map_err(|e| e.to_string())
+            .and_then(|admin| {
+                let journal = PathBuf::from(admin).join("orch-fsmonitor");
+                self.watches.start(&path, &journal)
+            });
+        if let Err(why) = started {
+            tracing::warn!(worktree = %path.display(), %why, "git: not watching a worktree; its commits scan every file");
+        }
+    }
+
+    /// The `-c` settings for a git call in `worktree` that may trust the change journal (see
+    /// the module doc); None: run it plainly.
+    pub(super) fn fsmonitor_args(&self, worktree: &Path) -> Option<Vec<String>> {
+        self.watches.fsmonitor_args(&self.root.join(worktree))
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+struct TreeWatch {
+    root: PathBuf,
+    dir: PathBuf,
+    session: String,
+    shared: Arc<Shared>,
+    watcher: Mutex<RecommendedWatcher>,
+    /// Serializes answers; the tokens whose answers are on disk, oldest first.
+    tokens: Mutex<VecDeque<u64>>,
+}
+
+#[derive(Default)]
+struct Shared {
+    state: Mutex<State>,
+    cookie_seen: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    /// The stamp of events now; every token issued is below it.
+    epoch: u64,
+    /// Path relative to the root -> (stamp of its last event, may name a directory).
+    touched: HashMap<PathBuf, (u64, bool)>,
+    /// Directories created or moved in since the last sync: to watch, and to list (what was
+    /// made in them before their watch existed).
+    unwatched: Vec<PathBuf>,
+    /// Events were lost (queue overflow, a read error): watches are re-added, tokens dropped.
+    overflowed: bool,
+    cookies_seen: u64,
+    cookies_made: u64,
+    /// How many times lost events made every watch be added again.
+    rescans: u64,
+    /// Why the journal cannot be trusted any more (the worktree itself moved or vanished).
+    broken: Option<String>,
+}
+
+impl TreeWatch {
+    fn start(root: &Path, dir: &Path) -> Result<TreeWatch, String> {
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let shared = Arc::new(Shared::default());
+        let handler = {
+            let (shared, root, dir) = (shared.clone(), root.to_path_buf(), dir.to_path_buf());
+            move |res: notify::Result<Event>| record(&shared, &root, &dir, res)
+        };
+        let watcher = notify::recommended_watcher(handler).map_err(|e| e.to_string())?;
+        let session = crate::os::random_token().map_err(|e| e.to_string())?[..8].to_string();
+        let w = TreeWatch {
+            root: root.to_path_buf(),
+            dir: dir.to_path_buf(),
+            session,
+            shared,
+            watcher: Mutex::new(watcher),
+            tokens: Mutex::new(VecDeque::new()),
+        };
+        w.watch_dir(dir)?;
+        w.watch_tree(root, false)?;
+        Ok(w)
+    }
+
+    fn watch_dir(&self, dir: &Path) -> Result<bool, String> {
+        match lock(&self.watcher).watch(dir, RecursiveMode::NonRecursive) {
+            Ok(()) => Ok(true),
+            Err(e) if matches!(e.kind, notify::ErrorKind::PathNotFound) => Ok(false),
+            Err(e) => Err(format!("cannot watch {}: {e}", dir.display())),
+        }
+    }
+
+    /// Watches `top` and every directory under it (but `.git` at the root). With `journal`,
+    /// `top` is a folder that had no watch until now: it is recorded as touched, as a folder, so
+    /// git looks again at everything under it (whatever was written there before its watches
+    /// existed). Its entries are not recorded one by one: a build's new `target/` would
+    /// otherwise fill the journal.
+    fn watch_tree(&self, top: &Path, journal: bool) -> Result<(), String> {
+        if journal
+            && let Ok(rel) = top.strip_prefix(&self.root)
+            && !rel.as_os_str().is_empty()
+        {
+            let mut st = lock(&self.shared.state);
+            let stamp = st.epoch;
+            st.touched.insert(rel.to_path_buf(), (stamp, true));
+        }
+        let mut stack = vec![top.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            if !d.symlink_metadata().is_ok_and(|m| m.is_dir()) || !self.watch_dir(&d)? {
+                continue;
+            }
+            let entries = match std::fs::read_dir(&d) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(format!("cannot list {}: {e}", d.display())),
+            };
+            for entry in entries.flatten() {
+                if d == self.root && entry.file_name() == ".git" {
+                    continue;
+                }
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    stack.push(entry.path());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Syncs with the events so far, writes the answers for every kept token under a new one,
+    /// and returns the git settings that read them.
+    fn answer(&self) -> Result<Vec<String>, String> {
+        let mut tokens = lock(&self.tokens);
+        self.sync(&mut tokens)?;
+        let (now, answers) = {
+            let mut st = lock(&self.shared.state);
+            let now = st.epoch;
+            st.epoch += 1;
+            tokens.push_back(now);
+            while tokens.len() > KEPT_TOKENS {
+                if let Some(old) = tokens.pop_front() {
+                    let _ = std::fs::remove_file(self.dir.join(self.token(old)));
+                }
+            }
+            // Entries no kept token needs any more.
+            let oldest = tokens.front().copied().unwrap_or(now);
+            st.touched.retain(|_, (stamp, _)| *stamp > oldest);
+            let answers: Vec<(u64, Vec<u8>)> = tokens
+                .iter()
+                .map(|&t| (t, self.changed_since(&st, t, now)))
+                .collect();
+            (now, answers)
+        };
+        let write = |name: &str, body: &[u8]| {
+            std::fs::write(self.dir.join(name), body)
+                .map_err(|e| format!("cannot write {}: {e}", self.dir.join(name).display()))
+        };
+        write(ALL, &self.everything(now))?;
+        for (t, body) in answers {
+            write(&self.token(t), &body)?;
+        }
+        let hook = hook_command(&self.dir).ok_or("the journal's path is not UTF-8")?;
+        Ok(vec![
+            "-c".into(),
+            format!("core.fsmonitor={hook}"),
+            "-c".into(),
+            "core.fsmonitorHookVersion=2".into(),
+            "-c".into(),
+            "core.untrackedCache=true".into(),
+        ])
+    }
+
+    /// Waits until every event made before now has been recorded (a cookie file made now comes
+    /// back through the same queue after them), then watches and lists the new directories.
+    fn sync(&self, tokens: &mut VecDeque<u64>) -> Result<(), String> {
+        let n = {
+            let mut st = lock(&self.shared.state);
+            st.cookies_made += 1;
+            st.cookies_made
+        };
+        let cookie = self.dir.join(format!("cookie-{n}"));
+        std::fs::write(&cookie, b"").map_err(|e| format!("cannot write the sync cookie: {e}"))?;
+        let deadline = Instant::now() + SYNC_DEADLINE;
+        let mut st = lock(&self.shared.state);
+        while st.cookies_seen < n && st.broken.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                drop(st);
+                let _ = std::fs::remove_file(&cookie);
+                return Err("the file events did not catch up in time".into());
+            }
+            st = self
+                .shared
+                .cookie_seen
+                .wait_timeout(st, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        drop(st);
+        let _ = std::fs::remove_file(&cookie);
+        loop {
+            let (todo, rescan) = {
+                let mut st = lock(&self.shared.state);
+                if let Some(why) = &st.broken {
+                    return Err(why.clone());
+                }
+                let rescan = std::mem::take(&mut st.overflowed);
+                st.rescans += u64::from(rescan);
+                (std::mem::take(&mut st.unwatched), rescan)
+            };
+            if rescan {
+                // Events were lost, directories made meanwhile may lack a watch: every watch
+                // again, and no token issued before can be trusted.
+                for t in tokens.drain(..) {
+                    let _ = std::fs::remove_file(self.dir.join(self.token(t)));
+                }
+                self.watch_tree(&self.root, false)?;
+            }
+            if todo.is_empty() && !rescan {
+                return Ok(());
+            }
+            for d in todo {
+                self.watch_tree(&d, true)?;
+            }
+        }
+    }
+
+    fn token(&self, n: u64) -> String {
+        format!("o{}t{n}", self.session)
+    }
+
+    /// The answer to token `since`: the new token, then every path touched after it (a path
+    /// that may be a directory also as `path/`, which git reads as everything under it).
+    fn changed_since(&self, st: &State, since: u64, now: u64) -> Vec<u8> {
+        let changed: Vec<(&PathBuf, bool)> = st
+            .touched
+            .iter()
+            .filter(|(_, (stamp, _))| *stamp > since)
+            .map(|(p, (_, d))| (p, *d))
+            .collect();
+        if changed.len() > MAX_LISTED {
+            return self.everything(now);
+        }
+        let mut out = self.token(now).into_bytes();
+        out.push(0);
+        for (p, maybe_dir) in changed {
+            out.extend_from_slice(p.as_os_str().as_bytes());
+            out.push(0);
+            if maybe_dir {
+                out.extend_from_slice(p.as_os_str().as_bytes());
+                out.extend_from_slice(b"/\0");
+            }
+        }
+        out
+    }
+
+    fn everything(&self, now: u64) -> Vec<u8> {
+        let mut out = self.token(now).into_bytes();
+        out.extend_from_slice(b"\0/\0");
+        out
+    }
+}
+
+/// Called on notify's thread for each event: records the paths, spots cookies.
+fn record(shared: &Shared, root: &Path, dir: &Path, res: notify::Result<Event>) {
+    let mut st = lock(&shared.state);
+    let ev = match res {
+        Ok(ev) => ev,
+        Err(e) => {
+            tracing::debug!(error = %e, "git: file event error; rescanning at the next commit");
+            st.overflowed = true;
+            return;
+        }
+    };
+    if ev.need_rescan() {
+        st.overflowed = true;
+    }
+    let maybe_dir = match ev.kind {
+        // Reads say nothing about content.
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => false,
+        EventKind::Access(_) => return,
+        EventKind::Create(CreateKind::File) | EventKind::Modify(ModifyKind::Data(_)) => false,
+        _ => true,
+    };
+    let new_dir = matches!(
+        ev.kind,
+        EventKind::Create(CreateKind::Folder | CreateKind::Any | CreateKind::Other)
+            | EventKind::Modify(ModifyKind::Name(_))
+    );
+    for p in &ev.paths {
+        if let Ok(name) = p.strip_prefix(dir) {
+            if let Some(n) = cookie_number(name.as_os_str()) {
+                st.cookies_seen = st.cookies_seen.max(n);
+                shared.cookie_seen.notify_all();
+            }
+            continue;
+        }
+        let Ok(rel) = p.strip_prefix(root) else {
+            continue;
+        };
+        if rel.as_os_str().is_empty() {
+            if !p.is_dir() {
+                st.broken = Some("the worktree was moved or removed".into());
+                shared.cookie_seen.notify_all();
+            }
+            continue;
+        }
+        if rel == Path::new(".git") {
+            continue;
+        }
+        let stamp = st.epoch;
+        st.touched.insert(rel.to_path_buf(), (stamp, maybe_dir));
+        if new_dir {
+            st.unwatched.push(p.clone());
+        }
+    }
+    if st.touched.len() > MAX_JOURNAL {
+        // Bounded memory: past this, the next answer is "everything" anyway.
+        st.touched.clear();
+        st.overflowed = true;
+    }
+}
+
+fn cookie_number(name: &OsStr) -> Option<u64> {
+    name.to_str()?.strip_prefix("cookie-")?.parse().ok()
+}
+
+/// The fsmonitor hook git runs (through `sh -c`, with the version and the index's token as
+/// `$1 $2`): prints the answer file for that token, or the one for unknown tokens. Tokens we
+/// issue are `[0-9a-z]+`; anything else (another monitor's, an empty one) is unknown. The last
+/// `:` takes the arguments git appends.
+fn hook_command(dir: &Path) -> Option<String> {
+    let d = dir.to_str()?.replace('\'', r"'\''");
+    Some(format!(
+        "d='{d}'; case $2 in ''|*[!0-9a-z]*) f=\"$d/{ALL}\" ;; *) f=\"$d/$2\" ;; esac; \
+         [ -f \"$f\" ] || f=\"$d/{ALL}\"; [ -f \"$f\" ] && exec cat \"$f\"; \
+         printf 'none\\000/\\000'; :"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    fn git(dir: &Path, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("git");
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Events the kernel dropped (its queue overflowed while the reader was stalled) must not
+    /// lose a change: the next commit scans, and the journal is trusted again after it.
+    #[test]
+    fn a_change_made_while_the_queue_overflowed_lands_in_the_commit() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let root = t.path();
+        git(root, &["init", "-q", "-b", "main"]);
+        std::fs::write(root.join(".gitignore"), "junk/\n").expect("write");
+        std::fs::write(root.join("kept.txt"), "one\n").expect("write");
+        git(root, &["add", "-A"]);
+        git(
+            root,
+            &[
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "commit",
+                "-qm",
+                "base",
+            ],
+        );
+        std::fs::create_dir(root.join("junk")).expect("mkdir");
+        let repo = crate::git::Repo::open(root).expect("open");
+        repo.watch_worktree(root);
+        assert_eq!(
+            repo.commit_all(root, "A", "a@a", "nothing")
+                .expect("commit"),
+            None
+        );
+        let watch = lock(&repo.watches.map)
+            .values()
+            .next()
+            .cloned()
+            .expect("watched");
+        let limit: usize = std::fs::read_to_string("/proc/sys/fs/inotify/max_queued_events")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(16_384);
+        {
+            // notify's reader blocks in our handler on this lock: the kernel queue fills up.
+            let _stalled = lock(&watch.shared.state);
+            // Each new file is at least a create, an open, a close: distinct events.
+            for i in 0..limit / 2 {
+                std::fs::write(root.join(format!("junk/{i}")), b"").expect("write");
+            }
+            std::fs::write(root.join("kept.txt"), "two\n").expect("write");
+        }
+        let tip = repo
+            .commit_all(root, "A", "a@a", "after the overflow")
+            .expect("commit")
+            .expect("a commit");
+        assert_eq!(git(root, &["show", &format!("{tip}:kept.txt")]), "two");
+        assert!(
+            lock(&watch.shared.state).rescans >= 1,
+            "the queue never overflowed"
+        );
+        // Trusted again: a later change is found through the journal.
+        std::fs::write(root.join("kept.txt"), "three\n").expect("write");
+        let tip = repo
+            .commit_all(root, "A", "a@a", "later")
+            .expect("commit")
+            .expect("a commit");
+        assert_eq!(git(root, &["show", &format!("{tip}:kept.txt")]), "three");
+        assert_eq!(git(root, &["status", "--porcelain"]), "");
+    }
+}

@@ -1,0 +1,233 @@
+//! The per-turn commit with the change journal (src/git/watch.rs) on real repositories: every
+//! kind of change an agent makes lands in the commit, the user's hooks still run, and when the
+//! journal cannot be trusted (the agent's own git rewrote the index) git scans as before. After
+//! each commit a plain `git status` (a full scan, no journal) must find nothing left behind.
+//! (Lost kernel events are covered by the unit test in src/git/watch.rs.)
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+mod common;
+
+use common::git;
+use common::scratch::{fixture, write_hook, wt_path};
+use orch_tui::git::{Pool, Repo, Taken, backup_ref_name};
+
+fn pool() -> Pool {
+    Pool {
+        dir: PathBuf::from(".orch/pool"),
+        reuse: Vec::new(),
+        max_idle: 2,
+    }
+}
+
+/// A repository with a tree of tracked files, `target/` ignored, and a worktree for task `t`
+/// taken from a warmed pool (the engine's usual path).
+fn taken() -> (tempfile::TempDir, Repo, PathBuf) {
+    let (tmp, repo) = fixture();
+    let root = repo.root().to_path_buf();
+    fs::write(root.join(".gitignore"), "*.log\ntarget/\n").expect("write");
+    for d in ["src/a", "src/b", "docs"] {
+        fs::create_dir_all(root.join(d)).expect("mkdir");
+        for i in 0..5 {
+            fs::write(root.join(format!("{d}/f{i}.txt")), format!("{d} {i}\n")).expect("write");
+        }
+    }
+    git(&root, &["add", "-A"]);
+    git(&root, &["commit", "-q", "-m", "tree"]);
+    let base = repo.ensure_branch("orch/integration").expect("integration");
+    repo.fill_pool(&pool(), &base).expect("fill");
+    let wt = wt_path(&repo, "t-1");
+    let how = repo
+        .take_worktree(&pool(), &wt, "orch/t", &base, &backup_ref_name("t", 1))
+        .expect("take");
+    assert_eq!(how, Taken::Reused);
+    (tmp, repo, wt)
+}
+
+fn commit(repo: &Repo, wt: &Path, msg: &str) -> Option<String> {
+    repo.commit_all(wt, "Agent A", "agent-a@example.com", msg)
+        .expect("commit")
+}
+
+/// Nothing the agent left is outside the commit (a full scan says so), and the commit went
+/// through the journal (the index carries its fsmonitor token).
+fn assert_all_committed(wt: &Path) {
+    assert!(
+        index_has_journal_token(wt),
+        "the commit did not go through the change journal"
+    );
+    // Without optional locks: status would otherwise rewrite the index, dropping the token.
+    let status = [
+        "--no-optional-locks",
+        "status",
+        "--porcelain",
+        "--untracked-files=all",
+    ];
+    assert_eq!(git(wt, &status), "");
+    assert!(index_has_journal_token(wt));
+}
+
+fn index_has_journal_token(wt: &Path) -> bool {
+    let index = git(
+        wt,
+        &["rev-parse", "--path-format=absolute", "--git-path", "index"],
+    );
+    let bytes = fs::read(index).expect("index");
+    bytes.windows(4).any(|w| w == b"FSMN")
+}
+
+fn tree(wt: &Path, rev: &str) -> Vec<String> {
+    git(wt, &["ls-tree", "-r", "--name-only", rev])
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn files_created_modified_deleted_and_renamed_all_land_in_the_turns_commits() {
+    let (_t, repo, wt) = taken();
+    // Turn 1: an edit, a new file, new nested folders, an ignored build output.
+    fs::write(wt.join("src/a/f0.txt"), "edited\n").expect("write");
+    fs::write(wt.join("new.txt"), "new\n").expect("write");
+    fs::create_dir_all(wt.join("deep/er/est")).expect("mkdir");
+    fs::write(wt.join("deep/er/est/x.txt"), "deep\n").expect("write");
+    fs::create_dir_all(wt.join("target/debug")).expect("mkdir");
+    fs::write(wt.join("target/debug/out.o"), "obj").expect("write");
+    let c1 = commit(&repo, &wt, "turn 1").expect("a commit");
+    assert_all_committed(&wt);
+    let files = tree(&wt, &c1);
+    assert!(files.contains(&"new.txt".to_string()));
+    assert!(files.contains(&"deep/er/est/x.txt".to_string()));
+    assert!(!files.iter().any(|f| f.starts_with("target/")));
+    assert_eq!(git(&wt, &["show", &format!("{c1}:src/a/f0.txt")]), "edited");
+
+    // Turn 2: a deletion, a file renamed, a folder renamed and then edited inside, a folder
+    // removed, a file in the new folder of turn 1 edited.
+    fs::remove_file(wt.join("src/a/f1.txt")).expect("rm");
+    fs::rename(wt.join("src/a/f2.txt"), wt.join("src/a/moved.txt")).expect("mv");
+    fs::rename(wt.join("src/b"), wt.join("src/c")).expect("mv dir");
+    fs::write(wt.join("src/c/f3.txt"), "edited after the folder moved\n").expect("write");
+    fs::remove_dir_all(wt.join("docs")).expect("rm -r");
+    fs::write(wt.join("deep/er/est/x.txt"), "deeper\n").expect("write");
+    let c2 = commit(&repo, &wt, "turn 2").expect("a commit");
+    assert_all_committed(&wt);
+    let files = tree(&wt, &c2);
+    assert!(!files.contains(&"src/a/f1.txt".to_string()));
+    assert!(files.contains(&"src/a/moved.txt".to_string()));
+    assert!(
+        !files
+            .iter()
+            .any(|f| f.starts_with("src/b/") || f.starts_with("docs/"))
+    );
+    assert_eq!(
+        git(&wt, &["show", &format!("{c2}:src/c/f3.txt")]),
+        "edited after the folder moved"
+    );
+    assert_eq!(
+        git(&wt, &["show", &format!("{c2}:deep/er/est/x.txt")]),
+        "deeper"
+    );
+
+    // Turn 3: a folder moved in from outside the worktree; a file edited in the folder renamed
+    // last turn; a folder with subfolders renamed, then a file deep in it edited.
+    let outside = wt.parent().expect("parent").join("outside");
+    fs::create_dir_all(outside.join("inner")).expect("mkdir");
+    fs::write(outside.join("inner/o.txt"), "from outside\n").expect("write");
+    fs::rename(&outside, wt.join("src/brought")).expect("mv in");
+    fs::write(wt.join("src/c/f4.txt"), "in the renamed folder\n").expect("write");
+    fs::rename(wt.join("deep"), wt.join("shallow")).expect("mv dir");
+    fs::write(wt.join("shallow/er/est/x.txt"), "moved with its folder\n").expect("write");
+    let c3 = commit(&repo, &wt, "turn 3").expect("a commit");
+    assert_all_committed(&wt);
+    assert!(tree(&wt, &c3).contains(&"src/brought/inner/o.txt".to_string()));
+    assert_eq!(
+        git(&wt, &["show", &format!("{c3}:src/c/f4.txt")]),
+        "in the renamed folder"
+    );
+
+    // Turn 4: edits inside the folders moved last turn, after their watches were redone.
+    fs::write(wt.join("shallow/er/est/x.txt"), "edited again\n").expect("write");
+    fs::write(wt.join("src/brought/inner/o.txt"), "edited inside\n").expect("write");
+    let c4 = commit(&repo, &wt, "turn 4").expect("a commit");
+    assert_all_committed(&wt);
+    assert_eq!(
+        git(&wt, &["show", &format!("{c4}:shallow/er/est/x.txt")]),
+        "edited again"
+    );
+    assert_eq!(
+        git(&wt, &["show", &format!("{c4}:src/brought/inner/o.txt")]),
+        "edited inside"
+    );
+
+    // Turn 5: nothing.
+    assert_eq!(commit(&repo, &wt, "turn 5"), None);
+}
+
+#[test]
+fn the_users_commit_hooks_still_run_with_the_journal() {
+    let (t, repo, wt) = taken();
+    let marker = t.path().join("pre-commit-ran");
+    write_hook(
+        &repo,
+        "pre-commit",
+        &format!("#!/bin/sh\necho ran >> '{}'\n", marker.display()),
+    );
+    fs::write(wt.join("src/a/f0.txt"), "edited\n").expect("write");
+    commit(&repo, &wt, "with a hook").expect("a commit");
+    assert_all_committed(&wt);
+    assert_eq!(fs::read_to_string(&marker).expect("the hook ran"), "ran\n");
+    // A refusing hook is still an error, and nothing is lost.
+    write_hook(&repo, "pre-commit", "#!/bin/sh\nexit 1\n");
+    fs::write(wt.join("src/a/f1.txt"), "refused\n").expect("write");
+    assert!(
+        repo.commit_all(&wt, "Agent A", "agent-a@example.com", "no")
+            .is_err()
+    );
+    assert_eq!(
+        fs::read_to_string(wt.join("src/a/f1.txt")).expect("read"),
+        "refused\n"
+    );
+}
+
+#[test]
+fn after_the_agents_own_git_rewrote_the_index_the_commit_still_finds_everything() {
+    let (_t, repo, wt) = taken();
+    fs::write(wt.join("src/a/f0.txt"), "first\n").expect("write");
+    commit(&repo, &wt, "turn 1").expect("a commit");
+    assert!(index_has_journal_token(&wt));
+    // The agent commits by itself (its git knows nothing of the journal and drops its token)
+    // and leaves more uncommitted.
+    fs::write(wt.join("src/a/f1.txt"), "agent's own\n").expect("write");
+    git(&wt, &["add", "-A"]);
+    git(&wt, &["commit", "-q", "-m", "agent"]);
+    assert!(!index_has_journal_token(&wt));
+    fs::write(wt.join("src/b/f0.txt"), "left uncommitted\n").expect("write");
+    let c = commit(&repo, &wt, "turn 2").expect("a commit");
+    assert_all_committed(&wt);
+    assert_eq!(
+        git(&wt, &["show", &format!("{c}:src/b/f0.txt")]),
+        "left uncommitted"
+    );
+    assert_eq!(
+        git(&wt, &["show", &format!("{c}:src/a/f1.txt")]),
+        "agent's own"
+    );
+}
+
+#[test]
+fn a_new_worktree_outside_the_pool_is_watched_after_its_first_commit() {
+    let (_t, repo) = fixture();
+    let base = repo.ensure_branch("orch/integration").expect("integration");
+    let wt = wt_path(&repo, "n-1");
+    repo.create_worktree(&wt, "orch/n", &base, &backup_ref_name("n", 1))
+        .expect("create");
+    repo.watch_worktree(&wt);
+    fs::write(wt.join("f.txt"), "first\n").expect("write");
+    commit(&repo, &wt, "turn 1").expect("a commit");
+    assert_all_committed(&wt);
+    fs::write(wt.join("g.txt"), "second\n").expect("write");
+    let c = commit(&repo, &wt, "turn 2").expect("a commit");
+    assert_all_committed(&wt);
+    assert!(tree(&wt, &c).contains(&"g.txt".to_string()));
+}
