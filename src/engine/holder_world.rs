@@ -155,11 +155,16 @@ impl Agents for HolderAgents {
         let recorded = holder::read_exit(&self.dir, attempt.0)
             .or_else(|| status.as_ref().and_then(|s| s.exit));
         let held_ms = status.as_ref().map_or(0, |s| s.held_ms);
+        let frozen = status
+            .as_ref()
+            .is_some_and(|s| s.frozen && s.exit.is_none());
         let live_pid = status.filter(|s| s.exit.is_none()).map(|s| s.pid);
         let fact = HolderFact {
             attempt,
+            holder: attempt,
             live_pid,
             held_ms,
+            frozen,
             exit: recorded.map(|r| Exit {
                 code: r.code,
                 signal: r.signal,
@@ -169,8 +174,8 @@ impl Agents for HolderAgents {
         (live_pid.is_some() || recorded.is_some()).then_some((fact, branches))
     }
 
-    fn adopt(&self, l: Launch, sink: Sink) -> Result<Spawned, String> {
-        let conn = client::connect(&holder::socket_path(&self.dir, l.attempt.0), "supervisor")?;
+    fn adopt(&self, holder: AttemptId, l: Launch, sink: Sink) -> Result<Spawned, String> {
+        let conn = client::connect(&holder::socket_path(&self.dir, holder.0), "supervisor")?;
         let branches = conn.welcome.branches_before.clone();
         Ok(Spawned {
             process: Box::new(follow(conn, l, sink, self.on_output.clone())),
