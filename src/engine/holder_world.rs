@@ -212,6 +212,7 @@ fn follow(mut conn: Conn, l: Launch, sink: Sink, on_output: Option<OutputHook>) 
     let nudge = wiring.nudge.clone();
     let (task, on_out) = (l.task.clone(), wiring.on_output.clone());
     let mirror = screen.clone();
+    let pane = wiring.pane.clone();
     let pid = w.pid;
     let reading = std::thread::Builder::new()
         .name(format!("holder-{}", l.attempt))
@@ -227,6 +228,15 @@ fn follow(mut conn: Conn, l: Launch, sink: Sink, on_output: Option<OutputHook>) 
                         nudge(super::watch::Nudge::Output);
                         if let Some(f) = &on_out {
                             f(&task);
+                        }
+                    }
+                    // Someone resized the agent (a watching TUI, `attach`): its output is
+                    // for that size from now on.
+                    Ok(Some(Frame::Resize { rows, cols })) => {
+                        for s in std::iter::once(&mirror).chain(pane.as_ref()) {
+                            if let Ok(mut p) = s.lock() {
+                                p.screen_mut().set_size(nonzero(rows), nonzero(cols));
+                            }
                         }
                     }
                     Ok(Some(Frame::Exited(rec))) => {

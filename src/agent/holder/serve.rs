@@ -331,6 +331,10 @@ fn command(h: &Holder, frame: Frame, tx: &mpsc::UnboundedSender<Frame>) {
                 hub.mirror
                     .screen_mut()
                     .set_size(nonzero(rows), nonzero(cols));
+                // Every client's copy of the screen follows (in order with the output: under
+                // the hub's lock); a client that does not keep one ignores it.
+                hub.clients
+                    .retain(|(_, tx)| tx.send(Frame::Resize { rows, cols }).is_ok());
             }
         }
         Frame::Stop { grace_ms } => agent.stop(Duration::from_millis(grace_ms)),
