@@ -134,7 +134,7 @@ fn header_line(s: &ViewState, width: u16) -> Line<'static> {
     // Watching another supervisor: said first, it is why keys do not reach the agents.
     let watching = s.watching.map(|pid| {
         Span::styled(
-            format!(" watching (supervised by pid {pid}) · typing needs `orch-tui attach` "),
+            format!(" watching (supervised by pid {pid}) · keys go to its agents' holders "),
             theme::warn(s),
         )
     });
