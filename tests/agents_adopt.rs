@@ -9,7 +9,7 @@ mod e2e_support;
 use std::time::Duration;
 
 use agent_support::{AgentHome, Cli, MockServer, require};
-use e2e_support::{Repo, task_of, wait_for};
+use e2e_support::{Repo, wait_for};
 use orch_tui::core::config::default_config;
 
 const LIMIT: Duration = Duration::from_secs(90);
@@ -64,7 +64,12 @@ fn claude_interactive_survives_kill_9_mid_turn_and_the_next_run_adopts_it_to_the
     // Mid-turn: its prompt was submitted (the hook says so) and the model has not answered.
     let hooks = repo.dir.join(".orch/logs/t/1/hooks.jsonl");
     let busy = wait_for(LIMIT, || {
-        let t = task_of(&repo.status(), "t");
+        let s = repo.status();
+        let t = s["tasks"]
+            .as_array()
+            .and_then(|ts| ts.iter().find(|t| t["id"] == "t"))
+            .cloned()
+            .unwrap_or_default();
         let a = t["attempts"][0].clone();
         let submitted =
             std::fs::read_to_string(&hooks).is_ok_and(|h| h.contains("UserPromptSubmit"));
