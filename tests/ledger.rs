@@ -316,9 +316,23 @@ fn worker_reports_are_fenced_by_token_and_epoch() {
     assert_eq!(ledger.last_seq().unwrap(), seq1);
     assert_eq!(tokens_of(&ledger, "a"), (5, 2, 0.5));
 
-    // A new supervisor epoch fences out every attempt of the old one, right token or not.
+    // A new supervisor epoch fences out every attempt of the old one it did not adopt, right
+    // token or not (until it decides, a report waits: tests/worker_hardening.rs).
     let epoch2 = ledger.begin_epoch(std::process::id()).unwrap();
     assert_eq!(epoch2, epoch + 1);
+    let abandon = [orch_tui::core::ops::Op::FinishAttempt(
+        orch_tui::core::ops::Finish {
+            id: c.id,
+            outcome: orch_tui::core::domain::AttemptState::Abandoned,
+            exit_code: None,
+            reason: Some("the supervisor stopped while it ran".into()),
+            commit: None,
+            diff_lines: None,
+        },
+    )];
+    ledger
+        .write(|tx| orch_tui::ledger::apply_ops(tx, &abandon, &mut String::new))
+        .unwrap();
     let seq2 = ledger.last_seq().unwrap();
     let out = r.orch_env(&["worker", "usage", "--tokens-in", "5"], &env);
     assert_eq!(out.code, 3, "{out:?}");

@@ -135,9 +135,8 @@ fn a_paused_sim_agent_is_frozen_and_resume_continues_the_same_attempt_and_screen
     assert!(!repo.dir.join(".orch/logs/t/2").exists(), "no attempt 2");
 }
 
-/// A shell agent that ignores SIGHUP: when its supervisor dies, the kernel hangs its terminal
-/// up (SIGHUP and SIGCONT to the session leader), so the shell runs again but its `sleep`
-/// child, frozen in the same group, stays stopped: a frozen process of an earlier epoch.
+/// A shell agent that ignores SIGHUP (with `ORCH_HOLDERS=0` its supervisor's death hangs its
+/// terminal up); in a holder it never sees the supervisor die: it stays frozen.
 const SHELL_AGENT: &str = r#"
 [agents.sh]
 command = ["sh", "-c", "trap '' HUP; echo before-the-pause; sleep 3; echo done > work.txt"]
@@ -145,7 +144,7 @@ adapter = "generic"
 "#;
 
 #[test]
-fn a_supervisor_killed_while_a_task_is_paused_recovers_it_paused_and_resume_continues_it() {
+fn a_supervisor_killed_while_a_task_is_paused_adopts_its_frozen_agent_and_resume_continues_it() {
     let repo = Repo::new();
     repo.init(&format!("{FAST_CONFIG}{SHELL_AGENT}"));
     let plan = "[plan]\nname = \"pause\"\n\n[[task]]\nid = \"t\"\ntitle = \"Paused work\"\n\
@@ -168,37 +167,39 @@ fn a_supervisor_killed_while_a_task_is_paused_recovers_it_paused_and_resume_cont
         frozen.is_ok(),
         "a frozen process outlives its supervisor: {frozen:?}"
     );
-    // The next start reaps it like any process of an earlier epoch; nothing of the task moves.
-    let out = repo.orch(&["run", "--headless"], LIMIT);
-    assert_eq!(out.code, 1, "a paused task is unfinished: {}", out.show());
-    assert!(
-        out.stdout.contains("the task stays paused"),
-        "{}",
-        out.stdout
+    // The next start adopts it from its holder, still frozen; nothing of the task moves.
+    let rerun = repo.spawn(&["run", "--headless"]);
+    let adopted = wait_for(LIMIT, || {
+        let out = rerun.stdout_now();
+        out.contains("still frozen for the pause")
+            .then_some(())
+            .ok_or(out)
+    });
+    assert!(adopted.is_ok(), "{adopted:?}");
+    assert_eq!(
+        proc_state(pid),
+        Some('T'),
+        "still frozen after the adoption"
     );
-    repo.assert_no_agents_left(Duration::from_secs(10));
     let t = repo.task("t");
     assert_eq!(t["state"], "paused", "{t:#}");
-    assert_eq!(t["failures"], 0, "not the agent's failure: {t:#}");
+    assert_eq!(t["failures"], 0, "{t:#}");
     let a = attempts(&repo);
-    assert_eq!(a[0]["state"], "abandoned", "{a:#?}");
-    assert!(
-        a[0]["reason"]
-            .as_str()
-            .is_some_and(|r| r.contains("paused")),
+    assert_eq!(
+        (a.len(), a[0]["state"].as_str()),
+        (1, Some("running")),
         "{a:#?}"
     );
+    assert_eq!(a[0]["pid"].as_i64(), Some(pid), "the same agent: {a:#?}");
+    // `resume` thaws it: the same attempt finishes its work.
     let out = repo.orch(&["resume", "t"], LIMIT);
     assert_eq!(out.code, 0, "{}", out.show());
-    let out = repo.orch(&["run", "--headless"], LIMIT);
+    let out = rerun.wait(LIMIT);
     assert_eq!(out.code, 0, "{}", out.show());
     let a = attempts(&repo);
-    assert_eq!(a.len(), 2, "{a:#?}");
-    assert_eq!(a[1]["state"], "succeeded", "{a:#?}");
-    assert_eq!(
-        a[1]["worktree"], a[0]["worktree"],
-        "the new attempt continues in the paused one's worktree: {a:#?}"
-    );
+    assert_eq!(a.len(), 1, "{a:#?}");
+    assert_eq!(a[0]["state"], "succeeded", "{a:#?}");
+    repo.assert_no_agents_left(Duration::from_secs(10));
 }
 
 #[test]

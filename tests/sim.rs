@@ -33,7 +33,7 @@ fn seeds_keep_every_invariant() {
                 let mut holds = 0usize;
                 let mut turns = 0usize;
                 let mut spec = (0usize, 0usize);
-                let mut adoptions = 0usize;
+                let mut adoptions = (0usize, 0usize, 0usize);
                 let mut ended = (0usize, 0usize);
                 let mut syncs = (0usize, 0usize, 0usize, 0usize);
                 let mut s = first + k;
@@ -45,7 +45,9 @@ fn seeds_keep_every_invariant() {
                             holds += st.holds;
                             turns += st.turns;
                             spec = (spec.0 + st.speculative, spec.1 + st.let_go);
-                            adoptions += st.adoptions;
+                            adoptions.0 += st.adoptions;
+                            adoptions.1 += st.adopted_held;
+                            adoptions.2 += st.adopted_kept;
                             ended = (ended.0 + st.pause_ends, ended.1 + st.resumed);
                             syncs.0 += st.synced;
                             syncs.1 += st.sync_recovered;
@@ -66,7 +68,7 @@ fn seeds_keep_every_invariant() {
     let mut holds = 0;
     let mut turns = 0;
     let mut spec = (0, 0);
-    let mut adoptions = 0;
+    let mut adoptions = (0, 0, 0);
     let mut ended = (0, 0);
     for r in results {
         match r.join().expect("a simulation thread panicked") {
@@ -78,7 +80,7 @@ fn seeds_keep_every_invariant() {
                 crashes += c;
                 syncs = (syncs.0 + y.0, syncs.1 + y.1, syncs.2 + y.2, syncs.3 + y.3);
                 holds += h;
-                adoptions += a;
+                adoptions = (adoptions.0 + a.0, adoptions.1 + a.1, adoptions.2 + a.2);
             }
             Err(f) => panic!("{f}"),
         }
@@ -86,11 +88,15 @@ fn seeds_keep_every_invariant() {
     let secs = start.elapsed().as_secs_f64();
     println!(
         "simulation: {seeds} seeds, {steps} steps, {crashes} supervisor crashes, {holds} agents \
-         held for a pause, {adoptions} agents adopted after a crash, {turns} change requests \
+         held for a pause, {} agents adopted after a crash ({} held for a pause, {} sessions \
+         kept through review), {turns} change requests \
          typed into live sessions, {:.0} steps/s, {secs:.1} s\n\
          syncs: {} moved the branch ({} finished by a restart), {} stopped; {} sync-only supervisors\n\
          speculative starts: {} on a candidate tip, {} of them let go after a veto\n\
          headless sessions: {} ended at a pause; {} agents started resuming a conversation",
+        adoptions.0,
+        adoptions.1,
+        adoptions.2,
         steps as f64 / secs,
         syncs.0,
         syncs.1,
@@ -105,6 +111,12 @@ fn seeds_keep_every_invariant() {
     assert!(
         seeds < 50 || holds > 0,
         "no agent was held for a pause in {seeds} seeds"
+    );
+    // Crashes meet paused tasks' held agents and sessions kept through review, in holders:
+    // both are adopted.
+    assert!(
+        seeds < 1000 || (adoptions.1 > 0 && adoptions.2 > 0),
+        "no held agent or no kept session adopted in {seeds} seeds: {adoptions:?}"
     );
     // Sessions kept through review take change requests: the seeds must actually type some.
     assert!(
@@ -123,7 +135,7 @@ fn seeds_keep_every_invariant() {
     );
     // Crashes leave agents running in holders: the seeds must actually adopt some.
     assert!(
-        seeds < 50 || adoptions > 0,
+        seeds < 50 || adoptions.0 > 0,
         "no agent was adopted in {seeds} seeds"
     );
 }

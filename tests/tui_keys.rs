@@ -408,6 +408,12 @@ fn every_action_does_what_it_says() {
             }],
         ),
         (
+            "quit asks, then leaves it running in the background",
+            vec![ch('q'), ch('d')],
+            View::Dashboard,
+            vec![Effect::Detach],
+        ),
+        (
             "quit asks, then leaves",
             vec![ch('q'), ch('l')],
             View::Dashboard,
@@ -613,8 +619,8 @@ fn quit_after_the_run_ended_exits_without_asking() {
     assert_eq!(press(&mut a, &[ch('q')]), vec![Effect::Exit]);
 }
 
-/// Watching another supervisor, the quit question cannot stop its agents: `s` does nothing,
-/// `l` leaves (the run goes on in the supervising process).
+/// Watching another supervisor, the quit question cannot stop its agents: `s` and `d` do
+/// nothing, `l` leaves (the run goes on in the supervising process).
 #[test]
 fn watching_quit_leaves_and_never_stops_the_agents() {
     let mut a = app();
@@ -622,6 +628,11 @@ fn watching_quit_leaves_and_never_stops_the_agents() {
     assert!(press(&mut a, &[ch('q'), ch('s')]).is_empty());
     assert!(a.state.quit_prompt, "s is not an answer here");
     assert!(a.state.confirm.is_none(), "no stop question either");
+    assert!(
+        press(&mut a, &[ch('d')]).is_empty(),
+        "the run is in the background already"
+    );
+    assert!(a.state.quit_prompt, "d is not an answer here");
     assert_eq!(
         press(&mut a, &[ch('l')]),
         vec![Effect::Stop { stop_agents: false }]

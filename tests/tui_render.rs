@@ -589,7 +589,7 @@ fn watching_says_who_supervises_and_quit_leaves_it_running() {
         .map(|c| c.symbol())
         .collect();
     assert!(text.contains("watching (supervised by pid 4242)"), "{text}");
-    assert!(text.contains("typing needs `orch-tui attach`"), "{text}");
+    assert!(text.contains("keys go to its agents' holders"), "{text}");
     assert!(
         text.contains("leave it running (pid 4242 supervises it)"),
         "{text}"

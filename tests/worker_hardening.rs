@@ -470,3 +470,80 @@ fn a_report_from_outside_the_agents_process_tree_is_refused() {
     );
     assert_eq!(ledger.last_seq().unwrap(), seq1);
 }
+
+#[test]
+fn a_report_between_a_new_epoch_and_the_adoption_waits_for_it_and_is_recorded() {
+    use orch_tui::core::ops::Op;
+    let r = repo_with_plan(&["a"]);
+    let lpath = r.ledger();
+    let lstr = lpath.to_str().unwrap().to_string();
+    let mut ledger = Ledger::open(&lpath).unwrap();
+    let old = ledger.begin_epoch(std::process::id()).unwrap();
+    let c = claim(&mut ledger, "a", "tok-adopt-0001", old);
+    let n = c.n.to_string();
+    let env = worker_env(&lstr, "a", &n, &c.token);
+    // A new supervisor took the next epoch; its adoption of the agent has not landed yet.
+    let new = ledger.begin_epoch(std::process::id()).unwrap();
+    let seq0 = ledger.last_seq().unwrap();
+    let mut w = spawn_worker(&r.dir, &["worker", "heartbeat"], &env);
+    let said = w.first_line(Duration::from_secs(30));
+    assert!(
+        said.contains("has not taken this attempt over yet") && said.contains("retrying"),
+        "{said}"
+    );
+    assert!(w.child.try_wait().unwrap().is_none(), "it waits");
+    assert_eq!(ledger.last_seq().unwrap(), seq0, "nothing recorded yet");
+    let adopt = [Op::Adopt {
+        id: c.id,
+        from_epoch: old,
+        epoch: new,
+    }];
+    ledger
+        .write(|tx| orch_tui::ledger::apply_ops(tx, &adopt, &mut String::new))
+        .unwrap();
+    assert_eq!(
+        w.exit_code(Duration::from_secs(30)),
+        0,
+        "{}",
+        w.rest_of_stderr()
+    );
+    assert!(
+        ledger.last_seq().unwrap() > seq0,
+        "the heartbeat was recorded once the attempt was adopted"
+    );
+}
+
+#[test]
+fn a_report_of_an_attempt_the_new_supervisor_abandoned_is_refused_with_exit_3() {
+    use orch_tui::core::domain::AttemptState;
+    use orch_tui::core::ops::{Finish, Op};
+    let r = repo_with_plan(&["a"]);
+    let lpath = r.ledger();
+    let lstr = lpath.to_str().unwrap().to_string();
+    let mut ledger = Ledger::open(&lpath).unwrap();
+    let old = ledger.begin_epoch(std::process::id()).unwrap();
+    let c = claim(&mut ledger, "a", "tok-adopt-0002", old);
+    let n = c.n.to_string();
+    let env = worker_env(&lstr, "a", &n, &c.token);
+    ledger.begin_epoch(std::process::id()).unwrap();
+    let mut w = spawn_worker(&r.dir, &["worker", "heartbeat"], &env);
+    let said = w.first_line(Duration::from_secs(30));
+    assert!(said.contains("retrying"), "{said}");
+    let abandon = [Op::FinishAttempt(Finish {
+        id: c.id,
+        outcome: AttemptState::Abandoned,
+        exit_code: None,
+        reason: Some("the supervisor stopped while it ran".into()),
+        commit: None,
+        diff_lines: None,
+    })];
+    ledger
+        .write(|tx| orch_tui::ledger::apply_ops(tx, &abandon, &mut String::new))
+        .unwrap();
+    assert_eq!(
+        w.exit_code(Duration::from_secs(30)),
+        3,
+        "{}",
+        w.rest_of_stderr()
+    );
+}

@@ -46,6 +46,48 @@ pub fn detach(ctx: &Context) -> CliResult {
              `orch-tui status`, or end it with `orch-tui stop`"
         )));
     }
+    let Some(pid) = start_background(ctx, child_args(std::env::args_os().skip(1)))? else {
+        return Ok(EXIT_OK);
+    };
+    out::say(&format!(
+        "supervising in the background: pid {pid} (output in {})",
+        orch.join(LOG_FILE).display()
+    ));
+    out::say("  watch it:  orch-tui            (the TUI; it takes over if the supervisor dies)");
+    out::say("             orch-tui status     (or `orch-tui logs TASK --follow`)");
+    out::say("  end it:    orch-tui stop       (stops the agents cleanly; `orch-tui run` resumes)");
+    Ok(EXIT_OK)
+}
+
+/// "Leave it running" from a TUI that supervised (its engine has ended, its agents left running
+/// in their holders): a background supervisor, as `run --detach` starts it with the TUI's own
+/// flags, adopts them. Says how to come back and how to stop.
+pub fn hand_over(ctx: &Context) -> CliResult {
+    let mut args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    if !args.iter().any(|a| a == "run") {
+        // The bare `orch-tui` (with global flags only) is `run`.
+        args.push("run".into());
+    }
+    let Some(pid) = start_background(ctx, child_args(args.into_iter()))? else {
+        return Ok(EXIT_OK);
+    };
+    out::say(&format!(
+        "left running: a background supervisor (pid {pid}) took the agents over (output in {})",
+        ctx.paths.orch.join(LOG_FILE).display()
+    ));
+    out::say("  come back:  orch-tui                 (the TUI: live screens, inbox, typing)");
+    out::say("              orch-tui attach TASK     (one agent's terminal in yours)");
+    out::say(
+        "  end it:     orch-tui stop            (stops the agents cleanly; `orch-tui run` resumes)",
+    );
+    Ok(EXIT_OK)
+}
+
+/// Starts `orch-tui ARGS` (a `run --headless --detached`) in its own session with its output
+/// in the log, and waits until it holds the supervisor lock: its pid, or `None` when it ended
+/// at once with nothing to do (said here).
+fn start_background(ctx: &Context, args: Vec<OsString>) -> Result<Option<u32>, CliError> {
+    let orch = &ctx.paths.orch;
     crate::os::files::private_dir(orch)
         .map_err(|e| CliError::failed(format!("cannot create {}: {e}", orch.display())))?;
     let log_path = orch.join(LOG_FILE);
@@ -58,10 +100,7 @@ pub fn detach(ctx: &Context) -> CliResult {
     let bin = std::env::current_exe()
         .map_err(|e| CliError::failed(format!("cannot find the orch-tui binary: {e}")))?;
     let mut cmd = Command::new(bin);
-    cmd.args(child_args(std::env::args_os().skip(1)))
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(err);
+    cmd.args(args).stdin(Stdio::null()).stdout(log).stderr(err);
     // SAFETY: setsid is async-signal-safe and touches nothing of the parent's state.
     unsafe {
         cmd.pre_exec(|| {
@@ -92,7 +131,7 @@ pub fn detach(ctx: &Context) -> CliResult {
                 out::say(&format!(
                     "the background supervisor (pid {pid}) ended at once: nothing was left to do\n{tail}"
                 ));
-                return Ok(EXIT_OK);
+                return Ok(None);
             }
             return Err(CliError {
                 code,
@@ -115,14 +154,7 @@ pub fn detach(ctx: &Context) -> CliResult {
         }
         std::thread::sleep(POLL);
     }
-    out::say(&format!(
-        "supervising in the background: pid {pid} (output in {})",
-        log_path.display()
-    ));
-    out::say("  watch it:  orch-tui            (the TUI; it takes over if the supervisor dies)");
-    out::say("             orch-tui status     (or `orch-tui logs TASK --follow`)");
-    out::say("  end it:    orch-tui stop       (stops the agents cleanly; `orch-tui run` resumes)");
-    Ok(EXIT_OK)
+    Ok(Some(pid))
 }
 
 /// This command's arguments for the background supervisor: `--detach` becomes `--headless`

@@ -84,7 +84,7 @@ impl From<crate::ledger::LedgerError> for CliError {
             ));
         }
         match e {
-            L::TooNew { .. } | L::Refused(_) => CliError::refused(e.to_string()),
+            L::TooNew { .. } | L::Refused(_) | L::Restarting(_) => CliError::refused(e.to_string()),
             L::BadInput(_) | L::Conflict(_) => CliError::bad_input(e.to_string()),
             L::Sql(_) => CliError::failed(e.to_string()),
         }

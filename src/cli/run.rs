@@ -253,6 +253,12 @@ pub fn supervise_tui(ctx: &Context, config: crate::core::config::Config) -> CliR
         config: tui_config,
     });
     let end = match tui {
+        Ok(t) if t.detach => {
+            // Its lock goes with the engine: the background supervisor takes it after.
+            handle.stop(false);
+            let _ = engine_thread.join();
+            return super::detach::hand_over(ctx);
+        }
         Ok(t) if t.engine.is_some() => t.engine,
         _ if super::signals::terminal_lost() => {
             // The terminal closed under the TUI (a closed window, a dropped SSH connection):

@@ -151,12 +151,16 @@ impl Executor {
         boot.worktrees = git.orch_worktrees().unwrap_or_default();
         // Agents an earlier supervisor left in holders: adopted, or finished from their record.
         let epoch = self.core.epoch();
-        let probed: Vec<_> = boot
-            .attempts
-            .iter()
-            .filter(|a| a.state.is_live() && a.epoch < epoch)
-            .filter_map(|a| self.ctx.agents.probe(a.id))
-            .collect();
+        let probed: Vec<_> =
+            crate::core::supervisor::holders_to_probe(&boot.attempts, &boot.tasks, epoch)
+                .into_iter()
+                .filter_map(|(attempt, holder)| {
+                    let (mut fact, branches) = self.ctx.agents.probe(holder)?;
+                    fact.attempt = attempt;
+                    fact.holder = holder;
+                    Some((fact, branches))
+                })
+                .collect();
         for (fact, branches) in probed {
             // Collecting an adopted attempt's work tells the branches it made by these.
             self.branches_before.insert(fact.attempt, branches);
@@ -766,7 +770,8 @@ impl Executor {
         } else {
             Vec::new()
         };
-        let token = self.store.token(a.attempt).unwrap_or_default();
+        // Its processes carry the token of the attempt that started them.
+        let token = self.store.token(a.holder).unwrap_or_default();
         // Its slot is held again: no new agent shares its port range or database.
         let slot = self.take_slot(a.attempt);
         let launch = super::world::Launch {
@@ -786,17 +791,27 @@ impl Executor {
             screen_rules,
             branches_before: Vec::new(),
         };
-        match self.ctx.agents.adopt(launch, self.ctx.sink.clone()) {
+        match self
+            .ctx
+            .agents
+            .adopt(a.holder, launch, self.ctx.sink.clone())
+        {
             Ok(s) => {
                 if !s.branches.is_empty() {
                     self.branches_before.insert(a.attempt, s.branches);
+                }
+                let now = std::time::Instant::now();
+                // A session kept through review runs later attempts in its first one's holder:
+                // what that holder reports is addressed to the attempt it runs now.
+                if a.holder != a.attempt {
+                    self.aliases.insert(a.holder, a.attempt);
                 }
                 self.procs.insert(
                     a.attempt,
                     Running {
                         process: s.process,
-                        started_wall: std::time::Instant::now(),
-                        held_since: None,
+                        started_wall: now,
+                        held_since: a.held.then_some(now),
                     },
                 );
                 self.publish_views();

@@ -156,11 +156,16 @@ impl Agents for HolderAgents {
         let recorded = holder::read_exit(&self.dir, attempt.0)
             .or_else(|| status.as_ref().and_then(|s| s.exit));
         let held_ms = status.as_ref().map_or(0, |s| s.held_ms);
+        let frozen = status
+            .as_ref()
+            .is_some_and(|s| s.frozen && s.exit.is_none());
         let live_pid = status.filter(|s| s.exit.is_none()).map(|s| s.pid);
         let fact = HolderFact {
             attempt,
+            holder: attempt,
             live_pid,
             held_ms,
+            frozen,
             exit: recorded.map(|r| Exit {
                 code: r.code,
                 signal: r.signal,
@@ -170,8 +175,8 @@ impl Agents for HolderAgents {
         (live_pid.is_some() || recorded.is_some()).then_some((fact, branches))
     }
 
-    fn adopt(&self, l: Launch, sink: Sink) -> Result<Spawned, String> {
-        let conn = client::connect(&holder::socket_path(&self.dir, l.attempt.0), "supervisor")?;
+    fn adopt(&self, holder: AttemptId, l: Launch, sink: Sink) -> Result<Spawned, String> {
+        let conn = client::connect(&holder::socket_path(&self.dir, holder.0), "supervisor")?;
         let branches = conn.welcome.branches_before.clone();
         Ok(Spawned {
             process: Box::new(follow(conn, l, sink, self.on_output.clone())),
@@ -209,6 +214,7 @@ fn follow(mut conn: Conn, l: Launch, sink: Sink, on_output: Option<OutputHook>) 
     let nudge = wiring.nudge.clone();
     let (task, on_out) = (l.task.clone(), wiring.on_output.clone());
     let mirror = screen.clone();
+    let pane = wiring.pane.clone();
     let pid = w.pid;
     let reading = std::thread::Builder::new()
         .name(format!("holder-{}", l.attempt))
@@ -231,6 +237,15 @@ fn follow(mut conn: Conn, l: Launch, sink: Sink, on_output: Option<OutputHook>) 
                         }
                         if let Some(f) = &on_out {
                             f(&task);
+                        }
+                    }
+                    // Someone resized the agent (a watching TUI, `attach`): its output is
+                    // for that size from now on.
+                    Ok(Some(Frame::Resize { rows, cols })) => {
+                        for s in std::iter::once(&mirror).chain(pane.as_ref()) {
+                            if let Ok(mut p) = s.lock() {
+                                p.screen_mut().set_size(nonzero(rows), nonzero(cols));
+                            }
                         }
                     }
                     Ok(Some(Frame::Exited(rec))) => {

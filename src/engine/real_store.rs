@@ -53,6 +53,7 @@ pub fn task_rec(t: TaskRow) -> TaskRec {
         reason: t.reason,
         paused_from: t.paused_from,
         resume_attempt: t.resume_attempt,
+        changed_ms: t.updated_ms,
     }
 }
 

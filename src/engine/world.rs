@@ -137,8 +137,8 @@ pub trait Agents: Send + Sync {
     /// Stop every process a previous supervisor left (by pid when it is still ours, and by
     /// the ledger's tokens in the environment of any process).
     fn reap_stale(&self, stale: &Stale);
-    /// What holds an earlier supervisor's attempt now, for adoption at start (`None`: nothing
-    /// that can be adopted; the in-process world never has anything).
+    /// What the holder of attempt `_attempt` (an earlier supervisor's) holds now, for adoption
+    /// at start (`None`: nothing that can be adopted; the in-process world never has anything).
     /// With the fact, the branches that existed before the agent ran (see `Launch`).
     fn probe(
         &self,
@@ -146,10 +146,11 @@ pub trait Agents: Send + Sync {
     ) -> Option<(crate::core::supervisor::HolderFact, Vec<String>)> {
         None
     }
-    /// Follow an earlier supervisor's agent that still runs (its holder answered `probe`);
-    /// `launch` carries what the output is wired to (profile, screen rules, token), not argv;
-    /// the answer's `branches` are those the holder kept from the spawn, `base` is empty.
-    fn adopt(&self, _launch: Launch, _sink: Sink) -> Result<Spawned, String> {
+    /// Follow an earlier supervisor's agent that still runs in the holder of attempt `holder`
+    /// (it answered `probe`); `launch` carries what the output is wired to (profile, screen
+    /// rules, token), not argv; the answer's `branches` are those the holder kept from the
+    /// spawn, `base` is empty.
+    fn adopt(&self, _holder: AttemptId, _launch: Launch, _sink: Sink) -> Result<Spawned, String> {
         Err("agents of this kind cannot be adopted".into())
     }
 }

@@ -52,6 +52,9 @@ pub enum LedgerError {
     Refused(String),
     /// A request that names something that does not exist, or is malformed.
     BadInput(String),
+    /// A report from a running attempt of the previous supervisor while a new one starts: it
+    /// is adopted (and then accepted) or abandoned (and then refused) in a moment. Transient.
+    Restarting(String),
 }
 
 impl fmt::Display for LedgerError {
@@ -63,9 +66,10 @@ impl fmt::Display for LedgerError {
                 "the ledger has schema version {found}, newer than this orch-tui knows ({known}); \
                  upgrade orch-tui (it never downgrades a ledger)"
             ),
-            LedgerError::Conflict(m) | LedgerError::Refused(m) | LedgerError::BadInput(m) => {
-                f.write_str(m)
-            }
+            LedgerError::Conflict(m)
+            | LedgerError::Refused(m)
+            | LedgerError::BadInput(m)
+            | LedgerError::Restarting(m) => f.write_str(m),
         }
     }
 }
@@ -73,11 +77,14 @@ impl fmt::Display for LedgerError {
 impl std::error::Error for LedgerError {}
 
 impl LedgerError {
-    /// Worth retrying after a while: the ledger is busy or locked by another process, or the
-    /// disk is full (SQLITE_FULL, or a write refused by the OS: ENOSPC, EDQUOT, EFBIG). Nothing
+    /// Worth retrying after a while: a new supervisor is taking over the reporting attempt, the
+    /// ledger is busy or locked by another process, or the disk is full (SQLITE_FULL, or a write refused by the OS: ENOSPC, EDQUOT, EFBIG). Nothing
     /// was written. Everything else (a refused report, a lost compare-and-swap, a corrupt file)
     /// is fatal to the request.
     pub fn is_transient(&self) -> bool {
+        if matches!(self, LedgerError::Restarting(_)) {
+            return true;
+        }
         let LedgerError::Sql(rusqlite::Error::SqliteFailure(f, _)) = self else {
             return false;
         };
@@ -101,6 +108,9 @@ impl LedgerError {
                     || f.code == rusqlite::ErrorCode::DatabaseLocked =>
             {
                 "the ledger is busy (another process holds its write lock)"
+            }
+            LedgerError::Restarting(_) => {
+                "a new supervisor is starting and has not taken this attempt over yet"
             }
             _ => "the ledger cannot be written (the disk is full or over quota)",
         }

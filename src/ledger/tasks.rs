@@ -43,11 +43,13 @@ pub struct TaskRow {
     pub depends_on: Vec<String>,
     /// The attempt the next one continues (its worktree and conversation), when set.
     pub resume_attempt: Option<crate::core::domain::AttemptId>,
+    /// When the row last changed (for a paused task: about when it was paused).
+    pub updated_ms: u64,
 }
 
 const TASK_COLS: &str = "id, ord, title, prompt, spec_path, spec_version, agent, capabilities, priority, \
     checks, max_attempts, budget_time_ms, budget_tokens, budget_cost_usd, state, paused_from, version, \
-    failures, not_before_ms, ready_since_ms, note, reason, stage, stage_until_ms, risk_high, resume_attempt";
+    failures, not_before_ms, ready_since_ms, note, reason, stage, stage_until_ms, risk_high, resume_attempt, updated_ms";
 
 fn task_from_row(r: &Row) -> rusqlite::Result<TaskRow> {
     let caps: String = r.get(7)?;
@@ -80,6 +82,7 @@ fn task_from_row(r: &Row) -> rusqlite::Result<TaskRow> {
         risk_high: r.get(24)?,
         depends_on: Vec::new(),
         resume_attempt: r.get(25)?,
+        updated_ms: r.get::<_, i64>(26)?.max(0) as u64,
     })
 }
 

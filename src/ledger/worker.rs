@@ -215,6 +215,14 @@ pub(super) fn fence(
     let current: i64 = tx.query_row("SELECT COALESCE(MAX(epoch), 0) FROM supervisor", [], |r| {
         r.get(0)
     })?;
+    // The instant between a new supervisor's epoch and its adoption of this attempt (it runs
+    // in a holder): the report waits for the answer rather than being lost (`worker` retries).
+    if epoch < current && state == AttemptState::Running {
+        return Err(LedgerError::Restarting(format!(
+            "attempt {n} of task `{task}` belongs to the previous supervisor (epoch {epoch}) and \
+             the one starting now (epoch {current}) has not taken it over yet: nothing changed"
+        )));
+    }
     if epoch != current || !state.is_live() {
         return Err(LedgerError::Refused(format!(
             "attempt {n} of task `{task}` is no longer live ({state}, epoch {epoch}, supervisor epoch {current}): refused, nothing changed"

@@ -116,6 +116,12 @@ impl App {
                     s.quit_prompt = false;
                     vec![Effect::Stop { stop_agents: false }]
                 }
+                // Watching, the run is in the background already (`l` leaves it there).
+                KeyCode::Char('d') | KeyCode::Char('D') if s.watching.is_some() => Vec::new(),
+                KeyCode::Char('d') | KeyCode::Char('D') => {
+                    s.quit_prompt = false;
+                    vec![Effect::Detach]
+                }
                 KeyCode::Esc | KeyCode::Char('n') => {
                     s.quit_prompt = false;
                     Vec::new()

@@ -10,9 +10,10 @@
 //! the live attempts when it changed or every [`ROWS_EVERY`] ticks, and the logs every tick. Polling a file is what a `tail -f` does; an
 //! agent's output reaches the screen here within a tick.
 //!
-//! Not here: typing into agents (their PTYs are the supervisor's; holders and `orch-tui attach`
-//! will carry input), and the agent's later resizes (the screen is replayed at the size its cast
-//! started with, which a headless supervisor never changes).
+//! Keys and resizes of the focused pane go to the agent's holder directly (`typist.rs`); the
+//! holder tells every client of a resize, the supervisor included. Not here: resizes made by
+//! someone else (another watching TUI, `orch-tui attach`): the screen is replayed at the size
+//! its cast started with, or the last one this TUI asked for.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -26,8 +27,9 @@ use std::time::{Duration, Instant};
 
 use super::UiEvent;
 use super::jobs::EngineLink;
+use crate::agent::holder::proto::Frame;
 use crate::agent::record::{CAST_LOG, RAW_LOG};
-use crate::agent::screen::{SharedScreen, new_parser};
+use crate::agent::screen::{SharedScreen, new_parser, nonzero};
 use crate::core::domain::AttemptId;
 use crate::engine::{AgentView, EngineEvent};
 use crate::ledger::{AttemptRow, Ledger};
@@ -49,6 +51,9 @@ const DEFAULT_SIZE: (u16, u16) = (24, 100);
 pub struct ClientLink {
     orch: PathBuf,
     views: Arc<Mutex<Vec<AgentView>>>,
+    /// The holder socket of each live attempt that has one.
+    sockets: Arc<Mutex<BTreeMap<AttemptId, PathBuf>>>,
+    typist: super::typist::Typist,
 }
 
 impl ClientLink {
@@ -60,7 +65,9 @@ impl ClientLink {
             .map(Path::to_path_buf)
             .unwrap_or_default();
         let views = Arc::new(Mutex::new(Vec::new()));
+        let sockets = Arc::new(Mutex::new(BTreeMap::new()));
         let mut w = Watcher {
+            sockets: sockets.clone(),
             orch: orch.clone(),
             ledger_path,
             ledger: None,
@@ -74,7 +81,16 @@ impl ClientLink {
         let _ = std::thread::Builder::new()
             .name("tui-watch".into())
             .spawn(move || w.run());
-        ClientLink { orch, views }
+        ClientLink {
+            orch,
+            views,
+            sockets,
+            typist: super::typist::Typist::start(),
+        }
+    }
+
+    fn socket(&self, attempt: AttemptId) -> Option<PathBuf> {
+        self.sockets.lock().ok()?.get(&attempt).cloned()
     }
 }
 
@@ -86,9 +102,38 @@ impl EngineLink for ClientLink {
     fn poke(&self) {
         crate::engine::poke(&self.orch);
     }
+
+    fn input(&self, attempt: AttemptId, bytes: Vec<u8>) -> Result<(), String> {
+        let sock = self.socket(attempt).ok_or(NO_HOLDER)?;
+        self.typist.send(sock, Frame::Input(bytes));
+        Ok(())
+    }
+
+    fn resize(&self, attempt: AttemptId, rows: u16, cols: u16) {
+        let Some(sock) = self.socket(attempt) else {
+            return;
+        };
+        // Its output from now on is for the new size: the screen replayed here follows.
+        let screen = self.views.lock().ok().and_then(|v| {
+            v.iter()
+                .find(|a| a.attempt == attempt)
+                .and_then(|a| a.screen.clone())
+        });
+        if let Some(screen) = screen
+            && let Ok(mut p) = screen.lock()
+        {
+            p.screen_mut().set_size(nonzero(rows), nonzero(cols));
+        }
+        self.typist.send(sock, Frame::Resize { rows, cols });
+    }
 }
 
+/// Said when a key is typed into an agent that no holder runs.
+const NO_HOLDER: &str = "watching: this agent runs in the supervisor's own terminal \
+                         (ORCH_HOLDERS=0), so only that process can type into it";
+
 struct Watcher {
+    sockets: Arc<Mutex<BTreeMap<AttemptId, PathBuf>>>,
     orch: PathBuf,
     ledger_path: PathBuf,
     ledger: Option<Ledger>,
@@ -202,6 +247,14 @@ impl Watcher {
             .collect();
         if let Ok(mut v) = self.views.lock() {
             *v = views;
+        }
+        let holders = crate::agent::holder::holders_dir(&self.orch);
+        let sockets: BTreeMap<AttemptId, PathBuf> = live
+            .keys()
+            .filter_map(|id| Some((*id, super::typist::holder_socket(ledger, &holders, *id)?)))
+            .collect();
+        if let Ok(mut s) = self.sockets.lock() {
+            *s = sockets;
         }
     }
 }

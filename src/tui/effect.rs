@@ -68,6 +68,9 @@ pub enum Effect {
     },
     /// Stop the engine (agents stopped or left running for the next start) and quit.
     Stop { stop_agents: bool },
+    /// Leave it running: end this engine with its agents left running, and quit; a background
+    /// supervisor (`run --detach`) then adopts them (`cli::run::supervise_tui`).
+    Detach,
     /// Leave the TUI (the engine has already ended).
     Exit,
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use super::data::{self, Refreshed};
 use super::lanes::{JobKey, Lane, Lanes, Worker};
 use super::state::{DetailInfo, DiffState, LogLine};
+use crate::core::domain::AttemptId;
 use crate::engine::{AgentView, EngineHandle, HumanCommand, apply_human};
 use crate::ledger::LedgerError;
 
@@ -80,6 +81,12 @@ pub(super) const RETRY_PAUSE: Duration = Duration::from_millis(200);
 pub trait EngineLink: Send + Sync + 'static {
     fn agents(&self) -> Vec<AgentView>;
     fn poke(&self);
+    /// Keys for a live agent; the error says why they cannot reach it.
+    fn input(&self, _attempt: AttemptId, _bytes: Vec<u8>) -> Result<(), String> {
+        Err("no agent runs here".into())
+    }
+    /// A new size for a live agent's terminal.
+    fn resize(&self, _attempt: AttemptId, _rows: u16, _cols: u16) {}
 }
 
 impl EngineLink for EngineHandle {

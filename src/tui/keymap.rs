@@ -135,7 +135,9 @@ impl Action {
 
     pub fn describe(self) -> &'static str {
         match self {
-            Action::Quit => "quit: stop the agents (asks) or leave the run to resume later",
+            Action::Quit => {
+                "quit: leave the agents running in the background, stop them (asks), or leave the run"
+            }
             Action::Help => "this help",
             Action::Back => "back to the previous view",
             Action::Dashboard => "dashboard: tasks and live agents",

@@ -30,6 +30,7 @@ mod runloop;
 pub mod state;
 mod task_jobs;
 mod terminal;
+mod typist;
 mod update;
 
 use std::path::PathBuf;
@@ -109,6 +110,9 @@ pub struct TuiEnd {
     pub lost_terminal: bool,
     /// Watching, the supervisor went away: this process should supervise now.
     pub take_over: bool,
+    /// The user chose "leave it running": the engine ended with its agents left running, and a
+    /// background supervisor is to take them over now.
+    pub detach: bool,
 }
 
 fn no_color() -> bool {

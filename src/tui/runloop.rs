@@ -20,8 +20,6 @@ use super::state::{AgentInfo, View, ViewState};
 use super::{TuiContext, TuiEnd, UiEvent, data, render, terminal};
 use crate::engine::{EngineEvent, RunEnd};
 
-/// Said when a key is typed into an agent this TUI only watches.
-const WATCH_ONLY: &str = "watching: this TUI cannot type into agents another process supervises (`orch-tui attach TASK` will)";
 /// The minimum time between frames (60 fps).
 const FRAME: Duration = Duration::from_millis(16);
 /// Elapsed-time clocks tick once a second, only while an agent is live.
@@ -64,6 +62,8 @@ struct Loop {
     lost_terminal: bool,
     /// Watching, the supervisor went away: leave so this process can supervise.
     take_over: bool,
+    /// "Leave it running": a background supervisor takes over once this engine ended.
+    detach: bool,
 }
 
 /// What runs outside the TUI, with the terminal handed over.
@@ -107,6 +107,7 @@ pub(super) fn event_loop(
         outside: None,
         lost_terminal: false,
         take_over: false,
+        detach: false,
     };
     while !l.exit {
         let now = Instant::now();
@@ -162,6 +163,7 @@ pub(super) fn event_loop(
         engine: l.engine_end,
         lost_terminal: l.lost_terminal,
         take_over: l.take_over,
+        detach: l.detach,
     })
 }
 
@@ -418,19 +420,21 @@ fn apply(ctx: &mut TuiContext, jobs: &Jobs, app: &mut App, l: &mut Loop, fx: Eff
         }
         Effect::Input { attempt, bytes } => match &ctx.handle {
             Some(h) => h.input(attempt, bytes),
-            // Watching: the agent's PTY is in the supervising process.
-            None => app.state.message = Some(WATCH_ONLY.into()),
+            // Watching: straight to the agent's holder.
+            None => {
+                if let Err(why) = jobs.engine.input(attempt, bytes) {
+                    app.state.message = Some(why);
+                }
+            }
         },
         Effect::Resize {
             attempt,
             rows,
             cols,
-        } => {
-            // Watching, the supervisor's size stands: the screen is replayed at it.
-            if let Some(h) = &ctx.handle {
-                h.resize(attempt, rows, cols);
-            }
-        }
+        } => match &ctx.handle {
+            Some(h) => h.resize(attempt, rows, cols),
+            None => jobs.engine.resize(attempt, rows, cols),
+        },
         Effect::Refresh => l.ledger_dirty = true,
         Effect::LoadDetail { task } => jobs.detail(task),
         Effect::LoadDiff { task } => jobs.diff(task),
@@ -470,6 +474,21 @@ fn apply(ctx: &mut TuiContext, jobs: &Jobs, app: &mut App, l: &mut Loop, fx: Eff
                     "leaving the run; it resumes with `orch-tui`".into()
                 });
                 handle.stop(stop_agents);
+            }
+        }
+        Effect::Detach => {
+            let Some(handle) = &ctx.handle else {
+                l.exit = true;
+                return;
+            };
+            l.detach = true;
+            if l.engine_end.is_some() {
+                l.exit = true;
+            } else {
+                l.stopping = true;
+                app.state.message =
+                    Some("leaving it running: a background supervisor takes over…".into());
+                handle.stop(false);
             }
         }
         Effect::Exit => l.exit = true,

@@ -298,7 +298,7 @@ pub struct ViewState {
     pub error: Option<String>,
     /// The run ended (all done, unfinished, stopped).
     pub finished: Option<String>,
-    /// Another process supervises (its pid): this TUI watches it and cannot type into agents.
+    /// Another process supervises (its pid): this TUI watches it (keys go to the agents' holders).
     pub watching: Option<u32>,
     /// (keys, action, description), generated from the keymap.
     pub help: Vec<(String, String, String)>,

@@ -90,8 +90,11 @@ pub struct Stats {
     /// ones let go because that dependency was vetoed or did not merge.
     pub speculative: usize,
     pub let_go: usize,
-    /// Attempts a restarted supervisor adopted from their holders.
+    /// Attempts a restarted supervisor adopted from their holders; of them held for a paused
+    /// task, and sessions kept through review.
     pub adoptions: usize,
+    pub adopted_held: usize,
+    pub adopted_kept: usize,
 }
 
 /// A seed that broke an invariant: what, where, and the last things that happened.
@@ -591,6 +594,8 @@ pub fn run_seed(seed: u64, chaos: Chaos) -> Result<Stats, Failure> {
         stats.pause_ends = lock(&world).pause_ends;
         stats.resumed = lock(&world).resumed;
         stats.adoptions = lock(&world).adoptions;
+        stats.adopted_held = lock(&world).adopted_held;
+        stats.adopted_kept = lock(&world).adopted_kept;
         match end {
             Ok(Some(RunEnd::Stopped)) | Err(_) => {
                 return Err(fail(

@@ -160,6 +160,10 @@ pub struct World {
     /// process), per hundred; and the attempts a restarted supervisor adopted.
     pub holder_percent: u64,
     pub adoptions: usize,
+    /// Of them: held for a paused task (frozen or interrupted), and sessions kept through
+    /// review.
+    pub adopted_held: usize,
+    pub adopted_kept: usize,
     pub trace: VecDeque<String>,
     /// The integration tip and number of done tasks the funnel invariant last looked at.
     pub last_checked: Option<(Option<String>, usize)>,
@@ -972,14 +976,16 @@ impl Agents for SimAgents {
         let now = w.now;
         let fact = HolderFact {
             attempt,
+            holder: attempt,
             live_pid: p.alive.then_some(*pid),
             exit: p.recorded_exit,
             held_ms: p.frozen_ms + p.frozen_since.map_or(0, |f| now.saturating_sub(f)),
+            frozen: p.alive && p.frozen_since.is_some(),
         };
         (fact.live_pid.is_some() || fact.exit.is_some()).then(|| (fact, p.branches_before.clone()))
     }
 
-    fn adopt(&self, l: Launch, _sink: Sink) -> Result<Spawned, String> {
+    fn adopt(&self, holder: AttemptId, l: Launch, _sink: Sink) -> Result<Spawned, String> {
         let mut w = lock(&self.world);
         let (generation, epoch) = (w.generation, w.epoch);
         let slot: u32 = l
@@ -991,7 +997,7 @@ impl Agents for SimAgents {
         let found = w
             .procs
             .iter()
-            .find(|(_, p)| p.attempt == l.attempt && p.held && p.alive)
+            .find(|(_, p)| p.attempt == holder && p.held && p.alive)
             .map(|(pid, _)| *pid);
         let Some(pid) = found else {
             return Err("its holder is gone".into());
@@ -1030,6 +1036,18 @@ impl Agents for SimAgents {
             p.adopted = true;
         }
         w.adoptions += 1;
+        let kept = w
+            .ledger
+            .attempts(&l.task)
+            .unwrap_or_default()
+            .into_iter()
+            .any(|a| a.id == l.attempt && !a.state.is_live());
+        let held = w
+            .procs
+            .get(&pid)
+            .is_some_and(|p| p.frozen_since.is_some() || p.interrupted);
+        w.adopted_kept += usize::from(kept);
+        w.adopted_held += usize::from(held && !kept);
         w.note(format!("adopt attempt {} pid {pid}", l.attempt));
         let branches = w
             .procs
@@ -1252,6 +1270,8 @@ impl World {
             conversations: BTreeMap::new(),
             holder_percent: 50,
             adoptions: 0,
+            adopted_held: 0,
+            adopted_kept: 0,
             trace: VecDeque::new(),
             last_checked: None,
             meddled: false,

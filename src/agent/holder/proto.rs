@@ -9,7 +9,8 @@
 //! and closes (another protocol, another user, the agent could not start), or `Welcome`,
 //! `Snapshot` (the screen as escape sequences that redraw it) and from then on every chunk of
 //! output as `Output`, and `Exited` once when the agent is gone. The client sends `Input`,
-//! `Resize`, `Stop`, `Freeze` and `StatusRequest` (answered by `Status`) at any time.
+//! `Resize`, `Stop`, `Freeze` and `StatusRequest` (answered by `Status`) at any time; a
+//! `Resize` any client made comes back to every client, in order with the output.
 
 use std::io::{self, Read, Write};
 

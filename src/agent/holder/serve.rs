@@ -355,8 +355,14 @@ fn command(h: &Holder, frame: Frame, tx: &mpsc::UnboundedSender<Frame>) {
     match frame {
         Frame::Input(bytes) => agent.write(bytes),
         Frame::Resize { rows, cols } => {
-            // Not under the hub: the reader holds the screen when it takes the hub.
-            let _ = agent.resize(rows, cols);
+            // The resize is not made under the hub: the reader holds the screen when it takes
+            // the hub, and a resize takes the screen. Every client's copy of the screen
+            // follows; one that does not keep a copy ignores it.
+            if agent.resize(rows, cols).is_ok() {
+                lock(&h.hub)
+                    .clients
+                    .retain(|(_, tx)| tx.send(Frame::Resize { rows, cols }).is_ok());
+            }
         }
         Frame::Stop { grace_ms } => agent.stop(Duration::from_millis(grace_ms)),
         Frame::Freeze(f) => {

@@ -31,26 +31,31 @@ impl Supervisor {
 
     /// Attempts a previous supervisor left live: stop whatever still runs of them, abandon them
     /// (not the agent's fault: no failure counted), and put their tasks back to ready.
-    fn abandon_stale(&mut self, adopted: &[AttemptId]) {
+    fn abandon_stale(&mut self, adopted: &[super::HolderFact]) {
         let stale: Vec<_> = self
             .model
             .attempts
             .values()
-            .filter(|a| a.state.is_live() && a.epoch < self.epoch && !adopted.contains(&a.id))
+            .filter(|a| {
+                a.state.is_live()
+                    && a.epoch < self.epoch
+                    && !adopted.iter().any(|h| h.attempt == a.id)
+            })
             .cloned()
             .collect();
         // Every start reaps: a process of an earlier supervisor may carry a token whose attempt
         // is closed already (its pid never recorded, its reaping cut short by another crash).
         self.out.push(Effect::ReapStale {
             attempts: stale.iter().map(|a| (a.id, a.pid)).collect(),
-            keep: adopted.to_vec(),
+            // Its processes carry the token of the attempt that started them (its holder's).
+            keep: adopted.iter().flat_map(|h| [h.attempt, h.holder]).collect(),
         });
         for a in stale {
             let state = self.model.task(&a.task).map(|t| t.state);
-            // A paused task's held agent (frozen, or its turn interrupted) is reaped like any
-            // other: its process is gone with the old supervisor's PTY. The task stays paused,
-            // its next attempt marked to continue this one (docs/architecture.md, "Pause keeps
-            // the work").
+            // A paused task's held agent that was not adopted (no holder runs it: it ended, or
+            // it ran in the old supervisor's own PTY) ends here without a failure. The task
+            // stays paused, its next attempt marked to continue this one (docs/architecture.md,
+            // "Pause keeps the work").
             let paused = state == Some(TaskState::Paused) && a.role == Role::Agent;
             let reason = if paused {
                 "the supervisor stopped while its task was paused; `resume` continues it in a \
@@ -127,99 +132,6 @@ impl Supervisor {
             };
             self.write(ops, Then::Say(line));
         }
-    }
-
-    /// Running attempts of an earlier supervisor whose holder still runs the agent (the same
-    /// pid the ledger recorded), or recorded how it ended, continue under this one: they become
-    /// live again as if this supervisor had started them, at their first start (a time budget
-    /// counts the gap), and an ended one is decided from its recorded exit as usual. A paused
-    /// task's attempt is not adopted (its recovery is the pause's, below). Returns the adopted.
-    fn adopt_held(&mut self, holders: &[super::HolderFact]) -> Vec<AttemptId> {
-        let mut adopted = Vec::new();
-        // A supervisor that only syncs runs no funnel: an agent it adopted would finish into a
-        // review nobody runs and keep it from ending. Its attempts are recovered as before
-        // holders; the next full supervisor starts them again.
-        if self.only_sync {
-            return adopted;
-        }
-        for h in holders {
-            let Some(a) = self.model.attempts.get(&h.attempt).cloned() else {
-                continue;
-            };
-            let Some(t) = self.model.task(&a.task).cloned() else {
-                continue;
-            };
-            let running = a.state == AttemptState::Running && a.epoch < self.epoch;
-            let Some(pid) = a.pid.filter(|_| running && t.state != TaskState::Paused) else {
-                continue;
-            };
-            let live = h.live_pid == Some(pid);
-            if !live && h.exit.is_none() {
-                continue;
-            }
-            // Its clock as a thaw leaves it: started (and due) later by the time it was held.
-            let started_ms = a.started_ms.saturating_add(h.held_ms);
-            let deadline_ms = self
-                .time_allowance(&t, &a)
-                .map(|ms| started_ms.saturating_add(ms));
-            // A limit recorded for its account before the restart still holds it: the stop
-            // that limit sent may end it now, and that is not the agent's failure.
-            let mut facts = super::AgentFacts::default();
-            if self.limited(&a.profile) {
-                let account = self.account(&a.profile);
-                if let Some(until) = self.gate_until(crate::core::ops::GateKind::Limit, &account) {
-                    facts.limited =
-                        Some((until, format!("{account} was limited before the restart")));
-                }
-            }
-            self.live.insert(
-                a.id,
-                super::Live {
-                    task: a.task.clone(),
-                    n: a.n,
-                    role: a.role,
-                    profile: a.profile.clone(),
-                    phase: super::Phase::Running { pid },
-                    stop: None,
-                    deadline_ms,
-                    exit: if live { None } else { h.exit },
-                    started_ms,
-                    facts,
-                    held: None,
-                    held_ms: h.held_ms,
-                    prompt_hash: super::pause::prompt_hash(&t.prompt),
-                    kept: None,
-                    // When the human last typed into it is not known after a restart: a change
-                    // request waits one quiet window, as after a key.
-                    typing_until_ms: self.now.saturating_add(super::kept::TYPING_QUIET_MS),
-                    turn: None,
-                },
-            );
-            if live {
-                self.out.push(Effect::Adopt(super::Adopt {
-                    attempt: a.id,
-                    task: a.task.clone(),
-                    role: a.role,
-                    profile: a.profile.clone(),
-                    pid,
-                }));
-            }
-            let how = if live {
-                format!("its agent (pid {pid}) still runs")
-            } else {
-                "its agent ended while no supervisor ran".into()
-            };
-            self.write(
-                vec![Op::Adopt {
-                    id: a.id,
-                    from_epoch: a.epoch,
-                    epoch: self.epoch,
-                }],
-                Then::Say(format!("↻ {}: attempt {} adopted: {how}", a.task, a.n)),
-            );
-            adopted.push(a.id);
-        }
-        adopted
     }
 
     /// Tasks caught in `merging`: done if the tip the supervisor recorded for the merge is in

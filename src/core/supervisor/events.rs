@@ -124,12 +124,17 @@ pub struct Boot {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HolderFact {
     pub attempt: AttemptId,
+    /// The attempt whose holder runs it: itself, or the first attempt of a session kept
+    /// through review that later attempts continued in the same process.
+    pub holder: AttemptId,
     /// The holder answered and its agent runs, with this pid.
     pub live_pid: Option<u32>,
     /// The agent ended while no supervisor ran; how, as the holder recorded it.
     pub exit: Option<Exit>,
     /// Time it was held frozen (its task paused) so far: not counted by a time budget.
     pub held_ms: u64,
+    /// Its tree is stopped now (frozen for a paused task).
+    pub frozen: bool,
 }
 
 /// Take over an earlier supervisor's agent that still runs in its holder; `Exited` follows
@@ -141,6 +146,10 @@ pub struct Adopt {
     pub role: Role,
     pub profile: String,
     pub pid: u32,
+    /// Held for its paused task (frozen or interrupted): its clock stands still.
+    pub held: bool,
+    /// The attempt whose holder runs it (`HolderFact::holder`).
+    pub holder: AttemptId,
 }
 
 /// The base branch the integration branch stands on, and a sync onto it, as the ledger's

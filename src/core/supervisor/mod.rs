@@ -10,6 +10,7 @@
 //! (`Event::Written`), and effects that depend on a write are emitted by the rules once its rows
 //! say so. A task with a write in flight is left alone until the answer comes.
 
+mod adopt;
 mod agents;
 mod boot;
 mod budget;
@@ -33,6 +34,7 @@ mod waiting;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+pub use adopt::holders_to_probe;
 pub use agents::{AgentFacts, Baseline, attempt_spend, failure_words};
 pub use events::{
     Adopt, Boot, Change, CheckOutcome, Collect, Effect, Event, Exit, HolderFact, JobFailure,

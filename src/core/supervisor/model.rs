@@ -37,6 +37,8 @@ pub struct TaskRec {
     pub paused_from: Option<TaskState>,
     /// The attempt the next one continues (its worktree and conversation).
     pub resume_attempt: Option<AttemptId>,
+    /// When its state last changed (for a paused task: when it was paused).
+    pub changed_ms: u64,
 }
 
 /// An attempt row, as far as decisions need it (never its token).
@@ -198,6 +200,7 @@ impl Model {
                 if *to == TaskState::Ready {
                     t.ready_since_ms = now_ms;
                 }
+                t.changed_ms = now_ms;
                 if let Some(f) = patch.failures {
                     t.failures = f;
                 }
@@ -449,6 +452,7 @@ impl TaskRec {
             budget_tokens: None,
             budget_cost_usd: None,
             resume_attempt: None,
+            changed_ms: 0,
         }
     }
 }

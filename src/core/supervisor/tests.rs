@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+mod adopt_tests;
 mod headless_pause_tests;
 mod kept_tests;
 mod pause_tests;

@@ -134,7 +134,7 @@ fn header_line(s: &ViewState, width: u16) -> Line<'static> {
     // Watching another supervisor: said first, it is why keys do not reach the agents.
     let watching = s.watching.map(|pid| {
         Span::styled(
-            format!(" watching (supervised by pid {pid}) · typing needs `orch-tui attach` "),
+            format!(" watching (supervised by pid {pid}) · keys go to its agents' holders "),
             theme::warn(s),
         )
     });
@@ -176,14 +176,6 @@ fn header_line(s: &ViewState, width: u16) -> Line<'static> {
 
 fn quit_prompt(s: &ViewState, f: &mut Frame, body: Rect) {
     let unwritten = s.pending_commands > 0;
-    let w = 56.min(body.width);
-    let h = (6 + u16::from(unwritten)).min(body.height);
-    let area = Rect {
-        x: body.x + (body.width - w) / 2,
-        y: body.y + (body.height - h) / 2,
-        width: w,
-        height: h,
-    };
     let mut text = vec![Line::styled(
         "Quit orch-tui?",
         Style::default().add_modifier(Modifier::BOLD),
@@ -205,11 +197,22 @@ fn quit_prompt(s: &ViewState, f: &mut Frame, body: Rect) {
             Line::raw("  esc  keep watching"),
         ]),
         None => text.extend([
+            Line::raw("  d  leave it running: a background supervisor goes on"),
+            Line::raw("     back: `orch-tui` (or `orch-tui attach TASK`)"),
+            Line::raw("     end it: `orch-tui stop`"),
             Line::raw("  s  stop the agents cleanly, then quit"),
-            Line::raw("  l  leave the run: resume it later with `orch-tui`"),
+            Line::raw("  l  leave the run unsupervised: `orch-tui` resumes it"),
             Line::raw("  esc  keep supervising"),
         ]),
     }
+    let w = 58.min(body.width);
+    let h = (text.len() as u16 + 2).min(body.height);
+    let area = Rect {
+        x: body.x + (body.width - w) / 2,
+        y: body.y + (body.height - h) / 2,
+        width: w,
+        height: h,
+    };
     f.render_widget(Clear, area);
     f.render_widget(
         Paragraph::new(text).block(theme::block(s, "quit", true)),
