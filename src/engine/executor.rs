@@ -786,7 +786,7 @@ impl Executor {
             log_dir: rec.log_dir.clone(),
             rotate_bytes: self.env.rotate_bytes,
             profile,
-            resumed_tokens: None,
+            resumed_tokens: a.resumed,
             paste: None,
             screen_rules,
             branches_before: Vec::new(),

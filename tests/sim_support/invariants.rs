@@ -136,9 +136,7 @@ pub fn every_step(world: &Shared, exec: &Executor, l: &Ledger) -> Result<(), Str
         let resumed: BTreeMap<i64, u64> = w
             .procs
             .values()
-            // Not yet for an adopted one: the adopting supervisor does not know the resumed
-            // conversation's earlier spend (`boot.rs` adopts with an empty baseline).
-            .filter(|p| p.headless_session && p.earlier.0 > 0 && !p.adopted)
+            .filter(|p| p.headless_session && p.earlier.0 > 0)
             .map(|p| (p.attempt.0, p.spent.0))
             .collect();
         for (id, tin, tout, cost, st) in spend {

@@ -354,16 +354,15 @@ fn command(h: &Holder, frame: Frame, tx: &mpsc::UnboundedSender<Frame>) {
     let Some(agent) = h.agent.get() else { return };
     match frame {
         Frame::Input(bytes) => agent.write(bytes),
-        Frame::Resize { rows, cols } => {
-            // The resize is not made under the hub: the reader holds the screen when it takes
-            // the hub, and a resize takes the screen. Every client's copy of the screen
-            // follows; one that does not keep a copy ignores it.
-            if agent.resize(rows, cols).is_ok() {
-                lock(&h.hub)
-                    .clients
-                    .retain(|(_, tx)| tx.send(Frame::Resize { rows, cols }).is_ok());
-            }
+        // The resize is not made under the hub: the reader holds the screen when it takes the
+        // hub, and a resize takes the screen. Every client's copy of the screen follows; one
+        // that does not keep a copy ignores it.
+        Frame::Resize { rows, cols } if agent.resize(rows, cols).is_ok() => {
+            lock(&h.hub)
+                .clients
+                .retain(|(_, tx)| tx.send(Frame::Resize { rows, cols }).is_ok());
         }
+        Frame::Resize { .. } => {}
         Frame::Stop { grace_ms } => agent.stop(Duration::from_millis(grace_ms)),
         Frame::Freeze(f) => {
             agent.freeze(f);

@@ -162,7 +162,14 @@ impl Supervisor {
             .map(|ms| started_ms.saturating_add(ms));
         // A limit recorded for its account before the restart still holds it: the stop
         // that limit sent may end it now, and that is not the agent's failure.
-        let mut facts = super::AgentFacts::default();
+        // A resumed conversation's agent reports the conversation's totals: what its earlier
+        // attempts spent is left out, as when it was launched.
+        let resume = self.resume_session(&a);
+        let baseline = self.baseline(resume.as_deref(), a.id);
+        let mut facts = super::AgentFacts {
+            baseline,
+            ..super::AgentFacts::default()
+        };
         if self.limited(&a.profile) {
             let account = self.account(&a.profile);
             if let Some(until) = self.gate_until(crate::core::ops::GateKind::Limit, &account) {
@@ -201,6 +208,11 @@ impl Supervisor {
                 pid,
                 held: held.flatten().is_some(),
                 holder: h.holder,
+                resumed: resume.map(|_| crate::core::agent_event::Tokens {
+                    input: baseline.tokens_in,
+                    output: baseline.tokens_out,
+                    ..Default::default()
+                }),
             }));
         }
         let how = match held {
@@ -301,6 +313,7 @@ impl Supervisor {
             pid,
             held: false,
             holder: h.holder,
+            resumed: None,
         }));
         self.say(format!(
             "↻ {}: attempt {}'s session (pid {pid}) adopted, kept through review",

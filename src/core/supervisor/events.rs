@@ -150,6 +150,9 @@ pub struct Adopt {
     pub held: bool,
     /// The attempt whose holder runs it (`HolderFact::holder`).
     pub holder: AttemptId,
+    /// What earlier attempts of the conversation it resumed spent (`None`: its own
+    /// conversation): a Codex run reports the conversation's cumulative usage.
+    pub resumed: Option<crate::core::agent_event::Tokens>,
 }
 
 /// The base branch the integration branch stands on, and a sync onto it, as the ledger's
