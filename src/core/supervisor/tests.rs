@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+mod ahead_tests;
 mod kept_tests;
 mod pause_tests;
 mod paused_time_tests;
