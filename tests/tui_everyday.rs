@@ -275,7 +275,9 @@ fn cancel_names_its_target_and_what_it_blocks_and_asks() {
     wait_states(&repo, &t, "base", &["assigned", "working"], 20);
     assert_eq!(state_of(&repo.status(), "child"), "pending");
     // "assigned" may be before its agent starts; the stop question names running agents only.
-    t.wait("base's second attempt at work", 30, |s| s.contains("base #2"));
+    t.wait("base's second attempt at work", 30, |s| {
+        s.contains("base #2")
+    });
     quit_stopping_agents(&t, "base#2");
 }
 
