@@ -97,6 +97,18 @@ done"#
     secs
 }
 
+/// User + system CPU seconds of every child process this one has waited for so far (with
+/// theirs): the difference around a run is what the run cost the machine.
+fn children_cpu_s() -> f64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) } != 0 {
+        return 0.0;
+    }
+    let s = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    s(u.ru_utime) + s(u.ru_stime)
+}
+
 fn fresh_repo(dir: &Path) {
     git(dir, &["init", "-q", "-b", "main"]);
     git(dir, &["config", "user.name", "bench"]);
@@ -194,7 +206,9 @@ fn end_to_end(n: usize, show1: bool, show2: bool, show5: bool) {
 
     // The reference, in the same minute on the same machine: the minimal git work of every task
     // done one after the other by a shell loop.
+    let cpu0 = children_cpu_s();
     let serial = serial_loop(n);
+    let cpu1 = children_cpu_s();
     let t0 = Instant::now();
     let out = Command::new(BIN)
         .args(["run", "--headless", "--plan", "plan.toml"])
@@ -203,6 +217,7 @@ fn end_to_end(n: usize, show1: bool, show2: bool, show5: bool) {
         .output()
         .expect("run orch-tui");
     let wall = t0.elapsed();
+    let (loop_cpu, orch_cpu) = (cpu1 - cpu0, children_cpu_s() - cpu1);
     std::fs::write(dir.join("run.out"), &out.stdout).unwrap();
     if !out.status.success() {
         eprintln!(
@@ -268,6 +283,14 @@ fn end_to_end(n: usize, show1: bool, show2: bool, show5: bool) {
             serial,
             n as f64 / serial * 60.0,
             serial / secs
+        );
+        println!(
+            "  CPU (user+sys of the process and everything it waited for): orch-tui {:.1}s = {:.0} ms/task, loop {:.1}s = {:.0} ms/task; orch-tui / loop = {:.2}x per task",
+            orch_cpu,
+            orch_cpu * 1000.0 / n as f64,
+            loop_cpu,
+            loop_cpu * 1000.0 / n as f64,
+            orch_cpu / loop_cpu.max(1e-9)
         );
         println!(
             "  of which: start to epoch_started {:.2}s (plan load, ledger, lock); epoch_started to last event {:.2}s",
@@ -412,8 +435,16 @@ fn end_to_end(n: usize, show1: bool, show2: bool, show5: bool) {
             "ms",
         );
         line("review -> approved (funnel)", &review_to_approved, "ms");
-        line("approved -> merging (merge queue wait)", &queue, "ms");
-        line("merging -> done (merge: replay, ff, cleanup)", &merge, "ms");
+        line(
+            "approved -> merging (queue wait + replay and re-check, prepared ahead)",
+            &queue,
+            "ms",
+        );
+        line(
+            "merging -> done (record, compare-and-swap, record)",
+            &merge,
+            "ms",
+        );
         line("assigned -> done (task total)", &started_to_done, "ms");
         line(
             "review -> done (agent done to merged, out of the loop)",
@@ -427,7 +458,7 @@ fn end_to_end(n: usize, show1: bool, show2: bool, show5: bool) {
             merge.len() as f64 / (active / 60_000.0)
         );
         println!(
-            "  merge queue busy {:.1}s of {:.1}s supervised ({:.0}%): merges are serialized, so {:.0} tasks/min is the merge-bound ceiling",
+            "  merge queue's critical section busy {:.1}s of {:.1}s supervised ({:.0}%): only it is serialized, so {:.0} tasks/min is its ceiling",
             merge_sum / 1000.0,
             active / 1000.0,
             merge_sum / active * 100.0,

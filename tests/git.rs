@@ -177,6 +177,22 @@ fn replay_several_commits_keeps_order() {
 }
 
 #[test]
+fn a_replay_of_a_commit_that_does_not_exist_names_it() {
+    let (_t, repo) = fixture();
+    let base = oid(&repo, "main");
+    let (_w, c) = task_commit(&repo, "x", &base, &[("a.txt", "a\n")]);
+    let (_w2, other) = task_commit(&repo, "y", &base, &[("b.txt", "b\n")]);
+    // Full ids skip resolving; one that names nothing still gets an error that says which.
+    let gone = "0123456789abcdef0123456789abcdef01234567";
+    let err = repo
+        .replay_onto(&base, gone, &other)
+        .expect_err("no such commit");
+    assert!(err.to_string().contains(gone), "{err}");
+    let err = repo.replay_onto(&base, &c, gone).expect_err("no such tip");
+    assert!(err.to_string().contains(gone), "{err}");
+}
+
+#[test]
 fn replay_conflict_lists_the_file() {
     let (_t, repo) = fixture();
     let base = oid(&repo, "main");

@@ -153,6 +153,33 @@ fn only_ignored_caches_the_user_opted_into_come_along() {
 }
 
 #[test]
+fn an_idle_worktree_this_process_did_not_clean_is_cleaned_when_taken() {
+    // What an earlier supervisor left parked: this one never cleaned it, so it checks.
+    let (_t, repo, base) = repo_with_ignores();
+    let idle = repo.root().join(".orch/pool/idle-0");
+    fs::create_dir_all(idle.parent().expect("parent")).expect("mkdir");
+    git(
+        repo.root(),
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "--detach",
+            idle.to_str().expect("utf-8"),
+            &base,
+        ],
+    );
+    fs::write(idle.join("left-by-someone.txt"), "untracked").expect("write");
+    fs::write(idle.join("old.log"), "ignored").expect("write");
+    let a = wt_path(&repo, "a-1");
+    let taken = repo
+        .take_worktree(&pool(&[], 2), &a, "orch/a", &base, &backup_ref_name("a", 1))
+        .expect("take");
+    assert_eq!(taken, Taken::Reused);
+    assert_eq!(files(&a), [".gitignore", "f.txt", "src/lib.rs"]);
+}
+
+#[test]
 fn uncommitted_work_is_kept_before_a_worktree_goes_back() {
     let (_t, repo, base) = repo_with_ignores();
     let p = pool(&[], 2);

@@ -42,6 +42,31 @@ pub enum Taken {
 /// must not take the same one. (The supervisor lock makes this the only process doing so.)
 static POOL_LOCK: Mutex<()> = Mutex::new(());
 
+/// Idle worktrees this process cleaned itself (parked or made), with the `[worktree] reuse`
+/// they were cleaned for: taking one of those needs no second clean, which keeps two git
+/// commands off the path from dispatch to a running agent. Anything else (left by an earlier
+/// process, or cleaned for other caches) is cleaned again when taken.
+static CLEANED: Mutex<Vec<(PathBuf, Vec<String>)>> = Mutex::new(Vec::new());
+
+fn mark_cleaned(path: &Path, pool: &Pool) {
+    let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    let mut c = CLEANED.lock().unwrap_or_else(|e| e.into_inner());
+    c.retain(|(p, _)| *p != path);
+    c.push((path, pool.reuse.clone()));
+}
+
+/// Whether this process cleaned the idle worktree at `path` for `pool`'s caches (and forgets it).
+fn take_cleaned(path: &Path, pool: &Pool) -> bool {
+    let mut c = CLEANED.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(i) = c
+        .iter()
+        .position(|(p, _)| super::worktree::same_path(p, path))
+    else {
+        return false;
+    };
+    c.swap_remove(i).1 == pool.reuse
+}
+
 impl Repo {
     fn pool_dir(&self, pool: &Pool) -> PathBuf {
         self.root.join(&pool.dir)
@@ -110,6 +135,7 @@ impl Repo {
                     .run();
                 return Err(e);
             }
+            mark_cleaned(&path, pool);
             tracing::debug!(path = %path.display(), "git: pooled a new worktree");
             made += 1;
         }
@@ -133,7 +159,7 @@ impl Repo {
             // Something is in the way (a crash's leftover): the usual path deals with it.
             return self.create_watched(path, branch, base, backup_ref);
         }
-        let idle = match self.claim_idle(pool, path) {
+        let (idle, cleaned) = match self.claim_idle(pool, path) {
             Ok(Some(idle)) => idle,
             Ok(None) => {
                 return self.create_watched(path, branch, base, backup_ref);
@@ -148,7 +174,7 @@ impl Repo {
         // Watched before the checkout, which then records the journal's first token in the
         // index while it refreshes anyway: the first commit already skips the scan.
         self.watch_worktree(path);
-        match self.reset_taken(pool, path, branch, base, backup_ref) {
+        match self.reset_taken(pool, path, branch, base, backup_ref, cleaned) {
             Ok(()) => Ok(Taken::Reused),
             Err(e) => {
                 // Its state is unknown now; it held nothing of value (everything in the pool
@@ -177,8 +203,9 @@ impl Repo {
         Ok(Taken::Created)
     }
 
-    /// Moves an idle worktree to `path` under the pool lock. Returns where it came from.
-    fn claim_idle(&self, pool: &Pool, path: &Path) -> Result<Option<PathBuf>, GitError> {
+    /// Moves an idle worktree to `path` under the pool lock. Returns where it came from, and
+    /// whether this process cleaned it for the pool's caches.
+    fn claim_idle(&self, pool: &Pool, path: &Path) -> Result<Option<(PathBuf, bool)>, GitError> {
         let _one = POOL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let Some(idle) = self.pool_idle(pool)?.into_iter().next() else {
             return Ok(None);
@@ -191,6 +218,8 @@ impl Repo {
                 )
             })?;
         }
+        // Asked while it is still there to be compared with what was parked.
+        let cleaned = take_cleaned(&idle.path, pool);
         let moved = self
             .git()
             .args(["worktree", "move"])
@@ -206,11 +235,12 @@ impl Repo {
                 .run();
             return Err(e);
         }
-        Ok(Some(idle.path))
+        Ok(Some((idle.path, cleaned)))
     }
 
     /// In a worktree just taken from the pool: the branch at `base` checked out (only files
-    /// that differ are written), then nothing untracked but the opted-in caches.
+    /// that differ are written), then nothing untracked but the opted-in caches (`cleaned`:
+    /// this process cleaned it so when it parked it).
     fn reset_taken(
         &self,
         pool: &Pool,
@@ -218,6 +248,7 @@ impl Repo {
         branch: &str,
         base: &str,
         backup_ref: &str,
+        cleaned: bool,
     ) -> Result<(), GitError> {
         let refname = format!("refs/heads/{branch}");
         if let Some(old) = self.rev_parse(&refname)?
@@ -238,7 +269,11 @@ impl Repo {
                 base,
             ])
             .run()?;
-        // Cleaned when it was given back; again here in case `[worktree] reuse` changed since.
+        // Cleaned when it was given back; again here if another process parked it (its
+        // `[worktree] reuse` may have been another).
+        if cleaned {
+            return Ok(());
+        }
         self.clean_untracked(pool, path)
     }
 
@@ -327,6 +362,7 @@ impl Repo {
             .arg(path)
             .arg(&to)
             .run()?;
+        mark_cleaned(&to, pool);
         Ok(true)
     }
 

@@ -33,8 +33,19 @@ impl Repo {
         branch_tip: &str,
         onto: &str,
     ) -> Result<Replay, GitError> {
-        // One rev-parse for the three (a spawn is most of the cost of a small replay). Without
-        // --verify it takes several revisions but no --end-of-options, hence `safe_rev`.
+        // Full object ids (what the merge queue passes, from the ledger) need no resolving: a
+        // spawn is most of the cost of a small replay, and the queue replays one per merge. If
+        // one of them is no commit, the replay fails and is made again the careful way below,
+        // for an error that names it.
+        if [base_of_branch, branch_tip, onto]
+            .iter()
+            .all(|r| is_full_oid(r))
+            && let Ok(done) = self.replay_resolved(base_of_branch, branch_tip, onto)
+        {
+            return Ok(done);
+        }
+        // One rev-parse for the three. Without --verify it takes several revisions but no
+        // --end-of-options, hence `safe_rev`.
         let resolved = self
             .git()
             .arg("rev-parse")
@@ -58,11 +69,18 @@ impl Repo {
                 self.commit_oid(onto)?,
             ],
         };
+        self.replay_resolved(&base, &tip, &onto)
+    }
+
+    /// `replay_onto` with the three already resolved to commit ids.
+    fn replay_resolved(&self, base: &str, tip: &str, onto: &str) -> Result<Replay, GitError> {
         if base == onto {
-            return Ok(Replay::Clean { tip });
+            return Ok(Replay::Clean {
+                tip: tip.to_string(),
+            });
         }
-        let mut cur = onto;
-        for m in self.commits_to_replay(&base, &tip)? {
+        let mut cur = onto.to_string();
+        for m in self.commits_to_replay(base, tip)? {
             let out = self
                 .git()
                 .args([
@@ -196,4 +214,9 @@ impl Repo {
         }
         Ok(None)
     }
+}
+
+/// A whole SHA-1 or SHA-256 object id, lowercase as git prints it.
+fn is_full_oid(rev: &str) -> bool {
+    matches!(rev.len(), 40 | 64) && rev.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }

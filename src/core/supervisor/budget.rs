@@ -160,6 +160,7 @@ impl Supervisor {
             && self.live.values().all(|l| l.held.is_some())
             && self.checking.is_empty()
             && self.merge.is_none()
+            && !self.ahead_in_flight()
             && self.sync.is_none()
     }
 

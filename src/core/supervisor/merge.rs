@@ -2,9 +2,10 @@
 //! wrote. The new tip is recorded in the ledger before the branch moves (recovery trusts only
 //! that record), and a branch that is not where the supervisor left it holds the whole run.
 
+use super::ahead::MergeOutcomeReady;
 use super::funnel::check_event;
 use super::{Effect, MergeOutcome, MergePrep, MergeRun, MoveOutcome, Supervisor, Then, Tidy};
-use crate::core::domain::{Actor, EventKind};
+use crate::core::domain::{Actor, AttemptId, EventKind};
 use crate::core::ops::{EventData, Op, Patch};
 use crate::core::state::TaskState;
 
@@ -32,6 +33,13 @@ impl Supervisor {
             || self.stopping
             || self.model.integration_tip.is_none()
         {
+            // The merge in flight only records and moves its tip: prepare the next meanwhile.
+            self.prepare_ahead();
+            return;
+        }
+        // A merge prepared ahead still runs: it is the next task's, or worth waiting for (one
+        // merge job at a time).
+        if self.ahead_in_flight() {
             return;
         }
         // A task we moved to `merging` whose answer came back: prepare its merge.
@@ -55,6 +63,9 @@ impl Supervisor {
             .find(|t| !self.busy.contains(*t) && self.waits_for_candidate(t).is_none())
             .cloned();
         if let Some(task) = next {
+            if self.land_ahead(&task) {
+                return;
+            }
             let n = self.model.latest_agent(&task).map(|a| a.n);
             let op = Op::Transition {
                 task: task.clone(),
@@ -160,6 +171,9 @@ impl Supervisor {
     }
 
     pub(super) fn on_merge_prepared(&mut self, task: &str, result: MergeOutcome) {
+        let Some(result) = self.ahead_answer(task, result) else {
+            return;
+        };
         let Some(MergeRun::Preparing { attempt, .. }) = self.merge.clone() else {
             return;
         };
@@ -178,42 +192,14 @@ impl Supervisor {
                 results,
                 onto,
             } => {
-                if rechecked {
-                    self.say(format!("✓ {task}: checks passed again on the rebased tree"));
-                }
-                let mut ops: Vec<Op> = match n {
-                    Some(n) => results
-                        .iter()
-                        .map(|r| check_event(task, n, r, Some("rebased")))
-                        .collect(),
-                    None => Vec::new(),
-                };
-                ops.extend([
-                    Op::RecordMerge {
-                        id: attempt,
-                        tip: tip.clone(),
-                        onto: onto.clone(),
-                    },
-                    Op::Event {
-                        task: Some(task.to_string()),
-                        attempt: n,
-                        actor: Actor::Supervisor,
-                        kind: EventKind::MergeRecorded,
-                        data: EventData {
-                            integration_tip: Some(tip.clone()),
-                            expected_tip: Some(onto.clone()),
-                            ..EventData::default()
-                        },
-                    },
-                ]);
-                self.merge = Some(MergeRun::Recording {
-                    task: task.to_string(),
-                    attempt,
+                let ready = MergeOutcomeReady {
                     tip,
-                    onto,
+                    rechecked,
                     from,
-                });
-                self.write(ops, Then::MoveIntegration);
+                    results,
+                    onto,
+                };
+                self.record_merge(task, attempt, ready, Vec::new());
             }
             MergeOutcome::NothingToMerge => self.close_merge(
                 task,
@@ -260,6 +246,61 @@ impl Supervisor {
                 self.escalate_merge(task, &why, None, Vec::new());
             }
         }
+    }
+
+    /// A clean replay onto the recorded tip: record the new tip (after `ops`), then move the
+    /// branch.
+    pub(super) fn record_merge(
+        &mut self,
+        task: &str,
+        attempt: AttemptId,
+        ready: MergeOutcomeReady,
+        mut ops: Vec<Op>,
+    ) {
+        let MergeOutcomeReady {
+            tip,
+            rechecked,
+            from,
+            results,
+            onto,
+        } = ready;
+        let n = self.model.attempts.get(&attempt).map(|a| a.n);
+        if rechecked {
+            self.say(format!("✓ {task}: checks passed again on the rebased tree"));
+        }
+        if let Some(n) = n {
+            ops.extend(
+                results
+                    .iter()
+                    .map(|r| check_event(task, n, r, Some("rebased"))),
+            );
+        }
+        ops.extend([
+            Op::RecordMerge {
+                id: attempt,
+                tip: tip.clone(),
+                onto: onto.clone(),
+            },
+            Op::Event {
+                task: Some(task.to_string()),
+                attempt: n,
+                actor: Actor::Supervisor,
+                kind: EventKind::MergeRecorded,
+                data: EventData {
+                    integration_tip: Some(tip.clone()),
+                    expected_tip: Some(onto.clone()),
+                    ..EventData::default()
+                },
+            },
+        ]);
+        self.merge = Some(MergeRun::Recording {
+            task: task.to_string(),
+            attempt,
+            tip,
+            onto,
+            from,
+        });
+        self.write(ops, Then::MoveIntegration);
     }
 
     /// The new tip is in the ledger: move the branch.

@@ -12,6 +12,7 @@
 
 mod adopt;
 mod agents;
+mod ahead;
 mod boot;
 mod budget;
 mod dag;
@@ -214,6 +215,8 @@ pub struct Supervisor {
     /// Tasks whose checks run.
     checking: BTreeSet<String>,
     merge: Option<MergeRun>,
+    /// The queue's next merge, prepared while `merge` lands.
+    ahead: Option<ahead::Ahead>,
     /// The sync in flight (never beside a merge).
     sync: Option<sync::SyncRun>,
     /// Boot, sync and stop: no agent, check or task merge is started (`orch-tui sync` with no
@@ -271,6 +274,7 @@ impl Supervisor {
             live: BTreeMap::new(),
             checking: BTreeSet::new(),
             merge: None,
+            ahead: None,
             sync: None,
             only_sync: false,
             queue: VecDeque::new(),
@@ -598,6 +602,7 @@ impl Supervisor {
             || !self.live.is_empty()
             || !self.checking.is_empty()
             || self.merge.is_some()
+            || self.ahead_in_flight()
             || self.sync.is_some()
             || !self.pending.is_empty()
             || !self.tidying.is_empty()
@@ -651,6 +656,9 @@ impl Supervisor {
         }
         if let Some(m) = &self.merge {
             parts.push(format!("merge {m:?}"));
+        }
+        if self.ahead_in_flight() {
+            parts.push("next merge prepared ahead".into());
         }
         if let Some(s) = &self.sync {
             parts.push(format!("sync {s:?}"));

@@ -56,6 +56,7 @@ impl Supervisor {
         if !self.sync_due()
             || self.sync.is_some()
             || self.merge.is_some()
+            || self.ahead_in_flight()
             || self.stopping
             || self.model.count(TaskState::Merging) > 0
         {

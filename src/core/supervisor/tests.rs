@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 mod adopt_tests;
+mod ahead_tests;
 mod headless_pause_tests;
 mod kept_tests;
 mod pause_tests;
