@@ -20,6 +20,7 @@
 use std::collections::{HashSet, VecDeque};
 
 mod bytes;
+mod stamps;
 
 pub use super::feed::{LogCallbacks, feed, finish, quiet};
 use super::feed::{PlainSink, Probe};
@@ -60,7 +61,8 @@ pub struct LineTracker {
     rows: u16,
     /// Rows `0..committed` of the main screen are in the log.
     committed: u16,
-    /// Per main-screen row: when the cursor last was on it (the stamp of its line).
+    /// Per main-screen row: the time of the read that printed its first character since it
+    /// was last blank (the stamp of the line that starts there), 0 for none yet (`stamps.rs`).
     row_ms: VecDeque<u64>,
     /// Per main-screen row: a hash of the line that starts there as last written to the log,
     /// 0 for none (a redraw that lowers the commit line and writes the same again adds nothing).
@@ -74,6 +76,8 @@ pub struct LineTracker {
     chunk_start_row: i32,
     /// A logical line whose first rows scrolled off wrapped: it goes on in the next row.
     pending: Option<String>,
+    /// The stamp of `pending`'s first row.
+    pending_ms: u64,
     /// Keys of the rows on screen at the last main-screen snapshot (so a quiet moment or a
     /// clear repeats nothing already shown), and their exact texts (for the exit).
     main_keys: HashSet<String>,
@@ -113,6 +117,7 @@ impl LineTracker {
             last_redraw_ms: None,
             chunk_start_row: 0,
             pending: None,
+            pending_ms: 0,
             main_keys: HashSet::new(),
             main_exact: HashSet::new(),
             alt_key: None,
@@ -160,7 +165,10 @@ impl LineTracker {
             self.committed = self.committed.saturating_sub(1);
             return;
         }
-        let mut text = self.pending.take().unwrap_or_default();
+        let (mut text, stamp) = match self.pending.take() {
+            Some(p) => (p, Some(self.pending_ms)),
+            None => (String::new(), stamp),
+        };
         let _ = row.write_formatted_basic(
             &mut PlainSink {
                 out: &mut text,
@@ -177,6 +185,7 @@ impl LineTracker {
             self.emit(stamp.unwrap_or(self.now_ms), LineKind::Output, text);
         } else {
             self.pending = Some(text);
+            self.pending_ms = stamp.unwrap_or(self.now_ms);
         }
     }
 
@@ -216,11 +225,15 @@ impl LineTracker {
                 if mode == 1 || mode == 2 || (row, col) == (0, 0) {
                     self.main_snapshot(screen, SnapshotReason::Clear, self.now_ms);
                 }
+                self.erased(mode, row, col);
             }
             Seq::EraseDisplay(_) | Seq::Reset if screen.alternate_screen() => {
                 self.alt_snapshot(screen, SnapshotReason::Clear, self.now_ms);
             }
-            Seq::Reset => self.main_snapshot(screen, SnapshotReason::Clear, self.now_ms),
+            Seq::Reset => {
+                self.main_snapshot(screen, SnapshotReason::Clear, self.now_ms);
+                self.erased(2, 0, 0);
+            }
             Seq::AltLeave if screen.alternate_screen() => {
                 self.alt_snapshot(screen, SnapshotReason::LeaveAlternate, self.now_ms);
             }
@@ -228,7 +241,7 @@ impl LineTracker {
                 // The main screen waits unchanged behind the full-screen app; what is complete
                 // on it is final (and would otherwise be lost if the agent ends in there).
                 let row = screen.cursor_position().0;
-                self.touch_rows(row);
+                self.touch_rows(screen, row);
                 self.commit(screen, row);
             }
             _ => {}
@@ -249,6 +262,8 @@ impl LineTracker {
         // Above where this chunk began writing: rows already printed may be rewritten (a
         // status line drawn at the bottom and the cursor restored is not that).
         if i32::from(line) < self.chunk_start_row {
+            // What is drawn from here down is new: stamped when it is printed.
+            self.forget_rows(line, self.rows);
             self.last_redraw_ms = Some(self.now_ms);
             self.touched_now = self.touched_now.min(line);
             self.chunk_start_row = i32::from(line);
@@ -271,7 +286,7 @@ impl LineTracker {
             return;
         }
         let row = screen.cursor_position().0;
-        self.touch_rows(row);
+        self.touch_rows(screen, row);
         self.commit(screen, row);
     }
 
@@ -283,7 +298,7 @@ impl LineTracker {
             return;
         }
         let row = screen.cursor_position().0;
-        self.touch_rows(row);
+        self.touch_rows(screen, row);
         if self.streaming() {
             self.touched_now = u16::MAX;
             self.touched_before = u16::MAX;
@@ -297,16 +312,6 @@ impl LineTracker {
         }
         let settled = row.min(self.touched_now).min(self.touched_before);
         self.commit(screen, settled);
-    }
-
-    /// The rows the cursor crossed in this chunk get this chunk's time.
-    fn touch_rows(&mut self, row: u16) {
-        let from = self.chunk_start_row.clamp(0, i32::from(row)) as usize;
-        let to = usize::from(row).min(self.row_ms.len().saturating_sub(1));
-        for t in self.row_ms.iter_mut().take(to + 1).skip(from) {
-            *t = self.now_ms;
-        }
-        self.chunk_start_row = i32::from(row);
     }
 
     /// No output for [`QUIET_MS`]: what is settled is committed, the rest of the screen is
@@ -406,7 +411,7 @@ impl LineTracker {
         let starts = (from..to).filter(|&r| r == from || !screen.row_wrapped(r - 1));
         let mut out = Vec::new();
         for (i, (part, row)) in text.split('\n').zip(starts).enumerate() {
-            let ms = self
+            let mut ms = self
                 .row_ms
                 .get(usize::from(row))
                 .copied()
@@ -418,6 +423,7 @@ impl LineTracker {
                 && let Some(p) = self.pending.take()
             {
                 line.push_str(&p);
+                ms = self.pending_ms;
             }
             line.push_str(part.trim_end());
             out.push((row, ms, line));

@@ -11,6 +11,8 @@ use crate::agent::record::text::LineKind;
 pub(in crate::agent::record) struct FromBytes {
     prefix: String,
     prefix_written: u64,
+    /// The stamp of the first line: the cursor row's, if its first characters came earlier.
+    first_ms: u64,
     lines: Vec<String>,
 }
 
@@ -65,6 +67,7 @@ impl LineTracker {
         Some(FromBytes {
             prefix,
             prefix_written: self.written.get(usize::from(row)).copied().unwrap_or(0),
+            first_ms: self.row_stamp(row).unwrap_or(self.now_ms),
             lines,
         })
     }
@@ -80,6 +83,7 @@ impl LineTracker {
         let FromBytes {
             prefix,
             prefix_written,
+            first_ms,
             mut lines,
         } = chunk;
         if let Some(first) = lines.first_mut() {
@@ -109,7 +113,8 @@ impl LineTracker {
             if i == 0 && prefix_written == text_hash(&text) {
                 continue;
             }
-            self.emit(self.now_ms, LineKind::Output, text);
+            let ms = if i == 0 { first_ms } else { self.now_ms };
+            self.emit(ms, LineKind::Output, text);
         }
     }
 
