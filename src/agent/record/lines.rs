@@ -25,7 +25,7 @@ mod stamps;
 pub use super::feed::{LogCallbacks, feed, finish, quiet};
 use super::feed::{PlainSink, Probe};
 use super::scan::{Scanner, Seq};
-use super::text::{LineKind, TextLine};
+use super::text::{LineKind, LogLines, TextLine};
 
 /// No output for this long is a quiet moment: the screen the human sees is snapshotted.
 pub const QUIET_MS: u64 = 400;
@@ -90,7 +90,7 @@ pub struct LineTracker {
     now_ms: u64,
     /// Never stamp a line before the previous one: the log reads in time order.
     last_ms: u64,
-    out: Vec<TextLine>,
+    out: LogLines,
     pub(crate) scanner: Scanner,
     capture: vt100::capture::BasicFormattedCaptureState,
     /// The chunk being parsed has its lines from its bytes (`stream.rs`): a row scrolling off
@@ -98,6 +98,8 @@ pub struct LineTracker {
     from_bytes: bool,
     /// The start of a UTF-8 character the last chunk ended in (the emulator holds it).
     utf8_carry: Vec<u8>,
+    /// The byte path's buffers (texts, line ends), kept between chunks.
+    bytes_buf: (Vec<u8>, Vec<usize>),
     /// Off only to compare the byte-stream path with the screen path in tests.
     pub(crate) stream_path: bool,
     /// Chunks whose lines came from their bytes (for tests and benches).
@@ -125,11 +127,12 @@ impl LineTracker {
             last_output_ms: 0,
             now_ms: 0,
             last_ms: 0,
-            out: Vec::new(),
+            out: LogLines::default(),
             scanner: Scanner::default(),
             capture: Default::default(),
             from_bytes: false,
             utf8_carry: Vec::new(),
+            bytes_buf: (Vec::new(), Vec::new()),
             stream_path: true,
             chunks_from_bytes: 0,
         }
@@ -137,7 +140,16 @@ impl LineTracker {
 
     /// Lines ready for the log since the last call, in order.
     pub fn take_lines(&mut self) -> Vec<TextLine> {
-        std::mem::take(&mut self.out)
+        let lines = self.out.to_lines();
+        self.out.clear();
+        lines
+    }
+
+    /// Lines ready for the log since the last call, in order, swapped into `into` (whose old
+    /// contents are dropped): the reader's path, with no allocation per line.
+    pub fn take_log(&mut self, into: &mut LogLines) {
+        into.clear();
+        std::mem::swap(&mut self.out, into);
     }
 
     /// When a quiet-moment snapshot is due if no output arrives before (Unix ms).
@@ -146,9 +158,13 @@ impl LineTracker {
     }
 
     fn emit(&mut self, ms: u64, kind: LineKind, text: String) {
+        self.emit_str(ms, kind, &text);
+    }
+
+    fn emit_str(&mut self, ms: u64, kind: LineKind, text: &str) {
         let ms = ms.max(self.last_ms);
         self.last_ms = ms;
-        self.out.push(TextLine { ms, kind, text });
+        self.out.push(ms, kind, text);
     }
 
     /// A row left the top of the screen (vt100's `on_scroll`).
