@@ -976,12 +976,13 @@ fn same_bytes(log_dirs: &[PathBuf], read: usize) {
         .unwrap();
         let mut p = new_parser(AGENT_ROWS, AGENT_COLS);
         let mut now = 1_700_000_000_000u64;
+        let mut log = orch_tui::agent::record::text::LogLines::default();
         for chunk in input.chunks(read) {
             now += 1;
             rec.output(now, chunk);
             feed(&mut p, chunk, now);
-            let lines = p.callbacks_mut().take_lines();
-            rec.lines(&lines);
+            p.callbacks_mut().take_log(&mut log);
+            rec.log(&log);
         }
     });
     let mb = total as f64 / 1e6;
@@ -1061,10 +1062,11 @@ fn ingest_breakdown(mb: usize) {
         let lines = time(&|| {
             let mut p = new_parser(AGENT_ROWS, AGENT_COLS);
             let mut now = 1_700_000_000_000u64;
+            let mut log = orch_tui::agent::record::text::LogLines::default();
             for chunk in input.chunks(read) {
                 now += 1;
                 feed(&mut p, chunk, now);
-                drop(p.callbacks_mut().take_lines());
+                p.callbacks_mut().take_log(&mut log);
             }
         });
         let out = tempfile::tempdir().unwrap();
@@ -1079,14 +1081,15 @@ fn ingest_breakdown(mb: usize) {
             .unwrap();
             let mut p = new_parser(AGENT_ROWS, AGENT_COLS);
             let mut now = 1_700_000_000_000u64;
+            let mut log = orch_tui::agent::record::text::LogLines::default();
             for chunk in input.chunks(read) {
                 now += 1;
                 if all {
                     rec.output(now, chunk);
                 }
                 feed(&mut p, chunk, now);
-                let lines = p.callbacks_mut().take_lines();
-                rec.lines(&lines);
+                p.callbacks_mut().take_log(&mut log);
+                rec.log(&log);
             }
         };
         let text = time(&|| run(false));

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use portable_pty::{CommandBuilder, MasterPty, PtySize, native_pty_system};
 
-use super::record::text::{LineKind, TextLine, now_ms};
+use super::record::text::{LineKind, LogLines, TextLine, now_ms};
 use super::record::{RecordSpec, Recorder, lines};
 use super::screen::{ScreenEvent, SharedScreen, new_parser, nonzero};
 
@@ -521,6 +521,7 @@ fn writer_loop(mut writer: Box<dyn Write + Send>, rx: mpsc::Receiver<WriterMsg>)
 
 fn reader_loop(shared: &Shared, mut reader: Box<dyn Read + Send>) {
     let mut buf = vec![0u8; READ_CHUNK];
+    let mut text = LogLines::default();
     let mut quiet_at: Option<u64> = None;
     loop {
         if let Some(at) = quiet_at
@@ -555,14 +556,15 @@ fn reader_loop(shared: &Shared, mut reader: Box<dyn Read + Send>) {
             let mut screen = lock(&shared.screen);
             lines::feed(&mut screen, chunk, now);
             let cb = screen.callbacks_mut();
-            let (text, replies, events) = (cb.take_lines(), cb.take_replies(), cb.take_events());
+            cb.take_log(&mut text);
+            let (replies, events) = (cb.take_replies(), cb.take_events());
             quiet_at = cb.quiet_deadline();
             if let Some(tap) = &shared.tap {
                 tap(chunk);
             }
             drop(screen);
             if !logs.finalized {
-                logs.rec.lines(&text);
+                logs.rec.log(&text);
             }
             (replies, events)
         };

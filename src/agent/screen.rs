@@ -91,6 +91,11 @@ impl ScreenCallbacks {
         self.log.take_lines()
     }
 
+    /// [`Self::take_lines`] for the reader: swapped into `into`, no allocation per line.
+    pub fn take_log(&mut self, into: &mut crate::agent::record::text::LogLines) {
+        self.log.take_log(into);
+    }
+
     /// When the text log wants a quiet-moment look at the screen, if no output comes first.
     pub fn quiet_deadline(&self) -> Option<u64> {
         self.log.quiet_deadline()

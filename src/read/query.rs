@@ -41,36 +41,41 @@ const TASK_COLS: &str = "id, title, state, priority, agent, failures, max_attemp
 pub(super) fn tasks(ledger: &Ledger) -> Result<Vec<TaskView>, LedgerError> {
     let c = ledger.conn();
     // Sorted here rather than by SQLite: `ord` has no index, and a sorter would copy every row.
+    // Every Vec here is made its final size at once: growing them by doubling touched twice
+    // the memory, and page faults were a fifth of `status --json` at 10,000 tasks.
+    let n: i64 = c.query_row("SELECT COUNT(*) FROM tasks", [], |r| r.get(0))?;
+    let mut tasks: Vec<TaskView> = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
     let mut stmt = c.prepare_cached(&format!("SELECT {TASK_COLS} FROM tasks"))?;
-    let mut tasks: Vec<TaskView> = stmt
-        .query_map([], |r| {
-            Ok(TaskView {
-                ord: r.get(17)?,
-                id: r.get(0)?,
-                title: r.get(1)?,
-                state: r.get(2)?,
-                priority: r.get(3)?,
-                depends_on: Vec::new(),
-                agent: r.get(4)?,
-                failures: r.get(5)?,
-                max_attempts: r.get(6)?,
-                reason: r.get(7)?,
-                spec_version: r.get(8)?,
-                stage: r.get(9)?,
-                stage_until_ms: r.get::<_, Option<i64>>(10)?.map(non_negative),
-                risk_high: r.get(11)?,
-                paused_from: r.get(12)?,
-                not_before_ms: non_negative(r.get(13)?),
-                budget: Budgets {
-                    time_ms: r.get::<_, Option<i64>>(14)?.map(non_negative),
-                    tokens: r.get::<_, Option<i64>>(15)?.map(non_negative),
-                    cost_usd: r.get(16)?,
-                },
-                spend: Spend::default(),
-                attempts: Vec::new(),
-            })
-        })?
-        .collect::<Result<_, _>>()?;
+    let rows = stmt.query_map([], |r| {
+        Ok(TaskView {
+            ord: r.get(17)?,
+            id: r.get(0)?,
+            title: r.get(1)?,
+            state: r.get(2)?,
+            priority: r.get(3)?,
+            depends_on: Vec::new(),
+            agent: r.get(4)?,
+            failures: r.get(5)?,
+            max_attempts: r.get(6)?,
+            reason: r.get(7)?,
+            spec_version: r.get(8)?,
+            stage: r.get(9)?,
+            stage_until_ms: r.get::<_, Option<i64>>(10)?.map(non_negative),
+            risk_high: r.get(11)?,
+            paused_from: r.get(12)?,
+            not_before_ms: non_negative(r.get(13)?),
+            budget: Budgets {
+                time_ms: r.get::<_, Option<i64>>(14)?.map(non_negative),
+                tokens: r.get::<_, Option<i64>>(15)?.map(non_negative),
+                cost_usd: r.get(16)?,
+            },
+            spend: Spend::default(),
+            attempts: Vec::new(),
+        })
+    })?;
+    for t in rows {
+        tasks.push(t?);
+    }
     tasks.sort_by_key(|t| t.ord);
     let index: HashMap<String, usize> = tasks
         .iter()
@@ -83,6 +88,18 @@ pub(super) fn tasks(ledger: &Ledger) -> Result<Vec<TaskView>, LedgerError> {
         let (task, dep) = row?;
         if let Some(&i) = index.get(&task) {
             tasks[i].depends_on.push(dep);
+        }
+    }
+    // Room for exactly each task's attempts (counted on the `attempts_by_task` index): a Vec's
+    // first growth is 4 rows (~2.4 KB) and most tasks have one or two.
+    let mut counts = c.prepare_cached("SELECT task, COUNT(*) FROM attempts GROUP BY task")?;
+    let rows = counts.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+    for row in rows {
+        let (task, n) = row?;
+        if let Some(&i) = index.get(&task) {
+            tasks[i]
+                .attempts
+                .reserve_exact(usize::try_from(n).unwrap_or(0));
         }
     }
     ledger.each_attempt(|a| {

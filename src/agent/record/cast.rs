@@ -50,39 +50,38 @@ impl CastWriter {
         })
     }
 
-    /// Output the agent printed at `now_ms`.
+    /// Output the agent printed at `now_ms`: escaped for JSON straight from the bytes, in
+    /// one pass (no string in between; this runs for every read of a flooding agent).
     pub fn output(&mut self, now_ms: u64, bytes: &[u8]) -> io::Result<()> {
-        let mut data = std::mem::take(&mut self.carry);
-        data.extend_from_slice(bytes);
-        let mut text = String::with_capacity(data.len());
-        let mut rest = data.as_slice();
-        loop {
-            match std::str::from_utf8(rest) {
-                Ok(s) => {
-                    text.push_str(s);
-                    break;
-                }
-                Err(e) => {
-                    let (ok, bad) = rest.split_at(e.valid_up_to());
-                    // from_utf8 just said this prefix is valid.
-                    text.push_str(std::str::from_utf8(ok).unwrap_or_default());
-                    match e.error_len() {
-                        Some(n) => {
-                            text.push('\u{FFFD}');
-                            rest = &bad[n..];
-                        }
-                        None => {
-                            self.carry = bad.to_vec();
-                            break;
-                        }
-                    }
+        let joined;
+        let data = if self.carry.is_empty() {
+            bytes
+        } else {
+            let mut d = std::mem::take(&mut self.carry);
+            d.extend_from_slice(bytes);
+            joined = d;
+            &joined
+        };
+        // A character cut at the end waits for the rest of it.
+        let cut = super::stream::utf8_tail(data);
+        let body = &data[..data.len() - cut.len()];
+        self.carry = cut.to_vec();
+        if body.is_empty() {
+            return Ok(());
+        }
+        self.start_event(now_ms, "o")?;
+        if std::str::from_utf8(body).is_ok() {
+            // The common case, checked by the standard library's fast path.
+            escape_json(&mut self.line, body);
+        } else {
+            for chunk in body.utf8_chunks() {
+                escape_json(&mut self.line, chunk.valid().as_bytes());
+                if !chunk.invalid().is_empty() {
+                    self.line.extend_from_slice("\u{fffd}".as_bytes());
                 }
             }
         }
-        if text.is_empty() {
-            return Ok(());
-        }
-        self.event(now_ms, "o", &text)
+        self.end_event()
     }
 
     /// The terminal was resized.
@@ -102,6 +101,14 @@ impl CastWriter {
     }
 
     fn event(&mut self, now_ms: u64, code: &str, data: &str) -> io::Result<()> {
+        self.start_event(now_ms, code)?;
+        escape_json(&mut self.line, data.as_bytes());
+        self.end_event()
+    }
+
+    /// Starts an event line in `self.line` (after a header, on a new generation), up to the
+    /// opening quote of its data.
+    fn start_event(&mut self, now_ms: u64, code: &str) -> io::Result<()> {
         self.line.clear();
         if self.base_ms == u64::MAX || self.file.is_empty() {
             // A new generation: its header first, stamped with a whole second.
@@ -120,11 +127,63 @@ impl CastWriter {
             // Appending to a cast written by an earlier process: continue its clock.
             self.base_ms = last_base_ms(self.file.path()).unwrap_or(now_ms / 1000 * 1000);
         }
-        let secs = now_ms.saturating_sub(self.base_ms) as f64 / 1000.0;
-        let _ = io::Write::write_fmt(&mut self.line, format_args!("[{secs:.3}, \"{code}\", "));
-        serde_json::to_writer(&mut self.line, data).map_err(io::Error::other)?;
-        self.line.extend_from_slice(b"]\n");
+        let ms = now_ms.saturating_sub(self.base_ms);
+        let _ = io::Write::write_fmt(
+            &mut self.line,
+            format_args!("[{}.{:03}, \"{code}\", \"", ms / 1000, ms % 1000),
+        );
+        Ok(())
+    }
+
+    fn end_event(&mut self) -> io::Result<()> {
+        self.line.extend_from_slice(b"\"]\n");
         self.file.write_all(&self.line)
+    }
+}
+
+/// What a byte becomes inside a JSON string: 0 itself, `u` a `\u00XX` escape, else the letter
+/// after a backslash. Only controls, `"` and `\` are escaped (UTF-8 passes as it is).
+static ESCAPE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = b'u';
+        i += 1;
+    }
+    t[0x08] = b'b';
+    t[0x09] = b't';
+    t[0x0a] = b'n';
+    t[0x0c] = b'f';
+    t[0x0d] = b'r';
+    t[b'"' as usize] = b'"';
+    t[b'\\' as usize] = b'\\';
+    t
+};
+
+/// Appends `text` (valid UTF-8) escaped for the inside of a JSON string.
+fn escape_json(out: &mut Vec<u8>, text: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(text.len() + text.len() / 8);
+    let mut i = 0;
+    loop {
+        let run = super::runs::json_plain(&text[i..]);
+        out.extend_from_slice(&text[i..i + run]);
+        i += run;
+        let Some(&b) = text.get(i) else { return };
+        i += 1;
+        let e = ESCAPE[usize::from(b)];
+        if e == b'u' {
+            out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 15)],
+            ]);
+        } else {
+            out.extend_from_slice(&[b'\\', e]);
+        }
     }
 }
 
@@ -272,6 +331,25 @@ mod tests {
                 ("r", "100x30", 1_700_000_001_000),
                 ("m", "input", 1_700_000_001_500),
             ]
+        );
+    }
+
+    /// Every byte a program may print reads back as what serde_json makes of the same text.
+    #[test]
+    fn output_is_escaped_as_json_strings_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pty.cast");
+        let mut w = CastWriter::open(&path, 0, 80, 24, "t").unwrap();
+        let mut all: Vec<u8> = (0u8..0x80).collect();
+        all.extend_from_slice("\\\" é ✔ 界 \u{1F600}\x7f".as_bytes());
+        w.output(1_700_000_000_000, &all).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let line = text.lines().nth(1).unwrap();
+        let want = serde_json::to_string(std::str::from_utf8(&all).unwrap()).unwrap();
+        assert_eq!(line, format!("[0.000, \"o\", {want}]"));
+        assert_eq!(
+            read_cast(&path).unwrap().events[0].data.as_bytes(),
+            &all[..]
         );
     }
 

@@ -20,11 +20,12 @@
 use std::collections::{HashSet, VecDeque};
 
 mod bytes;
+mod stamps;
 
 pub use super::feed::{LogCallbacks, feed, finish, quiet};
 use super::feed::{PlainSink, Probe};
 use super::scan::{Scanner, Seq};
-use super::text::{LineKind, TextLine};
+use super::text::{LineKind, LogLines, TextLine};
 
 /// No output for this long is a quiet moment: the screen the human sees is snapshotted.
 pub const QUIET_MS: u64 = 400;
@@ -60,7 +61,8 @@ pub struct LineTracker {
     rows: u16,
     /// Rows `0..committed` of the main screen are in the log.
     committed: u16,
-    /// Per main-screen row: when the cursor last was on it (the stamp of its line).
+    /// Per main-screen row: the time of the read that printed its first character since it
+    /// was last blank (the stamp of the line that starts there), 0 for none yet (`stamps.rs`).
     row_ms: VecDeque<u64>,
     /// Per main-screen row: a hash of the line that starts there as last written to the log,
     /// 0 for none (a redraw that lowers the commit line and writes the same again adds nothing).
@@ -74,6 +76,8 @@ pub struct LineTracker {
     chunk_start_row: i32,
     /// A logical line whose first rows scrolled off wrapped: it goes on in the next row.
     pending: Option<String>,
+    /// The stamp of `pending`'s first row.
+    pending_ms: u64,
     /// Keys of the rows on screen at the last main-screen snapshot (so a quiet moment or a
     /// clear repeats nothing already shown), and their exact texts (for the exit).
     main_keys: HashSet<String>,
@@ -86,7 +90,7 @@ pub struct LineTracker {
     now_ms: u64,
     /// Never stamp a line before the previous one: the log reads in time order.
     last_ms: u64,
-    out: Vec<TextLine>,
+    out: LogLines,
     pub(crate) scanner: Scanner,
     capture: vt100::capture::BasicFormattedCaptureState,
     /// The chunk being parsed has its lines from its bytes (`stream.rs`): a row scrolling off
@@ -94,6 +98,8 @@ pub struct LineTracker {
     from_bytes: bool,
     /// The start of a UTF-8 character the last chunk ended in (the emulator holds it).
     utf8_carry: Vec<u8>,
+    /// The byte path's buffers (texts, line ends), kept between chunks.
+    bytes_buf: (Vec<u8>, Vec<usize>),
     /// Off only to compare the byte-stream path with the screen path in tests.
     pub(crate) stream_path: bool,
     /// Chunks whose lines came from their bytes (for tests and benches).
@@ -113,6 +119,7 @@ impl LineTracker {
             last_redraw_ms: None,
             chunk_start_row: 0,
             pending: None,
+            pending_ms: 0,
             main_keys: HashSet::new(),
             main_exact: HashSet::new(),
             alt_key: None,
@@ -120,11 +127,12 @@ impl LineTracker {
             last_output_ms: 0,
             now_ms: 0,
             last_ms: 0,
-            out: Vec::new(),
+            out: LogLines::default(),
             scanner: Scanner::default(),
             capture: Default::default(),
             from_bytes: false,
             utf8_carry: Vec::new(),
+            bytes_buf: (Vec::new(), Vec::new()),
             stream_path: true,
             chunks_from_bytes: 0,
         }
@@ -132,7 +140,16 @@ impl LineTracker {
 
     /// Lines ready for the log since the last call, in order.
     pub fn take_lines(&mut self) -> Vec<TextLine> {
-        std::mem::take(&mut self.out)
+        let lines = self.out.to_lines();
+        self.out.clear();
+        lines
+    }
+
+    /// Lines ready for the log since the last call, in order, swapped into `into` (whose old
+    /// contents are dropped): the reader's path, with no allocation per line.
+    pub fn take_log(&mut self, into: &mut LogLines) {
+        into.clear();
+        std::mem::swap(&mut self.out, into);
     }
 
     /// When a quiet-moment snapshot is due if no output arrives before (Unix ms).
@@ -141,9 +158,13 @@ impl LineTracker {
     }
 
     fn emit(&mut self, ms: u64, kind: LineKind, text: String) {
+        self.emit_str(ms, kind, &text);
+    }
+
+    fn emit_str(&mut self, ms: u64, kind: LineKind, text: &str) {
         let ms = ms.max(self.last_ms);
         self.last_ms = ms;
-        self.out.push(TextLine { ms, kind, text });
+        self.out.push(ms, kind, text);
     }
 
     /// A row left the top of the screen (vt100's `on_scroll`).
@@ -160,7 +181,10 @@ impl LineTracker {
             self.committed = self.committed.saturating_sub(1);
             return;
         }
-        let mut text = self.pending.take().unwrap_or_default();
+        let (mut text, stamp) = match self.pending.take() {
+            Some(p) => (p, Some(self.pending_ms)),
+            None => (String::new(), stamp),
+        };
         let _ = row.write_formatted_basic(
             &mut PlainSink {
                 out: &mut text,
@@ -177,6 +201,7 @@ impl LineTracker {
             self.emit(stamp.unwrap_or(self.now_ms), LineKind::Output, text);
         } else {
             self.pending = Some(text);
+            self.pending_ms = stamp.unwrap_or(self.now_ms);
         }
     }
 
@@ -216,11 +241,15 @@ impl LineTracker {
                 if mode == 1 || mode == 2 || (row, col) == (0, 0) {
                     self.main_snapshot(screen, SnapshotReason::Clear, self.now_ms);
                 }
+                self.erased(mode, row, col);
             }
             Seq::EraseDisplay(_) | Seq::Reset if screen.alternate_screen() => {
                 self.alt_snapshot(screen, SnapshotReason::Clear, self.now_ms);
             }
-            Seq::Reset => self.main_snapshot(screen, SnapshotReason::Clear, self.now_ms),
+            Seq::Reset => {
+                self.main_snapshot(screen, SnapshotReason::Clear, self.now_ms);
+                self.erased(2, 0, 0);
+            }
             Seq::AltLeave if screen.alternate_screen() => {
                 self.alt_snapshot(screen, SnapshotReason::LeaveAlternate, self.now_ms);
             }
@@ -228,7 +257,7 @@ impl LineTracker {
                 // The main screen waits unchanged behind the full-screen app; what is complete
                 // on it is final (and would otherwise be lost if the agent ends in there).
                 let row = screen.cursor_position().0;
-                self.touch_rows(row);
+                self.touch_rows(screen, row);
                 self.commit(screen, row);
             }
             _ => {}
@@ -249,6 +278,8 @@ impl LineTracker {
         // Above where this chunk began writing: rows already printed may be rewritten (a
         // status line drawn at the bottom and the cursor restored is not that).
         if i32::from(line) < self.chunk_start_row {
+            // What is drawn from here down is new: stamped when it is printed.
+            self.forget_rows(line, self.rows);
             self.last_redraw_ms = Some(self.now_ms);
             self.touched_now = self.touched_now.min(line);
             self.chunk_start_row = i32::from(line);
@@ -271,7 +302,7 @@ impl LineTracker {
             return;
         }
         let row = screen.cursor_position().0;
-        self.touch_rows(row);
+        self.touch_rows(screen, row);
         self.commit(screen, row);
     }
 
@@ -283,7 +314,7 @@ impl LineTracker {
             return;
         }
         let row = screen.cursor_position().0;
-        self.touch_rows(row);
+        self.touch_rows(screen, row);
         if self.streaming() {
             self.touched_now = u16::MAX;
             self.touched_before = u16::MAX;
@@ -297,16 +328,6 @@ impl LineTracker {
         }
         let settled = row.min(self.touched_now).min(self.touched_before);
         self.commit(screen, settled);
-    }
-
-    /// The rows the cursor crossed in this chunk get this chunk's time.
-    fn touch_rows(&mut self, row: u16) {
-        let from = self.chunk_start_row.clamp(0, i32::from(row)) as usize;
-        let to = usize::from(row).min(self.row_ms.len().saturating_sub(1));
-        for t in self.row_ms.iter_mut().take(to + 1).skip(from) {
-            *t = self.now_ms;
-        }
-        self.chunk_start_row = i32::from(row);
     }
 
     /// No output for [`QUIET_MS`]: what is settled is committed, the rest of the screen is
@@ -406,7 +427,7 @@ impl LineTracker {
         let starts = (from..to).filter(|&r| r == from || !screen.row_wrapped(r - 1));
         let mut out = Vec::new();
         for (i, (part, row)) in text.split('\n').zip(starts).enumerate() {
-            let ms = self
+            let mut ms = self
                 .row_ms
                 .get(usize::from(row))
                 .copied()
@@ -418,6 +439,7 @@ impl LineTracker {
                 && let Some(p) = self.pending.take()
             {
                 line.push_str(&p);
+                ms = self.pending_ms;
             }
             line.push_str(part.trim_end());
             out.push((row, ms, line));

@@ -19,6 +19,7 @@ pub mod cast;
 pub mod feed;
 pub mod lines;
 pub mod retention;
+mod runs;
 pub mod scan;
 pub mod stream;
 pub mod tail;
@@ -30,7 +31,7 @@ use std::path::{Path, PathBuf};
 
 use crate::agent::logs::RotatingFile;
 use cast::CastWriter;
-use text::{StampCache, TextLine};
+use text::{LogLines, StampCache, TextLine};
 
 /// Raw PTY bytes, written before parsing: the lossless record.
 pub const RAW_LOG: &str = "pty.raw";
@@ -116,6 +117,23 @@ impl Recorder {
         self.buf.clear();
         for l in lines {
             text::write_line(&mut self.buf, &mut self.stamps, l);
+        }
+        if let Some(f) = &mut self.text
+            && let Err(e) = f.write_all(&self.buf)
+        {
+            disable(&mut self.text, "screen.log", &e);
+        }
+    }
+
+    /// Lines for `screen.log` as the screen hands them over ([`lines::LineTracker::take_log`]),
+    /// in one write.
+    pub fn log(&mut self, lines: &LogLines) {
+        if lines.is_empty() {
+            return;
+        }
+        self.buf.clear();
+        for (ms, kind, t) in lines.iter() {
+            text::write_record(&mut self.buf, &mut self.stamps, ms, kind, t);
         }
         if let Some(f) = &mut self.text
             && let Err(e) = f.write_all(&self.buf)

@@ -30,74 +30,87 @@ enum State {
 }
 
 /// The chunk's complete lines (each ended by `\r\n`), without colours and trailing blanks, if
-/// the chunk is plain streamed text; `carry` is the start of a UTF-8 character the previous
-/// chunk ended in (the emulator holds it), `col` the cursor's column on a screen `cols` wide.
-/// The first line is only what this chunk adds to the line the cursor is on. `None`: the chunk
-/// needs the screen path.
+/// the chunk is plain streamed text: appended to `text`, each line's end pushed to `ends` (no
+/// allocation per line; `text` is valid UTF-8 up to the last end). `carry` is the start of a
+/// UTF-8 character the previous chunk ended in (the emulator holds it), `col` the cursor's
+/// column on a screen `cols` wide. The first line is only what this chunk adds to the line the
+/// cursor is on. `false`: the chunk needs the screen path (what was appended is to be dropped).
 pub fn complete_lines(
     start: Start,
     carry: &[u8],
     chunk: &[u8],
-    col: u16,
-    cols: u16,
-) -> Option<Vec<String>> {
+    (col, cols): (u16, u16),
+    text: &mut Vec<u8>,
+    ends: &mut Vec<usize>,
+) -> bool {
     let (col, cols) = (usize::from(col), usize::from(cols));
     let mut state = match start {
         Start::Ground => State::Ground,
         Start::Esc => State::Esc,
         Start::Csi => State::Csi,
     };
-    let mut lines = Vec::new();
-    let mut cur: Vec<u8> = carry.to_vec();
+    let mut line_start = text.len();
+    text.extend_from_slice(carry);
     let mut ascii = carry.is_empty();
+    let mut first = true;
     let mut i = 0;
     while i < chunk.len() {
         match state {
             State::Ground => {
                 // Runs of printable ASCII are most of the stream.
-                let run = chunk[i..]
-                    .iter()
-                    .position(|&b| !(0x20..0x7f).contains(&b))
-                    .unwrap_or(chunk.len() - i);
-                cur.extend_from_slice(&chunk[i..i + run]);
+                let run = super::runs::printable(&chunk[i..]);
+                text.extend_from_slice(&chunk[i..i + run]);
                 i += run;
                 let Some(&b) = chunk.get(i) else { break };
                 match b {
+                    // A whole colour sequence here: past it at once (most are).
+                    0x1b if chunk.get(i + 1) == Some(&b'[') => {
+                        let params = &chunk[i + 2..];
+                        match params.iter().position(|b| !b"0123456789;:".contains(b)) {
+                            Some(n) if params[n] == b'm' => i += 2 + n,
+                            Some(_) => return false,
+                            None => {
+                                state = State::Csi;
+                                i = chunk.len();
+                                continue;
+                            }
+                        }
+                    }
                     0x1b => state = State::Esc,
                     b'\r' => state = State::Cr,
                     // A bell changes nothing on screen.
                     0x07 => {}
                     0x80..=0xff => {
                         ascii = false;
-                        cur.push(b);
+                        text.push(b);
                     }
                     // A lone `\n` (the cursor keeps its column), tab, backspace, other controls.
-                    _ => return None,
+                    _ => return false,
                 }
             }
             State::Esc => match chunk[i] {
                 b'[' => state = State::Csi,
-                _ => return None,
+                _ => return false,
             },
             State::Csi => match chunk[i] {
                 b'0'..=b'9' | b';' | b':' => {}
                 b'm' => state = State::Ground,
-                _ => return None,
+                _ => return false,
             },
             State::Cr => match chunk[i] {
                 b'\n' => {
-                    let from = if lines.is_empty() { col } else { 0 };
-                    let next = Vec::with_capacity(cur.len().max(64));
-                    lines.push(line_text(
-                        std::mem::replace(&mut cur, next),
-                        ascii,
-                        from,
-                        cols,
-                    )?);
+                    let from = if first { col } else { 0 };
+                    let Some(len) = line_len(&text[line_start..], ascii, from, cols) else {
+                        return false;
+                    };
+                    text.truncate(line_start + len);
+                    ends.push(text.len());
+                    line_start = text.len();
                     ascii = true;
+                    first = false;
                     state = State::Ground;
                 }
-                _ => return None,
+                _ => return false,
             },
         }
         i += 1;
@@ -106,28 +119,35 @@ pub fn complete_lines(
     // and the next chunk's first line continues them), except a character cut at the end.
     // (ASCII is one narrow character per cell: every wrap is clean.)
     if !ascii {
-        let from = if lines.is_empty() { col } else { 0 };
-        let valid = match std::str::from_utf8(&cur) {
+        let from = if first { col } else { 0 };
+        let open = &text[line_start..];
+        let valid = match std::str::from_utf8(open) {
             Ok(s) => s,
             Err(e) if e.error_len().is_none() => {
-                std::str::from_utf8(&cur[..e.valid_up_to()]).ok()?
+                match std::str::from_utf8(&open[..e.valid_up_to()]) {
+                    Ok(s) => s,
+                    Err(_) => return false,
+                }
             }
-            Err(_) => return None,
+            Err(_) => return false,
         };
-        clean_wraps(valid, from, cols)?;
+        if clean_wraps(valid, from, cols).is_none() {
+            return false;
+        }
     }
-    Some(lines)
+    true
 }
 
-/// A line's text, if the screen holds it as the same characters in a row or rows wrapped
-/// from one to the next (see [`clean_wraps`]).
-fn line_text(bytes: Vec<u8>, ascii: bool, from: usize, cols: usize) -> Option<String> {
-    let mut text = String::from_utf8(bytes).ok()?;
-    if !ascii {
-        clean_wraps(&text, from, cols)?;
+/// The length of a line's text without its trailing blanks, if the screen holds it as the same
+/// characters in a row or rows wrapped from one to the next (see [`clean_wraps`]).
+fn line_len(bytes: &[u8], ascii: bool, from: usize, cols: usize) -> Option<usize> {
+    if ascii {
+        // Controls never get here: only spaces can trail.
+        return Some(bytes.iter().rposition(|&b| b != b' ').map_or(0, |p| p + 1));
     }
-    text.truncate(text.trim_end().len());
-    Some(text)
+    let text = std::str::from_utf8(bytes).ok()?;
+    clean_wraps(text, from, cols)?;
+    Some(text.trim_end().len())
 }
 
 /// Walks `text` from column `from` as vt100 places it, and says whether the screen will read it
@@ -178,8 +198,28 @@ pub fn utf8_tail(chunk: &[u8]) -> &[u8] {
 mod tests {
     use super::*;
 
+    fn collect(
+        start: Start,
+        carry: &[u8],
+        chunk: &[u8],
+        col: u16,
+        cols: u16,
+    ) -> Option<Vec<String>> {
+        let (mut text, mut ends) = (Vec::new(), Vec::new());
+        if !complete_lines(start, carry, chunk, (col, cols), &mut text, &mut ends) {
+            return None;
+        }
+        let mut from = 0;
+        let lines = ends.iter().map(|&end| {
+            let line = String::from_utf8(text[from..end].to_vec()).unwrap();
+            from = end;
+            line
+        });
+        Some(lines.collect())
+    }
+
     fn lines(chunk: &[u8]) -> Option<Vec<String>> {
-        complete_lines(Start::Ground, &[], chunk, 0, 80)
+        collect(Start::Ground, &[], chunk, 0, 80)
     }
 
     #[test]
@@ -215,18 +255,18 @@ mod tests {
     #[test]
     fn sequences_and_characters_cut_between_reads_continue() {
         assert_eq!(
-            complete_lines(Start::Csi, &[], b"1;31mred\x1b[0m\r\n", 0, 80),
+            collect(Start::Csi, &[], b"1;31mred\x1b[0m\r\n", 0, 80),
             Some(vec!["red".to_string()])
         );
         assert_eq!(
-            complete_lines(Start::Esc, &[], b"[0mx\r\n", 0, 80),
+            collect(Start::Esc, &[], b"[0mx\r\n", 0, 80),
             Some(vec!["x".to_string()])
         );
         let first = b"done \xe2\x9c";
         assert_eq!(utf8_tail(first), b"\xe2\x9c");
         assert_eq!(lines(first), Some(vec![]));
         assert_eq!(
-            complete_lines(
+            collect(
                 Start::Ground,
                 utf8_tail(first),
                 b"\x94 \xe7\x95\x8c\r\n",
@@ -305,15 +345,11 @@ mod parity {
         (got, p.callbacks_mut().tracker().chunks_from_bytes)
     }
 
-    /// The same lines in the same order. Stamps may differ: the screen path stamps a line that
-    /// scrolled off before a pause with the time its row was first written, the byte path
-    /// every line with the read that completed it.
+    /// The same lines in the same order, with the same stamps: both paths stamp a line with
+    /// the read that carried its first printed character.
     #[test]
     fn lines_from_the_bytes_are_the_lines_the_screen_gives() {
         let mut used = 0;
-        let what = |v: Vec<TextLine>| -> Vec<TextLine> {
-            v.into_iter().map(|l| TextLine { ms: 0, ..l }).collect()
-        };
         for seed in 0..60 {
             let input = output(seed, 400);
             let (screen, none) = run(&input, seed, false);
@@ -321,7 +357,6 @@ mod parity {
             assert_eq!(none, 0);
             used += n;
             assert!(bytes.windows(2).all(|w| w[0].ms <= w[1].ms), "seed {seed}");
-            let (screen, bytes) = (what(screen), what(bytes));
             if let Some(i) =
                 (0..bytes.len().max(screen.len())).find(|&i| bytes.get(i) != screen.get(i))
             {

@@ -64,21 +64,77 @@ impl TextLine {
     }
 }
 
+/// Lines for the log with their texts in one buffer: a flooding agent's lines cost no
+/// allocation each. What `LineTracker` hands the recorder.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct LogLines {
+    text: String,
+    /// Each line's stamp, kind and the end of its text in `text`.
+    lines: Vec<(u64, LineKind, usize)>,
+}
+
+impl LogLines {
+    pub fn push(&mut self, ms: u64, kind: LineKind, text: &str) {
+        self.text.push_str(text);
+        self.lines.push((ms, kind, self.text.len()));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.lines.clear();
+    }
+
+    /// Each line's stamp, kind and text, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, LineKind, &str)> {
+        let mut from = 0;
+        self.lines.iter().map(move |&(ms, kind, end)| {
+            let text = &self.text[from..end];
+            from = end;
+            (ms, kind, text)
+        })
+    }
+
+    pub fn to_lines(&self) -> Vec<TextLine> {
+        self.iter()
+            .map(|(ms, kind, text)| TextLine::new(ms, kind, text))
+            .collect()
+    }
+}
+
 /// Length of a stamp: `2026-05-20T13:54:34.123Z`.
 pub const STAMP_LEN: usize = 24;
 
 /// Appends `line` as one line of the log (the text's own newlines and carriage returns become
 /// spaces, so one record is always one line).
 pub fn write_line(out: &mut Vec<u8>, stamps: &mut StampCache, line: &TextLine) {
-    out.extend_from_slice(stamps.get(line.ms).as_bytes());
+    write_record(out, stamps, line.ms, line.kind, &line.text);
+}
+
+/// [`write_line`] from the parts of a line.
+pub fn write_record(
+    out: &mut Vec<u8>,
+    stamps: &mut StampCache,
+    ms: u64,
+    kind: LineKind,
+    text: &str,
+) {
+    out.extend_from_slice(stamps.get(ms).as_bytes());
     out.push(b' ');
     let mut mark = [0u8; 4];
-    out.extend_from_slice(line.kind.mark().encode_utf8(&mut mark).as_bytes());
+    out.extend_from_slice(kind.mark().encode_utf8(&mut mark).as_bytes());
     out.push(b' ');
-    if memchr::memchr2(b'\n', b'\r', line.text.as_bytes()).is_some() {
-        out.extend_from_slice(line.text.replace(['\n', '\r'], " ").as_bytes());
+    if memchr::memchr2(b'\n', b'\r', text.as_bytes()).is_some() {
+        out.extend_from_slice(text.replace(['\n', '\r'], " ").as_bytes());
     } else {
-        out.extend_from_slice(line.text.as_bytes());
+        out.extend_from_slice(text.as_bytes());
     }
     out.push(b'\n');
 }

@@ -7,11 +7,15 @@ use crate::agent::record::stream::{Start, complete_lines, utf8_tail};
 use crate::agent::record::text::LineKind;
 
 /// A chunk whose lines come from its bytes: the cursor row's text before it, whether that
-/// row's line was already written there, and the chunk's complete lines.
+/// row's line was already written there, and the chunk's complete lines (their texts in one
+/// buffer, `ends` where each ends; the buffers go back to the tracker for the next chunk).
 pub(in crate::agent::record) struct FromBytes {
     prefix: String,
     prefix_written: u64,
-    lines: Vec<String>,
+    /// The stamp of the first line: the cursor row's, if its first characters came earlier.
+    first_ms: u64,
+    text: Vec<u8>,
+    ends: Vec<usize>,
 }
 
 impl LineTracker {
@@ -48,9 +52,16 @@ impl LineTracker {
         {
             return None;
         }
-        let lines = complete_lines(start, carry, chunk, col, cols)?;
+        let (mut text, mut ends) = std::mem::take(&mut self.bytes_buf);
+        text.clear();
+        ends.clear();
+        if !complete_lines(start, carry, chunk, (col, cols), &mut text, &mut ends) {
+            self.bytes_buf = (text, ends);
+            return None;
+        }
+        text.truncate(ends.last().copied().unwrap_or(0));
         let mut prefix = String::new();
-        if !lines.is_empty() {
+        if !ends.is_empty() {
             // As vt100 reads a row: a blank before later text is a space.
             for c in 0..col {
                 match cell(c) {
@@ -65,7 +76,9 @@ impl LineTracker {
         Some(FromBytes {
             prefix,
             prefix_written: self.written.get(usize::from(row)).copied().unwrap_or(0),
-            lines,
+            first_ms: self.row_stamp(row).unwrap_or(self.now_ms),
+            text,
+            ends,
         })
     }
 
@@ -80,12 +93,26 @@ impl LineTracker {
         let FromBytes {
             prefix,
             prefix_written,
-            mut lines,
+            first_ms,
+            text,
+            ends,
         } = chunk;
-        if let Some(first) = lines.first_mut() {
-            first.insert_str(0, &prefix);
+        // `complete_lines` checked every line it ended.
+        let all = std::str::from_utf8(&text).unwrap_or_default();
+        let line = |i: usize| {
+            let from = if i == 0 { 0 } else { ends[i - 1] };
+            all.get(from..ends[i]).unwrap_or_default()
+        };
+        let first = (!ends.is_empty()).then(|| {
+            let mut first = prefix;
+            first.push_str(line(0));
             first.truncate(first.trim_end().len());
-        }
+            first
+        });
+        let text_of = |i: usize| match (&first, i) {
+            (Some(f), 0) => f.as_str(),
+            _ => line(i),
+        };
         // The open line starts on the cursor row, or higher if it wrapped.
         let mut open = screen.cursor_position().0;
         while open > 0 && screen.row_wrapped(open - 1) {
@@ -93,7 +120,7 @@ impl LineTracker {
         }
         self.committed = open;
         let mut end = open;
-        for text in lines.iter().rev() {
+        for i in (0..ends.len()).rev() {
             if end == 0 {
                 break;
             }
@@ -101,16 +128,18 @@ impl LineTracker {
             while first_row > 0 && screen.row_wrapped(first_row - 1) {
                 first_row -= 1;
             }
-            self.mark_written(first_row, text);
+            self.mark_written(first_row, text_of(i));
             end = first_row;
         }
-        for (i, text) in lines.into_iter().enumerate() {
+        for i in 0..ends.len() {
             // The screen path does not write again a line already written at its row.
-            if i == 0 && prefix_written == text_hash(&text) {
+            if i == 0 && prefix_written == text_hash(text_of(0)) {
                 continue;
             }
-            self.emit(self.now_ms, LineKind::Output, text);
+            let ms = if i == 0 { first_ms } else { self.now_ms };
+            self.emit_str(ms, LineKind::Output, text_of(i));
         }
+        self.bytes_buf = (text, ends);
     }
 
     /// After every chunk: the UTF-8 character it may have ended in, for the next one.
