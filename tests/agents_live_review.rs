@@ -204,6 +204,23 @@ fn claude_session_stays_alive_through_review_takes_the_reject_note_and_ends_afte
     let one = logs("1");
     assert!(!one.stdout.contains("Also add the fix"), "{}", one.show());
     assert!(one.stdout.contains("Write it."), "{}", one.show());
+    // The merged view tags each line with the attempt whose turn printed it.
+    let all = r.repo.orch(&["logs", "--all"], Duration::from_secs(30));
+    assert_eq!(all.code, 0, "{}", all.show());
+    let tag_of = |words: &str| {
+        all.stdout
+            .lines()
+            .find(|l| l.contains(words))
+            .and_then(|l| l.split('│').next())
+            .map(|head| head.split_whitespace().last().unwrap_or("").to_string())
+    };
+    assert_eq!(tag_of("Write it.").as_deref(), Some("t#1"), "{}", all.show());
+    assert_eq!(
+        tag_of("Also add the fix").as_deref(),
+        Some("t#2"),
+        "{}",
+        all.show()
+    );
 
     let typed = r.events("change_request_typed");
     assert_eq!(typed.len(), 1, "{typed:#?}");

@@ -363,7 +363,7 @@ fn all(ctx: &Context, tasks: &[String], follow: bool, since_ms: Option<u64>) -> 
     let mut out = Out::new();
     let mut width = followed
         .iter()
-        .map(|f| f.src.tag().len())
+        .map(|f| f.src.tag_width())
         .max()
         .unwrap_or(0);
     let keep = |l: &LogLine| since_ms.is_none_or(|s| l.ms >= s);
@@ -391,7 +391,7 @@ fn all(ctx: &Context, tasks: &[String], follow: bool, since_ms: Option<u64>) -> 
     }
     for l in merge_by_time(streams).filter(keep) {
         let f = &followed[l.source];
-        out.line(&l, &f.src.tag(), &f.src.task, width);
+        out.line(&l, &f.src.tag_at(l.ms), &f.src.task, width);
         if out.closed {
             return Ok(EXIT_OK);
         }
@@ -412,7 +412,7 @@ fn all(ctx: &Context, tasks: &[String], follow: bool, since_ms: Option<u64>) -> 
                 followed.iter().map(|f| f.src.path.clone()).collect();
             for src in sources(&ledger)?.into_iter().filter(wanted) {
                 if !known.contains(&src.path) {
-                    width = width.max(src.tag().len());
+                    width = width.max(src.tag_width());
                     followed.push(follower(&ledger, src)?);
                 }
             }
@@ -432,7 +432,7 @@ fn all(ctx: &Context, tasks: &[String], follow: bool, since_ms: Option<u64>) -> 
         batch.sort_by_key(|l| l.ms);
         for l in batch.iter().filter(|l| keep(l)) {
             let f = &followed[l.source];
-            out.line(l, &f.src.tag(), &f.src.task, width);
+            out.line(l, &f.src.tag_at(l.ms), &f.src.task, width);
         }
         out.flush();
     }

@@ -25,10 +25,33 @@ pub const TAIL_BYTES: u64 = 64 * 1024;
 /// What one look reads at most per file, so a flood never stalls the UI.
 pub const POLL_BYTES: u64 = 256 * 1024;
 
-/// Every log of every attempt, in the order the attempts started.
+/// Every log of every attempt, in the order the attempts started. An attempt that continues
+/// a kept session in the same process (same pid) prints into the files of the attempt that
+/// started it: it has no sources of its own there, and that file's lines from its start on are
+/// tagged with its number.
 pub fn sources(ledger: &Ledger) -> Result<Vec<Source>, LedgerError> {
     let mut out = Vec::new();
-    for a in ledger.all_attempts()? {
+    let attempts = ledger.all_attempts()?;
+    let pid_of: HashMap<_, _> = attempts.iter().map(|a| (a.id, a.pid)).collect();
+    // Attempt -> the attempt continuing it in its own process.
+    let next_in_process: HashMap<_, _> = attempts
+        .iter()
+        .filter(|x| x.pid.is_some() && x.continues.is_some_and(|c| pid_of.get(&c) == Some(&x.pid)))
+        .filter_map(|x| x.continues.map(|c| (c, x)))
+        .collect();
+    let continued: HashSet<_> = next_in_process.values().map(|x| x.id).collect();
+    for a in &attempts {
+        // The chain of attempts continuing this one in its process, in order.
+        let mut later = Vec::new();
+        let mut last = a.id;
+        while let Some(next) = next_in_process.get(&last) {
+            later.push((u64::try_from(next.started_ms).unwrap_or(0), next.n.0));
+            last = next.id;
+            if later.len() > attempts.len() {
+                break; // a cycle cannot be in the ledger; never loop on one
+            }
+        }
+        let continued = continued.contains(&a.id);
         let Some(dir) = a.log_dir.as_deref().filter(|d| !d.is_empty()) else {
             continue;
         };
@@ -39,10 +62,17 @@ pub fn sources(ledger: &Ledger) -> Result<Vec<Source>, LedgerError> {
             n: a.n.0,
             kind,
             profile: a.profile.clone(),
+            later: if kind == SourceKind::Agent {
+                later.clone()
+            } else {
+                Vec::new()
+            },
         };
         match a.role {
             Role::Agent => {
-                out.push(src(TEXT_LOG, SourceKind::Agent));
+                if !continued {
+                    out.push(src(TEXT_LOG, SourceKind::Agent));
+                }
                 out.push(src(CHECKS_LOG, SourceKind::Checks));
                 out.push(src(MERGE_CHECKS_LOG, SourceKind::MergeChecks));
             }
@@ -124,9 +154,9 @@ pub fn view_line(src: &Source, raw: RawLine) -> LogLine {
     LogLine {
         ms: raw.ms,
         clock: local_clock(raw.ms),
-        tag: src.tag(),
+        tag: src.tag_at(raw.ms),
         task: src.task.clone(),
-        n: src.n,
+        n: src.n_at(raw.ms),
         source: src.kind,
         profile: src.profile.clone(),
         kind: raw.kind,

@@ -63,11 +63,36 @@ pub struct Source {
     pub kind: SourceKind,
     /// The agent profile (for filters).
     pub profile: String,
+    /// Later attempts that print into this file, as (start in Unix ms, attempt number) in
+    /// order: a session kept alive through review takes its change requests as new attempts
+    /// in the same process, whose files were opened when it started.
+    pub later: Vec<(u64, u32)>,
 }
 
 impl Source {
+    /// The tag of the file's first attempt (the widest of its tags but for the number).
     pub fn tag(&self) -> String {
         self.kind.tag(&self.task, self.n)
+    }
+
+    /// The attempt a line printed at `ms` belongs to.
+    pub fn n_at(&self, ms: u64) -> u32 {
+        self.later
+            .iter()
+            .take_while(|(from, _)| *from <= ms)
+            .last()
+            .map_or(self.n, |(_, n)| *n)
+    }
+
+    /// The tag of a line printed at `ms`: `task#3` for a kept session's third attempt.
+    pub fn tag_at(&self, ms: u64) -> String {
+        self.kind.tag(&self.task, self.n_at(ms))
+    }
+
+    /// The widest tag a line of this file can carry.
+    pub fn tag_width(&self) -> usize {
+        let n = self.later.last().map_or(self.n, |(_, n)| *n).max(self.n);
+        self.kind.tag(&self.task, n).len()
     }
 }
 
