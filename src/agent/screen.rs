@@ -91,6 +91,12 @@ impl ScreenCallbacks {
         self.log.take_lines()
     }
 
+    /// Drops the lines that became final: for a screen that writes no text log (a watching
+    /// client's copy), without building them as lines first.
+    pub fn drop_lines(&mut self) {
+        self.log.drop_lines();
+    }
+
     /// [`Self::take_lines`] for the reader: swapped into `into`, no allocation per line.
     pub fn take_log(&mut self, into: &mut crate::agent::record::text::LogLines) {
         self.log.take_log(into);

@@ -324,7 +324,7 @@ impl Tail {
             // Nobody answers the agent's queries or writes its text log from here.
             let cb = p.callbacks_mut();
             cb.take_replies();
-            cb.take_lines();
+            cb.drop_lines();
             cb.take_events();
         }
         true

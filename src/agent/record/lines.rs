@@ -145,6 +145,11 @@ impl LineTracker {
         lines
     }
 
+    /// Drops the lines ready for the log (nobody writes this screen's log).
+    pub fn drop_lines(&mut self) {
+        self.out.clear();
+    }
+
     /// Lines ready for the log since the last call, in order, swapped into `into` (whose old
     /// contents are dropped): the reader's path, with no allocation per line.
     pub fn take_log(&mut self, into: &mut LogLines) {
