@@ -214,7 +214,12 @@ fn claude_session_stays_alive_through_review_takes_the_reject_note_and_ends_afte
             .and_then(|l| l.split('│').next())
             .map(|head| head.split_whitespace().last().unwrap_or("").to_string())
     };
-    assert_eq!(tag_of("Write it.").as_deref(), Some("t#1"), "{}", all.show());
+    assert_eq!(
+        tag_of("Write it.").as_deref(),
+        Some("t#1"),
+        "{}",
+        all.show()
+    );
     assert_eq!(
         tag_of("Also add the fix").as_deref(),
         Some("t#2"),
