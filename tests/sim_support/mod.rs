@@ -7,8 +7,10 @@
 
 #![allow(dead_code)]
 
+mod fake_agent;
 pub mod fake_git;
 mod invariants;
+mod launch_checks;
 mod upstream;
 pub mod world;
 
