@@ -388,6 +388,15 @@ impl Repo {
     /// Removes untracked files that are not ignored, then ignored ones outside `pool.reuse`.
     fn clean_untracked(&self, pool: &Pool, path: &Path) -> Result<(), GitError> {
         // -ff: nested repositories an agent cloned go too.
+        if pool.reuse.is_empty() {
+            // No cache kept: untracked and ignored files alike go, which is what the two passes
+            // below do together; one git process instead of two.
+            return self
+                .git_in(path)
+                .args(["clean", "-ffdxq"])
+                .run()
+                .map(|_| ());
+        }
         self.git_in(path).args(["clean", "-ffdq"]).run()?;
         // -X removes only ignored files; a command-line pattern beats .gitignore, so `!/target/`
         // takes an opted-in cache out of what is removed.
