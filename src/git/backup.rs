@@ -72,8 +72,8 @@ impl Repo {
     }
 
     /// True when some backup ref holds `oid` in its history (pointing right at it included).
-    /// One walk: a `--points-at` listing first almost never answered (a merged task's commit is
-    /// held by a backup of a later commit), so it only added a git process per retired task.
+    /// One walk: a `--points-at` listing first almost never answered (when a merged task is
+    /// retired nothing points at its commit yet), so it only added a git process per task.
     pub(crate) fn held_by_backup(&self, oid: &str) -> Result<bool, GitError> {
         let glob = format!("--glob={BACKUP_PREFIX}");
         Ok(!self.has_unsaved_commits(oid, &[&glob])?)
