@@ -3,7 +3,9 @@
 //! Prints figures only (no pass/fail). See docs/benchmarks.md for what each one means.
 //! Knobs (environment): `BENCH_TASKS` (default 200), `BENCH_LEDGER_TASKS` (default 2000),
 //! `BENCH_HEARTBEATS` (default 300), `BENCH_ONLY` (comma list of 1..5 to run a subset),
-//! `BENCH_KEEP=1` keeps the end-to-end repo and prints its path.
+//! `BENCH_KEEP=1` keeps the end-to-end repo and prints its path. `BENCH_GIT_TRACE=1` logs every
+//! git process of both sides (`GIT_TRACE2_EVENT`) and prints how many of each per task (the
+//! tracing costs CPU: read the CPU figures of a run without it).
 
 mod common;
 
@@ -66,7 +68,7 @@ fn line(label: &str, sample: &[f64], unit: &str) {
 /// Seconds a shell loop takes to do each task's minimal git work in turn on a fresh repository:
 /// a worktree on a new branch, the task's file written and committed, merged onto `main`
 /// (`merge-tree`, `commit-tree`, `update-ref`), the worktree removed.
-fn serial_loop(n: usize) -> f64 {
+fn serial_loop(n: usize, git_trace: Option<&Path>) -> f64 {
     let tmp = tempfile::Builder::new()
         .prefix("orch-bench-loop-")
         .tempdir()
@@ -87,7 +89,11 @@ for i in $(seq 1 {n}); do
 done"#
     );
     let t0 = Instant::now();
-    let ok = Command::new("bash")
+    let mut cmd = Command::new("bash");
+    if let Some(t) = git_trace {
+        cmd.env("GIT_TRACE2_EVENT", t);
+    }
+    let ok = cmd
         .args(["-c", &script])
         .current_dir(&dir)
         .status()
@@ -95,6 +101,53 @@ done"#
     let secs = t0.elapsed().as_secs_f64();
     assert!(ok, "the serial git loop failed in {}", dir.display());
     secs
+}
+
+/// Prints how many git processes of each kind `GIT_TRACE2_EVENT` logged to `path`, per task:
+/// every `start` event is one process (those git starts itself included), named by its
+/// subcommand (and `worktree`'s verb), global options skipped.
+fn git_histogram(side: &str, path: &Path, n: usize) {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for l in text.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(l) else {
+            continue;
+        };
+        if v.get("event").and_then(|e| e.as_str()) != Some("start") {
+            continue;
+        }
+        let argv: Vec<&str> = v
+            .get("argv")
+            .and_then(|a| a.as_array())
+            .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
+            .unwrap_or_default();
+        let mut words = argv.iter().skip(1);
+        let mut name = String::from("(none)");
+        while let Some(w) = words.next() {
+            if *w == "-C" || *w == "-c" {
+                words.next();
+            } else if !w.starts_with('-') {
+                name = w.to_string();
+                if *w == "worktree"
+                    && let Some(verb) = words.next()
+                {
+                    name = format!("worktree {verb}");
+                }
+                break;
+            }
+        }
+        *counts.entry(name).or_default() += 1;
+    }
+    let total: usize = counts.values().sum();
+    let mut rows: Vec<_> = counts.into_iter().collect();
+    rows.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    println!(
+        "  git processes, {side}: {total} = {:.1} per task (GIT_TRACE2_EVENT)",
+        total as f64 / n as f64
+    );
+    for (name, c) in rows {
+        println!("    {:>6.2}  {name}", c as f64 / n as f64);
+    }
 }
 
 /// User + system CPU seconds of every child process this one has waited for so far (with
@@ -206,11 +259,17 @@ fn end_to_end(n: usize, show1: bool, show2: bool, show5: bool) {
 
     // The reference, in the same minute on the same machine: the minimal git work of every task
     // done one after the other by a shell loop.
+    let trace = std::env::var("BENCH_GIT_TRACE").is_ok();
+    let (loop_trace, orch_trace) = (dir.join("git-trace-loop.json"), dir.join("git-trace.json"));
     let cpu0 = children_cpu_s();
-    let serial = serial_loop(n);
+    let serial = serial_loop(n, trace.then_some(loop_trace.as_path()));
     let cpu1 = children_cpu_s();
     let t0 = Instant::now();
-    let out = Command::new(BIN)
+    let mut cmd = Command::new(BIN);
+    if trace {
+        cmd.env("GIT_TRACE2_EVENT", &orch_trace);
+    }
+    let out = cmd
         .args(["run", "--headless", "--plan", "plan.toml"])
         .current_dir(&dir)
         .stdin(Stdio::null())
@@ -468,6 +527,10 @@ fn end_to_end(n: usize, show1: bool, show2: bool, show5: bool) {
                 60_000.0 / (merge_sum / merge.len() as f64)
             }
         );
+    }
+    if trace {
+        git_histogram("orch-tui", &orch_trace, n);
+        git_histogram("serial loop", &loop_trace, n);
     }
     if std::env::var("BENCH_KEEP").is_ok() {
         let kept = tmp.keep();

@@ -1,7 +1,7 @@
 //! Backup refs (`refs/orch/backup/...`): where a commit goes before anything could make it
 //! unreachable. They are written with a reflog, so `orch-tui gc` knows how old each one is.
 
-use super::{BACKUP_PREFIX, GitError, Repo, is_hex, oid_eq, safe_rev};
+use super::{BACKUP_PREFIX, GitError, Repo, is_hex, oid_eq};
 
 /// The reflog message of every backup ref; its date is the backup's creation time.
 const BACKUP_REFLOG_MESSAGE: &str = "orch-tui: backup";
@@ -71,18 +71,10 @@ impl Repo {
         ))
     }
 
-    /// True when some backup ref holds `oid`: pointing right at it (cheap: refs only, no
-    /// history), or failing that, having it in its history.
+    /// True when some backup ref holds `oid` in its history (pointing right at it included).
+    /// One walk: a `--points-at` listing first almost never answered (when a merged task is
+    /// retired nothing points at its commit yet), so it only added a git process per task.
     pub(crate) fn held_by_backup(&self, oid: &str) -> Result<bool, GitError> {
-        let exact = self
-            .git()
-            .args(["for-each-ref", "--count=1", "--format=%(refname)"])
-            .arg(format!("--points-at={}", safe_rev(oid)?))
-            .arg(BACKUP_PREFIX)
-            .run()?;
-        if !exact.is_empty() {
-            return Ok(true);
-        }
         let glob = format!("--glob={BACKUP_PREFIX}");
         Ok(!self.has_unsaved_commits(oid, &[&glob])?)
     }

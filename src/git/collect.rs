@@ -141,7 +141,13 @@ impl Repo {
             head.oid = oid.clone();
         }
         let visited = self.visited(c.worktree)?;
-        let task_tip = self.rev_parse(&task_ref)?;
+        // On the task branch, HEAD is its tip (our commit included): the same answer a second
+        // `rev-parse` would give, one git process less (the agent has stopped; nothing else
+        // moves a task branch while its attempt is collected).
+        let task_tip = match on_task {
+            true => Some(head.oid.clone()),
+            false => self.rev_parse(&task_ref)?,
+        };
         let strays = self.stray_branches(c, &head, &visited, &base)?;
         // A commit we just made on the task branch is past base without asking git.
         let fresh = committed.is_some() && on_task;

@@ -152,7 +152,14 @@ impl Repo {
             None => Retired::default(),
         };
         let task_ref = format!("refs/heads/{task_branch}");
-        let task_tip = self.rev_parse(&task_ref)?;
+        // A worktree listed on the task branch gave its tip already; the delete below is a
+        // compare-and-swap on it, so a branch moved since is never deleted.
+        let task_tip = match &wt {
+            Some(w) if w.branch.as_deref() == Some(task_ref.as_str()) && w.head.is_some() => {
+                w.head.clone()
+            }
+            _ => self.rev_parse(&task_ref)?,
+        };
         // The worktree's HEAD was checked by `retire`; usually all three are one commit.
         let mut checked: Vec<&str> = wt.iter().filter_map(|w| w.head.as_deref()).collect();
         for oid in [Some(agent_commit), task_tip.as_deref()]

@@ -82,6 +82,18 @@ impl Watches {
     }
 }
 
+/// A linked worktree's own folder in the repository (`.git/worktrees/<id>`), read from its
+/// `.git` file (`gitdir: <path>`, relative to the worktree when git wrote it so) instead of
+/// asking a git process. None: not such a file; the caller asks git.
+fn linked_admin_dir(worktree: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(worktree.join(".git")).ok()?;
+    let dir = text
+        .strip_prefix("gitdir: ")?
+        .trim_end_matches(['\n', '\r']);
+    let dir = worktree.join(dir);
+    dir.join("HEAD").is_file().then_some(dir)
+}
+
 /// Worktrees are named by their canonical path (git lists them so; callers join paths).
 fn key(path: &Path) -> PathBuf {
     path.canonicalize().unwrap_or_else(|_| path.to_path_buf())
@@ -93,15 +105,17 @@ impl super::Repo {
     /// failure (inotify limits) only means those commits scan as before: it is logged.
     pub fn watch_worktree(&self, worktree: &Path) {
         let path = self.root.join(worktree);
-        let started = self
-            .git_in(&path)
-            .args(["rev-parse", "--absolute-git-dir"])
-            .run()
-            .map_err(|e| e.to_string())
-            .and_then(|admin| {
-                let journal = PathBuf::from(admin).join("orch-fsmonitor");
-                self.watches.start(&path, &journal)
-            });
+        let admin = match linked_admin_dir(&path) {
+            Some(dir) => Ok(dir.to_string_lossy().into_owned()),
+            None => self
+                .git_in(&path)
+                .args(["rev-parse", "--absolute-git-dir"])
+                .run(),
+        };
+        let started = admin.map_err(|e| e.to_string()).and_then(|admin| {
+            let journal = PathBuf::from(admin).join("orch-fsmonitor");
+            self.watches.start(&path, &journal)
+        });
         if let Err(why) = started {
             tracing::warn!(worktree = %path.display(), %why, "git: not watching a worktree; its commits scan every file");
         }
