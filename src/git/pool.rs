@@ -74,26 +74,20 @@ impl Repo {
 
     /// The idle worktrees of `pool`: registered with git, directory present, under its folder.
     pub fn pool_idle(&self, pool: &Pool) -> Result<Vec<WorktreeInfo>, GitError> {
-        Ok(self.idle_in(pool, self.worktrees()?))
-    }
-
-    /// The idle worktrees of `pool` among `all` (`worktrees()`, taken under the pool lock).
-    fn idle_in(&self, pool: &Pool, all: Vec<WorktreeInfo>) -> Vec<WorktreeInfo> {
-        self.pool_worktrees_in(pool, all)
+        Ok(self
+            .pool_worktrees(pool)?
             .into_iter()
             .filter(|w| w.path.exists() && !w.locked)
-            .collect()
+            .collect())
     }
 
     /// Every worktree registered under the pool's folder, half-made (locked) or gone ones too.
     fn pool_worktrees(&self, pool: &Pool) -> Result<Vec<WorktreeInfo>, GitError> {
-        Ok(self.pool_worktrees_in(pool, self.worktrees()?))
-    }
-
-    fn pool_worktrees_in(&self, pool: &Pool, all: Vec<WorktreeInfo>) -> Vec<WorktreeInfo> {
         let dir = self.pool_dir(pool);
         let dir = dir.canonicalize().unwrap_or(dir);
-        all.into_iter()
+        Ok(self
+            .worktrees()?
+            .into_iter()
             .skip(1)
             .filter(|w| {
                 let parent = w
@@ -102,7 +96,7 @@ impl Repo {
                     .map(|p| p.canonicalize().unwrap_or(p.into()));
                 parent.as_deref() == Some(dir.as_path())
             })
-            .collect()
+            .collect())
     }
 
     /// Adds idle worktrees checked out at `rev` until the pool holds `max_idle` (full checkouts:
@@ -113,13 +107,10 @@ impl Repo {
         loop {
             let path = {
                 let _one = POOL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-                // One listing answers both questions: nothing else changes the pool while
-                // the lock is held.
-                let all = self.worktrees()?;
-                if self.idle_in(pool, all.clone()).len() >= pool.max_idle {
+                if self.pool_idle(pool)?.len() >= pool.max_idle {
                     return Ok(made);
                 }
-                let path = self.free_pool_name(pool, &all)?;
+                let path = self.free_pool_name(pool)?;
                 // Registered at once but locked, so no one takes it half checked out; the
                 // checkout itself runs outside git's worktree bookkeeping (which other setups
                 // wait on meanwhile).
@@ -362,12 +353,10 @@ impl Repo {
             .run()?;
         self.clean_untracked(pool, path)?;
         let _one = POOL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-        // One listing for both: the lock keeps the pool as it was listed.
-        let all = self.worktrees()?;
-        if self.idle_in(pool, all.clone()).len() >= pool.max_idle {
+        if self.pool_idle(pool)?.len() >= pool.max_idle {
             return Ok(false);
         }
-        let to = self.free_pool_name(pool, &all)?;
+        let to = self.free_pool_name(pool)?;
         self.git()
             .args(["worktree", "move"])
             .arg(path)
@@ -423,8 +412,8 @@ impl Repo {
             .map(|_| ())
     }
 
-    /// A path in the pool's folder that no worktree of `all` (`worktrees()`) or file uses.
-    fn free_pool_name(&self, pool: &Pool, all: &[WorktreeInfo]) -> Result<PathBuf, GitError> {
+    /// A path in the pool's folder that no worktree or file uses.
+    fn free_pool_name(&self, pool: &Pool) -> Result<PathBuf, GitError> {
         let dir = self.pool_dir(pool);
         // Private like the rest of `.orch/` (worktrees can hold copied secrets such as `.env`).
         use std::os::unix::fs::DirBuilderExt;
@@ -439,9 +428,10 @@ impl Repo {
                 )
             })?;
         // A worktree whose directory vanished still holds its name until pruned.
+        let registered: Vec<PathBuf> = self.worktrees()?.into_iter().map(|w| w.path).collect();
         (0..10_000)
             .map(|n| dir.join(format!("idle-{n}")))
-            .find(|p| !p.exists() && !all.iter().any(|r| super::worktree::same_path(&r.path, p)))
+            .find(|p| !p.exists() && !registered.iter().any(|r| super::worktree::same_path(r, p)))
             .ok_or_else(|| {
                 GitError::ours(
                     &["worktree", "add"],
