@@ -43,17 +43,19 @@ fn log_dir(repo: &Repo, task: &str, n: u32) -> PathBuf {
 /// Two agents that take turns: A prints `A k` then waits until B's `B k` is in B's text log, five
 /// times; B waits for `A k` in A's log before printing `B k`. Waiting on the logs (not on the
 /// agents' own signals) makes the order of the stamps certain: each line is recorded before the
-/// other agent prints its next one, however late a busy machine reads a PTY. Each writes a file
-/// so there is a change to merge.
+/// other agent prints its next one, however late a busy machine reads a PTY. Stamps are in
+/// milliseconds and lines of one millisecond merge in source order, so each agent lets 10 ms
+/// pass after seeing the other's line before printing its next. Each writes a file so there
+/// is a change to merge.
 fn alternating(logs: &Path) -> [(&'static str, String); 2] {
     let a_log = logs.join("alpha/1/screen.log");
     let b_log = logs.join("bravo/1/screen.log");
     let (a_log, b_log) = (a_log.display(), b_log.display());
     let a = format!(
-        "for k in 1 2 3 4 5; do echo \"A $k\"; until grep -qs \"B $k\\$\" {b_log}; do sleep 0.01; done; done; echo a > a.txt"
+        "for k in 1 2 3 4 5; do echo \"A $k\"; until grep -qs \"B $k\\$\" {b_log}; do sleep 0.01; done; sleep 0.01; done; echo a > a.txt"
     );
     let b = format!(
-        "for k in 1 2 3 4 5; do until grep -qs \"A $k\\$\" {a_log}; do sleep 0.01; done; echo \"B $k\"; done; echo b > b.txt"
+        "for k in 1 2 3 4 5; do until grep -qs \"A $k\\$\" {a_log}; do sleep 0.01; done; sleep 0.01; echo \"B $k\"; done; echo b > b.txt"
     );
     [("pa", a), ("pb", b)]
 }
