@@ -504,21 +504,31 @@ mod tests {
         {
             // notify's reader blocks in our handler on this lock: the kernel queue fills up.
             let _stalled = lock(&watch.shared.state);
-            // Each new file is at least a create, an open, a close: distinct events.
-            for i in 0..limit / 2 {
-                std::fs::write(root.join(format!("junk/{i}")), b"").expect("write");
+            // Each new file with content is a create, a modify and a close: more than twice
+            // the queue's length in distinct events, whatever mask the watcher asked for.
+            for i in 0..limit {
+                std::fs::write(root.join(format!("junk/{i}")), b"x").expect("write");
             }
             std::fs::write(root.join("kept.txt"), "two\n").expect("write");
+        }
+        // The reader reaches the kernel's overflow mark after the events queued before it
+        // (seconds on a loaded machine; a commit meanwhile would time out its sync and scan).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !{
+            let st = lock(&watch.shared.state);
+            st.overflowed || st.rescans > 0
+        } {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the queue never overflowed"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
         }
         let tip = repo
             .commit_all(root, "A", "a@a", "after the overflow")
             .expect("commit")
             .expect("a commit");
         assert_eq!(git(root, &["show", &format!("{tip}:kept.txt")]), "two");
-        assert!(
-            lock(&watch.shared.state).rescans >= 1,
-            "the queue never overflowed"
-        );
         // Trusted again: a later change is found through the journal.
         std::fs::write(root.join("kept.txt"), "three\n").expect("write");
         let tip = repo
