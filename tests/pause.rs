@@ -259,7 +259,15 @@ fn an_interactive_session_has_its_turn_interrupted_and_is_asked_to_go_on() {
         "the session never started: {}",
         run.stdout_now()
     );
-    let pid = attempts(&repo)[0]["pid"].as_i64().expect("pid");
+    // The pid is written once the holder reports the spawn, which can come
+    // after the session's first output reached the raw log.
+    let pid = wait_for(LIMIT, || {
+        let a = attempts(&repo);
+        a.first()
+            .and_then(|a| a["pid"].as_i64())
+            .ok_or_else(|| format!("{a:#?}"))
+    })
+    .expect("the attempt's pid is written");
     let got = |want: &dyn Fn(&[u8]) -> bool| {
         wait_for(LIMIT, || {
             let b = std::fs::read(&keys).unwrap_or_default();
