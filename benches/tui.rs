@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use orch_tui::agent::pty::{AgentProcess, AgentSignal, SpawnSpec};
-use orch_tui::agent::record::lines::feed;
+use orch_tui::agent::record::lines::{LogCallbacks, feed};
 use orch_tui::agent::screen::{Parser, SCROLLBACK_ROWS, new_parser};
 use orch_tui::core::domain::{AttemptId, AttemptNo, Substatus};
 use orch_tui::core::state::TaskState;
@@ -1070,7 +1070,7 @@ fn ingest_breakdown(mb: usize) {
             }
         });
         let out = tempfile::tempdir().unwrap();
-        let run = |all: bool| {
+        let run = |all: bool, every_line: bool| {
             let mut rec = Recorder::open(&RecordSpec {
                 dir: out.path().join(if all { "all" } else { "text" }),
                 rotate_bytes: 0,
@@ -1080,6 +1080,9 @@ fn ingest_breakdown(mb: usize) {
             })
             .unwrap();
             let mut p = new_parser(AGENT_ROWS, AGENT_COLS);
+            if every_line {
+                p.callbacks_mut().tracker().emulate_every_line();
+            }
             let mut now = 1_700_000_000_000u64;
             let mut log = orch_tui::agent::record::text::LogLines::default();
             for chunk in input.chunks(read) {
@@ -1092,15 +1095,17 @@ fn ingest_breakdown(mb: usize) {
                 rec.log(&log);
             }
         };
-        let text = time(&|| run(false));
-        let all = time(&|| run(true));
+        let text = time(&|| run(false, false));
+        let all = time(&|| run(true, false));
+        let every = time(&|| run(true, true));
         let m = input.len() as f64 / 1e6;
         println!(
-            "  {name}, {m:.1} MB in {} KiB reads: bare vt100 {bare:.2} s ({:.1} MB/s); + text log lines {lines:.2}; + screen.log written {text:.2}; + pty.raw and pty.cast {all:.2} ({:.1} MB/s) => {:.2}x bare",
+            "  {name}, {m:.1} MB in {} KiB reads: bare vt100 {bare:.2} s ({:.1} MB/s); + text log lines {lines:.2}; + screen.log written {text:.2}; + pty.raw and pty.cast {all:.2} ({:.1} MB/s) => {:.2}x bare; the same emulating every line (no offscreen skip) {every:.2} => {:.2}x bare",
             read / 1024,
             m / bare,
             m / all,
-            bare / all
+            bare / all,
+            bare / every
         );
     }
 }

@@ -4,6 +4,7 @@
 //! formatted row dump is read as plain text without a second pass.
 
 use super::lines::LineTracker;
+use super::offscreen;
 use super::scan::{Point, Seq};
 
 /// A `fmt::Write` that keeps the text of vt100's formatted row dump and drops its SGR escapes
@@ -69,8 +70,25 @@ pub fn feed<CB: LogCallbacks>(parser: &mut vt100::Parser<CB>, chunk: &[u8], now_
         taken
     };
     if let Some(lines) = from_bytes {
-        // Plain streamed text: its lines are its bytes, the emulator runs without a pause.
-        parser.process(chunk);
+        // Plain streamed text: its lines are its bytes, the emulator runs without a pause, and
+        // without the lines that would scroll off before anyone could see them.
+        let (screen, cb) = parser.screen_and_callbacks_mut();
+        let t = cb.tracker();
+        let split = (screen.scrollback_capacity() == 0 && !t.region_set)
+            .then(|| offscreen::split(chunk, screen.size().0.get(), &mut t.middle))
+            .flatten();
+        match split {
+            Some(s) => {
+                let middle = std::mem::take(&mut parser.callbacks_mut().tracker().middle);
+                parser.process(&chunk[..s.head_end]);
+                parser.process(&middle);
+                parser.process(&chunk[s.tail_start..]);
+                let t = parser.callbacks_mut().tracker();
+                t.middle = middle;
+                t.chunks_skipping += 1;
+            }
+            None => parser.process(chunk),
+        }
         let (screen, cb) = parser.screen_and_callbacks_mut();
         let t = cb.tracker();
         t.bytes_done(screen, lines);
@@ -100,6 +118,13 @@ pub fn feed<CB: LogCallbacks>(parser: &mut vt100::Parser<CB>, chunk: &[u8], now_
     let mut from = 0;
     let mut alt = parser.screen().alternate_screen();
     for p in merged {
+        if let Seq::Redraw {
+            region_top: Some(_),
+        } = p.what
+        {
+            // Kept for good (a reset region is not told from a set one): see `offscreen`.
+            parser.callbacks_mut().tracker().region_set = true;
+        }
         match p.what {
             Seq::Newlines if alt => {}
             Seq::Newlines => {

@@ -100,10 +100,17 @@ pub struct LineTracker {
     utf8_carry: Vec<u8>,
     /// The byte path's buffers (texts, line ends), kept between chunks.
     bytes_buf: (Vec<u8>, Vec<usize>),
+    /// The agent set a scroll region at some point (lines then may not scroll the whole
+    /// screen: `offscreen` emulates every line).
+    pub(crate) region_set: bool,
+    /// The stand-in for lines that scroll off unseen (`offscreen::split`), kept between chunks.
+    pub(super) middle: Vec<u8>,
     /// Off only to compare the byte-stream path with the screen path in tests.
     pub(crate) stream_path: bool,
     /// Chunks whose lines came from their bytes (for tests and benches).
     pub(crate) chunks_from_bytes: u64,
+    /// Of those, chunks whose unseen lines were not emulated (`offscreen`).
+    pub(crate) chunks_skipping: u64,
 }
 
 impl LineTracker {
@@ -133,8 +140,11 @@ impl LineTracker {
             from_bytes: false,
             utf8_carry: Vec::new(),
             bytes_buf: (Vec::new(), Vec::new()),
+            region_set: false,
+            middle: Vec::new(),
             stream_path: true,
             chunks_from_bytes: 0,
+            chunks_skipping: 0,
         }
     }
 
@@ -155,6 +165,12 @@ impl LineTracker {
     pub fn take_log(&mut self, into: &mut LogLines) {
         into.clear();
         std::mem::swap(&mut self.out, into);
+    }
+
+    /// Emulates every line from now on, also those that scroll off unseen within one read
+    /// (`offscreen`): what a scroll region forces, and what benches compare with.
+    pub fn emulate_every_line(&mut self) {
+        self.region_set = true;
     }
 
     /// When a quiet-moment snapshot is due if no output arrives before (Unix ms).

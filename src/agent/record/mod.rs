@@ -18,6 +18,7 @@
 pub mod cast;
 pub mod feed;
 pub mod lines;
+mod offscreen;
 pub mod retention;
 mod runs;
 pub mod scan;
