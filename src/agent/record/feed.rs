@@ -77,18 +77,33 @@ pub fn feed<CB: LogCallbacks>(parser: &mut vt100::Parser<CB>, chunk: &[u8], now_
         let split = (screen.scrollback_capacity() == 0 && !t.region_set)
             .then(|| offscreen::split(chunk, screen.size().0.get(), &mut t.middle))
             .flatten();
-        match split {
+        let last = match split {
             Some(s) => {
                 let middle = std::mem::take(&mut parser.callbacks_mut().tracker().middle);
                 parser.process(&chunk[..s.head_end]);
                 parser.process(&middle);
-                parser.process(&chunk[s.tail_start..]);
                 let t = parser.callbacks_mut().tracker();
                 t.middle = middle;
                 t.chunks_skipping += 1;
+                &chunk[s.tail_start..]
             }
-            None => parser.process(chunk),
-        }
+            None => chunk,
+        };
+        // A chunk that ends between a line's `\r` and its `\n` (a batch cut there): where the
+        // line's text ended, so the next chunk can go on from the bytes too.
+        let cr_col = match last.split_last() {
+            Some((b'\r', before)) => {
+                parser.process(before);
+                let col = parser.screen().cursor_position().1;
+                parser.process(b"\r");
+                Some(col)
+            }
+            _ => {
+                parser.process(last);
+                None
+            }
+        };
+        parser.callbacks_mut().tracker().cr_col = cr_col;
         let (screen, cb) = parser.screen_and_callbacks_mut();
         let t = cb.tracker();
         t.bytes_done(screen, lines);

@@ -103,6 +103,8 @@ pub struct LineTracker {
     /// The agent set a scroll region at some point (lines then may not scroll the whole
     /// screen: `offscreen` emulates every line).
     pub(crate) region_set: bool,
+    /// The cursor's column before the `\r` the last chunk (a byte-path one) ended in.
+    pub(super) cr_col: Option<u16>,
     /// The stand-in for lines that scroll off unseen (`offscreen::split`), kept between chunks.
     pub(super) middle: Vec<u8>,
     /// Off only to compare the byte-stream path with the screen path in tests.
@@ -141,6 +143,7 @@ impl LineTracker {
             utf8_carry: Vec::new(),
             bytes_buf: (Vec::new(), Vec::new()),
             region_set: false,
+            cr_col: None,
             middle: Vec::new(),
             stream_path: true,
             chunks_from_bytes: 0,

@@ -18,6 +18,8 @@ pub enum Start {
     Esc,
     /// Inside `CSI` with only digits and separators so far: an SGR if it ends in `m`.
     Csi,
+    /// After a `\r` that ended the last chunk (the cursor's column is where the line ended).
+    Cr,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +50,7 @@ pub fn complete_lines(
         Start::Ground => State::Ground,
         Start::Esc => State::Esc,
         Start::Csi => State::Csi,
+        Start::Cr => State::Cr,
     };
     let mut line_start = text.len();
     text.extend_from_slice(carry);
@@ -262,6 +265,11 @@ mod tests {
             collect(Start::Esc, &[], b"[0mx\r\n", 0, 80),
             Some(vec!["x".to_string()])
         );
+        assert_eq!(
+            collect(Start::Cr, &[], b"\nnext\r\n", 5, 80),
+            Some(vec![String::new(), "next".to_string()])
+        );
+        assert_eq!(collect(Start::Cr, &[], b"x\r\n", 5, 80), None);
         let first = b"done \xe2\x9c";
         assert_eq!(utf8_tail(first), b"\xe2\x9c");
         assert_eq!(lines(first), Some(vec![]));
@@ -343,6 +351,30 @@ mod parity {
         finish(&mut p, now + 1);
         got.extend(p.callbacks_mut().take_lines());
         (got, p.callbacks_mut().tracker().chunks_from_bytes)
+    }
+
+    /// A read that ends between a line's `\r` and its `\n` (a batch cut there) does not send
+    /// the next read down the screen path.
+    #[test]
+    fn a_line_end_cut_between_reads_stays_on_the_byte_path() {
+        let mut p: Parser = new_parser(6, 30);
+        // The byte path starts once the cursor is on the last row.
+        feed(&mut p, b"\r\n\r\n\r\n\r\n\r\n", 5);
+        p.callbacks_mut().tracker().drop_lines();
+        let before = p.callbacks_mut().tracker().chunks_from_bytes;
+        feed(&mut p, b"\x1b[32mone\x1b[0m\r\ntwo \xe7\x95\x8c\r", 10);
+        feed(&mut p, b"\nthree\r", 20);
+        feed(&mut p, b"\n", 30);
+        let lines: Vec<(u64, String)> = p
+            .callbacks_mut()
+            .take_lines()
+            .into_iter()
+            .map(|l| (l.ms, l.text))
+            .collect();
+        let want = [(10, "one"), (10, "two \u{754c}"), (20, "three")];
+        let want: Vec<(u64, String)> = want.iter().map(|(t, s)| (*t, s.to_string())).collect();
+        assert_eq!(lines, want);
+        assert_eq!(p.callbacks_mut().tracker().chunks_from_bytes - before, 3);
     }
 
     /// The same lines in the same order, with the same stamps: both paths stamp a line with

@@ -29,7 +29,18 @@ impl LineTracker {
         chunk: &[u8],
     ) -> Option<FromBytes> {
         let (rows, cols) = (screen.size().0.get(), screen.size().1.get());
-        let (row, col) = screen.cursor_position();
+        let (row, mut col) = screen.cursor_position();
+        let mut start = start;
+        // The last chunk ended between a line's `\r` and its `\n`: the line goes on from
+        // where its text ended, the `\r` already read.
+        if let Some(end) = self.cr_col.take()
+            && col == 0
+            && start == Some(Start::Ground)
+            && chunk.first() == Some(&b'\n')
+        {
+            col = end;
+            start = Some(Start::Cr);
+        }
         if !self.stream_path
             || screen.alternate_screen()
             || !self.streaming()
@@ -47,8 +58,13 @@ impl LineTracker {
             &[]
         };
         let cell = |c: u16| screen.cell(row, c);
+        // The cell before the cursor holds a character (or the right half of a wide one).
+        let printed = |c: u16| {
+            let wide = c > 0 && cell(c).is_some_and(vt100::Cell::is_wide_continuation);
+            cell(if wide { c - 1 } else { c }).is_some_and(vt100::Cell::has_contents)
+        };
         if (col..cols).any(|c| cell(c).is_some_and(vt100::Cell::has_contents))
-            || (col > 0 && !cell(col - 1).is_some_and(vt100::Cell::has_contents))
+            || (col > 0 && !printed(col - 1))
         {
             return None;
         }
