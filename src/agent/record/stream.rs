@@ -6,7 +6,8 @@
 //! bytes with the colours removed. [`complete_lines`] says whether a chunk is such a chunk and
 //! returns those lines; anything else (a cursor move, a lone `\r`, a tab, a zero-width
 //! character, invalid UTF-8) sends the chunk down the screen path of `feed`, which is always
-//! right. The emulator still parses every byte either way: only the reading back is skipped.
+//! right. The emulator still parses every byte that can reach the screen either way (lines that
+//! scroll off within the chunk it need not: `offscreen.rs`); only the reading back is skipped.
 
 use unicode_width::UnicodeWidthChar;
 
