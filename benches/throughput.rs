@@ -61,6 +61,60 @@ fn env_usize(name: &str, default: usize) -> usize {
 // ---------------------------------------------------------------------------------------------
 // Small helpers
 
+/// `assigned -> running` by step, from the `setup steps` and `holder spawn` lines the supervisor
+/// logs per attempt (`engine::jobs`, `engine::holder_world`), and the time from the setup job's
+/// end to the ledger's `running_ms` (the loop picking the result up and the write).
+fn setup_steps(dir: &Path, db: &rusqlite::Connection) {
+    let log = std::fs::read_to_string(dir.join(".orch/logs/orch-tui.log")).unwrap_or_default();
+    let mut steps: Vec<(String, Vec<f64>)> = Vec::new();
+    let mut ends: HashMap<i64, f64> = HashMap::new();
+    for l in log.lines() {
+        let at = ["setup steps ", "holder spawn ", "pool take "]
+            .iter()
+            .find_map(|k| l.find(k));
+        let Some(at) = at else {
+            continue;
+        };
+        let mut attempt = None;
+        for kv in l[at..].split_whitespace() {
+            let Some((k, v)) = kv.split_once('=') else {
+                continue;
+            };
+            let Ok(v) = v.parse::<f64>() else { continue };
+            match k {
+                "attempt" => attempt = Some(v as i64),
+                "end_ms" => {
+                    if let Some(a) = attempt {
+                        ends.insert(a, v);
+                    }
+                }
+                _ => match steps.iter_mut().find(|(n, _)| n == k) {
+                    Some((_, xs)) => xs.push(v),
+                    None => steps.push((k.to_string(), vec![v])),
+                },
+            }
+        }
+    }
+    if steps.is_empty() {
+        println!("  (no `setup steps` lines in .orch/logs/orch-tui.log)");
+        return;
+    }
+    println!("  assigned -> running by step (setup job, then the loop):");
+    for (k, xs) in &steps {
+        line(&format!("    {k}"), xs, "ms");
+    }
+    let mut st = db
+        .prepare("SELECT id, running_ms FROM attempts WHERE running_ms IS NOT NULL")
+        .unwrap();
+    let after: Vec<f64> = st
+        .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+        .unwrap()
+        .filter_map(|r| r.ok())
+        .filter_map(|(id, running)| ends.get(&id).map(|e| running as f64 - e))
+        .collect();
+    line("    job end -> running_ms (loop + write)", &after, "ms");
+}
+
 fn line(label: &str, sample: &[f64], unit: &str) {
     common::line_with(label, sample, unit, 1);
 }
@@ -453,6 +507,7 @@ fn end_to_end(n: usize, show1: bool, show2: bool, show5: bool) {
         println!(
             "  (trigger = the later of: task became ready, supervisor epoch start, a slot freed)"
         );
+        setup_steps(&dir, &db);
     }
 
     if show5 {

@@ -394,3 +394,126 @@ fn gc_drains_what_a_crash_left_half_made_in_the_pool() {
     assert!(!half.exists());
     assert_eq!(repo.worktrees().expect("list").len(), 1);
 }
+
+#[test]
+fn a_retry_takes_its_branch_from_the_earlier_attempts_worktree_and_keeps_that_work() {
+    let (_t, repo, base) = repo_with_ignores();
+    let p = pool(&[], 2);
+    repo.fill_pool(&p, &base).expect("fill");
+    // Attempt 1 still has the task branch checked out, with a commit and a file not committed.
+    let first = wt_path(&repo, "t-1");
+    repo.take_worktree(&p, &first, "orch/t", &base, &backup_ref_name("t", 1))
+        .expect("take");
+    fs::write(first.join("f.txt"), "attempt 1\n").expect("write");
+    git(&first, &["commit", "-qam", "attempt 1"]);
+    let attempt1 = oid(&repo, "refs/heads/orch/t");
+    fs::write(first.join("half-done.txt"), "not committed").expect("write");
+
+    // git refuses to check the branch out twice: the take releases it only when it has to.
+    let released = std::cell::Cell::new(0);
+    let second = wt_path(&repo, "t-2");
+    let taken = repo
+        .take_worktree_releasing(
+            &p,
+            &second,
+            "orch/t",
+            &base,
+            &backup_ref_name("t", 2),
+            &|| {
+                released.set(released.get() + 1);
+                repo.remove_worktree(&first, &backup_ref_name("t", 1))
+            },
+        )
+        .expect("take for the retry");
+    assert_eq!(taken, Taken::Reused);
+    assert_eq!(released.get(), 1);
+    assert!(!first.exists());
+    assert_eq!(git(&second, &["symbolic-ref", "HEAD"]), "refs/heads/orch/t");
+    assert_eq!(git(&second, &["rev-parse", "HEAD"]), base);
+    assert_eq!(git(&second, &["status", "--porcelain"]), "");
+    // Attempt 1's commit and its uncommitted file are kept under its backup refs.
+    let kept = git(
+        repo.root(),
+        &[
+            "for-each-ref",
+            "--format=%(objectname)",
+            "refs/orch/backup/",
+        ],
+    );
+    let holds = |o: &str| {
+        std::process::Command::new("git")
+            .args(["merge-base", "--is-ancestor", &attempt1, o])
+            .current_dir(repo.root())
+            .status()
+            .expect("git")
+            .success()
+    };
+    assert!(
+        kept.lines().any(holds),
+        "attempt 1's commit is held by a backup ref: {kept}"
+    );
+    let tree = kept
+        .lines()
+        .map(|o| git(repo.root(), &["ls-tree", "-r", "--name-only", o]))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        tree.contains("half-done.txt"),
+        "the uncommitted file is kept: {tree}"
+    );
+}
+
+#[test]
+fn a_new_task_in_a_pooled_worktree_releases_nothing() {
+    let (_t, repo, base) = repo_with_ignores();
+    let p = pool(&[], 1);
+    repo.fill_pool(&p, &base).expect("fill");
+    let released = std::cell::Cell::new(false);
+    let path = wt_path(&repo, "n-1");
+    let taken = repo
+        .take_worktree_releasing(
+            &p,
+            &path,
+            "orch/n",
+            &base,
+            &backup_ref_name("n", 1),
+            &|| {
+                released.set(true);
+                Ok(())
+            },
+        )
+        .expect("take");
+    assert_eq!(taken, Taken::Reused);
+    assert!(!released.get(), "no worktree had to be looked for");
+    assert_eq!(git(&path, &["symbolic-ref", "HEAD"]), "refs/heads/orch/n");
+}
+
+#[test]
+fn an_idle_worktree_removed_by_hand_is_not_handed_out() {
+    let (_t, repo, base) = repo_with_ignores();
+    let p = pool(&[], 2);
+    repo.fill_pool(&p, &base).expect("fill");
+    let idle = repo.pool_idle(&p).expect("idle");
+    assert_eq!(idle.len(), 2);
+    // Someone removes one behind the supervisor's back, and locks the other.
+    git(
+        repo.root(),
+        &[
+            "worktree",
+            "remove",
+            "--force",
+            idle[0].path.to_str().expect("utf-8"),
+        ],
+    );
+    git(
+        repo.root(),
+        &["worktree", "lock", idle[1].path.to_str().expect("utf-8")],
+    );
+    let path = wt_path(&repo, "h-1");
+    let taken = repo
+        .take_worktree(&p, &path, "orch/h", &base, &backup_ref_name("h", 1))
+        .expect("take");
+    assert_eq!(taken, Taken::Created, "nothing idle is left to take");
+    assert!(idle[1].path.exists(), "a locked worktree stays where it is");
+    assert_eq!(git(&path, &["symbolic-ref", "HEAD"]), "refs/heads/orch/h");
+}

@@ -360,6 +360,14 @@ pub struct HumanArgs {
 }
 
 pub fn main() -> i32 {
+    // A holder starts on every dispatch, always as exactly `orch-tui __hold`: it skips building
+    // the whole command tree to parse one hidden word.
+    let mut args = std::env::args_os().skip(1);
+    if let (Some(mode), None) = (args.next(), args.next())
+        && mode == "__hold"
+    {
+        return crate::agent::holder::serve::main();
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -141,9 +141,16 @@ impl Agents for HolderAgents {
             dir: self.dir.clone(),
             branches_before: l.branches_before.clone(),
         };
+        let t0 = std::time::Instant::now();
         start_holder(&self.orch_bin, &spec)?;
+        let t1 = std::time::Instant::now();
         let conn = client::connect(&holder::socket_path(&self.dir, spec.attempt), "supervisor")?;
-        Ok(Box::new(follow(conn, l, sink, self.on_output.clone())))
+        let followed = follow(conn, l, sink, self.on_output.clone());
+        // The spawn's two halves, beside the setup's steps (`engine::jobs`).
+        let ms = |a: std::time::Instant, b: std::time::Instant| (b - a).as_secs_f64() * 1e3;
+        let t2 = std::time::Instant::now();
+        tracing::info!(target: "orch_tui::setup", "holder spawn attempt={} holder_ms={:.2} connect_ms={:.2}", spec.attempt, ms(t0, t1), ms(t1, t2));
+        Ok(Box::new(followed))
     }
 
     fn reap_stale(&self, stale: &Stale) {

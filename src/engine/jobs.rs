@@ -54,9 +54,44 @@ pub fn setup_job(ctx: &JobCtx, plan: SetupPlan) -> Job {
     })
 }
 
+/// Where a setup's time goes: one `setup steps` line per attempt in the supervisor's log, so
+/// `assigned -> running` can be split by step (`benches/throughput.rs` [2] reads it).
+struct Laps {
+    last: std::time::Instant,
+    ms: Vec<(&'static str, f64)>,
+}
+
+impl Laps {
+    fn new() -> Laps {
+        Laps {
+            last: std::time::Instant::now(),
+            ms: Vec::new(),
+        }
+    }
+
+    fn lap(&mut self, step: &'static str) {
+        let now = std::time::Instant::now();
+        self.ms
+            .push((step, now.duration_since(self.last).as_secs_f64() * 1e3));
+        self.last = now;
+    }
+
+    fn log(&self, attempt: crate::core::domain::AttemptId) {
+        let steps: Vec<String> = self
+            .ms
+            .iter()
+            .map(|(k, v)| format!("{k}_ms={v:.2}"))
+            .collect();
+        let end_ms = crate::agent::record::text::now_ms();
+        tracing::info!(target: "orch_tui::setup", "setup steps attempt={} {} end_ms={end_ms}", attempt.0, steps.join(" "));
+    }
+}
+
 fn run_setup(ctx: &JobCtx, p: SetupPlan) -> Result<Spawned, String> {
     let s = &p.setup;
+    let mut laps = Laps::new();
     let mut base = s.base.clone();
+    let mut listed = None;
     if s.create_worktree {
         if s.base.is_empty() {
             return Err("no integration tip is recorded to start from".into());
@@ -65,17 +100,21 @@ fn run_setup(ctx: &JobCtx, p: SetupPlan) -> Result<Spawned, String> {
             base = candidate_tip(ctx, c, &s.base)?;
         }
         let prefix = format!("refs/orch/backup/{}", s.task);
-        ctx.git
-            .prepare_worktree(&s.worktree, &s.branch, &base, &prefix)
+        listed = ctx
+            .git
+            .prepare_worktree_listing(&s.worktree, &s.branch, &base, &prefix)
             .map_err(|e| e.to_string())?;
     }
+    laps.lap("worktree");
     super::prepare::ready_worktree(&p.prep, s, &p.env)?;
+    laps.lap("prep");
     // The prompt may carry secrets a user pasted: private, like everything under .orch/.
     if let Some(dir) = std::path::Path::new(&p.prompt_file).parent() {
         let _ = crate::os::files::private_dir(dir);
     }
     crate::os::files::write_private(std::path::Path::new(&p.prompt_file), p.prompt.as_bytes())
         .map_err(|e| format!("cannot write {}: {e}", p.prompt_file))?;
+    laps.lap("prompt");
     // The adapter builds the argv (placeholders in one pass, a large prompt by file, Claude's
     // per-attempt hooks next to the logs, `--resume` for a continued conversation).
     let how = crate::agent::adapter::launch(
@@ -91,6 +130,12 @@ fn run_setup(ctx: &JobCtx, p: SetupPlan) -> Result<Spawned, String> {
             max_budget_usd: s.max_budget_usd,
         },
     )?;
+    laps.lap("adapter");
+    let branches_before = match listed {
+        Some(names) => names,
+        None => ctx.git.branch_names().map_err(|e| e.to_string())?,
+    };
+    laps.lap("branches");
     let mut env = p.env.clone();
     env.extend(how.env);
     let resumed_tokens = s.resume.as_ref().map(|_| crate::core::agent_event::Tokens {
@@ -110,10 +155,12 @@ fn run_setup(ctx: &JobCtx, p: SetupPlan) -> Result<Spawned, String> {
         resumed_tokens,
         paste: how.paste,
         screen_rules: p.screen_rules.clone(),
-        branches_before: ctx.git.branch_names().map_err(|e| e.to_string())?,
+        branches_before,
     };
     let branches = launch.branches_before.clone();
     let process = ctx.agents.spawn(launch, ctx.sink.clone())?;
+    laps.lap("spawn");
+    laps.log(s.attempt);
     Ok(Spawned {
         process,
         base,

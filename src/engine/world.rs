@@ -52,6 +52,19 @@ pub trait GitOps: Send + Sync {
         base: &str,
         backup_prefix: &str,
     ) -> Result<(), GitError>;
+    /// `prepare_worktree`, and the branch names as `branch_names` gives them, listed while the
+    /// worktree is made (both are needed before the agent starts; neither waits on the other).
+    /// None: not listed here; ask `branch_names`.
+    fn prepare_worktree_listing(
+        &self,
+        path: &str,
+        branch: &str,
+        base: &str,
+        backup_prefix: &str,
+    ) -> Result<Option<Vec<String>>, GitError> {
+        self.prepare_worktree(path, branch, base, backup_prefix)
+            .map(|_| None)
+    }
     /// Commit what the agent left; the change past `base` (see `core::supervisor::Change`).
     fn collect(
         &self,

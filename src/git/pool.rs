@@ -17,6 +17,8 @@ use super::retire::Retired;
 use super::worktree::WorktreeInfo;
 use super::{GitError, Repo, safe_rev};
 
+mod take;
+
 /// Idle worktrees kept for reuse.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pool {
@@ -74,20 +76,26 @@ impl Repo {
 
     /// The idle worktrees of `pool`: registered with git, directory present, under its folder.
     pub fn pool_idle(&self, pool: &Pool) -> Result<Vec<WorktreeInfo>, GitError> {
-        Ok(self
-            .pool_worktrees(pool)?
+        Ok(self.idle_in(pool, self.worktrees()?))
+    }
+
+    /// The idle worktrees of `pool` among `all` (`worktrees()`, taken under the pool lock).
+    fn idle_in(&self, pool: &Pool, all: Vec<WorktreeInfo>) -> Vec<WorktreeInfo> {
+        self.pool_worktrees_in(pool, all)
             .into_iter()
             .filter(|w| w.path.exists() && !w.locked)
-            .collect())
+            .collect()
     }
 
     /// Every worktree registered under the pool's folder, half-made (locked) or gone ones too.
     fn pool_worktrees(&self, pool: &Pool) -> Result<Vec<WorktreeInfo>, GitError> {
+        Ok(self.pool_worktrees_in(pool, self.worktrees()?))
+    }
+
+    fn pool_worktrees_in(&self, pool: &Pool, all: Vec<WorktreeInfo>) -> Vec<WorktreeInfo> {
         let dir = self.pool_dir(pool);
         let dir = dir.canonicalize().unwrap_or(dir);
-        Ok(self
-            .worktrees()?
-            .into_iter()
+        all.into_iter()
             .skip(1)
             .filter(|w| {
                 let parent = w
@@ -96,7 +104,7 @@ impl Repo {
                     .map(|p| p.canonicalize().unwrap_or(p.into()));
                 parent.as_deref() == Some(dir.as_path())
             })
-            .collect())
+            .collect()
     }
 
     /// Adds idle worktrees checked out at `rev` until the pool holds `max_idle` (full checkouts:
@@ -107,10 +115,13 @@ impl Repo {
         loop {
             let path = {
                 let _one = POOL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-                if self.pool_idle(pool)?.len() >= pool.max_idle {
+                // One listing answers both questions: nothing else changes the pool while
+                // the lock is held.
+                let all = self.worktrees()?;
+                if self.idle_in(pool, all.clone()).len() >= pool.max_idle {
                     return Ok(made);
                 }
-                let path = self.free_pool_name(pool)?;
+                let path = self.free_pool_name(pool, &all)?;
                 // Registered at once but locked, so no one takes it half checked out; the
                 // checkout itself runs outside git's worktree bookkeeping (which other setups
                 // wait on meanwhile).
@@ -139,142 +150,6 @@ impl Repo {
             tracing::debug!(path = %path.display(), "git: pooled a new worktree");
             made += 1;
         }
-    }
-
-    /// The worktree for an attempt at `path`, on `branch` (created, or reset after its commits
-    /// that `base` lacks are kept under `backup_ref`), with `base` checked out: an idle one from
-    /// `pool` when there is one, else a new one (`create_worktree`). What the pool gives holds
-    /// no untracked file but the opted-in caches.
-    pub fn take_worktree(
-        &self,
-        pool: &Pool,
-        path: &Path,
-        branch: &str,
-        base: &str,
-        backup_ref: &str,
-    ) -> Result<Taken, GitError> {
-        let path = &self.root.join(path);
-        let base = safe_rev(base)?;
-        if path.exists() {
-            // Something is in the way (a crash's leftover): the usual path deals with it.
-            return self.create_watched(path, branch, base, backup_ref);
-        }
-        let (idle, cleaned) = match self.claim_idle(pool, path) {
-            Ok(Some(idle)) => idle,
-            Ok(None) => {
-                return self.create_watched(path, branch, base, backup_ref);
-            }
-            Err(e) => {
-                // git refuses to move some worktrees (one holding submodules): the pool is only
-                // a shortcut, so the attempt gets a new worktree all the same.
-                tracing::warn!(error = %e, "git: could not take a pooled worktree; creating a new one");
-                return self.create_watched(path, branch, base, backup_ref);
-            }
-        };
-        // Watched before the checkout, which then records the journal's first token in the
-        // index while it refreshes anyway: the first commit already skips the scan.
-        self.watch_worktree(path);
-        match self.reset_taken(pool, path, branch, base, backup_ref, cleaned) {
-            Ok(()) => Ok(Taken::Reused),
-            Err(e) => {
-                // Its state is unknown now; it held nothing of value (everything in the pool
-                // was kept before it got there): make a fresh one instead.
-                tracing::warn!(error = %e, from = %idle.display(), "git: a pooled worktree could not be reset; creating a new one");
-                let _ = self
-                    .git()
-                    .args(["worktree", "remove", "--force", "--force"])
-                    .arg(path)
-                    .run();
-                self.create_watched(path, branch, base, backup_ref)
-            }
-        }
-    }
-
-    /// A new worktree (`create_worktree`), its changes journaled from the start.
-    fn create_watched(
-        &self,
-        path: &Path,
-        branch: &str,
-        base: &str,
-        backup_ref: &str,
-    ) -> Result<Taken, GitError> {
-        self.create_worktree(path, branch, base, backup_ref)?;
-        self.watch_worktree(path);
-        Ok(Taken::Created)
-    }
-
-    /// Moves an idle worktree to `path` under the pool lock. Returns where it came from, and
-    /// whether this process cleaned it for the pool's caches.
-    fn claim_idle(&self, pool: &Pool, path: &Path) -> Result<Option<(PathBuf, bool)>, GitError> {
-        let _one = POOL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(idle) = self.pool_idle(pool)?.into_iter().next() else {
-            return Ok(None);
-        };
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                GitError::ours(
-                    &["worktree", "move"],
-                    format!("cannot create {}: {e}", parent.display()),
-                )
-            })?;
-        }
-        // Asked while it is still there to be compared with what was parked.
-        let cleaned = take_cleaned(&idle.path, pool);
-        let moved = self
-            .git()
-            .args(["worktree", "move"])
-            .arg(&idle.path)
-            .arg(path)
-            .run();
-        if let Err(e) = moved {
-            // It would fail the same way next time; it holds nothing of value.
-            let _ = self
-                .git()
-                .args(["worktree", "remove", "--force", "--force"])
-                .arg(&idle.path)
-                .run();
-            return Err(e);
-        }
-        Ok(Some((idle.path, cleaned)))
-    }
-
-    /// In a worktree just taken from the pool: the branch at `base` checked out (only files
-    /// that differ are written), then nothing untracked but the opted-in caches (`cleaned`:
-    /// this process cleaned it so when it parked it).
-    fn reset_taken(
-        &self,
-        pool: &Pool,
-        path: &Path,
-        branch: &str,
-        base: &str,
-        backup_ref: &str,
-        cleaned: bool,
-    ) -> Result<(), GitError> {
-        let refname = format!("refs/heads/{branch}");
-        if let Some(old) = self.rev_parse(&refname)?
-            && self.has_unsaved_commits(&old, &[base])?
-        {
-            self.backup_ref(backup_ref, &old)?;
-        }
-        let fsmonitor = self.fsmonitor_args(path).unwrap_or_default();
-        self.git_in(path)
-            .args(fsmonitor)
-            .args([
-                "checkout",
-                "--quiet",
-                "--force",
-                "--no-track",
-                "-B",
-                branch,
-                base,
-            ])
-            .run()?;
-        // Cleaned when it was given back; again here if another process parked it (its
-        // `[worktree] reuse` may have been another).
-        if cleaned {
-            return Ok(());
-        }
-        self.clean_untracked(pool, path)
     }
 
     /// Instead of removing the worktree at `path`: keeps its work as removing it would
@@ -353,10 +228,12 @@ impl Repo {
             .run()?;
         self.clean_untracked(pool, path)?;
         let _one = POOL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-        if self.pool_idle(pool)?.len() >= pool.max_idle {
+        // One listing for both: the lock keeps the pool as it was listed.
+        let all = self.worktrees()?;
+        if self.idle_in(pool, all.clone()).len() >= pool.max_idle {
             return Ok(false);
         }
-        let to = self.free_pool_name(pool)?;
+        let to = self.free_pool_name(pool, &all)?;
         self.git()
             .args(["worktree", "move"])
             .arg(path)
@@ -412,8 +289,8 @@ impl Repo {
             .map(|_| ())
     }
 
-    /// A path in the pool's folder that no worktree or file uses.
-    fn free_pool_name(&self, pool: &Pool) -> Result<PathBuf, GitError> {
+    /// A path in the pool's folder that no worktree of `all` (`worktrees()`) or file uses.
+    fn free_pool_name(&self, pool: &Pool, all: &[WorktreeInfo]) -> Result<PathBuf, GitError> {
         let dir = self.pool_dir(pool);
         // Private like the rest of `.orch/` (worktrees can hold copied secrets such as `.env`).
         use std::os::unix::fs::DirBuilderExt;
@@ -428,10 +305,9 @@ impl Repo {
                 )
             })?;
         // A worktree whose directory vanished still holds its name until pruned.
-        let registered: Vec<PathBuf> = self.worktrees()?.into_iter().map(|w| w.path).collect();
         (0..10_000)
             .map(|n| dir.join(format!("idle-{n}")))
-            .find(|p| !p.exists() && !registered.iter().any(|r| super::worktree::same_path(r, p)))
+            .find(|p| !p.exists() && !all.iter().any(|r| super::worktree::same_path(&r.path, p)))
             .ok_or_else(|| {
                 GitError::ours(
                     &["worktree", "add"],
