@@ -231,3 +231,114 @@ fn a_new_worktree_outside_the_pool_is_watched_after_its_first_commit() {
     assert_all_committed(&wt);
     assert!(tree(&wt, &c).contains(&"g.txt".to_string()));
 }
+
+/// The tree `git add -A` makes of the worktree as it is now, staged on top of `parent` in an
+/// index of its own (the worktree's index is left alone).
+fn add_all_tree(wt: &Path, parent: &str) -> String {
+    let t = tempfile::tempdir().expect("tempdir");
+    let index = t.path().join("index");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(wt)
+            .env("GIT_INDEX_FILE", &index)
+            .output()
+            .expect("git");
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    run(&["read-tree", parent]);
+    run(&["add", "-A"]);
+    run(&["write-tree"])
+}
+
+/// Commits the turn and checks it holds exactly what `git add -A` would have staged.
+fn commit_like_add_all(repo: &Repo, wt: &Path, msg: &str) -> String {
+    let parent = git(wt, &["rev-parse", "HEAD"]);
+    let c = commit(repo, wt, msg).expect("a commit");
+    assert_eq!(
+        git(wt, &["rev-parse", "HEAD"]),
+        c,
+        "commit_all's answer is HEAD"
+    );
+    assert_eq!(
+        git(wt, &["rev-parse", &format!("{c}^{{tree}}")]),
+        add_all_tree(wt, &parent),
+        "{msg}: the commit differs from what git add -A stages"
+    );
+    assert_all_committed(wt);
+    c
+}
+
+#[test]
+fn every_turn_commits_exactly_what_add_all_would() {
+    let (_t, repo, wt) = taken();
+    // The first turn after the take: a new file in new nested folders, a deleted file, an
+    // ignored build output, a file made and removed within the turn.
+    fs::create_dir_all(wt.join("n1/n2/n3")).expect("mkdir");
+    fs::write(wt.join("n1/n2/n3/new.txt"), "nested\n").expect("write");
+    fs::remove_file(wt.join("src/a/f1.txt")).expect("rm");
+    fs::create_dir_all(wt.join("target/debug")).expect("mkdir");
+    fs::write(wt.join("target/debug/out.o"), "obj").expect("write");
+    fs::write(wt.join("scratch.tmp"), "gone soon").expect("write");
+    fs::remove_file(wt.join("scratch.tmp")).expect("rm");
+    commit_like_add_all(&repo, &wt, "turn 1");
+
+    // A renamed folder, a new file inside it, an ignored file next to a tracked one.
+    fs::rename(wt.join("src/b"), wt.join("src/renamed")).expect("mv dir");
+    fs::write(wt.join("src/renamed/added.txt"), "in the renamed folder\n").expect("write");
+    fs::write(wt.join("src/a/debug.log"), "ignored by *.log\n").expect("write");
+    commit_like_add_all(&repo, &wt, "turn 2");
+
+    // A file written right before the commit, in a folder made right before it.
+    fs::create_dir_all(wt.join("late/folder")).expect("mkdir");
+    fs::write(wt.join("late/folder/last.txt"), "just in time\n").expect("write");
+    let c = commit_like_add_all(&repo, &wt, "turn 3");
+    assert!(tree(&wt, &c).contains(&"late/folder/last.txt".to_string()));
+
+    // The agent's own git makes committed files untracked without touching them: the journal
+    // saw nothing, so the next add must look everywhere (as add -A re-adds them).
+    git(&wt, &["reset", "-q", "HEAD~2"]);
+    fs::write(wt.join("docs/f0.txt"), "after the reset\n").expect("write");
+    let c = commit_like_add_all(&repo, &wt, "turn 4");
+    assert!(tree(&wt, &c).contains(&"late/folder/last.txt".to_string()));
+    assert!(tree(&wt, &c).contains(&"src/renamed/added.txt".to_string()));
+
+    // An ignore rule dropped: files nothing touched this turn become new files.
+    fs::write(wt.join(".gitignore"), "target/\n").expect("write");
+    let c = commit_like_add_all(&repo, &wt, "turn 5");
+    assert!(tree(&wt, &c).contains(&"src/a/debug.log".to_string()));
+
+    // And back to the journal's paths: a plain edit and a new file.
+    fs::write(wt.join("src/a/f0.txt"), "edited\n").expect("write");
+    fs::write(wt.join("top.txt"), "top\n").expect("write");
+    commit_like_add_all(&repo, &wt, "turn 6");
+    assert_eq!(commit(&repo, &wt, "turn 7"), None);
+}
+
+#[test]
+fn a_file_in_a_nested_repository_is_committed_as_add_all_would() {
+    let (_t, repo, wt) = taken();
+    fs::create_dir_all(wt.join("vendor/lib")).expect("mkdir");
+    git(&wt.join("vendor/lib"), &["init", "-q"]);
+    fs::write(wt.join("vendor/lib/x.txt"), "x\n").expect("write");
+    git(&wt.join("vendor/lib"), &["add", "x.txt"]);
+    git(
+        &wt.join("vendor/lib"),
+        &[
+            "-c",
+            "user.name=n",
+            "-c",
+            "user.email=n@n",
+            "commit",
+            "-qm",
+            "n",
+        ],
+    );
+    let parent = git(&wt, &["rev-parse", "HEAD"]);
+    let c = commit(&repo, &wt, "nested").expect("a commit");
+    assert_eq!(
+        git(&wt, &["rev-parse", &format!("{c}^{{tree}}")]),
+        add_all_tree(&wt, &parent)
+    );
+}
