@@ -35,6 +35,9 @@ const MAX_LISTED: usize = 20_000;
 const MAX_JOURNAL: usize = 200_000;
 /// How long a sync waits for the event stream to catch up before answering "everything".
 const SYNC_DEADLINE: Duration = Duration::from_secs(2);
+/// The longest hook command with its answers inline (git passes it in an argument and in the
+/// environment of the user's hooks).
+const MAX_INLINE: usize = 16 * 1024;
 /// The file of the admin dir's journal folder that answers an unknown token.
 const ALL: &str = "all";
 
@@ -298,7 +301,7 @@ impl TreeWatch {
         let mut tokens = lock(&self.tokens);
         self.sync(&mut tokens)?;
         // Before our call writes the index: did another git write it since ours did?
-        let foreign = self.foreign_index_or_excludes();
+        let (foreign, index_token) = self.foreign_index_or_excludes();
         let (now, answers, listed) = {
             let mut st = lock(&self.shared.state);
             if let Some(why) = foreign {
@@ -329,11 +332,17 @@ impl TreeWatch {
             std::fs::write(self.dir.join(name), body)
                 .map_err(|e| format!("cannot write {}: {e}", self.dir.join(name).display()))
         };
-        write(ALL, &self.everything(now))?;
+        let everything = self.everything(now);
+        write(ALL, &everything)?;
+        let mut named = Vec::with_capacity(answers.len());
         for (t, body) in answers {
             write(&self.token(t), &body)?;
+            named.push((self.token(t), body));
         }
-        let hook = hook_command(&self.dir).ok_or("the journal's path is not UTF-8")?;
+        let hook = match inline_hook(index_token.as_deref(), &named, &everything) {
+            Some(h) => h,
+            None => hook_command(&self.dir).ok_or("the journal's path is not UTF-8")?,
+        };
         let args = vec![
             "-c".into(),
             format!("core.fsmonitor={hook}"),
@@ -352,19 +361,20 @@ impl TreeWatch {
     /// Why the journal may have missed a new file although it lost no event: another git wrote
     /// the index (a `git reset` or `rm --cached` makes files untracked without touching them;
     /// git without our settings drops our token from the index), or `info/exclude` changed.
-    fn foreign_index_or_excludes(&self) -> Option<&'static str> {
-        let exclude = FileId::of(&exclude_file(&self.admin));
-        if std::mem::replace(&mut *lock(&self.exclude_seen), exclude.clone()) != exclude {
-            return Some("info/exclude changed");
-        }
+    /// Also returns the index's token when it is one of ours.
+    fn foreign_index_or_excludes(&self) -> (Option<&'static str>, Option<String>) {
         let index = self.admin.join("index");
         let ours = format!("o{}t", self.session);
-        let has_ours =
-            super::turn_commit::index_fsmonitor_token(&index).is_some_and(|t| t.starts_with(&ours));
-        if has_ours || FileId::of(&index) == self.index_at_start {
-            return None;
+        let token =
+            super::turn_commit::index_fsmonitor_token(&index).filter(|t| t.starts_with(&ours));
+        let exclude = FileId::of(&exclude_file(&self.admin));
+        if std::mem::replace(&mut *lock(&self.exclude_seen), exclude.clone()) != exclude {
+            return (Some("info/exclude changed"), token);
         }
-        Some("another git wrote the index")
+        if token.is_some() || FileId::of(&index) == self.index_at_start {
+            return (None, token);
+        }
+        (Some("another git wrote the index"), None)
     }
 
     /// Waits until every event made before now has been recorded (a cookie file made now comes
@@ -586,6 +596,42 @@ fn cookie_number(name: &OsStr) -> Option<u64> {
     name.to_str()?.strip_prefix("cookie-")?.parse().ok()
 }
 
+/// The hook with the answers in the command itself: `sh` runs `printf`, a builtin, so no file is
+/// read and no `cat` started (about half the hook's CPU). The index's token gets its answer,
+/// any other "everything". None (use the files) when an answer holds bytes other than plain
+/// printable ASCII, a quote, `\` or `%`, or the command would be long.
+fn inline_hook(
+    index_token: Option<&str>,
+    answers: &[(String, Vec<u8>)],
+    everything: &[u8],
+) -> Option<String> {
+    let mut cmd = String::from("case $2 in ");
+    if let Some(tok) = index_token
+        && let Some((_, body)) = answers.iter().find(|(t, _)| t == tok)
+    {
+        cmd.push_str(&format!("{tok}) printf '{}' ;; ", printf_format(body)?));
+    }
+    cmd.push_str(&format!(
+        "*) printf '{}' ;; esac; :",
+        printf_format(everything)?
+    ));
+    (cmd.len() <= MAX_INLINE).then_some(cmd)
+}
+
+/// `body` as a `printf` format in single quotes: NUL as `\000`, nothing else escaped.
+fn printf_format(body: &[u8]) -> Option<String> {
+    let mut out = String::with_capacity(body.len() + 16);
+    for &b in body {
+        match b {
+            0 => out.push_str("\\000"),
+            b'\'' | b'\\' | b'%' => return None,
+            0x20..=0x7e => out.push(char::from(b)),
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
 /// The fsmonitor hook git runs (through `sh -c`, with the version and the index's token as
 /// `$1 $2`): prints the answer file for that token, or the one for unknown tokens. Tokens we
 /// issue are `[0-9a-z]+`; anything else (another monitor's, an empty one) is unknown. The last
@@ -612,6 +658,32 @@ mod tests {
             .expect("git");
         assert!(out.status.success(), "git {args:?}: {out:?}");
         String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// The hook as git runs it (`sh -c '<hook> "$@"'`, the version and the index's token).
+    #[test]
+    fn the_inline_hook_answers_the_indexs_token_and_everything_for_others() {
+        let answers = vec![("oabct3".to_string(), b"oabct5\0a b/$x`y`*\0".to_vec())];
+        let hook = inline_hook(Some("oabct3"), &answers, b"oabct5\0/\0").expect("inline");
+        let run = |token: &str| {
+            let out = Command::new("sh")
+                .arg("-c")
+                .arg(format!("{hook} \"$@\""))
+                .arg(&hook)
+                .args(["2", token])
+                .output()
+                .expect("sh");
+            assert!(out.status.success());
+            out.stdout
+        };
+        assert_eq!(run("oabct3"), b"oabct5\0a b/$x`y`*\0");
+        assert_eq!(run("oabct2"), b"oabct5\0/\0");
+        assert_eq!(run(""), b"oabct5\0/\0");
+        // What a printf format or the quotes would change goes through the files.
+        for odd in [&b"it's"[..], b"50%", b"back\\slash", "é".as_bytes()] {
+            let answers = vec![("oabct3".to_string(), [b"oabct5\0", odd, b"\0"].concat())];
+            assert_eq!(inline_hook(Some("oabct3"), &answers, b"oabct5\0/\0"), None);
+        }
     }
 
     fn new_files(repo: &crate::git::Repo, root: &Path) -> NewFiles {
@@ -651,8 +723,11 @@ mod tests {
             .expect("a commit");
         let files = git(root, &["ls-tree", "-r", "--name-only", &tip]);
         assert_eq!(files, "d/e/f.txt\nkept.txt");
-        // The commit vouched again: nothing since.
+        // The commit vouched again: nothing since. Its token in the index is found, so the
+        // hook carries the answer inline.
         assert_eq!(new_files(&repo, root), NewFiles::Listed(vec![]));
+        let args = repo.fsmonitor_args(root).expect("an answer");
+        assert!(args[1].contains("printf"), "{args:?}");
         git(root, &["rm", "-q", "--cached", "kept.txt"]);
         assert!(matches!(new_files(&repo, root), NewFiles::Walk(_)));
     }
