@@ -342,3 +342,63 @@ fn a_file_in_a_nested_repository_is_committed_as_add_all_would() {
         add_all_tree(&wt, &parent)
     );
 }
+
+/// After the first commit (which checks every tracked file once: the pool's checkout leaves
+/// them unverified), a commit trusts the journal, which is its point: a tracked file changed
+/// where no file event is made (through a shared `mmap`, docs/git.md "Not seen") is looked at
+/// by neither git call and stays out of the commit, while a file written normally goes in. Had
+/// either call been answered "everything" (git's full scan), both would be in it.
+#[test]
+fn a_later_commit_looks_only_where_the_journal_points() {
+    use std::os::fd::AsRawFd;
+    let (_t, repo, wt) = taken();
+    // Files written in the same second as the index are "racily clean": git checks them
+    // whatever the journal says. Real worktrees' files are older than that.
+    let old = std::process::Command::new("find")
+        .args([".", "-path", "./.git", "-prune", "-o", "-type", "f"])
+        .args(["-exec", "touch", "-d", "2 hours ago", "{}", "+"])
+        .current_dir(&wt)
+        .status()
+        .expect("find");
+    assert!(old.success());
+    fs::write(wt.join("src/a/f0.txt"), "first turn\n").expect("write");
+    commit(&repo, &wt, "turn 1").expect("a commit");
+    let quiet = wt.join("src/b/f0.txt");
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&quiet)
+        .expect("open");
+    let len = f.metadata().expect("stat").len() as usize;
+    // SAFETY: a fresh shared mapping of a file we own, written within its length, unmapped
+    // below. Closing the descriptor makes no event while the mapping still holds the file.
+    let map = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            f.as_raw_fd(),
+            0,
+        )
+    };
+    assert_ne!(map, libc::MAP_FAILED);
+    drop(f);
+    let changed = b"SRC/B 0\n";
+    assert_eq!(changed.len(), len);
+    // SAFETY: `map` is `len` bytes long and writable.
+    unsafe {
+        std::ptr::copy_nonoverlapping(changed.as_ptr(), map.cast::<u8>(), len);
+        assert_eq!(libc::msync(map, len, libc::MS_SYNC), 0);
+    }
+    fs::write(wt.join("src/a/f1.txt"), "written\n").expect("write");
+    let c = commit(&repo, &wt, "turn").expect("a commit");
+    // SAFETY: unmapping what we mapped above, once.
+    assert_eq!(unsafe { libc::munmap(map, len) }, 0);
+    assert_eq!(git(&wt, &["show", &format!("{c}:src/a/f1.txt")]), "written");
+    assert_eq!(git(&wt, &["show", &format!("{c}:src/b/f0.txt")]), "src/b 0");
+    // The change is there on disk, and a full scan finds it.
+    assert_eq!(fs::read_to_string(&quiet).expect("read"), "SRC/B 0\n");
+    let status = git(&wt, &["--no-optional-locks", "status", "--porcelain"]);
+    assert_eq!(status.trim(), "M src/b/f0.txt");
+}

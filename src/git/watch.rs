@@ -339,7 +339,9 @@ impl TreeWatch {
             write(&self.token(t), &body)?;
             named.push((self.token(t), body));
         }
-        let hook = match inline_hook(index_token.as_deref(), &named, &everything) {
+        // The new token too: a later call with these same settings finds it in the index.
+        let inlined = [index_token, Some(self.token(now))];
+        let hook = match inline_hook(&inlined, &named, &everything) {
             Some(h) => h,
             None => hook_command(&self.dir).ok_or("the journal's path is not UTF-8")?,
         };
@@ -597,19 +599,25 @@ fn cookie_number(name: &OsStr) -> Option<u64> {
 }
 
 /// The hook with the answers in the command itself: `sh` runs `printf`, a builtin, so no file is
-/// read and no `cat` started (about half the hook's CPU). The index's token gets its answer,
-/// any other "everything". None (use the files) when an answer holds bytes other than plain
-/// printable ASCII, a quote, `\` or `%`, or the command would be long.
+/// read and no `cat` started (about half the hook's CPU). The `tokens` given (the index's, the
+/// new one) get their answers, any other "everything". None (use the files) when an answer
+/// holds bytes other than plain printable ASCII, a quote, `\` or `%`, or the command would be
+/// long.
 fn inline_hook(
-    index_token: Option<&str>,
+    tokens: &[Option<String>],
     answers: &[(String, Vec<u8>)],
     everything: &[u8],
 ) -> Option<String> {
     let mut cmd = String::from("case $2 in ");
-    if let Some(tok) = index_token
-        && let Some((_, body)) = answers.iter().find(|(t, _)| t == tok)
-    {
-        cmd.push_str(&format!("{tok}) printf '{}' ;; ", printf_format(body)?));
+    let mut done = Vec::new();
+    for tok in tokens.iter().flatten() {
+        if done.contains(&tok) {
+            continue;
+        }
+        done.push(tok);
+        if let Some((_, body)) = answers.iter().find(|(t, _)| t == tok) {
+            cmd.push_str(&format!("{tok}) printf '{}' ;; ", printf_format(body)?));
+        }
     }
     cmd.push_str(&format!(
         "*) printf '{}' ;; esac; :",
@@ -663,8 +671,12 @@ mod tests {
     /// The hook as git runs it (`sh -c '<hook> "$@"'`, the version and the index's token).
     #[test]
     fn the_inline_hook_answers_the_indexs_token_and_everything_for_others() {
-        let answers = vec![("oabct3".to_string(), b"oabct5\0a b/$x`y`*\0".to_vec())];
-        let hook = inline_hook(Some("oabct3"), &answers, b"oabct5\0/\0").expect("inline");
+        let answers = vec![
+            ("oabct3".to_string(), b"oabct5\0a b/$x`y`*\0".to_vec()),
+            ("oabct5".to_string(), b"oabct5\0".to_vec()),
+        ];
+        let tokens = [Some("oabct3".to_string()), Some("oabct5".to_string())];
+        let hook = inline_hook(&tokens, &answers, b"oabct5\0/\0").expect("inline");
         let run = |token: &str| {
             let out = Command::new("sh")
                 .arg("-c")
@@ -677,12 +689,14 @@ mod tests {
             out.stdout
         };
         assert_eq!(run("oabct3"), b"oabct5\0a b/$x`y`*\0");
+        // The next call with the same settings (the index holds the new token by then).
+        assert_eq!(run("oabct5"), b"oabct5\0");
         assert_eq!(run("oabct2"), b"oabct5\0/\0");
         assert_eq!(run(""), b"oabct5\0/\0");
         // What a printf format or the quotes would change goes through the files.
         for odd in [&b"it's"[..], b"50%", b"back\\slash", "é".as_bytes()] {
             let answers = vec![("oabct3".to_string(), [b"oabct5\0", odd, b"\0"].concat())];
-            assert_eq!(inline_hook(Some("oabct3"), &answers, b"oabct5\0/\0"), None);
+            assert_eq!(inline_hook(&tokens, &answers, b"oabct5\0/\0"), None);
         }
     }
 
