@@ -13,7 +13,9 @@
 //! Knobs: `BENCH_REPOS` (`files`, `gb`, or both comma-separated; default both), `BENCH_FILES`
 //! (files of the first repository, default 100000), `BENCH_GB_MB` (size of the second in MB,
 //! default 1024), `BENCH_ROUNDS` (pool rounds, default 10), `BENCH_REF` (reference checkouts,
-//! default 3; 0 skips them), `BENCH_DIR` (where to build them; default the system temp dir).
+//! default 3; 0 skips them), `BENCH_DIR` (where to build them; default the system temp dir),
+//! `BENCH_GIT_CONFIG` (`key=value,...` set in the generated repository, as a user could: e.g.
+//! `core.splitIndex=true` to measure what it changes).
 
 #[allow(dead_code)] // the shared helpers this bench does not use
 mod common;
@@ -305,6 +307,15 @@ fn generate(dir: &Path, shape: &Shape) {
     git(dir, &["init", "-q", "-b", "main"]);
     git(dir, &["config", "user.name", "bench"]);
     git(dir, &["config", "user.email", "bench@orch.invalid"]);
+    let extra = std::env::var("BENCH_GIT_CONFIG").unwrap_or_default();
+    for setting in extra.split(',').filter(|s| !s.trim().is_empty()) {
+        let (k, v) = setting
+            .trim()
+            .split_once('=')
+            .expect("BENCH_GIT_CONFIG: key=value");
+        git(dir, &["config", k, v]);
+        println!("  git config {k} {v}");
+    }
     let mut child = Command::new("git")
         .args(["fast-import", "--quiet"])
         .current_dir(dir)

@@ -15,6 +15,7 @@ mod process;
 mod replay;
 mod retire;
 mod run;
+mod turn_commit;
 mod watch;
 mod worktree;
 

@@ -71,15 +71,50 @@ impl Watches {
     /// The `-c` settings that let git ask the journal, after syncing it with the events so far.
     /// None: no watch here, or it cannot be trusted now; run git without them.
     pub(super) fn fsmonitor_args(&self, root: &Path) -> Option<Vec<String>> {
+        self.answer(root, false).map(|a| a.args)
+    }
+
+    /// As `fsmonitor_args`, and which paths an `add` must look at for new files (`NewFiles`).
+    pub(super) fn answer(&self, root: &Path, new_files: bool) -> Option<Answer> {
         let watch = lock(&self.map).get(&key(root)).cloned()?;
-        match watch.answer() {
-            Ok(args) => Some(args),
+        match watch.answer(new_files) {
+            Ok(a) => Some(a),
             Err(why) => {
                 tracing::info!(worktree = %root.display(), %why, "git: no change journal for this call; full scan");
                 None
             }
         }
     }
+
+    /// An `add` run with `answer`'s settings covered every new file (by walking every folder,
+    /// or the paths `answer` listed): from then on, the journal's paths are enough.
+    pub(super) fn vouch(&self, root: &Path, answer: &Answer) {
+        if let Some(watch) = lock(&self.map).get(&key(root)).cloned() {
+            let mut st = lock(&watch.shared.state);
+            // Events lost since that answer (not yet rescanned) leave the journal short.
+            if !st.overflowed && st.lost_at <= answer.token {
+                st.listed_from = Some(answer.token + 1);
+            }
+        }
+    }
+}
+
+/// What a journal answer says about new files, for `add`.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum NewFiles {
+    /// Every path (relative to the worktree) where a file may have appeared or changed since the
+    /// last `add` that covered everything: looking at these is enough.
+    Listed(Vec<PathBuf>),
+    /// The journal cannot vouch for that (why): `add` must walk every folder.
+    Walk(&'static str),
+}
+
+/// One answer of the journal: git's settings and, when asked, the paths for `add`.
+pub(super) struct Answer {
+    pub args: Vec<String>,
+    /// The token this answer issued.
+    token: u64,
+    pub new_files: NewFiles,
 }
 
 /// A linked worktree's own folder in the repository (`.git/worktrees/<id>`), read from its
@@ -103,6 +138,10 @@ impl super::Repo {
     /// Starts journaling what changes in the attempt's worktree at `worktree`, so commits there
     /// skip the full scan. Call it once the worktree is in place, before the agent starts. A
     /// failure (inotify limits) only means those commits scan as before: it is logged.
+    ///
+    /// The worktree must hold no untracked files but ignored ones (a fresh checkout, or one our
+    /// own calls clean before the agent starts, as the pool's does): the first commit then
+    /// looks for new files only where the journal saw something happen.
     pub fn watch_worktree(&self, worktree: &Path) {
         let path = self.root.join(worktree);
         let admin = match linked_admin_dir(&path) {
@@ -140,6 +179,12 @@ struct TreeWatch {
     watcher: Mutex<RecommendedWatcher>,
     /// Serializes answers; the tokens whose answers are on disk, oldest first.
     tokens: Mutex<VecDeque<u64>>,
+    /// The worktree's admin dir (`.git/worktrees/<id>`, or `.git`): its index and HEAD.
+    admin: PathBuf,
+    /// The index file when the watch started: no git wrote it since while it is the same.
+    index_at_start: Option<FileId>,
+    /// The repository's `info/exclude` as last seen: a change can un-ignore files anywhere.
+    exclude_seen: Mutex<Option<FileId>>,
 }
 
 #[derive(Default)]
@@ -165,6 +210,12 @@ struct State {
     rescans: u64,
     /// Why the journal cannot be trusted any more (the worktree itself moved or vanished).
     broken: Option<String>,
+    /// Every path where a new file may have appeared since the last `add` that covered all
+    /// of them has a stamp from this one on (None: not known; `add` walks every folder). From
+    /// the start: the worktree holds nothing untracked then (see `watch_worktree`).
+    listed_from: Option<u64>,
+    /// The epoch when lost events were last dealt with (watches re-added).
+    lost_at: u64,
 }
 
 impl TreeWatch {
@@ -179,6 +230,8 @@ impl TreeWatch {
         };
         let watcher = notify::recommended_watcher(handler).map_err(|e| e.to_string())?;
         let session = crate::os::random_token().map_err(|e| e.to_string())?[..8].to_string();
+        lock(&shared.state).listed_from = Some(0);
+        let admin = dir.parent().unwrap_or(dir).to_path_buf();
         let w = TreeWatch {
             root: root.to_path_buf(),
             dir: dir.to_path_buf(),
@@ -186,6 +239,9 @@ impl TreeWatch {
             shared,
             watcher: Mutex::new(watcher),
             tokens: Mutex::new(VecDeque::new()),
+            index_at_start: FileId::of(&admin.join("index")),
+            exclude_seen: Mutex::new(FileId::of(&exclude_file(&admin))),
+            admin,
         };
         w.watch_dir(dir)?;
         w.watch_tree(root, false)?;
@@ -237,12 +293,18 @@ impl TreeWatch {
     }
 
     /// Syncs with the events so far, writes the answers for every kept token under a new one,
-    /// and returns the git settings that read them.
-    fn answer(&self) -> Result<Vec<String>, String> {
+    /// and returns the git settings that read them (with `new_files`, what `add` must look at).
+    fn answer(&self, new_files: bool) -> Result<Answer, String> {
         let mut tokens = lock(&self.tokens);
         self.sync(&mut tokens)?;
-        let (now, answers) = {
+        // Before our call writes the index: did another git write it since ours did?
+        let (foreign, index_token) = self.foreign_index_or_excludes();
+        let (now, answers, listed) = {
             let mut st = lock(&self.shared.state);
+            if let Some(why) = foreign {
+                tracing::debug!(worktree = %self.root.display(), why, "git: new files need a walk");
+                st.listed_from = None;
+            }
             let now = st.epoch;
             st.epoch += 1;
             tokens.push_back(now);
@@ -251,32 +313,67 @@ impl TreeWatch {
                     let _ = std::fs::remove_file(self.dir.join(self.token(old)));
                 }
             }
-            // Entries no kept token needs any more.
+            // Entries neither a kept token nor the next `add` needs any more.
             let oldest = tokens.front().copied().unwrap_or(now);
-            st.touched.retain(|_, (stamp, _)| *stamp > oldest);
+            let listed_from = st.listed_from.unwrap_or(u64::MAX);
+            st.touched
+                .retain(|_, (stamp, _)| *stamp > oldest || *stamp >= listed_from);
             let answers: Vec<(u64, Vec<u8>)> = tokens
                 .iter()
                 .map(|&t| (t, self.changed_since(&st, t, now)))
                 .collect();
-            (now, answers)
+            let listed = new_files.then(|| listed_for_add(&st));
+            (now, answers, listed)
         };
         let write = |name: &str, body: &[u8]| {
             std::fs::write(self.dir.join(name), body)
                 .map_err(|e| format!("cannot write {}: {e}", self.dir.join(name).display()))
         };
-        write(ALL, &self.everything(now))?;
+        let everything = self.everything(now);
+        write(ALL, &everything)?;
+        let mut named = Vec::with_capacity(answers.len());
         for (t, body) in answers {
             write(&self.token(t), &body)?;
+            named.push((self.token(t), body));
         }
-        let hook = hook_command(&self.dir).ok_or("the journal's path is not UTF-8")?;
-        Ok(vec![
+        // The new token too: a later call with these same settings finds it in the index.
+        let inlined = [index_token, Some(self.token(now))];
+        let hook = match inline_hook(&inlined, &named, &everything) {
+            Some(h) => h,
+            None => hook_command(&self.dir).ok_or("the journal's path is not UTF-8")?,
+        };
+        let args = vec![
             "-c".into(),
             format!("core.fsmonitor={hook}"),
             "-c".into(),
             "core.fsmonitorHookVersion=2".into(),
             "-c".into(),
             "core.untrackedCache=true".into(),
-        ])
+        ];
+        Ok(Answer {
+            args,
+            token: now,
+            new_files: listed.unwrap_or(NewFiles::Walk("not asked")),
+        })
+    }
+
+    /// Why the journal may have missed a new file although it lost no event: another git wrote
+    /// the index (a `git reset` or `rm --cached` makes files untracked without touching them;
+    /// git without our settings drops our token from the index), or `info/exclude` changed.
+    /// Also returns the index's token when it is one of ours.
+    fn foreign_index_or_excludes(&self) -> (Option<&'static str>, Option<String>) {
+        let index = self.admin.join("index");
+        let ours = format!("o{}t", self.session);
+        let token =
+            super::turn_commit::index_fsmonitor_token(&index).filter(|t| t.starts_with(&ours));
+        let exclude = FileId::of(&exclude_file(&self.admin));
+        if std::mem::replace(&mut *lock(&self.exclude_seen), exclude.clone()) != exclude {
+            return (Some("info/exclude changed"), token);
+        }
+        if token.is_some() || FileId::of(&index) == self.index_at_start {
+            return (None, token);
+        }
+        (Some("another git wrote the index"), None)
     }
 
     /// Waits until every event made before now has been recorded (a cookie file made now comes
@@ -315,6 +412,10 @@ impl TreeWatch {
                 }
                 let rescan = std::mem::take(&mut st.overflowed);
                 st.rescans += u64::from(rescan);
+                if rescan {
+                    st.listed_from = None;
+                    st.lost_at = st.epoch;
+                }
                 (std::mem::take(&mut st.unwatched), rescan)
             };
             if rescan {
@@ -430,112 +531,72 @@ fn record(shared: &Shared, root: &Path, dir: &Path, res: notify::Result<Event>) 
     }
 }
 
+/// The paths `add` must look at since `listed_from`, or why it must walk every folder.
+fn listed_for_add(st: &State) -> NewFiles {
+    let Some(from) = st.listed_from else {
+        return NewFiles::Walk("lost events, or the index or excludes changed behind us");
+    };
+    let mut paths = Vec::new();
+    for (p, (stamp, _)) in &st.touched {
+        if *stamp < from {
+            continue;
+        }
+        // A new or edited ignore file can bring in files nothing touched; a nested `.git`
+        // can turn a folder into a repository of its own.
+        if p.components()
+            .any(|c| c.as_os_str() == ".git" || c.as_os_str() == ".gitignore")
+        {
+            return NewFiles::Walk("a .gitignore or a nested .git changed");
+        }
+        if paths.len() == MAX_LISTED {
+            return NewFiles::Walk("too many paths");
+        }
+        paths.push(p.clone());
+    }
+    paths.sort();
+    NewFiles::Listed(paths)
+}
+
+/// Which file this is on disk, and its last change: equal ids mean nobody replaced or wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileId {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+}
+
+impl FileId {
+    fn of(path: &Path) -> Option<FileId> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::symlink_metadata(path).ok()?;
+        let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
+        Some(FileId {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime_ns: ns(m.mtime(), m.mtime_nsec()),
+            ctime_ns: ns(m.ctime(), m.ctime_nsec()),
+        })
+    }
+}
+
+/// The repository's `info/exclude`, found from a worktree's admin dir (`commondir` names the
+/// repository's from a linked worktree's).
+fn exclude_file(admin: &Path) -> PathBuf {
+    let common = std::fs::read_to_string(admin.join("commondir"))
+        .map(|c| admin.join(c.trim_end_matches(['\n', '\r'])))
+        .unwrap_or_else(|_| admin.to_path_buf());
+    common.join("info").join("exclude")
+}
+
 fn cookie_number(name: &OsStr) -> Option<u64> {
     name.to_str()?.strip_prefix("cookie-")?.parse().ok()
 }
 
-/// The fsmonitor hook git runs (through `sh -c`, with the version and the index's token as
-/// `$1 $2`): prints the answer file for that token, or the one for unknown tokens. Tokens we
-/// issue are `[0-9a-z]+`; anything else (another monitor's, an empty one) is unknown. The last
-/// `:` takes the arguments git appends.
-fn hook_command(dir: &Path) -> Option<String> {
-    let d = dir.to_str()?.replace('\'', r"'\''");
-    Some(format!(
-        "d='{d}'; case $2 in ''|*[!0-9a-z]*) f=\"$d/{ALL}\" ;; *) f=\"$d/$2\" ;; esac; \
-         [ -f \"$f\" ] || f=\"$d/{ALL}\"; [ -f \"$f\" ] && exec cat \"$f\"; \
-         printf 'none\\000/\\000'; :"
-    ))
-}
-
+mod hook;
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::process::Command;
+mod tests;
 
-    fn git(dir: &Path, args: &[&str]) -> String {
-        let out = Command::new("git")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("git");
-        assert!(out.status.success(), "git {args:?}: {out:?}");
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-
-    /// Events the kernel dropped (its queue overflowed while the reader was stalled) must not
-    /// lose a change: the next commit scans, and the journal is trusted again after it.
-    #[test]
-    fn a_change_made_while_the_queue_overflowed_lands_in_the_commit() {
-        let t = tempfile::tempdir().expect("tempdir");
-        let root = t.path();
-        git(root, &["init", "-q", "-b", "main"]);
-        std::fs::write(root.join(".gitignore"), "junk/\n").expect("write");
-        std::fs::write(root.join("kept.txt"), "one\n").expect("write");
-        git(root, &["add", "-A"]);
-        git(
-            root,
-            &[
-                "-c",
-                "user.name=t",
-                "-c",
-                "user.email=t@t",
-                "commit",
-                "-qm",
-                "base",
-            ],
-        );
-        std::fs::create_dir(root.join("junk")).expect("mkdir");
-        let repo = crate::git::Repo::open(root).expect("open");
-        repo.watch_worktree(root);
-        assert_eq!(
-            repo.commit_all(root, "A", "a@a", "nothing")
-                .expect("commit"),
-            None
-        );
-        let watch = lock(&repo.watches.map)
-            .values()
-            .next()
-            .cloned()
-            .expect("watched");
-        let limit: usize = std::fs::read_to_string("/proc/sys/fs/inotify/max_queued_events")
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(16_384);
-        {
-            // notify's reader blocks in our handler on this lock: the kernel queue fills up.
-            let _stalled = lock(&watch.shared.state);
-            // Each new file with content is a create, a modify and a close: more than twice
-            // the queue's length in distinct events, whatever mask the watcher asked for.
-            for i in 0..limit {
-                std::fs::write(root.join(format!("junk/{i}")), b"x").expect("write");
-            }
-            std::fs::write(root.join("kept.txt"), "two\n").expect("write");
-        }
-        // The reader reaches the kernel's overflow mark after the events queued before it
-        // (seconds on a loaded machine; a commit meanwhile would time out its sync and scan).
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while !{
-            let st = lock(&watch.shared.state);
-            st.overflowed || st.rescans > 0
-        } {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the queue never overflowed"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        let tip = repo
-            .commit_all(root, "A", "a@a", "after the overflow")
-            .expect("commit")
-            .expect("a commit");
-        assert_eq!(git(root, &["show", &format!("{tip}:kept.txt")]), "two");
-        // Trusted again: a later change is found through the journal.
-        std::fs::write(root.join("kept.txt"), "three\n").expect("write");
-        let tip = repo
-            .commit_all(root, "A", "a@a", "later")
-            .expect("commit")
-            .expect("a commit");
-        assert_eq!(git(root, &["show", &format!("{tip}:kept.txt")]), "three");
-        assert_eq!(git(root, &["status", "--porcelain"]), "");
-    }
-}
+use hook::{hook_command, inline_hook};

@@ -169,40 +169,58 @@ impl Repo {
         message: &str,
     ) -> Result<Option<String>, GitError> {
         // With the change journal (`watch.rs`) git checks only the paths touched since the last
-        // call, so `add -A` and the commit each cost an index read and write, not a scan.
-        let fsmonitor = self.fsmonitor_args(worktree);
+        // call, so `add` and the commit each cost an index read and write, not a scan; `add`
+        // looks for new files only where the journal saw something happen.
+        let root = self.root.join(worktree);
+        let journal = self.watches.answer(&root, true);
+        let plain = || self.git_in(worktree);
+        let fsmonitor = match &journal {
+            Some(answer) => {
+                self.add_with_journal(worktree, answer)?;
+                self.watches.vouch(&root, answer);
+                // The same answer serves the commit: the add changed no file.
+                Some(answer.args.clone())
+            }
+            None => {
+                // What `add -A` stages, in one scan of the tracked files instead of two: new
+                // files are added by name, changed and deleted ones by `commit -a`. (`add -A`
+                // and then commit's own index refresh each `lstat` every file: ~0.2 s of CPU
+                // apiece on 100,000 files.)
+                let new = plain()
+                    .args(["ls-files", "-z", "--others", "--exclude-standard"])
+                    .run_bytes()?;
+                if !new.is_empty() {
+                    plain()
+                        .args([
+                            "--literal-pathspecs",
+                            "add",
+                            "--pathspec-from-file=-",
+                            "--pathspec-file-nul",
+                        ])
+                        .stdin(&new)
+                        .run()?;
+                }
+                None
+            }
+        };
         let g = || match &fsmonitor {
             Some(c) => self.git_in(worktree).args(c),
             None => self.git_in(worktree),
         };
-        if fsmonitor.is_some() {
-            g().args(["add", "--all"]).run()?;
-        } else {
-            // What `add -A` stages, in one scan of the tracked files instead of two: new files
-            // are added by name, changed and deleted ones by `commit -a`. (`add -A` and then
-            // commit's own index refresh each `lstat` every file: ~0.2 s of CPU apiece on
-            // 100,000 files.)
-            let new = g()
-                .args(["ls-files", "-z", "--others", "--exclude-standard"])
-                .run_bytes()?;
-            if !new.is_empty() {
-                g().args([
-                    "--literal-pathspecs",
-                    "add",
-                    "--pathspec-from-file=-",
-                    "--pathspec-file-nul",
-                ])
-                .stdin(&new)
-                .run()?;
-            }
-        }
         // Porcelain commit (not commit-tree) so the user's commit hooks still run; the message
         // goes through stdin so its size and characters do not matter.
-        let stage_all = fsmonitor.is_none().then_some("--all");
+        // `--all` stages the tracked files changed or deleted (with the journal, only those it
+        // names are looked at).
         let committed = g()
-            .arg("commit")
-            .args(stage_all)
-            .args(["--quiet", "--no-edit", "--cleanup=whitespace", "-F", "-"])
+            .args([
+                "commit",
+                "--all",
+                "--quiet",
+                "--no-edit",
+                "--cleanup=whitespace",
+                "-F",
+                "-",
+            ])
             .env("GIT_AUTHOR_NAME", author_name)
             .env("GIT_AUTHOR_EMAIL", author_email)
             .env("GIT_COMMITTER_NAME", author_name)
@@ -223,6 +241,9 @@ impl Repo {
             }
             return Err(e);
         }
-        Ok(Some(g().args(["rev-parse", "HEAD"]).run()?))
+        match super::turn_commit::head_from_files(&root) {
+            Some(oid) => Ok(Some(oid)),
+            None => Ok(Some(g().args(["rev-parse", "HEAD"]).run()?)),
+        }
     }
 }

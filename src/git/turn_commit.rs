@@ -1,0 +1,201 @@
+//! The per-turn commit's shortcuts on big repositories (issue #11), used by `commit_all`:
+//! new files staged by name from the change journal (`watch.rs`) instead of `add` reading every
+//! folder, and the new HEAD read from the files `git commit` just wrote instead of asking
+//! another git process. Each shortcut falls back to the plain command when unsure.
+
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+use super::watch::{Answer, NewFiles};
+use super::{GitError, Repo};
+
+/// How much of the index's end is searched for the fsmonitor extension. It is written after
+/// the entries, the cache tree and the untracked cache, followed only by small extensions and
+/// the checksum; its bitmap holds one bit per entry at most.
+const INDEX_TAIL: u64 = 256 * 1024;
+
+impl Repo {
+    /// Stages what `add --all` would in `worktree`, run with the journal's `answer`: only the
+    /// listed paths when the journal vouches for them, else every folder. Tracked files changed
+    /// or deleted are left to `commit --all`, which finds them through the same journal.
+    pub(super) fn add_with_journal(
+        &self,
+        worktree: &Path,
+        answer: &Answer,
+    ) -> Result<(), GitError> {
+        let g = || self.git_in(worktree).args(&answer.args);
+        let listed = match &answer.new_files {
+            NewFiles::Listed(paths) => paths,
+            NewFiles::Walk(why) => {
+                tracing::debug!(worktree = %worktree.display(), why, "git: add walks every folder");
+                return g().args(["add", "--all"]).run().map(|_| ());
+            }
+        };
+        let candidates = existing(worktree, listed);
+        if candidates.is_empty() {
+            return Ok(());
+        }
+        let wanted = self.not_ignored(worktree, candidates)?;
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let by_name = g()
+            .args([
+                "--literal-pathspecs",
+                "add",
+                "--all",
+                "--pathspec-from-file=-",
+                "--pathspec-file-nul",
+            ])
+            .stdin(&nul_list(&wanted))
+            .run();
+        if let Err(e) = by_name {
+            // A path git refuses by name (inside a nested repository, beyond a symlink) is
+            // one `add --all` deals with its own way: do exactly that.
+            tracing::debug!(error = %e, "git: add by name failed; walking every folder");
+            g().args(["add", "--all"]).run()?;
+        }
+        Ok(())
+    }
+
+    /// `paths` without the ones `.gitignore`, `info/exclude` or `core.excludesFile` exclude
+    /// (`add` refuses an ignored path named on its command line). The index is not read:
+    /// a tracked file reported here is staged by `commit --all` all the same.
+    fn not_ignored(&self, worktree: &Path, paths: Vec<PathBuf>) -> Result<Vec<PathBuf>, GitError> {
+        // check-ignore reads a leading `:` as pathspec magic (and takes no `--literal-pathspecs`):
+        // such a path is not asked about; were it ignored, `add` refuses it and walks instead.
+        let asked: Vec<PathBuf> = paths
+            .iter()
+            .filter(|p| !p.as_os_str().as_bytes().starts_with(b":"))
+            .cloned()
+            .collect();
+        if asked.is_empty() {
+            return Ok(paths);
+        }
+        let out = self
+            .git_in(worktree)
+            .args(["check-ignore", "--no-index", "--stdin", "-z"])
+            .stdin(&nul_list(&asked))
+            .output()?;
+        // 0: some are ignored, 1: none is; anything else is an error.
+        match out.status.code() {
+            Some(1) => Ok(paths),
+            Some(0) => {
+                let ignored: std::collections::HashSet<&[u8]> = out
+                    .stdout
+                    .split(|b| *b == 0)
+                    .filter(|p| !p.is_empty())
+                    .collect();
+                Ok(paths
+                    .into_iter()
+                    .filter(|p| !ignored.contains(p.as_os_str().as_bytes()))
+                    .collect())
+            }
+            code => Err(GitError::exit(
+                vec!["check-ignore".into()],
+                code,
+                String::from_utf8_lossy(&out.stderr),
+            )),
+        }
+    }
+}
+
+/// The listed paths that exist now (a deleted file is `commit --all`'s; a file made and removed
+/// within the turn is nothing), relative and plain (no `..`, nothing absolute).
+fn existing(worktree: &Path, listed: &[PathBuf]) -> Vec<PathBuf> {
+    listed
+        .iter()
+        .filter(|p| p.components().all(|c| matches!(c, Component::Normal(_))))
+        .filter(|p| worktree.join(p).symlink_metadata().is_ok())
+        .cloned()
+        .collect()
+}
+
+fn nul_list(paths: &[PathBuf]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for p in paths {
+        out.extend_from_slice(p.as_os_str().as_bytes());
+        out.push(0);
+    }
+    out
+}
+
+/// The token git keeps in `index`'s fsmonitor extension ("FSMN", its size, version 2, the token
+/// and a NUL), found in the file's last part. None: no such extension (git without a monitor
+/// wrote the index last), or it could not be read.
+pub(super) fn index_fsmonitor_token(index: &Path) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(index).ok()?;
+    let len = f.metadata().ok()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(INDEX_TAIL)))
+        .ok()?;
+    let mut tail = Vec::new();
+    f.read_to_end(&mut tail).ok()?;
+    // The last match: an entry's name could contain these bytes, the extension comes after.
+    let at = (0..tail.len().saturating_sub(12))
+        .rev()
+        .find(|&i| tail[i..].starts_with(b"FSMN") && tail[i + 8..i + 12] == [0, 0, 0, 2])?;
+    let token = &tail[at + 12..];
+    let end = token.iter().position(|b| *b == 0)?;
+    String::from_utf8(token[..end].to_vec()).ok()
+}
+
+/// The commit HEAD names in `worktree`, read from the files git keeps (its `HEAD`, then the
+/// branch's loose ref). None whenever that is not plainly answered (a ref in `packed-refs`, the
+/// reftable format, anything unexpected): ask git then.
+pub(super) fn head_from_files(worktree: &Path) -> Option<String> {
+    let dotgit = worktree.join(".git");
+    let admin = if dotgit.is_dir() {
+        dotgit
+    } else {
+        let text = std::fs::read_to_string(&dotgit).ok()?;
+        worktree.join(
+            text.strip_prefix("gitdir: ")?
+                .trim_end_matches(['\n', '\r']),
+        )
+    };
+    let common = match std::fs::read_to_string(admin.join("commondir")) {
+        Ok(c) => admin.join(c.trim_end_matches(['\n', '\r'])),
+        Err(_) => admin.clone(),
+    };
+    if common.join("reftable").exists() {
+        return None;
+    }
+    let head = std::fs::read_to_string(admin.join("HEAD")).ok()?;
+    let head = head.trim_end_matches(['\n', '\r']);
+    let oid = match head.strip_prefix("ref: ") {
+        // Only branches: they live in the common dir, other refs may be per worktree.
+        Some(r) if r.starts_with("refs/heads/") && !r.contains("..") => {
+            let text = std::fs::read_to_string(common.join(r)).ok()?;
+            text.trim_end_matches(['\n', '\r']).to_string()
+        }
+        Some(_) => return None,
+        None => head.to_string(),
+    };
+    let hex = oid
+        .bytes()
+        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+    (matches!(oid.len(), 40 | 64) && hex).then_some(oid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_is_read_from_the_end_of_the_index() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let index = t.path().join("index");
+        let mut body = b"DIRC\0\0\0\x02 entries FSMN look-alike in a name ".to_vec();
+        body.extend_from_slice(b"FSMN\0\0\0\x20\0\0\0\x02oabcdefgt12\0\0\0\0\x08bitmap");
+        body.extend_from_slice(&[0xaa; 20]);
+        std::fs::write(&index, &body).expect("write");
+        assert_eq!(
+            index_fsmonitor_token(&index).as_deref(),
+            Some("oabcdefgt12")
+        );
+        std::fs::write(&index, b"DIRC\0\0\0\x02 no extension").expect("write");
+        assert_eq!(index_fsmonitor_token(&index), None);
+        assert_eq!(index_fsmonitor_token(&t.path().join("missing")), None);
+    }
+}
