@@ -259,6 +259,8 @@ impl Repo {
         let fsmonitor = self.fsmonitor_args(path).unwrap_or_default();
         self.git_in(path)
             .args(fsmonitor)
+            // Marks where this attempt's visits start in the worktree's reflog (collect).
+            .env("GIT_REFLOG_ACTION", super::collect::ATTEMPT_START_REFLOG)
             .args([
                 "checkout",
                 "--quiet",
