@@ -217,6 +217,6 @@ impl Repo {
 }
 
 /// A whole SHA-1 or SHA-256 object id, lowercase as git prints it.
-fn is_full_oid(rev: &str) -> bool {
+pub(super) fn is_full_oid(rev: &str) -> bool {
     matches!(rev.len(), 40 | 64) && rev.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
