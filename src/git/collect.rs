@@ -434,7 +434,11 @@ impl Repo {
         if oids.is_empty() {
             return Ok(Vec::new());
         }
-        let glob = format!("--glob={BACKUP_PREFIX}");
+        // This task's backups, as when a worktree is retired (`backup_scope`).
+        let glob = format!(
+            "--glob={}",
+            super::backup::backup_scope(&backup_ref_name(c.task, c.attempt))
+        );
         let unsaved = self
             .git()
             .arg("rev-list")
