@@ -10,7 +10,9 @@ mod common;
 
 use common::git;
 use common::scratch::{agent_commit, fixture, oid, wt_path};
-use orch_tui::git::{AttemptChange, ChangeSource, Collect, Repo, Stray, backup_ref_name};
+use orch_tui::git::{
+    AttemptChange, ChangeSource, Collect, Pool, Repo, Stray, Taken, backup_ref_name,
+};
 
 const TASK: &str = "t";
 const BRANCH: &str = "orch/t";
@@ -352,4 +354,66 @@ fn diverging_stray_branches_are_all_kept_and_none_adopted() {
     );
     assert_kept(&repo, &[&l, &r]);
     assert_eq!(branches(&repo), ["main", "orch/t"]);
+}
+
+/// Collects attempt 1 of `task` in `wt` (taken from a pool or made by hand).
+fn collect_in(repo: &Repo, wt: &std::path::Path, task: &str, base: &str) -> AttemptChange {
+    let before: BTreeSet<String> = ["main".to_string()].into();
+    let branch = format!("orch/{task}");
+    repo.collect_attempt(&Collect {
+        worktree: wt,
+        task,
+        attempt: 1,
+        task_branch: &branch,
+        base,
+        branches_before: &before,
+        author_name: "Sim Agent",
+        author_email: "sim@orch.invalid",
+        message: MESSAGE,
+    })
+    .expect("collect")
+}
+
+#[test]
+fn a_reused_worktree_reports_only_this_attempts_strays() {
+    let (_t, repo) = fixture();
+    let base = oid(&repo, "main");
+    let pool = Pool {
+        dir: PathBuf::from(".orch/pool"),
+        reuse: vec![],
+        max_idle: 1,
+    };
+    // Attempt a leaves a commit on a detached HEAD: kept as its orphan.
+    let wa = wt_path(&repo, "a-1");
+    repo.take_worktree(&pool, &wa, "orch/a", &base, &backup_ref_name("a", 1))
+        .expect("take");
+    git(&wa, &["checkout", "-q", "--detach"]);
+    let left = agent_commit(&wa, "a.txt", "a\n", "left behind by a");
+    git(&wa, &["checkout", "-q", "orch/a"]);
+    let got = collect_in(&repo, &wa, "a", &base);
+    assert_eq!(got.strays.len(), 1, "{got:?}");
+    assert_eq!(got.strays[0].tip, left);
+    repo.give_back_worktree(&pool, &wa, &backup_ref_name("a", 1))
+        .expect("give back");
+    // The user drops a's backups; only the pooled worktree's old reflog still names the commit.
+    for b in repo.backups().expect("backups") {
+        repo.drop_backup(&b).expect("drop");
+    }
+
+    // Attempt b gets that worktree: what a visited is not b's, b's own orphan still is.
+    let wb = wt_path(&repo, "b-1");
+    let taken = repo
+        .take_worktree(&pool, &wb, "orch/b", &base, &backup_ref_name("b", 1))
+        .expect("take again");
+    assert_eq!(taken, Taken::Reused);
+    git(&wb, &["checkout", "-q", "--detach"]);
+    let own = agent_commit(&wb, "b.txt", "b\n", "left behind by b");
+    git(&wb, &["checkout", "-q", "orch/b"]);
+    fs::write(wb.join("c.txt"), "b's change\n").expect("write");
+    let got = collect_in(&repo, &wb, "b", &base);
+    assert!(got.tip.is_some());
+    assert_eq!(got.agent_commits, 0);
+    let orphans: Vec<&str> = got.strays.iter().map(|s| s.tip.as_str()).collect();
+    assert_eq!(orphans, [own.as_str()], "only b's own commit is b's stray");
+    assert_eq!(backups(&repo), ["refs/orch/backup/b/1-orphan"]);
 }

@@ -67,6 +67,72 @@ fn a_replayed_merge_keeps_the_agents_original_commit() {
     assert_eq!(oid(&repo, &backup), c);
     assert!(!wt.exists());
     assert_eq!(repo.rev_parse("refs/heads/orch/rp").expect("rp"), None);
+    // With a reflog, so `orch-tui gc --older-than` knows its age.
+    let kept = repo.backups().expect("backups");
+    assert!(kept.iter().any(|b| b.name == backup && b.created.is_some()));
+}
+
+/// A task merged by replay, its worktree still there: (worktree, agent's commit, merged commit).
+fn replayed(repo: &Repo, task: &str) -> (std::path::PathBuf, String, String) {
+    let base = repo.ensure_branch("orch/integration").expect("integration");
+    let (wt, c) = task_commit(repo, task, &base, &[("rp.txt", "rp")]);
+    let (_w, other) = task_commit(repo, &format!("{task}-other"), &base, &[("o.txt", "o")]);
+    merge(repo, &base, &other);
+    let merged = merge(repo, &base, &c);
+    assert_ne!(merged, c);
+    (wt, c, merged)
+}
+
+#[test]
+fn a_merged_commit_that_is_no_commit_changes_nothing() {
+    let (_t, repo) = fixture();
+    let (wt, c, merged) = replayed(&repo, "wrong");
+    let tree = git(repo.root(), &["rev-parse", &format!("{merged}^{{tree}}")]);
+    for bad in [tree.as_str(), "0123456789012345678901234567890123456789"] {
+        let err = repo
+            .retire_merged(&wt, "orch/wrong", bad, &c, &backup_ref_name("wrong", 1))
+            .expect_err("refused");
+        assert!(err.to_string().contains("rev-list"), "{err}");
+    }
+    assert!(wt.exists());
+    assert_eq!(oid(&repo, "refs/heads/orch/wrong"), c);
+    assert_eq!(backups(&repo), vec![]);
+}
+
+#[test]
+fn a_backup_name_already_taken_gets_the_next_one_and_the_branch_still_goes() {
+    let (_t, repo) = fixture();
+    let (wt, c, merged) = replayed(&repo, "taken");
+    let backup = backup_ref_name("taken", 1);
+    let main = oid(&repo, "main");
+    git(repo.root(), &["update-ref", &backup, &main]);
+    let done = repo
+        .retire_merged(&wt, "orch/taken", &merged, &c, &backup)
+        .expect("retire");
+    let next = format!("{backup}-2");
+    assert_eq!(done.backups, vec![next.clone()]);
+    assert!(done.branch_deleted && !wt.exists());
+    assert_eq!(oid(&repo, &next), c);
+    assert_eq!(oid(&repo, &backup), main, "a backup is never overwritten");
+    assert_eq!(repo.rev_parse("refs/heads/orch/taken").expect("rp"), None);
+}
+
+#[test]
+fn only_this_tasks_backups_count_as_keeping_its_commit() {
+    let (_t, repo) = fixture();
+    let (wt, c, merged) = replayed(&repo, "mine");
+    // Another task's backup happens to hold the commit too: it still gets one of its own,
+    // found where `orch-tui gc` and a user look for this task's work.
+    git(
+        repo.root(),
+        &["update-ref", "refs/orch/backup/elsewhere/1", &c],
+    );
+    let backup = backup_ref_name("mine", 1);
+    let done = repo
+        .retire_merged(&wt, "orch/mine", &merged, &c, &backup)
+        .expect("retire");
+    assert_eq!(done.backups, vec![backup.clone()]);
+    assert_eq!(oid(&repo, &backup), c);
 }
 
 #[test]

@@ -18,7 +18,7 @@ use orch_tui::core::supervisor::{
 };
 use orch_tui::engine::jobs::{self, JobCtx};
 use orch_tui::engine::real_git::RealGit;
-use orch_tui::engine::world::{Agents, Checks, GitOps, Incoming, Launch, Sink, Stale};
+use orch_tui::engine::world::{Agents, BranchAt, Checks, GitOps, Incoming, Launch, Sink, Stale};
 use orch_tui::git::{Replay, Repo};
 use sim_support::fake_git::{FakeGit, Files, Repo as FakeRepo};
 
@@ -292,6 +292,18 @@ struct Seen {
     branches: BTreeSet<String>,
     backups: usize,
     worktree_left: bool,
+    /// The task branch against the integration tip: before the merge, after the move, after
+    /// the tidy.
+    against: Vec<&'static str>,
+}
+
+/// `GitOps::branch_against` without the commit ids (each side makes its own).
+fn against(g: &dyn GitOps, onto: &str) -> &'static str {
+    match g.branch_against("refs/heads/orch/t", onto).unwrap() {
+        BranchAt::Missing => "missing",
+        BranchAt::InOnto => "in onto",
+        BranchAt::Tip(_) => "ahead",
+    }
 }
 
 /// One attempt of task `t` on `side`, after `other` (another task's change, already on the
@@ -336,12 +348,14 @@ fn script(
         onto = tip;
     }
     let mut merge = "nothing".to_string();
+    let mut seen_against = vec![against(g, &onto)];
     if let Some(tip) = &change.tip {
         merge = match g.replay_onto(&base, tip, &onto).unwrap() {
             Replay::Clean { tip: new } => {
                 let moved = g
                     .cas_update_ref("refs/heads/orch/integration", &new, &onto)
                     .unwrap();
+                seen_against.push(against(g, &new));
                 g.tidy(&Tidy {
                     task: "t".into(),
                     n: Some(AttemptNo(1)),
@@ -350,6 +364,7 @@ fn script(
                     merged: Some((new.clone(), tip.clone())),
                 })
                 .unwrap();
+                seen_against.push(against(g, &new));
                 format!("clean, moved: {moved}")
             }
             Replay::Conflict { files } => format!("conflict on {files:?}"),
@@ -370,6 +385,7 @@ fn script(
         branches: side.branches(),
         backups: side.backups(),
         worktree_left: side.has_worktree(&path),
+        against: seen_against,
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::world::{Agents, Checks, GitOps, Incoming, Job, Launch, Sink, Spawned};
+use super::world::{Agents, BranchAt, Checks, GitOps, Incoming, Job, Launch, Sink, Spawned};
 use crate::core::config::AgentProfile;
 use crate::core::supervisor::{
     Collect, Event, JobFailure, MergeOutcome, MergePrep, MoveOutcome, Setup, SyncOutcome, SyncPrep,
@@ -232,17 +232,24 @@ pub fn merge_job(
 }
 
 /// The branch as it is now: normally the attempt's commit on its base; after a conflict resolved
-/// by hand, whatever the human committed there (perhaps rebased onto a newer tip).
-fn branch_now(git: &dyn GitOps, m: &MergePrep) -> Result<(String, String), GitError> {
-    let tip = match git.rev_parse(&format!("refs/heads/{}", m.branch))? {
-        Some(t) => t,
-        None => return Ok((m.base.clone(), m.commit.clone())),
+/// by hand, whatever the human committed there (perhaps rebased onto a newer tip). None: it is
+/// in the integration branch already, nothing to merge.
+fn branch_now(git: &dyn GitOps, m: &MergePrep) -> Result<Option<(String, String)>, GitError> {
+    let tip = match git.branch_against(&format!("refs/heads/{}", m.branch), &m.onto)? {
+        BranchAt::InOnto => return Ok(None),
+        BranchAt::Tip(t) => t,
+        BranchAt::Missing => {
+            if m.base == m.commit || git.is_ancestor(&m.commit, &m.onto)? {
+                return Ok(None);
+            }
+            return Ok(Some((m.base.clone(), m.commit.clone())));
+        }
     };
     if tip == m.commit {
-        return Ok((m.base.clone(), m.commit.clone()));
+        return Ok(Some((m.base.clone(), m.commit.clone())));
     }
     let base = git.merge_base(&tip, &m.onto)?;
-    Ok((base, tip))
+    Ok(Some((base, tip)))
 }
 
 fn prepare_merge(
@@ -270,19 +277,12 @@ fn prepare_merge(
             Err(e) => return MergeOutcome::Failed(failure(e)),
         },
     };
+    // Already in the integration branch, or nothing past the base: nothing to write.
     let (base, commit) = match branch_now(ctx.git.as_ref(), m) {
-        Ok(v) => v,
+        Ok(Some((base, commit))) if base != commit => (base, commit),
+        Ok(_) => return MergeOutcome::NothingToMerge,
         Err(e) => return MergeOutcome::Failed(failure(e)),
     };
-    // Nothing past the base, or already in the integration branch: nothing to write.
-    if base == commit {
-        return MergeOutcome::NothingToMerge;
-    }
-    match ctx.git.is_ancestor(&commit, &m.onto) {
-        Ok(true) => return MergeOutcome::NothingToMerge,
-        Ok(false) => {}
-        Err(e) => return MergeOutcome::Failed(failure(e)),
-    }
     let tip = match ctx.git.replay_onto(&base, &commit, &m.onto) {
         Ok(Replay::Clean { tip }) => tip,
         Ok(Replay::Conflict { files }) => return MergeOutcome::Conflict { files },

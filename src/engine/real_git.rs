@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use super::world::GitOps;
+use super::world::{BranchAt, GitOps};
 use crate::core::domain::AttemptNo;
 use crate::core::supervisor::{Change, Collect, Stray, Tidy, WorktreeFact};
 use crate::git::{GitError, Pool, Replay, Repo, backup_ref_name};
@@ -80,6 +80,17 @@ impl GitOps for RealGit {
 
     fn branch_names(&self) -> Result<Vec<String>, GitError> {
         Ok(self.repo.branch_names()?.into_iter().collect())
+    }
+
+    fn branch_against(&self, refname: &str, onto: &str) -> Result<BranchAt, GitError> {
+        if let Some(tip) = self.repo.tip_unless_in(refname, onto)? {
+            return Ok(BranchAt::Tip(tip));
+        }
+        // Rare (the work is merged already, or the branch went): which of the two.
+        Ok(match self.repo.rev_parse(refname)? {
+            Some(_) => BranchAt::InOnto,
+            None => BranchAt::Missing,
+        })
     }
 
     fn prepare_worktree(

@@ -43,6 +43,15 @@ pub trait GitOps: Send + Sync {
     fn rev_parse(&self, rev: &str) -> Result<Option<String>, GitError>;
     fn is_ancestor(&self, a: &str, b: &str) -> Result<bool, GitError>;
     fn branch_names(&self) -> Result<Vec<String>, GitError>;
+    /// Where the branch `refname` stands against `onto`: gone, already in it, or its tip.
+    /// Real git answers in one call; this default, in two.
+    fn branch_against(&self, refname: &str, onto: &str) -> Result<BranchAt, GitError> {
+        Ok(match self.rev_parse(refname)? {
+            None => BranchAt::Missing,
+            Some(tip) if self.is_ancestor(&tip, onto)? => BranchAt::InOnto,
+            Some(tip) => BranchAt::Tip(tip),
+        })
+    }
     /// A fresh worktree at `path` on `branch` from `base`, after retiring whatever an earlier
     /// attempt left holding the branch or the path (backed up under `backup_prefix`).
     fn prepare_worktree(
@@ -90,6 +99,16 @@ pub trait GitOps: Send + Sync {
     fn diff(&self, base: &str, tip: &str) -> Result<String, GitError>;
     /// Worktrees under `.orch/worktrees/` (task and attempt number from their names).
     fn orch_worktrees(&self) -> Result<Vec<WorktreeFact>, GitError>;
+}
+
+/// A branch against the integration tip (`GitOps::branch_against`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BranchAt {
+    Missing,
+    /// Its tip is the integration tip or below it.
+    InOnto,
+    /// Its tip, which the integration tip lacks.
+    Tip(String),
 }
 
 /// A running agent.

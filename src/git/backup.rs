@@ -20,6 +20,21 @@ pub struct BackupRef {
     pub created: Option<u64>,
 }
 
+/// The backups of the task `backup_ref` belongs to (`refs/orch/backup/<task>/`), as a `--glob`
+/// pattern: where that task's commits are looked for before another backup is made. A walk
+/// against every backup ref grew with the run (a few hundred refs, each a commit to parse: most
+/// of a merged task's retiring); a commit some other task's backup holds gets its own backup,
+/// a second ref and never a lost commit.
+pub(super) fn backup_scope(backup_ref: &str) -> String {
+    match backup_ref
+        .strip_prefix(BACKUP_PREFIX)
+        .and_then(|rest| rest.rsplit_once('/'))
+    {
+        Some((task, _)) if !task.is_empty() => format!("{BACKUP_PREFIX}{task}/"),
+        _ => BACKUP_PREFIX.to_string(),
+    }
+}
+
 impl Repo {
     /// Saves `oid` under `refname`. A backup is never overwritten: if `refname` already holds
     /// another commit, `refname-2`, `-3`, ... is used. Returns the ref actually written.
@@ -48,6 +63,35 @@ impl Repo {
             &["update-ref", refname],
             "too many backups under this name; drop old ones with `orch-tui gc --older-than AGE`",
         ))
+    }
+
+    /// In one transaction (both or neither): creates the backup `refname` at `oid` and deletes
+    /// `branch_ref` if it is still at `tip`. False when git refused (the name is taken, the
+    /// branch moved) or failed: nothing changed then, and the caller takes the careful way.
+    pub(super) fn backup_and_delete(
+        &self,
+        refname: &str,
+        oid: &str,
+        branch_ref: &str,
+        tip: &str,
+    ) -> bool {
+        let commands = format!("create {refname} {oid}\ndelete {branch_ref} {tip}\n");
+        let done = self
+            .git()
+            .args(["update-ref", "--create-reflog", "-m", BACKUP_REFLOG_MESSAGE])
+            .arg("--stdin")
+            .stdin(commands.as_bytes())
+            .run();
+        match done {
+            Ok(_) => {
+                tracing::info!(backup = %refname, %oid, branch = %branch_ref, "git: backed up, branch deleted");
+                true
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, backup = %refname, "git: backup and delete refused; one at a time");
+                false
+            }
+        }
     }
 
     /// Creates `refname` at `oid` with a reflog entry (refs outside `refs/heads` get none by

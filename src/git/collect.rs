@@ -11,6 +11,13 @@ use std::path::Path;
 
 use super::{BACKUP_PREFIX, GitError, Repo, backup_ref_name, safe_rev};
 
+/// The reflog message of the checkout that hands a pooled worktree to an attempt
+/// (`GIT_REFLOG_ACTION`). A pooled worktree's HEAD reflog holds every earlier attempt's visits
+/// too, all kept when those attempts ended; reading it only back to this entry keeps the
+/// orphans' check to this attempt's commits (it grew by a few commits per reuse, each looked up
+/// among every backup ref). An agent never writes it: git writes it only when told to.
+pub(super) const ATTEMPT_START_REFLOG: &str = "orch-tui: worktree taken for an attempt";
+
 /// The attempt whose change is collected.
 #[derive(Debug, Clone)]
 pub struct Collect<'a> {
@@ -128,6 +135,8 @@ impl Repo {
         let base = self.full_oid(c.base)?;
         let task_ref = format!("refs/heads/{}", c.task_branch);
         let mut head = self.worktree_head(c.worktree)?;
+        // Where HEAD was before our commit: on the base, the agent made no commit of its own.
+        let agent_left_base = head.oid != base;
         let on_task = head.branch.as_deref() == Some(task_ref.as_str());
         if !on_task && head.branch.is_some() {
             // Our commit lands on the task branch or on no branch, never on one the agent
@@ -161,6 +170,8 @@ impl Repo {
         kept.extend(self.keep_orphans(c, &visited, &[&base, &target])?);
         let agent_commits = match &tip {
             None => 0,
+            // Our commit straight on the base is the whole change: nothing to count.
+            Some(t) if !agent_left_base && committed.as_deref() == Some(t.as_str()) => 0,
             Some(t) => {
                 let all = self.commits_between(&base, t)?;
                 let ours = committed.as_ref().is_some_and(|o| all.contains(o));
@@ -238,7 +249,8 @@ impl Repo {
         Ok(Head { branch, oid })
     }
 
-    /// Reads the worktree's HEAD reflog (empty when reflogs are turned off).
+    /// Reads the worktree's HEAD reflog (empty when reflogs are turned off), newest first, back
+    /// to the entry that handed it to this attempt when it came from the pool.
     fn visited(&self, worktree: &Path) -> Result<Visited, GitError> {
         let out = self
             .git_in(worktree)
@@ -247,6 +259,13 @@ impl Repo {
         let mut v = Visited::default();
         for line in out.lines() {
             let (oid, subject) = line.split_once(' ').unwrap_or((line, ""));
+            if subject == ATTEMPT_START_REFLOG {
+                // The base, checked out for this attempt; older entries are earlier attempts'.
+                if !v.oids.iter().any(|o| o == oid) {
+                    v.oids.push(oid.to_string());
+                }
+                break;
+            }
             if !v.oids.iter().any(|o| o == oid) {
                 v.oids.push(oid.to_string());
             }
@@ -415,7 +434,11 @@ impl Repo {
         if oids.is_empty() {
             return Ok(Vec::new());
         }
-        let glob = format!("--glob={BACKUP_PREFIX}");
+        // This task's backups, as when a worktree is retired (`backup_scope`).
+        let glob = format!(
+            "--glob={}",
+            super::backup::backup_scope(&backup_ref_name(c.task, c.attempt))
+        );
         let unsaved = self
             .git()
             .arg("rev-list")

@@ -197,24 +197,31 @@ impl Repo {
         pool: Option<&Pool>,
     ) -> Result<Retired, GitError> {
         let mut done = self.keep_worktree_work(wt, backup_ref)?;
+        self.park_or_remove(wt, pool)?;
+        done.worktree_removed = true;
+        Ok(done)
+    }
+
+    /// Parks a worktree whose work is kept in `pool` (when given, with room, and it can be
+    /// cleaned), else removes it.
+    pub(super) fn park_or_remove(
+        &self,
+        wt: &WorktreeInfo,
+        pool: Option<&Pool>,
+    ) -> Result<(), GitError> {
         if let Some(pool) = pool
             && wt.path.exists()
             && !wt.locked
         {
             match self.park(pool, &wt.path) {
-                Ok(true) => {
-                    done.worktree_removed = true;
-                    return Ok(done);
-                }
+                Ok(true) => return Ok(()),
                 Ok(false) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, path = %wt.path.display(), "git: could not pool a worktree; removing it");
                 }
             }
         }
-        self.remove_kept_worktree(wt)?;
-        done.worktree_removed = true;
-        Ok(done)
+        self.remove_kept_worktree(wt)
     }
 
     /// Detached (so the task branch can go), reset, cleaned, moved into the pool. False when the

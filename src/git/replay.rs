@@ -168,6 +168,19 @@ impl Repo {
         Ok(metas)
     }
 
+    /// The tip of `refname` (a full ref name) unless `onto` already holds it: one ref listing
+    /// that answers what a `rev-parse` and a `merge-base --is-ancestor` would. None: the ref is
+    /// in `onto`, or there is no such ref.
+    pub fn tip_unless_in(&self, refname: &str, onto: &str) -> Result<Option<String>, GitError> {
+        let out = self
+            .git()
+            .args(["for-each-ref", "--format=%(objectname)"])
+            .arg(format!("--no-merged={}", safe_rev(onto)?))
+            .arg(safe_rev(refname)?)
+            .run()?;
+        Ok(out.lines().next().map(str::to_string))
+    }
+
     /// The newest commit on `branch` whose trailers say `Orch-Task: <task>` and
     /// `Orch-Attempt: <attempt>` exactly (task `a` does not match `a-b`). Used at recovery to
     /// learn whether an attempt was already merged. None when there is none (or no branch).
@@ -217,6 +230,6 @@ impl Repo {
 }
 
 /// A whole SHA-1 or SHA-256 object id, lowercase as git prints it.
-fn is_full_oid(rev: &str) -> bool {
+pub(super) fn is_full_oid(rev: &str) -> bool {
     matches!(rev.len(), 40 | 64) && rev.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }

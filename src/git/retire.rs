@@ -1,11 +1,14 @@
 //! Retiring worktrees and task branches — after a merge, at start-up for finished tasks, in
 //! `orch-tui gc` — keeping under a backup ref whatever would otherwise become unreachable.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use super::backup::backup_scope;
 use super::pool::Pool;
+use super::replay::is_full_oid;
 use super::worktree::WorktreeInfo;
-use super::{GitError, Repo};
+use super::{GitError, Repo, safe_rev};
 
 /// The identity used for snapshot commits of work found uncommitted in a worktree we are about
 /// to remove: set explicitly so it works in repos where the user configured none.
@@ -144,13 +147,7 @@ impl Repo {
         agent_commit: &str,
         backup_ref: &str,
     ) -> Result<Retired, GitError> {
-        // Checked first, so a wrong id changes nothing.
-        self.commit_oid(merged_commit)?;
         let wt = self.find_worktree(&self.root.join(worktree))?;
-        let mut done = match &wt {
-            Some(w) => self.retire_or_park(w, backup_ref, pool)?,
-            None => Retired::default(),
-        };
         let task_ref = format!("refs/heads/{task_branch}");
         // A worktree listed on the task branch gave its tip already; the delete below is a
         // compare-and-swap on it, so a branch moved since is never deleted.
@@ -160,33 +157,89 @@ impl Repo {
             }
             _ => self.rev_parse(&task_ref)?,
         };
-        // The worktree's HEAD was checked by `retire`; usually all three are one commit.
-        let mut checked: Vec<&str> = wt.iter().filter_map(|w| w.head.as_deref()).collect();
-        for oid in [Some(agent_commit), task_tip.as_deref()]
+        // What could become unreachable: the worktree's HEAD, the agent's commit, the branch's
+        // tip — usually one commit.
+        let mut at_risk: Vec<&str> = Vec::new();
+        let head = wt.as_ref().and_then(|w| w.head.as_deref());
+        for oid in [head, Some(agent_commit), task_tip.as_deref()]
             .into_iter()
             .flatten()
         {
-            if !checked.contains(&oid) {
-                self.keep_unless_reachable(oid, Some(task_branch), backup_ref, &mut done)?;
-                checked.push(oid);
+            if !at_risk.contains(&oid) {
+                at_risk.push(oid);
             }
         }
-        if let Some(tip) = task_tip {
-            // Everything on it is reachable elsewhere or backed up now; the old value makes
-            // sure a branch that moved meanwhile is not deleted.
-            self.git()
-                .args([
-                    "update-ref",
-                    "-m",
-                    "orch-tui: merged",
-                    "-d",
-                    &task_ref,
-                    &tip,
-                ])
-                .run()?;
-            done.branch_deleted = true;
+        // One walk, before anything changes, also checks the merged commit is one: a wrong id
+        // fails here and changes nothing.
+        let unsaved = self.unsaved_among(&at_risk, task_branch, backup_ref, merged_commit)?;
+        let mut done = Retired::default();
+        if let Some(w) = &wt {
+            if let Some(snap) = self.snapshot_leaving(w)? {
+                // Made just now, so nothing else holds it; its backup holds the HEAD below it.
+                done.backups.push(self.backup_ref(backup_ref, &snap)?);
+                done.snapshot = Some(snap);
+            }
+            self.park_or_remove(w, pool)?;
+            done.worktree_removed = true;
         }
+        let under_snapshot = done.snapshot.as_ref().and(head);
+        let to_keep: Vec<&str> = at_risk
+            .into_iter()
+            .filter(|o| Some(*o) != under_snapshot)
+            .filter(|o| !is_full_oid(o) || unsaved.contains(*o))
+            .collect();
+        let Some(tip) = task_tip.as_deref() else {
+            for oid in to_keep {
+                self.keep_unless_reachable(oid, Some(task_branch), backup_ref, &mut done)?;
+            }
+            return Ok(done);
+        };
+        // The usual replayed merge: the agent's commit kept and the branch deleted in one
+        // transaction (all or nothing); anything else, or a failure, takes the careful way.
+        if let [one] = to_keep[..]
+            && done.backups.is_empty()
+            && self.backup_and_delete(backup_ref, one, &task_ref, tip)
+        {
+            done.backups.push(backup_ref.to_string());
+            done.branch_deleted = true;
+            return Ok(done);
+        }
+        for oid in to_keep {
+            self.keep_unless_reachable(oid, Some(task_branch), backup_ref, &mut done)?;
+        }
+        // Everything on it is reachable elsewhere or backed up now; the old value makes sure a
+        // branch that moved meanwhile is not deleted.
+        self.git()
+            .args(["update-ref", "-m", "orch-tui: merged", "-d", &task_ref, tip])
+            .run()?;
+        done.branch_deleted = true;
         Ok(done)
+    }
+
+    /// Which of `oids` (full ids) no branch but `own_branch`, no tag, remote branch or backup
+    /// of this task holds, in one walk that also fails unless `commit` is a commit.
+    fn unsaved_among(
+        &self,
+        oids: &[&str],
+        own_branch: &str,
+        backup_ref: &str,
+        commit: &str,
+    ) -> Result<HashSet<String>, GitError> {
+        let mut revs = Vec::with_capacity(oids.len() + 1);
+        for o in oids {
+            revs.push(safe_rev(o)?.to_string());
+        }
+        revs.push(format!("{}^{{commit}}", safe_rev(commit)?));
+        let out = self
+            .git()
+            .arg("rev-list")
+            .args(&revs)
+            .arg("--not")
+            .arg(format!("--exclude={own_branch}"))
+            .args(["--branches", "--tags", "--remotes"])
+            .arg(format!("--glob={}", backup_scope(backup_ref)))
+            .run()?;
+        Ok(out.lines().map(str::to_string).collect())
     }
 
     /// `git worktree prune`: forgets worktrees whose directory is gone. Returns what git said it
@@ -210,7 +263,7 @@ impl Repo {
     }
 
     /// Backs `oid` up under `backup_ref` when no branch (but `own_branch`, about to go), tag,
-    /// remote branch or backup holds it.
+    /// remote branch or backup of this task holds it: one walk.
     fn keep_unless_reachable(
         &self,
         oid: &str,
@@ -219,9 +272,10 @@ impl Repo {
         done: &mut Retired,
     ) -> Result<(), GitError> {
         let exclude = own_branch.map(|b| format!("--exclude={b}"));
+        let glob = format!("--glob={}", backup_scope(backup_ref));
         let mut also: Vec<&str> = exclude.iter().map(String::as_str).collect();
-        also.extend(["--branches", "--tags", "--remotes"]);
-        if self.has_unsaved_commits(oid, &also)? && !self.held_by_backup(oid)? {
+        also.extend(["--branches", "--tags", "--remotes", &glob]);
+        if self.has_unsaved_commits(oid, &also)? {
             done.backups.push(self.backup_ref(backup_ref, oid)?);
         }
         Ok(())
@@ -260,24 +314,11 @@ impl Repo {
         wt: &WorktreeInfo,
         backup_ref: &str,
     ) -> Result<Retired, GitError> {
-        // Whatever comes next (removal, the pool) ends the attempt's change journal.
-        self.watches.forget(&wt.path);
         let mut done = Retired::default();
         let mut keep = wt.head.clone();
-        if wt.path.exists() {
-            match self.snapshot(&wt.path) {
-                Ok(Some(snap)) => {
-                    done.snapshot = Some(snap.clone());
-                    keep = Some(snap);
-                }
-                Ok(None) => {}
-                // A worktree locked while "initializing" was interrupted by a crash in
-                // `worktree add`: no agent ever ran there, so there is nothing of value.
-                Err(e) if wt.locked => {
-                    tracing::warn!(error = %e, "git: could not snapshot a half-made worktree");
-                }
-                Err(e) => return Err(e),
-            }
+        if let Some(snap) = self.snapshot_leaving(wt)? {
+            done.snapshot = Some(snap.clone());
+            keep = Some(snap);
         }
         if let Some(tip) = keep {
             // The worktree's own branch does not count as a safe place: it is about to be reset
@@ -289,6 +330,25 @@ impl Repo {
             self.keep_unless_reachable(&tip, own, backup_ref, &mut done)?;
         }
         Ok(done)
+    }
+
+    /// Before a worktree is removed or parked: its uncommitted files as a snapshot commit
+    /// (None when clean or gone), its change journal ended.
+    fn snapshot_leaving(&self, wt: &WorktreeInfo) -> Result<Option<String>, GitError> {
+        // Whatever comes next (removal, the pool) ends the attempt's change journal.
+        self.watches.forget(&wt.path);
+        if !wt.path.exists() {
+            return Ok(None);
+        }
+        match self.snapshot(&wt.path) {
+            // A worktree locked while "initializing" was interrupted by a crash in `worktree
+            // add`: no agent ever ran there, so there is nothing of value.
+            Err(e) if wt.locked => {
+                tracing::warn!(error = %e, "git: could not snapshot a half-made worktree");
+                Ok(None)
+            }
+            other => other,
+        }
     }
 
     /// Records uncommitted files of `worktree` (tracked changes and untracked, not ignored,

@@ -69,6 +69,28 @@ pub fn all_stats() -> Vec<ProcStat> {
         .collect()
 }
 
+/// The children of this process, whichever thread is their parent (orphans adopted as a
+/// subreaper included), from `/proc/self/task/*/children`: a few small reads, where reading
+/// every process's stat costs one read per process on the machine. None when the kernel does
+/// not offer the file (built without `CONFIG_PROC_CHILDREN`).
+pub fn own_children() -> Option<Vec<i32>> {
+    let main = format!("/proc/self/task/{}/children", std::process::id());
+    if !std::path::Path::new(&main).exists() {
+        return None;
+    }
+    let mut out = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        // A thread that ended since the listing has no children left to read.
+        if let Ok(text) = std::fs::read_to_string(task.path().join("children")) {
+            out.extend(
+                text.split_whitespace()
+                    .filter_map(|p| p.parse::<i32>().ok()),
+            );
+        }
+    }
+    Some(out)
+}
+
 /// Whether `/proc/<pid>/environ` holds exactly the entry `NAME=VALUE`. False when it cannot be
 /// read (gone, or another user's process).
 pub fn environ_has(pid: i32, name: &str, value: &str) -> bool {
@@ -277,6 +299,20 @@ mod tests {
         assert_eq!(s.pid, me);
         assert!(all_stats().iter().any(|p| p.pid == me));
         assert!(stat(-1).is_none());
+    }
+
+    #[test]
+    fn our_children_are_listed_until_reaped() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let listed = own_children().expect("this kernel offers /proc/self/task/*/children");
+        assert!(listed.contains(&pid), "{pid} not in {listed:?}");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(!own_children().unwrap().contains(&pid));
     }
 
     #[test]

@@ -74,7 +74,13 @@ pub fn reap_adopted() -> Vec<Reaped> {
     // SAFETY: getsid(0) asks for our own session; it cannot fail for the caller.
     let our_session = unsafe { libc::getsid(0) };
     let mut reaped = Vec::new();
-    for s in sys::all_stats() {
+    // Our children only (zombies stay listed until reaped); every process where the kernel
+    // cannot list them.
+    let candidates = match sys::own_children() {
+        Some(pids) => pids.into_iter().filter_map(sys::stat).collect(),
+        None => sys::all_stats(),
+    };
+    for s in candidates {
         if s.ppid != me || s.state != 'Z' || s.session == our_session || registered.contains(&s.pid)
         {
             continue;

@@ -198,6 +198,11 @@ impl Repo {
         let checkout = |flag: &str| {
             self.git_in(t.path)
                 .args(&fsmonitor)
+                // Marks where this attempt's visits start in the worktree's reflog (collect).
+                .env(
+                    "GIT_REFLOG_ACTION",
+                    crate::git::collect::ATTEMPT_START_REFLOG,
+                )
                 .args(["checkout", "--quiet", "--force", "--no-track", flag])
                 .args([t.branch, t.base])
                 .run()
