@@ -159,12 +159,14 @@ impl Watcher {
                     return;
                 }
             }
-            let changed = self.ledger_changed();
+            let mut changed = self.ledger_changed();
+            if changed || tick.is_multiple_of(ROWS_EVERY) {
+                // Told after the views are updated: a refresh that read them before would show
+                // no agent until the ledger next changed (a quiet agent waiting for input).
+                changed |= self.look_at_rows();
+            }
             if changed && self.tx.send(UiEvent::Engine(EngineEvent::Changed)).is_err() {
                 return;
-            }
-            if changed || tick.is_multiple_of(ROWS_EVERY) {
-                self.look_at_rows();
             }
             let mut printed = false;
             for t in self.tails.values_mut() {
@@ -199,18 +201,21 @@ impl Watcher {
         changed
     }
 
-    /// Follow the attempts that are live now; drop the ones that ended.
-    fn look_at_rows(&mut self) {
+    /// Follow the attempts that are live now; drop the ones that ended. True when the set of
+    /// agents shown changed.
+    fn look_at_rows(&mut self) -> bool {
         if self.ledger.is_none() {
             self.ledger = Ledger::open(&self.ledger_path).ok();
         }
-        let Some(ledger) = &self.ledger else { return };
+        let Some(ledger) = &self.ledger else {
+            return false;
+        };
         let rows = match ledger.live_attempts() {
             Ok(r) => r,
             Err(e) => {
                 tracing::debug!(error = %e, "watching: cannot read the live attempts");
                 self.ledger = None;
-                return;
+                return false;
             }
         };
         let live: BTreeMap<AttemptId, &AttemptRow> = rows
@@ -245,7 +250,10 @@ impl Watcher {
                 })
             })
             .collect();
+        let shown = |v: &[AgentView]| v.iter().map(|a| a.attempt).collect::<Vec<_>>();
+        let mut other = true;
         if let Ok(mut v) = self.views.lock() {
+            other = shown(&v) != shown(&views);
             *v = views;
         }
         let holders = crate::agent::holder::holders_dir(&self.orch);
@@ -256,6 +264,7 @@ impl Watcher {
         if let Ok(mut s) = self.sockets.lock() {
             *s = sockets;
         }
+        other
     }
 }
 
