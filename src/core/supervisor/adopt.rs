@@ -179,24 +179,20 @@ impl Supervisor {
         self.live.insert(
             a.id,
             Live {
-                task: a.task.clone(),
-                n: a.n,
-                role: a.role,
-                profile: a.profile.clone(),
-                phase: Phase::Running { pid },
-                stop: None,
                 deadline_ms,
                 exit: if live { None } else { h.exit },
-                started_ms,
                 facts,
                 held: held.flatten(),
                 held_ms,
-                prompt_hash: super::pause::prompt_hash(&t.prompt),
-                kept: None,
                 // When the human last typed into it is not known after a restart: a change
                 // request waits one quiet window, as after a key.
                 typing_until_ms: self.now.saturating_add(super::kept::TYPING_QUIET_MS),
-                turn: None,
+                ..Live::of(
+                    &a,
+                    Phase::Running { pid },
+                    started_ms,
+                    super::pause::prompt_hash(&t.prompt),
+                )
             },
         );
         if live {
@@ -287,22 +283,15 @@ impl Supervisor {
         self.live.insert(
             a.id,
             Live {
-                task: a.task.clone(),
-                n: a.n,
                 role: Role::Agent,
-                profile: a.profile.clone(),
-                phase: Phase::InReview { pid },
-                stop: None,
-                deadline_ms: None,
-                exit: None,
-                started_ms: a.started_ms,
-                facts: super::AgentFacts::default(),
-                held: None,
-                held_ms: 0,
-                prompt_hash: super::pause::prompt_hash(&t.prompt),
                 kept: Some(pid),
                 typing_until_ms: self.now.saturating_add(super::kept::TYPING_QUIET_MS),
-                turn: None,
+                ..Live::of(
+                    a,
+                    Phase::InReview { pid },
+                    a.started_ms,
+                    super::pause::prompt_hash(&t.prompt),
+                )
             },
         );
         self.out.push(Effect::Adopt(super::Adopt {

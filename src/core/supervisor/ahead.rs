@@ -9,7 +9,7 @@
 //! is only started while the queue's merge is past its own preparation, and nothing else is
 //! prepared while it runs.
 
-use super::{Effect, MergeOutcome, MergePrep, MergeRun, Supervisor};
+use super::{Effect, MergeOutcome, MergeRun, Supervisor};
 use crate::core::domain::AttemptId;
 use crate::core::ops::{EventData, Op, Patch};
 use crate::core::state::TaskState;
@@ -81,19 +81,8 @@ impl Supervisor {
             onto: onto.clone(),
             result: None,
         });
-        self.out.push(Effect::PrepareMerge(MergePrep {
-            task: task.clone(),
-            attempt: a.id,
-            n: a.n,
-            base,
-            commit,
-            branch: a.branch.clone(),
-            worktree: a.worktree.clone(),
-            onto,
-            checks: self.checks_for(&task),
-            log: format!("{}/merge-checks.log", a.log_dir),
-            collect: None,
-        }));
+        let prep = self.merge_prep(&a, base, commit, onto, None);
+        self.out.push(Effect::PrepareMerge(prep));
     }
 
     /// A merge job answered: keep it if it was prepared ahead, else hand it back.

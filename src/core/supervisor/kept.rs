@@ -242,22 +242,12 @@ impl Supervisor {
         self.live.insert(
             a.id,
             Live {
-                task: a.task.clone(),
-                n: a.n,
                 role: Role::Agent,
-                profile: a.profile.clone(),
-                phase: Phase::Running { pid },
-                stop: None,
                 deadline_ms,
-                exit: None,
-                started_ms: self.now,
                 facts,
-                held: None,
-                held_ms: 0,
-                prompt_hash: old.prompt_hash,
-                kept: None,
                 typing_until_ms: old.typing_until_ms,
                 turn: Some(change_request_text(&note)),
+                ..Live::of(a, Phase::Running { pid }, self.now, old.prompt_hash)
             },
         );
         self.out.push(Effect::HandOver {

@@ -351,22 +351,14 @@ impl Supervisor {
             self.live.insert(
                 a.id,
                 Live {
-                    task: a.task.clone(),
-                    n: a.n,
-                    role: a.role,
-                    profile: a.profile.clone(),
-                    phase: Phase::SettingUp,
-                    stop: None,
                     deadline_ms,
-                    exit: None,
-                    started_ms: self.now,
-                    held: None,
-                    held_ms: 0,
-                    prompt_hash: super::pause::prompt_hash(&t.prompt),
                     facts,
-                    kept: None,
-                    typing_until_ms: 0,
-                    turn: None,
+                    ..Live::of(
+                        &a,
+                        Phase::SettingUp,
+                        self.now,
+                        super::pause::prompt_hash(&t.prompt),
+                    )
                 },
             );
             self.out.push(Effect::Setup(Setup {

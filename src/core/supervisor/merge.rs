@@ -103,8 +103,22 @@ impl Supervisor {
             task: task.to_string(),
             attempt: a.id,
         });
-        self.out.push(Effect::PrepareMerge(MergePrep {
-            task: task.to_string(),
+        let prep = self.merge_prep(&a, base, commit, onto, collect);
+        self.out.push(Effect::PrepareMerge(prep));
+    }
+
+    /// The merge job for attempt `a`'s work (`commit` on `base`) onto the integration tip
+    /// `onto`: the queue's own turn and the one prepared ahead ask for the same job.
+    pub(super) fn merge_prep(
+        &self,
+        a: &super::AttemptRec,
+        base: String,
+        commit: String,
+        onto: String,
+        collect: Option<super::Collect>,
+    ) -> MergePrep {
+        MergePrep {
+            task: a.task.clone(),
             attempt: a.id,
             n: a.n,
             base,
@@ -112,10 +126,10 @@ impl Supervisor {
             branch: a.branch.clone(),
             worktree: a.worktree.clone(),
             onto,
-            checks: self.checks_for(task),
+            checks: self.checks_for(&a.task),
             log: format!("{}/merge-checks.log", a.log_dir),
             collect,
-        }));
+        }
     }
 
     /// End a merge without moving the branch.

@@ -140,6 +140,32 @@ pub struct Live {
     pub turn: Option<String>,
 }
 
+impl Live {
+    /// Attempt `a`'s agent in `phase`, started at `started_ms` with the prompt hashed as
+    /// `prompt_hash`: no deadline, not asked to stop, not held, not kept, nothing known of its
+    /// output yet. Each way an agent becomes live sets what differs.
+    fn of(a: &AttemptRec, phase: Phase, started_ms: u64, prompt_hash: u64) -> Live {
+        Live {
+            task: a.task.clone(),
+            n: a.n,
+            role: a.role,
+            profile: a.profile.clone(),
+            phase,
+            stop: None,
+            deadline_ms: None,
+            exit: None,
+            started_ms,
+            facts: AgentFacts::default(),
+            held: None,
+            held_ms: 0,
+            prompt_hash,
+            kept: None,
+            typing_until_ms: 0,
+            turn: None,
+        }
+    }
+}
+
 /// Where the merge queue's one merge stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MergeRun {
