@@ -22,6 +22,22 @@ use crate::core::domain::{AttemptState, FunnelStage, Substatus};
 const TIP: &str = "1111111111111111111111111111111111111111";
 const WORK: &str = "2222222222222222222222222222222222222222";
 
+/// The built-in simulated agent (the decision tests' usual config).
+const SIM: &str = "default_agent = \"sim\"\n";
+
+/// Claude Code in an interactive session: what pause and adoption do differently for one.
+const INTERACTIVE_CLAUDE: &str = r#"
+default_agent = "claude"
+[agents.claude]
+command = ["claude", "-p", "{prompt}"]
+interactive = ["claude", "{prompt}"]
+mode = "interactive"
+adapter = "claude"
+"#;
+
+/// The pid the driver's agents run as.
+const PID: u32 = 4242;
+
 fn task(id: &str, state: TaskState) -> TaskRec {
     TaskRec::sample(id, state)
 }

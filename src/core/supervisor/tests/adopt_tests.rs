@@ -4,19 +4,6 @@
 
 use super::*;
 
-const SIM: &str = "default_agent = \"sim\"\n";
-
-const CLAUDE: &str = r#"
-default_agent = "claude"
-[agents.claude]
-command = ["claude", "-p", "{prompt}"]
-interactive = ["claude", "{prompt}"]
-mode = "interactive"
-adapter = "claude"
-"#;
-
-const PID: u32 = 4242;
-
 impl Driver {
     /// Boot epoch 2 over these rows, with these holders answering.
     fn booted_with(
@@ -135,7 +122,7 @@ fn an_interrupted_session_of_a_paused_task_is_adopted_and_resume_continues_its_t
     let (t, a) = paused_rows(Some("claude"));
     let id = a.id;
     let h = holder(&a, true, false, 0);
-    let mut d = Driver::booted_with(CLAUDE, vec![t], vec![a], vec![h], 10_000);
+    let mut d = Driver::booted_with(INTERACTIVE_CLAUDE, vec![t], vec![a], vec![h], 10_000);
     assert!(d.adopts().first().is_some_and(|a| a.held), "{:?}", d.seen);
     assert!(d.holds(id).is_empty(), "nothing typed at adoption");
     let l = d.sup.live.get(&id).expect("live");
@@ -174,7 +161,7 @@ fn a_session_kept_through_review_is_adopted_and_takes_the_change_request() {
     let probe = holders_to_probe(std::slice::from_ref(&a), std::slice::from_ref(&t), 2);
     assert_eq!(probe, [(id, id)], "a kept session's holder is asked about");
     let h = holder(&a, true, false, 0);
-    let mut d = Driver::booted_with(CLAUDE, vec![t], vec![a], vec![h], 10_000);
+    let mut d = Driver::booted_with(INTERACTIVE_CLAUDE, vec![t], vec![a], vec![h], 10_000);
     assert_eq!(d.adopts().len(), 1, "{:?}", d.seen);
     assert!(d.spared(id));
     let l = d.sup.live.get(&id).expect("live");

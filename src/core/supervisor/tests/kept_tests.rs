@@ -19,8 +19,6 @@ adapter = "claude"
 
 const HEADLESS: &str = "default_agent = \"sim\"\n[funnel]\nchecks = [\"make check\"]\n";
 
-const PID: u32 = 4242;
-
 impl Driver {
     /// Boot with task `a` ready and run it until its agent runs; its attempt id.
     fn running(config: &str) -> (Driver, AttemptId) {

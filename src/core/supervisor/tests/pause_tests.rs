@@ -4,17 +4,6 @@
 
 use super::*;
 
-const SIM: &str = "default_agent = \"sim\"\n";
-
-const CLAUDE: &str = r#"
-default_agent = "claude"
-[agents.claude]
-command = ["claude", "-p", "{prompt}"]
-interactive = ["claude", "{prompt}"]
-mode = "interactive"
-adapter = "claude"
-"#;
-
 impl Driver {
     /// Boot with one ready task and run it until its agent runs (pid 4242); its attempt id.
     pub(super) fn working(config: &str, t: TaskRec) -> (Driver, AttemptId) {
@@ -125,7 +114,7 @@ fn a_pause_while_the_agent_works_freezes_it_and_resume_continues_the_same_attemp
 fn an_interactive_claude_session_has_its_turn_interrupted_and_continued() {
     let mut t = task("a", TaskState::Ready);
     t.agent = Some("claude".into());
-    let (mut d, id) = Driver::working(CLAUDE, t);
+    let (mut d, id) = Driver::working(INTERACTIVE_CLAUDE, t);
     d.human_writes("a", TaskState::Paused, |_| {});
     assert_eq!(d.effects_on(id), ["interrupt"]);
     d.human_writes("a", TaskState::Ready, |_| {});
@@ -138,7 +127,7 @@ fn an_interactive_claude_session_has_its_turn_interrupted_and_continued() {
 fn a_session_that_waits_for_the_human_is_held_without_a_key_typed_into_it() {
     let mut t = task("a", TaskState::Ready);
     t.agent = Some("claude".into());
-    let (mut d, id) = Driver::working(CLAUDE, t);
+    let (mut d, id) = Driver::working(INTERACTIVE_CLAUDE, t);
     if let Some(a) = d.sup.model.attempts.get_mut(&id) {
         a.substatus = Substatus::WaitingInput;
     }

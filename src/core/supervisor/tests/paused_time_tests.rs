@@ -4,8 +4,6 @@
 
 use super::*;
 
-const SIM: &str = "default_agent = \"sim\"\n";
-
 fn setup_of(d: &Driver, task: &str, n: u32) -> Setup {
     d.seen
         .iter()
