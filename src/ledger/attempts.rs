@@ -1,102 +1,198 @@
 //! Attempts: one run of an agent on a task, fenced by epoch and a random token.
 
+use rusqlite::types::{FromSqlError, ValueRef};
 use rusqlite::{OptionalExtension, Row};
 use serde::Serialize;
 
 use super::{Ledger, Result};
 use crate::core::domain::{AttemptId, AttemptNo, AttemptState, Reported, Role, Substatus, Verdict};
 
+/// One row of `attempts`. Its text is `String`s, or with `S = &str` borrowed from the row being
+/// stepped ([`Ledger::each_attempt_borrowed`]: no allocation, for `status --json` on large
+/// ledgers).
 #[derive(Debug, Clone, Serialize)]
-pub struct AttemptRow {
+pub struct AttemptRow<S = String> {
     pub id: AttemptId,
-    pub task: String,
+    pub task: S,
     pub n: AttemptNo,
     /// The fencing secret: never printed, never in `status --json`.
     #[serde(skip_serializing)]
-    pub token: String,
+    pub token: S,
     pub epoch: i64,
-    pub profile: String,
+    pub profile: S,
     /// `agent` (does the task) or `reviewer` (judges an agent attempt with the same `n`).
     pub role: Role,
     pub state: AttemptState,
     pub substatus: Substatus,
     pub reported: Option<Reported>,
-    pub question: Option<String>,
+    pub question: Option<S>,
     pub pid: Option<i64>,
-    pub worktree: Option<String>,
-    pub branch: Option<String>,
-    pub base: Option<String>,
-    pub commit_oid: Option<String>,
-    pub log_dir: Option<String>,
+    pub worktree: Option<S>,
+    pub branch: Option<S>,
+    pub base: Option<S>,
+    pub commit_oid: Option<S>,
+    pub log_dir: Option<S>,
     pub started_ms: i64,
     pub running_ms: Option<i64>,
     pub ended_ms: Option<i64>,
     pub exit_code: Option<i64>,
-    pub reason: Option<String>,
+    pub reason: Option<S>,
     pub tokens_in: i64,
     pub tokens_out: i64,
     pub cost_usd: f64,
     pub last_beat_ms: Option<i64>,
     pub verdict: Option<Verdict>,
-    pub verdict_notes: Option<String>,
+    pub verdict_notes: Option<S>,
     /// The integration tip this attempt's merge writes, recorded before the ref moves.
-    pub merge_tip: Option<String>,
+    pub merge_tip: Option<S>,
     /// The integration tip that merge replaces.
-    pub merge_onto: Option<String>,
+    pub merge_onto: Option<S>,
     /// Lines added plus removed by the attempt's change.
     pub diff_lines: Option<i64>,
     /// The agent's conversation id (Claude `session_id`, Codex `thread_id`).
-    pub session: Option<String>,
+    pub session: Option<S>,
     /// The earlier attempt this one continues (same worktree and conversation).
     pub continues: Option<AttemptId>,
     /// Time held for a paused task (not running time).
     pub held_ms: i64,
     /// The dependency whose candidate tip it started on (its veto window running), if any.
-    pub spec_on: Option<String>,
+    pub spec_on: Option<S>,
 }
 
 const COLS: &str = "id, task, n, token, epoch, profile, state, substatus, reported, question, pid, \
     worktree, branch, base, commit_oid, log_dir, started_ms, running_ms, ended_ms, exit_code, reason, \
     tokens_in, tokens_out, cost_usd, last_beat_ms, role, verdict, verdict_notes, merge_tip, merge_onto, diff_lines, session, continues, held_ms, spec_on";
 
-fn from_row(r: &Row) -> rusqlite::Result<AttemptRow> {
+/// How a text column becomes a row's string: an owned `String`, or a `&str` borrowed from the
+/// row being stepped (valid until the next step).
+pub trait Text<'r>: Sized {
+    fn text(r: &'r Row<'_>, i: usize) -> rusqlite::Result<Self>;
+    fn text_or_null(r: &'r Row<'_>, i: usize) -> rusqlite::Result<Option<Self>>;
+}
+
+impl Text<'_> for String {
+    fn text(r: &Row<'_>, i: usize) -> rusqlite::Result<Self> {
+        r.get(i)
+    }
+
+    fn text_or_null(r: &Row<'_>, i: usize) -> rusqlite::Result<Option<Self>> {
+        r.get(i)
+    }
+}
+
+impl<'r> Text<'r> for &'r str {
+    fn text(r: &'r Row<'_>, i: usize) -> rusqlite::Result<Self> {
+        let v = r.get_ref(i)?;
+        v.as_str().map_err(|e| text_error(r, i, v, e))
+    }
+
+    fn text_or_null(r: &'r Row<'_>, i: usize) -> rusqlite::Result<Option<Self>> {
+        let v = r.get_ref(i)?;
+        v.as_str_or_null().map_err(|e| text_error(r, i, v, e))
+    }
+}
+
+/// The error `Row::get::<String>` gives for the same value.
+fn text_error(r: &Row<'_>, i: usize, v: ValueRef<'_>, e: FromSqlError) -> rusqlite::Error {
+    match e {
+        FromSqlError::Utf8Error(e) => rusqlite::Error::Utf8Error(i, e),
+        FromSqlError::InvalidType => rusqlite::Error::InvalidColumnType(
+            i,
+            r.as_ref().column_name(i).unwrap_or("?").to_string(),
+            v.data_type(),
+        ),
+        e => rusqlite::Error::FromSqlConversionFailure(i, v.data_type(), Box::new(e)),
+    }
+}
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<AttemptRow> {
+    row_as(r)
+}
+
+fn row_as<'r, S: Text<'r>>(r: &'r Row<'_>) -> rusqlite::Result<AttemptRow<S>> {
+    let (text, opt) = (S::text, S::text_or_null);
     Ok(AttemptRow {
         id: r.get(0)?,
-        task: r.get(1)?,
+        task: text(r, 1)?,
         n: r.get(2)?,
-        token: r.get(3)?,
+        token: text(r, 3)?,
         epoch: r.get(4)?,
-        profile: r.get(5)?,
+        profile: text(r, 5)?,
         state: r.get(6)?,
         substatus: r.get(7)?,
         reported: r.get(8)?,
-        question: r.get(9)?,
+        question: opt(r, 9)?,
         pid: r.get(10)?,
-        worktree: r.get(11)?,
-        branch: r.get(12)?,
-        base: r.get(13)?,
-        commit_oid: r.get(14)?,
-        log_dir: r.get(15)?,
+        worktree: opt(r, 11)?,
+        branch: opt(r, 12)?,
+        base: opt(r, 13)?,
+        commit_oid: opt(r, 14)?,
+        log_dir: opt(r, 15)?,
         started_ms: r.get(16)?,
         running_ms: r.get(17)?,
         ended_ms: r.get(18)?,
         exit_code: r.get(19)?,
-        reason: r.get(20)?,
+        reason: opt(r, 20)?,
         tokens_in: r.get(21)?,
         tokens_out: r.get(22)?,
         cost_usd: r.get(23)?,
         last_beat_ms: r.get(24)?,
         role: r.get(25)?,
         verdict: r.get(26)?,
-        verdict_notes: r.get(27)?,
-        merge_tip: r.get(28)?,
-        merge_onto: r.get(29)?,
+        verdict_notes: opt(r, 27)?,
+        merge_tip: opt(r, 28)?,
+        merge_onto: opt(r, 29)?,
         diff_lines: r.get(30)?,
-        session: r.get(31)?,
+        session: opt(r, 31)?,
         continues: r.get(32)?,
         held_ms: r.get(33)?,
-        spec_on: r.get(34)?,
+        spec_on: opt(r, 34)?,
     })
+}
+
+impl AttemptRow<&str> {
+    /// The same row with its text copied.
+    pub fn to_owned_row(&self) -> AttemptRow {
+        let s = |v: &str| v.to_string();
+        let o = |v: Option<&str>| v.map(str::to_string);
+        AttemptRow {
+            id: self.id,
+            task: s(self.task),
+            n: self.n,
+            token: s(self.token),
+            epoch: self.epoch,
+            profile: s(self.profile),
+            state: self.state,
+            substatus: self.substatus,
+            reported: self.reported,
+            question: o(self.question),
+            pid: self.pid,
+            worktree: o(self.worktree),
+            branch: o(self.branch),
+            base: o(self.base),
+            commit_oid: o(self.commit_oid),
+            log_dir: o(self.log_dir),
+            started_ms: self.started_ms,
+            running_ms: self.running_ms,
+            ended_ms: self.ended_ms,
+            exit_code: self.exit_code,
+            reason: o(self.reason),
+            tokens_in: self.tokens_in,
+            tokens_out: self.tokens_out,
+            cost_usd: self.cost_usd,
+            last_beat_ms: self.last_beat_ms,
+            role: self.role,
+            verdict: self.verdict,
+            verdict_notes: o(self.verdict_notes),
+            merge_tip: o(self.merge_tip),
+            merge_onto: o(self.merge_onto),
+            diff_lines: self.diff_lines,
+            session: o(self.session),
+            continues: self.continues,
+            held_ms: self.held_ms,
+            spec_on: o(self.spec_on),
+        }
+    }
 }
 
 impl Ledger {
@@ -133,6 +229,22 @@ impl Ledger {
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
             f(from_row(r)?);
+        }
+        Ok(())
+    }
+
+    /// [`Ledger::each_attempt`] without copying: each row's text is borrowed from the row being
+    /// stepped, for as long as `f` runs.
+    pub fn each_attempt_borrowed(
+        &self,
+        mut f: impl FnMut(&AttemptRow<&str>) -> Result<()>,
+    ) -> Result<()> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("SELECT {COLS} FROM attempts ORDER BY id"))?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            f(&row_as::<&str>(r)?)?;
         }
         Ok(())
     }
