@@ -9,26 +9,26 @@ use crate::core::state::TaskState;
 use crate::engine::summary::format_ms;
 use crate::ledger::{EventRow, now_ms};
 use crate::os::out;
-use crate::read::{InboxItem, InboxKind, Snapshot, SupervisorState};
+use crate::read::{InboxItem, InboxKind, JsonError, Snapshot, SupervisorState};
 
 /// `status` and `status --json`: both print one snapshot of the read model (`crate::read`), the
-/// same the TUI shows.
+/// same the TUI shows. (`--json` writes it without building every attempt's row: the same
+/// bytes, in half the time on a large ledger.)
 pub fn status(ctx: &Context, json: bool) -> CliResult {
     let ledger = ctx.open_ledger()?;
+    if json {
+        let printed = print_json(&ledger);
+        drop(ledger);
+        return printed.map(|()| EXIT_OK);
+    }
     let snap = crate::read::snapshot(&ledger, now_ms())?;
-    let printed = if json {
-        print_json(&snap)
-    } else {
-        print_text(&snap);
-        Ok(())
-    };
+    print_text(&snap);
     // The process ends right after: freeing tens of thousands of rows one by one would cost a
     // large plan's status a tenth of its time for nothing. (The connection is closed as usual:
     // the last one to close removes the WAL file.)
     std::mem::forget(snap);
     drop(ledger);
-    if !json
-        && let Ok((running, _)) = super::attach::leftovers(ctx)
+    if let Ok((running, _)) = super::attach::leftovers(ctx)
         && !running.is_empty()
     {
         let ids: Vec<String> = running.iter().map(|i| i.to_string()).collect();
@@ -37,7 +37,7 @@ pub fn status(ctx: &Context, json: bool) -> CliResult {
             ids.join(", ")
         );
     }
-    printed.map(|()| EXIT_OK)
+    Ok(EXIT_OK)
 }
 
 /// Buffered: one write per 64 KiB, not per line. A reader that went away (`| head -1`) ends the
@@ -73,18 +73,25 @@ impl std::io::Write for Stdout {
     }
 }
 
-/// The snapshot as JSON, streamed: indented for a person at a terminal, one line for a pipe (a
-/// plan of 10,000 tasks is megabytes either way; the compact form is half the bytes).
-fn print_json(snap: &Snapshot) -> Result<(), CliError> {
+/// The snapshot as JSON: indented for a person at a terminal, one line for a pipe (a plan of
+/// 10,000 tasks is megabytes either way; the compact form is half the bytes, and written
+/// without building every attempt's row, `read::write_json`).
+fn print_json(ledger: &crate::ledger::Ledger) -> Result<(), CliError> {
     use std::io::{IsTerminal, Write};
     let mut w = std::io::BufWriter::with_capacity(1 << 16, Stdout);
     let written = if std::io::stdout().is_terminal() {
-        serde_json::to_writer_pretty(&mut w, snap)
+        let snap = crate::read::snapshot(ledger, now_ms())?;
+        let written = serde_json::to_writer_pretty(&mut w, &snap).map_err(std::io::Error::from);
+        std::mem::forget(snap);
+        written
     } else {
-        serde_json::to_writer(&mut w, snap)
+        match crate::read::write_json(ledger, now_ms(), &mut w) {
+            Err(JsonError::Ledger(e)) => return Err(e.into()),
+            Err(JsonError::Write(e)) => Err(e),
+            Ok(()) => Ok(()),
+        }
     };
     let ended = written
-        .map_err(std::io::Error::from)
         .and_then(|()| w.write_all(b"\n"))
         .and_then(|()| w.flush());
     match ended {

@@ -246,6 +246,14 @@ pub fn waits_for_approval(t: &TaskView) -> bool {
     t.state == TaskState::Review && matches!(t.stage, Some(FunnelStage::Human | FunnelStage::Veto))
 }
 
+/// Which attempts [`collect`] reads: every attempt of a task waiting for approval, escalated
+/// or failed (to find its newest agent attempt and that one's reviewer), and the live attempts
+/// of any task; of the others only the task's spend. `status --json` copies only these into
+/// rows. Keep it in step with `collect`.
+pub(super) fn reads_attempt(t: &TaskView, live: bool) -> bool {
+    live || waits_for_approval(t) || matches!(t.state, TaskState::Escalated | TaskState::Failed)
+}
+
 /// The inbox of a run, in [`InboxKind::rank`] order (plan order within a rank).
 pub(super) fn collect(
     run: &RunView,

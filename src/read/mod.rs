@@ -13,6 +13,7 @@
 //! supervisor lock probe) → `core`.
 
 pub mod inbox;
+mod json;
 mod query;
 
 use std::collections::BTreeMap;
@@ -23,6 +24,7 @@ use crate::core::domain::{FunnelStage, Role};
 use crate::core::state::TaskState;
 use crate::ledger::{AttemptRow, Ledger, LedgerError};
 pub use inbox::{Approval, BudgetKind, BudgetUse, CheckResult, InboxItem, InboxKind};
+pub use json::{JsonError, write_json};
 
 /// Tokens and cost, per attempt, per task or per run. Sums saturate (a spend reported as
 /// `i64::MAX` tokens stays that, never wraps).
@@ -36,17 +38,21 @@ pub struct Spend {
 }
 
 impl Spend {
-    pub fn of(a: &AttemptRow) -> Spend {
+    pub fn of<S>(a: &AttemptRow<S>) -> Spend {
         let mut s = Spend::default();
         s.add(a);
         s
     }
 
-    pub fn add(&mut self, a: &AttemptRow) {
-        self.tokens_in = self.tokens_in.saturating_add(a.tokens_in);
-        self.tokens_out = self.tokens_out.saturating_add(a.tokens_out);
+    pub fn add<S>(&mut self, a: &AttemptRow<S>) {
+        self.add_parts(a.tokens_in, a.tokens_out, a.cost_usd);
+    }
+
+    fn add_parts(&mut self, tokens_in: i64, tokens_out: i64, cost_usd: f64) {
+        self.tokens_in = self.tokens_in.saturating_add(tokens_in);
+        self.tokens_out = self.tokens_out.saturating_add(tokens_out);
         self.tokens = self.tokens_in.saturating_add(self.tokens_out);
-        self.cost_usd += a.cost_usd;
+        self.cost_usd += cost_usd;
     }
 }
 
@@ -59,7 +65,8 @@ pub struct Budgets {
 }
 
 /// One task as every front end shows it, with its attempts (oldest first: by number, the agent
-/// before its reviewer) and what they spent. Field names are `status --json`'s.
+/// before its reviewer) and what they spent. Field names are `status --json`'s (`json.rs`
+/// writes them too).
 #[derive(Debug, Clone, Serialize)]
 pub struct TaskView {
     pub id: String,
@@ -210,7 +217,8 @@ impl IntegrationView {
     }
 }
 
-/// Everything the front ends show, read at one point of the ledger's history.
+/// Everything the front ends show, read at one point of the ledger's history. (`json.rs`
+/// writes its fields too.)
 #[derive(Debug, Clone, Serialize)]
 pub struct Snapshot {
     /// The wall clock the snapshot was judged at (budget use of live attempts), Unix ms.
@@ -236,16 +244,10 @@ impl Snapshot {
 /// Read the whole picture at `now_ms` (wall clock, Unix ms). Whether a supervisor runs is
 /// probed on the lock beside the ledger (`.orch/supervisor.lock`).
 pub fn snapshot(ledger: &Ledger, now_ms: u64) -> Result<Snapshot, LedgerError> {
-    let orch = ledger.path().parent().map(|p| p.to_path_buf());
-    let supervisor = orch
-        .as_deref()
-        .and_then(crate::os::supervisor_running)
-        .map(|pid| SupervisorState::Running { pid });
     // One deferred transaction: every query below sees the same committed state. Reading never
     // waits for a writer (WAL), so a ledger locked by another process is still readable.
     // The queries go through `ledger`, whose connection this transaction is on.
     let tx = ledger.conn().unchecked_transaction()?;
-    let run = query::run(ledger)?;
     let tasks = query::tasks(ledger)?;
     let mut spend = Spend::default();
     for t in &tasks {
@@ -253,32 +255,47 @@ pub fn snapshot(ledger: &Ledger, now_ms: u64) -> Result<Snapshot, LedgerError> {
             spend.add(a);
         }
     }
-    let mut counts = BTreeMap::new();
-    for t in &tasks {
-        *counts.entry(t.state.as_str().to_string()).or_insert(0) += 1;
-    }
-    let checks = query::approval_checks(ledger, &tasks)?;
-    let integration = IntegrationView::of(ledger.integration()?);
-    let alerts = ledger.gate_alerts(now_ms)?;
     let live = tasks.iter().map(|t| t.live().count()).sum();
-    let run = RunView {
+    let run = run_view(ledger, live, now_ms)?;
+    let checks = query::approval_checks(ledger, &tasks)?;
+    let inbox = inbox::collect(&run, &tasks, &checks, now_ms);
+    drop(tx);
+    Ok(Snapshot {
+        at_ms: now_ms,
+        run,
+        counts: counts(&tasks),
+        spend,
+        tasks,
+        inbox,
+    })
+}
+
+/// The run as a whole, `live` attempts marked live (recovered at the next start when no
+/// supervisor runs). Inside the caller's read transaction.
+fn run_view(ledger: &Ledger, live: usize, now_ms: u64) -> Result<RunView, LedgerError> {
+    let orch = ledger.path().parent().map(|p| p.to_path_buf());
+    let supervisor = orch
+        .as_deref()
+        .and_then(crate::os::supervisor_running)
+        .map(|pid| SupervisorState::Running { pid });
+    let run = query::run(ledger)?;
+    Ok(RunView {
         plan: run.plan,
         epoch: run.epoch,
         supervisor: supervisor.unwrap_or(SupervisorState::NotRunning {
             attempts_to_recover: live,
         }),
         hold: run.hold,
-        integration,
-        alerts,
-    };
-    let inbox = inbox::collect(&run, &tasks, &checks, now_ms);
-    drop(tx);
-    Ok(Snapshot {
-        at_ms: now_ms,
-        run,
-        counts,
-        spend,
-        tasks,
-        inbox,
+        integration: IntegrationView::of(ledger.integration()?),
+        alerts: ledger.gate_alerts(now_ms)?,
     })
+}
+
+/// Tasks per state (states with none left out).
+fn counts(tasks: &[TaskView]) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for t in tasks {
+        *counts.entry(t.state.as_str().to_string()).or_insert(0) += 1;
+    }
+    counts
 }
