@@ -2,7 +2,8 @@
 //! (60 % done with an agent and a reviewer attempt each, live agents, approvals with their check
 //! events, failures, escalations, five events per task) is generated once; then:
 //!   [1] `orch-tui status --json` and `orch-tui status`, the real binary, end to end;
-//!   [2] `read::snapshot` in process, and turning it into JSON;
+//!   [2] `read::snapshot` in process, and turning it into JSON; `read::write_json` (what
+//!       `status --json` runs through a pipe) in process;
 //!   [3] the TUI's refresh job (snapshot → view data, off the UI thread) and the UI thread's
 //!       share of it (swapping the result in);
 //!   [4] TUI frames (render + diff on a TestBackend) of the views that list tasks, with the
@@ -262,8 +263,8 @@ fn thread_cpu() -> Duration {
 /// [2] and [3]: the query layer and the TUI's refresh, in process.
 fn in_process(ledger: &orch_tui::ledger::Ledger, runs: usize) {
     println!("\n[2] read::snapshot in process, {runs} runs");
-    let (mut snap_ms, mut snap_cpu, mut json_cpu, mut pretty_cpu) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut snap_ms, mut snap_cpu, mut json_cpu, mut pretty_cpu, mut direct_cpu) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut items = 0;
     for _ in 0..runs {
         let (t, c) = (Instant::now(), thread_cpu());
@@ -277,6 +278,11 @@ fn in_process(ledger: &orch_tui::ledger::Ledger, runs: usize) {
         std::hint::black_box(serde_json::to_vec_pretty(&snap).expect("json"));
         pretty_cpu.push(ms(thread_cpu().saturating_sub(c)));
         items = snap.inbox.len();
+        let c = thread_cpu();
+        let mut out = Vec::new();
+        orch_tui::read::write_json(ledger, orch_tui::ledger::now_ms(), &mut out).expect("json");
+        direct_cpu.push(ms(thread_cpu().saturating_sub(c)));
+        std::hint::black_box(out);
     }
     line("snapshot, one read transaction (wall)", &snap_ms, "ms");
     line("snapshot (CPU)", &snap_cpu, "ms");
@@ -284,6 +290,11 @@ fn in_process(ledger: &orch_tui::ledger::Ledger, runs: usize) {
     line(
         "to JSON, indented as for a terminal (CPU)",
         &pretty_cpu,
+        "ms",
+    );
+    line(
+        "read::write_json, read and written at once (CPU)",
+        &direct_cpu,
         "ms",
     );
     println!("    ({items} inbox items)");
