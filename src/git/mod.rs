@@ -9,6 +9,7 @@
 mod backup;
 mod base;
 mod collect;
+mod housekeeping;
 mod paths;
 mod pool;
 mod process;
@@ -28,6 +29,7 @@ use std::time::Duration;
 pub use backup::BackupRef;
 pub use base::RemoteBranch;
 pub use collect::{AttemptChange, ChangeSource, Collect, Stray};
+pub use housekeeping::HOUSEKEEPING_EVERY;
 pub use paths::PathStatus;
 pub use pool::{Pool, Taken};
 pub use retire::{OrchWorktree, Retired};
@@ -70,6 +72,8 @@ pub struct Repo {
     timeout: Duration,
     /// Attempts' worktrees whose changes are journaled (`watch.rs`), shared by clones.
     watches: Arc<watch::Watches>,
+    /// Worktrees tidied since git's housekeeping last ran (`housekeeping.rs`), shared by clones.
+    tidied: Arc<std::sync::atomic::AtomicU32>,
 }
 
 impl Repo {
@@ -98,6 +102,7 @@ impl Repo {
             root: PathBuf::from(out),
             timeout: DEFAULT_TIMEOUT,
             watches: Arc::default(),
+            tidied: Arc::default(),
         })
     }
 
@@ -108,6 +113,7 @@ impl Repo {
             root: self.root.clone(),
             timeout,
             watches: self.watches.clone(),
+            tidied: self.tidied.clone(),
         }
     }
 

@@ -211,7 +211,9 @@ impl Repo {
         // goes through stdin so its size and characters do not matter.
         // `--all` stages the tracked files changed or deleted (with the journal, only those it
         // names are looked at).
+        // git's housekeeping after the commit is left to the tidy (`housekeeping.rs`).
         let committed = g()
+            .args(super::housekeeping::NO_AUTO_MAINTENANCE)
             .args([
                 "commit",
                 "--all",
