@@ -9,6 +9,7 @@
 mod backup;
 mod base;
 mod collect;
+mod files;
 mod housekeeping;
 mod paths;
 mod pool;

@@ -1,7 +1,7 @@
 //! The per-turn commit's shortcuts on big repositories (issue #11), used by `commit_all`:
 //! new files staged by name from the change journal (`watch.rs`) instead of `add` reading every
-//! folder, and the new HEAD read from the files `git commit` just wrote instead of asking
-//! another git process. Each shortcut falls back to the plain command when unsure.
+//! folder (the new HEAD is read from the files `git commit` just wrote: `files.rs`). Each
+//! shortcut falls back to the plain command when unsure.
 
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
@@ -174,44 +174,6 @@ pub(super) fn index_fsmonitor_token(index: &Path) -> Option<String> {
     let token = &tail[at + 12..];
     let end = token.iter().position(|b| *b == 0)?;
     String::from_utf8(token[..end].to_vec()).ok()
-}
-
-/// The commit HEAD names in `worktree`, read from the files git keeps (its `HEAD`, then the
-/// branch's loose ref). None whenever that is not plainly answered (a ref in `packed-refs`, the
-/// reftable format, anything unexpected): ask git then.
-pub(super) fn head_from_files(worktree: &Path) -> Option<String> {
-    let dotgit = worktree.join(".git");
-    let admin = if dotgit.is_dir() {
-        dotgit
-    } else {
-        let text = std::fs::read_to_string(&dotgit).ok()?;
-        worktree.join(
-            text.strip_prefix("gitdir: ")?
-                .trim_end_matches(['\n', '\r']),
-        )
-    };
-    let common = match std::fs::read_to_string(admin.join("commondir")) {
-        Ok(c) => admin.join(c.trim_end_matches(['\n', '\r'])),
-        Err(_) => admin.clone(),
-    };
-    if common.join("reftable").exists() {
-        return None;
-    }
-    let head = std::fs::read_to_string(admin.join("HEAD")).ok()?;
-    let head = head.trim_end_matches(['\n', '\r']);
-    let oid = match head.strip_prefix("ref: ") {
-        // Only branches: they live in the common dir, other refs may be per worktree.
-        Some(r) if r.starts_with("refs/heads/") && !r.contains("..") => {
-            let text = std::fs::read_to_string(common.join(r)).ok()?;
-            text.trim_end_matches(['\n', '\r']).to_string()
-        }
-        Some(_) => return None,
-        None => head.to_string(),
-    };
-    let hex = oid
-        .bytes()
-        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
-    (matches!(oid.len(), 40 | 64) && hex).then_some(oid)
 }
 
 #[cfg(test)]

@@ -243,7 +243,7 @@ impl Repo {
             }
             return Err(e);
         }
-        match super::turn_commit::head_from_files(&root) {
+        match super::files::head_from_files(&root) {
             Some(oid) => Ok(Some(oid)),
             None => Ok(Some(g().args(["rev-parse", "HEAD"]).run()?)),
         }
