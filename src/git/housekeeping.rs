@@ -16,9 +16,9 @@ use super::{GitError, Repo};
 /// check after every commit would.
 pub const HOUSEKEEPING_EVERY: u32 = 50;
 
-/// `-c` settings for our git calls that would otherwise start housekeeping themselves.
-pub(super) const NO_AUTO_MAINTENANCE: [&str; 4] =
-    ["-c", "maintenance.auto=false", "-c", "gc.auto=0"];
+/// Settings for our git calls that would otherwise start housekeeping themselves.
+pub(super) const NO_AUTO_MAINTENANCE: [(&str, &str); 2] =
+    [("maintenance.auto", "false"), ("gc.auto", "0")];
 
 impl Repo {
     /// Runs git's automatic housekeeping now (`git maintenance run --auto`): it does work only

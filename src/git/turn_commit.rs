@@ -36,7 +36,7 @@ impl Repo {
             return Ok(());
         }
         let add_by_name = |paths: &[PathBuf]| {
-            g().args(["-c", "advice.addIgnoredFile=false"])
+            g().config("advice.addIgnoredFile", "false")
                 .args([
                     "--literal-pathspecs",
                     "add",

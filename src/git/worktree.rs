@@ -212,8 +212,11 @@ impl Repo {
         // `--all` stages the tracked files changed or deleted (with the journal, only those it
         // names are looked at).
         // git's housekeeping after the commit is left to the tidy (`housekeeping.rs`).
-        let committed = g()
-            .args(super::housekeeping::NO_AUTO_MAINTENANCE)
+        let mut commit = g();
+        for (key, value) in super::housekeeping::NO_AUTO_MAINTENANCE {
+            commit = commit.config(key, value);
+        }
+        let committed = commit
             .args([
                 "commit",
                 "--all",
