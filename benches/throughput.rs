@@ -5,7 +5,9 @@
 //! `BENCH_HEARTBEATS` (default 300), `BENCH_ONLY` (comma list of 1..5 to run a subset),
 //! `BENCH_KEEP=1` keeps the end-to-end repo and prints its path. `BENCH_GIT_TRACE=1` logs every
 //! git process of both sides (`GIT_TRACE2_EVENT`) and prints how many of each per task (the
-//! tracing costs CPU: read the CPU figures of a run without it).
+//! tracing costs CPU: read the CPU figures of a run without it). `BENCH_ORCH_BIN=<path>` runs
+//! another build of orch-tui end to end (e.g. main's, to compare two builds in the same
+//! conditions; the ledger figures still use this one).
 
 mod common;
 
@@ -319,7 +321,9 @@ fn end_to_end(n: usize, show1: bool, show2: bool, show5: bool) {
     let serial = serial_loop(n, trace.then_some(loop_trace.as_path()));
     let cpu1 = children_cpu_s();
     let t0 = Instant::now();
-    let mut cmd = Command::new(BIN);
+    let bin = std::env::var("BENCH_ORCH_BIN").unwrap_or_else(|_| BIN.to_string());
+    println!("  orch-tui run by: {bin}");
+    let mut cmd = Command::new(bin);
     if trace {
         cmd.env("GIT_TRACE2_EVENT", &orch_trace);
     }

@@ -156,6 +156,73 @@ fn files_left_uncommitted_after_a_merge_are_snapshotted() {
     assert_eq!(git(repo.root(), &["rev-parse", &format!("{snap}^")]), c);
 }
 
+/// A watched worktree (as the engine's are) whose turn was committed through the change
+/// journal, then merged: (worktree, the commit, the merged commit).
+fn watched_and_merged(repo: &Repo, task: &str) -> (std::path::PathBuf, String, String) {
+    let base = repo.ensure_branch("orch/integration").expect("integration");
+    let wt = wt_path(repo, &format!("{task}-1"));
+    repo.create_worktree(
+        &wt,
+        &format!("orch/{task}"),
+        &base,
+        &backup_ref_name(task, 1),
+    )
+    .expect("worktree");
+    repo.watch_worktree(&wt);
+    fs::write(wt.join("new.txt"), format!("new in {task}\n")).expect("write");
+    fs::write(wt.join("f.txt"), format!("edited by {task}\n")).expect("write");
+    let c = repo
+        .commit_all(&wt, "Agent A", "a@example.com", "turn\n\nOrch-Task: x")
+        .expect("commit")
+        .expect("something to commit");
+    let merged = merge(repo, &base, &c);
+    (wt, c, merged)
+}
+
+#[test]
+fn a_watched_worktree_is_snapshotted_exactly_when_something_changed_after_its_commit() {
+    let (_t, repo) = fixture();
+    // Nothing written since the commit: no snapshot, no backup (the fast-forward's commit is
+    // on the integration branch).
+    let (wt, c, merged) = watched_and_merged(&repo, "clean");
+    let done = repo
+        .retire_merged(&wt, "orch/clean", &merged, &c, &backup_ref_name("clean", 1))
+        .expect("retire");
+    assert_eq!((done.snapshot, done.backups), (None, vec![]));
+    assert!(!wt.exists());
+
+    // Each way of leaving work behind after the commit is kept.
+    type Leave = fn(&std::path::Path);
+    let ways: [(&str, Leave); 4] = [
+        ("untracked", |wt| {
+            fs::write(wt.join("late.txt"), "late\n").expect("write")
+        }),
+        ("edited", |wt| {
+            fs::write(wt.join("new.txt"), "changed\n").expect("write")
+        }),
+        // No file touched: the index differs from HEAD (another git wrote the index).
+        ("unstaged", |wt| {
+            git(wt, &["rm", "-q", "--cached", "new.txt"]);
+        }),
+        // HEAD moved back, index and files as they were.
+        ("moved", |wt| {
+            git(wt, &["reset", "-q", "--soft", "HEAD~1"]);
+        }),
+    ];
+    for (task, leave) in ways {
+        let (wt, c, merged) = watched_and_merged(&repo, task);
+        leave(&wt);
+        let backup = backup_ref_name(task, 1);
+        let done = repo
+            .retire_merged(&wt, &format!("orch/{task}"), &merged, &c, &backup)
+            .expect("retire");
+        let snap = done
+            .snapshot
+            .unwrap_or_else(|| panic!("{task}: a snapshot"));
+        assert_eq!(oid(&repo, &backup), snap, "{task}: kept under the backup");
+    }
+}
+
 #[test]
 fn orch_worktrees_lists_ours_with_their_state() {
     let (_t, repo) = fixture();

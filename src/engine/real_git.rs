@@ -224,7 +224,7 @@ impl GitOps for RealGit {
     fn tidy(&self, t: &Tidy) -> Result<(), GitError> {
         let backup = backup_ref_name(&t.task, t.n.map_or(0, |n| n.0));
         let wt = Path::new(&t.worktree);
-        match (&t.merged, &self.pool) {
+        let tidied = match (&t.merged, &self.pool) {
             (Some((merged, agent)), Some(pool)) => self
                 .repo
                 .retire_merged_to_pool(pool, wt, &t.branch, merged, agent, &backup)
@@ -235,7 +235,10 @@ impl GitOps for RealGit {
                 .map(|_| ()),
             (None, Some(pool)) => self.repo.give_back_worktree(pool, wt, &backup).map(|_| ()),
             (None, None) => self.repo.retire_worktree(wt, &backup).map(|_| ()),
-        }
+        };
+        // Our commits leave git's housekeeping to here, off the merge's path.
+        self.repo.housekeeping_after_tidy();
+        tidied
     }
 
     fn diff(&self, base: &str, tip: &str) -> Result<String, GitError> {

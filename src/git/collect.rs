@@ -9,6 +9,7 @@
 use std::collections::{BTreeSet, HashSet};
 use std::path::Path;
 
+use super::files::GitDirs;
 use super::{BACKUP_PREFIX, GitError, Repo, backup_ref_name, safe_rev};
 
 /// The reflog message of the checkout that hands a pooled worktree to an attempt
@@ -105,6 +106,9 @@ impl Repo {
     }
 
     fn branch_tips(&self) -> Result<Vec<(String, String)>, GitError> {
+        if let Some(tips) = GitDirs::of(&self.root).and_then(|d| d.branch_tips()) {
+            return Ok(tips);
+        }
         // Ref names cannot hold spaces or newlines, so one line per ref splits safely.
         let out = self
             .git()
@@ -236,6 +240,9 @@ impl Repo {
     }
 
     fn worktree_head(&self, worktree: &Path) -> Result<Head, GitError> {
+        if let Some((branch, oid)) = GitDirs::of(&self.root.join(worktree)).and_then(|d| d.head()) {
+            return Ok(Head { branch, oid });
+        }
         let out = self
             .git_in(worktree)
             .args(["rev-parse", "HEAD", "--symbolic-full-name", "HEAD"])
@@ -252,13 +259,22 @@ impl Repo {
     /// Reads the worktree's HEAD reflog (empty when reflogs are turned off), newest first, back
     /// to the entry that handed it to this attempt when it came from the pool.
     fn visited(&self, worktree: &Path) -> Result<Visited, GitError> {
-        let out = self
-            .git_in(worktree)
-            .args(["reflog", "show", "--format=%H %gs", "HEAD", "--"])
-            .run()?;
+        let entries = match GitDirs::of(&self.root.join(worktree)).and_then(|d| d.head_reflog()) {
+            Some(read) => read,
+            None => self
+                .git_in(worktree)
+                .args(["reflog", "show", "--format=%H %gs", "HEAD", "--"])
+                .run()?
+                .lines()
+                .map(|l| {
+                    let (oid, subject) = l.split_once(' ').unwrap_or((l, ""));
+                    (oid.to_string(), subject.to_string())
+                })
+                .collect(),
+        };
         let mut v = Visited::default();
-        for line in out.lines() {
-            let (oid, subject) = line.split_once(' ').unwrap_or((line, ""));
+        for (oid, subject) in &entries {
+            let (oid, subject) = (oid.as_str(), subject.as_str());
             if subject == ATTEMPT_START_REFLOG {
                 // The base, checked out for this attempt; older entries are earlier attempts'.
                 if !v.oids.iter().any(|o| o == oid) {

@@ -9,12 +9,15 @@
 mod backup;
 mod base;
 mod collect;
+mod files;
+mod housekeeping;
 mod paths;
 mod pool;
 mod process;
 mod replay;
 mod retire;
 mod run;
+mod scratch;
 mod turn_commit;
 mod watch;
 mod worktree;
@@ -28,6 +31,7 @@ use std::time::Duration;
 pub use backup::BackupRef;
 pub use base::RemoteBranch;
 pub use collect::{AttemptChange, ChangeSource, Collect, Stray};
+pub use housekeeping::HOUSEKEEPING_EVERY;
 pub use paths::PathStatus;
 pub use pool::{Pool, Taken};
 pub use retire::{OrchWorktree, Retired};
@@ -70,6 +74,8 @@ pub struct Repo {
     timeout: Duration,
     /// Attempts' worktrees whose changes are journaled (`watch.rs`), shared by clones.
     watches: Arc<watch::Watches>,
+    /// Worktrees tidied since git's housekeeping last ran (`housekeeping.rs`), shared by clones.
+    tidied: Arc<std::sync::atomic::AtomicU32>,
 }
 
 impl Repo {
@@ -98,6 +104,7 @@ impl Repo {
             root: PathBuf::from(out),
             timeout: DEFAULT_TIMEOUT,
             watches: Arc::default(),
+            tidied: Arc::default(),
         })
     }
 
@@ -108,6 +115,7 @@ impl Repo {
             root: self.root.clone(),
             timeout,
             watches: self.watches.clone(),
+            tidied: self.tidied.clone(),
         }
     }
 
@@ -414,49 +422,6 @@ impl Repo {
         self.git()
             .args(["merge-base", "--end-of-options", a, b])
             .run()
-    }
-
-    /// Point the reusable scratch worktree at `rev` (to run checks on a rebased tree): switch it
-    /// if it exists (only changed files are rewritten; untracked files are removed, ignored build
-    /// outputs kept so checks build incrementally), else create it. Nothing in it is ever kept.
-    pub fn checkout_scratch(&self, path: &Path, rev: &str) -> Result<(), GitError> {
-        if path.join(".git").exists() {
-            let switched = self
-                .git_in(path)
-                .args(["checkout", "--quiet", "--detach", "--force", rev])
-                .run()
-                .and_then(|_| self.git_in(path).args(["clean", "--quiet", "-ffd"]).run());
-            if switched.is_ok() {
-                return Ok(());
-            }
-        }
-        self.add_scratch_worktree(path, rev)
-    }
-
-    /// A detached scratch worktree at `rev`. Nothing in it is kept: `drop_scratch_worktree`
-    /// removes it without a backup.
-    pub fn add_scratch_worktree(&self, path: &Path, rev: &str) -> Result<(), GitError> {
-        if path.exists() {
-            self.drop_scratch_worktree(path)?;
-        }
-        let p = path.to_string_lossy().to_string();
-        self.git()
-            .args(["worktree", "add", "--quiet", "--detach", &p, rev])
-            .run()
-            .map(|_| ())
-    }
-
-    pub fn drop_scratch_worktree(&self, path: &Path) -> Result<(), GitError> {
-        let p = path.to_string_lossy().to_string();
-        let removed = self
-            .git()
-            .args(["worktree", "remove", "--force", "--force", &p])
-            .run();
-        if removed.is_err() {
-            let _ = std::fs::remove_dir_all(path);
-            self.git().args(["worktree", "prune"]).run()?;
-        }
-        Ok(())
     }
 
     /// Paths that differ between `base` and `tip`; a rename shows both its old and new path.

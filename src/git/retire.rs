@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use super::backup::backup_scope;
 use super::pool::Pool;
 use super::replay::is_full_oid;
+use super::watch::NewFiles;
 use super::worktree::WorktreeInfo;
 use super::{GitError, Repo, safe_rev};
 
@@ -174,7 +175,7 @@ impl Repo {
         let unsaved = self.unsaved_among(&at_risk, task_branch, backup_ref, merged_commit)?;
         let mut done = Retired::default();
         if let Some(w) = &wt {
-            if let Some(snap) = self.snapshot_leaving(w)? {
+            if let Some(snap) = self.snapshot_leaving_collected(w, agent_commit)? {
                 // Made just now, so nothing else holds it; its backup holds the HEAD below it.
                 done.backups.push(self.backup_ref(backup_ref, &snap)?);
                 done.snapshot = Some(snap);
@@ -334,6 +335,26 @@ impl Repo {
 
     /// Before a worktree is removed or parked: its uncommitted files as a snapshot commit
     /// (None when clean or gone), its change journal ended.
+    /// `snapshot_leaving` for a worktree whose change was collected (`collected`, the commit
+    /// the collect left checked out): when HEAD is still there and the change journal saw
+    /// nothing written since that collect's commit staged everything (`Listed`, and empty: no
+    /// event, no other git writing the index), there is nothing to keep and the `git status`
+    /// that would say so is not run.
+    fn snapshot_leaving_collected(
+        &self,
+        wt: &WorktreeInfo,
+        collected: &str,
+    ) -> Result<Option<String>, GitError> {
+        if wt.head.as_deref() == Some(collected) {
+            let answer = self.watches.answer(&wt.path, true);
+            if matches!(answer.map(|a| a.new_files), Some(NewFiles::Listed(p)) if p.is_empty()) {
+                self.watches.forget(&wt.path);
+                return Ok(None);
+            }
+        }
+        self.snapshot_leaving(wt)
+    }
+
     fn snapshot_leaving(&self, wt: &WorktreeInfo) -> Result<Option<String>, GitError> {
         // Whatever comes next (removal, the pool) ends the attempt's change journal.
         self.watches.forget(&wt.path);

@@ -155,6 +155,13 @@ impl Git {
         self
     }
 
+    /// `-c key=value` for this call (before the subcommand), left out of the command line shown
+    /// in errors so they name the command itself (`git commit ... failed`).
+    pub(crate) fn config(mut self, key: &str, value: &str) -> Git {
+        self.cmd.arg("-c").arg(format!("{key}={value}"));
+        self
+    }
+
     pub(crate) fn env(mut self, k: &str, v: impl AsRef<OsStr>) -> Git {
         self.cmd.env(k, v);
         self

@@ -1,7 +1,7 @@
 //! The per-turn commit's shortcuts on big repositories (issue #11), used by `commit_all`:
 //! new files staged by name from the change journal (`watch.rs`) instead of `add` reading every
-//! folder, and the new HEAD read from the files `git commit` just wrote instead of asking
-//! another git process. Each shortcut falls back to the plain command when unsure.
+//! folder (the new HEAD is read from the files `git commit` just wrote: `files.rs`). Each
+//! shortcut falls back to the plain command when unsure.
 
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
@@ -35,20 +35,29 @@ impl Repo {
         if candidates.is_empty() {
             return Ok(());
         }
+        let add_by_name = |paths: &[PathBuf]| {
+            g().config("advice.addIgnoredFile", "false")
+                .args([
+                    "--literal-pathspecs",
+                    "add",
+                    "--all",
+                    "--pathspec-from-file=-",
+                    "--pathspec-file-nul",
+                ])
+                .stdin(&nul_list(paths))
+        };
+        // Usually nothing listed is ignored: one `add`. When something is, `add` still stages
+        // the rest and says which it refused (exit 1): that answer alone is enough. Anything
+        // else it says, and the ignored ones are left out by `check-ignore` first.
+        let out = add_by_name(&candidates).output()?;
+        if out.status.success() || refused_only_ignored(&out, &candidates) {
+            return Ok(());
+        }
         let wanted = self.not_ignored(worktree, candidates)?;
         if wanted.is_empty() {
             return Ok(());
         }
-        let by_name = g()
-            .args([
-                "--literal-pathspecs",
-                "add",
-                "--all",
-                "--pathspec-from-file=-",
-                "--pathspec-file-nul",
-            ])
-            .stdin(&nul_list(&wanted))
-            .run();
+        let by_name = add_by_name(&wanted).run();
         if let Err(e) = by_name {
             // A path git refuses by name (inside a nested repository, beyond a symlink) is
             // one `add --all` deals with its own way: do exactly that.
@@ -111,6 +120,33 @@ fn existing(worktree: &Path, listed: &[PathBuf]) -> Vec<PathBuf> {
         .collect()
 }
 
+/// What `git add` says when a path named on its command line is ignored, before listing them
+/// one a line (C locale; `advice.addIgnoredFile` off, so nothing after the list).
+const IGNORED_REFUSED: &str = "The following paths are ignored by one of your .gitignore files:\n";
+
+/// True when `add` failed only because some `named` paths are ignored: exit 1, and it said
+/// nothing but that message and a list in which each line is a named path or a folder above
+/// one. It staged every other path then.
+fn refused_only_ignored(out: &super::run::Output, named: &[PathBuf]) -> bool {
+    let Some(list) = std::str::from_utf8(&out.stderr)
+        .ok()
+        .and_then(|e| e.strip_prefix(IGNORED_REFUSED))
+    else {
+        return false;
+    };
+    let named_or_above = |line: &str| {
+        named.iter().any(|p| {
+            let p = p.as_os_str().as_bytes();
+            p == line.as_bytes()
+                || (p.starts_with(line.as_bytes()) && p.get(line.len()) == Some(&b'/'))
+        })
+    };
+    out.status.code() == Some(1)
+        && !list.is_empty()
+        && list.ends_with('\n')
+        && list.lines().all(|l| !l.is_empty() && named_or_above(l))
+}
+
 fn nul_list(paths: &[PathBuf]) -> Vec<u8> {
     let mut out = Vec::new();
     for p in paths {
@@ -140,47 +176,47 @@ pub(super) fn index_fsmonitor_token(index: &Path) -> Option<String> {
     String::from_utf8(token[..end].to_vec()).ok()
 }
 
-/// The commit HEAD names in `worktree`, read from the files git keeps (its `HEAD`, then the
-/// branch's loose ref). None whenever that is not plainly answered (a ref in `packed-refs`, the
-/// reftable format, anything unexpected): ask git then.
-pub(super) fn head_from_files(worktree: &Path) -> Option<String> {
-    let dotgit = worktree.join(".git");
-    let admin = if dotgit.is_dir() {
-        dotgit
-    } else {
-        let text = std::fs::read_to_string(&dotgit).ok()?;
-        worktree.join(
-            text.strip_prefix("gitdir: ")?
-                .trim_end_matches(['\n', '\r']),
-        )
-    };
-    let common = match std::fs::read_to_string(admin.join("commondir")) {
-        Ok(c) => admin.join(c.trim_end_matches(['\n', '\r'])),
-        Err(_) => admin.clone(),
-    };
-    if common.join("reftable").exists() {
-        return None;
-    }
-    let head = std::fs::read_to_string(admin.join("HEAD")).ok()?;
-    let head = head.trim_end_matches(['\n', '\r']);
-    let oid = match head.strip_prefix("ref: ") {
-        // Only branches: they live in the common dir, other refs may be per worktree.
-        Some(r) if r.starts_with("refs/heads/") && !r.contains("..") => {
-            let text = std::fs::read_to_string(common.join(r)).ok()?;
-            text.trim_end_matches(['\n', '\r']).to_string()
-        }
-        Some(_) => return None,
-        None => head.to_string(),
-    };
-    let hex = oid
-        .bytes()
-        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
-    (matches!(oid.len(), 40 | 64) && hex).then_some(oid)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn add_said(code: i32, stderr: &str) -> crate::git::run::Output {
+        use std::os::unix::process::ExitStatusExt;
+        crate::git::run::Output {
+            status: std::process::ExitStatus::from_raw(code << 8),
+            stdout: Vec::new(),
+            stderr: stderr.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn only_a_refusal_of_named_ignored_paths_counts_as_done() {
+        let named: Vec<PathBuf> = ["a.o", "build/sub/o", "src/new.rs"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        let list = |l: &str| format!("{IGNORED_REFUSED}{l}");
+        // A named path, and a folder above one (git names an ignored folder as such).
+        assert!(refused_only_ignored(
+            &add_said(1, &list("a.o\nbuild\n")),
+            &named
+        ));
+        // Not named, not above a named one: something else happened.
+        assert!(!refused_only_ignored(&add_said(1, &list("bui\n")), &named));
+        assert!(!refused_only_ignored(
+            &add_said(1, &list("other.o\n")),
+            &named
+        ));
+        // Another message after the list, another exit code, another message, no list.
+        let extra = list("a.o\nfatal: adding files failed\n");
+        assert!(!refused_only_ignored(&add_said(1, &extra), &named));
+        assert!(!refused_only_ignored(
+            &add_said(128, &list("a.o\n")),
+            &named
+        ));
+        assert!(!refused_only_ignored(&add_said(1, "fatal: oops\n"), &named));
+        assert!(!refused_only_ignored(&add_said(1, IGNORED_REFUSED), &named));
+    }
 
     #[test]
     fn the_token_is_read_from_the_end_of_the_index() {

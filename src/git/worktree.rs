@@ -211,7 +211,12 @@ impl Repo {
         // goes through stdin so its size and characters do not matter.
         // `--all` stages the tracked files changed or deleted (with the journal, only those it
         // names are looked at).
-        let committed = g()
+        // git's housekeeping after the commit is left to the tidy (`housekeeping.rs`).
+        let mut commit = g();
+        for (key, value) in super::housekeeping::NO_AUTO_MAINTENANCE {
+            commit = commit.config(key, value);
+        }
+        let committed = commit
             .args([
                 "commit",
                 "--all",
@@ -241,7 +246,7 @@ impl Repo {
             }
             return Err(e);
         }
-        match super::turn_commit::head_from_files(&root) {
+        match super::files::head_from_files(&root) {
             Some(oid) => Ok(Some(oid)),
             None => Ok(Some(g().args(["rev-parse", "HEAD"]).run()?)),
         }
