@@ -91,6 +91,15 @@ pub trait GitOps: Send + Sync {
     fn drain_pool(&self) -> Result<(), GitError> {
         Ok(())
     }
+    /// Whether worktrees are pooled (then `ready_pool` is worth a job).
+    fn has_pool(&self) -> bool {
+        false
+    }
+    /// Off the dispatch path: enough idle worktrees in the pool, checked out at `tip`
+    /// (`git::Repo::ready_pool`), so the next dispatches make no checkout.
+    fn ready_pool(&self, _tip: &str) -> Result<(), GitError> {
+        Ok(())
+    }
     /// Move `refname` from `old` to `new`; `Ok(false)` when it was not at `old`.
     fn cas_update_ref(&self, refname: &str, new: &str, old: &str) -> Result<bool, GitError>;
     fn backup_ref(&self, name: &str, oid: &str) -> Result<String, GitError>;

@@ -29,7 +29,7 @@ pub use backup::BackupRef;
 pub use base::RemoteBranch;
 pub use collect::{AttemptChange, ChangeSource, Collect, Stray};
 pub use paths::PathStatus;
-pub use pool::{Pool, Taken};
+pub use pool::{Pool, Readied, Taken};
 pub use retire::{OrchWorktree, Retired};
 use run::Git;
 pub use run::GitError;
