@@ -333,6 +333,9 @@ impl Executor {
         match incoming {
             Incoming::Event(e) => {
                 let e = self.readdress(e);
+                if matches!(e, Event::IntegrationMoved { .. }) {
+                    self.pool.moved();
+                }
                 if let Event::Exited { attempt, .. } = &e {
                     self.procs.remove(attempt);
                     self.slots.remove(attempt);
@@ -550,6 +553,7 @@ impl Executor {
                 self.rt.spawn(job);
             }
             Effect::MoveIntegration { task, tip, onto } => {
+                self.pool.moving(&tip);
                 let refname = format!("refs/heads/{}", self.config().integration_branch);
                 let job = jobs::move_job(&self.ctx, task, refname, tip, onto);
                 self.rt.spawn(job);

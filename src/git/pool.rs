@@ -130,11 +130,23 @@ impl Repo {
     /// `fill_pool` up to `want` idle worktrees (at most `max_idle`).
     pub fn fill_pool_to(&self, pool: &Pool, rev: &str, want: usize) -> Result<usize, GitError> {
         let rev = safe_rev(rev)?;
-        let want = want.min(pool.max_idle);
         // Known by its commit, a worktree made here can be taken without a checkout.
         let oid = self.rev_parse(&format!("{rev}^{{commit}}"))?;
+        self.fill_up(pool, oid.as_deref().unwrap_or(rev), want, usize::MAX)
+    }
+
+    /// Makes up to `at_most` idle worktrees at the commit `oid` while the pool holds fewer
+    /// than `want` (at most `max_idle`).
+    fn fill_up(
+        &self,
+        pool: &Pool,
+        oid: &str,
+        want: usize,
+        at_most: usize,
+    ) -> Result<usize, GitError> {
+        let want = want.min(pool.max_idle);
         let mut made = 0;
-        loop {
+        while made < at_most {
             let path = {
                 let _one = POOL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
                 // One listing answers both questions: nothing else changes the pool while
@@ -151,7 +163,7 @@ impl Repo {
                     .args(["worktree", "add", "--quiet", "--no-checkout", "--detach"])
                     .args(["--lock", "--reason", "orch-tui: filling the pool"])
                     .arg(&path)
-                    .arg(oid.as_deref().unwrap_or(rev))
+                    .arg(oid)
                     .run()?;
                 path
             };
@@ -168,10 +180,11 @@ impl Repo {
                     .run();
                 return Err(e);
             }
-            mark_cleaned(&path, pool, oid.as_deref());
+            mark_cleaned(&path, pool, Some(oid));
             tracing::debug!(path = %path.display(), "git: pooled a new worktree");
             made += 1;
         }
+        Ok(made)
     }
 
     /// Instead of removing the worktree at `path`: keeps its work as removing it would

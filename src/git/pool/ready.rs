@@ -33,36 +33,59 @@ impl Repo {
     /// out while it is checked out here. Errors leave the pool as usable as before (a
     /// worktree whose refresh failed is cleaned again when taken).
     pub fn ready_pool(&self, pool: &Pool, tip: &str, want: usize) -> Result<Readied, GitError> {
+        let mut done = Readied::default();
+        loop {
+            let one = self.ready_one(pool, tip, want)?;
+            if one == Readied::default() {
+                return Ok(done);
+            }
+            done.made += one.made;
+            done.refreshed += one.refreshed;
+        }
+    }
+
+    /// One step of `ready_pool` (nothing done: the pool is ready): an idle worktree moved to
+    /// `tip` while fewer than `want` are there — the next dispatch wants one soonest, and
+    /// only the files that differ are written — else one made while the pool is short. A
+    /// caller that loops on it can change `tip` between steps (the tip moved meanwhile).
+    pub fn ready_one(&self, pool: &Pool, tip: &str, want: usize) -> Result<Readied, GitError> {
         let tip = safe_rev(tip)?;
-        let made = self.fill_pool_to(pool, tip, want)?;
-        let Some(oid) = self.rev_parse(&format!("{tip}^{{commit}}"))? else {
-            return Ok(Readied { made, refreshed: 0 });
+        let full_oid = matches!(tip.len(), 40 | 64) && tip.bytes().all(|b| b.is_ascii_hexdigit());
+        let oid = match full_oid {
+            true => tip.to_string(),
+            false => match self.rev_parse(&format!("{tip}^{{commit}}"))? {
+                Some(oid) => oid,
+                None => return Ok(Readied::default()),
+            },
         };
         let want = want.min(pool.max_idle);
-        let mut refreshed = 0;
-        while let Some(path) = self.stale_idle(pool, &oid, want) {
-            let moved = self
-                .git_in(&path)
-                .args(["checkout", "--quiet", "--force", "--detach", &oid])
-                .run();
-            let _one = POOL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-            REFRESHING
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .retain(|p| p != &path);
-            match moved {
-                Ok(_) => {
-                    mark_cleaned(&path, pool, Some(&oid));
-                    refreshed += 1;
-                }
-                Err(e) => {
-                    // Left unknown: a take cleans it again (or drops it if that fails too).
-                    tracing::debug!(error = %e, path = %path.display(), "git: could not move an idle worktree to the tip");
-                    return Ok(Readied { made, refreshed });
-                }
+        let Some(path) = self.stale_idle(pool, &oid, want) else {
+            let made = self.fill_up(pool, &oid, want, 1)?;
+            return Ok(Readied { made, refreshed: 0 });
+        };
+        let moved = self
+            .git_in(&path)
+            .args(["checkout", "--quiet", "--force", "--detach", &oid])
+            .run();
+        let _one = POOL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        REFRESHING
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|p| p != &path);
+        match moved {
+            Ok(_) => {
+                mark_cleaned(&path, pool, Some(&oid));
+                Ok(Readied {
+                    made: 0,
+                    refreshed: 1,
+                })
+            }
+            Err(e) => {
+                // Left unknown: a take cleans it again (or drops it if that fails too).
+                tracing::debug!(error = %e, path = %path.display(), "git: could not move an idle worktree to the tip");
+                Err(e)
             }
         }
-        Ok(Readied { made, refreshed })
     }
 
     /// An idle worktree this process cleaned, not at `oid`, marked as being refreshed (taken

@@ -86,7 +86,7 @@ impl Repo {
             .is_some_and(|head| head.as_deref() == Some(base))
             && by_hand::new_branch_at_head(path, branch, base)
         {
-            tracing::info!(target: "orch_tui::setup", "pool take checkout_ms={:.2} at_tip=1", ms(t1, std::time::Instant::now()));
+            tracing::info!(target: "orch_tui::setup", "pool take branch_by_hand_ms={:.2}", ms(t1, std::time::Instant::now()));
             return Ok(Taken::Reused);
         }
         let cleaned = cleaned.is_some();
