@@ -44,10 +44,10 @@ impl Repo {
         }
     }
 
-    /// One step of `ready_pool` (nothing done: the pool is ready): an idle worktree moved to
-    /// `tip` while fewer than `want` are there — the next dispatch wants one soonest, and
-    /// only the files that differ are written — else one made while the pool is short. A
-    /// caller that loops on it can change `tip` between steps (the tip moved meanwhile).
+    /// One step of `ready_pool` (nothing done: the pool is ready): one idle worktree made at
+    /// `tip` while the pool is short, else one moved to `tip` (only the files that differ are
+    /// written) while fewer than `want` are there. A caller that loops on it can change `tip`
+    /// between steps (the tip moved meanwhile).
     pub fn ready_one(&self, pool: &Pool, tip: &str, want: usize) -> Result<Readied, GitError> {
         let tip = safe_rev(tip)?;
         let full_oid = matches!(tip.len(), 40 | 64) && tip.bytes().all(|b| b.is_ascii_hexdigit());
@@ -59,9 +59,16 @@ impl Repo {
             },
         };
         let want = want.min(pool.max_idle);
-        let Some(path) = self.stale_idle(pool, &oid, want) else {
+        // Short first: a dispatch that finds the pool empty makes a full checkout on its path
+        // (the listing under the lock is the judge; this process's own count is the hint).
+        if self.known_idle_count(pool) < want {
             let made = self.fill_up(pool, &oid, want, 1)?;
-            return Ok(Readied { made, refreshed: 0 });
+            if made > 0 {
+                return Ok(Readied { made, refreshed: 0 });
+            }
+        }
+        let Some(path) = self.stale_idle(pool, &oid, want) else {
+            return Ok(Readied::default());
         };
         let moved = self
             .git_in(&path)
@@ -86,6 +93,16 @@ impl Repo {
                 Err(e)
             }
         }
+    }
+
+    /// How many idle worktrees of `pool` this process cleaned and knows.
+    fn known_idle_count(&self, pool: &Pool) -> usize {
+        let dir = self.root.join(&pool.dir);
+        let dir = dir.canonicalize().unwrap_or(dir);
+        let c = CLEANED.lock().unwrap_or_else(|e| e.into_inner());
+        c.iter()
+            .filter(|k| k.reuse == pool.reuse && k.path.parent() == Some(dir.as_path()))
+            .count()
     }
 
     /// An idle worktree this process cleaned, not at `oid`, marked as being refreshed (taken
