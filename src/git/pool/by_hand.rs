@@ -97,7 +97,8 @@ fn plain_branch(name: &str) -> bool {
         && !name.contains("..")
 }
 
-/// Whether `refname` or a ref under it (`refname/...`) is in `packed-refs`.
+/// Whether `refname`, a ref under it (`refname/...`) or one it would be under (`refs/heads/orch`
+/// for `refs/heads/orch/x`) is in `packed-refs`: git refuses both.
 fn packed(common: &Path, refname: &str) -> Result<bool, ()> {
     let text = match std::fs::read_to_string(common.join("packed-refs")) {
         Ok(t) => t,
@@ -106,8 +107,13 @@ fn packed(common: &Path, refname: &str) -> Result<bool, ()> {
     };
     let under = format!("{refname}/");
     Ok(text.lines().any(|l| {
-        l.split_once(' ')
-            .is_some_and(|(_, r)| r == refname || r.starts_with(&under))
+        l.split_once(' ').is_some_and(|(_, r)| {
+            r == refname
+                || r.starts_with(&under)
+                || refname
+                    .strip_prefix(r)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        })
     }))
 }
 
@@ -196,4 +202,54 @@ pub(super) fn new_branch_at_head(worktree: &Path, branch: &str, oid: &str) -> bo
         &reflog_line(oid, oid, ATTEMPT_START_REFLOG),
     );
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_packed_branch_above_below_or_equal_blocks_the_new_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let line = |r: &str| format!("{} {r}\n", "a".repeat(40));
+        let cases = [
+            ("refs/heads/orch/t", true),
+            ("refs/heads/orch", true),
+            ("refs/heads/orch/t/x", true),
+            ("refs/heads/orch/tt", false),
+            ("refs/heads/orc", false),
+        ];
+        for (packed_ref, blocks) in cases {
+            let text = format!(
+                "# pack-refs with: peeled fully-peeled sorted \n{}",
+                line(packed_ref)
+            );
+            std::fs::write(dir.path().join("packed-refs"), text).expect("write");
+            assert_eq!(
+                packed(dir.path(), "refs/heads/orch/t"),
+                Ok(blocks),
+                "{packed_ref}"
+            );
+        }
+        std::fs::remove_file(dir.path().join("packed-refs")).expect("rm");
+        assert_eq!(packed(dir.path(), "refs/heads/orch/t"), Ok(false));
+    }
+
+    #[test]
+    fn only_plain_branch_names_are_written_by_hand() {
+        for ok in ["orch/t-1", "orch/a_b.c", "orch/x"] {
+            assert!(plain_branch(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "orch//t",
+            "orch/.t",
+            "orch/t.lock",
+            "orch/a..b",
+            "orch/t x",
+            "orch/ä",
+        ] {
+            assert!(!plain_branch(bad), "{bad}");
+        }
+    }
 }
