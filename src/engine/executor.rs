@@ -80,6 +80,8 @@ pub struct Executor {
     /// Attempts whose process now runs a later attempt (a session kept through review): what
     /// it says, and what is addressed to it, is that attempt's.
     aliases: BTreeMap<AttemptId, AttemptId>,
+    /// Readies the worktree pool off the dispatch path.
+    pool: super::pool_keeper::PoolKeeper,
 }
 
 impl Executor {
@@ -111,6 +113,7 @@ impl Executor {
             stay_open,
             announced: false,
             aliases: BTreeMap::new(),
+            pool: Default::default(),
         }
     }
 
@@ -211,6 +214,7 @@ impl Executor {
             if !self.announced {
                 let scratch = format!("{}/{}", self.env.worktrees_dir, RECHECK_WORKTREE);
                 let _ = self.ctx.git.drop_scratch(&scratch);
+                self.pool.quiesce();
                 let _ = self.ctx.git.drain_pool();
                 self.emit(EngineEvent::Finished);
                 self.announced = true;
@@ -273,6 +277,7 @@ impl Executor {
     fn finish_stop(&mut self) {
         let scratch = format!("{}/{}", self.env.worktrees_dir, RECHECK_WORKTREE);
         let _ = self.ctx.git.drop_scratch(&scratch);
+        self.pool.quiesce();
         let _ = self.ctx.git.drain_pool();
         self.publish_views();
     }
@@ -328,6 +333,9 @@ impl Executor {
         match incoming {
             Incoming::Event(e) => {
                 let e = self.readdress(e);
+                if matches!(e, Event::IntegrationMoved { .. }) {
+                    self.pool.moved();
+                }
                 if let Event::Exited { attempt, .. } = &e {
                     self.procs.remove(attempt);
                     self.slots.remove(attempt);
@@ -441,6 +449,10 @@ impl Executor {
         if changed {
             self.emit(EngineEvent::Changed);
         }
+        if !self.core.is_settled() && !self.core.is_stopped() {
+            let tip = self.core.model.integration_tip.clone();
+            self.pool.tend(tip.as_deref(), &self.ctx, self.rt.as_mut());
+        }
         Ok(())
     }
 
@@ -450,7 +462,10 @@ impl Executor {
                 let event = self.write(&ops, &tasks, id)?;
                 self.answers.push(event);
             }
-            Effect::Setup(s) => self.start_setup(s),
+            Effect::Setup(s) => {
+                self.pool.used();
+                self.start_setup(s)
+            }
             Effect::Stop { attempt, why } => {
                 tracing::info!(%attempt, %why, "stopping an agent");
                 self.stop_agent(attempt);
@@ -538,11 +553,13 @@ impl Executor {
                 self.rt.spawn(job);
             }
             Effect::MoveIntegration { task, tip, onto } => {
+                self.pool.moving(&tip);
                 let refname = format!("refs/heads/{}", self.config().integration_branch);
                 let job = jobs::move_job(&self.ctx, task, refname, tip, onto);
                 self.rt.spawn(job);
             }
             Effect::Tidy(t) => {
+                self.pool.used();
                 let job = jobs::tidy_job(&self.ctx, t);
                 self.rt.spawn(job);
             }

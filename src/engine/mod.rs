@@ -13,6 +13,7 @@ pub mod jobs;
 mod lock;
 pub mod new_tasks;
 pub mod panics;
+pub mod pool_keeper;
 pub mod pr_facts;
 pub mod prepare;
 pub mod real_git;

@@ -91,6 +91,16 @@ pub trait GitOps: Send + Sync {
     fn drain_pool(&self) -> Result<(), GitError> {
         Ok(())
     }
+    /// Whether worktrees are pooled (then `ready_pool` is worth a job).
+    fn has_pool(&self) -> bool {
+        false
+    }
+    /// Off the dispatch path, one step towards enough idle worktrees in the pool checked out
+    /// at `tip` (`git::Repo::ready_one`), so the next dispatches make no checkout. False:
+    /// nothing was left to do.
+    fn ready_pool(&self, _tip: &str) -> Result<bool, GitError> {
+        Ok(false)
+    }
     /// Move `refname` from `old` to `new`; `Ok(false)` when it was not at `old`.
     fn cas_update_ref(&self, refname: &str, new: &str, old: &str) -> Result<bool, GitError>;
     fn backup_ref(&self, name: &str, oid: &str) -> Result<String, GitError>;

@@ -33,7 +33,7 @@ pub use base::RemoteBranch;
 pub use collect::{AttemptChange, ChangeSource, Collect, Stray};
 pub use housekeeping::HOUSEKEEPING_EVERY;
 pub use paths::PathStatus;
-pub use pool::{Pool, Taken};
+pub use pool::{Pool, Readied, Taken};
 pub use retire::{OrchWorktree, Retired};
 use run::Git;
 pub use run::GitError;

@@ -17,6 +17,10 @@ use super::retire::Retired;
 use super::worktree::WorktreeInfo;
 use super::{GitError, Repo, safe_rev};
 
+mod by_hand;
+mod ready;
+
+pub use ready::Readied;
 mod take;
 
 /// Idle worktrees kept for reuse.
@@ -44,29 +48,39 @@ pub enum Taken {
 /// must not take the same one. (The supervisor lock makes this the only process doing so.)
 static POOL_LOCK: Mutex<()> = Mutex::new(());
 
-/// Idle worktrees this process cleaned itself (parked or made), with the `[worktree] reuse`
-/// they were cleaned for: taking one of those needs no second clean, which keeps two git
-/// commands off the path from dispatch to a running agent. Anything else (left by an earlier
-/// process, or cleaned for other caches) is cleaned again when taken.
-static CLEANED: Mutex<Vec<(PathBuf, Vec<String>)>> = Mutex::new(Vec::new());
-
-fn mark_cleaned(path: &Path, pool: &Pool) {
-    let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-    let mut c = CLEANED.lock().unwrap_or_else(|e| e.into_inner());
-    c.retain(|(p, _)| *p != path);
-    c.push((path, pool.reuse.clone()));
+/// An idle worktree this process cleaned itself (parked or made), with the `[worktree] reuse`
+/// it was cleaned for and the commit it is checked out at when known: taking one of those
+/// needs no second clean, and one already at the base needs no checkout (`take.rs`), which
+/// keeps git processes off the path from dispatch to a running agent. Anything else (left by
+/// an earlier process, or cleaned for other caches) is cleaned again when taken.
+struct Known {
+    path: PathBuf,
+    reuse: Vec<String>,
+    head: Option<String>,
 }
 
-/// Whether this process cleaned the idle worktree at `path` for `pool`'s caches (and forgets it).
-fn take_cleaned(path: &Path, pool: &Pool) -> bool {
+static CLEANED: Mutex<Vec<Known>> = Mutex::new(Vec::new());
+
+fn mark_cleaned(path: &Path, pool: &Pool, head: Option<&str>) {
+    let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
     let mut c = CLEANED.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(i) = c
+    c.retain(|k| k.path != path);
+    c.push(Known {
+        path,
+        reuse: pool.reuse.clone(),
+        head: head.map(str::to_string),
+    });
+}
+
+/// Whether this process cleaned the idle worktree at `path` for `pool`'s caches (and forgets
+/// it): `Some(the commit it is checked out at, when known)`.
+fn take_cleaned(path: &Path, pool: &Pool) -> Option<Option<String>> {
+    let mut c = CLEANED.lock().unwrap_or_else(|e| e.into_inner());
+    let i = c
         .iter()
-        .position(|(p, _)| super::worktree::same_path(p, path))
-    else {
-        return false;
-    };
-    c.swap_remove(i).1 == pool.reuse
+        .position(|k| super::worktree::same_path(&k.path, path))?;
+    let k = c.swap_remove(i);
+    (k.reuse == pool.reuse).then_some(k.head)
 }
 
 impl Repo {
@@ -110,15 +124,35 @@ impl Repo {
     /// Adds idle worktrees checked out at `rev` until the pool holds `max_idle` (full checkouts:
     /// run it when nothing waits on it, e.g. at the start of a run). Returns how many it made.
     pub fn fill_pool(&self, pool: &Pool, rev: &str) -> Result<usize, GitError> {
+        self.fill_pool_to(pool, rev, pool.max_idle)
+    }
+
+    /// `fill_pool` up to `want` idle worktrees (at most `max_idle`).
+    pub fn fill_pool_to(&self, pool: &Pool, rev: &str, want: usize) -> Result<usize, GitError> {
         let rev = safe_rev(rev)?;
+        // Known by its commit, a worktree made here can be taken without a checkout.
+        let oid = self.rev_parse(&format!("{rev}^{{commit}}"))?;
+        self.fill_up(pool, oid.as_deref().unwrap_or(rev), want, usize::MAX)
+    }
+
+    /// Makes up to `at_most` idle worktrees at the commit `oid` while the pool holds fewer
+    /// than `want` (at most `max_idle`).
+    fn fill_up(
+        &self,
+        pool: &Pool,
+        oid: &str,
+        want: usize,
+        at_most: usize,
+    ) -> Result<usize, GitError> {
+        let want = want.min(pool.max_idle);
         let mut made = 0;
-        loop {
+        while made < at_most {
             let path = {
                 let _one = POOL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
                 // One listing answers both questions: nothing else changes the pool while
                 // the lock is held.
                 let all = self.worktrees()?;
-                if self.idle_in(pool, all.clone()).len() >= pool.max_idle {
+                if self.idle_in(pool, all.clone()).len() >= want {
                     return Ok(made);
                 }
                 let path = self.free_pool_name(pool, &all)?;
@@ -129,7 +163,7 @@ impl Repo {
                     .args(["worktree", "add", "--quiet", "--no-checkout", "--detach"])
                     .args(["--lock", "--reason", "orch-tui: filling the pool"])
                     .arg(&path)
-                    .arg(rev)
+                    .arg(oid)
                     .run()?;
                 path
             };
@@ -146,10 +180,11 @@ impl Repo {
                     .run();
                 return Err(e);
             }
-            mark_cleaned(&path, pool);
+            mark_cleaned(&path, pool, Some(oid));
             tracing::debug!(path = %path.display(), "git: pooled a new worktree");
             made += 1;
         }
+        Ok(made)
     }
 
     /// Instead of removing the worktree at `path`: keeps its work as removing it would
@@ -246,7 +281,7 @@ impl Repo {
             .arg(path)
             .arg(&to)
             .run()?;
-        mark_cleaned(&to, pool);
+        mark_cleaned(&to, pool, None);
         Ok(true)
     }
 

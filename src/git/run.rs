@@ -279,6 +279,12 @@ impl Git {
 
 static WORKTREE_ADMIN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// Held while this process changes worktree bookkeeping by hand (`pool::by_hand`), as every
+/// `git worktree` command here holds it.
+pub(crate) fn worktree_admin_lock() -> std::sync::MutexGuard<'static, ()> {
+    WORKTREE_ADMIN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Splits NUL-separated output (`-z`), dropping the empty piece after the last terminator.
 pub(crate) fn split_nul(bytes: &[u8]) -> Vec<String> {
     let body = bytes.strip_suffix(b"\0").unwrap_or(bytes);

@@ -4,8 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{CLEANED, POOL_LOCK, Pool, Taken, take_cleaned};
+use super::{CLEANED, POOL_LOCK, Pool, Taken, by_hand, ready, take_cleaned};
 use crate::git::{GitError, Repo, safe_rev};
+
+/// An idle worktree claimed: where it was, and whether this process cleaned it for the pool's
+/// caches (`Some`, with the commit it is checked out at when known).
+type Claimed = (PathBuf, Option<Option<String>>);
 
 /// A pooled worktree being taken for an attempt: where to, on which branch and base.
 struct Taking<'a> {
@@ -61,7 +65,7 @@ impl Repo {
             // Something is in the way (a crash's leftover): the usual path deals with it.
             return create();
         }
-        let (idle, cleaned) = match self.claim_idle(pool, path) {
+        let (idle, cleaned) = match self.claim_idle(pool, path, base) {
             Ok(Some(idle)) => idle,
             Ok(None) => return create(),
             Err(e) => {
@@ -75,6 +79,17 @@ impl Repo {
         // index while it refreshes anyway: the first commit already skips the scan.
         self.watch_worktree(path);
         let t1 = std::time::Instant::now();
+        // Readied at the base (`ready.rs`) and cleaned: only the branch is missing, and a new
+        // one needs no git process.
+        if cleaned
+            .as_ref()
+            .is_some_and(|head| head.as_deref() == Some(base))
+            && by_hand::new_branch_at_head(path, branch, base)
+        {
+            tracing::info!(target: "orch_tui::setup", "pool take branch_by_hand_ms={:.2}", ms(t1, std::time::Instant::now()));
+            return Ok(Taken::Reused);
+        }
+        let cleaned = cleaned.is_some();
         let taken = Taking {
             pool,
             path,
@@ -116,18 +131,29 @@ impl Repo {
         Ok(Taken::Created)
     }
 
-    /// Moves an idle worktree to `path` under the pool lock. Returns where it came from, and
-    /// whether this process cleaned it for the pool's caches.
-    fn claim_idle(&self, pool: &Pool, path: &Path) -> Result<Option<(PathBuf, bool)>, GitError> {
+    /// Moves an idle worktree to `path` under the pool lock (one at `base` if there is one).
+    /// Returns where it came from, and whether this process cleaned it for the pool's caches
+    /// (`Some`, with the commit it is checked out at when known).
+    fn claim_idle(
+        &self,
+        pool: &Pool,
+        path: &Path,
+        base: &str,
+    ) -> Result<Option<Claimed>, GitError> {
         let asked = std::time::Instant::now();
         let _one = POOL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let locked = std::time::Instant::now();
-        let claimed = self.claim_locked(pool, path);
+        let claimed = self.claim_locked(pool, path, base);
         tracing::info!(target: "orch_tui::setup", "pool take lock_ms={:.2} claim_ms={:.2}", ms(asked, locked), ms(locked, std::time::Instant::now()));
         claimed
     }
 
-    fn claim_locked(&self, pool: &Pool, path: &Path) -> Result<Option<(PathBuf, bool)>, GitError> {
+    fn claim_locked(
+        &self,
+        pool: &Pool,
+        path: &Path,
+        base: &str,
+    ) -> Result<Option<Claimed>, GitError> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| {
                 GitError::ours(
@@ -138,15 +164,16 @@ impl Repo {
         }
         // One this process parked (or made) and cleaned is idle until this lock hands it out:
         // no need to ask git which ones are. It is still checked by the move itself.
-        if let Some(known) = self.known_idle(pool) {
+        if let Some(known) = self.known_idle(pool, base) {
             let cleaned = take_cleaned(&known, pool);
-            if self.move_worktree(&known, path).is_ok() {
+            if by_hand::move_worktree(&known, path) || self.move_worktree(&known, path).is_ok() {
                 return Ok(Some((known, cleaned)));
             }
             // Gone or changed behind our back (a `gc`, someone's `git worktree lock`): ask git.
             tracing::debug!(path = %known.display(), "git: a known idle worktree could not be moved; listing the pool");
         }
-        let Some(idle) = self.pool_idle(pool)?.into_iter().next() else {
+        let mut idle = self.pool_idle(pool)?.into_iter();
+        let Some(idle) = idle.find(|w| !ready::refreshing(&w.path)) else {
             return Ok(None);
         };
         // Asked while it is still there to be compared with what was parked.
@@ -172,17 +199,21 @@ impl Repo {
             .map(|_| ())
     }
 
-    /// An idle worktree of `pool` this process cleaned (parked or made), still there. Called
-    /// under the pool lock.
-    fn known_idle(&self, pool: &Pool) -> Option<PathBuf> {
+    /// An idle worktree of `pool` this process cleaned (parked or made), still there, one
+    /// checked out at `base` first. Called under the pool lock.
+    fn known_idle(&self, pool: &Pool, base: &str) -> Option<PathBuf> {
         let dir = self.pool_dir(pool);
         let dir = dir.canonicalize().unwrap_or(dir);
         let c = CLEANED.lock().unwrap_or_else(|e| e.into_inner());
-        c.iter()
-            .filter(|(_, reuse)| *reuse == pool.reuse)
-            .map(|(p, _)| p)
-            .find(|p| p.parent() == Some(dir.as_path()) && p.exists())
-            .cloned()
+        let mut ours = c
+            .iter()
+            .filter(|k| k.reuse == pool.reuse)
+            .filter(|k| k.path.parent() == Some(dir.as_path()) && k.path.exists());
+        let first = ours.next()?;
+        let at_base = std::iter::once(first)
+            .chain(ours)
+            .find(|k| k.head.as_deref() == Some(base));
+        Some(at_base.unwrap_or(first).path.clone())
     }
 
     /// In a worktree just taken from the pool: the branch at `base` checked out (only files

@@ -1,0 +1,141 @@
+//! Keeping the pool ready off the dispatch path: enough idle worktrees, checked out at the
+//! integration tip, so a dispatch moves one and makes its branch without a checkout
+//! (`take.rs`). Run from a job whenever a worktree was taken or given back or the tip moved
+//! (`engine::pool_keeper`); nothing waits on it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use super::{CLEANED, POOL_LOCK, Pool, mark_cleaned, take_cleaned};
+use crate::git::{GitError, Repo, safe_rev};
+
+/// Idle worktrees being checked out at the tip right now: no take may claim them meanwhile.
+static REFRESHING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Whether the idle worktree at `path` is being refreshed (a take skips it).
+pub(super) fn refreshing(path: &Path) -> bool {
+    let r = REFRESHING.lock().unwrap_or_else(|e| e.into_inner());
+    r.iter().any(|p| crate::git::worktree::same_path(p, path))
+}
+
+/// What `ready_pool` did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Readied {
+    /// New idle worktrees (full checkouts).
+    pub made: usize,
+    /// Idle worktrees moved to the tip (only the files that differ written).
+    pub refreshed: usize,
+}
+
+impl Repo {
+    /// At least `want` idle worktrees in `pool` (at most its `max_idle`), and up to `want` of
+    /// those this process cleaned checked out (detached) at `tip`. A worktree is never handed
+    /// out while it is checked out here. Errors leave the pool as usable as before (a
+    /// worktree whose refresh failed is cleaned again when taken).
+    pub fn ready_pool(&self, pool: &Pool, tip: &str, want: usize) -> Result<Readied, GitError> {
+        let mut done = Readied::default();
+        loop {
+            let one = self.ready_one(pool, tip, want)?;
+            if one == Readied::default() {
+                return Ok(done);
+            }
+            done.made += one.made;
+            done.refreshed += one.refreshed;
+        }
+    }
+
+    /// One step of `ready_pool` (nothing done: the pool is ready): one idle worktree made at
+    /// `tip` while the pool is short, else one moved to `tip` (only the files that differ are
+    /// written) while fewer than `want` are there. A caller that loops on it can change `tip`
+    /// between steps (the tip moved meanwhile).
+    pub fn ready_one(&self, pool: &Pool, tip: &str, want: usize) -> Result<Readied, GitError> {
+        let tip = safe_rev(tip)?;
+        let full_oid = matches!(tip.len(), 40 | 64) && tip.bytes().all(|b| b.is_ascii_hexdigit());
+        let oid = match full_oid {
+            true => tip.to_string(),
+            false => match self.rev_parse(&format!("{tip}^{{commit}}"))? {
+                Some(oid) => oid,
+                None => return Ok(Readied::default()),
+            },
+        };
+        let want = want.min(pool.max_idle);
+        // Short first: a dispatch that finds the pool empty makes a full checkout on its path
+        // (the listing under the lock is the judge; this process's own count is the hint).
+        if self.known_idle_count(pool) < want {
+            let made = self.fill_up(pool, &oid, want, 1)?;
+            if made > 0 {
+                return Ok(Readied { made, refreshed: 0 });
+            }
+        }
+        let Some(path) = self.stale_idle(pool, &oid, want) else {
+            return Ok(Readied::default());
+        };
+        let moved = self
+            .git_in(&path)
+            .args(["checkout", "--quiet", "--force", "--detach", &oid])
+            .run();
+        let _one = POOL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        REFRESHING
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|p| p != &path);
+        match moved {
+            Ok(_) => {
+                mark_cleaned(&path, pool, Some(&oid));
+                Ok(Readied {
+                    made: 0,
+                    refreshed: 1,
+                })
+            }
+            Err(e) => {
+                // Left unknown: a take cleans it again (or drops it if that fails too).
+                tracing::debug!(error = %e, path = %path.display(), "git: could not move an idle worktree to the tip");
+                Err(e)
+            }
+        }
+    }
+
+    /// How many idle worktrees of `pool` this process cleaned and knows.
+    fn known_idle_count(&self, pool: &Pool) -> usize {
+        let dir = self.root.join(&pool.dir);
+        let dir = dir.canonicalize().unwrap_or(dir);
+        let c = CLEANED.lock().unwrap_or_else(|e| e.into_inner());
+        c.iter()
+            .filter(|k| k.reuse == pool.reuse && k.path.parent() == Some(dir.as_path()))
+            .count()
+    }
+
+    /// An idle worktree this process cleaned, not at `oid`, marked as being refreshed (taken
+    /// off the known ones) — while fewer than `want` are at `oid`.
+    fn stale_idle(&self, pool: &Pool, oid: &str, want: usize) -> Option<PathBuf> {
+        let _one = POOL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = self.root.join(&pool.dir);
+        let dir = dir.canonicalize().unwrap_or(dir);
+        let path = {
+            let c = CLEANED.lock().unwrap_or_else(|e| e.into_inner());
+            let ours: Vec<_> = c
+                .iter()
+                .filter(|k| k.reuse == pool.reuse && k.path.parent() == Some(dir.as_path()))
+                .filter(|k| k.path.exists())
+                .collect();
+            if ours
+                .iter()
+                .filter(|k| k.head.as_deref() == Some(oid))
+                .count()
+                >= want
+            {
+                return None;
+            }
+            ours.iter()
+                .find(|k| k.head.as_deref() != Some(oid))?
+                .path
+                .clone()
+        };
+        take_cleaned(&path, pool)?;
+        REFRESHING
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(path.clone());
+        Some(path)
+    }
+}
