@@ -30,10 +30,14 @@ pub struct ProfileLoad {
 /// One priority point per this many milliseconds of waiting, so low priority cannot starve.
 pub const AGING_MS_PER_POINT: u64 = 30_000;
 
-pub fn effective_priority(t: &ReadyTask, now_ms: u64) -> i64 {
-    let waited = now_ms.saturating_sub(t.ready_since_ms) / AGING_MS_PER_POINT;
-    t.priority
-        .saturating_add(i64::try_from(waited).unwrap_or(i64::MAX))
+/// Where a ready task stands in the dispatch order, smallest first: its priority with the
+/// waiting it has done (a point per `AGING_MS_PER_POINT`, counted continuously), then the
+/// longest waiting, then the id. Waiting ages every task at the same rate, so the order does
+/// not change with the clock: it can be kept as an index instead of sorting every ready
+/// task at every dispatch.
+pub fn dispatch_key(priority: i64, ready_since_ms: u64, id: &str) -> (i128, u64, String) {
+    let aged = i128::from(ready_since_ms) - i128::from(priority) * i128::from(AGING_MS_PER_POINT);
+    (aged, ready_since_ms, id.to_string())
 }
 
 fn can_take(p: &ProfileLoad, t: &ReadyTask) -> bool {
@@ -56,26 +60,57 @@ pub struct Decision {
     pub wake_at_ms: Option<u64>,
 }
 
-/// Fill `free_slots` from `ready`, best effective priority first, respecting each profile's
-/// `max_concurrent` and capabilities. A task that cannot run now does not block the ones after it.
+/// No configured profile can ever take it (wrong agent name or capabilities).
+pub fn unroutable(t: &ReadyTask, profiles: &[ProfileLoad]) -> bool {
+    !profiles.iter().any(|p| can_take(p, t))
+}
+
+/// Fill `free_slots` from `ready`, best effective priority first (`dispatch_key`), respecting
+/// each profile's `max_concurrent` and capabilities. A task that cannot run now does not block
+/// the ones after it.
 pub fn decide(
     ready: &[ReadyTask],
     profiles: &[ProfileLoad],
     free_slots: usize,
     now_ms: u64,
 ) -> Decision {
-    let mut out = Decision::default();
     let mut order: Vec<&ReadyTask> = ready.iter().collect();
-    order.sort_by(|a, b| {
-        effective_priority(b, now_ms)
-            .cmp(&effective_priority(a, now_ms))
-            .then(a.ready_since_ms.cmp(&b.ready_since_ms))
-            .then(a.id.cmp(&b.id))
-    });
+    order.sort_by_cached_key(|t| dispatch_key(t.priority, t.ready_since_ms, &t.id));
+    fill(
+        order.into_iter().cloned(),
+        profiles,
+        free_slots,
+        now_ms,
+        false,
+    )
+}
+
+/// `decide` for tasks already in dispatch order, looking at no more of them than it takes to
+/// fill the slots (`unroutable` and `wake_at_ms` then cover only the tasks looked at).
+pub fn decide_in_order(
+    ordered: impl Iterator<Item = ReadyTask>,
+    profiles: &[ProfileLoad],
+    free_slots: usize,
+    now_ms: u64,
+) -> Decision {
+    fill(ordered, profiles, free_slots, now_ms, true)
+}
+
+fn fill(
+    order: impl Iterator<Item = ReadyTask>,
+    profiles: &[ProfileLoad],
+    free_slots: usize,
+    now_ms: u64,
+    stop_when_full: bool,
+) -> Decision {
+    let mut out = Decision::default();
     let mut load: Vec<ProfileLoad> = profiles.to_vec();
     let mut slots = free_slots;
     for t in order {
-        if !profiles.iter().any(|p| can_take(p, t)) {
+        if stop_when_full && (slots == 0 || load.iter().all(|p| p.running >= p.max_concurrent)) {
+            break;
+        }
+        if unroutable(&t, profiles) {
             out.unroutable.push(t.id.clone());
             continue;
         }
@@ -92,7 +127,7 @@ pub fn decide(
         // Least-loaded capable profile, so work spreads across agent kinds.
         let pick = load
             .iter_mut()
-            .filter(|p| p.running < p.max_concurrent && can_take(p, t))
+            .filter(|p| p.running < p.max_concurrent && can_take(p, &t))
             .min_by_key(|p| (p.running, p.name.clone()));
         if let Some(p) = pick {
             p.running += 1;

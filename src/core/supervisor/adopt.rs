@@ -276,7 +276,7 @@ impl Supervisor {
     /// ordinary rules type a change request into it or end it with its task.
     fn adopt_kept(&mut self, h: &HolderFact, a: &super::AttemptRec, t: &super::TaskRec) -> bool {
         let Some(pid) = h.live_pid else { return false };
-        let kept = may_be_kept(a, Some(t.state), self.model.attempts.values());
+        let kept = may_be_kept(a, Some(t.state), self.model.attempts_for(&a.task));
         if !kept || !self.interrupts(&a.profile) {
             return false;
         }

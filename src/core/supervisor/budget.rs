@@ -83,6 +83,9 @@ impl Supervisor {
         let Some(t) = self.model.task(task) else {
             return Vec::new();
         };
+        if t.budget_tokens.is_none() && t.budget_cost_usd.is_none() {
+            return Vec::new();
+        }
         let (tokens, cost) = self.model.task_spend(task);
         let mut out = Vec::new();
         if let Some(limit) = t.budget_tokens {
@@ -106,7 +109,12 @@ impl Supervisor {
     /// the time the run stood paused (`run_paused_ms`).
     pub fn run_gauges(&self) -> Vec<Gauge> {
         let b = &self.cfg.run_budget;
-        let (tokens, cost) = self.model.run_spend();
+        // Summing every attempt's spend is the run's length; only a budget needs it.
+        let (tokens, cost) = if b.tokens.is_some() || b.cost_usd.is_some() {
+            self.model.run_spend()
+        } else {
+            (0, 0.0)
+        };
         let mut out = Vec::new();
         if let Some(limit) = b.tokens {
             out.push(Gauge {
@@ -205,18 +213,29 @@ impl Supervisor {
         }
         // A task sent back to ready with its budget spent would start only to be stopped:
         // hold it for the human instead.
-        let spent: Vec<(String, String)> = self
-            .model
-            .in_state(TaskState::Ready)
-            .filter(|t| !self.busy.contains(&t.id))
-            .filter_map(|t| {
-                let g = self
-                    .task_gauges(&t.id)
-                    .into_iter()
-                    .find(|g| g.fraction() >= 1.0)?;
-                Some((t.id.clone(), g.exhausted()))
-            })
-            .collect();
+        // Only the tasks whose row or spend changed since the last look can have crossed.
+        let mut spent: Vec<(String, String)> = Vec::new();
+        for id in std::mem::take(&mut self.model.budget_dirty) {
+            if self
+                .model
+                .task(&id)
+                .is_none_or(|t| t.state != TaskState::Ready)
+            {
+                continue;
+            }
+            if self.busy.contains(&id) {
+                // Busy with a write: looked at again after its answer.
+                self.model.budget_dirty.insert(id);
+                continue;
+            }
+            if let Some(g) = self
+                .task_gauges(&id)
+                .into_iter()
+                .find(|g| g.fraction() >= 1.0)
+            {
+                spent.push((id, g.exhausted()));
+            }
+        }
         for (task, words) in spent {
             let why = format!(
                 "{words} before an attempt started; raise it with \

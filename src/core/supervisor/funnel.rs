@@ -195,10 +195,10 @@ impl Supervisor {
             .live
             .values()
             .any(|l| l.role == Role::Reviewer && l.task == task);
-        let written =
-            self.model.attempts.values().any(|a| {
-                a.task == task && a.role == Role::Reviewer && a.n == n && a.state.is_live()
-            });
+        let written = self
+            .model
+            .attempts_for(task)
+            .any(|a| a.role == Role::Reviewer && a.n == n && a.state.is_live());
         if running || written {
             return;
         }

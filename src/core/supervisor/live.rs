@@ -7,7 +7,7 @@ use super::{Setup, Started};
 use super::{Supervisor, Then};
 use crate::core::domain::{Actor, AttemptId, AttemptNo, AttemptState, Role};
 use crate::core::ops::{EventData, NewAttempt, Op, Patch};
-use crate::core::schedule::{ProfileLoad, ReadyTask, decide};
+use crate::core::schedule::{ProfileLoad, ReadyTask, decide_in_order, unroutable};
 use crate::core::state::TaskState;
 
 /// The trailers that mark a commit as one attempt's work (for people and `git log`; recovery
@@ -60,43 +60,12 @@ impl Supervisor {
         {
             return;
         }
-        // Each task to the profile it may go to now (a limit, an open breaker or a probe under
-        // way makes it wait; a fallback may take it).
-        let ready: Vec<ReadyTask> = self
-            .model
-            .in_state(TaskState::Ready)
-            .filter(|t| !self.busy.contains(&t.id))
-            // One agent per task: a held attempt of a resumed task continues (`pause_rules`),
-            // and one still stopping is let go before the next starts.
-            .filter(|t| {
-                !self
-                    .live
-                    .values()
-                    .any(|l| l.task == t.id && l.role == Role::Agent)
-            })
-            // Every dependency merged, or the one left in its veto window (`speculate.rs`).
-            .filter(|t| self.start_on(t).is_some())
-            .filter_map(|t| {
-                let agent = self.route(t)?;
-                if self.slowed(&agent) {
-                    return None;
-                }
-                Some(ReadyTask {
-                    id: t.id.clone(),
-                    priority: t.priority,
-                    ready_since_ms: t.ready_since_ms,
-                    not_before_ms: t.not_before_ms,
-                    capabilities: t.capabilities.clone(),
-                    agent: Some(agent),
-                })
-            })
-            .collect();
-        if ready.is_empty() {
-            return;
-        }
         // Reviewers are agents too: they take slots and count against their profile. A session
         // kept idle through review does not (it works again only as its task's next attempt).
         let working = |l: &&Live| !matches!(l.phase, Phase::InReview { .. });
+        let in_flight = self.count_claims();
+        let busy = self.live.values().filter(working).count();
+        let free = self.cfg.slots.saturating_sub(busy + in_flight);
         let running = |name: &str| {
             self.live
                 .values()
@@ -104,9 +73,6 @@ impl Supervisor {
                 .filter(|l| l.profile == name)
                 .count()
         };
-        let in_flight = self.count_claims();
-        let busy = self.live.values().filter(working).count();
-        let free = self.cfg.slots.saturating_sub(busy + in_flight);
         let profiles: Vec<ProfileLoad> = self
             .cfg
             .agents
@@ -118,13 +84,71 @@ impl Supervisor {
                 running: running(&p.name),
             })
             .collect();
-        let decision = decide(&ready, &profiles, free, self.now);
+        // A task no profile can take is held as soon as it is ready, slots or not.
+        let fresh: Vec<String> = std::mem::take(&mut self.model.fresh_ready)
+            .into_iter()
+            .collect();
+        let unroutable: Vec<String> = fresh
+            .iter()
+            .filter_map(|id| self.dispatchable(id))
+            .filter(|t| unroutable(t, &profiles))
+            .map(|t| t.id)
+            .collect();
+        for id in &unroutable {
+            self.hold_unroutable(id);
+        }
+        if free == 0 {
+            return;
+        }
+        // The ready tasks in dispatch order, looked at only until the slots are filled: walking
+        // every ready task after every event made a wide plan's cost grow with its square
+        // (`benches/scale.rs`).
+        let candidates = self
+            .model
+            .ready_order
+            .iter()
+            .filter(|(_, _, id)| !unroutable.contains(id))
+            .filter_map(|(_, _, id)| self.dispatchable(id));
+        let decision = decide_in_order(candidates, &profiles, free, self.now);
         for id in decision.unroutable {
             self.hold_unroutable(&id);
         }
         for (task, profile) in decision.dispatch {
             self.claim(&task, &profile);
         }
+    }
+
+    /// A ready task as the scheduler sees it, with the profile it may go to now (a limit, an
+    /// open breaker or a probe under way makes it wait; a fallback may take it); `None` when it
+    /// cannot start now.
+    fn dispatchable(&self, id: &str) -> Option<ReadyTask> {
+        let t = self.model.task(id)?;
+        if t.state != TaskState::Ready || self.busy.contains(&t.id) {
+            return None;
+        }
+        // One agent per task: a held attempt of a resumed task continues (`pause_rules`), and
+        // one still stopping is let go before the next starts.
+        if self
+            .live
+            .values()
+            .any(|l| l.task == t.id && l.role == Role::Agent)
+        {
+            return None;
+        }
+        // Every dependency merged, or the one left in its veto window (`speculate.rs`).
+        self.start_on(t)?;
+        let agent = self.route(t)?;
+        if self.slowed(&agent) {
+            return None;
+        }
+        Some(ReadyTask {
+            id: t.id.clone(),
+            priority: t.priority,
+            ready_since_ms: t.ready_since_ms,
+            not_before_ms: t.not_before_ms,
+            capabilities: t.capabilities.clone(),
+            agent: Some(agent),
+        })
     }
 
     /// Assigned tasks whose attempt is not yet set up (a claim just written).

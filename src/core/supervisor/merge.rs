@@ -16,15 +16,13 @@ fn short(oid: &str) -> &str {
 impl Supervisor {
     pub(super) fn merge_rules(&mut self) {
         // Keep the queue in approval order: new approvals at the back, gone ones dropped.
-        let approved: Vec<String> = self
-            .model
-            .in_state(TaskState::Approved)
-            .map(|t| t.id.clone())
-            .collect();
+        // (Sets, not the queue's own `contains`: a long queue made this its length squared.)
+        let approved = self.model.ids_in_state(TaskState::Approved);
         self.queue.retain(|t| approved.contains(t));
+        let queued: std::collections::BTreeSet<String> = self.queue.iter().cloned().collect();
         for t in approved {
-            if !self.queue.contains(&t) {
-                self.queue.push_back(t);
+            if !queued.contains(t) {
+                self.queue.push_back(t.clone());
             }
         }
         // Nothing merges before the integration tip is recorded (the first start records it).

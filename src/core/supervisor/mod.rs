@@ -601,9 +601,11 @@ impl Supervisor {
         let deadlines = deadlines.chain(typing);
         let backoffs = self
             .model
-            .in_state(TaskState::Ready)
-            .map(|t| t.not_before_ms)
-            .filter(|&nb| nb > self.now);
+            .backoffs
+            .iter()
+            .map(|(nb, _)| *nb)
+            .find(|&nb| nb > self.now)
+            .into_iter();
         let vetoes = self
             .model
             .in_state(TaskState::Review)

@@ -92,6 +92,10 @@ impl AttemptRec {
 pub struct Model {
     pub tasks: BTreeMap<String, TaskRec>,
     pub attempts: BTreeMap<AttemptId, AttemptRec>,
+    /// task -> its attempts (every role), so the rules that ask about one task's attempts
+    /// walk those, not the whole run's (`benches/scale.rs`: the supervisor's cost per task
+    /// grew with the plan while they did).
+    pub attempts_of: BTreeMap<String, BTreeSet<AttemptId>>,
     /// task -> the tasks that depend on it.
     pub dependents: BTreeMap<String, BTreeSet<String>>,
     /// state -> tasks in it.
@@ -104,6 +108,22 @@ pub struct Model {
     pub sync: super::SyncState,
     /// Tasks whose state changed since the DAG rules last looked at their dependents.
     pub dirty: BTreeSet<String>,
+    /// Tasks whose row or spend changed since the budget rules last looked at them (a ready
+    /// task's budget can only run out when one of them does).
+    pub budget_dirty: BTreeSet<String>,
+    /// Ready tasks waiting out a retry's backoff: (not before, task), so the next wake-up is
+    /// found without walking every ready task.
+    pub backoffs: BTreeSet<(u64, String)>,
+    /// Tasks that became ready since dispatch last looked: while every slot is taken, only
+    /// these are looked at (for a task no profile can take, which is held at once).
+    pub fresh_ready: BTreeSet<String>,
+    /// The ready tasks in dispatch order (`schedule::dispatch_key`): dispatch looks at the
+    /// first few, not at every ready task.
+    pub ready_order: BTreeSet<(i128, u64, String)>,
+    /// Ready tasks that were put while one of their dependencies was not done: the only
+    /// ready tasks that can have started on a candidate's tip (`speculate.rs`). Entries may
+    /// outlive that (a dependency merged since); the rule that reads them drops those.
+    pub ready_on_undone: BTreeSet<String>,
     /// What holds dispatch back: (kind, account or profile) -> (until, why).
     pub gates: BTreeMap<(GateKind, String), (u64, String)>,
 }
@@ -121,26 +141,53 @@ impl Model {
             .filter_map(|id| self.tasks.get(id))
     }
 
+    /// The ids of the tasks in state `s`, in id order.
+    pub fn ids_in_state(&self, s: TaskState) -> &BTreeSet<String> {
+        static NONE: BTreeSet<String> = BTreeSet::new();
+        self.by_state.get(&s).unwrap_or(&NONE)
+    }
+
     pub fn count(&self, s: TaskState) -> usize {
         self.by_state.get(&s).map_or(0, BTreeSet::len)
     }
 
     /// The newest agent attempt of a task.
     pub fn latest_agent(&self, task: &str) -> Option<&AttemptRec> {
-        self.attempts
-            .values()
-            .filter(|a| a.task == task && a.role == Role::Agent)
+        self.attempts_for(task)
+            .filter(|a| a.role == Role::Agent)
             .max_by_key(|a| (a.n, a.id))
+    }
+
+    /// A task's attempts, every role, oldest first.
+    pub fn attempts_for<'a>(&'a self, task: &str) -> impl Iterator<Item = &'a AttemptRec> + 'a {
+        self.attempts_of
+            .get(task)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.attempts.get(id))
+    }
+
+    /// Put (or replace) an attempt row, keeping the per-task index true.
+    fn put_attempt(&mut self, a: AttemptRec) {
+        if let Some(old) = self.attempts.get(&a.id)
+            && old.task != a.task
+            && let Some(set) = self.attempts_of.get_mut(&old.task)
+        {
+            set.remove(&a.id);
+        }
+        self.attempts_of
+            .entry(a.task.clone())
+            .or_default()
+            .insert(a.id);
+        self.budget_dirty.insert(a.task.clone());
+        self.attempts.insert(a.id, a);
     }
 
     /// What a task has spent over all its attempts (reviewers' too): tokens and dollars.
     pub fn task_spend(&self, task: &str) -> (u64, f64) {
-        self.attempts
-            .values()
-            .filter(|a| a.task == task)
-            .fold((0u64, 0.0), |(t, c), a| {
-                (t.saturating_add(a.tokens()), c + a.cost_usd)
-            })
+        self.attempts_for(task).fold((0u64, 0.0), |(t, c), a| {
+            (t.saturating_add(a.tokens()), c + a.cost_usd)
+        })
     }
 
     /// What the whole run has spent: tokens and dollars.
@@ -160,9 +207,19 @@ impl Model {
 
     /// Put (or replace) a task row, keeping the indexes true.
     pub fn put_task(&mut self, t: TaskRec) {
+        self.budget_dirty.insert(t.id.clone());
         if let Some(old) = self.tasks.get(&t.id) {
             if let Some(set) = self.by_state.get_mut(&old.state) {
                 set.remove(&t.id);
+            }
+            self.backoffs.remove(&(old.not_before_ms, t.id.clone()));
+            if old.state == TaskState::Ready {
+                self.ready_order
+                    .remove(&crate::core::schedule::dispatch_key(
+                        old.priority,
+                        old.ready_since_ms,
+                        &old.id,
+                    ));
             }
             for d in &old.deps {
                 if let Some(set) = self.dependents.get_mut(d) {
@@ -179,6 +236,31 @@ impl Model {
             .entry(t.state)
             .or_default()
             .insert(t.id.clone());
+        if t.state == TaskState::Ready
+            && self
+                .tasks
+                .get(&t.id)
+                .is_none_or(|o| o.state != TaskState::Ready)
+        {
+            self.fresh_ready.insert(t.id.clone());
+        }
+        if t.state == TaskState::Ready
+            && t.deps
+                .iter()
+                .any(|d| self.tasks.get(d).is_none_or(|u| u.state != TaskState::Done))
+        {
+            self.ready_on_undone.insert(t.id.clone());
+        }
+        if t.state == TaskState::Ready {
+            self.ready_order.insert(crate::core::schedule::dispatch_key(
+                t.priority,
+                t.ready_since_ms,
+                &t.id,
+            ));
+        }
+        if t.state == TaskState::Ready && t.not_before_ms > 0 {
+            self.backoffs.insert((t.not_before_ms, t.id.clone()));
+        }
         for d in &t.deps {
             self.dependents
                 .entry(d.clone())
@@ -234,40 +316,37 @@ impl Model {
                 }
             }
             Op::InsertAttempt(a) => {
-                self.attempts.insert(
-                    a.id,
-                    AttemptRec {
-                        id: a.id,
-                        task: a.task.clone(),
-                        n: a.n,
-                        role: a.role,
-                        profile: a.profile.clone(),
-                        epoch: a.epoch,
-                        state: AttemptState::Starting,
-                        substatus: Substatus::Starting,
-                        pid: None,
-                        reported: None,
-                        verdict: None,
-                        verdict_notes: None,
-                        worktree: a.worktree.clone(),
-                        branch: a.branch.clone(),
-                        log_dir: a.log_dir.clone(),
-                        base: None,
-                        commit: None,
-                        diff_lines: None,
-                        merge_tip: None,
-                        merge_onto: None,
-                        started_ms: now_ms,
-                        ended_ms: 0,
-                        session: None,
-                        continues: a.continues,
-                        held_ms: 0,
-                        spec_on: a.spec_on.clone(),
-                        tokens_in: 0,
-                        tokens_out: 0,
-                        cost_usd: 0.0,
-                    },
-                );
+                self.put_attempt(AttemptRec {
+                    id: a.id,
+                    task: a.task.clone(),
+                    n: a.n,
+                    role: a.role,
+                    profile: a.profile.clone(),
+                    epoch: a.epoch,
+                    state: AttemptState::Starting,
+                    substatus: Substatus::Starting,
+                    pid: None,
+                    reported: None,
+                    verdict: None,
+                    verdict_notes: None,
+                    worktree: a.worktree.clone(),
+                    branch: a.branch.clone(),
+                    log_dir: a.log_dir.clone(),
+                    base: None,
+                    commit: None,
+                    diff_lines: None,
+                    merge_tip: None,
+                    merge_onto: None,
+                    started_ms: now_ms,
+                    ended_ms: 0,
+                    session: None,
+                    continues: a.continues,
+                    held_ms: 0,
+                    spec_on: a.spec_on.clone(),
+                    tokens_in: 0,
+                    tokens_out: 0,
+                    cost_usd: 0.0,
+                });
             }
             Op::AttemptRunning { id, pid, base } => {
                 if let Some(a) = self.attempts.get_mut(id) {
@@ -349,6 +428,7 @@ impl Model {
                 cost_usd,
             } => {
                 if let Some(a) = self.attempts.get_mut(id) {
+                    self.budget_dirty.insert(a.task.clone());
                     a.tokens_in = a.tokens_in.max(*tokens_in);
                     a.tokens_out = a.tokens_out.max(*tokens_out);
                     if cost_usd.is_finite() {
@@ -409,7 +489,7 @@ impl Model {
             self.put_task(t);
         }
         for a in attempts {
-            self.attempts.insert(a.id, a);
+            self.put_attempt(a);
         }
     }
 

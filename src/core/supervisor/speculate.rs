@@ -172,7 +172,39 @@ impl Supervisor {
             TaskState::Approved,
         ];
         let mut fallen: Vec<(String, String)> = Vec::new();
-        for s in states {
+        // A ready task can only have started on a candidate while a dependency was undone:
+        // those are indexed, so the walk is not over every ready task.
+        let mut settled: Vec<String> = Vec::new();
+        for id in &self.model.ready_on_undone {
+            let Some(t) = self.model.task(id) else {
+                settled.push(id.clone());
+                continue;
+            };
+            if t.state != TaskState::Ready {
+                settled.push(id.clone());
+                continue;
+            }
+            if self.is_busy(id) {
+                continue;
+            }
+            match self.lone_undone_dep(t) {
+                Some(c) if !self.still_candidate(c) => fallen.push((id.clone(), c.to_string())),
+                Some(_) => {}
+                None if t.deps.iter().all(|d| {
+                    self.model
+                        .task(d)
+                        .is_some_and(|u| u.state == TaskState::Done)
+                }) =>
+                {
+                    settled.push(id.clone())
+                }
+                None => {}
+            }
+        }
+        for id in settled {
+            self.model.ready_on_undone.remove(&id);
+        }
+        for s in states.into_iter().filter(|s| *s != TaskState::Ready) {
             for t in self.model.in_state(s) {
                 if self.is_busy(&t.id) {
                     continue;
