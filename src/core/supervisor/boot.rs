@@ -328,9 +328,8 @@ impl Supervisor {
             let live = self.live.values().any(|l| l.task == w.task)
                 || self
                     .model
-                    .attempts
-                    .values()
-                    .any(|a| a.task == w.task && a.worktree == w.path && a.state.is_live());
+                    .attempts_for(&w.task)
+                    .any(|a| a.worktree == w.path && a.state.is_live());
             if !finished {
                 continue;
             }

@@ -15,14 +15,20 @@ fn short(oid: &str) -> &str {
 
 impl Supervisor {
     pub(super) fn merge_rules(&mut self) {
-        // Keep the queue in approval order: new approvals at the back, gone ones dropped.
-        // (Sets, not the queue's own `contains`: a long queue made this its length squared.)
-        let approved = self.model.ids_in_state(TaskState::Approved);
-        self.queue.retain(|t| approved.contains(t));
-        let queued: std::collections::BTreeSet<String> = self.queue.iter().cloned().collect();
-        for t in approved {
-            if !queued.contains(t) {
-                self.queue.push_back(t.clone());
+        // Keep the queue in approval order: new approvals at the back, gone ones dropped. Only
+        // the tasks whose approval changed are looked at (comparing the whole queue with every
+        // approved task after every event made a long queue cost its length squared).
+        for id in std::mem::take(&mut self.model.approval_changes) {
+            let approved = self
+                .model
+                .task(&id)
+                .is_some_and(|t| t.state == TaskState::Approved);
+            match (approved, self.queue.iter().position(|t| *t == id)) {
+                (true, None) => self.queue.push_back(id),
+                (false, Some(at)) => {
+                    self.queue.remove(at);
+                }
+                _ => {}
             }
         }
         // Nothing merges before the integration tip is recorded (the first start records it).

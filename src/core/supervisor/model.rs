@@ -124,6 +124,12 @@ pub struct Model {
     /// ready tasks that can have started on a candidate's tip (`speculate.rs`). Entries may
     /// outlive that (a dependency merged since); the rule that reads them drops those.
     pub ready_on_undone: BTreeSet<String>,
+    /// Tasks with an attempt started on a candidate's tip (`spec_on`): the only ones that can
+    /// wait for a candidate (`speculate.rs`). The rule that reads them drops finished ones.
+    pub on_candidates: BTreeSet<String>,
+    /// Tasks that became approved or stopped being approved since the merge queue last
+    /// looked: the queue follows them instead of comparing itself with every approved task.
+    pub approval_changes: BTreeSet<String>,
     /// What holds dispatch back: (kind, account or profile) -> (until, why).
     pub gates: BTreeMap<(GateKind, String), (u64, String)>,
 }
@@ -139,12 +145,6 @@ impl Model {
             .into_iter()
             .flatten()
             .filter_map(|id| self.tasks.get(id))
-    }
-
-    /// The ids of the tasks in state `s`, in id order.
-    pub fn ids_in_state(&self, s: TaskState) -> &BTreeSet<String> {
-        static NONE: BTreeSet<String> = BTreeSet::new();
-        self.by_state.get(&s).unwrap_or(&NONE)
     }
 
     pub fn count(&self, s: TaskState) -> usize {
@@ -180,6 +180,9 @@ impl Model {
             .or_default()
             .insert(a.id);
         self.budget_dirty.insert(a.task.clone());
+        if a.spec_on.is_some() {
+            self.on_candidates.insert(a.task.clone());
+        }
         self.attempts.insert(a.id, a);
     }
 
@@ -243,6 +246,13 @@ impl Model {
                 .is_none_or(|o| o.state != TaskState::Ready)
         {
             self.fresh_ready.insert(t.id.clone());
+        }
+        let was_approved = self
+            .tasks
+            .get(&t.id)
+            .is_some_and(|o| o.state == TaskState::Approved);
+        if was_approved != (t.state == TaskState::Approved) {
+            self.approval_changes.insert(t.id.clone());
         }
         if t.state == TaskState::Ready
             && t.deps
@@ -429,6 +439,9 @@ impl Model {
             } => {
                 if let Some(a) = self.attempts.get_mut(id) {
                     self.budget_dirty.insert(a.task.clone());
+                    if a.spec_on.is_some() {
+                        self.on_candidates.insert(a.task.clone());
+                    }
                     a.tokens_in = a.tokens_in.max(*tokens_in);
                     a.tokens_out = a.tokens_out.max(*tokens_out);
                     if cost_usd.is_finite() {

@@ -204,20 +204,30 @@ impl Supervisor {
         for id in settled {
             self.model.ready_on_undone.remove(&id);
         }
-        for s in states.into_iter().filter(|s| *s != TaskState::Ready) {
-            for t in self.model.in_state(s) {
-                if self.is_busy(&t.id) {
-                    continue;
-                }
-                let c = match s {
-                    // Not started yet: only its dependencies say what it waits for.
-                    TaskState::Ready => self.lone_undone_dep(t).map(String::from),
-                    _ => self.waits_for_candidate(&t.id),
-                };
-                if let Some(c) = c.filter(|c| !self.still_candidate(c)) {
-                    fallen.push((t.id.clone(), c));
-                }
+        // A started task waits for a candidate only through an attempt started on one: those
+        // tasks are indexed too.
+        let mut finished: Vec<String> = Vec::new();
+        for id in &self.model.on_candidates {
+            let Some(t) = self.model.task(id) else {
+                finished.push(id.clone());
+                continue;
+            };
+            if t.state == TaskState::Done {
+                finished.push(id.clone());
+                continue;
             }
+            if t.state == TaskState::Ready || !states.contains(&t.state) || self.is_busy(id) {
+                continue;
+            }
+            if let Some(c) = self
+                .waits_for_candidate(id)
+                .filter(|c| !self.still_candidate(c))
+            {
+                fallen.push((id.clone(), c));
+            }
+        }
+        for id in finished {
+            self.model.on_candidates.remove(&id);
         }
         for (task, c) in fallen {
             self.let_go(&task, &c);
