@@ -26,13 +26,35 @@ pub(super) fn same_path(a: &Path, b: &Path) -> bool {
     ca == cb
 }
 
+/// How many times a listing that met a worktree being added is asked again.
+const HALF_WRITTEN_RETRIES: u32 = 5;
+
+/// git failed on a worktree's admin file that another git is still writing.
+fn half_written_admin(e: &GitError) -> bool {
+    e.stderr.contains("failed to read") && e.stderr.contains("/commondir")
+}
+
 impl Repo {
     /// Every worktree git knows of, the main one first.
     pub fn worktrees(&self) -> Result<Vec<WorktreeInfo>, GitError> {
-        let out = self
-            .git()
-            .args(["worktree", "list", "--porcelain", "-z"])
-            .run_bytes()?;
+        // git reads every worktree's admin files, and writes a new worktree's `commondir` in
+        // place: while another process (a supervisor's pool keeper, say) adds one, the listing
+        // can fail with "failed to read .git/worktrees/<n>/commondir". That passes within
+        // milliseconds, so it is asked again a few times (10, 20, 40, 80, 160 ms apart).
+        let mut retried = 0;
+        let out = loop {
+            match self
+                .git()
+                .args(["worktree", "list", "--porcelain", "-z"])
+                .run_bytes()
+            {
+                Err(e) if retried < HALF_WRITTEN_RETRIES && half_written_admin(&e) => {
+                    retried += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(5 << retried));
+                }
+                other => break other?,
+            }
+        };
         let mut list = Vec::new();
         let mut cur: Option<WorktreeInfo> = None;
         // Fields are NUL-terminated; an empty field ends one worktree's record.
@@ -250,5 +272,27 @@ impl Repo {
             Some(oid) => Ok(Some(oid)),
             None => Ok(Some(g().args(["rev-parse", "HEAD"]).run()?)),
         }
+    }
+}
+
+#[cfg(test)]
+mod half_written_tests {
+    use super::*;
+
+    #[test]
+    fn only_an_admin_file_being_written_is_asked_again() {
+        let err = |stderr: &str| GitError {
+            args: vec!["worktree".into(), "list".into()],
+            code: Some(128),
+            stderr: stderr.into(),
+            timed_out: None,
+        };
+        assert!(half_written_admin(&err(
+            "fatal: failed to read .git/worktrees/idle-2/commondir: Success"
+        )));
+        assert!(!half_written_admin(&err("fatal: not a git repository")));
+        assert!(!half_written_admin(&err(
+            "fatal: failed to read object 1234: Input/output error"
+        )));
     }
 }
