@@ -89,11 +89,10 @@ fn claude_interactive_permission_from_the_inbox_and_a_rule_then_a_finished_turn_
         // (acceptEdits lets `touch` through without asking: python3 asks.)
         "Run them.\n@mock bash python3 -c 'open(\"asked.txt\", \"w\")'\n@mock bash python3 -c 'open(\"ruled.txt\", \"w\")'",
     );
-    let item = r.inbox_item(r#""kind":"permission""#);
-    assert!(
-        item["text"].as_str().unwrap_or("").contains("asked.txt"),
-        "{item:#}"
-    );
+    // Claude's notification can say "permission" before its dialog shows the call; the item
+    // then names the call once the screen does (a loaded CI saw the first state).
+    let item = r.inbox_item("asked.txt");
+    assert_eq!(item["kind"], "permission", "{item:#}");
     let answered = r
         .repo
         .orch(&["answer", "t", "allow"], Duration::from_secs(30));
