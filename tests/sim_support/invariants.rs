@@ -20,6 +20,9 @@ pub fn every_step(world: &Shared, exec: &Executor, l: &Ledger) -> Result<(), Str
     if let Some(v) = lock(world).violations.first() {
         return Err(v.clone());
     }
+    if let Some(f) = exec.supervisor().model.index_fault() {
+        return Err(format!("the supervisor's model disagrees with itself: {f}"));
+    }
     let tasks = l
         .tasks()
         .map_err(|e| format!("the ledger cannot be read: {e}"))?;

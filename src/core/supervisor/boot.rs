@@ -276,9 +276,8 @@ impl Supervisor {
     pub(super) fn tidy_finished(&mut self, t: Tidy) {
         let others: Vec<Tidy> = self
             .model
-            .attempts
-            .values()
-            .filter(|a| a.task == t.task && a.role == Role::Agent && a.worktree != t.worktree)
+            .attempts_for(&t.task)
+            .filter(|a| a.role == Role::Agent && a.worktree != t.worktree)
             .map(|a| Tidy {
                 task: a.task.clone(),
                 n: Some(a.n),

@@ -264,9 +264,8 @@ impl Supervisor {
         // (after a restart) gets a log folder of its own.
         let reviews = self
             .model
-            .attempts
-            .values()
-            .filter(|a| a.task == task && a.n == n && a.role == Role::Reviewer)
+            .attempts_for(task)
+            .filter(|a| a.n == n && a.role == Role::Reviewer)
             .count();
         let suffix = match (role, reviews) {
             (Role::Agent, _) => String::new(),
@@ -295,8 +294,9 @@ impl Supervisor {
         }
         let starting: Vec<_> = self
             .model
-            .attempts
-            .values()
+            .starting
+            .iter()
+            .filter_map(|id| self.model.attempts.get(id))
             .filter(|a| {
                 a.epoch == self.epoch
                     && a.state == AttemptState::Starting

@@ -25,6 +25,7 @@ mod limits;
 mod live;
 mod merge;
 pub mod model;
+mod model_check;
 mod pause;
 mod speculate;
 mod sync;
@@ -719,9 +720,6 @@ impl Supervisor {
 
     /// Every task done.
     pub fn all_done(&self) -> bool {
-        self.model
-            .tasks
-            .values()
-            .all(|t| t.state == TaskState::Done)
+        self.model.count(TaskState::Done) == self.model.tasks.len()
     }
 }

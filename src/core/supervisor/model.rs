@@ -96,6 +96,9 @@ pub struct Model {
     /// walk those, not the whole run's (`benches/scale.rs`: the supervisor's cost per task
     /// grew with the plan while they did).
     pub attempts_of: BTreeMap<String, BTreeSet<AttemptId>>,
+    /// Attempts written as starting: the setup rule looks at these after every event, not at
+    /// every attempt of the run.
+    pub starting: BTreeSet<AttemptId>,
     /// task -> the tasks that depend on it.
     pub dependents: BTreeMap<String, BTreeSet<String>>,
     /// state -> tasks in it.
@@ -179,6 +182,11 @@ impl Model {
             .entry(a.task.clone())
             .or_default()
             .insert(a.id);
+        if a.state == AttemptState::Starting {
+            self.starting.insert(a.id);
+        } else {
+            self.starting.remove(&a.id);
+        }
         self.budget_dirty.insert(a.task.clone());
         if a.spec_on.is_some() {
             self.on_candidates.insert(a.task.clone());
@@ -359,6 +367,7 @@ impl Model {
                 });
             }
             Op::AttemptRunning { id, pid, base } => {
+                self.starting.remove(id);
                 if let Some(a) = self.attempts.get_mut(id) {
                     a.state = AttemptState::Running;
                     if a.substatus == Substatus::Starting {
@@ -374,6 +383,7 @@ impl Model {
                 }
             }
             Op::FinishAttempt(f) => {
+                self.starting.remove(&f.id);
                 if let Some(a) = self.attempts.get_mut(&f.id) {
                     a.state = f.outcome;
                     a.substatus = Substatus::Ended;
