@@ -260,7 +260,12 @@ fn the_tui_watches_a_detached_run_then_takes_it_over() {
         "{s}"
     );
     t.wait("the inbox", 60, |s| s.contains("inbox 2"));
-    // The supervisor goes away: the TUI supervises from now on.
+    // The human is asked whether to quit (a watcher's answers) when the supervisor goes away:
+    // the TUI supervises from now on and asks again with a supervisor's answers.
+    t.keys(&["q"]);
+    t.wait("the watcher's quit question", 30, |s| {
+        s.contains("Quit orch-tui?") && s.contains("leave it running (pid")
+    });
     let o = orch(d, &["stop"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     wait_until("the TUI to take over", 30, || {
@@ -270,6 +275,14 @@ fn the_tui_watches_a_detached_run_then_takes_it_over() {
         s.contains("detach-e2e") && !s.contains("watching")
     });
     assert!(s.contains("inbox"), "{s}");
+    let s = t.wait("the question asked again", 30, |s| {
+        s.contains("Quit orch-tui?") && s.contains("stop the agents cleanly")
+    });
+    assert!(s.contains("this window supervises the run now"), "{s}");
+    t.keys(&["Escape"]);
+    t.wait("the question answered: keep supervising", 30, |s| {
+        !s.contains("Quit orch-tui?")
+    });
     // Decisions from anywhere reach the new supervisor through the ledger.
     for task in ["alpha", "beta"] {
         let o = orch(d, &["approve", task]);

@@ -113,7 +113,7 @@ pub fn demo(headless: bool, dir: Option<&Path>, slots: Option<usize>) -> CliResu
     let code = if headless {
         super::run::supervise(&ctx, config)?
     } else {
-        super::run::supervise_tui(&ctx, config)?
+        super::run::supervise_tui(&ctx, config, false)?
     };
     out::say(&format!(
         "\nthe integration branch:  git -C {} log --format='%h %an: %s' orch/integration",

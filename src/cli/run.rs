@@ -187,7 +187,12 @@ pub fn has_terminal() -> bool {
 
 /// The same engine as headless, with the TUI as its client: the engine loop on its own thread,
 /// the TUI on this one. The summary table is printed after the terminal is restored.
-pub fn supervise_tui(ctx: &Context, config: crate::core::config::Config) -> CliResult {
+/// `ask_quit`: open with the quit question (a watching TUI's, whose supervisor went away).
+pub fn supervise_tui(
+    ctx: &Context,
+    config: crate::core::config::Config,
+    ask_quit: bool,
+) -> CliResult {
     // Every panic is logged and kept, so the run can say it after the terminal is restored.
     crate::engine::panics::install();
     if !has_terminal() {
@@ -245,6 +250,7 @@ pub fn supervise_tui(ctx: &Context, config: crate::core::config::Config) -> CliR
         ledger_path: ctx.paths.ledger.clone(),
         handle: Some(handle.clone()),
         watching: None,
+        ask_quit,
         rx,
         tx,
         output_flag,

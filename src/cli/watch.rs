@@ -9,24 +9,26 @@ use crate::core::config::Config;
 enum Watched {
     /// The user quit, or the terminal went away: the run is the other process's.
     Quit,
-    /// The supervisor went away: supervise here.
-    TakeOver,
+    /// The supervisor went away: supervise here (`quit_asked`: with the quit question open).
+    TakeOver { quit_asked: bool },
 }
 
 /// The TUI: watch while another process supervises, supervise otherwise.
 pub fn tui(ctx: &Context, config: Config) -> CliResult {
+    let mut ask_quit = false;
     loop {
         if let Some(pid) = crate::os::supervisor_running(&ctx.paths.orch)
             && super::run::has_terminal()
         {
             match watch(ctx, &config, pid)? {
                 Watched::Quit => return Ok(EXIT_OK),
-                Watched::TakeOver => {
+                Watched::TakeOver { quit_asked } => {
                     tracing::info!(pid, "the supervisor went away; taking over supervision");
+                    ask_quit = quit_asked;
                 }
             }
         }
-        match super::run::supervise_tui(ctx, config.clone()) {
+        match super::run::supervise_tui(ctx, config.clone(), ask_quit) {
             // Another process took the lock first: watch that one.
             Err(e)
                 if e.code == EXIT_REFUSED
@@ -55,6 +57,7 @@ fn watch(ctx: &Context, config: &Config, pid: u32) -> Result<Watched, CliError> 
         ledger_path: ctx.paths.ledger.clone(),
         handle: None,
         watching: Some(pid),
+        ask_quit: false,
         rx,
         tx,
         output_flag,
@@ -64,7 +67,9 @@ fn watch(ctx: &Context, config: &Config, pid: u32) -> Result<Watched, CliError> 
     })
     .map_err(CliError::failed)?;
     Ok(if end.take_over && !super::signals::terminal_lost() {
-        Watched::TakeOver
+        Watched::TakeOver {
+            quit_asked: end.quit_asked,
+        }
     } else {
         Watched::Quit
     })

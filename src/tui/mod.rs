@@ -92,6 +92,10 @@ pub struct TuiContext {
     pub handle: Option<EngineHandle>,
     /// The pid of the supervisor this TUI watches (with `handle: None`).
     pub watching: Option<u32>,
+    /// A watching TUI whose supervisor went away while its quit question was open: this TUI
+    /// took over and asks again (its answers are a supervisor's now), instead of dropping the
+    /// question and letting its answer key land on whatever view shows.
+    pub ask_quit: bool,
     pub rx: Receiver<UiEvent>,
     pub tx: Sender<UiEvent>,
     pub output_flag: Arc<AtomicBool>,
@@ -110,6 +114,8 @@ pub struct TuiEnd {
     pub lost_terminal: bool,
     /// Watching, the supervisor went away: this process should supervise now.
     pub take_over: bool,
+    /// The quit question was open when the TUI ended (carried into the TUI that takes over).
+    pub quit_asked: bool,
     /// The user chose "leave it running": the engine ended with its agents left running, and a
     /// background supervisor is to take them over now.
     pub detach: bool,
@@ -130,6 +136,11 @@ pub fn run(mut ctx: TuiContext) -> Result<TuiEnd, String> {
     app.state.profiles = ctx.config.agents.keys().cloned().collect();
     app.state.default_agent = ctx.config.default_agent.clone();
     app.state.watching = ctx.watching;
+    if ctx.ask_quit {
+        app.state.quit_prompt = true;
+        app.state.message =
+            Some("the supervisor you watched ended; this window supervises the run now".into());
+    }
     let guard = terminal::enter().map_err(|e| format!("cannot set up the terminal: {e}"))?;
     let mut term = Terminal::new(CrosstermBackend::new(std::io::stdout()))
         .map_err(|e| format!("cannot set up the terminal: {e}"))?;

@@ -163,6 +163,7 @@ pub(super) fn event_loop(
         engine: l.engine_end,
         lost_terminal: l.lost_terminal,
         take_over: l.take_over,
+        quit_asked: app.state.quit_prompt,
         detach: l.detach,
     })
 }
