@@ -7,7 +7,7 @@
 //! with the plan but the refs of tasks under way, so a cost that grows with the plan is the
 //! supervisor's own.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -29,6 +29,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 struct Repo {
     refs: HashMap<String, String>,
     commits: HashMap<String, (Vec<String>, u64)>,
+    /// For a commit whose line back is single-parent: its ancestors 1, 2, 4, ... generations
+    /// back (as far as the line stays single-parent), so an ancestry question over a long
+    /// history costs its logarithm. Without it the walk from the integration tip back to a
+    /// task's base grew with the merges in between (a cost of this fake, not of the supervisor).
+    jumps: HashMap<String, Vec<String>>,
     worktrees: HashMap<String, String>,
     next: u64,
 }
@@ -43,8 +48,23 @@ impl Repo {
             .max()
             .unwrap_or(0)
             + 1;
+        if let [p] = parents.as_slice() {
+            let mut jumps = vec![p.clone()];
+            while let Some(next) = jumps
+                .last()
+                .and_then(|j| self.jumps.get(j))
+                .and_then(|js| js.get(jumps.len() - 1))
+            {
+                jumps.push(next.clone());
+            }
+            self.jumps.insert(id.clone(), jumps);
+        }
         self.commits.insert(id.clone(), (parents, generation));
         id
+    }
+
+    fn generation(&self, c: &str) -> Option<u64> {
+        self.commits.get(c).map(|c| c.1)
     }
 
     fn resolve(&self, rev: &str) -> Option<String> {
@@ -58,9 +78,32 @@ impl Repo {
     }
 
     fn is_ancestor(&self, a: &str, b: &str) -> bool {
-        let Some(&(_, ga)) = self.commits.get(a) else {
+        let Some(ga) = self.generation(a) else {
             return false;
         };
+        // Down the single-parent line by the longest jump that does not pass `a`'s generation.
+        let mut at = b.to_string();
+        while self.generation(&at).is_some_and(|g| g > ga) {
+            let Some(next) = self.jumps.get(&at).and_then(|js| {
+                js.iter()
+                    .rev()
+                    .find(|j| self.generation(j).is_some_and(|g| g >= ga))
+            }) else {
+                break;
+            };
+            at = next.clone();
+        }
+        if self.generation(&at) == Some(ga) || !self.jumps.contains_key(&at) {
+            return self.walk_is_ancestor(a, &at, ga);
+        }
+        false
+    }
+
+    /// The plain walk, for a history with merges.
+    fn walk_is_ancestor(&self, a: &str, b: &str, ga: u64) -> bool {
+        // Each commit looked at once: merge commits share history, and without this the walk
+        // from a tip far ahead grew with every path to it, a cost of this fake, not git's.
+        let mut seen = HashSet::new();
         let mut q = VecDeque::from([b.to_string()]);
         while let Some(c) = q.pop_front() {
             if c == a {
@@ -69,7 +112,12 @@ impl Repo {
             if let Some((parents, g)) = self.commits.get(&c)
                 && *g > ga
             {
-                q.extend(parents.iter().cloned());
+                q.extend(
+                    parents
+                        .iter()
+                        .filter(|p| seen.insert((*p).clone()))
+                        .cloned(),
+                );
             }
         }
         false
