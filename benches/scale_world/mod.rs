@@ -7,7 +7,7 @@
 //! with the plan but the refs of tasks under way, so a cost that grows with the plan is the
 //! supervisor's own.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -27,7 +27,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// question walks only the generations between the two.
 #[derive(Default)]
 struct Repo {
-    refs: HashMap<String, String>,
+    /// Ordered, so the branches are read without walking the backups beside them.
+    refs: BTreeMap<String, String>,
     commits: HashMap<String, (Vec<String>, u64)>,
     /// For a commit whose line back is single-parent: its ancestors 1, 2, 4, ... generations
     /// back (as far as the line stays single-parent), so an ancestry question over a long
@@ -171,8 +172,11 @@ impl GitOps for InstantGit {
     fn branch_names(&self) -> Result<Vec<String>, GitError> {
         Ok(lock(&self.repo)
             .refs
-            .keys()
-            .filter_map(|r| r.strip_prefix("refs/heads/").map(String::from))
+            .range::<str, _>((
+                std::ops::Bound::Included("refs/heads/"),
+                std::ops::Bound::Excluded("refs/heads0"),
+            ))
+            .filter_map(|(r, _)| r.strip_prefix("refs/heads/").map(String::from))
             .collect())
     }
 
