@@ -8,26 +8,10 @@
 //! two busy cores is most of its time (docs/benchmarks.md, "Dispatch").
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::git::collect::ATTEMPT_START_REFLOG;
-
-/// A linked worktree's admin folder (`<common>/worktrees/<id>`), when its `.git` file names it
-/// by an absolute path and that folder names the worktree back.
-fn admin_of(worktree: &Path) -> Option<PathBuf> {
-    let text = std::fs::read_to_string(worktree.join(".git")).ok()?;
-    let dir = PathBuf::from(
-        text.strip_prefix("gitdir: ")?
-            .trim_end_matches(['\n', '\r']),
-    );
-    if !dir.is_absolute() || !dir.join("HEAD").is_file() {
-        return None;
-    }
-    let back = std::fs::read_to_string(dir.join("gitdir")).ok()?;
-    let back = PathBuf::from(back.trim_end_matches(['\n', '\r']));
-    let here = worktree.canonicalize().ok()?.join(".git");
-    (back == here).then_some(dir)
-}
+use crate::git::files::{GitDirs, plain_branch_name};
 
 /// Writes `path` whole or not at all (a temporary beside it, renamed over it).
 fn replace_file(path: &Path, text: &str) -> std::io::Result<()> {
@@ -54,7 +38,7 @@ fn create_new(path: &Path, text: &str) -> std::io::Result<()> {
 /// lock (`run.rs`) so no `git worktree` command of this process reads it half done.
 pub(super) fn move_worktree(from: &Path, to: &Path) -> bool {
     let _admin = crate::git::run::worktree_admin_lock();
-    let Some(admin) = admin_of(from) else {
+    let Some(GitDirs { admin, .. }) = GitDirs::linked_strict(from) else {
         return false;
     };
     if admin.join("locked").exists()
@@ -81,20 +65,6 @@ pub(super) fn move_worktree(from: &Path, to: &Path) -> bool {
             false
         }
     }
-}
-
-/// Whether `name` is a branch name this module writes without asking git whether it is valid:
-/// the plain characters task ids use, no component git treats specially.
-fn plain_branch(name: &str) -> bool {
-    !name.is_empty()
-        && name.split('/').all(|c| {
-            !c.is_empty()
-                && !c.starts_with('.')
-                && !c.ends_with(".lock")
-                && c.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-        })
-        && !name.contains("..")
 }
 
 /// Whether `refname`, a ref under it (`refname/...`) or one it would be under (`refs/heads/orch`
@@ -142,15 +112,12 @@ fn append(path: &Path, line: &str) -> std::io::Result<()> {
 /// having changed nothing, unless that is exactly the case: the branch (or a ref below or
 /// above it) exists, a lock is held, the refs are not git's files backend.
 pub(super) fn new_branch_at_head(worktree: &Path, branch: &str, oid: &str) -> bool {
-    let Some(admin) = admin_of(worktree) else {
+    let Some(GitDirs { admin, common }) = GitDirs::linked_strict(worktree) else {
         return false;
     };
-    // <common>/worktrees/<id>
-    let Some(common) = admin.parent().and_then(Path::parent) else {
-        return false;
-    };
+    let common = common.as_path();
     let hex = oid.len() == 40 || oid.len() == 64;
-    if !hex || !oid.bytes().all(|b| b.is_ascii_hexdigit()) || !plain_branch(branch) {
+    if !hex || !oid.bytes().all(|b| b.is_ascii_hexdigit()) || !plain_branch_name(branch) {
         return false;
     }
     if common.join("reftable").exists() {
@@ -238,7 +205,7 @@ mod tests {
     #[test]
     fn only_plain_branch_names_are_written_by_hand() {
         for ok in ["orch/t-1", "orch/a_b.c", "orch/x"] {
-            assert!(plain_branch(ok), "{ok}");
+            assert!(plain_branch_name(ok), "{ok}");
         }
         for bad in [
             "",
@@ -249,7 +216,7 @@ mod tests {
             "orch/t x",
             "orch/ä",
         ] {
-            assert!(!plain_branch(bad), "{bad}");
+            assert!(!plain_branch_name(bad), "{bad}");
         }
     }
 }
