@@ -78,6 +78,35 @@ impl GitDirs {
         }
     }
 
+    /// The commit the branch `refname` (`refs/heads/...`) points at, loose over packed as git
+    /// reads it: Some(None) when it does not exist (a branch not yet born). None when that is
+    /// not plainly answered (a symbolic ref, an odd name, a file that is not a ref).
+    pub(super) fn branch_oid(&self, refname: &str) -> Option<Option<String>> {
+        if !refname.starts_with("refs/heads/") || !plain_ref_name(refname) {
+            return None;
+        }
+        // Loose first: `pack-refs` writes `packed-refs` before it deletes the loose file.
+        match std::fs::read_to_string(self.common.join(refname)) {
+            Ok(text) => return Some(Some(oid_line(&text)?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(_) => return None,
+        }
+        let packed = match std::fs::read_to_string(self.common.join("packed-refs")) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some(None),
+            Err(_) => return None,
+        };
+        for line in packed.lines() {
+            if let Some((oid, name)) = line.split_once(' ')
+                && name == refname
+                && !line.starts_with(['#', '^'])
+            {
+                return Some(Some(oid_line(oid)?));
+            }
+        }
+        Some(None)
+    }
+
     /// The HEAD reflog, newest first: each entry's new commit and its message (`%H %gs` of
     /// `git reflog show`). Empty when there is none (reflogs turned off). Entries that moved
     /// HEAD to nothing are left out, as git's walk leaves them.
@@ -159,7 +188,7 @@ impl GitDirs {
 }
 
 /// A full lowercase object id alone on its line.
-fn oid_line(text: &str) -> Option<String> {
+pub(super) fn oid_line(text: &str) -> Option<String> {
     let oid = text.trim_end_matches(['\n', '\r']);
     let hex = oid
         .bytes()
