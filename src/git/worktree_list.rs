@@ -3,7 +3,8 @@
 //! common folder's parent; each linked one is a folder `<common>/worktrees/<id>` whose `gitdir`
 //! names it, whose `HEAD` says what is checked out, and whose `locked` file locks it. Anything
 //! not plain (a relative link, a HEAD or `commondir` being written by a `git worktree add` in
-//! another process, a symbolic ref that is not a branch, reftable, a bare repository) answers
+//! another process, a symbolic ref that is not a branch, reftable, a config that makes the main
+//! worktree another place: bare, `core.worktree`, an include) answers
 //! None, and the caller asks git, so the answer is always git's.
 
 use std::path::{Path, PathBuf};
@@ -40,10 +41,13 @@ pub(super) fn worktrees_from_files(root: &Path) -> Option<Vec<WorktreeInfo>> {
         return None;
     }
     let dirs = GitDirs::of(root)?;
-    if declares_bare(&dirs.common) {
+    if config_moves_main(&dirs.common) {
         return None;
     }
     let main_path = dirs.common.canonicalize().ok()?.parent()?.to_path_buf();
+    if root.canonicalize().ok()? != main_path {
+        return None;
+    }
     let (head, branch) = resolve_head(&dirs, &dirs.admin.join("HEAD"))?;
     let mut linked = Vec::new();
     let entries = match std::fs::read_dir(dirs.common.join("worktrees")) {
@@ -101,15 +105,16 @@ fn linked_worktree(dirs: &GitDirs, admin: &Path) -> Option<Option<WorktreeInfo>>
     }))
 }
 
-/// Whether the repository's config may say `bare = true` (then git lists no main worktree
-/// path the way this module does). Any mention at all sends the question to git.
-fn declares_bare(common: &Path) -> bool {
+/// Whether the repository's config may change what the main worktree is: `bare` set to
+/// anything but false, a `worktree` key (`core.worktree`), or an include (which could set
+/// either). Any of them sends the question to git.
+fn config_moves_main(common: &Path) -> bool {
     std::fs::read_to_string(common.join("config")).map_or(true, |c| {
         c.lines().any(|l| {
-            l.trim_start()
-                .get(..4)
-                .is_some_and(|k| k.eq_ignore_ascii_case("bare"))
-                && l.split_once('=').is_none_or(|(_, v)| v.trim() != "false")
+            let l = l.trim_start().to_ascii_lowercase();
+            (l.starts_with("bare") && l.split_once('=').is_none_or(|(_, v)| v.trim() != "false"))
+                || l.starts_with("worktree")
+                || l.starts_with("[include")
         })
     })
 }
@@ -218,6 +223,16 @@ mod tests {
         git(&root, &["config", "core.bare", "true"]);
         assert_eq!(worktrees_from_files(&root), None, "a bare repository");
         git(&root, &["config", "core.bare", "false"]);
+        git(
+            &root,
+            &["config", "core.worktree", root.to_str().expect("utf8")],
+        );
+        assert_eq!(worktrees_from_files(&root), None, "core.worktree");
+        git(&root, &["config", "--unset", "core.worktree"]);
+        git(&root, &["config", "include.path", "other.cfg"]);
+        assert_eq!(worktrees_from_files(&root), None, "an include");
+        git(&root, &["config", "--unset", "include.path"]);
+        assert!(worktrees_from_files(&root).is_some(), "plain again");
 
         let r = tempfile::tempdir().expect("tempdir");
         let (reftable, _) = new_repo(r.path(), &["init", "-q", "--ref-format=reftable"]);
