@@ -3,9 +3,9 @@
 //! common folder's parent; each linked one is a folder `<common>/worktrees/<id>` whose `gitdir`
 //! names it, whose `HEAD` says what is checked out, and whose `locked` file locks it. Anything
 //! not plain (a relative link, a HEAD or `commondir` being written by a `git worktree add` in
-//! another process, a symbolic ref that is not a branch, reftable, a config that makes the main
-//! worktree another place: bare, `core.worktree`, an include) answers
-//! None, and the caller asks git, so the answer is always git's.
+//! another process, a symbolic ref that is not a branch, reftable, a config that puts the main
+//! worktree elsewhere: bare, `core.worktree`, an include) answers None, and the caller asks
+//! git, so the answer is always git's.
 
 use std::path::{Path, PathBuf};
 
