@@ -238,4 +238,34 @@ mod tests {
         let (reftable, _) = new_repo(r.path(), &["init", "-q", "--ref-format=reftable"]);
         assert_eq!(worktrees_from_files(&reftable), None, "reftable");
     }
+
+    /// Worktrees being added by another process meanwhile (the race `Repo::worktrees` retries
+    /// on): every listing answers, none loses a worktree, the last is git's.
+    #[test]
+    fn a_listing_beside_worktrees_being_added_always_answers() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let (root, repo) = new_repo(t.path(), &["init", "-q", "-b", "main"]);
+        let adder = {
+            let (root, dir) = (root.clone(), t.path().to_path_buf());
+            std::thread::spawn(move || {
+                for i in 0..12 {
+                    let wt = dir.join(format!("w{i}"));
+                    add(&root, &["--detach", wt.to_str().expect("utf8"), "main"]);
+                }
+            })
+        };
+        let mut seen = 1;
+        while !adder.is_finished() {
+            let n = repo
+                .worktrees()
+                .expect("a listing while others are added")
+                .len();
+            assert!(n >= seen, "{n} worktrees listed after {seen}");
+            seen = n;
+        }
+        adder.join().expect("adder");
+        let last = repo.worktrees().expect("list");
+        assert_eq!(last.len(), 13);
+        assert_eq!(last, repo.worktrees_by_git().expect("git lists"));
+    }
 }
