@@ -304,6 +304,11 @@ fn after_a_merge_the_task_branch_goes_and_the_worktree_stays_for_the_next_task()
         git(&parked.path, &["status", "--porcelain", "--ignored"]),
         ""
     );
+    // The by-hand detach signs git's reflog line (git's own would carry the test's identity).
+    assert_eq!(
+        git(&parked.path, &["log", "-g", "-1", "--format=%gn %gs"]),
+        "orch-tui checkout: moving from orch/a to HEAD"
+    );
     let listed = git(repo.root(), &["worktree", "list", "--porcelain"]);
     assert!(
         listed.contains(&format!("worktree {}", parked.path.display())),

@@ -219,7 +219,8 @@ pub(super) fn detach_head(worktree: &Path) -> bool {
         &reflog_line(
             &oid,
             &oid,
-            &format!("checkout: moving from {branch} to {oid}"),
+            // What `checkout --detach` with no commit named writes.
+            &format!("checkout: moving from {branch} to HEAD"),
         ),
     );
     true
@@ -323,7 +324,7 @@ mod detach_tests {
         assert_eq!(git(&wt, &["rev-parse", "HEAD"]), tip);
         assert_eq!(
             git(&wt, &["reflog", "-1", "--format=%gs"]),
-            format!("checkout: moving from orch/t-1 to {tip}")
+            "checkout: moving from orch/t-1 to HEAD"
         );
         // The branch is no longer checked out anywhere: git deletes it.
         git(&root, &["branch", "-D", "orch/t-1"]);
