@@ -289,7 +289,31 @@ fn after_a_merge_the_task_branch_goes_and_the_worktree_stays_for_the_next_task()
         "a fast-forward needs none"
     );
     assert_eq!(repo.rev_parse("refs/heads/orch/a").expect("rp"), None);
-    assert_eq!(repo.pool_idle(&p).expect("idle").len(), 1);
+    let idle = repo.pool_idle(&p).expect("idle");
+    assert_eq!(idle.len(), 1);
+    // Parked as git would leave it (detached by hand, moved by hand here): detached at the
+    // merged commit, clean, known to git at its new place.
+    let parked = &idle[0];
+    assert_eq!(parked.branch, None);
+    assert_eq!(parked.head.as_deref(), Some(c.as_str()));
+    assert_eq!(
+        git(&parked.path, &["rev-parse", "--abbrev-ref", "HEAD"]),
+        "HEAD"
+    );
+    assert_eq!(
+        git(&parked.path, &["status", "--porcelain", "--ignored"]),
+        ""
+    );
+    // The by-hand detach signs git's reflog line (git's own would carry the test's identity).
+    assert_eq!(
+        git(&parked.path, &["log", "-g", "-1", "--format=%gn %gs"]),
+        "orch-tui checkout: moving from orch/a to HEAD"
+    );
+    let listed = git(repo.root(), &["worktree", "list", "--porcelain"]);
+    assert!(
+        listed.contains(&format!("worktree {}", parked.path.display())),
+        "{listed}"
+    );
 }
 
 #[test]

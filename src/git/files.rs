@@ -38,6 +38,29 @@ impl GitDirs {
         Some(GitDirs { admin, common })
     }
 
+    /// A linked worktree's folders by the stricter rules of the writers that change them by
+    /// hand (`pool/by_hand.rs`): the `.git` file names its admin folder by an absolute path,
+    /// that folder has a HEAD and its `gitdir` names this worktree back, and the common folder
+    /// is the one that holds it (`<common>/worktrees/<id>`). None for anything else: git then.
+    pub(super) fn linked_strict(worktree: &Path) -> Option<GitDirs> {
+        let text = std::fs::read_to_string(worktree.join(".git")).ok()?;
+        let admin = PathBuf::from(
+            text.strip_prefix("gitdir: ")?
+                .trim_end_matches(['\n', '\r']),
+        );
+        if !admin.is_absolute() || !admin.join("HEAD").is_file() {
+            return None;
+        }
+        let back = std::fs::read_to_string(admin.join("gitdir")).ok()?;
+        let back = PathBuf::from(back.trim_end_matches(['\n', '\r']));
+        let here = worktree.canonicalize().ok()?.join(".git");
+        if back != here {
+            return None;
+        }
+        let common = admin.parent()?.parent()?.to_path_buf();
+        Some(GitDirs { admin, common })
+    }
+
     /// HEAD: the branch it names (`refs/heads/...`; None when detached) and its commit. None
     /// when that is not plainly answered: a branch not yet born or only in `packed-refs`, a
     /// HEAD naming anything but a branch.
@@ -53,6 +76,35 @@ impl GitDirs {
             Some(_) => None,
             None => Some((None, oid_line(head)?)),
         }
+    }
+
+    /// The commit the branch `refname` (`refs/heads/...`) points at, loose over packed as git
+    /// reads it: Some(None) when it does not exist (a branch not yet born). None when that is
+    /// not plainly answered (a symbolic ref, an odd name, a file that is not a ref).
+    pub(super) fn branch_oid(&self, refname: &str) -> Option<Option<String>> {
+        if !refname.starts_with("refs/heads/") || !plain_ref_name(refname) {
+            return None;
+        }
+        // Loose first: `pack-refs` writes `packed-refs` before it deletes the loose file.
+        match std::fs::read_to_string(self.common.join(refname)) {
+            Ok(text) => return Some(Some(oid_line(&text)?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(_) => return None,
+        }
+        let packed = match std::fs::read_to_string(self.common.join("packed-refs")) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some(None),
+            Err(_) => return None,
+        };
+        for line in packed.lines() {
+            if let Some((oid, name)) = line.split_once(' ')
+                && name == refname
+                && !line.starts_with(['#', '^'])
+            {
+                return Some(Some(oid_line(oid)?));
+            }
+        }
+        Some(None)
     }
 
     /// The HEAD reflog, newest first: each entry's new commit and its message (`%H %gs` of
@@ -136,7 +188,7 @@ impl GitDirs {
 }
 
 /// A full lowercase object id alone on its line.
-fn oid_line(text: &str) -> Option<String> {
+pub(super) fn oid_line(text: &str) -> Option<String> {
     let oid = text.trim_end_matches(['\n', '\r']);
     let hex = oid
         .bytes()
@@ -158,6 +210,15 @@ fn plain_ref_name(name: &str) -> bool {
                     .bytes()
                     .all(|b| b > b' ' && b != 0x7f && !b"~^:?*[\\".contains(&b))
         })
+}
+
+/// A branch name (without `refs/heads/`) that code may write by hand without asking git
+/// whether it is valid: a plain ref name made only of the characters task ids use (letters,
+/// digits, `-`, `_`, `.`, `/` between components).
+pub(super) fn plain_branch_name(name: &str) -> bool {
+    name.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b))
+        && plain_ref_name(&format!("refs/heads/{name}"))
 }
 
 /// The commit HEAD names in `worktree`, read from the files git keeps. None whenever that is

@@ -21,6 +21,7 @@ mod scratch;
 mod turn_commit;
 mod watch;
 mod worktree;
+mod worktree_list;
 
 use std::fs;
 use std::io::Write;

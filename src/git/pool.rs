@@ -232,23 +232,25 @@ impl Repo {
         pool: Option<&Pool>,
     ) -> Result<Retired, GitError> {
         let mut done = self.keep_worktree_work(wt, backup_ref)?;
-        self.park_or_remove(wt, pool)?;
+        self.park_or_remove(wt, pool, done.snapshot.is_none())?;
         done.worktree_removed = true;
         Ok(done)
     }
 
     /// Parks a worktree whose work is kept in `pool` (when given, with room, and it can be
-    /// cleaned), else removes it.
+    /// cleaned), else removes it. `at_head`: it was just found holding exactly its HEAD's files
+    /// in its index and tracked files (nothing to snapshot).
     pub(super) fn park_or_remove(
         &self,
         wt: &WorktreeInfo,
         pool: Option<&Pool>,
+        at_head: bool,
     ) -> Result<(), GitError> {
         if let Some(pool) = pool
             && wt.path.exists()
             && !wt.locked
         {
-            match self.park(pool, &wt.path) {
+            match self.park(pool, &wt.path, at_head) {
                 Ok(true) => return Ok(()),
                 Ok(false) => {}
                 Err(e) => {
@@ -260,14 +262,18 @@ impl Repo {
     }
 
     /// Detached (so the task branch can go), reset, cleaned, moved into the pool. False when the
-    /// pool is full. Its work was kept before.
-    fn park(&self, pool: &Pool, path: &Path) -> Result<bool, GitError> {
+    /// pool is full. Its work was kept before; `at_head` as in `park_or_remove`.
+    fn park(&self, pool: &Pool, path: &Path, at_head: bool) -> Result<bool, GitError> {
         if pool.max_idle == 0 {
             return Ok(false);
         }
-        self.git_in(path)
-            .args(["checkout", "--quiet", "--force", "--detach"])
-            .run()?;
+        // Detached so the task branch can go, and reset. Already at its HEAD, only HEAD has to
+        // change: by hand when plain (one git process fewer).
+        if !(at_head && by_hand::detach_head(path)) {
+            self.git_in(path)
+                .args(["checkout", "--quiet", "--force", "--detach"])
+                .run()?;
+        }
         self.clean_untracked(pool, path)?;
         let _one = POOL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         // One listing for both: the lock keeps the pool as it was listed.
@@ -276,11 +282,13 @@ impl Repo {
             return Ok(false);
         }
         let to = self.free_pool_name(pool, &all)?;
-        self.git()
-            .args(["worktree", "move"])
-            .arg(path)
-            .arg(&to)
-            .run()?;
+        if !by_hand::move_worktree(path, &to) {
+            self.git()
+                .args(["worktree", "move"])
+                .arg(path)
+                .arg(&to)
+                .run()?;
+        }
         mark_cleaned(&to, pool, None);
         Ok(true)
     }

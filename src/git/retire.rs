@@ -180,7 +180,7 @@ impl Repo {
                 done.backups.push(self.backup_ref(backup_ref, &snap)?);
                 done.snapshot = Some(snap);
             }
-            self.park_or_remove(w, pool)?;
+            self.park_or_remove(w, pool, done.snapshot.is_none())?;
             done.worktree_removed = true;
         }
         let under_snapshot = done.snapshot.as_ref().and(head);

@@ -37,6 +37,15 @@ fn half_written_admin(e: &GitError) -> bool {
 impl Repo {
     /// Every worktree git knows of, the main one first.
     pub fn worktrees(&self) -> Result<Vec<WorktreeInfo>, GitError> {
+        // Read from git's files when they plainly answer (`worktree_list.rs`): no process.
+        if let Some(list) = super::worktree_list::worktrees_from_files(&self.root) {
+            return Ok(list);
+        }
+        self.worktrees_by_git()
+    }
+
+    /// `git worktree list`, asked of git.
+    pub(super) fn worktrees_by_git(&self) -> Result<Vec<WorktreeInfo>, GitError> {
         // git reads every worktree's admin files, and writes a new worktree's `commondir` in
         // place: while another process (a supervisor's pool keeper, say) adds one, the listing
         // can fail with "failed to read .git/worktrees/<n>/commondir". That passes within

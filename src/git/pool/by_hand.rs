@@ -8,26 +8,10 @@
 //! two busy cores is most of its time (docs/benchmarks.md, "Dispatch").
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::git::collect::ATTEMPT_START_REFLOG;
-
-/// A linked worktree's admin folder (`<common>/worktrees/<id>`), when its `.git` file names it
-/// by an absolute path and that folder names the worktree back.
-fn admin_of(worktree: &Path) -> Option<PathBuf> {
-    let text = std::fs::read_to_string(worktree.join(".git")).ok()?;
-    let dir = PathBuf::from(
-        text.strip_prefix("gitdir: ")?
-            .trim_end_matches(['\n', '\r']),
-    );
-    if !dir.is_absolute() || !dir.join("HEAD").is_file() {
-        return None;
-    }
-    let back = std::fs::read_to_string(dir.join("gitdir")).ok()?;
-    let back = PathBuf::from(back.trim_end_matches(['\n', '\r']));
-    let here = worktree.canonicalize().ok()?.join(".git");
-    (back == here).then_some(dir)
-}
+use crate::git::files::{GitDirs, plain_branch_name};
 
 /// Writes `path` whole or not at all (a temporary beside it, renamed over it).
 fn replace_file(path: &Path, text: &str) -> std::io::Result<()> {
@@ -54,7 +38,7 @@ fn create_new(path: &Path, text: &str) -> std::io::Result<()> {
 /// lock (`run.rs`) so no `git worktree` command of this process reads it half done.
 pub(super) fn move_worktree(from: &Path, to: &Path) -> bool {
     let _admin = crate::git::run::worktree_admin_lock();
-    let Some(admin) = admin_of(from) else {
+    let Some(GitDirs { admin, .. }) = GitDirs::linked_strict(from) else {
         return false;
     };
     if admin.join("locked").exists()
@@ -81,20 +65,6 @@ pub(super) fn move_worktree(from: &Path, to: &Path) -> bool {
             false
         }
     }
-}
-
-/// Whether `name` is a branch name this module writes without asking git whether it is valid:
-/// the plain characters task ids use, no component git treats specially.
-fn plain_branch(name: &str) -> bool {
-    !name.is_empty()
-        && name.split('/').all(|c| {
-            !c.is_empty()
-                && !c.starts_with('.')
-                && !c.ends_with(".lock")
-                && c.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-        })
-        && !name.contains("..")
 }
 
 /// Whether `refname`, a ref under it (`refname/...`) or one it would be under (`refs/heads/orch`
@@ -142,15 +112,12 @@ fn append(path: &Path, line: &str) -> std::io::Result<()> {
 /// having changed nothing, unless that is exactly the case: the branch (or a ref below or
 /// above it) exists, a lock is held, the refs are not git's files backend.
 pub(super) fn new_branch_at_head(worktree: &Path, branch: &str, oid: &str) -> bool {
-    let Some(admin) = admin_of(worktree) else {
+    let Some(GitDirs { admin, common }) = GitDirs::linked_strict(worktree) else {
         return false;
     };
-    // <common>/worktrees/<id>
-    let Some(common) = admin.parent().and_then(Path::parent) else {
-        return false;
-    };
+    let common = common.as_path();
     let hex = oid.len() == 40 || oid.len() == 64;
-    if !hex || !oid.bytes().all(|b| b.is_ascii_hexdigit()) || !plain_branch(branch) {
+    if !hex || !oid.bytes().all(|b| b.is_ascii_hexdigit()) || !plain_branch_name(branch) {
         return false;
     }
     if common.join("reftable").exists() {
@@ -204,6 +171,61 @@ pub(super) fn new_branch_at_head(worktree: &Path, branch: &str, oid: &str) -> bo
     true
 }
 
+/// In the linked worktree `worktree`, on a branch: HEAD detached at that branch's commit, as
+/// `git checkout --detach` writes it (HEAD through its lock file, the reflog entry), files and
+/// index untouched: for parking a worktree whose files and index are its HEAD's already. True
+/// when HEAD is detached now (also when it already was); false, having changed nothing, for
+/// anything but that plain case (reftable, an odd branch name, a lock held).
+pub(super) fn detach_head(worktree: &Path) -> bool {
+    let Some(dirs) = GitDirs::linked_strict(worktree) else {
+        return false;
+    };
+    if dirs.common.join("reftable").exists() {
+        return false;
+    }
+    let head_file = dirs.admin.join("HEAD");
+    let Ok(head) = std::fs::read_to_string(&head_file) else {
+        return false;
+    };
+    let Some(refname) = head
+        .strip_prefix("ref: ")
+        .and_then(|r| r.strip_suffix('\n'))
+    else {
+        return crate::git::files::oid_line(&head).is_some();
+    };
+    let Some(branch) = refname
+        .strip_prefix("refs/heads/")
+        .filter(|b| plain_branch_name(b))
+    else {
+        return false;
+    };
+    let Some(Some(oid)) = dirs.branch_oid(refname) else {
+        return false;
+    };
+    let head_lock = dirs.admin.join("HEAD.lock");
+    if create_new(&head_lock, &format!("{oid}\n")).is_err() {
+        return false;
+    }
+    // Read again under the lock: a HEAD changed meanwhile is left to git.
+    if std::fs::read_to_string(&head_file).ok().as_deref() != Some(head.as_str())
+        || std::fs::rename(&head_lock, &head_file).is_err()
+    {
+        let _ = std::fs::remove_file(&head_lock);
+        return false;
+    }
+    // Bookkeeping only, as in `new_branch_at_head`.
+    let _ = append(
+        &dirs.admin.join("logs/HEAD"),
+        &reflog_line(
+            &oid,
+            &oid,
+            // What `checkout --detach` with no commit named writes.
+            &format!("checkout: moving from {branch} to HEAD"),
+        ),
+    );
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,7 +260,7 @@ mod tests {
     #[test]
     fn only_plain_branch_names_are_written_by_hand() {
         for ok in ["orch/t-1", "orch/a_b.c", "orch/x"] {
-            assert!(plain_branch(ok), "{ok}");
+            assert!(plain_branch_name(ok), "{ok}");
         }
         for bad in [
             "",
@@ -249,7 +271,74 @@ mod tests {
             "orch/t x",
             "orch/ä",
         ] {
-            assert!(!plain_branch(bad), "{bad}");
+            assert!(!plain_branch_name(bad), "{bad}");
         }
+    }
+}
+
+#[cfg(test)]
+mod detach_tests {
+    use super::*;
+
+    fn git(dir: &Path, args: &[&str]) -> String {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env_remove("GIT_DIR")
+            .env_remove("GIT_WORK_TREE")
+            .env("GIT_AUTHOR_NAME", "T")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "T")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .expect("git");
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+    }
+
+    /// git's own view after the detach by hand is what `git checkout --detach` leaves.
+    #[test]
+    fn a_detach_by_hand_is_what_git_sees_as_detached() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let root = t.path().join("repo");
+        std::fs::create_dir(&root).expect("mkdir");
+        git(&root, &["init", "-q", "-b", "main"]);
+        git(&root, &["commit", "-q", "--allow-empty", "-m", "one"]);
+        let wt = t.path().join("wt");
+        let wt_s = wt.to_str().expect("utf8");
+        git(
+            &root,
+            &["worktree", "add", "-q", "-b", "orch/t-1", wt_s, "main"],
+        );
+        git(&wt, &["commit", "-q", "--allow-empty", "-m", "two"]);
+        let tip = git(&wt, &["rev-parse", "HEAD"]);
+
+        // A HEAD lock held by someone: nothing changes.
+        std::fs::write(root.join(".git/worktrees/wt/HEAD.lock"), "x").expect("lock");
+        assert!(!detach_head(&wt));
+        assert_eq!(git(&wt, &["symbolic-ref", "HEAD"]), "refs/heads/orch/t-1");
+        std::fs::remove_file(root.join(".git/worktrees/wt/HEAD.lock")).expect("unlock");
+
+        assert!(detach_head(&wt));
+        assert_eq!(git(&wt, &["rev-parse", "--abbrev-ref", "HEAD"]), "HEAD");
+        assert_eq!(git(&wt, &["rev-parse", "HEAD"]), tip);
+        assert_eq!(
+            git(&wt, &["reflog", "-1", "--format=%gs"]),
+            "checkout: moving from orch/t-1 to HEAD"
+        );
+        // The branch is no longer checked out anywhere: git deletes it.
+        git(&root, &["branch", "-D", "orch/t-1"]);
+        assert!(detach_head(&wt), "already detached");
+
+        // A branch only in packed-refs is read there.
+        git(&wt, &["checkout", "-q", "-b", "orch/t-2"]);
+        git(&root, &["pack-refs", "--all"]);
+        assert!(detach_head(&wt));
+        assert_eq!(git(&wt, &["rev-parse", "--abbrev-ref", "HEAD"]), "HEAD");
+        assert_eq!(git(&wt, &["rev-parse", "HEAD"]), tip);
+        // A name git accepts but task ids never have is left to git.
+        git(&wt, &["checkout", "-q", "-b", "orch/t@3"]);
+        assert!(!detach_head(&wt));
+        assert_eq!(git(&wt, &["symbolic-ref", "HEAD"]), "refs/heads/orch/t@3");
     }
 }
