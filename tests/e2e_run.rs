@@ -474,9 +474,12 @@ fn pause_resume_cancel_from_the_cli_while_running() {
     wait_agent(&repo, "other", Duration::from_secs(15));
     // The process shows before the supervisor records the start; a pause in between loses the
     // attempt by design (src/core/supervisor/pause.rs), so wait for the ledger to say working.
-    wait_status(&repo, Duration::from_secs(15), "both agents recorded as working", |s| {
-        state_of(s, "hung") == "working" && state_of(s, "other") == "working"
-    });
+    wait_status(
+        &repo,
+        Duration::from_secs(15),
+        "both agents recorded as working",
+        |s| state_of(s, "hung") == "working" && state_of(s, "other") == "working",
+    );
 
     // A pause holds the agent (frozen: tests/pause.rs) and keeps its attempt; resume goes on.
     human(&repo, "pause", "hung");
