@@ -298,7 +298,9 @@ impl AgentProcess {
         drop(pair.slave);
         // Not reaped before the waiter starts, so this is the agent (or its zombie).
         let root = crate::os::process(pid);
-        let cgroup = crate::os::reap::agent_cgroup(pid);
+        // Made now, joined by the waiter thread before it reaps (`os::reap::new_agent_cgroup`):
+        // the spawn does not wait for the kernel's move.
+        let cgroup = crate::os::reap::new_agent_cgroup(pid);
         let token = spec
             .env
             .iter()
@@ -645,6 +647,9 @@ fn quiet(shared: &Shared) {
 }
 
 fn waiter_loop(shared: &Shared, child: Box<dyn portable_pty::Child + Send + Sync>) {
+    if let Some(cg) = &shared.cgroup {
+        crate::os::reap::join_agent_cgroup(cg, shared.pid);
+    }
     // waitpid directly: portable-pty's ExitStatus keeps only the signal's name, not its number.
     let mut status: libc::c_int = 0;
     let info = loop {
