@@ -4,42 +4,18 @@
 //! (`engine::pool_keeper`); nothing waits on it.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Mutex;
 
 use super::{CLEANED, POOL_LOCK, Pool, mark_cleaned, take_cleaned};
 use crate::git::{GitError, Repo, safe_rev};
 
-/// Idle worktrees being checked out at the tip right now, with that tip: no take may claim
-/// them meanwhile.
-static REFRESHING: Mutex<Vec<(PathBuf, String)>> = Mutex::new(Vec::new());
-/// Signalled when a refresh ends (done or not).
-static REFRESHED: Condvar = Condvar::new();
+/// Idle worktrees being checked out at the tip right now: no take may claim them meanwhile.
+static REFRESHING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
 /// Whether the idle worktree at `path` is being refreshed (a take skips it).
 pub(super) fn refreshing(path: &Path) -> bool {
     let r = REFRESHING.lock().unwrap_or_else(|e| e.into_inner());
-    r.iter()
-        .any(|(p, _)| crate::git::worktree::same_path(p, path))
-}
-
-/// Waits, up to `limit`, while an idle worktree is being checked out at `oid`; returns how long
-/// it waited (zero when none was). A take at a tip that just moved waits for the keeper's
-/// checkout, begun when the move was asked, rather than making one of its own beside it on the
-/// same cores: it then gets that worktree without a checkout.
-pub(super) fn wait_refresh_to(oid: &str, limit: Duration) -> Duration {
-    let start = Instant::now();
-    let mut r = REFRESHING.lock().unwrap_or_else(|e| e.into_inner());
-    while r.iter().any(|(_, at)| at == oid) {
-        let Some(left) = limit.checked_sub(start.elapsed()) else {
-            break;
-        };
-        r = REFRESHED
-            .wait_timeout(r, left)
-            .unwrap_or_else(|e| e.into_inner())
-            .0;
-    }
-    start.elapsed()
+    r.iter().any(|p| crate::git::worktree::same_path(p, path))
 }
 
 /// What `ready_pool` did.
@@ -102,9 +78,7 @@ impl Repo {
         REFRESHING
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .retain(|(p, _)| p != &path);
-        // Marked cleaned (below) before the pool lock drops: a take woken now finds it.
-        REFRESHED.notify_all();
+            .retain(|p| p != &path);
         match moved {
             Ok(_) => {
                 mark_cleaned(&path, pool, Some(&oid));
@@ -161,7 +135,7 @@ impl Repo {
         REFRESHING
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push((path.clone(), oid.to_string()));
+            .push(path.clone());
         Some(path)
     }
 }

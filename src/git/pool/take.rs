@@ -7,10 +7,6 @@ use std::path::{Path, PathBuf};
 use super::{CLEANED, POOL_LOCK, Pool, Taken, by_hand, ready, take_cleaned};
 use crate::git::{GitError, Repo, safe_rev};
 
-/// How long a take waits for the keeper's checkout of an idle worktree at its base (the tip
-/// just moved) before it checks one out itself.
-const REFRESH_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
-
 /// An idle worktree claimed: where it was, and whether this process cleaned it for the pool's
 /// caches (`Some`, with the commit it is checked out at when known).
 type Claimed = (PathBuf, Option<Option<String>>);
@@ -147,18 +143,10 @@ impl Repo {
         base: &str,
     ) -> Result<Option<Claimed>, GitError> {
         let asked = std::time::Instant::now();
-        let mut one = POOL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-        let mut waited = std::time::Duration::ZERO;
-        if !self.known_at(pool, base) {
-            // The tip just moved and the keeper is checking one out there (`ready.rs`).
-            drop(one);
-            waited = ready::wait_refresh_to(base, REFRESH_WAIT);
-            one = POOL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-        }
+        let _one = POOL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let locked = std::time::Instant::now();
         let claimed = self.claim_locked(pool, path, base);
-        drop(one);
-        tracing::info!(target: "orch_tui::setup", "pool take lock_ms={:.2} refresh_wait_ms={:.2} claim_ms={:.2}", ms(asked, locked) - waited.as_secs_f64() * 1e3, waited.as_secs_f64() * 1e3, ms(locked, std::time::Instant::now()));
+        tracing::info!(target: "orch_tui::setup", "pool take lock_ms={:.2} claim_ms={:.2}", ms(asked, locked), ms(locked, std::time::Instant::now()));
         claimed
     }
 
@@ -211,20 +199,6 @@ impl Repo {
             .arg(to)
             .run()
             .map(|_| ())
-    }
-
-    /// Whether an idle worktree this process cleaned is checked out at `base` (a take of it
-    /// needs no checkout). Called under the pool lock.
-    fn known_at(&self, pool: &Pool, base: &str) -> bool {
-        let dir = self.pool_dir(pool);
-        let dir = dir.canonicalize().unwrap_or(dir);
-        let c = CLEANED.lock().unwrap_or_else(|e| e.into_inner());
-        c.iter().any(|k| {
-            k.reuse == pool.reuse
-                && k.head.as_deref() == Some(base)
-                && k.path.parent() == Some(dir.as_path())
-                && k.path.exists()
-        })
     }
 
     /// An idle worktree of `pool` this process cleaned (parked or made), still there, one
