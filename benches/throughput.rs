@@ -70,6 +70,7 @@ fn setup_steps(dir: &Path, db: &rusqlite::Connection) {
     let log = std::fs::read_to_string(dir.join(".orch/logs/orch-tui.log")).unwrap_or_default();
     let mut steps: Vec<(String, Vec<f64>)> = Vec::new();
     let mut ends: HashMap<i64, f64> = HashMap::new();
+    let mut starts: HashMap<i64, f64> = HashMap::new();
     for l in log.lines() {
         let at = ["setup steps ", "holder spawn ", "pool take "]
             .iter()
@@ -90,6 +91,11 @@ fn setup_steps(dir: &Path, db: &rusqlite::Connection) {
                         ends.insert(a, v);
                     }
                 }
+                "start_ms" => {
+                    if let Some(a) = attempt {
+                        starts.insert(a, v);
+                    }
+                }
                 _ => match steps.iter_mut().find(|(n, _)| n == k) {
                     Some((_, xs)) => xs.push(v),
                     None => steps.push((k.to_string(), vec![v])),
@@ -106,14 +112,22 @@ fn setup_steps(dir: &Path, db: &rusqlite::Connection) {
         line(&format!("    {k}"), xs, "ms");
     }
     let mut st = db
-        .prepare("SELECT id, running_ms FROM attempts WHERE running_ms IS NOT NULL")
+        .prepare("SELECT id, started_ms, running_ms FROM attempts WHERE running_ms IS NOT NULL")
         .unwrap();
-    let after: Vec<f64> = st
-        .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+    let rows: Vec<(i64, i64, i64)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .unwrap()
         .filter_map(|r| r.ok())
-        .filter_map(|(id, running)| ends.get(&id).map(|e| running as f64 - e))
         .collect();
+    let before: Vec<f64> = rows
+        .iter()
+        .filter_map(|(id, started, _)| starts.get(id).map(|s| s - *started as f64))
+        .collect();
+    let after: Vec<f64> = rows
+        .iter()
+        .filter_map(|(id, _, running)| ends.get(id).map(|e| *running as f64 - e))
+        .collect();
+    line("    started_ms -> job start (loop + thread)", &before, "ms");
     line("    job end -> running_ms (loop + write)", &after, "ms");
 }
 

@@ -51,6 +51,7 @@ fn spec(dir: &Path, attempt: i64, argv: &[&str]) -> HoldSpec {
         cols: 80,
         dir: dir.join("holders"),
         branches_before: vec![],
+        first_client_ms: None,
     }
 }
 
@@ -83,7 +84,8 @@ fn a_holder_serves_screen_and_input_refuses_strangers_ignores_hangup_and_records
             "echo hello-from-agent; read x; echo got-$x; read y; exit 3",
         ],
     );
-    let holder_pid = start_holder(Path::new(BIN), &s).expect("holder started");
+    let ready = start_holder(Path::new(BIN), &s).expect("holder started");
+    let holder_pid = ready.holder_pid;
     let mut cleanup = Cleanup(vec![holder_pid as i32]);
     let sock = socket_path(&s.dir, 7);
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
@@ -93,6 +95,7 @@ fn a_holder_serves_screen_and_input_refuses_strangers_ignores_hangup_and_records
     let mut c = client::connect(&sock, "test").expect("welcome");
     let pid = c.welcome.pid as i32;
     cleanup.0.push(pid);
+    assert_eq!(ready.agent_pid, Some(pid as u32), "`ready` names the agent");
     assert!(alive(pid));
     let mut seen = String::from_utf8_lossy(&c.snapshot).into_owned();
     read_until(&mut c, &mut seen, "hello-from-agent");
@@ -168,7 +171,8 @@ fn a_client_joining_during_a_flood_ends_with_exactly_the_screen_of_the_first() {
     let dir = tmp.path().canonicalize().unwrap();
     let flood = "i=0; while [ $i -lt 20000 ]; do printf 'line %d \\033[1;3%dmcolour\\033[0m\\n' $i $((i % 7)); i=$((i+1)); done; echo flood-done; read x";
     let s = spec(&dir, 8, &["sh", "-c", flood]);
-    let holder_pid = start_holder(Path::new(BIN), &s).expect("holder started");
+    let ready = start_holder(Path::new(BIN), &s).expect("holder started");
+    let holder_pid = ready.holder_pid;
     let mut cleanup = Cleanup(vec![holder_pid as i32]);
     let sock = socket_path(&s.dir, 8);
     let mut first = client::connect(&sock, "first").expect("welcome");
@@ -228,7 +232,7 @@ fn stopping_through_the_holder_ends_the_whole_tree_and_a_bad_program_is_a_clear_
         1,
         &["sh", "-c", "sleep 300 & sleep 300 & echo up; wait"],
     );
-    let holder_pid = start_holder(Path::new(BIN), &s).unwrap();
+    let holder_pid = start_holder(Path::new(BIN), &s).unwrap().holder_pid;
     let mut cleanup = Cleanup(vec![holder_pid as i32]);
     let mut c = client::connect(&socket_path(&s.dir, 1), "test").unwrap();
     let pid = c.welcome.pid as i32;
@@ -254,15 +258,97 @@ fn stopping_through_the_holder_ends_the_whole_tree_and_a_bad_program_is_a_clear_
         assert!(gone.is_ok(), "process {p} outlived the stop");
     }
 
+    // The holder starts its agent before anyone connects: a program that cannot start is
+    // the spawner's error, and the holder leaves no socket behind.
     let bad = spec(&dir, 2, &["/no/such/agent"]);
-    let hp = start_holder(Path::new(BIN), &bad).unwrap();
-    cleanup.0.push(hp as i32);
-    let err = client::connect(&socket_path(&bad.dir, 2), "test")
-        .err()
-        .expect("refused");
+    let err = start_holder(Path::new(BIN), &bad).expect_err("refused");
     assert!(err.contains("/no/such/agent"), "{err}");
-    let gone = wait_for(LIMIT, || (!alive(hp as i32)).then_some(()).ok_or(()));
-    assert!(gone.is_ok(), "a holder whose agent could not start stays");
+    assert!(
+        !socket_path(&bad.dir, 2).exists(),
+        "a socket outlived the failed start"
+    );
+}
+
+/// The agent starts before anyone connects: an agent that prints at once and exits before
+/// the first client comes still gives that client every byte, once, then its exit; the log on
+/// disk has it all too.
+#[test]
+fn an_agent_that_prints_and_exits_before_anyone_connects_loses_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().canonicalize().unwrap();
+    let script = "i=1; while [ $i -le 300 ]; do echo early-line-$i; i=$((i+1)); done; exit 4";
+    let s = spec(&dir, 5, &["sh", "-c", script]);
+    let ready = start_holder(Path::new(BIN), &s).expect("holder started");
+    let _cleanup = Cleanup(vec![ready.holder_pid as i32]);
+    let agent = ready.agent_pid.expect("the agent's pid in `ready`");
+    // Ended before anyone came: its exit is on disk.
+    let ended = wait_for(LIMIT, || read_exit(&s.dir, 5).ok_or(()));
+    assert_eq!(ended.expect("the agent's exit").code, Some(4));
+    assert!(!alive(agent as i32));
+
+    let mut c = client::connect(&socket_path(&s.dir, 5), "late first").expect("welcome");
+    assert_eq!(c.welcome.pid, agent);
+    assert_eq!(c.welcome.exit.map(|e| e.code), Some(Some(4)));
+    let mut p = vt100::Parser::new(nz(c.welcome.rows), nz(c.welcome.cols), 0);
+    p.process(&c.snapshot);
+    let mut stream = String::new();
+    let exit = loop {
+        match c.next_frame().expect("a frame") {
+            Some(Frame::Output(b)) => {
+                p.process(&b);
+                stream.push_str(&String::from_utf8_lossy(&b));
+            }
+            Some(Frame::Exited(e)) => break e,
+            Some(_) => {}
+            None => panic!("closed without an exit; saw {stream:?}"),
+        }
+    };
+    assert_eq!(exit.code, Some(4));
+    let lines: Vec<&str> = stream.lines().map(str::trim_end).collect();
+    let want: Vec<String> = (1..=300).map(|i| format!("early-line-{i}")).collect();
+    assert_eq!(lines, want, "every line once, in order");
+    let screen = p.screen().contents();
+    assert!(
+        screen.contains("early-line-300") && screen.contains("early-line-278"),
+        "{screen}"
+    );
+    drop(c);
+    let gone = wait_for(LIMIT, || {
+        (!alive(ready.holder_pid as i32)).then_some(()).ok_or(())
+    });
+    assert!(gone.is_ok(), "the holder outlived its agent and its client");
+    let raw = std::fs::read_to_string(dir.join("logs/pty.raw")).unwrap();
+    let text = std::fs::read_to_string(dir.join("logs/screen.log")).unwrap();
+    for i in [1, 150, 300] {
+        let l = format!("early-line-{i}");
+        assert!(raw.contains(&l), "raw log lacks {l}");
+        assert!(text.contains(&l), "text log lacks {l}");
+    }
+}
+
+/// A spawner that dies between the holder's start and its connect (a supervisor killed
+/// there): nobody will follow that agent, so its holder stops it once no client came in time,
+/// records the exit and goes, socket and all.
+#[test]
+fn a_holder_whose_first_client_never_comes_stops_its_agent_and_goes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().canonicalize().unwrap();
+    let mut s = spec(&dir, 6, &["sh", "-c", "sleep 300 & echo started; wait"]);
+    s.first_client_ms = Some(300);
+    let ready = start_holder(Path::new(BIN), &s).expect("holder started");
+    let agent = ready.agent_pid.expect("the agent's pid") as i32;
+    let _cleanup = Cleanup(vec![ready.holder_pid as i32, agent]);
+    let gone = wait_for(LIMIT, || {
+        (!alive(agent) && !alive(ready.holder_pid as i32))
+            .then_some(())
+            .ok_or(())
+    });
+    assert!(
+        gone.is_ok(),
+        "the agent or its holder outlived the wait for a client"
+    );
+    assert!(read_exit(&s.dir, 6).is_some(), "the exit is recorded");
+    assert!(!socket_path(&s.dir, 6).exists(), "the socket stayed");
 }
 
 fn slow_plan() -> String {
@@ -435,7 +521,7 @@ fn figures() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().canonicalize().unwrap();
     let s = spec(&dir, 1, &["cat"]);
-    let holder_pid = start_holder(Path::new(BIN), &s).unwrap() as i32;
+    let holder_pid = start_holder(Path::new(BIN), &s).unwrap().holder_pid as i32;
     let mut cleanup = Cleanup(vec![holder_pid]);
     let sock = socket_path(&s.dir, 1);
     let mut c = client::connect(&sock, "figures").unwrap();

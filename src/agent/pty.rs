@@ -305,7 +305,9 @@ impl AgentProcess {
         drop(pair.slave);
         // Not reaped before the waiter starts, so this is the agent (or its zombie).
         let root = crate::os::process(pid);
-        let cgroup = crate::os::reap::agent_cgroup(pid);
+        // Made now, joined by the waiter thread before it reaps (`os::reap::new_agent_cgroup`):
+        // the spawn does not wait for the kernel's move.
+        let cgroup = crate::os::reap::new_agent_cgroup(pid);
         let token = spec
             .env
             .iter()

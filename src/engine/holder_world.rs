@@ -11,7 +11,7 @@ use std::time::Duration;
 use super::feed::FeedMsg;
 use super::real_world::OutputHook;
 use super::world::{AgentProc, Agents, Launch, Sink, Spawned, Stale};
-use crate::agent::holder::client::{self, Conn, Sender};
+use crate::agent::holder::client::{self, Conn, Opening, Ready, Sender};
 use crate::agent::holder::proto::Frame;
 use crate::agent::holder::{self as holder, HoldSpec};
 use crate::agent::screen::{SharedScreen, new_parser, nonzero};
@@ -78,8 +78,9 @@ impl AgentProc for HolderProc {
     }
 }
 
-/// Starts `orch-tui __hold` for `spec` and waits for its `ready` line.
-pub fn start_holder(orch_bin: &std::path::Path, spec: &HoldSpec) -> Result<u32, String> {
+/// Starts `orch-tui __hold` for `spec` and waits for its `ready` (the holder's pid and, from
+/// this version on, the agent's: it starts before anyone connects).
+pub fn start_holder(orch_bin: &std::path::Path, spec: &HoldSpec) -> Result<Ready, String> {
     use std::io::Write;
     crate::os::files::private_dir(&spec.dir)
         .map_err(|e| format!("cannot create {}: {e}", spec.dir.display()))?;
@@ -140,12 +141,24 @@ impl Agents for HolderAgents {
             cols: self.cols,
             dir: self.dir.clone(),
             branches_before: l.branches_before.clone(),
+            first_client_ms: None,
         };
         let t0 = std::time::Instant::now();
-        start_holder(&self.orch_bin, &spec)?;
+        let ready = start_holder(&self.orch_bin, &spec)?;
         let t1 = std::time::Instant::now();
-        let conn = client::connect(&holder::socket_path(&self.dir, spec.attempt), "supervisor")?;
-        let followed = follow(conn, l, sink, self.on_output.clone());
+        let sock = holder::socket_path(&self.dir, spec.attempt);
+        // The agent runs already: the hello is sent and the welcome read on the follower's
+        // thread, so the setup answers now. An older holder binary starts its agent on the
+        // hello: its welcome says the pid.
+        let link = match ready.agent_pid {
+            Some(pid) => Link::Opening {
+                opening: client::open(&sock, "supervisor")?,
+                pid,
+                size: (spec.rows, spec.cols),
+            },
+            None => Link::Welcomed(client::connect(&sock, "supervisor")?),
+        };
+        let followed = follow(link, l, sink, self.on_output.clone());
         // The spawn's two halves, beside the setup's steps (`engine::jobs`).
         let ms = |a: std::time::Instant, b: std::time::Instant| (b - a).as_secs_f64() * 1e3;
         let t2 = std::time::Instant::now();
@@ -186,24 +199,41 @@ impl Agents for HolderAgents {
         let conn = client::connect(&holder::socket_path(&self.dir, holder.0), "supervisor")?;
         let branches = conn.welcome.branches_before.clone();
         Ok(Spawned {
-            process: Box::new(follow(conn, l, sink, self.on_output.clone())),
+            process: Box::new(follow(
+                Link::Welcomed(conn),
+                l,
+                sink,
+                self.on_output.clone(),
+            )),
             base: String::new(),
             branches,
         })
     }
 }
 
-/// Mirrors a holder's agent from `conn`: its screen, the attempt's parser and screen watch,
-/// and its exit (a holder that vanishes is an exit too: its agent's tree is stopped from here).
-fn follow(mut conn: Conn, l: Launch, sink: Sink, on_output: Option<OutputHook>) -> HolderProc {
-    let w = conn.welcome.clone();
-    let screen: SharedScreen = Arc::new(Mutex::new(new_parser(w.rows, w.cols)));
-    if let Ok(mut s) = screen.lock() {
-        s.process(&conn.snapshot);
-        // What the snapshot replays happened before: no signal of it is news.
-        drain(&mut s);
-    }
-    let wiring = super::real_world::wire(&l, sink, on_output, (w.rows, w.cols));
+/// How the follower reaches its holder: welcomed already (adopted, or an older holder), or
+/// with the hello sent and the welcome still to read (a holder that started its agent: its
+/// pid and the screen's size are known from the spawn).
+enum Link {
+    Welcomed(Conn),
+    Opening {
+        opening: Opening,
+        pid: u32,
+        size: (u16, u16),
+    },
+}
+
+/// Mirrors a holder's agent: its screen, the attempt's parser and screen watch, and its exit (a
+/// holder that vanishes is an exit too: its agent's tree is stopped from here).
+fn follow(link: Link, l: Launch, sink: Sink, on_output: Option<OutputHook>) -> HolderProc {
+    let (pid, (rows, cols), sender) = match &link {
+        Link::Welcomed(c) => (c.welcome.pid, (c.welcome.rows, c.welcome.cols), c.sender()),
+        Link::Opening {
+            opening, pid, size, ..
+        } => (*pid, *size, opening.sender()),
+    };
+    let screen: SharedScreen = Arc::new(Mutex::new(new_parser(rows, cols)));
+    let wiring = super::real_world::wire(&l, sink, on_output, (rows, cols));
     let token = l
         .env
         .iter()
@@ -211,8 +241,8 @@ fn follow(mut conn: Conn, l: Launch, sink: Sink, on_output: Option<OutputHook>) 
         .find(|(k, _)| k == crate::os::TOKEN_VAR)
         .map(|(_, v)| v.clone());
     let proc_ = HolderProc {
-        pid: w.pid,
-        sender: conn.sender(),
+        pid,
+        sender,
         screen: screen.clone(),
         pane: wiring.pane.clone(),
         token: token.clone(),
@@ -222,10 +252,46 @@ fn follow(mut conn: Conn, l: Launch, sink: Sink, on_output: Option<OutputHook>) 
     let (task, on_out) = (l.task.clone(), wiring.on_output.clone());
     let mirror = screen.clone();
     let pane = wiring.pane.clone();
-    let pid = w.pid;
     let reading = std::thread::Builder::new()
         .name(format!("holder-{}", l.attempt))
         .spawn(move || {
+            let welcomed = match link {
+                Link::Welcomed(c) => Ok(c),
+                Link::Opening { opening, .. } => opening.welcome(),
+            };
+            // A holder that went away (or never welcomed us): its agent's tree is stopped from
+            // here, and that is the agent's exit.
+            let gone = |why: &str| {
+                tracing::warn!(pid, why, "the agent's holder went away; stopping its tree");
+                if let Some(t) = &token {
+                    let root = Some(pid as i32)
+                        .filter(|&p| crate::os::has_token(p, t))
+                        .unwrap_or(0);
+                    crate::os::kill_tree(root, Some(t), Duration::from_secs(2));
+                }
+                Exit {
+                    code: None,
+                    signal: Some(libc::SIGKILL),
+                }
+            };
+            let mut conn = match welcomed {
+                Ok(c) => c,
+                Err(e) => {
+                    let exit = gone(&e);
+                    nudge(super::watch::Nudge::End);
+                    let _ = feed.send(FeedMsg::Exited(exit));
+                    return;
+                }
+            };
+            if let Ok(mut s) = mirror.lock() {
+                let w = &conn.welcome;
+                if (w.rows, w.cols) != (rows, cols) && w.rows > 0 && w.cols > 0 {
+                    s.screen_mut().set_size(nonzero(w.rows), nonzero(w.cols));
+                }
+                s.process(&conn.snapshot);
+                // What the snapshot replays happened before: no signal of it is news.
+                drain(&mut s);
+            }
             let exit = loop {
                 match conn.next_frame() {
                     Ok(Some(Frame::Output(bytes))) => {
@@ -262,19 +328,8 @@ fn follow(mut conn: Conn, l: Launch, sink: Sink, on_output: Option<OutputHook>) 
                         };
                     }
                     Ok(Some(_)) => {}
-                    Ok(None) | Err(_) => {
-                        tracing::warn!(pid, "the agent's holder went away; stopping its tree");
-                        if let Some(t) = &token {
-                            let root = Some(pid as i32)
-                                .filter(|&p| crate::os::has_token(p, t))
-                                .unwrap_or(0);
-                            crate::os::kill_tree(root, Some(t), Duration::from_secs(2));
-                        }
-                        break Exit {
-                            code: None,
-                            signal: Some(libc::SIGKILL),
-                        };
-                    }
+                    Ok(None) => break gone("it closed the connection"),
+                    Err(e) => break gone(&e.to_string()),
                 }
             };
             nudge(super::watch::Nudge::End);

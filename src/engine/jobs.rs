@@ -57,6 +57,9 @@ pub fn setup_job(ctx: &JobCtx, plan: SetupPlan) -> Job {
 /// Where a setup's time goes: one `setup steps` line per attempt in the supervisor's log, so
 /// `assigned -> running` can be split by step (`benches/throughput.rs` [2] reads it).
 struct Laps {
+    /// When the job began (ms since the epoch): the gap from the attempt's row to it is the
+    /// loop's and the job thread's.
+    start_ms: u64,
     last: std::time::Instant,
     ms: Vec<(&'static str, f64)>,
 }
@@ -64,6 +67,7 @@ struct Laps {
 impl Laps {
     fn new() -> Laps {
         Laps {
+            start_ms: crate::agent::record::text::now_ms(),
             last: std::time::Instant::now(),
             ms: Vec::new(),
         }
@@ -83,7 +87,7 @@ impl Laps {
             .map(|(k, v)| format!("{k}_ms={v:.2}"))
             .collect();
         let end_ms = crate::agent::record::text::now_ms();
-        tracing::info!(target: "orch_tui::setup", "setup steps attempt={} {} end_ms={end_ms}", attempt.0, steps.join(" "));
+        tracing::info!(target: "orch_tui::setup", "setup steps attempt={} {} start_ms={} end_ms={end_ms}", attempt.0, steps.join(" "), self.start_ms);
     }
 }
 

@@ -140,10 +140,14 @@ impl GitOps for RealGit {
                 .name("branch-names".into())
                 .spawn_scoped(scope, || self.branch_names());
             let prepared = self.prepare_worktree(path, branch, base, backup_prefix);
+            let t0 = std::time::Instant::now();
             let names = match names {
                 Ok(h) => h.join().ok(),
                 Err(_) => None,
             };
+            // Beside the take's own steps (`git::pool::take`), for the bench's split.
+            let waited = t0.elapsed().as_secs_f64() * 1e3;
+            tracing::info!(target: "orch_tui::setup", "pool take names_wait_ms={waited:.2}");
             prepared?;
             Ok(match names {
                 Some(listed) => Some(listed?),

@@ -43,6 +43,10 @@ pub struct HoldSpec {
     /// Kept for the supervisor that adopts the attempt (see `engine::world::Launch`).
     #[serde(default)]
     pub branches_before: Vec<String>,
+    /// How long the holder waits for its first client before it stops the agent and exits
+    /// (its spawner died before connecting); None: `serve::FIRST_CLIENT`.
+    #[serde(default)]
+    pub first_client_ms: Option<u64>,
 }
 
 /// `.orch/holders/` of an `.orch/` directory.

@@ -1,7 +1,13 @@
 //! The holder process (`orch-tui __hold`): reads a `HoldSpec` on stdin, leaves the spawner's
-//! session, binds `<id>.sock`, says `ready` on stdout, and starts the agent when the first
-//! client says hello (so the spawner hears every byte from the first). It then serves any
-//! number of clients until the agent has ended and they have heard so.
+//! session, binds `<id>.sock`, starts the agent, and says `ready <holder pid>` and
+//! `agent <agent pid>` on stdout (or `error: ...`). It then serves any number of clients until
+//! the agent has ended and they have heard so.
+//!
+//! The agent starts before anyone connects, so the spawner does not wait for a round trip
+//! through two processes (docs/benchmarks.md, "Dispatch"). What it prints meanwhile is kept
+//! (`Hub::early`, up to `KEEP_EARLY`) and the first client gets it right after a blank
+//! snapshot: its stream holds every byte from the first, as when the agent started on its
+//! hello. A spawner that reads only the `ready` line (an older supervisor) connects as before.
 //!
 //! A client's snapshot plus the stream after it is exactly the screen, no byte twice or
 //! missing: the reader thread queues each chunk to the clients (under the `Hub` mutex) while it
@@ -21,16 +27,23 @@ use super::proto::{self, ExitRecord, Frame};
 use super::{HoldSpec, exit_path, socket_path};
 use crate::agent::pty::{AgentProcess, AgentSignal, SpawnSpec};
 use crate::agent::record::text::now_ms;
-use crate::agent::screen::nonzero;
 
-/// How long a holder waits for its first client before giving up (its spawner died).
-const FIRST_HELLO: Duration = Duration::from_secs(60);
+/// How long a holder waits for its first client before it stops its agent and exits (its
+/// spawner died before connecting: no supervisor will follow this attempt, and the next one
+/// abandons it). The spawner connects right after `ready`.
+pub const FIRST_CLIENT: Duration = Duration::from_secs(60);
+/// Output kept for the first client while none has joined; beyond it the first client joins
+/// like a later one, with the screen (the raw log on disk still has every byte).
+const KEEP_EARLY: usize = 8 << 20;
 /// How long it stays after the agent ended for connected clients to read the end.
 const LINGER: Duration = Duration::from_secs(5);
 
 struct Hub {
     clients: Vec<(u64, mpsc::UnboundedSender<Frame>)>,
     next_client: u64,
+    /// The agent's output before the first client joined: handed to that client whole. None
+    /// once it joined (or the output outgrew `KEEP_EARLY`).
+    early: Option<Vec<u8>>,
     exit: Option<ExitRecord>,
     bytes_out: u64,
     frozen: bool,
@@ -44,8 +57,10 @@ struct Holder {
     hub: Mutex<Hub>,
     agent: OnceLock<AgentProcess>,
     started_ms: OnceLock<u64>,
-    /// The agent ended or could not start: time to wind down.
+    /// The agent ended: time to wind down.
     done: Notify,
+    /// A client joined (the first one ends the wait for it).
+    joined: Notify,
     /// A client left.
     left: Notify,
 }
@@ -90,6 +105,7 @@ fn start(spec: HoldSpec) -> Result<i32, String> {
         hub: Mutex::new(Hub {
             clients: Vec::new(),
             next_client: 0,
+            early: Some(Vec::new()),
             exit: None,
             bytes_out: 0,
             frozen: false,
@@ -100,6 +116,7 @@ fn start(spec: HoldSpec) -> Result<i32, String> {
         agent: OnceLock::new(),
         started_ms: OnceLock::new(),
         done: Notify::new(),
+        joined: Notify::new(),
         left: Notify::new(),
     });
     let on_stop = Arc::clone(&holder);
@@ -124,9 +141,23 @@ fn start(spec: HoldSpec) -> Result<i32, String> {
     listener
         .set_nonblocking(true)
         .map_err(|e| format!("socket: {e}"))?;
-    let _ = writeln!(std::io::stdout(), "ready {}", std::process::id());
+    if let Err(e) = start_agent(&holder) {
+        let _ = std::fs::remove_file(&sock);
+        return Err(e);
+    }
+    let agent_pid = holder.agent.get().map_or(0, |a| a.pid());
+    // Two lines: a spawner that knows only `ready <pid>` reads the first and connects.
+    let _ = write!(
+        std::io::stdout(),
+        "ready {}\nagent {agent_pid}\n",
+        std::process::id()
+    );
     let _ = std::io::stdout().flush();
     let _ = crate::os::detach::quiet_stdio();
+    let first_client = holder
+        .spec
+        .first_client_ms
+        .map_or(FIRST_CLIENT, Duration::from_millis);
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
@@ -141,14 +172,26 @@ fn start(spec: HoldSpec) -> Result<i32, String> {
                 tokio::spawn(serve_client(Arc::clone(&accepting), stream));
             }
         });
-        let ended = tokio::time::timeout(FIRST_HELLO, holder.done.notified()).await;
-        if ended.is_err() && holder.agent.get().is_none() {
+        let came = tokio::time::timeout(first_client, async {
+            while lock(&holder.hub).next_client == 0 {
+                holder.joined.notified().await;
+            }
+        })
+        .await;
+        if came.is_err() {
+            // Nobody will follow this agent: end it (its tree, as a stop does) and go.
+            err_out!(
+                "orch-tui __hold: no client came within {} ms; stopping the agent",
+                first_client.as_millis()
+            );
+            if let Some(a) = holder.agent.get() {
+                a.stop(Duration::from_secs(2));
+            }
+            holder.done.notified().await;
             let _ = std::fs::remove_file(&sock);
             return Ok::<i32, std::io::Error>(1);
         }
-        if ended.is_err() {
-            holder.done.notified().await;
-        }
+        holder.done.notified().await;
         // Clients that are connected hear the end, then go.
         let _ = tokio::time::timeout(LINGER, async {
             while !lock(&holder.hub).clients.is_empty() {
@@ -162,11 +205,8 @@ fn start(spec: HoldSpec) -> Result<i32, String> {
     code.map_err(|e| e.to_string())
 }
 
-/// Starts the agent the first time a client says hello.
-fn ensure_started(h: &Arc<Holder>) -> Result<(), String> {
-    if h.agent.get().is_some() {
-        return Ok(());
-    }
+/// Starts the agent; its output is kept for the first client until one joins.
+fn start_agent(h: &Arc<Holder>) -> Result<(), String> {
     let s = &h.spec;
     let tap_to = Arc::clone(h);
     let exit_to = Arc::clone(h);
@@ -188,6 +228,13 @@ fn ensure_started(h: &Arc<Holder>) -> Result<(), String> {
         Some(Box::new(move |bytes: &[u8]| {
             let mut hub = lock(&tap_to.hub);
             hub.bytes_out += bytes.len() as u64;
+            if let Some(early) = &mut hub.early {
+                if early.len() + bytes.len() <= KEEP_EARLY {
+                    early.extend_from_slice(bytes);
+                } else {
+                    hub.early = None;
+                }
+            }
             hub.clients
                 .retain(|(_, tx)| tx.send(Frame::Output(bytes.to_vec())).is_ok());
         })),
@@ -262,14 +309,8 @@ async fn serve_client(h: Arc<Holder>, mut stream: UnixStream) {
         .await;
     }
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let id = match join(&h, &tx) {
-        Ok(id) => id,
-        Err(e) => {
-            err_out!("orch-tui __hold: {e}");
-            refuse(stream, e).await;
-            h.done.notify_one();
-            return;
-        }
+    let Some(id) = join(&h, &tx) else {
+        return refuse(stream, "the agent is not running".into()).await;
     };
     let (mut reader, mut writer) = stream.into_split();
     let writing = tokio::spawn(async move {
@@ -291,34 +332,24 @@ async fn serve_client(h: Arc<Holder>, mut stream: UnixStream) {
 }
 
 /// Registers a welcomed client: its welcome and snapshot first, then every chunk of output.
-/// The first client joins before the agent starts (under the hub's lock, which the agent's
-/// output waits for), so its stream holds every byte from the first and its snapshot is a blank
-/// screen. Later ones hold the agent's screen while they snapshot it and join (see the module
-/// doc for why, and for the lock order).
-fn join(h: &Arc<Holder>, tx: &mpsc::UnboundedSender<Frame>) -> Result<u64, String> {
-    if let Some(agent) = h.agent.get() {
-        let screen = agent.screen();
-        let screen = screen.lock().unwrap_or_else(|e| e.into_inner());
-        let mut hub = lock(&h.hub);
-        let (rows, cols) = screen.screen().size();
-        let snapshot = screen.screen().state_formatted().into_bytes();
-        return Ok(register(
-            h,
-            &mut hub,
-            tx,
-            (rows.get(), cols.get()),
-            snapshot,
-        ));
-    }
+/// The first client gets a blank snapshot and everything the agent printed before it came
+/// (`Hub::early`); later ones, and the first when that outgrew its bound, the agent's screen as
+/// it is. Both hold the screen while they join, so no chunk is missed or doubled (see the
+/// module doc for why, and for the lock order). None: no agent (it always has one once served).
+fn join(h: &Arc<Holder>, tx: &mpsc::UnboundedSender<Frame>) -> Option<u64> {
+    let agent = h.agent.get()?;
+    let screen = agent.screen();
+    let screen = screen.lock().unwrap_or_else(|e| e.into_inner());
     let mut hub = lock(&h.hub);
-    if h.agent.get().is_some() {
-        // Another client started it meanwhile: join as a later client (hub lock released).
-        drop(hub);
-        return join(h, tx);
-    }
-    ensure_started(h)?;
-    let size = (nonzero(h.spec.rows).get(), nonzero(h.spec.cols).get());
-    Ok(register(h, &mut hub, tx, size, Vec::new()))
+    let (rows, cols) = screen.screen().size();
+    let (snapshot, early) = match hub.early.take() {
+        Some(early) => (Vec::new(), early),
+        None => (screen.screen().state_formatted().into_bytes(), Vec::new()),
+    };
+    let id = register(h, &mut hub, tx, (rows.get(), cols.get()), snapshot, early);
+    drop(hub);
+    h.joined.notify_one();
+    Some(id)
 }
 
 fn register(
@@ -327,6 +358,7 @@ fn register(
     tx: &mpsc::UnboundedSender<Frame>,
     (rows, cols): (u16, u16),
     snapshot: Vec<u8>,
+    early: Vec<u8>,
 ) -> u64 {
     let _ = tx.send(Frame::Welcome(proto::Welcome {
         version: proto::VERSION,
@@ -340,6 +372,9 @@ fn register(
         branches_before: h.spec.branches_before.clone(),
     }));
     let _ = tx.send(Frame::Snapshot(snapshot));
+    if !early.is_empty() {
+        let _ = tx.send(Frame::Output(early));
+    }
     if let Some(rec) = hub.exit {
         let _ = tx.send(Frame::Exited(rec));
     }

@@ -157,6 +157,9 @@ fn quiet(shared: &Shared) {
 }
 
 pub(super) fn waiter_loop(shared: &Shared, child: Box<dyn portable_pty::Child + Send + Sync>) {
+    if let Some(cg) = &shared.cgroup {
+        crate::os::reap::join_agent_cgroup(cg, shared.pid);
+    }
     // waitpid directly: portable-pty's ExitStatus keeps only the signal's name, not its number.
     let mut status: libc::c_int = 0;
     let info = loop {

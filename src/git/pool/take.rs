@@ -77,8 +77,10 @@ impl Repo {
         };
         // Watched before the checkout, which then records the journal's first token in the
         // index while it refreshes anyway: the first commit already skips the scan.
+        let t0 = std::time::Instant::now();
         self.watch_worktree(path);
         let t1 = std::time::Instant::now();
+        tracing::info!(target: "orch_tui::setup", "pool take watch_ms={:.2}", ms(t0, t1));
         // Readied at the base (`ready.rs`) and cleaned: only the branch is missing, and a new
         // one needs no git process.
         if cleaned
