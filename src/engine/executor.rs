@@ -463,7 +463,7 @@ impl Executor {
                 self.answers.push(event);
             }
             Effect::Setup(s) => {
-                self.pool.used();
+                self.pool.taken();
                 self.start_setup(s)
             }
             Effect::Stop { attempt, why } => {

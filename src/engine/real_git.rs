@@ -225,14 +225,14 @@ impl GitOps for RealGit {
         self.pool.is_some()
     }
 
-    fn ready_pool(&self, tip: &str) -> Result<bool, GitError> {
+    fn ready_pool(&self, tip: &str, at_tip: usize) -> Result<bool, GitError> {
         let Some(pool) = &self.pool else {
             return Ok(false);
         };
         // One ready per slot (`default_pool` keeps two per slot, the other half for worktrees
         // given back through review and the merge queue).
         let want = pool.max_idle.div_ceil(2);
-        let r = self.repo.ready_one(pool, tip, want)?;
+        let r = self.repo.ready_one(pool, tip, want, at_tip)?;
         tracing::debug!(made = r.made, refreshed = r.refreshed, "git: pool readied");
         Ok(r != crate::git::Readied::default())
     }

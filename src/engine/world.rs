@@ -95,10 +95,10 @@ pub trait GitOps: Send + Sync {
     fn has_pool(&self) -> bool {
         false
     }
-    /// Off the dispatch path, one step towards enough idle worktrees in the pool checked out
-    /// at `tip` (`git::Repo::ready_one`), so the next dispatches make no checkout. False:
-    /// nothing was left to do.
-    fn ready_pool(&self, _tip: &str) -> Result<bool, GitError> {
+    /// Off the dispatch path, one step towards enough idle worktrees in the pool, `at_tip` of
+    /// them checked out at `tip` (`git::Repo::ready_one`), so the next dispatches make no
+    /// checkout. False: nothing was left to do.
+    fn ready_pool(&self, _tip: &str, _at_tip: usize) -> Result<bool, GitError> {
         Ok(false)
     }
     /// Move `refname` from `old` to `new`; `Ok(false)` when it was not at `old`.

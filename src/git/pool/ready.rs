@@ -35,7 +35,7 @@ impl Repo {
     pub fn ready_pool(&self, pool: &Pool, tip: &str, want: usize) -> Result<Readied, GitError> {
         let mut done = Readied::default();
         loop {
-            let one = self.ready_one(pool, tip, want)?;
+            let one = self.ready_one(pool, tip, want, want)?;
             if one == Readied::default() {
                 return Ok(done);
             }
@@ -45,10 +45,16 @@ impl Repo {
     }
 
     /// One step of `ready_pool` (nothing done: the pool is ready): one idle worktree made at
-    /// `tip` while the pool is short, else one moved to `tip` (only the files that differ are
-    /// written) while fewer than `want` are there. A caller that loops on it can change `tip`
-    /// between steps (the tip moved meanwhile).
-    pub fn ready_one(&self, pool: &Pool, tip: &str, want: usize) -> Result<Readied, GitError> {
+    /// `tip` while fewer than `want` are idle, else one moved to `tip` (only the files that
+    /// differ are written) while fewer than `at_tip` (at most `want`) are there. A caller that
+    /// loops on it can change `tip` between steps (the tip moved meanwhile).
+    pub fn ready_one(
+        &self,
+        pool: &Pool,
+        tip: &str,
+        want: usize,
+        at_tip: usize,
+    ) -> Result<Readied, GitError> {
         let tip = safe_rev(tip)?;
         let full_oid = matches!(tip.len(), 40 | 64) && tip.bytes().all(|b| b.is_ascii_hexdigit());
         let oid = match full_oid {
@@ -67,7 +73,7 @@ impl Repo {
                 return Ok(Readied { made, refreshed: 0 });
             }
         }
-        let Some(path) = self.stale_idle(pool, &oid, want) else {
+        let Some(path) = self.stale_idle(pool, &oid, at_tip.min(want)) else {
             return Ok(Readied::default());
         };
         let moved = self
