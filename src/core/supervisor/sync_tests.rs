@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::core::config::default_config;
+use crate::core::state::TaskState;
 
 const FROM: &str = "1111111111111111111111111111111111111111";
 const ONTO: &str = "2222222222222222222222222222222222222222";

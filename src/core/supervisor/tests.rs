@@ -18,6 +18,7 @@ mod speculate_tests;
 use super::*;
 use crate::core::config::parse_config;
 use crate::core::domain::{AttemptState, FunnelStage, Substatus};
+use crate::core::state::TaskState;
 
 const TIP: &str = "1111111111111111111111111111111111111111";
 const WORK: &str = "2222222222222222222222222222222222222222";
