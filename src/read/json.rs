@@ -99,26 +99,29 @@ pub fn write_json_using(
         Some(second) => paired::begin_pair(ledger, second, || {})?,
         None => (ledger.conn().unchecked_transaction()?, None),
     };
+    let whole = tasks_read_whole(ledger)?;
     let (mut tasks, index, mut attempts) = match second {
         Some(second) => {
             // The attempts with the lower ids on the second connection's thread while this one
             // reads the tasks, then the rest here: about a quarter of the attempts, so both
             // threads end at about the same time (10,000 tasks took about half as long as
             // 12,792 attempts).
-            let (lo, hi): (Option<i64>, Option<i64>) =
-                tx.query_row("SELECT MIN(id), MAX(id) FROM attempts", [], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
+            let (lo, hi, all): (Option<i64>, Option<i64>, i64) =
+                tx.query_row("SELECT MIN(id), MAX(id), COUNT(*) FROM attempts", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
                 })?;
+            let all = usize::try_from(all).unwrap_or(0);
             let (lo, hi) = (lo.unwrap_or(0), hi.unwrap_or(0));
             let cut = lo.saturating_add(hi.saturating_sub(lo) / 4 * 3);
             std::thread::scope(|s| {
                 // The second connection is closed on its thread too.
-                let first = s.spawn(move || Attempts::read(&second, lo..=cut));
+                let whole = &whole;
+                let first = s.spawn(move || Attempts::read(&second, lo..=cut, whole, all));
                 let tasks = query::task_rows(ledger);
                 let rest = tasks
                     .as_ref()
                     .ok()
-                    .map(|_| Attempts::read(ledger, cut.saturating_add(1)..=i64::MAX));
+                    .map(|_| Attempts::read(ledger, cut.saturating_add(1)..=i64::MAX, whole, 0));
                 let first = first.join().unwrap_or_else(|_| {
                     Err(LedgerError::BadInput(
                         "the reader of the attempts stopped".into(),
@@ -134,7 +137,7 @@ pub fn write_json_using(
         }
         None => {
             let (tasks, index) = query::task_rows(ledger)?;
-            let attempts = Attempts::read(ledger, i64::MIN..=i64::MAX)?;
+            let attempts = Attempts::read(ledger, i64::MIN..=i64::MAX, &whole, 0)?;
             (tasks, index, attempts)
         }
     };
@@ -306,6 +309,19 @@ fn write_attempt(out: &mut Vec<u8>, a: &AttemptRow<&str>) -> io::Result<()> {
     Ok(())
 }
 
+/// The tasks whose every attempt the inbox reads (few: waiting for approval, escalated,
+/// failed); of the others it reads only the live attempts.
+type Whole = std::collections::HashSet<String>;
+
+/// [`Whole`], read inside the caller's read transaction on `ledger`.
+fn tasks_read_whole(ledger: &Ledger) -> Result<Whole, LedgerError> {
+    let mut stmt = ledger
+        .conn()
+        .prepare_cached(&inbox::tasks_read_whole_sql())?;
+    let ids = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    Ok(ids.collect::<Result<_, _>>()?)
+}
+
 /// Every attempt written as JSON, where each one's bytes are, and the rows the inbox reads.
 /// Read without the task list (it may be read at the same time on another connection): the
 /// attempts' tasks are numbered as first met, and [`Attempts::place`] maps them to the list.
@@ -333,8 +349,14 @@ struct Span {
 
 impl Attempts {
     /// Step every attempt whose row id is in `ids` once, in row order: its JSON, its spend, and
-    /// a copy of the rows the inbox reads. Inside the caller's read transaction on `ledger`.
-    fn read(ledger: &Ledger, ids: RangeInclusive<i64>) -> Result<Attempts, LedgerError> {
+    /// a copy of the rows the inbox reads (those of the tasks in `whole`, and the live ones).
+    /// Inside the caller's read transaction on `ledger`.
+    fn read(
+        ledger: &Ledger,
+        ids: RangeInclusive<i64>,
+        whole: &Whole,
+        room: usize,
+    ) -> Result<Attempts, LedgerError> {
         let c = ledger.conn();
         let n: i64 = c.query_row(
             "SELECT COUNT(*) FROM attempts WHERE id BETWEEN ?1 AND ?2",
@@ -342,17 +364,10 @@ impl Attempts {
             |r| r.get(0),
         )?;
         let n = usize::try_from(n).unwrap_or(0);
-        // The tasks whose every attempt the inbox reads (few: waiting for approval, escalated,
-        // failed); of the others only the live attempts.
-        let mut whole = std::collections::HashSet::new();
-        let mut stmt = c.prepare_cached(&inbox::tasks_read_whole_sql())?;
-        let whole_ids = stmt.query_map([], |r| r.get::<_, String>(0))?;
-        for id in whole_ids {
-            whole.insert(id?);
-        }
         let mut me = Attempts {
-            // About 500 bytes an attempt: one allocation of about the final size.
-            json: Vec::with_capacity(n * 600),
+            // About 500 bytes an attempt: one allocation of about the final size, with room
+            // for the attempts `append`ed after these (`room` in all).
+            json: Vec::with_capacity(n.max(room) * 600),
             spans: Vec::with_capacity(n),
             rows: Vec::new(),
             live: 0,
