@@ -3,7 +3,7 @@
 //! events, failures, escalations, five events per task) is generated once; then:
 //!   [1] `orch-tui status --json` and `orch-tui status`, the real binary, end to end;
 //!   [2] `read::snapshot` in process, and turning it into JSON; `read::write_json` (what
-//!       `status --json` runs through a pipe) in process;
+//!       `status --json` runs through a pipe) in process, with two readers and with one;
 //!   [3] the TUI's refresh job (snapshot → view data, off the UI thread) and the UI thread's
 //!       share of it (swapping the result in);
 //!   [4] TUI frames (render + diff on a TestBackend) of the views that list tasks, with the
@@ -249,6 +249,17 @@ fn children_cpu() -> Duration {
     tv(u.ru_utime) + tv(u.ru_stime)
 }
 
+/// CPU time of this process, every thread.
+fn process_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
 /// CPU time of the calling thread.
 fn thread_cpu() -> Duration {
     let mut ts = libc::timespec {
@@ -263,8 +274,11 @@ fn thread_cpu() -> Duration {
 /// [2] and [3]: the query layer and the TUI's refresh, in process.
 fn in_process(ledger: &orch_tui::ledger::Ledger, runs: usize) {
     println!("\n[2] read::snapshot in process, {runs} runs");
-    let (mut snap_ms, mut snap_cpu, mut json_cpu, mut pretty_cpu, mut direct_cpu) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut snap_ms, mut snap_cpu, mut json_cpu, mut pretty_cpu) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // write_json reads on two threads: the process's CPU time, not this thread's.
+    let (mut two_ms, mut two_cpu, mut one_ms, mut one_cpu) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut items = 0;
     for _ in 0..runs {
         let (t, c) = (Instant::now(), thread_cpu());
@@ -278,11 +292,18 @@ fn in_process(ledger: &orch_tui::ledger::Ledger, runs: usize) {
         std::hint::black_box(serde_json::to_vec_pretty(&snap).expect("json"));
         pretty_cpu.push(ms(thread_cpu().saturating_sub(c)));
         items = snap.inbox.len();
-        let c = thread_cpu();
-        let mut out = Vec::new();
-        orch_tui::read::write_json(ledger, orch_tui::ledger::now_ms(), &mut out).expect("json");
-        direct_cpu.push(ms(thread_cpu().saturating_sub(c)));
-        std::hint::black_box(out);
+        for (readers, wall, cpu) in [
+            (orch_tui::read::Readers::Two, &mut two_ms, &mut two_cpu),
+            (orch_tui::read::Readers::One, &mut one_ms, &mut one_cpu),
+        ] {
+            let (t, c) = (Instant::now(), process_cpu());
+            let mut out = Vec::new();
+            orch_tui::read::write_json_using(ledger, orch_tui::ledger::now_ms(), &mut out, readers)
+                .expect("json");
+            wall.push(ms(t.elapsed()));
+            cpu.push(ms(process_cpu().saturating_sub(c)));
+            std::hint::black_box(out);
+        }
     }
     line("snapshot, one read transaction (wall)", &snap_ms, "ms");
     line("snapshot (CPU)", &snap_cpu, "ms");
@@ -292,11 +313,10 @@ fn in_process(ledger: &orch_tui::ledger::Ledger, runs: usize) {
         &pretty_cpu,
         "ms",
     );
-    line(
-        "read::write_json, read and written at once (CPU)",
-        &direct_cpu,
-        "ms",
-    );
+    line("read::write_json, two readers (wall)", &two_ms, "ms");
+    line("read::write_json, two readers (CPU)", &two_cpu, "ms");
+    line("read::write_json, one reader (wall)", &one_ms, "ms");
+    line("read::write_json, one reader (CPU)", &one_cpu, "ms");
     println!("    ({items} inbox items)");
 
     println!("\n[3] the TUI's refresh: the background job, and the UI thread's share");

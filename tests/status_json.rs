@@ -327,13 +327,19 @@ fn fill(ledger: &Path, now: i64) {
     }
 }
 
-/// The read model's own serialization, and the fast writer's, at the same instant.
+/// The read model's own serialization, and the fast writer's, at the same instant. The fast
+/// writer reads with two connections at once (what `status --json` does); with one alone it
+/// writes the same bytes.
 fn both(ledger: &Path, now: u64) -> (Vec<u8>, Vec<u8>) {
     let l = orch_tui::ledger::Ledger::open(ledger).expect("open");
     let snap = orch_tui::read::snapshot(&l, now).expect("snapshot");
     let want = serde_json::to_vec(&snap).expect("serialize");
     let mut got = Vec::new();
     orch_tui::read::write_json(&l, now, &mut got).expect("write_json");
+    let mut alone = Vec::new();
+    orch_tui::read::write_json_using(&l, now, &mut alone, orch_tui::read::Readers::One)
+        .expect("write_json, one reader");
+    same(&got, &alone);
     (want, got)
 }
 

@@ -233,16 +233,17 @@ impl Ledger {
         Ok(())
     }
 
-    /// [`Ledger::each_attempt`] without copying: each row's text is borrowed from the row being
-    /// stepped, for as long as `f` runs.
+    /// [`Ledger::each_attempt`] without copying, of the attempts whose row ids are in `ids`:
+    /// each row's text is borrowed from the row being stepped, for as long as `f` runs.
     pub fn each_attempt_borrowed(
         &self,
+        ids: std::ops::RangeInclusive<i64>,
         mut f: impl FnMut(&AttemptRow<&str>) -> Result<()>,
     ) -> Result<()> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(&format!("SELECT {COLS} FROM attempts ORDER BY id"))?;
-        let mut rows = stmt.query([])?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {COLS} FROM attempts WHERE id BETWEEN ?1 AND ?2 ORDER BY id"
+        ))?;
+        let mut rows = stmt.query([ids.start(), ids.end()])?;
         while let Some(r) = rows.next()? {
             f(&row_as::<&str>(r)?)?;
         }

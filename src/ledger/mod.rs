@@ -207,6 +207,38 @@ impl Ledger {
         Ok(ledger)
     }
 
+    /// A second connection to a ledger this process already opened with [`Ledger::open`] (so
+    /// it exists, is in WAL mode and migrated), for reading only: no create, no pragmas that
+    /// write, no migration. For a reader that works beside the first connection on another
+    /// thread (`read::write_json`). A ledger of another schema version than this binary's is
+    /// refused: only the first opening migrates.
+    pub fn open_reader(path: &Path) -> Result<Ledger> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(LedgerError::TooNew {
+                found: version,
+                known: SCHEMA_VERSION,
+            });
+        }
+        if version < SCHEMA_VERSION {
+            return Err(LedgerError::BadInput(format!(
+                "{}: schema version {version}, not yet migrated to {SCHEMA_VERSION}; \
+                 `Ledger::open` migrates it",
+                path.display()
+            )));
+        }
+        Ok(Ledger {
+            conn,
+            path: path.to_path_buf(),
+            busy_budget: BUSY_BUDGET,
+        })
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -246,12 +246,20 @@ pub fn waits_for_approval(t: &TaskView) -> bool {
     t.state == TaskState::Review && matches!(t.stage, Some(FunnelStage::Human | FunnelStage::Veto))
 }
 
-/// Which attempts [`collect`] reads: every attempt of a task waiting for approval, escalated
-/// or failed (to find its newest agent attempt and that one's reviewer), and the live attempts
-/// of any task; of the others only the task's spend. `status --json` copies only these into
-/// rows. Keep it in step with `collect`.
-pub(super) fn reads_attempt(t: &TaskView, live: bool) -> bool {
-    live || waits_for_approval(t) || matches!(t.state, TaskState::Escalated | TaskState::Failed)
+/// Which attempts [`collect`] reads besides the live ones (of any task): every attempt of a
+/// task waiting for approval, escalated or failed (to find its newest agent attempt and that
+/// one's reviewer); of the others only the task's spend. `status --json` copies only these
+/// into rows (`json.rs`), finding the tasks with this SQL over `tasks` (it reads the attempts
+/// before or beside the tasks). Keep it in step with `collect` and [`waits_for_approval`].
+pub(super) fn tasks_read_whole_sql() -> String {
+    format!(
+        "SELECT id FROM tasks WHERE (state = '{}' AND stage IN ('{}', '{}')) OR state IN ('{}', '{}')",
+        TaskState::Review.as_str(),
+        FunnelStage::Human.as_str(),
+        FunnelStage::Veto.as_str(),
+        TaskState::Escalated.as_str(),
+        TaskState::Failed.as_str(),
+    )
 }
 
 /// The inbox of a run, in [`InboxKind::rank`] order (plan order within a rank).

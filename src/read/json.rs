@@ -7,7 +7,12 @@
 //! sort of them all doubled SQLite's time), each written at once as JSON into one buffer from
 //! its text borrowed from the row (no `String` per field); the tasks are then written in plan
 //! order, each followed by its attempts' bytes in their order. Only the attempts the inbox
-//! reads ([`inbox::reads_attempt`]) are copied into rows.
+//! reads (`inbox::tasks_read_whole_sql`, and the live ones) are copied into rows.
+//!
+//! Two connections read at once (`paired.rs`: at the same point of the ledger's history): the
+//! tasks on the caller's, and meanwhile three quarters of the attempts on a second one on a
+//! thread of its own; the last quarter is read on the caller's after the tasks. The attempts'
+//! tasks are numbered as met and mapped to the task list once both are read.
 //!
 //! The writers here name the fields of [`Snapshot`], [`TaskView`] and `AttemptRow` once more,
 //! beside their derives; each destructures its struct, so a field added there does not compile
@@ -15,10 +20,11 @@
 //! through serde_json, so only the keys and the punctuation are written here.
 
 use std::io::{self, Write};
+use std::ops::RangeInclusive;
 
 use serde::Serialize;
 
-use super::{Snapshot, Spend, TaskView, inbox, query};
+use super::{Snapshot, Spend, TaskView, inbox, paired, query};
 use crate::core::domain::{AttemptId, AttemptNo, Role};
 use crate::ledger::{AttemptRow, Ledger, LedgerError};
 
@@ -54,19 +60,89 @@ impl From<rusqlite::Error> for JsonError {
     }
 }
 
+/// How many connections [`write_json_using`] reads the ledger with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readers {
+    /// The tasks on the caller's connection and, at the same time on a thread of its own, the
+    /// attempts on a second one at the same point of the ledger's history (`paired.rs`);
+    /// one reader when that point cannot be had (a writer kept committing between them).
+    Two,
+    /// Everything on the caller's connection, one after the other.
+    One,
+}
+
 /// Write the snapshot at `now_ms` to `out` as one line of JSON: the bytes
 /// `serde_json::to_writer` writes for [`super::snapshot`] at the same point of the ledger's
-/// history. Everything is read (in one read transaction) before the first byte is written.
+/// history. Everything is read (in read transactions at one point of the ledger's history)
+/// before the first byte is written. Reads with two connections ([`Readers::Two`]).
 pub fn write_json(ledger: &Ledger, now_ms: u64, out: &mut impl Write) -> Result<(), JsonError> {
+    write_json_using(ledger, now_ms, out, Readers::Two)
+}
+
+/// [`write_json`] with the readers chosen: the bytes are the same either way.
+pub fn write_json_using(
+    ledger: &Ledger,
+    now_ms: u64,
+    out: &mut impl Write,
+    readers: Readers,
+) -> Result<(), JsonError> {
     // Pages read through a map of the file rather than copied into SQLite's page cache: a
     // tenth fewer page faults on a large ledger. This one-shot connection reads only.
     ledger
         .conn()
         .execute_batch("PRAGMA mmap_size = 268435456")?;
-    let tx = ledger.conn().unchecked_transaction()?;
-    let (mut tasks, index) = query::task_rows(ledger)?;
-    let mut attempts = Attempts::read(ledger, &mut tasks, &index)?;
-    // The inbox reads these tasks' attempts: the ones `reads_attempt` named, in their order.
+    let second = match readers {
+        Readers::Two => paired::second_reader(ledger),
+        Readers::One => None,
+    };
+    let (tx, second) = match second {
+        Some(second) => paired::begin_pair(ledger, second, || {})?,
+        None => (ledger.conn().unchecked_transaction()?, None),
+    };
+    let whole = tasks_read_whole(ledger)?;
+    let (mut tasks, index, mut attempts) = match second {
+        Some(second) => {
+            // The attempts with the lower ids on the second connection's thread while this one
+            // reads the tasks, then the rest here: about a quarter of the attempts, so both
+            // threads end at about the same time (10,000 tasks took about half as long as
+            // 12,792 attempts).
+            let (lo, hi, all): (Option<i64>, Option<i64>, i64) =
+                tx.query_row("SELECT MIN(id), MAX(id), COUNT(*) FROM attempts", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?;
+            let all = usize::try_from(all).unwrap_or(0);
+            let (lo, hi) = (lo.unwrap_or(0), hi.unwrap_or(0));
+            let cut = lo.saturating_add(hi.saturating_sub(lo) / 4 * 3);
+            std::thread::scope(|s| {
+                // The second connection is closed on its thread too.
+                let whole = &whole;
+                let first = s.spawn(move || Attempts::read(&second, lo..=cut, whole, all));
+                let tasks = query::task_rows(ledger);
+                let rest = tasks
+                    .as_ref()
+                    .ok()
+                    .map(|_| Attempts::read(ledger, cut.saturating_add(1)..=i64::MAX, whole, 0));
+                let first = first.join().unwrap_or_else(|_| {
+                    Err(LedgerError::BadInput(
+                        "the reader of the attempts stopped".into(),
+                    ))
+                });
+                let (tasks, index) = tasks?;
+                let mut attempts = first?;
+                if let Some(rest) = rest {
+                    attempts.append(rest?);
+                }
+                Ok::<_, LedgerError>((tasks, index, attempts))
+            })?
+        }
+        None => {
+            let (tasks, index) = query::task_rows(ledger)?;
+            let attempts = Attempts::read(ledger, i64::MIN..=i64::MAX, &whole, 0)?;
+            (tasks, index, attempts)
+        }
+    };
+    attempts.place(&mut tasks, &index);
+    // The inbox reads these attempts (copied into rows as they were read), in their order.
     let mut rows = std::mem::take(&mut attempts.rows);
     rows.sort_by_key(|(i, a)| (*i, query::attempt_order(a)));
     for (i, a) in rows {
@@ -233,19 +309,37 @@ fn write_attempt(out: &mut Vec<u8>, a: &AttemptRow<&str>) -> io::Result<()> {
     Ok(())
 }
 
+/// The tasks whose every attempt the inbox reads (few: waiting for approval, escalated,
+/// failed); of the others it reads only the live attempts.
+type Whole = std::collections::HashSet<String>;
+
+/// [`Whole`], read inside the caller's read transaction on `ledger`.
+fn tasks_read_whole(ledger: &Ledger) -> Result<Whole, LedgerError> {
+    let mut stmt = ledger
+        .conn()
+        .prepare_cached(&inbox::tasks_read_whole_sql())?;
+    let ids = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    Ok(ids.collect::<Result<_, _>>()?)
+}
+
 /// Every attempt written as JSON, where each one's bytes are, and the rows the inbox reads.
+/// Read without the task list (it may be read at the same time on another connection): the
+/// attempts' tasks are numbered as first met, and [`Attempts::place`] maps them to the list.
 struct Attempts {
     json: Vec<u8>,
     spans: Vec<Span>,
-    /// (task index, row) of the attempts [`inbox::reads_attempt`] names.
+    /// (task, row) of the attempts the inbox reads (`inbox::tasks_read_whole_sql`, live).
     rows: Vec<(usize, AttemptRow)>,
     /// Attempts marked live.
     live: usize,
+    /// The ids of the tasks met, by their number here.
+    tasks: Vec<String>,
 }
 
 /// One attempt's bytes in [`Attempts::json`], and its place among its task's attempts.
 struct Span {
-    /// Its task's index, then [`query::attempt_order`].
+    /// Its task (its number in [`Attempts::tasks`], then after [`Attempts::place`] its index
+    /// in the task list), then [`query::attempt_order`].
     order: (usize, AttemptNo, Role, AttemptId),
     start: usize,
     end: usize,
@@ -254,41 +348,51 @@ struct Span {
 }
 
 impl Attempts {
-    /// Step every attempt once, in row order: its JSON, its task's spend, and a copy of the
-    /// rows the inbox reads.
+    /// Step every attempt whose row id is in `ids` once, in row order: its JSON, its spend, and
+    /// a copy of the rows the inbox reads (those of the tasks in `whole`, and the live ones).
+    /// Inside the caller's read transaction on `ledger`.
     fn read(
         ledger: &Ledger,
-        tasks: &mut [TaskView],
-        index: &query::TaskIndex,
+        ids: RangeInclusive<i64>,
+        whole: &Whole,
+        room: usize,
     ) -> Result<Attempts, LedgerError> {
-        let n: i64 = ledger
-            .conn()
-            .query_row("SELECT COUNT(*) FROM attempts", [], |r| r.get(0))?;
+        let c = ledger.conn();
+        let n: i64 = c.query_row(
+            "SELECT COUNT(*) FROM attempts WHERE id BETWEEN ?1 AND ?2",
+            [ids.start(), ids.end()],
+            |r| r.get(0),
+        )?;
         let n = usize::try_from(n).unwrap_or(0);
         let mut me = Attempts {
-            // About 500 bytes an attempt: one allocation of about the final size.
-            json: Vec::with_capacity(n * 600),
+            // About 500 bytes an attempt: one allocation of about the final size, with room
+            // for the attempts `append`ed after these (`room` in all).
+            json: Vec::with_capacity(n.max(room) * 600),
             spans: Vec::with_capacity(n),
             rows: Vec::new(),
             live: 0,
+            tasks: Vec::new(),
         };
+        let mut numbers = query::TaskIndex::default();
         // Rows of one task usually follow each other: its id is looked up once per run.
-        let mut last = usize::MAX;
-        ledger.each_attempt_borrowed(|a| {
-            let i = match tasks.get(last) {
-                Some(t) if t.id == a.task => last,
-                _ => match index.get(a.task) {
-                    Some(&i) => i,
-                    // An attempt of no task (foreign keys forbid it) is in no list.
-                    None => return Ok(()),
+        let mut last: Option<(usize, bool)> = None;
+        ledger.each_attempt_borrowed(ids, |a| {
+            let (i, reads_whole) = match last {
+                Some((i, w)) if me.tasks[i] == a.task => (i, w),
+                _ => match numbers.get(a.task) {
+                    Some(&i) => (i, whole.contains(a.task)),
+                    None => {
+                        let i = me.tasks.len();
+                        me.tasks.push(a.task.to_string());
+                        numbers.insert(a.task.to_string(), i);
+                        (i, whole.contains(a.task))
+                    }
                 },
             };
-            last = i;
-            let t = &mut tasks[i];
-            t.spend.add(a);
+            last = Some((i, reads_whole));
             let live = a.state.is_live();
             me.live += usize::from(live);
-            if inbox::reads_attempt(t, live) {
+            if live || reads_whole {
                 me.rows.push((i, a.to_owned_row()));
             }
             let start = me.json.len();
@@ -305,5 +409,48 @@ impl Attempts {
             Ok(())
         })?;
         Ok(me)
+    }
+
+    /// `rest`, read after these (higher row ids), after these.
+    fn append(&mut self, rest: Attempts) {
+        let (bytes, numbers) = (self.json.len(), self.tasks.len());
+        self.json.extend_from_slice(&rest.json);
+        self.spans.extend(rest.spans.into_iter().map(|mut s| {
+            s.order.0 += numbers;
+            s.start += bytes;
+            s.end += bytes;
+            s
+        }));
+        self.rows
+            .extend(rest.rows.into_iter().map(|(i, a)| (i + numbers, a)));
+        self.live += rest.live;
+        self.tasks.extend(rest.tasks);
+    }
+
+    /// Number the attempts' tasks as in `tasks` (`index`) and give each task its spend, added
+    /// in row order as the snapshot adds it (a float sum in another order can differ in its
+    /// last digit). An attempt of a task not in the list (foreign keys forbid it) is in no list.
+    fn place(&mut self, tasks: &mut [TaskView], index: &query::TaskIndex) {
+        let to: Vec<Option<usize>> = self
+            .tasks
+            .iter()
+            .map(|id| index.get(id.as_str()).copied())
+            .collect();
+        self.spans.retain_mut(|s| match to[s.order.0] {
+            Some(i) => {
+                s.order.0 = i;
+                let (tokens_in, tokens_out, cost_usd) = s.spent;
+                tasks[i].spend.add_parts(tokens_in, tokens_out, cost_usd);
+                true
+            }
+            None => false,
+        });
+        self.rows.retain_mut(|(i, _)| match to[*i] {
+            Some(to) => {
+                *i = to;
+                true
+            }
+            None => false,
+        });
     }
 }

@@ -14,6 +14,7 @@
 
 pub mod inbox;
 mod json;
+mod paired;
 mod query;
 
 use std::collections::BTreeMap;
@@ -24,7 +25,7 @@ use crate::core::domain::{FunnelStage, Role};
 use crate::core::state::TaskState;
 use crate::ledger::{AttemptRow, Ledger, LedgerError};
 pub use inbox::{Approval, BudgetKind, BudgetUse, CheckResult, InboxItem, InboxKind};
-pub use json::{JsonError, write_json};
+pub use json::{JsonError, Readers, write_json, write_json_using};
 
 /// Tokens and cost, per attempt, per task or per run. Sums saturate (a spend reported as
 /// `i64::MAX` tokens stays that, never wraps).
