@@ -115,15 +115,23 @@ fn every_output_is_one_state_the_ledger_was_in_while_a_writer_commits() {
     let path = ledger(dir.path());
     let stop = Arc::new(AtomicBool::new(false));
     let written = Arc::new(AtomicU64::new(0));
+    let outputs = Arc::new(AtomicU64::new(0));
     let writer = {
-        let (path, stop, written) = (path.clone(), stop.clone(), written.clone());
+        let (path, stop, written, outputs) =
+            (path.clone(), stop.clone(), written.clone(), outputs.clone());
         std::thread::spawn(move || {
             let mut c = Connection::open(&path).expect("writer");
             c.busy_timeout(std::time::Duration::from_secs(10))
                 .expect("busy timeout");
             let mut i = 0;
-            // A bound, so the reads stay short: the ledger grows by an attempt per write.
-            while !stop.load(Ordering::Relaxed) && i < 5_000 {
+            while !stop.load(Ordering::Relaxed) {
+                // At most 50 writes per output taken, so the reads stay short (the ledger
+                // grows by an attempt per write) and a fast writer cannot finish its writes
+                // before the reader has seen many states (CI met 25 states in 5,000 writes).
+                if i >= 50 * (outputs.load(Ordering::Relaxed) + 1) {
+                    std::thread::yield_now();
+                    continue;
+                }
                 i += 1;
                 write(&mut c, i);
                 written.store(i, Ordering::Relaxed);
@@ -137,10 +145,16 @@ fn every_output_is_one_state_the_ledger_was_in_while_a_writer_commits() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while (seen < 100 || states.len() < 30) && std::time::Instant::now() < deadline {
         let mut out = Vec::new();
-        orch_tui::read::write_json(&reader, orch_tui::ledger::now_ms(), &mut out)
-            .expect("write_json");
+        orch_tui::read::write_json_using(
+            &reader,
+            orch_tui::ledger::now_ms(),
+            &mut out,
+            orch_tui::read::Readers::Two,
+        )
+        .expect("write_json");
         states.insert(check(&out));
         seen += 1;
+        outputs.fetch_add(1, Ordering::Relaxed);
     }
     stop.store(true, Ordering::Relaxed);
     writer.join().expect("writer thread");

@@ -74,9 +74,30 @@ pub enum Readers {
 /// Write the snapshot at `now_ms` to `out` as one line of JSON: the bytes
 /// `serde_json::to_writer` writes for [`super::snapshot`] at the same point of the ledger's
 /// history. Everything is read (in read transactions at one point of the ledger's history)
-/// before the first byte is written. Reads with two connections ([`Readers::Two`]).
+/// before the first byte is written. Reads with two connections ([`Readers::Two`]) when the
+/// ledger is large and a second core is there.
 pub fn write_json(ledger: &Ledger, now_ms: u64, out: &mut impl Write) -> Result<(), JsonError> {
-    write_json_using(ledger, now_ms, out, Readers::Two)
+    write_json_using(ledger, now_ms, out, readers_for(ledger))
+}
+
+/// Below this many attempts one reader is done before a second one is open (its thread, its
+/// connection and its page faults cost ~7 ms of CPU: docs/benchmarks.md).
+const TWO_READERS_FROM: i64 = 2_000;
+
+/// Two readers only where they pay: a large ledger and a second core to read it on.
+fn readers_for(ledger: &Ledger) -> Readers {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let attempts: i64 = ledger
+        .conn()
+        .query_row("SELECT COALESCE(MAX(id), 0) FROM attempts", [], |r| {
+            r.get(0)
+        })
+        .unwrap_or(0);
+    if cores >= 2 && attempts >= TWO_READERS_FROM {
+        Readers::Two
+    } else {
+        Readers::One
+    }
 }
 
 /// [`write_json`] with the readers chosen: the bytes are the same either way.
