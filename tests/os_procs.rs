@@ -48,14 +48,31 @@ fn spawn_sh(dir: &Path, script: &str, token: &str) -> (Child, BufReader<ChildStd
 }
 
 /// The pid in the `ready <pid>` line.
+/// The pid `inner.sh` says, once it has become `sleep` with its environment in place: it says
+/// `ready` just before its `exec`, and while the exec replaces its memory `/proc/<pid>/environ`
+/// can read empty (CI met the token scan missing the orphan in that moment).
 fn ready(out: &mut BufReader<ChildStdout>) -> i32 {
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
-    line.trim()
+    let pid: i32 = line
+        .trim()
         .strip_prefix("ready ")
         .unwrap_or_else(|| panic!("expected `ready <pid>`, got {line:?}"))
         .parse()
-        .unwrap()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let comm = || std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    // The new program's environment is laid out after its name is set: wait for both.
+    let environ = || std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+    while comm().trim() != "sleep" || environ().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{pid} did not become `sleep` within 10 s (comm {:?})",
+            comm()
+        );
+        std::thread::yield_now();
+    }
+    pid
 }
 
 fn token() -> String {
