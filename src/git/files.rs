@@ -230,6 +230,7 @@ pub(super) fn head_from_files(worktree: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::git::test_git::git;
 
     #[test]
     fn ref_names_git_would_refuse_or_treat_specially_are_left_to_git() {
@@ -248,22 +249,6 @@ mod tests {
         ] {
             assert!(!plain_ref_name(odd), "{odd}");
         }
-    }
-
-    fn git(dir: &Path, args: &[&str]) -> String {
-        let out = std::process::Command::new("git")
-            .args(args)
-            .current_dir(dir)
-            .env_remove("GIT_DIR")
-            .env_remove("GIT_WORK_TREE")
-            .env("GIT_AUTHOR_NAME", "T")
-            .env("GIT_AUTHOR_EMAIL", "t@example.com")
-            .env("GIT_COMMITTER_NAME", "T")
-            .env("GIT_COMMITTER_EMAIL", "t@example.com")
-            .output()
-            .expect("git");
-        assert!(out.status.success(), "git {args:?}: {out:?}");
-        String::from_utf8_lossy(&out.stdout).trim_end().to_string()
     }
 
     /// What `for-each-ref` lists, as `branch_tips` answers it.

@@ -18,6 +18,8 @@ mod replay;
 mod retire;
 mod run;
 mod scratch;
+#[cfg(test)]
+mod test_git;
 mod turn_commit;
 mod watch;
 mod worktree;

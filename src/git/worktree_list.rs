@@ -123,21 +123,7 @@ fn config_moves_main(common: &Path) -> bool {
 mod tests {
     use super::*;
     use crate::git::Repo;
-
-    fn git(dir: &Path, args: &[&str]) {
-        let out = std::process::Command::new("git")
-            .args(args)
-            .current_dir(dir)
-            .env_remove("GIT_DIR")
-            .env_remove("GIT_WORK_TREE")
-            .env("GIT_AUTHOR_NAME", "T")
-            .env("GIT_AUTHOR_EMAIL", "t@example.com")
-            .env("GIT_COMMITTER_NAME", "T")
-            .env("GIT_COMMITTER_EMAIL", "t@example.com")
-            .output()
-            .expect("git");
-        assert!(out.status.success(), "git {args:?}: {out:?}");
-    }
+    use crate::git::test_git::git;
 
     fn new_repo(t: &Path, init: &[&str]) -> (PathBuf, Repo) {
         let root = t.join("repo");
