@@ -57,6 +57,9 @@ impl TaskState {
         matches!(self, Done | Failed | Blocked | Cancelled | Escalated)
     }
 
+    /// On its way from ready to merged: the supervisor moves it on without a human.
+    pub const MOVING: [TaskState; 6] = [Ready, Assigned, Working, Review, Approved, Merging];
+
     /// A slot is busy with it (an agent or a git job owns it).
     pub fn is_active(self) -> bool {
         matches!(self, Assigned | Working | Review | Approved | Merging)

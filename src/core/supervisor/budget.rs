@@ -155,16 +155,8 @@ impl Supervisor {
     /// from ready to merged, nothing running but held agents): the human stopped the work
     /// (`P`, or the last task that moved), so its clock stands still.
     fn run_stands_paused(&self) -> bool {
-        let moving = [
-            TaskState::Ready,
-            TaskState::Assigned,
-            TaskState::Working,
-            TaskState::Review,
-            TaskState::Approved,
-            TaskState::Merging,
-        ];
         self.model.count(TaskState::Paused) > 0
-            && moving.iter().all(|s| self.model.count(*s) == 0)
+            && TaskState::MOVING.iter().all(|s| self.model.count(*s) == 0)
             && self.live.values().all(|l| l.held.is_some())
             && self.checking.is_empty()
             && self.merge.is_none()

@@ -127,14 +127,7 @@ impl Supervisor {
         if !self.tidying.is_empty() {
             parts.push(format!("tidying {:?}", self.tidying));
         }
-        for s in [
-            TaskState::Ready,
-            TaskState::Assigned,
-            TaskState::Working,
-            TaskState::Review,
-            TaskState::Approved,
-            TaskState::Merging,
-        ] {
+        for s in TaskState::MOVING {
             let n = self.model.count(s);
             if n > 0 {
                 parts.push(format!("{n} {s}"));
