@@ -14,7 +14,9 @@ use std::time::Duration;
 use e2e_support::{BIN, FAST_CONFIG, Repo, task_of, wait_for};
 use orch_tui::agent::holder::client;
 use orch_tui::agent::holder::proto::{self, Frame, Hello};
+use orch_tui::agent::holder::serve::SPARE_WAIT;
 use orch_tui::agent::holder::{HoldSpec, exit_path, read_exit, socket_path};
+use orch_tui::engine::holder_start::Spares;
 use orch_tui::engine::holder_world::start_holder;
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -267,6 +269,97 @@ fn stopping_through_the_holder_ends_the_whole_tree_and_a_bad_program_is_a_clear_
         !socket_path(&bad.dir, 2).exists(),
         "a socket outlived the failed start"
     );
+}
+
+/// A holder started ahead of the next dispatch: it carries nothing of any attempt until its
+/// spec comes, the next start uses it (its stderr then goes to that attempt's log), a spare
+/// that died or expired is replaced by a cold start, and a spare let go exits.
+#[test]
+fn a_spare_holder_takes_the_next_spec_a_dead_or_old_one_falls_back_and_one_let_go_exits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().canonicalize().unwrap();
+    let spares = Spares::default();
+    let bin = Path::new(BIN);
+    let mut cleanup = Cleanup(vec![]);
+    let agent = |n: i64| {
+        spec(
+            &dir,
+            n,
+            &["sh", "-c", &format!("echo agent-{n}; sleep 300")],
+        )
+    };
+    // Spares sit in our process group until their spec comes: signal them one by one.
+    let spare = |spares: &Spares| {
+        wait_for(LIMIT, || spares.spare_pid().ok_or(())).expect("a spare was started") as i32
+    };
+
+    let (first, spared) = spares.start(bin, &agent(1)).expect("a cold start");
+    assert!(!spared, "no spare before the first start");
+    cleanup.0.push(first.holder_pid as i32);
+    let a = spare(&spares);
+    let environ = std::fs::read(format!("/proc/{a}/environ")).unwrap_or_default();
+    assert!(
+        !String::from_utf8_lossy(&environ).contains("ORCH_"),
+        "a spare carries no ORCH_ variable"
+    );
+    let listed = std::fs::read_dir(dir.join("holders")).unwrap().count();
+
+    // A spare that takes a spec it cannot run says so like a cold holder, in the attempt's log.
+    let err = spares
+        .start(bin, &spec(&dir, 2, &["/no/such/agent"]))
+        .expect_err("refused");
+    assert!(err.contains("/no/such/agent"), "{err}");
+    let gone = wait_for(LIMIT, || (!alive(a)).then_some(()).ok_or(()));
+    assert!(gone.is_ok(), "the spare {a} took the bad spec and ended");
+    let log = std::fs::read_to_string(dir.join("holders/2.log")).unwrap_or_default();
+    assert!(log.contains("/no/such/agent"), "attempt 2's log: {log:?}");
+    assert!(listed > 0, "the first holder's files are there");
+
+    let b = spare(&spares);
+    assert_ne!(a, b, "a new spare after the take");
+    let (third, spared) = spares.start(bin, &agent(3)).expect("started on the spare");
+    assert!(spared);
+    cleanup.0.push(third.holder_pid as i32);
+    assert_eq!(third.holder_pid, b as u32, "the spare held attempt 3");
+    let mut c = client::connect(&socket_path(&dir.join("holders"), 3), "test").unwrap();
+    cleanup.0.push(c.welcome.pid as i32);
+    let mut seen = String::from_utf8_lossy(&c.snapshot).into_owned();
+    read_until(&mut c, &mut seen, "agent-3");
+
+    // A spare that died meanwhile: the start goes cold and the agent runs all the same.
+    let d = spare(&spares);
+    unsafe { libc::kill(d, libc::SIGKILL) };
+    assert!(wait_for(LIMIT, || (!alive(d)).then_some(()).ok_or(())).is_ok());
+    let (fourth, spared) = spares
+        .start(bin, &agent(4))
+        .expect("a cold start after the spare died");
+    assert!(!spared);
+    cleanup.0.push(fourth.holder_pid as i32);
+    assert_ne!(fourth.holder_pid, d as u32);
+    let mut c4 = client::connect(&socket_path(&dir.join("holders"), 4), "test").unwrap();
+    cleanup.0.push(c4.welcome.pid as i32);
+    let mut seen = String::from_utf8_lossy(&c4.snapshot).into_owned();
+    read_until(&mut c4, &mut seen, "agent-4");
+
+    // Unused, a spare gives up after `SPARE_WAIT`; the next start is cold.
+    let e = spare(&spares);
+    let expired = wait_for(SPARE_WAIT * 3, || (!alive(e)).then_some(()).ok_or(()));
+    assert!(expired.is_ok(), "the unused spare {e} is still there");
+    let (fifth, spared) = spares.start(bin, &agent(5)).expect("a cold start");
+    cleanup.0.push(fifth.holder_pid as i32);
+    assert!(!spared, "an expired spare is not handed a spec");
+
+    // Let go, the last spare ends at once.
+    let f = spare(&spares);
+    drop(spares);
+    let ended = wait_for(SPARE_WAIT / 2, || (!alive(f)).then_some(()).ok_or(()));
+    assert!(
+        ended.is_ok(),
+        "the spare {f} outlived its spawner letting it go"
+    );
+    for c in [&c, &c4] {
+        c.sender().send(&Frame::Stop { grace_ms: 200 }).unwrap();
+    }
 }
 
 /// The agent starts before anyone connects: an agent that prints at once and exits before

@@ -4,14 +4,14 @@
 //! watch see the same bytes as with an in-process PTY (`real_world::PtyAgents`).
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::feed::FeedMsg;
+use super::holder_start::Spares;
 use super::real_world::OutputHook;
 use super::world::{AgentProc, Agents, Launch, Sink, Spawned, Stale};
-use crate::agent::holder::client::{self, Conn, Opening, Ready, Sender};
+use crate::agent::holder::client::{self, Conn, Opening, Sender};
 use crate::agent::holder::proto::Frame;
 use crate::agent::holder::{self as holder, HoldSpec};
 use crate::agent::screen::{SharedScreen, new_parser, nonzero};
@@ -27,6 +27,8 @@ pub struct HolderAgents {
     pub orch_bin: PathBuf,
     /// `.orch/holders/`.
     pub dir: PathBuf,
+    /// A holder started ahead of the next dispatch.
+    pub spares: Spares,
 }
 
 struct HolderProc {
@@ -78,54 +80,7 @@ impl AgentProc for HolderProc {
     }
 }
 
-/// Starts `orch-tui __hold` for `spec` and waits for its `ready` (the holder's pid and, from
-/// this version on, the agent's: it starts before anyone connects).
-pub fn start_holder(orch_bin: &std::path::Path, spec: &HoldSpec) -> Result<Ready, String> {
-    use std::io::Write;
-    crate::os::files::private_dir(&spec.dir)
-        .map_err(|e| format!("cannot create {}: {e}", spec.dir.display()))?;
-    let log = crate::os::files::append_private(&holder::log_path(&spec.dir, spec.attempt))
-        .map_err(|e| format!("cannot open the holder's log: {e}"))?;
-    let mut cmd = Command::new(orch_bin);
-    cmd.arg("__hold")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(log));
-    // The holder is no process of this epoch (its agent carries the attempt's variables).
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("ORCH_") {
-            cmd.env_remove(&key);
-        }
-    }
-    // Registered before the lock drops, so the orphan reaper leaves its exit to our waiter.
-    let mut child = {
-        let guard = crate::os::reap::before_spawn_in_new_session();
-        let child = cmd
-            .spawn()
-            .map_err(|e| format!("cannot start `{} __hold`: {e}", orch_bin.display()))?;
-        guard.own(child.id() as i32);
-        child
-    };
-    let pid = child.id() as i32;
-    let spec_bytes = serde_json::to_vec(spec).map_err(|e| e.to_string())?;
-    let wrote = child
-        .stdin
-        .take()
-        .map(|mut i| i.write_all(&spec_bytes))
-        .unwrap_or(Ok(()));
-    let ready = match child.stdout.take() {
-        Some(out) => client::read_ready(out),
-        None => Err("no pipe from the holder".into()),
-    };
-    let _ = std::thread::Builder::new()
-        .name("holder-waiter".into())
-        .spawn(move || {
-            let _ = child.wait();
-            crate::os::reap::waited(pid);
-        });
-    wrote.map_err(|e| format!("cannot hand the holder its spec: {e}"))?;
-    ready
-}
+pub use super::holder_start::start_holder;
 
 impl Agents for HolderAgents {
     fn spawn(&self, l: Launch, sink: Sink) -> Result<Box<dyn AgentProc>, String> {
@@ -144,7 +99,7 @@ impl Agents for HolderAgents {
             first_client_ms: None,
         };
         let t0 = std::time::Instant::now();
-        let ready = start_holder(&self.orch_bin, &spec)?;
+        let (ready, spare) = self.spares.start(&self.orch_bin, &spec)?;
         let t1 = std::time::Instant::now();
         let sock = holder::socket_path(&self.dir, spec.attempt);
         // The agent runs already: the hello is sent and the welcome read on the follower's
@@ -162,7 +117,9 @@ impl Agents for HolderAgents {
         // The spawn's two halves, beside the setup's steps (`engine::jobs`).
         let ms = |a: std::time::Instant, b: std::time::Instant| (b - a).as_secs_f64() * 1e3;
         let t2 = std::time::Instant::now();
-        tracing::info!(target: "orch_tui::setup", "holder spawn attempt={} holder_ms={:.2} connect_ms={:.2}", spec.attempt, ms(t0, t1), ms(t1, t2));
+        // The holder's start once more under the way it started (`holder_start::Spares`).
+        let how = if spare { "spare_ms" } else { "cold_ms" };
+        tracing::info!(target: "orch_tui::setup", "holder spawn attempt={} holder_ms={:.2} {how}={:.2} connect_ms={:.2}", spec.attempt, ms(t0, t1), ms(t0, t1), ms(t1, t2));
         Ok(Box::new(followed))
     }
 

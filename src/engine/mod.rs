@@ -8,6 +8,7 @@ mod checks;
 mod commands;
 pub mod executor;
 pub mod feed;
+pub mod holder_start;
 pub mod holder_world;
 pub mod jobs;
 mod lock;
@@ -446,5 +447,6 @@ fn agents(opts: &EngineOptions) -> Arc<dyn world::Agents> {
         cols: 100,
         orch_bin: opts.orch_bin.clone(),
         dir: crate::agent::holder::holders_dir(&opts.paths.orch),
+        spares: Default::default(),
     })
 }

@@ -32,6 +32,17 @@ pub fn quiet_stdio() -> io::Result<()> {
     Ok(())
 }
 
+/// Points stderr at `path` (appended, created 0600).
+pub fn stderr_to(path: &Path) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let log = super::files::append_private(path)?;
+    // SAFETY: dup2 of an open descriptor onto 2.
+    if unsafe { libc::dup2(log.as_raw_fd(), 2) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Binds a Unix socket created 0600 from the start (umask 177 around `bind`, restored after,
 /// so children started later keep the user's umask). A stale file at `path` is replaced.
 pub fn bind_private(path: &Path) -> io::Result<UnixListener> {

@@ -164,6 +164,14 @@ pub struct Ready {
 /// Reads the spawner's handshake from a holder's stdout: `ready <pid>`, then `agent <pid>`
 /// (absent from an older holder), or `error: ...`.
 pub fn read_ready(out: impl io::Read) -> Result<Ready, String> {
+    read_ready_or_silence(out)?.ok_or_else(|| {
+        "the holder exited before it was ready (see its log in .orch/holders/)".to_string()
+    })
+}
+
+/// `read_ready`, with None when the holder closed its stdout without a word (a spare that
+/// gave up waiting for its spec: `engine::holder_start`).
+pub fn read_ready_or_silence(out: impl io::Read) -> Result<Option<Ready>, String> {
     let mut out = BufReader::new(out);
     let mut line = String::new();
     out.read_line(&mut line)
@@ -175,7 +183,7 @@ pub fn read_ready(out: impl io::Read) -> Result<Ready, String> {
     } else if let Some(e) = line.strip_prefix("error: ") {
         return Err(e.to_string());
     } else if line.is_empty() {
-        return Err("the holder exited before it was ready (see its log in .orch/holders/)".into());
+        return Ok(None);
     } else {
         return Err(format!("holder said `{line}`"));
     };
@@ -187,10 +195,10 @@ pub fn read_ready(out: impl io::Read) -> Result<Ready, String> {
         .strip_prefix("agent ")
         .and_then(|p| p.parse().ok())
         .filter(|&p: &u32| p > 0);
-    Ok(Ready {
+    Ok(Some(Ready {
         holder_pid,
         agent_pid,
-    })
+    }))
 }
 
 #[cfg(test)]

@@ -32,6 +32,9 @@ use crate::agent::record::text::now_ms;
 /// spawner died before connecting: no supervisor will follow this attempt, and the next one
 /// abandons it). The spawner connects right after `ready`.
 pub const FIRST_CLIENT: Duration = Duration::from_secs(60);
+/// How long a spare holder waits for its spec before it exits (a dispatch comes within
+/// milliseconds in a busy run; an idle run should not keep a process for none).
+pub const SPARE_WAIT: Duration = Duration::from_secs(5);
 /// Output kept for the first client while none has joined; beyond it the first client joins
 /// like a later one, with the screen (the raw log on disk still has every byte).
 const KEEP_EARLY: usize = 8 << 20;
@@ -74,17 +77,26 @@ fn lock(m: &Mutex<Hub>) -> MutexGuard<'_, Hub> {
 pub fn main() -> i32 {
     // Its threads mostly sleep: one arena keeps the holder's resident memory small.
     crate::os::one_malloc_arena();
+    // A spare (`engine::holder_start`) that gets no spec soon is not worth its memory: it goes
+    // without a word, and its spawner starts a holder anew when it needs one.
+    if !stdin_within(SPARE_WAIT) {
+        return 0;
+    }
     let mut input = Vec::new();
-    let spec: HoldSpec = match std::io::stdin()
-        .read_to_end(&mut input)
+    let read = std::io::stdin().read_to_end(&mut input);
+    // A spare holder (`engine::holder_start`) whose spawner let it go without a spec.
+    if read.is_ok() && input.is_empty() {
+        return 0;
+    }
+    let spec: HoldSpec = match read
         .map_err(|e| e.to_string())
         .and_then(|_| serde_json::from_slice(&input).map_err(|e| e.to_string()))
     {
         Ok(s) => s,
         Err(e) => {
-            err_out!(
-                "orch-tui __hold: cannot read the hold spec on stdin: {e}; this mode is started by the supervisor, not by hand"
-            );
+            let e = format!("cannot read the hold spec on stdin: {e}");
+            let _ = writeln!(std::io::stdout(), "error: {e}");
+            err_out!("orch-tui __hold: {e}; this mode is started by the supervisor, not by hand");
             return 2;
         }
     };
@@ -96,6 +108,20 @@ pub fn main() -> i32 {
             1
         }
     }
+}
+
+/// Whether stdin has something to read (or its end) within `limit`.
+fn stdin_within(limit: Duration) -> bool {
+    let mut fd = libc::pollfd {
+        fd: 0,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = limit.as_millis().min(i32::MAX as u128) as i32;
+    // SAFETY: one pollfd that lives across the call.
+    let n = unsafe { libc::poll(&mut fd, 1, ms) };
+    // An error (EINTR) is no timeout: the read decides.
+    n != 0
 }
 
 fn start(spec: HoldSpec) -> Result<i32, String> {
@@ -131,6 +157,11 @@ fn start(spec: HoldSpec) -> Result<i32, String> {
     let dir = holder.spec.dir.clone();
     crate::os::files::private_dir(&dir)
         .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    // A spare holder was started before anyone knew its attempt, its stderr nowhere.
+    let log = super::log_path(&dir, holder.spec.attempt);
+    if let Err(e) = crate::os::detach::stderr_to(&log) {
+        err_out!("orch-tui __hold: cannot write to {}: {e}", log.display());
+    }
     let branches = serde_json::to_vec(&holder.spec.branches_before).unwrap_or_default();
     let kept = super::branches_path(&dir, holder.spec.attempt);
     crate::os::files::write_private(&kept, &branches)
