@@ -129,6 +129,79 @@ fn idle_worktrees_follow_the_tip_and_the_take_gets_its_files() {
     assert_eq!(git(&wt2, &["symbolic-ref", "HEAD"]), "refs/heads/orch/c");
 }
 
+/// The tip just moved and the keeper is checking out an idle worktree there when a dispatch
+/// comes for that tip: the take waits for that worktree and makes its branch by hand, instead
+/// of checking out another one beside it. A `post-checkout` hook holds the keeper's checkout
+/// open and counts every checkout.
+#[test]
+fn a_take_at_the_tip_being_readied_waits_for_that_worktree_instead_of_checking_out_another() {
+    let (_t, repo) = fixture();
+    let old = oid(&repo, "main");
+    let p = pool(4);
+    repo.ready_pool(&p, &old, 2).expect("ready");
+    let tip = advance(&repo, "moved on\n");
+    let marks = tempfile::tempdir().expect("tempdir");
+    let (log, go) = (marks.path().join("checkouts"), marks.path().join("go"));
+    let hook = repo.root().join(".git/hooks/post-checkout");
+    fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\necho \"$PWD\" >> '{}'\ni=0\nwhile [ ! -e '{}' ] && [ $i -lt 3000 ]; do sleep 0.01; i=$((i+1)); done\n",
+            log.display(),
+            go.display()
+        ),
+    )
+    .expect("hook");
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&hook, fs::Permissions::from_mode(0o755)).expect("chmod");
+    let checkouts = || fs::read_to_string(&log).unwrap_or_default().lines().count();
+
+    let keeper = {
+        let (repo, p, tip) = (repo.clone(), p.clone(), tip.clone());
+        std::thread::spawn(move || repo.ready_one(&p, &tip, 2, 1))
+    };
+    let started = wait_until(|| checkouts() == 1);
+    let take = {
+        let (repo, p, tip) = (repo.clone(), p.clone(), tip.clone());
+        std::thread::spawn(move || {
+            let path = wt_path(&repo, "b-1");
+            repo.take_worktree(&p, &path, "orch/b", &tip, &backup_ref_name("b-1", 1))
+                .map(|t| (path, t))
+        })
+    };
+    let waited = wait_until(|| orch_tui::git::takes_waiting_for_refresh() > 0);
+    fs::write(&go, "").expect("go");
+    let readied = keeper.join().expect("keeper thread").expect("readied");
+    let (wt, taken) = take.join().expect("take thread").expect("taken");
+    assert!(started, "the keeper's checkout ran");
+    assert!(
+        waited,
+        "the take waited for the worktree being readied at its tip"
+    );
+    assert_eq!(readied.refreshed, 1);
+    assert_eq!(checkouts(), 1, "the take checked nothing out of its own");
+    assert_eq!(taken, Taken::Reused);
+    assert_eq!(git(&wt, &["symbolic-ref", "HEAD"]), "refs/heads/orch/b");
+    assert_eq!(oid(&repo, "orch/b"), tip);
+    assert_eq!(
+        fs::read_to_string(wt.join("f.txt")).expect("read"),
+        "moved on\n"
+    );
+    assert_eq!(git(&wt, &["status", "--porcelain"]), "");
+}
+
+/// Waits (20 ms steps, 60 s at most) until `cond` holds; false if it never did.
+fn wait_until(mut cond: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !cond() {
+        if std::time::Instant::now() > end {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    true
+}
+
 #[test]
 fn an_existing_branch_loose_or_packed_is_never_overwritten_without_its_backup() {
     let (_t, repo) = fixture();

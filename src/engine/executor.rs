@@ -333,7 +333,12 @@ impl Executor {
         match incoming {
             Incoming::Event(e) => {
                 let e = self.readdress(e);
-                if matches!(e, Event::IntegrationMoved { .. }) {
+                // A prepared merge that will not land (or lands only once the supervisor asks
+                // for the move) takes back the tip the pool was told of ahead.
+                if matches!(
+                    e,
+                    Event::IntegrationMoved { .. } | Event::MergePrepared { .. }
+                ) {
                     self.pool.moved();
                 }
                 if let Event::Exited { attempt, .. } = &e {
@@ -389,6 +394,7 @@ impl Executor {
             }
             Incoming::Stop { stop_agents } => self.queue.push_back(Event::Stop { stop_agents }),
             Incoming::EndWhenSettled => self.stay_open = false,
+            Incoming::TipComing { tip } => self.pool.moving(&tip),
             Incoming::Timeout => {}
         }
         Ok(())

@@ -297,6 +297,9 @@ fn prepare_merge(
     let rechecked = base != m.onto && !m.checks.is_empty();
     let mut results = Vec::new();
     if rechecked {
+        // The re-check takes a checkout and the checks: the pool can ready worktrees at the
+        // tip meanwhile, for the dependents dispatched right after the move.
+        (ctx.sink)(Incoming::TipComing { tip: tip.clone() });
         if let Err(e) = ctx.git.checkout_scratch(scratch, &tip) {
             return MergeOutcome::Failed(failure(e));
         }

@@ -239,6 +239,11 @@ pub enum Incoming {
     /// End the run once everything is settled, as a headless run does (the TUI lost its
     /// terminal: nobody is left to approve or retry from it).
     EndWhenSettled,
+    /// A merge being prepared will move the integration branch to `tip` if its re-check
+    /// passes: the pool can start readying there (`pool_keeper`).
+    TipComing {
+        tip: String,
+    },
     /// Nothing came before the deadline.
     Timeout,
 }

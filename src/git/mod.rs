@@ -36,7 +36,7 @@ pub use base::RemoteBranch;
 pub use collect::{AttemptChange, ChangeSource, Collect, Stray};
 pub use housekeeping::HOUSEKEEPING_EVERY;
 pub use paths::PathStatus;
-pub use pool::{Pool, Readied, Taken};
+pub use pool::{Pool, Readied, Taken, takes_waiting_for_refresh};
 pub use retire::{OrchWorktree, Retired};
 use run::Git;
 pub use run::GitError;

@@ -20,7 +20,7 @@ use super::{GitError, Repo, safe_rev};
 mod by_hand;
 mod ready;
 
-pub use ready::Readied;
+pub use ready::{Readied, takes_waiting_for_refresh};
 mod take;
 
 /// Idle worktrees kept for reuse.

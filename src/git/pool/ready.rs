@@ -4,18 +4,68 @@
 //! (`engine::pool_keeper`); nothing waits on it.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use super::{CLEANED, POOL_LOCK, Pool, mark_cleaned, take_cleaned};
 use crate::git::{GitError, Repo, safe_rev};
 
-/// Idle worktrees being checked out at the tip right now: no take may claim them meanwhile.
-static REFRESHING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+/// Idle worktrees being checked out right now, with the commit each goes to: no take may claim
+/// them meanwhile; a take at that commit waits for one instead (`wait_for_refresh`).
+static REFRESHING: Mutex<Vec<(PathBuf, String)>> = Mutex::new(Vec::new());
+/// Notified, under the pool lock, whenever a refresh ends.
+static REFRESHED: Condvar = Condvar::new();
+/// Takes waiting for a refresh right now.
+static WAITING: AtomicUsize = AtomicUsize::new(0);
 
 /// Whether the idle worktree at `path` is being refreshed (a take skips it).
 pub(super) fn refreshing(path: &Path) -> bool {
     let r = REFRESHING.lock().unwrap_or_else(|e| e.into_inner());
-    r.iter().any(|p| crate::git::worktree::same_path(p, path))
+    r.iter()
+        .any(|(p, _)| crate::git::worktree::same_path(p, path))
+}
+
+fn refreshing_to(dir: &Path, oid: &str) -> bool {
+    let r = REFRESHING.lock().unwrap_or_else(|e| e.into_inner());
+    r.iter().any(|(p, to)| to == oid && p.parent() == Some(dir))
+}
+
+/// How many takes are waiting for an idle worktree being checked out at their base.
+pub fn takes_waiting_for_refresh() -> usize {
+    WAITING.load(Ordering::Relaxed)
+}
+
+/// Under the pool lock (`one`): while an idle worktree of the pool in `dir` is being checked
+/// out at `oid`, waits for that to end (the lock released meanwhile), at most `limit`. The
+/// tip just moved and the keeper started readying a worktree there when the move was asked:
+/// what is left of its checkout is shorter than one of the take's own, which would also
+/// compete with it for the cores. Returns the lock and whether it waited.
+pub(super) fn wait_for_refresh(
+    mut one: MutexGuard<'static, ()>,
+    dir: &Path,
+    oid: &str,
+    limit: Duration,
+) -> (MutexGuard<'static, ()>, bool) {
+    let end = Instant::now() + limit;
+    let mut waited = false;
+    while refreshing_to(dir, oid) {
+        let Some(left) = end.checked_duration_since(Instant::now()) else {
+            break;
+        };
+        if !waited {
+            WAITING.fetch_add(1, Ordering::Relaxed);
+            waited = true;
+        }
+        one = REFRESHED
+            .wait_timeout(one, left)
+            .map(|(g, _)| g)
+            .unwrap_or_else(|e| e.into_inner().0);
+    }
+    if waited {
+        WAITING.fetch_sub(1, Ordering::Relaxed);
+    }
+    (one, waited)
 }
 
 /// What `ready_pool` did.
@@ -76,6 +126,7 @@ impl Repo {
         let Some(path) = self.stale_idle(pool, &oid, at_tip.min(want)) else {
             return Ok(Readied::default());
         };
+        tracing::debug!(tip = %oid, path = %path.display(), "git: moving an idle worktree to the tip");
         let moved = self
             .git_in(&path)
             .args(["checkout", "--quiet", "--force", "--detach", &oid])
@@ -84,15 +135,16 @@ impl Repo {
         REFRESHING
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .retain(|p| p != &path);
+            .retain(|(p, _)| p != &path);
+        if moved.is_ok() {
+            mark_cleaned(&path, pool, Some(&oid));
+        }
+        REFRESHED.notify_all();
         match moved {
-            Ok(_) => {
-                mark_cleaned(&path, pool, Some(&oid));
-                Ok(Readied {
-                    made: 0,
-                    refreshed: 1,
-                })
-            }
+            Ok(_) => Ok(Readied {
+                made: 0,
+                refreshed: 1,
+            }),
             Err(e) => {
                 // Left unknown: a take cleans it again (or drops it if that fails too).
                 tracing::debug!(error = %e, path = %path.display(), "git: could not move an idle worktree to the tip");
@@ -141,7 +193,7 @@ impl Repo {
         REFRESHING
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(path.clone());
+            .push((path.clone(), oid.to_string()));
         Some(path)
     }
 }

@@ -22,6 +22,11 @@ struct Taking<'a> {
 
 /// Milliseconds between two instants, for the steps a dispatch logs (`setup steps` in
 /// `engine::jobs`; the throughput bench splits `assigned -> running` by them).
+/// How long a take waits for an idle worktree being checked out at its base before it checks
+/// one out itself: far above a refresh here (tens of ms; only the files that differ are
+/// written), and short enough that a stuck one costs a dispatch little.
+const REFRESH_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 fn ms(a: std::time::Instant, b: std::time::Instant) -> f64 {
     (b - a).as_secs_f64() * 1e3
 }
@@ -143,10 +148,25 @@ impl Repo {
         base: &str,
     ) -> Result<Option<Claimed>, GitError> {
         let asked = std::time::Instant::now();
-        let _one = POOL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let mut one = POOL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let locked = std::time::Instant::now();
+        tracing::debug!(%base, "git: taking a pooled worktree");
+        if !self
+            .known_idle(pool, base)
+            .is_some_and(|(_, at_base)| at_base)
+        {
+            let dir = self.pool_dir(pool);
+            let dir = dir.canonicalize().unwrap_or(dir);
+            let (again, waited) = ready::wait_for_refresh(one, &dir, base, REFRESH_WAIT);
+            one = again;
+            if waited {
+                tracing::info!(target: "orch_tui::setup", "pool take refresh_wait_ms={:.2}", ms(locked, std::time::Instant::now()));
+            }
+        }
+        let claiming = std::time::Instant::now();
         let claimed = self.claim_locked(pool, path, base);
-        tracing::info!(target: "orch_tui::setup", "pool take lock_ms={:.2} claim_ms={:.2}", ms(asked, locked), ms(locked, std::time::Instant::now()));
+        drop(one);
+        tracing::info!(target: "orch_tui::setup", "pool take lock_ms={:.2} claim_ms={:.2}", ms(asked, locked), ms(claiming, std::time::Instant::now()));
         claimed
     }
 
@@ -166,7 +186,7 @@ impl Repo {
         }
         // One this process parked (or made) and cleaned is idle until this lock hands it out:
         // no need to ask git which ones are. It is still checked by the move itself.
-        if let Some(known) = self.known_idle(pool, base) {
+        if let Some((known, _)) = self.known_idle(pool, base) {
             let cleaned = take_cleaned(&known, pool);
             if by_hand::move_worktree(&known, path) || self.move_worktree(&known, path).is_ok() {
                 return Ok(Some((known, cleaned)));
@@ -202,8 +222,8 @@ impl Repo {
     }
 
     /// An idle worktree of `pool` this process cleaned (parked or made), still there, one
-    /// checked out at `base` first. Called under the pool lock.
-    fn known_idle(&self, pool: &Pool, base: &str) -> Option<PathBuf> {
+    /// checked out at `base` first (then true). Called under the pool lock.
+    fn known_idle(&self, pool: &Pool, base: &str) -> Option<(PathBuf, bool)> {
         let dir = self.pool_dir(pool);
         let dir = dir.canonicalize().unwrap_or(dir);
         let c = CLEANED.lock().unwrap_or_else(|e| e.into_inner());
@@ -215,7 +235,10 @@ impl Repo {
         let at_base = std::iter::once(first)
             .chain(ours)
             .find(|k| k.head.as_deref() == Some(base));
-        Some(at_base.unwrap_or(first).path.clone())
+        Some(match at_base {
+            Some(k) => (k.path.clone(), true),
+            None => (first.path.clone(), false),
+        })
     }
 
     /// In a worktree just taken from the pool: the branch at `base` checked out (only files
