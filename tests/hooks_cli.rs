@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use ledger_support::claims::{claim, repo_with_plan, worker_env};
 use ledger_support::{ORCH_VARS, Repo, bin, wait_for};
-use orch_tui::core::domain::Substatus;
-use orch_tui::ledger::Ledger;
+use orch_tui::core::domain::{Actor, Substatus};
+use orch_tui::core::ops::{EventData, Op};
+use orch_tui::ledger::{Ledger, apply_ops};
 use serde_json::{Value, json};
 
 /// `orch-tui hook claude --log LOG PAYLOAD` in the background, as the agent's hook runs it.
@@ -174,6 +175,30 @@ fn permission_requests_are_answered_by_rules_the_human_and_allow_always() {
                 .then_some(())
         },
     );
+    // Claude's generic notice for the same dialog comes seconds later: the inbox still names
+    // the call (it said "Claude needs your permission" alone once, and the human could not
+    // tell what to answer).
+    let notice = json!({"hook_event_name": "Notification", "notification_type": "permission_prompt",
+        "message": "Claude needs your permission"});
+    assert_eq!(run_hook(&r, &notice, &env).0, 0);
+    let a = ledger.latest_attempt("a").unwrap().unwrap();
+    assert_eq!(a.substatus, Substatus::WaitingPermission);
+    assert_eq!(a.question.as_deref(), Some("Bash: npm install left-pad"));
+    // The supervisor's screen rule sees the same dialog without what it is for, its model not
+    // yet knowing what the hook wrote: it does not take the call's name away either.
+    let screen = Op::AgentState {
+        id: a.id,
+        substatus: Substatus::WaitingPermission,
+        question: Some("Do you want to proceed?".into()),
+        keep_question: true,
+        actor: Actor::Supervisor,
+        data: EventData::default(),
+    };
+    ledger
+        .write(|tx| apply_ops(tx, std::slice::from_ref(&screen), &mut String::new))
+        .unwrap();
+    let a = ledger.latest_attempt("a").unwrap().unwrap();
+    assert_eq!(a.question.as_deref(), Some("Bash: npm install left-pad"));
     let answered = r.orch(&["answer", "a", "deny", "--note", "use the vendored copy"]);
     assert_eq!(answered.code, 0, "{answered:?}");
     assert!(

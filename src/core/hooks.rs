@@ -30,6 +30,14 @@ impl HookReport {
     pub fn is_permission_request(&self) -> bool {
         self.hook == "PermissionRequest"
     }
+
+    /// Whether its text is only the agent's generic notice ("Claude needs your permission",
+    /// "Claude is waiting for your input"). Claude sends it some seconds after the
+    /// PermissionRequest or Stop that said the same state in detail: it must not replace that
+    /// detail, or the inbox stops naming the call the human is asked about.
+    pub fn says_only_the_state(&self) -> bool {
+        self.hook == "Notification"
+    }
 }
 
 fn s(v: &Value, key: &str) -> Option<String> {

@@ -311,6 +311,10 @@ pub enum Op {
         id: AttemptId,
         substatus: Substatus,
         question: Option<String>,
+        /// `question` says only the state (a prompt seen on screen without what it is for): a
+        /// question already recorded for this same state stays — a hook may have named the
+        /// call meanwhile, and the supervisor's model does not hold the ledger's question.
+        keep_question: bool,
         actor: Actor,
         data: EventData,
     },

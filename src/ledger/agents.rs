@@ -122,13 +122,14 @@ pub fn session(tx: &Connection, id: AttemptId, session: &str) -> Result<()> {
     Ok(())
 }
 
-/// A live attempt's state, with the event saying which rule fired. An attempt that ended (or
-/// is already in that state with that question) is left alone.
+/// A live attempt's state (its substatus, the question that waits, and whether that question
+/// only says the state: then one already recorded for the same state stays), with the event
+/// saying which rule fired. An attempt that ended (or is already in that state with that
+/// question) is left alone.
 pub fn agent_state(
     tx: &Connection,
     id: AttemptId,
-    substatus: Substatus,
-    question: Option<&str>,
+    (substatus, question, keep_question): (Substatus, Option<&str>, bool),
     actor: Actor,
     data: &EventData,
 ) -> Result<()> {
@@ -138,6 +139,18 @@ pub fn agent_state(
     } else {
         None
     };
+    let kept: Option<String> = if keep_question {
+        tx.query_row(
+            "SELECT question FROM attempts WHERE id = ?1 AND substatus IS ?2",
+            params![id, substatus],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten()
+    } else {
+        None
+    };
+    let question = kept.as_deref().or(question);
     let changed = tx.execute(
         "UPDATE attempts SET substatus = ?2, question = ?3
          WHERE id = ?1 AND state IN ('starting', 'running')

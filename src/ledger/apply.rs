@@ -181,9 +181,16 @@ fn apply_op(tx: &Connection, op: &Op, token: &mut dyn FnMut() -> String) -> Resu
             id,
             substatus,
             question,
+            keep_question,
             actor,
             data,
-        } => super::agents::agent_state(tx, *id, *substatus, question.as_deref(), *actor, data),
+        } => super::agents::agent_state(
+            tx,
+            *id,
+            (*substatus, question.as_deref(), *keep_question),
+            *actor,
+            data,
+        ),
         Op::SetBudget {
             task,
             time_ms,

@@ -29,12 +29,23 @@ pub struct PendingPermission {
 }
 
 /// The state a hook shows, written for a live attempt (the supervisor reads it as the agent's).
-fn set_state(tx: &Connection, id: AttemptId, st: Substatus, question: Option<&str>) -> Result<()> {
+/// `only_state`: the report says only the state (`HookReport::says_only_the_state`), so it keeps
+/// the question already recorded for that same state.
+fn set_state(
+    tx: &Connection,
+    id: AttemptId,
+    st: Substatus,
+    question: Option<&str>,
+    only_state: bool,
+) -> Result<()> {
     let keep = st.is_waiting() || st == Substatus::Idle;
+    let question = if keep { question } else { None };
     tx.execute(
-        "UPDATE attempts SET substatus = ?2, question = ?3
+        "UPDATE attempts SET substatus = ?2,
+            question = CASE WHEN ?4 AND substatus IS ?2 AND question IS NOT NULL
+                            THEN question ELSE ?3 END
          WHERE id = ?1 AND state IN ('starting', 'running')",
-        params![id, st, if keep { question } else { None }],
+        params![id, st, question, only_state],
     )?;
     Ok(())
 }
@@ -53,7 +64,7 @@ impl Ledger {
         self.write(|tx| {
             let (id, _) = fence(tx, task, n, token, caller)?;
             if let Some(st) = r.substatus {
-                set_state(tx, id, st, r.question.as_deref())?;
+                set_state(tx, id, st, r.question.as_deref(), r.says_only_the_state())?;
             }
             if let Some(session) = &r.session {
                 tx.execute(
@@ -183,7 +194,7 @@ impl Ledger {
                     p.attempt, p.task
                 )));
             };
-            set_state(tx, id, Substatus::Busy, None)?;
+            set_state(tx, id, Substatus::Busy, None, false)?;
             append(
                 tx,
                 Some(&p.task),

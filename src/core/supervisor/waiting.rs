@@ -159,6 +159,7 @@ impl Supervisor {
                 Some((tool, subject)) => format!("{tool}: {subject} — {excerpt}"),
                 None => excerpt.clone(),
             }),
+            keep_question: call.is_none(),
             actor: Actor::Supervisor,
             data: EventData {
                 rule: Some(format!("{}:{}", seen.layer.as_str(), seen.rule)),
@@ -301,6 +302,7 @@ impl Supervisor {
                 id,
                 substatus: Substatus::Busy,
                 question: None,
+                keep_question: false,
                 actor: Actor::Supervisor,
                 data: EventData {
                     rule: Some(format!("permissions:{rule}")),
@@ -374,6 +376,7 @@ impl Supervisor {
                     id,
                     substatus: Substatus::WaitingPermission,
                     question: Some(question.clone()),
+                    keep_question: false,
                     actor: Actor::Supervisor,
                     data: EventData {
                         rule: Some(format!("{}:{}", seen.layer.as_str(), seen.rule)),
