@@ -90,6 +90,20 @@ fn wait_until(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// CPU time (user + system, all threads) of a live process, in seconds.
+fn cpu_seconds(pid: u64) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("the process is alive");
+    // After the command's `)`: the state is field 3, so utime (14) and stime (15) are at 11, 12.
+    let f: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| f[i].parse::<u64>().expect("a number of clock ticks");
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (ticks(11) + ticks(12)) as f64 / hz
+}
+
 /// Alive and not a zombie.
 fn alive(pid: u64) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
@@ -218,6 +232,21 @@ fn closing_the_tuis_terminal_mid_run_does_not_stop_the_run() {
     for a in &agents {
         assert!(alive(*a), "agent {a} died with the terminal");
     }
+    // Nor does it burn a core on the dead terminal (crossterm read its EOF in a loop once).
+    let log_path = d.join(".orch/logs/orch-tui.log");
+    wait_until("the supervisor to notice the terminal is gone", 30, || {
+        std::fs::read_to_string(&log_path).is_ok_and(|l| l.contains("SIGHUP"))
+    });
+    let (cpu0, t0) = (cpu_seconds(pid), Instant::now());
+    wait_until("a second and a half of headless running", 5, || {
+        t0.elapsed() >= Duration::from_millis(1500)
+    });
+    let used = cpu_seconds(pid) - cpu0;
+    let wall = t0.elapsed().as_secs_f64();
+    assert!(
+        used < wall / 2.0,
+        "the headless supervisor used {used:.2} s of CPU in {wall:.2} s while its agents slept"
+    );
     wait_until("the run to finish headless", 90, || {
         supervisor_pid(d).is_none()
     });

@@ -196,3 +196,36 @@ mod tests {
         assert!(descendants_in(&all, 13).is_empty());
     }
 }
+
+/// What waiting for input on a descriptor found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    /// Something to read.
+    Ready,
+    /// Nothing within the time given (or a signal woke the wait).
+    Quiet,
+    /// The other end hung up (a terminal that closed): reads give end-of-file from now on.
+    HungUp,
+}
+
+/// Waits up to `limit` for `fd` to have input, telling a hang-up apart from input (`poll(2)`
+/// reports both as readable to those who ask only for POLLIN).
+pub fn wait_for_input(fd: std::os::fd::BorrowedFd<'_>, limit: std::time::Duration) -> Input {
+    use std::os::fd::AsRawFd;
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = limit.as_millis().min(i32::MAX as u128) as i32;
+    // SAFETY: one pollfd that lives across the call, for a descriptor the caller keeps open.
+    let n = unsafe { libc::poll(&mut p, 1, ms) };
+    if n <= 0 {
+        return Input::Quiet;
+    }
+    if p.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
+        Input::HungUp
+    } else {
+        Input::Ready
+    }
+}

@@ -59,23 +59,42 @@ impl InputGate {
 }
 
 /// The thread that reads the terminal's input and sends it to the loop, parking at the gate.
+///
+/// It waits for input itself and calls crossterm only when there is some (or every
+/// `INPUT_POLL`, for the resizes crossterm hears through a signal pipe of its own): crossterm
+/// 0.29 reads a hung-up terminal's end-of-file in a loop that never returns, which burnt a core
+/// for as long as a run went on headless after its terminal closed. (A hang-up in the
+/// microseconds between this wait and crossterm's read is still crossterm's to loop on.)
 pub fn spawn_input_thread(tx: Sender<UiEvent>, gate: Arc<InputGate>) {
     let _ = std::thread::Builder::new()
         .name("tui-input".into())
         .spawn(move || {
-            loop {
+            let tty = Tty::open();
+            'reading: loop {
                 gate.wait_if_paused();
-                match crossterm::event::poll(INPUT_POLL) {
-                    Ok(true) => match crossterm::event::read() {
-                        Ok(ev) => {
-                            if tx.send(UiEvent::Term(ev)).is_err() {
-                                break;
-                            }
-                        }
-                        Err(_) => break,
+                let limit = match tty.fd() {
+                    Some(fd) => match crate::os::wait_for_input(fd, INPUT_POLL) {
+                        crate::os::Input::HungUp => break 'reading,
+                        _ => Duration::ZERO,
                     },
-                    Ok(false) => {}
-                    Err(_) => break,
+                    None => INPUT_POLL,
+                };
+                loop {
+                    match crossterm::event::poll(limit) {
+                        Ok(true) => match crossterm::event::read() {
+                            Ok(ev) => {
+                                if tx.send(UiEvent::Term(ev)).is_err() {
+                                    break 'reading;
+                                }
+                            }
+                            Err(_) => break 'reading,
+                        },
+                        Ok(false) => break,
+                        Err(_) => break 'reading,
+                    }
+                    if limit > Duration::ZERO {
+                        break;
+                    }
                 }
             }
             // The terminal hung up (a read fails with EIO) without a SIGHUP reaching this
@@ -84,6 +103,37 @@ pub fn spawn_input_thread(tx: Sender<UiEvent>, gate: Arc<InputGate>) {
                 let _ = tx.send(UiEvent::TerminalLost);
             }
         });
+}
+
+/// The terminal crossterm reads keys from: stdin when it is one, else `/dev/tty`.
+enum Tty {
+    Stdin(std::io::Stdin),
+    Dev(std::fs::File),
+    /// Neither could be had: crossterm waits on its own, as before.
+    Unknown,
+}
+
+impl Tty {
+    fn open() -> Tty {
+        use std::io::IsTerminal;
+        let stdin = std::io::stdin();
+        if stdin.is_terminal() {
+            return Tty::Stdin(stdin);
+        }
+        match std::fs::File::open("/dev/tty") {
+            Ok(f) => Tty::Dev(f),
+            Err(_) => Tty::Unknown,
+        }
+    }
+
+    fn fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        match self {
+            Tty::Stdin(s) => Some(s.as_fd()),
+            Tty::Dev(f) => Some(f.as_fd()),
+            Tty::Unknown => None,
+        }
+    }
 }
 
 /// Hand the terminal to `run`, then take it back. The TUI's modes are restored even when `run`
