@@ -150,7 +150,10 @@ fn pids_with_env(needle: &str) -> Vec<u32> {
         .collect()
 }
 
-/// The holders of a supervisor: its children running `__hold`.
+/// The holders of a supervisor: its children running `__hold` that hold an agent. A spare
+/// holder (started ahead of the next dispatch, `engine::holder_start`) is still in the
+/// supervisor's session and exits 5 s after its start unused, so an idle run has none; a holder
+/// with an agent leads a session of its own.
 fn holder_pids(parent: u32) -> Vec<u32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -159,11 +162,15 @@ fn holder_pids(parent: u32) -> Vec<u32> {
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| {
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let ppid = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+            let field = |n: usize| {
+                stat.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(n)?.parse::<u32>().ok())
+            };
+            let (ppid, session) = (field(1), field(3));
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            ppid == Some(parent) && cmdline.split(|b| *b == 0).any(|a| a == b"__hold")
+            ppid == Some(parent)
+                && session == Some(*pid)
+                && cmdline.split(|b| *b == 0).any(|a| a == b"__hold")
         })
         .collect()
 }
@@ -623,16 +630,17 @@ fn idle_cpu(secs: usize) {
         100.0 / ticks / wall
     );
 
-    // Quit: q, then s (stop the agents cleanly).
-    let _ = run.tmux(&["send-keys", "-t", "main", "q"]);
-    std::thread::sleep(Duration::from_millis(300));
-    let _ = run.tmux(&["send-keys", "-t", "main", "s"]);
+    // Quit: q, then s (stop the agents cleanly), then y to the question naming them.
+    for key in ["q", "s", "y"] {
+        let _ = run.tmux(&["send-keys", "-t", "main", key]);
+        std::thread::sleep(Duration::from_millis(300));
+    }
     let q0 = Instant::now();
     while q0.elapsed() < Duration::from_secs(20) && cpu_ticks(tui).is_some() {
         std::thread::sleep(Duration::from_millis(100));
     }
     println!(
-        "  quit with q s: TUI {} after {:.1}s",
+        "  quit with q s y: TUI {} after {:.1}s",
         if cpu_ticks(tui).is_some() {
             "still running (killed with the tmux server)"
         } else {
