@@ -63,6 +63,45 @@ fn demo_runs_to_the_end_in_the_tui() {
     assert!(s.contains("scaffold"), "{s}");
 }
 
+/// After the run nothing ticks: only the resize itself can bring the redraw (the input thread
+/// waits for keys, SIGWINCH and pauses, not on a clock).
+#[test]
+fn a_resize_after_the_run_redraws_at_the_new_size() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    repo_with_plan(
+        d,
+        "[plan]\nname = \"resize\"\n\n[defaults]\nagent = \"sim\"\n\n\
+         [[task]]\nid = \"one\"\ntitle = \"One\"\nprompt = \"@sim say done\"\n",
+    );
+    let cmd = format!(
+        "{BIN} --repo {} run --plan {}",
+        d.display(),
+        d.join("plan.toml").display()
+    );
+    let Some(t) = Tmux::start("resize", &cmd) else {
+        return;
+    };
+    t.wait("the end of the run", 60, |s| s.contains("all done"));
+    let last_row = |s: &str| {
+        s.lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .to_string()
+    };
+    assert!(last_row(&t.screen()).contains("↑↓"), "{}", t.screen());
+    t.resize(100, 30);
+    // The footer is drawn again on the new last row (before the redraw, row 30 is the middle
+    // of the old panes).
+    let s = t.wait("the redraw at 100x30", 30, |s| {
+        s.lines().count() <= 30 && last_row(s).contains("↑↓") && s.contains("all done")
+    });
+    assert!(s.lines().all(|l| l.chars().count() <= 100), "{s}");
+    t.keys(&["q"]);
+    t.wait("the exit", 30, |s| s.contains("ORCH-EXITED"));
+}
+
 #[test]
 fn quit_leaving_the_run_then_resume_to_the_end() {
     let tmp = tempfile::tempdir().expect("tempdir");

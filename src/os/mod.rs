@@ -197,35 +197,50 @@ mod tests {
     }
 }
 
-/// What waiting for input on a descriptor found.
+/// What waiting for input on a terminal found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Input {
-    /// Something to read.
+    /// Something to read on the terminal.
     Ready,
+    /// Only the wake-up descriptor has something.
+    Woken,
     /// Nothing within the time given (or a signal woke the wait).
     Quiet,
-    /// The other end hung up (a terminal that closed): reads give end-of-file from now on.
+    /// The terminal hung up (it closed): reads give end-of-file from now on.
     HungUp,
 }
 
-/// Waits up to `limit` for `fd` to have input, telling a hang-up apart from input (`poll(2)`
-/// reports both as readable to those who ask only for POLLIN).
-pub fn wait_for_input(fd: std::os::fd::BorrowedFd<'_>, limit: std::time::Duration) -> Input {
+/// Waits up to `limit` for input on `tty` or anything on `wake`, telling a hang-up apart from
+/// input (`poll(2)` reports both as readable to those who ask only for POLLIN).
+pub fn wait_for_input(
+    tty: std::os::fd::BorrowedFd<'_>,
+    wake: Option<std::os::fd::BorrowedFd<'_>>,
+    limit: std::time::Duration,
+) -> Input {
     use std::os::fd::AsRawFd;
-    let mut p = libc::pollfd {
-        fd: fd.as_raw_fd(),
+    let poll_fd = |fd: i32| libc::pollfd {
+        fd,
         events: libc::POLLIN,
         revents: 0,
     };
+    let mut fds = [
+        poll_fd(tty.as_raw_fd()),
+        // A negative descriptor is skipped by poll(2).
+        poll_fd(wake.map_or(-1, |w| w.as_raw_fd())),
+    ];
     let ms = limit.as_millis().min(i32::MAX as u128) as i32;
-    // SAFETY: one pollfd that lives across the call, for a descriptor the caller keeps open.
-    let n = unsafe { libc::poll(&mut p, 1, ms) };
+    // SAFETY: two pollfds that live across the call, for descriptors the caller keeps open.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+    let [t, w] = fds;
     if n <= 0 {
-        return Input::Quiet;
-    }
-    if p.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
+        Input::Quiet
+    } else if t.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
         Input::HungUp
-    } else {
+    } else if t.revents & libc::POLLIN != 0 {
         Input::Ready
+    } else if w.revents != 0 {
+        Input::Woken
+    } else {
+        Input::Quiet
     }
 }

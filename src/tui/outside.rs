@@ -3,7 +3,9 @@
 //! thread parks first, so no keystroke meant for the shell is read by the TUI — and taken back
 //! afterwards, whatever the program did or however it ended.
 
-use std::io::Write;
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::mpsc::Sender;
@@ -12,8 +14,13 @@ use std::time::Duration;
 
 use super::{UiEvent, terminal};
 
-/// How long the input thread waits for input before it looks at the gate again.
+/// How long the input thread waits for input before it looks at the gate again, when it
+/// cannot be woken (no wake-up socket, or the terminal unknown).
 const INPUT_POLL: Duration = Duration::from_millis(50);
+/// How long it waits with nothing happening when it can be woken: a key, a resize (SIGWINCH)
+/// and a pause wake it at once, so this only bounds a wake-up that went missing. At 50 ms it
+/// was 20 wake-ups a second, a third of an idle TUI's CPU.
+const IDLE_WAIT: Duration = Duration::from_secs(1);
 /// How long a pause waits for the input thread to park (one poll, with room to spare).
 const PARK_WAIT: Duration = Duration::from_secs(1);
 
@@ -29,6 +36,8 @@ struct GateState {
 pub struct InputGate {
     state: Mutex<GateState>,
     cv: Condvar,
+    /// Wakes the input thread from its wait (`Waker`), once it has one.
+    wake: Mutex<Option<UnixStream>>,
 }
 
 impl InputGate {
@@ -36,7 +45,16 @@ impl InputGate {
     pub(super) fn pause(&self) {
         let Ok(mut g) = self.state.lock() else { return };
         g.paused = true;
+        if let Ok(w) = self.wake.lock()
+            && let Some(w) = w.as_ref()
+        {
+            let _ = (&*w).write(&[1]);
+        }
         drop(self.cv.wait_timeout_while(g, PARK_WAIT, |g| !g.parked));
+    }
+
+    fn paused(&self) -> bool {
+        self.state.lock().is_ok_and(|g| g.paused)
     }
 
     fn resume(&self) {
@@ -70,13 +88,29 @@ pub fn spawn_input_thread(tx: Sender<UiEvent>, gate: Arc<InputGate>) {
         .name("tui-input".into())
         .spawn(move || {
             let tty = Tty::open();
+            let waker = Waker::new(&gate);
+            // crossterm starts its reader, and its own SIGWINCH handler, at its first poll: now,
+            // not at the first key, or a resize before that key would never be seen.
+            let _ = crossterm::event::poll(Duration::ZERO);
             'reading: loop {
                 gate.wait_if_paused();
                 let limit = match tty.fd() {
-                    Some(fd) => match crate::os::wait_for_input(fd, INPUT_POLL) {
-                        crate::os::Input::HungUp => break 'reading,
-                        _ => Duration::ZERO,
-                    },
+                    Some(fd) => {
+                        let (wake, wait) = match &waker {
+                            Some(w) => (Some(w.rx.as_fd()), IDLE_WAIT),
+                            None => (None, INPUT_POLL),
+                        };
+                        let input = crate::os::wait_for_input(fd, wake, wait);
+                        if let Some(w) = &waker {
+                            w.drain();
+                        }
+                        match input {
+                            crate::os::Input::HungUp => break 'reading,
+                            // A pause came meanwhile: what is typed now is another program's.
+                            _ if gate.paused() => continue 'reading,
+                            _ => Duration::ZERO,
+                        }
+                    }
                     None => INPUT_POLL,
                 };
                 loop {
@@ -103,6 +137,38 @@ pub fn spawn_input_thread(tx: Sender<UiEvent>, gate: Arc<InputGate>) {
                 let _ = tx.send(UiEvent::TerminalLost);
             }
         });
+}
+
+/// What wakes the input thread: a byte on a socket, written by SIGWINCH (beside crossterm's
+/// own handler, which turns it into a resize event) and by the gate's `pause`.
+struct Waker {
+    rx: UnixStream,
+    on_resize: signal_hook::SigId,
+}
+
+impl Waker {
+    fn new(gate: &InputGate) -> Option<Waker> {
+        let (tx, rx) = UnixStream::pair().ok()?;
+        rx.set_nonblocking(true).ok()?;
+        tx.set_nonblocking(true).ok()?;
+        let on_resize =
+            signal_hook::low_level::pipe::register(libc::SIGWINCH, tx.try_clone().ok()?).ok()?;
+        if let Ok(mut w) = gate.wake.lock() {
+            *w = Some(tx);
+        }
+        Some(Waker { rx, on_resize })
+    }
+
+    fn drain(&self) {
+        let mut buf = [0u8; 64];
+        while matches!((&self.rx).read(&mut buf), Ok(n) if n > 0) {}
+    }
+}
+
+impl Drop for Waker {
+    fn drop(&mut self) {
+        signal_hook::low_level::unregister(self.on_resize);
+    }
 }
 
 /// The terminal crossterm reads keys from: stdin when it is one, else `/dev/tty`.

@@ -67,6 +67,18 @@ impl Tmux {
             .status();
     }
 
+    /// Resize the window (the TUI gets SIGWINCH, as from a terminal window being dragged).
+    pub fn resize(&self, cols: u16, rows: u16) {
+        let st = Command::new("tmux")
+            .args(["-L", &self.socket, "resize-window", "-t", "main", "-x"])
+            .arg(cols.to_string())
+            .arg("-y")
+            .arg(rows.to_string())
+            .status()
+            .expect("resize-window");
+        assert!(st.success());
+    }
+
     pub fn screen(&self) -> String {
         let out = Command::new("tmux")
             .args(["-L", &self.socket, "capture-pane", "-p", "-t", "main"])
