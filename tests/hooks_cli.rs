@@ -111,6 +111,17 @@ fn a_hook_sets_the_agents_state_with_the_rule_that_fired_and_a_stale_one_changes
         "the rule that fired is not recorded: {}",
         out.stdout
     );
+    // Claude's idle notice a minute later does not end the wait for that answer, nor take the
+    // question's text away (the inbox would show "Claude is waiting for your input" instead).
+    let idle = json!({"hook_event_name": "Notification", "notification_type": "idle_prompt",
+        "message": "Claude is waiting for your input"});
+    assert_eq!(run_hook(&r, &idle, &env).0, 0);
+    let a = ledger.latest_attempt("a").unwrap().unwrap();
+    assert_eq!(a.substatus, Substatus::WaitingInput);
+    assert_eq!(
+        a.question.as_deref(),
+        Some("Should I also update the README?")
+    );
     // The raw record is kept too.
     let log = std::fs::read_to_string(r.dir.join("hooks.jsonl")).unwrap();
     assert!(log.contains("\"orch_agent\":\"claude\""), "{log}");

@@ -11,6 +11,7 @@ use crate::core::domain::{Actor, AttemptId, AttemptNo, EventKind, Substatus};
 use crate::core::hooks::HookReport;
 use crate::core::ops::EventData;
 use crate::core::permissions::{Decision, Rule};
+use crate::core::supervisor::screen_replaces;
 
 fn json(d: &EventData) -> serde_json::Value {
     serde_json::to_value(d).unwrap_or(serde_json::Value::Null)
@@ -29,8 +30,10 @@ pub struct PendingPermission {
 }
 
 /// The state a hook shows, written for a live attempt (the supervisor reads it as the agent's).
-/// `only_state`: the report says only the state (`HookReport::says_only_the_state`), so it keeps
-/// the question already recorded for that same state.
+/// `only_state`: the report says only the state (`HookReport::says_only_the_state`), so it is
+/// read as the screen's prompts are (`screen_replaces`: an idle notice does not end a wait, and
+/// nothing revives an ended agent), and it keeps the question already recorded for that same
+/// state.
 fn set_state(
     tx: &Connection,
     id: AttemptId,
@@ -39,13 +42,31 @@ fn set_state(
     only_state: bool,
 ) -> Result<()> {
     let keep = st.is_waiting() || st == Substatus::Idle;
-    let question = if keep { question } else { None };
+    let mut question = if keep {
+        question.map(str::to_string)
+    } else {
+        None
+    };
+    if only_state {
+        let now: Option<(Substatus, Option<String>)> = tx
+            .query_row(
+                "SELECT substatus, question FROM attempts WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        if let Some((now, asked)) = now {
+            if now == st {
+                question = asked.or(question);
+            } else if !screen_replaces(now, st) {
+                return Ok(());
+            }
+        }
+    }
     tx.execute(
-        "UPDATE attempts SET substatus = ?2,
-            question = CASE WHEN ?4 AND substatus IS ?2 AND question IS NOT NULL
-                            THEN question ELSE ?3 END
+        "UPDATE attempts SET substatus = ?2, question = ?3
          WHERE id = ?1 AND state IN ('starting', 'running')",
-        params![id, st, question, only_state],
+        params![id, st, question],
     )?;
     Ok(())
 }

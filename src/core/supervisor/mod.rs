@@ -52,6 +52,7 @@ pub use model::{AttemptRec, Model, TaskRec};
 pub use pause::{Held, HoldHow, prompt_hash};
 pub use speculate::Candidate;
 pub use sync::ref_label;
+pub use waiting::screen_replaces;
 
 use crate::core::config::Config;
 use crate::core::domain::{AttemptId, AttemptNo, Role};
