@@ -73,7 +73,24 @@ fn an_agents_own_commits_are_its_change_and_a_stray_branch_is_reported() {
         one_task("brancher", "stray", "")
     )));
     let out = run(&repo, Some(&p));
-    assert_eq!(out.code, 0, "{}", out.show());
+    // What the agents' git said, for a failure (CI once saw the stray agent exit 128).
+    let said = |task: &str| {
+        (1..=3)
+            .map(|n| {
+                let log = repo.dir.join(format!(".orch/logs/{task}/{n}/screen.log"));
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                format!("--- {task} attempt {n} ---\n{text}")
+            })
+            .collect::<String>()
+    };
+    assert_eq!(
+        out.code,
+        0,
+        "{}\n{}{}",
+        out.show(),
+        said("brancher"),
+        said("committer")
+    );
     assert_eq!(repo.git(&["show", "orch/integration:own.txt"]), "own");
     assert_eq!(repo.git(&["show", "orch/integration:side.txt"]), "side");
     assert!(
