@@ -122,6 +122,21 @@ pub fn session(tx: &Connection, id: AttemptId, session: &str) -> Result<()> {
     Ok(())
 }
 
+/// An attempt's substatus and question as the ledger has them: a report that says only the
+/// state keeps the question recorded for that same state (`agent_state`, `hooks::set_state`).
+pub(super) fn recorded_state(
+    tx: &Connection,
+    id: AttemptId,
+) -> Result<Option<(Substatus, Option<String>)>> {
+    Ok(tx
+        .query_row(
+            "SELECT substatus, question FROM attempts WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?)
+}
+
 /// A live attempt's state (its substatus, the question that waits, and whether that question
 /// only says the state: then one already recorded for the same state stays), with the event
 /// saying which rule fired. An attempt that ended (or is already in that state with that
@@ -139,16 +154,11 @@ pub fn agent_state(
     } else {
         None
     };
-    let kept: Option<String> = if keep_question {
-        tx.query_row(
-            "SELECT question FROM attempts WHERE id = ?1 AND substatus IS ?2",
-            params![id, substatus],
-            |r| r.get(0),
-        )
-        .optional()?
-        .flatten()
-    } else {
-        None
+    let kept: Option<String> = match keep_question {
+        true => recorded_state(tx, id)?
+            .filter(|(now, _)| *now == substatus)
+            .and_then(|(_, asked)| asked),
+        false => None,
     };
     let question = kept.as_deref().or(question);
     let changed = tx.execute(

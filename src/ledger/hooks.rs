@@ -47,20 +47,15 @@ fn set_state(
     } else {
         None
     };
-    if only_state {
-        let now: Option<(Substatus, Option<String>)> = tx
-            .query_row(
-                "SELECT substatus, question FROM attempts WHERE id = ?1",
-                [id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        if let Some((now, asked)) = now {
-            if now == st {
-                question = asked.or(question);
-            } else if !screen_replaces(now, st) {
-                return Ok(());
-            }
+    let now = match only_state {
+        true => super::agents::recorded_state(tx, id)?,
+        false => None,
+    };
+    if let Some((now, asked)) = now {
+        if now == st {
+            question = asked.or(question);
+        } else if !screen_replaces(now, st) {
+            return Ok(());
         }
     }
     tx.execute(
