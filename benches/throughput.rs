@@ -2,7 +2,8 @@
 //!
 //! Prints figures only (no pass/fail). See docs/benchmarks.md for what each one means.
 //! Knobs (environment): `BENCH_TASKS` (default 200), `BENCH_LEDGER_TASKS` (default 2000),
-//! `BENCH_HEARTBEATS` (default 300), `BENCH_ONLY` (comma list of 1..5 to run a subset),
+//! `BENCH_HEARTBEATS` (default 300), `BENCH_BUSY_TASKS` (default 48, for [6]), `BENCH_ONLY`
+//! (comma list of 1..6 to run a subset),
 //! `BENCH_KEEP=1` keeps the end-to-end repo and prints its path. `BENCH_GIT_TRACE=1` logs every
 //! git process of both sides (`GIT_TRACE2_EVENT`) and prints how many of each per task (the
 //! tracing costs CPU: read the CPU figures of a run without it). `BENCH_ORCH_BIN=<path>` runs
@@ -42,6 +43,9 @@ fn main() {
     if want(1) || want(2) || want(5) {
         let n = env_usize("BENCH_TASKS", 200);
         end_to_end(n, want(1), want(2), want(5));
+    }
+    if want(6) {
+        busy_dispatch(env_usize("BENCH_BUSY_TASKS", 48));
     }
     if want(3) {
         ledger_transitions(env_usize("BENCH_LEDGER_TASKS", 2000));
@@ -251,7 +255,7 @@ fn fresh_repo(dir: &Path) {
 
 /// A layered DAG: layers of varying width (narrow waists = fan-in, wide layers = fan-out);
 /// each task depends on 0-3 tasks of earlier layers, mostly the previous one.
-fn plan_toml(n: usize, seed: u64) -> (String, usize, usize) {
+fn plan_toml(n: usize, seed: u64, directives: &dyn Fn(usize) -> String) -> (String, usize, usize) {
     let widths = [1usize, 6, 14, 3, 10, 24, 2, 16, 8, 1, 20, 12];
     let mut rng = Rng(seed);
     let mut layers: Vec<Vec<usize>> = Vec::new();
@@ -286,7 +290,8 @@ fn plan_toml(n: usize, seed: u64) -> (String, usize, usize) {
             edges += deps.len();
             let deps: Vec<String> = deps.iter().map(|d| format!("\"t{d:04}\"")).collect();
             out.push_str(&format!(
-                "[[task]]\nid = \"t{t:04}\"\ntitle = \"bench task {t}\"\nprompt = \"\"\"\n@sim speed fast\n@sim write f/t{t:04}.txt: x\n\"\"\"\ndepends_on = [{}]\n\n",
+                "[[task]]\nid = \"t{t:04}\"\ntitle = \"bench task {t}\"\nprompt = \"\"\"\n{}\"\"\"\ndepends_on = [{}]\n\n",
+                directives(t),
                 deps.join(", ")
             ));
         }
@@ -324,7 +329,9 @@ fn end_to_end(n: usize, show1: bool, show2: bool, show5: bool) {
         .unwrap();
     let dir = tmp.path().to_path_buf();
     fresh_repo(&dir);
-    let (plan, layers, edges) = plan_toml(n, 0x0bc4_2026);
+    let (plan, layers, edges) = plan_toml(n, 0x0bc4_2026, &|t| {
+        format!("@sim speed fast\n@sim write f/t{t:04}.txt: x\n")
+    });
     std::fs::write(dir.join("plan.toml"), plan).unwrap();
 
     // The reference, in the same minute on the same machine: the minimal git work of every task
@@ -367,28 +374,7 @@ fn end_to_end(n: usize, show1: bool, show2: bool, show5: bool) {
     let attempts_n: i64 = db
         .query_row("SELECT COUNT(*) FROM attempts", [], |r| r.get(0))
         .unwrap();
-    let events: Vec<Ev> = {
-        let mut st = db
-            .prepare("SELECT seq, ts_ms, task, attempt, kind, data FROM events ORDER BY seq")
-            .unwrap();
-        st.query_map([], |r| {
-            let data: String = r.get(5)?;
-            let v: serde_json::Value = serde_json::from_str(&data).unwrap_or_default();
-            let s = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
-            Ok(Ev {
-                seq: r.get(0)?,
-                ts: r.get(1)?,
-                task: r.get(2)?,
-                attempt: r.get(3)?,
-                kind: r.get(4)?,
-                from: s("from"),
-                to: s("to"),
-            })
-        })
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
-    };
+    let events = read_events(&db);
     let epoch_ts = events
         .iter()
         .find(|e| e.kind == "epoch_started")
@@ -437,95 +423,8 @@ fn end_to_end(n: usize, show1: bool, show2: bool, show5: bool) {
             by_task.entry(t).or_default().push(e);
         }
     }
-    // Slot-freeing moments: an attempt leaves the engine's live set (working -> anything,
-    // assigned -> ready/failed after a setup failure).
-    let slot_free: Vec<(i64, i64)> = events
-        .iter()
-        .filter(|e| {
-            e.kind == "state" && (e.from == "working" || e.from == "assigned") && e.to != "working"
-        })
-        .map(|e| (e.seq, e.ts))
-        .collect();
-
     if show2 {
-        let mut ready_to_running = Vec::new();
-        let mut ready_to_assigned = Vec::new();
-        let mut trig_to_assigned = Vec::new();
-        let mut trig_to_running = Vec::new();
-        let mut assigned_to_working = Vec::new();
-        let mut assigned_to_running = Vec::new();
-        let mut running_to_working = Vec::new();
-        let mut st = db
-            .prepare(
-                "SELECT task, n, started_ms, running_ms FROM attempts WHERE running_ms IS NOT NULL",
-            )
-            .unwrap();
-        let rows: Vec<(String, i64, i64, i64)> = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        for (task, n, started, running) in rows {
-            let evs = &by_task[task.as_str()];
-            let Some(start_ev) = evs
-                .iter()
-                .find(|e| e.kind == "attempt_started" && e.attempt == Some(n))
-            else {
-                continue;
-            };
-            let before = |to: &str| {
-                evs.iter()
-                    .rfind(|e| e.kind == "state" && e.to == to && e.seq < start_ev.seq)
-            };
-            let (Some(ready), Some(assigned)) = (before("ready"), before("assigned")) else {
-                continue;
-            };
-            let working = evs
-                .iter()
-                .find(|e| e.kind == "state" && e.to == "working" && e.seq > start_ev.seq);
-            // What made the dispatch possible: the task becoming ready, the supervisor
-            // starting, or a slot freeing, whichever came last.
-            let freed = slot_free
-                .iter()
-                .filter(|(s, _)| *s < assigned.seq)
-                .map(|(_, t)| *t)
-                .next_back()
-                .unwrap_or(0);
-            let trigger = ready.ts.max(epoch_ts).max(freed);
-            ready_to_running.push((running - ready.ts) as f64);
-            ready_to_assigned.push((assigned.ts - ready.ts) as f64);
-            trig_to_assigned.push((assigned.ts - trigger) as f64);
-            trig_to_running.push((running - trigger) as f64);
-            assigned_to_running.push((running - started) as f64);
-            if let Some(w) = working {
-                assigned_to_working.push((w.ts - assigned.ts) as f64);
-                running_to_working.push((w.ts - running) as f64);
-            }
-        }
-        println!("\n[2] dispatch latency (ms, from the ledger; aim p50 < 50 ms)");
-        line(
-            "ready -> agent running (raw, incl. slot wait)",
-            &ready_to_running,
-            "ms",
-        );
-        line(
-            "ready -> assigned (raw, incl. slot wait)",
-            &ready_to_assigned,
-            "ms",
-        );
-        line("trigger -> agent running", &trig_to_running, "ms");
-        line("  trigger -> assigned (scheduler)", &trig_to_assigned, "ms");
-        line(
-            "  assigned -> running (worktree+spawn)",
-            &assigned_to_running,
-            "ms",
-        );
-        line("  assigned -> working event", &assigned_to_working, "ms");
-        line("  running_ms -> working event", &running_to_working, "ms");
-        println!(
-            "  (trigger = the later of: task became ready, supervisor epoch start, a slot freed)"
-        );
-        setup_steps(&dir, &db);
+        dispatch_latency("[2] dispatch latency", &dir, &db, &events, epoch_ts);
     }
 
     if show5 {
@@ -609,6 +508,187 @@ fn end_to_end(n: usize, show1: bool, show2: bool, show5: bool) {
         let kept = tmp.keep();
         println!("  kept the end-to-end repo at {}", kept.display());
     }
+}
+
+/// [6] Dispatch while 4 agents are busy, as real agents are: each task's agent draws a spinner
+/// and progress lines for about a second before it writes its file, so a slot frees (and a
+/// merge moves the tip) every few hundred ms, not every few ms as in [1], where the run's own
+/// git work keeps both cores busy and every dispatch queues behind it.
+fn busy_dispatch(n: usize) {
+    let tmp = tempfile::Builder::new()
+        .prefix("orch-bench-busy-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path().to_path_buf();
+    fresh_repo(&dir);
+    let (plan, layers, edges) = plan_toml(n, 0x0bc4_2026, &|t| {
+        format!("@sim speed 40ms\n@sim progress 25\n@sim write f/t{t:04}.txt: x\n")
+    });
+    std::fs::write(dir.join("plan.toml"), plan).unwrap();
+    let bin = std::env::var("BENCH_ORCH_BIN").unwrap_or_else(|_| BIN.to_string());
+    let (t0, cpu0) = (Instant::now(), children_cpu_s());
+    let out = Command::new(&bin)
+        .args(["run", "--headless", "--plan", "plan.toml"])
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run orch-tui");
+    let db = open_ro(&dir.join(".orch/ledger.db"));
+    let done: i64 = db
+        .query_row("SELECT COUNT(*) FROM tasks WHERE state = 'done'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let (wall, cpu) = (t0.elapsed().as_secs_f64(), children_cpu_s() - cpu0);
+    println!(
+        "\n[6] {n} tasks ({layers} layers, {edges} edges), slots=4, each agent busy ~1 s (25 progress steps of 40 ms): exit {:?}, {done}/{n} done in {wall:.1}s, by {bin}",
+        out.status.code(),
+    );
+    println!(
+        "  CPU of the run (supervisor, holders, agents, git): {cpu:.1}s in {wall:.1}s = {:.0}% of the 2 cores' {:.0}%",
+        cpu / wall * 100.0,
+        std::thread::available_parallelism().map_or(100.0, |n| n.get() as f64 * 100.0)
+    );
+    let events = read_events(&db);
+    let epoch_ts = events
+        .iter()
+        .find(|e| e.kind == "epoch_started")
+        .map_or(0, |e| e.ts);
+    dispatch_latency(
+        "[6] dispatch latency, 4 agents busy",
+        &dir,
+        &db,
+        &events,
+        epoch_ts,
+    );
+    if std::env::var("BENCH_KEEP").is_ok() {
+        let kept = tmp.keep();
+        println!("  kept the busy run's repo at {}", kept.display());
+    }
+}
+
+/// Every event of a finished run's ledger, in order.
+fn read_events(db: &Connection) -> Vec<Ev> {
+    let mut st = db
+        .prepare("SELECT seq, ts_ms, task, attempt, kind, data FROM events ORDER BY seq")
+        .unwrap();
+    st.query_map([], |r| {
+        let data: String = r.get(5)?;
+        let v: serde_json::Value = serde_json::from_str(&data).unwrap_or_default();
+        let s = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
+        Ok(Ev {
+            seq: r.get(0)?,
+            ts: r.get(1)?,
+            task: r.get(2)?,
+            attempt: r.get(3)?,
+            kind: r.get(4)?,
+            from: s("from"),
+            to: s("to"),
+        })
+    })
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
+}
+
+/// [2] and [6]: how long a dispatch took, from a finished run's ledger and log: from what made
+/// it possible (the task became ready, the supervisor started, a slot freed) to its agent
+/// running, and `assigned -> running` by step.
+fn dispatch_latency(title: &str, dir: &Path, db: &Connection, events: &[Ev], epoch_ts: i64) {
+    let mut by_task: HashMap<&str, Vec<&Ev>> = HashMap::new();
+    for e in events {
+        if let Some(t) = &e.task {
+            by_task.entry(t).or_default().push(e);
+        }
+    }
+    // Slot-freeing moments: an attempt leaves the engine's live set (working -> anything,
+    // assigned -> ready/failed after a setup failure).
+    let slot_free: Vec<(i64, i64)> = events
+        .iter()
+        .filter(|e| {
+            e.kind == "state" && (e.from == "working" || e.from == "assigned") && e.to != "working"
+        })
+        .map(|e| (e.seq, e.ts))
+        .collect();
+
+    let mut ready_to_running = Vec::new();
+    let mut ready_to_assigned = Vec::new();
+    let mut trig_to_assigned = Vec::new();
+    let mut trig_to_running = Vec::new();
+    let mut assigned_to_working = Vec::new();
+    let mut assigned_to_running = Vec::new();
+    let mut running_to_working = Vec::new();
+    let mut st = db
+        .prepare(
+            "SELECT task, n, started_ms, running_ms FROM attempts WHERE running_ms IS NOT NULL",
+        )
+        .unwrap();
+    let rows: Vec<(String, i64, i64, i64)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    for (task, n, started, running) in rows {
+        let evs = &by_task[task.as_str()];
+        let Some(start_ev) = evs
+            .iter()
+            .find(|e| e.kind == "attempt_started" && e.attempt == Some(n))
+        else {
+            continue;
+        };
+        let before = |to: &str| {
+            evs.iter()
+                .rfind(|e| e.kind == "state" && e.to == to && e.seq < start_ev.seq)
+        };
+        let (Some(ready), Some(assigned)) = (before("ready"), before("assigned")) else {
+            continue;
+        };
+        let working = evs
+            .iter()
+            .find(|e| e.kind == "state" && e.to == "working" && e.seq > start_ev.seq);
+        // What made the dispatch possible: the task becoming ready, the supervisor
+        // starting, or a slot freeing, whichever came last.
+        let freed = slot_free
+            .iter()
+            .filter(|(s, _)| *s < assigned.seq)
+            .map(|(_, t)| *t)
+            .next_back()
+            .unwrap_or(0);
+        let trigger = ready.ts.max(epoch_ts).max(freed);
+        ready_to_running.push((running - ready.ts) as f64);
+        ready_to_assigned.push((assigned.ts - ready.ts) as f64);
+        trig_to_assigned.push((assigned.ts - trigger) as f64);
+        trig_to_running.push((running - trigger) as f64);
+        assigned_to_running.push((running - started) as f64);
+        if let Some(w) = working {
+            assigned_to_working.push((w.ts - assigned.ts) as f64);
+            running_to_working.push((w.ts - running) as f64);
+        }
+    }
+    println!(
+        "\n{title} (ms, from the ledger; aim: trigger -> agent running p50 < 20 ms, p99 < 100 ms)"
+    );
+    line(
+        "ready -> agent running (raw, incl. slot wait)",
+        &ready_to_running,
+        "ms",
+    );
+    line(
+        "ready -> assigned (raw, incl. slot wait)",
+        &ready_to_assigned,
+        "ms",
+    );
+    line("trigger -> agent running", &trig_to_running, "ms");
+    line("  trigger -> assigned (scheduler)", &trig_to_assigned, "ms");
+    line(
+        "  assigned -> running (worktree+spawn)",
+        &assigned_to_running,
+        "ms",
+    );
+    line("  assigned -> working event", &assigned_to_working, "ms");
+    line("  running_ms -> working event", &running_to_working, "ms");
+    println!("  (trigger = the later of: task became ready, supervisor epoch start, a slot freed)");
+    setup_steps(&dir, &db);
 }
 
 // ---------------------------------------------------------------------------------------------
