@@ -688,7 +688,7 @@ fn dispatch_latency(title: &str, dir: &Path, db: &Connection, events: &[Ev], epo
     line("  assigned -> working event", &assigned_to_working, "ms");
     line("  running_ms -> working event", &running_to_working, "ms");
     println!("  (trigger = the later of: task became ready, supervisor epoch start, a slot freed)");
-    setup_steps(&dir, &db);
+    setup_steps(dir, db);
 }
 
 // ---------------------------------------------------------------------------------------------
