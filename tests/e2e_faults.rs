@@ -51,6 +51,43 @@ fn run(repo: &Repo, plan: Option<&std::path::Path>) -> e2e_support::Out {
 
 const COMMIT: &str = "git -c user.name=Agent -c user.email=agent@example.com commit -qm";
 
+/// A retry continues the failed attempt in its worktree, so a branch the agent made before it
+/// failed is still the agent's when the retry's work is collected: reported, its commits kept
+/// under a backup ref, gone from the user's branch list (it was left there, unreported, while
+/// the retry listed it among the branches that existed before it).
+#[test]
+fn a_branch_made_by_a_failed_attempt_is_reported_when_its_retry_is_collected() {
+    let repo = Repo::new();
+    let script = format!(
+        "if [ \"$ORCH_ATTEMPT\" = 1 ]; then git checkout -qb agent-side && echo side > side.txt && git add -A && {COMMIT} side && git checkout -q - && exit 1; fi; echo done > done.txt"
+    );
+    repo.init(&with_agent("flaky", &script, ""));
+    let p = repo.write_plan(&plan(&one_task("retried", "flaky", "")));
+    let out = run(&repo, Some(&p));
+    assert_eq!(out.code, 0, "{}", out.show());
+    assert_eq!(repo.git(&["show", "orch/integration:done.txt"]), "done");
+    assert!(
+        repo.git(&["branch", "--list", "agent-side"]).is_empty(),
+        "the failed attempt's branch is not left in the user's branch list"
+    );
+    let events = repo.orch(&["events", "--json", "--task", "retried"], RUN_LIMIT);
+    assert!(
+        events.stdout.contains("stray_branch") && events.stdout.contains("agent-side"),
+        "the branch is reported: {}",
+        events.stdout
+    );
+    let kept = repo.git(&[
+        "for-each-ref",
+        "--format=%(refname)",
+        "refs/orch/backup/retried/",
+    ]);
+    let side = kept
+        .lines()
+        .find(|r| r.contains("stray"))
+        .unwrap_or_else(|| panic!("a backup ref for the branch's commit: {kept}"));
+    assert_eq!(repo.git(&["show", &format!("{side}:side.txt")]), "side");
+}
+
 /// Fault 1: An agent that commits its own work (aider does by default; Claude Code when asked) is
 /// merged like any other, and one that commits on a branch of its own has that work taken as the
 /// change: the stray branch is reported and kept under a backup ref, never left silently.

@@ -43,6 +43,10 @@ pub struct SetupPlan {
     pub prep: super::prepare::WorktreePrep,
     /// For an interactive agent: the rules its screen is classified by.
     pub screen_rules: Vec<crate::core::screen_rules::ScreenRule>,
+    /// An attempt that continues an earlier one in its worktree: the branches that existed
+    /// before that one started, so the branches the earlier agent made are still its (reported
+    /// and kept when this attempt is collected) rather than taken for the user's.
+    pub branches_before: Option<Vec<String>>,
 }
 
 pub fn setup_job(ctx: &JobCtx, plan: SetupPlan) -> Job {
@@ -135,9 +139,9 @@ fn run_setup(ctx: &JobCtx, p: SetupPlan) -> Result<Spawned, String> {
         },
     )?;
     laps.lap("adapter");
-    let branches_before = match listed {
-        Some(names) => names,
-        None => ctx.git.branch_names().map_err(|e| e.to_string())?,
+    let branches_before = match (listed, p.branches_before) {
+        (Some(names), _) | (None, Some(names)) => names,
+        (None, None) => ctx.git.branch_names().map_err(|e| e.to_string())?,
     };
     laps.lap("branches");
     let mut env = p.env.clone();

@@ -115,8 +115,22 @@ impl Executor {
         } else {
             Vec::new()
         };
+        // A continuation's agent made its branches during the attempt it continues (which was
+        // not collected: it failed). Known only to this process; after a restart they are
+        // listed anew, and the earlier agent's count as the user's.
+        let branches_before = match s.create_worktree {
+            true => None,
+            false => self
+                .core
+                .model
+                .attempts
+                .get(&s.attempt)
+                .and_then(|a| a.continues)
+                .and_then(|prev| self.branches_before.remove(&prev)),
+        };
         let plan = SetupPlan {
             setup: s,
+            branches_before,
             screen_rules,
             profile,
             prompt,
