@@ -59,12 +59,19 @@ const COMMIT: &str = "git -c user.name=Agent -c user.email=agent@example.com com
 fn a_branch_made_by_a_failed_attempt_is_reported_when_its_retry_is_collected() {
     let repo = Repo::new();
     let script = format!(
-        "if [ \"$ORCH_ATTEMPT\" = 1 ]; then git checkout -qb agent-side && echo side > side.txt && git add -A && {COMMIT} side && git checkout -q - && exit 1; fi; echo done > done.txt"
+        "if [ \"$ORCH_ATTEMPT\" = 1 ]; then git checkout -qb agent-side && echo side > side.txt && git add -A && {COMMIT} side && git checkout -q -; exit 1; fi; echo done > done.txt"
     );
     repo.init(&with_agent("flaky", &script, ""));
     let p = repo.write_plan(&plan(&one_task("retried", "flaky", "")));
     let out = run(&repo, Some(&p));
-    assert_eq!(out.code, 0, "{}", out.show());
+    let said = (1..=3)
+        .map(|n| {
+            let log = repo.dir.join(format!(".orch/logs/retried/{n}/screen.log"));
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            format!("--- attempt {n} ---\n{text}")
+        })
+        .collect::<String>();
+    assert_eq!(out.code, 0, "{}\n{said}", out.show());
     assert_eq!(repo.git(&["show", "orch/integration:done.txt"]), "done");
     assert!(
         repo.git(&["branch", "--list", "agent-side"]).is_empty(),
@@ -84,7 +91,7 @@ fn a_branch_made_by_a_failed_attempt_is_reported_when_its_retry_is_collected() {
     let side = kept
         .lines()
         .find(|r| r.contains("stray"))
-        .unwrap_or_else(|| panic!("a backup ref for the branch's commit: {kept}"));
+        .unwrap_or_else(|| panic!("a backup ref for the branch's commit: {kept}\n{said}"));
     assert_eq!(repo.git(&["show", &format!("{side}:side.txt")]), "side");
 }
 

@@ -24,6 +24,7 @@ mod turn_commit;
 mod watch;
 mod worktree;
 mod worktree_list;
+mod worktree_new;
 
 use std::fs;
 use std::io::Write;

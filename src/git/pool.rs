@@ -158,26 +158,42 @@ impl Repo {
                 let path = self.free_pool_name(pool, &all)?;
                 // Registered at once but locked, so no one takes it half checked out; the
                 // checkout itself runs outside git's worktree bookkeeping (which other setups
-                // wait on meanwhile).
-                self.git()
-                    .args(["worktree", "add", "--quiet", "--no-checkout", "--detach"])
-                    .args(["--lock", "--reason", "orch-tui: filling the pool"])
-                    .arg(&path)
-                    .arg(oid)
-                    .run()?;
-                path
+                // wait on meanwhile). In one rename when it can be (`worktree_new.rs`: an
+                // agent's git listing worktrees meanwhile never reads it half written).
+                let registered = self.register_worktree(&path, oid);
+                if registered.is_none() {
+                    self.git()
+                        .args(["worktree", "add", "--quiet", "--no-checkout", "--detach"])
+                        .args(["--lock", "--reason", "orch-tui: filling the pool"])
+                        .arg(&path)
+                        .arg(oid)
+                        .run()?;
+                }
+                (path, registered)
             };
+            let (path, registered) = path;
             let filled = self
                 .git_in(&path)
                 .args(["reset", "--quiet", "--hard"])
                 .run()
-                .and_then(|_| self.git().args(["worktree", "unlock"]).arg(&path).run());
+                .and_then(|_| match &registered {
+                    Some(r) => {
+                        r.unlock();
+                        Ok(String::new())
+                    }
+                    None => self.git().args(["worktree", "unlock"]).arg(&path).run(),
+                });
             if let Err(e) = filled {
-                let _ = self
-                    .git()
-                    .args(["worktree", "remove", "--force", "--force"])
-                    .arg(&path)
-                    .run();
+                match registered {
+                    Some(r) => r.unregister(),
+                    None => {
+                        let _ = self
+                            .git()
+                            .args(["worktree", "remove", "--force", "--force"])
+                            .arg(&path)
+                            .run();
+                    }
+                }
                 return Err(e);
             }
             mark_cleaned(&path, pool, Some(oid));

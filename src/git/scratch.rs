@@ -66,9 +66,15 @@ impl Repo {
             self.drop_scratch_worktree(path)?;
         }
         let p = path.to_string_lossy().to_string();
-        self.git()
-            .args(["worktree", "add", "--quiet", "--detach", &p, rev])
-            .run()?;
+        match self.add_worktree_in_one_rename(&self.root.join(path), rev, &["--detach", rev], false)
+        {
+            Some(added) => added.map(|_| ())?,
+            None => {
+                self.git()
+                    .args(["worktree", "add", "--quiet", "--detach", &p, rev])
+                    .run()?;
+            }
+        }
         self.watch_worktree(path);
         Ok(())
     }

@@ -141,11 +141,22 @@ impl Repo {
             }
         }
         let add = |flag: &str| {
-            self.git()
-                .args(["worktree", "add", "--quiet", "--no-track", flag, branch])
-                .arg(path)
-                .arg(base)
-                .run()
+            // In one rename when it can be (`worktree_new.rs`): an agent's git listing the
+            // worktrees meanwhile never reads this one half written.
+            match self.add_worktree_in_one_rename(
+                path,
+                base,
+                &["--no-track", flag, branch, base],
+                false,
+            ) {
+                Some(added) => added.map(|_| String::new()),
+                None => self
+                    .git()
+                    .args(["worktree", "add", "--quiet", "--no-track", flag, branch])
+                    .arg(path)
+                    .arg(base)
+                    .run(),
+            }
         };
         // The common case, a new task, costs one git call: `-b` refuses an existing branch
         // before touching anything, and only then do we look at what the branch holds.
