@@ -115,7 +115,7 @@ impl Supervisor {
         }
         match change.tip {
             None => {
-                let why = "the agent finished without changing anything".to_string();
+                let why = nothing_taken(&change.strays);
                 ops.insert(0, finish(id, AttemptState::Succeeded, &why, None, Some(0)));
                 ops.extend(self.escalate_ops(&task, TaskState::Working, Some(n), &why, None));
                 self.mark_closing(id);
@@ -187,4 +187,24 @@ pub(super) fn finish(
         commit,
         diff_lines: None,
     })
+}
+
+/// Why an attempt that ended well gave no change: it changed nothing, or it left its work on
+/// branches of its own none of which holds the others' (kept under backup refs: which one is
+/// the change is the human's call, not a guess).
+fn nothing_taken(strays: &[super::Stray]) -> String {
+    let kept: Vec<&str> = strays
+        .iter()
+        .filter(|s| s.backup_ref.is_some())
+        .map(|s| s.branch.as_str())
+        .collect();
+    if kept.is_empty() {
+        return "the agent finished without changing anything".to_string();
+    }
+    format!(
+        "the agent left its work on {} branches, none of which holds the others' ({}); each is \
+         kept under a backup ref (`orch-tui events --task` names them): pick one to go on",
+        kept.len(),
+        kept.join(", ")
+    )
 }

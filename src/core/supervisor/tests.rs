@@ -297,6 +297,70 @@ fn a_cancel_while_the_work_is_collected_ends_the_attempt_not_the_run() {
     assert!(d.sup.is_settled(), "left waiting: {}", d.sup.activity());
 }
 
+/// Work left on two branches of the agent's own that do not hold one another is no change the
+/// supervisor can pick, but it is work: the escalation says so and names them (the simulator
+/// found it said "changed nothing" when a retry's branch and the failed attempt's diverged).
+#[test]
+fn work_left_on_diverging_branches_is_escalated_as_such_not_as_nothing() {
+    let mut d = Driver::new(
+        "default_agent = \"sim\"\n",
+        vec![task("a", TaskState::Ready)],
+        Vec::new(),
+        0,
+    );
+    d.run();
+    let setup = d
+        .seen
+        .iter()
+        .find_map(|e| match e {
+            Effect::Setup(s) => Some(s.clone()),
+            _ => None,
+        })
+        .expect("a is started");
+    d.queue.push_back(Event::SetupDone {
+        attempt: setup.attempt,
+        result: Ok(Started {
+            pid: 4242,
+            base: TIP.into(),
+        }),
+    });
+    d.queue.push_back(Event::Exited {
+        attempt: setup.attempt,
+        exit: Exit {
+            code: Some(0),
+            signal: None,
+        },
+    });
+    d.run();
+    let stray = |b: &str| Stray {
+        branch: b.into(),
+        tip: WORK.into(),
+        backup_ref: Some(format!("refs/orch/backup/a/1-stray-{b}")),
+        adopted: false,
+    };
+    d.queue.push_back(Event::Collected {
+        attempt: setup.attempt,
+        result: Ok(Change {
+            tip: None,
+            diff_lines: 0,
+            agent_committed: false,
+            strays: vec![stray("left-1"), stray("left-2")],
+        }),
+    });
+    d.run();
+    assert_eq!(d.state("a"), Some(TaskState::Escalated));
+    let reason = d
+        .sup
+        .model
+        .task("a")
+        .and_then(|t| t.reason.clone())
+        .unwrap_or_default();
+    assert!(
+        reason.contains("left-1, left-2") && !reason.contains("without changing anything"),
+        "{reason}"
+    );
+}
+
 #[test]
 fn a_veto_window_closing_after_the_human_rejected_starts_a_new_attempt_instead_of_merging() {
     let mut review = task("a", TaskState::Review);
