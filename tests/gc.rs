@@ -87,6 +87,10 @@ fn gc_removes_the_leftovers_of_finished_tasks_and_says_so() {
     repo.git(&["update-ref", "refs/heads/orch/done-a", "orch/integration"]);
     // A backup from before backups had a reflog: its age is unknown.
     repo.git(&["update-ref", "refs/orch/backup/ancient/1", "main"]);
+    // A crash between writing a new worktree's admin folder and renaming it into place.
+    let staged = repo.dir.join(".git/orch-staging/t-9.4242.1");
+    fs::create_dir_all(&staged).expect("mkdir");
+    fs::write(staged.join("commondir"), "../..\n").expect("write");
     let before = snapshot(&repo);
 
     let dry = gc(&repo, &["--dry-run"]);
@@ -99,6 +103,7 @@ fn gc_removes_the_leftovers_of_finished_tasks_and_says_so() {
         "would delete branch orch/done-a (merged)",
         "kept 1 backup ref(s) of unknown age",
         "dry run: nothing was removed",
+        "would remove 1 half-made worktree admin folder(s) under .git/orch-staging",
     ] {
         assert!(
             dry.stdout.contains(line),
@@ -107,10 +112,18 @@ fn gc_removes_the_leftovers_of_finished_tasks_and_says_so() {
         );
     }
     assert_eq!(snapshot(&repo), before, "--dry-run changed something");
+    assert!(staged.exists(), "--dry-run removed the leftover");
 
     let out = gc(&repo, &[]);
     assert_eq!(out.code, 0, "{}", out.show());
     assert!(!worktree.exists());
+    assert!(!staged.exists());
+    assert!(
+        out.stdout
+            .contains("removed 1 half-made worktree admin folder(s) under .git/orch-staging"),
+        "{}",
+        out.show()
+    );
     assert!(
         out.stdout
             .contains("(task fails is failed); its work is kept under refs/orch/backup/fails/1"),

@@ -76,6 +76,7 @@ pub fn gc(ctx: &Context, dry_run: bool, older_than: Option<&str>) -> CliResult {
         execute(&plan, &repo)
     };
     failures += idle_pool(&repo, &cfg, dry_run);
+    failures += staging_leftovers(&repo, dry_run);
     super::attach::gc_holders(ctx, dry_run)?;
     for note in &plan.kept {
         out!("kept {note}");
@@ -125,6 +126,40 @@ fn idle_pool(repo: &Repo, cfg: &crate::core::config::Config, dry_run: bool) -> u
             1
         }
     }
+}
+
+/// Admin folders of new worktrees a crash left before renaming them into place
+/// (`git::worktree_new`): they hold nothing.
+fn staging_leftovers(repo: &Repo, dry_run: bool) -> usize {
+    let left = repo.staging_leftovers();
+    let n = left.len();
+    if n == 0 {
+        return 0;
+    }
+    if dry_run {
+        out!(
+            "would remove {n} half-made worktree admin folder(s) under .git/orch-staging (a \
+             crash's leftovers; they hold nothing)"
+        );
+        return 0;
+    }
+    let failed: Vec<String> = left
+        .iter()
+        .filter_map(|p| {
+            std::fs::remove_dir_all(p)
+                .err()
+                .map(|e| format!("{}: {e}", p.display()))
+        })
+        .collect();
+    if failed.is_empty() {
+        out!("removed {n} half-made worktree admin folder(s) under .git/orch-staging");
+        return 0;
+    }
+    out!(
+        "could not remove these leftovers under .git/orch-staging: {}",
+        failed.join("; ")
+    );
+    1
 }
 
 fn is_finished(state: Option<TaskState>) -> bool {

@@ -80,6 +80,17 @@ fn asks_for_more(common: &Path) -> bool {
 }
 
 impl Repo {
+    /// What a crash left in `.git/orch-staging/` between writing a worktree's admin folder and
+    /// renaming it into place: nothing of value (`orch-tui gc` removes it).
+    pub fn staging_leftovers(&self) -> Vec<PathBuf> {
+        let Some(GitDirs { common, .. }) = GitDirs::of(&self.root) else {
+            return Vec::new();
+        };
+        std::fs::read_dir(staging(&common))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    }
+
     /// Registers a new worktree at `path`, detached at `oid` and locked, its files not yet
     /// checked out. None (nothing changed) when the case is not the plain one.
     pub(super) fn register_worktree(&self, path: &Path, oid: &str) -> Option<Registered> {
