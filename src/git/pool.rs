@@ -147,7 +147,7 @@ impl Repo {
         let want = want.min(pool.max_idle);
         let mut made = 0;
         while made < at_most {
-            let path = {
+            let (path, registered) = {
                 let _one = POOL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
                 // One listing answers both questions: nothing else changes the pool while
                 // the lock is held.
@@ -171,7 +171,6 @@ impl Repo {
                 }
                 (path, registered)
             };
-            let (path, registered) = path;
             let filled = self
                 .git_in(&path)
                 .args(["reset", "--quiet", "--hard"])
