@@ -210,6 +210,15 @@ fn permission_requests_are_answered_by_rules_the_human_and_allow_always() {
         .unwrap();
     let a = ledger.latest_attempt("a").unwrap().unwrap();
     assert_eq!(a.question.as_deref(), Some("Bash: npm install left-pad"));
+    // The PreToolUse Claude sent just before that request runs in a hook process of its own;
+    // landing after it, it does not end the wait (CI saw the inbox fall back to the screen's
+    // bare "Do you want to proceed?" so).
+    let late = json!({"hook_event_name": "PreToolUse", "session_id": "s",
+        "tool_name": "Bash", "tool_input": {"command": "npm install left-pad"}});
+    assert_eq!(run_hook(&r, &late, &env).0, 0);
+    let a = ledger.latest_attempt("a").unwrap().unwrap();
+    assert_eq!(a.substatus, Substatus::WaitingPermission);
+    assert_eq!(a.question.as_deref(), Some("Bash: npm install left-pad"));
     let answered = r.orch(&["answer", "a", "deny", "--note", "use the vendored copy"]);
     assert_eq!(answered.code, 0, "{answered:?}");
     assert!(

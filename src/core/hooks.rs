@@ -38,6 +38,21 @@ impl HookReport {
     pub fn says_only_the_state(&self) -> bool {
         self.hook == "Notification"
     }
+
+    /// The call a PreToolUse announces, worded as the PermissionRequest for it words its
+    /// question (`TOOL: subject`). Claude sends PreToolUse and then, when the call needs
+    /// permission, PermissionRequest; each runs in a hook process of its own, so their writes
+    /// can land in either order, and a PreToolUse landing after the request for its own call
+    /// must not end that wait (the inbox would lose the call for the screen's bare prompt).
+    pub fn announced_call(&self) -> Option<String> {
+        match (self.hook.as_str(), &self.tool) {
+            ("PreToolUse", Some(tool)) => Some(format!(
+                "{tool}: {}",
+                self.subject.as_deref().unwrap_or_default()
+            )),
+            _ => None,
+        }
+    }
 }
 
 fn s(v: &Value, key: &str) -> Option<String> {

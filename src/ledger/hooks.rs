@@ -40,7 +40,16 @@ fn set_state(
     st: Substatus,
     question: Option<&str>,
     only_state: bool,
+    announced: Option<&str>,
 ) -> Result<()> {
+    // A PreToolUse that lands after the permission request for its own call is stale.
+    if let Some(call) = announced
+        && let Some((Substatus::WaitingPermission, Some(asked))) =
+            super::agents::recorded_state(tx, id)?
+        && asked == call
+    {
+        return Ok(());
+    }
     let keep = st.is_waiting() || st == Substatus::Idle;
     let mut question = if keep {
         question.map(str::to_string)
@@ -80,7 +89,15 @@ impl Ledger {
         self.write(|tx| {
             let (id, _) = fence(tx, task, n, token, caller)?;
             if let Some(st) = r.substatus {
-                set_state(tx, id, st, r.question.as_deref(), r.says_only_the_state())?;
+                let announced = r.announced_call();
+                set_state(
+                    tx,
+                    id,
+                    st,
+                    r.question.as_deref(),
+                    r.says_only_the_state(),
+                    announced.as_deref(),
+                )?;
             }
             if let Some(session) = &r.session {
                 tx.execute(
@@ -210,7 +227,7 @@ impl Ledger {
                     p.attempt, p.task
                 )));
             };
-            set_state(tx, id, Substatus::Busy, None, false)?;
+            set_state(tx, id, Substatus::Busy, None, false, None)?;
             append(
                 tx,
                 Some(&p.task),
