@@ -35,6 +35,17 @@ fn state_now(s: &serde_json::Value, id: &str) -> Option<String> {
         .and_then(|t| t["state"].as_str().map(String::from))
 }
 
+/// What the agent of each of `task`'s first three attempts printed, for a failure's message.
+fn screens(repo: &Repo, task: &str) -> String {
+    (1..=3)
+        .map(|n| {
+            let log = repo.dir.join(format!(".orch/logs/{task}/{n}/screen.log"));
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            format!("--- {task} attempt {n} ---\n{text}")
+        })
+        .collect()
+}
+
 fn plan(tasks: &str) -> String {
     format!("[plan]\nname = \"faults\"\n\n{tasks}")
 }
@@ -64,13 +75,7 @@ fn a_branch_made_by_a_failed_attempt_is_reported_when_its_retry_is_collected() {
     repo.init(&with_agent("flaky", &script, ""));
     let p = repo.write_plan(&plan(&one_task("retried", "flaky", "")));
     let out = run(&repo, Some(&p));
-    let said = (1..=3)
-        .map(|n| {
-            let log = repo.dir.join(format!(".orch/logs/retried/{n}/screen.log"));
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            format!("--- attempt {n} ---\n{text}")
-        })
-        .collect::<String>();
+    let said = screens(&repo, "retried");
     assert_eq!(out.code, 0, "{}\n{said}", out.show());
     assert_eq!(repo.git(&["show", "orch/integration:done.txt"]), "done");
     assert!(
@@ -118,22 +123,14 @@ fn an_agents_own_commits_are_its_change_and_a_stray_branch_is_reported() {
     )));
     let out = run(&repo, Some(&p));
     // What the agents' git said, for a failure (CI once saw the stray agent exit 128).
-    let said = |task: &str| {
-        (1..=3)
-            .map(|n| {
-                let log = repo.dir.join(format!(".orch/logs/{task}/{n}/screen.log"));
-                let text = std::fs::read_to_string(&log).unwrap_or_default();
-                format!("--- {task} attempt {n} ---\n{text}")
-            })
-            .collect::<String>()
-    };
+
     assert_eq!(
         out.code,
         0,
         "{}\n{}{}",
         out.show(),
-        said("brancher"),
-        said("committer")
+        screens(&repo, "brancher"),
+        screens(&repo, "committer")
     );
     assert_eq!(repo.git(&["show", "orch/integration:own.txt"]), "own");
     assert_eq!(repo.git(&["show", "orch/integration:side.txt"]), "side");

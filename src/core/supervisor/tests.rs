@@ -228,8 +228,8 @@ fn a_dispatch_that_lost_its_race_starts_nothing_and_the_rest_goes_on() {
     );
 }
 
-#[test]
-fn a_cancel_while_the_work_is_collected_ends_the_attempt_not_the_run() {
+/// Task `a` started, its agent running and then exiting 0: its work is being collected.
+fn a_started_and_exited_well() -> (Driver, Setup) {
     let mut d = Driver::new(
         "default_agent = \"sim\"\n",
         vec![task("a", TaskState::Ready)],
@@ -260,6 +260,12 @@ fn a_cancel_while_the_work_is_collected_ends_the_attempt_not_the_run() {
         },
     });
     d.run();
+    (d, setup)
+}
+
+#[test]
+fn a_cancel_while_the_work_is_collected_ends_the_attempt_not_the_run() {
+    let (mut d, setup) = a_started_and_exited_well();
     assert!(
         d.seen.iter().any(|e| matches!(e, Effect::Collect(_))),
         "an agent that exited 0 has its work collected: {:?}",
@@ -302,36 +308,7 @@ fn a_cancel_while_the_work_is_collected_ends_the_attempt_not_the_run() {
 /// found it said "changed nothing" when a retry's branch and the failed attempt's diverged).
 #[test]
 fn work_left_on_diverging_branches_is_escalated_as_such_not_as_nothing() {
-    let mut d = Driver::new(
-        "default_agent = \"sim\"\n",
-        vec![task("a", TaskState::Ready)],
-        Vec::new(),
-        0,
-    );
-    d.run();
-    let setup = d
-        .seen
-        .iter()
-        .find_map(|e| match e {
-            Effect::Setup(s) => Some(s.clone()),
-            _ => None,
-        })
-        .expect("a is started");
-    d.queue.push_back(Event::SetupDone {
-        attempt: setup.attempt,
-        result: Ok(Started {
-            pid: 4242,
-            base: TIP.into(),
-        }),
-    });
-    d.queue.push_back(Event::Exited {
-        attempt: setup.attempt,
-        exit: Exit {
-            code: Some(0),
-            signal: None,
-        },
-    });
-    d.run();
+    let (mut d, setup) = a_started_and_exited_well();
     let stray = |b: &str| Stray {
         branch: b.into(),
         tip: WORK.into(),
