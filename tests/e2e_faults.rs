@@ -122,8 +122,8 @@ fn an_agents_own_commits_are_its_change_and_a_stray_branch_is_reported() {
         one_task("brancher", "stray", "")
     )));
     let out = run(&repo, Some(&p));
-    // What the agents' git said, for a failure (CI once saw the stray agent exit 128).
-
+    // On failure, what the agents' git said (CI saw the stray agent exit 128 when a worktree
+    // was added beside it: docs/git.md, "New worktrees arrive whole").
     assert_eq!(
         out.code,
         0,
