@@ -202,9 +202,9 @@ mod tests {
 pub enum Input {
     /// Something to read on the terminal.
     Ready,
-    /// Only the wake-up descriptor has something.
+    /// Only the wake-up descriptor has something, or a signal cut the wait short.
     Woken,
-    /// Nothing within the time given (or a signal woke the wait).
+    /// Nothing within the time given.
     Quiet,
     /// The terminal hung up (it closed): reads give end-of-file from now on.
     HungUp,
@@ -232,7 +232,9 @@ pub fn wait_for_input(
     // SAFETY: two pollfds that live across the call, for descriptors the caller keeps open.
     let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
     let [t, w] = fds;
-    if n <= 0 {
+    if n < 0 {
+        Input::Woken
+    } else if n == 0 {
         Input::Quiet
     } else if t.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
         Input::HungUp

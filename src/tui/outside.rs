@@ -23,6 +23,11 @@ const INPUT_POLL: Duration = Duration::from_millis(50);
 const IDLE_WAIT: Duration = Duration::from_secs(1);
 /// How long a pause waits for the input thread to park (one poll, with room to spare).
 const PARK_WAIT: Duration = Duration::from_secs(1);
+/// How long crossterm may look for events once the wait said there is input. Its poll(2)
+/// source does not look at all (not even at keys it has parsed but not returned) for a zero
+/// timeout, and counts whole milliseconds: 1 ms is the least that reads. Finding nothing more,
+/// it spins out that millisecond — once per burst of input, never while idle.
+const DRAIN: Duration = Duration::from_millis(1);
 
 #[derive(Default)]
 struct GateState {
@@ -79,10 +84,10 @@ impl InputGate {
 /// The thread that reads the terminal's input and sends it to the loop, parking at the gate.
 ///
 /// It waits for input itself and calls crossterm only when there is some (or every
-/// `INPUT_POLL`, for the resizes crossterm hears through a signal pipe of its own): crossterm
-/// 0.29 reads a hung-up terminal's end-of-file in a loop that never returns, which burnt a core
-/// for as long as a run went on headless after its terminal closed. (A hang-up in the
-/// microseconds between this wait and crossterm's read is still crossterm's to loop on.)
+/// `INPUT_POLL`, for the resizes crossterm hears through a signal pipe of its own): a hung-up
+/// terminal is seen here and ends the thread, where crossterm would poll it again and again for
+/// as long as a run went on headless after its terminal closed. Both waits are level-triggered
+/// (crossterm's `use-dev-tty` source), so a key that came with a resize is read with it.
 pub fn spawn_input_thread(tx: Sender<UiEvent>, gate: Arc<InputGate>) {
     let _ = std::thread::Builder::new()
         .name("tui-input".into())
@@ -108,7 +113,10 @@ pub fn spawn_input_thread(tx: Sender<UiEvent>, gate: Arc<InputGate>) {
                             crate::os::Input::HungUp => break 'reading,
                             // A pause came meanwhile: what is typed now is another program's.
                             _ if gate.paused() => continue 'reading,
-                            _ => Duration::ZERO,
+                            // Nothing came: crossterm would only spin out its millisecond.
+                            // (Without the waker a resize shows only in crossterm's own pipe.)
+                            crate::os::Input::Quiet if waker.is_some() => continue 'reading,
+                            _ => DRAIN,
                         }
                     }
                     None => INPUT_POLL,
@@ -126,7 +134,7 @@ pub fn spawn_input_thread(tx: Sender<UiEvent>, gate: Arc<InputGate>) {
                         Ok(false) => break,
                         Err(_) => break 'reading,
                     }
-                    if limit > Duration::ZERO {
+                    if limit > DRAIN {
                         break;
                     }
                 }

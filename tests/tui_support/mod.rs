@@ -79,6 +79,21 @@ impl Tmux {
         assert!(st.success());
     }
 
+    /// Resize the window and type `keys` in one tmux command: the SIGWINCH and the keys
+    /// reach the program within microseconds of each other.
+    pub fn resize_with_keys(&self, cols: u16, rows: u16, keys: &[&str]) {
+        let st = Command::new("tmux")
+            .args(["-L", &self.socket, "resize-window", "-t", "main", "-x"])
+            .arg(cols.to_string())
+            .arg("-y")
+            .arg(rows.to_string())
+            .args([";", "send-keys", "-t", "main"])
+            .args(keys)
+            .status()
+            .expect("resize-window; send-keys");
+        assert!(st.success());
+    }
+
     pub fn screen(&self) -> String {
         let out = Command::new("tmux")
             .args(["-L", &self.socket, "capture-pane", "-p", "-t", "main"])
