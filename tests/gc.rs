@@ -91,6 +91,10 @@ fn gc_removes_the_leftovers_of_finished_tasks_and_says_so() {
     let staged = repo.dir.join(".git/orch-staging/t-9.4242.1");
     fs::create_dir_all(&staged).expect("mkdir");
     fs::write(staged.join("commondir"), "../..\n").expect("write");
+    // A spare holder killed before it got an attempt (its empty logs; a pid above pid_max).
+    let spare = repo.dir.join(".orch/holders/spare-99999999");
+    fs::create_dir_all(spare.join("logs")).expect("mkdir");
+    fs::write(spare.join("logs/pty.raw"), "").expect("write");
     let before = snapshot(&repo);
 
     let dry = gc(&repo, &["--dry-run"]);
@@ -104,6 +108,7 @@ fn gc_removes_the_leftovers_of_finished_tasks_and_says_so() {
         "kept 1 backup ref(s) of unknown age",
         "dry run: nothing was removed",
         "would remove 1 half-made worktree admin folder(s) under .git/orch-staging",
+        "would remove 1 spare holder folder(s) under .orch/holders",
     ] {
         assert!(
             dry.stdout.contains(line),
@@ -113,17 +118,23 @@ fn gc_removes_the_leftovers_of_finished_tasks_and_says_so() {
     }
     assert_eq!(snapshot(&repo), before, "--dry-run changed something");
     assert!(staged.exists(), "--dry-run removed the leftover");
+    assert!(spare.exists(), "--dry-run removed the spare's folder");
 
     let out = gc(&repo, &[]);
     assert_eq!(out.code, 0, "{}", out.show());
     assert!(!worktree.exists());
     assert!(!staged.exists());
-    assert!(
-        out.stdout
-            .contains("removed 1 half-made worktree admin folder(s) under .git/orch-staging"),
-        "{}",
-        out.show()
-    );
+    assert!(!spare.exists());
+    for line in [
+        "removed 1 half-made worktree admin folder(s) under .git/orch-staging",
+        "removed 1 spare holder folder(s) under .orch/holders",
+    ] {
+        assert!(
+            out.stdout.contains(line),
+            "{line:?} missing: {}",
+            out.show()
+        );
+    }
     assert!(
         out.stdout
             .contains("(task fails is failed); its work is kept under refs/orch/backup/fails/1"),

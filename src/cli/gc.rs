@@ -77,6 +77,7 @@ pub fn gc(ctx: &Context, dry_run: bool, older_than: Option<&str>) -> CliResult {
     };
     failures += idle_pool(&repo, &cfg, dry_run);
     failures += staging_leftovers(&repo, dry_run);
+    failures += spare_leftovers(&crate::agent::holder::holders_dir(&ctx.paths.orch), dry_run);
     super::attach::gc_holders(ctx, dry_run)?;
     for note in &plan.kept {
         out!("kept {note}");
@@ -157,6 +158,40 @@ fn staging_leftovers(repo: &Repo, dry_run: bool) -> usize {
     }
     out!(
         "could not remove these leftovers under .git/orch-staging: {}",
+        failed.join("; ")
+    );
+    1
+}
+
+/// The folders of spare holders killed before they got an attempt (`holder::spare`): their
+/// empty logs and a dead socket.
+fn spare_leftovers(holders: &std::path::Path, dry_run: bool) -> usize {
+    let left = crate::agent::holder::spare::leftovers(holders);
+    let n = left.len();
+    if n == 0 {
+        return 0;
+    }
+    if dry_run {
+        out!(
+            "would remove {n} spare holder folder(s) under .orch/holders (spares that never \
+             got an attempt; they hold empty logs)"
+        );
+        return 0;
+    }
+    let failed: Vec<String> = left
+        .iter()
+        .filter_map(|p| {
+            std::fs::remove_dir_all(p)
+                .err()
+                .map(|e| format!("{}: {e}", p.display()))
+        })
+        .collect();
+    if failed.is_empty() {
+        out!("removed {n} spare holder folder(s) under .orch/holders");
+        return 0;
+    }
+    out!(
+        "could not remove these spare holder folders: {}",
         failed.join("; ")
     );
     1

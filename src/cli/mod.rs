@@ -304,7 +304,10 @@ pub enum Command {
     SimAgent,
     /// Internal: hold one agent's PTY for the supervisor (docs/architecture.md, holders).
     #[command(name = "__hold", hide = true)]
-    Hold,
+    Hold {
+        /// A spare's `.orch/holders/`: it makes its files there while it waits for a spec.
+        prepare_in: Option<std::path::PathBuf>,
+    },
     /// Called by an agent's hooks: appends the event to the attempt's hook log (always exit 0).
     Hook {
         /// The agent kind: claude, codex, aider.
@@ -360,13 +363,14 @@ pub struct HumanArgs {
 }
 
 pub fn main() -> i32 {
-    // A holder starts on every dispatch, always as exactly `orch-tui __hold`: it skips building
-    // the whole command tree to parse one hidden word.
+    // A holder starts on every dispatch, always as exactly `orch-tui __hold [DIR]`: it skips
+    // building the whole command tree to parse one hidden word.
     let mut args = std::env::args_os().skip(1);
-    if let (Some(mode), None) = (args.next(), args.next())
+    if let (Some(mode), dir, None) = (args.next(), args.next(), args.next())
         && mode == "__hold"
     {
-        return crate::agent::holder::serve::main();
+        let dir = dir.map(std::path::PathBuf::from);
+        return crate::agent::holder::serve::main(dir.as_deref());
     }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -503,7 +507,9 @@ fn dispatch(cli: Cli) -> CliResult {
             retry_for,
         }) => worker::worker(call, idempotency_key.as_deref(), &retry_for),
         Some(Command::SimAgent) => Ok(crate::agent::sim::run()),
-        Some(Command::Hold) => Ok(crate::agent::holder::serve::main()),
+        Some(Command::Hold { prepare_in }) => {
+            Ok(crate::agent::holder::serve::main(prepare_in.as_deref()))
+        }
         Some(Command::Hook {
             agent,
             log,

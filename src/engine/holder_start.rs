@@ -3,8 +3,9 @@
 //! 5-8 (docs/benchmarks.md, "Dispatch").
 //!
 //! A spare is a holder that has not read its spec yet: it carries no `ORCH_` variable and no
-//! attempt's token, binds no socket, and stays in our session until the spec comes (it leaves
-//! it then, as every holder does). One at a time: in a steady run dispatches come one after a
+//! attempt's token, makes its files under a name of its own (`holder::spare`: the spec only
+//! renames them), and stays in our session until the spec comes (it leaves it then, as every
+//! holder does). One at a time: in a steady run dispatches come one after a
 //! merge; a burst takes the spare and starts the rest cold. An unused spare exits 0 without a
 //! word when its pipe closes (we dropped it, or died) or after `SPARE_WAIT` with no spec (an
 //! idle run keeps no process for nothing).
@@ -28,11 +29,15 @@ pub struct Waiting {
     stdout: ChildStdout,
 }
 
-/// Starts `orch-tui __hold` with its stderr on `stderr`. A waiter thread reaps it.
-fn start(orch_bin: &Path, stderr: Stdio) -> Result<Waiting, String> {
+/// Starts `orch-tui __hold` with its stderr on `stderr` (a spare: making its files in
+/// `prepare_in`, `.orch/holders/`). A waiter thread reaps it.
+fn start(orch_bin: &Path, stderr: Stdio, prepare_in: Option<&Path>) -> Result<Waiting, String> {
     let mut cmd = Command::new(orch_bin);
-    cmd.arg("__hold")
-        .stdin(Stdio::piped())
+    cmd.arg("__hold");
+    if let Some(dir) = prepare_in {
+        cmd.arg(dir);
+    }
+    cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(stderr);
     // The holder is no process of this epoch (its agent carries the attempt's variables).
@@ -119,19 +124,21 @@ impl Spares {
         slot.as_ref().map(|w| w.pid)
     }
 
-    /// Starts a spare on a thread of its own, unless one is there or on its way.
-    fn refill(&self, orch_bin: &Path) {
+    /// Starts a spare on a thread of its own, unless one is there or on its way. It makes its
+    /// files in `dir` (`.orch/holders/`) while it waits.
+    fn refill(&self, orch_bin: &Path, dir: &Path) {
         let full = self.slot.lock().is_ok_and(|s| s.is_some());
         if full || self.filling.swap(true, Ordering::AcqRel) {
             return;
         }
         let me = self.clone();
         let orch_bin = orch_bin.to_path_buf();
+        let dir = dir.to_path_buf();
         let started = std::thread::Builder::new()
             .name("holder-spare".into())
             .spawn(move || {
-                // Nothing it could say before its spec is worth a file of its own.
-                match start(&orch_bin, Stdio::null()) {
+                // Its stderr goes to the log it makes itself.
+                match start(&orch_bin, Stdio::null(), Some(&dir)) {
                     Ok(w) => *me.slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(w),
                     Err(e) => tracing::warn!(error = %e, "no spare holder"),
                 }
@@ -154,7 +161,7 @@ impl Spares {
             }
             None => start_holder(orch_bin, spec).map(|r| (r, false)),
         };
-        self.refill(orch_bin);
+        self.refill(orch_bin, &spec.dir);
         out
     }
 }
@@ -166,7 +173,7 @@ pub fn start_holder(orch_bin: &Path, spec: &HoldSpec) -> Result<Ready, String> {
         .map_err(|e| format!("cannot create {}: {e}", spec.dir.display()))?;
     let log = crate::os::files::append_private(&holder::log_path(&spec.dir, spec.attempt))
         .map_err(|e| format!("cannot open the holder's log: {e}"))?;
-    let w = start(orch_bin, Stdio::from(log))?;
+    let w = start(orch_bin, Stdio::from(log), None)?;
     hand_over(w, spec).map_err(|e| match e {
         HandOver::Gone(e) => format!("{e} (see its log in .orch/holders/)"),
         HandOver::Failed(e) => e,

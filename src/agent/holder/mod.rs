@@ -8,7 +8,9 @@
 //!   still finishes the attempt from it;
 //! - `<id>.log`: the holder's own stderr (why it could not start the agent, protocol errors);
 //! - `<id>.branches`: the branches that existed before the agent ran, for whoever collects its
-//!   work (it tells the branches the agent made by them).
+//!   work (it tells the branches the agent made by them);
+//! - `spare-<pid>/`: a spare holder's files, made before its attempt is known and renamed
+//!   into place when it is (`spare.rs`).
 //!
 //! The exit is a file and not a ledger write: the holder never opens the ledger (no schema
 //! versions, no fencing tokens, no busy database to wait out); the supervisor that adopts the
@@ -17,6 +19,7 @@
 pub mod client;
 pub mod proto;
 pub mod serve;
+pub mod spare;
 
 use std::io;
 use std::path::{Path, PathBuf};

@@ -74,19 +74,28 @@ fn lock(m: &Mutex<Hub>) -> MutexGuard<'_, Hub> {
 
 /// `orch-tui __hold`: exit 0 after the agent ended (its exit is in `<id>.exit`), 1 when it
 /// could not be started or nobody came, 2 for a spec it cannot read.
-pub fn main() -> i32 {
+/// `prepare_in`: a spare's `.orch/holders/`, where it makes its files while it waits
+/// (`spare.rs`).
+pub fn main(prepare_in: Option<&std::path::Path>) -> i32 {
     // Its threads mostly sleep: one arena keeps the holder's resident memory small.
     crate::os::one_malloc_arena();
+    let prepared = prepare_in.and_then(|dir| super::spare::prepare(dir).ok());
+    let unused = |prepared: Option<super::spare::Prepared>| {
+        if let Some(p) = prepared {
+            p.finish();
+        }
+        0
+    };
     // A spare (`engine::holder_start`) that gets no spec soon is not worth its memory: it goes
     // without a word, and its spawner starts a holder anew when it needs one.
     if !stdin_within(SPARE_WAIT) {
-        return 0;
+        return unused(prepared);
     }
     let mut input = Vec::new();
     let read = std::io::stdin().read_to_end(&mut input);
     // A spare holder (`engine::holder_start`) whose spawner let it go without a spec.
     if read.is_ok() && input.is_empty() {
-        return 0;
+        return unused(prepared);
     }
     let spec: HoldSpec = match read
         .map_err(|e| e.to_string())
@@ -96,11 +105,20 @@ pub fn main() -> i32 {
         Err(e) => {
             let e = format!("cannot read the hold spec on stdin: {e}");
             let _ = writeln!(std::io::stdout(), "error: {e}");
+            unused(prepared);
             err_out!("orch-tui __hold: {e}; this mode is started by the supervisor, not by hand");
             return 2;
         }
     };
-    match start(spec) {
+    // Made for another `.orch/` (not by our supervisor): not used.
+    let prepared = match prepared {
+        Some(p) if p.dir == spec.dir => Some(p),
+        other => {
+            unused(other);
+            None
+        }
+    };
+    match start(spec, prepared) {
         Ok(code) => code,
         Err(e) => {
             let _ = writeln!(std::io::stdout(), "error: {e}");
@@ -124,7 +142,7 @@ fn stdin_within(limit: Duration) -> bool {
     n != 0
 }
 
-fn start(spec: HoldSpec) -> Result<i32, String> {
+fn start(spec: HoldSpec, mut prepared: Option<super::spare::Prepared>) -> Result<i32, String> {
     // Before any thread exists, so every thread inherits the blocked signals.
     let _ = crate::os::detach::new_session();
     let holder = Arc::new(Holder {
@@ -157,21 +175,34 @@ fn start(spec: HoldSpec) -> Result<i32, String> {
     let dir = holder.spec.dir.clone();
     crate::os::files::private_dir(&dir)
         .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    // A spare holder was started before anyone knew its attempt, its stderr nowhere.
+    // Each file is the spare's, renamed, or made now (a cold holder, or a rename refused).
+    let p = prepared.as_mut();
+    // A cold holder's stderr is this log already (its spawner opened it); a spare's is its own.
     let log = super::log_path(&dir, holder.spec.attempt);
-    if let Err(e) = crate::os::detach::stderr_to(&log) {
+    if !p.as_ref().is_some_and(|p| p.log_to(&log))
+        && let Err(e) = crate::os::detach::stderr_to(&log)
+    {
         err_out!("orch-tui __hold: cannot write to {}: {e}", log.display());
     }
     let branches = serde_json::to_vec(&holder.spec.branches_before).unwrap_or_default();
     let kept = super::branches_path(&dir, holder.spec.attempt);
-    crate::os::files::write_private(&kept, &branches)
-        .map_err(|e| format!("cannot write {}: {e}", kept.display()))?;
+    if !p.as_ref().is_some_and(|p| p.branches_to(&kept, &branches)) {
+        crate::os::files::write_private(&kept, &branches)
+            .map_err(|e| format!("cannot write {}: {e}", kept.display()))?;
+    }
     let sock = socket_path(&dir, holder.spec.attempt);
-    let listener = super::with_short_path(&sock, crate::os::detach::bind_private)
-        .map_err(|e| format!("cannot listen on {}: {e}", sock.display()))?;
+    let listener = match p.and_then(|p| p.socket_to(&sock)) {
+        Some(l) => l,
+        None => super::with_short_path(&sock, crate::os::detach::bind_private)
+            .map_err(|e| format!("cannot listen on {}: {e}", sock.display()))?,
+    };
     listener
         .set_nonblocking(true)
         .map_err(|e| format!("socket: {e}"))?;
+    if let Some(p) = prepared {
+        p.logs_to(&holder.spec.log_dir);
+        p.finish();
+    }
     if let Err(e) = start_agent(&holder) {
         let _ = std::fs::remove_file(&sock);
         return Err(e);
