@@ -54,6 +54,8 @@ fn spec(dir: &Path, attempt: i64, argv: &[&str]) -> HoldSpec {
         dir: dir.join("holders"),
         branches_before: vec![],
         first_client_ms: None,
+        prompt_file: None,
+        prompt: String::new(),
     }
 }
 
@@ -284,6 +286,8 @@ fn a_spare_holder_takes_the_next_spec_a_dead_or_old_one_falls_back_and_one_let_g
     let agent = |n: i64| HoldSpec {
         // A task folder of its own for each: a new task's first attempt.
         log_dir: dir.join(format!("logs/t{n}/{n}")),
+        prompt_file: Some(dir.join(format!("prompts/{n}.md"))),
+        prompt: format!("the prompt of {n}"),
         ..spec(
             &dir,
             n,
@@ -292,7 +296,8 @@ fn a_spare_holder_takes_the_next_spec_a_dead_or_old_one_falls_back_and_one_let_g
     };
     let holders = dir.join("holders");
     let ino = |p: &Path| std::fs::symlink_metadata(p).map(|m| m.ino()).ok();
-    // A spare's files, made while it waits: (log, socket, raw log, the task's log folder).
+    // A spare's files, made while it waits: (log, socket, raw log, the task's log folder,
+    // the prompt file).
     let prepared = |pid: i32| {
         let root = holders.join(format!("spare-{pid}"));
         wait_for(LIMIT, || ino(&root.join("sock")).ok_or(())).expect("the spare made its socket");
@@ -301,6 +306,7 @@ fn a_spare_holder_takes_the_next_spec_a_dead_or_old_one_falls_back_and_one_let_g
             ino(&root.join("sock")),
             ino(&root.join("logs/pty.raw")),
             ino(&root.join("task")),
+            ino(&root.join("prompt")),
         ]
     };
     // Spares sit in our process group until their spec comes: signal them one by one.
@@ -343,8 +349,13 @@ fn a_spare_holder_takes_the_next_spec_a_dead_or_old_one_falls_back_and_one_let_g
         ino(&holders.join("3.sock")),
         ino(&dir.join("logs/t3/3/pty.raw")),
         ino(&dir.join("logs/t3")),
+        ino(&dir.join("prompts/3.md")),
     ];
-    assert_eq!(made, placed, "(log, socket, raw log, task folder)");
+    assert_eq!(made, placed, "(log, socket, raw log, task folder, prompt)");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("prompts/3.md")).unwrap(),
+        "the prompt of 3"
+    );
     assert!(
         !holders.join(format!("spare-{b}")).exists(),
         "the spare's folder is gone once used"

@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use super::world::{Agents, BranchAt, Checks, GitOps, Incoming, Job, Launch, Sink, Spawned};
+use super::world::{
+    Agents, BranchAt, Checks, GitOps, Incoming, Job, Launch, PromptFile, Sink, Spawned,
+};
 use crate::core::config::AgentProfile;
 use crate::core::supervisor::{
     Collect, Event, JobFailure, MergeOutcome, MergePrep, MoveOutcome, Setup, SyncOutcome, SyncPrep,
@@ -116,13 +118,6 @@ fn run_setup(ctx: &JobCtx, p: SetupPlan) -> Result<Spawned, String> {
     laps.lap("worktree");
     super::prepare::ready_worktree(&p.prep, s, &p.env)?;
     laps.lap("prep");
-    // The prompt may carry secrets a user pasted: private, like everything under .orch/.
-    if let Some(dir) = std::path::Path::new(&p.prompt_file).parent() {
-        let _ = crate::os::files::private_dir(dir);
-    }
-    crate::os::files::write_private(std::path::Path::new(&p.prompt_file), p.prompt.as_bytes())
-        .map_err(|e| format!("cannot write {}: {e}", p.prompt_file))?;
-    laps.lap("prompt");
     // The adapter builds the argv (placeholders in one pass, a large prompt by file, Claude's
     // per-attempt hooks next to the logs, `--resume` for a continued conversation).
     let how = crate::agent::adapter::launch(
@@ -164,6 +159,11 @@ fn run_setup(ctx: &JobCtx, p: SetupPlan) -> Result<Spawned, String> {
         paste: how.paste,
         screen_rules: p.screen_rules.clone(),
         branches_before,
+        // Written by whoever starts the agent (a holder, into a file it made ahead).
+        prompt_file: Some(PromptFile {
+            path: p.prompt_file.clone(),
+            text: p.prompt.clone(),
+        }),
     };
     let branches = launch.branches_before.clone();
     let process = ctx.agents.spawn(launch, ctx.sink.clone())?;

@@ -50,6 +50,12 @@ pub struct HoldSpec {
     /// (its spawner died before connecting); None: `serve::FIRST_CLIENT`.
     #[serde(default)]
     pub first_client_ms: Option<u64>,
+    /// The file the agent reads its prompt from, written by the holder before the agent
+    /// starts (`engine::world::PromptFile`).
+    #[serde(default)]
+    pub prompt_file: Option<PathBuf>,
+    #[serde(default)]
+    pub prompt: String,
 }
 
 /// `.orch/holders/` of an `.orch/` directory.

@@ -190,6 +190,12 @@ fn start(spec: HoldSpec, mut prepared: Option<super::spare::Prepared>) -> Result
         crate::os::files::write_private(&kept, &branches)
             .map_err(|e| format!("cannot write {}: {e}", kept.display()))?;
     }
+    if let Some(path) = &holder.spec.prompt_file {
+        let text = holder.spec.prompt.as_bytes();
+        if !p.as_ref().is_some_and(|p| p.prompt_to(path, text)) {
+            crate::engine::world::write_prompt(path, text)?;
+        }
+    }
     let sock = socket_path(&dir, holder.spec.attempt);
     let listener = match p.and_then(|p| p.socket_to(&sock)) {
         Some(l) => l,

@@ -1,9 +1,10 @@
-//! A spare holder's files, made while it waits for a spec: its log, its branch list, its
-//! socket and its agent's log folder with the three log files, in `.orch/holders/spare-<pid>/`.
-//! The spec then only renames them into place (`<id>.log`, `<id>.branches`, `<id>.sock`, the
-//! attempt's log folder): a rename allocates no inode, and on a disk churned by many deleted
-//! files ext4's search for a free inode made the eight new files of a dispatch most of the
-//! holder's handover (13-15 ms against 3 ms on a rested disk, docs/benchmarks.md).
+//! A spare holder's files, made while it waits for a spec: its log, its branch list, the
+//! agent's prompt file, its socket and its agent's log folder with the three log files, in
+//! `.orch/holders/spare-<pid>/`. The spec then only renames them into place (`<id>.log`,
+//! `<id>.branches`, the prompt file, `<id>.sock`, the attempt's log folder): a rename allocates
+//! no inode, and on a disk churned by many deleted files ext4's search for a free inode made
+//! the new files of a dispatch most of the holder's handover (13-15 ms against 3 ms on a
+//! rested disk, docs/benchmarks.md).
 //!
 //! Whatever cannot be renamed (a log folder that already has files, another file system) is
 //! made the usual way, and what is left of the folder removed. A spare that gets no spec
@@ -17,6 +18,7 @@ use crate::agent::record::{CAST_LOG, RAW_LOG, TEXT_LOG};
 
 const LOG: &str = "hold.log";
 const BRANCHES: &str = "branches";
+const PROMPT: &str = "prompt";
 const SOCKET: &str = "sock";
 const LOGS: &str = "logs";
 /// An empty folder for the log folder's parent (`logs/<task>`), when the task has none yet.
@@ -42,6 +44,7 @@ pub fn prepare(dir: &Path) -> io::Result<Prepared> {
     let made = (|| {
         crate::os::detach::stderr_to(&root.join(LOG))?;
         write_private(&root.join(BRANCHES), b"")?;
+        write_private(&root.join(PROMPT), b"")?;
         private_dir(&root.join(PARENT))?;
         let logs = root.join(LOGS);
         private_dir(&logs)?;
@@ -75,6 +78,13 @@ impl Prepared {
         crate::os::files::write_private(&file, bytes).is_ok() && std::fs::rename(file, to).is_ok()
     }
 
+    /// The agent's prompt written into the prepared file, renamed to `to` (its folder,
+    /// `.orch/prompts/`, is there: the supervisor makes it as it starts).
+    pub fn prompt_to(&self, to: &Path, text: &[u8]) -> bool {
+        let file = self.root.join(PROMPT);
+        crate::os::files::write_private(&file, text).is_ok() && std::fs::rename(file, to).is_ok()
+    }
+
     /// The bound socket, renamed to `to` (a client connects by the new name).
     pub fn socket_to(&mut self, to: &Path) -> Option<UnixListener> {
         let listener = self.listener.take()?;
@@ -97,7 +107,12 @@ impl Prepared {
     }
 
     /// Removes what is left of the folder (nothing, when every rename went through).
-    pub fn finish(self) {
+    pub fn finish(self) {}
+}
+
+/// However the holder goes on (or fails), the spare's folder goes.
+impl Drop for Prepared {
+    fn drop(&mut self) {
         let _ = std::fs::remove_dir(&self.root).or_else(|_| std::fs::remove_dir_all(&self.root));
     }
 }
@@ -162,6 +177,10 @@ mod tests {
         let logs = tmp.path().join("logs/task/1");
         assert!(p.log_to(&dir.join("7.log")));
         assert!(p.branches_to(&dir.join("7.branches"), b"[\"main\"]"));
+        let prompt_ino = ino(&root.join(PROMPT));
+        assert!(p.prompt_to(&tmp.path().join("7.md"), b"do it"));
+        assert_eq!(ino(&tmp.path().join("7.md")), prompt_ino);
+        assert_eq!(std::fs::read(tmp.path().join("7.md")).unwrap(), b"do it");
         let listener = p.socket_to(&dir.join("7.sock")).unwrap();
         assert!(p.logs_to(&logs));
         p.finish();

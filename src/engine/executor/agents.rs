@@ -186,6 +186,8 @@ impl Executor {
             paste: None,
             screen_rules,
             branches_before: Vec::new(),
+            // Running already: its prompt file was written when it started.
+            prompt_file: None,
         };
         match self
             .ctx
