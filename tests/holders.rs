@@ -55,7 +55,6 @@ fn spec(dir: &Path, attempt: i64, argv: &[&str]) -> HoldSpec {
         branches_before: vec![],
         first_client_ms: None,
         prompt_file: None,
-        prompt: String::new(),
     }
 }
 
@@ -286,8 +285,10 @@ fn a_spare_holder_takes_the_next_spec_a_dead_or_old_one_falls_back_and_one_let_g
     let agent = |n: i64| HoldSpec {
         // A task folder of its own for each: a new task's first attempt.
         log_dir: dir.join(format!("logs/t{n}/{n}")),
-        prompt_file: Some(dir.join(format!("prompts/{n}.md"))),
-        prompt: format!("the prompt of {n}"),
+        prompt_file: Some(orch_tui::agent::PromptFile {
+            path: dir.join(format!("prompts/{n}.md")),
+            text: format!("the prompt of {n}"),
+        }),
         ..spec(
             &dir,
             n,

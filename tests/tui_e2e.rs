@@ -63,26 +63,35 @@ fn demo_runs_to_the_end_in_the_tui() {
     assert!(s.contains("scaffold"), "{s}");
 }
 
-/// After the run nothing ticks: only the resize itself can bring the redraw (the input thread
-/// waits for keys, SIGWINCH and pauses, not on a clock).
-#[test]
-fn a_resize_after_the_run_redraws_at_the_new_size() {
+/// A run of one quick simulated task in the TUI, waited to its end ("all done"); None without
+/// tmux. The folder lives as long as the returned guard.
+fn one_task_run_to_the_end(name: &str) -> Option<(tempfile::TempDir, Tmux)> {
     let tmp = tempfile::tempdir().expect("tempdir");
     let d = tmp.path();
     repo_with_plan(
         d,
-        "[plan]\nname = \"resize\"\n\n[defaults]\nagent = \"sim\"\n\n\
-         [[task]]\nid = \"one\"\ntitle = \"One\"\nprompt = \"@sim say done\"\n",
+        &format!(
+            "[plan]\nname = \"{name}\"\n\n[defaults]\nagent = \"sim\"\n\n\
+             [[task]]\nid = \"one\"\ntitle = \"One\"\nprompt = \"@sim say done\"\n"
+        ),
     );
     let cmd = format!(
         "{BIN} --repo {} run --plan {}",
         d.display(),
         d.join("plan.toml").display()
     );
-    let Some(t) = Tmux::start("resize", &cmd) else {
+    let t = Tmux::start(name, &cmd)?;
+    t.wait("the end of the run", 60, |s| s.contains("all done"));
+    Some((tmp, t))
+}
+
+/// After the run nothing ticks: only the resize itself can bring the redraw (the input thread
+/// waits for keys, SIGWINCH and pauses, not on a clock).
+#[test]
+fn a_resize_after_the_run_redraws_at_the_new_size() {
+    let Some((_tmp, t)) = one_task_run_to_the_end("resize") else {
         return;
     };
-    t.wait("the end of the run", 60, |s| s.contains("all done"));
     let last_row = |s: &str| {
         s.lines()
             .rev()
@@ -108,22 +117,9 @@ fn a_resize_after_the_run_redraws_at_the_new_size() {
 /// TUI had idled 0.3 s before each; none since.
 #[test]
 fn keys_typed_during_a_resize_are_read() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let d = tmp.path();
-    repo_with_plan(
-        d,
-        "[plan]\nname = \"resize-keys\"\n\n[defaults]\nagent = \"sim\"\n\n\
-         [[task]]\nid = \"one\"\ntitle = \"One\"\nprompt = \"@sim say done\"\n",
-    );
-    let cmd = format!(
-        "{BIN} --repo {} run --plan {}",
-        d.display(),
-        d.join("plan.toml").display()
-    );
-    let Some(t) = Tmux::start("resize-keys", &cmd) else {
+    let Some((_tmp, t)) = one_task_run_to_the_end("resize-keys") else {
         return;
     };
-    t.wait("the end of the run", 60, |s| s.contains("all done"));
     let footer_at = |s: &str, rows: u16, footer: &str| {
         let lines: Vec<&str> = s.lines().collect();
         lines

@@ -132,50 +132,34 @@ fn idle_pool(repo: &Repo, cfg: &crate::core::config::Config, dry_run: bool) -> u
 /// Admin folders of new worktrees a crash left before renaming them into place
 /// (`git::worktree_new`): they hold nothing.
 fn staging_leftovers(repo: &Repo, dry_run: bool) -> usize {
-    let left = repo.staging_leftovers();
-    let n = left.len();
-    if n == 0 {
-        return 0;
-    }
-    if dry_run {
-        out!(
-            "would remove {n} half-made worktree admin folder(s) under .git/orch-staging (a \
-             crash's leftovers; they hold nothing)"
-        );
-        return 0;
-    }
-    let failed: Vec<String> = left
-        .iter()
-        .filter_map(|p| {
-            std::fs::remove_dir_all(p)
-                .err()
-                .map(|e| format!("{}: {e}", p.display()))
-        })
-        .collect();
-    if failed.is_empty() {
-        out!("removed {n} half-made worktree admin folder(s) under .git/orch-staging");
-        return 0;
-    }
-    out!(
-        "could not remove these leftovers under .git/orch-staging: {}",
-        failed.join("; ")
-    );
-    1
+    remove_folders(
+        &repo.staging_leftovers(),
+        "half-made worktree admin folder(s) under .git/orch-staging",
+        "a crash's leftovers; they hold nothing",
+        dry_run,
+    )
 }
 
 /// The folders of spare holders killed before they got an attempt (`holder::spare`): their
 /// empty logs and a dead socket.
 fn spare_leftovers(holders: &std::path::Path, dry_run: bool) -> usize {
-    let left = crate::agent::holder::spare::leftovers(holders);
+    remove_folders(
+        &crate::agent::holder::spare::leftovers(holders),
+        "spare holder folder(s) under .orch/holders",
+        "spares that never got an attempt; they hold empty logs",
+        dry_run,
+    )
+}
+
+/// Removes `left`, folders of one kind (`what`, `why` they can go), and says so; 1 when some
+/// could not be removed.
+fn remove_folders(left: &[std::path::PathBuf], what: &str, why: &str, dry_run: bool) -> usize {
     let n = left.len();
     if n == 0 {
         return 0;
     }
     if dry_run {
-        out!(
-            "would remove {n} spare holder folder(s) under .orch/holders (spares that never \
-             got an attempt; they hold empty logs)"
-        );
+        out!("would remove {n} {what} ({why})");
         return 0;
     }
     let failed: Vec<String> = left
@@ -187,13 +171,10 @@ fn spare_leftovers(holders: &std::path::Path, dry_run: bool) -> usize {
         })
         .collect();
     if failed.is_empty() {
-        out!("removed {n} spare holder folder(s) under .orch/holders");
+        out!("removed {n} {what}");
         return 0;
     }
-    out!(
-        "could not remove these spare holder folders: {}",
-        failed.join("; ")
-    );
+    out!("could not remove these {what}: {}", failed.join("; "));
     1
 }
 

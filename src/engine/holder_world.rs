@@ -97,12 +97,7 @@ impl Agents for HolderAgents {
             dir: self.dir.clone(),
             branches_before: l.branches_before.clone(),
             first_client_ms: None,
-            prompt_file: l.prompt_file.as_ref().map(|f| f.path.clone().into()),
-            prompt: l
-                .prompt_file
-                .as_ref()
-                .map(|f| f.text.clone())
-                .unwrap_or_default(),
+            prompt_file: l.prompt_file.clone(),
         };
         let t0 = std::time::Instant::now();
         let (ready, spare) = self.spares.start(&self.orch_bin, &spec)?;

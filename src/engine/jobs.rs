@@ -4,9 +4,7 @@
 
 use std::sync::Arc;
 
-use super::world::{
-    Agents, BranchAt, Checks, GitOps, Incoming, Job, Launch, PromptFile, Sink, Spawned,
-};
+use super::world::{Agents, BranchAt, Checks, GitOps, Incoming, Job, Launch, Sink, Spawned};
 use crate::core::config::AgentProfile;
 use crate::core::supervisor::{
     Collect, Event, JobFailure, MergeOutcome, MergePrep, MoveOutcome, Setup, SyncOutcome, SyncPrep,
@@ -160,8 +158,8 @@ fn run_setup(ctx: &JobCtx, p: SetupPlan) -> Result<Spawned, String> {
         screen_rules: p.screen_rules.clone(),
         branches_before,
         // Written by whoever starts the agent (a holder, into a file it made ahead).
-        prompt_file: Some(PromptFile {
-            path: p.prompt_file.clone(),
+        prompt_file: Some(crate::agent::PromptFile {
+            path: p.prompt_file.clone().into(),
             text: p.prompt.clone(),
         }),
     };

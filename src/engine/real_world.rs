@@ -137,7 +137,7 @@ impl Wiring {
 impl Agents for PtyAgents {
     fn spawn(&self, l: Launch, sink: Sink) -> Result<Box<dyn AgentProc>, String> {
         if let Some(f) = &l.prompt_file {
-            super::world::write_prompt(std::path::Path::new(&f.path), f.text.as_bytes())?;
+            f.write()?;
         }
         let task = l.task.clone();
         let wiring = wire(&l, sink, self.on_output.clone(), (self.rows, self.cols));

@@ -155,25 +155,8 @@ pub struct Launch {
     /// The branches that existed before it ran: a holder keeps them for the supervisor that
     /// adopts the attempt (collecting its work tells the branches it made by them).
     pub branches_before: Vec<String>,
-    /// The file the agent reads its prompt from, written by whoever starts the agent just
-    /// before it (a holder renames a file it made ahead: no new inode on the dispatch's path).
-    pub prompt_file: Option<PromptFile>,
-}
-
-#[derive(Debug, Clone)]
-pub struct PromptFile {
-    pub path: String,
-    pub text: String,
-}
-
-/// Writes an agent's prompt file, private like everything under `.orch/` (a prompt may carry
-/// secrets a user pasted).
-pub fn write_prompt(path: &std::path::Path, text: &[u8]) -> Result<(), String> {
-    if let Some(dir) = path.parent() {
-        let _ = crate::os::files::private_dir(dir);
-    }
-    crate::os::files::write_private(path, text)
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+    /// The file the agent reads its prompt from, written by whoever starts the agent.
+    pub prompt_file: Option<crate::agent::PromptFile>,
 }
 
 /// What an earlier supervisor may have left running: its attempts' agents (by recorded pid and

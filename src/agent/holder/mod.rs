@@ -51,11 +51,9 @@ pub struct HoldSpec {
     #[serde(default)]
     pub first_client_ms: Option<u64>,
     /// The file the agent reads its prompt from, written by the holder before the agent
-    /// starts (`engine::world::PromptFile`).
+    /// starts.
     #[serde(default)]
-    pub prompt_file: Option<PathBuf>,
-    #[serde(default)]
-    pub prompt: String,
+    pub prompt_file: Option<crate::agent::PromptFile>,
 }
 
 /// `.orch/holders/` of an `.orch/` directory.

@@ -79,23 +79,18 @@ fn lock(m: &Mutex<Hub>) -> MutexGuard<'_, Hub> {
 pub fn main(prepare_in: Option<&std::path::Path>) -> i32 {
     // Its threads mostly sleep: one arena keeps the holder's resident memory small.
     crate::os::one_malloc_arena();
+    // Its folder goes when `prepared` drops: unused, on any return below.
     let prepared = prepare_in.and_then(|dir| super::spare::prepare(dir).ok());
-    let unused = |prepared: Option<super::spare::Prepared>| {
-        if let Some(p) = prepared {
-            p.finish();
-        }
-        0
-    };
     // A spare (`engine::holder_start`) that gets no spec soon is not worth its memory: it goes
     // without a word, and its spawner starts a holder anew when it needs one.
     if !stdin_within(SPARE_WAIT) {
-        return unused(prepared);
+        return 0;
     }
     let mut input = Vec::new();
     let read = std::io::stdin().read_to_end(&mut input);
     // A spare holder (`engine::holder_start`) whose spawner let it go without a spec.
     if read.is_ok() && input.is_empty() {
-        return unused(prepared);
+        return 0;
     }
     let spec: HoldSpec = match read
         .map_err(|e| e.to_string())
@@ -105,19 +100,12 @@ pub fn main(prepare_in: Option<&std::path::Path>) -> i32 {
         Err(e) => {
             let e = format!("cannot read the hold spec on stdin: {e}");
             let _ = writeln!(std::io::stdout(), "error: {e}");
-            unused(prepared);
             err_out!("orch-tui __hold: {e}; this mode is started by the supervisor, not by hand");
             return 2;
         }
     };
     // Made for another `.orch/` (not by our supervisor): not used.
-    let prepared = match prepared {
-        Some(p) if p.dir == spec.dir => Some(p),
-        other => {
-            unused(other);
-            None
-        }
-    };
+    let prepared = prepared.filter(|p| p.dir == spec.dir);
     match start(spec, prepared) {
         Ok(code) => code,
         Err(e) => {
@@ -190,11 +178,10 @@ fn start(spec: HoldSpec, mut prepared: Option<super::spare::Prepared>) -> Result
         crate::os::files::write_private(&kept, &branches)
             .map_err(|e| format!("cannot write {}: {e}", kept.display()))?;
     }
-    if let Some(path) = &holder.spec.prompt_file {
-        let text = holder.spec.prompt.as_bytes();
-        if !p.as_ref().is_some_and(|p| p.prompt_to(path, text)) {
-            crate::engine::world::write_prompt(path, text)?;
-        }
+    if let Some(f) = &holder.spec.prompt_file
+        && !p.as_ref().is_some_and(|p| p.prompt_to(f))
+    {
+        f.write()?;
     }
     let sock = socket_path(&dir, holder.spec.attempt);
     let listener = match p.and_then(|p| p.socket_to(&sock)) {
@@ -205,10 +192,11 @@ fn start(spec: HoldSpec, mut prepared: Option<super::spare::Prepared>) -> Result
     listener
         .set_nonblocking(true)
         .map_err(|e| format!("socket: {e}"))?;
-    if let Some(p) = prepared {
+    if let Some(p) = &prepared {
         p.logs_to(&holder.spec.log_dir);
-        p.finish();
     }
+    // The spare's folder goes before the agent starts.
+    drop(prepared);
     if let Err(e) = start_agent(&holder) {
         let _ = std::fs::remove_file(&sock);
         return Err(e);

@@ -74,15 +74,19 @@ impl Prepared {
 
     /// The branch list written into the prepared file, renamed to `to`.
     pub fn branches_to(&self, to: &Path, bytes: &[u8]) -> bool {
-        let file = self.root.join(BRANCHES);
-        crate::os::files::write_private(&file, bytes).is_ok() && std::fs::rename(file, to).is_ok()
+        self.written_to(BRANCHES, to, bytes)
     }
 
     /// The agent's prompt written into the prepared file, renamed to `to` (its folder,
     /// `.orch/prompts/`, is there: the supervisor makes it as it starts).
-    pub fn prompt_to(&self, to: &Path, text: &[u8]) -> bool {
-        let file = self.root.join(PROMPT);
-        crate::os::files::write_private(&file, text).is_ok() && std::fs::rename(file, to).is_ok()
+    pub fn prompt_to(&self, f: &crate::agent::PromptFile) -> bool {
+        self.written_to(PROMPT, &f.path, f.text.as_bytes())
+    }
+
+    /// The prepared file `name` with `bytes` in it, renamed to `to`.
+    fn written_to(&self, name: &str, to: &Path, bytes: &[u8]) -> bool {
+        let file = self.root.join(name);
+        crate::os::files::write_private(&file, bytes).is_ok() && std::fs::rename(file, to).is_ok()
     }
 
     /// The bound socket, renamed to `to` (a client connects by the new name).
@@ -105,12 +109,10 @@ impl Prepared {
         }
         std::fs::rename(self.root.join(LOGS), to).is_ok()
     }
-
-    /// Removes what is left of the folder (nothing, when every rename went through).
-    pub fn finish(self) {}
 }
 
-/// However the holder goes on (or fails), the spare's folder goes.
+/// However the holder goes on (or fails), the spare's folder goes with its `Prepared`: what
+/// is left of it (nothing, when every rename went through).
 impl Drop for Prepared {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir(&self.root).or_else(|_| std::fs::remove_dir_all(&self.root));
@@ -178,12 +180,15 @@ mod tests {
         assert!(p.log_to(&dir.join("7.log")));
         assert!(p.branches_to(&dir.join("7.branches"), b"[\"main\"]"));
         let prompt_ino = ino(&root.join(PROMPT));
-        assert!(p.prompt_to(&tmp.path().join("7.md"), b"do it"));
+        assert!(p.prompt_to(&crate::agent::PromptFile {
+            path: tmp.path().join("7.md"),
+            text: "do it".into(),
+        }));
         assert_eq!(ino(&tmp.path().join("7.md")), prompt_ino);
         assert_eq!(std::fs::read(tmp.path().join("7.md")).unwrap(), b"do it");
         let listener = p.socket_to(&dir.join("7.sock")).unwrap();
         assert!(p.logs_to(&logs));
-        p.finish();
+        drop(p);
         unsafe { libc::dup2(saved, 2) };
         let after = [
             ino(&dir.join("7.log")),
@@ -221,7 +226,7 @@ mod tests {
         std::fs::create_dir_all(&logs).unwrap();
         std::fs::write(logs.join(RAW_LOG), b"an earlier attempt").unwrap();
         assert!(!p.logs_to(&logs));
-        p.finish();
+        drop(p);
         assert!(leftovers(&dir).is_empty());
         assert_eq!(
             std::fs::read(logs.join(RAW_LOG)).unwrap(),
