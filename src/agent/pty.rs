@@ -542,11 +542,10 @@ mod tests {
         assert!(resolve_program("sh", dir.path(), Some("".as_ref()), true).is_err());
         let env_script = dir.path().join("s");
         std::fs::write(&env_script, "#!/usr/bin/env no-such-interp-xyz\n").unwrap();
-        std::process::Command::new("chmod")
-            .arg("+x")
-            .arg(&env_script)
-            .status()
-            .unwrap();
+        // Not `chmod +x`: that honours the umask, which another test in this process may
+        // have narrowed for a moment (`os::detach::bind_private`).
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&env_script, std::fs::Permissions::from_mode(0o755)).unwrap();
         let e = resolve_program("./s", dir.path(), path.as_deref(), true).unwrap_err();
         assert!(e.0.contains("no-such-interp-xyz"), "{e}");
     }
