@@ -10,7 +10,8 @@
 //!       selection at the far end of each list.
 //! Prints figures only (no pass/fail); docs/benchmarks.md says what they mean. Knobs:
 //! `BENCH_TASKS` (default 10000), `BENCH_RUNS` (status runs, default 100), `BENCH_FRAMES`
-//! (frames per view, default 300), `BENCH_DIR` (generate the repository there and keep it).
+//! (frames per view, default 300), `BENCH_DIR` (generate the repository there and keep it),
+//! `BENCH_PROMPT_BYTES` (each task's prompt, default 13 bytes).
 
 mod common;
 
@@ -30,6 +31,7 @@ fn main() {
     let tasks = env_usize("BENCH_TASKS", 10_000);
     let runs = env_usize("BENCH_RUNS", 100);
     let frames = env_usize("BENCH_FRAMES", 300);
+    let prompt_bytes = env_usize("BENCH_PROMPT_BYTES", 13);
     println!("orch-tui read model bench");
     println!(
         "  binary: {BIN}\n  cores: {}\n  load average at start: {}",
@@ -42,7 +44,7 @@ fn main() {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| tmp.path().join("repo"));
     let t = Instant::now();
-    let shape = generate(&repo, tasks);
+    let shape = generate(&repo, tasks, prompt_bytes);
     println!(
         "\n  ledger: {tasks} tasks, {} attempts ({} live), {} events, {} deps; generated in {:.1} s",
         shape.attempts,
@@ -66,7 +68,7 @@ struct Shape {
 }
 
 /// A repository with `orch-tui init` and a ledger of `n` tasks written straight into SQLite.
-fn generate(repo: &Path, n: usize) -> Shape {
+fn generate(repo: &Path, n: usize, prompt_bytes: usize) -> Shape {
     std::fs::create_dir_all(repo).expect("mkdir");
     git(repo, &["init", "-q", "-b", "main"]);
     let st = Command::new(BIN)
@@ -80,6 +82,12 @@ fn generate(repo: &Path, n: usize) -> Shape {
     let tx = c.transaction().expect("tx");
     let now = orch_tui::ledger::now_ms() as i64;
     let mut rng = Rng(0x5eed);
+    // Real prompts are paragraphs, not a line: `BENCH_PROMPT_BYTES` makes each one that long.
+    let prompt: String = "Do the thing. "
+        .chars()
+        .cycle()
+        .take(prompt_bytes.max(1))
+        .collect();
     let mut shape = Shape {
         attempts: 0,
         live: 0,
@@ -116,9 +124,9 @@ fn generate(repo: &Path, n: usize) -> Shape {
             _ => (None, None),
         };
         tx.execute(
-            "INSERT INTO tasks (id, ord, title, prompt, content_hash, max_attempts, budget_tokens,
+            "INSERT INTO tasks (id, ord, title, content_hash, max_attempts, budget_tokens,
                 state, stage, stage_until_ms, reason, failures, updated_ms)
-             VALUES (?1, ?2, ?3, 'Do the thing.', 'h', 3, 400000, ?4, ?5, ?6, ?7, ?8, ?9)",
+             VALUES (?1, ?2, ?3, 'h', 3, 400000, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
                 id,
                 i as i64,
@@ -128,10 +136,15 @@ fn generate(repo: &Path, n: usize) -> Shape {
                 until,
                 matches!(state, "failed" | "escalated").then_some("exit 1 (attempt 3 of 3)"),
                 if state == "failed" { 3 } else { 0 },
-                now
+                now,
             ],
         )
         .expect("task");
+        tx.execute(
+            "INSERT INTO task_prompts (task, prompt) VALUES (?1, ?2)",
+            params![id, prompt],
+        )
+        .expect("prompt");
         for _ in 0..(i.min(2)) {
             let dep = format!("t{:05}", rng.below(i));
             shape.deps += tx

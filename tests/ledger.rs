@@ -19,8 +19,8 @@ use rusqlite::{Connection, params};
 
 fn insert_task(conn: &Connection, id: &str, state: &str) -> rusqlite::Result<usize> {
     conn.execute(
-        "INSERT INTO tasks (id, ord, title, prompt, content_hash, max_attempts, state, updated_ms)
-         VALUES (?1, 0, 't', 'p', 'h', 1, ?2, 0)",
+        "INSERT INTO tasks (id, ord, title, content_hash, max_attempts, state, updated_ms)
+         VALUES (?1, 0, 't', 'h', 1, ?2, 0)",
         params![id, state],
     )
 }

@@ -184,11 +184,11 @@ fn fill(ledger: &Path, now: i64) {
         tasks.iter().enumerate().rev()
     {
         c.execute(
-            "INSERT INTO tasks (id, ord, title, prompt, content_hash, max_attempts, state, stage,
+            "INSERT INTO tasks (id, ord, title, content_hash, max_attempts, state, stage,
                 stage_until_ms, paused_from, agent, reason, budget_time_ms, budget_tokens,
                 budget_cost_usd, priority, risk_high, failures, not_before_ms, spec_version,
                 updated_ms)
-             VALUES (?1, ?2, ?3, 'p', 'h', 3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,
+             VALUES (?1, ?2, ?3, 'h', 3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,
                 ?15, ?16, ?17, ?18)",
             params![
                 id,

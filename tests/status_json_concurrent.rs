@@ -26,9 +26,8 @@ fn ledger(dir: &Path) -> std::path::PathBuf {
     .expect("plan");
     for k in 0..TASKS {
         tx.execute(
-            "INSERT INTO tasks (id, ord, title, prompt, content_hash, max_attempts, state,
-                updated_ms)
-             VALUES (?1, ?2, '0', 'p', 'h', 3, 'ready', 0)",
+            "INSERT INTO tasks (id, ord, title, content_hash, max_attempts, state, updated_ms)
+             VALUES (?1, ?2, '0', 'h', 3, 'ready', 0)",
             params![format!("t{k}"), (TASKS - k) as i64],
         )
         .expect("task");

@@ -91,13 +91,51 @@ fn filled_v1(path: &std::path::Path) -> Ledger {
     let mut l = ledger_at(path, 1);
     let plan =
         crate::core::plan::parse_plan("plan.toml", PLAN, &|_| Err("no specs".into())).unwrap();
-    let defaults = super::TaskDefaults {
-        max_attempts: 3,
-        budget_time_ms: Some(60_000),
-        budget_tokens: None,
-        budget_cost_usd: None,
-    };
-    l.load_plan(&plan, "plan.toml", &defaults).unwrap();
+    // The plan as the old binary loaded it: v1 kept each prompt in its task's row (v8 moved
+    // them out, so today's `load_plan` cannot write a v1 ledger).
+    l.conn
+        .execute(
+            "INSERT INTO plan (id, name, file, loaded_ms) VALUES (1, ?1, 'plan.toml', 1)",
+            [&plan.name],
+        )
+        .unwrap();
+    for (i, t) in plan.tasks.iter().enumerate() {
+        l.conn
+            .execute(
+                "INSERT INTO tasks (id, ord, title, prompt, content_hash, agent, capabilities,
+                    priority, checks, max_attempts, budget_time_ms, budget_tokens,
+                    budget_cost_usd, risk_high, state, updated_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, '[]', ?7, ?8, 3, 60000, 5000, 1.5, ?9,
+                    'pending', 1)",
+                params![
+                    t.id,
+                    i as i64,
+                    t.title,
+                    t.prompt,
+                    t.content_hash,
+                    t.agent,
+                    t.priority,
+                    serde_json::to_string(&t.checks).unwrap(),
+                    t.risk_high
+                ],
+            )
+            .unwrap();
+        for dep in &t.depends_on {
+            l.conn
+                .execute(
+                    "INSERT INTO deps (task, dep) VALUES (?1, ?2)",
+                    params![t.id, dep],
+                )
+                .unwrap();
+        }
+        l.conn
+            .execute(
+                "INSERT INTO events (ts_ms, task, actor, kind, data)
+                 VALUES (1, ?1, 'human', 'task_added', '{}')",
+                [&t.id],
+            )
+            .unwrap();
+    }
     // As the old binary wrote them: raw statements on the v1 columns (its write functions are
     // gone; the ledger's own ops write columns v1 does not have).
     let promote = |l: &Ledger, id: &str| {
@@ -289,12 +327,24 @@ fn a_v1_ledger_full_of_data_migrates_to_strict_tables_with_every_row_kept() {
                 }
                 assert_eq!(old.len(), new.len());
             }
-            // v5 added `resume_attempt` to tasks: empty for the rows that were there.
+            // v5 added `resume_attempt` to tasks: empty for the rows that were there; v8 moved
+            // the prompt (column 3) to `task_prompts`.
             "tasks" => {
                 assert_eq!(old.len(), new.len());
                 for (o, n) in old.iter().zip(new) {
-                    assert_eq!(o[..], n[..o.len()], "task row kept");
-                    assert!(n[o.len()..].iter().all(|v| *v == Value::Null));
+                    let kept: Vec<&Value> = o.iter().take(3).chain(&o[4..]).collect();
+                    let now: Vec<&Value> = n.iter().take(kept.len()).collect();
+                    assert_eq!(kept, now, "task row kept");
+                    assert!(n[kept.len()..].iter().all(|v| *v == Value::Null));
+                    let prompt: Value = l
+                        .conn
+                        .query_row(
+                            "SELECT prompt FROM task_prompts WHERE task = ?1",
+                            [&o[0]],
+                            |r| r.get(0),
+                        )
+                        .unwrap();
+                    assert_eq!(prompt, o[3], "its prompt kept");
                 }
             }
             _ => assert_eq!(old, new, "table {table} kept row for row"),
@@ -320,8 +370,8 @@ fn a_v1_ledger_full_of_data_migrates_to_strict_tables_with_every_row_kept() {
             |r| r.get(0),
         )
         .unwrap();
-    // The v1 tables, and `gates` (v5, STRICT from the start).
-    assert_eq!(strict, TABLES.len() as i64 + 1);
+    // The v1 tables, `gates` (v5) and `task_prompts` (v8), STRICT from the start.
+    assert_eq!(strict, TABLES.len() as i64 + 2);
     let triggers: i64 = l
         .conn
         .query_row(
@@ -440,7 +490,8 @@ fn each_table_keeps_the_shape_its_own_build_gave_it() {
     let before = dump(&l.conn);
     drop(l);
 
-    // Through v3 (the rebuild this test is about); later versions only add columns.
+    // Through v3 (the rebuild this test is about); later versions add columns and tables, and
+    // move the prompts out (v8).
     let l = ledger_at(&path, 3);
     assert_eq!(dump(&l.conn), before, "every row kept");
     drop(l);
@@ -511,4 +562,63 @@ fn a_v3_ledger_migrates_to_v4_keeping_its_tip_and_hold_with_no_base_recorded() {
         refused,
         "a blob is refused in a TEXT column of a STRICT table"
     );
+}
+
+#[test]
+fn a_v7_ledger_moves_its_prompts_out_of_the_task_rows_keeping_each_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("ledger.db");
+    let l = ledger_at(&path, 7);
+    let long = "Write the parser. ".repeat(300);
+    for (i, (id, prompt)) in [("a", long.as_str()), ("b", "Do b."), ("c", "")]
+        .iter()
+        .enumerate()
+    {
+        l.conn
+            .execute(
+                "INSERT INTO tasks (id, ord, title, prompt, content_hash, max_attempts, state,
+                    updated_ms)
+                 VALUES (?1, ?2, 't', ?3, 'h', 1, 'pending', 0)",
+                params![id, i as i64, prompt],
+            )
+            .unwrap();
+    }
+    l.conn
+        .execute("INSERT INTO deps (task, dep) VALUES ('b', 'a')", [])
+        .unwrap();
+    drop(l);
+
+    let l = Ledger::open(&path).unwrap();
+    let columns: Vec<String> = l
+        .conn
+        .prepare("SELECT name FROM pragma_table_info('tasks')")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(!columns.iter().any(|c| c == "prompt"), "{columns:?}");
+    assert_eq!(l.task("a").unwrap().unwrap().prompt, long);
+    let all: Vec<(String, String)> = l
+        .tasks()
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.id, t.prompt))
+        .collect();
+    assert_eq!(
+        all,
+        [
+            ("a".to_string(), long.clone()),
+            ("b".into(), "Do b.".into()),
+            ("c".into(), String::new())
+        ]
+    );
+    assert_eq!(l.integrity_check().unwrap(), "ok");
+    let broken: i64 = l
+        .conn
+        .query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(broken, 0);
 }

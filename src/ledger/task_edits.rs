@@ -47,15 +47,14 @@ pub fn insert_task(tx: &Connection, t: &TaskSpec, d: &TaskDefaults) -> Result<()
     let caps = serde_json::to_string(&t.capabilities).unwrap_or_else(|_| "[]".into());
     let checks = serde_json::to_string(&t.checks).unwrap_or_else(|_| "[]".into());
     tx.execute(
-        "INSERT INTO tasks (id, ord, title, prompt, spec_path, content_hash, agent, capabilities,
+        "INSERT INTO tasks (id, ord, title, spec_path, content_hash, agent, capabilities,
             priority, checks, max_attempts, budget_time_ms, budget_tokens, budget_cost_usd,
             risk_high, state, updated_ms)
-         VALUES (?1, ?2, ?3, ?4, NULL, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 'pending', ?15)",
+         VALUES (?1, ?2, ?3, NULL, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'pending', ?14)",
         params![
             t.id,
             ord,
             t.title,
-            t.prompt,
             t.content_hash,
             t.agent,
             caps,
@@ -69,6 +68,7 @@ pub fn insert_task(tx: &Connection, t: &TaskSpec, d: &TaskDefaults) -> Result<()
             now_ms() as i64
         ],
     )?;
+    tx.execute(super::tasks::SET_PROMPT, params![t.id, t.prompt])?;
     for dep in &t.depends_on {
         tx.execute(
             "INSERT INTO deps (task, dep) VALUES (?1, ?2)",
@@ -97,10 +97,10 @@ pub fn insert_task(tx: &Connection, t: &TaskSpec, d: &TaskDefaults) -> Result<()
 /// the new spec version.
 pub fn edit_prompt(tx: &Connection, e: &PromptEdit) -> Result<i64> {
     let changed = tx.execute(
-        "UPDATE tasks SET prompt = ?3, content_hash = ?4, spec_path = NULL,
-            spec_version = spec_version + 1, version = version + 1, updated_ms = ?5
+        "UPDATE tasks SET content_hash = ?3, spec_path = NULL,
+            spec_version = spec_version + 1, version = version + 1, updated_ms = ?4
          WHERE id = ?1 AND state = ?2",
-        params![e.task, e.state, e.prompt, e.content_hash, now_ms() as i64],
+        params![e.task, e.state, e.content_hash, now_ms() as i64],
     )?;
     if changed != 1 {
         return Err(LedgerError::Conflict(format!(
@@ -108,6 +108,7 @@ pub fn edit_prompt(tx: &Connection, e: &PromptEdit) -> Result<i64> {
             e.task, e.state
         )));
     }
+    tx.execute(super::tasks::SET_PROMPT, params![e.task, e.prompt])?;
     let version: i64 = tx.query_row(
         "SELECT spec_version FROM tasks WHERE id = ?1",
         [&e.task],

@@ -47,9 +47,15 @@ pub struct TaskRow {
     pub updated_ms: u64,
 }
 
-const TASK_COLS: &str = "id, ord, title, prompt, spec_path, spec_version, agent, capabilities, priority, \
+/// The prompt lives in `task_prompts` (schema v8: kept out of the rows every scan reads).
+const TASK_COLS: &str = "id, ord, title, \
+    COALESCE((SELECT prompt FROM task_prompts WHERE task = tasks.id), ''), spec_path, spec_version, agent, capabilities, priority, \
     checks, max_attempts, budget_time_ms, budget_tokens, budget_cost_usd, state, paused_from, version, \
     failures, not_before_ms, ready_since_ms, note, reason, stage, stage_until_ms, risk_high, resume_attempt, updated_ms";
+
+/// A task's prompt, new or replaced (`?1` the task, `?2` the prompt).
+pub(super) const SET_PROMPT: &str = "INSERT INTO task_prompts (task, prompt) VALUES (?1, ?2)
+    ON CONFLICT (task) DO UPDATE SET prompt = excluded.prompt";
 
 fn task_from_row(r: &Row) -> rusqlite::Result<TaskRow> {
     let caps: String = r.get(7)?;
@@ -150,11 +156,12 @@ impl Ledger {
                 }
             }
             let mut insert = tx.prepare_cached(
-                "INSERT INTO tasks (id, ord, title, prompt, spec_path, content_hash, agent,
+                "INSERT INTO tasks (id, ord, title, spec_path, content_hash, agent,
                     capabilities, priority, checks, max_attempts, budget_time_ms,
                     budget_tokens, budget_cost_usd, risk_high, state, updated_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 'pending', ?16)",
+                 VALUES (?1, ?2, ?3, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 'pending', ?16)",
             )?;
+            let mut set_prompt = tx.prepare_cached(SET_PROMPT)?;
             let mut touched: HashSet<&str> = HashSet::new();
             for (i, t) in plan.tasks.iter().enumerate() {
                 let caps = serde_json::to_string(&t.capabilities).unwrap_or_default();
@@ -170,6 +177,7 @@ impl Ledger {
                             t.agent, caps, t.priority, checks, max_attempts, budget_time,
                             budget_tokens, budget_cost, t.risk_high, now
                         ])?;
+                        set_prompt.execute(params![t.id, t.prompt])?;
                         append(tx, Some(&t.id), None, Actor::Human, EventKind::TaskAdded,
                             &serde_json::json!({ "title": t.title, "content_hash": t.content_hash }))?;
                         report.added.push(t.id.clone());
@@ -179,10 +187,11 @@ impl Ledger {
                     Some((hash, version, _)) if *hash != t.content_hash => {
                         let version = *version;
                         tx.execute(
-                            "UPDATE tasks SET title = ?2, prompt = ?3, spec_path = ?4, content_hash = ?5,
-                                spec_version = ?6, updated_ms = ?7 WHERE id = ?1",
-                            params![t.id, t.title, t.prompt, t.spec_path, t.content_hash, version + 1, now],
+                            "UPDATE tasks SET title = ?2, spec_path = ?3, content_hash = ?4,
+                                spec_version = ?5, updated_ms = ?6 WHERE id = ?1",
+                            params![t.id, t.title, t.spec_path, t.content_hash, version + 1, now],
                         )?;
+                        set_prompt.execute(params![t.id, t.prompt])?;
                         append(tx, Some(&t.id), None, Actor::Human, EventKind::SpecChanged,
                             &serde_json::json!({ "spec_version": version + 1, "content_hash": t.content_hash }))?;
                         report.changed.push(t.id.clone());
