@@ -561,3 +561,68 @@ fn question_shows_in_the_inbox() {
     assert_eq!(state_of(&repo.status(), "asker"), "cancelled");
     repo.assert_no_agents_left(Duration::from_millis(500));
 }
+
+/// The inodes of the idle worktrees in `.orch/pool`, and how many worktrees git lists.
+fn pooled(repo: &Repo) -> (Vec<u64>, usize) {
+    use std::os::unix::fs::MetadataExt;
+    let mut inodes: Vec<u64> = std::fs::read_dir(repo.dir.join(".orch/pool"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_dir())
+                .map(|m| m.ino())
+                .collect()
+        })
+        .unwrap_or_default();
+    inodes.sort_unstable();
+    let listed = repo.git(&["worktree", "list", "--porcelain"]);
+    let count = listed
+        .lines()
+        .filter(|l| l.starts_with("worktree "))
+        .count();
+    (inodes, count)
+}
+
+/// `[worktree] keep_idle`: a run that ends leaves that many clean idle worktrees (and no
+/// other), and the next run starts from them instead of full checkouts. Without it the pool
+/// is emptied (the demo test checks that nothing is left).
+#[test]
+fn idle_worktrees_asked_for_are_kept_for_the_next_run() {
+    let repo = Repo::new();
+    // One slot: the keeper wants one idle worktree, so with two kept it makes none, and every
+    // worktree of the second run is one of the kept ones.
+    repo.init(&format!(
+        "slots = 1\n{FAST_CONFIG}\n[worktree]\nkeep_idle = 2\n"
+    ));
+    let first = plan(&format!(
+        "{}{}",
+        task("a", &[], "", &[]),
+        task("b", &[], "", &[])
+    ));
+    let p = repo.write_plan(&first);
+    let out = repo.orch(
+        &["run", "--headless", "--plan", p.to_str().unwrap()],
+        RUN_LIMIT,
+    );
+    assert_eq!(out.code, 0, "{}", out.show());
+    let (kept, listed) = pooled(&repo);
+    assert_eq!(kept.len(), 2, "two idle worktrees kept");
+    assert_eq!(
+        listed, 3,
+        "the main working tree and the two kept, nothing else"
+    );
+
+    let p = repo.write_plan(&format!("{first}{}", task("c", &[], "", &[])));
+    let out = repo.orch(
+        &["run", "--headless", "--plan", p.to_str().unwrap()],
+        RUN_LIMIT,
+    );
+    assert_eq!(out.code, 0, "{}", out.show());
+    assert_eq!(state_of(&repo.status(), "c"), "done");
+    let (again, listed) = pooled(&repo);
+    assert_eq!((again.len(), listed), (2, 3));
+    assert_eq!(
+        again, kept,
+        "the second run used the kept worktrees, no new checkout"
+    );
+}

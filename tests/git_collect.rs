@@ -382,6 +382,7 @@ fn a_reused_worktree_reports_only_this_attempts_strays() {
         dir: PathBuf::from(".orch/pool"),
         reuse: vec![],
         max_idle: 1,
+        keep_idle: 0,
     };
     // Attempt a leaves a commit on a detached HEAD: kept as its orphan.
     let wa = wt_path(&repo, "a-1");

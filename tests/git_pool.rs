@@ -17,6 +17,7 @@ fn pool(reuse: &[&str], max_idle: usize) -> Pool {
         dir: PathBuf::from(".orch/pool"),
         reuse: reuse.iter().map(|s| s.to_string()).collect(),
         max_idle,
+        keep_idle: 0,
     }
 }
 
@@ -416,6 +417,56 @@ fn gc_drains_what_a_crash_left_half_made_in_the_pool() {
     );
     assert_eq!(repo.drain_pool(&p).expect("drain"), 3);
     assert!(!half.exists());
+    assert_eq!(repo.worktrees().expect("list").len(), 1);
+}
+
+#[test]
+fn a_run_that_ends_keeps_the_idle_worktrees_asked_for_and_nothing_half_made() {
+    let (_t, repo, base) = repo_with_ignores();
+    let mut p = pool(&[], 3);
+    repo.fill_pool(&p, &base).expect("fill");
+    let half = repo.root().join(".orch/pool/idle-7");
+    git(
+        repo.root(),
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "--no-checkout",
+            "--detach",
+            "--lock",
+            half.to_str().expect("utf-8 path"),
+            &base,
+        ],
+    );
+    p.keep_idle = 2;
+    let before: Vec<u64> = repo
+        .pool_idle(&p)
+        .expect("idle")
+        .iter()
+        .map(|w| fs::metadata(&w.path).expect("stat").ino())
+        .collect();
+    assert_eq!(
+        repo.trim_pool(&p).expect("trim"),
+        2,
+        "one idle and the half-made one"
+    );
+    assert!(!half.exists());
+    let kept = repo.pool_idle(&p).expect("idle");
+    assert_eq!(kept.len(), 2);
+    for w in &kept {
+        let ino = fs::metadata(&w.path).expect("stat").ino();
+        assert!(
+            before.contains(&ino),
+            "kept in place, not made again: {}",
+            w.path.display()
+        );
+        assert_eq!(git(&w.path, &["status", "--porcelain", "--ignored"]), "");
+    }
+    // Trimming again changes nothing; with nothing kept, the pool is emptied.
+    assert_eq!(repo.trim_pool(&p).expect("trim"), 0);
+    p.keep_idle = 0;
+    assert_eq!(repo.trim_pool(&p).expect("trim"), 2);
     assert_eq!(repo.worktrees().expect("list").len(), 1);
 }
 

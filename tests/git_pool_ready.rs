@@ -17,6 +17,7 @@ fn pool(max_idle: usize) -> Pool {
         dir: PathBuf::from(".orch/pool"),
         reuse: Vec::new(),
         max_idle,
+        keep_idle: 0,
     }
 }
 

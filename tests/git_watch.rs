@@ -18,6 +18,7 @@ fn pool() -> Pool {
         dir: PathBuf::from(".orch/pool"),
         reuse: Vec::new(),
         max_idle: 2,
+        keep_idle: 0,
     }
 }
 

@@ -74,7 +74,7 @@ impl Real {
                 repo,
                 worktrees_dir: worktrees,
                 // As the engine runs it: finished worktrees parked and reused.
-                pool: Some(RealGit::default_pool(2, &[])),
+                pool: Some(RealGit::default_pool(2, &Default::default())),
             },
         }
     }
@@ -168,7 +168,7 @@ impl Side for Real {
         Arc::new(RealGit {
             repo: Repo::open(Path::new(&self.root)).unwrap(),
             worktrees_dir: format!("{}/.orch/worktrees", self.root),
-            pool: Some(RealGit::default_pool(2, &[])),
+            pool: Some(RealGit::default_pool(2, &Default::default())),
         })
     }
 }

@@ -106,7 +106,7 @@ fn lock_out_supervisor(orch: &Path) -> Result<crate::os::lock::Held, String> {
 /// The idle worktrees of the pool (a run that was killed leaves them; a run that ends drains
 /// them): checkouts of nothing of value. Returns the failures.
 fn idle_pool(repo: &Repo, cfg: &crate::core::config::Config, dry_run: bool) -> usize {
-    let pool = crate::engine::real_git::RealGit::default_pool(cfg.slots, &cfg.worktree.reuse);
+    let pool = crate::engine::real_git::RealGit::default_pool(cfg.slots, &cfg.worktree);
     let idle = repo.pool_idle(&pool).map(|v| v.len()).unwrap_or(0);
     if idle == 0 {
         return 0;

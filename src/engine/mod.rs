@@ -284,7 +284,7 @@ impl Engine {
                 worktrees_dir: worktrees.clone(),
                 pool: Some(real_git::RealGit::default_pool(
                     opts.config.slots,
-                    &opts.config.worktree.reuse,
+                    &opts.config.worktree,
                 )),
             }),
             agents: agents(&opts),

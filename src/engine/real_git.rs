@@ -23,11 +23,12 @@ impl RealGit {
     /// through review and the merge queue while its slot already runs the next one, so with
     /// one per slot a full pool removed worktrees that the next burst of dispatches then made
     /// again with a full checkout (42 of 200 dispatches in the throughput bench).
-    pub fn default_pool(slots: usize, reuse: &[String]) -> Pool {
+    pub fn default_pool(slots: usize, w: &crate::core::config::WorktreeSettings) -> Pool {
         Pool {
             dir: ".orch/pool".into(),
-            reuse: reuse.to_vec(),
+            reuse: w.reuse.clone(),
             max_idle: slots.saturating_mul(2),
+            keep_idle: w.keep_idle,
         }
     }
 }
@@ -216,7 +217,7 @@ impl GitOps for RealGit {
 
     fn drain_pool(&self) -> Result<(), GitError> {
         match &self.pool {
-            Some(pool) => self.repo.drain_pool(pool).map(|_| ()),
+            Some(pool) => self.repo.trim_pool(pool).map(|_| ()),
             None => Ok(()),
         }
     }

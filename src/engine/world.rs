@@ -86,8 +86,9 @@ pub trait GitOps: Send + Sync {
     fn checkout_scratch(&self, path: &str, rev: &str) -> Result<(), GitError>;
     fn drop_scratch(&self, path: &str) -> Result<(), GitError>;
     /// Remove the idle worktrees kept for reuse (the run settled or stopped: nothing will take
-    /// them soon, and they are checkouts in the user's `git worktree list`). Nothing to do
-    /// where worktrees are not pooled.
+    /// them soon, and they are checkouts in the user's `git worktree list`), but the ones
+    /// `[worktree] keep_idle` keeps for the next run. Nothing to do where worktrees are not
+    /// pooled.
     fn drain_pool(&self) -> Result<(), GitError> {
         Ok(())
     }

@@ -33,6 +33,8 @@ pub struct Pool {
     pub reuse: Vec<String>,
     /// At most this many idle worktrees; a worktree given back to a full pool is removed.
     pub max_idle: usize,
+    /// Idle worktrees left when a run ends (`trim_pool`; `[worktree] keep_idle`).
+    pub keep_idle: usize,
 }
 
 /// What `take_worktree` did.
@@ -312,19 +314,40 @@ impl Repo {
     /// with the ones a crash left half made (still locked by `fill_pool`): call it when no
     /// supervisor runs. They hold nothing of value. Returns how many went.
     pub fn drain_pool(&self, pool: &Pool) -> Result<usize, GitError> {
+        self.remove_pool_but(pool, 0)
+    }
+
+    /// When a run ends: the pool's worktrees removed but `pool.keep_idle` idle ones (clean, at
+    /// an earlier tip: the next run's keeper moves them to its tip, and its first takes need no
+    /// full checkout). Half-made ones go. Returns how many went.
+    pub fn trim_pool(&self, pool: &Pool) -> Result<usize, GitError> {
+        self.remove_pool_but(pool, pool.keep_idle.min(pool.max_idle))
+    }
+
+    fn remove_pool_but(&self, pool: &Pool, keep: usize) -> Result<usize, GitError> {
         let _one = POOL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let all = self.pool_worktrees(pool)?;
+        let mut kept = 0;
+        let mut removed = 0;
         for w in &all {
-            if w.path.exists() {
+            let present = w.path.exists();
+            if present && !w.locked && kept < keep {
+                kept += 1;
+                continue;
+            }
+            if present {
                 self.git()
                     .args(["worktree", "remove", "--force", "--force"])
                     .arg(&w.path)
                     .run()?;
             }
+            removed += 1;
         }
-        // Those whose folder is already gone: only git's bookkeeping is left.
-        self.git().args(["worktree", "prune"]).run()?;
-        Ok(all.len())
+        if removed > 0 {
+            // Those whose folder is already gone: only git's bookkeeping is left.
+            self.git().args(["worktree", "prune"]).run()?;
+        }
+        Ok(removed)
     }
 
     /// Removes untracked files that are not ignored, then ignored ones outside `pool.reuse`.

@@ -16,6 +16,7 @@ pub(super) const WORKTREE_KEYS: &[&str] = &[
     "port_base",
     "ports_per_slot",
     "reuse",
+    "keep_idle",
 ];
 
 /// `[worktree]`, merged over the defaults.
@@ -38,6 +39,9 @@ pub struct WorktreeSettings {
     /// Ignored paths (relative to a worktree's top, e.g. `target`) that a worktree reused from
     /// the pool keeps for the next task: build caches. Nothing else untracked is ever kept.
     pub reuse: Vec<String>,
+    /// Idle pooled worktrees left in place when a run ends, so the next run's first tasks
+    /// start without a full checkout (0: the pool is emptied; `orch-tui gc` empties it).
+    pub keep_idle: usize,
 }
 
 impl WorktreeSettings {
@@ -177,6 +181,11 @@ pub(super) fn apply_worktree(sink: &mut Sink<'_>, w: &mut WorktreeSettings, t: &
     if let Some(v) = t.get("reuse") {
         apply_reuse(sink, w, v);
     }
+    if let Some(v) = t.get("keep_idle")
+        && let Some(n) = sink.int_in(v, "[worktree] keep_idle", 0, 64, "keep_idle = 4")
+    {
+        w.keep_idle = n as usize;
+    }
 }
 
 fn apply_reuse(sink: &mut Sink<'_>, w: &mut WorktreeSettings, v: &toml::Spanned<DeValue<'_>>) {
@@ -254,6 +263,22 @@ mod tests {
             "ports_per_slot is 0",
         ] {
             assert!(all.contains(want), "missing {want:?} in\n{all}");
+        }
+    }
+
+    #[test]
+    fn keep_idle_is_a_small_count_and_zero_by_default() {
+        assert_eq!(default_config().worktree.keep_idle, 0);
+        let cfg = parse_config("c.toml", "[worktree]\nkeep_idle = 4\n").unwrap();
+        assert_eq!(cfg.worktree.keep_idle, 4);
+        for bad in ["-1", "65", "\"4\""] {
+            let err =
+                parse_config("c.toml", &format!("[worktree]\nkeep_idle = {bad}\n")).unwrap_err();
+            let text = err[0].to_string();
+            assert!(
+                text.starts_with("c.toml:2:13: error: [worktree] keep_idle"),
+                "{bad}: {text}"
+            );
         }
     }
 
