@@ -141,6 +141,7 @@ fn bench_repo(dir: &Path, shape: &Shape, rounds: usize, refs: usize) {
         dir: PathBuf::from(".orch/pool"),
         reuse: vec!["target".into()],
         max_idle: 2,
+        keep_idle: 0,
     };
     let (w, _) = timed(|| repo.fill_pool(&pool, &base).expect("fill"));
     println!(
@@ -259,7 +260,76 @@ fn bench_repo(dir: &Path, shape: &Shape, rounds: usize, refs: usize) {
             "  per-turn commit: p50 {c:.0} ms (collect_attempt, the change journal) against {a:.0} ms for plain git commit -a"
         );
     }
-    let drained = repo.drain_pool(&pool).expect("drain");
+    next_run_from_kept(&repo, &pool, dir, shape, &mut rng);
+}
+
+/// `[worktree] keep_idle`: the run ends keeping its idle worktrees, the integration tip moves
+/// (another task merged), and the next run's first tasks take the kept ones at the new tip
+/// instead of a full checkout each (the reference above).
+fn next_run_from_kept(repo: &Repo, pool: &Pool, dir: &Path, shape: &Shape, rng: &mut Rng) {
+    let kept = Pool {
+        keep_idle: pool.max_idle,
+        ..pool.clone()
+    };
+    let (w, _) = timed(|| repo.trim_pool(&kept).expect("trim"));
+    let left = repo.pool_idle(&kept).expect("idle").len();
+    println!("  a run ends: {left} idle worktrees kept ([worktree] keep_idle) in {w:.0} ms");
+    // The tip moves between the runs: one more commit on the integration branch.
+    let tip = repo
+        .rev_parse(&format!("refs/heads/{INTEGRATION}"))
+        .expect("rev-parse")
+        .expect("integration");
+    let moved = dir.join(".orch/worktrees/between-1");
+    repo.create_worktree(&moved, "orch/between", &tip, &backup_ref_name("between", 1))
+        .expect("worktree add");
+    agent_edits(&moved, shape, rng);
+    git(&moved, &["add", "-A", "src"]);
+    git(&moved, &["commit", "-q", "-m", "between the runs"]);
+    let between = repo
+        .rev_parse("refs/heads/orch/between")
+        .expect("rev-parse")
+        .expect("the commit between the runs");
+    git(
+        dir,
+        &["update-ref", &format!("refs/heads/{INTEGRATION}"), &between],
+    );
+    repo.retire_worktree(&moved, &backup_ref_name("between", 1))
+        .expect("worktree remove");
+    let (mut ready, mut ready_cpu, mut created) = (vec![], vec![], 0);
+    for k in 0..left {
+        let task = format!("next{k}");
+        let path = dir.join(format!(".orch/worktrees/{task}-1"));
+        let ((w, c), taken) = timed_val(|| {
+            repo.take_worktree(
+                &kept,
+                &path,
+                &format!("orch/{task}"),
+                &between,
+                &backup_ref_name(&task, 1),
+            )
+            .expect("take")
+        });
+        if taken == Taken::Reused {
+            ready.push(w);
+            ready_cpu.push(c);
+        } else {
+            created += 1;
+        }
+        repo.retire_merged_to_pool(
+            &kept,
+            &path,
+            &format!("orch/{task}"),
+            &between,
+            &between,
+            &backup_ref_name(&task, 1),
+        )
+        .expect("retire");
+    }
+    println!(
+        "  the next run's first takes, from the kept worktrees at a moved tip ({created} created)"
+    );
+    line("ready: take_worktree (kept)", &ready, &ready_cpu);
+    let drained = repo.drain_pool(pool).expect("drain");
     println!("  drained {drained} idle worktrees");
 }
 
