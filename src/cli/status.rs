@@ -85,6 +85,7 @@ fn print_json(ledger: &crate::ledger::Ledger) -> Result<(), CliError> {
         std::mem::forget(snap);
         written
     } else {
+        out::widen_stdout_pipe();
         match crate::read::write_json(ledger, now_ms(), &mut w) {
             Err(JsonError::Ledger(e)) => return Err(e.into()),
             Err(JsonError::Write(e)) => Err(e),
