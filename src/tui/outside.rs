@@ -99,6 +99,8 @@ pub fn spawn_input_thread(tx: Sender<UiEvent>, gate: Arc<InputGate>) {
             let _ = crossterm::event::poll(Duration::ZERO);
             'reading: loop {
                 gate.wait_if_paused();
+                // Woken by our SIGWINCH pipe: a resize crossterm may not report this round.
+                let mut resized = false;
                 let limit = match tty.fd() {
                     Some(fd) => {
                         let (wake, wait) = match &waker {
@@ -116,6 +118,10 @@ pub fn spawn_input_thread(tx: Sender<UiEvent>, gate: Arc<InputGate>) {
                             // Nothing came: crossterm would only spin out its millisecond.
                             // (Without the waker a resize shows only in crossterm's own pipe.)
                             crate::os::Input::Quiet if waker.is_some() => continue 'reading,
+                            crate::os::Input::Woken => {
+                                resized = true;
+                                DRAIN
+                            }
                             _ => DRAIN,
                         }
                     }
@@ -125,6 +131,9 @@ pub fn spawn_input_thread(tx: Sender<UiEvent>, gate: Arc<InputGate>) {
                     match crossterm::event::poll(limit) {
                         Ok(true) => match crossterm::event::read() {
                             Ok(ev) => {
+                                if matches!(ev, crossterm::event::Event::Resize(..)) {
+                                    resized = false;
+                                }
                                 if tx.send(UiEvent::Term(ev)).is_err() {
                                     break 'reading;
                                 }
@@ -137,6 +146,18 @@ pub fn spawn_input_thread(tx: Sender<UiEvent>, gate: Arc<InputGate>) {
                     if limit > DRAIN {
                         break;
                     }
+                }
+                // crossterm looks at its own SIGWINCH pipe only within its millisecond, which a
+                // busy machine can spend before it polls; its pipe is then left unread, and no
+                // wait of ours wakes for it again. The size is asked here instead (a second
+                // resize event, when crossterm reports it later, redraws nothing new).
+                if resized
+                    && let Ok((cols, rows)) = crossterm::terminal::size()
+                    && tx
+                        .send(UiEvent::Term(crossterm::event::Event::Resize(cols, rows)))
+                        .is_err()
+                {
+                    break 'reading;
                 }
             }
             // The terminal hung up (a read fails with EIO) without a SIGHUP reaching this
