@@ -483,3 +483,55 @@ fn in_a_terminal(dir: &Path, args: &[&str]) -> Vec<u8> {
     }
     plain
 }
+
+/// The TUI's lean snapshot is the whole one — run, counts, spends, inbox, every task's fields
+/// — but for the attempts no view lists: a task keeps its live attempts, and all of them when
+/// the inbox reads them (waiting for approval, escalated, failed). A lean snapshot that kept
+/// too few would change the inbox; one that kept every attempt fails the last assertion.
+#[test]
+fn the_lean_snapshot_is_the_whole_one_but_for_attempts_nobody_lists() {
+    let (_tmp, repo) = repo();
+    let ledger = repo.join(".orch/ledger.db");
+    let now = orch_tui::ledger::now_ms();
+    fill(&ledger, now as i64);
+    let l = orch_tui::ledger::Ledger::open(&ledger).expect("open");
+    let whole = serde_json::to_value(orch_tui::read::snapshot(&l, now).expect("snapshot"))
+        .expect("serialize");
+    let lean = serde_json::to_value(orch_tui::read::snapshot_lean(&l, now).expect("lean"))
+        .expect("serialize");
+    let without_tasks = |v: &serde_json::Value| {
+        let mut v = v.clone();
+        v["tasks"] = serde_json::Value::Null;
+        v
+    };
+    assert_eq!(without_tasks(&lean), without_tasks(&whole));
+    let (lean_tasks, whole_tasks) = (
+        lean["tasks"].as_array().expect("tasks"),
+        whole["tasks"].as_array().expect("tasks"),
+    );
+    assert_eq!(lean_tasks.len(), whole_tasks.len());
+    let mut left_out = 0;
+    for (a, b) in lean_tasks.iter().zip(whole_tasks) {
+        let (mut a, mut b) = (a.clone(), b.clone());
+        let (kept, all) = (a["attempts"].take(), b["attempts"].take());
+        assert_eq!(a, b, "the task's own fields and spend");
+        let (kept, all) = (kept.as_array().expect("kept"), all.as_array().expect("all"));
+        let live: Vec<&serde_json::Value> = all
+            .iter()
+            .filter(|x| matches!(x["state"].as_str(), Some("starting" | "running")))
+            .collect();
+        let read_whole = matches!(b["state"].as_str(), Some("escalated" | "failed"))
+            || (b["state"] == "review" && matches!(b["stage"].as_str(), Some("human" | "veto")));
+        if read_whole {
+            assert_eq!(kept, all, "{}: the inbox reads every attempt", b["id"]);
+        } else {
+            let kept: Vec<&serde_json::Value> = kept.iter().collect();
+            assert_eq!(kept, live, "{}: only the live attempts", b["id"]);
+        }
+        left_out += all.len() - kept.len();
+    }
+    assert!(
+        left_out >= 3,
+        "the lean snapshot left out {left_out} attempts"
+    );
+}

@@ -59,6 +59,18 @@ pub struct AttemptRow<S = String> {
     pub spec_on: Option<S>,
 }
 
+/// What [`Ledger::each_attempt_spend`] reads of an attempt.
+#[derive(Debug, Clone, Copy)]
+pub struct AttemptSpend<'r> {
+    pub task: &'r str,
+    pub n: AttemptNo,
+    pub role: Role,
+    pub id: AttemptId,
+    pub tokens_in: i64,
+    pub tokens_out: i64,
+    pub cost_usd: f64,
+}
+
 const COLS: &str = "id, task, n, token, epoch, profile, state, substatus, reported, question, pid, \
     worktree, branch, base, commit_oid, log_dir, started_ms, running_ms, ended_ms, exit_code, reason, \
     tokens_in, tokens_out, cost_usd, last_beat_ms, role, verdict, verdict_notes, merge_tip, merge_onto, diff_lines, session, continues, held_ms, spec_on";
@@ -248,6 +260,38 @@ impl Ledger {
             f(&row_as::<&str>(r)?)?;
         }
         Ok(())
+    }
+
+    /// Every attempt's task, place among its task's attempts and spend, in row order, the task
+    /// borrowed from the row being stepped: a run's and its tasks' spend without reading the
+    /// other 27 columns (the TUI's lean refresh, `read::snapshot_lean`).
+    pub fn each_attempt_spend(&self, mut f: impl FnMut(AttemptSpend<'_>)) -> Result<()> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT task, n, role, id, tokens_in, tokens_out, cost_usd FROM attempts ORDER BY id",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            f(AttemptSpend {
+                task: <&str as Text>::text(r, 0)?,
+                n: r.get(1)?,
+                role: r.get(2)?,
+                id: r.get(3)?,
+                tokens_in: r.get(4)?,
+                tokens_out: r.get(5)?,
+                cost_usd: r.get(6)?,
+            });
+        }
+        Ok(())
+    }
+
+    /// The attempts marked live, and every attempt of the tasks `tasks_sql` selects (a
+    /// `SELECT id FROM tasks ...` of the caller's), in row order.
+    pub fn attempts_live_or_of(&self, tasks_sql: &str) -> Result<Vec<AttemptRow>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {COLS} FROM attempts WHERE state IN ('starting', 'running') OR task IN ({tasks_sql}) ORDER BY id"
+        ))?;
+        let rows = stmt.query_map([], from_row)?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
 
     /// Attempts still marked live (starting or running), from any epoch.

@@ -24,7 +24,7 @@ pub use crate::core::ops::{EventData, Op, Patch};
 pub use agents::GateRow;
 pub use alerts::{Alert, AlertKind};
 pub use apply::{apply_ops, finish_attempt, insert_attempt, set_stage, settle_dag, transition};
-pub use attempts::AttemptRow;
+pub use attempts::{AttemptRow, AttemptSpend};
 pub use events::{EventRow, append as append_event};
 pub use hooks::PendingPermission;
 pub use schema::SCHEMA_VERSION;

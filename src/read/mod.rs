@@ -14,6 +14,7 @@
 
 pub mod inbox;
 mod json;
+mod lean;
 mod paired;
 mod query;
 
@@ -26,6 +27,7 @@ use crate::core::state::TaskState;
 use crate::ledger::{AttemptRow, Ledger, LedgerError};
 pub use inbox::{Approval, BudgetKind, BudgetUse, CheckResult, InboxItem, InboxKind};
 pub use json::{JsonError, Readers, write_json, write_json_using};
+pub use lean::snapshot_lean;
 
 /// Tokens and cost, per attempt, per task or per run. Sums saturate (a spend reported as
 /// `i64::MAX` tokens stays that, never wraps).

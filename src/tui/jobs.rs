@@ -136,7 +136,9 @@ impl Jobs {
                 let started = Instant::now();
                 let done = match w
                     .ledger()
-                    .and_then(|l| crate::read::snapshot(l, crate::ledger::now_ms()))
+                    // Lean: the views need the live attempts and the inbox, not every
+                    // attempt's row (half of a 10,000-task snapshot's time).
+                    .and_then(|l| crate::read::snapshot_lean(l, crate::ledger::now_ms()))
                 {
                     Ok(snap) => {
                         let views = engine.agents();
