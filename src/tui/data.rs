@@ -73,18 +73,21 @@ pub fn build(snap: Snapshot, views: &[AgentView], now: Instant) -> Refreshed {
             }
         })
         .collect();
+    let (done, total) = (snap.count(TaskState::Done), snap.tasks.len());
+    // Moved out of the snapshot, not copied: at 10,000 tasks the copies of ids, titles and
+    // dependency lists were a fifth of a refresh.
     let tasks: Vec<TaskInfo> = snap
         .tasks
-        .iter()
+        .into_iter()
         .map(|t| {
             let review = t.state == TaskState::Review;
             TaskInfo {
-                id: t.id.clone(),
-                title: t.title.clone(),
-                state: t.state,
-                deps: t.depends_on.clone(),
                 agent: by_task.get(t.id.as_str()).map(|v| v.profile.clone()),
-                reason: t.reason.clone(),
+                id: t.id,
+                title: t.title,
+                state: t.state,
+                deps: t.depends_on,
+                reason: t.reason,
                 stage: if review { t.stage } else { None },
                 stage_until_ms: if review { t.stage_until_ms } else { None },
             }
@@ -93,8 +96,8 @@ pub fn build(snap: Snapshot, views: &[AgentView], now: Instant) -> Refreshed {
     let dag = super::render::dag_layout(&tasks);
     Refreshed {
         plan: snap.run.plan.clone().unwrap_or_default(),
-        done: snap.count(TaskState::Done),
-        total: snap.tasks.len(),
+        done,
+        total,
         dag,
         tasks,
         inbox: snap.inbox,
