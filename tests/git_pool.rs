@@ -390,12 +390,8 @@ fn a_pooled_worktree_git_cannot_move_is_dropped_and_a_new_one_made() {
     assert_eq!(repo.pool_idle(&p).expect("idle").len(), 0);
 }
 
-#[test]
-fn gc_drains_what_a_crash_left_half_made_in_the_pool() {
-    let (_t, repo, base) = repo_with_ignores();
-    let p = pool(&[], 2);
-    repo.fill_pool(&p, &base).expect("fill");
-    // What fill_pool leaves when the supervisor dies mid-checkout: registered, still locked.
+/// What fill_pool leaves when the supervisor dies mid-checkout: registered, still locked.
+fn half_made(repo: &Repo, base: &str) -> PathBuf {
     let half = repo.root().join(".orch/pool/idle-7");
     git(
         repo.root(),
@@ -407,9 +403,18 @@ fn gc_drains_what_a_crash_left_half_made_in_the_pool() {
             "--detach",
             "--lock",
             half.to_str().expect("utf-8 path"),
-            &base,
+            base,
         ],
     );
+    half
+}
+
+#[test]
+fn gc_drains_what_a_crash_left_half_made_in_the_pool() {
+    let (_t, repo, base) = repo_with_ignores();
+    let p = pool(&[], 2);
+    repo.fill_pool(&p, &base).expect("fill");
+    let half = half_made(&repo, &base);
     assert_eq!(
         repo.pool_idle(&p).expect("idle").len(),
         2,
@@ -425,20 +430,7 @@ fn a_run_that_ends_keeps_the_idle_worktrees_asked_for_and_nothing_half_made() {
     let (_t, repo, base) = repo_with_ignores();
     let mut p = pool(&[], 3);
     repo.fill_pool(&p, &base).expect("fill");
-    let half = repo.root().join(".orch/pool/idle-7");
-    git(
-        repo.root(),
-        &[
-            "worktree",
-            "add",
-            "-q",
-            "--no-checkout",
-            "--detach",
-            "--lock",
-            half.to_str().expect("utf-8 path"),
-            &base,
-        ],
-    );
+    let half = half_made(&repo, &base);
     p.keep_idle = 2;
     let before: Vec<u64> = repo
         .pool_idle(&p)

@@ -215,7 +215,7 @@ impl Executor {
                 let scratch = format!("{}/{}", self.env.worktrees_dir, RECHECK_WORKTREE);
                 let _ = self.ctx.git.drop_scratch(&scratch);
                 self.pool.quiesce();
-                let _ = self.ctx.git.drain_pool();
+                let _ = self.ctx.git.trim_pool();
                 self.emit(EngineEvent::Finished);
                 self.announced = true;
             }
@@ -278,7 +278,7 @@ impl Executor {
         let scratch = format!("{}/{}", self.env.worktrees_dir, RECHECK_WORKTREE);
         let _ = self.ctx.git.drop_scratch(&scratch);
         self.pool.quiesce();
-        let _ = self.ctx.git.drain_pool();
+        let _ = self.ctx.git.trim_pool();
         self.publish_views();
     }
 

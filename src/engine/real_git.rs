@@ -215,7 +215,7 @@ impl GitOps for RealGit {
         self.repo.cas_update_ref(refname, new, old)
     }
 
-    fn drain_pool(&self) -> Result<(), GitError> {
+    fn trim_pool(&self) -> Result<(), GitError> {
         match &self.pool {
             Some(pool) => self.repo.trim_pool(pool).map(|_| ()),
             None => Ok(()),

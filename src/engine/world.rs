@@ -89,7 +89,7 @@ pub trait GitOps: Send + Sync {
     /// them soon, and they are checkouts in the user's `git worktree list`), but the ones
     /// `[worktree] keep_idle` keeps for the next run. Nothing to do where worktrees are not
     /// pooled.
-    fn drain_pool(&self) -> Result<(), GitError> {
+    fn trim_pool(&self) -> Result<(), GitError> {
         Ok(())
     }
     /// Whether worktrees are pooled (then `ready_pool` is worth a job).

@@ -163,16 +163,8 @@ pub fn write_json_using(
         }
     };
     attempts.place(&mut tasks, &index);
-    // The inbox reads these attempts (copied into rows as they were read), in their order.
-    let mut rows = std::mem::take(&mut attempts.rows);
-    rows.sort_by_key(|(i, a)| (*i, query::attempt_order(a)));
-    for (i, a) in rows {
-        tasks[i].attempts.push(a);
-    }
-    let run = super::run_view(ledger, attempts.live, now_ms)?;
-    let checks = query::approval_checks(ledger, &tasks)?;
-    let inbox = inbox::collect(&run, &tasks, &checks, now_ms);
-    drop(tx);
+    // The inbox reads these attempts (copied into rows as they were read).
+    super::give_rows(&mut tasks, std::mem::take(&mut attempts.rows));
     attempts.spans.sort_by_key(|s| s.order);
     // The run's spend adds every attempt's in the order they are listed, as the snapshot does
     // (a float sum in another order can differ in its last digit).
@@ -180,14 +172,8 @@ pub fn write_json_using(
     for s in &attempts.spans {
         spend.add_parts(s.spent.0, s.spent.1, s.spent.2);
     }
-    let snap = Snapshot {
-        at_ms: now_ms,
-        run,
-        counts: super::counts(&tasks),
-        spend,
-        tasks,
-        inbox,
-    };
+    let snap = super::assemble(ledger, tasks, attempts.live, spend, now_ms)?;
+    drop(tx);
     let written = write_snapshot(&snap, &attempts, out);
     // Freeing tens of thousands of small allocations one by one would cost a large plan's
     // status a tenth of its time; the process ends right after.

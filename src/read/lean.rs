@@ -30,31 +30,19 @@ pub fn snapshot_lean(ledger: &Ledger, now_ms: u64) -> Result<Snapshot, LedgerErr
             listed.push(((i, a.n, a.role, a.id), spent));
         }
     })?;
-    let mut rows: Vec<(usize, crate::ledger::AttemptRow)> = ledger
+    let rows: Vec<(usize, crate::ledger::AttemptRow)> = ledger
         .attempts_live_or_of(&inbox::tasks_read_whole_sql())?
         .into_iter()
         .filter_map(|a| index.get(a.task.as_str()).map(|&i| (i, a)))
         .collect();
-    rows.sort_by_key(|(i, a)| (*i, query::attempt_order(a)));
     let live = rows.iter().filter(|(_, a)| a.state.is_live()).count();
-    for (i, a) in rows {
-        tasks[i].attempts.push(a);
-    }
-    let run = super::run_view(ledger, live, now_ms)?;
-    let checks = query::approval_checks(ledger, &tasks)?;
-    let inbox = inbox::collect(&run, &tasks, &checks, now_ms);
-    drop(tx);
+    super::give_rows(&mut tasks, rows);
     listed.sort_by_key(|(order, _)| *order);
     let mut spend = Spend::default();
     for (_, (tokens_in, tokens_out, cost_usd)) in listed {
         spend.add_parts(tokens_in, tokens_out, cost_usd);
     }
-    Ok(Snapshot {
-        at_ms: now_ms,
-        run,
-        counts: super::counts(&tasks),
-        spend,
-        tasks,
-        inbox,
-    })
+    let snap = super::assemble(ledger, tasks, live, spend, now_ms);
+    drop(tx);
+    snap
 }

@@ -259,10 +259,25 @@ pub fn snapshot(ledger: &Ledger, now_ms: u64) -> Result<Snapshot, LedgerError> {
         }
     }
     let live = tasks.iter().map(|t| t.live().count()).sum();
+    let snap = assemble(ledger, tasks, live, spend, now_ms);
+    drop(tx);
+    snap
+}
+
+/// A snapshot from its tasks (each with at least the attempts the inbox reads), the count of
+/// live attempts and the run's spend: the run, the approval checks and the inbox read inside
+/// the caller's read transaction, and the counts. Shared by the whole snapshot, the lean one
+/// (`lean.rs`) and `status --json` (`json.rs`).
+fn assemble(
+    ledger: &Ledger,
+    tasks: Vec<TaskView>,
+    live: usize,
+    spend: Spend,
+    now_ms: u64,
+) -> Result<Snapshot, LedgerError> {
     let run = run_view(ledger, live, now_ms)?;
     let checks = query::approval_checks(ledger, &tasks)?;
     let inbox = inbox::collect(&run, &tasks, &checks, now_ms);
-    drop(tx);
     Ok(Snapshot {
         at_ms: now_ms,
         run,
@@ -271,6 +286,15 @@ pub fn snapshot(ledger: &Ledger, now_ms: u64) -> Result<Snapshot, LedgerError> {
         tasks,
         inbox,
     })
+}
+
+/// Gives each task the attempt rows read for it (`(index in tasks, row)`, in any order), in
+/// the order its attempts are listed.
+fn give_rows(tasks: &mut [TaskView], mut rows: Vec<(usize, AttemptRow)>) {
+    rows.sort_by_key(|(i, a)| (*i, query::attempt_order(a)));
+    for (i, a) in rows {
+        tasks[i].attempts.push(a);
+    }
 }
 
 /// The run as a whole, `live` attempts marked live (recovered at the next start when no
