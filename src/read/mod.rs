@@ -28,6 +28,7 @@ use crate::ledger::{AttemptRow, Ledger, LedgerError};
 pub use inbox::{Approval, BudgetKind, BudgetUse, CheckResult, InboxItem, InboxKind};
 pub use json::{JsonError, Readers, write_json, write_json_using};
 pub use lean::snapshot_lean;
+pub use query::IdHasher;
 
 /// Tokens and cost, per attempt, per task or per run. Sums saturate (a spend reported as
 /// `i64::MAX` tokens stays that, never wraps).

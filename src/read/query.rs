@@ -136,7 +136,7 @@ pub(super) type TaskIndex = HashMap<String, usize, BuildHasherDefault<IdHasher>>
 /// FxHash (rustc's): a multiply per 8 bytes where SipHash's rounds were a tenth of reading
 /// 10,000 tasks' dependencies. The ids are the ledger's own: nothing to defend against.
 #[derive(Default)]
-pub(super) struct IdHasher(u64);
+pub struct IdHasher(u64);
 
 impl Hasher for IdHasher {
     fn write(&mut self, bytes: &[u8]) {
