@@ -20,6 +20,7 @@ mod run;
 mod scratch;
 #[cfg(test)]
 mod test_git;
+mod top_level;
 mod turn_commit;
 mod watch;
 mod worktree;
@@ -86,6 +87,20 @@ impl Repo {
     /// Opens the repository containing `dir`, resolving its top level. Calls get
     /// `DEFAULT_TIMEOUT`; see `with_timeout`.
     pub fn open(dir: &Path) -> Result<Repo, GitError> {
+        let root = match top_level::plain_top_level(dir) {
+            Some(root) => root,
+            None => Repo::ask_top_level(dir)?,
+        };
+        Ok(Repo {
+            root,
+            timeout: DEFAULT_TIMEOUT,
+            watches: Arc::default(),
+            tidied: Arc::default(),
+        })
+    }
+
+    /// `git rev-parse --show-toplevel` in `dir`, its error saying what to do.
+    fn ask_top_level(dir: &Path) -> Result<PathBuf, GitError> {
         let out = Git::new(dir, DEFAULT_TIMEOUT)
             .args(["rev-parse", "--show-toplevel"])
             .run()
@@ -104,12 +119,7 @@ impl Repo {
                 format!("{} has no working tree (bare repository?)", dir.display()),
             ));
         }
-        Ok(Repo {
-            root: PathBuf::from(out),
-            timeout: DEFAULT_TIMEOUT,
-            watches: Arc::default(),
-            tidied: Arc::default(),
-        })
+        Ok(PathBuf::from(out))
     }
 
     /// The same repository, with `timeout` as the deadline of each git call: set once from
