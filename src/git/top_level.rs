@@ -5,7 +5,7 @@
 //! Only the plain case is answered here; everything else is left to git, whose answer (or error
 //! message) stands: a `GIT_*` variable that moves or bounds the search, a `.git` that is a
 //! symlink or not owned by us (git's `safe.directory` check), a `core.worktree` or `bare`
-//! setting, a directory that is itself a repository (a bare one, or inside `.git`), a mount
+//! setting or an included config file, a directory that is itself a repository (a bare one, or inside `.git`), a mount
 //! point crossed on the way up, or no `.git` found at all.
 
 use std::fs;
@@ -56,15 +56,16 @@ pub(super) fn plain_top_level(start: &Path) -> Option<PathBuf> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(_) => return None,
         }
-        // No `.git` here: git would stop if this directory were a repository itself.
-        if looks_like_git_dir(dir) {
+        // No `.git` here: git would stop if this directory were a repository itself (anything
+        // with a `HEAD` or an `objects` folder is taken for one here: git decides).
+        if dir.join("HEAD").exists() || dir.join("objects").is_dir() {
             return None;
         }
         dir = dir.parent()?;
     }
 }
 
-/// A repository's own directory: what git checks before it takes a folder for one.
+/// A repository's own directory, as git checks it before it takes a folder for one.
 fn looks_like_git_dir(dir: &Path) -> bool {
     dir.join("HEAD").is_file() && dir.join("objects").is_dir() && dir.join("refs").is_dir()
 }
@@ -76,7 +77,7 @@ fn is_plain_git_dir(git_dir: &Path) -> bool {
 }
 
 /// `.git` as a file (a linked worktree, a submodule): `gitdir: <path>` to a repository's folder
-/// whose config, if it has one, names no other working tree.
+/// whose config files (its own, and for a linked worktree the repository's) are plain.
 fn is_plain_git_file(top: &Path, dot_git: &Path, me: u32) -> bool {
     let Ok(text) = fs::read_to_string(dot_git) else {
         return false;
@@ -92,18 +93,28 @@ fn is_plain_git_file(top: &Path, dot_git: &Path, me: u32) -> bool {
     }
     let target = top.join(target);
     let owned = fs::metadata(&target).is_ok_and(|m| m.is_dir() && m.uid() == me);
-    owned && target.join("HEAD").is_file() && plain_config(&target)
+    if !(owned && target.join("HEAD").is_file() && plain_config(&target)) {
+        return false;
+    }
+    // A linked worktree's folder names the repository's own (`commondir`), whose config
+    // applies too.
+    match fs::read_to_string(target.join("commondir")) {
+        Ok(common) => plain_config(&target.join(common.trim_end_matches(['\n', '\r']))),
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+    }
 }
 
-/// Neither a `worktree` key (`core.worktree`; `extensions.worktreeConfig` too, to be safe) nor
-/// a true `bare` in the folder's config files (a missing file is fine). Read line by line
-/// without sections: a key of that name anywhere sends the caller to git, which is only slower.
+/// Neither a `worktree` key (`core.worktree`; `extensions.worktreeConfig` too, to be safe), a
+/// true `bare` nor an include in the folder's config files (a missing file is fine). Read line
+/// by line without sections: a key of that name anywhere sends the caller to git, which is
+/// only slower.
 fn plain_config(git_dir: &Path) -> bool {
     ["config", "config.worktree"].iter().all(|name| {
         match fs::read_to_string(git_dir.join(name)) {
             Ok(text) => text.lines().all(|line| {
                 let line = line.trim().to_ascii_lowercase();
-                if line.starts_with("worktree") {
+                // An included file could say either: git reads it.
+                if line.starts_with("worktree") || line.starts_with("[include") {
                     return false;
                 }
                 match line.strip_prefix("bare") {
@@ -215,10 +226,15 @@ mod tests {
             &["config", "core.worktree", &elsewhere.to_string_lossy()],
         );
         left_to_git(&moved);
+        // A linked worktree reads its repository's config too: an include there goes to git.
+        git(&root, &["worktree", "add", "-q", "--detach", "../linked"]);
+        agrees(&tmp.path().join("linked"));
+        git(&root, &["config", "include.path", "more.cfg"]);
+        left_to_git(&tmp.path().join("linked"));
     }
 
     #[test]
-    fn a_config_is_plain_unless_it_names_a_worktree_or_a_true_bare() {
+    fn a_config_is_plain_unless_it_names_a_worktree_a_true_bare_or_an_include() {
         let tmp = tempfile::tempdir().expect("tmp");
         let plain = |text: &str| {
             fs::write(tmp.path().join("config"), text).expect("write");
@@ -233,6 +249,8 @@ mod tests {
         assert!(!plain("[core]\n\tbare\n"));
         assert!(!plain("[core]\n\tworktree = ../elsewhere\n"));
         assert!(!plain("[extensions]\n\tworktreeConfig = true\n"));
+        assert!(!plain("[include]\n\tpath = more.cfg\n"));
+        assert!(!plain("[includeIf \"gitdir:~/w/\"]\n\tpath = w.cfg\n"));
         fs::remove_file(tmp.path().join("config")).expect("rm");
         assert!(plain_config(tmp.path()), "no config file at all");
     }
