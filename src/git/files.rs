@@ -16,6 +16,21 @@ pub(super) struct GitDirs {
     pub common: PathBuf,
 }
 
+/// Whether the repository's config (in its common folder) may change where its working tree
+/// is: `bare` set to anything but false, a `worktree` key (`core.worktree`, and
+/// `extensions.worktreeConfig`), or an include (which could set either). Any of them sends
+/// the question to git; so does a folder without a config.
+pub(super) fn config_moves_worktree(common: &Path) -> bool {
+    std::fs::read_to_string(common.join("config")).map_or(true, |c| {
+        c.lines().any(|l| {
+            let l = l.trim_start().to_ascii_lowercase();
+            (l.starts_with("bare") && l.split_once('=').is_none_or(|(_, v)| v.trim() != "false"))
+                || l.starts_with("worktree")
+                || l.starts_with("[include")
+        })
+    })
+}
+
 impl GitDirs {
     pub(super) fn of(worktree: &Path) -> Option<GitDirs> {
         let dotgit = worktree.join(".git");

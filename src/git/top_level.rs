@@ -4,13 +4,16 @@
 //!
 //! Only the plain case is answered here; everything else is left to git, whose answer (or error
 //! message) stands: a `GIT_*` variable that moves or bounds the search, a `.git` that is a
-//! symlink or not owned by us (git's `safe.directory` check), a `core.worktree` or `bare`
-//! setting or an included config file, a directory that is itself a repository (a bare one, or inside `.git`), a mount
-//! point crossed on the way up, or no `.git` found at all.
+//! symlink or not owned by us (git's `safe.directory` check), folders not found the plain way
+//! or a config that may move the working tree (`files.rs`, as the worktree list reads them), a
+//! directory on the way that is itself a repository (a bare one, or inside `.git`), a mount
+//! point crossed, or no `.git` found at all.
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+
+use super::files::{GitDirs, config_moves_worktree};
 
 /// Variables with which git finds (or bounds the search for) the repository some other way.
 const GIT_SEARCH_VARS: [&str; 5] = [
@@ -43,12 +46,8 @@ pub(super) fn plain_top_level(start: &Path) -> Option<PathBuf> {
         }
         let dot_git = dir.join(".git");
         match fs::symlink_metadata(&dot_git) {
-            Ok(m) if m.is_dir() => {
-                return (m.uid() == me && meta.uid() == me && is_plain_git_dir(&dot_git))
-                    .then(|| dir.to_path_buf());
-            }
-            Ok(m) if m.is_file() => {
-                return (m.uid() == me && meta.uid() == me && is_plain_git_file(dir, &dot_git, me))
+            Ok(m) if m.is_dir() || m.is_file() => {
+                return (m.uid() == me && meta.uid() == me && is_plain_repository(dir, me))
                     .then(|| dir.to_path_buf());
             }
             // A symlink, a socket, ...: git's call.
@@ -65,71 +64,18 @@ pub(super) fn plain_top_level(start: &Path) -> Option<PathBuf> {
     }
 }
 
-/// A repository's own directory, as git checks it before it takes a folder for one.
-fn looks_like_git_dir(dir: &Path) -> bool {
-    dir.join("HEAD").is_file() && dir.join("objects").is_dir() && dir.join("refs").is_dir()
-}
-
-/// `.git` as a directory: a repository whose config neither names another working tree nor
-/// says it is bare.
-fn is_plain_git_dir(git_dir: &Path) -> bool {
-    looks_like_git_dir(git_dir) && plain_config(git_dir)
-}
-
-/// `.git` as a file (a linked worktree, a submodule): `gitdir: <path>` to a repository's folder
-/// whose config files (its own, and for a linked worktree the repository's) are plain.
-fn is_plain_git_file(top: &Path, dot_git: &Path, me: u32) -> bool {
-    let Ok(text) = fs::read_to_string(dot_git) else {
+/// The repository of the working tree at `top` (its `.git` folder, or the folder a `.git` file
+/// names and the repository's own behind it) found the plain way, ours, with a `HEAD` and
+/// objects, and a config that leaves the working tree where it is.
+fn is_plain_repository(top: &Path, me: u32) -> bool {
+    let Some(dirs) = GitDirs::of(top) else {
         return false;
     };
-    let Some(target) = text
-        .strip_prefix("gitdir: ")
-        .map(|t| t.trim_end_matches(['\n', '\r']))
-    else {
-        return false;
-    };
-    if target.contains('\n') {
-        return false;
-    }
-    let target = top.join(target);
-    let owned = fs::metadata(&target).is_ok_and(|m| m.is_dir() && m.uid() == me);
-    if !(owned && target.join("HEAD").is_file() && plain_config(&target)) {
-        return false;
-    }
-    // A linked worktree's folder names the repository's own (`commondir`), whose config
-    // applies too.
-    match fs::read_to_string(target.join("commondir")) {
-        Ok(common) => plain_config(&target.join(common.trim_end_matches(['\n', '\r']))),
-        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
-    }
-}
-
-/// Neither a `worktree` key (`core.worktree`; `extensions.worktreeConfig` too, to be safe), a
-/// true `bare` nor an include in the folder's config files (a missing file is fine). Read line
-/// by line without sections: a key of that name anywhere sends the caller to git, which is
-/// only slower.
-fn plain_config(git_dir: &Path) -> bool {
-    ["config", "config.worktree"].iter().all(|name| {
-        match fs::read_to_string(git_dir.join(name)) {
-            Ok(text) => text.lines().all(|line| {
-                let line = line.trim().to_ascii_lowercase();
-                // An included file could say either: git reads it.
-                if line.starts_with("worktree") || line.starts_with("[include") {
-                    return false;
-                }
-                match line.strip_prefix("bare") {
-                    Some(rest) => match rest.trim_start().strip_prefix('=') {
-                        Some(value) => matches!(value.trim(), "false" | "no" | "off" | "0"),
-                        // `bareword = ...` is another key; `bare` alone (or before a comment)
-                        // is true.
-                        None => rest.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '-'),
-                    },
-                    None => true,
-                }
-            }),
-            Err(e) => e.kind() == std::io::ErrorKind::NotFound,
-        }
-    })
+    let owned = fs::metadata(&dirs.admin).is_ok_and(|m| m.is_dir() && m.uid() == me);
+    owned
+        && dirs.admin.join("HEAD").is_file()
+        && dirs.common.join("objects").is_dir()
+        && !config_moves_worktree(&dirs.common)
 }
 
 #[cfg(test)]
@@ -231,27 +177,5 @@ mod tests {
         agrees(&tmp.path().join("linked"));
         git(&root, &["config", "include.path", "more.cfg"]);
         left_to_git(&tmp.path().join("linked"));
-    }
-
-    #[test]
-    fn a_config_is_plain_unless_it_names_a_worktree_a_true_bare_or_an_include() {
-        let tmp = tempfile::tempdir().expect("tmp");
-        let plain = |text: &str| {
-            fs::write(tmp.path().join("config"), text).expect("write");
-            plain_config(tmp.path())
-        };
-        assert!(plain(
-            "[core]\n\tbare = false\n\trepositoryformatversion = 0\n"
-        ));
-        assert!(plain("[core]\n\tBare=No\n"));
-        assert!(plain("[x]\n\tbareword = 1\n"));
-        assert!(!plain("[core]\n\tbare = true\n"));
-        assert!(!plain("[core]\n\tbare\n"));
-        assert!(!plain("[core]\n\tworktree = ../elsewhere\n"));
-        assert!(!plain("[extensions]\n\tworktreeConfig = true\n"));
-        assert!(!plain("[include]\n\tpath = more.cfg\n"));
-        assert!(!plain("[includeIf \"gitdir:~/w/\"]\n\tpath = w.cfg\n"));
-        fs::remove_file(tmp.path().join("config")).expect("rm");
-        assert!(plain_config(tmp.path()), "no config file at all");
     }
 }

@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::files::{GitDirs, oid_line};
+use super::files::{GitDirs, config_moves_worktree, oid_line};
 use super::worktree::WorktreeInfo;
 
 /// What a HEAD file says, resolved: the commit (None while the branch is unborn) and the branch.
@@ -41,7 +41,7 @@ pub(super) fn worktrees_from_files(root: &Path) -> Option<Vec<WorktreeInfo>> {
         return None;
     }
     let dirs = GitDirs::of(root)?;
-    if config_moves_main(&dirs.common) {
+    if config_moves_worktree(&dirs.common) {
         return None;
     }
     let main_path = dirs.common.canonicalize().ok()?.parent()?.to_path_buf();
@@ -103,20 +103,6 @@ fn linked_worktree(dirs: &GitDirs, admin: &Path) -> Option<Option<WorktreeInfo>>
         branch,
         locked: admin.join("locked").exists(),
     }))
-}
-
-/// Whether the repository's config may change what the main worktree is: `bare` set to
-/// anything but false, a `worktree` key (`core.worktree`), or an include (which could set
-/// either). Any of them sends the question to git.
-fn config_moves_main(common: &Path) -> bool {
-    std::fs::read_to_string(common.join("config")).map_or(true, |c| {
-        c.lines().any(|l| {
-            let l = l.trim_start().to_ascii_lowercase();
-            (l.starts_with("bare") && l.split_once('=').is_none_or(|(_, v)| v.trim() != "false"))
-                || l.starts_with("worktree")
-                || l.starts_with("[include")
-        })
-    })
 }
 
 #[cfg(test)]
